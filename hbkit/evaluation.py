@@ -1,0 +1,406 @@
+"""Evaluation: retrieval metrics in the monolingual / cross-lingual / multilingual settings (LAReQA,
+arXiv 2408.10536), language bias, representation alignment, and paired bootstrap significance.
+
+Definitions (per query; a "pool" is the candidate set searched, "relevant" its relevant candidates):
+
+* ``map`` — average precision over the *whole* ranked pool: ``AP = 1/|rel| * sum_{r in rel} P(r)`` where
+  ``P(r) = |{r' in rel: s(r') >= s(r)}| / |{c in pool: s(c) >= s(r)}|``. With ties this equals
+  ``sklearn.metrics.average_precision_score`` (all tied items share one threshold). Macro-averaged.
+* ``recall@k`` — ``|rel ∩ top-k| / |rel|``; ``acc@k`` — 1 if any relevant is in the top k.
+* ``mrr@10`` — ``1/rank`` of the first relevant within the top 10, else 0.
+* ``ndcg@10`` — binary gains, ``sum_{i<=10} rel_i / log2(i+1)`` over the ideal ``min(|rel|, 10)`` ranking.
+* ``rank_distance`` — maximum rank distance (Huang et al. 2023): in the multilingual pool, rank of the
+  lowest-ranked relevant minus rank of the highest-ranked one (ranks as ``|{c: s(c) >= s(r)}|``); only
+  for queries with at least two relevant candidates. Lower = less language bias.
+* ``top10_same_lang`` — share of the multilingual top 10 that is in the query's language.
+
+Settings: ``mono`` (queries in X, pool = candidates in X; averaged over X), ``cross`` (queries in X, pool
+in Y != X; averaged over pairs), ``multi`` (queries in X, pool = all languages; averaged over X). A query
+with no relevant candidate in a pool is not scored in that cell (``n`` counts the scored queries).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .config import cache_dir
+from .data import RetrievalBenchmark
+
+log = logging.getLogger(__name__)
+
+SETTINGS = ("mono", "cross", "multi")
+RANK_METRICS = ("map", "recall@1", "recall@10", "acc@1", "acc@5", "acc@10", "mrr@10", "ndcg@10")
+MULTI_ONLY = ("rank_distance", "top10_same_lang")
+
+
+# --------------------------------------------------------------------------------------------------
+# encoding (cached on disk, keyed by model fingerprint + prompt + text hash)
+# --------------------------------------------------------------------------------------------------
+def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_size: int = 64,
+           cache: bool = True, fp: str | None = None, progress: bool = False, desc: str = "encode") -> np.ndarray:
+    """L2-normalised float32 embeddings of ``texts`` with the model's prompt ``prompt_name`` (if it has one).
+
+    With ``cache=True`` the array is stored under ``<cache>/embeddings/<model fingerprint>/`` and reused when
+    the same model (same weights) encodes the same texts with the same prompt again.
+    """
+    from .models import fingerprint
+
+    prompts = getattr(model, "prompts", None) or {}
+    prompt_name = prompt_name if prompt_name in prompts else None
+    path = None
+    if cache:
+        fp = fp or fingerprint(model)
+        h = hashlib.sha256(json.dumps([prompt_name, prompts.get(prompt_name), list(texts)]).encode()).hexdigest()[:32]
+        path = cache_dir() / "embeddings" / fp / f"{h}.npy"
+        if path.is_file():
+            try:
+                arr = np.load(path)
+                if arr.shape[0] == len(texts):
+                    return arr
+            except (OSError, ValueError):
+                log.warning("embedding cache %s is unreadable; re-encoding", path)
+    emb = model.encode(list(texts), prompt_name=prompt_name, batch_size=batch_size, convert_to_numpy=True,
+                       normalize_embeddings=True, show_progress_bar=progress)
+    emb = np.asarray(emb, dtype=np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, emb)
+        tmp.replace(path)
+    return emb
+
+
+# --------------------------------------------------------------------------------------------------
+# the ranking kernel
+# --------------------------------------------------------------------------------------------------
+def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10,
+                 chunk: int = 256, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-query metrics of queries ``Q`` (n x d) against pool ``C`` (m x d), scored by inner product.
+
+    ``relevant[i]`` holds the pool indices relevant to query i (at least one). Returns arrays of length n for
+    every name in :data:`RANK_METRICS` plus ``rank_distance`` (NaN for fewer than 2 relevant) and, when
+    ``q_lang``/``c_lang`` are given, ``top10_same_lang``. Works in chunks of ``chunk`` queries: memory is
+    O(chunk x m x max|rel|) bytes, never a full score matrix.
+    """
+    n, m = len(Q), len(C)
+    R = max(len(r) for r in relevant)
+    rel = np.full((n, R), -1, dtype=np.int64)
+    for i, r in enumerate(relevant):
+        rel[i, :len(r)] = r
+    Ct = torch.from_numpy(np.ascontiguousarray(C, dtype=np.float32)).T.contiguous()
+    Qt = torch.from_numpy(np.ascontiguousarray(Q, dtype=np.float32))
+    relt = torch.from_numpy(rel)
+    kk = min(k, m)
+    out = {name: np.zeros(n, dtype=np.float64) for name in RANK_METRICS}
+    out["rank_distance"] = np.full(n, np.nan)
+    same = q_lang is not None and c_lang is not None
+    if same:
+        out["top10_same_lang"] = np.zeros(n)
+        codes = {l: i for i, l in enumerate(sorted(set(c_lang) | set(q_lang)))}
+        cl = torch.tensor([codes[l] for l in c_lang])
+        ql = torch.tensor([codes[l] for l in q_lang])
+    discounts = 1.0 / torch.log2(torch.arange(2, kk + 2, dtype=torch.float64))
+    for s in range(0, n, chunk):
+        S = Qt[s:s + chunk] @ Ct                                   # (c, m) float32
+        r = relt[s:s + chunk]
+        mask = r >= 0
+        rs = S.gather(1, r.clamp(min=0))                           # (c, R) scores of the relevant
+        rs = torch.where(mask, rs, torch.full_like(rs, float("inf")))
+        # rank of each relevant = number of pool items scoring >= it (ties share the threshold)
+        ranks = (S.unsqueeze(1) >= rs.unsqueeze(2)).sum(-1)        # (c, R)
+        above = ((rs.unsqueeze(1) >= rs.unsqueeze(2)) & mask.unsqueeze(1)).sum(-1)
+        nrel = mask.sum(1).to(torch.float64)
+        prec = torch.where(mask, above.to(torch.float64) / ranks.clamp(min=1).to(torch.float64), 0.0)
+        out["map"][s:s + chunk] = (prec.sum(1) / nrel).numpy()
+        rk = torch.where(mask, ranks, torch.zeros_like(ranks))
+        lo = torch.where(mask, ranks, torch.full_like(ranks, m + 1)).min(1).values
+        dist = (rk.max(1).values - lo).to(torch.float64)
+        out["rank_distance"][s:s + chunk] = torch.where(nrel >= 2, dist, torch.nan).numpy()
+        top = S.topk(kk, dim=1).indices                            # (c, k)
+        hits = ((top.unsqueeze(2) == r.unsqueeze(1)) & mask.unsqueeze(1)).any(-1).to(torch.float64)  # (c, k)
+        out["recall@1"][s:s + chunk] = (hits[:, :1].sum(1) / nrel).numpy()
+        out["recall@10"][s:s + chunk] = (hits[:, :10].sum(1) / nrel).numpy()
+        for a in (1, 5, 10):
+            out[f"acc@{a}"][s:s + chunk] = (hits[:, :a].sum(1) > 0).to(torch.float64).numpy()
+        first = torch.where(hits[:, :10] > 0, torch.arange(1, hits[:, :10].shape[1] + 1, dtype=torch.float64), torch.inf)
+        out["mrr@10"][s:s + chunk] = (1.0 / first.min(1).values).numpy()
+        dcg = (hits * discounts).sum(1)
+        ideal = torch.cumsum(discounts, 0)[(nrel.clamp(max=kk) - 1).long()]
+        out["ndcg@10"][s:s + chunk] = (dcg / ideal).numpy()
+        if same:
+            out["top10_same_lang"][s:s + chunk] = (cl[top] == ql[s:s + chunk].unsqueeze(1)).to(torch.float64).mean(1).numpy()
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# retrieval evaluation of one benchmark
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class EvalResult:
+    """``table``: tidy DataFrame ``benchmark, setting, qlang, dlang, metric, value, n`` (per cell, and the
+    macro-average with ``qlang = dlang = "all"``); ``per_query``: one row per (cell, query) with every
+    metric as a column — the input of :func:`paired_bootstrap`."""
+
+    table: pd.DataFrame
+    per_query: pd.DataFrame
+
+    def macro(self) -> pd.DataFrame:
+        t = self.table
+        return t[(t.qlang == "all") & (t.dlang == "all")].reset_index(drop=True)
+
+    def to_json(self, path) -> None:
+        Path(path).write_text(json.dumps({"table": self.table.to_dict(orient="records")}, indent=1))
+
+    @staticmethod
+    def concat(results: Iterable["EvalResult"]) -> "EvalResult":
+        results = list(results)
+        return EvalResult(pd.concat([r.table for r in results], ignore_index=True),
+                          pd.concat([r.per_query for r in results], ignore_index=True))
+
+
+def _cells(benchmark: RetrievalBenchmark, settings: Sequence[str]):
+    langs_q = sorted(set(benchmark.queries["lang"]))
+    langs_c = sorted(set(benchmark.candidates["lang"]))
+    for setting in settings:
+        if setting == "mono":
+            yield from (("mono", x, x) for x in langs_q if x in langs_c)
+        elif setting == "cross":
+            yield from (("cross", x, y) for x in langs_q for y in langs_c if x != y)
+        elif setting == "multi":
+            yield from (("multi", x, "all") for x in langs_q)
+        else:
+            raise ValueError(f"unknown setting {setting!r}; use {', '.join(SETTINGS)}")
+
+
+def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray,
+                        settings: Sequence[str] = SETTINGS, progress: bool = True) -> EvalResult:
+    """Score precomputed embeddings (rows aligned with ``benchmark.queries`` / ``.candidates``)."""
+    qdf, cdf = benchmark.queries, benchmark.candidates
+    cidx = {c: i for i, c in enumerate(cdf["id"])}
+    c_lang = cdf["lang"].to_numpy()
+    rel_all = [np.array([cidx[c] for c in benchmark.relevance[q]]) for q in qdf["id"]]
+    q_by_lang = qdf.groupby("lang").indices
+    c_by_lang = {l: np.asarray(v) for l, v in cdf.groupby("lang").indices.items()}
+    rows, per_query = [], []
+    cells = list(_cells(benchmark, settings))
+    for setting, x, y in tqdm(cells, desc=f"score {benchmark.name}", disable=not progress, leave=False):
+        qi = np.asarray(q_by_lang[x])
+        pool = np.arange(len(cdf)) if y == "all" else c_by_lang[y]
+        local = np.full(len(cdf), -1)
+        local[pool] = np.arange(len(pool))
+        rel = [local[r][local[r] >= 0] for r in (rel_all[i] for i in qi)]
+        has = np.array([len(r) > 0 for r in rel])
+        if not has.any():
+            continue
+        qi = qi[has]
+        rel = [r for r, h in zip(rel, has) if h]
+        res = rank_metrics(Q[qi], C[pool], rel, q_lang=qdf["lang"].to_numpy()[qi] if y == "all" else None,
+                           c_lang=c_lang[pool] if y == "all" else None)
+        names = list(RANK_METRICS) + ([m for m in MULTI_ONLY if m in res] if setting == "multi" else [])
+        pq = pd.DataFrame({"benchmark": benchmark.name, "setting": setting, "qlang": x, "dlang": y,
+                           "query_id": qdf["id"].to_numpy()[qi], "group": qdf["group"].to_numpy()[qi],
+                           **{m: res[m] for m in names}})
+        per_query.append(pq)
+        for m in names:
+            v = res[m][~np.isnan(res[m])]
+            if len(v):
+                rows.append({"benchmark": benchmark.name, "setting": setting, "qlang": x, "dlang": y,
+                             "metric": m, "value": float(v.mean()), "n": int(len(v))})
+    table = pd.DataFrame(rows, columns=["benchmark", "setting", "qlang", "dlang", "metric", "value", "n"])
+    macro = (table.groupby(["benchmark", "setting", "metric"], sort=False)
+             .agg(value=("value", "mean"), n=("n", "sum")).reset_index().assign(qlang="all", dlang="all"))
+    table = pd.concat([table, macro[table.columns]], ignore_index=True)
+    return EvalResult(table, pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame())
+
+
+def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = SETTINGS, batch_size: int = 64,
+             cache: bool = True, save_dir: str | Path | None = None, progress: bool = True,
+             with_context: bool = False) -> EvalResult:
+    """Encode a benchmark once (queries with the ``query`` prompt, candidates with ``passage``) and score it
+    in every setting. ``save_dir`` also writes what was scored (embeddings .npy, ids/languages, relevance
+    JSON) so the result can be re-checked with other tools."""
+    from .models import fingerprint
+
+    fp = fingerprint(encoder) if cache else None
+    Q = encode(encoder, benchmark.queries["text"].tolist(), "query", batch_size, cache, fp, progress,
+               desc=f"{benchmark.name} queries")
+    ctexts = benchmark.candidates["text"].tolist()
+    if with_context:
+        ctexts = [f"{t} {c}" for t, c in zip(ctexts, benchmark.candidates["context"])]
+    C = encode(encoder, ctexts, "passage", batch_size, cache, fp, progress, desc=f"{benchmark.name} candidates")
+    if benchmark.name == "tydiqa":  # not parallel: no relevant candidate in another language
+        settings = [s for s in settings if s != "cross"]
+    result = evaluate_embeddings(benchmark, Q, C, settings, progress)
+    if save_dir is not None:
+        save_scored(benchmark, Q, C, save_dir)
+    return result
+
+
+def save_scored(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray, folder) -> Path:
+    """Write the embeddings, ids/languages and relevance sets of one benchmark under ``folder/<name>/``."""
+    out = Path(folder) / benchmark.name
+    out.mkdir(parents=True, exist_ok=True)
+    np.save(out / "queries.npy", Q)
+    np.save(out / "candidates.npy", C)
+    benchmark.queries[["id", "lang", "group"]].to_csv(out / "queries.csv", index=False)
+    benchmark.candidates[["id", "lang", "doc"]].to_csv(out / "candidates.csv", index=False)
+    (out / "relevance.json").write_text(json.dumps(benchmark.relevance))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# alignment
+# --------------------------------------------------------------------------------------------------
+def alignment(E: np.ndarray, langs: Sequence[str], groups: Sequence[str], name: str = "",
+              uniform_sample: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Alignment measures of normalised embeddings ``E`` of parallel texts (``groups`` shared by translations).
+
+    Per ordered language pair (X, Y): ``cos_parallel`` (mean cosine of same-group pairs), ``cos_nonparallel``
+    (mean cosine of different-group pairs), ``cos_gap``, ``align`` (Wang & Isola: E||f(x)-f(y)||² over
+    parallel pairs), ``translation_p@1`` (for each text in X with a translation in Y, is that translation
+    its nearest neighbour among all texts in Y). Overall: ``uniform`` (log E exp(-2||f(x)-f(y)||²) over a
+    seeded sample of pairs) and ``lang_knn_purity`` / ``lang_knn_expected`` (k=10). Tidy rows
+    ``benchmark, qlang, dlang, metric, value, n`` (macro over pairs as ``all``/``all``).
+    """
+    E = np.asarray(E, dtype=np.float32)
+    langs = np.asarray(langs)
+    groups = np.asarray(groups)
+    rows = []
+    by_lang = {l: np.flatnonzero(langs == l) for l in sorted(set(langs))}
+    for x, ix in by_lang.items():
+        for y, iy in by_lang.items():
+            if x == y:
+                continue
+            gy = {g: j for j, g in enumerate(groups[iy])}
+            pairs = [(a, gy[g]) for a, g in enumerate(groups[ix]) if g in gy]
+            if not pairs:
+                continue
+            a, b = map(np.array, zip(*pairs))
+            S = E[ix] @ E[iy].T
+            par = S[a, b]
+            total, cnt = S.sum(), S.size
+            nonpar = (total - par.sum()) / max(cnt - len(par), 1)
+            p1 = (S[a].argmax(1) == b).mean()
+            for m, v in (("cos_parallel", par.mean()), ("cos_nonparallel", nonpar), ("cos_gap", par.mean() - nonpar),
+                         ("align", np.mean(2 - 2 * par)), ("translation_p@1", p1)):
+                rows.append({"benchmark": name, "qlang": x, "dlang": y, "metric": m, "value": float(v), "n": len(par)})
+    df = pd.DataFrame(rows, columns=["benchmark", "qlang", "dlang", "metric", "value", "n"])
+    if len(df):
+        macro = df.groupby(["benchmark", "metric"], sort=False).agg(value=("value", "mean"), n=("n", "sum")).reset_index()
+        df = pd.concat([df, macro.assign(qlang="all", dlang="all")[df.columns]], ignore_index=True)
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, len(E), uniform_sample)
+    j = rng.integers(0, len(E), uniform_sample)
+    keep = i != j
+    d2 = ((E[i[keep]] - E[j[keep]]) ** 2).sum(1)
+    extra = [("uniform", float(np.log(np.mean(np.exp(-2 * d2)))), int(keep.sum()))]
+    pur, exp = language_knn_purity(E, langs)
+    extra += [("lang_knn_purity", pur, len(E)), ("lang_knn_expected", exp, len(E))]
+    df = pd.concat([df, pd.DataFrame([{"benchmark": name, "qlang": "all", "dlang": "all", "metric": m, "value": v, "n": n}
+                                      for m, v, n in extra])], ignore_index=True)
+    return df
+
+
+def language_knn_purity(E: np.ndarray, langs: Sequence[str], k: int = 10, chunk: int = 1024) -> tuple[float, float]:
+    """Share of each text's k nearest neighbours (itself excluded) in its own language, and the share
+    expected if languages were mixed at random (``(n_lang - 1) / (N - 1)`` averaged over texts).
+    Lower purity = less language clustering."""
+    langs = np.asarray(langs)
+    codes = {l: i for i, l in enumerate(sorted(set(langs)))}
+    lc = torch.tensor([codes[l] for l in langs])
+    Et = torch.from_numpy(np.ascontiguousarray(E, dtype=np.float32))
+    k = min(k, len(E) - 1)
+    same = []
+    for s in range(0, len(E), chunk):
+        S = Et[s:s + chunk] @ Et.T
+        S[torch.arange(S.shape[0]), torch.arange(s, s + S.shape[0])] = -torch.inf
+        top = S.topk(k, dim=1).indices
+        same.append((lc[top] == lc[s:s + chunk].unsqueeze(1)).float().mean(1))
+    counts = pd.Series(langs).value_counts()
+    expected = float(np.mean([(counts[l] - 1) / (len(E) - 1) for l in langs]))
+    return float(torch.cat(same).mean()), expected
+
+
+def evaluate_alignment(encoder, benchmark: RetrievalBenchmark, cache: bool = True, max_groups: int | None = None,
+                       seed: int = 0, progress: bool = False) -> pd.DataFrame:
+    """:func:`alignment` of a benchmark's parallel queries (XQuAD-R: 11-way, MLQA: 2-4-way)."""
+    q = benchmark.queries
+    if max_groups is not None:
+        groups = q["group"].drop_duplicates().sort_values()
+        keep = set(groups.sample(n=min(max_groups, len(groups)), random_state=seed))
+        q = q[q["group"].isin(keep)]
+    E = encode(encoder, q["text"].tolist(), "query", cache=cache, progress=progress)
+    return alignment(E, q["lang"].to_numpy(), q["group"].to_numpy(), benchmark.name)
+
+
+# --------------------------------------------------------------------------------------------------
+# significance
+# --------------------------------------------------------------------------------------------------
+def _cell_matrix(pq: pd.DataFrame, metric: str, groups: np.ndarray):
+    gi = {g: i for i, g in enumerate(groups)}
+    cells = list(pq.groupby(["qlang", "dlang"], sort=True).indices.items())
+    V = np.zeros((len(cells), len(groups)))
+    M = np.zeros((len(cells), len(groups)))
+    for c, (_, idx) in enumerate(cells):
+        sub = pq.iloc[idx]
+        vals = sub[metric].to_numpy(dtype=float)
+        ok = ~np.isnan(vals)
+        cols = np.array([gi[g] for g in sub["group"].to_numpy()[ok]], dtype=int)
+        np.add.at(V[c], cols, vals[ok])
+        np.add.at(M[c], cols, 1.0)
+    return V, M
+
+
+def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map", setting: str = "multi",
+                     benchmark: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Paired bootstrap over query groups of the macro-averaged ``metric`` in ``setting``.
+
+    ``a``/``b`` are ``EvalResult.per_query`` frames of two encoders on the same benchmark (``b=None``:
+    an interval for ``a`` alone). Groups (parallel items) are resampled with replacement, so all
+    translations of a question move together; each resample recomputes every cell mean and their macro
+    average. Returns ``{"a", "b", "diff", "low", "high", "p"}`` with a 95% percentile interval of
+    ``a - b`` and a two-sided bootstrap p-value.
+    """
+    def pick(df):
+        df = df[(df["setting"] == setting)]
+        return df[df["benchmark"] == benchmark] if benchmark else df
+    a = pick(a)
+    if b is not None:
+        b = pick(b)
+        key = ["qlang", "dlang", "query_id"]
+        merged = a[key + ["group", metric]].merge(b[key + [metric]], on=key, suffixes=("_a", "_b"))
+        if len(merged) != len(a) or len(merged) != len(b):
+            raise ValueError("paired_bootstrap: the two results do not cover the same queries")
+    else:
+        merged = a[["qlang", "dlang", "query_id", "group", metric]].rename(columns={metric: f"{metric}_a"})
+    if merged.empty:
+        raise ValueError(f"paired_bootstrap: no per-query values for setting={setting!r} metric={metric!r}")
+    groups = np.array(sorted(merged["group"].unique()))
+    Va, M = _cell_matrix(merged, f"{metric}_a", groups)
+    point = lambda V: float(np.mean(V.sum(1) / M.sum(1)))  # noqa: E731
+    W = np.random.default_rng(seed).multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=n_boot)
+    den = W @ M.T                                                        # (n_boot, cells)
+
+    def boot(V):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nanmean((W @ V.T) / den, axis=1)
+    res = {"a": point(Va), "n_groups": len(groups), "metric": metric, "setting": setting}
+    ba = boot(Va)
+    if b is None:
+        res.update(low=float(np.percentile(ba, 2.5)), high=float(np.percentile(ba, 97.5)))
+        return res
+    Vb, _ = _cell_matrix(merged, f"{metric}_b", groups)
+    d = ba - boot(Vb)
+    res.update(b=point(Vb), diff=res["a"] - point(Vb), low=float(np.percentile(d, 2.5)),
+               high=float(np.percentile(d, 97.5)),
+               p=float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))))
+    return res

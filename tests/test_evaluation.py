@@ -1,0 +1,124 @@
+"""Metrics checked against independent references: sklearn (AP), ranx (R@k, MRR@10, nDCG@10)."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score
+
+from hbkit.data import RetrievalBenchmark
+from hbkit.evaluation import (alignment, evaluate_embeddings, language_knn_purity, paired_bootstrap,
+                              rank_metrics)
+
+
+def _random(n=60, m=300, d=16, seed=0, max_rel=5):
+    rng = np.random.default_rng(seed)
+    Q = rng.normal(size=(n, d)).astype(np.float32)
+    C = rng.normal(size=(m, d)).astype(np.float32)
+    rel = [rng.choice(m, size=rng.integers(1, max_rel + 1), replace=False) for _ in range(n)]
+    return Q, C, rel
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_map_equals_sklearn_loop(seed):
+    Q, C, rel = _random(seed=seed)
+    got = rank_metrics(Q, C, rel, chunk=17)["map"]
+    S = Q @ C.T
+    for i, r in enumerate(rel):
+        y = np.zeros(len(C)); y[r] = 1
+        assert got[i] == pytest.approx(average_precision_score(y, S[i]), abs=1e-6)
+
+
+def test_map_with_ties_equals_sklearn():
+    # quantised scores produce many ties; the kernel's threshold semantics must still match sklearn
+    Q, C, rel = _random(seed=3)
+    Q = np.round(Q, 0); C = np.round(C, 0)
+    got = rank_metrics(Q, C, rel)["map"]
+    S = Q @ C.T
+    for i, r in enumerate(rel):
+        y = np.zeros(len(C)); y[r] = 1
+        assert got[i] == pytest.approx(average_precision_score(y, S[i]), abs=1e-6)
+
+
+def test_topk_metrics_equal_ranx():
+    from ranx import Qrels, Run, evaluate as rx
+    Q, C, rel = _random(n=40, m=200, seed=4)
+    got = rank_metrics(Q, C, rel)
+    S = Q @ C.T
+    qrels = Qrels({f"q{i:04d}": {f"d{j}": 1 for j in r} for i, r in enumerate(rel)})
+    run = Run({f"q{i:04d}": {f"d{j}": float(S[i, j]) for j in range(len(C))} for i in range(len(Q))})
+    ref = rx(qrels, run, ["recall@1", "recall@10", "mrr@10", "ndcg@10", "hit_rate@5"], return_mean=False)
+    for name in ("recall@1", "recall@10", "mrr@10", "ndcg@10"):
+        np.testing.assert_allclose(got[name], ref[name], atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(got["acc@5"], ref["hit_rate@5"], atol=1e-6)
+
+
+def test_rank_distance_on_hand_built_ranking():
+    # one query, pool of 5: scores 5,4,3,2,1 for candidates 0..4; relevant 1 and 3 -> ranks 2 and 4
+    Q = np.array([[1.0]], dtype=np.float32)
+    C = np.array([[5.0], [4.0], [3.0], [2.0], [1.0]], dtype=np.float32)
+    out = rank_metrics(Q, C, [[3, 1]])
+    assert out["rank_distance"][0] == 2
+    assert out["map"][0] == pytest.approx((1 / 2 + 2 / 4) / 2)
+    assert np.isnan(rank_metrics(Q, C, [[0]])["rank_distance"][0])  # needs two relevant
+
+
+def _toy_benchmark():
+    # 3 groups x 2 languages; candidate = the translation-invariant "meaning" vector + language offset
+    q, c, rel = [], [], {}
+    for g in range(3):
+        for l in ("en", "de"):
+            q.append({"id": f"{l}:{g}", "lang": l, "text": f"q{g}{l}", "group": str(g)})
+            c.append({"id": f"{l}:c{g}", "lang": l, "text": f"c{g}{l}", "context": "", "doc": str(g)})
+    for r in q:
+        rel[r["id"]] = [f"en:c{r['group']}", f"de:c{r['group']}"]
+    return RetrievalBenchmark("toy", pd.DataFrame(q), pd.DataFrame(c), rel)
+
+
+def test_settings_and_macro():
+    b = _toy_benchmark()
+    E = np.eye(3, dtype=np.float32)
+    Q = np.stack([E[int(g)] for g in b.queries["group"]])
+    lang_off = np.array([[0.3] if l == "en" else [-0.3] for l in b.candidates["lang"]], dtype=np.float32)
+    C = np.hstack([np.stack([E[int(d)] for d in b.candidates["doc"]]), lang_off])
+    Q = np.hstack([Q, np.array([[0.3] if l == "en" else [-0.3] for l in b.queries["lang"]], dtype=np.float32)])
+    res = evaluate_embeddings(b, Q, C, progress=False)
+    macro = res.macro().set_index(["setting", "metric"])["value"]
+    assert macro[("mono", "map")] == 1.0 and macro[("cross", "map")] == 1.0 and macro[("multi", "map")] == 1.0
+    # every query ranks its own-language relevant first: top10 has 1 of 2 relevant in own language
+    cells = res.table[(res.table.setting == "cross") & (res.table.qlang != "all")]
+    assert set(zip(cells.qlang, cells.dlang)) == {("en", "de"), ("de", "en")}
+    assert macro[("multi", "rank_distance")] == 1.0
+
+
+def test_alignment_and_purity():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(50, 8))
+    langs = np.array(["en"] * 50 + ["de"] * 50)
+    groups = np.concatenate([np.arange(50), np.arange(50)]).astype(str)
+    E = np.vstack([base, base + 0.01 * rng.normal(size=base.shape)])
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    df = alignment(E, langs, groups, "t").set_index(["qlang", "dlang", "metric"])["value"]
+    assert df[("en", "de", "translation_p@1")] == 1.0
+    assert df[("all", "all", "cos_gap")] > 0.5
+    pur, exp = language_knn_purity(E, langs)
+    assert pur < 0.7 and exp == pytest.approx(49 / 99)
+    # fully separated languages: purity 1
+    E2 = np.vstack([np.c_[base, np.full(50, 100.0)], np.c_[base, np.full(50, -100.0)]])
+    E2 /= np.linalg.norm(E2, axis=1, keepdims=True)
+    assert language_knn_purity(E2, langs)[0] == 1.0
+
+
+def test_paired_bootstrap_detects_difference_and_not_noise():
+    rng = np.random.default_rng(1)
+    rows = []
+    for g in range(200):
+        for l in ("en", "de"):
+            rows.append({"benchmark": "t", "setting": "multi", "qlang": l, "dlang": "all", "query_id": f"{l}{g}",
+                         "group": str(g), "map": rng.uniform()})
+    a = pd.DataFrame(rows)
+    b = a.copy(); b["map"] = a["map"] - 0.1
+    r = paired_bootstrap(a, b)
+    assert r["diff"] == pytest.approx(0.1) and r["low"] > 0 and r["p"] < 0.01
+    same = paired_bootstrap(a, a.copy())
+    assert same["diff"] == 0 and same["low"] <= 0 <= same["high"]
+    single = paired_bootstrap(a, None)
+    assert single["low"] < single["a"] < single["high"]
