@@ -1,0 +1,288 @@
+"""Batch policies for parallel (group, language, query, passage) data: X-X-mono, X-Y and hybrid(α).
+
+All three are one class, :class:`HybridBatchSampler`, over one shared draw; ``XXMonoBatchSampler`` is
+``alpha=1`` and ``XYBatchSampler`` is ``alpha=0``, so for the same seed they yield exactly the batches the
+hybrid yields with that α.
+
+A batch is a list of ``2 * batch_size`` row indices into the pairs dataset, ``[q0, p0, q1, p1, ...]``:
+pair i takes the ``query`` of row ``q_i`` and the ``passage`` of row ``p_i`` (same group).
+:class:`PairCollator` turns such a batch into sentence-transformers' (query, passage) columns, so the
+sampler drops into ``SentenceTransformerTrainer`` (``args.batch_sampler=hybrid_sampler(...)``,
+``data_collator=PairCollator(...)``) and into a plain ``torch.utils.data.DataLoader``.
+
+Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
+
+* X-X-mono batch: every query and every passage is in one language, drawn per batch (uniformly, or in
+  proportion to its number of groups with ``language_weights="proportional"``).
+* X-Y batch: in every pair the query's language differs from the passage's; both are drawn per pair
+  among the languages the group has.
+* No group appears twice in a batch (in X-Y batches a translation of a positive would otherwise be a
+  false negative) and no passage text appears twice in a batch (by a 64-bit hash of the text).
+* Each batch is X-X-mono with probability α (constant, or linear from ``alpha`` to ``alpha_end`` over the
+  epoch), else X-Y.
+* Deterministic for a seed; :meth:`set_epoch` reshuffles. An epoch is ``len(sampler)`` =
+  ``n_groups // (batch_size * num_replicas)`` global batches; within one language queue every group is
+  used once before any is used again.
+* Distributed: with ``num_replicas=N`` every rank computes the same global batch of ``N * batch_size``
+  pairs (so all agree on its type) and yields the disjoint slice ``rank``.
+* Memory O(groups x languages): a (group, query language, passage language) triple is drawn lazily, never
+  materialised.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("xx", "xy", "hybrid")
+
+
+class SamplerError(ValueError):
+    """Bad sampler arguments or data that cannot give a valid batch."""
+
+
+def _column_codes(dataset, name: str) -> tuple[np.ndarray, list]:
+    """Integer codes of a dataset column, read from Arrow without building a Python list."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = dataset.with_format("arrow")[name] if hasattr(dataset, "with_format") else pa.array(dataset[name])
+    enc = pc.dictionary_encode(col)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
+
+
+def _text_hashes(dataset, name: str, chunk: int = 100_000) -> np.ndarray:
+    import pandas as pd
+
+    out = np.empty(len(dataset), dtype=np.uint64)
+    for s in range(0, len(dataset), chunk):
+        texts = np.asarray(dataset[s:s + chunk][name], dtype=object)
+        out[s:s + chunk] = pd.util.hash_array(texts, categorize=False)
+    return out
+
+
+@dataclass
+class BatchInfo:
+    """What one global batch is: ``kind`` ("xx" or "xy") and, for X-X-mono, its ``lang``."""
+
+    kind: str
+    lang: str | None
+
+
+class HybridBatchSampler:
+    """Hybrid(α) batches over parallel pairs; see the module docstring for what every batch guarantees.
+
+    ``dataset`` needs the columns ``group``, ``lang`` and ``passage`` (``hbkit.data.parallel_pairs``).
+    ``generator``/``valid_label_columns``/``drop_last`` are accepted for sentence-transformers'
+    ``batch_sampler`` interface; the draw uses its own seeded generator and always drops the remainder.
+    """
+
+    def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
+                 generator=None, seed: int = 0, alpha: float = 0.5, alpha_end: float | None = None,
+                 language_weights: str = "uniform", num_replicas: int = 1, rank: int = 0, **_: Any):
+        if not 0.0 <= alpha <= 1.0 or (alpha_end is not None and not 0.0 <= alpha_end <= 1.0):
+            raise SamplerError(f"alpha={alpha}, alpha_end={alpha_end}: both must lie in [0, 1]")
+        if language_weights not in ("uniform", "proportional"):
+            raise SamplerError(f"language_weights={language_weights!r}: use 'uniform' or 'proportional'")
+        if batch_size < 1 or num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise SamplerError(f"batch_size={batch_size}, num_replicas={num_replicas}, rank={rank} are invalid")
+        for col in ("group", "lang", "passage"):
+            if col not in dataset.column_names:
+                raise SamplerError(f"the dataset has no column {col!r} (columns: {dataset.column_names}); "
+                                   "build it with hbkit.data.parallel_pairs")
+        self.batch_size, self.seed, self.alpha, self.alpha_end = batch_size, seed, alpha, alpha_end
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+        self.language_weights = language_weights
+        gcode, self.group_names = _column_codes(dataset, "group")
+        lcode, self.languages = _column_codes(dataset, "lang")
+        G, L = len(self.group_names), len(self.languages)
+        # rows[g, l] = dataset row of group g in language l, -1 if absent: the only O(G x L) structure
+        self.rows = np.full((G, L), -1, dtype=np.int64 if len(dataset) >= 2**31 else np.int32)
+        dup = np.zeros((G, L), dtype=np.int8)
+        np.add.at(dup, (gcode, lcode), 1)
+        if (dup > 1).any():
+            g, l = map(int, np.argwhere(dup > 1)[0])
+            raise SamplerError(f"group {self.group_names[g]!r} has {dup[g, l]} rows in language "
+                               f"{self.languages[l]!r}; each (group, lang) must be one row")
+        self.rows[gcode, lcode] = np.arange(len(dataset))
+        self.hash = _text_hashes(dataset, "passage")
+        has = self.rows >= 0
+        self.global_batch = batch_size * num_replicas
+        self.lang_groups = [np.flatnonzero(has[:, l]) for l in range(L)]
+        self.multi_groups = np.flatnonzero(has.sum(1) >= 2)
+        B = self.global_batch
+        self.mono_langs = [l for l in range(L) if len(self.lang_groups[l]) >= B]
+        self.excluded_languages = [self.languages[l] for l in range(L) if len(self.lang_groups[l]) < B]
+        if self.excluded_languages and self._needs_mono():
+            log.warning("languages with fewer than %d groups are left out of X-X-mono batches: %s",
+                        B, ", ".join(self.excluded_languages))
+        if self._needs_mono() and not self.mono_langs:
+            raise SamplerError(f"no language has {B} groups for an X-X-mono batch (largest: "
+                               f"{max(len(x) for x in self.lang_groups)}); lower batch_size")
+        if self._needs_xy() and len(self.multi_groups) < B:
+            raise SamplerError(f"batch size {B} is larger than the {len(self.multi_groups)} groups with at least "
+                               "two languages; an X-Y batch needs distinct groups: lower batch_size")
+        self.n_batches = G // B
+        if self.n_batches == 0:
+            raise SamplerError(f"batch size {B} is larger than the number of groups ({G}); lower batch_size")
+        w = np.array([len(self.lang_groups[l]) for l in self.mono_langs], dtype=float)
+        self.lang_p = w / w.sum() if language_weights == "proportional" else np.full(len(w), 1 / max(len(w), 1))
+
+    def _needs_mono(self) -> bool:
+        return self.alpha > 0 or (self.alpha_end or 0) > 0
+
+    def _needs_xy(self) -> bool:
+        return self.alpha < 1 or (self.alpha_end is not None and self.alpha_end < 1)
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def alpha_at(self, b: int) -> float:
+        """α of batch ``b`` of the epoch (constant, or linear from ``alpha`` to ``alpha_end``)."""
+        if self.alpha_end is None or self.n_batches == 1:
+            return self.alpha
+        return self.alpha + (self.alpha_end - self.alpha) * b / (self.n_batches - 1)
+
+    def plan(self, epoch: int | None = None) -> list[BatchInfo]:
+        """The type (and X-X-mono language) of every global batch of an epoch, without drawing the pairs."""
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, 0])
+        u = rng.random(self.n_batches)
+        langs = rng.choice(len(self.mono_langs), size=self.n_batches, p=self.lang_p) if self.mono_langs else None
+        out = []
+        for b in range(self.n_batches):
+            a = self.alpha_at(b)
+            mono = a >= 1.0 or (a > 0.0 and u[b] < a)
+            out.append(BatchInfo("xx", self.languages[self.mono_langs[langs[b]]]) if mono else BatchInfo("xy", None))
+        return out
+
+    def global_batches(self, epoch: int | None = None) -> Iterator[tuple[BatchInfo, np.ndarray]]:
+        """Yield ``(info, pairs)`` for every global batch; ``pairs`` is (global_batch, 2) of (query row, passage row)."""
+        epoch = self.epoch if epoch is None else epoch
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        queues: dict[Any, list] = {}
+
+        def queue(key, pool):
+            if key not in queues:
+                queues[key] = [rng.permutation(pool), 0, []]
+            return queues[key]
+
+        B = self.global_batch
+        L = len(self.languages)
+        for info in self.plan(epoch):
+            if info.kind == "xx":
+                l = self.languages.index(info.lang)
+                q = queue(("xx", l), self.lang_groups[l])
+            else:
+                q = queue("xy", self.multi_groups)
+            batch, seen_g, seen_h, deferred = [], set(), set(), []
+            while len(batch) < B:
+                if q[2]:
+                    g = q[2].pop(0)
+                else:
+                    if q[1] >= len(q[0]):
+                        q[0], q[1] = rng.permutation(q[0]), 0
+                    g = int(q[0][q[1]]); q[1] += 1
+                if g in seen_g:
+                    deferred.append(g); continue
+                if info.kind == "xx":
+                    qr = pr = int(self.rows[g, l])
+                else:
+                    avail = np.flatnonzero(self.rows[g] >= 0)
+                    ql, pl = rng.choice(avail, size=2, replace=False)
+                    qr, pr = int(self.rows[g, ql]), int(self.rows[g, pl])
+                h = int(self.hash[pr])
+                if h in seen_h:  # same passage text already in the batch: keep the group for a later batch
+                    deferred.append(g)
+                    if len(deferred) > 4 * len(q[0]) + B:
+                        raise SamplerError("cannot fill a batch without duplicate passages; lower batch_size")
+                    continue
+                seen_g.add(g); seen_h.add(h)
+                batch.append((qr, pr))
+            q[2] = deferred + q[2]
+            yield info, np.asarray(batch, dtype=np.int64)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        B, r = self.batch_size, self.rank
+        for _, pairs in self.global_batches():
+            yield pairs[r * B:(r + 1) * B].reshape(-1).tolist()
+
+
+class XXMonoBatchSampler(HybridBatchSampler):
+    """X-X-mono: every batch in one language (``HybridBatchSampler`` with ``alpha=1``)."""
+
+    def __init__(self, dataset, batch_size: int, **kw):
+        kw.update(alpha=1.0, alpha_end=None)
+        super().__init__(dataset, batch_size, **kw)
+
+
+class XYBatchSampler(HybridBatchSampler):
+    """X-Y: every pair crosses languages (``HybridBatchSampler`` with ``alpha=0``)."""
+
+    def __init__(self, dataset, batch_size: int, **kw):
+        kw.update(alpha=0.0, alpha_end=None)
+        super().__init__(dataset, batch_size, **kw)
+
+
+class SamplerFactory:
+    """A picklable factory for ``SentenceTransformerTrainingArguments(batch_sampler=...)``: called with
+    ``(dataset, batch_size=..., drop_last=..., valid_label_columns=..., generator=..., seed=...)`` it returns
+    the strategy's sampler. ``last`` is the most recent sampler built for a dataset of ``track_size`` rows
+    (the trainer builds one per dataloader; hbkit's logging reads the training one)."""
+
+    def __init__(self, strategy: str, alpha: float = 0.5, track_size: int | None = None, **kw):
+        if strategy not in STRATEGIES:
+            raise SamplerError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        self.strategy, self.alpha, self.kw, self.track_size, self.last = strategy, alpha, kw, track_size, None
+
+    def __call__(self, dataset, **kw) -> HybridBatchSampler:
+        cls = {"xx": XXMonoBatchSampler, "xy": XYBatchSampler, "hybrid": HybridBatchSampler}[self.strategy]
+        extra = {"alpha": self.alpha} if self.strategy == "hybrid" else {}
+        sampler = cls(dataset, **{**self.kw, **extra, **kw})
+        if self.track_size is None or len(dataset) == self.track_size:
+            self.last = sampler
+        return sampler
+
+    def __getstate__(self):
+        return {**self.__dict__, "last": None}
+
+
+def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
+    """The sampler factory of a strategy (``xx``, ``xy``, ``hybrid``), e.g.
+    ``SentenceTransformerTrainingArguments(batch_sampler=make_sampler("hybrid", alpha=0.5), ...)``."""
+    return SamplerFactory(strategy, alpha, **kw)
+
+
+def _collator_base():
+    from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
+    return SentenceTransformerDataCollator
+
+
+@dataclass
+class _PairMixin:
+    def pair_features(self, features: list[dict]) -> list[dict]:
+        if len(features) % 2:
+            raise SamplerError("a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...])")
+        return [{"query": q["query"], "passage": p["passage"]} for q, p in zip(features[0::2], features[1::2])]
+
+
+@dataclass
+class PairCollator(_PairMixin, _collator_base()):
+    """sentence-transformers collator for hbkit batches: rows ``[q0, p0, q1, p1, ...]`` become the
+    ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage`` prompts."""
+
+    def __call__(self, features: list[dict]) -> dict:
+        return super().__call__(self.pair_features(features))
+
+
+def text_pairs(features: list[dict]) -> list[tuple[str, str]]:
+    """Collate function for a plain DataLoader: ``[(query, passage), ...]`` of one batch."""
+    return [(f["query"], f["passage"]) for f in _PairMixin().pair_features(features)]
