@@ -396,6 +396,13 @@ def load_mlqa_r(data_dir_: str | os.PathLike | None = None, languages: Iterable[
     candidates are the sentences holding its answer start in each language that has the question id (2-4)."""
     root = data_dir("mlqa", data_dir_)
     languages = list(languages or MLQA_LANGS)
+    files = [root / "mlqa" / "dev" / f"dev-context-{l}-question-{l}.json" for l in languages if l in MLQA_LANGS]
+    cached = _cache_path("mlqa-r", files, languages)
+    if cached.is_file():
+        try:
+            return pd.read_pickle(cached)
+        except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt
+            log.warning("benchmark cache %s is unreadable; rebuilding", cached)
     queries, cands, answer_sent, skipped = [], [], {}, {}
     for lang in languages:
         if lang not in MLQA_LANGS:
@@ -418,9 +425,25 @@ def load_mlqa_r(data_dir_: str | os.PathLike | None = None, languages: Iterable[
             queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
     qdf, cdf = _frames(queries, cands)
     relevance = {r["id"]: list(answer_sent[r["group"]].values()) for r in queries}
-    return RetrievalBenchmark("mlqa-r", qdf, cdf, relevance, skipped,
-                              {"source": str(root / "mlqa" / "dev"), "lareqa_candidates": 20534,
-                               "sentence_splitter": "pysbd (vi with en rules; no split after a comma)"})
+    bench = RetrievalBenchmark("mlqa-r", qdf, cdf, relevance, skipped,
+                               {"source": str(root / "mlqa" / "dev"), "lareqa_candidates": 20534,
+                                "sentence_splitter": "pysbd (vi with en rules; no split after a comma)"})
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    pd.to_pickle(bench, cached)
+    return bench
+
+
+def _cache_path(name: str, files: list[Path], extra) -> Path:
+    """Cache file of a derived benchmark, keyed by its source files (path, size, mtime) and options."""
+    from .config import cache_dir
+
+    key = hashlib.sha256(json.dumps([_BUILD_VERSION, [str(f.resolve()) for f in files], extra,
+                                     [(f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]]
+                                    ).encode()).hexdigest()[:20]
+    return cache_dir() / "benchmarks" / f"{name}-{key}.pkl"
+
+
+_BUILD_VERSION = 1  # bump when a builder's output changes
 
 
 def load_tydiqa(data_dir_: str | os.PathLike | None = None, languages: Iterable[str] | None = None) -> RetrievalBenchmark:

@@ -117,6 +117,9 @@ class HybridBatchSampler:
         self.lang_groups = [np.flatnonzero(has[:, l]) for l in range(L)]
         self.multi_groups = np.flatnonzero(has.sum(1) >= 2)
         B = self.global_batch
+        self.n_batches = G // B
+        if self.n_batches == 0:
+            raise SamplerError(f"batch size {B} is larger than the number of groups ({G}); lower batch_size")
         self.mono_langs = [l for l in range(L) if len(self.lang_groups[l]) >= B]
         self.excluded_languages = [self.languages[l] for l in range(L) if len(self.lang_groups[l]) < B]
         if self.excluded_languages and self._needs_mono():
@@ -128,9 +131,6 @@ class HybridBatchSampler:
         if self._needs_xy() and len(self.multi_groups) < B:
             raise SamplerError(f"batch size {B} is larger than the {len(self.multi_groups)} groups with at least "
                                "two languages; an X-Y batch needs distinct groups: lower batch_size")
-        self.n_batches = G // B
-        if self.n_batches == 0:
-            raise SamplerError(f"batch size {B} is larger than the number of groups ({G}); lower batch_size")
         w = np.array([len(self.lang_groups[l]) for l in self.mono_langs], dtype=float)
         self.lang_p = w / w.sum() if language_weights == "proportional" else np.full(len(w), 1 / max(len(w), 1))
 

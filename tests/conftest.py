@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DATA = os.environ.get("HBKIT_DATA_DIR")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The release copies. In CI HBKIT_DATA_DIR is set: a broken path must fail, never skip."""
+    if not DATA:
+        default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        if default.is_dir():
+            return default.resolve()
+        pytest.skip("HBKIT_DATA_DIR is not set and ../shared/data is absent")
+    path = Path(DATA).resolve()
+    assert (path / "xquad-r" / "en.json").is_file(), f"HBKIT_DATA_DIR={DATA} does not hold the releases"
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    from hbkit.models import tiny_encoder
+    return tiny_encoder()
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    from hbkit.models import load_encoder
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    return load_encoder("intfloat/multilingual-e5-small")

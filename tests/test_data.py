@@ -1,0 +1,161 @@
+"""The data layer on the offline release copies, and every bad-input case."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from hbkit import data
+from hbkit.data import DataError
+
+XQUAD_R_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219,
+                      "th": 852, "tr": 1167, "vi": 1209, "zh": 1196}
+MLQA_QUESTIONS = {"ar": 517, "de": 512, "en": 1148, "es": 500, "hi": 507, "vi": 511, "zh": 504}
+
+
+def test_xquad_r_counts_and_parallel_structure(data_dir):
+    b = data.load_xquad_r(data_dir)
+    counts = b.counts().set_index("lang")
+    assert counts["candidates"].to_dict() == XQUAD_R_CANDIDATES
+    assert len(b.candidates) == 13014
+    assert (counts["queries"] == 1190).all()
+    langs_of = b.candidates.set_index("id")["lang"]
+    for qid, rel in b.relevance.items():
+        assert len(rel) == 11 and sorted(langs_of[c] for c in rel) == sorted(data.XQUAD_R_LANGS)
+    # same group id across languages: 1,190 groups, each in 11 languages
+    assert (b.queries.groupby("group")["lang"].nunique() == 11).all() and b.queries["group"].nunique() == 1190
+
+
+def test_xquad_r_turkish_paragraph_sliced_by_breaks(data_dir):
+    raw = json.loads((data_dir / "xquad-r" / "tr.json").read_text())
+    para = raw["data"][9]["paragraphs"][3]
+    b = data.load_xquad_r(data_dir, languages=["tr"])
+    texts = b.candidates[b.candidates["doc"] == "9:3"]["text"].tolist()
+    assert texts == [para["context"][s:e].strip() for s, e in para["sentence_breaks"]]
+
+
+def test_mlqa_r(data_dir):
+    b = data.load_mlqa_r(data_dir)
+    assert b.counts().set_index("lang")["queries"].to_dict() == MLQA_QUESTIONS
+    assert len(b.queries) == 4199
+    sizes = {len(r) for r in b.relevance.values()}
+    assert sizes <= {2, 3, 4} and min(sizes) == 2
+    assert 19000 < len(b.candidates) < 22000  # LAReQA: 20,534 (sentence splitters differ)
+    assert b.notes["lareqa_candidates"] == 20534
+
+
+def test_tydiqa(data_dir):
+    b = data.load_tydiqa(data_dir)
+    assert len(b.queries) == 5077 and b.queries["lang"].nunique() == 9
+    assert all(len(r) == 1 for r in b.relevance.values())
+    assert not b.candidates.duplicated(["lang", "text"]).any()
+
+
+def test_split_and_pairs(data_dir):
+    assert len(data.TRAIN_ARTICLES) == 36 and len(data.EVAL_ARTICLES) == 12
+    pairs = data.parallel_pairs(data_dir_=data_dir)
+    held = data.load_benchmark("xquad-r-eval", data_dir)
+    data.check_disjoint(pairs["group"], held)
+    with pytest.raises(DataError, match="both in training"):
+        data.check_disjoint(held.queries["group"], held)
+    df = pairs.to_pandas()
+    assert (df.groupby("group")["lang"].nunique() == 11).all()
+    assert df.apply(lambda r: r["passage"] in r["context"], axis=1).all()
+    assert len(df) // 11 + held.queries["group"].nunique() == 1190
+
+
+def test_subsample_keeps_whole_groups(data_dir):
+    b = data.load_xquad_r(data_dir).subsample(50, seed=3)
+    assert b.queries["group"].nunique() == 50 and len(b.queries) == 550
+    assert all(len(r) == 11 for r in b.relevance.values())
+    again = data.load_xquad_r(data_dir).subsample(50, seed=3)
+    assert again.queries["id"].tolist() == b.queries["id"].tolist()
+    sel = b.select_languages(["en", "de"])
+    assert set(sel.queries["lang"]) == {"en", "de"} and all(len(r) == 2 for r in sel.relevance.values())
+
+
+def test_summary(data_dir):
+    s = data.summary(data_dir)
+    assert set(s["dataset"]) == {"xquad-r", "mlqa-r", "tydiqa", "xquad-train", "xquad-r-eval"}
+
+
+# ---------------------------------------------------------------------------- bad input
+def _write(tmp_path, obj, name="en.json"):
+    folder = tmp_path / "xquad-r"
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang in data.XQUAD_R_LANGS:
+        (folder / f"{lang}.json").write_text(json.dumps({"data": []}))
+    p = folder / name
+    p.write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return p
+
+
+def _para(**kw):
+    qa = {"id": "q1", "question": "Who?", "answers": [{"answer_start": 0, "text": "A"}]}
+    qa.update(kw)
+    return {"data": [{"title": "t", "paragraphs": [{"context": "A b. C d.", "sentence_breaks": [[0, 4], [5, 9]],
+                                                    "qas": [qa]}]}]}
+
+
+def test_malformed_json_names_file(tmp_path):
+    p = _write(tmp_path, "{not json")
+    with pytest.raises(DataError, match=r"en\.json: not valid JSON"):
+        data.load_xquad_r(tmp_path, languages=["en"])
+
+
+def test_missing_field_names_record(tmp_path):
+    obj = _para()
+    del obj["data"][0]["paragraphs"][0]["qas"][0]["question"]
+    _write(tmp_path, obj)
+    with pytest.raises(DataError, match=r"data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id=q1\) has no field 'question'"):
+        data.load_xquad_r(tmp_path, languages=["en"])
+
+
+def test_answer_offset_outside_context(tmp_path):
+    _write(tmp_path, _para(answers=[{"answer_start": 99, "text": "x"}]))
+    with pytest.raises(DataError, match="answer_start=99 is outside its context"):
+        data.load_xquad_r(tmp_path, languages=["en"])
+
+
+def test_unknown_language(tmp_path):
+    _write(tmp_path, _para())
+    with pytest.raises(DataError, match="no language 'xx'"):
+        data.load_xquad_r(tmp_path, languages=["xx"])
+    with pytest.raises(DataError, match="unknown language code 'xx'"):
+        data._check_lang("xx", Path("f.json"))
+
+
+def test_empty_question_is_counted(tmp_path, caplog):
+    _write(tmp_path, _para(question="  "))
+    b = data.load_xquad_r(tmp_path, languages=["en"])
+    assert b.skipped == {"empty question": 1} and len(b.queries) == 0
+    assert "empty question" in caplog.text
+
+
+def test_broken_data_dir_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HBKIT_DATA_DIR", str(tmp_path / "nope"))
+    with pytest.raises(DataError, match="HBKIT_DATA_DIR=.*does not hold xquad-r"):
+        data.data_dir("xquad-r")
+
+
+def test_offline_without_data_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.delenv("HBKIT_DATA_DIR", raising=False)
+    monkeypatch.setattr(data, "PROJECT_DATA", tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="set HBKIT_DATA_DIR.*hbkit data download mlqa"):
+        data.data_dir("mlqa")
+
+
+def test_download_verifies_sha256(data_dir, tmp_path):
+    # the official addresses are unreachable here: serve the release copies from file:// URLs instead
+    src = {"xquad-r": {**data.SOURCES["xquad-r"], "url": (data_dir / "xquad-r").as_uri() + "/{file}"}}
+    data.download("xquad-r", tmp_path, sources=src)
+    assert (tmp_path / "xquad-r" / "en.json").read_bytes() == (data_dir / "xquad-r" / "en.json").read_bytes()
+    bad = tmp_path / "bad"; bad.mkdir()
+    (bad / "en.json").write_text("{}")
+    for lang in data.XQUAD_R_LANGS:
+        if lang != "en":
+            (bad / f"{lang}.json").write_bytes((data_dir / "xquad-r" / f"{lang}.json").read_bytes())
+    src = {"xquad-r": {**data.SOURCES["xquad-r"], "url": bad.as_uri() + "/{file}"}}
+    with pytest.raises(DataError, match="sha256"):
+        data.download("xquad-r", tmp_path / "x", sources=src)
