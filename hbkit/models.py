@@ -236,7 +236,7 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
     from sentence_transformers import SentenceTransformer, models as st_models
     from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
 
-    folder = cache_dir() / "models" / f"tiny-{seed}-{layers}x{hidden}"
+    folder = cache_dir() / "models" / f"tiny-v2-{seed}-{layers}x{hidden}"
     if not (folder / "model.safetensors").is_file():
         tdist, _, tfile = EMBEDDED_PACKAGES["tokenizer"]
         tok = XLMRobertaTokenizerFast(tokenizer_file=str(_package_file(tdist, tfile)), model_max_length=128)
@@ -245,7 +245,7 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
                                num_attention_heads=max(1, hidden // 16), intermediate_size=hidden * 4,
                                max_position_embeddings=130, pad_token_id=tok.pad_token_id)
         tmp = folder.with_name(folder.name + ".tmp")
-        XLMRobertaModel(cfg, add_pooling_layer=False).save_pretrained(tmp)
+        XLMRobertaModel(cfg).save_pretrained(tmp)  # with its pooler: nothing random at load
         tok.save_pretrained(tmp)
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
