@@ -1,0 +1,103 @@
+"""Figures from result tables (plotly). Viz reads results and embeddings, never models."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+STRATEGY_ORDER = ["base", "xx", "xy", "hybrid"]
+
+
+def results_table_figure(table: pd.DataFrame, title: str = "Macro mAP (95% bootstrap interval)"):
+    """A plotly table of the paper-shaped table (one row per model, one column per benchmark/setting)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Table(header=dict(values=list(table.columns)),
+                             cells=dict(values=[table[c].tolist() for c in table.columns])))
+    fig.update_layout(title=title, height=120 + 30 * len(table))
+    return fig
+
+
+def pair_heatmap(results: pd.DataFrame, model: str, benchmark: str, metric: str = "map"):
+    """Cross- and mono-lingual ``metric`` per (query language, candidate language) of one model."""
+    import plotly.express as px
+
+    r = results[(results["model"] == model) & (results["benchmark"] == benchmark) & (results["metric"] == metric)
+                & results["setting"].isin(["mono", "cross"]) & (results["qlang"] != "all")]
+    m = r.pivot_table(index="qlang", columns="dlang", values="value")
+    fig = px.imshow(m, text_auto=".2f", color_continuous_scale="Viridis", zmin=0, zmax=1, aspect="auto",
+                    labels=dict(x="candidate language", y="query language", color=metric))
+    fig.update_layout(title=f"{benchmark}: {metric} per language pair — {model}")
+    return fig
+
+
+def metric_bars(results: pd.DataFrame, metric: str = "map", title: str | None = None):
+    """Grouped bars: macro ``metric`` per benchmark and setting, one bar per model."""
+    import plotly.express as px
+
+    r = results[(results["metric"] == metric) & (results["qlang"] == "all")].copy()
+    r["where"] = r["benchmark"] + " / " + r["setting"]
+    fig = px.bar(r, x="where", y="value", color="model", barmode="group", error_y=r.get("err_high"),
+                 error_y_minus=r.get("err_low"), category_orders={"model": STRATEGY_ORDER})
+    fig.update_layout(title=title or f"macro {metric}", yaxis_title=metric, xaxis_title="")
+    return fig
+
+
+def alignment_bars(align: pd.DataFrame, metrics: Sequence[str] = ("cos_gap", "translation_p@1", "lang_knn_purity")):
+    """Macro alignment measures per benchmark, one bar per model."""
+    import plotly.express as px
+
+    a = align[(align["qlang"] == "all") & align["metric"].isin(metrics)]
+    fig = px.bar(a, x="benchmark", y="value", color="model", facet_col="metric", barmode="group",
+                 category_orders={"model": STRATEGY_ORDER})
+    fig.update_yaxes(matches=None, showticklabels=True)
+    fig.update_layout(title="Representation alignment (higher cos_gap / P@1, lower purity = better aligned)")
+    return fig
+
+
+def umap_coords(E: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    """2-d UMAP (cosine) of embeddings; seeded, so the same input gives the same picture."""
+    import umap
+
+    n_neighbors = max(2, min(n_neighbors, len(E) - 1))
+    return umap.UMAP(n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed).fit_transform(E)
+
+
+def umap_scatter(coords: pd.DataFrame, title: str = "Language clusters (UMAP)"):
+    """Scatter of UMAP coordinates (columns ``x, y, lang, text, model``), coloured by language, one panel
+    per model; hover shows the text."""
+    import plotly.express as px
+
+    fig = px.scatter(coords, x="x", y="y", color="lang", facet_col="model" if coords["model"].nunique() > 1 else None,
+                     hover_data={"text": True, "x": False, "y": False}, opacity=0.7,
+                     category_orders={"model": STRATEGY_ORDER})
+    fig.update_traces(marker=dict(size=5))
+    fig.update_xaxes(matches=None, showticklabels=False, title="")
+    fig.update_yaxes(matches=None, showticklabels=False, title="")
+    fig.update_layout(title=title)
+    return fig
+
+
+def write_report(path: str | Path, title: str, sections: list[tuple[str, object]]) -> Path:
+    """A self-contained HTML report: each section is ``(heading, plotly figure | DataFrame | str)``; plotly's
+    JavaScript is embedded once, so the file opens offline."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+    first = True
+    for heading, obj in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if isinstance(obj, pd.DataFrame):
+            parts.append(obj.to_html(index=False, float_format=lambda v: f"{v:.4f}"))
+        elif isinstance(obj, str):
+            parts.append(f"<p>{obj}</p>")
+        else:
+            parts.append(obj.to_html(full_html=False, include_plotlyjs=True if first else False))
+            first = False
+    parts.append("</body></html>")
+    path = Path(path)
+    path.write_text("\n".join(parts), encoding="utf-8")
+    return path
