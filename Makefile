@@ -27,7 +27,7 @@ summary: setup
 
 ## the test suite (unit tests, end-to-end ci profile, notebooks under nbval)
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax
+	HBKIT_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

@@ -1,0 +1,70 @@
+"""Sampler cost against the model step, and hbkit training throughput against plain sentence-transformers.
+
+1) time per batch of HybridBatchSampler at batch 100 vs the embedded mE5-small's training step at batch 100
+   (goal: sampler < 1% of the step);
+2) steps/s through hbkit.train (hybrid sampler + PairCollator) vs SentenceTransformerTrainer with its default
+   sampler on the same model, data size and batch size (goal: ratio >= 0.97).
+Run: python benchmarks/bench_sampler.py [--steps 6] [--model hbkit/tiny]
+"""
+import argparse
+import os
+import tempfile
+import time
+
+import datasets
+import numpy as np
+
+from hbkit.data import parallel_pairs
+from hbkit.models import load_encoder
+from hbkit.sampling import HybridBatchSampler
+from hbkit.training import TrainConfig, train
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--steps", type=int, default=6)
+ap.add_argument("--batch", type=int, default=100)
+ap.add_argument("--model", default="intfloat/multilingual-e5-small")
+a = ap.parse_args()
+
+pairs = parallel_pairs()
+s = HybridBatchSampler(pairs, a.batch, seed=0)
+t = time.perf_counter(); n = 0
+for ep in range(20):
+    s.set_epoch(ep)
+    for _ in s:
+        n += 1
+t_sampler = (time.perf_counter() - t) / n
+
+
+def run_hbkit(tmp):
+    cfg = TrainConfig(strategy="hybrid", batch_size=a.batch, max_steps=a.steps, save_steps=10**6, warmup_ratio=0)
+    model = load_encoder(a.model)
+    t = time.perf_counter()
+    out = train(model, pairs, cfg, tmp + "/hb", progress=False)
+    return (time.perf_counter() - t) / a.steps
+
+
+def run_plain(tmp):
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    model = load_encoder(a.model)
+    model.max_seq_length = 128
+    model[0].auto_model.embeddings.word_embeddings.weight.requires_grad_(False)
+    df = pairs.to_pandas()
+    # same texts, same-language pairs, default sampler
+    ds = datasets.Dataset.from_dict({"query": df["query"].tolist(), "passage": df["passage"].tolist()})
+    args = SentenceTransformerTrainingArguments(output_dir=tmp + "/plain", max_steps=a.steps,
+                                                per_device_train_batch_size=a.batch, learning_rate=3e-5,
+                                                prompts=dict(model.prompts), report_to="none", save_strategy="no",
+                                                disable_tqdm=True, use_cpu=True, logging_steps=1)
+    tr = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds, loss=MultipleNegativesRankingLoss(model))
+    t = time.perf_counter()
+    tr.train()
+    return (time.perf_counter() - t) / a.steps
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    plain = run_plain(tmp)
+    hb = run_hbkit(tmp)
+print(f"model {a.model}, batch {a.batch}, {a.steps} steps each")
+print(f"sampler: {t_sampler * 1e3:.3f} ms/batch; model step: {hb * 1e3:.0f} ms -> sampler share {100 * t_sampler / hb:.3f}% (goal < 1%)")
+print(f"plain sentence-transformers: {plain:.2f} s/step; hbkit: {hb:.2f} s/step -> throughput ratio {plain / hb:.3f} (goal >= 0.97)")

@@ -1,0 +1,39 @@
+"""Project files: environment.yml agrees with pyproject; the CLI answers."""
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_matches_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    assert "python=3.11" in deps and "pip" in deps
+    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    assert pip == ['-e ".[offline,dev]"'] or pip == ["-e .[offline,dev]"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    # the pip line installs this very project with the extras the README's set-up uses
+    assert {"offline", "dev"} <= set(project["optional-dependencies"])
+    names = {d.split(">")[0].split("=")[0].split("[")[0] for d in project["dependencies"]}
+    for needed in ("torch", "transformers", "sentence-transformers", "datasets", "faiss-cpu", "umap-learn", "plotly",
+                   "ipywidgets", "jupyterlab", "tqdm", "pandas"):
+        assert needed in names, needed
+
+
+def test_constraints_pin_cpu_torch():
+    lines = [l for l in (ROOT / "constraints-cpu.txt").read_text().splitlines() if l and not l.startswith("#")]
+    assert lines == ["torch==2.13.0"]
+
+
+def test_ci_calls_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_cli_data_summary(data_dir, capsys):
+    from hbkit.cli import main
+    assert main(["data", "summary", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "xquad-r" in out and "mlqa-r" in out and "tydiqa" in out
