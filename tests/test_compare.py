@@ -36,7 +36,7 @@ def test_outputs_exist_and_are_consistent(ci_run):
 def test_report_embeds_figures(ci_run):
     html = (ci_run["out"] / "report.html").read_text()
     assert html.startswith("<!doctype html>") and html.count("plotly-graph-div") >= 5
-    assert "Plotly.newPlot" in html and "<script type=\"text/javascript\">" in html  # plotly.js inlined
+    assert "Plotly.newPlot" in html and 'src="https://cdn.plot.ly' not in html and len(html) > 3_000_000  # plotly.js inlined
 
 
 def test_rerun_reuses_models(ci_run, data_dir):

@@ -1,0 +1,22 @@
+"""Wall time per stage (load data, train, encode, score, align) of the main job, per profile.
+
+Run: python benchmarks/bench_compare.py [--profiles ci,cpu] [--out runs/bench]
+Each profile runs in its own folder with --force, so nothing is reused; the stages are printed side by side.
+"""
+import argparse
+import json
+
+from hbkit.compare import compare
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--profiles", default="ci")
+ap.add_argument("--out", default="runs/bench")
+a = ap.parse_args()
+rows = {}
+for p in a.profiles.split(","):
+    rows[p] = compare(p, f"{a.out}/{p}", force=True, progress=False)["timings"]
+stages = ["load_data", "train", "encode", "score", "align", "total"]
+print("profile  " + "".join(f"{s:>11}" for s in stages))
+for p, t in rows.items():
+    print(f"{p:8} " + "".join(f"{t.get(s, 0):10.1f}s" for s in stages))
+print(json.dumps(rows))
