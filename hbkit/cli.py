@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--val-groups", type=int, default=0)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--train-word-embeddings", action="store_true")
+    t.add_argument("--dropout", type=float, help="override the encoder's dropout (0 for exact reproducibility checks)")
+    t.add_argument("--max-groups", type=int, help="train on a seeded subset of this many parallel groups")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if checkpoints exist")
     t.add_argument("--out", default="runs/train")
     t.add_argument("--data-dir")
 
@@ -78,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         from .training import TrainConfig, train
         cfg = TrainConfig(strategy=a.strategy, alpha=a.alpha, alpha_end=a.alpha_end, max_steps=a.steps,
                           batch_size=a.batch_size, lr=a.lr, val_groups=a.val_groups, seed=a.seed,
-                          freeze_word_embeddings=not a.train_word_embeddings)
-        print(train(load_encoder(a.model), parallel_pairs(data_dir_=a.data_dir), cfg, a.out))
+                          freeze_word_embeddings=not a.train_word_embeddings, dropout=a.dropout)
+        pairs = parallel_pairs(data_dir_=a.data_dir)
+        if a.max_groups:
+            from .compare import _subsample_pairs
+            pairs = _subsample_pairs(pairs, a.max_groups, a.seed)
+        print(train(load_encoder(a.model), pairs, cfg, a.out, resume=not a.no_resume))
         return 0
     if a.cmd == "eval":
         from .data import load_benchmark

@@ -22,16 +22,19 @@ Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
   epoch), else X-Y.
 * Deterministic for a seed; :meth:`set_epoch` reshuffles. An epoch is ``len(sampler)`` =
   ``n_groups // (batch_size * num_replicas)`` global batches; within one language queue every group is
-  used once before any is used again.
+  used once before any is used again. ``batch_size`` is pairs per rank; the sampler's ``batch_size``
+  attribute is rows per yielded batch (2 per pair), as torch and accelerate expect.
 * Distributed: with ``num_replicas=N`` every rank computes the same global batch of ``N * batch_size``
-  pairs (so all agree on its type) and yields the disjoint slice ``rank``.
+  pairs (so all agree on its type) and yields the disjoint slice ``rank``. Under the HF/sentence-transformers
+  trainer (accelerate shards batch samplers round-robin), :class:`SamplerFactory` builds it with
+  ``rank=None``: the N slices are yielded in turn, so process r receives slice r of every global batch.
 * Memory O(groups x languages): a (group, query language, passage language) triple is drawn lazily, never
   materialised.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
@@ -85,18 +88,19 @@ class HybridBatchSampler:
 
     def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
                  generator=None, seed: int = 0, alpha: float = 0.5, alpha_end: float | None = None,
-                 language_weights: str = "uniform", num_replicas: int = 1, rank: int = 0, **_: Any):
+                 language_weights: str = "uniform", num_replicas: int = 1, rank: int | None = 0, **_: Any):
         if not 0.0 <= alpha <= 1.0 or (alpha_end is not None and not 0.0 <= alpha_end <= 1.0):
             raise SamplerError(f"alpha={alpha}, alpha_end={alpha_end}: both must lie in [0, 1]")
         if language_weights not in ("uniform", "proportional"):
             raise SamplerError(f"language_weights={language_weights!r}: use 'uniform' or 'proportional'")
-        if batch_size < 1 or num_replicas < 1 or not 0 <= rank < num_replicas:
+        if batch_size < 1 or num_replicas < 1 or not (rank is None or 0 <= rank < num_replicas):
             raise SamplerError(f"batch_size={batch_size}, num_replicas={num_replicas}, rank={rank} are invalid")
         for col in ("group", "lang", "passage"):
             if col not in dataset.column_names:
                 raise SamplerError(f"the dataset has no column {col!r} (columns: {dataset.column_names}); "
                                    "build it with hbkit.data.parallel_pairs")
-        self.batch_size, self.seed, self.alpha, self.alpha_end = batch_size, seed, alpha, alpha_end
+        self.pairs_per_batch, self.seed, self.alpha, self.alpha_end = batch_size, seed, alpha, alpha_end
+        self.batch_size = 2 * batch_size  # dataset rows per yielded batch (torch's BatchSampler convention)
         self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
         self.language_weights = language_weights
         gcode, self.group_names = _column_codes(dataset, "group")
@@ -141,7 +145,7 @@ class HybridBatchSampler:
         return self.alpha < 1 or (self.alpha_end is not None and self.alpha_end < 1)
 
     def __len__(self) -> int:
-        return self.n_batches
+        return self.n_batches * (self.num_replicas if self.rank is None else 1)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -211,9 +215,14 @@ class HybridBatchSampler:
             yield info, np.asarray(batch, dtype=np.int64)
 
     def __iter__(self) -> Iterator[list[int]]:
-        B, r = self.batch_size, self.rank
+        """Rows ``[q0, p0, q1, p1, ...]`` of this rank's slice of every global batch; with ``rank=None``, the
+        ``num_replicas`` slices of each global batch one after another (for accelerate's ``BatchSamplerShard``,
+        which hands batch ``i`` to process ``i % num_replicas``)."""
+        B = self.pairs_per_batch
+        ranks = range(self.num_replicas) if self.rank is None else (self.rank,)
         for _, pairs in self.global_batches():
-            yield pairs[r * B:(r + 1) * B].reshape(-1).tolist()
+            for r in ranks:
+                yield pairs[r * B:(r + 1) * B].reshape(-1).tolist()
 
 
 class XXMonoBatchSampler(HybridBatchSampler):
@@ -246,6 +255,9 @@ class SamplerFactory:
     def __call__(self, dataset, **kw) -> HybridBatchSampler:
         cls = {"xx": XXMonoBatchSampler, "xy": XYBatchSampler, "hybrid": HybridBatchSampler}[self.strategy]
         extra = {"alpha": self.alpha} if self.strategy == "hybrid" else {}
+        world = _world_size()
+        if world > 1 and "num_replicas" not in self.kw:
+            extra.update(num_replicas=world, rank=None)
         sampler = cls(dataset, **{**self.kw, **extra, **kw})
         if self.track_size is None or len(dataset) == self.track_size:
             self.last = sampler
@@ -253,6 +265,12 @@ class SamplerFactory:
 
     def __getstate__(self):
         return {**self.__dict__, "last": None}
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
@@ -271,16 +289,32 @@ class _PairMixin:
     def pair_features(self, features: list[dict]) -> list[dict]:
         if len(features) % 2:
             raise SamplerError("a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...])")
+        if "lang" in features[0] and hasattr(self, "seen"):
+            self.seen.append(batch_kind([f["lang"] for f in features[0::2]], [f["lang"] for f in features[1::2]]))
         return [{"query": q["query"], "passage": p["passage"]} for q, p in zip(features[0::2], features[1::2])]
 
 
 @dataclass
 class PairCollator(_PairMixin, _collator_base()):
     """sentence-transformers collator for hbkit batches: rows ``[q0, p0, q1, p1, ...]`` become the
-    ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage`` prompts."""
+    ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage`` prompts.
+    ``seen`` records the kind of every batch it collated (as :func:`batch_kind` reads it off the rows)."""
+
+    seen: list = field(default_factory=list, repr=False)
 
     def __call__(self, features: list[dict]) -> dict:
         return super().__call__(self.pair_features(features))
+
+
+def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:
+    """``"xx:<lang>"`` if every query and passage is in one language, ``"xy"`` if every pair crosses
+    languages, else ``"mixed"`` (which no hbkit sampler produces)."""
+    langs = set(query_langs) | set(passage_langs)
+    if len(langs) == 1:
+        return f"xx:{langs.pop()}"
+    if all(q != p for q, p in zip(query_langs, passage_langs)):
+        return "xy"
+    return "mixed"
 
 
 def text_pairs(features: list[dict]) -> list[tuple[str, str]]:

@@ -54,6 +54,7 @@ class TrainConfig:
     seed: int = 0
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
     max_seq_length: int = 128
+    dropout: float | None = None  # set every dropout probability of the encoder (None: keep the model's)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -84,6 +85,12 @@ def _freeze(model, config: TrainConfig) -> None:
     if config.freeze_layers:
         for layer in auto.encoder.layer[: config.freeze_layers]:
             layer.requires_grad_(False)
+    if config.dropout is not None:
+        import torch
+
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = config.dropout
 
 
 def _callback(out_dir: Path, factory, config: TrainConfig):
@@ -142,6 +149,11 @@ def _count_kinds(batch_log, steps: int) -> dict[str, int]:
     return counts
 
 
+def _world_size_env() -> int:
+    """World size as torchrun / accelerate launch set it (before torch.distributed is initialised)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def _latest_checkpoint(folder: Path) -> str | None:
     cps = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if folder.is_dir() else []
     cps = [c for c in cps if (c / "trainer_state.json").is_file()]
@@ -185,10 +197,15 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         eval_steps=config.eval_steps if val_pairs is not None else None,
         load_best_model_at_end=val_pairs is not None, metric_for_best_model="eval_loss" if val_pairs is not None else None,
         bf16=bf16, fp16=fp16, report_to="none", disable_tqdm=not progress, dataloader_drop_last=True,
-        use_cpu=not cuda,
+        use_cpu=not cuda, ddp_backend=None if cuda or _world_size_env() == 1 else "gloo",
     )
-    loss = (losses.CachedMultipleNegativesRankingLoss(encoder, scale=config.scale, mini_batch_size=config.mini_batch_size)
-            if config.mini_batch_size else losses.MultipleNegativesRankingLoss(encoder, scale=config.scale))
+    # several processes: in-batch negatives are gathered from every rank (with gradients), so N processes at
+    # batch B train like one process at batch N*B
+    gather = _world_size_env() > 1
+    loss = (losses.CachedMultipleNegativesRankingLoss(encoder, scale=config.scale, mini_batch_size=config.mini_batch_size,
+                                                      gather_across_devices=gather)
+            if config.mini_batch_size else
+            losses.MultipleNegativesRankingLoss(encoder, scale=config.scale, gather_across_devices=gather))
     batch_log = _callback(out_dir, factory, config)
     trainer = SentenceTransformerTrainer(
         model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=loss,
@@ -196,6 +213,11 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         callbacks=[batch_log, *(callbacks or [])])
     batch_log.trainer = trainer
     result = trainer.train(resume_from_checkpoint=resume_from)
+    if _world_size_env() > 1:  # what this rank actually collated, for checking that ranks agree
+        rank = int(os.environ.get("RANK", "0"))
+        (out_dir / f"batches_seen.rank{rank}.json").write_text(json.dumps(trainer.data_collator.seen))
+    if not trainer.is_world_process_zero():
+        return out_dir / "model"
     model_dir = out_dir / "model"
     shutil.rmtree(model_dir, ignore_errors=True)
     trainer.save_model(str(model_dir))
