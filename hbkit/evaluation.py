@@ -46,8 +46,13 @@ MULTI_ONLY = ("rank_distance", "top10_same_lang")
 # encoding (cached on disk, keyed by model fingerprint + prompt + text hash)
 # --------------------------------------------------------------------------------------------------
 def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_size: int = 64,
-           cache: bool = True, fp: str | None = None, progress: bool = False, desc: str = "encode") -> np.ndarray:
+           cache: bool = True, fp: str | None = None, progress: bool = False, desc: str = "encode",
+           devices: Sequence[str] | None = None) -> np.ndarray:
     """L2-normalised float32 embeddings of ``texts`` with the model's prompt ``prompt_name`` (if it has one).
+
+    ``devices`` (e.g. ``["cuda:0", "cuda:1"]``) encodes shards in parallel processes, one per device, with
+    sentence-transformers' multi-process pool, and merges them in input order; default: every GPU when
+    there are several, else the model's device.
 
     With ``cache=True`` the array is stored under ``<cache>/embeddings/<model fingerprint>/`` and reused when
     the same model (same weights) encodes the same texts with the same prompt again.
@@ -68,8 +73,11 @@ def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_si
                     return arr
             except (OSError, ValueError):
                 log.warning("embedding cache %s is unreadable; re-encoding", path)
+    if devices is None and torch.cuda.device_count() > 1:
+        devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    kw = {"device": list(devices)} if devices and len(devices) > 1 else {}
     emb = model.encode(list(texts), prompt_name=prompt_name, batch_size=batch_size, convert_to_numpy=True,
-                       normalize_embeddings=True, show_progress_bar=progress)
+                       normalize_embeddings=True, show_progress_bar=progress, **kw)
     emb = np.asarray(emb, dtype=np.float32)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,22 +91,25 @@ def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_si
 # the ranking kernel
 # --------------------------------------------------------------------------------------------------
 def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10,
-                 chunk: int = 256, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 chunk: int = 256, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None,
+                 device: str | None = None) -> dict[str, np.ndarray]:
     """Per-query metrics of queries ``Q`` (n x d) against pool ``C`` (m x d), scored by inner product.
 
     ``relevant[i]`` holds the pool indices relevant to query i (at least one). Returns arrays of length n for
     every name in :data:`RANK_METRICS` plus ``rank_distance`` (NaN for fewer than 2 relevant) and, when
     ``q_lang``/``c_lang`` are given, ``top10_same_lang``. Works in chunks of ``chunk`` queries: memory is
-    O(chunk x m x max|rel|) bytes, never a full score matrix.
+    O(chunk x m x max|rel|) bytes, never a full score matrix. Runs on ``device`` (default: CUDA when
+    present, else CPU); exact inner-product search, since full-ranking AP needs every score anyway.
     """
     n, m = len(Q), len(C)
     R = max(len(r) for r in relevant)
     rel = np.full((n, R), -1, dtype=np.int64)
     for i, r in enumerate(relevant):
         rel[i, :len(r)] = r
-    Ct = torch.from_numpy(np.ascontiguousarray(C, dtype=np.float32)).T.contiguous()
-    Qt = torch.from_numpy(np.ascontiguousarray(Q, dtype=np.float32))
-    relt = torch.from_numpy(rel)
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    Ct = torch.from_numpy(np.ascontiguousarray(C, dtype=np.float32)).to(dev).T.contiguous()
+    Qt = torch.from_numpy(np.ascontiguousarray(Q, dtype=np.float32)).to(dev)
+    relt = torch.from_numpy(rel).to(dev)
     kk = min(k, m)
     out = {name: np.zeros(n, dtype=np.float64) for name in RANK_METRICS}
     out["rank_distance"] = np.full(n, np.nan)
@@ -106,9 +117,9 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     if same:
         out["top10_same_lang"] = np.zeros(n)
         codes = {l: i for i, l in enumerate(sorted(set(c_lang) | set(q_lang)))}
-        cl = torch.tensor([codes[l] for l in c_lang])
-        ql = torch.tensor([codes[l] for l in q_lang])
-    discounts = 1.0 / torch.log2(torch.arange(2, kk + 2, dtype=torch.float64))
+        cl = torch.tensor([codes[l] for l in c_lang], device=dev)
+        ql = torch.tensor([codes[l] for l in q_lang], device=dev)
+    discounts = 1.0 / torch.log2(torch.arange(2, kk + 2, dtype=torch.float64, device=dev))
     for s in range(0, n, chunk):
         S = Qt[s:s + chunk] @ Ct                                   # (c, m) float32
         r = relt[s:s + chunk]
@@ -120,24 +131,25 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
         above = ((rs.unsqueeze(1) >= rs.unsqueeze(2)) & mask.unsqueeze(1)).sum(-1)
         nrel = mask.sum(1).to(torch.float64)
         prec = torch.where(mask, above.to(torch.float64) / ranks.clamp(min=1).to(torch.float64), 0.0)
-        out["map"][s:s + chunk] = (prec.sum(1) / nrel).numpy()
+        out["map"][s:s + chunk] = (prec.sum(1) / nrel).cpu().numpy()
         rk = torch.where(mask, ranks, torch.zeros_like(ranks))
         lo = torch.where(mask, ranks, torch.full_like(ranks, m + 1)).min(1).values
         dist = (rk.max(1).values - lo).to(torch.float64)
-        out["rank_distance"][s:s + chunk] = torch.where(nrel >= 2, dist, torch.nan).numpy()
+        out["rank_distance"][s:s + chunk] = torch.where(nrel >= 2, dist, torch.nan).cpu().numpy()
         top = S.topk(kk, dim=1).indices                            # (c, k)
         hits = ((top.unsqueeze(2) == r.unsqueeze(1)) & mask.unsqueeze(1)).any(-1).to(torch.float64)  # (c, k)
-        out["recall@1"][s:s + chunk] = (hits[:, :1].sum(1) / nrel).numpy()
-        out["recall@10"][s:s + chunk] = (hits[:, :10].sum(1) / nrel).numpy()
+        out["recall@1"][s:s + chunk] = (hits[:, :1].sum(1) / nrel).cpu().numpy()
+        out["recall@10"][s:s + chunk] = (hits[:, :10].sum(1) / nrel).cpu().numpy()
         for a in (1, 5, 10):
-            out[f"acc@{a}"][s:s + chunk] = (hits[:, :a].sum(1) > 0).to(torch.float64).numpy()
-        first = torch.where(hits[:, :10] > 0, torch.arange(1, hits[:, :10].shape[1] + 1, dtype=torch.float64), torch.inf)
-        out["mrr@10"][s:s + chunk] = (1.0 / first.min(1).values).numpy()
+            out[f"acc@{a}"][s:s + chunk] = (hits[:, :a].sum(1) > 0).to(torch.float64).cpu().numpy()
+        first = torch.where(hits[:, :10] > 0, torch.arange(1, hits[:, :10].shape[1] + 1, dtype=torch.float64, device=dev),
+                            torch.inf)
+        out["mrr@10"][s:s + chunk] = (1.0 / first.min(1).values).cpu().numpy()
         dcg = (hits * discounts).sum(1)
         ideal = torch.cumsum(discounts, 0)[(nrel.clamp(max=kk) - 1).long()]
-        out["ndcg@10"][s:s + chunk] = (dcg / ideal).numpy()
+        out["ndcg@10"][s:s + chunk] = (dcg / ideal).cpu().numpy()
         if same:
-            out["top10_same_lang"][s:s + chunk] = (cl[top] == ql[s:s + chunk].unsqueeze(1)).to(torch.float64).mean(1).numpy()
+            out["top10_same_lang"][s:s + chunk] = (cl[top] == ql[s:s + chunk].unsqueeze(1)).to(torch.float64).mean(1).cpu().numpy()
     return out
 
 
@@ -224,7 +236,7 @@ def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndar
 
 def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = SETTINGS, batch_size: int = 64,
              cache: bool = True, save_dir: str | Path | None = None, progress: bool = True,
-             with_context: bool = False) -> EvalResult:
+             with_context: bool = False, devices: Sequence[str] | None = None) -> EvalResult:
     """Encode a benchmark once (queries with the ``query`` prompt, candidates with ``passage``) and score it
     in every setting. ``save_dir`` also writes what was scored (embeddings .npy, ids/languages, relevance
     JSON) so the result can be re-checked with other tools."""
@@ -232,11 +244,12 @@ def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = S
 
     fp = fingerprint(encoder) if cache else None
     Q = encode(encoder, benchmark.queries["text"].tolist(), "query", batch_size, cache, fp, progress,
-               desc=f"{benchmark.name} queries")
+               desc=f"{benchmark.name} queries", devices=devices)
     ctexts = benchmark.candidates["text"].tolist()
     if with_context:
         ctexts = [f"{t} {c}" for t, c in zip(ctexts, benchmark.candidates["context"])]
-    C = encode(encoder, ctexts, "passage", batch_size, cache, fp, progress, desc=f"{benchmark.name} candidates")
+    C = encode(encoder, ctexts, "passage", batch_size, cache, fp, progress, desc=f"{benchmark.name} candidates",
+               devices=devices)
     if benchmark.name == "tydiqa":  # not parallel: no relevant candidate in another language
         settings = [s for s in settings if s != "cross"]
     result = evaluate_embeddings(benchmark, Q, C, settings, progress)

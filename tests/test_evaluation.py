@@ -122,3 +122,28 @@ def test_paired_bootstrap_detects_difference_and_not_noise():
     assert same["diff"] == 0 and same["low"] <= 0 <= same["high"]
     single = paired_bootstrap(a, None)
     assert single["low"] < single["a"] < single["high"]
+
+
+def test_sharded_encode_matches_single_process(tiny):
+    """Two worker processes (sentence-transformers' multi-process pool) give the single-process embeddings,
+    merged in input order."""
+    from hbkit.evaluation import encode
+    texts = [f"sentence number {i} in a small corpus" for i in range(40)]
+    one = encode(tiny, texts, "query", cache=False)
+    two = encode(tiny, texts, "query", cache=False, devices=["cpu", "cpu"])
+    np.testing.assert_allclose(one, two, atol=1e-5)
+
+
+def test_encode_cache_is_keyed_by_weights(tiny, tmp_path, monkeypatch):
+    import copy
+    import torch
+    from hbkit.evaluation import encode
+    monkeypatch.setenv("HBKIT_CACHE", str(tmp_path))
+    a = encode(tiny, ["hello", "world"], "query")
+    assert len(list(tmp_path.rglob("*.npy"))) == 1
+    np.testing.assert_array_equal(encode(tiny, ["hello", "world"], "query"), a)  # from the cache
+    other = copy.deepcopy(tiny)
+    with torch.no_grad():
+        next(other.parameters()).add_(0.5)
+    b = encode(other, ["hello", "world"], "query")
+    assert len(list(tmp_path.rglob("*.npy"))) == 2 and not np.allclose(a, b)
