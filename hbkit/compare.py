@@ -205,6 +205,37 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
     return {"out": out, "table": table, "results": results, "significance": significance, "timings": timings}
 
 
+def load_run(out: str | Path) -> dict:
+    """What a finished ``compare`` run wrote, read back: ``results``, ``alignment``, ``umap``, ``table``,
+    ``significance`` (DataFrames) and ``per_query`` (model -> per-query DataFrame)."""
+    out = Path(out)
+    if not (out / "results.csv").is_file():
+        raise FileNotFoundError(f"{out}/results.csv not found: run `hbkit compare --out {out}` first")
+    per_query: dict[str, list] = {}
+    for f in sorted((out / "per_query").glob("*__*.pkl")):
+        per_query.setdefault(f.name.split("__")[0], []).append(pd.read_pickle(f).per_query)
+    return {"results": pd.read_csv(out / "results.csv"), "alignment": pd.read_csv(out / "alignment.csv"),
+            "umap": pd.read_csv(out / "umap.csv"), "table": pd.read_csv(out / "table.csv"),
+            "significance": pd.read_csv(out / "significance.csv"),
+            "per_query": {m: pd.concat(v, ignore_index=True) for m, v in per_query.items()}}
+
+
+def intervals(per_query: dict[str, pd.DataFrame], benchmark: str, metrics=("map",), settings=("mono", "cross", "multi"),
+              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Macro value and 95% bootstrap interval (over query groups) per model, metric and setting."""
+    rows = []
+    for model, pq in per_query.items():
+        for metric in metrics:
+            for setting in settings:
+                sub = pq[(pq.benchmark == benchmark) & (pq.setting == setting)]
+                if sub.empty or metric not in sub:
+                    continue
+                r = paired_bootstrap(sub, None, metric, setting, benchmark, n_boot=n_boot, seed=seed)
+                rows.append({"model": model, "benchmark": benchmark, "setting": setting, "metric": metric,
+                             "value": r["a"], "low": r["low"], "high": r["high"]})
+    return pd.DataFrame(rows)
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401

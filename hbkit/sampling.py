@@ -317,6 +317,21 @@ def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:
     return "mixed"
 
 
+def describe_batch(sampler: HybridBatchSampler, dataset, epoch: int = 0, index: int = 0, n: int | None = None):
+    """One global batch as a DataFrame (query language, query, passage language, passage) plus its kind."""
+    import itertools
+
+    import pandas as pd
+
+    info, pairs = next(itertools.islice(sampler.global_batches(epoch), index, None))
+    pairs = pairs[:n] if n else pairs
+    rows = [(dataset[int(q)]["lang"], dataset[int(q)]["query"], dataset[int(p)]["lang"], dataset[int(p)]["passage"])
+            for q, p in pairs]
+    df = pd.DataFrame(rows, columns=["query lang", "query", "passage lang", "passage"])
+    df.attrs["kind"] = info.kind if info.lang is None else f"{info.kind} ({info.lang})"
+    return df
+
+
 def text_pairs(features: list[dict]) -> list[tuple[str, str]]:
     """Collate function for a plain DataLoader: ``[(query, passage), ...]`` of one batch."""
     return [(f["query"], f["passage"]) for f in _PairMixin().pair_features(features)]

@@ -101,3 +101,43 @@ def write_report(path: str | Path, title: str, sections: list[tuple[str, object]
     path = Path(path)
     path.write_text("\n".join(parts), encoding="utf-8")
     return path
+
+
+def counts_bar(summary: pd.DataFrame):
+    """Queries and candidates per language for every dataset of ``hbkit.data.summary()``."""
+    import plotly.express as px
+
+    long = summary.melt(id_vars=["dataset", "lang"], value_vars=["queries", "candidates"], var_name="kind")
+    fig = px.bar(long, x="lang", y="value", color="kind", barmode="group", facet_row="dataset", height=900)
+    fig.update_yaxes(matches=None)
+    fig.update_layout(title="Per-language counts")
+    return fig
+
+
+def loss_curves(run_dir: str | Path):
+    """Training loss per step of every model under ``run_dir/models/*/train_log.jsonl``."""
+    import json
+
+    import plotly.express as px
+
+    rows = []
+    for f in sorted(Path(run_dir).glob("models/*/train_log.jsonl")):
+        rows += [dict(json.loads(l), model=f.parent.name) for l in f.read_text().splitlines() if '"loss"' in l]
+    df = pd.DataFrame(rows)
+    fig = px.line(df, x="step", y="loss", color="model", hover_data=["batch", "lang"],
+                  category_orders={"model": STRATEGY_ORDER})
+    fig.update_layout(title="Training loss (hover: batch type and language)")
+    return fig
+
+
+def alignment_heatmap(align: pd.DataFrame, model: str, benchmark: str, metric: str = "translation_p@1"):
+    """An alignment measure per ordered language pair of one model."""
+    import plotly.express as px
+
+    a = align[(align["model"] == model) & (align["benchmark"] == benchmark) & (align["metric"] == metric)
+              & (align["qlang"] != "all")]
+    m = a.pivot_table(index="qlang", columns="dlang", values="value")
+    fig = px.imshow(m, text_auto=".2f", color_continuous_scale="Viridis", aspect="auto",
+                    labels=dict(x="target language", y="source language", color=metric))
+    fig.update_layout(title=f"{benchmark}: {metric} — {model}")
+    return fig
