@@ -1,0 +1,68 @@
+"""Open the strategy dashboard (notebooks/06_dashboard.ipynb) in Voilà under headless Chromium and save a
+screenshot, so a person can see the real page. Not part of CI.
+
+Needs: `pip install -e ".[ui]"` (Voilà) and Debian's chromium (`apt-get install chromium`).
+Run:   python scripts/screenshot_dashboard.py [--profile ci] [--out runs/dashboard.png]
+The dashboard reads the comparison run of the notebooks (runs/notebooks-<profile>); it is created first if missing.
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="ci")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "dashboard.png"))
+    ap.add_argument("--wait", type=int, default=90, help="seconds Chromium lets the page execute and render")
+    a = ap.parse_args()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        sys.exit("chromium not found: apt-get install chromium")
+    env = {**os.environ, "HBKIT_PROFILE": a.profile}
+    run = ROOT / "runs" / f"notebooks-{a.profile}"
+    if not (run / "results.csv").is_file():
+        from hbkit.compare import compare
+        compare(a.profile, run, progress=False)
+    port = free_port()
+    voila = subprocess.Popen([sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+                              "--show_tracebacks=True", "06_dashboard.ipynb"], cwd=ROOT / "notebooks", env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(60):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                        f"--user-data-dir={out.parent / '.chromium-profile'}", "--hide-scrollbars",
+                        "--window-size=1400,1100", f"--virtual-time-budget={a.wait * 1000}",
+                        f"--screenshot={out}", url], check=True, timeout=a.wait + 120,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(out)
+        return 0
+    finally:
+        voila.terminate()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
