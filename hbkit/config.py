@@ -25,18 +25,18 @@ PROFILES: dict[str, dict] = {
     # CI: seconds, on the tiny random encoder; checks the pipeline, not the research question
     "ci": {"model": "hbkit/tiny", "strategies": ["xx", "xy", "hybrid"], "alphas": [], "steps": 4, "batch_size": 8,
            "lr": 1e-3, "freeze_word_embeddings": False, "train_groups": 64, "train_languages": None,
-           "eval_groups": {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30}, "align_groups": 20,
+           "eval_groups": {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30},
            "umap_groups": 10, "bootstrap": 200, "seed": 0},
     # CPU (default without a GPU): ~25 min on 2 cores. Cut: 40 steps at batch 32 (paper: batch 100, full
     # epochs), frozen word embeddings, evaluation on subsamples (whole parallel groups kept).
     "cpu": {"model": "intfloat/multilingual-e5-small", "strategies": ["xx", "xy", "hybrid"], "alphas": [],
             "steps": 40, "batch_size": 32, "lr": 3e-5, "freeze_word_embeddings": True, "train_groups": None,
             "train_languages": None, "eval_groups": {"xquad-r-eval": 120, "mlqa-r": 150, "tydiqa": 300},
-            "align_groups": 150, "umap_groups": 40, "bootstrap": 1000, "seed": 0},
+            "umap_groups": 40, "bootstrap": 1000, "seed": 0},
     # GPU: full benchmarks, paper hyper-parameters (batch 100, lr 3e-5), all weights trained
     "gpu": {"model": "intfloat/multilingual-e5-small", "strategies": ["xx", "xy", "hybrid"],
             "alphas": [0.25, 0.75], "steps": 1000, "batch_size": 100, "lr": 3e-5, "freeze_word_embeddings": False,
-            "train_groups": None, "train_languages": None, "eval_groups": {}, "align_groups": None,
+            "train_groups": None, "train_languages": None, "eval_groups": {},
             "umap_groups": 60, "bootstrap": 1000, "seed": 0},
 }
 

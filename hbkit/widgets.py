@@ -100,11 +100,9 @@ class Dashboard:
             self.message.value = f"<i>{e}</i>"
             return
         self.message.value = ""
-        with self.figure.batch_update():
-            self.figure.data = []
-            for tr in fig.data:
-                self.figure.add_trace(tr)
-            self.figure.layout = fig.layout
+        self.figure.data = []
+        self.figure.add_traces(list(fig.data))
+        self.figure.layout = fig.layout
 
     def _run(self, _=None):
         from .compare import compare

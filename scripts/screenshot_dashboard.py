@@ -1,7 +1,8 @@
 """Open the strategy dashboard (notebooks/06_dashboard.ipynb) in Voilà under headless Chromium and save a
 screenshot, so a person can see the real page. Not part of CI.
 
-Needs: `pip install -e ".[ui]"` (Voilà) and Debian's chromium (`apt-get install chromium`).
+Needs: `pip install -e ".[ui]"` (Voilà, Selenium) and Debian's chromium + chromium-driver
+(`apt-get install chromium chromium-driver`).
 Run:   python scripts/screenshot_dashboard.py [--profile ci] [--out runs/dashboard.png]
 The dashboard reads the comparison run of the notebooks (runs/notebooks-<profile>); it is created first if missing.
 """
@@ -52,12 +53,28 @@ def main() -> int:
                 time.sleep(1)
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                        f"--user-data-dir={out.parent / '.chromium-profile'}", "--hide-scrollbars",
-                        "--window-size=1400,1100", f"--virtual-time-budget={a.wait * 1000}",
-                        f"--screenshot={out}", url], check=True, timeout=a.wait + 120,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from selenium import webdriver
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = chromium
+        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,1300", "--hide-scrollbars"):
+            opts.add_argument(flag)
+        service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+        driver = webdriver.Chrome(options=opts, service=service)
+        try:
+            driver.get(url)
+            # the page is ready when the widgets and the plotly figure have rendered
+            WebDriverWait(driver, a.wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".widget-dropdown select")))
+            WebDriverWait(driver, a.wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".js-plotly-plot .bars")))
+            time.sleep(2)
+            driver.save_screenshot(str(out))
+        finally:
+            driver.quit()
         print(out)
         return 0
     finally:
