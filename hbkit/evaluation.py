@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -126,15 +127,21 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
         mask = r >= 0
         rs = S.gather(1, r.clamp(min=0))                           # (c, R) scores of the relevant
         rs = torch.where(mask, rs, torch.full_like(rs, float("inf")))
-        # rank of each relevant = number of pool items scoring >= it (ties share the threshold)
-        ranks = (S.unsqueeze(1) >= rs.unsqueeze(2)).sum(-1)        # (c, R)
-        above = ((rs.unsqueeze(1) >= rs.unsqueeze(2)) & mask.unsqueeze(1)).sum(-1)
-        nrel = mask.sum(1).to(torch.float64)
-        prec = torch.where(mask, above.to(torch.float64) / ranks.clamp(min=1).to(torch.float64), 0.0)
+        srt, _ = rs.sort(1)                                        # relevant scores ascending, padding (+inf) last
+        # ranks[:, j] = number of pool items scoring >= srt[:, j] (ties share the threshold)
+        if S.is_cuda:
+            ranks = (S.unsqueeze(1) >= srt.unsqueeze(2)).sum(-1)
+        else:
+            ranks = torch.from_numpy(_rank_counts(S.numpy(), srt.numpy()))
+        valid = torch.isfinite(srt)
+        # relevant scoring >= srt[:, j]: all relevant from the first one tied with it onwards
+        above = valid.sum(1, keepdim=True) - torch.searchsorted(srt.contiguous(), srt.contiguous(), right=False)
+        nrel = valid.sum(1).to(torch.float64)
+        prec = torch.where(valid, above.to(torch.float64) / ranks.clamp(min=1).to(torch.float64), 0.0)
         out["map"][s:s + chunk] = (prec.sum(1) / nrel).cpu().numpy()
-        rk = torch.where(mask, ranks, torch.zeros_like(ranks))
-        lo = torch.where(mask, ranks, torch.full_like(ranks, m + 1)).min(1).values
-        dist = (rk.max(1).values - lo).to(torch.float64)
+        lowest = ranks[:, 0]                                         # rank of the lowest-scored relevant
+        highest = ranks.gather(1, (valid.sum(1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
+        dist = (lowest - highest).to(torch.float64)
         out["rank_distance"][s:s + chunk] = torch.where(nrel >= 2, dist, torch.nan).cpu().numpy()
         top = S.topk(kk, dim=1).indices                            # (c, k)
         hits = ((top.unsqueeze(2) == r.unsqueeze(1)) & mask.unsqueeze(1)).any(-1).to(torch.float64)  # (c, k)
@@ -151,6 +158,41 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
         if same:
             out["top10_same_lang"][s:s + chunk] = (cl[top] == ql[s:s + chunk].unsqueeze(1)).to(torch.float64).mean(1).cpu().numpy()
     return out
+
+
+@lru_cache(maxsize=1)
+def _numba_rank_counts():
+    import numba
+
+    @numba.njit(parallel=True, cache=True, fastmath=False)
+    def counts(S, T):
+        c, m = S.shape
+        R = T.shape[1]
+        out = np.zeros((c, R), dtype=np.int64)
+        for i in numba.prange(c):
+            hist = np.zeros(R + 1, dtype=np.int64)
+            t0 = T[i, 0]
+            for k in range(m):
+                x = S[i, k]
+                if x < t0:
+                    continue
+                j = 1
+                while j < R and x >= T[i, j]:
+                    j += 1
+                hist[j] += 1                       # x >= T[i, j-1] and x < T[i, j]
+            acc = 0
+            for j in range(R, 0, -1):
+                acc += hist[j]
+                out[i, j - 1] = acc                # items >= T[i, j-1]
+        return out
+
+    return counts
+
+
+def _rank_counts(S: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``out[i, j] = |{k: S[i, k] >= T[i, j]}|`` for thresholds ``T`` sorted ascending per row (+inf padding).
+    One pass over each score row (numba, parallel over rows) instead of one pass per threshold."""
+    return _numba_rank_counts()(np.ascontiguousarray(S), np.ascontiguousarray(T))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -147,3 +147,18 @@ def test_encode_cache_is_keyed_by_weights(tiny, tmp_path, monkeypatch):
         next(other.parameters()).add_(0.5)
     b = encode(other, ["hello", "world"], "query")
     assert len(list(tmp_path.rglob("*.npy"))) == 2 and not np.allclose(a, b)
+
+
+def test_map_equals_sklearn_on_real_benchmark_subset(data_dir, tiny):
+    import torch
+    from hbkit.data import load_benchmark
+    from hbkit.evaluation import encode
+    b = load_benchmark("xquad-r-eval", data_dir).subsample(15, seed=1)
+    Q = encode(tiny, b.queries.text.tolist(), "query", cache=False)
+    C = encode(tiny, b.candidates.text.tolist(), "passage", cache=False)
+    res = evaluate_embeddings(b, Q, C, settings=("multi",), progress=False).per_query.set_index("query_id")
+    S = (torch.from_numpy(Q) @ torch.from_numpy(C).T).numpy()
+    ids = b.candidates.id.tolist()
+    for i, qid in enumerate(b.queries.id):
+        y = np.isin(ids, b.relevance[qid]).astype(int)
+        assert res.at[qid, "map"] == pytest.approx(average_precision_score(y, S[i]), abs=1e-6)
