@@ -50,8 +50,9 @@ def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map",
 class Dashboard:
     """ipywidgets dashboard over a results table: benchmark, metric, setting, models, language pair.
 
-    ``Dashboard(results).widget`` is the container to display; changing any control redraws
-    ``self.figure`` (a plotly ``FigureWidget``). ``run_button`` launches ``hbkit.compare`` with the ``ci``
+    ``Dashboard(results).widget`` is the container to display; changing any control rebuilds
+    ``self.figure`` (a plotly ``Figure``) and shows it in ``self.output`` (rendered by plotly's own
+    notebook renderer, so it works in JupyterLab and Voilà alike). ``run_button`` launches ``hbkit.compare`` with the ``ci``
     profile (or ``profile``) into ``out`` and reloads the results.
     """
 
@@ -71,7 +72,8 @@ class Dashboard:
         self.dlang = w.Dropdown(description="doc lang")
         self.message = w.HTML()
         self.run_button = w.Button(description=f"run ({profile} profile)")
-        self.figure = go.FigureWidget()
+        self.figure = go.Figure()
+        self.output = w.Output()
         self._update_langs()
         for c in (self.benchmark, self.metric, self.setting, self.models, self.qlang, self.dlang):
             c.observe(self._on_change, names="value")
@@ -79,7 +81,7 @@ class Dashboard:
         self.redraw()
         self.widget = w.VBox([w.HBox([self.benchmark, self.metric, self.setting]),
                               w.HBox([self.models, w.VBox([self.qlang, self.dlang]), self.run_button]),
-                              self.message, self.figure])
+                              self.message, self.output])
 
     def _update_langs(self):
         r = self.results[self.results["benchmark"] == self.benchmark.value]
@@ -100,9 +102,12 @@ class Dashboard:
             self.message.value = f"<i>{e}</i>"
             return
         self.message.value = ""
-        self.figure.data = []
-        self.figure.add_traces(list(fig.data))
-        self.figure.layout = fig.layout
+        self.figure = fig
+        from IPython.display import display
+
+        with self.output:
+            self.output.clear_output(wait=True)
+            display(fig)
 
     def _run(self, _=None):
         from .compare import compare

@@ -99,5 +99,5 @@ write("06_dashboard.ipynb", [
            "offline here, and a 40-step CPU run is not comparable in scale. Compare the *shape* instead: which strategy wins in which setting."),
     ("code", SETUP),
     ("code", "from hbkit.widgets import Dashboard, load_results\ndash = Dashboard(load_results(RUN), out=RUN + '-dashboard')\ndash.widget"),
-    ("code", "dash.benchmark.value = 'mlqa-r'\ndash.setting.value = 'multi'\n[(t.name, list(t.y)) for t in dash.figure.data]"),
+    ("code", "dash.benchmark.value = 'mlqa-r'\ndash.setting.value = 'multi'\n[(t.name, [round(float(v), 3) for v in t.y]) for t in dash.figure.data]"),
 ])
