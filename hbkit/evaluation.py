@@ -164,26 +164,19 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
 def _numba_rank_counts():
     import numba
 
-    @numba.njit(parallel=True, cache=True, fastmath=False)
+    @numba.njit(parallel=True, cache=True)
     def counts(S, T):
         c, m = S.shape
         R = T.shape[1]
         out = np.zeros((c, R), dtype=np.int64)
         for i in numba.prange(c):
-            hist = np.zeros(R + 1, dtype=np.int64)
-            t0 = T[i, 0]
-            for k in range(m):
-                x = S[i, k]
-                if x < t0:
-                    continue
-                j = 1
-                while j < R and x >= T[i, j]:
-                    j += 1
-                hist[j] += 1                       # x >= T[i, j-1] and x < T[i, j]
-            acc = 0
-            for j in range(R, 0, -1):
-                acc += hist[j]
-                out[i, j - 1] = acc                # items >= T[i, j-1]
+            row = S[i]
+            for j in range(R):
+                t = T[i, j]
+                n = 0
+                for k in range(m):  # branch-free compare-and-count: LLVM vectorises it
+                    n += 1 if row[k] >= t else 0
+                out[i, j] = n
         return out
 
     return counts
@@ -191,7 +184,8 @@ def _numba_rank_counts():
 
 def _rank_counts(S: np.ndarray, T: np.ndarray) -> np.ndarray:
     """``out[i, j] = |{k: S[i, k] >= T[i, j]}|`` for thresholds ``T`` sorted ascending per row (+inf padding).
-    One pass over each score row (numba, parallel over rows) instead of one pass per threshold."""
+    A vectorised compare-and-count over each (row, threshold) in numba, parallel over rows; no temporary
+    (rows x thresholds x candidates) tensor."""
     return _numba_rank_counts()(np.ascontiguousarray(S), np.ascontiguousarray(T))
 
 

@@ -149,6 +149,13 @@ def _count_kinds(batch_log, steps: int) -> dict[str, int]:
     return counts
 
 
+def _warmup(ratio: float) -> dict:
+    """transformers >= 5 takes the warm-up ratio as a float ``warmup_steps``; older versions as ``warmup_ratio``."""
+    import transformers
+
+    return {"warmup_steps": float(ratio)} if int(transformers.__version__.split(".")[0]) >= 5 else {"warmup_ratio": ratio}
+
+
 def _world_size_env() -> int:
     """World size as torchrun / accelerate launch set it (before torch.distributed is initialised)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -191,7 +198,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, learning_rate=config.lr, weight_decay=config.weight_decay,
-        warmup_ratio=config.warmup_ratio, seed=config.seed, data_seed=config.seed, batch_sampler=factory,
+        **_warmup(config.warmup_ratio), seed=config.seed, data_seed=config.seed, batch_sampler=factory,
         prompts=dict(encoder.prompts) if encoder.prompts else None, logging_steps=1, save_steps=config.save_steps,
         save_total_limit=2, eval_strategy="steps" if val_pairs is not None else "no",
         eval_steps=config.eval_steps if val_pairs is not None else None,
