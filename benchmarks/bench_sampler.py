@@ -36,20 +36,25 @@ for ep in range(20):
 t_sampler = (time.perf_counter() - t) / n
 
 
+class StepTimer(TrainerCallback):
+    """Wall time of every optimizer step (forward, backward, update), appended to ``times``."""
+
+    def __init__(self, times):
+        self.times = times
+
+    def on_step_begin(self, *args, **kw):
+        self.t = time.perf_counter()
+
+    def on_step_end(self, *args, **kw):
+        self.times.append(time.perf_counter() - self.t)
+
+
 def run_hbkit(tmp):
     cfg = TrainConfig(strategy="hybrid", batch_size=a.batch, max_steps=a.steps, save_steps=10**6, warmup_ratio=0,
                       lr=3e-5)
     model = load_encoder(a.model)
     times = []
-
-    class StepTimer(TrainerCallback):
-        def on_step_begin(self, *args, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, *args, **kw):
-            times.append(time.perf_counter() - self.t)
-
-    train(model, pairs, cfg, tmp + "/hb", progress=False, callbacks=[StepTimer()])
+    train(model, pairs, cfg, tmp + "/hb", progress=False, callbacks=[StepTimer(times)])
     return float(np.mean(times[1:]))  # the first step includes one-off set-up
 
 
@@ -67,16 +72,8 @@ def run_plain(tmp):
                                                 prompts=dict(model.prompts), report_to="none", save_strategy="no",
                                                 disable_tqdm=True, use_cpu=True, logging_steps=1)
     times = []
-
-    class StepTimer(TrainerCallback):
-        def on_step_begin(self, *args, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, *args, **kw):
-            times.append(time.perf_counter() - self.t)
-
     tr = SentenceTransformerTrainer(model=model, args=args, train_dataset=ds, loss=MultipleNegativesRankingLoss(model),
-                                    callbacks=[StepTimer()])
+                                    callbacks=[StepTimer(times)])
     tr.train()
     return float(np.mean(times[1:]))
 
