@@ -8,7 +8,8 @@ hyper-parameters, evaluate all models zero-shot, and write the report.
 * ``table.md`` / ``table.csv`` — the paper-shaped table (mono / cross / multi mAP and rank distance per
   benchmark and model, with 95% bootstrap intervals over query groups);
 * ``significance.csv`` — paired bootstrap of hybrid against each baseline;
-* ``report.html`` — self-contained, with the plotly figures; ``timings.json`` — wall time per stage;
+* ``report.html`` — self-contained, with the plotly figures; ``timings.json`` — wall time per stage of
+  this invocation (``reused_results`` counts the (model, benchmark) results read back instead of computed);
 * ``models/<name>/`` — the trained model folders and their logs; ``per_query/`` — per-query metrics.
 
 Re-running reuses the saved models, per-query results and the embedding cache; ``force=True`` redoes all.
@@ -84,7 +85,8 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
             shutil.rmtree(out / sub, ignore_errors=True)
     (out / "per_query").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
-    timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0}
+    timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
+                                 "reused_results": 0}
     t0 = time.perf_counter()
     pairs = _subsample_pairs(parallel_pairs(languages=cfg["train_languages"], data_dir_=data_dir),
                              cfg["train_groups"], cfg["seed"])
@@ -120,6 +122,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
             pq_path = out / "per_query" / f"{name}__{bname}.pkl"
             if pq_path.is_file():
                 results.append(pd.read_pickle(pq_path))
+                timings["reused_results"] += 1
                 continue
             t = time.perf_counter()
             Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)

@@ -44,5 +44,5 @@ def test_rerun_reuses_models(ci_run, data_dir):
     before = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
     again = compare("ci", out, data_dir=data_dir, progress=False)
     after = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
-    assert before == after and again["timings"]["train"] == 0
+    assert before == after and again["timings"]["train"] == 0 and again["timings"]["reused_results"] == 12
     pd.testing.assert_frame_equal(again["table"], ci_run["table"])
