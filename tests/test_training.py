@@ -87,3 +87,22 @@ def test_validation_split_and_best_model(pairs, tmp_path):
     out = train(tiny_encoder(seed=4), pairs, cfg, tmp_path, progress=False)
     card = json.loads((out / "hbkit_training.json").read_text())
     assert card["best_eval_loss"] is not None
+
+
+def test_sampler_drops_into_sentence_transformer_trainer(pairs, tmp_path):
+    """The README's example: hbkit's sampler and collator in a plain SentenceTransformerTrainer."""
+    import hbkit
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    model = tiny_encoder(seed=5)
+    factory = hbkit.make_sampler("hybrid", alpha=0.5)
+    args = SentenceTransformerTrainingArguments(str(tmp_path), batch_sampler=factory, per_device_train_batch_size=8,
+                                                prompts=model.prompts, max_steps=3, report_to="none", use_cpu=True,
+                                                save_strategy="no", disable_tqdm=True)
+    collator = hbkit.PairCollator(preprocess_fn=model.preprocess, prompts=model.prompts)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs,
+                                         loss=MultipleNegativesRankingLoss(model), data_collator=collator)
+    trainer.train()
+    assert trainer.state.global_step == 3 and isinstance(factory.last, hbkit.HybridBatchSampler)
+    kinds = [k.split(":")[0] for k in collator.seen[:3]]
+    assert kinds == [b.kind for b in factory.last.plan()[:3]]
