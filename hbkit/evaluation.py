@@ -92,8 +92,8 @@ def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_si
 # the ranking kernel
 # --------------------------------------------------------------------------------------------------
 def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10,
-                 chunk: int = 256, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None,
-                 device: str | None = None) -> dict[str, np.ndarray]:
+                 chunk: int = 512, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None,
+                 device: str | None = None, metrics: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Per-query metrics of queries ``Q`` (n x d) against pool ``C`` (m x d), scored by inner product.
 
     ``relevant[i]`` holds the pool indices relevant to query i (at least one). Returns arrays of length n for
@@ -114,7 +114,8 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     kk = min(k, m)
     out = {name: np.zeros(n, dtype=np.float64) for name in RANK_METRICS}
     out["rank_distance"] = np.full(n, np.nan)
-    same = q_lang is not None and c_lang is not None
+    want_topk = metrics is None or bool(set(metrics) - {"map", "rank_distance"})
+    same = q_lang is not None and c_lang is not None and want_topk
     if same:
         out["top10_same_lang"] = np.zeros(n)
         codes = {l: i for i, l in enumerate(sorted(set(c_lang) | set(q_lang)))}
@@ -143,6 +144,8 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
         highest = ranks.gather(1, (valid.sum(1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
         dist = (lowest - highest).to(torch.float64)
         out["rank_distance"][s:s + chunk] = torch.where(nrel >= 2, dist, torch.nan).cpu().numpy()
+        if not want_topk:
+            continue
         top = S.topk(kk, dim=1).indices                            # (c, k)
         hits = ((top.unsqueeze(2) == r.unsqueeze(1)) & mask.unsqueeze(1)).any(-1).to(torch.float64)  # (c, k)
         out["recall@1"][s:s + chunk] = (hits[:, :1].sum(1) / nrel).cpu().numpy()
@@ -157,7 +160,7 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
         out["ndcg@10"][s:s + chunk] = (dcg / ideal).cpu().numpy()
         if same:
             out["top10_same_lang"][s:s + chunk] = (cl[top] == ql[s:s + chunk].unsqueeze(1)).to(torch.float64).mean(1).cpu().numpy()
-    return out
+    return out if metrics is None else {m: out[m] for m in metrics}
 
 
 @lru_cache(maxsize=1)

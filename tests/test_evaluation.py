@@ -162,3 +162,12 @@ def test_map_equals_sklearn_on_real_benchmark_subset(data_dir, tiny):
     for i, qid in enumerate(b.queries.id):
         y = np.isin(ids, b.relevance[qid]).astype(int)
         assert res.at[qid, "map"] == pytest.approx(average_precision_score(y, S[i]), abs=1e-6)
+
+
+def test_map_only_mode_matches_full():
+    Q, C, rel = _random(seed=7)
+    full = rank_metrics(Q, C, rel)
+    only = rank_metrics(Q, C, rel, metrics=("map", "rank_distance"))
+    assert set(only) == {"map", "rank_distance"}
+    np.testing.assert_array_equal(only["map"], full["map"])
+    np.testing.assert_array_equal(only["rank_distance"], full["rank_distance"])
