@@ -7,7 +7,6 @@
 Run: python benchmarks/bench_sampler.py [--steps 6] [--model hbkit/tiny]
 """
 import argparse
-import os
 import tempfile
 import time
 

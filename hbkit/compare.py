@@ -184,7 +184,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
                                                   "significance": significance.to_dict(orient="records")}, indent=1))
     align.to_csv(out / "alignment.csv", index=False)
     table.to_csv(out / "table.csv", index=False)
-    (out / "table.md").write_text(table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False))
+    (out / "table.md").write_text(table.to_markdown(index=False))
     significance.to_csv(out / "significance.csv", index=False)
     coords.to_csv(out / "umap.csv", index=False)
     timings["total"] = time.perf_counter() - t0
@@ -238,10 +238,3 @@ def intervals(per_query: dict[str, pd.DataFrame], benchmark: str, metrics=("map"
                              "value": r["a"], "low": r["low"], "high": r["high"]})
     return pd.DataFrame(rows)
 
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-        return True
-    except ImportError:
-        return False

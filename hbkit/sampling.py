@@ -180,7 +180,6 @@ class HybridBatchSampler:
             return queues[key]
 
         B = self.global_batch
-        L = len(self.languages)
         for info in self.plan(epoch):
             if info.kind == "xx":
                 l = self.languages.index(info.lang)

@@ -16,9 +16,8 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -93,7 +92,7 @@ def _freeze(model, config: TrainConfig) -> None:
                 m.p = config.dropout
 
 
-def _callback(out_dir: Path, factory, config: TrainConfig):
+def _callback(out_dir: Path, factory):
     from transformers import TrainerCallback
     from transformers.trainer_callback import ProgressCallback
 
@@ -213,7 +212,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
                                                       gather_across_devices=gather)
             if config.mini_batch_size else
             losses.MultipleNegativesRankingLoss(encoder, scale=config.scale, gather_across_devices=gather))
-    batch_log = _callback(out_dir, factory, config)
+    batch_log = _callback(out_dir, factory)
     trainer = SentenceTransformerTrainer(
         model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=loss,
         data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),

@@ -40,8 +40,7 @@ def metric_bars(results: pd.DataFrame, metric: str = "map", title: str | None = 
 
     r = results[(results["metric"] == metric) & (results["qlang"] == "all")].copy()
     r["where"] = r["benchmark"] + " / " + r["setting"]
-    fig = px.bar(r, x="where", y="value", color="model", barmode="group", error_y=r.get("err_high"),
-                 error_y_minus=r.get("err_low"), category_orders={"model": STRATEGY_ORDER})
+    fig = px.bar(r, x="where", y="value", color="model", barmode="group", category_orders={"model": STRATEGY_ORDER})
     fig.update_layout(title=title or f"macro {metric}", yaxis_title=metric, xaxis_title="")
     return fig
 

@@ -1,6 +1,5 @@
 """The data layer on the offline release copies, and every bad-input case."""
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -98,7 +97,7 @@ def _para(**kw):
 
 
 def test_malformed_json_names_file(tmp_path):
-    p = _write(tmp_path, "{not json")
+    _write(tmp_path, "{not json")
     with pytest.raises(DataError, match=r"en\.json: not valid JSON"):
         data.load_xquad_r(tmp_path, languages=["en"])
 

@@ -22,7 +22,7 @@ def _train(out, batch, nproc, data_dir):
         cmd = [sys.executable, "-m", "hbkit.cli", *args]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-               f"--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "hbkit.cli", *args]
+               "--master_addr=127.0.0.1", f"--master_port={_free_port()}", "-m", "hbkit.cli", *args]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

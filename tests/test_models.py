@@ -1,5 +1,4 @@
 """Encoders: the embedded mE5-small offline, the tiny encoder, the loader's errors and fallbacks."""
-import os
 
 import numpy as np
 import pytest

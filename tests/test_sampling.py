@@ -1,6 +1,5 @@
 """Sampler guarantees as properties over random parallel datasets (hypothesis), plus integration."""
 import math
-from collections import Counter
 
 import datasets
 import numpy as np

@@ -1,13 +1,11 @@
 """Training on the tiny encoder: each strategy lowers the loss; an interrupted run resumes to the same weights."""
 import json
 
-import numpy as np
 import pytest
 import torch
 from transformers import TrainerCallback
 
 from hbkit.models import tiny_encoder
-from hbkit.sampling import HybridBatchSampler
 from hbkit.training import TrainConfig, train
 
 
