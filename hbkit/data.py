@@ -184,10 +184,15 @@ def _field(rec: dict, key: str, typ, path: Path, where: str):
     return val
 
 
-def _check_lang(lang: str, path: Path) -> str:
-    if lang not in LANGUAGES:
-        raise DataError(f"{path}: unknown language code {lang!r}; known ISO 639-1 codes: {', '.join(sorted(LANGUAGES))}")
-    return lang
+def _check_languages(languages: Iterable[str] | None, available: list[str], dataset: str) -> list[str]:
+    """The requested languages (default: all of ``available``); a :class:`DataError` names the first one the
+    dataset does not have, and says when it is not an ISO 639-1 code at all."""
+    languages = list(languages or available)
+    for lang in languages:
+        if lang not in available:
+            hint = "" if lang in LANGUAGES else f" ({lang!r} is not an ISO 639-1 code hbkit knows)"
+            raise DataError(f"{dataset} has no language {lang!r}{hint}; it has {', '.join(available)}")
+    return languages
 
 
 @dataclass
@@ -335,13 +340,11 @@ def load_xquad_r(data_dir_: str | os.PathLike | None = None, languages: Iterable
     the context with ``sentence_breaks``); a question's relevant candidates are the sentences holding its
     answer start, one in each language (11 on the full set). ``articles`` restricts to article indices
     (see :data:`EVAL_ARTICLES`)."""
+    languages = _check_languages(languages, XQUAD_R_LANGS, "XQuAD-R")
     root = data_dir("xquad-r", data_dir_)
-    languages = list(languages or XQUAD_R_LANGS)
     arts = None if articles is None else set(articles)
     queries, cands, answer_sent, skipped = [], [], {}, {}
     for lang in languages:
-        if lang not in XQUAD_R_LANGS:
-            raise DataError(f"XQuAD-R has no language {lang!r}; it has {', '.join(XQUAD_R_LANGS)}")
         path = root / "xquad-r" / f"{lang}.json"
         paragraphs, questions = read_squad(path, skipped)
         spans = {}
@@ -392,9 +395,9 @@ def load_mlqa_r(data_dir_: str | os.PathLike | None = None, languages: Iterable[
     """MLQA-R built the LAReQA way from the same-language MLQA dev files (dev-context-X-question-X): every
     sentence (pysbd) of every distinct context of every language is a candidate; a question's relevant
     candidates are the sentences holding its answer start in each language that has the question id (2-4)."""
+    languages = _check_languages(languages, MLQA_LANGS, "MLQA")
     root = data_dir("mlqa", data_dir_)
-    languages = list(languages or MLQA_LANGS)
-    files = [root / "mlqa" / "dev" / f"dev-context-{l}-question-{l}.json" for l in languages if l in MLQA_LANGS]
+    files = [root / "mlqa" / "dev" / f"dev-context-{l}-question-{l}.json" for l in languages]
     cached = _cache_path("mlqa-r", files, languages)
     if cached.is_file():
         try:
@@ -403,8 +406,6 @@ def load_mlqa_r(data_dir_: str | os.PathLike | None = None, languages: Iterable[
             log.warning("benchmark cache %s is unreadable; rebuilding", cached)
     queries, cands, answer_sent, skipped = [], [], {}, {}
     for lang in languages:
-        if lang not in MLQA_LANGS:
-            raise DataError(f"MLQA has no language {lang!r}; it has {', '.join(MLQA_LANGS)}")
         path = root / "mlqa" / "dev" / f"dev-context-{lang}-question-{lang}.json"
         paragraphs, questions = read_squad(path, skipped)
         ctx_id, spans = {}, {}
@@ -448,12 +449,9 @@ def load_tydiqa(data_dir_: str | os.PathLike | None = None, languages: Iterable[
     """TyDi-QA GoldP dev: each question's gold passage is its one relevant candidate; candidates are the
     distinct passages of all languages. Not parallel: every query is its own group. Reads the per-language
     files (``<language>_tydiqa_dev.json``) or the official ``tydiqa-goldp-v1.1-dev.json`` (split by id)."""
+    languages = _check_languages(languages, TYDIQA_LANGS, "TyDi-QA GoldP")
     root = data_dir("tydiqa", data_dir_)
     folder = root / SOURCES["tydiqa"]["folder"]
-    languages = list(languages or TYDIQA_LANGS)
-    for lang in languages:
-        if lang not in TYDIQA_LANGS:
-            raise DataError(f"TyDi-QA GoldP has no language {lang!r}; it has {', '.join(TYDIQA_LANGS)}")
     files = sorted(folder.glob("*_tydiqa_dev.json")) or [folder / "tydiqa-goldp-v1.1-dev.json"]
     queries, cands, relevance, skipped, passage_id = [], [], {}, {}, {}
     for path in files:
