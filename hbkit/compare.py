@@ -51,7 +51,7 @@ def _subsample_pairs(pairs, n_groups: int | None, seed: int):
     return pairs.filter(lambda r: r["group"] in keep)
 
 
-def paper_table(results: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
+def paper_table(results: pd.DataFrame, ivals: pd.DataFrame) -> pd.DataFrame:
     """Rows: models; columns ``<benchmark> <setting>`` mAP as ``value [low, high]`` and multilingual rank
     distance (lower = less language bias)."""
     r = results[(results["qlang"] == "all")]
@@ -63,7 +63,7 @@ def paper_table(results: pd.DataFrame, intervals: pd.DataFrame) -> pd.DataFrame:
                 v = r[(r.model == model) & (r.benchmark == bench) & (r.setting == setting) & (r.metric == "map")]
                 if v.empty:
                     continue
-                ci = intervals[(intervals.model == model) & (intervals.benchmark == bench) & (intervals.setting == setting)]
+                ci = ivals[(ivals.model == model) & (ivals.benchmark == bench) & (ivals.setting == setting)]
                 txt = f"{v.value.iloc[0]:.3f}"
                 if not ci.empty:
                     txt += f" [{ci.low.iloc[0]:.3f}, {ci.high.iloc[0]:.3f}]"
@@ -135,7 +135,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
             t = time.perf_counter()
             a = alignment(Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy(), bname)
             timings["align"] += time.perf_counter() - t
-            res.alignment = a
+            res.alignment = a  # the EvalResult field, saved with it
             pd.to_pickle(res, pq_path)
             results.append(res)
         for r in results:
@@ -150,25 +150,22 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
     align = pd.concat(aligns, ignore_index=True)
 
     # intervals and significance (paired bootstrap over query groups)
-    iv, sig = [], []
-    for name in per_query:
+    boot = {"n_boot": cfg["bootstrap"], "seed": cfg["seed"]}
+    ivals = pd.concat([intervals(per_query, bname, **boot) for bname in benches], ignore_index=True)
+    sig = []
+    for name in (m for m in per_query if m.startswith("hybrid")):
+        pq = per_query[name]
         for bname in benches:
             for setting in ("mono", "cross", "multi"):
-                pq = per_query[name]
                 if pq[(pq.benchmark == bname) & (pq.setting == setting)].empty:
                     continue
-                r = paired_bootstrap(pq, None, "map", setting, bname, n_boot=cfg["bootstrap"], seed=cfg["seed"])
-                iv.append({"model": name, "benchmark": bname, "setting": setting, "low": r["low"], "high": r["high"]})
-                if name.startswith("hybrid"):
-                    for other in ("xx", "xy", "base"):
-                        if other in per_query:
-                            s = paired_bootstrap(pq, per_query[other], "map", setting, bname,
-                                                 n_boot=cfg["bootstrap"], seed=cfg["seed"])
-                            sig.append({"model": name, "vs": other, "benchmark": bname, "setting": setting,
-                                        "metric": "map", **{k: s[k] for k in ("a", "b", "diff", "low", "high", "p")}})
-    intervals = pd.DataFrame(iv)
+                for other in ("xx", "xy", "base"):
+                    if other in per_query:
+                        s = paired_bootstrap(pq, per_query[other], "map", setting, bname, **boot)
+                        sig.append({"model": name, "vs": other, "benchmark": bname, "setting": setting,
+                                    "metric": "map", **{k: s[k] for k in ("a", "b", "diff", "low", "high", "p")}})
     significance = pd.DataFrame(sig)
-    table = paper_table(results, intervals)
+    table = paper_table(results, ivals)
 
     # UMAP of parallel XQuAD-R questions before / after training
     coords = []
@@ -180,7 +177,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
 
     results.to_csv(out / "results.csv", index=False)
     (out / "results.json").write_text(json.dumps({"config": cfg, "results": results.to_dict(orient="records"),
-                                                  "intervals": intervals.to_dict(orient="records"),
+                                                  "intervals": ivals.to_dict(orient="records"),
                                                   "significance": significance.to_dict(orient="records")}, indent=1))
     align.to_csv(out / "alignment.csv", index=False)
     table.to_csv(out / "table.csv", index=False)

@@ -203,6 +203,7 @@ class EvalResult:
 
     table: pd.DataFrame
     per_query: pd.DataFrame
+    alignment: pd.DataFrame | None = None  # alignment() of the scored queries, when the caller computed it
 
     def macro(self) -> pd.DataFrame:
         t = self.table
