@@ -283,18 +283,15 @@ def _collator_base():
     return SentenceTransformerDataCollator
 
 
-@dataclass
-class _PairMixin:
-    def pair_features(self, features: list[dict]) -> list[dict]:
-        if len(features) % 2:
-            raise SamplerError("a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...])")
-        if "lang" in features[0] and hasattr(self, "seen"):
-            self.seen.append(batch_kind([f["lang"] for f in features[0::2]], [f["lang"] for f in features[1::2]]))
-        return [{"query": q["query"], "passage": p["passage"]} for q, p in zip(features[0::2], features[1::2])]
+def _split_pairs(features: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Rows ``[q0, p0, q1, p1, ...]`` -> (query rows, passage rows)."""
+    if len(features) % 2:
+        raise SamplerError("a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...])")
+    return features[0::2], features[1::2]
 
 
 @dataclass
-class PairCollator(_PairMixin, _collator_base()):
+class PairCollator(_collator_base()):
     """sentence-transformers collator for hbkit batches: rows ``[q0, p0, q1, p1, ...]`` become the
     ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage`` prompts.
     ``seen`` records the kind of every batch it collated (as :func:`batch_kind` reads it off the rows)."""
@@ -302,7 +299,10 @@ class PairCollator(_PairMixin, _collator_base()):
     seen: list = field(default_factory=list, repr=False)
 
     def __call__(self, features: list[dict]) -> dict:
-        return super().__call__(self.pair_features(features))
+        qs, ps = _split_pairs(features)
+        if "lang" in qs[0]:
+            self.seen.append(batch_kind([f["lang"] for f in qs], [f["lang"] for f in ps]))
+        return super().__call__([{"query": q["query"], "passage": p["passage"]} for q, p in zip(qs, ps)])
 
 
 def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:
@@ -333,4 +333,5 @@ def describe_batch(sampler: HybridBatchSampler, dataset, epoch: int = 0, index: 
 
 def text_pairs(features: list[dict]) -> list[tuple[str, str]]:
     """Collate function for a plain DataLoader: ``[(query, passage), ...]`` of one batch."""
-    return [(f["query"], f["passage"]) for f in _PairMixin().pair_features(features)]
+    qs, ps = _split_pairs(features)
+    return [(q["query"], p["passage"]) for q, p in zip(qs, ps)]
