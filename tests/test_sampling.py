@@ -55,7 +55,10 @@ def test_batch_guarantees(n, langs, bs, alpha, seed, missing):
     assert len(list(iter(s))) == len(s) == ds.unique("group").__len__() // bs
 
 
-@settings(max_examples=10, deadline=None)
+# A correct sampler falls outside a 99% interval for 1% of seeds (e.g. seed 244 at alpha 0.1: 158 of 2,000),
+# so random seeds would make this test fail about one run in ten. derandomize fixes the examples: the same
+# seeds every run, the same 99% bound.
+@settings(max_examples=10, deadline=None, derandomize=True, database=None)
 @given(seed=st.integers(0, 1000), alpha=st.sampled_from([0.1, 0.5, 0.8]))
 def test_hybrid_share_within_binomial_interval(seed, alpha):
     ds = make_pairs(4000, ["en", "de", "es"], seed)
