@@ -51,6 +51,25 @@ def _subsample_pairs(pairs, n_groups: int | None, seed: int):
     return pairs.filter(lambda r: r["group"] in keep)
 
 
+#: profile keys that change a trained model or a per-query result; the others (strategies, alphas, umap_groups,
+#: bootstrap) only add runs or redo cheap steps, so a run folder stays reusable when they change
+RESULT_KEYS = ("model", "steps", "batch_size", "lr", "freeze_word_embeddings", "train_groups", "train_languages",
+               "eval_groups", "seed")
+
+
+def _check_reusable(out: Path, cfg: dict) -> None:
+    """Refuse to mix results of two set-ups in one folder: the saved models and per-query results of ``out``
+    are reused only if its ``config.json`` agrees with ``cfg`` on :data:`RESULT_KEYS`."""
+    path = out / "config.json"
+    if not path.is_file() or not any((out / sub).exists() and any((out / sub).iterdir()) for sub in ("models", "per_query")):
+        return
+    old = json.loads(path.read_text())
+    diff = [f"{k}: {old.get(k)!r} -> {cfg.get(k)!r}" for k in RESULT_KEYS if old.get(k) != cfg.get(k)]
+    if diff:
+        raise ValueError(f"{out} holds models and results of another set-up ({'; '.join(diff)}); reusing them would "
+                         "mix the two. Use another --out, or --force to retrain and re-evaluate everything there")
+
+
 def paper_table(results: pd.DataFrame, ivals: pd.DataFrame) -> pd.DataFrame:
     """Rows: models; columns ``<benchmark> <setting>`` mAP as ``value [low, high]`` and multilingual rank
     distance (lower = less language bias)."""
@@ -83,6 +102,8 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
     if force:
         for sub in ("models", "per_query"):
             shutil.rmtree(out / sub, ignore_errors=True)
+    else:
+        _check_reusable(out, cfg)
     (out / "per_query").mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
     timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,

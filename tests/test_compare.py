@@ -46,3 +46,23 @@ def test_rerun_reuses_models(ci_run, data_dir):
     after = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
     assert before == after and again["timings"]["train"] == 0 and again["timings"]["reused_results"] == 12
     pd.testing.assert_frame_equal(again["table"], ci_run["table"])
+
+
+def test_rerun_with_another_setup_is_refused(ci_run, data_dir):
+    with pytest.raises(ValueError, match=r"steps: 4 -> 5.*--force"):
+        compare("ci", ci_run["out"], data_dir=data_dir, progress=False, steps=5)
+
+
+def test_extra_alpha_trains_only_the_new_run(ci_run, data_dir):
+    from hbkit.widgets import alpha_figure
+
+    out = ci_run["out"]
+    again = compare("ci", out, data_dir=data_dir, progress=False, alphas=[0.25])
+    assert again["timings"]["train"] > 0 and again["timings"]["reused_results"] == 12
+    r = again["results"]
+    assert set(r.model) == {"base", "xx", "xy", "hybrid", "hybrid-a0.25"}
+    log = json.loads((out / "models" / "hybrid-a0.25" / "model" / "hbkit_training.json").read_text())
+    assert log["config"]["strategy"] == "hybrid" and log["config"]["alpha"] == 0.25
+    fig = alpha_figure(r, "mlqa-r", setting="multi", alpha=0.25)
+    (line,) = fig.data
+    assert list(line.x) == [0.0, 0.25, 0.5, 1.0] and list(line.text) == ["xy", "hybrid-a0.25", "hybrid", "xx"]
