@@ -1,17 +1,24 @@
-"""The strategy dashboard: ipywidgets controls wired to the figures of :mod:`hbkit.viz`, over saved results.
+"""The strategy dashboard: ipywidgets controls wired to the figures below, over saved results.
 
-The figure logic lives in :func:`dashboard_figure` (plain function of a results table and the control values,
-unit-tested); :class:`Dashboard` only wires widgets to it and can launch a small run.
+The figure logic is plain functions of a results table and the control values (unit-tested):
+:func:`dashboard_figure` (bars per model), :func:`alpha_figure` (the metric against the hybrid share α) and
+:func:`beside` (published numbers, e.g. the paper's Table 1, next to ours). :class:`Dashboard` only wires
+widgets to them and can launch a small run.
 """
 from __future__ import annotations
 
+import html
+import os
+import re
 from pathlib import Path
 
 import pandas as pd
 
-#: Macro mAP of the paper's Table 1 is not reproduced here: its numbers come from mMARCO-scale training that
-#: a 2-core profile cannot match. The dashboard shows the shape of the comparison (which strategy wins where).
 SETTINGS = ("mono", "cross", "multi")
+#: α of the strategies: X-Y batches only (0), the paper's hybrid (0.5), X-X-mono only (1)
+STRATEGY_ALPHA = {"xy": 0.0, "hybrid": 0.5, "xx": 1.0}
+#: columns of a reference table (see :func:`load_reference`)
+REFERENCE_COLUMNS = ("source", "encoder", "model", "benchmark", "setting", "metric", "value")
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -22,66 +29,198 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
-                     models: list[str] | None = None, qlang: str = "all", dlang: str = "all"):
-    """Bars of ``metric`` per model for one benchmark: all settings (``setting=None``) or one; for one
-    language pair when ``qlang``/``dlang`` are not ``all``. Raises ``ValueError`` when the selection is empty."""
-    import plotly.express as px
+def model_alpha(model: str) -> float | None:
+    """The hybrid share α a model was trained with: ``xy`` 0, ``hybrid`` 0.5, ``xx`` 1, ``hybrid-a<α>`` α
+    (the names ``hbkit compare`` gives); ``None`` for ``base`` and any other name."""
+    if model in STRATEGY_ALPHA:
+        return STRATEGY_ALPHA[model]
+    m = re.fullmatch(r"hybrid-a(\d+(?:\.\d+)?)", model)
+    return float(m.group(1)) if m else None
 
+
+def load_reference(path: str | Path) -> pd.DataFrame:
+    """Published numbers to show beside ours, e.g. the paper's Table 1, from a CSV typed from the source.
+
+    Columns (:data:`REFERENCE_COLUMNS`): ``source`` (citation, e.g. ``arXiv 2408.10536 Table 1``), ``encoder``
+    (e.g. ``XLM-R``), ``model`` (``base``, ``xx``, ``xy``, ``hybrid`` or ``hybrid-a<α>``: the strategy, named as
+    hbkit names its models), ``benchmark`` (the hbkit benchmark the row is compared with: ``xquad-r-eval``,
+    ``mlqa-r``, ``tydiqa``), ``setting`` (``mono``/``cross``/``multi``), ``metric`` (``map``, ``rank_distance``,
+    ...; hbkit's names) and ``value`` (a fraction, not a percentage, for mAP). Every row is checked; an error
+    names the file, the line and the fix. hbkit ships no such file: the numbers must come from the paper."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"reference table {path} not found (a CSV with columns {', '.join(REFERENCE_COLUMNS)})")
+    ref = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
+    missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
+                         f"{','.join(REFERENCE_COLUMNS)}")
+    if ref.empty:
+        raise ValueError(f"{path}: no rows; add one row per published number")
+    for i, row in ref.iterrows():
+        where = f"{path}, data row {i + 1}"
+        if row["model"] != "base" and model_alpha(str(row["model"])) is None:
+            raise ValueError(f"{where}: model {row['model']!r} is not base, xx, xy, hybrid or hybrid-a<alpha>")
+        if row["setting"] not in SETTINGS:
+            raise ValueError(f"{where}: setting {row['setting']!r} is not one of {', '.join(SETTINGS)}")
+        try:
+            value = float(row["value"])
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: value {row['value']!r} is not a number") from None
+        if row["metric"] != "rank_distance" and not 0 <= value <= 1:
+            raise ValueError(f"{where}: {row['metric']} = {value} is outside [0, 1]; write percentages as "
+                             f"fractions ({value / 100:g})")
+    ref["value"] = ref["value"].astype(float)
+    dup = ref.duplicated(["source", "encoder", "model", "benchmark", "setting", "metric"], keep=False)
+    if dup.any():
+        raise ValueError(f"{path}: data rows {', '.join(str(i + 1) for i in ref.index[dup])} repeat the same "
+                         "source/encoder/model/benchmark/setting/metric; keep one")
+    return ref[list(REFERENCE_COLUMNS)]
+
+
+def default_reference() -> pd.DataFrame | None:
+    """The reference table named by ``$HBKIT_REFERENCE`` (see :func:`load_reference`), or ``None`` if unset."""
+    path = os.environ.get("HBKIT_REFERENCE")
+    return load_reference(path) if path else None
+
+
+def beside(results: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Every reference row with our macro value for the same model, benchmark, setting and metric next to it:
+    columns ``source, encoder, benchmark, setting, metric, model, paper, ours, ours - paper``. A reference row
+    our run has no value for is kept, with ``ours`` empty (nothing is dropped)."""
+    ours = results[results["qlang"] == "all"][["model", "benchmark", "setting", "metric", "value"]]
+    t = reference.merge(ours.rename(columns={"value": "ours"}), how="left",
+                        on=["model", "benchmark", "setting", "metric"]).rename(columns={"value": "paper"})
+    t["ours - paper"] = t["ours"] - t["paper"]
+    return t[["source", "encoder", "benchmark", "setting", "metric", "model", "paper", "ours", "ours - paper"]]
+
+
+def _select(results: pd.DataFrame, benchmark: str, metric: str, setting: str | None, qlang: str, dlang: str):
     r = results[(results["benchmark"] == benchmark) & (results["metric"] == metric)]
     if setting:
         r = r[r["setting"] == setting]
     if qlang != "all" or dlang != "all":
-        r = r[(r["qlang"] == qlang) & ((r["dlang"] == dlang) | (dlang == "all"))]
-    else:
-        r = r[r["qlang"] == "all"]
+        return r[(r["qlang"] == qlang) & ((r["dlang"] == dlang) | (dlang == "all"))]
+    return r[r["qlang"] == "all"]
+
+
+def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
+                     models: list[str] | None = None, qlang: str = "all", dlang: str = "all",
+                     reference: pd.DataFrame | None = None):
+    """Bars of ``metric`` per model for one benchmark: all settings (``setting=None``) or one; for one
+    language pair when ``qlang``/``dlang`` are not ``all``. With a ``reference`` table (:func:`load_reference`),
+    its numbers for the same benchmark/metric/setting are drawn beside ours as hatched bars named
+    ``<encoder> (<source>): <model>`` (macro values only: a reference has no language pairs).
+    Raises ``ValueError`` when our selection is empty."""
+    import plotly.express as px
+
+    r = _select(results, benchmark, metric, setting, qlang, dlang)
     if models:
         r = r[r["model"].isin(models)]
     if r.empty:
         raise ValueError(f"no results for benchmark={benchmark}, metric={metric}, setting={setting}, "
                          f"pair={qlang}->{dlang}, models={models}")
+    r = r.assign(source="ours")
+    if reference is not None and qlang == "all" and dlang == "all":
+        ref = _select(reference.assign(qlang="all", dlang="all"), benchmark, metric, setting, "all", "all")
+        if models:
+            ref = ref[ref["model"].isin(models)]
+        ref = ref.assign(source=ref["encoder"] + " (" + ref["source"] + ")",
+                         model=ref["encoder"] + " (" + ref["source"] + "): " + ref["model"])
+        r = pd.concat([r, ref[r.columns.intersection(ref.columns)]], ignore_index=True)
+    order = ["base", "xx", "xy", "hybrid"]
     fig = px.bar(r, x="setting", y="value", color="model", barmode="group", text_auto=".3f",
-                 category_orders={"setting": list(SETTINGS), "model": ["base", "xx", "xy", "hybrid"]})
+                 category_orders={"setting": list(SETTINGS), "model": order + sorted(set(r["model"]) - set(order))})
+    published = set(r.loc[r["source"] != "ours", "model"])
+    fig.for_each_trace(lambda t: t.update(marker_pattern_shape="/") if t.name in published else None)
     pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
     fig.update_layout(title=f"{benchmark}: {metric}{pair}", yaxis_title=metric)
     return fig
 
 
-class Dashboard:
-    """ipywidgets dashboard over a results table: benchmark, metric, setting, models, language pair.
+def alpha_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
+                 qlang: str = "all", dlang: str = "all", alpha: float | None = None):
+    """``metric`` against the hybrid share α, one line per setting: every trained model whose α is known
+    (:func:`model_alpha`: xy at 0, hybrid at 0.5, xx at 1, ``hybrid-a<α>`` runs in between), the base model as
+    a dotted line per setting, and ``alpha`` (the value the run button would train) as a vertical line.
+    Raises ``ValueError`` when no trained model has a value for the selection."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
 
-    ``Dashboard(results).widget`` is the container to display; changing any control rebuilds
-    ``self.figure`` (a plotly ``Figure``) and shows it in ``self.output`` (rendered by plotly's own
-    notebook renderer, so it works in JupyterLab and Voilà alike). ``run_button`` launches ``hbkit.compare`` with the ``ci``
-    profile (or ``profile``) into ``out`` and reloads the results.
+    r = _select(results, benchmark, metric, setting, qlang, dlang)
+    r = r.assign(alpha=r["model"].map(model_alpha))
+    trained = r.dropna(subset=["alpha"]).sort_values("alpha")
+    if trained.empty:
+        raise ValueError(f"no trained model has {metric} for benchmark={benchmark}, setting={setting}, "
+                         f"pair={qlang}->{dlang}")
+    fig = go.Figure()
+    for i, s in enumerate(x for x in SETTINGS if x in set(trained["setting"])):
+        colour = qualitative.Plotly[i]
+        t = trained[trained["setting"] == s]
+        fig.add_scatter(x=t["alpha"], y=t["value"], mode="lines+markers", name=s, line_color=colour,
+                        text=t["model"], hovertemplate="%{text}: α=%{x:g}, " + metric + "=%{y:.3f}<extra></extra>")
+        b = r[(r["model"] == "base") & (r["setting"] == s)]
+        if not b.empty:
+            fig.add_hline(y=float(b["value"].iloc[0]), line_dash="dot", line_color=colour,
+                          annotation_text=f"base {s}", annotation_position="top left")
+    if alpha is not None:
+        fig.add_vline(x=alpha, line_dash="dash", line_color="grey", annotation_text=f"α = {alpha:g}")
+    pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
+    fig.update_layout(title=f"{benchmark}: {metric}{pair} against α (0 = X-Y only, 1 = X-X-mono only)",
+                      xaxis=dict(title="α (share of X-X-mono batches)", range=[-0.05, 1.05]), yaxis_title=metric)
+    return fig
+
+
+class Dashboard:
+    """ipywidgets dashboard over a results table: strategies (models), α, benchmark, setting, metric and
+    language pair.
+
+    ``Dashboard(results).widget`` is the container to display. Changing any control rebuilds ``self.figure``
+    (bars per model, :func:`dashboard_figure`) and ``self.alpha_fig`` (metric against α, :func:`alpha_figure`),
+    shown through plotly's own renderer so they work in JupyterLab and Voilà alike. With a ``reference``
+    table (:func:`load_reference`, e.g. the paper's Table 1) its numbers are drawn beside ours and
+    ``self.table`` holds :func:`beside` for the current benchmark and metric. ``run_button`` trains
+    the strategies with the ``ci`` profile (or ``profile``) into ``out``, plus a hybrid run at the α slider's
+    value when it is not 0, 0.5 or 1, and reloads the results.
     """
 
-    def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "ci"):
+    def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "ci",
+                 reference: pd.DataFrame | None = None):
         import ipywidgets as w
         import plotly.graph_objects as go
 
-        self.results, self.out, self.profile = results, out, profile
+        self.results, self.out, self.profile, self.reference = results, out, profile, reference
         benches = sorted(results["benchmark"].unique())
         metrics = sorted(results["metric"].unique())
         self.benchmark = w.Dropdown(options=benches, value=benches[0], description="benchmark")
         self.metric = w.Dropdown(options=metrics, value="map" if "map" in metrics else metrics[0], description="metric")
         self.setting = w.Dropdown(options=[("all", None)] + [(s, s) for s in SETTINGS], value=None, description="setting")
-        models = list(dict.fromkeys(results["model"]))
-        self.models = w.SelectMultiple(options=models, value=tuple(models), description="models")
+        self.models = w.SelectMultiple(description="strategies")
         self.qlang = w.Dropdown(description="query lang")
         self.dlang = w.Dropdown(description="doc lang")
+        self.alpha = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="α", continuous_update=False)
         self.message = w.HTML()
-        self.run_button = w.Button(description=f"run ({profile} profile)")
-        self.figure = go.Figure()
-        self.output = w.Output()
+        self.run_button = w.Button(layout=w.Layout(width="auto"))
+        self.figure, self.alpha_fig, self.table = go.Figure(), go.Figure(), pd.DataFrame()
+        self.output, self.alpha_output, self.table_output = w.Output(), w.Output(), w.Output()
+        self._set_models()
         self._update_langs()
-        for c in (self.benchmark, self.metric, self.setting, self.models, self.qlang, self.dlang):
+        self._label_button()
+        for c in (self.benchmark, self.metric, self.setting, self.models, self.qlang, self.dlang, self.alpha):
             c.observe(self._on_change, names="value")
         self.run_button.on_click(self._run)
         self.redraw()
         self.widget = w.VBox([w.HBox([self.benchmark, self.metric, self.setting]),
-                              w.HBox([self.models, w.VBox([self.qlang, self.dlang]), self.run_button]),
-                              self.message, self.output])
+                              w.HBox([self.models, w.VBox([self.qlang, self.dlang]),
+                                      w.VBox([self.alpha, self.run_button])]),
+                              self.message, self.output, self.alpha_output, self.table_output])
+
+    def _set_models(self):
+        models = list(dict.fromkeys(self.results["model"]))
+        self.models.options = models
+        self.models.value = tuple(models)
 
     def _update_langs(self):
         r = self.results[self.results["benchmark"] == self.benchmark.value]
@@ -89,32 +228,64 @@ class Dashboard:
         self.dlang.options = ["all"] + sorted(set(r["dlang"]) - {"all"})
         self.qlang.value = self.dlang.value = "all"
 
+    def _label_button(self):
+        extra = "" if self.alpha.value in STRATEGY_ALPHA.values() else f" + hybrid α={self.alpha.value:g}"
+        self.run_button.description = f"train xx, xy, hybrid{extra} ({self.profile} profile)"
+
     def _on_change(self, change):
         if change["owner"] is self.benchmark:
             self._update_langs()
+        if change["owner"] is self.alpha:
+            self._label_button()
         self.redraw()
 
     def redraw(self) -> None:
-        try:
-            fig = dashboard_figure(self.results, self.benchmark.value, self.metric.value, self.setting.value,
-                                   list(self.models.value), self.qlang.value, self.dlang.value)
-        except ValueError as e:
-            self.message.value = f"<i>{e}</i>"
-            return
-        self.message.value = ""
-        self.figure = fig
-        from IPython.display import display
+        """Rebuild the figures and the reference table from the current control values."""
+        from IPython.display import HTML, display
 
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(fig)
+        sel = dict(benchmark=self.benchmark.value, metric=self.metric.value, setting=self.setting.value,
+                   qlang=self.qlang.value, dlang=self.dlang.value)
+        notes = []
+        try:
+            self.figure = dashboard_figure(self.results, models=list(self.models.value), reference=self.reference, **sel)
+        except ValueError as e:
+            notes.append(str(e))
+        else:
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(self.figure)
+        try:
+            self.alpha_fig = alpha_figure(self.results, alpha=self.alpha.value, **sel)
+        except ValueError as e:
+            notes.append(str(e))
+        else:
+            with self.alpha_output:
+                self.alpha_output.clear_output(wait=True)
+                display(self.alpha_fig)
+        self.message.value = "".join(f"<i>{html.escape(n)}</i><br>" for n in notes)
+        if self.reference is not None:
+            t = beside(self.results, self.reference)
+            self.table = t[(t["benchmark"] == sel["benchmark"]) & (t["metric"] == sel["metric"])]
+            with self.table_output:
+                self.table_output.clear_output(wait=True)
+                display(HTML(f"<b>Published numbers beside ours ({sel['benchmark']}, {sel['metric']})</b>"))
+                display(self.table.round(3) if not self.table.empty else HTML("<i>the reference has no rows here</i>"))
 
     def _run(self, _=None):
         from .compare import compare
 
-        self.message.value = f"running the {self.profile} profile ..."
-        res = compare(self.profile, self.out or f"runs/dashboard-{self.profile}", progress=False)
+        a = self.alpha.value
+        alphas = [] if a in STRATEGY_ALPHA.values() else [a]
+        out = self.out or f"runs/dashboard-{self.profile}"
+        self.message.value = f"training and evaluating ({self.profile} profile) into {out} ..."
+        try:
+            res = compare(self.profile, out, progress=False, alphas=alphas)
+        except Exception as e:  # shown in the page: a button callback has nowhere else to report
+            self.message.value = f"<b>run failed</b>: {html.escape(repr(e))}"
+            return
         self.results = res["results"]
+        self._set_models()
         self._update_langs()
         self.redraw()
-        self.message.value = f"done: {res['out']}"
+        self.message.value = f"done: results of {res['out']}"
+

@@ -37,3 +37,19 @@ def test_cli_data_summary(data_dir, capsys):
     assert main(["data", "summary", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert "xquad-r" in out and "mlqa-r" in out and "tydiqa" in out
+
+
+def test_notebooks_are_the_generators_output(tmp_path):
+    """The committed notebooks are exactly what notebooks/build_notebooks.py writes: outputs cleared, never stale."""
+    import runpy
+    import shutil
+
+    src = tmp_path / "notebooks"
+    src.mkdir()
+    shutil.copy(ROOT / "notebooks" / "build_notebooks.py", src)
+    runpy.run_path(str(src / "build_notebooks.py"))
+    built = sorted(p.name for p in src.glob("*.ipynb"))
+    assert built == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) and len(built) == 6
+    for name in built:
+        assert (src / name).read_text() == (ROOT / "notebooks" / name).read_text(), \
+            f"notebooks/{name} differs from its generator: run python notebooks/build_notebooks.py"

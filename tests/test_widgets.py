@@ -1,4 +1,6 @@
 """The dashboard: its figure function, and the widgets driven by setting values."""
+import importlib
+
 import pandas as pd
 import pytest
 
@@ -42,3 +44,119 @@ def test_dashboard_widgets_update_figure(results):
     d.metric.value = "map"
     d.qlang.value, d.dlang.value = "en", "de"
     assert [t.name for t in d.figure.data] == ["xx"] and d.figure.data[0].y[0] == pytest.approx(0.35)
+
+
+def test_model_alpha_names():
+    from hbkit.widgets import model_alpha
+
+    assert [model_alpha(m) for m in ("xy", "hybrid", "xx", "hybrid-a0.25", "hybrid-a1", "base", "hybrid-ax")] == \
+        [0.0, 0.5, 1.0, 0.25, 1.0, None, None]
+
+
+def test_alpha_figure_orders_runs_by_alpha(results):
+    from hbkit.widgets import alpha_figure
+
+    extra = results[results.model == "hybrid"].assign(model="hybrid-a0.25", value=lambda d: d.value + 0.05)
+    r = pd.concat([results, extra], ignore_index=True)
+    fig = alpha_figure(r, "mlqa-r", "map", alpha=0.25)
+    assert [t.name for t in fig.data] == ["mono", "cross", "multi"]
+    multi = fig.data[2]
+    assert list(multi.x) == [0.0, 0.25, 0.5, 1.0] and list(multi.text) == ["xy", "hybrid-a0.25", "hybrid", "xx"]
+    assert list(multi.y) == pytest.approx([0.6, 0.75, 0.7, 0.5])
+    lines = [s for s in fig.layout.shapes]
+    assert sum(s.x0 == 0.25 and s.x1 == 0.25 for s in lines) == 1  # the chosen α
+    assert sorted(s.y0 for s in lines if s.y0 == s.y1) == pytest.approx([0.4, 0.4, 0.4])  # base, per setting
+    with pytest.raises(ValueError, match="no trained model"):
+        alpha_figure(results[results.model == "base"], "mlqa-r")
+
+
+REF = """source,encoder,model,benchmark,setting,metric,value
+# a comment line
+paperX,XLM-R,hybrid,mlqa-r,multi,map,0.55
+paperX,XLM-R,xx,mlqa-r,multi,map,0.45
+paperX,XLM-R,hybrid,mlqa-r,multi,rank_distance,120
+paperX,XLM-R,hybrid,xquad-r,mono,map,0.8
+"""
+
+
+def test_load_reference_and_beside(results, tmp_path):
+    from hbkit.widgets import beside, load_reference
+
+    path = tmp_path / "ref.csv"
+    path.write_text(REF)
+    ref = load_reference(path)
+    assert len(ref) == 4 and ref.value.dtype == float
+    t = beside(results, ref)
+    assert len(t) == 4  # a row our run cannot match is kept, with ours empty
+    row = t[(t.model == "hybrid") & (t.metric == "map") & (t.benchmark == "mlqa-r")].iloc[0]
+    assert (row.paper, row.ours, row["ours - paper"]) == pytest.approx((0.55, 0.7, 0.15))
+    assert t[t.benchmark == "xquad-r"].ours.isna().all()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("source,model,benchmark,setting,metric,value\nx,xx,mlqa-r,multi,map,0.5\n", "missing column.*encoder"),
+    ("source,encoder,model,benchmark,setting,metric,value\n", "no rows"),
+    ("source,encoder,model,benchmark,setting,metric,value\np,E,mixed,mlqa-r,multi,map,0.5\n", "row 1: model 'mixed'"),
+    ("source,encoder,model,benchmark,setting,metric,value\np,E,xx,mlqa-r,multi,map,0.5\np,E,xx,mlqa-r,both,map,0.5\n",
+     "row 2: setting 'both'"),
+    ("source,encoder,model,benchmark,setting,metric,value\np,E,xx,mlqa-r,multi,map,n/a\n", "row 1: value 'n/a'"),
+    ("source,encoder,model,benchmark,setting,metric,value\np,E,xx,mlqa-r,multi,map,55.1\n", r"fractions \(0.551\)"),
+    ("source,encoder,model,benchmark,setting,metric,value\np,E,xx,mlqa-r,multi,map,0.5\np,E,xx,mlqa-r,multi,map,0.6\n",
+     "rows 1, 2 repeat"),
+])
+def test_load_reference_errors_name_the_row(tmp_path, text, message):
+    from hbkit.widgets import load_reference
+
+    path = tmp_path / "ref.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as e:
+        load_reference(path)
+    assert str(path) in str(e.value)
+    with pytest.raises(FileNotFoundError, match="columns source, encoder"):
+        load_reference(tmp_path / "missing.csv")
+
+
+def test_dashboard_alpha_and_reference(results, tmp_path, monkeypatch):
+    from hbkit import widgets
+
+    path = tmp_path / "ref.csv"
+    path.write_text(REF)
+    monkeypatch.setenv("HBKIT_REFERENCE", str(path))
+    d = Dashboard(results, out=tmp_path / "run", reference=widgets.default_reference())
+    names = {t.name for t in d.figure.data}
+    assert {"hybrid", "XLM-R (paperX): hybrid", "XLM-R (paperX): xx"} <= names
+    ref_bar = next(t for t in d.figure.data if t.name == "XLM-R (paperX): hybrid")
+    assert list(ref_bar.x) == ["multi"] and list(ref_bar.y) == pytest.approx([0.55])
+    assert list(d.table.model) == ["hybrid", "xx"] and list(d.table.ours) == pytest.approx([0.7, 0.5])
+    d.qlang.value, d.dlang.value = "en", "de"  # a language pair: the reference has none, ours only
+    d.benchmark.value = "xquad-r-eval"
+    d.qlang.value, d.dlang.value = "en", "de"
+    assert not any(t.name.startswith("XLM-R") for t in d.figure.data)
+    assert d.table.empty
+    # α: the slider moves the marker on the α figure and names the extra run the button would train
+    assert "hybrid α" not in d.run_button.description
+    d.alpha.value = 0.25
+    assert "hybrid α=0.25" in d.run_button.description
+    assert any(s.x0 == 0.25 for s in d.alpha_fig.layout.shapes)
+    calls = []
+
+    def fake_compare(profile, out, progress, alphas):
+        calls.append((profile, str(out), alphas))
+        more = results[results.model == "hybrid"].assign(model="hybrid-a0.25")
+        return {"results": pd.concat([results, more], ignore_index=True), "out": out}
+
+    monkeypatch.setattr(importlib.import_module("hbkit.compare"), "compare", fake_compare)
+    d.run_button.click()
+    assert calls == [("ci", str(tmp_path / "run"), [0.25])]
+    assert "hybrid-a0.25" in d.models.options and "done" in d.message.value
+    assert 0.25 in list(d.alpha_fig.data[0].x)
+
+
+def test_dashboard_reports_a_failed_run(results, monkeypatch):
+    def broken(*a, **k):
+        raise ValueError("runs/x holds models of another set-up")
+
+    monkeypatch.setattr(importlib.import_module("hbkit.compare"), "compare", broken)
+    d = Dashboard(results)
+    d.run_button.click()
+    assert "run failed" in d.message.value and "another set-up" in d.message.value
