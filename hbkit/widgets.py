@@ -165,6 +165,9 @@ def alpha_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", set
         if not b.empty:
             fig.add_hline(y=float(b["value"].iloc[0]), line_dash="dot", line_color=colour,
                           annotation_text=f"base {s}", annotation_position="top left")
+    ys = pd.concat([trained["value"], r.loc[r["model"] == "base", "value"]])
+    pad = 0.05 * (ys.max() - ys.min()) or 0.01
+    fig.update_yaxes(range=[ys.min() - pad, ys.max() + pad])  # the base lines stay in view
     if alpha is not None:
         fig.add_vline(x=alpha, line_dash="dash", line_color="grey", annotation_text=f"α = {alpha:g}")
     pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"

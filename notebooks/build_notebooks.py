@@ -112,6 +112,6 @@ write("06_dashboard.ipynb", [
     ("md", "The same dashboard driven from code: multilingual mAP on MLQA-R, per model and against α."),
     ("code", "dash.benchmark.value = 'mlqa-r'\ndash.setting.value = 'multi'\n"
              "[(t.name, [round(float(v), 3) for v in t.y]) for t in dash.figure.data]"),
-    ("code", "[(t.name, list(t.x), [round(float(v), 3) for v in t.y]) for t in dash.alpha_fig.data]"),
+    ("code", "[(t.name, [float(a) for a in t.x], [round(float(v), 3) for v in t.y]) for t in dash.alpha_fig.data]"),
     ("code", "dash.table if reference is not None else 'no reference table: set HBKIT_REFERENCE (see hbkit.widgets.load_reference)'"),
 ])

@@ -62,7 +62,7 @@ def main() -> int:
         opts.binary_location = chromium
         for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1400,1300", "--hide-scrollbars"):
+                     "--window-size=1400,1900", "--hide-scrollbars"):
             opts.add_argument(flag)
         service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
         driver = webdriver.Chrome(options=opts, service=service)

@@ -66,6 +66,8 @@ def test_alpha_figure_orders_runs_by_alpha(results):
     lines = [s for s in fig.layout.shapes]
     assert sum(s.x0 == 0.25 and s.x1 == 0.25 for s in lines) == 1  # the chosen α
     assert sorted(s.y0 for s in lines if s.y0 == s.y1) == pytest.approx([0.4, 0.4, 0.4])  # base, per setting
+    lo, hi = fig.layout.yaxis.range
+    assert lo < 0.4 and hi > 0.75  # the base lines stay in view
     with pytest.raises(ValueError, match="no trained model"):
         alpha_figure(results[results.model == "base"], "mlqa-r")
 
