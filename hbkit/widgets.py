@@ -249,22 +249,19 @@ class Dashboard:
         sel = dict(benchmark=self.benchmark.value, metric=self.metric.value, setting=self.setting.value,
                    qlang=self.qlang.value, dlang=self.dlang.value)
         notes = []
-        try:
-            self.figure = dashboard_figure(self.results, models=list(self.models.value), reference=self.reference, **sel)
-        except ValueError as e:
-            notes.append(str(e))
-        else:
-            with self.output:
-                self.output.clear_output(wait=True)
-                display(self.figure)
-        try:
-            self.alpha_fig = alpha_figure(self.results, alpha=self.alpha.value, **sel)
-        except ValueError as e:
-            notes.append(str(e))
-        else:
-            with self.alpha_output:
-                self.alpha_output.clear_output(wait=True)
-                display(self.alpha_fig)
+        figures = (("figure", self.output, lambda: dashboard_figure(self.results, models=list(self.models.value),
+                                                                    reference=self.reference, **sel)),
+                   ("alpha_fig", self.alpha_output, lambda: alpha_figure(self.results, alpha=self.alpha.value, **sel)))
+        for attr, output, make in figures:
+            try:
+                fig = make()
+            except ValueError as e:  # an empty selection: say so, keep the last figure
+                notes.append(str(e))
+                continue
+            setattr(self, attr, fig)
+            with output:
+                output.clear_output(wait=True)
+                display(fig)
         self.message.value = "".join(f"<i>{html.escape(n)}</i><br>" for n in notes)
         if self.reference is not None:
             t = beside(self.results, self.reference)
