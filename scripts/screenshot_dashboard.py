@@ -64,6 +64,9 @@ def main() -> int:
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
                      "--window-size=1400,1900", "--hide-scrollbars"):
             opts.add_argument(flag)
+        # Voilà streams the page while the kernel runs the notebook: do not block in get() (chromedriver's own
+        # 120 s command timeout fired there on a slow kernel start); wait for the rendered widgets instead
+        opts.page_load_strategy = "none"
         service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
         driver = webdriver.Chrome(options=opts, service=service)
         try:
