@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +41,20 @@ def main() -> int:
     port = free_port()
     voila = subprocess.Popen([sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
                               "--show_tracebacks=True", "06_dashboard.ipynb"], cwd=ROOT / "notebooks", env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             stdout=subprocess.DEVNULL, stderr=open(Path(a.out).with_suffix(".voila.log"), "w"))
     try:
         url = f"http://127.0.0.1:{port}/"
+        # wait for the port only: a GET of the page would start a second kernel running the notebook
         for _ in range(60):
             try:
-                urllib.request.urlopen(url, timeout=2)
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
                 break
             except OSError:
                 time.sleep(1)
         out = Path(a.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         from selenium import webdriver
+        from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support import expected_conditions as ec
         from selenium.webdriver.support.ui import WebDriverWait
@@ -72,8 +73,14 @@ def main() -> int:
         try:
             driver.get(url)
             # the page is ready when the widgets and the plotly figure have rendered
-            WebDriverWait(driver, a.wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".widget-dropdown select")))
-            WebDriverWait(driver, a.wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".js-plotly-plot .bars")))
+            try:
+                WebDriverWait(driver, a.wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".widget-dropdown select")))
+                WebDriverWait(driver, a.wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".js-plotly-plot .bars")))
+            except TimeoutException:
+                seen = out.with_suffix(".timeout.png")
+                driver.save_screenshot(str(seen))
+                sys.exit(f"the dashboard did not render in {a.wait} s: the page as Chromium saw it is {seen}, "
+                         f"Voilà's log {out.with_suffix('.voila.log')}")
             time.sleep(2)
             driver.save_screenshot(str(out))
         finally:
