@@ -130,10 +130,11 @@ def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map",
         ref = ref.assign(source=ref["encoder"] + " (" + ref["source"] + ")",
                          model=ref["encoder"] + " (" + ref["source"] + "): " + ref["model"])
         r = pd.concat([r, ref[r.columns.intersection(ref.columns)]], ignore_index=True)
-    order = ["base", "xx", "xy", "hybrid"]
-    fig = px.bar(r, x="setting", y="value", color="model", barmode="group", text_auto=".3f",
-                 category_orders={"setting": list(SETTINGS), "model": order + sorted(set(r["model"]) - set(order))})
     published = set(r.loc[r["source"] != "ours", "model"])
+    order = ["base", "xx", "xy", "hybrid"]  # then other runs of ours, then the published bars
+    order += sorted(set(r["model"]) - set(order) - published) + sorted(published)
+    fig = px.bar(r, x="setting", y="value", color="model", barmode="group", text_auto=".3f",
+                 category_orders={"setting": list(SETTINGS), "model": order})
     fig.for_each_trace(lambda t: t.update(marker_pattern_shape="/") if t.name in published else None)
     pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
     fig.update_layout(title=f"{benchmark}: {metric}{pair}", yaxis_title=metric)

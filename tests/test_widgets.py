@@ -125,8 +125,9 @@ def test_dashboard_alpha_and_reference(results, tmp_path, monkeypatch):
     path.write_text(REF)
     monkeypatch.setenv("HBKIT_REFERENCE", str(path))
     d = Dashboard(results, out=tmp_path / "run", reference=widgets.default_reference())
-    names = {t.name for t in d.figure.data}
-    assert {"hybrid", "XLM-R (paperX): hybrid", "XLM-R (paperX): xx"} <= names
+    names = [t.name for t in d.figure.data]
+    assert names == ["base", "xx", "xy", "hybrid", "XLM-R (paperX): hybrid", "XLM-R (paperX): xx"]  # ours first
+    assert [t.marker.pattern.shape for t in d.figure.data][-2:] == ["/", "/"] and not d.figure.data[0].marker.pattern.shape
     ref_bar = next(t for t in d.figure.data if t.name == "XLM-R (paperX): hybrid")
     assert list(ref_bar.x) == ["multi"] and list(ref_bar.y) == pytest.approx([0.55])
     assert list(d.table.model) == ["hybrid", "xx"] and list(d.table.ours) == pytest.approx([0.7, 0.5])
