@@ -150,8 +150,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
             C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
             timings["encode"] += time.perf_counter() - t
             t = time.perf_counter()
-            settings = ("mono", "multi") if bname == "tydiqa" else ("mono", "cross", "multi")
-            res = evaluate_embeddings(bench, Q, C, settings, progress=progress)
+            res = evaluate_embeddings(bench, Q, C, progress=progress)
             timings["score"] += time.perf_counter() - t
             t = time.perf_counter()
             a = alignment(Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy(), bname)

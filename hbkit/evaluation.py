@@ -47,7 +47,7 @@ MULTI_ONLY = ("rank_distance", "top10_same_lang")
 # encoding (cached on disk, keyed by model fingerprint + prompt + text hash)
 # --------------------------------------------------------------------------------------------------
 def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_size: int = 64,
-           cache: bool = True, fp: str | None = None, progress: bool = False, desc: str = "encode",
+           cache: bool = True, fp: str | None = None, progress: bool = False,
            devices: Sequence[str] | None = None) -> np.ndarray:
     """L2-normalised float32 embeddings of ``texts`` with the model's prompt ``prompt_name`` (if it has one).
 
@@ -235,7 +235,9 @@ def _cells(benchmark: RetrievalBenchmark, settings: Sequence[str]):
 
 def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray,
                         settings: Sequence[str] = SETTINGS, progress: bool = True) -> EvalResult:
-    """Score precomputed embeddings (rows aligned with ``benchmark.queries`` / ``.candidates``)."""
+    """Score precomputed embeddings (rows aligned with ``benchmark.queries`` / ``.candidates``). A cell whose
+    pool holds no relevant candidate for any of its queries yields no row (TyDi-QA, not parallel, has no
+    ``cross`` cells)."""
     qdf, cdf = benchmark.queries, benchmark.candidates
     cidx = {c: i for i, c in enumerate(cdf["id"])}
     c_lang = cdf["lang"].to_numpy()
@@ -283,15 +285,11 @@ def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = S
     from .models import fingerprint
 
     fp = fingerprint(encoder) if cache else None
-    Q = encode(encoder, benchmark.queries["text"].tolist(), "query", batch_size, cache, fp, progress,
-               desc=f"{benchmark.name} queries", devices=devices)
+    Q = encode(encoder, benchmark.queries["text"].tolist(), "query", batch_size, cache, fp, progress, devices=devices)
     ctexts = benchmark.candidates["text"].tolist()
     if with_context:
         ctexts = [f"{t} {c}" for t, c in zip(ctexts, benchmark.candidates["context"])]
-    C = encode(encoder, ctexts, "passage", batch_size, cache, fp, progress, desc=f"{benchmark.name} candidates",
-               devices=devices)
-    if benchmark.name == "tydiqa":  # not parallel: no relevant candidate in another language
-        settings = [s for s in settings if s != "cross"]
+    C = encode(encoder, ctexts, "passage", batch_size, cache, fp, progress, devices=devices)
     result = evaluate_embeddings(benchmark, Q, C, settings, progress)
     if save_dir is not None:
         save_scored(benchmark, Q, C, save_dir)

@@ -171,3 +171,16 @@ def test_map_only_mode_matches_full():
     assert set(only) == {"map", "rank_distance"}
     np.testing.assert_array_equal(only["map"], full["map"])
     np.testing.assert_array_equal(only["rank_distance"], full["rank_distance"])
+
+
+def test_tydiqa_has_no_cross_cells(data_dir):
+    """TyDi-QA is not parallel: no query has a relevant passage in another language, so the general rule
+    (a cell with no relevant candidate yields no row) leaves it mono and multi only."""
+    from hbkit.data import load_benchmark
+    b = load_benchmark("tydiqa", data_dir).subsample(40, seed=0)
+    rng = np.random.default_rng(0)
+    Q = rng.normal(size=(len(b.queries), 8)).astype(np.float32)
+    C = rng.normal(size=(len(b.candidates), 8)).astype(np.float32)
+    res = evaluate_embeddings(b, Q, C, progress=False)
+    assert set(res.table.setting) == {"mono", "multi"} and set(res.per_query.setting) == {"mono", "multi"}
+    assert (res.per_query.groupby("setting").size() == len(b.queries)).all()
