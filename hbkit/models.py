@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import struct
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -27,24 +26,18 @@ E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 
 
-@dataclass(frozen=True)
-class EncoderSpec:
-    """What hbkit knows of a named encoder: its pooling and its prompts."""
-
-    pooling: str
-    prompts: dict | None = None
-    normalize: bool = True
-
-
-#: Known encoders. Any other hub name or local folder also works (its own sentence-transformers config wins).
-REGISTRY = {
-    "intfloat/multilingual-e5-small": EncoderSpec("mean", E5_PROMPTS),
-    "intfloat/multilingual-e5-base": EncoderSpec("mean", E5_PROMPTS),
-    "intfloat/multilingual-e5-large": EncoderSpec("mean", E5_PROMPTS),
-    "FacebookAI/xlm-roberta-base": EncoderSpec("mean"),
-    "FacebookAI/xlm-roberta-large": EncoderSpec("mean"),
-    "sentence-transformers/LaBSE": EncoderSpec("cls"),  # LaBSE's own folder: CLS + Dense + Normalize
-    "google-bert/bert-base-multilingual-cased": EncoderSpec("mean"),
+#: Known encoders and their prompts (None: no prompt). Any other hub name or local folder also works. Pooling
+#: and normalisation come from the model's own sentence-transformers folder (LaBSE: CLS + Dense + Normalize),
+#: or sentence-transformers' mean pooling for a bare transformers model (XLM-R, mBERT); hbkit's
+#: ``evaluation.encode`` L2-normalises every embedding and the loss scores by cosine.
+REGISTRY: dict[str, dict | None] = {
+    "intfloat/multilingual-e5-small": E5_PROMPTS,
+    "intfloat/multilingual-e5-base": E5_PROMPTS,
+    "intfloat/multilingual-e5-large": E5_PROMPTS,
+    "FacebookAI/xlm-roberta-base": None,
+    "FacebookAI/xlm-roberta-large": None,
+    "sentence-transformers/LaBSE": None,
+    "google-bert/bert-base-multilingual-cased": None,
 }
 ALIASES = {"xlm-roberta-base": "FacebookAI/xlm-roberta-base", "xlm-roberta-large": "FacebookAI/xlm-roberta-large",
            "LaBSE": "sentence-transformers/LaBSE", "labse": "sentence-transformers/LaBSE",
@@ -184,7 +177,6 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     folder = cache_dir() / "models" / "multilingual-e5-small-embedded"
     if not rebuild and _folder_complete(folder):
         return folder
-    from sentence_transformers import SentenceTransformer, models as st_models
     from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
 
     wdist, wver, wfile = EMBEDDED_PACKAGES["weights"]
@@ -205,12 +197,10 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tok_json), model_max_length=512)
     bert.save_pretrained(hf_dir)
     tokenizer.save_pretrained(hf_dir)
-    word = st_models.Transformer(str(hf_dir), max_seq_length=512)
-    pool = st_models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
-    model = SentenceTransformer(modules=[word, pool, st_models.Normalize()], prompts=dict(E5_PROMPTS))
+    model = _mean_pooled(hf_dir, max_seq_length=512)
     out = tmp / "model"
     model.save(str(out))
-    del model, word, bert, tensors
+    del model, bert, tensors
     files = {str(p.relative_to(out)): _sha256(p) for p in sorted(out.rglob("*")) if p.is_file()}
     (out / "hbkit_provenance.json").write_text(json.dumps({
         "model": DEFAULT_MODEL, "weights": f"{wdist}=={wver} ({wfile})",
@@ -232,7 +222,6 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
     """A randomly initialised XLM-R-style encoder (``layers`` x ``hidden``) with the real XLM-R tokenizer,
     for fast tests; same interface and prompts as the real models. Built in about a second."""
     import torch
-    from sentence_transformers import SentenceTransformer, models as st_models
     from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
 
     folder = cache_dir() / "models" / f"tiny-v2-{seed}-{layers}x{hidden}"
@@ -248,7 +237,14 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
         tok.save_pretrained(tmp)
         shutil.rmtree(folder, ignore_errors=True)
         tmp.rename(folder)
-    word = st_models.Transformer(str(folder), max_seq_length=128)
+    return _mean_pooled(folder, max_seq_length=128, device=device)
+
+
+def _mean_pooled(hf_dir: Path, max_seq_length: int, device: str | None = None):
+    """A SentenceTransformer over a transformers folder: mean pooling, Normalize, the E5 prompts."""
+    from sentence_transformers import SentenceTransformer, models as st_models
+
+    word = st_models.Transformer(str(hf_dir), max_seq_length=max_seq_length)
     pool = st_models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
     return SentenceTransformer(modules=[word, pool, st_models.Normalize()], prompts=dict(E5_PROMPTS), device=device)
 
@@ -264,7 +260,7 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
     """Load an encoder as a ``SentenceTransformer`` with its conventions applied.
 
     * a local folder: loaded as is (a sentence-transformers folder, or a bare transformers folder, which
-      gets mean pooling + Normalize);
+      gets sentence-transformers' mean pooling);
     * ``hbkit/tiny`` (alias ``tiny``): :func:`tiny_encoder`;
     * a known hub name (:data:`REGISTRY`) or any other hub name: loaded from the hub (cache first); the
       registry's prompts are applied when the hub folder defines none;
@@ -282,10 +278,9 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
     if path.is_dir():
         model = SentenceTransformer(str(path), device=device, **kwargs)
         return model
-    spec = REGISTRY.get(name)
     if name == DEFAULT_MODEL and (_offline() or kwargs.pop("embedded", False)):
         return SentenceTransformer(str(embedded_model_path()), device=device, **kwargs)
-    if _offline() and spec is None:
+    if _offline() and name not in REGISTRY:
         raise EncoderError(
             f"unknown encoder {name_or_path!r} while offline (HF_HUB_OFFLINE=1). Known names: {_known_names()}. "
             f"To use your own model, pass the path of a local folder (a sentence-transformers or transformers "
@@ -299,8 +294,8 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
         raise EncoderError(
             f"cannot load encoder {name_or_path!r}: {str(e).splitlines()[0]}. Known names: {_known_names()}; "
             f"or pass the path of a local model folder.") from None
-    if spec is not None and spec.prompts and not model.prompts:
-        model.prompts = dict(spec.prompts)
+    if REGISTRY.get(name) and not model.prompts:
+        model.prompts = dict(REGISTRY[name])
     return model
 
 
