@@ -405,8 +405,7 @@ def load_mlqa_r(data_dir_: str | os.PathLike | None = None, languages: Iterable[
         except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt
             log.warning("benchmark cache %s is unreadable; rebuilding", cached)
     queries, cands, answer_sent, skipped = [], [], {}, {}
-    for lang in languages:
-        path = root / "mlqa" / "dev" / f"dev-context-{lang}-question-{lang}.json"
+    for lang, path in zip(languages, files):
         paragraphs, questions = read_squad(path, skipped)
         ctx_id, spans = {}, {}
         for key, para in paragraphs.items():

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .viz import STRATEGY_ORDER
+
 SETTINGS = ("mono", "cross", "multi")
 #: α of the strategies: X-Y batches only (0), the paper's hybrid (0.5), X-X-mono only (1)
 STRATEGY_ALPHA = {"xy": 0.0, "hybrid": 0.5, "xx": 1.0}
@@ -131,7 +133,7 @@ def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map",
                          model=ref["encoder"] + " (" + ref["source"] + "): " + ref["model"])
         r = pd.concat([r, ref[r.columns.intersection(ref.columns)]], ignore_index=True)
     published = set(r.loc[r["source"] != "ours", "model"])
-    order = ["base", "xx", "xy", "hybrid"]  # then other runs of ours, then the published bars
+    order = list(STRATEGY_ORDER)  # then other runs of ours, then the published bars
     order += sorted(set(r["model"]) - set(order) - published) + sorted(published)
     fig = px.bar(r, x="setting", y="value", color="model", barmode="group", text_auto=".3f",
                  category_orders={"setting": list(SETTINGS), "model": order})
@@ -232,8 +234,13 @@ class Dashboard:
         self.dlang.options = ["all"] + sorted(set(r["dlang"]) - {"all"})
         self.qlang.value = self.dlang.value = "all"
 
+    def _extra_alpha(self) -> float | None:
+        """The slider's α when it needs a run of its own (not 0, 0.5 or 1, which xy, hybrid and xx are)."""
+        return None if self.alpha.value in STRATEGY_ALPHA.values() else self.alpha.value
+
     def _label_button(self):
-        extra = "" if self.alpha.value in STRATEGY_ALPHA.values() else f" + hybrid α={self.alpha.value:g}"
+        a = self._extra_alpha()
+        extra = "" if a is None else f" + hybrid α={a:g}"
         self.run_button.description = f"train xx, xy, hybrid{extra} ({self.profile} profile)"
 
     def _on_change(self, change):
@@ -275,8 +282,8 @@ class Dashboard:
     def _run(self, _=None):
         from .compare import compare
 
-        a = self.alpha.value
-        alphas = [] if a in STRATEGY_ALPHA.values() else [a]
+        a = self._extra_alpha()
+        alphas = [] if a is None else [a]
         out = self.out or f"runs/dashboard-{self.profile}"
         self.message.value = f"training and evaluating ({self.profile} profile) into {out} ..."
         try:
