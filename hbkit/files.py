@@ -1,0 +1,141 @@
+"""Safe files: atomic writes, one-builder caches, and run-folder locks.
+
+Guarantees
+----------
+* :func:`atomic_path` / :func:`atomic_write_text` / :func:`atomic_write_bytes`: a reader sees the old file or
+  the complete new one, never a partial one. The data go to ``.<name>.<pid>.<random>.tmp`` beside the target
+  (a per-process name, so two processes never share a temporary file), then ``os.replace`` renames it.
+  An exception removes the temporary file.
+* :func:`build_once`: when N processes (or notebooks) ask for the same cache entry at once, exactly one
+  builds it while the others wait on a file lock and then read it. The build goes to a temporary folder
+  that is renamed into place only when complete, so a build killed half-way leaves nothing that
+  ``is_complete`` accepts; the next caller rebuilds.
+* :class:`RunLock`: one process at a time in a run folder; a second one gets :class:`FolderInUse` naming
+  the PID and host that hold it. The lock is an OS lock (``filelock``), so it is released when its
+  process dies, whatever the cause.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+from filelock import FileLock, Timeout
+
+
+class FolderInUse(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+def tmp_name(path: str | os.PathLike) -> Path:
+    """A temporary path beside ``path``, unique to this process and call."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path`` atomically, on error it is removed.
+
+    ``with atomic_path(p) as tmp: df.to_parquet(tmp)``. The temporary name keeps the target's suffix
+    (``.<name>.<pid>.<id>.tmp<suffix>``) for writers that pick a format from it (``np.save``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(path)
+    tmp = tmp.with_name(tmp.name + path.suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, blob: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj, **kw) -> Path:
+    return atomic_write_text(path, json.dumps(obj, **{"indent": 1, "default": str, **kw}))
+
+
+def lock_for(path: str | os.PathLike) -> FileLock:
+    """The file lock guarding ``path`` (``<path>.lock`` beside it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.with_name(path.name + ".lock")))
+
+
+def build_once(target: str | os.PathLike, build: Callable[[Path], None], is_complete: Callable[[Path], bool],
+               timeout: float = -1) -> Path:
+    """Return ``target`` (a file or folder), building it with ``build(tmp)`` if ``is_complete(target)`` is false.
+
+    Safe when many processes call it at once on an empty cache: one takes ``<target>.lock`` and builds into
+    a per-process temporary path, which is renamed onto ``target`` only after ``build`` returned and
+    ``is_complete(tmp)`` holds; the others block on the lock (``timeout`` seconds, -1 = no limit) and find
+    the finished target. A stale or half-written target (``is_complete`` false) is replaced."""
+    target = Path(target)
+    if is_complete(target):
+        return target
+    with lock_for(target).acquire(timeout=timeout):
+        if is_complete(target):  # another process built it while we waited
+            return target
+        tmp = tmp_name(target)
+        try:
+            build(tmp)
+            if not is_complete(tmp):
+                raise RuntimeError(f"building {target} did not produce a complete result in {tmp}")
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    return target
+
+
+class RunLock:
+    """Exclusive use of a run folder: ``with RunLock(out): ...``.
+
+    Writes ``<out>/.lock`` (an OS file lock) and ``<out>/.lock.owner`` (PID and host, for the message). A
+    second process entering the same folder gets :class:`FolderInUse` at once, naming the holder."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self._lock = FileLock(str(self.folder / ".lock"))
+
+    def __enter__(self) -> "RunLock":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            owner = "another process"
+            with contextlib.suppress(OSError, ValueError):
+                info = json.loads((self.folder / ".lock.owner").read_text())
+                owner = f"PID {info['pid']} on {info['host']}"
+            raise FolderInUse(f"{self.folder} is in use by {owner}; wait for it to finish, or use another --out") from None
+        atomic_write_json(self.folder / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname()})
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with contextlib.suppress(OSError):
+            (self.folder / ".lock.owner").unlink()
+        self._lock.release()
