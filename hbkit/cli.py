@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(strategy=a.strategy, alpha=a.alpha, alpha_end=a.alpha_end, max_steps=a.steps,
                           batch_size=a.batch_size, lr=a.lr, val_groups=a.val_groups, seed=a.seed,
                           freeze_word_embeddings=not a.train_word_embeddings, dropout=a.dropout)
-        pairs = parallel_pairs(data_dir_=a.data_dir)
+        pairs = parallel_pairs(data_dir=a.data_dir)
         if a.max_groups:
             from .compare import _subsample_pairs
             pairs = _subsample_pairs(pairs, a.max_groups, a.seed)

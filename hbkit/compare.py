@@ -109,7 +109,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
     timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
                                  "reused_results": 0}
     t0 = time.perf_counter()
-    pairs = _subsample_pairs(parallel_pairs(languages=cfg["train_languages"], data_dir_=data_dir),
+    pairs = _subsample_pairs(parallel_pairs(languages=cfg["train_languages"], data_dir=data_dir),
                              cfg["train_groups"], cfg["seed"])
     benches = {}
     for name in BENCHMARKS:

@@ -31,6 +31,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from .files import atomic_path, atomic_write_bytes, lock_for
+
 log = logging.getLogger(__name__)
 
 #: ISO 639-1 codes of every language the four releases use.
@@ -54,6 +56,7 @@ TRAIN_ARTICLES = tuple(i for i in range(48) if i not in EVAL_ARTICLES)
 
 _COMMIT_XQUAD = "7d30520c717524000f0d9d2f9c10a069acd9d285"
 _COMMIT_LAREQA = "9bc8c7fb6dd8d01d72a05a93c2cb96882b0d299c"
+_COMMIT_LAREQA_MLQA = "5405d2a77e83d5ccb47623a3f9e5604c3f103193"  # mlqa-dev-r/ was removed from the head later
 #: Release addresses (used only when no local copy is found).
 SOURCES = {
     "xquad": {"folder": "xquad", "files": [f"xquad.{l}.json" for l in XQUAD_LANGS],
@@ -62,6 +65,9 @@ SOURCES = {
     "xquad-r": {"folder": "xquad-r", "files": [f"{l}.json" for l in XQUAD_R_LANGS],
                 "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA}/xquad-r/{{file}}",
                 "licence": "CC BY-SA 4.0"},
+    "mlqa-r": {"folder": "mlqa-r", "files": [f"{l}.json" for l in MLQA_LANGS],
+               "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA_MLQA}/mlqa-dev-r/{{file}}",
+               "licence": "CC BY-NC 4.0"},
     "mlqa": {"folder": "mlqa/dev",
              "files": [f"dev-context-{c}-question-{q}.json" for c in MLQA_LANGS for q in MLQA_LANGS],
              "archive": "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip", "member": "MLQA_V1/dev/{file}",
@@ -79,35 +85,58 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------------------------------
 # where files come from
 # --------------------------------------------------------------------------------------------------
-def _has(root: Path, name: str) -> bool:
+def _files(name: str, languages: Iterable[str] | None = None) -> list[str]:
+    """The files of release ``name`` that ``languages`` need (all files when None)."""
+    files = SOURCES[name]["files"]
+    if languages is None or name == "tydiqa":
+        return files
+    langs = set(languages)
+    if name == "mlqa":  # the rebuilt MLQA-R reads the same-language files
+        return [f"dev-context-{l}-question-{l}.json" for l in MLQA_LANGS if l in langs]
+    return [f for f in files if f.split(".")[-2] in langs]
+
+
+def _missing(root: Path, name: str, languages: Iterable[str] | None = None) -> list[Path]:
+    """The files of ``name`` (for ``languages``) that ``root`` lacks; TyDi-QA accepts the per-language files
+    (``<language>_tydiqa_dev.json``) or the official ``tydiqa-goldp-v1.1-dev.json``."""
     folder = root / SOURCES[name]["folder"]
     if name == "tydiqa":
-        return folder.is_dir() and any(folder.glob("*.json"))
-    return all((folder / f).is_file() for f in SOURCES[name]["files"])
+        if (folder / "tydiqa-goldp-v1.1-dev.json").is_file():
+            return []
+        names = {v: k for k, v in _TYDI_NAMES.items()}
+        want = [folder / f"{names[l]}_tydiqa_dev.json" for l in (languages or TYDIQA_LANGS)]
+        return [f for f in want if not f.is_file()]
+    return [folder / f for f in _files(name, languages) if not (folder / f).is_file()]
 
 
-def data_dir(name: str, data_dir: str | os.PathLike | None = None, download_missing: bool | None = None) -> Path:
-    """Return the folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa``, ``tydiqa``).
+def _offline_data() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HBKIT_OFFLINE") == "1"
+
+
+def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
+                download_missing: bool | None = None) -> Path:
+    """Return the root folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa-r``, ``mlqa``,
+    ``tydiqa``) for ``languages`` (default: all of them).
 
     Order: explicit ``data_dir``; ``$HBKIT_DATA_DIR``; the project's ``data/``; else download into
     ``data/`` (unless ``download_missing=False`` or ``HF_HUB_OFFLINE``/``HBKIT_OFFLINE`` is set). An explicit
-    path or ``HBKIT_DATA_DIR`` that lacks the files is an error, never silently skipped over.
+    path or ``HBKIT_DATA_DIR`` that lacks a needed file is an error naming that file, never silently skipped.
     """
     if name not in SOURCES:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(SOURCES)}")
     for origin, root in (("argument data_dir", data_dir), ("HBKIT_DATA_DIR", os.environ.get("HBKIT_DATA_DIR"))):
         if root:
             root = Path(root).expanduser()
-            if not _has(root, name):
+            missing = _missing(root, name, languages)
+            if missing:
                 raise DataError(
-                    f"{origin}={root} does not hold {name} (expected {root / SOURCES[name]['folder']}/"
-                    f"{SOURCES[name]['files'][0]} ...). Point it at a folder laid out like data/README.md, "
-                    f"or unset it to use ./data or a download (`hbkit data download {name}`).")
+                    f"{origin}={root} lacks {missing[0]}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}"
+                    f" of {name}. Point it at a folder laid out like data/README.md, or unset it to use ./data "
+                    f"or a download (`hbkit data download {name}`).")
             return root
-    if _has(PROJECT_DATA, name):
+    if not _missing(PROJECT_DATA, name, languages):
         return PROJECT_DATA
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HBKIT_OFFLINE") == "1"
-    if download_missing is False or (download_missing is None and offline):
+    if download_missing is False or (download_missing is None and _offline_data()):
         raise DataError(
             f"{name} not found: set HBKIT_DATA_DIR to a folder laid out like data/README.md "
             f"(e.g. HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online.")
@@ -121,8 +150,14 @@ def _manifest() -> dict[str, str]:
 
 
 def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=120) as r:  # noqa: S310 - fixed release addresses
-        return r.read()
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:  # noqa: S310 - fixed release addresses
+            return r.read()
+    except (urllib.error.URLError, OSError) as e:
+        raise DataError(f"cannot download {url} ({getattr(e, 'reason', e)}); check the network, or place the "
+                        "files in a folder laid out like data/README.md and set HBKIT_DATA_DIR") from None
 
 
 def _verify(rel: str, blob: bytes, origin: str) -> None:
@@ -136,11 +171,18 @@ def _verify(rel: str, blob: bytes, origin: str) -> None:
 def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | None = None) -> Path:
     """Download release ``name`` from its official address into ``dest`` (laid out like data/README.md).
 
-    Every file with a known checksum (all of XQuAD, XQuAD-R and MLQA dev) is verified by sha256 before it
-    is written; TyDi-QA GoldP dev is checked by its question count (5,077) when read.
+    Every file with a known checksum (all of XQuAD, XQuAD-R, MLQA-R and MLQA dev) is verified by sha256
+    before it is written (atomically); TyDi-QA GoldP dev is checked by its question count (5,077) when read.
+    Offline (``HF_HUB_OFFLINE=1`` / ``HBKIT_OFFLINE=1``) it refuses at once, saying where to place the files.
     """
+    if name not in (sources or SOURCES):
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sources or SOURCES)}")
     src = (sources or SOURCES)[name]
     folder = Path(dest) / src["folder"]
+    if _offline_data():
+        raise DataError(f"cannot download {name} while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): place "
+                        f"{', '.join(src['files'][:2])}{' ...' if len(src['files']) > 2 else ''} in {folder} "
+                        "(see data/README.md), or unset the variable")
     folder.mkdir(parents=True, exist_ok=True)
     if "archive" in src:
         log.info("downloading %s", src["archive"])
@@ -148,14 +190,14 @@ def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | 
             for f in src["files"]:
                 blob = z.read(src["member"].format(file=f))
                 _verify(f"{src['folder']}/{f}", blob, f"{src['archive']}!{f}")
-                (folder / f).write_bytes(blob)
+                atomic_write_bytes(folder / f, blob)
     else:
         for f in src["files"]:
             url = src["url"].format(file=f)
             log.info("downloading %s", url)
             blob = _fetch(url)
             _verify(f"{src['folder']}/{f}", blob, url)
-            (folder / f).write_bytes(blob)
+            atomic_write_bytes(folder / f, blob)
     return Path(dest)
 
 
@@ -184,10 +226,16 @@ def _field(rec: dict, key: str, typ, path: Path, where: str):
     return val
 
 
-def _check_languages(languages: Iterable[str] | None, available: list[str], dataset: str) -> list[str]:
-    """The requested languages (default: all of ``available``); a :class:`DataError` names the first one the
-    dataset does not have, and says when it is not an ISO 639-1 code at all."""
+def _check_languages(languages: Iterable[str] | str | None, available: list[str], dataset: str) -> list[str]:
+    """The requested languages (default: all of ``available``; a string is one code or a comma-separated
+    list); a :class:`DataError` names the first one the dataset does not have (and says when it is not an ISO
+    639-1 code at all) or one given twice."""
+    if isinstance(languages, str):
+        languages = [l.strip() for l in languages.split(",") if l.strip()]
     languages = list(languages or available)
+    twice = sorted({l for l in languages if languages.count(l) > 1})
+    if twice:
+        raise DataError(f"{dataset}: language {twice[0]!r} is given twice; list each language once")
     for lang in languages:
         if lang not in available:
             hint = "" if lang in LANGUAGES else f" ({lang!r} is not an ISO 639-1 code hbkit knows)"
@@ -334,40 +382,64 @@ def _frames(queries: list[dict], candidates: list[dict]):
             pd.DataFrame(candidates, columns=["id", "lang", "text", "context", "doc"]))
 
 
-def load_xquad_r(data_dir_: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
+def _read_lareqa(name: str, folder: Path, languages: list[str], articles: set | None, parallel_docs: bool):
+    """A LAReQA release folder (``<lang>.json``: SQuAD format plus ``sentence_breaks`` per paragraph): every
+    sentence of every paragraph is a candidate, sliced from the context with ``sentence_breaks`` (as LAReQA's
+    own evaluation does); a question's relevant candidates are the sentences holding its answer start, one in
+    each language that has the question id."""
+    queries, cands, answer_sent, skipped = [], [], {}, {}
+    for lang in languages:
+        path = folder / f"{lang}.json"
+        paragraphs, questions = read_squad(path, skipped)
+        spans = {}
+        for (a, p), para in paragraphs.items():
+            if articles is not None and a not in articles:
+                continue
+            ctx = para["context"]
+            where = f"data[{a}].paragraphs[{p}]"
+            breaks = _field(para, "sentence_breaks", list, path, where)
+            if not breaks:
+                raise DataError(f"{path}: record {where} has an empty 'sentence_breaks' list, so its questions have "
+                                "no candidate sentence; the file is corrupt or not a LAReQA release — re-download it")
+            spans[(a, p)] = [(int(b), int(e)) for b, e in breaks]
+            for s_, (b, e) in enumerate(spans[(a, p)]):
+                if not 0 <= b < e <= len(ctx) + 1:
+                    raise DataError(f"{path}: {where}.sentence_breaks[{s_}]={[b, e]} is outside the context")
+                doc = f"{a}:{p}" if parallel_docs else f"{lang}:{a}:{p}"
+                cands.append({"id": f"{lang}:{a}:{p}:{s_}", "lang": lang, "text": ctx[b:e].strip().lstrip("\ufeff"),
+                              "context": ctx, "doc": doc})
+        for q in questions:
+            if articles is not None and q.article not in articles:
+                continue
+            s_ = _sentence_index(spans[(q.article, q.paragraph)], q.answer_start)
+            answer_sent.setdefault(q.qid, {})[lang] = f"{lang}:{q.article}:{q.paragraph}:{s_}"
+            queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
+    qdf, cdf = _frames(queries, cands)
+    relevance = {r["id"]: list(answer_sent[r["group"]].values()) for r in queries}
+    return RetrievalBenchmark(name, qdf, cdf, relevance, skipped, {"source": str(folder)})
+
+
+def load_xquad_r(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
                  articles: Iterable[int] | None = None) -> RetrievalBenchmark:
     """XQuAD-R (LAReQA): every sentence of every paragraph of every language is a candidate (sliced from
     the context with ``sentence_breaks``); a question's relevant candidates are the sentences holding its
     answer start, one in each language (11 on the full set). ``articles`` restricts to article indices
-    (see :data:`EVAL_ARTICLES`)."""
+    (see :data:`EVAL_ARTICLES`). Paragraphs are parallel, so a candidate's ``doc`` is ``article:paragraph``
+    in every language."""
     languages = _check_languages(languages, XQUAD_R_LANGS, "XQuAD-R")
-    root = data_dir("xquad-r", data_dir_)
-    arts = None if articles is None else set(articles)
-    queries, cands, answer_sent, skipped = [], [], {}, {}
-    for lang in languages:
-        path = root / "xquad-r" / f"{lang}.json"
-        paragraphs, questions = read_squad(path, skipped)
-        spans = {}
-        for (a, p), para in paragraphs.items():
-            if arts is not None and a not in arts:
-                continue
-            ctx = para["context"]
-            breaks = _field(para, "sentence_breaks", list, path, f"data[{a}].paragraphs[{p}]")
-            spans[(a, p)] = [(int(b), int(e)) for b, e in breaks]
-            for s, (b, e) in enumerate(spans[(a, p)]):
-                if not 0 <= b < e <= len(ctx) + 1:
-                    raise DataError(f"{path}: data[{a}].paragraphs[{p}].sentence_breaks[{s}]={[b, e]} is outside the context")
-                cands.append({"id": f"{lang}:{a}:{p}:{s}", "lang": lang, "text": ctx[b:e].strip().lstrip("\ufeff"),
-                              "context": ctx, "doc": f"{a}:{p}"})
-        for q in questions:
-            if arts is not None and q.article not in arts:
-                continue
-            s = _sentence_index(spans[(q.article, q.paragraph)], q.answer_start)
-            answer_sent.setdefault(q.qid, {})[lang] = f"{lang}:{q.article}:{q.paragraph}:{s}"
-            queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
-    qdf, cdf = _frames(queries, cands)
-    relevance = {r["id"]: list(answer_sent[r["group"]].values()) for r in queries}
-    return RetrievalBenchmark("xquad-r", qdf, cdf, relevance, skipped, {"source": str(root / "xquad-r")})
+    root = release_dir("xquad-r", data_dir, languages)
+    return _read_lareqa("xquad-r", root / "xquad-r", languages, None if articles is None else set(articles), True)
+
+
+def load_mlqa_r(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None) -> RetrievalBenchmark:
+    """MLQA-R as LAReQA released it (``mlqa-r/<lang>.json``, google-research-datasets/lareqa @ 5405d2a,
+    mlqa-dev-r/): 4,199 questions and 20,534 candidate sentences (ar 2,545, de 2,362, en 6,264, es 1,787,
+    hi 2,426, vi 2,828, zh 2,322), read exactly as XQuAD-R. A question is relevant to its answer sentence in
+    each language that has its id (2-4). The set the paper evaluates on; for the pysbd rebuild from MLQA dev
+    see :func:`load_mlqa_r_rebuilt`."""
+    languages = _check_languages(languages, MLQA_LANGS, "MLQA-R")
+    root = release_dir("mlqa-r", data_dir, languages)
+    return _read_lareqa("mlqa-r", root / "mlqa-r", languages, None, False)
 
 
 @lru_cache(maxsize=8)
@@ -391,19 +463,29 @@ def split_sentences(text: str, lang: str) -> list[tuple[int, int]]:
     return [(b, e) for b, e in spans if text[b:e].strip()] or [(0, len(text))]
 
 
-def load_mlqa_r(data_dir_: str | os.PathLike | None = None, languages: Iterable[str] | None = None) -> RetrievalBenchmark:
-    """MLQA-R built the LAReQA way from the same-language MLQA dev files (dev-context-X-question-X): every
-    sentence (pysbd) of every distinct context of every language is a candidate; a question's relevant
-    candidates are the sentences holding its answer start in each language that has the question id (2-4)."""
+def load_mlqa_r_rebuilt(data_dir: str | os.PathLike | None = None,
+                        languages: Iterable[str] | None = None) -> RetrievalBenchmark:
+    """A FALLBACK, not LAReQA's MLQA-R: rebuilt from the same-language MLQA dev files (dev-context-X-question-X)
+    with pysbd sentences. Its questions equal LAReQA's 4,199, but its candidate pools differ (pysbd: 20,693
+    candidates; es +254, hi -181, zh +174), so its numbers are not comparable with the paper's or LAReQA's.
+    Cached (one builder when several processes start at once)."""
     languages = _check_languages(languages, MLQA_LANGS, "MLQA")
-    root = data_dir("mlqa", data_dir_)
+    root = release_dir("mlqa", data_dir, languages)
     files = [root / "mlqa" / "dev" / f"dev-context-{l}-question-{l}.json" for l in languages]
-    cached = _cache_path("mlqa-r", files, languages)
-    if cached.is_file():
-        try:
-            return pd.read_pickle(cached)
-        except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt
-            log.warning("benchmark cache %s is unreadable; rebuilding", cached)
+    cached = _cache_path("mlqa-r-rebuilt", files, languages)
+    with lock_for(cached):
+        if cached.is_file():
+            try:
+                return pd.read_pickle(cached)
+            except Exception:  # noqa: BLE001 - a truncated or stale cache is rebuilt
+                log.warning("benchmark cache %s is unreadable; rebuilding", cached)
+        bench = _build_mlqa_r(root, files, languages)
+        with atomic_path(cached) as tmp:
+            pd.to_pickle(bench, tmp)
+    return bench
+
+
+def _build_mlqa_r(root: Path, files: list[Path], languages: list[str]) -> RetrievalBenchmark:
     queries, cands, answer_sent, skipped = [], [], {}, {}
     for lang, path in zip(languages, files):
         paragraphs, questions = read_squad(path, skipped)
@@ -423,12 +505,9 @@ def load_mlqa_r(data_dir_: str | os.PathLike | None = None, languages: Iterable[
             queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
     qdf, cdf = _frames(queries, cands)
     relevance = {r["id"]: list(answer_sent[r["group"]].values()) for r in queries}
-    bench = RetrievalBenchmark("mlqa-r", qdf, cdf, relevance, skipped,
-                               {"source": str(root / "mlqa" / "dev"), "lareqa_candidates": 20534,
-                                "sentence_splitter": "pysbd (vi with en rules; no split after a comma)"})
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    pd.to_pickle(bench, cached)
-    return bench
+    return RetrievalBenchmark("mlqa-r-rebuilt", qdf, cdf, relevance, skipped,
+                              {"source": str(root / "mlqa" / "dev"), "lareqa_candidates": 20534,
+                               "sentence_splitter": "pysbd (vi with en rules; no split after a comma)"})
 
 
 def _cache_path(name: str, files: list[Path], extra) -> Path:
@@ -441,17 +520,19 @@ def _cache_path(name: str, files: list[Path], extra) -> Path:
     return cache_dir() / "benchmarks" / f"{name}-{key}.pkl"
 
 
-_BUILD_VERSION = 1  # bump when a builder's output changes
+_BUILD_VERSION = 2  # bump when a builder's output changes
 
 
-def load_tydiqa(data_dir_: str | os.PathLike | None = None, languages: Iterable[str] | None = None) -> RetrievalBenchmark:
+def load_tydiqa(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None) -> RetrievalBenchmark:
     """TyDi-QA GoldP dev: each question's gold passage is its one relevant candidate; candidates are the
     distinct passages of all languages. Not parallel: every query is its own group. Reads the per-language
     files (``<language>_tydiqa_dev.json``) or the official ``tydiqa-goldp-v1.1-dev.json`` (split by id)."""
     languages = _check_languages(languages, TYDIQA_LANGS, "TyDi-QA GoldP")
-    root = data_dir("tydiqa", data_dir_)
+    root = release_dir("tydiqa", data_dir, languages)
     folder = root / SOURCES["tydiqa"]["folder"]
-    files = sorted(folder.glob("*_tydiqa_dev.json")) or [folder / "tydiqa-goldp-v1.1-dev.json"]
+    names = {v: k for k, v in _TYDI_NAMES.items()}
+    official = folder / "tydiqa-goldp-v1.1-dev.json"
+    files = [official] if official.is_file() else [folder / f"{names[l]}_tydiqa_dev.json" for l in languages]
     queries, cands, relevance, skipped, passage_id = [], [], {}, {}, {}
     for path in files:
         paragraphs, questions = read_squad(path, skipped)
@@ -470,52 +551,98 @@ def load_tydiqa(data_dir_: str | os.PathLike | None = None, languages: Iterable[
             relevance[f"{lang}:{q.qid}"] = [passage_id[(lang, ctx)]]
             queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
     qdf, cdf = _frames(queries, cands)
+    empty = sorted(set(languages) - set(qdf["lang"]))
+    if empty:
+        raise DataError(f"{folder}: TyDi-QA GoldP has no question in {', '.join(empty)}; the copy is incomplete")
     if len(languages) == len(TYDIQA_LANGS) and len(qdf) + sum(skipped.values()) != 5077:
         raise DataError(f"{folder}: TyDi-QA GoldP dev should have 5,077 questions, found {len(qdf)}; "
                         "the copy is incomplete or not the v1.1 release")
     return RetrievalBenchmark("tydiqa", qdf, cdf, relevance, skipped, {"source": str(folder)})
 
 
-BENCHMARKS = {"xquad-r": load_xquad_r, "mlqa-r": load_mlqa_r, "tydiqa": load_tydiqa}
+BENCHMARKS = {"xquad-r": load_xquad_r, "mlqa-r": load_mlqa_r, "tydiqa": load_tydiqa,
+              "mlqa-r-rebuilt": load_mlqa_r_rebuilt}
+BENCHMARK_NAMES = ("xquad-r", "xquad-r-eval", "mlqa-r", "tydiqa", "mlqa-r-rebuilt")
 
 
-def load_benchmark(name: str, data_dir_: str | os.PathLike | None = None, **kw) -> RetrievalBenchmark:
-    """Load a benchmark by name: ``xquad-r``, ``xquad-r-eval`` (the held-out articles), ``mlqa-r``, ``tydiqa``."""
+def check_benchmark_names(names: Iterable[str] | str) -> list[str]:
+    """Validate benchmark names before any work: known, each once. A string may be comma-separated."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = list(names)
+    if not names:
+        raise DataError("no benchmark given; use one or more of " + ", ".join(BENCHMARK_NAMES))
+    for n in names:
+        if n not in BENCHMARK_NAMES and not n.startswith("miracl:"):
+            raise DataError(f"unknown benchmark {n!r}; known: {', '.join(BENCHMARK_NAMES)}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(f"benchmark {twice[0]!r} is given twice; list each benchmark once")
+    return names
+
+
+def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, **kw) -> RetrievalBenchmark:
+    """Load a benchmark by name: ``xquad-r``, ``xquad-r-eval`` (the held-out articles), ``mlqa-r`` (LAReQA's
+    release), ``tydiqa``, or ``mlqa-r-rebuilt`` (the pysbd fallback; not comparable with published numbers)."""
+    check_benchmark_names([name])
     if name == "xquad-r-eval":
-        b = load_xquad_r(data_dir_, articles=EVAL_ARTICLES, **kw)
+        b = load_xquad_r(data_dir, articles=EVAL_ARTICLES, **kw)
         b.name = "xquad-r-eval"
         return b
-    if name not in BENCHMARKS:
-        raise DataError(f"unknown benchmark {name!r}; known: xquad-r, xquad-r-eval, mlqa-r, tydiqa")
-    return BENCHMARKS[name](data_dir_, **kw)
+    return BENCHMARKS[name](data_dir, **kw)
 
 
 # --------------------------------------------------------------------------------------------------
 # parallel training pairs
 # --------------------------------------------------------------------------------------------------
 def parallel_pairs(articles: Iterable[int] | None = TRAIN_ARTICLES, languages: Iterable[str] | None = None,
-                   data_dir_: str | os.PathLike | None = None):
+                   data_dir: str | os.PathLike | None = None):
     """XQuAD(-R) parallel training pairs as a ``datasets.Dataset``.
 
     One row per (group, language): ``group`` (the XQuAD question id, shared by its translations),
     ``lang``, ``query`` (the question), ``passage`` (the sentence holding the answer, sliced with
-    ``sentence_breaks``), ``context`` (the paragraph) and ``article``. Default: the 36 training articles
-    (:data:`TRAIN_ARTICLES`); pass ``articles=None`` for all 48. Every group has a row in every language.
+    ``sentence_breaks``), ``answer_key`` (the language-independent identity of the answer: groups whose
+    relevance sets in XQuAD-R share a sentence in any language are joined, transitively — sentence indices
+    can differ between languages, so ``article:paragraph:sentence`` alone is not enough), ``context`` (the paragraph),
+    ``article`` and ``source``. Default: the 36 training articles (:data:`TRAIN_ARTICLES`); pass
+    ``articles=None`` for all 48. Every group has a row in every language.
     """
     import datasets
 
-    b = load_xquad_r(data_dir_, languages, articles)
+    b = load_xquad_r(data_dir, languages, articles)
     cand = b.candidates.set_index("id")
-    rows = {"group": [], "lang": [], "query": [], "passage": [], "context": [], "article": []}
+    answer = _answer_components(b)
+    rows = {"group": [], "lang": [], "query": [], "passage": [], "answer_key": [], "context": [], "article": []}
     for q in b.queries.itertuples(index=False):
         cid = next(c for c in b.relevance[q.id] if c.startswith(q.lang + ":"))
         rows["group"].append(q.group)
         rows["lang"].append(q.lang)
         rows["query"].append(q.text)
         rows["passage"].append(cand.at[cid, "text"])
+        rows["answer_key"].append(answer[q.group])
         rows["context"].append(cand.at[cid, "context"])
         rows["article"].append(int(cid.split(":")[1]))
+    rows["source"] = ["xquad-train"] * len(rows["group"])
     return datasets.Dataset.from_dict(rows)
+
+
+def _answer_components(b: RetrievalBenchmark) -> dict[str, str]:
+    """group -> answer identity: the connected components of the graph joining each group to its relevant
+    candidates (in every language); named by the component's smallest group id."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    groups = sorted(set(b.queries["group"]))
+    gi = {g: i for i, g in enumerate(groups)}
+    ci = {c: len(groups) + i for i, c in enumerate(b.candidates["id"])}
+    edges = [(gi[g], ci[c]) for q, g in zip(b.queries["id"], b.queries["group"]) for c in b.relevance[q]]
+    a, c = map(np.asarray, zip(*edges))
+    n = len(groups) + len(ci)
+    _, label = connected_components(sp.coo_matrix((np.ones(len(a)), (a, c)), shape=(n, n)), directed=False)
+    name: dict[int, str] = {}
+    for g in groups:  # sorted: the first group seen names its component
+        name.setdefault(label[gi[g]], g)
+    return {g: f"xquad:{name[label[gi[g]]]}" for g in groups}
 
 
 def check_disjoint(train_groups: Iterable[str], benchmark: RetrievalBenchmark) -> None:
@@ -526,12 +653,12 @@ def check_disjoint(train_groups: Iterable[str], benchmark: RetrievalBenchmark) -
                         f"(e.g. {sorted(shared)[:3]}); use the article split TRAIN_ARTICLES / EVAL_ARTICLES")
 
 
-def summary(data_dir_: str | os.PathLike | None = None) -> pd.DataFrame:
+def summary(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Per-dataset, per-language counts: XQuAD-R, MLQA-R and TyDi-QA queries / candidates, and the
     XQuAD training pairs (train articles) and held-out queries (eval articles)."""
-    frames = [load_benchmark(n, data_dir_).counts() for n in ("xquad-r", "mlqa-r", "tydiqa")]
-    pairs = parallel_pairs(data_dir_=data_dir_).to_pandas()
+    frames = [load_benchmark(n, data_dir).counts() for n in ("xquad-r", "mlqa-r", "tydiqa")]
+    pairs = parallel_pairs(data_dir=data_dir).to_pandas()
     train = pairs.groupby("lang").size().rename("queries").reset_index().assign(dataset="xquad-train", candidates=0)
     frames.append(train[["dataset", "lang", "queries", "candidates"]])
-    frames.append(load_benchmark("xquad-r-eval", data_dir_).counts())
+    frames.append(load_benchmark("xquad-r-eval", data_dir).counts())
     return pd.concat(frames, ignore_index=True)

@@ -6,13 +6,22 @@ Definitions (per query; a "pool" is the candidate set searched, "relevant" its r
 * ``map`` — average precision over the *whole* ranked pool: ``AP = 1/|rel| * sum_{r in rel} P(r)`` where
   ``P(r) = |{r' in rel: s(r') >= s(r)}| / |{c in pool: s(c) >= s(r)}|``. With ties this equals
   ``sklearn.metrics.average_precision_score`` (all tied items share one threshold). Macro-averaged.
-* ``recall@k`` — ``|rel ∩ top-k| / |rel|``; ``acc@k`` — 1 if any relevant is in the top k.
-* ``mrr@10`` — ``1/rank`` of the first relevant within the top 10, else 0.
-* ``ndcg@10`` — binary gains, ``sum_{i<=10} rel_i / log2(i+1)`` over the ideal ``min(|rel|, 10)`` ranking.
+
+Ties — one rule for every metric: the rank of a candidate c is ``rank(c) = |{c' in pool: s(c') >= s(c)}|``,
+so candidates with equal scores share the LOWEST rank of their tie group (the rule of sklearn's
+``average_precision_score``, whose thresholds put tied items together, and of LAReQA's mAP). The metrics
+depend only on the scores, never on the order of the candidates in the pool, and identical candidate texts
+(identical scores) are never ordered arbitrarily.
+
+* ``recall@k`` — ``|{r in rel: rank(r) <= k}| / |rel|``; ``acc@k`` — 1 if some relevant has ``rank <= k``.
+* ``mrr@10`` — ``1 / min_r rank(r)`` if that rank is at most 10, else 0.
+* ``ndcg@10`` — binary gains, ``sum_{r in rel, rank(r) <= 10} 1 / log2(rank(r) + 1)`` over the ideal
+  ``sum_{i=1}^{min(|rel|, 10)} 1 / log2(i + 1)``.
 * ``rank_distance`` — maximum rank distance (Huang et al. 2023): in the multilingual pool, rank of the
-  lowest-ranked relevant minus rank of the highest-ranked one (ranks as ``|{c: s(c) >= s(r)}|``); only
-  for queries with at least two relevant candidates. Lower = less language bias.
-* ``top10_same_lang`` — share of the multilingual top 10 that is in the query's language.
+  lowest-ranked relevant minus rank of the highest-ranked one; only for queries with at least two relevant
+  candidates. Lower = less language bias.
+* ``top10_same_lang`` — share of the candidates with ``rank <= 10`` that are in the query's language (NaN
+  when more than 10 candidates tie at the top).
 
 Settings: ``mono`` (queries in X, pool = candidates in X; averaged over X), ``cross`` (queries in X, pool
 in Y != X; averaged over pairs), ``multi`` (queries in X, pool = all languages; averaged over X). A query
@@ -34,6 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import cache_dir
+from .files import atomic_path
 from .data import RetrievalBenchmark
 
 log = logging.getLogger(__name__)
@@ -72,19 +82,18 @@ def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_si
                 arr = np.load(path)
                 if arr.shape[0] == len(texts):
                     return arr
-            except (OSError, ValueError):
-                log.warning("embedding cache %s is unreadable; re-encoding", path)
+                log.warning("embedding cache %s holds %d rows for %d texts; re-encoding", path, arr.shape[0], len(texts))
+            except Exception as e:  # noqa: BLE001 - truncated, empty or foreign files are all re-encoded
+                log.warning("embedding cache %s is unreadable (%s: %s); re-encoding", path, type(e).__name__, e)
     if devices is None and torch.cuda.device_count() > 1:
         devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     kw = {"device": list(devices)} if devices and len(devices) > 1 else {}
     emb = model.encode(list(texts), prompt_name=prompt_name, batch_size=batch_size, convert_to_numpy=True,
                        normalize_embeddings=True, show_progress_bar=progress, **kw)
     emb = np.asarray(emb, dtype=np.float32)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, emb)
-        tmp.replace(path)
+    if path is not None:  # a per-process temporary file, then an atomic rename: concurrent writers never collide
+        with atomic_path(path) as tmp:
+            np.save(tmp, emb)
     return emb
 
 
@@ -98,8 +107,8 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
 
     ``relevant[i]`` holds the pool indices relevant to query i (at least one). Returns arrays of length n for
     every name in :data:`RANK_METRICS` plus ``rank_distance`` (NaN for fewer than 2 relevant) and, when
-    ``q_lang``/``c_lang`` are given, ``top10_same_lang``. Works in chunks of ``chunk`` queries: memory is
-    O(chunk x m x max|rel|) bytes, never a full score matrix. Runs on ``device`` (default: CUDA when
+    ``q_lang``/``c_lang`` are given, ``top10_same_lang`` — all with the module's tie rule. Works in chunks of
+    ``chunk`` queries: memory is O(chunk x m) floats, never a full score matrix. Runs on ``device`` (default: CUDA when
     present, else CPU); exact inner-product search, since full-ranking AP needs every score anyway.
     """
     n, m = len(Q), len(C)
@@ -114,14 +123,13 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     kk = min(k, m)
     out = {name: np.zeros(n, dtype=np.float64) for name in RANK_METRICS}
     out["rank_distance"] = np.full(n, np.nan)
-    want_topk = metrics is None or bool(set(metrics) - {"map", "rank_distance"})
-    same = q_lang is not None and c_lang is not None and want_topk
+    same = q_lang is not None and c_lang is not None and (metrics is None or "top10_same_lang" in metrics)
     if same:
         out["top10_same_lang"] = np.zeros(n)
         codes = {l: i for i, l in enumerate(sorted(set(c_lang) | set(q_lang)))}
         cl = torch.tensor([codes[l] for l in c_lang], device=dev)
         ql = torch.tensor([codes[l] for l in q_lang], device=dev)
-    discounts = 1.0 / torch.log2(torch.arange(2, kk + 2, dtype=torch.float64, device=dev))
+    ideal_disc = 1.0 / torch.log2(torch.arange(2, 12, dtype=torch.float64, device=dev))
     for s in range(0, n, chunk):
         S = Qt[s:s + chunk] @ Ct                                   # (c, m) float32
         r = relt[s:s + chunk]
@@ -144,22 +152,25 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
         highest = ranks.gather(1, (valid.sum(1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
         dist = (lowest - highest).to(torch.float64)
         out["rank_distance"][s:s + chunk] = torch.where(nrel >= 2, dist, torch.nan).cpu().numpy()
-        if not want_topk:
-            continue
-        top = S.topk(kk, dim=1).indices                            # (c, k)
-        hits = ((top.unsqueeze(2) == r.unsqueeze(1)) & mask.unsqueeze(1)).any(-1).to(torch.float64)  # (c, k)
-        out["recall@1"][s:s + chunk] = (hits[:, :1].sum(1) / nrel).cpu().numpy()
-        out["recall@10"][s:s + chunk] = (hits[:, :10].sum(1) / nrel).cpu().numpy()
+        # top-k metrics from the same ranks (the tie rule above), so they agree with mAP on ties
+        inside = lambda k_: (valid & (ranks <= k_)).to(torch.float64)  # noqa: E731
+        out["recall@1"][s:s + chunk] = (inside(1).sum(1) / nrel).cpu().numpy()
+        out["recall@10"][s:s + chunk] = (inside(10).sum(1) / nrel).cpu().numpy()
         for a in (1, 5, 10):
-            out[f"acc@{a}"][s:s + chunk] = (hits[:, :a].sum(1) > 0).to(torch.float64).cpu().numpy()
-        first = torch.where(hits[:, :10] > 0, torch.arange(1, hits[:, :10].shape[1] + 1, dtype=torch.float64, device=dev),
-                            torch.inf)
-        out["mrr@10"][s:s + chunk] = (1.0 / first.min(1).values).cpu().numpy()
-        dcg = (hits * discounts).sum(1)
-        ideal = torch.cumsum(discounts, 0)[(nrel.clamp(max=kk) - 1).long()]
-        out["ndcg@10"][s:s + chunk] = (dcg / ideal).cpu().numpy()
+            out[f"acc@{a}"][s:s + chunk] = (inside(a).sum(1) > 0).to(torch.float64).cpu().numpy()
+        out["mrr@10"][s:s + chunk] = torch.where(highest <= 10, 1.0 / highest.clamp(min=1).to(torch.float64),
+                                                 0.0).cpu().numpy()
+        gain = torch.where(valid & (ranks <= 10), 1.0 / torch.log2(ranks.to(torch.float64) + 1), 0.0)
+        ideal = torch.cumsum(ideal_disc, 0)[(nrel.clamp(max=10) - 1).long()]
+        out["ndcg@10"][s:s + chunk] = (gain.sum(1) / ideal).cpu().numpy()
         if same:
-            out["top10_same_lang"][s:s + chunk] = (cl[top] == ql[s:s + chunk].unsqueeze(1)).to(torch.float64).mean(1).cpu().numpy()
+            t = S.topk(kk, dim=1).values[:, -1:]                        # 10th highest score
+            ge = S >= t
+            sel = torch.where(ge.sum(1, keepdim=True) <= kk, ge, S > t)  # candidates with rank <= 10
+            own = sel & (cl.unsqueeze(0) == ql[s:s + chunk].unsqueeze(1))
+            n_sel = sel.sum(1).to(torch.float64)
+            out["top10_same_lang"][s:s + chunk] = torch.where(
+                n_sel > 0, own.sum(1).to(torch.float64) / n_sel.clamp(min=1), torch.nan).cpu().numpy()
     return out if metrics is None else {m: out[m] for m in metrics}
 
 

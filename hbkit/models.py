@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import cache_dir
+from .files import atomic_write_json, build_once
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,10 @@ def _bert_state_dict(tensors: dict[str, np.ndarray], NL: int):
     return sd
 
 
-def _folder_complete(folder: Path) -> bool:
-    """A built folder is complete when its provenance lists every file with the right sha256."""
-    prov = folder / "hbkit_provenance.json"
+def _folder_complete(folder: Path, record: str = "hbkit_provenance.json") -> bool:
+    """A built folder is complete when its record (``record``, JSON with ``files: {path: sha256}``) lists
+    every file with the right sha256: a truncated or half-written folder never passes."""
+    prov = folder / record
     try:
         info = json.loads(prov.read_text())
         for rel, digest in info["files"].items():
@@ -175,8 +177,13 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     that is incomplete or whose files do not match their recorded sha256 is rebuilt.
     """
     folder = cache_dir() / "models" / "multilingual-e5-small-embedded"
-    if not rebuild and _folder_complete(folder):
-        return folder
+    if rebuild:
+        shutil.rmtree(folder, ignore_errors=True)
+    return build_once(folder, _build_embedded, _folder_complete)
+
+
+def _build_embedded(dest: Path) -> None:
+    """Write the embedded model's sentence-transformers folder (with its provenance record) to ``dest``."""
     from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
 
     wdist, wver, wfile = EMBEDDED_PACKAGES["weights"]
@@ -195,28 +202,26 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     missing = [m for m in missing if "position_ids" not in m and not m.startswith("pooler.")]
     if missing or unexpected:
         raise EncoderError(f"{weights}: tensors do not fit BERT (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    hf_dir = tmp / "hf"
-    tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tok_json), model_max_length=512)
-    bert.save_pretrained(hf_dir)
-    tokenizer.save_pretrained(hf_dir)
-    model = _mean_pooled(hf_dir, max_seq_length=512)
-    out = tmp / "model"
-    model.save(str(out))
+    hf_dir = dest.with_name(dest.name + ".hf")
+    try:
+        tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tok_json), model_max_length=512)
+        bert.save_pretrained(hf_dir)
+        tokenizer.save_pretrained(hf_dir)
+        model = _mean_pooled(hf_dir, max_seq_length=512)
+        model.save(str(dest))
+    finally:
+        shutil.rmtree(hf_dir, ignore_errors=True)
     del model, bert, tensors
-    files = {str(p.relative_to(out)): _sha256(p) for p in sorted(out.rglob("*")) if p.is_file()}
-    (out / "hbkit_provenance.json").write_text(json.dumps({
+    _write_provenance(dest, {
         "model": DEFAULT_MODEL, "weights": f"{wdist}=={wver} ({wfile})",
         "tokenizer": f"{tdist}=={tver} ({tfile})",
         "note": "weights dequantised from 4-bit (Q4_0 blocks of 32 with an fp16 scale) to fp32; "
-                "expect small differences from the original fp32 checkpoint",
-        "files": files}, indent=1))
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    out.rename(folder)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+                "expect small differences from the original fp32 checkpoint"})
+
+
+def _write_provenance(folder: Path, info: dict) -> None:
+    files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+    atomic_write_json(folder / "hbkit_provenance.json", {**info, "files": files})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -229,18 +234,19 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
     from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
 
     folder = cache_dir() / "models" / f"tiny-v2-{seed}-{layers}x{hidden}"
-    if not (folder / "model.safetensors").is_file():
+
+    def build(dest: Path) -> None:
         tdist, _, tfile = EMBEDDED_PACKAGES["tokenizer"]
         tok = XLMRobertaTokenizerFast(tokenizer_file=str(_package_file(tdist, tfile)), model_max_length=128)
         torch.manual_seed(seed)
         cfg = XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
                                num_attention_heads=max(1, hidden // 16), intermediate_size=hidden * 4,
                                max_position_embeddings=130, pad_token_id=tok.pad_token_id)
-        tmp = folder.with_name(folder.name + ".tmp")
-        XLMRobertaModel(cfg).save_pretrained(tmp)  # with its pooler: nothing random at load
-        tok.save_pretrained(tmp)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
+        XLMRobertaModel(cfg).save_pretrained(dest)  # with its pooler: nothing random at load
+        tok.save_pretrained(dest)
+        _write_provenance(dest, {"model": "hbkit/tiny", "seed": seed, "layers": layers, "hidden": hidden})
+
+    build_once(folder, build, _folder_complete)
     return _mean_pooled(folder, max_seq_length=128, device=device)
 
 
@@ -258,6 +264,53 @@ def _mean_pooled(hf_dir: Path, max_seq_length: int, device: str | None = None):
 # --------------------------------------------------------------------------------------------------
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+_HUB = {"reachable": None}
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub can be reached, decided once per process: ``False`` at once with
+    ``HF_HUB_OFFLINE=1``; else one TCP connection to the hub's host (``timeout`` seconds). When it fails,
+    one log line says so, ``HF_HUB_OFFLINE`` is set for this process (so huggingface_hub stops retrying on
+    every load) and the embedded / cached copies are used from then on."""
+    if _offline():
+        return False
+    if _HUB["reachable"] is None:
+        import socket
+        from urllib.parse import urlparse
+
+        host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            _HUB["reachable"] = True
+        except OSError as e:
+            _HUB["reachable"] = False
+            log.warning("the Hugging Face hub (%s) is unreachable (%s): working offline, with embedded or cached "
+                        "models, for the rest of this process", host, e)
+            os.environ["HF_HUB_OFFLINE"] = "1"
+            try:
+                import huggingface_hub.constants as hc
+                hc.HF_HUB_OFFLINE = True
+            except (ImportError, AttributeError):
+                pass
+    return bool(_HUB["reachable"])
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~")) or os.sep in name.rstrip(os.sep) and name.count("/") != 1 \
+        or name.endswith(os.sep)
+
+
+def _load_folder(path: Path, device: str | None = None, **kwargs):
+    """A local model folder; a damaged one (truncated weights, bad JSON) is an :class:`EncoderError` naming it."""
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(str(path), device=device, **kwargs)
+    except Exception as e:  # noqa: BLE001 - safetensors, JSON and OS errors all mean: this folder is damaged
+        raise EncoderError(f"model folder {path} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                           "it is damaged or incomplete: delete it and train or download it again") from None
 
 
 def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, **kwargs):
@@ -280,11 +333,13 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
         return tiny_encoder(device=device, **kwargs)
     path = Path(name).expanduser()
     if path.is_dir():
-        model = SentenceTransformer(str(path), device=device, **kwargs)
-        return model
-    if name == DEFAULT_MODEL and (_offline() or kwargs.pop("embedded", False)):
+        return _load_folder(path, device, **kwargs)
+    if _looks_like_path(name_or_path):
+        raise EncoderError(f"model folder {name_or_path!r} does not exist; pass an existing folder (a sentence-transformers "
+                           f"or transformers model) or a hub name ({_known_names()})")
+    if name == DEFAULT_MODEL and (kwargs.pop("embedded", False) or not hub_reachable()):
         return SentenceTransformer(str(embedded_model_path()), device=device, **kwargs)
-    if _offline() and name not in REGISTRY:
+    if not hub_reachable() and name not in REGISTRY:
         raise EncoderError(
             f"unknown encoder {name_or_path!r} while offline (HF_HUB_OFFLINE=1). Known names: {_known_names()}. "
             f"To use your own model, pass the path of a local folder (a sentence-transformers or transformers "

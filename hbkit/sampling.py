@@ -16,18 +16,29 @@ Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
   proportion to its number of groups with ``language_weights="proportional"``).
 * X-Y batch: in every pair the query's language differs from the passage's; both are drawn per pair
   among the languages the group has.
-* No group appears twice in a batch (in X-Y batches a translation of a positive would otherwise be a
-  false negative) and no passage text appears twice in a batch (by a 64-bit hash of the text).
+* No false negatives from translations: no two pairs of a batch share an answer identity, so no batch
+  holds a translation of a positive (or the positive itself) as a negative, also when several questions
+  share one answer sentence. The identity joins groups that share an ``answer_key`` (the corpus's
+  language-independent id of the answer passage) or a passage text in some language, transitively. No group appears twice, and no passage text appears twice (by a
+  64-bit hash of the text). A pair that would break this is deferred to a later batch, never dropped.
 * Each batch is X-X-mono with probability α (constant, or linear from ``alpha`` to ``alpha_end`` over the
   epoch), else X-Y.
-* Deterministic for a seed; :meth:`set_epoch` reshuffles. An epoch is ``len(sampler)`` =
+* Deterministic for a seed; :meth:`set_epoch` reshuffles. An epoch is ``n_batches`` =
   ``n_groups // (batch_size * num_replicas)`` global batches; within one language queue every group is
   used once before any is used again. ``batch_size`` is pairs per rank; the sampler's ``batch_size``
   attribute is rows per yielded batch (2 per pair), as torch and accelerate expect.
+* ``len(sampler)`` is the number of batches :meth:`__iter__` yields in an epoch, as torch's DataLoader,
+  accelerate and sentence-transformers expect: ``n_batches`` for one rank (``rank`` an int), and
+  ``num_replicas * n_batches`` with ``rank=None`` (the slices of every global batch in turn).
 * Distributed: with ``num_replicas=N`` every rank computes the same global batch of ``N * batch_size``
   pairs (so all agree on its type) and yields the disjoint slice ``rank``. Under the HF/sentence-transformers
-  trainer (accelerate shards batch samplers round-robin), :class:`SamplerFactory` builds it with
-  ``rank=None``: the N slices are yielded in turn, so process r receives slice r of every global batch.
+  trainer, accelerate's ``BatchSamplerShard`` hands yielded batch ``i`` to process ``i % N``, so
+  :class:`SamplerFactory` builds the sampler with ``rank=None``: the N slices are yielded in turn, process r
+  receives slice r of every global batch, and each process has ``n_batches`` steps per epoch.
+* What a batch is travels with the batch: :class:`PairCollator` reads the kind and language off the rows it
+  collates (:func:`batch_kind`, exact given the guarantees above) and passes them on as
+  ``inputs["hbkit_batch"]``; hbkit's trainer records that. Nothing recomputes a batch's kind from step
+  numbers, so prefetching, epoch boundaries, resumes and N processes cannot shift it.
 * Memory O(groups x languages): a (group, query language, passage language) triple is drawn lazily, never
   materialised.
 """
@@ -70,6 +81,23 @@ def _text_hashes(dataset, name: str, chunk: int = 100_000) -> np.ndarray:
     return out
 
 
+def _answer_identity(gcode: np.ndarray, kcode: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Per row, the component of the graph that joins every group to its rows' answer keys and passage texts:
+    two rows get one identity when their groups share an answer key, or a passage text (the same answer in
+    one language), directly or through other groups. O(rows) with scipy's connected components."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    _, hcode = np.unique(hashes, return_inverse=True)
+    G, K = int(gcode.max()) + 1, int(kcode.max()) + 1
+    n = G + K + int(hcode.max()) + 1
+    rows = np.concatenate([gcode, gcode])
+    cols = np.concatenate([G + kcode, G + K + hcode])
+    graph = sp.coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    return label[gcode].astype(np.int64)
+
+
 @dataclass
 class BatchInfo:
     """What one global batch is: ``kind`` ("xx" or "xy") and, for X-X-mono, its ``lang``."""
@@ -81,7 +109,9 @@ class BatchInfo:
 class HybridBatchSampler:
     """Hybrid(α) batches over parallel pairs; see the module docstring for what every batch guarantees.
 
-    ``dataset`` needs the columns ``group``, ``lang`` and ``passage`` (``hbkit.data.parallel_pairs``).
+    ``dataset`` needs the columns ``group``, ``lang``, ``passage`` and ``answer_key`` (every hbkit training
+    corpus has them, e.g. ``hbkit.data.parallel_pairs``; for your own pairs where each group has its own
+    answer, ``answer_key`` can be the group id).
     ``generator``/``valid_label_columns``/``drop_last`` are accepted for sentence-transformers'
     ``batch_sampler`` interface; the draw uses its own seeded generator and always drops the remainder.
     """
@@ -89,16 +119,15 @@ class HybridBatchSampler:
     def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
                  generator=None, seed: int = 0, alpha: float = 0.5, alpha_end: float | None = None,
                  language_weights: str = "uniform", num_replicas: int = 1, rank: int | None = 0, **_: Any):
-        if not 0.0 <= alpha <= 1.0 or (alpha_end is not None and not 0.0 <= alpha_end <= 1.0):
-            raise SamplerError(f"alpha={alpha}, alpha_end={alpha_end}: both must lie in [0, 1]")
-        if language_weights not in ("uniform", "proportional"):
-            raise SamplerError(f"language_weights={language_weights!r}: use 'uniform' or 'proportional'")
+        check_alpha(alpha, alpha_end, language_weights)
         if batch_size < 1 or num_replicas < 1 or not (rank is None or 0 <= rank < num_replicas):
             raise SamplerError(f"batch_size={batch_size}, num_replicas={num_replicas}, rank={rank} are invalid")
-        for col in ("group", "lang", "passage"):
+        for col in ("group", "lang", "passage", "answer_key"):
             if col not in dataset.column_names:
-                raise SamplerError(f"the dataset has no column {col!r} (columns: {dataset.column_names}); "
-                                   "build it with hbkit.data.parallel_pairs")
+                hint = (" (the language-independent id of each row's answer passage, shared by its translations; "
+                        "use the group id if every group has its own answer)") if col == "answer_key" else ""
+                raise SamplerError(f"the dataset has no column {col!r}{hint} (columns: {dataset.column_names}); "
+                                   "build it with hbkit.data.parallel_pairs or hbkit.corpora.load_training_corpus")
         self.pairs_per_batch, self.seed, self.alpha, self.alpha_end = batch_size, seed, alpha, alpha_end
         self.batch_size = 2 * batch_size  # dataset rows per yielded batch (torch's BatchSampler convention)
         self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
@@ -116,6 +145,7 @@ class HybridBatchSampler:
                                f"{self.languages[l]!r}; each (group, lang) must be one row")
         self.rows[gcode, lcode] = np.arange(len(dataset))
         self.hash = _text_hashes(dataset, "passage")
+        self.answer = _answer_identity(gcode, _column_codes(dataset, "answer_key")[0], self.hash)
         has = self.rows >= 0
         self.global_batch = batch_size * num_replicas
         self.lang_groups = [np.flatnonzero(has[:, l]) for l in range(L)]
@@ -145,6 +175,7 @@ class HybridBatchSampler:
         return self.alpha < 1 or (self.alpha_end is not None and self.alpha_end < 1)
 
     def __len__(self) -> int:
+        """Batches yielded per epoch: ``n_batches`` per rank, ``num_replicas * n_batches`` with ``rank=None``."""
         return self.n_batches * (self.num_replicas if self.rank is None else 1)
 
     def set_epoch(self, epoch: int) -> None:
@@ -186,7 +217,7 @@ class HybridBatchSampler:
                 q = queue(("xx", l), self.lang_groups[l])
             else:
                 q = queue("xy", self.multi_groups)
-            batch, seen_g, seen_h, deferred = [], set(), set(), []
+            batch, seen_g, seen_h, seen_a, deferred = [], set(), set(), set(), []
             while len(batch) < B:
                 if q[2]:
                     g = q[2].pop(0)
@@ -202,13 +233,13 @@ class HybridBatchSampler:
                     avail = np.flatnonzero(self.rows[g] >= 0)
                     ql, pl = rng.choice(avail, size=2, replace=False)
                     qr, pr = int(self.rows[g, ql]), int(self.rows[g, pl])
-                h = int(self.hash[pr])
-                if h in seen_h:  # same passage text already in the batch: keep the group for a later batch
-                    deferred.append(g)
+                h, key = int(self.hash[pr]), int(self.answer[pr])
+                if h in seen_h or key in seen_a:  # its answer (in some language) is already in the batch:
+                    deferred.append(g)            # keep the group for a later batch
                     if len(deferred) > 4 * len(q[0]) + B:
-                        raise SamplerError("cannot fill a batch without duplicate passages; lower batch_size")
+                        raise SamplerError("cannot fill a batch without two pairs sharing an answer; lower batch_size")
                     continue
-                seen_g.add(g); seen_h.add(h)
+                seen_g.add(g); seen_h.add(h); seen_a.add(key)
                 batch.append((qr, pr))
             q[2] = deferred + q[2]
             yield info, np.asarray(batch, dtype=np.int64)
@@ -243,13 +274,14 @@ class XYBatchSampler(HybridBatchSampler):
 class SamplerFactory:
     """A picklable factory for ``SentenceTransformerTrainingArguments(batch_sampler=...)``: called with
     ``(dataset, batch_size=..., drop_last=..., valid_label_columns=..., generator=..., seed=...)`` it returns
-    the strategy's sampler. ``last`` is the most recent sampler built for a dataset of ``track_size`` rows
-    (the trainer builds one per dataloader; hbkit's logging reads the training one)."""
+    the strategy's sampler. Arguments are checked here, before any work. ``last`` is the most recent sampler
+    built (for inspection only: logging reads each batch's own kind, see the module docstring)."""
 
-    def __init__(self, strategy: str, alpha: float = 0.5, track_size: int | None = None, **kw):
+    def __init__(self, strategy: str, alpha: float = 0.5, **kw):
         if strategy not in STRATEGIES:
             raise SamplerError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
-        self.strategy, self.alpha, self.kw, self.track_size, self.last = strategy, alpha, kw, track_size, None
+        check_alpha(alpha, kw.get("alpha_end"), kw.get("language_weights", "uniform"))
+        self.strategy, self.alpha, self.kw, self.last = strategy, alpha, kw, None
 
     def __call__(self, dataset, **kw) -> HybridBatchSampler:
         cls = {"xx": XXMonoBatchSampler, "xy": XYBatchSampler, "hybrid": HybridBatchSampler}[self.strategy]
@@ -257,13 +289,20 @@ class SamplerFactory:
         world = _world_size()
         if world > 1 and "num_replicas" not in self.kw:
             extra.update(num_replicas=world, rank=None)
-        sampler = cls(dataset, **{**self.kw, **extra, **kw})
-        if self.track_size is None or len(dataset) == self.track_size:
-            self.last = sampler
-        return sampler
+        self.last = cls(dataset, **{**self.kw, **extra, **kw})
+        return self.last
 
     def __getstate__(self):
         return {**self.__dict__, "last": None}
+
+
+def check_alpha(alpha: float, alpha_end: float | None = None, language_weights: str = "uniform") -> None:
+    """Raise :class:`SamplerError` unless α (and ``alpha_end``) lie in [0, 1] and the language weighting is known."""
+    for name, v in (("alpha", alpha), ("alpha_end", alpha_end)):
+        if v is not None and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+            raise SamplerError(f"{name}={v!r}: the share of X-X-mono batches must lie in [0, 1]")
+    if language_weights not in ("uniform", "proportional"):
+        raise SamplerError(f"language_weights={language_weights!r}: use 'uniform' or 'proportional'")
 
 
 def _world_size() -> int:
@@ -294,15 +333,22 @@ def _split_pairs(features: list[dict]) -> tuple[list[dict], list[dict]]:
 class PairCollator(_collator_base()):
     """sentence-transformers collator for hbkit batches: rows ``[q0, p0, q1, p1, ...]`` become the
     ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage`` prompts.
-    ``seen`` records the kind of every batch it collated (as :func:`batch_kind` reads it off the rows)."""
+
+    The batch's kind travels with it: ``inputs["hbkit_batch"] = {"kind": "xx"|"xy"|"mixed", "lang": ...}``,
+    read off the rows being collated (:func:`batch_kind`), which hbkit's trainer records per step
+    (sentence-transformers ignores keys that are not model features). ``seen`` lists every batch collated,
+    as ``"xx:<lang>"`` / ``"xy"``."""
 
     seen: list = field(default_factory=list, repr=False)
 
     def __call__(self, features: list[dict]) -> dict:
         qs, ps = _split_pairs(features)
+        out = super().__call__([{"query": q["query"], "passage": p["passage"]} for q, p in zip(qs, ps)])
         if "lang" in qs[0]:
-            self.seen.append(batch_kind([f["lang"] for f in qs], [f["lang"] for f in ps]))
-        return super().__call__([{"query": q["query"], "passage": p["passage"]} for q, p in zip(qs, ps)])
+            kind = batch_kind([f["lang"] for f in qs], [f["lang"] for f in ps])
+            self.seen.append(kind)
+            out["hbkit_batch"] = {"kind": kind.split(":")[0], "lang": kind.split(":")[1] if ":" in kind else None}
+        return out
 
 
 def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:

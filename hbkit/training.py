@@ -16,52 +16,81 @@ import json
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write_json, atomic_write_text, tmp_name
 from .sampling import STRATEGIES, PairCollator, SamplerError, make_sampler
 
 log = logging.getLogger(__name__)
 
 
+def _f(default, help: str, **kw):
+    """A config field with its help text (read by the command line, which derives its options from here)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (saved next to the model).
+    """Everything that defines a training run (saved as ``train_config.json`` next to the model; the command
+    line's ``hbkit train`` options are derived from these fields, so each default lives here only).
 
     Paper (arXiv 2408.10536) values: ``lr=3e-5``, ``weight_decay=0.01``, ``batch_size=100``, α = 0.5.
     ``scale`` is the inverse temperature of InfoNCE (sentence-transformers' default 20 = τ 0.05).
+    ``training_args`` passes any ``SentenceTransformerTrainingArguments`` through (e.g.
+    ``{"gradient_accumulation_steps": 4, "report_to": "tensorboard", "push_to_hub": True}``); they override
+    hbkit's defaults.
     """
 
-    strategy: str = "hybrid"
-    alpha: float = 0.5
-    alpha_end: float | None = None
-    language_weights: str = "uniform"
-    batch_size: int = 32
-    lr: float = 3e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_steps: int = 40
-    scale: float = 20.0
-    freeze_word_embeddings: bool = True
-    freeze_layers: int = 0
-    mini_batch_size: int | None = None
-    val_groups: int = 0
-    eval_steps: int = 20
-    save_steps: int = 20
-    seed: int = 0
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    max_seq_length: int = 128
-    dropout: float | None = None  # set every dropout probability of the encoder (None: keep the model's)
+    strategy: str = _f("hybrid", "batch policy: xx (X-X-mono), xy (X-Y) or hybrid", choices=STRATEGIES)
+    alpha: float = _f(0.5, "hybrid: probability that a batch is X-X-mono")
+    alpha_end: float | None = _f(None, "hybrid: linear schedule of α from alpha to alpha_end over each epoch")
+    language_weights: str = _f("uniform", "X-X-mono language draw", choices=("uniform", "proportional"))
+    batch_size: int = _f(32, "pairs per process and step (the paper: 100)")
+    lr: float = _f(3e-5, "peak learning rate")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    warmup_ratio: float = _f(0.1, "share of steps with linear warm-up")
+    max_steps: int = _f(40, "optimizer steps", aliases=("--steps",))
+    scale: float = _f(20.0, "InfoNCE inverse temperature")
+    freeze_word_embeddings: bool = _f(True, "keep the input word embeddings fixed")
+    freeze_layers: int = _f(0, "keep the lowest N transformer layers fixed")
+    mini_batch_size: int | None = _f(None, "GradCache mini-batch (CachedMultipleNegativesRankingLoss)")
+    val_groups: int = _f(0, "hold out this many groups for validation loss (0: none)")
+    eval_steps: int = _f(20, "evaluate every N steps when there is a validation split")
+    save_steps: int = _f(20, "checkpoint every N steps")
+    seed: int = _f(0, "seed of the sampler, the model's initialisation of new layers and dropout")
+    precision: str = _f("auto", "auto | fp32 | bf16 | fp16", choices=("auto", "fp32", "bf16", "fp16"))
+    max_seq_length: int = _f(128, "tokens per text")
+    dropout: float | None = _f(None, "set every dropout probability of the encoder (0 for exact checks)")
+    training_args: dict = _f({}, "extra SentenceTransformerTrainingArguments (JSON object)")
 
     def __post_init__(self):
+        from .sampling import check_alpha
+
         if self.strategy not in STRATEGIES:
             raise SamplerError(f"strategy={self.strategy!r}: use one of {', '.join(STRATEGIES)}")
-        if self.max_steps < 1 or self.batch_size < 2:
-            raise ValueError(f"max_steps={self.max_steps} and batch_size={self.batch_size} must be >= 1 and >= 2")
+        check_alpha(self.alpha, self.alpha_end, self.language_weights)
+        for name, low in (("max_steps", 1), ("batch_size", 2), ("save_steps", 1), ("eval_steps", 1),
+                          ("max_seq_length", 8), ("val_groups", 0), ("freeze_layers", 0)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be an integer >= {low}")
+        if self.lr < 0 or self.weight_decay < 0 or not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"lr={self.lr}, weight_decay={self.weight_decay}, warmup_ratio={self.warmup_ratio}: "
+                             "lr and weight_decay must be >= 0 and warmup_ratio in [0, 1)")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout={self.dropout}: must lie in [0, 1)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        if not isinstance(self.training_args, dict):
+            raise ValueError(f"training_args={self.training_args!r}: must be a dict of TrainingArguments fields")
+
+
+class TrainError(ValueError):
+    """A training run cannot start as asked (e.g. its folder holds another set-up)."""
 
 
 def _split_groups(pairs, val_groups: int, seed: int):
@@ -77,12 +106,25 @@ def _split_groups(pairs, val_groups: int, seed: int):
     return pairs.select(idx_train), pairs.select(idx_val)
 
 
+def _layers(auto):
+    """The transformer's stack of layers, found by shape (a ModuleList as long as ``num_hidden_layers``)."""
+    import torch
+
+    n = getattr(getattr(auto, "config", None), "num_hidden_layers", None)
+    for _, m in auto.named_modules():
+        if isinstance(m, torch.nn.ModuleList) and len(m) == n:
+            return m
+    raise TrainError(f"freeze_layers: cannot find the {n} layers of {type(auto).__name__}; set freeze_layers=0")
+
+
 def _freeze(model, config: TrainConfig) -> None:
+    """Freeze the input word embeddings (``get_input_embeddings()``: any architecture) and the lowest
+    ``freeze_layers`` layers; set dropout."""
     auto = model[0].auto_model
     if config.freeze_word_embeddings:
-        auto.embeddings.word_embeddings.weight.requires_grad_(False)
+        auto.get_input_embeddings().weight.requires_grad_(False)
     if config.freeze_layers:
-        for layer in auto.encoder.layer[: config.freeze_layers]:
+        for layer in _layers(auto)[: config.freeze_layers]:
             layer.requires_grad_(False)
     if config.dropout is not None:
         import torch
@@ -92,43 +134,76 @@ def _freeze(model, config: TrainConfig) -> None:
                 m.p = config.dropout
 
 
-def _callback(out_dir: Path, factory):
+def _trainer_class():
+    """sentence-transformers' trainer, plus: the kind of every training batch, as the collator passed it on
+    in ``inputs["hbkit_batch"]``, is recorded when the batch reaches the model (``hbkit_pending``)."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    class HBTrainer(SentenceTransformerTrainer):
+        hbkit_pending: list
+
+        def training_step(self, model, inputs, *args, **kw):
+            info = inputs.pop("hbkit_batch", None)
+            if info is not None:
+                self.hbkit_pending = getattr(self, "hbkit_pending", []) + [info]
+            return super().training_step(model, inputs, *args, **kw)
+
+        def compute_loss(self, model, inputs, *args, **kw):
+            inputs.pop("hbkit_batch", None)  # evaluation batches
+            return super().compute_loss(model, inputs, *args, **kw)
+
+    return HBTrainer
+
+
+BATCHES_FILE = "hbkit_batches.json"
+
+
+def _callback(out_dir: Path, restored: dict[int, list]):
     from transformers import TrainerCallback
     from transformers.trainer_callback import ProgressCallback
 
     class BatchLog(TrainerCallback):
-        """Writes train_log.jsonl and shows the running X-X / X-Y counts on the progress bar."""
+        """Writes train_log.jsonl (one line per logged step: loss, lr, the step's batch kind and language) and
+        shows the running X-X / X-Y counts on the progress bar. The kind of step s is what the trainer
+        recorded for the batches of step s (see :func:`_trainer_class`); ``steps`` is saved in every
+        checkpoint, so a resumed run keeps the kinds of the steps before it."""
 
         def __init__(self):
-            self.counts = {"xx": 0, "xy": 0}
-            self.plans: dict[int, list] = {}
+            self.steps: dict[int, list] = dict(restored)  # step -> [kind, lang]
             self.trainer = None
 
-        def info(self, step: int):
-            s = factory.last
-            if s is None:
-                return None
-            epoch, b = divmod(step - 1, len(s))
-            if epoch not in self.plans:
-                self.plans[epoch] = s.plan(epoch)
-            return self.plans[epoch][b]
+        def counts(self) -> dict[str, int]:
+            c = {"xx": 0, "xy": 0, "mixed": 0}
+            for kind, _ in self.steps.values():
+                c[kind] = c.get(kind, 0) + 1
+            return {k: v for k, v in c.items() if v or k != "mixed"}
+
+        def on_step_end(self, args, state, control, **kw):
+            infos = getattr(self.trainer, "hbkit_pending", [])
+            self.trainer.hbkit_pending = []
+            kinds = {i["kind"] for i in infos}
+            langs = {i["lang"] for i in infos}
+            if infos:
+                self.steps[state.global_step] = [kinds.pop() if len(kinds) == 1 else "mixed",
+                                                 langs.pop() if len(langs) == 1 else None]
+            c = self.counts()
+            for cb in self.trainer.callback_handler.callbacks:
+                if isinstance(cb, ProgressCallback) and getattr(cb, "training_bar", None) is not None:
+                    cb.training_bar.set_postfix(xx=c["xx"], xy=c["xy"], refresh=False)
 
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
-            info = self.info(state.global_step)
+            kind, lang = self.steps.get(state.global_step, [None, None])
             rec = {"step": state.global_step, "loss": logs["loss"], "lr": logs.get("learning_rate"),
-                   "batch": info.kind if info else None, "lang": info.lang if info else None}
+                   "batch": kind, "lang": lang}
             with open(out_dir / "train_log.jsonl", "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
 
-        def on_step_end(self, args, state, control, **kw):
-            info = self.info(state.global_step)
-            if info:
-                self.counts[info.kind] += 1
-            for cb in (self.trainer.callback_handler.callbacks if self.trainer else []):
-                if isinstance(cb, ProgressCallback) and getattr(cb, "training_bar", None) is not None:
-                    cb.training_bar.set_postfix(xx=self.counts["xx"], xy=self.counts["xy"], refresh=False)
+        def on_save(self, args, state, control, **kw):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and ckpt.is_dir():
+                atomic_write_json(ckpt / BATCHES_FILE, {str(k): v for k, v in sorted(self.steps.items())})
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if metrics and state.is_world_process_zero:
@@ -137,15 +212,6 @@ def _callback(out_dir: Path, factory):
                                                                           if isinstance(v, (int, float))}}) + "\n")
 
     return BatchLog()
-
-
-def _count_kinds(batch_log, steps: int) -> dict[str, int]:
-    counts = {"xx": 0, "xy": 0}
-    for s in range(1, steps + 1):
-        info = batch_log.info(s)
-        if info:
-            counts[info.kind] += 1
-    return counts
 
 
 def _warmup(ratio: float) -> dict:
@@ -166,35 +232,113 @@ def _latest_checkpoint(folder: Path) -> str | None:
     return str(cps[-1]) if cps else None
 
 
+def pairs_fingerprint(pairs) -> str:
+    """A content hash of a training set (every row's group, language, query, passage and answer key)."""
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.blake2b(digest_size=16)
+    cols = [c for c in ("group", "lang", "query", "passage", "answer_key") if c in pairs.column_names]
+    for s in range(0, len(pairs), 200_000):
+        df = pairs.select_columns(cols)[s:s + 200_000]
+        h.update(pd.util.hash_pandas_object(pd.DataFrame(df), index=False).to_numpy().tobytes())
+    h.update(repr((len(pairs), cols)).encode())
+    return h.hexdigest()
+
+
+def run_identity(encoder, pairs, config: TrainConfig) -> dict:
+    """What a training folder was made with: the config, the base model's weights hash and the data's hash.
+    Two runs with equal identities train the same model (up to non-deterministic kernels)."""
+    from .models import fingerprint
+
+    return {"config": asdict(config), "base_model": fingerprint(encoder), "data": pairs_fingerprint(pairs),
+            "world_size": _world_size_env()}
+
+
+def _model_complete(model_dir: Path) -> bool:
+    """A saved model folder is complete when ``hbkit_training.json`` lists every file with its sha256."""
+    from .models import _folder_complete
+
+    return _folder_complete(model_dir, "hbkit_training.json")
+
+
+def _prepare_folder(out_dir: Path, identity: dict, resume: bool) -> str | None:
+    """Check ``out_dir`` against this run: refuse another set-up, clean up when starting afresh, and return
+    the checkpoint to resume from (after trimming the log to it)."""
+    path = out_dir / "train_config.json"
+    ckpt_dir = out_dir / "checkpoints"
+    if resume and path.is_file():
+        old = json.loads(path.read_text())
+        diff = [k for k in identity if old.get(k) != identity[k]]
+        if diff:
+            keys = [f"config.{k}" for k in identity["config"] if old.get("config", {}).get(k) != identity["config"][k]]
+            what = ", ".join(keys + [k for k in diff if k != "config"])
+            raise TrainError(f"{out_dir} holds a run with another set-up ({what} differ); resuming would mix "
+                             "them. Use --no-resume to start afresh there, or another --out")
+    if not resume or not path.is_file():
+        for sub in ("checkpoints", "model"):
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
+        (out_dir / "train_log.jsonl").unlink(missing_ok=True)
+        atomic_write_json(path, identity)
+        return None
+    resume_from = _latest_checkpoint(ckpt_dir)
+    log_path = out_dir / "train_log.jsonl"
+    if log_path.is_file():  # keep the records up to the checkpoint: the steps after it are trained again
+        upto = int(Path(resume_from).name.split("-")[1]) if resume_from else 0
+        keep = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= upto]
+        atomic_write_text(log_path, "".join(l + "\n" for l in keep))
+    return resume_from
+
+
 def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/train",
           resume: bool = True, progress: bool = True, callbacks: list | None = None) -> Path:
     """Fine-tune ``encoder`` (a SentenceTransformer, changed in place) on ``pairs`` with ``config.strategy``.
 
-    Returns the path of the saved model folder (``out_dir/model``). With ``resume=True`` an interrupted run
-    continues from the newest checkpoint in ``out_dir/checkpoints``.
+    Returns the path of the saved model folder (``out_dir/model``). ``out_dir`` remembers what it was made
+    with (``train_config.json``: config, base-model weights hash, data hash). With ``resume=True``:
+
+    * a finished run with the same set-up is returned as it is (nothing is trained again);
+    * an interrupted one continues from its newest checkpoint, with the same batches, and reaches the same
+      weights as an uninterrupted run; ``train_log.jsonl`` keeps each step once;
+    * a folder made with another set-up is refused (:class:`TrainError`) — ``resume=False`` starts afresh.
     """
     import torch
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
 
     config = config or TrainConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out_dir / "checkpoints"
-    resume_from = _latest_checkpoint(ckpt_dir) if resume else None
-    if not resume_from:
-        (out_dir / "train_log.jsonl").unlink(missing_ok=True)
+    if config.lr == 0:
+        log.warning("lr=0: the weights will not change; this run only measures the loss of the base model")
+    rank = int(os.environ.get("RANK", "0"))
+    identity = run_identity(encoder, pairs, config)
+    model_dir = out_dir / "model"
+    if rank == 0:
+        resume_from = _prepare_folder(out_dir, identity, resume)
+    if _world_size_env() > 1:  # the other ranks follow rank 0's decision, once it is written
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
+        dist.barrier()
+        resume_from = _latest_checkpoint(out_dir / "checkpoints") if resume else None
+    if resume and model_dir.is_dir() and _model_complete(model_dir):
+        done = json.loads((model_dir / "hbkit_training.json").read_text())
+        if done.get("identity") == identity:
+            log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", model_dir)
+            return model_dir
     encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
     _freeze(encoder, config)
     train_pairs, val_pairs = _split_groups(pairs, config.val_groups, config.seed)
-
     factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
-                           language_weights=config.language_weights, track_size=len(train_pairs))
+                           language_weights=config.language_weights)
 
     cuda = torch.cuda.is_available()
     bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
     fp16 = config.precision == "fp16" or (config.precision == "auto" and cuda and not bf16)
-    args = SentenceTransformerTrainingArguments(
+    ckpt_dir = out_dir / "checkpoints"
+    kwargs = dict(
         output_dir=str(ckpt_dir), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, learning_rate=config.lr, weight_decay=config.weight_decay,
         **_warmup(config.warmup_ratio), seed=config.seed, data_seed=config.seed, batch_sampler=factory,
@@ -205,6 +349,8 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         bf16=bf16, fp16=fp16, report_to="none", disable_tqdm=not progress, dataloader_drop_last=True,
         use_cpu=not cuda, ddp_backend=None if cuda or _world_size_env() == 1 else "gloo",
     )
+    kwargs.update(config.training_args)
+    args = SentenceTransformerTrainingArguments(**kwargs)
     # several processes: in-batch negatives are gathered from every rank (with gradients), so N processes at
     # batch B train like one process at batch N*B
     gather = _world_size_env() > 1
@@ -212,26 +358,34 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
                                                       gather_across_devices=gather)
             if config.mini_batch_size else
             losses.MultipleNegativesRankingLoss(encoder, scale=config.scale, gather_across_devices=gather))
-    batch_log = _callback(out_dir, factory)
-    trainer = SentenceTransformerTrainer(
+    restored = {}
+    if resume_from and (Path(resume_from) / BATCHES_FILE).is_file():
+        restored = {int(k): v for k, v in json.loads((Path(resume_from) / BATCHES_FILE).read_text()).items()}
+    batch_log = _callback(out_dir, restored)
+    trainer = _trainer_class()(
         model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=loss,
         data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
         callbacks=[batch_log, *(callbacks or [])])
     batch_log.trainer = trainer
     result = trainer.train(resume_from_checkpoint=resume_from)
     if _world_size_env() > 1:  # what this rank actually collated, for checking that ranks agree
-        rank = int(os.environ.get("RANK", "0"))
-        (out_dir / f"batches_seen.rank{rank}.json").write_text(json.dumps(trainer.data_collator.seen))
+        atomic_write_json(out_dir / f"batches_seen.rank{rank}.json", trainer.data_collator.seen)
     if not trainer.is_world_process_zero():
-        return out_dir / "model"
-    model_dir = out_dir / "model"
-    shutil.rmtree(model_dir, ignore_errors=True)
-    trainer.save_model(str(model_dir))
+        return model_dir
     history = [h for h in trainer.state.log_history if "loss" in h]
-    card = {"config": asdict(config), "base_model": getattr(encoder, "model_card_data", None) and
-            encoder.model_card_data.base_model, "steps": trainer.state.global_step,
-            "batch_counts": _count_kinds(batch_log, trainer.state.global_step), "resumed_from": resume_from,
+    card = {"identity": identity, "config": asdict(config), "base_model": getattr(encoder, "model_card_data", None)
+            and encoder.model_card_data.base_model, "steps": trainer.state.global_step,
+            "batch_counts": batch_log.counts(), "resumed_from": resume_from,
             "first_loss": history[0]["loss"] if history else None, "last_loss": history[-1]["loss"] if history else None,
             "best_eval_loss": trainer.state.best_metric, "train_runtime_s": result.metrics.get("train_runtime")}
-    (model_dir / "hbkit_training.json").write_text(json.dumps(card, indent=1, default=str))
+    tmp = tmp_name(model_dir)
+    try:
+        trainer.save_model(str(tmp))
+        from .models import _sha256
+        card["files"] = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        atomic_write_json(tmp / "hbkit_training.json", card)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        os.replace(tmp, model_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return model_dir

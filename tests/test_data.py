@@ -51,7 +51,7 @@ def test_tydiqa(data_dir):
 
 def test_split_and_pairs(data_dir):
     assert len(data.TRAIN_ARTICLES) == 36 and len(data.EVAL_ARTICLES) == 12
-    pairs = data.parallel_pairs(data_dir_=data_dir)
+    pairs = data.parallel_pairs(data_dir=data_dir)
     held = data.load_benchmark("xquad-r-eval", data_dir)
     data.check_disjoint(pairs["group"], held)
     with pytest.raises(DataError, match="both in training"):

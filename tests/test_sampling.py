@@ -12,7 +12,7 @@ from hbkit.sampling import (HybridBatchSampler, PairCollator, SamplerError, XXMo
 
 def make_pairs(n_groups, langs, seed=0, missing=0.0, dup_passages=0):
     rng = np.random.default_rng(seed)
-    rows = {"group": [], "lang": [], "query": [], "passage": []}
+    rows = {"group": [], "lang": [], "query": [], "passage": [], "answer_key": []}
     for g in range(n_groups):
         present = [l for l in langs if rng.random() >= missing] or langs[:2]
         if len(present) < 2:
@@ -21,7 +21,9 @@ def make_pairs(n_groups, langs, seed=0, missing=0.0, dup_passages=0):
             rows["group"].append(f"g{g}"); rows["lang"].append(l)
             rows["query"].append(f"q {g} {l}")
             # a few groups share a passage text (several questions answered by one sentence)
-            rows["passage"].append(f"p {g % dup_passages if dup_passages and g < 2 * dup_passages else g} {l}")
+            a = g % dup_passages if dup_passages and g < 2 * dup_passages else g
+            rows["passage"].append(f"p {a} {l}")
+            rows["answer_key"].append(f"a{a}")  # the same answer in every language
     return datasets.Dataset.from_dict(rows)
 
 
@@ -33,6 +35,8 @@ def check_batches(ds, sampler, alpha=None):
         assert all(group[q] == group[p] for q, p in pairs)
         ps = [passage[p] for _, p in pairs]
         assert len(set(ps)) == len(ps), "duplicate passage text"
+        keys = [ds[int(p)]["answer_key"] for _, p in pairs]
+        assert len(set(keys)) == len(keys), "a translation of a positive is a negative"
         if info.kind == "xx":
             assert {lang[q] for q, _ in pairs} == {lang[p] for _, p in pairs} == {info.lang}
         else:
@@ -119,7 +123,7 @@ def test_errors():
 def test_small_language_is_left_out_of_mono(caplog):
     ds = make_pairs(100, ["en", "de"])
     extra = datasets.Dataset.from_dict({"group": ["g1", "g2"], "lang": ["sw", "sw"], "query": ["a", "b"],
-                                        "passage": ["c", "d"]})
+                                        "passage": ["c", "d"], "answer_key": ["a1", "a2"]})
     ds = datasets.concatenate_datasets([ds, extra])
     s = HybridBatchSampler(ds, 8, alpha=1.0)
     assert s.excluded_languages == ["sw"] and "sw" in caplog.text
@@ -142,3 +146,60 @@ def test_memory_is_groups_times_languages():
     ds = make_pairs(2000, ["en", "de", "es", "ru", "zh"])
     s = HybridBatchSampler(ds, 16)
     assert s.rows.shape == (2000, 5) and s.hash.shape == (len(ds),)
+
+
+def test_no_translation_of_a_positive_is_a_negative(data_dir):
+    """The probe of issue #12, as an outside check: on the real XQuAD training articles, several questions
+    share one answer sentence. In no batch may a passage be relevant (by the XQuAD-R relevance sets, which the
+    sampler never reads) to another pair's query. Before the answer-key dedup, 23 of 27 X-Y batches failed."""
+    from hbkit.data import TRAIN_ARTICLES, load_xquad_r, parallel_pairs
+
+    pairs = parallel_pairs(data_dir=data_dir)
+    bench = load_xquad_r(data_dir, articles=TRAIN_ARTICLES)
+    cand = {(r.lang, r.context, r.text): r.id for r in bench.candidates.itertuples()}
+    passage_id = [cand[(l, c, p)] for l, c, p in zip(pairs["lang"], pairs["context"], pairs["passage"])]
+    query_id = [f"{l}:{g}" for l, g in zip(pairs["lang"], pairs["group"])]
+    relevant = {q: set(r) for q, r in bench.relevance.items()}
+    s = HybridBatchSampler(pairs, 32, seed=0, alpha=0.5)
+    kinds = {"xx": 0, "xy": 0}
+    for info, batch in s.global_batches(0):
+        kinds[info.kind] += 1
+        for i, (q, _) in enumerate(batch):
+            for j, (_, p) in enumerate(batch):
+                assert i == j or passage_id[p] not in relevant[query_id[q]], (info, i, j)
+    assert kinds["xy"] >= 10 and kinds["xx"] >= 10  # both kinds were checked
+
+
+def test_len_and_epochs_under_accelerate_sharding():
+    """len() is what accelerate's BatchSamplerShard expects: with rank=None the N slices of every global batch
+    are yielded in turn, so each process gets n_batches batches per epoch, each its own slice."""
+    from accelerate.data_loader import BatchSamplerShard
+
+    ds = make_pairs(40, ["en", "de", "es"])
+    s = HybridBatchSampler(ds, 4, seed=3, num_replicas=2, rank=None)
+    assert s.n_batches == 5 and len(s) == 10 and len(list(s)) == 10
+    single = HybridBatchSampler(ds, 8, seed=3)
+    for epoch in (0, 1, 2):
+        s.set_epoch(epoch); single.set_epoch(epoch)
+        shards = [list(BatchSamplerShard(s, num_processes=2, process_index=r, split_batches=False)) for r in (0, 1)]
+        assert len(shards[0]) == len(shards[1]) == s.n_batches
+        assert [a + b for a, b in zip(*shards)] == list(single)
+
+
+def test_collator_passes_the_batch_kind_on(tiny):
+    ds = make_pairs(64, ["en", "de"])
+    s = HybridBatchSampler(ds, 8, seed=0, alpha=0.5)
+    coll = PairCollator(preprocess_fn=tiny.preprocess, prompts={"query": "query: ", "passage": "passage: "})
+    for info, batch in s.global_batches(0):
+        out = coll([ds[int(i)] for i in batch.reshape(-1)])
+        assert out["hbkit_batch"] == {"kind": info.kind, "lang": info.lang}
+
+
+def test_arguments_are_checked_before_work():
+    with pytest.raises(SamplerError, match="alpha=1.5"):
+        make_sampler("hybrid", alpha=1.5)
+    with pytest.raises(SamplerError, match="alpha_end"):
+        make_sampler("hybrid", alpha=0.5, alpha_end=-0.1)
+    ds = make_pairs(20, ["en", "de"])
+    with pytest.raises(SamplerError, match="answer_key"):
+        HybridBatchSampler(ds.remove_columns("answer_key"), 2)

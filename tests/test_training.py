@@ -12,7 +12,7 @@ from hbkit.training import TrainConfig, train
 @pytest.fixture(scope="module")
 def pairs(data_dir):
     from hbkit.data import parallel_pairs
-    p = parallel_pairs(data_dir_=data_dir, languages=["en", "de", "es", "zh"])
+    p = parallel_pairs(data_dir=data_dir, languages=["en", "de", "es", "zh"])
     keep = set(sorted(set(p["group"]))[:160])
     return p.filter(lambda r: r["group"] in keep)
 
