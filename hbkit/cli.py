@@ -1,65 +1,140 @@
-"""Command line: argument parsing only; every command is one call into the modules."""
+"""Command line: argument parsing only; every command is one call into the modules.
+
+Options are derived from where their defaults live: ``hbkit train`` from :class:`hbkit.training.TrainConfig`'s
+fields, ``hbkit compare`` from :data:`hbkit.config.PROFILE_KEYS` (defaults: the chosen profile). Errors are
+one line (``hbkit: error: ...``); ``--debug`` shows the traceback.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import sys
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="hbkit", description="Hybrid batch training for multilingual retrieval")
+def _parse_list(kind):
+    def parse(text: str):
+        if text.lower() in ("none", ""):
+            return None
+        return [kind(x.strip()) for x in text.split(",") if x.strip()]
+    return parse
+
+
+def _parse_dict(text: str):
+    if text.lower() in ("none", "", "full"):
+        return {}
+    out = {}
+    for item in text.split(","):
+        name, sep, n = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{item!r}: use name=number, e.g. xquad-r-eval=120,mlqa-r=150")
+        out[name.strip()] = int(n)
+    return out
+
+
+def _parse_optional(kind):
+    return lambda text: None if text.lower() == "none" else kind(text)
+
+
+_TYPES = {"str": str, "int": int, "float": float, "list[str]": _parse_list(str), "list[int]": _parse_list(int),
+          "list[float]": _parse_list(float), "dict[int]": _parse_dict, "int?": _parse_optional(int),
+          "list[str]?": _parse_list(str)}
+
+
+def _add_dataclass_options(parser, cls, skip=()) -> None:
+    """One option per dataclass field (``--max-steps``; aliases from the field's metadata); the default is the
+    field's, the help its ``metadata['help']`` — as transformers' HfArgumentParser does."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        names = [f"--{f.name.replace('_', '-')}", *f.metadata.get("aliases", ())]
+        kw = {"dest": f.name, "default": default, "help": f"{f.metadata.get('help', '')} (default: {default})"}
+        t = str(f.type)
+        if "bool" in t:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif "dict" in t:
+            kw["type"] = json.loads
+        else:
+            base = int if "int" in t else float if "float" in t else str
+            kw["type"] = _parse_optional(base) if "None" in t else base
+            if "choices" in f.metadata:
+                kw["choices"] = f.metadata["choices"]
+        parser.add_argument(*names, **kw)
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be a positive number (leave the option out for the full set)")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import PROFILE_KEYS, PROFILES
+    from .training import TrainConfig
+
+    p = argparse.ArgumentParser(prog="hbkit", description="Hybrid batch training for multilingual retrieval",
+                                allow_abbrev=False)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     sub = p.add_subparsers(dest="cmd", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)  # --debug after the command, too
 
-    d = sub.add_parser("data", help="data layer: summary or download")
+    d = sub.add_parser("data", help="data layer: summary or download", allow_abbrev=False)
     d.add_argument("action", choices=["summary", "download"])
-    d.add_argument("names", nargs="*", default=["xquad", "xquad-r", "mlqa", "tydiqa"])
-    d.add_argument("--data-dir")
+    d.add_argument("names", nargs="*", default=["xquad", "xquad-r", "mlqa-r", "tydiqa"])
+    d.add_argument("--data-dir", help="folder laid out like data/README.md (download: where to write)")
 
-    c = sub.add_parser("compare", help="train xx / xy / hybrid from one base encoder, evaluate, write the report")
-    c.add_argument("--profile", default="auto", help="ci | cpu | gpu | auto (gpu when CUDA is available)")
+    c = sub.add_parser("compare", help="train every strategy (x α x seed) from one base encoder, evaluate, report",
+                       allow_abbrev=False)
+    c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (gpu when CUDA is available)")
     c.add_argument("--out", default="runs/compare")
-    c.add_argument("--model")
-    c.add_argument("--steps", type=int)
-    c.add_argument("--batch-size", type=int)
-    c.add_argument("--alphas", type=lambda s: [float(x) for x in s.split(",") if x], help="extra hybrid α, e.g. 0.25,0.75")
-    c.add_argument("--seed", type=int)
-    c.add_argument("--force", action="store_true", help="retrain and re-evaluate everything")
+    c.add_argument("--force", action="store_true", help="retrain and re-evaluate everything in --out")
     c.add_argument("--data-dir")
+    for key, (kind, help_) in PROFILE_KEYS.items():
+        opt = f"--{key.replace('_', '-')}"
+        if kind == "bool":
+            c.add_argument(opt, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            c.add_argument(opt, dest=key, type=_TYPES[kind], default=None, help=f"{help_} (default: the profile's)")
 
-    t = sub.add_parser("train", help="fine-tune one strategy on the XQuAD training articles")
+    r = sub.add_parser("report", help="re-render tables, verdicts and report.html of a finished compare folder",
+                       allow_abbrev=False)
+    r.add_argument("run_dir")
+
+    t = sub.add_parser("train", help="fine-tune one strategy on the XQuAD training articles", allow_abbrev=False)
     t.add_argument("--model", default="intfloat/multilingual-e5-small")
-    t.add_argument("--strategy", choices=["xx", "xy", "hybrid"], default="hybrid")
-    t.add_argument("--alpha", type=float, default=0.5)
-    t.add_argument("--alpha-end", type=float)
-    t.add_argument("--steps", type=int, default=40)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=3e-5)
-    t.add_argument("--val-groups", type=int, default=0)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--train-word-embeddings", action="store_true")
-    t.add_argument("--dropout", type=float, help="override the encoder's dropout (0 for exact reproducibility checks)")
-    t.add_argument("--max-groups", type=int, help="train on a seeded subset of this many parallel groups")
-    t.add_argument("--no-resume", action="store_true", help="start afresh even if checkpoints exist")
+    _add_dataclass_options(t, TrainConfig)
+    t.add_argument("--max-groups", type=_positive, help="train on a seeded subset of this many parallel groups")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if the folder holds a run")
     t.add_argument("--out", default="runs/train")
     t.add_argument("--data-dir")
 
-    e = sub.add_parser("eval", help="evaluate an encoder zero-shot")
+    e = sub.add_parser("eval", help="evaluate an encoder zero-shot", allow_abbrev=False)
     e.add_argument("--model", default="intfloat/multilingual-e5-small")
     e.add_argument("--bench", default="xquad-r,mlqa-r,tydiqa")
-    e.add_argument("--groups", type=int, help="subsample this many query groups per benchmark")
+    e.add_argument("--groups", type=_positive, help="subsample this many query groups per benchmark")
     e.add_argument("--out", default="runs/eval")
     e.add_argument("--save-embeddings", action="store_true", help="also write what was scored (.npy, ids, relevance)")
     e.add_argument("--data-dir")
+    return p
 
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+def run(a) -> int:
     from pathlib import Path
 
     if a.cmd == "data":
         from . import data
         if a.action == "download":
+            for n in a.names:  # every name is checked before the first download
+                if n not in data.SOURCES:
+                    raise data.DataError(f"unknown dataset {n!r}; known: {', '.join(data.SOURCES)}")
             for n in a.names:
-                print(data.download(n))
+                print(data.download(n, a.data_dir or data.PROJECT_DATA))
         else:
             import pandas as pd
             with pd.option_context("display.max_rows", 200, "display.width", 120):
@@ -69,45 +144,67 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.cmd == "compare":
         from .compare import compare
-        res = compare(a.profile, a.out, a.force, a.data_dir, model=a.model, steps=a.steps, batch_size=a.batch_size,
-                      alphas=a.alphas, seed=a.seed)
+        from .config import PROFILE_KEYS
+        res = compare(a.profile, a.out, a.force, a.data_dir, **{k: getattr(a, k) for k in PROFILE_KEYS})
         print(res["table"].to_string(index=False))
-        print(f"\nwritten to {res['out']}/ (report.html, table.md, results.csv, significance.csv)")
+        if "verdicts" in res:
+            print("\n" + res["verdicts"][["claim", "benchmark", "verdict", "evidence"]].to_string(index=False))
+        print(f"\nwritten to {res['out']}/ (report.html, table.md, results.csv, effects.csv, verdicts.csv)")
+        return 0
+    if a.cmd == "report":
+        from .compare import report
+        print(report(a.run_dir))
         return 0
     if a.cmd == "train":
         from .data import parallel_pairs
         from .models import load_encoder
         from .training import TrainConfig, train
-        cfg = TrainConfig(strategy=a.strategy, alpha=a.alpha, alpha_end=a.alpha_end, max_steps=a.steps,
-                          batch_size=a.batch_size, lr=a.lr, val_groups=a.val_groups, seed=a.seed,
-                          freeze_word_embeddings=not a.train_word_embeddings, dropout=a.dropout)
+        cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
+        enc = load_encoder(a.model)
         pairs = parallel_pairs(data_dir=a.data_dir)
         if a.max_groups:
             from .compare import _subsample_pairs
-            pairs = _subsample_pairs(pairs, a.max_groups, a.seed)
-        print(train(load_encoder(a.model), pairs, cfg, a.out, resume=not a.no_resume))
+            pairs = _subsample_pairs(pairs, a.max_groups, cfg.seed)
+        print(train(enc, pairs, cfg, a.out, resume=not a.no_resume))
         return 0
     if a.cmd == "eval":
-        from .data import load_benchmark
+        from .data import check_benchmark_names, load_benchmark
         from .evaluation import EvalResult, evaluate
         from .models import load_encoder
+        names = check_benchmark_names(a.bench)
+        benches = [load_benchmark(n, a.data_dir) for n in names]  # every benchmark loads before any is scored
+        if a.groups:
+            benches = [b.subsample(a.groups) for b in benches]
         enc = load_encoder(a.model)
         out = Path(a.out)
-        out.mkdir(parents=True, exist_ok=True)
-        res = []
-        for name in a.bench.split(","):
-            b = load_benchmark(name, a.data_dir)
-            if a.groups:
-                b = b.subsample(a.groups)
-            res.append(evaluate(enc, b, save_dir=out / "scored" if a.save_embeddings else None))
+        res = [evaluate(enc, b, save_dir=out / "scored" if a.save_embeddings else None) for b in benches]
         r = EvalResult.concat(res)
-        r.table.to_csv(out / "results.csv", index=False)
+        from .files import atomic_path
+        with atomic_path(out / "results.csv") as tmp:
+            r.table.to_csv(tmp, index=False)
         r.to_json(out / "results.json")
         m = r.macro()
         print(m[m.metric.isin(["map", "rank_distance", "acc@10"])].pivot_table(
             index=["benchmark", "metric"], columns="setting", values="value").to_string(float_format="%.4f"))
         return 0
     return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(a)
+    except KeyboardInterrupt:
+        print("hbkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line for the user; --debug for the traceback
+        if a.debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"hbkit: error: {msg}" + ("" if isinstance(e, ValueError) else f" ({type(e).__name__}; --debug for details)"),
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,18 +1,22 @@
-"""The main job: from one base encoder, fine-tune every strategy with the same seed, data, steps and
-hyper-parameters, evaluate all models zero-shot, and write the report.
+"""The main job: a plan of runs (strategy, α, seed) and stages that read and write files in one run folder.
 
-``compare(profile="auto", out="runs/compare")`` writes to ``out``:
+``compare(profile="auto", out="runs/compare")``:
 
-* ``results.csv`` / ``results.json`` — every metric, tidy (``model, benchmark, setting, qlang, dlang, metric,
-  value, n``); ``alignment.csv`` — the alignment measures;
-* ``table.md`` / ``table.csv`` — the paper-shaped table (mono / cross / multi mAP and rank distance per
-  benchmark and model, with 95% bootstrap intervals over query groups);
-* ``significance.csv`` — paired bootstrap of hybrid against each baseline;
-* ``report.html`` — self-contained, with the plotly figures; ``timings.json`` — wall time per stage of
-  this invocation (``reused_results`` counts the (model, benchmark) results read back instead of computed);
-* ``models/<name>/`` — the trained model folders and their logs; ``per_query/`` — per-query metrics.
+1. **plan** — the base model (evaluated once) and one run per (strategy, α, training seed): :func:`plan`;
+2. **data** — the training pairs and the benchmarks (evaluation subsample drawn with the fixed ``eval_seed``),
+   their content fingerprints; the folder's ``config.json`` must agree (:func:`_check_reusable`);
+3. **train** — ``models/<run>/`` (``hbkit.training.train``: a finished, intact model is reused, a damaged or
+   interrupted one is retrained / resumed);
+4. **evaluate** — ``per_query/<run>__<benchmark>.parquet`` (per-query metrics) and
+   ``alignment/<run>__<benchmark>.parquet`` (per-group alignment), written atomically; a file that exists and
+   reads back is reused, a damaged one is named and recomputed;
+5. **aggregate** — ``results.csv`` (every metric per model and seed), ``aggregate.csv`` (mean and sd over
+   seeds, two-level bootstrap intervals), ``effects.csv`` (paired effects, sign-flip p-values, BH-adjusted),
+   ``umap.csv``: all statistics come from :mod:`hbkit.stats`;
+6. **report** — :func:`report` renders ``table.md``/``table.csv``, ``verdicts.csv``, the published numbers in
+   two views and ``report.html`` from the files above alone (``hbkit report RUN_DIR``: byte for byte the same).
 
-Re-running reuses the saved models, per-query results and the embedding cache; ``force=True`` redoes all.
+The folder is locked while a job uses it (:class:`hbkit.files.RunLock`). ``timings.json``: wall time per stage.
 """
 from __future__ import annotations
 
@@ -20,26 +24,43 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import viz
 from .config import profile as get_profile
-from .data import check_disjoint, load_benchmark, parallel_pairs
-from .evaluation import EvalResult, alignment, encode, evaluate_embeddings, paired_bootstrap
-from .models import fingerprint, load_encoder
-from .training import TrainConfig, train
+from .files import RunLock, atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 BENCHMARKS = ("xquad-r-eval", "mlqa-r", "tydiqa")
+UMAP_BENCH = "xquad-r-eval"
 
 
-def _runs(cfg: dict) -> list[tuple[str, str | None, float]]:
-    runs = [("base", None, 0.0)] + [(s, s, 0.5) for s in cfg["strategies"]]
-    runs += [(f"hybrid-a{a:g}", "hybrid", a) for a in cfg.get("alphas") or [] if a not in (0.5,)]
+@dataclass(frozen=True)
+class Run:
+    """One model of the plan. ``name`` is its display name (``base``, ``xx``, ``xy``, ``hybrid``,
+    ``hybrid-a0.25``); ``seed`` is None for the base model."""
+
+    name: str
+    strategy: str | None
+    alpha: float | None
+    seed: int | None
+
+    @property
+    def id(self) -> str:
+        return self.name if self.seed is None else f"{self.name}-s{self.seed}"
+
+
+def plan(cfg: dict) -> list[Run]:
+    """The base model, then every (strategy, α, seed): xx, xy and hybrid (α = 0.5) plus ``hybrid-a<α>`` for each
+    extra α, once per training seed."""
+    runs = [Run("base", None, None, None)]
+    for seed in cfg["seeds"]:
+        runs += [Run(s, s, {"xx": 1.0, "xy": 0.0}.get(s, 0.5), seed) for s in cfg["strategies"]]
+        runs += [Run(f"hybrid-a{a:g}", "hybrid", float(a), seed) for a in cfg.get("alphas") or [] if a != 0.5]
     return runs
 
 
@@ -51,207 +72,311 @@ def _subsample_pairs(pairs, n_groups: int | None, seed: int):
     return pairs.filter(lambda r: r["group"] in keep)
 
 
-#: profile keys that change a trained model or a per-query result; the others (strategies, alphas, umap_groups,
-#: bootstrap) only add runs or redo cheap steps, so a run folder stays reusable when they change
+def bench_fingerprint(b) -> str:
+    """A content hash of a benchmark as scored: queries, candidates and relevance."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for df in (b.queries[["id", "lang", "text", "group"]], b.candidates[["id", "lang", "text"]]):
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    h.update(json.dumps(b.relevance, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+#: profile keys that change a trained model or a per-query result; the others (strategies, alphas, seeds,
+#: umap_groups, bootstrap, permutations, delta) only add runs or redo cheap steps, so a folder stays reusable
 RESULT_KEYS = ("model", "steps", "batch_size", "lr", "freeze_word_embeddings", "train_groups", "train_languages",
-               "eval_groups", "seed")
+               "eval_groups", "eval_seed", "data")
 
 
 def _check_reusable(out: Path, cfg: dict) -> None:
-    """Refuse to mix results of two set-ups in one folder: the saved models and per-query results of ``out``
-    are reused only if its ``config.json`` agrees with ``cfg`` on :data:`RESULT_KEYS`."""
+    """Refuse to mix results of two set-ups (or two data sets) in one folder: the saved models and per-query
+    results of ``out`` are reused only if its ``config.json`` agrees with ``cfg`` on :data:`RESULT_KEYS`."""
     path = out / "config.json"
-    if not path.is_file() or not any((out / sub).exists() and any((out / sub).iterdir()) for sub in ("models", "per_query")):
+    if not path.is_file() or not any((out / sub).is_dir() and any((out / sub).iterdir()) for sub in ("models", "per_query")):
         return
     old = json.loads(path.read_text())
-    diff = [f"{k}: {old.get(k)!r} -> {cfg.get(k)!r}" for k in RESULT_KEYS if old.get(k) != cfg.get(k)]
+    diff = [f"{k}: {old.get(k)!r} -> {cfg.get(k)!r}" if k != "data" else
+            "data: the files differ (" + ", ".join(n for n in cfg["data"] if (old.get("data") or {}).get(n) != cfg["data"][n]) + ")"
+            for k in RESULT_KEYS if old.get(k) != cfg.get(k)]
     if diff:
         raise ValueError(f"{out} holds models and results of another set-up ({'; '.join(diff)}); reusing them would "
                          "mix the two. Use another --out, or --force to retrain and re-evaluate everything there")
 
 
-def paper_table(results: pd.DataFrame, ivals: pd.DataFrame) -> pd.DataFrame:
-    """Rows: models; columns ``<benchmark> <setting>`` mAP as ``value [low, high]`` and multilingual rank
-    distance (lower = less language bias)."""
-    r = results[(results["qlang"] == "all")]
-    rows = []
-    for model in dict.fromkeys(r["model"]):
-        row = {"model": model}
-        for bench in dict.fromkeys(r["benchmark"]):
-            for setting in ("mono", "cross", "multi"):
-                v = r[(r.model == model) & (r.benchmark == bench) & (r.setting == setting) & (r.metric == "map")]
-                if v.empty:
-                    continue
-                ci = ivals[(ivals.model == model) & (ivals.benchmark == bench) & (ivals.setting == setting)]
-                txt = f"{v.value.iloc[0]:.3f}"
-                if not ci.empty:
-                    txt += f" [{ci.low.iloc[0]:.3f}, {ci.high.iloc[0]:.3f}]"
-                row[f"{bench} {setting} mAP"] = txt
-            rd = r[(r.model == model) & (r.benchmark == bench) & (r.setting == "multi") & (r.metric == "rank_distance")]
-            if not rd.empty:
-                row[f"{bench} rank dist"] = f"{rd.value.iloc[0]:.0f}"
-        rows.append(row)
-    return pd.DataFrame(rows)
+def _stage_data(cfg: dict, data_dir):
+    from .data import check_disjoint, load_benchmark, parallel_pairs
+    from .training import pairs_fingerprint
 
-
-def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool = False, data_dir=None,
-            progress: bool = True, **overrides) -> dict:
-    """Run the comparison described in the module docstring; returns the paths of what it wrote."""
-    cfg = get_profile(profile, **overrides)
-    out = Path(out)
-    if force:
-        for sub in ("models", "per_query"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-    else:
-        _check_reusable(out, cfg)
-    (out / "per_query").mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg, indent=1))
-    timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
-                                 "reused_results": 0}
-    t0 = time.perf_counter()
-    pairs = _subsample_pairs(parallel_pairs(languages=cfg["train_languages"], data_dir=data_dir),
-                             cfg["train_groups"], cfg["seed"])
+    pairs = parallel_pairs(languages=cfg["train_languages"], data_dir=data_dir)
     benches = {}
     for name in BENCHMARKS:
         b = load_benchmark(name, data_dir)
         n = (cfg["eval_groups"] or {}).get(name)
-        benches[name] = b.subsample(n, seed=cfg["seed"]) if n else b
+        benches[name] = b.subsample(n, seed=cfg["eval_seed"]) if n else b
     check_disjoint(pairs["group"], benches["xquad-r-eval"])
-    timings["load_data"] = time.perf_counter() - t0
+    fps = {"train": pairs_fingerprint(pairs), **{n: bench_fingerprint(b) for n, b in benches.items()}}
+    return pairs, benches, fps
 
-    tables, per_query, aligns, umap_rows = [], {}, [], []
-    umap_bench = benches["xquad-r-eval"]
-    ug = sorted(umap_bench.queries["group"].unique())[: cfg["umap_groups"]]
-    umap_q = umap_bench.queries[umap_bench.queries["group"].isin(ug)]
-    runs = _runs(cfg)
-    for name, strategy, alpha in tqdm(runs, desc="models", disable=not progress):
-        model_dir = out / "models" / name / "model"
-        if strategy is None:
-            encoder = load_encoder(cfg["model"])
-        else:
-            if not (model_dir / "hbkit_training.json").is_file():
-                t = time.perf_counter()
-                tc = TrainConfig(strategy=strategy, alpha=alpha, batch_size=cfg["batch_size"], max_steps=cfg["steps"],
-                                 lr=cfg["lr"], freeze_word_embeddings=cfg["freeze_word_embeddings"],
-                                 seed=cfg["seed"], save_steps=max(10, cfg["steps"] // 4))
-                train(load_encoder(cfg["model"]), pairs, tc, out / "models" / name, progress=progress)
-                timings["train"] += time.perf_counter() - t
-            encoder = load_encoder(str(model_dir))
-        fp = fingerprint(encoder)
-        results = []
-        for bname, bench in benches.items():
-            pq_path = out / "per_query" / f"{name}__{bname}.pkl"
-            if pq_path.is_file():
-                results.append(pd.read_pickle(pq_path))
-                timings["reused_results"] += 1
-                continue
-            t = time.perf_counter()
-            Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)
-            C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
-            timings["encode"] += time.perf_counter() - t
-            t = time.perf_counter()
-            res = evaluate_embeddings(bench, Q, C, progress=progress)
-            timings["score"] += time.perf_counter() - t
-            t = time.perf_counter()
-            a = alignment(Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy(), bname)
-            timings["align"] += time.perf_counter() - t
-            res.alignment = a  # the EvalResult field, saved with it
-            pd.to_pickle(res, pq_path)
-            results.append(res)
-        for r in results:
-            tables.append(r.table.assign(model=name))
-            aligns.append(r.alignment.assign(model=name))
-        per_query[name] = EvalResult.concat(results).per_query
-        E = encode(encoder, umap_q["text"].tolist(), "query", fp=fp)
-        umap_rows.append((name, E))
-        del encoder
 
-    results = pd.concat(tables, ignore_index=True)[["model", "benchmark", "setting", "qlang", "dlang", "metric", "value", "n"]]
-    align = pd.concat(aligns, ignore_index=True)
+def _read_parquet(path: Path) -> pd.DataFrame | None:
+    """A saved result, or None when it is missing or damaged (then named in the log, and recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - truncated, empty or foreign files are all recomputed
+        log.warning("%s is damaged (%s: %s); recomputing it", path, type(e).__name__, str(e)[:120])
+        return None
 
-    # intervals and significance (paired bootstrap over query groups)
-    boot = {"n_boot": cfg["bootstrap"], "seed": cfg["seed"]}
-    ivals = pd.concat([intervals(per_query, bname, **boot) for bname in benches], ignore_index=True)
-    sig = []
-    for name in (m for m in per_query if m.startswith("hybrid")):
-        pq = per_query[name]
-        for bname in benches:
-            for setting in ("mono", "cross", "multi"):
-                if pq[(pq.benchmark == bname) & (pq.setting == setting)].empty:
-                    continue
-                for other in ("xx", "xy", "base"):
-                    if other in per_query:
-                        s = paired_bootstrap(pq, per_query[other], "map", setting, bname, **boot)
-                        sig.append({"model": name, "vs": other, "benchmark": bname, "setting": setting,
-                                    "metric": "map", **{k: s[k] for k in ("a", "b", "diff", "low", "high", "p")}})
-    significance = pd.DataFrame(sig)
-    table = paper_table(results, ivals)
 
-    # UMAP of parallel XQuAD-R questions before / after training
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def _stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool) -> Path:
+    from .models import load_encoder
+    from .training import TrainConfig, train
+
+    tc = TrainConfig(strategy=run.strategy, alpha=run.alpha if run.strategy == "hybrid" else 0.5,
+                     batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
+                     freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed,
+                     save_steps=max(10, cfg["steps"] // 4))
+    return train(load_encoder(cfg["model"]), _subsample_pairs(pairs, cfg["train_groups"], run.seed), tc,
+                 out / "models" / run.id, progress=progress)
+
+
+def _stage_evaluate(run: Run, encoder, benches: dict, out: Path, umap_q: pd.DataFrame, timings: dict, progress: bool):
+    """Per-query metrics and per-group alignment of one model on every benchmark (reused when intact)."""
+    from .alignment import alignment_per_group
+    from .evaluation import encode, evaluate_embeddings
+    from .models import fingerprint
+
+    fp = fingerprint(encoder)
+    ident = {"model": run.name, "strategy": run.strategy or "base", "alpha": run.alpha, "seed": run.seed}
+    for bname, bench in benches.items():
+        pq_path = out / "per_query" / f"{run.id}__{bname}.parquet"
+        al_path = out / "alignment" / f"{run.id}__{bname}.parquet"
+        if _read_parquet(pq_path) is not None and _read_parquet(al_path) is not None:
+            timings["reused_results"] += 1
+            continue
+        t = time.perf_counter()
+        Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)
+        C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
+        timings["encode"] += time.perf_counter() - t
+        t = time.perf_counter()
+        res = evaluate_embeddings(bench, Q, C, progress=progress)
+        timings["score"] += time.perf_counter() - t
+        t = time.perf_counter()
+        al = alignment_per_group(Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy())
+        timings["align"] += time.perf_counter() - t
+        _write_parquet(res.per_query.assign(**ident), pq_path)
+        _write_parquet(al.assign(benchmark=bname, **ident), al_path)
+    umap_path = out / "umap" / f"{run.id}.npy"
+    if not umap_path.is_file():
+        with atomic_path(umap_path) as tmp:
+            np.save(tmp, encode(encoder, umap_q["text"].tolist(), "query", fp=fp))
+
+
+def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
+    """Every saved per-query (``kind="per_query"``) or per-group alignment (``"alignment"``) file of a run folder,
+    concatenated; a damaged file is an error naming it (run ``compare`` again to recompute it)."""
+    frames = []
+    for f in sorted(Path(out, kind).glob("*.parquet")):
+        try:
+            frames.append(pd.read_parquet(f))
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"{f} is damaged ({type(e).__name__}); run `hbkit compare` on {out} again to recompute it") from None
+    if not frames:
+        raise FileNotFoundError(f"{Path(out, kind)} holds no results: run `hbkit compare --out {out}` first")
+    return pd.concat(frames, ignore_index=True)
+
+
+def _stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]) -> None:
+    from . import stats, viz
+
+    pq = load_per_query(out)
+    al = load_per_query(out, "alignment")
+    metrics = [m for m in ("map", "recall@1", "recall@10", "acc@1", "acc@5", "acc@10", "mrr@10", "ndcg@10",
+                           "rank_distance", "top10_same_lang") if m in pq.columns]
+    keys = ["model", "strategy", "alpha", "seed", "benchmark", "setting", "qlang", "dlang"]
+    long = pq.melt(id_vars=keys + ["query_id", "group"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
+    cell = long.groupby(keys + ["metric"], dropna=False).agg(value=("value", "mean"), n=("value", "size")).reset_index()
+    macro = (cell.groupby([k for k in keys if k not in ("qlang", "dlang")] + ["metric"], dropna=False)
+             .agg(value=("value", "mean"), n=("n", "sum")).reset_index().assign(qlang="all", dlang="all"))
+    results = pd.concat([cell, macro[cell.columns]], ignore_index=True)
+    with atomic_path(out / "results.csv") as tmp:
+        results.to_csv(tmp, index=False)
+    boot = {"n_boot": cfg["bootstrap"], "seed": cfg["eval_seed"]}
+    agg = stats.aggregate(pq, metrics=("map", "rank_distance", "acc@1"), **boot)
+    eff = stats.effects(pq, metrics=("map", "rank_distance"), n_perm=cfg["permutations"], **boot)
+    # the research question: alignment (per group) and, on TyDi-QA (not parallel), question-to-passage accuracy
+    aeff = stats.alignment_effects(al, n_perm=cfg["permutations"], **boot)
+    tydi = stats.effects(pq[(pq.benchmark == "tydiqa") & (pq.setting == "multi")], metrics=("acc@1",),
+                         n_perm=cfg["permutations"], **boot)
+    effects = pd.concat([eff, aeff, tydi], ignore_index=True)
+    missing = sorted({*eff.attrs.get("missing", []), *agg.attrs.get("missing", [])})
+    for df, name in ((agg, "aggregate.csv"), (effects, "effects.csv")):
+        with atomic_path(out / name) as tmp:
+            df.to_csv(tmp, index=False)
+    align = (al.groupby(["model", "strategy", "alpha", "seed", "benchmark", "metric"], dropna=False)["value"].mean()
+             .reset_index())
+    with atomic_path(out / "alignment.csv") as tmp:
+        align.to_csv(tmp, index=False)
     coords = []
-    for name, E in umap_rows:
-        xy = viz.umap_coords(E, seed=cfg["seed"])
-        coords.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "lang": umap_q["lang"].to_numpy(),
-                                    "text": umap_q["text"].to_numpy(), "model": name}))
-    coords = pd.concat(coords, ignore_index=True)
+    shown = {}
+    for r in runs:  # one picture per model (its first seed)
+        if r.name not in shown and (out / "umap" / f"{r.id}.npy").is_file():
+            shown[r.name] = r
+            xy = viz.umap_coords(np.load(out / "umap" / f"{r.id}.npy"), seed=cfg["eval_seed"])
+            coords.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "lang": umap_q["lang"].to_numpy(),
+                                        "text": umap_q["text"].to_numpy(), "model": r.name}))
+    with atomic_path(out / "umap.csv") as tmp:
+        pd.concat(coords, ignore_index=True).to_csv(tmp, index=False)
+    atomic_write_json(out / "missing.json", missing)
 
-    results.to_csv(out / "results.csv", index=False)
-    (out / "results.json").write_text(json.dumps({"config": cfg, "results": results.to_dict(orient="records"),
-                                                  "intervals": ivals.to_dict(orient="records"),
-                                                  "significance": significance.to_dict(orient="records")}, indent=1))
-    align.to_csv(out / "alignment.csv", index=False)
-    table.to_csv(out / "table.csv", index=False)
-    (out / "table.md").write_text(table.to_markdown(index=False))
-    significance.to_csv(out / "significance.csv", index=False)
-    coords.to_csv(out / "umap.csv", index=False)
-    timings["total"] = time.perf_counter() - t0
-    (out / "timings.json").write_text(json.dumps(timings, indent=1))
 
+def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool = False, data_dir=None,
+            progress: bool = True, **overrides) -> dict:
+    """Run the plan and every stage (module docstring); returns what :func:`report` returns plus ``timings``."""
+    from .models import load_encoder
+
+    cfg = get_profile(profile, **overrides)  # validated before any work
+    out = Path(out)
+    with RunLock(out):
+        timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
+                                     "aggregate": 0.0, "report": 0.0, "reused_results": 0}
+        t0 = time.perf_counter()
+        pairs, benches, fps = _stage_data(cfg, data_dir)
+        cfg["data"] = fps
+        timings["load_data"] = time.perf_counter() - t0
+        if force:
+            for sub in ("models", "per_query", "alignment", "umap"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+        else:
+            _check_reusable(out, cfg)
+        atomic_write_json(out / "config.json", cfg)
+        runs = plan(cfg)
+        ub = benches[UMAP_BENCH]
+        ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
+        umap_q = ub.queries[ub.queries["group"].isin(ug)]
+        for run in tqdm(runs, desc="models", disable=not progress):
+            if run.strategy is None:
+                encoder = load_encoder(cfg["model"])
+            else:
+                t = time.perf_counter()
+                model_dir = _stage_train(run, cfg, pairs, out, progress)
+                timings["train"] += time.perf_counter() - t
+                encoder = load_encoder(str(model_dir))
+            _stage_evaluate(run, encoder, benches, out, umap_q, timings, progress)
+            del encoder
+        t = time.perf_counter()
+        _stage_aggregate(out, cfg, umap_q, runs)
+        timings["aggregate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        res = render(out)
+        timings["report"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        atomic_write_json(out / "timings.json", timings)
+    return {**res, "timings": timings}
+
+
+# --------------------------------------------------------------------------------------------------
+# report: tables, verdicts and HTML from the files alone
+# --------------------------------------------------------------------------------------------------
+def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
+    """Rows: models; columns ``<benchmark> <setting>`` mAP as ``mean [low, high]`` over seeds (two-level
+    bootstrap) and multilingual rank distance (lower = less language bias); ``seeds`` lists the seeds."""
+    from .viz import STRATEGY_ORDER
+
+    models = sorted(dict.fromkeys(agg["model"]), key=lambda m: (STRATEGY_ORDER.index(m) if m in STRATEGY_ORDER else 9, m))
+    rows = []
+    for model in models:
+        a = agg[agg.model == model]
+        row = {"model": model, "seeds": str(a["seeds"].iloc[0]) if "seeds" in a else ""}
+        for bench in dict.fromkeys(agg["benchmark"]):
+            for setting in ("mono", "cross", "multi"):
+                v = a[(a.benchmark == bench) & (a.setting == setting) & (a.metric == "map")]
+                if not v.empty:
+                    v = v.iloc[0]
+                    row[f"{bench} {setting} mAP"] = f"{v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+            rd = a[(a.benchmark == bench) & (a.setting == "multi") & (a.metric == "rank_distance")]
+            if not rd.empty:
+                row[f"{bench} rank dist"] = f"{rd['mean'].iloc[0]:.0f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render(out: str | Path) -> dict:
+    """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``, ``reference_effects.csv``
+    and ``report.html`` of a finished run folder from its files alone (no training, encoding or resampling):
+    the same inputs give byte-identical outputs."""
+    from . import reference, stats, viz
+
+    out = Path(out)
+    for f in ("config.json", "results.csv", "aggregate.csv", "effects.csv", "alignment.csv", "umap.csv"):
+        if not (out / f).is_file():
+            raise FileNotFoundError(f"{out / f} not found: the run is incomplete; run `hbkit compare --out {out}`")
+    cfg = json.loads((out / "config.json").read_text())
+    results, agg, effects = (pd.read_csv(out / f) for f in ("results.csv", "aggregate.csv", "effects.csv"))
+    align, coords = pd.read_csv(out / "alignment.csv"), pd.read_csv(out / "umap.csv")
+    missing = json.loads((out / "missing.json").read_text()) if (out / "missing.json").is_file() else []
+    verdicts = stats.verdicts(effects, delta=cfg["delta"])
+    table = paper_table(agg)
+    ref = reference.default_reference()
+    ref_note = reference.reference_benchmarks_check(ref, list(BENCHMARKS)) if ref is not None else "no reference table"
+    absolute = reference.absolute_view(agg, ref, cfg["model"]) if ref is not None else pd.DataFrame()
+    ref_eff = reference.effects_view(effects, ref) if ref is not None else pd.DataFrame()
+    for df, name in ((table, "table.csv"), (verdicts, "verdicts.csv"), (absolute, "reference_absolute.csv"),
+                     (ref_eff, "reference_effects.csv")):
+        with atomic_path(out / name) as tmp:
+            df.to_csv(tmp, index=False)
+    atomic_write_text(out / "table.md", table.to_markdown(index=False))
+    seeds = ",".join(str(s) for s in cfg["seeds"])
     notes = (f"profile <b>{cfg['profile']}</b>: model {cfg['model']}, {cfg['steps']} steps at batch {cfg['batch_size']}, "
-             f"lr {cfg['lr']}, frozen word embeddings: {cfg['freeze_word_embeddings']}; training pairs: "
-             f"{len(pairs)} rows / {len(set(pairs['group']))} groups (XQuAD training articles). Evaluation: "
-             + "; ".join(f"{n}: {len(b.queries)} queries, {len(b.candidates)} candidates"
-                         + (f" (subsample of {b.notes['subsample']['groups']} / {b.notes['subsample']['of']} groups)"
-                            if "subsample" in b.notes else " (full)") for n, b in benches.items()))
-    sections = [("Run", notes), ("Macro mAP with 95% bootstrap intervals", table),
-                ("Hybrid against the baselines (paired bootstrap over query groups)", significance),
-                ("mAP per benchmark and setting", viz.metric_bars(results, "map")),
-                ("Language bias: maximum rank distance (lower is better)", viz.metric_bars(results[results.setting == "multi"], "rank_distance"))]
-    for name in per_query:
-        sections.append((f"Language pairs: {name}", viz.pair_heatmap(results, name, "xquad-r-eval")))
-    sections += [("Alignment", viz.alignment_bars(align)),
+             f"lr {cfg['lr']}, frozen word embeddings: {cfg['freeze_word_embeddings']}; training seeds {seeds} "
+             f"(one model per strategy, α and seed; the base model once); evaluation subsample seed {cfg['eval_seed']} "
+             f"(the same queries for every model); {cfg['bootstrap']} bootstrap resamples, {cfg['permutations']} "
+             f"sign-flip permutations; δ = {cfg['delta']} for C5." + (f" Incomplete: {'; '.join(missing)}." if missing else ""))
+    mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
+    sections = [("Run", notes),
+                ("Macro mAP: mean over seeds [95% interval over seeds and query groups]", table),
+                ("Verdicts on the paper's claims", verdicts),
+                ("Effects (paired; p from a sign-flip permutation test over query groups; p_adj: Benjamini-Hochberg)",
+                 effects),
+                ("mAP against α (X-Y = 0, hybrid = 0.5, X-X-mono = 1), intervals over seeds and queries",
+                 viz.alpha_curve(agg, metric="map")),
+                ("mAP per benchmark and setting", viz.metric_bars(mean, "map")),
+                ("Language bias: maximum rank distance (lower is better)",
+                 viz.metric_bars(mean[mean.setting == "multi"], "rank_distance")),
+                (f"Published numbers as they are (ours − paper only where the encoder matches; {ref_note})", absolute),
+                ("Published effects beside ours (sign agreement; paper's effect inside our interval?)", ref_eff)]
+    first_seed = results[results.seed == results.seed.min()] if results.seed.notna().any() else results
+    base_rows = results[results.model == "base"]
+    for name in dict.fromkeys(results["model"]):
+        r = pd.concat([first_seed, base_rows]).drop_duplicates()
+        sections.append((f"Language pairs: {name}", viz.pair_heatmap(r, name, UMAP_BENCH)))
+    sections += [("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
+                                                                    .groupby(["model", "benchmark", "metric", "qlang", "dlang"])
+                                                                    ["value"].mean().reset_index())),
                  ("Language clusters before and after training", viz.umap_scatter(coords))]
     viz.write_report(out / "report.html", "hbkit: X-X-mono vs X-Y vs hybrid batches", sections)
-    return {"out": out, "table": table, "results": results, "significance": significance, "timings": timings}
+    return {"out": out, "table": table, "results": results, "aggregate": agg, "effects": effects, "verdicts": verdicts}
+
+
+def report(run_dir: str | Path) -> Path:
+    """``hbkit report RUN_DIR``: re-render the tables, verdicts and report.html from a finished folder."""
+    with RunLock(run_dir):
+        render(run_dir)
+    return Path(run_dir) / "report.html"
 
 
 def load_run(out: str | Path) -> dict:
-    """What a finished ``compare`` run wrote, read back: ``results``, ``alignment``, ``umap``, ``table``,
-    ``significance`` (DataFrames) and ``per_query`` (model -> per-query DataFrame)."""
+    """What a finished ``compare`` run wrote, read back: ``results``, ``aggregate``, ``effects``, ``verdicts``,
+    ``alignment``, ``umap``, ``table`` (DataFrames) and ``per_query`` (one frame, model/seed columns)."""
     out = Path(out)
     if not (out / "results.csv").is_file():
         raise FileNotFoundError(f"{out}/results.csv not found: run `hbkit compare --out {out}` first")
-    per_query: dict[str, list] = {}
-    for f in sorted((out / "per_query").glob("*__*.pkl")):
-        per_query.setdefault(f.name.split("__")[0], []).append(pd.read_pickle(f).per_query)
-    return {"results": pd.read_csv(out / "results.csv"), "alignment": pd.read_csv(out / "alignment.csv"),
-            "umap": pd.read_csv(out / "umap.csv"), "table": pd.read_csv(out / "table.csv"),
-            "significance": pd.read_csv(out / "significance.csv"),
-            "per_query": {m: pd.concat(v, ignore_index=True) for m, v in per_query.items()}}
-
-
-def intervals(per_query: dict[str, pd.DataFrame], benchmark: str, metrics=("map",), settings=("mono", "cross", "multi"),
-              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Macro value and 95% bootstrap interval (over query groups) per model, metric and setting."""
-    rows = []
-    for model, pq in per_query.items():
-        for metric in metrics:
-            for setting in settings:
-                sub = pq[(pq.benchmark == benchmark) & (pq.setting == setting)]
-                if sub.empty or metric not in sub:
-                    continue
-                r = paired_bootstrap(sub, None, metric, setting, benchmark, n_boot=n_boot, seed=seed)
-                rows.append({"model": model, "benchmark": benchmark, "setting": setting, "metric": metric,
-                             "value": r["a"], "low": r["low"], "high": r["high"]})
-    return pd.DataFrame(rows)
-
+    names = ("results", "aggregate", "effects", "verdicts", "alignment", "umap", "table")
+    return {**{n: pd.read_csv(out / f"{n}.csv") for n in names}, "per_query": load_per_query(out)}

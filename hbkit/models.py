@@ -244,6 +244,7 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
                                max_position_embeddings=130, pad_token_id=tok.pad_token_id)
         XLMRobertaModel(cfg).save_pretrained(dest)  # with its pooler: nothing random at load
         tok.save_pretrained(dest)
+        log.info("building the tiny encoder %s (once)", folder.name)
         _write_provenance(dest, {"model": "hbkit/tiny", "seed": seed, "layers": layers, "hidden": hidden})
 
     build_once(folder, build, _folder_complete)

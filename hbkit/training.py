@@ -141,6 +141,12 @@ def _trainer_class():
 
     class HBTrainer(SentenceTransformerTrainer):
         hbkit_pending: list
+        hbkit_sampler = None  # the training batch sampler (for set_epoch on resume, see BatchLog.on_epoch_begin)
+
+        def get_train_dataloader(self):
+            loader = super().get_train_dataloader()
+            self.hbkit_sampler = getattr(self.args.batch_sampler, "last", None)
+            return loader
 
         def training_step(self, model, inputs, *args, **kw):
             info = inputs.pop("hbkit_batch", None)
@@ -177,6 +183,13 @@ def _callback(out_dir: Path, restored: dict[int, list]):
             for kind, _ in self.steps.values():
                 c[kind] = c.get(kind, 0) + 1
             return {k: v for k, v in c.items() if v or k != "mixed"}
+
+        def on_epoch_begin(self, args, state, control, **kw):
+            # the trainer forwards set_epoch through accelerate's wrappers, except when resuming mid-epoch (its
+            # skip wrapper hides the sampler): set it here, before the epoch's first batch is drawn
+            sampler = getattr(self.trainer, "hbkit_sampler", None)
+            if sampler is not None:
+                sampler.set_epoch(int(state.epoch + 1e-6))
 
         def on_step_end(self, args, state, control, **kw):
             infos = getattr(self.trainer, "hbkit_pending", [])

@@ -57,6 +57,54 @@ def alignment_bars(align: pd.DataFrame, metrics: Sequence[str] = ("cos_gap", "tr
     return fig
 
 
+def model_alpha(model: str) -> float | None:
+    """α of a model name: ``xy`` 0, ``hybrid`` 0.5, ``xx`` 1, ``hybrid-a<α>`` α; None for ``base`` and others."""
+    if model in ("xy", "xx", "hybrid"):
+        return {"xy": 0.0, "xx": 1.0, "hybrid": 0.5}[model]
+    if model.startswith("hybrid-a"):
+        try:
+            return float(model[len("hybrid-a"):])
+        except ValueError:
+            return None
+    return None
+
+
+def alpha_curve(agg: pd.DataFrame, metric: str = "map", benchmarks: Sequence[str] | None = None,
+                settings: Sequence[str] = ("mono", "cross", "multi"), alpha: float | None = None):
+    """``metric`` against α (X-Y = 0, hybrid = 0.5, X-X-mono = 1, and any ``hybrid-a<α>`` run) from
+    ``stats.aggregate`` output: the mean over seeds with its interval (over seeds and query groups) as error
+    bars, one line per setting, one panel per benchmark; the base model as a dotted line; ``alpha`` (a slider's
+    value) as a vertical line."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    a = agg[agg["metric"] == metric].copy()
+    a["alpha"] = a["model"].map(model_alpha)
+    benchmarks = list(benchmarks or dict.fromkeys(a["benchmark"]))
+    fig = make_subplots(rows=1, cols=len(benchmarks), subplot_titles=benchmarks)
+    colours = {"mono": "#1f77b4", "cross": "#ff7f0e", "multi": "#2ca02c"}
+    for c, bench in enumerate(benchmarks, start=1):
+        for setting in settings:
+            s = a[(a.benchmark == bench) & (a.setting == setting)]
+            line = s[s.alpha.notna()].sort_values("alpha")
+            if line.empty:
+                continue
+            fig.add_trace(go.Scatter(x=line.alpha, y=line["mean"], mode="lines+markers", name=f"{setting}",
+                                     legendgroup=setting, showlegend=c == 1, line=dict(color=colours[setting]),
+                                     error_y=dict(type="data", symmetric=False, array=line["high"] - line["mean"],
+                                                  arrayminus=line["mean"] - line["low"]),
+                                     hovertext=line["model"] + " (seeds " + line["seeds"].astype(str) + ")"),
+                          row=1, col=c)
+            base = s[s.model == "base"]
+            if not base.empty:
+                fig.add_hline(y=float(base["mean"].iloc[0]), line=dict(dash="dot", color=colours[setting]), row=1, col=c)
+        if alpha is not None:
+            fig.add_vline(x=alpha, line=dict(dash="dash", color="grey"), row=1, col=c)
+    fig.update_xaxes(title="α (share of X-X-mono batches)", range=[-0.05, 1.05])
+    fig.update_layout(title=f"{metric} against α (dotted: base model)", yaxis_title=metric)
+    return fig
+
+
 def umap_coords(E: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     """2-d UMAP (cosine) of embeddings; seeded, so the same input gives the same picture."""
     import umap
@@ -86,7 +134,7 @@ def write_report(path: str | Path, title: str, sections: list[tuple[str, object]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
-    first = True
+    first, n_fig = True, 0
     for heading, obj in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         if isinstance(obj, pd.DataFrame):
@@ -94,12 +142,13 @@ def write_report(path: str | Path, title: str, sections: list[tuple[str, object]
         elif isinstance(obj, str):
             parts.append(f"<p>{obj}</p>")
         else:
-            parts.append(obj.to_html(full_html=False, include_plotlyjs=True if first else False))
+            n_fig += 1  # fixed element ids: the same sections give a byte-identical file
+            parts.append(obj.to_html(full_html=False, include_plotlyjs=True if first else False, div_id=f"fig{n_fig}"))
             first = False
     parts.append("</body></html>")
-    path = Path(path)
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    from .files import atomic_write_text
+
+    return atomic_write_text(path, "\n".join(parts))
 
 
 def counts_bar(summary: pd.DataFrame):

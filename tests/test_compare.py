@@ -1,51 +1,92 @@
-"""The main job end to end on the ci profile (tiny encoder)."""
+"""The main job end to end on the ci profile (tiny encoder), with two training seeds, and the ways a run
+folder breaks in use: re-runs, another set-up or other data, damaged files, two jobs at once."""
 import json
+import shutil
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
-from hbkit.compare import compare
+from hbkit.compare import compare, report
 
 
 @pytest.fixture(scope="module")
 def ci_run(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    return compare("ci", out, data_dir=data_dir, progress=False)
+    return compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
 
 
 def test_outputs_exist_and_are_consistent(ci_run):
     out = ci_run["out"]
-    for f in ("results.csv", "results.json", "table.md", "table.csv", "significance.csv", "report.html",
-              "timings.json", "alignment.csv", "umap.csv"):
+    for f in ("results.csv", "aggregate.csv", "effects.csv", "verdicts.csv", "table.md", "table.csv",
+              "report.html", "timings.json", "alignment.csv", "umap.csv", "reference_absolute.csv",
+              "reference_effects.csv", "config.json"):
         assert (out / f).is_file(), f
     r = pd.read_csv(out / "results.csv")
     assert set(r.model) == {"base", "xx", "xy", "hybrid"}
     assert set(r.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa"}
     macro = r[(r.qlang == "all") & (r.metric == "map")]
-    assert len(macro) == 4 * (3 + 3 + 2)  # models x (settings per benchmark; tydiqa has no cross)
-    assert r[r.metric != "rank_distance"].value.between(0, 1).all()
-    assert (r[r.metric == "rank_distance"].value >= 0).all()
-    sig = pd.read_csv(out / "significance.csv")
-    assert set(sig.vs) == {"xx", "xy", "base"} and sig.low.le(sig.high).all()
+    assert len(macro) == (1 + 3 * 2) * (3 + 3 + 2)  # (base + 3 strategies x 2 seeds) x settings (tydiqa: no cross)
+    assert set(r[r.model != "base"].seed) == {0, 1} and r[r.model == "base"].seed.isna().all()
+    assert r[~r.metric.isin(["rank_distance"])].value.between(0, 1).all()
     table = pd.read_csv(out / "table.csv")
-    assert list(table.model) == ["base", "xx", "xy", "hybrid"]
-    cfg = json.loads((out / "results.json").read_text())["config"]
-    assert cfg["profile"] == "ci"
+    assert list(table.model) == ["base", "xx", "xy", "hybrid"] and table.seeds.astype(str).iloc[1] == "0,1"
+    eff = pd.read_csv(out / "effects.csv")
+    assert {"hybrid-xx", "hybrid-xy", "xy-xx"} <= set(eff.contrast) and eff.p.between(0, 1).all()
+    assert (eff.low <= eff.high).all() and eff.p_adj.ge(eff.p - 1e-12).all()
+    v = pd.read_csv(out / "verdicts.csv")
+    assert {"C1", "C2", "C3", "C4", "C5", "A1"} <= set(v.claim)
+    assert set(v.verdict) <= {"supported", "contradicted", "inconclusive"}
 
 
-def test_report_embeds_figures(ci_run):
+def test_same_queries_for_every_seed(ci_run):
+    """The training seed never changes what is evaluated: every model is scored on the same queries."""
+    from hbkit.compare import load_per_query
+    pq = load_per_query(ci_run["out"])
+    ids = pq.groupby(["model", "seed"], dropna=False).apply(lambda d: frozenset(zip(d.benchmark, d.query_id)))
+    assert len(set(ids)) == 1
+
+
+def test_report_shows_seeds_effects_verdicts_and_published_numbers(ci_run):
     html = (ci_run["out"] / "report.html").read_text()
     assert html.startswith("<!doctype html>") and html.count("plotly-graph-div") >= 5
-    assert "Plotly.newPlot" in html and 'src="https://cdn.plot.ly' not in html and len(html) > 3_000_000  # plotly.js inlined
+    assert "Plotly.newPlot" in html and 'src="https://cdn.plot.ly' not in html  # plotly.js inlined
+    for text in ("training seeds 0,1", "Verdicts", "Effects", "against α", "Published numbers", "Published effects",
+                 "arXiv 2408.10536"):
+        assert text in html, text
 
 
-def test_rerun_reuses_models(ci_run, data_dir):
+def test_report_re_renders_byte_for_byte(ci_run):
+    out = ci_run["out"]
+    names = ("table.md", "table.csv", "verdicts.csv", "reference_absolute.csv", "reference_effects.csv", "report.html")
+    before = {n: (out / n).read_bytes() for n in names}
+    for n in names:
+        (out / n).unlink()
+    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert {n: (out / n).read_bytes() for n in names} == before
+
+
+def test_rerun_reuses_models_and_recomputes_a_damaged_result(ci_run, data_dir, caplog):
     out = ci_run["out"]
     before = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
-    again = compare("ci", out, data_dir=data_dir, progress=False)
+    damaged = out / "per_query" / "xy-s1__mlqa-r.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:100])  # truncated, as by a crash mid-write of an older version
+    again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
     after = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
-    assert before == after and again["timings"]["train"] == 0 and again["timings"]["reused_results"] == 12
+    assert before == after and again["timings"]["train"] < 30  # nothing retrained (identity checks only)
+    assert again["timings"]["reused_results"] == 7 * 3 - 1 and "xy-s1__mlqa-r.parquet is damaged" in caplog.text
     pd.testing.assert_frame_equal(again["table"], ci_run["table"])
+
+
+def test_damaged_model_is_retrained(ci_run, data_dir, caplog):
+    out = ci_run["out"]
+    weights = next((out / "models" / "hybrid-s0" / "model").rglob("model.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:1000])
+    compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
+    from hbkit.models import load_encoder
+    assert load_encoder(str(out / "models" / "hybrid-s0" / "model")) is not None
 
 
 def test_rerun_with_another_setup_is_refused(ci_run, data_dir):
@@ -53,16 +94,43 @@ def test_rerun_with_another_setup_is_refused(ci_run, data_dir):
         compare("ci", ci_run["out"], data_dir=data_dir, progress=False, steps=5)
 
 
-def test_extra_alpha_trains_only_the_new_run(ci_run, data_dir):
-    from hbkit.widgets import alpha_figure
+def test_rerun_with_other_data_is_refused(ci_run, data_dir, tmp_path):
+    other = tmp_path / "data"
+    shutil.copytree(data_dir, other, ignore=shutil.ignore_patterns("mlqa"))
+    (other / "tydiqa-goldp" / "dev").chmod(0o755)
+    path = other / "tydiqa-goldp" / "dev" / "swahili_tydiqa_dev.json"
+    path.chmod(0o644)
+    doc = json.loads(path.read_text())
+    doc["data"][0]["paragraphs"][0]["qas"][0]["question"] += " (changed)"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"data: the files differ \(tydiqa\)"):
+        compare("ci", ci_run["out"], data_dir=other, progress=False, seeds=[0, 1])
 
+
+def test_two_jobs_in_one_folder(ci_run):
+    from hbkit.files import FolderInUse, RunLock
+    with RunLock(ci_run["out"]):
+        r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(ci_run["out"])], capture_output=True,
+                           text=True)
+    assert r.returncode == 2 and "is in use by PID" in r.stderr and "Traceback" not in r.stderr
+    with RunLock(ci_run["out"]):
+        with pytest.raises(FolderInUse):
+            compare("ci", ci_run["out"], progress=False)
+
+
+def test_bad_arguments_fail_before_any_work(tmp_path):
+    for kw, msg in (({"alphas": [1.5]}, "alphas"), ({"seeds": [0, 0]}, "given twice"), ({"delta": -0.1}, "delta"),
+                    ({"eval_groups": {"mlqa-r": 0}}, "eval_groups")):
+        with pytest.raises(ValueError, match=msg):
+            compare("ci", tmp_path / "x", progress=False, **kw)
+    assert not (tmp_path / "x").exists()
+
+
+def test_extra_alpha_trains_only_the_new_runs(ci_run, data_dir):
     out = ci_run["out"]
-    again = compare("ci", out, data_dir=data_dir, progress=False, alphas=[0.25])
-    assert again["timings"]["train"] > 0 and again["timings"]["reused_results"] == 12
+    again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1], alphas=[0.25])
+    assert again["timings"]["reused_results"] == 7 * 3
     r = again["results"]
     assert set(r.model) == {"base", "xx", "xy", "hybrid", "hybrid-a0.25"}
-    log = json.loads((out / "models" / "hybrid-a0.25" / "model" / "hbkit_training.json").read_text())
-    assert log["config"]["strategy"] == "hybrid" and log["config"]["alpha"] == 0.25
-    fig = alpha_figure(r, "mlqa-r", setting="multi", alpha=0.25)
-    (line,) = fig.data
-    assert list(line.x) == [0.0, 0.25, 0.5, 1.0] and list(line.text) == ["xy", "hybrid-a0.25", "hybrid", "xx"]
+    log = json.loads((out / "models" / "hybrid-a0.25-s1" / "model" / "hbkit_training.json").read_text())
+    assert log["config"]["strategy"] == "hybrid" and log["config"]["alpha"] == 0.25 and log["config"]["seed"] == 1

@@ -53,30 +53,64 @@ def test_short_run_lowers_loss(strategy, pairs, tmp_path):
 
 class Interrupt(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
-        if state.global_step == 5:
+        if state.global_step == 7:  # after the checkpoint at step 6, one step into the second epoch
             raise KeyboardInterrupt
 
 
 def test_resume_gives_same_weights(pairs, tmp_path):
-    cfg = TrainConfig(strategy="hybrid", batch_size=8, max_steps=8, lr=1e-3, save_steps=2, seed=3,
-                      freeze_word_embeddings=False, val_groups=0)
+    """40 groups at batch 8: 5 batches per epoch. Interrupted at step 7 and resumed from checkpoint 6 (mid-way
+    through epoch 2), the run equals an uninterrupted one: same batches, losses, counts and weights."""
+    keep = set(sorted(set(pairs["group"]))[:40])
+    pairs = pairs.filter(lambda r: r["group"] in keep)
+    cfg = TrainConfig(strategy="hybrid", batch_size=8, max_steps=8, lr=1e-3, save_steps=3, seed=3,
+                      freeze_word_embeddings=False, val_groups=0, dropout=0.0)
     full = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "full", progress=False)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "cut", progress=False, callbacks=[Interrupt()])
-    assert (tmp_path / "cut" / "checkpoints" / "checkpoint-4").is_dir()
+    assert (tmp_path / "cut" / "checkpoints" / "checkpoint-6").is_dir()
     resumed = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "cut", progress=False)
     card = json.loads((resumed / "hbkit_training.json").read_text())
-    assert card["resumed_from"].endswith("checkpoint-4")
+    assert card["resumed_from"].endswith("checkpoint-6")
     from safetensors.torch import load_file
     a = load_file(next(full.rglob("model.safetensors")))
     b = load_file(next(resumed.rglob("model.safetensors")))
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=k)
-    # the resumed run logged every step once, with the batch types of the uninterrupted run
+    # the resumed run logged every step once, with the batch types and losses of the uninterrupted run
     la = [json.loads(l) for l in (tmp_path / "full" / "train_log.jsonl").read_text().splitlines() if '"loss"' in l]
     lb = [json.loads(l) for l in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines() if '"loss"' in l]
-    assert [r["batch"] for r in la] == [r["batch"] for r in lb][-len(la):]
+    assert [r["step"] for r in lb] == list(range(1, 9))
+    assert [(r["batch"], r["lang"]) for r in la] == [(r["batch"], r["lang"]) for r in lb]
+    assert [r["loss"] for r in la] == pytest.approx([r["loss"] for r in lb], abs=1e-5)
+    assert card["batch_counts"] == json.loads((full / "hbkit_training.json").read_text())["batch_counts"]
+    # running the finished run again trains nothing and changes nothing
+    again = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "cut", progress=False)
+    assert json.loads((again / "hbkit_training.json").read_text())["steps"] == 8
+    assert len([l for l in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines() if '"loss"' in l]) == 8
+
+
+def test_folder_of_another_set_up_is_refused(pairs, tmp_path):
+    from hbkit.training import TrainError
+    cfg = TrainConfig(strategy="xx", batch_size=8, max_steps=2, lr=1e-3, save_steps=1, freeze_word_embeddings=False)
+    train(tiny_encoder(seed=2), pairs, cfg, tmp_path, progress=False)
+    other = TrainConfig(strategy="hybrid", batch_size=8, max_steps=2, lr=1e-3, save_steps=1, freeze_word_embeddings=False)
+    with pytest.raises(TrainError, match="config.strategy"):
+        train(tiny_encoder(seed=2), pairs, other, tmp_path, progress=False)
+    with pytest.raises(TrainError, match="data"):
+        train(tiny_encoder(seed=2), pairs.select(range(len(pairs) - 10)), cfg, tmp_path, progress=False)
+    out = train(tiny_encoder(seed=2), pairs, other, tmp_path, progress=False, resume=False)
+    card = json.loads((out / "hbkit_training.json").read_text())
+    assert card["config"]["strategy"] == "hybrid" and card["batch_counts"]["xx"] + card["batch_counts"]["xy"] == 2
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="alpha=1.5"):
+        TrainConfig(alpha=1.5)
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainConfig(max_steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(lr=-1)
 
 
 def test_validation_split_and_best_model(pairs, tmp_path):
@@ -104,3 +138,13 @@ def test_sampler_drops_into_sentence_transformer_trainer(pairs, tmp_path):
     assert trainer.state.global_step == 3 and isinstance(factory.last, hbkit.HybridBatchSampler)
     kinds = [k.split(":")[0] for k in collator.seen[:3]]
     assert kinds == [b.kind for b in factory.last.plan()[:3]]
+
+
+def test_freeze_works_for_any_architecture():
+    from hbkit.training import _freeze
+    m = tiny_encoder(seed=1)
+    _freeze(m, TrainConfig(freeze_word_embeddings=True, freeze_layers=1))
+    auto = m[0].auto_model
+    assert not auto.get_input_embeddings().weight.requires_grad
+    assert not any(p.requires_grad for p in auto.encoder.layer[0].parameters())
+    assert all(p.requires_grad for p in auto.encoder.layer[1].parameters())
