@@ -9,6 +9,8 @@ from hbkit.data import DataError
 XQUAD_R_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219,
                       "th": 852, "tr": 1167, "vi": 1209, "zh": 1196}
 MLQA_QUESTIONS = {"ar": 517, "de": 512, "en": 1148, "es": 500, "hi": 507, "vi": 511, "zh": 504}
+# LAReQA's published MLQA-R statistics
+MLQA_R_CANDIDATES = {"ar": 2545, "de": 2362, "en": 6264, "es": 1787, "hi": 2426, "vi": 2828, "zh": 2322}
 
 
 def test_xquad_r_counts_and_parallel_structure(data_dir):
@@ -32,14 +34,23 @@ def test_xquad_r_turkish_paragraph_sliced_by_breaks(data_dir):
     assert texts == [para["context"][s:e].strip() for s, e in para["sentence_breaks"]]
 
 
-def test_mlqa_r(data_dir):
+def test_mlqa_r_is_lareqas_release(data_dir):
     b = data.load_mlqa_r(data_dir)
-    assert b.counts().set_index("lang")["queries"].to_dict() == MLQA_QUESTIONS
-    assert len(b.queries) == 4199
+    counts = b.counts().set_index("lang")
+    assert counts["queries"].to_dict() == MLQA_QUESTIONS and len(b.queries) == 4199
+    assert counts["candidates"].to_dict() == MLQA_R_CANDIDATES and len(b.candidates) == 20534
     sizes = {len(r) for r in b.relevance.values()}
     assert sizes <= {2, 3, 4} and min(sizes) == 2
-    assert 19000 < len(b.candidates) < 22000  # LAReQA: 20,534 (sentence splitters differ)
-    assert b.notes["lareqa_candidates"] == 20534
+    langs_of = b.candidates.set_index("id")["lang"]
+    for q, lang in zip(b.queries["id"], b.queries["lang"]):  # one relevant sentence per language of the group
+        rl = [langs_of[c] for c in b.relevance[q]]
+        assert lang in rl and len(set(rl)) == len(rl)
+
+
+def test_mlqa_r_rebuilt_is_a_named_fallback(data_dir):
+    b = data.load_benchmark("mlqa-r-rebuilt", data_dir, languages=["es", "de"])
+    assert b.name == "mlqa-r-rebuilt" and len(b.queries) == 1012
+    assert b.counts().set_index("lang")["candidates"]["es"] == 2041  # pysbd: not LAReQA's 1,787
 
 
 def test_tydiqa(data_dir):
@@ -121,7 +132,7 @@ def test_unknown_language(tmp_path):
         data.load_xquad_r(tmp_path, languages=["xx"])
     with pytest.raises(DataError, match="'xx' is not an ISO 639-1 code hbkit knows"):
         data.load_xquad_r(tmp_path, languages=["xx"])
-    with pytest.raises(DataError, match="MLQA has no language 'el'; it has ar, de"):
+    with pytest.raises(DataError, match="MLQA-R has no language 'el'; it has ar, de"):
         data.load_mlqa_r(tmp_path, languages=["el"])
 
 
@@ -134,8 +145,54 @@ def test_empty_question_is_counted(tmp_path, caplog):
 
 def test_broken_data_dir_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HBKIT_DATA_DIR", str(tmp_path / "nope"))
-    with pytest.raises(DataError, match="HBKIT_DATA_DIR=.*does not hold xquad-r"):
-        data.data_dir("xquad-r")
+    with pytest.raises(DataError, match="HBKIT_DATA_DIR=.*lacks .*ar.json .*of xquad-r"):
+        data.release_dir("xquad-r")
+
+
+def test_missing_language_file_is_named_and_others_still_load(data_dir, tmp_path):
+    (tmp_path / "xquad-r").mkdir()
+    for lang in ("en", "ar"):
+        (tmp_path / "xquad-r" / f"{lang}.json").write_bytes((data_dir / "xquad-r" / f"{lang}.json").read_bytes())
+    assert len(data.load_xquad_r(tmp_path, languages=["en"]).queries) == 1190
+    with pytest.raises(DataError, match=r"lacks .*xquad-r/de\.json \(and 8 more\)"):
+        data.load_xquad_r(tmp_path)
+
+
+def test_tydiqa_language_without_file_is_an_error(data_dir, tmp_path):
+    folder = tmp_path / "tydiqa-goldp" / "dev"
+    folder.mkdir(parents=True)
+    (folder / "english_tydiqa_dev.json").write_bytes((data_dir / "tydiqa-goldp/dev/english_tydiqa_dev.json").read_bytes())
+    with pytest.raises(DataError, match="swahili_tydiqa_dev.json"):
+        data.load_tydiqa(tmp_path, languages=["sw", "en"])
+    assert set(data.load_tydiqa(tmp_path, languages=["en"]).queries["lang"]) == {"en"}
+
+
+def test_language_arguments(tmp_path):
+    _write(tmp_path, _para())
+    assert len(data.load_xquad_r(tmp_path, languages="en").queries) == 1  # a string is a language, not letters
+    with pytest.raises(DataError, match="'en' is given twice"):
+        data.load_xquad_r(tmp_path, languages=["en", "en"])
+    with pytest.raises(DataError, match="given twice"):
+        data.check_benchmark_names("tydiqa,tydiqa")
+    with pytest.raises(DataError, match="unknown benchmark 'xquadr'"):
+        data.check_benchmark_names("tydiqa,xquadr")
+
+
+def test_empty_sentence_breaks_is_rejected(tmp_path):
+    obj = _para()
+    obj["data"][0]["paragraphs"][0]["sentence_breaks"] = []
+    _write(tmp_path, obj)
+    with pytest.raises(DataError, match=r"en\.json: record data\[0\]\.paragraphs\[0\] has an empty 'sentence_breaks'"):
+        data.load_xquad_r(tmp_path, languages=["en"])
+
+
+def test_download_honours_the_folder_and_offline_mode(tmp_path, monkeypatch, capsys):
+    from hbkit.cli import main
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["data", "download", "xquad-r", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "xquad-r") in err and "offline" in err
+    assert main(["data", "download", "nope"]) == 2 and "unknown dataset 'nope'" in capsys.readouterr().err
 
 
 def test_offline_without_data_names_the_fix(monkeypatch, tmp_path):
@@ -143,7 +200,7 @@ def test_offline_without_data_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "PROJECT_DATA", tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="set HBKIT_DATA_DIR.*hbkit data download mlqa"):
-        data.data_dir("mlqa")
+        data.release_dir("mlqa")
 
 
 def test_download_verifies_sha256(data_dir, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from hbkit.data import RetrievalBenchmark
-from hbkit.evaluation import (alignment, evaluate_embeddings, language_knn_purity, paired_bootstrap,
+from hbkit.evaluation import (alignment, encode, evaluate_embeddings, language_knn_purity, paired_bootstrap,
                               rank_metrics)
 
 
@@ -184,3 +184,41 @@ def test_tydiqa_has_no_cross_cells(data_dir):
     res = evaluate_embeddings(b, Q, C, progress=False)
     assert set(res.table.setting) == {"mono", "multi"} and set(res.per_query.setting) == {"mono", "multi"}
     assert (res.per_query.groupby("setting").size() == len(b.queries)).all()
+
+
+def test_one_tie_rule_for_every_metric():
+    """Identical candidate texts get identical scores. Every metric uses rank(c) = |{c': s(c') >= s(c)}| (ties
+    share the lowest rank, as sklearn's AP), so the result does not depend on the order of the pool."""
+    from sklearn.metrics import average_precision_score
+    rng = np.random.default_rng(0)
+    C = rng.normal(size=(30, 8)).astype(np.float32)
+    C[5] = C[3]; C[6] = C[3]; C[12] = C[11]          # duplicated candidates
+    Q = np.stack([C[3] + 0.01, C[11] + 0.01, rng.normal(size=8)]).astype(np.float32)
+    rel = [[3], [12, 20], [0, 6]]
+    out = rank_metrics(Q, C, rel)
+    S = Q @ C.T
+    for i, r in enumerate(rel):  # brute force from the definitions
+        rank = {c: int((S[i] >= S[i, c]).sum()) for c in r}
+        y = np.isin(np.arange(30), r)
+        assert out["map"][i] == pytest.approx(average_precision_score(y, S[i]))
+        assert out["acc@1"][i] == float(min(rank.values()) <= 1)
+        assert out["recall@10"][i] == pytest.approx(sum(v <= 10 for v in rank.values()) / len(r))
+        assert out["mrr@10"][i] == pytest.approx(1 / min(rank.values()) if min(rank.values()) <= 10 else 0)
+        ideal = sum(1 / np.log2(k + 2) for k in range(min(len(r), 10)))
+        assert out["ndcg@10"][i] == pytest.approx(sum(1 / np.log2(v + 1) for v in rank.values() if v <= 10) / ideal)
+    assert out["acc@1"][0] == 0.0  # the relevant candidate ties with two duplicates: it shares rank 3
+    perm = rng.permutation(30)
+    inv = np.argsort(perm)
+    again = rank_metrics(Q, C[perm], [[int(inv[c]) for c in r] for r in rel])
+    for m in out:
+        np.testing.assert_allclose(again[m], out[m], equal_nan=True)
+
+
+def test_damaged_embedding_cache_is_reencoded(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("HBKIT_CACHE", str(tmp_path))
+    first = encode(tiny, ["a", "b"], "query")
+    (f,) = list(tmp_path.rglob("*.npy"))
+    f.write_bytes(b"")  # a 0-byte file, as left by a full disk
+    np.testing.assert_allclose(encode(tiny, ["a", "b"], "query"), first)
+    f.write_bytes(f.read_bytes()[:70])
+    np.testing.assert_allclose(encode(tiny, ["a", "b"], "query"), first)

@@ -111,10 +111,46 @@ def test_hub_name_without_network_falls_back(monkeypatch, tmp_path):
         pytest.skip("the hub is reachable on this machine; the fallback path is not exercised")
     except Exception:  # noqa: BLE001
         pass
+    monkeypatch.setitem(models._HUB, "reachable", None)
     model = load_encoder("intfloat/multilingual-e5-small")
     assert "multilingual-e5-small-embedded" in str(model[0].auto_model.name_or_path) or model.prompts
-    with pytest.raises(EncoderError, match="cannot load encoder 'someone/unknown-model'"):
+    with pytest.raises(EncoderError, match="someone/unknown-model"):
         load_encoder("someone/unknown-model")
+
+
+def test_unreachable_hub_is_detected_once(monkeypatch, caplog):
+    """Offline, every load used to spend ~25 s in huggingface_hub retries: now one quick check per process."""
+    import socket
+    calls = []
+
+    def refuse(*a, **kw):
+        calls.append(a)
+        raise OSError("Network is unreachable")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setitem(models._HUB, "reachable", None)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    assert not models.hub_reachable() and not models.hub_reachable()
+    assert len(calls) == 1 and caplog.text.count("is unreachable") == 1
+    import os
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # restored to the suite's setting afterwards
+
+
+def test_damaged_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
+    from hbkit.models import tiny_encoder
+    first = tiny_encoder(seed=3).encode(["x"])
+    folder = tmp_path / "cache" / "models" / "tiny-v2-3-2x32"
+    w = folder / "model.safetensors"
+    w.write_bytes(w.read_bytes()[:500])  # a truncated cache is rebuilt, not loaded
+    np.testing.assert_allclose(tiny_encoder(seed=3).encode(["x"]), first, atol=1e-6)
+    with pytest.raises(EncoderError, match="does not exist"):
+        load_encoder(str(tmp_path / "no-such-model"))
+    bad = tmp_path / "m"
+    tiny_encoder(seed=3).save(str(bad))
+    (bad / "model.safetensors").write_bytes(b"\0" * 10)
+    with pytest.raises(EncoderError, match=f"model folder {bad} cannot be loaded.*damaged"):
+        load_encoder(str(bad))
 
 
 def test_local_folder(tiny, tmp_path):
