@@ -119,26 +119,22 @@ def _complete(folder: Path) -> bool:
     return (folder / "COMPLETE").is_file() and (folder / "dataset" / "state.json").is_file()
 
 
-def _remove_dead_tmp(target: Path) -> None:
-    """Delete ``.<target>.<pid>.<id>.tmp`` folders left by builders that were killed (their PID is gone)."""
+def _remove_stale_tmp(target: Path, keep: Path) -> None:
+    """Delete ``.<target>.<pid>.<id>.tmp`` folders other than ``keep``. Called by the builder while it holds
+    the target's lock, so no live process is writing any of them: they are left by killed builds."""
     for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-        try:
-            pid = int(tmp.name[len(target.name) + 2:].split(".")[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if tmp != keep:
             shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, PermissionError, OSError):
-            continue
 
 
 def _cached(name: str, files: list[Path], options: dict, build, rebuild: bool) -> Path:
     """Build (once, under a file lock) or reuse the cache folder of a corpus; return it."""
     target = _cache_root() / f"{name}-{_key(name, files, options)}"
-    _remove_dead_tmp(target)
     if rebuild and _complete(target):
         (target / "COMPLETE").unlink(missing_ok=True)  # is_complete is now false: build_once replaces it
 
     def run(tmp: Path) -> None:
+        _remove_stale_tmp(target, tmp)
         tmp.mkdir(parents=True)
         stats = build(tmp)
         BUILDS[name] += 1

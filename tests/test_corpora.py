@@ -188,6 +188,34 @@ def test_build_killed_half_way_leaves_no_usable_cache(cache, release, monkeypatc
     assert corpora.BUILDS["squad-translate-train"] == 2
 
 
+def _die_mid_build(release: str) -> None:
+    real = corpora._write_part
+
+    def dies(path, cols):
+        if path.stem == "es":
+            os._exit(9)  # like SIGKILL: no exception handler, no finally, the temporary folder stays
+        return real(path, cols)
+
+    corpora._write_part = dies
+    corpora.load_training_corpus("squad-translate-train", release, languages=LANGS, num_proc=1)
+
+
+def test_process_killed_mid_build_leaves_a_stale_folder_that_is_never_used(cache, release):
+    import multiprocessing as mp
+
+    p = mp.get_context("fork").Process(target=_die_mid_build, args=(str(release),))
+    p.start()
+    p.join(120)
+    assert p.exitcode == 9
+    root = cache / "corpora"
+    stale = [d for d in root.iterdir() if d.is_dir()]
+    assert len(stale) == 1 and stale[0].name.startswith(".squad-translate-train-") and stale[0].name.endswith(".tmp")
+    assert (stale[0] / "_parts" / "de.arrow").is_file()  # it did die half-way
+    ds = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
+    assert len(ds) == 14 and corpora.BUILDS["squad-translate-train"] == 1
+    assert [d.name for d in root.iterdir() if d.is_dir()] == [Path(ds.cache_files[0]["filename"]).parent.parent.name]
+
+
 def _load_in_child(release: str) -> dict:
     import hashlib
 
