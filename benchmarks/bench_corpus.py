@@ -103,6 +103,15 @@ def child_load(folder: str) -> dict:
     rows = [ds[b]["passage"] for b in first[:1]]  # read the rows of one batch from the memory map
     out.update(first10_s=time.perf_counter() - t, first10_rss_mb=rss_mb(), batch_rows=len(first[0]),
                sample_passage_chars=len(rows[0][1]))
+    if os.environ.get("HBKIT_DATA_DIR"):  # zero-shot check of the whole corpus against XQuAD-R (held-out part)
+        from hbkit.corpora import overlap_counts
+        from hbkit.data import load_benchmark
+
+        bench = load_benchmark("xquad-r-eval")
+        t = time.perf_counter()
+        counts = overlap_counts(ds, {"xquad-r-eval": bench})
+        out.update(overlap_s=time.perf_counter() - t, overlap_rss_mb=rss_mb(),
+                   overlap_matched=int(counts["bench_matched"].sum()))
     return out
 
 
@@ -183,6 +192,10 @@ def main() -> None:
               f"(RSS {r['load_rss_mb']:.0f} MB); HybridBatchSampler(ds, 100) {r['sampler_s']:.1f} s "
               f"(RSS {r['sampler_rss_mb']:.0f} MB, {r['batches_per_epoch']} batches/epoch); plan {r['plan_s']:.3f} s "
               f"({r['xx_batches']} X-X); first 10 batches {r['first10_s']:.2f} s; peak RSS {r['first10_rss_mb']:.0f} MB")
+    if "overlap_s" in r:
+        print(f"[overlap_counts] {r['rows']:,} training rows vs xquad-r-eval (queries and candidates, exact and "
+              f"normalised): {r['overlap_s']:.1f} s, peak RSS {r['overlap_rss_mb']:.0f} MB, "
+              f"{r['overlap_matched']} matches")
     ok_time = r["load_s"] <= 10
     ok_rss = r["first10_rss_mb"] <= 2048
     print(f"goals: cached load <= 10 s: {'met' if ok_time else 'MISSED'} ({r['load_s']:.2f} s); "

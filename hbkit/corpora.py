@@ -819,8 +819,10 @@ def _hashes(texts) -> np.ndarray:
 
 
 def _column_chunks(train, column: str, chunk: int = 200_000) -> Iterator[list[str]]:
-    for s in range(0, len(train), chunk):
-        yield train[s:s + chunk][column]
+    """The texts of one column in chunks; only that column is read from the memory map."""
+    col = train.select_columns([column])
+    for s in range(0, len(col), chunk):
+        yield col[s:s + chunk][column]
 
 
 def overlap_counts(train, benchmarks: dict[str, RetrievalBenchmark], examples: int = 3) -> pd.DataFrame:
