@@ -489,10 +489,11 @@ def squad_translate_train(data_dir: str | os.PathLike | None = None, languages: 
 def xquad_train(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
                 passage: str = "sentence", rebuild: bool = False):
     """The 36 XQuAD training articles (``hbkit.data.parallel_pairs``) with ``answer_key`` and ``source``:
-    ``(Dataset, cache folder)``. ``answer_key = "<article>:<paragraph>:<English sentence index>"`` (the
-    English XQuAD-R answer sentence; ``"<article>:<paragraph>"`` with ``passage="paragraph"``, where the
-    passage is the paragraph)."""
-    from .data import XQUAD_R_LANGS, data_dir as _root
+    ``(Dataset, cache folder)``. ``answer_key``: parallel_pairs' answer identity (groups whose XQuAD-R answer
+    sentences coincide in any language share it; sentence indices differ between languages, so the English
+    index alone would miss some); ``"<article>:<paragraph>"`` with ``passage="paragraph"``, where the passage
+    is the paragraph."""
+    from .data import XQUAD_R_LANGS, release_dir as _root
 
     if passage not in PASSAGES:
         raise DataError(f"passage={passage!r}: use one of {', '.join(PASSAGES)}")
@@ -509,7 +510,7 @@ def xquad_train(data_dir: str | os.PathLike | None = None, languages: Iterable[s
             key[q.group] = f"{a}:{p}" if passage == "paragraph" else f"{a}:{p}:{s}"
         if passage == "paragraph":
             pairs["passage"] = pairs["context"].str.strip()
-        pairs["answer_key"] = pairs["group"].map(key)
+            pairs["answer_key"] = pairs["group"].map(key)
         pairs["article"] = pairs["article"].astype(str)
         pairs["source"] = "xquad-train"
         pairs = pairs[["group", "lang", "query", "passage", "answer_key", "source", "context", "article"]]

@@ -75,8 +75,9 @@ def _text_hashes(dataset, name: str, chunk: int = 100_000) -> np.ndarray:
     import pandas as pd
 
     out = np.empty(len(dataset), dtype=np.uint64)
+    column = dataset.select_columns([name])  # read this column only (not the contexts beside it)
     for s in range(0, len(dataset), chunk):
-        texts = np.asarray(dataset[s:s + chunk][name], dtype=object)
+        texts = np.asarray(column[s:s + chunk][name], dtype=object)
         out[s:s + chunk] = pd.util.hash_array(texts, categorize=False)
     return out
 
