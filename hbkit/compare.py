@@ -31,6 +31,7 @@ from .config import profile as get_profile
 from .data import check_disjoint, load_benchmark, parallel_pairs
 from .evaluation import EvalResult, alignment, encode, evaluate_embeddings, paired_bootstrap
 from .models import fingerprint, load_encoder
+from .stats import intervals  # noqa: F401  (moved to hbkit.stats; re-exported for old imports)
 from .training import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -238,20 +239,3 @@ def load_run(out: str | Path) -> dict:
             "umap": pd.read_csv(out / "umap.csv"), "table": pd.read_csv(out / "table.csv"),
             "significance": pd.read_csv(out / "significance.csv"),
             "per_query": {m: pd.concat(v, ignore_index=True) for m, v in per_query.items()}}
-
-
-def intervals(per_query: dict[str, pd.DataFrame], benchmark: str, metrics=("map",), settings=("mono", "cross", "multi"),
-              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Macro value and 95% bootstrap interval (over query groups) per model, metric and setting."""
-    rows = []
-    for model, pq in per_query.items():
-        for metric in metrics:
-            for setting in settings:
-                sub = pq[(pq.benchmark == benchmark) & (pq.setting == setting)]
-                if sub.empty or metric not in sub:
-                    continue
-                r = paired_bootstrap(sub, None, metric, setting, benchmark, n_boot=n_boot, seed=seed)
-                rows.append({"model": model, "benchmark": benchmark, "setting": setting, "metric": metric,
-                             "value": r["a"], "low": r["low"], "high": r["high"]})
-    return pd.DataFrame(rows)
-
