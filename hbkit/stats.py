@@ -172,9 +172,13 @@ def _check_args(n_boot: int, n_perm: int | None = None, design: str = "crossed")
         raise ValueError(f"design={design!r}; use one of {', '.join(DESIGNS)}")
 
 
-def _normalise(per_query: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+_CODE_COLUMNS = ("model", "benchmark", "setting", "qlang", "dlang", "query_id", "group")
+
+
+def _normalise(per_query: pd.DataFrame, metrics: Sequence[str] | None = None) -> tuple[pd.DataFrame, dict]:
     """Checked copy: required columns, the base seed set to :data:`BASE_SEED`, trained seeds as integers,
-    no duplicated query row."""
+    no duplicated query row. Adds integer codes ``_<column>`` (sorted order) of the identity columns,
+    which the internals use instead of the strings; returns it with the code -> value arrays."""
     if not isinstance(per_query, pd.DataFrame):
         raise ValueError(f"per-query results must be a DataFrame, not {type(per_query).__name__}")
     missing = [c for c in ID_COLUMNS if c not in per_query.columns]
@@ -188,36 +192,64 @@ def _normalise(per_query: pd.DataFrame, metrics: Sequence[str] | None = None) ->
                              f"{', '.join(map(str, per_query.columns))}); pass metrics=... with those present")
     if per_query.empty:
         raise ValueError("per-query results are empty: nothing to aggregate")
-    pq = per_query.copy()
-    pq["model"] = pq["model"].astype(str)
+    keep = list(ID_COLUMNS) + [c for c in ("strategy", "alpha") if c in per_query.columns]
+    keep += [c for c in (metrics if metrics is not None else per_query.columns) if c not in keep]
+    pq = per_query[keep].copy()
     for col in ("strategy", "alpha"):
         if col not in pq.columns:
             pq[col] = np.nan
-    for col in ("benchmark", "setting", "qlang", "dlang", "query_id", "group"):
-        pq[col] = pq[col].astype(str)
-    is_base = pq["model"] == BASE_MODEL
-    base_seeds = pq.loc[is_base, "seed"].dropna().unique()
+    uniques = {}
+    for col in _CODE_COLUMNS:
+        codes, uniq = pd.factorize(pq[col].astype(str), sort=True)
+        pq["_" + col] = codes
+        uniques[col] = np.asarray(uniq, dtype=object)
+    is_base = pq["model"].astype(str).to_numpy() == BASE_MODEL
+    seed = pd.to_numeric(pq["seed"], errors="coerce").to_numpy(dtype=float, copy=True)
+    base_seeds = np.unique(seed[is_base & ~np.isnan(seed)])
     if len(base_seeds) > 1:
-        raise ValueError(f"the base model appears with seeds {sorted(base_seeds.tolist())}: it is evaluated once; "
+        raise ValueError(f"the base model appears with seeds {base_seeds.tolist()}: it is evaluated once; "
                          f"give its rows seed {BASE_SEED} (or NaN)")
-    seed = pd.to_numeric(pq["seed"], errors="coerce")
-    bad = ~is_base & (seed.isna() | (seed != seed.round()))
+    bad = ~is_base & (np.isnan(seed) | (seed != np.round(seed)))
     if bad.any():
         r = pq[bad].iloc[0]
         raise ValueError(f"model {r['model']!r} has seed {r['seed']!r}: a trained model needs an integer seed "
                          f"(only {BASE_MODEL!r} is seedless)")
     seed[is_base] = BASE_SEED
-    pq["seed"] = seed.astype(np.int64)
-    if (~is_base & (pq["seed"] == BASE_SEED)).any():
-        raise ValueError(f"seed {BASE_SEED} is reserved for the base model; renumber the trained seeds")
-    key = ["model", "seed", "benchmark", "setting", "qlang", "dlang", "query_id"]
-    dup = pq.duplicated(key)
-    if dup.any():
-        r = pq[dup].iloc[0]
-        raise ValueError(f"{int(dup.sum())} duplicated per-query row(s), e.g. model {r['model']} seed {r['seed']} "
+    seed = seed.astype(np.int64)
+    if (~is_base & (seed < 0)).any():
+        raise ValueError(f"model {pq['model'][~is_base & (seed < 0)].iloc[0]!r} has a negative seed; trained seeds "
+                         f"are >= 0 ({BASE_SEED} marks the base model)")
+    pq["seed"] = seed
+    pq["model"] = uniques["model"][pq["_model"].to_numpy()]
+    pq["_seed"] = np.unique(seed, return_inverse=True)[1]
+    key = _row_key(pq, ["_model", "_seed", "_benchmark", "_setting", "_qlang", "_dlang", "_query_id"])
+    srt = np.sort(key)
+    dup_keys = srt[1:][srt[1:] == srt[:-1]]
+    if len(dup_keys):
+        r = pq[key == dup_keys[0]].iloc[0]
+        raise ValueError(f"{len(dup_keys)} duplicated per-query row(s), e.g. model {r['model']} seed {r['seed']} "
                          f"{r['benchmark']}/{r['setting']} {r['qlang']}->{r['dlang']} query {r['query_id']}: "
                          "each (model, seed, benchmark, setting, qlang, dlang, query_id) must appear once")
-    return pq
+    return pq, uniques
+
+
+def _row_key(pq: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    """One int64 per row identifying its combination of the (non-negative integer) code columns."""
+    return _combine_arrays([pq[c].to_numpy(dtype=np.int64) for c in cols])
+
+
+def _combine_arrays(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    key = np.zeros(len(arrays[0]), dtype=np.int64)
+    for a in arrays:
+        size = int(a.max()) + 1 if len(a) else 1
+        if (int(key.max()) + 1 if len(key) else 1) * size >= 2 ** 62:   # renumber before it could overflow
+            key = np.unique(key, return_inverse=True)[1].astype(np.int64)
+        key = key * size + a
+    return key
+
+
+def _public(pq: pd.DataFrame) -> pd.DataFrame:
+    return pq.drop(columns=[c for c in pq.columns if c.startswith("_")])
 
 
 def _fmt_seeds(seeds: Iterable[int]) -> str:
@@ -235,16 +267,23 @@ def complete_seeds(per_query: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     rows are kept (seed :data:`BASE_SEED`). Returns ``(frame, missing)``; ``missing`` is empty when
     nothing was left out. Raises ``ValueError`` when no seed is common to all trained models.
     """
-    return _complete_seeds(_normalise(per_query))
+    pq, missing = _complete_seeds(*_normalise(per_query))
+    return _public(pq), missing
 
 
-def _complete_seeds(pq: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    trained = pq[pq["model"] != BASE_MODEL]
-    if trained.empty:
+def _complete_seeds(pq: pd.DataFrame, u: dict) -> tuple[pd.DataFrame, list[str]]:
+    trained = pq["model"].to_numpy() != BASE_MODEL
+    if not trained.any():
         return pq, []
-    have = trained.groupby(["model", "benchmark"])["seed"].agg(lambda s: set(s.unique()))
-    all_seeds = set(trained["seed"].unique())
-    bench_of = trained.groupby("model")["benchmark"].agg(lambda s: sorted(set(s)))
+    combos = pd.DataFrame({"m": pq["_model"].to_numpy()[trained], "b": pq["_benchmark"].to_numpy()[trained],
+                           "s": pq["seed"].to_numpy()[trained]}).drop_duplicates()
+    have: dict[tuple[str, str], set] = {}
+    for m, b, s in zip(u["model"][combos["m"]], u["benchmark"][combos["b"]], combos["s"]):
+        have.setdefault((m, b), set()).add(int(s))
+    bench_of: dict[str, list[str]] = {}
+    for m, b in sorted(have):
+        bench_of.setdefault(m, []).append(b)
+    all_seeds = set(int(s) for s in combos["s"])
     keep = {s for s in all_seeds if all(s in have[(m, b)] for m, bs in bench_of.items() for b in bs)}
     if not keep:
         per_model = "; ".join(f"{m}: {_fmt_seeds(set().union(*(have[(m, b)] for b in bs)))}" for m, bs in bench_of.items())
@@ -260,7 +299,9 @@ def _complete_seeds(pq: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
             others = sorted(x for x, xbs in bench_of.items() if any(s in have[(x, b)] for b in xbs))
             left = f" (seed {s} of {', '.join(others)} left out)" if others else ""
             missing.append(f"{m} seed {s} missing{where}: aggregated over seeds {_fmt_seeds(keep)}{left}")
-    return pq[(pq["model"] == BASE_MODEL) | pq["seed"].isin(keep)], missing
+    if not missing:
+        return pq, []
+    return pq[~trained | np.isin(pq["seed"].to_numpy(), sorted(keep))], missing
 
 
 # --------------------------------------------------------------------------------------------------
@@ -309,45 +350,56 @@ class _Block:
         return np.einsum("sc,scg->sg", wc, D)
 
 
-def _blocks(pq: pd.DataFrame, metrics: Sequence[str], common_mask: bool):
-    """Yield a :class:`_Block` per (benchmark, setting, metric) with at least one value. With
-    ``common_mask`` a query counts only where every (model, seed) has a value (so contrasts are exactly
-    paired); else each row keeps its own values."""
-    settings_rank = {s: i for i, s in enumerate(SETTING_ORDER)}
-    bs_keys = pq[["benchmark", "setting"]].drop_duplicates()
-    bs_keys = bs_keys.assign(_r=bs_keys["setting"].map(lambda s: settings_rank.get(s, 99)))
-    bench_order = {b: i for i, b in enumerate(dict.fromkeys(pq["benchmark"]))}
-    bs_keys = bs_keys.assign(_b=bs_keys["benchmark"].map(bench_order)).sort_values(["_b", "_r", "setting"])
-    for bench, setting in zip(bs_keys["benchmark"], bs_keys["setting"]):
-        sub = pq[(pq["benchmark"] == bench) & (pq["setting"] == setting)]
-        slot = sub.groupby(["qlang", "dlang", "query_id"], sort=True).ngroup().to_numpy()
-        n_slots = int(slot.max()) + 1
-        ng = sub.groupby(["qlang", "dlang", "query_id"], sort=False)["group"].nunique()
-        if (ng > 1).any():
-            q = ng[ng > 1].index[0]
-            raise ValueError(f"{bench}/{setting}: query {q[2]} ({q[0]}->{q[1]}) has different groups in different "
-                             "models; every model must be scored on the same queries")
-        ms_grouped = sub.groupby(["model", "seed"], sort=True)
-        ms_id = ms_grouped.ngroup().to_numpy()
-        ms_keys = list(ms_grouped.groups.keys())
+def _blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask: bool):
+    """Yield a :class:`_Block` per (benchmark, setting, metric) with at least one value, benchmarks in order
+    of appearance, settings as :data:`SETTING_ORDER`. With ``common_mask`` a query counts only where every
+    (model, seed) has a value (so contrasts are exactly paired); else each row keeps its own values."""
+    col = {c: pq["_" + c].to_numpy() for c in _CODE_COLUMNS}
+    seed_all = pq["seed"].to_numpy()
+    bench_rank = {b: i for i, b in enumerate(pd.unique(pq["benchmark"]))}
+    set_rank = {s: i for i, s in enumerate(SETTING_ORDER)}
+    bkey = col["benchmark"] * len(u["setting"]) + col["setting"]
+    order = np.argsort(bkey, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(bkey[order]) != 0])
+    spans = [(order[a:b]) for a, b in zip(starts, np.r_[starts[1:], len(order)])]
+    spans.sort(key=lambda rows: (bench_rank[u["benchmark"][col["benchmark"][rows[0]]]],
+                                 set_rank.get(u["setting"][col["setting"][rows[0]]], 99),
+                                 u["setting"][col["setting"][rows[0]]]))
+    values = {m: pq[m].to_numpy(dtype=float) for m in metrics}
+    for rows in spans:
+        bench = str(u["benchmark"][col["benchmark"][rows[0]]])
+        setting = str(u["setting"][col["setting"][rows[0]]])
+        slot_key = _combine_arrays([col["qlang"][rows], col["dlang"][rows], col["query_id"][rows]])
+        slot_u, slot = np.unique(slot_key, return_inverse=True)
+        n_slots = len(slot_u)
+        g_all = col["group"][rows]
+        if len(np.unique(_combine_arrays([slot, g_all]))) != n_slots:
+            g_per_slot = pd.Series(g_all).groupby(slot).nunique()
+            i = rows[np.flatnonzero(slot == int(g_per_slot.idxmax()))[0]]
+            raise ValueError(f"{bench}/{setting}: query {pq['query_id'].iloc[i]} ({pq['qlang'].iloc[i]}->"
+                             f"{pq['dlang'].iloc[i]}) has different groups in different models; every model must "
+                             "be scored on the same queries")
+        width = int(seed_all.max()) + 2                            # seed - BASE_SEED in [0, width)
+        ms_u, ms_id = np.unique(col["model"][rows] * width + (seed_all[rows] - BASE_SEED), return_inverse=True)
+        ms_keys = [(str(u["model"][k // width]), int(k % width) + BASE_SEED) for k in ms_u]
         counts = np.bincount(ms_id, minlength=len(ms_keys))
         if (counts != n_slots).any():
             i = int(np.flatnonzero(counts != n_slots)[0])
             raise ValueError(f"{bench}/{setting}: model {ms_keys[i][0]} seed {ms_keys[i][1]} has {counts[i]} of the "
                              f"{n_slots} queries the other models have; every model and seed must be scored on the "
                              "same queries (re-evaluate it)")
-        cell = sub.groupby(["qlang", "dlang"], sort=True).ngroup().to_numpy()
+        cell = np.unique(_combine_arrays([col["qlang"][rows], col["dlang"][rows]]), return_inverse=True)[1]
         C = int(cell.max()) + 1
-        gcode, guniq = pd.factorize(sub["group"], sort=True)
-        index: dict[str, np.ndarray] = {}
+        guniq, gcode = np.unique(g_all, return_inverse=True)       # sorted codes = sorted group names
+        index: dict[str, list[int]] = {}
         seeds: dict[str, list[int]] = {}
         for i, (m, s) in enumerate(ms_keys):
             index.setdefault(m, []).append(i)
-            seeds.setdefault(m, []).append(int(s))
+            seeds.setdefault(m, []).append(s)
         index = {m: np.asarray(v) for m, v in index.items()}
         R = len(ms_keys)
         for metric in metrics:
-            vals = sub[metric].to_numpy(dtype=float)
+            vals = values[metric][rows]
             ok = ~np.isnan(vals)
             if not ok.any():
                 continue
@@ -368,7 +420,7 @@ def _blocks(pq: pd.DataFrame, metrics: Sequence[str], common_mask: bool):
             flat = (ms_id * C + cell) * G + gmap[gcode]
             V = np.bincount(flat[ok], weights=vals[ok], minlength=R * C * G).reshape(R, C, G)
             M = np.bincount(flat[ok], minlength=R * C * G).astype(float).reshape(R, C, G)
-            yield _Block(bench, setting, metric, V, M, index, seeds, np.asarray(guniq)[used], notes)
+            yield _Block(bench, setting, metric, V, M, index, seeds, u["group"][guniq[used]].astype(str), notes)
 
 
 def _rng(seed: int, block: _Block, stream: int) -> np.random.Generator:
@@ -429,10 +481,11 @@ def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_di
     rank distance in ``mono``) has no row.
     """
     _check_args(n_boot, None, design)
-    pq, missing = _complete_seeds(_normalise(per_query, metrics))
-    meta = pq.groupby("model", sort=False)[["strategy", "alpha"]].first()
+    pq, u = _normalise(per_query, metrics)
+    pq, missing = _complete_seeds(pq, u)
+    meta = pq.drop_duplicates("model").set_index("model")[["strategy", "alpha"]]
     rows, notes = [], []
-    for blk in _blocks(pq, metrics, common_mask=False):
+    for blk in _blocks(pq, u, metrics, common_mask=False):
         S = _trained_seeds(blk)
         seed_idx, W = _boot_draws(seed, blk, n_boot, S, design)
         pt, bt = blk.point(), blk.boot(W)
@@ -492,11 +545,14 @@ def _sign_p(T: np.ndarray, U: np.ndarray, rng: np.random.Generator, n_perm: int)
         signs = 1.0 - 2.0 * ((codes >> np.arange(units)) & 1)
         return (np.abs(signs @ U) >= thr).mean(0), "exact"
     hits = np.zeros(len(T))
+    total = U.sum(0)
+    nbytes = (units + 7) // 8
     done = 0
-    while done < n_perm:
+    while done < n_perm:                     # sign_g = 1 - 2 bit_g, bits uniform: sum_g sign_g U_g = total - 2 bits @ U
         n = min(_PERM_CHUNK, n_perm - done)
-        signs = 1.0 - 2.0 * rng.integers(0, 2, size=(n, units))
-        hits += (np.abs(signs @ U) >= thr).sum(0)
+        bits = np.unpackbits(np.frombuffer(rng.bytes(n * nbytes), dtype=np.uint8).reshape(n, nbytes), axis=1,
+                             count=units)
+        hits += (np.abs(total - 2.0 * (bits.astype(np.float64) @ U)) >= thr).sum(0)
         done += n
     return (1.0 + hits) / (1.0 + n_perm), "monte-carlo"
 
@@ -531,12 +587,13 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
     for a contrast naming a model without results.
     """
     _check_args(n_boot, n_perm, design)
-    pq, missing = _complete_seeds(_normalise(per_query, metrics))
-    models = list(dict.fromkeys(pq["model"]))
+    pq, u = _normalise(per_query, metrics)
+    pq, missing = _complete_seeds(pq, u)
+    models = [str(m) for m in pd.unique(pq["model"])]
     pairs = _parse_contrasts(contrasts, models)
     notes = _default_skipped(models) if contrasts is None else []
     rows = []
-    for blk in _blocks(pq, metrics, common_mask=True):
+    for blk in _blocks(pq, u, metrics, common_mask=True):
         notes += blk.notes
         here = [(a, b) for a, b in pairs if a in blk.index and b in blk.index]
         for a, b in pairs:
@@ -647,13 +704,16 @@ def _non_parallel(benchmark: str) -> bool:
     return benchmark == "tydiqa" or benchmark.startswith("miracl")
 
 
-def _lookup(eff: pd.DataFrame, bench: str, setting: str, metric: str, a: str, b: str) -> dict | None:
+def _index(eff: pd.DataFrame) -> dict:
+    """(benchmark, setting, metric, a, b) -> effect row as a dict, for the lookups of :func:`verdicts`."""
+    return {(r["benchmark"], r["setting"], r["metric"], r["a"], r["b"]): r for r in eff.to_dict("records")}
+
+
+def _lookup(idx: dict, bench: str, setting: str, metric: str, a: str, b: str) -> dict | None:
     """The effect ``a - b`` (flipped from ``b - a`` when only that one was computed), or None."""
-    sel = eff[(eff["benchmark"] == bench) & (eff["setting"] == setting) & (eff["metric"] == metric)]
     for x, y, sign in ((a, b, 1.0), (b, a, -1.0)):
-        r = sel[(sel["a"] == x) & (sel["b"] == y)]
-        if len(r):
-            r = r.iloc[0]
+        r = idx.get((bench, setting, metric, x, y))
+        if r is not None:
             lo, hi = sign * r["low"], sign * r["high"]
             return {"name": f"{a} - {b}", "setting": setting, "metric": metric, "diff": sign * r["diff"],
                     "low": min(lo, hi), "high": max(lo, hi), "p_adj": r["p_adj"], "mde": r["mde"]}
@@ -708,8 +768,7 @@ def _combine(claim: str, statement: str, per_bench: list[dict], not_applicable: 
             "mde": max((r["mde"] for r in per_bench if pd.notna(r["mde"])), default=np.nan)}
 
 
-def _missing_desc(eff: pd.DataFrame, bench: str, setting: str, metric: str, a: str, b: str) -> str:
-    models = set(eff["a"]) | set(eff["b"])
+def _missing_desc(models: set, bench: str, setting: str, metric: str, a: str, b: str) -> str:
     absent = [m for m in (a, b) if m not in models]
     why = f"no results for {', '.join(absent)}" if absent else "not in the effects table"
     return f"{a} - {b} on {bench} {setting} {metric} ({why})"
@@ -748,16 +807,19 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
     if absent:
         raise ValueError(f"effects table lacks column(s) {', '.join(absent)}: pass the output of stats.effects")
     eff = effects_df
+    idx = _index(eff)
+    have = {(b, st, m) for b, st, m, _, _ in idx}
+    models = {m for *_, a, b in idx for m in (a, b)}
     benches = list(dict.fromkeys(eff["benchmark"]))
     out = []
 
     for claim, (statement, setting, metric, needs) in DIRECTIONAL_CLAIMS.items():
         per, na = [], []
         for bench in benches:
-            if eff[(eff["benchmark"] == bench) & (eff["setting"] == setting) & (eff["metric"] == metric)].empty:
+            if (bench, setting, metric) not in have:
                 na.append(f"{bench} (no {setting} {metric})")
                 continue
-            comps = [(_lookup(eff, bench, setting, metric, a, b), s, _missing_desc(eff, bench, setting, metric, a, b))
+            comps = [(_lookup(idx, bench, setting, metric, a, b), s, _missing_desc(models, bench, setting, metric, a, b))
                      for a, b, s in needs]
             v, ev, diffs, p, mde = _directional(comps, level)
             per.append({"claim": claim, "benchmark": bench, "verdict": v, "statement": statement, "evidence": ev,
@@ -768,17 +830,16 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
     per, na = [], []
     statement = C5_STATEMENT.replace("delta", f"delta = {delta:g}")
     for bench in benches:
-        settings = [s for s in SETTING_ORDER[:3]
-                    if not eff[(eff["benchmark"] == bench) & (eff["setting"] == s) & (eff["metric"] == "map")].empty]
+        settings = [s for s in SETTING_ORDER[:3] if (bench, s, "map") in have]
         if not settings:
             na.append(f"{bench} (no map)")
             continue
         comps, miss = [], []
         for s in settings:
             for other in ("xx", "xy"):
-                c = _lookup(eff, bench, s, "map", other, "hybrid")
+                c = _lookup(idx, bench, s, "map", other, "hybrid")
                 if c is None:
-                    miss.append(_missing_desc(eff, bench, s, "map", "hybrid", other))
+                    miss.append(_missing_desc(models, bench, s, "map", "hybrid", other))
                 else:
                     c["name"] = f"{other} - hybrid ({s})"
                     comps.append(c)
@@ -812,8 +873,7 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
             measures = [("alignment", m, s) for m, s in A1_MEASURES]
             hint = "run stats.alignment_effects and stats.combine_effects"
         wanted = {(st, m) for st, m, _ in measures}
-        present = {(st, m) for st, m in zip(eff.loc[eff["benchmark"] == bench, "setting"],
-                                            eff.loc[eff["benchmark"] == bench, "metric"])} & wanted
+        present = {(st, m) for b, st, m in have if b == bench} & wanted
         if not present:
             what = ", ".join(f"{m}" for _, m, _ in measures)
             per.append({"claim": "A1", "benchmark": bench, "verdict": "inconclusive", "statement": A1_STATEMENT,
@@ -823,10 +883,10 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
         comps = []
         for setting, metric, s in measures:
             for other in ("xx", "xy"):
-                c = _lookup(eff, bench, setting, metric, "hybrid", other)
+                c = _lookup(idx, bench, setting, metric, "hybrid", other)
                 if c is not None:
                     c["name"] = f"hybrid - {other} ({metric})"
-                comps.append((c, s, _missing_desc(eff, bench, setting, metric, "hybrid", other)))
+                comps.append((c, s, _missing_desc(models, bench, setting, metric, "hybrid", other)))
         v, ev, diffs, p, mde = _directional(comps, level)
         per.append({"claim": "A1", "benchmark": bench, "verdict": v, "statement": A1_STATEMENT, "evidence": ev,
                     "diffs": diffs, "p_adj": p, "mde": mde})

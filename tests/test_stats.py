@@ -151,21 +151,21 @@ def test_bootstrap_interval_equals_a_loop_over_the_same_draws(design):
     seed_idx, W = stats._boot_draws(11, Key, B, 3, design)
     gpos = {g: i for i, g in enumerate(Key.groups)}
 
-    def macro(frame, w):
-        means = []
-        for _, cell in frame.groupby(["qlang", "dlang"]):
-            wt = np.array([w[gpos[g]] for g in cell.group])
-            means.append((wt * cell["map"].to_numpy()).sum() / wt.sum())
-        return np.mean(means)
+    cells = {}  # (model, seed) -> [(group positions, values) per cell], from the raw rows
+    for (m, sd), f in pq.groupby(["model", "seed"]):
+        cells[(m, sd)] = [(np.array([gpos[g] for g in c.group]), c["map"].to_numpy()) for _, c in f.groupby(["qlang", "dlang"])]
+
+    def macro(model, sd, w):
+        return np.mean([(w[g] * v).sum() / w[g].sum() for g, v in cells[(model, sd)]])
     theta_h, theta_d = [], []
     for b in range(B):
         vh, vd = [], []
         for j in range(3):
             s = seed_idx[b, j]
             w = W[0 if design == "crossed" else j, b]
-            h = macro(pq[(pq.model == "hybrid") & (pq.seed == s)], w)
+            h = macro("hybrid", s, w)
             vh.append(h)
-            vd.append(h - macro(pq[(pq.model == "xx") & (pq.seed == s)], w))
+            vd.append(h - macro("xx", s, w))
         theta_h.append(np.mean(vh))
         theta_d.append(np.mean(vd))
     row = eff.iloc[0]
@@ -297,6 +297,10 @@ def test_bad_inputs_are_named():
     short = pq.drop(pq[(pq.model == "xy") & (pq.seed == 1) & (pq.setting == "mono")].index[:2])
     with pytest.raises(ValueError, match="xy seed 1 has 178 of the 180 queries"):
         stats.effects(short, metrics=("map",), n_boot=10, n_perm=10)
+    regrouped = pq.copy()
+    regrouped.loc[(regrouped.model == "xy") & (regrouped.query_id == "en:3"), "group"] = "other"
+    with pytest.raises(ValueError, match="query en:3 .* has different groups in different models"):
+        stats.aggregate(regrouped, metrics=("map",), n_boot=10)
     with pytest.raises(ValueError, match="duplicated per-query row"):
         stats.aggregate(pd.concat([pq, pq.iloc[:1]]))
     with pytest.raises(ValueError, match="no results for model 'mixed'"):
@@ -305,6 +309,16 @@ def test_bad_inputs_are_named():
         stats.effects(pq, n_boot=1)
     with pytest.raises(ValueError, match="design"):
         stats.aggregate(pq, design="both")
+
+
+def test_values_for_some_models_only_are_left_out_of_contrasts_and_said():
+    pq = synth(seeds=(0, 1))
+    hole = (pq.model == "xx") & (pq.seed == 0) & (pq.setting == "mono") & (pq.query_id == "en:1")
+    pq.loc[hole, "map"] = np.nan
+    eff = stats.effects(pq, contrasts=["hybrid - xy"], metrics=("map",), n_boot=50, n_perm=10)
+    assert any("t/mono/map: 1 querie(s) with a value for some models only" in n for n in eff.attrs["notes"])
+    full = stats.effects(pq[pq.query_id != "en:1"], contrasts=["hybrid - xy"], metrics=("map",), n_boot=50, n_perm=10)
+    assert eff[eff.setting == "mono"]["diff"].iloc[0] == pytest.approx(full[full.setting == "mono"]["diff"].iloc[0])
 
 
 def test_moved_names_still_import():
