@@ -1,5 +1,6 @@
 """Evaluation: retrieval metrics in the monolingual / cross-lingual / multilingual settings (LAReQA,
-arXiv 2408.10536), language bias, representation alignment, and paired bootstrap significance.
+arXiv 2408.10536) and language bias. Alignment measures live in :mod:`hbkit.alignment`, intervals and
+tests in :mod:`hbkit.stats` (both re-exported here for old imports).
 
 Definitions (per query; a "pool" is the candidate set searched, "relevant" its relevant candidates):
 
@@ -43,8 +44,10 @@ import torch
 from tqdm.auto import tqdm
 
 from .config import cache_dir
+from .alignment import alignment, language_knn_purity  # noqa: F401  (moved; re-exported for old imports)
 from .files import atomic_path
 from .data import RetrievalBenchmark
+from .stats import paired_bootstrap  # noqa: F401  (moved; re-exported for old imports)
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +213,7 @@ def _rank_counts(S: np.ndarray, T: np.ndarray) -> np.ndarray:
 class EvalResult:
     """``table``: tidy DataFrame ``benchmark, setting, qlang, dlang, metric, value, n`` (per cell, and the
     macro-average with ``qlang = dlang = "all"``); ``per_query``: one row per (cell, query) with every
-    metric as a column — the input of :func:`paired_bootstrap`."""
+    metric as a column — the input of :mod:`hbkit.stats`."""
 
     table: pd.DataFrame
     per_query: pd.DataFrame
@@ -320,78 +323,8 @@ def save_scored(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray, fol
 
 
 # --------------------------------------------------------------------------------------------------
-# alignment
+# alignment (the measures live in hbkit.alignment)
 # --------------------------------------------------------------------------------------------------
-def alignment(E: np.ndarray, langs: Sequence[str], groups: Sequence[str], name: str = "",
-              uniform_sample: int = 4000, seed: int = 0) -> pd.DataFrame:
-    """Alignment measures of normalised embeddings ``E`` of parallel texts (``groups`` shared by translations).
-
-    Per ordered language pair (X, Y): ``cos_parallel`` (mean cosine of same-group pairs), ``cos_nonparallel``
-    (mean cosine of different-group pairs), ``cos_gap``, ``align`` (Wang & Isola: E||f(x)-f(y)||² over
-    parallel pairs), ``translation_p@1`` (for each text in X with a translation in Y, is that translation
-    its nearest neighbour among all texts in Y). Overall: ``uniform`` (log E exp(-2||f(x)-f(y)||²) over a
-    seeded sample of pairs) and ``lang_knn_purity`` / ``lang_knn_expected`` (k=10). Tidy rows
-    ``benchmark, qlang, dlang, metric, value, n`` (macro over pairs as ``all``/``all``).
-    """
-    E = np.asarray(E, dtype=np.float32)
-    langs = np.asarray(langs)
-    groups = np.asarray(groups)
-    rows = []
-    by_lang = {l: np.flatnonzero(langs == l) for l in sorted(set(langs))}
-    for x, ix in by_lang.items():
-        for y, iy in by_lang.items():
-            if x == y:
-                continue
-            gy = {g: j for j, g in enumerate(groups[iy])}
-            pairs = [(a, gy[g]) for a, g in enumerate(groups[ix]) if g in gy]
-            if not pairs:
-                continue
-            a, b = map(np.array, zip(*pairs))
-            S = E[ix] @ E[iy].T
-            par = S[a, b]
-            total, cnt = S.sum(), S.size
-            nonpar = (total - par.sum()) / max(cnt - len(par), 1)
-            p1 = (S[a].argmax(1) == b).mean()
-            for m, v in (("cos_parallel", par.mean()), ("cos_nonparallel", nonpar), ("cos_gap", par.mean() - nonpar),
-                         ("align", np.mean(2 - 2 * par)), ("translation_p@1", p1)):
-                rows.append({"benchmark": name, "qlang": x, "dlang": y, "metric": m, "value": float(v), "n": len(par)})
-    df = pd.DataFrame(rows, columns=["benchmark", "qlang", "dlang", "metric", "value", "n"])
-    if len(df):
-        macro = df.groupby(["benchmark", "metric"], sort=False).agg(value=("value", "mean"), n=("n", "sum")).reset_index()
-        df = pd.concat([df, macro.assign(qlang="all", dlang="all")[df.columns]], ignore_index=True)
-    rng = np.random.default_rng(seed)
-    i = rng.integers(0, len(E), uniform_sample)
-    j = rng.integers(0, len(E), uniform_sample)
-    keep = i != j
-    d2 = ((E[i[keep]] - E[j[keep]]) ** 2).sum(1)
-    extra = [("uniform", float(np.log(np.mean(np.exp(-2 * d2)))), int(keep.sum()))]
-    pur, exp = language_knn_purity(E, langs)
-    extra += [("lang_knn_purity", pur, len(E)), ("lang_knn_expected", exp, len(E))]
-    df = pd.concat([df, pd.DataFrame([{"benchmark": name, "qlang": "all", "dlang": "all", "metric": m, "value": v, "n": n}
-                                      for m, v, n in extra])], ignore_index=True)
-    return df
-
-
-def language_knn_purity(E: np.ndarray, langs: Sequence[str], k: int = 10, chunk: int = 1024) -> tuple[float, float]:
-    """Share of each text's k nearest neighbours (itself excluded) in its own language, and the share
-    expected if languages were mixed at random (``(n_lang - 1) / (N - 1)`` averaged over texts).
-    Lower purity = less language clustering."""
-    langs = np.asarray(langs)
-    codes = {l: i for i, l in enumerate(sorted(set(langs)))}
-    lc = torch.tensor([codes[l] for l in langs])
-    Et = torch.from_numpy(np.ascontiguousarray(E, dtype=np.float32))
-    k = min(k, len(E) - 1)
-    same = []
-    for s in range(0, len(E), chunk):
-        S = Et[s:s + chunk] @ Et.T
-        S[torch.arange(S.shape[0]), torch.arange(s, s + S.shape[0])] = -torch.inf
-        top = S.topk(k, dim=1).indices
-        same.append((lc[top] == lc[s:s + chunk].unsqueeze(1)).float().mean(1))
-    counts = pd.Series(langs).value_counts()
-    expected = float(np.mean([(counts[l] - 1) / (len(E) - 1) for l in langs]))
-    return float(torch.cat(same).mean()), expected
-
-
 def evaluate_alignment(encoder, benchmark: RetrievalBenchmark, cache: bool = True, max_groups: int | None = None,
                        seed: int = 0, progress: bool = False) -> pd.DataFrame:
     """:func:`alignment` of a benchmark's parallel queries (XQuAD-R: 11-way, MLQA: 2-4-way)."""
@@ -402,67 +335,3 @@ def evaluate_alignment(encoder, benchmark: RetrievalBenchmark, cache: bool = Tru
         q = q[q["group"].isin(keep)]
     E = encode(encoder, q["text"].tolist(), "query", cache=cache, progress=progress)
     return alignment(E, q["lang"].to_numpy(), q["group"].to_numpy(), benchmark.name)
-
-
-# --------------------------------------------------------------------------------------------------
-# significance
-# --------------------------------------------------------------------------------------------------
-def _cell_matrix(pq: pd.DataFrame, metric: str, groups: np.ndarray):
-    gi = {g: i for i, g in enumerate(groups)}
-    cells = list(pq.groupby(["qlang", "dlang"], sort=True).indices.items())
-    V = np.zeros((len(cells), len(groups)))
-    M = np.zeros((len(cells), len(groups)))
-    for c, (_, idx) in enumerate(cells):
-        sub = pq.iloc[idx]
-        vals = sub[metric].to_numpy(dtype=float)
-        ok = ~np.isnan(vals)
-        cols = np.array([gi[g] for g in sub["group"].to_numpy()[ok]], dtype=int)
-        np.add.at(V[c], cols, vals[ok])
-        np.add.at(M[c], cols, 1.0)
-    return V, M
-
-
-def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map", setting: str = "multi",
-                     benchmark: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Paired bootstrap over query groups of the macro-averaged ``metric`` in ``setting``.
-
-    ``a``/``b`` are ``EvalResult.per_query`` frames of two encoders on the same benchmark (``b=None``:
-    an interval for ``a`` alone). Groups (parallel items) are resampled with replacement, so all
-    translations of a question move together; each resample recomputes every cell mean and their macro
-    average. Returns ``{"a", "b", "diff", "low", "high", "p"}`` with a 95% percentile interval of
-    ``a - b`` and a two-sided bootstrap p-value.
-    """
-    def pick(df):
-        df = df[(df["setting"] == setting)]
-        return df[df["benchmark"] == benchmark] if benchmark else df
-    a = pick(a)
-    if b is not None:
-        b = pick(b)
-        key = ["qlang", "dlang", "query_id"]
-        merged = a[key + ["group", metric]].merge(b[key + [metric]], on=key, suffixes=("_a", "_b"))
-        if len(merged) != len(a) or len(merged) != len(b):
-            raise ValueError("paired_bootstrap: the two results do not cover the same queries")
-    else:
-        merged = a[["qlang", "dlang", "query_id", "group", metric]].rename(columns={metric: f"{metric}_a"})
-    if merged.empty:
-        raise ValueError(f"paired_bootstrap: no per-query values for setting={setting!r} metric={metric!r}")
-    groups = np.array(sorted(merged["group"].unique()))
-    Va, M = _cell_matrix(merged, f"{metric}_a", groups)
-    point = lambda V: float(np.mean(V.sum(1) / M.sum(1)))  # noqa: E731
-    W = np.random.default_rng(seed).multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=n_boot)
-    den = W @ M.T                                                        # (n_boot, cells)
-
-    def boot(V):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.nanmean((W @ V.T) / den, axis=1)
-    res = {"a": point(Va), "n_groups": len(groups), "metric": metric, "setting": setting}
-    ba = boot(Va)
-    if b is None:
-        res.update(low=float(np.percentile(ba, 2.5)), high=float(np.percentile(ba, 97.5)))
-        return res
-    Vb, _ = _cell_matrix(merged, f"{metric}_b", groups)
-    d = ba - boot(Vb)
-    res.update(b=point(Vb), diff=res["a"] - point(Vb), low=float(np.percentile(d, 2.5)),
-               high=float(np.percentile(d, 97.5)),
-               p=float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))))
-    return res

@@ -8,19 +8,17 @@ widgets to them and can launch a small run.
 from __future__ import annotations
 
 import html
-import os
 import re
 from pathlib import Path
 
 import pandas as pd
 
+from .reference import REFERENCE_COLUMNS, beside, default_reference, load_reference  # noqa: F401  (moved)
 from .viz import STRATEGY_ORDER
 
 SETTINGS = ("mono", "cross", "multi")
 #: α of the strategies: X-Y batches only (0), the paper's hybrid (0.5), X-X-mono only (1)
 STRATEGY_ALPHA = {"xy": 0.0, "hybrid": 0.5, "xx": 1.0}
-#: columns of a reference table (see :func:`load_reference`)
-REFERENCE_COLUMNS = ("source", "encoder", "model", "benchmark", "setting", "metric", "value")
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -38,65 +36,6 @@ def model_alpha(model: str) -> float | None:
         return STRATEGY_ALPHA[model]
     m = re.fullmatch(r"hybrid-a(\d+(?:\.\d+)?)", model)
     return float(m.group(1)) if m else None
-
-
-def load_reference(path: str | Path) -> pd.DataFrame:
-    """Published numbers to show beside ours, e.g. the paper's Table 1, from a CSV typed from the source.
-
-    Columns (:data:`REFERENCE_COLUMNS`): ``source`` (citation, e.g. ``arXiv 2408.10536 Table 1``), ``encoder``
-    (e.g. ``XLM-R``), ``model`` (``base``, ``xx``, ``xy``, ``hybrid`` or ``hybrid-a<α>``: the strategy, named as
-    hbkit names its models), ``benchmark`` (the hbkit benchmark the row is compared with: ``xquad-r-eval``,
-    ``mlqa-r``, ``tydiqa``), ``setting`` (``mono``/``cross``/``multi``), ``metric`` (``map``, ``rank_distance``,
-    ...; hbkit's names) and ``value`` (a fraction, not a percentage, for mAP). Every row is checked; an error
-    names the file, the line and the fix. hbkit ships no such file: the numbers must come from the paper."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"reference table {path} not found (a CSV with columns {', '.join(REFERENCE_COLUMNS)})")
-    ref = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
-    missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
-                         f"{','.join(REFERENCE_COLUMNS)}")
-    if ref.empty:
-        raise ValueError(f"{path}: no rows; add one row per published number")
-    for i, row in ref.iterrows():
-        where = f"{path}, data row {i + 1}"
-        if row["model"] != "base" and model_alpha(str(row["model"])) is None:
-            raise ValueError(f"{where}: model {row['model']!r} is not base, xx, xy, hybrid or hybrid-a<alpha>")
-        if row["setting"] not in SETTINGS:
-            raise ValueError(f"{where}: setting {row['setting']!r} is not one of {', '.join(SETTINGS)}")
-        try:
-            value = float(row["value"])
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: value {row['value']!r} is not a number") from None
-        if row["metric"] != "rank_distance" and not 0 <= value <= 1:
-            raise ValueError(f"{where}: {row['metric']} = {value} is outside [0, 1]; write percentages as "
-                             f"fractions ({value / 100:g})")
-    ref["value"] = ref["value"].astype(float)
-    dup = ref.duplicated(["source", "encoder", "model", "benchmark", "setting", "metric"], keep=False)
-    if dup.any():
-        raise ValueError(f"{path}: data rows {', '.join(str(i + 1) for i in ref.index[dup])} repeat the same "
-                         "source/encoder/model/benchmark/setting/metric; keep one")
-    return ref[list(REFERENCE_COLUMNS)]
-
-
-def default_reference() -> pd.DataFrame | None:
-    """The reference table named by ``$HBKIT_REFERENCE`` (see :func:`load_reference`), or ``None`` if unset."""
-    path = os.environ.get("HBKIT_REFERENCE")
-    return load_reference(path) if path else None
-
-
-def beside(results: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """Every reference row with our macro value for the same model, benchmark, setting and metric next to it:
-    columns ``source, encoder, benchmark, setting, metric, model, paper, ours, ours - paper``. A reference row
-    our run has no value for is kept, with ``ours`` empty (nothing is dropped)."""
-    ours = results[results["qlang"] == "all"][["model", "benchmark", "setting", "metric", "value"]]
-    t = reference.merge(ours.rename(columns={"value": "ours"}), how="left",
-                        on=["model", "benchmark", "setting", "metric"]).rename(columns={"value": "paper"})
-    t["ours - paper"] = t["ours"] - t["paper"]
-    return t[["source", "encoder", "benchmark", "setting", "metric", "model", "paper", "ours", "ours - paper"]]
 
 
 def _select(results: pd.DataFrame, benchmark: str, metric: str, setting: str | None, qlang: str, dlang: str):

@@ -1,0 +1,406 @@
+"""hbkit.stats: seed aggregation, paired effects, permutation p-values, BH, MDE and verdicts; checked against
+brute-force loops (enumerated sign vectors, bootstrap replicates recomputed from the raw rows) and scipy."""
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import false_discovery_control
+
+from hbkit import stats
+from hbkit.alignment import alignment, alignment_per_group, language_knn_purity
+
+FAST = dict(n_boot=300, n_perm=2000)
+
+
+def synth(n_groups=60, langs=("en", "de", "es"), seeds=(0, 1, 2), models=("base", "xx", "xy", "hybrid"),
+          effect=None, noise=0.05, seed_shift=None, identical=False, benchmark="t", rng=0):
+    """Per-query results: every query in its mono, cross and multi cells. ``effect[(model, setting)]`` adds
+    to mAP (and lowers rank distance by 200x it); ``seed_shift[model]`` adds sd-sized offsets per seed;
+    ``identical``: every model and seed gets the same values."""
+    rng = np.random.default_rng(rng)
+    effect, seed_shift = effect or {}, seed_shift or {}
+    difficulty = rng.uniform(0.3, 0.7, n_groups)
+    cells = ([("mono", l, l) for l in langs] + [("cross", x, y) for x in langs for y in langs if x != y]
+             + [("multi", l, "all") for l in langs])
+    shared = {c: rng.normal(0, noise, n_groups) for c in cells}
+    rows = []
+    for m in models:
+        for s in (seeds if m != "base" else [np.nan]):
+            shift = seed_shift.get(m, 0) * rng.normal() if m != "base" else 0.0
+            for c in cells:
+                st, x, y = c
+                e = effect.get((m, st), 0.0)
+                eps = shared[c] if identical else rng.normal(0, noise, n_groups)
+                rows.append(pd.DataFrame({
+                    "model": m, "strategy": None if m == "base" else m.split("-")[0], "alpha": 0.5, "seed": s,
+                    "benchmark": benchmark, "setting": st, "qlang": x, "dlang": y,
+                    "query_id": [f"{x}:{g}" for g in range(n_groups)], "group": [f"g{g:03d}" for g in range(n_groups)],
+                    "map": difficulty + e + shift + eps,
+                    "rank_distance": (100 + 200 * (difficulty - e + eps)) if st == "multi" else np.nan}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def verdict(v, claim, bench="all"):
+    return v[(v.claim == claim) & (v.benchmark == bench)].iloc[0]
+
+
+@pytest.fixture(scope="module")
+def better():
+    pq = synth(effect={("hybrid", "multi"): 0.08})
+    return pq, stats.effects(pq, **FAST)
+
+
+def test_hybrid_better_in_multi_supports_c3(better):
+    pq, eff = better
+    v = stats.verdicts(eff)
+    assert verdict(v, "C3").verdict == "supported" and verdict(v, "C3", "t").verdict == "supported"
+    assert verdict(v, "C4").verdict == "supported"  # rank distance lower by 16: lower is better
+    assert verdict(v, "C1").verdict == "inconclusive" and verdict(v, "C2").verdict == "inconclusive"
+    row = eff[(eff.contrast == "hybrid - xx") & (eff.setting == "multi") & (eff.metric == "map")].iloc[0]
+    assert row.low < 0.08 < row.high and row.p_adj < 0.01 and row.better == "higher"
+    assert eff[(eff.metric == "rank_distance")].better.eq("lower").all()
+    assert "hybrid - xx = +0.0" in verdict(v, "C3", "t").evidence
+    # the default contrasts: three between strategies, each model against base
+    assert set(eff.contrast) == {"hybrid - xx", "hybrid - xy", "xy - xx", "xx - base", "xy - base", "hybrid - base"}
+    assert set(v.claim) == {"C1", "C2", "C3", "C4", "C5", "A1"}
+
+
+def test_hybrid_worse_contradicts_c3():
+    eff = stats.effects(synth(effect={("hybrid", "multi"): -0.08}), **FAST)
+    v = stats.verdicts(eff)
+    assert verdict(v, "C3").verdict == "contradicted" and verdict(v, "C5").verdict == "contradicted"
+    assert "significant against the claim" in verdict(v, "C3", "t").evidence
+
+
+def test_identical_strategies_are_inconclusive_with_large_p():
+    eff = stats.effects(synth(identical=True), **FAST)
+    assert (eff["diff"] == 0).all() and (eff.p == 1).all() and (eff.p_adj == 1).all()
+    v = stats.verdicts(eff)
+    assert (v[v.claim != "C5"].verdict == "inconclusive").all()
+    # identical strategies are within delta of each other: the equivalence claim holds
+    assert verdict(v, "C5").verdict == "supported"
+
+
+def test_independent_noise_is_not_significant():
+    eff = stats.effects(synth(rng=3), **FAST)
+    assert eff.p_adj.min() > 0.05
+    assert (stats.verdicts(eff).query("claim != 'C5'").verdict == "inconclusive").all()
+
+
+def test_bh_equals_scipy_and_mde_formula(better):
+    _, eff = better
+    np.testing.assert_allclose(eff.p_adj, false_discovery_control(eff.p, method="bh"))
+    np.testing.assert_allclose(eff.mde, (1.959963984540054 + 0.8416212335729143) * eff.se)
+
+
+def _contributions(pq, a, b, setting):
+    """ubar_g by plain loops over seeds, cells and queries (base constant)."""
+    sub = pq[pq.setting == setting]
+    seeds = sorted(sub[sub.model == a].seed.unique())
+    groups = sorted(sub.group.unique())
+    u = {g: 0.0 for g in groups}
+    for s in seeds:
+        A = sub[(sub.model == a) & (sub.seed == s)]
+        B = sub[(sub.model == b) & ((sub.seed == s) | sub.seed.isna())]
+        cells = sorted(set(zip(A.qlang, A.dlang)))
+        for x, y in cells:
+            ca = A[(A.qlang == x) & (A.dlang == y)].set_index("query_id")
+            cb = B[(B.qlang == x) & (B.dlang == y)].set_index("query_id")
+            for q in ca.index:
+                u[ca.at[q, "group"]] += (ca.at[q, "map"] - cb.at[q, "map"]) / len(ca) / len(cells) / len(seeds)
+    return np.array([u[g] for g in groups])
+
+
+@pytest.mark.parametrize("b", ["xx", "base"])
+def test_exact_permutation_p_equals_enumeration(b):
+    pq = synth(n_groups=7, langs=("en", "de"), seeds=(0, 1), effect={("hybrid", "mono"): 0.03}, rng=5)
+    pq = pq[pq.setting == "mono"]
+    eff = stats.effects(pq, contrasts=[f"hybrid - {b}"], metrics=("map",), n_boot=50, n_perm=10000)
+    row = eff.iloc[0]
+    assert row.p_method == "exact"
+    u = _contributions(pq, "hybrid", b, "mono")
+    T = u.sum()
+    assert row["diff"] == pytest.approx(T, abs=1e-12)
+    count = sum(abs(sum(s * x for s, x in zip(signs, u))) >= abs(T) - 1e-12
+                for signs in itertools.product((1, -1), repeat=len(u)))
+    assert row.p == count / 2 ** len(u)
+
+
+def test_monte_carlo_p_is_near_the_exact_one():
+    pq = synth(n_groups=12, langs=("en", "de"), seeds=(0, 1), effect={("hybrid", "mono"): 0.02}, rng=6)
+    pq = pq[pq.setting == "mono"]
+    exact = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_boot=50, n_perm=4096).iloc[0]
+    mc = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_boot=50, n_perm=4095).iloc[0]
+    assert exact.p_method == "exact" and mc.p_method == "monte-carlo"
+    assert abs(exact.p - mc.p) < 4 * np.sqrt(exact.p * (1 - exact.p) / 4095) + 1e-3
+
+
+@pytest.mark.parametrize("design", ["crossed", "nested"])
+def test_bootstrap_interval_equals_a_loop_over_the_same_draws(design):
+    pq = synth(n_groups=15, langs=("en", "de"), seeds=(0, 1, 2), effect={("hybrid", "cross"): 0.02},
+               seed_shift={"hybrid": 0.02}, rng=7)
+    pq = pq[pq.setting == "cross"]
+    B = 60
+    eff = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_boot=B, n_perm=10, seed=11, design=design)
+    agg = stats.aggregate(pq, metrics=("map",), n_boot=B, seed=11, design=design).set_index("model")
+
+    class Key:  # what the draws are keyed by
+        benchmark, setting, metric = "t", "cross", "map"
+        groups = np.array(sorted(pq.group.unique()))
+    seed_idx, W = stats._boot_draws(11, Key, B, 3, design)
+    gpos = {g: i for i, g in enumerate(Key.groups)}
+
+    cells = {}  # (model, seed) -> [(group positions, values) per cell], from the raw rows
+    for (m, sd), f in pq.groupby(["model", "seed"]):
+        cells[(m, sd)] = [(np.array([gpos[g] for g in c.group]), c["map"].to_numpy()) for _, c in f.groupby(["qlang", "dlang"])]
+
+    def macro(model, sd, w):
+        return np.mean([(w[g] * v).sum() / w[g].sum() for g, v in cells[(model, sd)]])
+    theta_h, theta_d = [], []
+    for b in range(B):
+        vh, vd = [], []
+        for j in range(3):
+            s = seed_idx[b, j]
+            w = W[0 if design == "crossed" else j, b]
+            h = macro("hybrid", s, w)
+            vh.append(h)
+            vd.append(h - macro("xx", s, w))
+        theta_h.append(np.mean(vh))
+        theta_d.append(np.mean(vd))
+    row = eff.iloc[0]
+    assert (row.low, row.high) == pytest.approx((np.percentile(theta_d, 2.5), np.percentile(theta_d, 97.5)), abs=1e-12)
+    assert row.se == pytest.approx(np.std(theta_d, ddof=1), abs=1e-12)
+    assert (agg.at["hybrid", "low"], agg.at["hybrid", "high"]) == pytest.approx(
+        (np.percentile(theta_h, 2.5), np.percentile(theta_h, 97.5)), abs=1e-12)
+
+
+def test_mde_shrinks_with_more_seeds_and_groups():
+    def mde(**kw):
+        eff = stats.effects(synth(**kw), contrasts=["hybrid - xx"], metrics=("map",), n_boot=400, n_perm=10)
+        return eff[eff.setting == "multi"].mde.iloc[0]
+    small = mde(n_groups=20, seeds=(0, 1))
+    assert mde(n_groups=80, seeds=(0, 1)) < 0.7 * small
+    assert mde(n_groups=20, seeds=(0, 1, 2, 3, 4, 5)) < 0.8 * small
+
+
+def test_two_level_interval_is_wider_than_groups_only_when_seeds_disagree():
+    pq = synth(seed_shift={"hybrid": 0.08}, seeds=(0, 1, 2, 3), rng=2)
+    two = stats.aggregate(pq, metrics=("map",), n_boot=500).query("model == 'hybrid' and setting == 'multi'").iloc[0]
+    # groups only: the same seed-averaged per-query values as one "seed"
+    h = pq[pq.model == "hybrid"]
+    avg = h.groupby(["benchmark", "setting", "qlang", "dlang", "query_id", "group"], as_index=False)["map"].mean()
+    one = stats.aggregate(avg.assign(model="hybrid", strategy="hybrid", alpha=0.5, seed=0), metrics=("map",),
+                          n_boot=500).query("setting == 'multi'").iloc[0]
+    assert one["mean"] == pytest.approx(two["mean"]) and np.isnan(one.sd) and two.sd > 0.01
+    assert (two.high - two.low) > 1.5 * (one.high - one.low)
+    # and the nested design (independent group draws per seed) is narrower than the crossed one
+    nested = stats.aggregate(pq, metrics=("map",), n_boot=500, design="nested")
+    nested = nested.query("model == 'hybrid' and setting == 'multi'").iloc[0]
+    assert nested.high - nested.low < two.high - two.low
+
+
+def test_aggregate_columns_and_single_seed_matches_paired_bootstrap():
+    pq = synth(seeds=(0, 1, 2))
+    agg = stats.aggregate(pq, n_boot=200)
+    assert list(agg.columns) == ["model", "strategy", "alpha", "benchmark", "setting", "metric", "mean", "sd", "low",
+                                 "high", "n_seeds", "seeds", "n_groups"]
+    base = agg[agg.model == "base"]
+    assert (base.seeds == "-1").all() and (base.n_seeds == 1).all() and base.sd.isna().all()
+    assert set(agg[agg.model == "xx"].seeds) == {"0,1,2"} and (agg.n_groups == 60).all()
+    assert set(agg.metric) == {"map", "rank_distance"} and set(agg[agg.metric == "rank_distance"].setting) == {"multi"}
+    for s in (0, 1, 2):  # the per-seed macro is the one paired_bootstrap computes
+        one = pq[(pq.model == "xy") & (pq.seed == s)]
+        assert stats.aggregate(one, metrics=("map",), n_boot=20).query("setting == 'cross'")["mean"].iloc[0] == \
+            pytest.approx(stats.paired_bootstrap(one, None, "map", "cross")["a"])
+    means = [stats.paired_bootstrap(pq[(pq.model == "xy") & (pq.seed == s)], None, "map", "cross")["a"] for s in (0, 1, 2)]
+    row = agg[(agg.model == "xy") & (agg.setting == "cross") & (agg.metric == "map")].iloc[0]
+    assert row["mean"] == pytest.approx(np.mean(means)) and row.sd == pytest.approx(np.std(means, ddof=1))
+
+
+def test_complete_seeds_reports_and_drops_a_missing_seed(caplog):
+    pq = synth(seeds=(0, 1, 2))
+    pq = pq[~((pq.model == "hybrid") & (pq.seed == 2))]
+    kept, missing = stats.complete_seeds(pq)
+    assert missing == ["hybrid seed 2 missing: aggregated over seeds 0,1 (seed 2 of xx, xy left out)"]
+    assert set(kept[kept.model != "base"].seed) == {0, 1} and (kept[kept.model == "base"].seed == stats.BASE_SEED).all()
+    agg = stats.aggregate(pq, metrics=("map",), n_boot=50)
+    assert agg.attrs["missing"] == missing and set(agg[agg.model != "base"].seeds) == {"0,1"}
+    assert missing[0] in caplog.text
+    eff = stats.effects(pq, metrics=("map",), n_boot=50, n_perm=10)
+    assert eff.attrs["missing"] == missing and (eff.n_seeds == 2).all()
+    # missing on one benchmark only
+    two = pd.concat([synth(seeds=(0, 1)), synth(seeds=(0, 1), benchmark="u")])
+    two = two[~((two.model == "xy") & (two.seed == 1) & (two.benchmark == "u"))]
+    assert stats.complete_seeds(two)[1] == ["xy seed 1 missing on u: aggregated over seeds 0 (seed 1 of hybrid, xx, xy "
+                                            "left out)"]
+    none = synth(seeds=(0, 1))
+    none = none[~((none.model == "xx") & (none.seed == 0)) & ~((none.model == "xy") & (none.seed == 1))]
+    with pytest.raises(ValueError, match="no seed is present for every trained model"):
+        stats.complete_seeds(none)
+
+
+def test_base_is_one_constant_across_training_seeds():
+    pq = synth(seeds=(0, 1, 2), noise=0.05)
+    # xx equals base + a per-seed shift: the diff is the mean shift, and only the seeds vary it
+    base = pq[pq.model == "base"]
+    shifts = {0: 0.01, 1: 0.02, 2: 0.06}
+    xx = pd.concat([base.assign(model="xx", strategy="xx", seed=s, map=base["map"] + d) for s, d in shifts.items()])
+    frame = pd.concat([base, xx])
+    eff = stats.effects(frame, contrasts=["xx - base"], metrics=("map",), n_boot=500, n_perm=100)
+    assert eff["diff"].to_numpy() == pytest.approx(np.mean(list(shifts.values())))
+    assert eff.low.min() >= 0.01 - 1e-12 and eff.high.max() <= 0.06 + 1e-12 and (eff.high > eff.low).all()
+    # the base seed may be NaN, -1 or any one value; two values are refused
+    again = stats.effects(frame.assign(seed=np.where(frame.model == "base", -1, frame.seed)), contrasts=["xx - base"],
+                          metrics=("map",), n_boot=500, n_perm=100)
+    pd.testing.assert_frame_equal(eff, again)
+    two = pd.concat([base.assign(seed=0), base.assign(seed=1), xx])
+    with pytest.raises(ValueError, match="base model appears with seeds"):
+        stats.aggregate(two)
+
+
+def test_missing_strategy_is_inconclusive_and_named():
+    pq = synth(effect={("hybrid", "multi"): 0.08})
+    eff = stats.effects(pq[pq.model != "xy"], **FAST)
+    assert any("hybrid - xy not computed: no results for xy" in n for n in eff.attrs["notes"])
+    v = stats.verdicts(eff)
+    row = verdict(v, "C3", "t")
+    assert row.verdict == "inconclusive" and "no results for xy" in row.evidence
+    assert verdict(v, "C2", "t").verdict == "inconclusive"
+    empty = stats.verdicts(eff.iloc[:0])
+    assert set(empty.claim) == {"C1", "C2", "C3", "C4", "C5", "A1"} and (empty.verdict == "inconclusive").all()
+
+
+def test_verdict_arguments_are_checked(better):
+    _, eff = better
+    with pytest.raises(ValueError, match="delta=-0.01: the equivalence margin"):
+        stats.verdicts(eff, delta=-0.01)
+    with pytest.raises(ValueError, match="level"):
+        stats.verdicts(eff, level=1.5)
+    with pytest.raises(ValueError, match="lacks column"):
+        stats.verdicts(eff.drop(columns=["p_adj"]))
+
+
+def test_c5_uses_delta():
+    eff = stats.effects(synth(effect={("hybrid", "multi"): -0.02}, n_groups=120, noise=0.01), **FAST)
+    v = stats.verdicts
+    assert verdict(v(eff, delta=0.05), "C5").verdict == "supported"
+    assert verdict(v(eff, delta=0.0), "C5").verdict == "contradicted"
+
+
+def test_bad_inputs_are_named():
+    pq = synth(seeds=(0, 1))
+    with pytest.raises(ValueError, match="lack column.*group"):
+        stats.aggregate(pq.drop(columns=["group"]))
+    with pytest.raises(ValueError, match="metric column.*acc@1"):
+        stats.effects(pq, metrics=("acc@1",))
+    short = pq.drop(pq[(pq.model == "xy") & (pq.seed == 1) & (pq.setting == "mono")].index[:2])
+    with pytest.raises(ValueError, match="xy seed 1 has 178 of the 180 queries"):
+        stats.effects(short, metrics=("map",), n_boot=10, n_perm=10)
+    regrouped = pq.copy()
+    regrouped.loc[(regrouped.model == "xy") & (regrouped.query_id == "en:3"), "group"] = "other"
+    with pytest.raises(ValueError, match="query en:3 .* has different groups in different models"):
+        stats.aggregate(regrouped, metrics=("map",), n_boot=10)
+    with pytest.raises(ValueError, match="duplicated per-query row"):
+        stats.aggregate(pd.concat([pq, pq.iloc[:1]]))
+    with pytest.raises(ValueError, match="no results for model 'mixed'"):
+        stats.effects(pq, contrasts=["hybrid - mixed"])
+    with pytest.raises(ValueError, match="n_boot"):
+        stats.effects(pq, n_boot=1)
+    with pytest.raises(ValueError, match="design"):
+        stats.aggregate(pq, design="both")
+
+
+def test_values_for_some_models_only_are_left_out_of_contrasts_and_said():
+    pq = synth(seeds=(0, 1))
+    hole = (pq.model == "xx") & (pq.seed == 0) & (pq.setting == "mono") & (pq.query_id == "en:1")
+    pq.loc[hole, "map"] = np.nan
+    eff = stats.effects(pq, contrasts=["hybrid - xy"], metrics=("map",), n_boot=50, n_perm=10)
+    assert any("t/mono/map: 1 querie(s) with a value for some models only" in n for n in eff.attrs["notes"])
+    full = stats.effects(pq[pq.query_id != "en:1"], contrasts=["hybrid - xy"], metrics=("map",), n_boot=50, n_perm=10)
+    assert eff[eff.setting == "mono"]["diff"].iloc[0] == pytest.approx(full[full.setting == "mono"]["diff"].iloc[0])
+
+
+def test_moved_names_still_import():
+    from hbkit.compare import intervals
+    from hbkit.evaluation import paired_bootstrap
+    assert paired_bootstrap is stats.paired_bootstrap and intervals is stats.intervals
+    pq = synth(seeds=(0,))
+    ivals = intervals({m: pq[pq.model == m] for m in ("xx", "hybrid")}, "t", n_boot=50)
+    assert len(ivals) == 6 and (ivals.low <= ivals.value).all() and (ivals.value <= ivals.high).all()
+
+
+# --------------------------------------------------------------------------------------------------
+# alignment per group, and the A1 claim
+# --------------------------------------------------------------------------------------------------
+def test_alignment_per_group_on_hand_made_embeddings():
+    groups = ["a", "b", "c"] * 2
+    langs = ["en"] * 3 + ["de"] * 3
+    E = np.vstack([np.eye(3), np.eye(3)])                       # translations identical, groups orthogonal
+    d = alignment_per_group(E, langs, groups, k=1).set_index(["group", "metric"])["value"]
+    assert (d.xs("translation_p@1", level="metric") == 1).all()
+    assert d.xs("cos_gap", level="metric").to_numpy() == pytest.approx([1.0] * 3)  # cos 1 to the translation, 0 to the others
+    assert (d.xs("lang_knn_purity", level="metric") == 0).all()      # the nearest text is the translation
+    # strong language offset: same-language texts are nearer than translations
+    off = np.array([[3.0, 0.0]] * 3 + [[0.0, 3.0]] * 3)
+    E2 = np.hstack([E, off])
+    E2 /= np.linalg.norm(E2, axis=1, keepdims=True)
+    d2 = alignment_per_group(E2, langs, groups, k=2).set_index(["group", "metric"])["value"]
+    assert (d2.xs("lang_knn_purity", level="metric") == 1).all()
+    assert (d2.xs("translation_p@1", level="metric") == 1).all()
+    assert d2.xs("cos_gap", level="metric").to_numpy() == pytest.approx([0.1] * 3)
+    # a group with one language has no pair: purity only, and the count says so
+    d3 = alignment_per_group(np.vstack([E, [[1.0, 0, 0]]]), langs + ["es"], groups + ["z"], k=1)
+    assert set(d3[d3.group == "z"].metric) == {"lang_knn_purity"} and d3.attrs["undefined"]["cos_gap"] == 1
+    with pytest.raises(ValueError, match="two texts in language"):
+        alignment_per_group(E, ["en"] * 6, groups)
+
+
+def test_alignment_per_group_macro_equals_the_pooled_measures():
+    rng = np.random.default_rng(0)
+    langs = np.repeat(["en", "de", "es"], 40)
+    groups = np.tile([f"g{i}" for i in range(40)], 3)
+    E = rng.normal(size=(40, 16))[np.tile(np.arange(40), 3)] + 0.8 * rng.normal(size=(120, 16))
+    E /= np.linalg.norm(E, axis=1, keepdims=True)
+    per = alignment_per_group(E, langs, groups).groupby("metric")["value"].mean()
+    pooled = alignment(E, langs, groups).query("qlang == 'all'").set_index("metric")["value"]
+    assert 0.2 < per["translation_p@1"] < 1
+    for m in ("cos_gap", "translation_p@1"):
+        assert per[m] == pytest.approx(pooled[m], abs=1e-5)
+    assert per["lang_knn_purity"] == pytest.approx(language_knn_purity(E, langs)[0], abs=1e-6)
+
+
+def _align_items(gain, n_groups=40, seeds=(0, 1, 2), rng=0):
+    rng = np.random.default_rng(rng)
+    rows = []
+    base = {m: rng.uniform(0.2, 0.6, n_groups) for m in ("cos_gap", "translation_p@1", "lang_knn_purity")}
+    for bench in ("xquad-r-eval", "mlqa-r"):
+        for model in ("base", "xx", "xy", "hybrid"):
+            for s in (seeds if model != "base" else [np.nan]):
+                for m, v in base.items():
+                    g = gain if model == "hybrid" else 0.0
+                    val = v + (g if m != "lang_knn_purity" else -g) + rng.normal(0, 0.03, n_groups)
+                    rows.append(pd.DataFrame({"model": model, "strategy": model, "alpha": 0.5, "seed": s,
+                                              "benchmark": bench, "metric": m, "group": [f"g{i}" for i in range(n_groups)],
+                                              "value": val}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_alignment_effects_and_a1():
+    al = stats.alignment_effects(_align_items(0.1), **FAST)
+    assert set(al.setting) == {"alignment"} and set(al.metric) == {"cos_gap", "translation_p@1", "lang_knn_purity"}
+    assert (al[al.metric == "lang_knn_purity"].better == "lower").all()
+    pq = synth(effect={("hybrid", "multi"): 0.08}, benchmark="tydiqa").assign(**{"acc@1": lambda d: d["map"]})
+    pq = pq[pq.setting != "cross"]
+    ret = stats.effects(pq, metrics=("map", "acc@1"), **FAST)
+    both = stats.combine_effects(ret, al)
+    np.testing.assert_allclose(both.p_adj, false_discovery_control(both.p, method="bh"))
+    v = stats.verdicts(both)
+    for bench in ("xquad-r-eval", "mlqa-r", "tydiqa", "all"):
+        assert verdict(v, "A1", bench).verdict == "supported", bench
+    assert "tydiqa (no cross map)" in verdict(v, "C2").evidence  # not applicable, and said so
+    worse = stats.verdicts(stats.combine_effects(ret, stats.alignment_effects(_align_items(-0.1), **FAST)))
+    assert verdict(worse, "A1").verdict == "contradicted"
+    # retrieval effects alone: A1 cannot be decided on the parallel benchmarks, and says what to run
+    alone = stats.verdicts(stats.effects(synth(), **FAST))
+    assert "alignment_effects" in verdict(alone, "A1", "t").evidence
