@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 import zlib
 from typing import Iterable, Sequence
 
@@ -319,7 +320,8 @@ class _Block:
     def point(self) -> np.ndarray:
         """macro value of each (model, seed) row."""
         n = self.M.sum(2)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)                  # a row without any value: NaN
             return np.nanmean(np.where(n > 0, self.V.sum(2) / n, np.nan), axis=1)
 
     def boot(self, W: np.ndarray) -> np.ndarray:
@@ -333,7 +335,8 @@ class _Block:
         for k in range(K):
             num = (W[k] @ Vf).reshape(B, R, C)
             den = (W[k] @ Mf).reshape(B, 1 if same_M else R, C)
-            with np.errstate(invalid="ignore", divide="ignore"):
+            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)              # a replicate drew no value: NaN
                 out[:, k, :] = np.nanmean(num / den, axis=2).T
         return out
 
@@ -607,9 +610,9 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
         pt, bt = blk.point(), blk.boot(W)
         U, T = [], []
         for a, b in here:
-            u = blk.contributions(a, b)                               # (S, G)
-            T.append(u.sum(1).mean())
-            U.append(u.mean(0) if design == "crossed" else u.ravel() / u.shape[0])
+            contrib = blk.contributions(a, b)                         # (S, G)
+            T.append(contrib.sum(1).mean())
+            U.append(contrib.mean(0) if design == "crossed" else contrib.ravel() / contrib.shape[0])
         p, how = _sign_p(np.array(T), np.stack(U, 1), _rng(seed, blk, 1), n_perm)
         for i, (a, b) in enumerate(here):
             ia, ib = blk.index[a], blk.index[b]
@@ -621,7 +624,9 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
                          "a_value": float(np.mean(pt[ia])), "b_value": float(np.mean(pt[ib])), "diff": float(T[i]),
                          "low": float(np.nanpercentile(d, 2.5)), "high": float(np.nanpercentile(d, 97.5)),
                          "se": se, "p": float(p[i]), "p_adj": np.nan, "mde": MDE_FACTOR * se, "p_method": how,
-                         "n_seeds": len(ia), "seeds": _fmt_seeds(blk.seeds[a]), "n_groups": len(blk.groups)})
+                         "n_seeds": max(len(ia), len(ib)),
+                         "seeds": _fmt_seeds(blk.seeds[a] if len(ia) >= len(ib) else blk.seeds[b]),
+                         "n_groups": len(blk.groups)})
     df = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
     df["p_adj"] = _fdr(df["p"])
     return _finish(df, missing, notes)
@@ -729,9 +734,10 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
     """comps: (effect or None, claimed sign, description of what it is) -> verdict, evidence, diffs, p, mde."""
     have = [(c, s) for c, s, _ in comps if c is not None]
     miss = [d for c, _, d in comps if c is None]
-    wrong = [(c, s) for c, s in have if c["p_adj"] < level and np.sign(c["diff"]) == -s]
-    right = [(c, s) for c, s in have if c["p_adj"] < level and np.sign(c["diff"]) == s]
-    weak = [(c, s) for c, s in have if (c, s) not in right and (c, s) not in wrong]
+    sig = [c["p_adj"] < level for c, _ in have]                 # NaN p_adj: not significant
+    wrong = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == -s]
+    right = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == s]
+    weak = [(c, s) for (c, s), k in zip(have, sig) if not k or np.sign(c["diff"]) == 0]
     diffs = "; ".join(_txt(c, False) for c, _ in have)
     p = max((c["p_adj"] for c, _ in have), default=np.nan)
     mde = max((c["mde"] for c, _ in have), default=np.nan)
@@ -744,8 +750,9 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
     if not weak:
         return "supported", (f"all {len(right)} comparisons significant in the claimed direction (p_adj < {level:g}): "
                              + "; ".join(_txt(c) for c, _ in right)), diffs, p, mde
-    ev = "; ".join(f"{_txt(c)}: not significant (needs {want(s)}; this run detects effects of about "
-                   f"{c['mde']:.3g} or more)" for c, s in weak)
+    ev = "; ".join([f"{_txt(c)}: not significant (needs {want(s)}; this run detects effects of about "
+                    f"{c['mde']:.3g} or more)" for c, s in weak]
+                   + [f"{_txt(c)}: significant as claimed" for c, _ in right])
     return "inconclusive", ev, diffs, p, mde
 
 
