@@ -215,8 +215,8 @@ def _stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]
     aeff = stats.alignment_effects(al, n_perm=cfg["permutations"], **boot)
     tydi = stats.effects(pq[(pq.benchmark == "tydiqa") & (pq.setting == "multi")], metrics=("acc@1",),
                          n_perm=cfg["permutations"], **boot)
-    effects = pd.concat([eff, aeff, tydi], ignore_index=True)
-    missing = sorted({*eff.attrs.get("missing", []), *agg.attrs.get("missing", [])})
+    effects = stats.combine_effects(eff, aeff, tydi)  # one family for Benjamini-Hochberg
+    missing = sorted({*effects.attrs.get("missing", []), *agg.attrs.get("missing", [])})
     for df, name in ((agg, "aggregate.csv"), (effects, "effects.csv")):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
