@@ -28,7 +28,7 @@ _COMMON = {"strategies": ["xx", "xy", "hybrid"], "alphas": [], "train_languages"
            "permutations": 10000, "delta": 0.01}
 PROFILES: dict[str, dict] = {
     # CI: seconds, on the tiny random encoder; checks the pipeline, not the research question
-    "ci": {**_COMMON, "model": "hbkit/tiny", "seeds": [0], "steps": 4, "batch_size": 8, "lr": 1e-3,
+    "ci": {**_COMMON, "model": "hbkit/tiny", "seeds": [0, 1], "steps": 4, "batch_size": 8, "lr": 1e-3,
            "freeze_word_embeddings": False, "train_groups": 64,
            "eval_groups": {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30}, "umap_groups": 10, "bootstrap": 200,
            "permutations": 2000},

@@ -58,15 +58,14 @@ def alignment_bars(align: pd.DataFrame, metrics: Sequence[str] = ("cos_gap", "tr
 
 
 def model_alpha(model: str) -> float | None:
-    """α of a model name: ``xy`` 0, ``hybrid`` 0.5, ``xx`` 1, ``hybrid-a<α>`` α; None for ``base`` and others."""
+    """The hybrid share α a model was trained with: ``xy`` 0, ``hybrid`` 0.5, ``xx`` 1, ``hybrid-a<α>`` α
+    (the names ``hbkit compare`` gives); ``None`` for ``base`` and any other name."""
+    import re
+
     if model in ("xy", "xx", "hybrid"):
         return {"xy": 0.0, "xx": 1.0, "hybrid": 0.5}[model]
-    if model.startswith("hybrid-a"):
-        try:
-            return float(model[len("hybrid-a"):])
-        except ValueError:
-            return None
-    return None
+    m = re.fullmatch(r"hybrid-a(\d+(?:\.\d+)?)", str(model))
+    return float(m.group(1)) if m else None
 
 
 def alpha_curve(agg: pd.DataFrame, metric: str = "map", benchmarks: Sequence[str] | None = None,

@@ -8,34 +8,41 @@ widgets to them and can launch a small run.
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from .reference import REFERENCE_COLUMNS, beside, default_reference, load_reference  # noqa: F401  (moved)
-from .viz import STRATEGY_ORDER
+from .viz import STRATEGY_ORDER, model_alpha  # noqa: F401  (model_alpha: part of this module's API)
 
 SETTINGS = ("mono", "cross", "multi")
 #: α of the strategies: X-Y batches only (0), the paper's hybrid (0.5), X-X-mono only (1)
 STRATEGY_ALPHA = {"xy": 0.0, "hybrid": 0.5, "xx": 1.0}
 
 
+def seed_mean(results: pd.DataFrame) -> pd.DataFrame:
+    """``results.csv`` rows (one per model, seed and cell) averaged over training seeds: one value per model
+    and cell, ``n_seeds`` beside it (the base model, evaluated once, has 1)."""
+    if "seed" not in results.columns:
+        return results
+    keys = ["model", "benchmark", "setting", "qlang", "dlang", "metric"]
+    return (results.groupby(keys, sort=False, dropna=False)
+            .agg(value=("value", "mean"), n=("n", "first"), n_seeds=("value", "size")).reset_index())
+
+
 def load_results(folder: str | Path) -> pd.DataFrame:
-    """``results.csv`` of a ``hbkit compare`` run folder, with a clear error if the run is incomplete."""
+    """``results.csv`` of a ``hbkit compare`` run folder, averaged over seeds (:func:`seed_mean`), with a clear
+    error if the run is incomplete."""
     path = Path(folder) / "results.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `hbkit compare --out {folder}` first")
-    return pd.read_csv(path)
+    return seed_mean(pd.read_csv(path))
 
 
-def model_alpha(model: str) -> float | None:
-    """The hybrid share α a model was trained with: ``xy`` 0, ``hybrid`` 0.5, ``xx`` 1, ``hybrid-a<α>`` α
-    (the names ``hbkit compare`` gives); ``None`` for ``base`` and any other name."""
-    if model in STRATEGY_ALPHA:
-        return STRATEGY_ALPHA[model]
-    m = re.fullmatch(r"hybrid-a(\d+(?:\.\d+)?)", model)
-    return float(m.group(1)) if m else None
+def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
+    """``aggregate.csv`` of a run folder (mean over seeds with intervals over seeds and query groups), or None."""
+    path = Path(folder) / "aggregate.csv"
+    return pd.read_csv(path) if path.is_file() else None
 
 
 def _select(results: pd.DataFrame, benchmark: str, metric: str, setting: str | None, qlang: str, dlang: str):
@@ -83,10 +90,12 @@ def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map",
 
 
 def alpha_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
-                 qlang: str = "all", dlang: str = "all", alpha: float | None = None):
+                 qlang: str = "all", dlang: str = "all", alpha: float | None = None,
+                 intervals: pd.DataFrame | None = None):
     """``metric`` against the hybrid share α, one line per setting: every trained model whose α is known
     (:func:`model_alpha`: xy at 0, hybrid at 0.5, xx at 1, ``hybrid-a<α>`` runs in between), the base model as
-    a dotted line per setting, and ``alpha`` (the value the run button would train) as a vertical line.
+    a dotted line per setting, and ``alpha`` (the value the run button would train) as a vertical line. With
+    ``intervals`` (``aggregate.csv``: intervals over seeds and query groups) the macro values get error bars.
     Raises ``ValueError`` when no trained model has a value for the selection."""
     import plotly.graph_objects as go
     from plotly.colors import qualitative
@@ -101,7 +110,15 @@ def alpha_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", set
     for i, s in enumerate(x for x in SETTINGS if x in set(trained["setting"])):
         colour = qualitative.Plotly[i]
         t = trained[trained["setting"] == s]
-        fig.add_scatter(x=t["alpha"], y=t["value"], mode="lines+markers", name=s, line_color=colour,
+        err = None
+        if intervals is not None and qlang == "all" and dlang == "all":
+            iv = intervals[(intervals["benchmark"] == benchmark) & (intervals["metric"] == metric)
+                           & (intervals["setting"] == s)].set_index("model")
+            if set(t["model"]) <= set(iv.index):
+                hi, lo = iv.loc[t["model"], "high"].to_numpy(), iv.loc[t["model"], "low"].to_numpy()
+                err = dict(type="data", symmetric=False, array=hi - t["value"].to_numpy(),
+                           arrayminus=t["value"].to_numpy() - lo)
+        fig.add_scatter(x=t["alpha"], y=t["value"], mode="lines+markers", name=s, line_color=colour, error_y=err,
                         text=t["model"], hovertemplate="%{text}: α=%{x:g}, " + metric + "=%{y:.3f}<extra></extra>")
         b = r[(r["model"] == "base") & (r["setting"] == s)]
         if not b.empty:
@@ -132,11 +149,13 @@ class Dashboard:
     """
 
     def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "ci",
-                 reference: pd.DataFrame | None = None):
+                 reference: pd.DataFrame | None = None, aggregate: pd.DataFrame | None = None):
         import ipywidgets as w
         import plotly.graph_objects as go
 
+        results = seed_mean(results)
         self.results, self.out, self.profile, self.reference = results, out, profile, reference
+        self.aggregate = aggregate
         benches = sorted(results["benchmark"].unique())
         metrics = sorted(results["metric"].unique())
         self.benchmark = w.Dropdown(options=benches, value=benches[0], description="benchmark")
@@ -198,7 +217,8 @@ class Dashboard:
         notes = []
         figures = (("figure", self.output, lambda: dashboard_figure(self.results, models=list(self.models.value),
                                                                     reference=self.reference, **sel)),
-                   ("alpha_fig", self.alpha_output, lambda: alpha_figure(self.results, alpha=self.alpha.value, **sel)))
+                   ("alpha_fig", self.alpha_output, lambda: alpha_figure(self.results, alpha=self.alpha.value,
+                                                                         intervals=self.aggregate, **sel)))
         for attr, output, make in figures:
             try:
                 fig = make()
@@ -230,7 +250,7 @@ class Dashboard:
         except Exception as e:  # shown in the page: a button callback has nowhere else to report
             self.message.value = f"<b>run failed</b>: {html.escape(repr(e))}"
             return
-        self.results = res["results"]
+        self.results, self.aggregate = seed_mean(res["results"]), res.get("aggregate")
         self._set_models()
         self._update_langs()
         self.redraw()

@@ -49,9 +49,10 @@ write("02_data.ipynb", [
     ("code", "x = hbkit.load_benchmark('xquad-r-eval')\ng = x.queries.group.iloc[0]\nq = x.queries[x.queries.group == g]\n"
              "rel = x.candidates.set_index('id').loc[x.relevance[q.id.iloc[0]], ['lang', 'text']]\nq[['lang', 'text']].head(11)"),
     ("code", "rel"),
-    ("md", "MLQA-R is 2-4 way parallel (questions exist in some languages only); hbkit builds it from the same-language dev "
-           "files with the pysbd sentence splitter and reports its candidate count next to LAReQA's:"),
-    ("code", "m = hbkit.load_benchmark('mlqa-r')\nprint(len(m.candidates), 'candidates; LAReQA:', m.notes['lareqa_candidates'], '|', m.notes['sentence_splitter'])\n"
+    ("md", "MLQA-R is 2-4 way parallel (questions exist in some languages only). hbkit reads LAReQA's own release "
+           "(`mlqa-r/<lang>.json` with `sentence_breaks`): 4,199 questions and 20,534 candidate sentences, the set the paper "
+           "evaluates on. Relevant answers per question (one per language that has it):"),
+    ("code", "m = hbkit.load_benchmark('mlqa-r')\nprint(len(m.queries), 'questions,', len(m.candidates), 'candidates')\n"
              "import collections\ncollections.Counter(len(r) for r in m.relevance.values())"),
     ("md", "Training uses the 36 XQuAD training articles; the 12 held-out articles (`xquad-r-eval`) share no group with them:"),
     ("code", "pairs = hbkit.parallel_pairs()\ndata.check_disjoint(pairs['group'], x)\nlen(set(pairs['group'])), x.queries.group.nunique()"),
@@ -59,30 +60,42 @@ write("02_data.ipynb", [
 
 write("03_training_strategies.ipynb", [
     ("md", "# 3 · Training strategies\nWhat X-X-mono, X-Y and hybrid batches look like — real batches from the samplers — then every "
-           "strategy trained from the same base with the same seed, data and steps (the `gpu` profile on a GPU, else `cpu`; CI: `ci`)."),
+           "strategy trained from the same base with the same data and steps, once per training seed (the `gpu` profile on a GPU, "
+           "else `cpu`; CI: `ci`). In no batch is a translation of a positive a negative: pairs that share an answer are never batched together."),
     ("code", SETUP),
     ("code", "from hbkit.sampling import describe_batch\npairs = hbkit.parallel_pairs()\n"
              "b = describe_batch(hbkit.XXMonoBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
     ("code", "b = describe_batch(hbkit.XYBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
     ("code", "import pandas as pd\nh = hbkit.HybridBatchSampler(pairs, 8, seed=0, alpha=0.5)\npd.Series([x.kind for x in h.plan()]).value_counts()"),
-    ("md", "Train and evaluate every strategy (re-running reuses the saved models; `force=True` redoes):"),
-    ("code", "res = hbkit.compare(cfg['profile'], out=RUN, progress=False)\nres['table']"),
+    ("md", "Train and evaluate every strategy once per training seed of the profile (`cfg['seeds']`; the ci profile has two; "
+           "re-running reuses the saved models; `force=True` redoes). "
+           "Every model of every seed is scored on the same queries; the table gives the mean over seeds and a 95% interval "
+           "that covers both the training seeds and the sampling of queries:"),
+    ("code", "res = hbkit.compare(cfg['profile'], out=RUN, progress=False)\nprint('training seeds:', cfg['seeds'])\nres['table']"),
     ("code", "from hbkit import viz\nviz.loss_curves(RUN)"),
-    ("md", "Hybrid against each baseline: paired bootstrap over query groups (difference of macro mAP, 95% interval, p)."),
-    ("code", "res['significance']"),
+    ("md", "Paired effects between strategies: interval over seeds and query groups, a sign-flip permutation p-value, and "
+           "Benjamini-Hochberg over the whole family; `mde` is the smallest effect this run could detect."),
+    ("code", "e = res['effects']\ne[e.metric == 'map'][['contrast', 'benchmark', 'setting', 'diff', 'low', 'high', 'p', 'p_adj', 'mde']].round(4)"),
+    ("md", "Verdicts on the paper's claims (C1-C5, and A1: hybrid improves alignment):"),
+    ("code", "res['verdicts'][['claim', 'benchmark', 'verdict', 'evidence']]"),
 ])
 
 write("04_alignment.ipynb", [
     ("md", "# 4 · Alignment\nHow close are translations in embedding space, before and after each strategy? Cosine gap (parallel minus "
-           "non-parallel), translation retrieval P@1 per language pair, and QA retrieval accuracy@k on TyDi-QA with intervals."),
+           "non-parallel), translation retrieval P@1 and language k-NN purity (mean over seeds), their effects with intervals "
+           "over seeds and groups, and QA retrieval accuracy@k on TyDi-QA."),
     ("code", SETUP),
-    ("code", "from hbkit import viz\nfrom hbkit.compare import load_run, intervals\nrun = load_run(RUN)\nal = run['alignment']\n"
-             "al[al.qlang == 'all'].pivot_table(index=['benchmark', 'metric'], columns='model', values='value')"),
-    ("code", "viz.alignment_bars(al)"),
-    ("code", "viz.alignment_heatmap(al, 'base', 'xquad-r-eval')"),
-    ("code", "viz.alignment_heatmap(al, 'hybrid', 'xquad-r-eval')"),
-    ("md", "TyDi-QA: is the gold passage among the k nearest candidates, within the query's language (`mono`) and in the pool of all 9 languages (`multi`)?"),
-    ("code", "intervals(run['per_query'], 'tydiqa', metrics=('acc@1', 'acc@10'), settings=('mono', 'multi'), n_boot=300)"),
+    ("code", "from hbkit import stats, viz\nfrom hbkit.compare import load_run\nrun = load_run(RUN)\nal = run['alignment']\n"
+             "al.pivot_table(index=['benchmark', 'metric'], columns='model', values='value', aggfunc='mean')"),
+    ("code", "e = run['effects']\ne[e.setting == 'alignment'][['contrast', 'benchmark', 'metric', 'better', 'diff', 'low', 'high', 'p_adj']].round(4)"),
+    ("md", "Translation P@1 per language pair, before training and after hybrid training (first seed):"),
+    ("code", "x = hbkit.load_benchmark('xquad-r-eval').subsample(cfg['eval_groups'].get('xquad-r-eval') or 60, seed=cfg['eval_seed'])\n"
+             "pairs = {m: hbkit.evaluate_alignment(hbkit.load_encoder(p), x).assign(model=m)\n"
+             "         for m, p in (('base', cfg['model']), ('hybrid', RUN + '/models/hybrid-s0/model'))}\n"
+             "viz.alignment_heatmap(pairs['base'], 'base', 'xquad-r-eval')"),
+    ("code", "viz.alignment_heatmap(pairs['hybrid'], 'hybrid', 'xquad-r-eval')"),
+    ("md", "TyDi-QA: is the gold passage among the k nearest candidates, within the query's language (`mono`) and in the pool of all 9 languages (`multi`)? Mean over seeds with intervals over seeds and questions:"),
+    ("code", "pq = run['per_query']\nstats.aggregate(pq[pq.benchmark == 'tydiqa'], metrics=('acc@1', 'acc@10'), n_boot=300)[['model', 'setting', 'metric', 'mean', 'low', 'high', 'seeds']]"),
 ])
 
 write("05_language_clusters.ipynb", [
@@ -91,27 +104,31 @@ write("05_language_clusters.ipynb", [
            "Next to it, the language-ID k-NN purity (share of a text's 10 nearest neighbours in its own language) against the share expected if languages were mixed."),
     ("code", SETUP),
     ("code", "from hbkit import viz\nfrom hbkit.compare import load_run\nrun = load_run(RUN)\nviz.umap_scatter(run['umap'])"),
-    ("code", "al = run['alignment']\nal[al.metric.isin(['lang_knn_purity', 'lang_knn_expected'])].pivot_table(index=['benchmark', 'metric'], columns='model', values='value')"),
+    ("code", "al = run['alignment']\nal[al.metric == 'lang_knn_purity'].pivot_table(index='benchmark', columns='model', values='value', aggfunc='mean')"),
 ])
 
 write("06_dashboard.ipynb", [
     ("md", "# 6 · Strategy dashboard\nPick strategies, benchmark, metric, setting and a language pair; the figures update from the saved "
            "results. The first figure compares the models; the second puts every trained model on the α axis (X-Y only = 0, "
            "the paper's hybrid = 0.5, X-X-mono only = 1, plus any `hybrid-a<α>` run), with the base model dotted. "
+           "Values are means over training seeds; the α curve has error bars over seeds and query groups. "
            "The α slider picks an extra hybrid share; the button trains the strategies (and hybrid at that α) with the small "
            "`ci` profile and reloads.\n\n"
-           "**The paper's Table 1 beside ours.** hbkit ships no published numbers: they could not be checked against the paper "
-           "where hbkit was built (offline), and numbers typed from memory are not fit to publish beside measured ones. "
-           "Type them from the paper into a CSV (columns and checks: `hbkit.widgets.load_reference`) and start Jupyter with "
-           "`HBKIT_REFERENCE=path/to/table1.csv`: they appear as hatched bars beside ours, and in a table with the differences. "
-           "Mind the scale: the paper trains far longer than the `cpu` profile, so compare the *shape* (which strategy wins in which setting)."),
+           "**The paper's Table 1 beside ours.** hbkit ships the paper's Table 1 (XLM-R, LaBSE) and LAReQA's mBERT baselines "
+           "(`hbkit/reference/arxiv-2408.10536-table1.csv`, with its source); `HBKIT_REFERENCE=other.csv` replaces it. They are "
+           "other encoders, trained on other data, evaluated on the full XQuAD-R: compare the *effects* (which strategy wins "
+           "where), shown below beside ours, not the absolute values."),
     ("code", SETUP),
-    ("code", "from hbkit.widgets import Dashboard, default_reference, load_results\n"
-             "reference = default_reference()  # None unless HBKIT_REFERENCE names a CSV of published numbers\n"
-             "dash = Dashboard(load_results(RUN), out=RUN + '-dashboard', reference=reference)\ndash.widget"),
+    ("code", "from hbkit.widgets import Dashboard, default_reference, load_aggregate, load_results\n"
+             "reference = default_reference()  # the shipped Table 1, or HBKIT_REFERENCE\n"
+             "dash = Dashboard(load_results(RUN), out=RUN + '-dashboard', reference=reference, aggregate=load_aggregate(RUN))\ndash.widget"),
     ("md", "The same dashboard driven from code: multilingual mAP on MLQA-R, per model and against α."),
     ("code", "dash.benchmark.value = 'mlqa-r'\ndash.setting.value = 'multi'\n"
              "[(t.name, [round(float(v), 3) for v in t.y]) for t in dash.figure.data]"),
     ("code", "[(t.name, [float(a) for a in t.x], [round(float(v), 3) for v in t.y]) for t in dash.alpha_fig.data]"),
-    ("code", "dash.table if reference is not None else 'no reference table: set HBKIT_REFERENCE (see hbkit.widgets.load_reference)'"),
+    ("code", "dash.table"),
+    ("md", "The paper's effects beside ours (same sign? the paper's effect inside our interval?) and the verdicts:"),
+    ("code", "from hbkit import reference as views\nfrom hbkit.compare import load_run\nrun = load_run(RUN)\n"
+             "views.effects_view(run['effects'], reference).dropna(subset=['diff'])[['encoder', 'contrast', 'benchmark', 'setting', 'metric', 'paper_diff', 'diff', 'low', 'high', 'same_sign', 'paper_inside_our_interval']].round(3)"),
+    ("code", "run['verdicts'][['claim', 'benchmark', 'verdict']]"),
 ])
