@@ -53,3 +53,27 @@ def test_notebooks_are_the_generators_output(tmp_path):
     for name in built:
         assert (src / name).read_text() == (ROOT / "notebooks" / name).read_text(), \
             f"notebooks/{name} differs from its generator: run python notebooks/build_notebooks.py"
+
+
+def test_declared_dependencies_are_what_the_code_imports():
+    """Every third-party module hbkit imports is a declared runtime dependency, and test-only packages
+    (scikit-learn, pyyaml) are not imported by hbkit."""
+    import ast
+    import sys
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    norm = lambda d: d.split(">")[0].split("=")[0].split("[")[0].split("<")[0].strip().lower()  # noqa: E731
+    runtime = {norm(d) for d in project["dependencies"]}
+    dist = {"sklearn": "scikit-learn", "yaml": "pyyaml", "faiss": "faiss-cpu", "umap": "umap-learn",
+            "IPython": "ipywidgets", "huggingface_hub": "huggingface-hub"}
+    imported = set()
+    for f in (ROOT / "hbkit").glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third = {m for m in imported if m not in sys.stdlib_module_names and m != "hbkit"}
+    assert "sklearn" not in third and "yaml" not in third
+    names = {dist.get(m, m).replace("_", "-").lower() for m in third}
+    assert names <= runtime, f"imported but not declared: {sorted(names - runtime)}"
