@@ -12,7 +12,8 @@ Ranking (trec_eval's ``form_res_rels.c``, ``comp_sim_docno``): a query's retriev
 score descending, **ties broken by docid descending** (``strcmp`` on the bytes, i.e. reverse lexicographic
 order of the UTF-8 docids, which is Python's ``str`` order). The ranks in a TREC run file are ignored, as
 trec_eval ignores them. :func:`trec_order` is that sort. (ranx keeps the run's insertion order among ties;
-the run dicts hbkit writes are inserted in trec_eval order, so ranx gives the same numbers on them.)
+ranx has no defined tie rule (its numba sort is not stable), so with tied scores pass ranx :func:`untie`'s
+run, which keeps trec_eval's order with strictly decreasing scores; without ties any order works.)
 
 Definitions, per query with ranked list ``d_1, d_2, ...`` and ``rel(d)`` (0 when unjudged or negative):
 
@@ -56,6 +57,16 @@ def _parse(metric: str) -> tuple[str, int]:
 def trec_order(scores: Mapping[str, float]) -> list[str]:
     """Docids of one query in trec_eval's order: score descending, ties by docid descending."""
     return [d for d, _ in sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)]
+
+
+def untie(run: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """The same ranking as trec_eval would read from ``run``, as strictly decreasing scores
+    (``n - rank``): a run that tools with another (or no defined) tie rule, such as ranx, rank identically."""
+    out = {}
+    for q, scores in run.items():
+        order = trec_order(scores)
+        out[q] = {d: float(len(order) - r) for r, d in enumerate(order)}
+    return out
 
 
 def relevant_queries(qrels: Mapping[str, Mapping[str, int]]) -> tuple[list[str], list[str]]:

@@ -400,7 +400,9 @@ def tydi_as_miracl(data_dir: str | os.PathLike | None, out_dir: str | os.PathLik
     """Write TyDi-QA GoldP dev (:func:`hbkit.data.load_tydiqa`) as a MIRACL-style release under
     ``out_dir``: per language, topics (the questions; qid = the TyDi id), qrels (relevance 1 for each
     question's gold passage; no negatives), and ``miracl-corpus-v1.0-XX/docs-0.jsonl.gz`` holding the
-    language's distinct passages (docid ``tydi-XX-N#0``, empty title). Read it back with
+    language's distinct passages (docid ``tydi-XX-N#0``, N counting the language's passages in file
+    order, so ids do not depend on which other languages are written; empty title; question whitespace
+    runs collapsed to one space so a query stays one TSV field). Read it back with
     ``read_release(out_dir, lang, name=f"tydiqa-corpus-{lang}")``; returns ``out_dir``. Byte-identical
     output for the same input (gzip mtime 0)."""
     from .data import load_tydiqa
@@ -414,7 +416,7 @@ def tydi_as_miracl(data_dir: str | os.PathLike | None, out_dir: str | os.PathLik
     cands = bench.candidates
     for lang in langs:
         c = cands[cands["lang"] == lang]
-        docid = {cid: f"tydi-{lang}-{cid.split(':', 1)[1]}#0" for cid in c["id"]}
+        docid = {cid: f"tydi-{lang}-{n}#0" for n, cid in enumerate(c["id"])}  # n: order within the language
         q = bench.queries[bench.queries["lang"] == lang]
         topics = "".join(f"{g}\t{' '.join(t.split())}\n" for g, t in zip(q["group"], q["text"]))
         qrels = "".join(f"{g} Q0 {docid[bench.relevance[qid][0]]} 1\n" for g, qid in zip(q["group"], q["id"]))

@@ -380,8 +380,9 @@ class SearchResult:
     seconds: dict = field(default_factory=dict)
 
     def to_run(self, qids: Sequence[str]) -> dict[str, dict[str, float]]:
-        """A ranx-compatible run ``{qid: {docid: score}}``, each query's docids inserted in trec_eval
-        order (score descending, ties by docid descending)."""
+        """A run ``{qid: {docid: score}}`` (pytrec_eval's and ranx's input), each query's docids inserted
+        in trec_eval order (score descending, ties by docid descending). For ranx on a run with tied scores
+        use :func:`hbkit.ir_metrics.untie` (ranx's own tie order is not defined)."""
         run = {}
         for q, s, d in zip(qids, self.scores, self.docids):
             pairs = sorted(zip(d, (float(x) for x in s[:len(d)])), key=lambda p: (p[1], p[0]), reverse=True)
