@@ -168,7 +168,7 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
                   shard_size: int = 100_000, dtype: str = "float16", batch_size: int = 64, progress: bool = True,
                   prompt_name: str | None = "passage", force: bool = False,
                   on_shard: Callable[[dict], None] | None = None, wait_timeout: float | None = None,
-                  fingerprint: str | None = None) -> dict:
+                  fingerprint: str | None = None, rank: int | None = None, world_size: int | None = None) -> dict:
     """Encode a streamed corpus into embedding shards under ``out_dir``; return the complete manifest.
 
     ``docs_iter_factory()`` yields ``(docid, text)`` or ``(docid, title, text)`` (joined with
@@ -188,7 +188,7 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
       torch.distributed), rank r encodes the shards ``i`` with ``i % world_size == r``; every rank reads
       the stream (skipping the others' texts without encoding them). Rank 0 then waits for every shard
       record (``wait_timeout`` seconds, None = no limit) and writes the manifest; the other ranks wait for
-      that manifest. One file, one writer: shard files by their rank, the manifest by rank 0, and a lock
+      that manifest (``rank``/``world_size`` override the detection). One file, one writer: shard files by their rank, the manifest by rank 0, and a lock
       per (folder, rank) refuses a second process in the same role.
     * ``on_shard(record)`` is called after each shard this process wrote (progress hooks, tests).
     """
@@ -207,7 +207,9 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
     prompts = getattr(encoder, "prompts", None) or {}
     pname = prompt_name if prompt_name in prompts else None
     want = _header(fingerprint, prompts.get(pname) if pname else None, pname, dtype, shard_size)
-    rank, size = world()
+    rank, size = world() if rank is None and world_size is None else (rank or 0, world_size or 1)
+    if not 0 <= rank < size:
+        raise SearchError(f"rank={rank} must be in [0, world_size={size})")
     lock = lock_for(out / f".rank{rank}-of-{size}")
     try:
         lock.acquire(timeout=0)
