@@ -361,10 +361,8 @@ _GPU_NOTE = [False]
 def _gpu_available(faiss) -> bool:
     ok = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
     if not ok and not _GPU_NOTE[0]:
-        import torch
-
-        if torch.cuda.is_available():
-            log.info("faiss has no GPU support here (faiss-cpu): searching on the CPU; install faiss-gpu to use the GPU")
+        log.info("faiss search runs on the CPU: %s", "no GPU visible to faiss" if hasattr(faiss, "StandardGpuResources")
+                 else "this faiss build has no GPU support (faiss-cpu; install faiss-gpu on a GPU machine)")
         _GPU_NOTE[0] = True
     return ok
 
