@@ -19,6 +19,9 @@ materialised once into the same layout under the cache), else a :class:`~hbkit.d
 files to place. Nothing is dropped silently: a malformed line (file and line number), a duplicate, an
 empty qrels file or a qrel naming a document absent from the corpus is an error; a query without any
 relevant judgement is excluded, counted in ``skipped`` and logged (as MIRACL's evaluation skips it).
+Reading a benchmark never streams its corpus: duplicates and qrels naming absent documents are found by
+one pass over the docids, :meth:`CorpusBenchmark.check` (over the corpus) or, in
+:func:`hbkit.search.evaluate_corpus`, over the encoded shards' ``.ids`` files (no second read of the text).
 """
 from __future__ import annotations
 
