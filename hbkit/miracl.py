@@ -1,0 +1,468 @@
+"""MIRACL (Zhang et al. 2022, arXiv 2210.09984) read from its release layout, and TyDi-QA GoldP written in
+that layout so the offline end-to-end case runs through the same reader.
+
+Release layout (``project-miracl/miracl`` README; hub datasets ``miracl/miracl`` and
+``miracl/miracl-corpus``), under a root folder (``<data>/miracl/``)::
+
+    miracl-v1.0-XX/topics/topics.miracl-v1.0-XX-{dev,train}.tsv    qid<TAB>query, one per line
+    miracl-v1.0-XX/qrels/qrels.miracl-v1.0-XX-{dev,train}.tsv      TREC qrels: qid Q0 docid relevance
+    miracl-corpus-v1.0-XX/docs-0.jsonl.gz, docs-1.jsonl.gz, ...    {"docid", "title", "text"} per line
+
+Corpus shards are read in numeric order (``docs-2`` before ``docs-10``). Docids follow ``X#Y`` (article X,
+passage Y). The text MIRACL's dense baselines encode is ``f"{title} {text}"`` (pyserini
+``encode/_auto.py``, ``AutoDocumentEncoder.encode`` with titles and no separator token; MIRACL's mDPR
+baselines run through pyserini): :func:`passage_text`.
+
+Where files come from: an explicit ``data_dir`` (the folder holding ``miracl-v1.0-XX/``, or its parent
+with a ``miracl/`` subfolder), else ``$HBKIT_DATA_DIR/miracl/``, else the hub (``datasets.load_dataset``,
+materialised once into the same layout under the cache), else a :class:`~hbkit.data.DataError` naming the
+files to place. Nothing is dropped silently: a malformed line (file and line number), a duplicate, an
+empty qrels file or a qrel naming a document absent from the corpus is an error; a query without any
+relevant judgement is excluded, counted in ``skipped`` and logged (as MIRACL's evaluation skips it).
+Reading a benchmark never streams its corpus: duplicates and qrels naming absent documents are found by
+one pass over the docids, :meth:`CorpusBenchmark.check` (over the corpus) or, in
+:func:`hbkit.search.evaluate_corpus`, over the encoded shards' ``.ids`` files (no second read of the text).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import itertools
+import json
+import logging
+import os
+import re
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from .data import DataError, TYDIQA_LANGS
+from .files import atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+#: MIRACL's 18 languages; de and yo (the "surprise" languages) have no train split.
+MIRACL_LANGS = ["ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th",
+                "yo", "zh"]
+NO_TRAIN = frozenset({"de", "yo"})
+SPLITS = ("dev", "train")
+
+
+def passage_text(title: str, text: str) -> str:
+    """The text encoded for a passage: ``f"{title} {text}"`` as MIRACL's baselines (pyserini) do; the bare
+    ``text`` when the title is empty (TyDi-as-MIRACL has no titles)."""
+    return f"{title} {text}" if title else text
+
+
+def topics_path(root: Path, lang: str, split: str) -> Path:
+    return Path(root) / f"miracl-v1.0-{lang}" / "topics" / f"topics.miracl-v1.0-{lang}-{split}.tsv"
+
+
+def qrels_path(root: Path, lang: str, split: str) -> Path:
+    return Path(root) / f"miracl-v1.0-{lang}" / "qrels" / f"qrels.miracl-v1.0-{lang}-{split}.tsv"
+
+
+def corpus_dir(root: Path, lang: str) -> Path:
+    return Path(root) / f"miracl-corpus-v1.0-{lang}"
+
+
+def _layout(root: Path | str, lang: str, split: str) -> str:
+    return (f"{topics_path(root, lang, split)}, {qrels_path(root, lang, split)} and "
+            f"{corpus_dir(root, lang)}/docs-0.jsonl.gz ... (layout: data/README.md, section MIRACL)")
+
+
+def corpus_files(folder: Path) -> list[Path]:
+    """The ``docs-N.jsonl.gz`` shards of a corpus folder in numeric order."""
+    files = [(int(m.group(1)), p) for p in Path(folder).glob("docs-*.jsonl.gz")
+             if (m := re.fullmatch(r"docs-(\d+)\.jsonl\.gz", p.name))]
+    return [p for _, p in sorted(files)]
+
+
+# --------------------------------------------------------------------------------------------------
+# readers
+# --------------------------------------------------------------------------------------------------
+def read_topics(path: Path) -> dict[str, str]:
+    """``{qid: query}`` from a ``qid<TAB>query`` file. A line without a tab, an empty qid or query, or a
+    repeated qid raises :class:`DataError` naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: topics file not found")
+    topics: dict[str, str] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            qid, sep, query = line.partition("\t")
+            if not sep or not qid.strip() or not query.strip():
+                raise DataError(f"{path}:{n}: expected 'qid<TAB>query', got {line[:80]!r}")
+            if qid in topics:
+                raise DataError(f"{path}:{n}: query id {qid!r} appears twice")
+            topics[qid] = query
+    if not topics:
+        raise DataError(f"{path}: no topics in the file")
+    return topics
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """``{qid: {docid: relevance}}`` from a TREC qrels file (``qid Q0 docid relevance``, whitespace
+    separated). A line with another shape or a non-integer relevance, a repeated (qid, docid), or an
+    empty file raises :class:`DataError` naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: qrels file not found")
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 4:
+                raise DataError(f"{path}:{n}: expected 'qid Q0 docid relevance' (4 fields), got {line.strip()[:80]!r}")
+            qid, _, docid, rel = parts
+            try:
+                r = int(rel)
+            except ValueError:
+                raise DataError(f"{path}:{n}: relevance {rel!r} is not an integer") from None
+            judged = qrels.setdefault(qid, {})
+            if docid in judged:
+                raise DataError(f"{path}:{n}: ({qid}, {docid}) is judged twice")
+            judged[docid] = r
+    if not qrels:
+        raise DataError(f"{path}: the qrels file is empty; it should hold 'qid Q0 docid relevance' lines")
+    return qrels
+
+
+def iter_corpus(files: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
+    """Stream ``(docid, title, text)`` over gzipped JSON-lines shards, in order, one line at a time (never
+    the whole corpus in memory). A truncated or corrupt gzip, a line that is not JSON, or a record
+    without a string ``docid``/``title``/``text`` raises :class:`DataError` naming the file and line."""
+    for path in files:
+        path = Path(path)
+        n = 0
+        try:
+            with gzip.open(path, "rt", encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise DataError(f"{path}:{n}: not a JSON line ({e.msg}); expected "
+                                        '{"docid": ..., "title": ..., "text": ...}') from None
+                    if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in ("docid", "title", "text")):
+                        raise DataError(f"{path}:{n}: a corpus record needs string fields docid, title, text; "
+                                        f"got keys {sorted(rec) if isinstance(rec, dict) else type(rec).__name__}")
+                    yield rec["docid"], rec["title"], rec["text"]
+        except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as e:
+            raise DataError(f"{path}: corrupt or truncated gzip after line {n} ({type(e).__name__}: {e}); "
+                            "download the shard again") from None
+        except FileNotFoundError:
+            raise DataError(f"{path}: corpus shard not found") from None
+
+
+def check_docids(docids: Iterable[str], qrels: dict[str, dict[str, int]], source: str,
+                 unknown: str = "error") -> tuple[int, dict[str, dict[str, int]], int]:
+    """One streaming pass over a corpus's docids: count them, refuse duplicates, and find qrels docids
+    that are not in the corpus. Memory: 8 bytes per document (a 64-bit hash of each docid, sorted once;
+    a hash collision is confirmed on the strings before it is reported), plus the qrels' docids.
+
+    ``unknown="error"`` raises :class:`DataError` for a judged document absent from the corpus;
+    ``"skip"`` drops those judgements and returns how many. Returns ``(n_docs, qrels, n_unknown)``."""
+    if unknown not in ("error", "skip"):
+        raise ValueError(f"unknown={unknown!r}: use 'error' or 'skip'")
+    judged = {d for j in qrels.values() for d in j}
+    found: set[str] = set()
+    hashes = []
+    block = np.empty(1 << 16, dtype=np.uint64)
+    fill = 0
+    for d in docids:
+        if d in judged:
+            found.add(d)
+        block[fill] = int.from_bytes(hashlib.blake2b(d.encode(), digest_size=8).digest(), "little")
+        fill += 1
+        if fill == len(block):
+            hashes.append(block.copy())
+            fill = 0
+    hashes.append(block[:fill].copy())
+    h = np.concatenate(hashes)
+    h.sort()
+    dup = np.flatnonzero(h[1:] == h[:-1])
+    if len(dup):
+        raise DataError(f"{source}: duplicate docid(s) in the corpus ({len(dup)} repeated; each docid must "
+                        "appear once). Remove the repeated passages or re-download the corpus")
+    missing = judged - found
+    n_unknown = 0
+    if missing:
+        if unknown == "error":
+            ex = sorted(missing)[:3]
+            raise DataError(f"{source}: qrels name {len(missing)} docid(s) absent from the corpus (e.g. {ex}); "
+                            "the corpus is incomplete or from another release (pass unknown_docs='skip' to "
+                            "drop those judgements and count them)")
+        n_unknown = sum(1 for j in qrels.values() for d in j if d in missing)
+        qrels = {q: {d: r for d, r in j.items() if d not in missing} for q, j in qrels.items()}
+    return int(len(h)), qrels, n_unknown
+
+
+# --------------------------------------------------------------------------------------------------
+# the benchmark object
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class CorpusBenchmark:
+    """One language of a corpus-retrieval benchmark: ``topics`` (qid -> query, only queries with at least
+    one relevant judgement), ``qrels`` (qid -> docid -> relevance, same queries) and a corpus streamed from
+    ``files`` by :meth:`docs` / :meth:`passages`. ``skipped`` counts what was left out and why."""
+
+    name: str
+    lang: str
+    topics: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    files: list[Path]
+    skipped: dict[str, int] = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+    def docs(self) -> Iterator[tuple[str, str, str]]:
+        """Stream ``(docid, title, text)`` (see :func:`iter_corpus`)."""
+        return iter_corpus(self.files)
+
+    def passages(self) -> Iterator[tuple[str, str]]:
+        """Stream ``(docid, passage_text(title, text))``: what the encoder sees."""
+        return ((d, passage_text(t, x)) for d, t, x in self.docs())
+
+    def check(self, unknown_docs: str = "error") -> int:
+        """Stream the corpus once: refuse duplicate docids and qrels naming absent documents (or drop
+        and count them with ``unknown_docs="skip"``). Returns the number of documents."""
+        n, self.qrels, n_unknown = check_docids((d for d, _, _ in self.docs()), self.qrels,
+                                                f"{self.name} corpus {corpus_dir_of(self.files)}", unknown_docs)
+        if n_unknown:
+            self.skipped["qrels docid absent from the corpus (judgement dropped)"] = n_unknown
+            self._drop_unjudged()
+        return n
+
+    def _drop_unjudged(self) -> None:
+        empty = [q for q, j in self.qrels.items() if not any(r >= 1 for r in j.values())]
+        if empty:
+            key = "query with no relevant document left after dropping unknown docids (excluded)"
+            self.skipped[key] = self.skipped.get(key, 0) + len(empty)
+            for q in empty:
+                self.qrels.pop(q)
+                self.topics.pop(q, None)
+
+    def __repr__(self) -> str:
+        return (f"CorpusBenchmark({self.name}: {len(self.topics)} queries, "
+                f"{sum(len(j) for j in self.qrels.values())} judgements, {len(self.files)} corpus shards)")
+
+
+def corpus_dir_of(files: list[Path]) -> str:
+    return str(Path(files[0]).parent) if files else "(no files)"
+
+
+def _assemble(name: str, lang: str, topics: dict[str, str], qrels: dict[str, dict[str, int]], files: list[Path],
+              tpath: Path, qpath: Path) -> CorpusBenchmark:
+    unknown_q = [q for q in qrels if q not in topics]
+    if unknown_q:
+        raise DataError(f"{qpath}: {len(unknown_q)} qrels query id(s) are not in {tpath} (e.g. {unknown_q[:3]}); "
+                        "topics and qrels must come from the same language and split")
+    skipped: dict[str, int] = {}
+    no_judgement = [q for q in topics if q not in qrels]
+    only_zero = [q for q, j in qrels.items() if not any(r >= 1 for r in j.values())]
+    if no_judgement:
+        skipped["query without any judgement (excluded)"] = len(no_judgement)
+    if only_zero:
+        skipped["query with only relevance-0 judgements (excluded)"] = len(only_zero)
+    drop = set(no_judgement) | set(only_zero)
+    topics = {q: t for q, t in topics.items() if q not in drop}
+    qrels = {q: j for q, j in qrels.items() if q not in drop}
+    if not topics:
+        raise DataError(f"{qpath}: no query has a relevant judgement (relevance >= 1); nothing to evaluate")
+    for why, n in skipped.items():
+        log.warning("%s: %d %s", name, n, why)
+    return CorpusBenchmark(name, lang, topics, qrels, files, skipped, {"topics": str(tpath), "qrels": str(qpath)})
+
+
+def read_release(root: str | os.PathLike, lang: str, split: str = "dev", name: str | None = None) -> CorpusBenchmark:
+    """Read one language and split from a folder laid out like the MIRACL release (module docstring)."""
+    root = Path(root)
+    tpath, qpath, cdir = topics_path(root, lang, split), qrels_path(root, lang, split), corpus_dir(root, lang)
+    missing = [p for p in (tpath, qpath) if not p.is_file()]
+    files = corpus_files(cdir)
+    if not files:
+        missing.append(cdir / "docs-0.jsonl.gz")
+    if missing:
+        raise DataError(f"MIRACL {lang} {split}: missing {', '.join(map(str, missing))}. Place "
+                        f"{_layout(root, lang, split)}")
+    return _assemble(name or f"miracl-{lang}", lang, read_topics(tpath), read_qrels(qpath), files, tpath, qpath)
+
+
+def _check_lang_split(lang: str, split: str) -> None:
+    if lang not in MIRACL_LANGS:
+        raise DataError(f"MIRACL has no language {lang!r}; use one of {', '.join(MIRACL_LANGS)}")
+    if split not in SPLITS:
+        raise DataError(f"MIRACL split {split!r}: use dev or train")
+    if split == "train" and lang in NO_TRAIN:
+        raise DataError(f"MIRACL {lang} has no train split (de and yo are dev-only); use split='dev'")
+
+
+def miracl_root(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """The MIRACL root folder: ``data_dir`` (or its ``miracl/`` subfolder when present), else
+    ``$HBKIT_DATA_DIR/miracl``; None when neither is given. A given folder that does not exist is an
+    error."""
+    for origin, root in (("data_dir", data_dir), ("HBKIT_DATA_DIR", os.environ.get("HBKIT_DATA_DIR"))):
+        if root:
+            root = Path(root).expanduser()
+            if origin == "HBKIT_DATA_DIR" or (root / "miracl").is_dir():
+                root = root / "miracl"
+            return root
+    return None
+
+
+def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | None = None,
+                hub: bool | None = None) -> CorpusBenchmark:
+    """MIRACL ``lang``/``split`` as a :class:`CorpusBenchmark`.
+
+    Order: the release layout under :func:`miracl_root` (explicit ``data_dir``, else
+    ``$HBKIT_DATA_DIR/miracl``); else, unless ``hub=False`` or ``HF_HUB_OFFLINE=1``, the hub datasets
+    ``miracl/miracl`` (topics, judgements) and ``miracl/miracl-corpus`` (passages), written once into the
+    release layout under ``<cache>/miracl`` and read back through the same reader; else one
+    :class:`DataError` that says the hub is unreachable and names the files to place.
+    """
+    _check_lang_split(lang, split)
+    root = miracl_root(data_dir)
+    if root is not None and (topics_path(root, lang, split).is_file() or hub is False):
+        return read_release(root, lang, split)
+    from .config import cache_dir
+
+    cached = cache_dir() / "miracl"
+    if topics_path(cached, lang, split).is_file() and corpus_files(corpus_dir(cached, lang)):
+        return read_release(cached, lang, split)
+    where = root if root is not None else Path(os.environ.get("HBKIT_DATA_DIR") or "$HBKIT_DATA_DIR") / "miracl"
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    reason = "HF_HUB_OFFLINE=1" if offline else "hub=False"
+    if hub is not False and not offline:
+        try:
+            materialise_from_hub(lang, split, cached)
+            return read_release(cached, lang, split)
+        except DataError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any hub/network failure becomes the one message below
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    raise DataError(f"MIRACL {lang} {split} not found locally and the hub is unreachable ({reason}). Place "
+                    f"{_layout(where, lang, split)} (or pass data_dir=)")
+
+
+def materialise_from_hub(lang: str, split: str, dest: Path, load_dataset: Callable | None = None) -> Path:
+    """Write ``miracl/miracl`` (``query_id, query, positive_passages, negative_passages``: relevance 1 and
+    0) and ``miracl/miracl-corpus`` (``docid, title, text``, streamed) into the release layout under
+    ``dest``, atomically per file. ``load_dataset`` defaults to ``datasets.load_dataset``."""
+    if load_dataset is None:
+        from datasets import load_dataset
+    topics = load_dataset("miracl/miracl", lang, split=split)
+    tlines, qlines = [], []
+    for row in topics:
+        tlines.append(f"{row['query_id']}\t{row['query']}\n")
+        for rel, key in ((1, "positive_passages"), (0, "negative_passages")):
+            for p in row[key] or []:
+                qlines.append(f"{row['query_id']} Q0 {p['docid']} {rel}\n")
+    corpus = load_dataset("miracl/miracl-corpus", lang, split="train", streaming=True)
+    _write_gz_shards(((r["docid"], r["title"], r["text"]) for r in corpus), corpus_dir(dest, lang))
+    atomic_write_text(qrels_path(dest, lang, split), "".join(qlines))
+    atomic_write_text(topics_path(dest, lang, split), "".join(tlines))  # last: marks the folder complete
+    return dest
+
+
+def _write_gz_shards(docs: Iterable[tuple[str, str, str]], folder: Path, per_file: int = 500_000) -> list[Path]:
+    """Write ``docs`` as ``docs-N.jsonl.gz`` (``per_file`` passages each, streamed; each file written
+    atomically; gzip mtime 0, so the bytes depend on the content only)."""
+    folder = Path(folder)
+    it = iter(docs)
+    written: list[Path] = []
+    while True:
+        chunk = itertools.islice(it, per_file)
+        first = next(chunk, None)
+        if first is None and written:
+            return written
+        path = folder / f"docs-{len(written)}.jsonl.gz"
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                for docid, title, text in itertools.chain([first] if first else [], chunk):
+                    rec = {"docid": docid, "title": title, "text": text}
+                    gz.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
+        written.append(path)
+        if first is None:
+            return written
+
+
+# --------------------------------------------------------------------------------------------------
+# TyDi-QA GoldP as a MIRACL-style release
+# --------------------------------------------------------------------------------------------------
+def tydi_as_miracl(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
+                   languages: Iterable[str] | None = None) -> Path:
+    """Write TyDi-QA GoldP dev (:func:`hbkit.data.load_tydiqa`) as a MIRACL-style release under
+    ``out_dir``: per language, topics (the questions; qid = the TyDi id), qrels (relevance 1 for each
+    question's gold passage; no negatives), and ``miracl-corpus-v1.0-XX/docs-0.jsonl.gz`` holding the
+    language's distinct passages (docid ``tydi-XX-N#0``, N counting the language's passages in file
+    order, so ids do not depend on which other languages are written; empty title; question whitespace
+    runs collapsed to one space so a query stays one TSV field). Read it back with
+    ``read_release(out_dir, lang, name=f"tydiqa-corpus-{lang}")``; returns ``out_dir``. Byte-identical
+    output for the same input (gzip mtime 0)."""
+    from .data import load_tydiqa
+
+    langs = list(languages) if languages is not None else list(TYDIQA_LANGS)
+    bad = [l for l in langs if l not in TYDIQA_LANGS]
+    if bad:
+        raise DataError(f"TyDi-QA GoldP has no language(s) {bad}; use {', '.join(TYDIQA_LANGS)}")
+    bench = load_tydiqa(data_dir, langs)
+    out = Path(out_dir)
+    cands = bench.candidates
+    for lang in langs:
+        c = cands[cands["lang"] == lang]
+        docid = {cid: f"tydi-{lang}-{n}#0" for n, cid in enumerate(c["id"])}  # n: order within the language
+        q = bench.queries[bench.queries["lang"] == lang]
+        topics = "".join(f"{g}\t{' '.join(t.split())}\n" for g, t in zip(q["group"], q["text"]))
+        qrels = "".join(f"{g} Q0 {docid[bench.relevance[qid][0]]} 1\n" for g, qid in zip(q["group"], q["id"]))
+        _write_gz_shards(((docid[cid], "", t) for cid, t in zip(c["id"], c["text"])), corpus_dir(out, lang),
+                         per_file=10**9)
+        atomic_write_text(qrels_path(out, lang, "dev"), qrels)
+        atomic_write_text(topics_path(out, lang, "dev"), topics)
+    return out
+
+
+def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None, split: str = "dev",
+                           work_dir: str | os.PathLike | None = None) -> list[CorpusBenchmark]:
+    """Parse ``miracl:sw,te,yo`` / ``tydiqa-corpus:sw,te`` (``tydiqa-corpus`` alone: all 9 languages) into
+    benchmarks. ``tydiqa-corpus`` is written by :func:`tydi_as_miracl` under ``work_dir`` (default
+    ``<cache>/tydiqa-corpus``) on first use."""
+    family, _, langs = spec.partition(":")
+    languages = [l.strip() for l in langs.split(",") if l.strip()]
+    if family == "miracl":
+        if not languages:
+            raise DataError("miracl needs languages: e.g. miracl:sw,te,yo (one of " + ", ".join(MIRACL_LANGS) + ")")
+        return [load_miracl(l, split, data_dir) for l in languages]
+    if family == "tydiqa-corpus":
+        from .config import cache_dir
+        from .files import build_once
+
+        languages = languages or list(TYDIQA_LANGS)
+        out = Path(work_dir) if work_dir else cache_dir() / "tydiqa-corpus"
+        for l in languages:
+            build_once(out / f"miracl-v1.0-{l}", lambda tmp, l=l: _tydi_one(data_dir, tmp, l),
+                       lambda p, l=l: (p / "topics" / f"topics.miracl-v1.0-{l}-dev.tsv").is_file())
+        return [read_release(out, l, "dev", name=f"tydiqa-corpus-{l}") for l in languages]
+    raise DataError(f"unknown corpus benchmark {spec!r}; use miracl:LANG[,LANG...] or tydiqa-corpus[:LANG,...]")
+
+
+def _tydi_one(data_dir, tmp: Path, lang: str) -> None:
+    """build_once's builder: TyDi ``lang`` into ``tmp`` (the ``miracl-v1.0-XX`` folder) + its corpus."""
+    stage = tmp.parent / f".stage-{tmp.name}"
+    tydi_as_miracl(data_dir, stage, [lang])
+    import shutil
+
+    final_corpus = corpus_dir(tmp.parent, lang)
+    if final_corpus.exists():
+        shutil.rmtree(final_corpus)
+    os.replace(corpus_dir(stage, lang), final_corpus)
+    os.replace(stage / f"miracl-v1.0-{lang}", tmp)
+    shutil.rmtree(stage, ignore_errors=True)

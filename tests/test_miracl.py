@@ -1,0 +1,236 @@
+"""MIRACL reader on a release-layout fixture (and its malformed variants), TyDi-as-MIRACL, and the metrics
+against pytrec_eval and ranx (graded relevance, tied scores)."""
+import gzip
+import json
+import logging
+
+import numpy as np
+import pytest
+
+from hbkit.data import DataError
+from hbkit.ir_metrics import evaluate_run, query_metrics, to_pytrec_eval_names, trec_order, untie
+from hbkit.miracl import (corpus_files, load_corpus_benchmarks, load_miracl, materialise_from_hub, read_release,
+                          tydi_as_miracl)
+
+LANG = "sw"
+TOPICS = {"q1": "mji mkuu wa Kenya", "q2": "mto mrefu zaidi", "q3": "rais wa kwanza", "q4": "swali bila jibu"}
+# graded relevance; q4 has only relevance-0 judgements (excluded, counted)
+QRELS = [("q1", "1#0", 2), ("q1", "1#1", 0), ("q1", "2#0", 1), ("q2", "3#0", 1), ("q3", "4#0", 1),
+         ("q3", "2#1", 1), ("q4", "1#1", 0), ("q4", "5#0", 0)]
+DOCS = [[("1#0", "Nairobi", "Nairobi ni mji mkuu wa Kenya."), ("1#1", "Nairobi", "Ina wakazi wengi."),
+         ("2#0", "Kenya", "Kenya ni nchi ya Afrika Mashariki.")],
+        [("2#1", "Kenya", "Rais wa kwanza alikuwa Jomo Kenyatta."), ("3#0", "Nile", "Nile ni mto mrefu."),
+         ("4#0", "Kenyatta", "Jomo Kenyatta alikuwa rais."), ("5#0", "Tanzania", "Tanzania ni jirani.")]]
+
+
+def _write(root, lang=LANG, topics=TOPICS, qrels=QRELS, docs=DOCS):
+    t = root / f"miracl-v1.0-{lang}" / "topics" / f"topics.miracl-v1.0-{lang}-dev.tsv"
+    q = root / f"miracl-v1.0-{lang}" / "qrels" / f"qrels.miracl-v1.0-{lang}-dev.tsv"
+    t.parent.mkdir(parents=True); q.parent.mkdir(parents=True)
+    t.write_text("".join(f"{k}\t{v}\n" for k, v in topics.items()), encoding="utf-8")
+    q.write_text("".join(f"{a} Q0 {b} {r}\n" for a, b, r in qrels))
+    c = root / f"miracl-corpus-v1.0-{lang}"
+    c.mkdir()
+    for i, shard in enumerate(docs):
+        with gzip.open(c / f"docs-{i}.jsonl.gz", "wt", encoding="utf-8") as fh:
+            for d, title, text in shard:
+                fh.write(json.dumps({"docid": d, "title": title, "text": text}, ensure_ascii=False) + "\n")
+    return root
+
+
+@pytest.fixture
+def release(tmp_path):
+    return _write(tmp_path / "miracl")
+
+
+def test_reads_release_layout_and_streams_corpus(release, caplog):
+    with caplog.at_level(logging.WARNING):
+        b = load_miracl(LANG, data_dir=release)
+    assert b.name == "miracl-sw" and list(b.topics) == ["q1", "q2", "q3"]
+    assert b.qrels["q1"] == {"1#0": 2, "1#1": 0, "2#0": 1}
+    assert b.skipped == {"query with only relevance-0 judgements (excluded)": 1}
+    assert "only relevance-0" in caplog.text  # said, not only counted
+    docs = list(b.docs())
+    assert [d for d, _, _ in docs] == [d for s in DOCS for d, _, _ in s]  # shards in order
+    assert next(b.passages()) == ("1#0", "Nairobi Nairobi ni mji mkuu wa Kenya.")  # title + " " + text
+    assert b.check() == 7
+
+
+def test_resolves_hbkit_data_dir(tmp_path, monkeypatch):
+    _write(tmp_path / "miracl")
+    monkeypatch.setenv("HBKIT_DATA_DIR", str(tmp_path))
+    assert len(load_miracl(LANG).topics) == 3
+
+
+def test_corpus_shards_in_numeric_order(tmp_path):
+    for i in (0, 1, 2, 10):
+        (tmp_path / f"docs-{i}.jsonl.gz").write_bytes(b"")
+    assert [p.name for p in corpus_files(tmp_path)] == ["docs-0.jsonl.gz", "docs-1.jsonl.gz", "docs-2.jsonl.gz",
+                                                       "docs-10.jsonl.gz"]
+
+
+def test_missing_release_names_the_files_and_the_hub(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HBKIT_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match=r"hub is unreachable.*topics\.miracl-v1\.0-yo-dev\.tsv.*qrels\.miracl-v1\.0-yo-dev\.tsv"
+                                        r".*miracl-corpus-v1\.0-yo/docs-0\.jsonl\.gz"):
+        load_miracl("yo")
+    with pytest.raises(DataError, match="no train split"):
+        load_miracl("yo", "train")
+    with pytest.raises(DataError, match="no language 'xx'"):
+        load_miracl("xx")
+
+
+def test_hub_rows_materialise_into_the_same_layout(tmp_path):
+    def fake_load_dataset(name, lang, split, streaming=False):
+        if name == "miracl/miracl":
+            return [{"query_id": "7", "query": "swali", "positive_passages": [{"docid": "1#0", "title": "T", "text": "a"}],
+                     "negative_passages": [{"docid": "1#1", "title": "T", "text": "b"}]}]
+        return iter([{"docid": "1#0", "title": "T", "text": "a"}, {"docid": "1#1", "title": "T", "text": "b"}])
+    materialise_from_hub("sw", "dev", tmp_path, load_dataset=fake_load_dataset)
+    b = read_release(tmp_path, "sw")
+    assert b.topics == {"7": "swali"} and b.qrels == {"7": {"1#0": 1, "1#1": 0}} and b.check() == 2
+
+
+@pytest.mark.parametrize("case, match", [
+    ("truncated gz", r"docs-1\.jsonl\.gz: corrupt or truncated gzip"),
+    ("bad line", r"docs-0\.jsonl\.gz:2: not a JSON line"),
+    ("missing field", r"docs-0\.jsonl\.gz:1: a corpus record needs string fields"),
+    ("duplicate docid", r"duplicate docid"),
+    ("unknown doc", r"qrels name 1 docid\(s\) absent from the corpus \(e\.g\. \['9#9'\]\)"),
+    ("empty qrels", r"qrels\.miracl-v1\.0-sw-dev\.tsv: the qrels file is empty"),
+    ("bad qrels line", r"qrels\.miracl-v1\.0-sw-dev\.tsv:2: expected 'qid Q0 docid relevance'"),
+    ("bad topics line", r"topics\.miracl-v1\.0-sw-dev\.tsv:1: expected 'qid<TAB>query'"),
+    ("qrels query not in topics", r"qrels query id\(s\) are not in"),
+    ("missing corpus", r"missing .*miracl-corpus-v1\.0-sw/docs-0\.jsonl\.gz"),
+])
+def test_malformed_release_gives_its_message(tmp_path, case, match):
+    root = tmp_path / "miracl"
+    qrels, topics, docs = list(QRELS), dict(TOPICS), [list(s) for s in DOCS]
+    if case == "duplicate docid":
+        docs[1].append(("1#0", "dup", "dup"))
+    if case == "unknown doc":
+        qrels.append(("q2", "9#9", 1))
+    if case == "empty qrels":
+        qrels = []
+    if case == "qrels query not in topics":
+        qrels.append(("q9", "1#0", 1))
+    _write(root, topics=topics, qrels=qrels, docs=docs)
+    cdir = root / "miracl-corpus-v1.0-sw"
+    if case == "truncated gz":
+        blob = (cdir / "docs-1.jsonl.gz").read_bytes()
+        (cdir / "docs-1.jsonl.gz").write_bytes(blob[: len(blob) // 2])
+    if case == "bad line":
+        with gzip.open(cdir / "docs-0.jsonl.gz", "wt") as fh:
+            fh.write(json.dumps({"docid": "1#0", "title": "", "text": "x"}) + "\n{not json\n")
+    if case == "missing field":
+        with gzip.open(cdir / "docs-0.jsonl.gz", "wt") as fh:
+            fh.write(json.dumps({"docid": "1#0", "text": "x"}) + "\n")
+    qpath = root / "miracl-v1.0-sw" / "qrels" / "qrels.miracl-v1.0-sw-dev.tsv"
+    if case == "bad qrels line":
+        qpath.write_text("q1 Q0 1#0 1\nq1 1#0 1\n")
+    if case == "bad topics line":
+        (root / "miracl-v1.0-sw" / "topics" / "topics.miracl-v1.0-sw-dev.tsv").write_text("q1 no tab here\n")
+    if case == "missing corpus":
+        for p in cdir.iterdir():
+            p.unlink()
+    with pytest.raises(DataError, match=match):
+        read_release(root, "sw").check()
+
+
+def test_unknown_doc_can_be_skipped_and_counted(tmp_path):
+    _write(tmp_path, qrels=QRELS + [("q2", "9#9", 1)])
+    b = read_release(tmp_path, "sw")
+    b.check(unknown_docs="skip")
+    assert b.skipped["qrels docid absent from the corpus (judgement dropped)"] == 1
+    assert "9#9" not in b.qrels["q2"] and len(b.topics) == 3
+
+
+def test_tydi_as_miracl_round_trips(data_dir, tmp_path):
+    from hbkit.data import load_tydiqa
+    out = tydi_as_miracl(data_dir, tmp_path / "a", ["sw", "fi"])
+    ref = load_tydiqa(data_dir, ["sw", "fi"])
+    for lang in ("sw", "fi"):
+        b = read_release(out, lang, name=f"tydiqa-corpus-{lang}")
+        n_q = int((ref.queries["lang"] == lang).sum())
+        n_c = int((ref.candidates["lang"] == lang).sum())
+        assert len(b.topics) == n_q and b.check() == n_c and b.skipped == {}
+        assert all(len(j) == 1 and list(j.values()) == [1] for j in b.qrels.values())
+    # deterministic bytes (gzip mtime 0): a second write is identical
+    tydi_as_miracl(data_dir, tmp_path / "b", ["sw"])
+    f = "miracl-corpus-v1.0-sw/docs-0.jsonl.gz"
+    assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+    assert [b.name for b in load_corpus_benchmarks("tydiqa-corpus:sw", data_dir, work_dir=tmp_path / "c")] == ["tydiqa-corpus-sw"]
+
+
+# ------------------------------------------------------------------------------------------------
+# metrics against pytrec_eval and ranx
+# ------------------------------------------------------------------------------------------------
+def _random_case(seed, n_q=40, n_d=60, tied=False):
+    rng = np.random.default_rng(seed)
+    qrels, run = {}, {}
+    for i in range(n_q):
+        q = f"q{i}"
+        judged = rng.choice(n_d, size=rng.integers(1, 12), replace=False)
+        qrels[q] = {f"d{j:03d}": int(rng.integers(0, 4)) for j in judged}
+        if i % 7 == 0:
+            qrels[q] = {d: 0 for d in qrels[q]}  # only relevance 0: excluded
+        elif not any(qrels[q].values()):
+            qrels[q][next(iter(qrels[q]))] = 1
+        if i % 11 == 5:
+            continue  # judged query absent from the run: 0
+        retrieved = rng.choice(n_d, size=rng.integers(5, n_d), replace=False)
+        scores = rng.integers(0, 4, size=len(retrieved)) / 4 if tied else rng.normal(size=len(retrieved))
+        run[q] = {f"d{j:03d}": float(s) for j, s in zip(retrieved, scores)}
+    run["not-judged"] = {"d000": 1.0}
+    return qrels, run
+
+
+def test_trec_order_breaks_ties_by_docid_descending():
+    assert trec_order({"a": 0.5, "c": 0.5, "b": 0.9, "d": 0.1}) == ["b", "c", "a", "d"]
+
+
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_metrics_equal_pytrec_eval_and_ranx(seed, tied):
+    import pytrec_eval
+    from ranx import Qrels, Run, evaluate as rx
+
+    qrels, run = _random_case(seed, tied=tied)
+    ours, skipped = evaluate_run(qrels, run, ["ndcg@10", "recall@100", "mrr@10", "ndcg@3", "recall@5"])
+    excluded = [q for q, j in qrels.items() if not any(j.values())]
+    assert skipped["query with only relevance-0 judgements (excluded)"] == len(excluded) > 0
+    assert skipped["run query absent from qrels (ignored)"] == 1
+    assert set(ours) == set(qrels) - set(excluded)
+    names = to_pytrec_eval_names(["ndcg@10", "recall@100", "ndcg@3", "recall@5"])
+    ev = pytrec_eval.RelevanceEvaluator(qrels, set(names.values()) | {"recip_rank"})
+    ref = ev.evaluate(run)
+    cut = {q: {d: run[q][d] for d in trec_order(s)[:10]} for q, s in run.items()}  # MRR@10 = recip_rank of the top 10
+    ref_rr = ev.evaluate(cut)
+    for q, v in ours.items():
+        for m, key in names.items():
+            assert v[m] == pytest.approx(ref.get(q, {}).get(key, 0.0), abs=1e-6), (q, m)
+        assert v["mrr@10"] == pytest.approx(ref_rr.get(q, {}).get("recip_rank", 0.0), abs=1e-6), q
+    # ranx has no defined tie rule: give it trec_eval's order as strictly decreasing scores (untie)
+    ordered = untie({q: s for q, s in run.items() if q in ours})
+    keep = [q for q in ours if ordered.get(q)]
+    rx_run = Run({q: ordered[q] for q in keep})
+    rx(Qrels({q: qrels[q] for q in keep}), rx_run, ["ndcg@10", "recall@100", "mrr@10"])
+    for m in ("ndcg@10", "recall@100", "mrr@10"):
+        np.testing.assert_allclose([ours[q][m] for q in keep], [rx_run.scores[m][q] for q in keep], atol=1e-6,
+                                   err_msg=m)
+    if tied:  # the tie rule matters on this data: docid-ascending tie order gives other numbers
+        asc = {q: {d: float(len(s) - r) for r, d in enumerate(sorted(s, key=lambda d: (-s[d], d)))}
+               for q, s in run.items() if q in keep}
+        flipped = Run(asc)
+        rx(Qrels({q: qrels[q] for q in keep}), flipped, ["mrr@10"])
+        assert not np.allclose([ours[q]["mrr@10"] for q in keep], [flipped.scores["mrr@10"][q] for q in keep])
+
+
+def test_hand_computed_graded_ndcg():
+    # ranking d3 (rel 2), d1 (0), d2 (1); ideal 2, 1
+    v = query_metrics({"d1": 0, "d2": 1, "d3": 2}, {"d1": 0.5, "d2": 0.1, "d3": 0.9}, ["ndcg@10", "mrr@10", "recall@2"])
+    dcg = 2 / np.log2(2) + 1 / np.log2(4)
+    idcg = 2 / np.log2(2) + 1 / np.log2(3)
+    assert v["ndcg@10"] == pytest.approx(dcg / idcg) and v["mrr@10"] == 1.0 and v["recall@2"] == 0.5
