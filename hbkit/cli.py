@@ -116,7 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="evaluate an encoder zero-shot", allow_abbrev=False)
     e.add_argument("--model", default="intfloat/multilingual-e5-small")
-    e.add_argument("--bench", default="xquad-r,mlqa-r,tydiqa")
+    e.add_argument("--bench", default="xquad-r,mlqa-r,tydiqa",
+                   help="comma-separated: xquad-r, xquad-r-eval, mlqa-r, tydiqa, mlqa-r-rebuilt, and corpus benchmarks "
+                        "searched with faiss: miracl:LANG[,LANG...] (release folder under $HBKIT_DATA_DIR/miracl), "
+                        "tydiqa-corpus[:LANG,...] (TyDi-QA GoldP as a MIRACL-style corpus)")
+    e.add_argument("--index", default="flat", choices=["flat", "ivf", "hnsw"], help="faiss index of corpus benchmarks")
     e.add_argument("--groups", type=_positive, help="subsample this many query groups per benchmark")
     e.add_argument("--out", default="runs/eval")
     e.add_argument("--save-embeddings", action="store_true", help="also write what was scored (.npy, ids, relevance)")
@@ -168,23 +172,30 @@ def run(a) -> int:
         print(train(enc, pairs, cfg, a.out, resume=not a.no_resume))
         return 0
     if a.cmd == "eval":
-        from .data import check_benchmark_names, load_benchmark
+        from .data import check_benchmark_names, is_corpus_benchmark, load_benchmark
         from .evaluation import EvalResult, evaluate
+        from .miracl import load_corpus_benchmarks
         from .models import load_encoder
+        from .search import evaluate_corpus
         names = check_benchmark_names(a.bench)
-        benches = [load_benchmark(n, a.data_dir) for n in names]  # every benchmark loads before any is scored
+        # every benchmark loads before any is scored: a missing file fails in seconds, not after an hour
+        pools = [load_benchmark(n, a.data_dir) for n in names if not is_corpus_benchmark(n)]
+        corpora = [b for n in names if is_corpus_benchmark(n) for b in load_corpus_benchmarks(n, a.data_dir)]
         if a.groups:
-            benches = [b.subsample(a.groups) for b in benches]
+            pools = [b.subsample(a.groups) for b in pools]
         enc = load_encoder(a.model)
         out = Path(a.out)
-        res = [evaluate(enc, b, save_dir=out / "scored" if a.save_embeddings else None) for b in benches]
+        res = [evaluate(enc, b, save_dir=out / "scored" if a.save_embeddings else None) for b in pools]
+        if corpora:
+            table, pq = evaluate_corpus(enc, corpora, out / "corpus", index=a.index, data_dir=a.data_dir)
+            res.append(EvalResult(table, pq))
         r = EvalResult.concat(res)
         from .files import atomic_path
         with atomic_path(out / "results.csv") as tmp:
             r.table.to_csv(tmp, index=False)
         r.to_json(out / "results.json")
         m = r.macro()
-        print(m[m.metric.isin(["map", "rank_distance", "acc@10"])].pivot_table(
+        print(m[m.metric.isin(["map", "rank_distance", "acc@10", "ndcg@10", "recall@100"])].pivot_table(
             index=["benchmark", "metric"], columns="setting", values="value").to_string(float_format="%.4f"))
         return 0
     return 1

@@ -35,11 +35,12 @@ from .files import atomic_path, atomic_write_bytes, lock_for
 
 log = logging.getLogger(__name__)
 
-#: ISO 639-1 codes of every language the four releases use.
+#: ISO 639-1 codes of every language the releases use (XQuAD, MLQA, TyDi-QA, MIRACL).
 LANGUAGES = {
     "ar": "Arabic", "bn": "Bengali", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
-    "fi": "Finnish", "hi": "Hindi", "id": "Indonesian", "ko": "Korean", "ro": "Romanian", "ru": "Russian",
-    "sw": "Swahili", "te": "Telugu", "th": "Thai", "tr": "Turkish", "vi": "Vietnamese", "zh": "Chinese",
+    "fa": "Persian", "fi": "Finnish", "fr": "French", "hi": "Hindi", "id": "Indonesian", "ja": "Japanese",
+    "ko": "Korean", "ro": "Romanian", "ru": "Russian", "sw": "Swahili", "te": "Telugu", "th": "Thai",
+    "tr": "Turkish", "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
 }
 XQUAD_LANGS = ["ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"]
 XQUAD_R_LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
@@ -565,20 +566,37 @@ BENCHMARKS = {"xquad-r": load_xquad_r, "mlqa-r": load_mlqa_r, "tydiqa": load_tyd
 BENCHMARK_NAMES = ("xquad-r", "xquad-r-eval", "mlqa-r", "tydiqa", "mlqa-r-rebuilt")
 
 
+CORPUS_FAMILIES = ("miracl", "tydiqa-corpus")
+
+
 def check_benchmark_names(names: Iterable[str] | str) -> list[str]:
-    """Validate benchmark names before any work: known, each once. A string may be comma-separated."""
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    names = list(names)
-    if not names:
+    """Validate benchmark names before any work: known, each once. A string is comma-separated; a corpus
+    benchmark takes the language codes that follow it (``xquad-r,miracl:sw,te,yo,tydiqa`` is xquad-r,
+    ``miracl:sw,te,yo`` and tydiqa)."""
+    tokens = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n) for n in names]
+    out: list[str] = []
+    for tok in (t for t in tokens if t):
+        family = tok.partition(":")[0]
+        if family in CORPUS_FAMILIES:
+            out.append(tok)
+        elif tok in BENCHMARK_NAMES:
+            out.append(tok)
+        elif out and out[-1].partition(":")[0] in CORPUS_FAMILIES and tok in LANGUAGES:
+            out[-1] += ("," if ":" in out[-1] else ":") + tok
+        else:
+            raise DataError(f"unknown benchmark {tok!r}; known: {', '.join(BENCHMARK_NAMES)}, "
+                            f"or {' / '.join(CORPUS_FAMILIES)}:LANG[,LANG...]")
+    if not out:
         raise DataError("no benchmark given; use one or more of " + ", ".join(BENCHMARK_NAMES))
-    for n in names:
-        if n not in BENCHMARK_NAMES and not n.startswith("miracl:"):
-            raise DataError(f"unknown benchmark {n!r}; known: {', '.join(BENCHMARK_NAMES)}")
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted({n for n in out if out.count(n) > 1})
     if twice:
         raise DataError(f"benchmark {twice[0]!r} is given twice; list each benchmark once")
-    return names
+    return out
+
+
+def is_corpus_benchmark(name: str) -> bool:
+    """Whether ``name`` is a corpus benchmark spec (``miracl:sw,te``, ``tydiqa-corpus``), searched with faiss."""
+    return name.partition(":")[0] in CORPUS_FAMILIES
 
 
 def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, **kw) -> RetrievalBenchmark:

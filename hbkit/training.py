@@ -59,8 +59,12 @@ class TrainConfig:
     freeze_word_embeddings: bool = _f(True, "keep the input word embeddings fixed")
     freeze_layers: int = _f(0, "keep the lowest N transformer layers fixed")
     mini_batch_size: int | None = _f(None, "GradCache mini-batch (CachedMultipleNegativesRankingLoss)")
-    val_groups: int = _f(0, "hold out this many groups for validation loss (0: none)")
+    val_groups: int = _f(0, "hold out this many groups for in-training evaluation (0: none)")
     eval_steps: int = _f(20, "evaluate every N steps when there is a validation split")
+    eval_metric: str = _f("loss", "criterion for the best checkpoint: loss (validation InfoNCE, the paper) or map "
+                                  "(multilingual mAP of the held-out groups)", choices=("loss", "map"))
+    early_stopping_patience: int = _f(0, "stop after N evaluations without improvement (0: never)")
+    corpus: str = _f("xquad-train", "name of the training corpus (recorded in the model card)")
     save_steps: int = _f(20, "checkpoint every N steps")
     seed: int = _f(0, "seed of the sampler, the model's initialisation of new layers and dropout")
     precision: str = _f("auto", "auto | fp32 | bf16 | fp16", choices=("auto", "fp32", "bf16", "fp16"))
@@ -85,6 +89,14 @@ class TrainConfig:
             raise ValueError(f"dropout={self.dropout}: must lie in [0, 1)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        if self.eval_metric not in ("loss", "map"):
+            raise ValueError(f"eval_metric={self.eval_metric!r}: use loss or map")
+        if self.early_stopping_patience < 0 or (self.early_stopping_patience and not self.val_groups):
+            raise ValueError(f"early_stopping_patience={self.early_stopping_patience}: needs val_groups > 0 (held-out "
+                             "groups to evaluate on) and must be >= 0")
+        if self.val_groups and self.save_steps % self.eval_steps:
+            raise ValueError(f"save_steps={self.save_steps} must be a multiple of eval_steps={self.eval_steps}, so "
+                             "that the best evaluated step has a checkpoint to return to")
         if not isinstance(self.training_args, dict):
             raise ValueError(f"training_args={self.training_args!r}: must be a dict of TrainingArguments fields")
 
@@ -305,7 +317,7 @@ def _prepare_folder(out_dir: Path, identity: dict, resume: bool) -> str | None:
 
 
 def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/train",
-          resume: bool = True, progress: bool = True, callbacks: list | None = None) -> Path:
+          resume: bool = True, progress: bool = True, callbacks: list | None = None, evaluator=None) -> Path:
     """Fine-tune ``encoder`` (a SentenceTransformer, changed in place) on ``pairs`` with ``config.strategy``.
 
     Returns the path of the saved model folder (``out_dir/model``). ``out_dir`` remembers what it was made
@@ -315,6 +327,12 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     * an interrupted one continues from its newest checkpoint, with the same batches, and reaches the same
       weights as an uninterrupted run; ``train_log.jsonl`` keeps each step once;
     * a folder made with another set-up is refused (:class:`TrainError`) — ``resume=False`` starts afresh.
+
+    In-training evaluation (``val_groups > 0``): every ``eval_steps`` the held-out groups are scored — the
+    validation loss, and with ``eval_metric="map"`` hbkit's :class:`~hbkit.evaluators.RetrievalEvaluator`
+    (multilingual mAP; or ``evaluator``, any sentence-transformers evaluator); the best checkpoint by that
+    criterion is kept and loaded at the end, and ``early_stopping_patience`` evaluations without improvement
+    stop the run (transformers' ``EarlyStoppingCallback``).
     """
     import torch
     from sentence_transformers import SentenceTransformerTrainingArguments
@@ -347,6 +365,24 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
                            language_weights=config.language_weights)
 
+    callbacks = list(callbacks or [])
+    metric_for_best = "eval_loss"
+    if val_pairs is not None and (evaluator is not None or config.eval_metric == "map"):
+        if evaluator is None:
+            from .evaluators import RetrievalEvaluator
+            evaluator = RetrievalEvaluator(val_pairs, name="val")
+        pm, name = evaluator.primary_metric, getattr(evaluator, "name", "")
+        metric_for_best = f"eval_{pm if not name or pm.startswith(name + '_') else f'{name}_{pm}'}"
+    if config.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    card = getattr(encoder, "model_card_data", None)
+    if card is not None:  # the saved README.md (sentence-transformers' model card) says how it was trained
+        card.model_name = (f"{getattr(card, 'base_model', None) or 'encoder'} fine-tuned by hbkit: {config.strategy} "
+                           f"batches (α={config.alpha if config.strategy == 'hybrid' else {'xx': 1, 'xy': 0}[config.strategy]}), "
+                           f"seed {config.seed}, corpus {config.corpus}")
+        card.add_tags(["hbkit", f"hbkit-strategy-{config.strategy}", f"hbkit-corpus-{config.corpus}"])
+
     cuda = torch.cuda.is_available()
     bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
     fp16 = config.precision == "fp16" or (config.precision == "auto" and cuda and not bf16)
@@ -358,7 +394,9 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         prompts=dict(encoder.prompts) if encoder.prompts else None, logging_steps=1, save_steps=config.save_steps,
         save_total_limit=2, eval_strategy="steps" if val_pairs is not None else "no",
         eval_steps=config.eval_steps if val_pairs is not None else None,
-        load_best_model_at_end=val_pairs is not None, metric_for_best_model="eval_loss" if val_pairs is not None else None,
+        load_best_model_at_end=val_pairs is not None,
+        metric_for_best_model=metric_for_best if val_pairs is not None else None,
+        greater_is_better=metric_for_best != "eval_loss" if val_pairs is not None else None,
         bf16=bf16, fp16=fp16, report_to="none", disable_tqdm=not progress, dataloader_drop_last=True,
         use_cpu=not cuda, ddp_backend=None if cuda or _world_size_env() == 1 else "gloo",
     )
@@ -376,9 +414,9 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         restored = {int(k): v for k, v in json.loads((Path(resume_from) / BATCHES_FILE).read_text()).items()}
     batch_log = _callback(out_dir, restored)
     trainer = _trainer_class()(
-        model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=loss,
+        model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=loss, evaluator=evaluator,
         data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
-        callbacks=[batch_log, *(callbacks or [])])
+        callbacks=[batch_log, *callbacks])
     batch_log.trainer = trainer
     result = trainer.train(resume_from_checkpoint=resume_from)
     if _world_size_env() > 1:  # what this rank actually collated, for checking that ranks agree
@@ -390,7 +428,9 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
             and encoder.model_card_data.base_model, "steps": trainer.state.global_step,
             "batch_counts": batch_log.counts(), "resumed_from": resume_from,
             "first_loss": history[0]["loss"] if history else None, "last_loss": history[-1]["loss"] if history else None,
-            "best_eval_loss": trainer.state.best_metric, "train_runtime_s": result.metrics.get("train_runtime")}
+            "best_metric": trainer.state.best_metric, "metric_for_best_model": args.metric_for_best_model,
+            "best_checkpoint": trainer.state.best_model_checkpoint, "stopped_early": trainer.state.global_step < config.max_steps,
+            "train_runtime_s": result.metrics.get("train_runtime")}
     tmp = tmp_name(model_dir)
     try:
         trainer.save_model(str(tmp))

@@ -118,7 +118,42 @@ def test_validation_split_and_best_model(pairs, tmp_path):
                       freeze_word_embeddings=False)
     out = train(tiny_encoder(seed=4), pairs, cfg, tmp_path, progress=False)
     card = json.loads((out / "hbkit_training.json").read_text())
-    assert card["best_eval_loss"] is not None
+    assert card["best_metric"] is not None and card["metric_for_best_model"] == "eval_loss"
+
+
+class Scripted:
+    """A sentence-transformers evaluator whose score per call is given: the best step is known in advance."""
+
+    def __init__(self, scores):
+        from sentence_transformers.evaluation import SentenceEvaluator
+
+        class _E(SentenceEvaluator):
+            def __init__(self):
+                super().__init__()
+                self.name, self.primary_metric, self.greater_is_better, self.calls = "scripted", "score", True, 0
+
+            def __call__(self, model, output_path=None, epoch=-1, steps=-1):
+                v = scores[min(self.calls, len(scores) - 1)]
+                self.calls += 1
+                return self.prefix_name_to_metrics({"score": v}, self.name)
+        self.evaluator = _E()
+
+
+def test_early_stopping_keeps_the_best_checkpoint(pairs, tmp_path):
+    """Scores 0.1, 0.5 (best, step 4), 0.3, 0.2: patience 2 stops after step 8 and the saved model is step 4's."""
+    from safetensors.torch import load_file
+    cfg = TrainConfig(strategy="xy", batch_size=8, max_steps=20, lr=1e-3, val_groups=24, eval_steps=2, save_steps=2,
+                      early_stopping_patience=2, freeze_word_embeddings=False, dropout=0.0)
+    ev = Scripted([0.1, 0.5, 0.3, 0.2, 0.1]).evaluator
+    out = train(tiny_encoder(seed=4), pairs, cfg, tmp_path, progress=False, evaluator=ev)
+    card = json.loads((out / "hbkit_training.json").read_text())
+    assert card["steps"] == 8 and card["stopped_early"] and card["best_metric"] == 0.5
+    assert card["metric_for_best_model"] == "eval_scripted_score" and card["best_checkpoint"].endswith("checkpoint-4")
+    best = load_file(next((tmp_path / "checkpoints" / "checkpoint-4").rglob("model.safetensors")))
+    saved = load_file(next(out.rglob("model.safetensors")))
+    for k in best:
+        torch.testing.assert_close(saved[k], best[k], atol=0, rtol=0, msg=k)
+    assert "hbkit-strategy-xy" in (out / "README.md").read_text()
 
 
 def test_sampler_drops_into_sentence_transformer_trainer(pairs, tmp_path):
