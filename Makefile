@@ -7,7 +7,7 @@ OUT ?= runs/compare
 export OMP_WAIT_POLICY ?= PASSIVE
 export HBKIT_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup run summary test bench lab clean
+.PHONY: setup run paper summary test bench lab clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,6 +20,11 @@ setup: $(VENV)/.installed
 ## the main job: train xx / xy / hybrid from the embedded multilingual-e5-small, evaluate, write the report
 run: setup
 	$(VENV)/bin/hbkit compare --profile $(PROFILE) --out $(OUT)
+
+## the paper's protocol for its three encoders (GPU; SQuAD translate-train, see README "The paper's protocol")
+paper: setup
+	for m in FacebookAI/xlm-roberta-base sentence-transformers/LaBSE intfloat/multilingual-e5-small; do \
+		$(VENV)/bin/hbkit compare --profile paper --model $$m --out runs/paper-$$(basename $$m) || exit 1; done
 
 ## per-dataset, per-language counts of the data layer
 summary: setup

@@ -84,17 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add = sub.add_parser
     sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)  # --debug after the command, too
 
-    d = sub.add_parser("data", help="data layer: summary or download", allow_abbrev=False)
-    d.add_argument("action", choices=["summary", "download"])
-    d.add_argument("names", nargs="*", default=["xquad", "xquad-r", "mlqa-r", "tydiqa"])
+    d = sub.add_parser("data", help="data layer: summary, download, or build a training corpus", allow_abbrev=False)
+    d.add_argument("action", choices=["summary", "download", "build"])
+    d.add_argument("names", nargs="*", help="download: releases (default: xquad xquad-r mlqa-r tydiqa); "
+                                            "build: one corpus (squad-translate-train, xquad-train)")
     d.add_argument("--data-dir", help="folder laid out like data/README.md (download: where to write)")
+    d.add_argument("--dir", help="build: the release folder (e.g. one holding train-v1.1.json and translate-train/)")
+    d.add_argument("--num-proc", type=_positive, help="build: processes for sentence splitting")
 
     c = sub.add_parser("compare", help="train every strategy (x α x seed) from one base encoder, evaluate, report",
                        allow_abbrev=False)
-    c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (gpu when CUDA is available)")
+    c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (paper when CUDA is available)")
     c.add_argument("--out", default="runs/compare")
     c.add_argument("--force", action="store_true", help="retrain and re-evaluate everything in --out")
     c.add_argument("--data-dir")
+    c.add_argument("--allow-overlap", action="store_true",
+                   help="run even if training questions occur in an evaluation benchmark (see overlap.csv)")
     for key, (kind, help_) in PROFILE_KEYS.items():
         opt = f"--{key.replace('_', '-')}"
         if kind == "bool":
@@ -133,7 +138,18 @@ def run(a) -> int:
 
     if a.cmd == "data":
         from . import data
+        if a.action == "build":
+            from .corpora import build_corpus
+            if len(a.names) != 1:
+                raise data.DataError("hbkit data build takes one corpus name, e.g. squad-translate-train --dir FOLDER")
+            import pandas as pd
+            path, stats = build_corpus(a.names[0], a.dir, num_proc=a.num_proc)
+            with pd.option_context("display.max_rows", 50, "display.width", 160, "display.max_columns", 20):
+                print(stats.to_string(index=False))
+            print(f"\ncached at {path}")
+            return 0
         if a.action == "download":
+            a.names = a.names or ["xquad", "xquad-r", "mlqa-r", "tydiqa"]
             for n in a.names:  # every name is checked before the first download
                 if n not in data.SOURCES:
                     raise data.DataError(f"unknown dataset {n!r}; known: {', '.join(data.SOURCES)}")
@@ -149,7 +165,8 @@ def run(a) -> int:
     if a.cmd == "compare":
         from .compare import compare
         from .config import PROFILE_KEYS
-        res = compare(a.profile, a.out, a.force, a.data_dir, **{k: getattr(a, k) for k in PROFILE_KEYS})
+        res = compare(a.profile, a.out, a.force, a.data_dir, allow_overlap=a.allow_overlap,
+                      **{k: getattr(a, k) for k in PROFILE_KEYS})
         print(res["table"].to_string(index=False))
         if "verdicts" in res:
             print("\n" + res["verdicts"][["claim", "benchmark", "verdict", "evidence"]].to_string(index=False))
@@ -165,7 +182,11 @@ def run(a) -> int:
         from .training import TrainConfig, train
         cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
         enc = load_encoder(a.model)
-        pairs = parallel_pairs(data_dir=a.data_dir)
+        if cfg.corpus == "xquad-train":
+            pairs = parallel_pairs(data_dir=a.data_dir)
+        else:
+            from .corpora import load_training_corpus
+            pairs = load_training_corpus(cfg.corpus, a.data_dir)
         if a.max_groups:
             from .compare import _subsample_pairs
             pairs = _subsample_pairs(pairs, a.max_groups, cfg.seed)

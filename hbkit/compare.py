@@ -35,8 +35,8 @@ from .config import profile as get_profile
 from .files import RunLock, atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
-BENCHMARKS = ("xquad-r-eval", "mlqa-r", "tydiqa")
-UMAP_BENCH = "xquad-r-eval"
+BENCHMARKS = ("xquad-r-eval", "mlqa-r", "tydiqa")  # the default pool benchmarks (profile key ``benchmarks``)
+CORPUS_METRICS = ("ndcg@10", "recall@100", "mrr@10")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,11 @@ class Run:
     @property
     def id(self) -> str:
         return self.name if self.seed is None else f"{self.name}-s{self.seed}"
+
+
+def umap_bench(cfg: dict) -> str:
+    """The parallel benchmark whose questions the UMAP pictures show (XQuAD-R: 11-way parallel)."""
+    return next((b for b in ("xquad-r-eval", "xquad-r", "mlqa-r") if b in cfg["benchmarks"]), cfg["benchmarks"][0])
 
 
 def plan(cfg: dict) -> list[Run]:
@@ -86,7 +91,11 @@ def bench_fingerprint(b) -> str:
 #: profile keys that change a trained model or a per-query result; the others (strategies, alphas, seeds,
 #: umap_groups, bootstrap, permutations, delta) only add runs or redo cheap steps, so a folder stays reusable
 RESULT_KEYS = ("model", "steps", "batch_size", "lr", "freeze_word_embeddings", "train_groups", "train_languages",
-               "eval_groups", "eval_seed", "data")
+               "eval_groups", "eval_seed", "data", "corpus", "benchmarks", "corpus_benchmarks", "val_groups",
+               "eval_steps", "eval_metric", "early_stopping_patience", "weight_decay")
+#: what a folder written before a key existed was made with
+LEGACY = {"corpus": "xquad-train", "benchmarks": list(BENCHMARKS), "corpus_benchmarks": [], "val_groups": 0,
+          "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01}
 
 
 def _check_reusable(out: Path, cfg: dict) -> None:
@@ -95,7 +104,7 @@ def _check_reusable(out: Path, cfg: dict) -> None:
     path = out / "config.json"
     if not path.is_file() or not any((out / sub).is_dir() and any((out / sub).iterdir()) for sub in ("models", "per_query")):
         return
-    old = json.loads(path.read_text())
+    old = {**LEGACY, **json.loads(path.read_text())}
     diff = [f"{k}: {old.get(k)!r} -> {cfg.get(k)!r}" if k != "data" else
             "data: the files differ (" + ", ".join(n for n in cfg["data"] if (old.get("data") or {}).get(n) != cfg["data"][n]) + ")"
             for k in RESULT_KEYS if old.get(k) != cfg.get(k)]
@@ -104,19 +113,57 @@ def _check_reusable(out: Path, cfg: dict) -> None:
                          "mix the two. Use another --out, or --force to retrain and re-evaluate everything there")
 
 
-def _stage_data(cfg: dict, data_dir):
-    from .data import check_disjoint, load_benchmark, parallel_pairs
+def _training_pairs(cfg: dict, data_dir):
+    from .corpora import load_training_corpus
+    from .data import parallel_pairs
+
+    if cfg["corpus"] == "xquad-train":
+        return parallel_pairs(languages=cfg["train_languages"], data_dir=data_dir)
+    return load_training_corpus(cfg["corpus"], data_dir, languages=cfg["train_languages"])
+
+
+def corpus_fingerprint(b) -> str:
+    """A hash of a corpus benchmark: its topics, qrels and corpus files (names and sizes)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps([b.topics, b.qrels, [(Path(f).name, Path(f).stat().st_size) for f in b.files]],
+                        sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _stage_data(cfg: dict, data_dir, allow_overlap: bool = False, out: Path | None = None):
+    """Training pairs, pool benchmarks (subsampled with ``eval_seed``), corpus benchmarks (those whose files are
+    absent are skipped and said so), the zero-shot check, and the content fingerprints."""
+    from .corpora import check_zero_shot, overlap_counts
+    from .data import DataError, check_benchmark_names, check_disjoint, load_benchmark
+    from .miracl import load_corpus_benchmarks
     from .training import pairs_fingerprint
 
-    pairs = parallel_pairs(languages=cfg["train_languages"], data_dir=data_dir)
+    pairs = _training_pairs(cfg, data_dir)
     benches = {}
-    for name in BENCHMARKS:
+    for name in cfg["benchmarks"]:
         b = load_benchmark(name, data_dir)
         n = (cfg["eval_groups"] or {}).get(name)
         benches[name] = b.subsample(n, seed=cfg["eval_seed"]) if n else b
-    check_disjoint(pairs["group"], benches["xquad-r-eval"])
-    fps = {"train": pairs_fingerprint(pairs), **{n: bench_fingerprint(b) for n, b in benches.items()}}
-    return pairs, benches, fps
+    corpora, notes = {}, []
+    for spec in check_benchmark_names(cfg.get("corpus_benchmarks") or []) if cfg.get("corpus_benchmarks") else []:
+        try:
+            for b in load_corpus_benchmarks(spec, data_dir):
+                corpora[b.name] = b
+        except DataError as e:
+            log.warning("%s skipped: %s", spec, e)
+            notes.append(f"{spec} skipped: {str(e).splitlines()[0]}")
+    if "xquad-r-eval" in benches and cfg["corpus"] == "xquad-train":
+        check_disjoint(pairs["group"], benches["xquad-r-eval"])
+    overlap = overlap_counts(pairs, benches)
+    if out is not None:
+        with atomic_path(out / "overlap.csv") as tmp:
+            overlap.to_csv(tmp, index=False)
+    check_zero_shot(overlap, force=allow_overlap)
+    fps = {"train": pairs_fingerprint(pairs), **{n: bench_fingerprint(b) for n, b in benches.items()},
+           **{n: corpus_fingerprint(b) for n, b in corpora.items()}}
+    return pairs, benches, corpora, fps, notes
 
 
 def _read_parquet(path: Path) -> pd.DataFrame | None:
@@ -139,16 +186,24 @@ def _stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool) -> Path:
     from .models import load_encoder
     from .training import TrainConfig, train
 
+    extra = {"corpus": cfg["corpus"], "weight_decay": cfg["weight_decay"]}
+    if cfg["val_groups"]:
+        extra.update(val_groups=cfg["val_groups"], eval_steps=cfg["eval_steps"], save_steps=cfg["eval_steps"],
+                     eval_metric=cfg["eval_metric"], early_stopping_patience=cfg["early_stopping_patience"])
+    else:
+        extra.update(save_steps=max(10, cfg["steps"] // 4))
     tc = TrainConfig(strategy=run.strategy, alpha=run.alpha if run.strategy == "hybrid" else 0.5,
                      batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
-                     freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed,
-                     save_steps=max(10, cfg["steps"] // 4))
+                     freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed, **extra)
     return train(load_encoder(cfg["model"]), _subsample_pairs(pairs, cfg["train_groups"], run.seed), tc,
                  out / "models" / run.id, progress=progress)
 
 
-def _stage_evaluate(run: Run, encoder, benches: dict, out: Path, umap_q: pd.DataFrame, timings: dict, progress: bool):
-    """Per-query metrics and per-group alignment of one model on every benchmark (reused when intact)."""
+def _stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, umap_q: pd.DataFrame, timings: dict,
+                    progress: bool):
+    """Per-query metrics and per-group alignment of one model on every pool benchmark, and per-query metrics on
+    every corpus benchmark (sharded encoding, faiss search; shards shared by the runs under ``out/corpus``);
+    each file is reused when intact."""
     from .alignment import alignment_per_group
     from .evaluation import encode, evaluate_embeddings
     from .models import fingerprint
@@ -173,6 +228,16 @@ def _stage_evaluate(run: Run, encoder, benches: dict, out: Path, umap_q: pd.Data
         timings["align"] += time.perf_counter() - t
         _write_parquet(res.per_query.assign(**ident), pq_path)
         _write_parquet(al.assign(benchmark=bname, **ident), al_path)
+    todo = [b for n, b in corpora.items() if _read_parquet(out / "per_query" / f"{run.id}__{n}.parquet") is None]
+    timings["reused_results"] += len(corpora) - len(todo)
+    if todo:
+        from .search import evaluate_corpus
+
+        t = time.perf_counter()
+        _, pq = evaluate_corpus(encoder, todo, out / "corpus", progress=progress, metrics=list(CORPUS_METRICS))
+        timings["corpus"] = timings.get("corpus", 0.0) + time.perf_counter() - t
+        for name, part in pq.groupby("benchmark"):
+            _write_parquet(part.assign(**ident), out / "per_query" / f"{run.id}__{name}.parquet")
     umap_path = out / "umap" / f"{run.id}.npy"
     if not umap_path.is_file():
         with atomic_path(umap_path) as tmp:
@@ -198,8 +263,8 @@ def _stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]
 
     pq = load_per_query(out)
     al = load_per_query(out, "alignment")
-    metrics = [m for m in ("map", "recall@1", "recall@10", "acc@1", "acc@5", "acc@10", "mrr@10", "ndcg@10",
-                           "rank_distance", "top10_same_lang") if m in pq.columns]
+    metrics = [m for m in ("map", "recall@1", "recall@10", "recall@100", "acc@1", "acc@5", "acc@10", "mrr@10",
+                           "ndcg@10", "rank_distance", "top10_same_lang") if m in pq.columns]
     keys = ["model", "strategy", "alpha", "seed", "benchmark", "setting", "qlang", "dlang"]
     long = pq.melt(id_vars=keys + ["query_id", "group"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
     cell = long.groupby(keys + ["metric"], dropna=False).agg(value=("value", "mean"), n=("value", "size")).reset_index()
@@ -209,12 +274,17 @@ def _stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]
     with atomic_path(out / "results.csv") as tmp:
         results.to_csv(tmp, index=False)
     boot = {"n_boot": cfg["bootstrap"], "seed": cfg["eval_seed"]}
-    agg = stats.aggregate(pq, metrics=("map", "rank_distance", "acc@1"), **boot)
-    eff = stats.effects(pq, metrics=("map", "rank_distance"), n_perm=cfg["permutations"], **boot)
+    corpus = pq["benchmark"].str.startswith(("miracl", "tydiqa-corpus"))
+    pool, cq = pq[~corpus], pq[corpus]
+    agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1"), **boot)
+    eff = stats.effects(pool, metrics=("map", "rank_distance"), n_perm=cfg["permutations"], **boot)
+    if len(cq):  # corpus benchmarks (MIRACL): the official nDCG@10 and Recall@100
+        agg = pd.concat([agg, stats.aggregate(cq, metrics=("ndcg@10", "recall@100"), **boot)], ignore_index=True)
+        eff = stats.combine_effects(eff, stats.effects(cq, metrics=("ndcg@10",), n_perm=cfg["permutations"], **boot))
     # the research question: alignment (per group) and, on TyDi-QA (not parallel), question-to-passage accuracy
     aeff = stats.alignment_effects(al, n_perm=cfg["permutations"], **boot)
-    tydi = stats.effects(pq[(pq.benchmark == "tydiqa") & (pq.setting == "multi")], metrics=("acc@1",),
-                         n_perm=cfg["permutations"], **boot)
+    tydi = (stats.effects(pool[(pool.benchmark == "tydiqa") & (pool.setting == "multi")], metrics=("acc@1",),
+                          n_perm=cfg["permutations"], **boot) if "tydiqa" in set(pool.benchmark) else pd.DataFrame())
     effects = stats.combine_effects(eff, aeff, tydi)  # one family for Benjamini-Hochberg
     missing = sorted({*effects.attrs.get("missing", []), *agg.attrs.get("missing", [])})
     for df, name in ((agg, "aggregate.csv"), (effects, "effects.csv")):
@@ -238,8 +308,10 @@ def _stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]
 
 
 def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool = False, data_dir=None,
-            progress: bool = True, **overrides) -> dict:
-    """Run the plan and every stage (module docstring); returns what :func:`report` returns plus ``timings``."""
+            progress: bool = True, allow_overlap: bool = False, **overrides) -> dict:
+    """Run the plan and every stage (module docstring); returns what :func:`render` returns plus ``timings``.
+    Training questions found in an evaluation benchmark stop the job (``overlap.csv`` has the counts) unless
+    ``allow_overlap``."""
     from .models import load_encoder
 
     cfg = get_profile(profile, **overrides)  # validated before any work
@@ -248,8 +320,8 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
         timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
                                      "aggregate": 0.0, "report": 0.0, "reused_results": 0}
         t0 = time.perf_counter()
-        pairs, benches, fps = _stage_data(cfg, data_dir)
-        cfg["data"] = fps
+        pairs, benches, corpora, fps, notes = _stage_data(cfg, data_dir, allow_overlap, out)
+        cfg["data"], cfg["notes"] = fps, notes
         timings["load_data"] = time.perf_counter() - t0
         if force:
             for sub in ("models", "per_query", "alignment", "umap"):
@@ -258,7 +330,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
             _check_reusable(out, cfg)
         atomic_write_json(out / "config.json", cfg)
         runs = plan(cfg)
-        ub = benches[UMAP_BENCH]
+        ub = benches[umap_bench(cfg)]
         ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
         umap_q = ub.queries[ub.queries["group"].isin(ug)]
         for run in tqdm(runs, desc="models", disable=not progress):
@@ -269,7 +341,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
                 model_dir = _stage_train(run, cfg, pairs, out, progress)
                 timings["train"] += time.perf_counter() - t
                 encoder = load_encoder(str(model_dir))
-            _stage_evaluate(run, encoder, benches, out, umap_q, timings, progress)
+            _stage_evaluate(run, encoder, benches, corpora, out, umap_q, timings, progress)
             del encoder
         t = time.perf_counter()
         _stage_aggregate(out, cfg, umap_q, runs)
@@ -304,6 +376,10 @@ def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
             rd = a[(a.benchmark == bench) & (a.setting == "multi") & (a.metric == "rank_distance")]
             if not rd.empty:
                 row[f"{bench} rank dist"] = f"{rd['mean'].iloc[0]:.0f}"
+            nd = a[(a.benchmark == bench) & (a.metric == "ndcg@10") & a.benchmark.str.contains("miracl|corpus")]
+            if not nd.empty:
+                v = nd.iloc[0]
+                row[f"{bench} nDCG@10"] = f"{v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -325,7 +401,9 @@ def render(out: str | Path) -> dict:
     verdicts = stats.verdicts(effects, delta=cfg["delta"])
     table = paper_table(agg)
     ref = reference.default_reference()
-    ref_note = reference.reference_benchmarks_check(ref, list(BENCHMARKS)) if ref is not None else "no reference table"
+    ref_note = reference.reference_benchmarks_check(ref, list(cfg.get("benchmarks", BENCHMARKS))) if ref is not None \
+        else "no reference table"
+    overlap = pd.read_csv(out / "overlap.csv") if (out / "overlap.csv").is_file() else pd.DataFrame()
     absolute = reference.absolute_view(agg, ref, cfg["model"]) if ref is not None else pd.DataFrame()
     ref_eff = reference.effects_view(effects, ref) if ref is not None else pd.DataFrame()
     for df, name in ((table, "table.csv"), (verdicts, "verdicts.csv"), (absolute, "reference_absolute.csv"),
@@ -338,7 +416,9 @@ def render(out: str | Path) -> dict:
              f"lr {cfg['lr']}, frozen word embeddings: {cfg['freeze_word_embeddings']}; training seeds {seeds} "
              f"(one model per strategy, α and seed; the base model once); evaluation subsample seed {cfg['eval_seed']} "
              f"(the same queries for every model); {cfg['bootstrap']} bootstrap resamples, {cfg['permutations']} "
-             f"sign-flip permutations; δ = {cfg['delta']} for C5." + (f" Incomplete: {'; '.join(missing)}." if missing else ""))
+             f"sign-flip permutations; δ = {cfg['delta']} for C5. Training corpus: {cfg.get('corpus', 'xquad-train')}."
+             + (f" Incomplete: {'; '.join(missing)}." if missing else "")
+             + (f" {'; '.join(cfg['notes'])}." if cfg.get("notes") else ""))
     mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
     sections = [("Run", notes),
                 ("Macro mAP: mean over seeds [95% interval over seeds and query groups]", table),
@@ -351,12 +431,13 @@ def render(out: str | Path) -> dict:
                 ("Language bias: maximum rank distance (lower is better)",
                  viz.metric_bars(mean[mean.setting == "multi"], "rank_distance")),
                 (f"Published numbers as they are (ours − paper only where the encoder matches; {ref_note})", absolute),
-                ("Published effects beside ours (sign agreement; paper's effect inside our interval?)", ref_eff)]
+                ("Published effects beside ours (sign agreement; paper's effect inside our interval?)", ref_eff),
+                ("Zero-shot separation: training texts found in each benchmark (exact / normalised)", overlap)]
     first_seed = results[results.seed == results.seed.min()] if results.seed.notna().any() else results
     base_rows = results[results.model == "base"]
     for name in dict.fromkeys(results["model"]):
         r = pd.concat([first_seed, base_rows]).drop_duplicates()
-        sections.append((f"Language pairs: {name}", viz.pair_heatmap(r, name, UMAP_BENCH)))
+        sections.append((f"Language pairs: {name}", viz.pair_heatmap(r, name, umap_bench(cfg))))
     sections += [("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
                                                                     .groupby(["model", "benchmark", "metric", "qlang", "dlang"])
                                                                     ["value"].mean().reset_index())),

@@ -25,23 +25,33 @@ def cache_dir() -> Path:
 #: seed is scored on the same queries and candidates. ``seeds`` are training seeds: one model per (strategy, α,
 #: seed); they change the sampler, the subsample of training groups and dropout, never what is evaluated.
 _COMMON = {"strategies": ["xx", "xy", "hybrid"], "alphas": [], "train_languages": None, "eval_seed": 0,
-           "permutations": 10000, "delta": 0.01}
+           "permutations": 10000, "delta": 0.01, "corpus": "xquad-train",
+           "benchmarks": ["xquad-r-eval", "mlqa-r", "tydiqa"], "corpus_benchmarks": [], "val_groups": 0,
+           "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01}
 PROFILES: dict[str, dict] = {
     # CI: seconds, on the tiny random encoder; checks the pipeline, not the research question
     "ci": {**_COMMON, "model": "hbkit/tiny", "seeds": [0, 1], "steps": 4, "batch_size": 8, "lr": 1e-3,
            "freeze_word_embeddings": False, "train_groups": 64,
            "eval_groups": {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30}, "umap_groups": 10, "bootstrap": 200,
-           "permutations": 2000},
+           "permutations": 2000, "corpus_benchmarks": ["tydiqa-corpus:sw"]},
     # CPU (default without a GPU): ~25 min per seed on 2 cores. Cut: 40 steps at batch 32 (paper: batch 100,
     # full epochs), frozen word embeddings, evaluation on subsamples (whole parallel groups kept).
     "cpu": {**_COMMON, "model": "intfloat/multilingual-e5-small", "seeds": [0], "steps": 40, "batch_size": 32,
             "lr": 3e-5, "freeze_word_embeddings": True, "train_groups": None,
             "eval_groups": {"xquad-r-eval": 120, "mlqa-r": 150, "tydiqa": 300}, "umap_groups": 40, "bootstrap": 1000},
-    # GPU: full benchmarks, paper hyper-parameters (batch 100, lr 3e-5), all weights trained
-    "gpu": {**_COMMON, "model": "intfloat/multilingual-e5-small", "alphas": [0.25, 0.75], "seeds": [0, 1, 2],
-            "steps": 1000, "batch_size": 100, "lr": 3e-5, "freeze_word_embeddings": False, "train_groups": None,
-            "eval_groups": {}, "umap_groups": 60, "bootstrap": 1000},
+    # The paper's protocol (LAReQA's set-up): SQuAD v1.1 train + XTREME translate-train, batch 100, lr 3e-5,
+    # weight decay 0.01, α 0.5, early stopping on the validation loss, 3 seeds, zero-shot on the FULL XQuAD-R
+    # (nothing of XQuAD is trained on), MLQA-R, TyDi-QA and MIRACL where its files are present. One encoder per
+    # run: XLM-R here; `make paper` also runs LaBSE and multilingual-e5-small. Needs a GPU.
+    "paper": {**_COMMON, "model": "FacebookAI/xlm-roberta-base", "alphas": [0.25, 0.75], "seeds": [0, 1, 2],
+              "steps": 30000, "batch_size": 100, "lr": 3e-5, "freeze_word_embeddings": False, "train_groups": None,
+              "eval_groups": {}, "umap_groups": 60, "bootstrap": 1000, "corpus": "squad-translate-train",
+              "benchmarks": ["xquad-r", "mlqa-r", "tydiqa"],
+              "corpus_benchmarks": ["miracl:ar,bn,de,es,fa,fi,fr,hi,id,ja,ko,ru,sw,te,th,yo,zh"],
+              "val_groups": 1000, "eval_steps": 500, "early_stopping_patience": 3},
 }
+#: the former name of the paper profile
+PROFILES["gpu"] = PROFILES["paper"]
 
 #: Every profile key: its type (as the command line parses it) and what it means. The defaults live in
 #: :data:`PROFILES` only.
@@ -62,6 +72,15 @@ PROFILE_KEYS: dict[str, tuple[str, str]] = {
     "bootstrap": ("int", "bootstrap resamples for intervals"),
     "permutations": ("int", "sign-flip permutations for p-values"),
     "delta": ("float", "C5: hybrid counts as within delta (mAP) of the best strategy"),
+    "corpus": ("str", "training corpus: xquad-train, squad-translate-train, or a .jsonl/.csv/.parquet of pairs"),
+    "benchmarks": ("list[str]", "LAReQA-style benchmarks (full-pool mAP): xquad-r-eval or xquad-r, mlqa-r, tydiqa"),
+    "corpus_benchmarks": ("list[str]?", "corpus benchmarks searched with faiss, e.g. miracl:sw,te (skipped, and "
+                                        "said so, when their files are absent); none: no corpus benchmark"),
+    "val_groups": ("int", "groups held out of training for in-training evaluation (0: none)"),
+    "eval_steps": ("int", "evaluate (and checkpoint) every N steps when val_groups > 0"),
+    "eval_metric": ("str", "best-checkpoint criterion: loss (the paper) or map"),
+    "early_stopping_patience": ("int", "stop after N evaluations without improvement (0: never)"),
+    "weight_decay": ("float", "AdamW weight decay"),
 }
 
 
@@ -95,6 +114,26 @@ def check_profile(cfg: dict) -> dict:
         fail("train_groups", "must be an integer >= 2, or none for all groups")
     if not isinstance(cfg.get("lr"), (int, float)) or cfg["lr"] < 0:
         fail("lr", "must be >= 0")
+    from .data import check_benchmark_names, is_corpus_benchmark
+
+    names = check_benchmark_names(list(cfg.get("benchmarks") or []) + list(cfg.get("corpus_benchmarks") or []))
+    if any(is_corpus_benchmark(n) for n in cfg.get("benchmarks") or []) or \
+            any(not is_corpus_benchmark(n) for n in cfg.get("corpus_benchmarks") or []):
+        fail("benchmarks", "list pool benchmarks in benchmarks and miracl:/tydiqa-corpus: ones in corpus_benchmarks")
+    if not cfg.get("benchmarks"):
+        fail("benchmarks", "give at least one of xquad-r-eval, xquad-r, mlqa-r, tydiqa")
+    if "xquad-r" in names and cfg.get("corpus") == "xquad-train":
+        fail("benchmarks", "xquad-r shares its articles with xquad-train; evaluate on xquad-r-eval (held-out articles)")
+    unknown_eval = set(cfg.get("eval_groups") or {}) - set(names)
+    if unknown_eval:
+        fail("eval_groups", f"{sorted(unknown_eval)} are not among the benchmarks {names}")
+    if cfg.get("eval_metric") not in ("loss", "map"):
+        fail("eval_metric", "use loss or map")
+    for key in ("val_groups", "early_stopping_patience"):
+        if not isinstance(cfg.get(key), int) or cfg[key] < 0:
+            fail(key, "must be an integer >= 0")
+    if cfg.get("early_stopping_patience") and not cfg.get("val_groups"):
+        fail("early_stopping_patience", "needs val_groups > 0")
     if not isinstance(cfg.get("delta"), (int, float)) or cfg["delta"] < 0:
         fail("delta", "must be >= 0 (the largest shortfall of hybrid that still counts as 'as good')")
     for name, n in (cfg.get("eval_groups") or {}).items():
@@ -104,7 +143,7 @@ def check_profile(cfg: dict) -> dict:
 
 
 def default_profile() -> str:
-    """``$HBKIT_PROFILE`` if set, else ``gpu`` when CUDA is available, else ``cpu``."""
+    """``$HBKIT_PROFILE`` if set, else ``paper`` when CUDA is available, else ``cpu``."""
     env = os.environ.get("HBKIT_PROFILE")
     if env:
         if env not in PROFILES:
@@ -112,7 +151,7 @@ def default_profile() -> str:
         return env
     import torch
 
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    return "paper" if torch.cuda.is_available() else "cpu"
 
 
 def profile(name: str = "auto", **overrides) -> dict:
@@ -124,5 +163,6 @@ def profile(name: str = "auto", **overrides) -> dict:
     unknown = set(overrides) - set(PROFILE_KEYS)
     if unknown:
         raise ProfileError(f"unknown profile keys {sorted(unknown)}; known: {', '.join(PROFILE_KEYS)}")
-    cfg = {**PROFILES[name], **{k: v for k, v in overrides.items() if v is not None}, "profile": name}
+    cfg = {**PROFILES[name], **{k: v for k, v in overrides.items() if v is not None},
+           "profile": "paper" if name == "gpu" else name}
     return check_profile(cfg)

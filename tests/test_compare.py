@@ -25,7 +25,9 @@ def test_outputs_exist_and_are_consistent(ci_run):
         assert (out / f).is_file(), f
     r = pd.read_csv(out / "results.csv")
     assert set(r.model) == {"base", "xx", "xy", "hybrid"}
-    assert set(r.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa"}
+    assert set(r.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa", "tydiqa-corpus-sw"}
+    corpus = r[r.benchmark == "tydiqa-corpus-sw"]  # TyDi-QA as a MIRACL-style corpus, through faiss
+    assert {"ndcg@10", "recall@100"} <= set(corpus.metric) and set(corpus.setting) == {"mono"}
     macro = r[(r.qlang == "all") & (r.metric == "map")]
     assert len(macro) == (1 + 3 * 2) * (3 + 3 + 2)  # (base + 3 strategies x 2 seeds) x settings (tydiqa: no cross)
     assert set(r[r.model != "base"].seed) == {0, 1} and r[r.model == "base"].seed.isna().all()
@@ -53,7 +55,7 @@ def test_report_shows_seeds_effects_verdicts_and_published_numbers(ci_run):
     assert html.startswith("<!doctype html>") and html.count("plotly-graph-div") >= 5
     assert "Plotly.newPlot" in html and 'src="https://cdn.plot.ly' not in html  # plotly.js inlined
     for text in ("training seeds 0,1", "Verdicts", "Effects", "against α", "Published numbers", "Published effects",
-                 "arXiv 2408.10536"):
+                 "arXiv 2408.10536", "Zero-shot separation", "tydiqa-corpus-sw nDCG@10"):
         assert text in html, text
 
 
@@ -76,7 +78,7 @@ def test_rerun_reuses_models_and_recomputes_a_damaged_result(ci_run, data_dir, c
     again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
     after = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
     assert before == after and again["timings"]["train"] < 30  # nothing retrained (identity checks only)
-    assert again["timings"]["reused_results"] == 7 * 3 - 1 and "xy-s1__mlqa-r.parquet is damaged" in caplog.text
+    assert again["timings"]["reused_results"] == 7 * 4 - 1 and "xy-s1__mlqa-r.parquet is damaged" in caplog.text
     pd.testing.assert_frame_equal(again["table"], ci_run["table"])
 
 
@@ -132,8 +134,26 @@ def test_bad_arguments_fail_before_any_work(tmp_path):
 def test_extra_alpha_trains_only_the_new_runs(ci_run, data_dir):
     out = ci_run["out"]
     again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1], alphas=[0.25])
-    assert again["timings"]["reused_results"] == 7 * 3
+    assert again["timings"]["reused_results"] == 7 * 4
     r = again["results"]
     assert set(r.model) == {"base", "xx", "xy", "hybrid", "hybrid-a0.25"}
     log = json.loads((out / "models" / "hybrid-a0.25-s1" / "model" / "hbkit_training.json").read_text())
     assert log["config"]["strategy"] == "hybrid" and log["config"]["alpha"] == 0.25 and log["config"]["seed"] == 1
+
+
+def test_overlapping_training_questions_are_refused(data_dir, tmp_path):
+    """Zero-shot separation: a training corpus holding evaluation questions stops the job before any training."""
+    from hbkit.data import load_benchmark
+    from hbkit.corpora import ZeroShotError
+    q = load_benchmark("mlqa-r", data_dir).queries.iloc[:3]
+    rows = [{"group": f"g{i}", "lang": l, "query": t if l == "en" else f"{t} ({l})", "passage": f"p{i} {l}",
+             "answer_key": f"g{i}"} for i, t in enumerate(q.text) for l in ("en", "de")]
+    rows += [{"group": f"x{i}", "lang": l, "query": f"question {i} {l}", "passage": f"answer {i} {l}",
+              "answer_key": f"x{i}"} for i in range(40) for l in ("en", "de")]
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(ZeroShotError, match="mlqa-r"):
+        compare("ci", tmp_path / "run", data_dir=data_dir, progress=False, corpus=str(path), seeds=[0])
+    assert not (tmp_path / "run" / "models").exists()
+    counts = pd.read_csv(tmp_path / "run" / "overlap.csv")
+    assert counts[(counts.benchmark == "mlqa-r") & (counts.field == "query") & (counts.match == "exact")].bench_matched.iloc[0] >= 1
