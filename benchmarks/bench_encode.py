@@ -8,6 +8,10 @@ apart). The projection (labelled as such) uses the measured tokens per passage a
 token with an explicit GPU throughput assumption (--gpu-tflops, effective, default 100: about a third of
 the A100's 312 TFLOPS dense BF16/FP16 peak in NVIDIA's A100 datasheet; or give --gpu-passages-per-s).
 
+Shard i goes to rank i % 2, so keep n / shard-size a multiple of 2 for an even split (default shards of 100).
+The FLOP-based GPU figure ignores padding, tokenisation and kernel-launch overheads, so it is an optimistic
+bound; pass --gpu-passages-per-s with a measured figure when you have one.
+
 Run: HF_HUB_OFFLINE=1 python benchmarks/bench_encode.py [--n 2000]
 """
 import argparse
@@ -66,7 +70,7 @@ def run_config(nproc: int, threads: int, out: Path, args) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--shard-size", type=int, default=250)
+    ap.add_argument("--shard-size", type=int, default=100)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--gpu-tflops", type=float, default=100.0, help="effective GPU throughput assumed (TFLOPS)")
     ap.add_argument("--gpu-passages-per-s", type=float, default=None, help="override: assumed passages/s per GPU")
