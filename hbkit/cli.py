@@ -224,6 +224,9 @@ def run(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    import signal
+    # SIGTERM (kill, a scheduler's time limit) unwinds like an exception, so temporary files are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(a)

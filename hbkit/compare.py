@@ -249,6 +249,8 @@ def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
     concatenated; a damaged file is an error naming it (run ``compare`` again to recompute it)."""
     frames = []
     for f in sorted(Path(out, kind).glob("*.parquet")):
+        if f.name.startswith("."):  # a temporary file of an interrupted write (hbkit.files.tmp_name), never a result
+            continue
         try:
             frames.append(pd.read_parquet(f))
         except Exception as e:  # noqa: BLE001

@@ -75,6 +75,7 @@ def test_rerun_reuses_models_and_recomputes_a_damaged_result(ci_run, data_dir, c
     before = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
     damaged = out / "per_query" / "xy-s1__mlqa-r.parquet"
     damaged.write_bytes(damaged.read_bytes()[:100])  # truncated, as by a crash mid-write of an older version
+    (out / "per_query" / ".xx-s0__mlqa-r.parquet.999.abcd.tmp.parquet").write_bytes(b"PAR1")  # a killed write's temp
     again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
     after = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
     assert before == after and again["timings"]["train"] < 30  # nothing retrained (identity checks only)
