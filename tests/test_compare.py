@@ -78,7 +78,7 @@ def test_rerun_reuses_models_and_recomputes_a_damaged_result(ci_run, data_dir, c
     (out / "per_query" / ".xx-s0__mlqa-r.parquet.999.abcd.tmp.parquet").write_bytes(b"PAR1")  # a killed write's temp
     again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
     after = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
-    assert before == after and again["timings"]["train"] < 30  # nothing retrained (identity checks only)
+    assert before == after  # nothing retrained: the finished models were recognised (identity checks only)
     assert again["timings"]["reused_results"] == 7 * 4 - 1 and "xy-s1__mlqa-r.parquet is damaged" in caplog.text
     pd.testing.assert_frame_equal(again["table"], ci_run["table"])
 
