@@ -256,14 +256,13 @@ def squad_translate_train_files(data_dir: str | os.PathLike | None = None,
 
 
 def _check_langs(languages, available: list[str], what: str) -> list[str]:
-    languages = list(languages) if languages is not None else list(available)
-    if not languages:
+    """The data layer's language check (a string is a comma list; unknown or repeated codes are errors), and
+    an explicitly empty list is refused rather than read as 'all'."""
+    from .data import _check_languages
+
+    if languages is not None and not isinstance(languages, str) and not list(languages):
         raise DataError(f"{what}: languages is empty; pass at least one of {', '.join(available)}")
-    for lang in languages:
-        if lang not in available:
-            hint = "" if lang in LANGUAGES else f" ({lang!r} is not an ISO 639-1 code hbkit knows)"
-            raise DataError(f"{what} has no language {lang!r}{hint}; it has {', '.join(available)}")
-    return languages
+    return _check_languages(languages, available, what)
 
 
 def download_squad_translate_train(dest: str | os.PathLike = PROJECT_DATA / "squad-translate-train",

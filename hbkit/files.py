@@ -75,6 +75,17 @@ def atomic_write_json(path: str | os.PathLike, obj, **kw) -> Path:
     return atomic_write_text(path, json.dumps(obj, **{"indent": 1, "default": str, **kw}))
 
 
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file, read in 4 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def lock_for(path: str | os.PathLike) -> FileLock:
     """The file lock guarding ``path`` (``<path>.lock`` beside it)."""
     path = Path(path)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import cache_dir
-from .files import atomic_write_json, build_once
+from .files import atomic_write_json, build_once, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +162,7 @@ def _folder_complete(folder: Path, record: str = "hbkit_provenance.json") -> boo
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def embedded_model_path(rebuild: bool = False) -> Path:

@@ -73,11 +73,9 @@ def world() -> tuple[int, int]:
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from .files import sha256_file
+
+    return sha256_file(path)
 
 
 def _shard_name(i: int) -> str:
