@@ -443,18 +443,25 @@ def load_mlqa_r(data_dir: str | os.PathLike | None = None, languages: Iterable[s
     return _read_lareqa("mlqa-r", root / "mlqa-r", languages, None, False)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _segmenter(lang: str):
+    """pysbd's segmenter for ``lang``; languages pysbd has no rules for (vi, tr, th, id, fi, sw, te, ...) use its
+    English rules, which split at Latin sentence punctuation (Thai writes none, so a Thai paragraph stays one
+    sentence unless it holds such punctuation). Said once per language in the log."""
     import pysbd
-    # pysbd has no Vietnamese rules; Vietnamese uses Latin script and Latin sentence punctuation.
-    return pysbd.Segmenter(language=lang if lang != "vi" else "en", clean=False, char_span=True)
+    from pysbd.languages import LANGUAGE_CODES
+
+    rules = lang if lang in LANGUAGE_CODES else "en"
+    if rules != lang:
+        log.info("pysbd has no sentence rules for %r: using its English rules", lang)
+    return pysbd.Segmenter(language=rules, clean=False, char_span=True)
 
 
 _CLAUSE_MARKS = ("\u060c", ",", "\u3001")  # Arabic comma, comma, ideographic comma: never end a sentence
 
 
 def split_sentences(text: str, lang: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences of ``text`` (pysbd, language-specific rules; vi uses en rules)."""
+    """Character spans of the sentences of ``text`` (pysbd, language-specific rules; see :func:`_segmenter`)."""
     spans: list[tuple[int, int]] = []
     for s in _segmenter(lang).segment(text):
         if spans and text[spans[-1][0]:spans[-1][1]].rstrip().endswith(_CLAUSE_MARKS):
