@@ -123,8 +123,12 @@ def main():
     ap.add_argument("--n", type=int, default=2_000_000)
     ap.add_argument("--dir", default="/tmp/hbkit-bench-search")
     ap.add_argument("--generate-only", action="store_true")
+    ap.add_argument("--lareqa-only", action="store_true", help="time only the full-pool LAReQA kernel")
     args = ap.parse_args()
     folder = Path(args.dir) / f"n{args.n}"
+    if args.lareqa_only:
+        lareqa()
+        return
     if args.generate_only:
         generate(folder, args.n)
         return
