@@ -203,8 +203,10 @@ def test_offline_without_data_names_the_fix(monkeypatch, tmp_path):
         data.release_dir("mlqa")
 
 
-def test_download_verifies_sha256(data_dir, tmp_path):
+def test_download_verifies_sha256(data_dir, tmp_path, monkeypatch):
     # the official addresses are unreachable here: serve the release copies from file:// URLs instead
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HBKIT_OFFLINE", raising=False)
     src = {"xquad-r": {**data.SOURCES["xquad-r"], "url": (data_dir / "xquad-r").as_uri() + "/{file}"}}
     data.download("xquad-r", tmp_path, sources=src)
     assert (tmp_path / "xquad-r" / "en.json").read_bytes() == (data_dir / "xquad-r" / "en.json").read_bytes()
