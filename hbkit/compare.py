@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .config import profile as get_profile
 from .files import RunLock, atomic_path, atomic_write_json, atomic_write_text
+from .sampling import STRATEGY_ALPHA
 
 log = logging.getLogger(__name__)
 BENCHMARKS = ("xquad-r-eval", "mlqa-r", "tydiqa")  # the default pool benchmarks (profile key ``benchmarks``)
@@ -64,7 +65,7 @@ def plan(cfg: dict) -> list[Run]:
     extra α, once per training seed."""
     runs = [Run("base", None, None, None)]
     for seed in cfg["seeds"]:
-        runs += [Run(s, s, {"xx": 1.0, "xy": 0.0}.get(s, 0.5), seed) for s in cfg["strategies"]]
+        runs += [Run(s, s, STRATEGY_ALPHA[s], seed) for s in cfg["strategies"]]
         runs += [Run(f"hybrid-a{a:g}", "hybrid", float(a), seed) for a in cfg.get("alphas") or [] if a != 0.5]
     return runs
 

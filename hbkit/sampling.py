@@ -53,6 +53,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("xx", "xy", "hybrid")
+#: α of each strategy: X-Y batches only (0), the paper's hybrid (0.5), X-X-mono only (1)
+STRATEGY_ALPHA = {"xy": 0.0, "hybrid": 0.5, "xx": 1.0}
 
 
 class SamplerError(ValueError):

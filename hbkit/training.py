@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .files import atomic_write_json, atomic_write_text, tmp_name
-from .sampling import STRATEGIES, PairCollator, SamplerError, make_sampler
+from .sampling import STRATEGIES, STRATEGY_ALPHA, PairCollator, SamplerError, make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     card = getattr(encoder, "model_card_data", None)
     if card is not None:  # the saved README.md (sentence-transformers' model card) says how it was trained
         card.model_name = (f"{getattr(card, 'base_model', None) or 'encoder'} fine-tuned by hbkit: {config.strategy} "
-                           f"batches (α={config.alpha if config.strategy == 'hybrid' else {'xx': 1, 'xy': 0}[config.strategy]}), "
+                           f"batches (α={config.alpha if config.strategy == 'hybrid' else STRATEGY_ALPHA[config.strategy]:g}), "
                            f"seed {config.seed}, corpus {config.corpus}")
         card.add_tags(["hbkit", f"hbkit-strategy-{config.strategy}", f"hbkit-corpus-{config.corpus}"])
 

@@ -62,8 +62,10 @@ def model_alpha(model: str) -> float | None:
     (the names ``hbkit compare`` gives); ``None`` for ``base`` and any other name."""
     import re
 
-    if model in ("xy", "xx", "hybrid"):
-        return {"xy": 0.0, "xx": 1.0, "hybrid": 0.5}[model]
+    from .sampling import STRATEGY_ALPHA
+
+    if model in STRATEGY_ALPHA:
+        return STRATEGY_ALPHA[model]
     m = re.fullmatch(r"hybrid-a(\d+(?:\.\d+)?)", str(model))
     return float(m.group(1)) if m else None
 

@@ -13,11 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from .reference import REFERENCE_COLUMNS, beside, default_reference, load_reference  # noqa: F401  (moved)
+from .sampling import STRATEGY_ALPHA  # noqa: F401  (part of this module's API)
 from .viz import STRATEGY_ORDER, model_alpha  # noqa: F401  (model_alpha: part of this module's API)
 
 SETTINGS = ("mono", "cross", "multi")
-#: α of the strategies: X-Y batches only (0), the paper's hybrid (0.5), X-X-mono only (1)
-STRATEGY_ALPHA = {"xy": 0.0, "hybrid": 0.5, "xx": 1.0}
 
 
 def seed_mean(results: pd.DataFrame) -> pd.DataFrame:
