@@ -1,6 +1,6 @@
 """Evaluation: retrieval metrics in the monolingual / cross-lingual / multilingual settings (LAReQA,
 arXiv 2408.10536) and language bias. Alignment measures live in :mod:`hbkit.alignment`, intervals and
-tests in :mod:`hbkit.stats` (both re-exported here for old imports).
+tests in :mod:`hbkit.stats` (both re-exported here for old imports); the ranking kernel in :mod:`hbkit.ranking`.
 
 Definitions (per query; a "pool" is the candidate set searched, "relevant" its relevant candidates):
 
@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -47,13 +46,12 @@ from .config import cache_dir
 from .alignment import alignment, language_knn_purity  # noqa: F401  (moved; re-exported for old imports)
 from .files import atomic_path
 from .data import RetrievalBenchmark
+from .ranking import MULTI_ONLY, RANK_METRICS, rank_metrics  # noqa: F401  (the kernel; re-exported)
 from .stats import paired_bootstrap  # noqa: F401  (moved; re-exported for old imports)
 
 log = logging.getLogger(__name__)
 
 SETTINGS = ("mono", "cross", "multi")
-RANK_METRICS = ("map", "recall@1", "recall@10", "acc@1", "acc@5", "acc@10", "mrr@10", "ndcg@10")
-MULTI_ONLY = ("rank_distance", "top10_same_lang")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,112 +96,6 @@ def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_si
         with atomic_path(path) as tmp:
             np.save(tmp, emb)
     return emb
-
-
-# --------------------------------------------------------------------------------------------------
-# the ranking kernel
-# --------------------------------------------------------------------------------------------------
-def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10,
-                 chunk: int = 512, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None,
-                 device: str | None = None, metrics: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-    """Per-query metrics of queries ``Q`` (n x d) against pool ``C`` (m x d), scored by inner product.
-
-    ``relevant[i]`` holds the pool indices relevant to query i (at least one). Returns arrays of length n for
-    every name in :data:`RANK_METRICS` plus ``rank_distance`` (NaN for fewer than 2 relevant) and, when
-    ``q_lang``/``c_lang`` are given, ``top10_same_lang`` — all with the module's tie rule. Works in chunks of
-    ``chunk`` queries: memory is O(chunk x m) floats, never a full score matrix. Runs on ``device`` (default: CUDA when
-    present, else CPU); exact inner-product search, since full-ranking AP needs every score anyway.
-    """
-    n, m = len(Q), len(C)
-    R = max(len(r) for r in relevant)
-    rel = np.full((n, R), -1, dtype=np.int64)
-    for i, r in enumerate(relevant):
-        rel[i, :len(r)] = r
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    Ct = torch.from_numpy(np.ascontiguousarray(C, dtype=np.float32)).to(dev).T.contiguous()
-    Qt = torch.from_numpy(np.ascontiguousarray(Q, dtype=np.float32)).to(dev)
-    relt = torch.from_numpy(rel).to(dev)
-    kk = min(k, m)
-    out = {name: np.zeros(n, dtype=np.float64) for name in RANK_METRICS}
-    out["rank_distance"] = np.full(n, np.nan)
-    same = q_lang is not None and c_lang is not None and (metrics is None or "top10_same_lang" in metrics)
-    if same:
-        out["top10_same_lang"] = np.zeros(n)
-        codes = {l: i for i, l in enumerate(sorted(set(c_lang) | set(q_lang)))}
-        cl = torch.tensor([codes[l] for l in c_lang], device=dev)
-        ql = torch.tensor([codes[l] for l in q_lang], device=dev)
-    ideal_disc = 1.0 / torch.log2(torch.arange(2, 12, dtype=torch.float64, device=dev))
-    for s in range(0, n, chunk):
-        S = Qt[s:s + chunk] @ Ct                                   # (c, m) float32
-        r = relt[s:s + chunk]
-        mask = r >= 0
-        rs = S.gather(1, r.clamp(min=0))                           # (c, R) scores of the relevant
-        rs = torch.where(mask, rs, torch.full_like(rs, float("inf")))
-        srt, _ = rs.sort(1)                                        # relevant scores ascending, padding (+inf) last
-        # ranks[:, j] = number of pool items scoring >= srt[:, j] (ties share the threshold)
-        if S.is_cuda:
-            ranks = (S.unsqueeze(1) >= srt.unsqueeze(2)).sum(-1)
-        else:
-            ranks = torch.from_numpy(_rank_counts(S.numpy(), srt.numpy()))
-        valid = torch.isfinite(srt)
-        # relevant scoring >= srt[:, j]: all relevant from the first one tied with it onwards
-        above = valid.sum(1, keepdim=True) - torch.searchsorted(srt.contiguous(), srt.contiguous(), right=False)
-        nrel = valid.sum(1).to(torch.float64)
-        prec = torch.where(valid, above.to(torch.float64) / ranks.clamp(min=1).to(torch.float64), 0.0)
-        out["map"][s:s + chunk] = (prec.sum(1) / nrel).cpu().numpy()
-        lowest = ranks[:, 0]                                         # rank of the lowest-scored relevant
-        highest = ranks.gather(1, (valid.sum(1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
-        dist = (lowest - highest).to(torch.float64)
-        out["rank_distance"][s:s + chunk] = torch.where(nrel >= 2, dist, torch.nan).cpu().numpy()
-        # top-k metrics from the same ranks (the tie rule above), so they agree with mAP on ties
-        inside = lambda k_: (valid & (ranks <= k_)).to(torch.float64)  # noqa: E731
-        out["recall@1"][s:s + chunk] = (inside(1).sum(1) / nrel).cpu().numpy()
-        out["recall@10"][s:s + chunk] = (inside(10).sum(1) / nrel).cpu().numpy()
-        for a in (1, 5, 10):
-            out[f"acc@{a}"][s:s + chunk] = (inside(a).sum(1) > 0).to(torch.float64).cpu().numpy()
-        out["mrr@10"][s:s + chunk] = torch.where(highest <= 10, 1.0 / highest.clamp(min=1).to(torch.float64),
-                                                 0.0).cpu().numpy()
-        gain = torch.where(valid & (ranks <= 10), 1.0 / torch.log2(ranks.to(torch.float64) + 1), 0.0)
-        ideal = torch.cumsum(ideal_disc, 0)[(nrel.clamp(max=10) - 1).long()]
-        out["ndcg@10"][s:s + chunk] = (gain.sum(1) / ideal).cpu().numpy()
-        if same:
-            t = S.topk(kk, dim=1).values[:, -1:]                        # 10th highest score
-            ge = S >= t
-            sel = torch.where(ge.sum(1, keepdim=True) <= kk, ge, S > t)  # candidates with rank <= 10
-            own = sel & (cl.unsqueeze(0) == ql[s:s + chunk].unsqueeze(1))
-            n_sel = sel.sum(1).to(torch.float64)
-            out["top10_same_lang"][s:s + chunk] = torch.where(
-                n_sel > 0, own.sum(1).to(torch.float64) / n_sel.clamp(min=1), torch.nan).cpu().numpy()
-    return out if metrics is None else {m: out[m] for m in metrics}
-
-
-@lru_cache(maxsize=1)
-def _numba_rank_counts():
-    import numba
-
-    @numba.njit(parallel=True, cache=True)
-    def counts(S, T):
-        c, m = S.shape
-        R = T.shape[1]
-        out = np.zeros((c, R), dtype=np.int64)
-        for i in numba.prange(c):
-            row = S[i]
-            for j in range(R):
-                t = T[i, j]
-                n = 0
-                for k in range(m):  # branch-free compare-and-count: LLVM vectorises it
-                    n += 1 if row[k] >= t else 0
-                out[i, j] = n
-        return out
-
-    return counts
-
-
-def _rank_counts(S: np.ndarray, T: np.ndarray) -> np.ndarray:
-    """``out[i, j] = |{k: S[i, k] >= T[i, j]}|`` for thresholds ``T`` sorted ascending per row (+inf padding).
-    A vectorised compare-and-count over each (row, threshold) in numba, parallel over rows; no temporary
-    (rows x thresholds x candidates) tensor."""
-    return _numba_rank_counts()(np.ascontiguousarray(S), np.ascontiguousarray(T))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,6 +9,12 @@ from hbkit.evaluation import (alignment, encode, evaluate_embeddings, language_k
                               rank_metrics)
 
 
+def _exact_scores(Q, C):
+    """Inner products in float64, elementwise then summed: identical candidates get identical scores (a
+    BLAS product need not give them: OpenBLAS computes edge tiles with another kernel)."""
+    return (Q[:, None, :].astype(np.float64) * C[None, :, :].astype(np.float64)).sum(-1)
+
+
 def _random(n=60, m=300, d=16, seed=0, max_rel=5):
     rng = np.random.default_rng(seed)
     Q = rng.normal(size=(n, d)).astype(np.float32)
@@ -32,7 +38,7 @@ def test_map_with_ties_equals_sklearn():
     Q, C, rel = _random(seed=3)
     Q = np.round(Q, 0); C = np.round(C, 0)
     got = rank_metrics(Q, C, rel)["map"]
-    S = Q @ C.T
+    S = _exact_scores(Q, C)
     for i, r in enumerate(rel):
         y = np.zeros(len(C)); y[r] = 1
         assert got[i] == pytest.approx(average_precision_score(y, S[i]), abs=1e-6)
@@ -150,14 +156,16 @@ def test_encode_cache_is_keyed_by_weights(tiny, tmp_path, monkeypatch):
 
 
 def test_map_equals_sklearn_on_real_benchmark_subset(data_dir, tiny):
-    import torch
     from hbkit.data import load_benchmark
     from hbkit.evaluation import encode
     b = load_benchmark("xquad-r-eval", data_dir).subsample(15, seed=1)
     Q = encode(tiny, b.queries.text.tolist(), "query", cache=False)
     C = encode(tiny, b.candidates.text.tolist(), "passage", cache=False)
+    # on a 2^-10 grid every product and partial sum is exact in float32, so any BLAS and any summation
+    # order give bit-identical scores: the comparison has no near-ties decided by rounding (and real ties)
+    Q, C = np.round(Q * 1024) / 1024, np.round(C * 1024) / 1024
     res = evaluate_embeddings(b, Q, C, settings=("multi",), progress=False).per_query.set_index("query_id")
-    S = (torch.from_numpy(Q) @ torch.from_numpy(C).T).numpy()
+    S = Q.astype(np.float64) @ C.astype(np.float64).T
     ids = b.candidates.id.tolist()
     for i, qid in enumerate(b.queries.id):
         y = np.isin(ids, b.relevance[qid]).astype(int)
@@ -196,7 +204,7 @@ def test_one_tie_rule_for_every_metric():
     Q = np.stack([C[3] + 0.01, C[11] + 0.01, rng.normal(size=8)]).astype(np.float32)
     rel = [[3], [12, 20], [0, 6]]
     out = rank_metrics(Q, C, rel)
-    S = Q @ C.T
+    S = _exact_scores(Q, C)
     for i, r in enumerate(rel):  # brute force from the definitions
         rank = {c: int((S[i] >= S[i, c]).sum()) for c in r}
         y = np.isin(np.arange(30), r)
@@ -222,3 +230,48 @@ def test_damaged_embedding_cache_is_reencoded(tiny, tmp_path, monkeypatch):
     np.testing.assert_allclose(encode(tiny, ["a", "b"], "query"), first)
     f.write_bytes(f.read_bytes()[:70])
     np.testing.assert_allclose(encode(tiny, ["a", "b"], "query"), first)
+
+
+@pytest.mark.parametrize("case", ["plain", "ties", "duplicates", "one-vector", "int64-counts"])
+def test_cpu_kernel_equals_torch_kernel(case, monkeypatch):
+    """The numba CPU kernel and the torch kernel (the GPU path, run here on CPU) are two implementations of
+    the same formulas; with ties, duplicated candidates and languages they must agree on every metric."""
+    rng = np.random.default_rng(11)
+    Q, C, rel = _random(n=150, m=400, d=8, seed=5, max_rel=12)
+    if case == "ties":
+        Q, C = np.round(Q), np.round(C)
+    if case == "duplicates":
+        C[rng.integers(0, 400, 120)] = C[rng.integers(0, 400, 120)]
+    if case == "one-vector":
+        C[:] = C[0]
+    if case == "int64-counts":  # the path of pools of 2**24 candidates or more
+        import hbkit.ranking
+        monkeypatch.setattr(hbkit.ranking, "_F32_EXACT", 0)
+        C[rng.integers(0, 400, 120)] = C[rng.integers(0, 400, 120)]
+    langs = np.array(["de", "en", "fr"])
+    ql, cl = langs[rng.integers(0, 3, len(Q))], langs[rng.integers(0, 3, len(C))]
+    cpu = rank_metrics(Q, C, rel, q_lang=ql, c_lang=cl, chunk=37, device="cpu")
+    ref = rank_metrics(Q, C, rel, q_lang=ql, c_lang=cl, chunk=64, device="torch-cpu")
+    assert set(cpu) == set(ref)
+    for name in cpu:
+        np.testing.assert_allclose(cpu[name], ref[name], rtol=1e-12, equal_nan=True, err_msg=name)
+    if case == "one-vector":  # every candidate ties: rank = pool size for all, and > 10 tie at the top
+        assert np.all(cpu["map"] == pytest.approx(np.array([len(r) for r in rel]) / len(C)))
+        assert np.isnan(cpu["top10_same_lang"]).all()
+
+
+def test_duplicated_candidates_share_a_rank_at_model_width():
+    """At d=384 (e5-small's width) OpenBLAS gives two equal columns of Q @ C.T different last bits; the kernel
+    scores each distinct vector once, so 20 copies of the relevant candidate share one rank, as the tie rule
+    says, wherever they sit in the pool."""
+    rng = np.random.default_rng(0)
+    Q = rng.normal(size=(50, 384)).astype(np.float32)
+    C = rng.normal(size=(1000, 384)).astype(np.float32)
+    dup = rng.choice(1000, 20, replace=False)
+    C[dup] = C[dup[0]]
+    rel = [[int(dup[3])] for _ in range(50)]
+    out = rank_metrics(Q, C, rel)
+    S = _exact_scores(Q, C)
+    ranks = (S >= S[:, [dup[0]]]).sum(1)  # all 20 copies count: the shared (lowest) rank
+    np.testing.assert_allclose(out["map"], 1 / ranks)
+    np.testing.assert_array_equal(out["acc@10"], (ranks <= 10).astype(float))
