@@ -57,8 +57,11 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     rel = np.full((n, R), -1, dtype=np.int64)
     for i, r in enumerate(relevant):
         rel[i, :len(r)] = r
-    if rel.max() >= m:
-        raise ValueError(f"rank_metrics: a relevant index is >= the pool size {m}")
+    if rel.max() >= m or min(int(np.min(r)) for r in relevant) < 0:
+        raise ValueError(f"rank_metrics: relevant indices must lie in [0, {m}), the pool's rows")
+    for name, X in (("Q", Q), ("C", C)):
+        if not np.isfinite(X).all():
+            raise ValueError(f"rank_metrics: {name} holds NaN or infinite values; check the encoder's output")
     nrel = np.array([len(r) for r in relevant], dtype=np.int64)
     same = q_lang is not None and c_lang is not None and (metrics is None or "top10_same_lang" in metrics)
     kk = min(k, m)

@@ -275,3 +275,19 @@ def test_duplicated_candidates_share_a_rank_at_model_width():
     ranks = (S >= S[:, [dup[0]]]).sum(1)  # all 20 copies count: the shared (lowest) rank
     np.testing.assert_allclose(out["map"], 1 / ranks)
     np.testing.assert_array_equal(out["acc@10"], (ranks <= 10).astype(float))
+
+
+@pytest.mark.parametrize("bad, message", [("nan", "NaN or infinite"), ("index", r"\[0, 300\)"),
+                                          ("negative", r"\[0, 300\)"), ("empty", "at least one relevant")])
+def test_rank_metrics_refuses_bad_input(bad, message):
+    Q, C, rel = _random()
+    if bad == "nan":
+        C[7, 2] = np.nan
+    elif bad == "index":
+        rel[3] = np.array([1, 300])
+    elif bad == "negative":
+        rel[3] = np.array([-1])
+    else:
+        rel[3] = np.array([], dtype=int)
+    with pytest.raises(ValueError, match=message):
+        rank_metrics(Q, C, rel)
