@@ -99,16 +99,43 @@ LEGACY = {"corpus": "xquad-train", "benchmarks": list(BENCHMARKS), "corpus_bench
           "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01}
 
 
+#: keys that may grow in a reused folder: a benchmark added later (say MIRACL, once downloaded) is evaluated for
+#: every model already there; one removed or changed is refused
+ADDITIVE_KEYS = ("benchmarks", "corpus_benchmarks", "eval_groups", "data")
+
+
+def _differences(old: dict, cfg: dict) -> list[str]:
+    diff = []
+    for k in RESULT_KEYS:
+        a, b = old.get(k), cfg.get(k)
+        if k in ADDITIVE_KEYS and isinstance(a, (list, dict)) and isinstance(b, (list, dict)):
+            if k == "eval_groups":  # only the benchmarks the folder already holds must be cut the same way
+                a = {n: v for n, v in a.items() if n in old.get("benchmarks", [])}
+                b = {n: v for n, v in (b or {}).items() if n in old.get("benchmarks", [])}
+            if isinstance(a, list) and set(a) <= set(b):
+                continue
+            if isinstance(a, dict) and all(n in b and b[n] == v for n, v in a.items()):
+                continue
+            if k == "data":
+                changed = [n for n in a if n in b and b[n] != a[n]]
+                diff.append(f"data: the files differ ({', '.join(changed)})" if changed else
+                            f"data: no longer present ({', '.join(n for n in a if n not in b)})")
+                continue
+            diff.append(f"{k}: {a!r} -> {b!r} (adding is fine; removing or changing is not)")
+        elif a != b:
+            diff.append(f"{k}: {a!r} -> {b!r}")
+    return diff
+
+
 def _check_reusable(out: Path, cfg: dict) -> None:
     """Refuse to mix results of two set-ups (or two data sets) in one folder: the saved models and per-query
-    results of ``out`` are reused only if its ``config.json`` agrees with ``cfg`` on :data:`RESULT_KEYS`."""
+    results of ``out`` are reused only if its ``config.json`` agrees with ``cfg`` on :data:`RESULT_KEYS`, where
+    the :data:`ADDITIVE_KEYS` may only grow (the new benchmarks are then evaluated for every model)."""
     path = out / "config.json"
     if not path.is_file() or not any((out / sub).is_dir() and any((out / sub).iterdir()) for sub in ("models", "per_query")):
         return
     old = {**LEGACY, **json.loads(path.read_text())}
-    diff = [f"{k}: {old.get(k)!r} -> {cfg.get(k)!r}" if k != "data" else
-            "data: the files differ (" + ", ".join(n for n in cfg["data"] if (old.get("data") or {}).get(n) != cfg["data"][n]) + ")"
-            for k in RESULT_KEYS if old.get(k) != cfg.get(k)]
+    diff = _differences(old, cfg)
     if diff:
         raise ValueError(f"{out} holds models and results of another set-up ({'; '.join(diff)}); reusing them would "
                          "mix the two. Use another --out, or --force to retrain and re-evaluate everything there")

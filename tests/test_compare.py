@@ -159,3 +159,22 @@ def test_overlapping_training_questions_are_refused(data_dir, tmp_path):
     assert not (tmp_path / "run" / "models").exists()
     counts = pd.read_csv(tmp_path / "run" / "overlap.csv")
     assert counts[(counts.benchmark == "mlqa-r") & (counts.field == "query") & (counts.match == "exact")].bench_matched.iloc[0] >= 1
+
+
+def test_added_benchmark_is_evaluated_for_every_model_and_removing_one_is_refused(ci_run, data_dir):
+    """A benchmark added later (MIRACL once downloaded, in the paper profile) is scored for the models already
+    in the folder, without retraining or re-scoring anything; taking one away would mix two set-ups."""
+    out = ci_run["out"]
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "per_query").glob("*.parquet")}
+    models = {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*/model/model.safetensors")}
+    again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1],
+                    corpus_benchmarks=["tydiqa-corpus:sw", "tydiqa-corpus:te"])
+    after = {p.name: p.stat().st_mtime_ns for p in (out / "per_query").glob("*.parquet")}
+    assert all(after[n] == t for n, t in before.items())  # nothing re-scored
+    runs = {n.split("__")[0] for n in before}
+    assert {n for n in after if n not in before} == {f"{r}__tydiqa-corpus-te.parquet" for r in runs}
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*/model/model.safetensors")} == models
+    assert "tydiqa-corpus-te" in set(again["results"].benchmark)
+    assert json.loads((out / "config.json").read_text())["corpus_benchmarks"] == ["tydiqa-corpus:sw", "tydiqa-corpus:te"]
+    with pytest.raises(ValueError, match=r"corpus_benchmarks: .*removing or changing is not"):
+        compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1], corpus_benchmarks=["tydiqa-corpus:te"])
