@@ -734,7 +734,10 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
     """comps: (effect or None, claimed sign, description of what it is) -> verdict, evidence, diffs, p, mde."""
     have = [(c, s) for c, s, _ in comps if c is not None]
     miss = [d for c, _, d in comps if c is None]
-    sig = [c["p_adj"] < level for c, _ in have]                 # NaN p_adj: not significant
+    # significant: the test rejects (NaN p_adj does not) AND the interval, which also covers the training
+    # seeds, excludes 0 on the same side; the sign-flip test conditions on the trained models, so alone it
+    # can reject while seeds disagree
+    sig = [c["p_adj"] < level and (c["low"] > 0 if c["diff"] > 0 else c["high"] < 0) for c, _ in have]
     wrong = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == -s]
     right = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == s]
     weak = [(c, s) for (c, s), k in zip(have, sig) if not k or np.sign(c["diff"]) == 0]
@@ -748,9 +751,11 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
     if miss:
         return "inconclusive", "missing: " + "; ".join(miss), diffs, p, mde
     if not weak:
-        return "supported", (f"all {len(right)} comparisons significant in the claimed direction (p_adj < {level:g}): "
+        return "supported", (f"all {len(right)} comparisons significant in the claimed direction (p_adj < {level:g}, "
+                             "interval excluding 0): "
                              + "; ".join(_txt(c) for c, _ in right)), diffs, p, mde
-    ev = "; ".join([f"{_txt(c)}: not significant (needs {want(s)}; this run detects effects of about "
+    ev = "; ".join([f"{_txt(c)}: not significant (needs {want(s)} with an interval excluding 0; this run "
+                    f"detects effects of about "
                     f"{c['mde']:.3g} or more)" for c, s in weak]
                    + [f"{_txt(c)}: significant as claimed" for c, _ in right])
     return "inconclusive", ev, diffs, p, mde
@@ -788,9 +793,11 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
     Claims (:data:`DIRECTIONAL_CLAIMS`, C5, A1): C1 xx best in mono (``xx - xy > 0`` and ``xx - hybrid >
     0``), C2 xy best in cross, C3 hybrid best in multi, C4 hybrid lowest rank distance (``hybrid - xx < 0``,
     ``hybrid - xy < 0``); an effect computed the other way round (``hybrid - xx`` for ``xx - hybrid``) is
-    flipped. A directional claim is ``supported`` when every needed comparison has ``p_adj < level`` in the
-    claimed direction, ``contradicted`` when any has ``p_adj < level`` in the opposite one, else
-    ``inconclusive``. C5: for every setting and each other strategy (xx, xy), ``other - hybrid`` has a 95%
+    flipped. A comparison is significant when ``p_adj < level`` and its interval excludes 0 on the side of
+    ``diff`` (the sign-flip test conditions on the trained models; the interval also resamples the seeds, so
+    a test that rejects while the seeds disagree is not enough). A directional claim is ``supported`` when
+    every needed comparison is significant in the claimed direction, ``contradicted`` when any is
+    significant in the opposite one, else ``inconclusive``. C5: for every setting and each other strategy (xx, xy), ``other - hybrid`` has a 95%
     upper bound ``< delta`` -> supported; a lower bound ``> delta`` anywhere -> contradicted (intervals,
     not p-values: ``p_adj`` is NaN there). A1: ``hybrid - xx`` and ``hybrid - xy`` improve
     every alignment measure (:data:`A1_MEASURES`, setting ``alignment``) on parallel benchmarks and the

@@ -66,6 +66,20 @@ def test_hybrid_better_in_multi_supports_c3(better):
     assert set(v.claim) == {"C1", "C2", "C3", "C4", "C5", "A1"}
 
 
+def test_a_test_that_rejects_while_the_seed_interval_covers_zero_is_not_significant(better):
+    """The sign-flip test conditions on the trained models; the interval also resamples seeds. A comparison
+    counts only when both agree, so seeds that disagree keep a claim inconclusive."""
+    _, eff = better
+    eff = eff.copy()
+    rows = (eff.setting == "multi") & (eff.metric == "map") & eff.contrast.isin(["hybrid - xx", "hybrid - xy"])
+    assert (eff.loc[rows, "p_adj"] < 0.05).all() and (eff.loc[rows, "low"] > 0).all()
+    assert verdict(stats.verdicts(eff), "C3").verdict == "supported"
+    eff.loc[rows & (eff.contrast == "hybrid - xy"), "low"] = -0.01
+    v = stats.verdicts(eff)
+    assert verdict(v, "C3").verdict == "inconclusive"
+    assert "hybrid - xy = +0.0" in verdict(v, "C3", "t").evidence and "interval excluding 0" in verdict(v, "C3", "t").evidence
+
+
 def test_hybrid_worse_contradicts_c3():
     eff = stats.effects(synth(effect={("hybrid", "multi"): -0.08}), **FAST)
     v = stats.verdicts(eff)
