@@ -34,7 +34,7 @@ _F32_EXACT = 2 ** 24  # pools smaller than this are counted in float32 (exact), 
 
 
 def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10,
-                 chunk: int = 512, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None,
+                 chunk: int | None = None, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None,
                  device: str | None = None, metrics: Sequence[str] | None = None) -> dict[str, np.ndarray]:
     """Per-query metrics of queries ``Q`` (n x d) against pool ``C`` (m x d), scored by inner product.
 
@@ -43,26 +43,26 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     ``q_lang``/``c_lang`` are given, ``top10_same_lang`` (share of the candidates with rank <= ``k`` in the
     query's language; NaN when more than ``k`` tie at the top) — all with the module's tie rule. ``metrics``
     restricts the output (and the work: ``top10_same_lang`` is the only costly extra). Works in chunks of
-    ``chunk`` queries: memory is O(chunk x m) floats. Runs on ``device`` (default: CUDA when present, else
+    ``chunk`` queries (default: as many as fit 64 MB of scores, 64 to 4,096): memory is O(chunk x m) floats. Runs on ``device`` (default: CUDA when present, else
     CPU; ``"torch-cpu"`` runs the GPU path's torch implementation on CPU, for cross-checks); exact
     inner-product search, since full-ranking AP needs every score anyway. Identical candidate vectors are
     scored once (:func:`unique_rows`), so they tie exactly whatever the BLAS.
     """
     n, m = len(Q), len(C)
-    if n == 0:
-        raise ValueError("rank_metrics: no queries")
-    R = max(len(r) for r in relevant)
-    if min(len(r) for r in relevant) < 1:
+    if n == 0 or len(relevant) != n:
+        raise ValueError(f"rank_metrics: {n} queries but {len(relevant)} relevance lists; give one per query")
+    nrel = np.fromiter(map(len, relevant), dtype=np.int64, count=n)
+    if nrel.min() < 1:
         raise ValueError("rank_metrics: every query needs at least one relevant candidate; drop the others first")
-    rel = np.full((n, R), -1, dtype=np.int64)
-    for i, r in enumerate(relevant):
-        rel[i, :len(r)] = r
-    if rel.max() >= m or min(int(np.min(r)) for r in relevant) < 0:
+    flat = np.concatenate([np.asarray(r, dtype=np.int64).ravel() for r in relevant])
+    if flat.min() < 0 or flat.max() >= m:
         raise ValueError(f"rank_metrics: relevant indices must lie in [0, {m}), the pool's rows")
+    rel = np.full((n, int(nrel.max())), -1, dtype=np.int64)
+    starts = np.cumsum(nrel) - nrel
+    rel[np.repeat(np.arange(n), nrel), np.arange(len(flat)) - np.repeat(starts, nrel)] = flat
     for name, X in (("Q", Q), ("C", C)):
         if not np.isfinite(X).all():
             raise ValueError(f"rank_metrics: {name} holds NaN or infinite values; check the encoder's output")
-    nrel = np.array([len(r) for r in relevant], dtype=np.int64)
     same = q_lang is not None and c_lang is not None and (metrics is None or "top10_same_lang" in metrics)
     kk = min(k, m)
     if same:
@@ -74,6 +74,7 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     Q = np.ascontiguousarray(Q, dtype=np.float32)
     C = np.ascontiguousarray(C, dtype=np.float32)
     U, inv, counts = unique_rows(C)
+    chunk = chunk or int(np.clip(2 ** 24 // max(len(U), 1), 64, 4096))  # 2**24 float32 scores = 64 MB
     import torch
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -110,8 +111,9 @@ def _rank_metrics_cpu(Q, U, w, dup, rel, nrel, ql, lang_cnt, same, kk, chunk) ->
     res = np.empty((n, len(_COLS)), dtype=np.float64)
     kernel = _numba_kernel()
     Ut = U.T  # a transposed view: BLAS reads it without a copy
+    buf = np.empty((min(chunk, n), len(U)), dtype=np.float32)  # one score buffer, reused: no page faults per chunk
     for s in range(0, n, chunk):
-        S = Q[s:s + chunk] @ Ut  # (c, distinct candidates) float32
+        S = np.matmul(Q[s:s + chunk], Ut, out=buf[:min(chunk, n - s)])  # (c, distinct candidates) float32
         kernel(S, rel[s:s + chunk], nrel[s:s + chunk], w, dup, ql[s:s + chunk] if same else ql, lang_cnt, same,
                kk, _F32_EXACT, res[s:s + chunk])
     return {name: res[:, j].copy() for j, name in enumerate(_COLS)}
@@ -193,28 +195,46 @@ def _numba_kernel():
             out[i, 8] = float(ranks[0] - best) if R >= 2 else np.nan
             out[i, 9] = np.nan
             if same:
-                top = np.full(kk, -np.inf, dtype=np.float32)  # the kk best candidate scores, ascending
+                # one pass keeps the kk best candidate scores (ascending, with their distinct-vector index) and
+                # ``eq``, the number of candidates outside the buffer scoring exactly top[0]; every candidate
+                # outside it scores <= top[0], so |{c: s(c) >= kth}| = kk + eq
+                top = np.full(kk, -np.inf, dtype=np.float32)
+                idx = np.full(kk, -1, dtype=np.int64)
+                eq = 0
+                lo = top[0]  # kept in a register: the scan is a compare per candidate
                 for x in range(m):
                     v = row[x]
-                    for _ in range(min(w[x], kk)):  # a distinct vector counts once per candidate
+                    if v < lo:
+                        continue
+                    for cp in range(w[x]):  # a distinct vector counts once per candidate
                         if v <= top[0]:
+                            if v == top[0]:
+                                eq += w[x] - cp
                             break
+                        old = top[0]
                         p = 0
                         while p + 1 < kk and top[p + 1] < v:
                             top[p] = top[p + 1]
+                            idx[p] = idx[p + 1]
                             p += 1
                         top[p] = v
+                        idx[p] = x
+                        eq = eq + 1 if top[0] == old else 0  # the evicted one ties the new kth, or none does
+                    lo = top[0]
                 kth = top[0]
-                ge = 0
-                for x in range(m):
-                    ge += w[x] if row[x] >= kth else 0
-                strict = ge > kk  # more than kk candidates tie into the top: keep only those above the tie
+                strict = eq > 0  # more than kk candidates tie into the top: keep only those above the tie
                 n_sel = 0
                 own = 0
-                for x in range(m):
-                    if (row[x] > kth) if strict else (row[x] >= kth):
-                        n_sel += w[x]
-                        own += lang_cnt[x, ql[i]]
+                for p in range(kk):
+                    u = idx[p]
+                    if u < 0 or (strict and top[p] <= kth):
+                        continue
+                    seen = False
+                    for q in range(p):  # copies of one vector sit in several slots: count the vector once
+                        seen = seen or idx[q] == u
+                    if not seen:
+                        n_sel += w[u]
+                        own += lang_cnt[u, ql[i]]
                 out[i, 9] = own / n_sel if n_sel > 0 else np.nan
 
     return kernel
