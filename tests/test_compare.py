@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from hbkit.compare import compare, report
+from hbkit.compare import compare, plan, report
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +171,7 @@ def test_added_benchmark_is_evaluated_for_every_model_and_removing_one_is_refuse
                     corpus_benchmarks=["tydiqa-corpus:sw", "tydiqa-corpus:te"])
     after = {p.name: p.stat().st_mtime_ns for p in (out / "per_query").glob("*.parquet")}
     assert all(after[n] == t for n, t in before.items())  # nothing re-scored
-    runs = {n.split("__")[0] for n in before}
+    runs = {r.id for r in plan(json.loads((out / "config.json").read_text()))}  # an extra α run may sit there too
     assert {n for n in after if n not in before} == {f"{r}__tydiqa-corpus-te.parquet" for r in runs}
     assert {p.name: p.stat().st_mtime_ns for p in (out / "models").glob("*/model/model.safetensors")} == models
     assert "tydiqa-corpus-te" in set(again["results"].benchmark)
