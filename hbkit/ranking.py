@@ -43,9 +43,10 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     ``q_lang``/``c_lang`` are given, ``top10_same_lang`` (share of the candidates with rank <= ``k`` in the
     query's language; NaN when more than ``k`` tie at the top) — all with the module's tie rule. ``metrics``
     restricts the output (and the work: ``top10_same_lang`` is the only costly extra). Works in chunks of
-    ``chunk`` queries (default: as many as fit 64 MB of scores, 64 to 4,096): memory is O(chunk x m) floats. Runs on ``device`` (default: CUDA when present, else
-    CPU; ``"torch-cpu"`` runs the GPU path's torch implementation on CPU, for cross-checks); exact
-    inner-product search, since full-ranking AP needs every score anyway. Identical candidate vectors are
+    ``chunk`` queries (default: as many as fit 64 MB of scores, 64 to 4,096): memory is O(chunk x m) floats.
+    Runs on ``device`` (default: CUDA when present, else CPU; ``"torch-cpu"`` runs the GPU path's torch
+    implementation on CPU, for cross-checks); exact inner-product search, since full-ranking AP needs every
+    score anyway. Identical candidate vectors are
     scored once (:func:`unique_rows`), so they tie exactly whatever the BLAS.
     """
     n, m = len(Q), len(C)
@@ -85,7 +86,7 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
         lang_cnt = np.zeros((len(U), max(len(codes), 1) if same else 1), dtype=np.int64)
         if same:
             np.add.at(lang_cnt, (inv, cl), 1)
-        out = _rank_metrics_cpu(Q, U, counts.astype(np.int64), len(U) < m, inv[rel.clip(min=0)], nrel, ql,
+        out = _rank_metrics_cpu(Q, U, counts, len(U) < m, inv[rel.clip(min=0)], nrel, ql,
                                 lang_cnt, same, kk, chunk)
     if not same:
         out.pop("top10_same_lang", None)
@@ -114,8 +115,8 @@ def _rank_metrics_cpu(Q, U, w, dup, rel, nrel, ql, lang_cnt, same, kk, chunk) ->
     buf = np.empty((min(chunk, n), len(U)), dtype=np.float32)  # one score buffer, reused: no page faults per chunk
     for s in range(0, n, chunk):
         S = np.matmul(Q[s:s + chunk], Ut, out=buf[:min(chunk, n - s)])  # (c, distinct candidates) float32
-        kernel(S, rel[s:s + chunk], nrel[s:s + chunk], w, dup, ql[s:s + chunk] if same else ql, lang_cnt, same,
-               kk, _F32_EXACT, res[s:s + chunk])
+        kernel(S, rel[s:s + chunk], nrel[s:s + chunk], w, dup, ql[s:s + chunk], lang_cnt, same, kk, _F32_EXACT,
+               res[s:s + chunk])  # without languages ql is empty, and so is its slice
     return {name: res[:, j].copy() for j, name in enumerate(_COLS)}
 
 

@@ -755,8 +755,7 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
                              "interval excluding 0): "
                              + "; ".join(_txt(c) for c, _ in right)), diffs, p, mde
     ev = "; ".join([f"{_txt(c)}: not significant (needs {want(s)} with an interval excluding 0; this run "
-                    f"detects effects of about "
-                    f"{c['mde']:.3g} or more)" for c, s in weak]
+                    f"detects effects of about {c['mde']:.3g} or more)" for c, s in weak]
                    + [f"{_txt(c)}: significant as claimed" for c, _ in right])
     return "inconclusive", ev, diffs, p, mde
 
@@ -797,11 +796,11 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
     ``diff`` (the sign-flip test conditions on the trained models; the interval also resamples the seeds, so
     a test that rejects while the seeds disagree is not enough). A directional claim is ``supported`` when
     every needed comparison is significant in the claimed direction, ``contradicted`` when any is
-    significant in the opposite one, else ``inconclusive``. C5: for every setting and each other strategy (xx, xy), ``other - hybrid`` has a 95%
-    upper bound ``< delta`` -> supported; a lower bound ``> delta`` anywhere -> contradicted (intervals,
-    not p-values: ``p_adj`` is NaN there). A1: ``hybrid - xx`` and ``hybrid - xy`` improve
-    every alignment measure (:data:`A1_MEASURES`, setting ``alignment``) on parallel benchmarks and the
-    multilingual ``acc@1`` on non-parallel ones (TyDi-QA), with the directional rule.
+    significant in the opposite one, else ``inconclusive``. C5: for every setting and each other strategy
+    (xx, xy), ``other - hybrid`` has a 95% upper bound ``< delta`` -> supported; a lower bound ``> delta``
+    anywhere -> contradicted (intervals, not p-values: ``p_adj`` is NaN there). A1: ``hybrid - xx`` and
+    ``hybrid - xy`` improve every alignment measure (:data:`A1_MEASURES`, setting ``alignment``) on parallel
+    benchmarks and the multilingual ``acc@1`` on non-parallel ones (TyDi-QA), with the directional rule.
 
     One row per (claim, benchmark) and an ``all`` row per claim: supported only if supported on every
     benchmark, contradicted if contradicted on any, else inconclusive; benchmarks without the claim's
