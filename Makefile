@@ -7,7 +7,7 @@ OUT ?= runs/compare
 export OMP_WAIT_POLICY ?= PASSIVE
 export HBKIT_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup run paper summary test bench lab clean
+.PHONY: setup run paper summary test bench lab clean gpu-check
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ summary: setup
 ## the test suite (unit tests, end-to-end ci profile, notebooks under nbval)
 test: setup
 	HBKIT_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax
+
+## on a GPU machine, before the paper profile: training steps, GradCache, the kernel on CUDA, fp16 encoding (~2 min)
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py --out runs/gpu_check.json
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done

