@@ -602,8 +602,10 @@ def check_benchmark_names(names: Iterable[str] | str) -> list[str]:
 
 
 def is_corpus_benchmark(name: str) -> bool:
-    """Whether ``name`` is a corpus benchmark spec (``miracl:sw,te``, ``tydiqa-corpus``), searched with faiss."""
-    return name.partition(":")[0] in CORPUS_FAMILIES
+    """Whether ``name`` is a corpus benchmark, searched with faiss: a spec (``miracl:sw,te``, ``tydiqa-corpus``) or
+    the name of one of its languages in results (``miracl-sw``, ``tydiqa-corpus-te``). The one rule for it."""
+    base = str(name).partition(":")[0]
+    return base in CORPUS_FAMILIES or base.startswith(tuple(f + "-" for f in CORPUS_FAMILIES))
 
 
 def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, **kw) -> RetrievalBenchmark:
@@ -668,6 +670,32 @@ def _answer_components(b: RetrievalBenchmark) -> dict[str, str]:
     for g in groups:  # sorted: the first group seen names its component
         name.setdefault(label[gi[g]], g)
     return {g: f"xquad:{name[label[gi[g]]]}" for g in groups}
+
+
+def answer_clusters(b: RetrievalBenchmark) -> pd.DataFrame:
+    """The statistical unit of a benchmark: its query groups joined, transitively, when their relevant candidates
+    share a source paragraph (``doc``) in any language. In XQuAD and MLQA several questions share a paragraph and
+    often an answer sentence, so their results are not independent; the statistics resample and sign-flip whole
+    clusters. Returns a DataFrame ``group, cluster`` (one row per group; a cluster is named by its smallest group
+    id). Benchmarks without a ``doc`` column (or with one query per paragraph) give one cluster per group."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    groups = sorted(set(b.queries["group"].astype(str)))
+    if "doc" not in b.candidates.columns:
+        return pd.DataFrame({"group": groups, "cluster": groups})
+    gi = {g: i for i, g in enumerate(groups)}
+    doc_of = dict(zip(b.candidates["id"], b.candidates["doc"].astype(str)))
+    docs = {d: len(groups) + i for i, d in enumerate(sorted(set(doc_of.values())))}
+    edges = [(gi[str(g)], docs[doc_of[c]]) for q, g in zip(b.queries["id"], b.queries["group"])
+             for c in b.relevance[q] if c in doc_of]
+    n = len(groups) + len(docs)
+    a, c = (np.asarray(x, dtype=np.int64) for x in zip(*edges)) if edges else (np.zeros(0, np.int64),) * 2
+    _, label = connected_components(sp.coo_matrix((np.ones(len(a)), (a, c)), shape=(n, n)), directed=False)
+    name: dict[int, str] = {}
+    for g in groups:  # sorted: the smallest group names its cluster
+        name.setdefault(label[gi[g]], g)
+    return pd.DataFrame({"group": groups, "cluster": [name[label[gi[g]]] for g in groups]})
 
 
 def check_disjoint(train_groups: Iterable[str], benchmark: RetrievalBenchmark) -> None:

@@ -21,34 +21,40 @@ queries of cell c with a value, and C the number of cells with n_c > 0::
 
 (what ``EvalResult.macro()`` and :func:`paired_bootstrap` compute). Over seeds: ``mean = (1/S) sum_s macro_s``.
 
-Resampling (``design="crossed"``, the default)
-----------------------------------------------
-Seeds and groups are *crossed* factors: every seed is scored on the same groups. A bootstrap replicate b
-draws S seed indices ``s*_1..s*_S`` with replacement and one multinomial weight vector ``w_b`` over the G
-groups (G draws with replacement), applied to every resampled seed and to both sides of a contrast::
+Units: answer clusters
+----------------------
+With a ``cluster`` column (``compare`` adds it from :func:`hbkit.data.answer_clusters`: groups whose answers
+share a source paragraph in any language) every test, interval and sign flip treats a cluster as one unit;
+without it, each ``group`` is its own unit.
 
-    theta*_b = (1/S) sum_j macro(s*_j; w_b),  macro(s; w) = mean_c [sum_g w_g V_s[c,g] / sum_g w_g M_s[c,g]]
+The strategy-level test (what decides every verdict)
+----------------------------------------------------
+A contrast ``A - B`` pairs seeds by value (B = base: the constant). Its difference is linear in the per-unit
+differences: ``diff = (1/S) sum_s sum_g u_{s,g}`` with ``u_{s,g} = sum_c (1/C)(1/n_c) d_{s,c,g}`` and
+``d_{s,c,g}`` the summed A-minus-B differences of unit g in cell c (cells and n_c taken over the queries
+where both sides have a value). The matrix ``G * u`` (seeds x units) goes to
+:func:`hbkit.crossed.crossed_test`: a crossed random-effects model (training seed random, cluster random,
+strategy fixed) in its balanced closed form with Satterthwaite degrees of freedom. It gives ``se``, ``df``,
+``p``, the t interval ``low``/``high``, the minimum detectable effect ``mde`` (80% power at 5%, two-sided,
+from the same se and df) and the variance split (``s2_seed``, ``s2_cluster``, ``s2_resid``,
+``seed_share``). Its level holds with 3 seeds: tested by simulation (``tests/test_crossed.py``).
 
-with V_s[c,g] the sum and M_s[c,g] the count of the values of group g in cell c (a cell without a drawn
-value is left out of that replicate's mean). The 95% interval is the 2.5/97.5 percentile of theta*; the
-standard error its standard deviation. ``design="nested"`` draws an independent weight vector for each
-resampled seed instead (groups "within each resampled seed"): since the seeds share their groups that
-divides the between-question variance by S, so it is narrower and kept only for comparison.
+With one training seed no strategy-level test exists: ``p``, ``se``, ``low``, ``high`` and ``mde`` are NaN,
+and the verdicts say "too few seeds".
 
-Effects and tests
------------------
-A contrast ``A - B`` pairs seeds by value (B = base: the constant). Its difference is linear in the
-per-group differences: ``diff = (1/S) sum_s sum_g u_{s,g}`` with ``u_{s,g} = sum_c (1/C)(1/n_c) d_{s,c,g}``
-and ``d_{s,c,g}`` the summed A-minus-B differences of group g in cell c (cells and n_c taken over the
-queries where both sides have a value). The p-value comes from a paired sign-flip permutation test: under
-H0 the sign of each group's contribution is arbitrary, ``T* = sum_g sigma_g ubar_g`` with ``ubar_g =
-(1/S) sum_s u_{s,g}`` and one random sign per group shared by all seeds (crossed; nested: one sign per
-seed and group, ``T* = (1/S) sum_{s,g} sigma_{s,g} u_{s,g}``). Two-sided, ``p = (1 + #{|T*| >= |T|}) /
-(1 + n_perm)``; when the 2^units sign vectors number at most ``n_perm`` they are all enumerated and
-``p = #{|T*| >= |T|} / 2^units`` exactly. ``p_adj``: Benjamini-Hochberg over every row returned
-(``scipy.stats.false_discovery_control``). ``mde = (z_0.975 + z_0.8) * se``: the smallest true effect
-this run detects with 80% power in a 5% two-sided test. For ``rank_distance`` and ``lang_knn_purity``
-lower is better (column ``better``); a negative ``hybrid - xx`` there favours hybrid.
+``p_models``: a sign-flip permutation p over units with the trained models held fixed (one random sign per
+unit shared by all seeds; exact enumeration when the 2^units vectors number at most ``n_perm``). It answers
+"do these particular trained models differ on these questions", not "does strategy A beat strategy B", and
+decides nothing.
+
+Families: each effect row has a ``family``: ``claims`` (the strategy contrasts that the paper's claims C1-C4
+and A1 need), ``strategies`` (other contrasts between trained models) or ``base`` (a trained model against the
+untrained one). ``p_adj``: Benjamini-Hochberg within each family (``scipy.stats.false_discovery_control``).
+For ``rank_distance`` and ``lang_knn_purity`` lower is better (column ``better``).
+
+Intervals of one model (:func:`aggregate`): the same model on the model's own per-unit values: a t interval
+with Satterthwaite df over seeds and clusters; for a single seed (and the base model, evaluated once) a t
+interval over clusters that describes that one model (column ``interval``).
 """
 from __future__ import annotations
 
@@ -62,6 +68,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from . import data
+from .crossed import crossed_test
+
 log = logging.getLogger(__name__)
 
 BASE_MODEL = "base"
@@ -70,12 +79,9 @@ BASE_SEED = -1
 ID_COLUMNS = ("model", "seed", "benchmark", "setting", "qlang", "dlang", "query_id", "group")
 #: metrics where a smaller value is better
 LOWER_IS_BETTER = ("rank_distance", "lang_knn_purity")
-#: (z_{0.975} + z_{0.8}): the minimum detectable effect in standard errors (80% power, 5% two-sided)
-MDE_FACTOR = float(sps.norm.ppf(0.975) + sps.norm.ppf(0.8))
 #: the contrasts between strategies that :func:`effects` computes by default (plus every model - base)
 STRATEGY_CONTRASTS = (("hybrid", "xx"), ("hybrid", "xy"), ("xy", "xx"))
 SETTING_ORDER = ("mono", "cross", "multi", "alignment")
-DESIGNS = ("crossed", "nested")
 _PERM_CHUNK = 2000
 
 
@@ -164,15 +170,6 @@ def intervals(per_query: dict[str, pd.DataFrame], benchmark: str, metrics=("map"
 # --------------------------------------------------------------------------------------------------
 # input checks and the seed bookkeeping
 # --------------------------------------------------------------------------------------------------
-def _check_args(n_boot: int, n_perm: int | None = None, design: str = "crossed") -> None:
-    if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise ValueError(f"n_boot={n_boot!r}; use an integer >= 2 (1000 for reported intervals)")
-    if n_perm is not None and (not isinstance(n_perm, (int, np.integer)) or n_perm < 1):
-        raise ValueError(f"n_perm={n_perm!r}; use an integer >= 1 (10000 for reported p-values)")
-    if design not in DESIGNS:
-        raise ValueError(f"design={design!r}; use one of {', '.join(DESIGNS)}")
-
-
 _CODE_COLUMNS = ("model", "benchmark", "setting", "qlang", "dlang", "query_id", "group")
 
 
@@ -193,7 +190,7 @@ def _normalise(per_query: pd.DataFrame, metrics: Sequence[str] | None = None) ->
                              f"{', '.join(map(str, per_query.columns))}); pass metrics=... with those present")
     if per_query.empty:
         raise ValueError("per-query results are empty: nothing to aggregate")
-    keep = list(ID_COLUMNS) + [c for c in ("strategy", "alpha") if c in per_query.columns]
+    keep = list(ID_COLUMNS) + [c for c in ("strategy", "alpha", "cluster") if c in per_query.columns]
     keep += [c for c in (metrics if metrics is not None else per_query.columns) if c not in keep]
     pq = per_query[keep].copy()
     for col in ("strategy", "alpha"):
@@ -204,6 +201,19 @@ def _normalise(per_query: pd.DataFrame, metrics: Sequence[str] | None = None) ->
         codes, uniq = pd.factorize(pq[col].astype(str), sort=True)
         pq["_" + col] = codes
         uniques[col] = np.asarray(uniq, dtype=object)
+    unit = "cluster" if "cluster" in pq.columns else "group"
+    if unit == "cluster":
+        if pq["cluster"].isna().any():
+            r = pq[pq["cluster"].isna()].iloc[0]
+            raise ValueError(f"{r['benchmark']}: group {r['group']} has no cluster; give every row a cluster "
+                             "(hbkit.data.answer_clusters) or drop the column to use groups as units")
+        per = pq.groupby(["benchmark", "group"])["cluster"].nunique()
+        if (per > 1).any():
+            b, g = per[per > 1].index[0]
+            raise ValueError(f"{b}: group {g} is in {int(per.max())} clusters; a group belongs to one cluster")
+    codes, uniq = pd.factorize(pq[unit].astype(str), sort=True)
+    pq["_unit"] = codes
+    uniques["unit"] = np.asarray(uniq, dtype=object)
     is_base = pq["model"].astype(str).to_numpy() == BASE_MODEL
     seed = pd.to_numeric(pq["seed"], errors="coerce").to_numpy(dtype=float, copy=True)
     base_seeds = np.unique(seed[is_base & ~np.isnan(seed)])
@@ -324,28 +334,17 @@ class _Block:
             warnings.simplefilter("ignore", RuntimeWarning)                  # a row without any value: NaN
             return np.nanmean(np.where(n > 0, self.V.sum(2) / n, np.nan), axis=1)
 
-    def boot(self, W: np.ndarray) -> np.ndarray:
-        """macro value of each row under group weights ``W`` (K, B, G): shape (rows, K, B)."""
-        R, C, G = self.V.shape
-        K, B, _ = W.shape
-        out = np.empty((R, K, B))
-        Vf = self.V.reshape(R * C, G).T
-        same_M = bool((self.M == self.M[:1]).all())
-        Mf = (self.M[:1] if same_M else self.M).reshape(-1, G).T
-        for k in range(K):
-            num = (W[k] @ Vf).reshape(B, R, C)
-            den = (W[k] @ Mf).reshape(B, 1 if same_M else R, C)
-            with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)              # a replicate drew no value: NaN
-                out[:, k, :] = np.nanmean(num / den, axis=2).T
-        return out
-
-    def contributions(self, a: str, b: str) -> np.ndarray:
-        """u[s, g]: group g's contribution to the macro difference ``a - b`` in seed s (sums to the diff)."""
-        ia, ib = self.index[a], self.index[b]
-        if len(ib) == 1:
-            ib = np.repeat(ib, len(ia))
-        D = self.V[ia] - self.V[ib]                                   # (S, C, G)
+    def contributions(self, a: str, b: str | None = None) -> np.ndarray:
+        """u[s, g]: unit g's contribution to the macro difference ``a - b`` in seed s (sums over g to that
+        seed's difference); ``b=None``: to ``a``'s own macro value. Shape (S, G)."""
+        ia = self.index[a]
+        if b is None:
+            D = self.V[ia]
+        else:
+            ib = self.index[b]
+            if len(ib) == 1:
+                ib = np.repeat(ib, len(ia))
+            D = self.V[ia] - self.V[ib]                               # (S, C, G)
         n = self.M[ia].sum(2)                                        # (S, C), common mask: same for b
         C_eff = (n > 0).sum(1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -357,7 +356,7 @@ def _blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask: bool
     """Yield a :class:`_Block` per (benchmark, setting, metric) with at least one value, benchmarks in order
     of appearance, settings as :data:`SETTING_ORDER`. With ``common_mask`` a query counts only where every
     (model, seed) has a value (so contrasts are exactly paired); else each row keeps its own values."""
-    col = {c: pq["_" + c].to_numpy() for c in _CODE_COLUMNS}
+    col = {c: pq["_" + c].to_numpy() for c in (*_CODE_COLUMNS, "unit")}
     seed_all = pq["seed"].to_numpy()
     bench_rank = {b: i for i, b in enumerate(pd.unique(pq["benchmark"]))}
     set_rank = {s: i for i, s in enumerate(SETTING_ORDER)}
@@ -375,13 +374,13 @@ def _blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask: bool
         slot_key = _combine_arrays([col["qlang"][rows], col["dlang"][rows], col["query_id"][rows]])
         slot_u, slot = np.unique(slot_key, return_inverse=True)
         n_slots = len(slot_u)
-        g_all = col["group"][rows]
+        g_all = col["unit"][rows]
         if len(np.unique(_combine_arrays([slot, g_all]))) != n_slots:
             g_per_slot = pd.Series(g_all).groupby(slot).nunique()
             i = rows[np.flatnonzero(slot == int(g_per_slot.idxmax()))[0]]
             raise ValueError(f"{bench}/{setting}: query {pq['query_id'].iloc[i]} ({pq['qlang'].iloc[i]}->"
-                             f"{pq['dlang'].iloc[i]}) has different groups in different models; every model must "
-                             "be scored on the same queries")
+                             f"{pq['dlang'].iloc[i]}) has different groups (or clusters) in different models; every "
+                             "model must be scored on the same queries")
         width = int(seed_all.max()) + 2                            # seed - BASE_SEED in [0, width)
         ms_u, ms_id = np.unique(col["model"][rows] * width + (seed_all[rows] - BASE_SEED), return_inverse=True)
         ms_keys = [(str(u["model"][k // width]), int(k % width) + BASE_SEED) for k in ms_u]
@@ -423,31 +422,12 @@ def _blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask: bool
             flat = (ms_id * C + cell) * G + gmap[gcode]
             V = np.bincount(flat[ok], weights=vals[ok], minlength=R * C * G).reshape(R, C, G)
             M = np.bincount(flat[ok], minlength=R * C * G).astype(float).reshape(R, C, G)
-            yield _Block(bench, setting, metric, V, M, index, seeds, u["group"][guniq[used]].astype(str), notes)
+            yield _Block(bench, setting, metric, V, M, index, seeds, u["unit"][guniq[used]].astype(str), notes)
 
 
 def _rng(seed: int, block: _Block, stream: int) -> np.random.Generator:
     key = zlib.crc32(f"{block.benchmark}\x1f{block.setting}\x1f{block.metric}".encode())
     return np.random.default_rng([int(seed), key, stream])
-
-
-def _boot_draws(seed: int, block: _Block, n_boot: int, n_seeds: int, design: str):
-    """Seed indices (B, S) and group weights (K, B, G) of one block: K = 1 (crossed) or S (nested)."""
-    rng = _rng(seed, block, 0)
-    seed_idx = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
-    K = 1 if design == "crossed" else n_seeds
-    G = len(block.groups)
-    W = rng.multinomial(G, np.full(G, 1.0 / G), size=(K, n_boot)).astype(float)
-    return seed_idx, W
-
-
-def _resampled(boot_rows: np.ndarray, seed_idx: np.ndarray) -> np.ndarray:
-    """theta*_b = mean_j boot_rows[s*_{b,j}, k_j, b]; a one-row (base) input is the constant over seeds."""
-    B, S = seed_idx.shape
-    K = boot_rows.shape[1]
-    k = np.arange(S) if K > 1 else np.zeros(S, dtype=int)
-    idx = seed_idx if boot_rows.shape[0] > 1 else np.zeros_like(seed_idx)
-    return boot_rows[idx, k[None, :], np.arange(B)[:, None]].mean(1)
 
 
 def _trained_seeds(block: _Block) -> int:
@@ -470,42 +450,65 @@ def _finish(df: pd.DataFrame, missing: list[str], notes: list[str]) -> pd.DataFr
 # --------------------------------------------------------------------------------------------------
 # public: aggregate over seeds, effects, alignment effects
 # --------------------------------------------------------------------------------------------------
-def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_distance"), n_boot: int = 1000,
-              seed: int = 0, design: str = "crossed") -> pd.DataFrame:
-    """Per (model, benchmark, setting, metric): the macro value over seeds with a two-level interval.
+def _one_model_interval(d: np.ndarray, level: float = 0.05) -> tuple[float, float, float, float, str]:
+    """(low, high, se, df, kind) of the mean of ``d`` (S x G per-unit values, scaled so that the mean is the
+    macro value): the crossed model over seeds and clusters for S >= 2; for one seed a t interval over
+    clusters, which describes that one trained (or the base) model."""
+    S, G = d.shape
+    if S >= 2:
+        r = crossed_test(d, level)
+        return float(r["low"]), float(r["high"]), float(r["se"]), float(r["df"]), "seeds and clusters"
+    if G < 2:
+        return np.nan, np.nan, np.nan, np.nan, "one cluster"
+    se = float(d[0].std(ddof=1) / np.sqrt(G))
+    half = float(sps.t.ppf(1 - level / 2, G - 1)) * se
+    m = float(d.mean())
+    return m - half, m + half, se, float(G - 1), "clusters (one model)"
 
-    Columns ``model, strategy, alpha, benchmark, setting, metric, mean, sd, low, high, n_seeds, seeds,
-    n_groups``: ``mean = (1/S) sum_s macro_s`` (macro as in the module docstring), ``sd`` the standard
-    deviation of ``macro_s`` over seeds (ddof=1; NaN for one seed, e.g. ``base``), ``low``/``high`` the
-    2.5/97.5 percentiles of the two-level bootstrap ``theta*_b = (1/S) sum_j macro(s*_j; w_b)`` (seeds
-    resampled with replacement, groups resampled with replacement; ``design`` as in the module docstring),
-    ``n_groups`` the groups with a value. Seeds are first restricted by :func:`complete_seeds`; what it left
-    out is in ``attrs["missing"]`` (and logged). A (benchmark, setting, metric) with no value (e.g.
-    rank distance in ``mono``) has no row.
+
+AGGREGATE_COLUMNS = ["model", "strategy", "alpha", "benchmark", "setting", "metric", "mean", "sd", "low", "high",
+                     "se", "df", "interval", "n_seeds", "seeds", "n_groups"]
+
+
+def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_distance"),
+              level: float = 0.05) -> pd.DataFrame:
+    """Per (model, benchmark, setting, metric): the macro value over seeds with a (1 - level) interval.
+
+    Columns :data:`AGGREGATE_COLUMNS`: ``mean = (1/S) sum_s macro_s`` (macro as in the module docstring), ``sd``
+    the standard deviation of ``macro_s`` over seeds (ddof=1; NaN for one seed, e.g. ``base``),
+    ``low``/``high`` the t interval of the crossed model over seeds and units (``interval``: ``seeds and
+    clusters``), or over units alone for one seed (``clusters (one model)``), with its ``se`` and ``df``;
+    ``n_groups`` the units (clusters, or groups) with a value. Seeds are first restricted by
+    :func:`complete_seeds`; what it left out is in ``attrs["missing"]`` (and logged). A (benchmark, setting,
+    metric) with no value (e.g. rank distance in ``mono``) has no row.
+
+    Example:
+        >>> agg = aggregate(per_query, metrics=("map",))       # doctest: +SKIP
+        >>> agg[["model", "setting", "mean", "low", "high", "interval"]]   # doctest: +SKIP
     """
-    _check_args(n_boot, None, design)
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r}: use a number between 0 and 1 (0.05 for 95% intervals)")
     pq, u = _normalise(per_query, metrics)
     pq, missing = _complete_seeds(pq, u)
     meta = pq.drop_duplicates("model").set_index("model")[["strategy", "alpha"]]
     rows, notes = [], []
     for blk in _blocks(pq, u, metrics, common_mask=False):
-        S = _trained_seeds(blk)
-        seed_idx, W = _boot_draws(seed, blk, n_boot, S, design)
-        pt, bt = blk.point(), blk.boot(W)
+        _trained_seeds(blk)
+        pt = blk.point()
+        G = len(blk.groups)
         for model, rix in blk.index.items():
-            if np.isnan(pt[rix]).all():
-                notes.append(f"{blk.benchmark}/{blk.setting}/{blk.metric}: {model} has no value")
+            if np.isnan(pt[rix]).any():
+                notes.append(f"{blk.benchmark}/{blk.setting}/{blk.metric}: {model} has no value"
+                             + (" for some seeds" if not np.isnan(pt[rix]).all() else ""))
                 continue
-            theta = bt[rix[0], 0] if len(rix) == 1 else _resampled(bt[rix], seed_idx)
+            low, high, se, df, kind = _one_model_interval(G * blk.contributions(model), level)
             rows.append({"model": model, "strategy": meta.at[model, "strategy"],
                          "alpha": meta.at[model, "alpha"], "benchmark": blk.benchmark,
                          "setting": blk.setting, "metric": blk.metric, "mean": float(np.mean(pt[rix])),
                          "sd": float(np.std(pt[rix], ddof=1)) if len(rix) > 1 else np.nan,
-                         "low": float(np.nanpercentile(theta, 2.5)), "high": float(np.nanpercentile(theta, 97.5)),
-                         "n_seeds": len(rix), "seeds": _fmt_seeds(blk.seeds[model]), "n_groups": len(blk.groups)})
-    cols = ["model", "strategy", "alpha", "benchmark", "setting", "metric", "mean", "sd", "low", "high", "n_seeds",
-            "seeds", "n_groups"]
-    return _finish(pd.DataFrame(rows, columns=cols), missing, notes)
+                         "low": low, "high": high, "se": se, "df": df, "interval": kind,
+                         "n_seeds": len(rix), "seeds": _fmt_seeds(blk.seeds[model]), "n_groups": G})
+    return _finish(pd.DataFrame(rows, columns=AGGREGATE_COLUMNS), missing, notes)
 
 
 def _parse_contrasts(contrasts, models: Sequence[str]) -> list[tuple[str, str]]:
@@ -568,28 +571,81 @@ def _fdr(p: pd.Series) -> pd.Series:
     return pd.Series(out, index=p.index)
 
 
-EFFECT_COLUMNS = ["contrast", "a", "b", "benchmark", "setting", "metric", "better", "a_value", "b_value", "diff",
-                  "low", "high", "se", "p", "p_adj", "mde", "p_method", "n_seeds", "seeds", "n_groups"]
+EFFECT_COLUMNS = ["contrast", "a", "b", "family", "benchmark", "setting", "metric", "better", "a_value", "b_value",
+                  "diff", "low", "high", "se", "df", "t", "p", "p_adj", "mde", "seeds_agree", "s2_seed", "s2_cluster",
+                  "s2_resid", "seed_share", "p_models", "p_method", "n_seeds", "seeds", "n_groups"]
+STRATEGIES = ("xx", "xy", "hybrid")
+#: (setting, metric) pairs that the claims test: C1-C3 (mAP per setting), C4 (multi rank distance), A1
+#: (alignment measures; on TyDi-QA, which is not parallel, multilingual acc@1)
+CLAIM_MEASURES = {("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"),
+                  ("alignment", "cos_gap"), ("alignment", "translation_p@1"), ("alignment", "lang_knn_purity")}
+
+
+def is_corpus_benchmark(benchmark: str) -> bool:
+    """MIRACL and TyDi-QA-as-a-corpus (``miracl:xx``, ``miracl-xx``, ``tydiqa-corpus:xx``...): searched with faiss,
+    scored by nDCG@10 and Recall@100; the LAReQA settings and the alignment claims do not apply to them."""
+    return data.is_corpus_benchmark(benchmark)
+
+
+def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
+    """``claims`` for a contrast between two of :data:`STRATEGIES` on a (setting, metric) that a claim needs
+    (:data:`CLAIM_MEASURES`, plus multilingual acc@1 on non-parallel pool benchmarks); ``base`` for a contrast
+    with the untrained model; else ``strategies``. Benjamini-Hochberg runs within each family."""
+    if BASE_MODEL in (a, b):
+        return "base"
+    if a in STRATEGIES and b in STRATEGIES and not is_corpus_benchmark(benchmark):
+        if (setting, metric) in CLAIM_MEASURES or (_non_parallel(benchmark) and (setting, metric) == ("multi", "acc@1")):
+            return "claims"
+    return "strategies"
+
+
+def _adjust(df: pd.DataFrame) -> pd.DataFrame:
+    """``family`` (if absent) and ``p_adj`` = Benjamini-Hochberg within each family."""
+    if df.empty:
+        return df
+    if "family" not in df or df["family"].isna().any():
+        df["family"] = [family(r.a, r.b, r.benchmark, r.setting, r.metric) for r in df.itertuples(index=False)]
+    df["p_adj"] = np.nan
+    for _, idx in df.groupby("family").groups.items():
+        df.loc[idx, "p_adj"] = _fdr(df.loc[idx, "p"]).to_numpy()
+    return df
+
+
+def _seeds_agree(per_seed: np.ndarray, diff: float) -> str:
+    """``k/S``: the seeds whose own difference has the sign of the mean difference."""
+    k = int((np.sign(per_seed) == np.sign(diff)).sum()) if diff != 0 else 0
+    return f"{k}/{len(per_seed)}"
 
 
 def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics: Sequence[str] = ("map", "rank_distance"),
-            n_boot: int = 1000, n_perm: int = 10000, seed: int = 0, design: str = "crossed") -> pd.DataFrame:
-    """Paired effects ``a - b`` per (contrast, benchmark, setting, metric), with interval, p-value, BH-adjusted
-    p-value and minimum detectable effect (formulas in the module docstring).
+            n_perm: int = 10000, seed: int = 0, level: float = 0.05) -> pd.DataFrame:
+    """Paired effects ``a - b`` per (contrast, benchmark, setting, metric), decided by the strategy-level test.
 
     ``contrasts``: ``["hybrid - xx", ("xy", "xx"), ...]``; default ``hybrid - xx``, ``hybrid - xy``,
     ``xy - xx`` (those whose models are present; the others are listed in ``attrs["notes"]``) and every
-    other model ``- base``. Columns :data:`EFFECT_COLUMNS`: ``diff`` = mean over paired seeds of the macro
-    difference (base constant), ``a_value``/``b_value`` the two macro means, ``low``/``high`` the 95%
-    two-level paired bootstrap interval (same resampled seeds and groups for both sides), ``se`` its
-    standard deviation, ``p`` the sign-flip permutation p-value (``p_method``: ``exact`` or
-    ``monte-carlo``), ``p_adj`` Benjamini-Hochberg over all rows returned, ``mde = 2.80 * se`` (80% power,
-    5% two-sided), ``better``: ``lower`` for rank distance (a negative diff favours ``a``), else
-    ``higher``. Queries count only where every model has a value, so both sides are scored on the same
-    queries. Seeds are restricted by :func:`complete_seeds` (``attrs["missing"]``). Raises ``ValueError``
-    for a contrast naming a model without results.
+    other model ``- base``. Columns :data:`EFFECT_COLUMNS`:
+
+    * ``diff`` (mean over paired seeds of the macro difference; base constant), ``a_value``/``b_value``;
+    * from :func:`hbkit.crossed.crossed_test` on the seeds x units contributions: ``se``, ``df``, ``t``,
+      ``p`` (strategy level), the t interval ``low``/``high`` at ``1 - level``, ``mde`` (80% power at
+      ``level``), the variance split ``s2_seed``/``s2_cluster``/``s2_resid``/``seed_share``; NaN with one seed;
+    * ``family`` (:func:`family`) and ``p_adj`` (Benjamini-Hochberg within the family);
+    * ``seeds_agree``: ``k/S`` seeds whose own difference has the sign of ``diff``;
+    * ``p_models``: the sign-flip p over units with the trained models fixed (``p_method``: ``exact`` or
+      ``monte-carlo``; a statement about these trained models, which decides nothing);
+    * ``better``: ``lower`` for rank distance and language k-NN purity (a negative diff favours ``a``).
+
+    Queries count only where every model has a value. Seeds are restricted by :func:`complete_seeds`
+    (``attrs["missing"]``). Raises ``ValueError`` for a contrast naming a model without results.
+
+    Example:
+        >>> eff = effects(per_query)                                        # doctest: +SKIP
+        >>> eff[eff.family == "claims"][["contrast", "setting", "diff", "low", "high", "p_adj", "mde"]]  # doctest: +SKIP
     """
-    _check_args(n_boot, n_perm, design)
+    if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
+        raise ValueError(f"n_perm={n_perm!r}; use an integer >= 1 (10000 for reported p-values)")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r}: use a number between 0 and 1 (e.g. 0.05)")
     pq, u = _normalise(per_query, metrics)
     pq, missing = _complete_seeds(pq, u)
     models = [str(m) for m in pd.unique(pq["model"])]
@@ -605,30 +661,26 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
                              f"no results for {', '.join(m for m in (a, b) if m not in blk.index)} there")
         if not here:
             continue
-        S = _trained_seeds(blk)
-        seed_idx, W = _boot_draws(seed, blk, n_boot, S, design)
-        pt, bt = blk.point(), blk.boot(W)
-        U, T = [], []
-        for a, b in here:
-            contrib = blk.contributions(a, b)                         # (S, G)
-            T.append(contrib.sum(1).mean())
-            U.append(contrib.mean(0) if design == "crossed" else contrib.ravel() / contrib.shape[0])
-        p, how = _sign_p(np.array(T), np.stack(U, 1), _rng(seed, blk, 1), n_perm)
+        _trained_seeds(blk)
+        pt = blk.point()
+        G = len(blk.groups)
+        contribs = [blk.contributions(a, b) for a, b in here]                 # each (S, G)
+        T = np.array([c.sum(1).mean() for c in contribs])
+        p_models, how = _sign_p(T, np.stack([c.mean(0) for c in contribs], 1), _rng(seed, blk, 1), n_perm)
         for i, (a, b) in enumerate(here):
             ia, ib = blk.index[a], blk.index[b]
-            d = _resampled(bt[ia], seed_idx) - _resampled(bt[ib], seed_idx)
-            se = float(np.nanstd(d, ddof=1))
-            rows.append({"contrast": f"{a} - {b}", "a": a, "b": b, "benchmark": blk.benchmark,
-                         "setting": blk.setting, "metric": blk.metric,
+            r = {k: float(v) for k, v in crossed_test(G * contribs[i], level).items()}
+            rows.append({"contrast": f"{a} - {b}", "a": a, "b": b,
+                         "family": family(a, b, blk.benchmark, blk.setting, blk.metric),
+                         "benchmark": blk.benchmark, "setting": blk.setting, "metric": blk.metric,
                          "better": "lower" if blk.metric in LOWER_IS_BETTER else "higher",
                          "a_value": float(np.mean(pt[ia])), "b_value": float(np.mean(pt[ib])), "diff": float(T[i]),
-                         "low": float(np.nanpercentile(d, 2.5)), "high": float(np.nanpercentile(d, 97.5)),
-                         "se": se, "p": float(p[i]), "p_adj": np.nan, "mde": MDE_FACTOR * se, "p_method": how,
-                         "n_seeds": max(len(ia), len(ib)),
-                         "seeds": _fmt_seeds(blk.seeds[a] if len(ia) >= len(ib) else blk.seeds[b]),
-                         "n_groups": len(blk.groups)})
-    df = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
-    df["p_adj"] = _fdr(df["p"])
+                         **{k: r[k] for k in ("low", "high", "se", "df", "t", "p", "mde", "s2_seed", "s2_cluster",
+                                              "s2_resid", "seed_share")},
+                         "p_adj": np.nan, "seeds_agree": _seeds_agree(contribs[i].sum(1), float(T[i])),
+                         "p_models": float(p_models[i]), "p_method": how, "n_seeds": max(len(ia), len(ib)),
+                         "seeds": _fmt_seeds(blk.seeds[a] if len(ia) >= len(ib) else blk.seeds[b]), "n_groups": G})
+    df = _adjust(pd.DataFrame(rows, columns=EFFECT_COLUMNS))
     return _finish(df, missing, notes)
 
 
@@ -657,27 +709,30 @@ def alignment_as_per_query(align_items: pd.DataFrame) -> pd.DataFrame:
     wide.columns.name = None
     meta = a.groupby("model")[["strategy", "alpha"]].first()
     wide = wide.merge(meta, left_on="model", right_index=True, how="left")
+    if "cluster" in a.columns:
+        wide = wide.merge(a[["benchmark", "group", "cluster"]].drop_duplicates(["benchmark", "group"]),
+                          on=["benchmark", "group"], how="left")
     # a (model, seed, benchmark) lacking a group has no row: effects() then names it (not the same items)
     return wide.assign(setting="alignment", qlang="all", dlang="all", query_id=wide["group"].astype(str))
 
 
-def alignment_effects(align_items: pd.DataFrame, contrasts: Sequence | None = None, n_boot: int = 1000,
-                      n_perm: int = 10000, seed: int = 0, design: str = "crossed") -> pd.DataFrame:
-    """:func:`effects` of the per-group alignment measures: one cell per benchmark and measure, groups as
-    units, setting ``alignment``, metric the measure (``cos_gap`` and ``translation_p@1`` higher is better,
-    ``lang_knn_purity`` lower). Same columns and attrs as :func:`effects`; BH over these rows only (join
-    families with :func:`combine_effects`)."""
+def alignment_effects(align_items: pd.DataFrame, contrasts: Sequence | None = None, n_perm: int = 10000,
+                      seed: int = 0, level: float = 0.05) -> pd.DataFrame:
+    """:func:`effects` of the per-group alignment measures: one cell per benchmark and measure, groups (or the
+    ``cluster`` column's clusters) as units, setting ``alignment``, metric the measure (``cos_gap`` and
+    ``translation_p@1`` higher is better, ``lang_knn_purity`` lower). Same columns and attrs as :func:`effects`;
+    BH over these rows only (join families with :func:`combine_effects`)."""
     wide = alignment_as_per_query(align_items)
     metrics = [m for m in dict.fromkeys(align_items["metric"])]
-    return effects(wide, contrasts, metrics, n_boot, n_perm, seed, design)
+    return effects(wide, contrasts, metrics, n_perm, seed, level)
 
 
 def combine_effects(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate effect tables (e.g. :func:`effects` and :func:`alignment_effects`) into one family and
-    recompute ``p_adj`` by Benjamini-Hochberg over all their rows; ``attrs`` are merged."""
+    """Concatenate effect tables (e.g. :func:`effects` and :func:`alignment_effects`) and recompute ``p_adj`` by
+    Benjamini-Hochberg within each ``family`` over all their rows; ``attrs`` are merged."""
     df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
         else pd.DataFrame(columns=EFFECT_COLUMNS)
-    df["p_adj"] = _fdr(df["p"])
+    df = _adjust(df)
     df.attrs["missing"] = list(dict.fromkeys(x for f in frames for x in f.attrs.get("missing", [])))
     df.attrs["notes"] = list(dict.fromkeys(x for f in frames for x in f.attrs.get("notes", [])))
     return df
@@ -706,7 +761,11 @@ VERDICT_COLUMNS = ["claim", "benchmark", "verdict", "statement", "evidence", "di
 
 
 def _non_parallel(benchmark: str) -> bool:
-    return benchmark == "tydiqa" or benchmark.startswith("miracl")
+    """A pool benchmark whose queries have no translations (TyDi-QA): A1 is measured by multilingual acc@1."""
+    return benchmark == "tydiqa"
+
+
+TOO_FEW = "too few seeds"
 
 
 def _index(eff: pd.DataFrame) -> dict:
@@ -721,29 +780,47 @@ def _lookup(idx: dict, bench: str, setting: str, metric: str, a: str, b: str) ->
         if r is not None:
             lo, hi = sign * r["low"], sign * r["high"]
             return {"name": f"{a} - {b}", "setting": setting, "metric": metric, "diff": sign * r["diff"],
-                    "low": min(lo, hi), "high": max(lo, hi), "p_adj": r["p_adj"], "mde": r["mde"]}
+                    "low": min(lo, hi), "high": max(lo, hi), "p_adj": r["p_adj"], "mde": r["mde"],
+                    "se": r.get("se", np.nan), "df": r.get("df", np.nan), "n_seeds": r.get("n_seeds", np.nan),
+                    "seeds_agree": r.get("seeds_agree", "")}
     return None
 
 
 def _txt(c: dict, with_p: bool = True) -> str:
+    if not np.isfinite(c["low"]):
+        return f"{c['name']} = {c['diff']:+.3f} (one seed: no interval over seeds)"
     s = f"{c['name']} = {c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
-    return s + (f", p_adj = {c['p_adj']:.3g}" if with_p else "")
+    if not with_p:
+        return s
+    agree = f", seeds agree in sign: {c['seeds_agree'].replace('/', ' of ')}" if c.get("seeds_agree") else ""
+    return s + f", p_adj = {c['p_adj']:.3g} (df {c['df']:.1f}){agree}"
+
+
+def _weak_txt(c: dict, want: str) -> str:
+    """Why a comparison is not significant, with the smallest effect this run detects."""
+    if c["se"] == 0:
+        return (f"{_txt(c)}: no variation between seeds or clusters (every unit differs by the same amount); "
+                "nothing to test")
+    return (f"{_txt(c)}: not significant (needs {want}; this run detects effects of about {c['mde']:.3g} or more "
+            "with 80% power)")
 
 
 def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tuple[str, str, str, float, float]:
-    """comps: (effect or None, claimed sign, description of what it is) -> verdict, evidence, diffs, p, mde."""
+    """comps: (effect or None, claimed sign, description of what it is) -> verdict, evidence, diffs, p, mde.
+    Significant: ``p_adj < level`` of the strategy-level test (the family of the claims)."""
     have = [(c, s) for c, s, _ in comps if c is not None]
     miss = [d for c, _, d in comps if c is None]
-    # significant: the test rejects (NaN p_adj does not) AND the interval, which also covers the training
-    # seeds, excludes 0 on the same side; the sign-flip test conditions on the trained models, so alone it
-    # can reject while seeds disagree
-    sig = [c["p_adj"] < level and (c["low"] > 0 if c["diff"] > 0 else c["high"] < 0) for c, _ in have]
-    wrong = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == -s]
-    right = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == s]
-    weak = [(c, s) for (c, s), k in zip(have, sig) if not k or np.sign(c["diff"]) == 0]
     diffs = "; ".join(_txt(c, False) for c, _ in have)
     p = max((c["p_adj"] for c, _ in have), default=np.nan)
     mde = max((c["mde"] for c, _ in have), default=np.nan)
+    if have and all(not np.isfinite(c["p_adj"]) and c.get("n_seeds", 2) < 2 for c, _ in have):
+        return TOO_FEW, ("one training seed per strategy: these numbers describe these trained models only, and "
+                         "no test about strategies exists without seed-to-seed variation. Train at least 3 seeds "
+                         "(--seeds 0,1,2); the power plan (power.csv) then says how many a verdict needs"), diffs, p, mde
+    sig = [bool(np.isfinite(c["p_adj"]) and c["p_adj"] < level) for c, _ in have]
+    wrong = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == -s]
+    right = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == s]
+    weak = [(c, s) for (c, s), k in zip(have, sig) if not k or np.sign(c["diff"]) == 0]
     want = lambda s: "> 0" if s > 0 else "< 0"  # noqa: E731
     if wrong:
         ev = "; ".join(f"{_txt(c)}: significant against the claim (it needs {want(s)})" for c, s in wrong)
@@ -751,12 +828,9 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
     if miss:
         return "inconclusive", "missing: " + "; ".join(miss), diffs, p, mde
     if not weak:
-        return "supported", (f"all {len(right)} comparisons significant in the claimed direction (p_adj < {level:g}, "
-                             "interval excluding 0): "
-                             + "; ".join(_txt(c) for c, _ in right)), diffs, p, mde
-    ev = "; ".join([f"{_txt(c)}: not significant (needs {want(s)} with an interval excluding 0; this run "
-                    f"detects effects of about {c['mde']:.3g} or more)" for c, s in weak]
-                   + [f"{_txt(c)}: significant as claimed" for c, _ in right])
+        return "supported", (f"all {len(right)} comparisons significant in the claimed direction (strategy-level "
+                             f"test, p_adj < {level:g}): " + "; ".join(_txt(c) for c, _ in right)), diffs, p, mde
+    ev = "; ".join([_weak_txt(c, want(s)) for c, s in weak] + [f"{_txt(c)}: significant as claimed" for c, _ in right])
     return "inconclusive", ev, diffs, p, mde
 
 
@@ -764,6 +838,8 @@ def _combine(claim: str, statement: str, per_bench: list[dict], not_applicable: 
     v = [r["verdict"] for r in per_bench]
     if not per_bench:
         verdict, ev = "inconclusive", "no benchmark has the effects this claim needs"
+    elif all(x == TOO_FEW for x in v):
+        verdict, ev = TOO_FEW, per_bench[0]["evidence"]
     elif "contradicted" in v:
         verdict = "contradicted"
         ev = "contradicted on " + ", ".join(r["benchmark"] for r in per_bench if r["verdict"] == "contradicted")
@@ -792,15 +868,15 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
     Claims (:data:`DIRECTIONAL_CLAIMS`, C5, A1): C1 xx best in mono (``xx - xy > 0`` and ``xx - hybrid >
     0``), C2 xy best in cross, C3 hybrid best in multi, C4 hybrid lowest rank distance (``hybrid - xx < 0``,
     ``hybrid - xy < 0``); an effect computed the other way round (``hybrid - xx`` for ``xx - hybrid``) is
-    flipped. A comparison is significant when ``p_adj < level`` and its interval excludes 0 on the side of
-    ``diff`` (the sign-flip test conditions on the trained models; the interval also resamples the seeds, so
-    a test that rejects while the seeds disagree is not enough). A directional claim is ``supported`` when
-    every needed comparison is significant in the claimed direction, ``contradicted`` when any is
-    significant in the opposite one, else ``inconclusive``. C5: for every setting and each other strategy
+    flipped. A comparison is significant when the strategy-level test (module docstring) gives ``p_adj <
+    level`` within the ``claims`` family. A directional claim is ``supported`` when every needed comparison is
+    significant in the claimed direction, ``contradicted`` when any is significant in the opposite one, else
+    ``inconclusive``; with one training seed it is ``too few seeds`` (no strategy-level test exists). C5: for every setting and each other strategy
     (xx, xy), ``other - hybrid`` has a 95% upper bound ``< delta`` -> supported; a lower bound ``> delta``
     anywhere -> contradicted (intervals, not p-values: ``p_adj`` is NaN there). A1: ``hybrid - xx`` and
     ``hybrid - xy`` improve every alignment measure (:data:`A1_MEASURES`, setting ``alignment``) on parallel
-    benchmarks and the multilingual ``acc@1`` on non-parallel ones (TyDi-QA), with the directional rule.
+    benchmarks and the multilingual ``acc@1`` on TyDi-QA (not parallel), with the directional rule; corpus
+    benchmarks (MIRACL, tydiqa-corpus) are not applicable to A1 and have no mAP for C1-C5.
 
     One row per (claim, benchmark) and an ``all`` row per claim: supported only if supported on every
     benchmark, contradicted if contradicted on any, else inconclusive; benchmarks without the claim's
@@ -858,6 +934,12 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
                     comps.append(c)
         diffs = "; ".join(_txt(c, False) for c in comps)
         mde = max((c["mde"] for c in comps), default=np.nan)
+        if comps and not miss and all(not np.isfinite(c["high"]) for c in comps):
+            per.append({"claim": "C5", "benchmark": bench, "verdict": TOO_FEW, "statement": statement,
+                        "evidence": "one training seed per strategy: no interval over seeds, so no equivalence "
+                                    "statement about strategies; train at least 3 seeds", "diffs": diffs,
+                        "p_adj": np.nan, "mde": mde})
+            continue
         over = [c for c in comps if c["low"] > delta]
         worst = max(comps, key=lambda c: c["high"]) if comps else None
         if over:
@@ -880,6 +962,9 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
     # A1: alignment
     per, na = [], []
     for bench in benches:
+        if is_corpus_benchmark(bench):
+            na.append(f"{bench} (a corpus benchmark: no parallel queries, no alignment measures)")
+            continue
         if _non_parallel(bench):
             measures, hint = [("multi", "acc@1", +1)], "run stats.effects with metrics including 'acc@1'"
         else:

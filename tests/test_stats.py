@@ -1,5 +1,6 @@
-"""hbkit.stats: seed aggregation, paired effects, permutation p-values, BH, MDE and verdicts; checked against
-brute-force loops (enumerated sign vectors, bootstrap replicates recomputed from the raw rows) and scipy."""
+"""hbkit.stats: seed aggregation, paired effects, the strategy-level test, permutation p-values, BH by family,
+MDE and verdicts; checked against brute-force loops (enumerated sign vectors, contributions and mean squares
+recomputed from the raw rows) and scipy. The test's calibration and MixedLM: tests/test_crossed.py."""
 import itertools
 
 import numpy as np
@@ -10,7 +11,7 @@ from scipy.stats import false_discovery_control
 from hbkit import stats
 from hbkit.alignment import alignment, alignment_per_group, language_knn_purity
 
-FAST = dict(n_boot=300, n_perm=2000)
+FAST = dict(n_perm=2000)
 
 
 def synth(n_groups=60, langs=("en", "de", "es"), seeds=(0, 1, 2), models=("base", "xx", "xy", "hybrid"),
@@ -66,18 +67,16 @@ def test_hybrid_better_in_multi_supports_c3(better):
     assert set(v.claim) == {"C1", "C2", "C3", "C4", "C5", "A1"}
 
 
-def test_a_test_that_rejects_while_the_seed_interval_covers_zero_is_not_significant(better):
-    """The sign-flip test conditions on the trained models; the interval also resamples seeds. A comparison
-    counts only when both agree, so seeds that disagree keep a claim inconclusive."""
-    _, eff = better
-    eff = eff.copy()
-    rows = (eff.setting == "multi") & (eff.metric == "map") & eff.contrast.isin(["hybrid - xx", "hybrid - xy"])
-    assert (eff.loc[rows, "p_adj"] < 0.05).all() and (eff.loc[rows, "low"] > 0).all()
-    assert verdict(stats.verdicts(eff), "C3").verdict == "supported"
-    eff.loc[rows & (eff.contrast == "hybrid - xy"), "low"] = -0.01
+def test_the_models_fixed_test_can_reject_while_the_strategy_test_does_not():
+    """Seeds that disagree: the sign-flip over questions (trained models fixed) rejects, the strategy-level
+    test, which has the seed-to-seed variation in its null, does not; only the latter decides."""
+    pq = synth(effect={("hybrid", "multi"): 0.02}, seed_shift={"hybrid": 0.05}, n_groups=120, noise=0.01, rng=4)
+    eff = stats.effects(pq, **FAST)
+    row = eff[(eff.contrast == "hybrid - xx") & (eff.setting == "multi") & (eff.metric == "map")].iloc[0]
+    assert row.p_models < 0.01 and row.p > 0.05 and row.df < 10 and row.seed_share > 0.9
     v = stats.verdicts(eff)
-    assert verdict(v, "C3").verdict == "inconclusive"
-    assert "hybrid - xy = +0.0" in verdict(v, "C3", "t").evidence and "interval excluding 0" in verdict(v, "C3", "t").evidence
+    assert verdict(v, "C3", "t").verdict in ("inconclusive", "contradicted")
+    assert "seeds agree in sign" in verdict(v, "C3", "t").evidence and "df " in verdict(v, "C3", "t").evidence
 
 
 def test_hybrid_worse_contradicts_c3():
@@ -102,10 +101,17 @@ def test_independent_noise_is_not_significant():
     assert (stats.verdicts(eff).query("claim != 'C5'").verdict == "inconclusive").all()
 
 
-def test_bh_equals_scipy_and_mde_formula(better):
+def test_bh_within_families_equals_scipy_and_mde_formula(better):
+    from hbkit.crossed import _bias_factor, noncentrality
     _, eff = better
-    np.testing.assert_allclose(eff.p_adj, false_discovery_control(eff.p, method="bh"))
-    np.testing.assert_allclose(eff.mde, (1.959963984540054 + 0.8416212335729143) * eff.se)
+    assert set(eff.family) == {"claims", "base"}
+    assert (eff[eff.b == "base"].family == "base").all()
+    for _, f in eff.groupby("family"):
+        np.testing.assert_allclose(f.p_adj, false_discovery_control(f.p, method="bh"))
+    np.testing.assert_allclose(eff.mde, noncentrality(eff.df.to_numpy()) * eff.se / _bias_factor(eff.df.to_numpy()))
+    # the t interval of the same model: diff +- t_{.975, df} se
+    from scipy.stats import t
+    np.testing.assert_allclose(eff.high - eff["diff"], t.ppf(0.975, eff.df) * eff.se, rtol=1e-9)
 
 
 def _contributions(pq, a, b, setting):
@@ -130,7 +136,7 @@ def _contributions(pq, a, b, setting):
 def test_exact_permutation_p_equals_enumeration(b):
     pq = synth(n_groups=7, langs=("en", "de"), seeds=(0, 1), effect={("hybrid", "mono"): 0.03}, rng=5)
     pq = pq[pq.setting == "mono"]
-    eff = stats.effects(pq, contrasts=[f"hybrid - {b}"], metrics=("map",), n_boot=50, n_perm=10000)
+    eff = stats.effects(pq, contrasts=[f"hybrid - {b}"], metrics=("map",), n_perm=10000)
     row = eff.iloc[0]
     assert row.p_method == "exact"
     u = _contributions(pq, "hybrid", b, "mono")
@@ -138,94 +144,90 @@ def test_exact_permutation_p_equals_enumeration(b):
     assert row["diff"] == pytest.approx(T, abs=1e-12)
     count = sum(abs(sum(s * x for s, x in zip(signs, u))) >= abs(T) - 1e-12
                 for signs in itertools.product((1, -1), repeat=len(u)))
-    assert row.p == count / 2 ** len(u)
+    assert row.p_models == count / 2 ** len(u)
 
 
 def test_monte_carlo_p_is_near_the_exact_one():
     pq = synth(n_groups=12, langs=("en", "de"), seeds=(0, 1), effect={("hybrid", "mono"): 0.02}, rng=6)
     pq = pq[pq.setting == "mono"]
-    exact = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_boot=50, n_perm=4096).iloc[0]
-    mc = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_boot=50, n_perm=4095).iloc[0]
+    exact = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_perm=4096).iloc[0]
+    mc = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_perm=4095).iloc[0]
     assert exact.p_method == "exact" and mc.p_method == "monte-carlo"
-    assert abs(exact.p - mc.p) < 4 * np.sqrt(exact.p * (1 - exact.p) / 4095) + 1e-3
+    assert abs(exact.p_models - mc.p_models) < 4 * np.sqrt(exact.p_models * (1 - exact.p_models) / 4095) + 1e-3
 
 
-@pytest.mark.parametrize("design", ["crossed", "nested"])
-def test_bootstrap_interval_equals_a_loop_over_the_same_draws(design):
+def test_strategy_test_equals_mean_squares_from_raw_rows():
+    """se and df from the raw rows by plain loops: the per-seed, per-group contributions, the three mean squares,
+    Satterthwaite; against effects()."""
+    from scipy.stats import t as tdist
     pq = synth(n_groups=15, langs=("en", "de"), seeds=(0, 1, 2), effect={("hybrid", "cross"): 0.02},
                seed_shift={"hybrid": 0.02}, rng=7)
-    pq = pq[pq.setting == "cross"]
-    B = 60
-    eff = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_boot=B, n_perm=10, seed=11, design=design)
-    agg = stats.aggregate(pq, metrics=("map",), n_boot=B, seed=11, design=design).set_index("model")
-
-    class Key:  # what the draws are keyed by
-        benchmark, setting, metric = "t", "cross", "map"
-        groups = np.array(sorted(pq.group.unique()))
-    seed_idx, W = stats._boot_draws(11, Key, B, 3, design)
-    gpos = {g: i for i, g in enumerate(Key.groups)}
-
-    cells = {}  # (model, seed) -> [(group positions, values) per cell], from the raw rows
-    for (m, sd), f in pq.groupby(["model", "seed"]):
-        cells[(m, sd)] = [(np.array([gpos[g] for g in c.group]), c["map"].to_numpy()) for _, c in f.groupby(["qlang", "dlang"])]
-
-    def macro(model, sd, w):
-        return np.mean([(w[g] * v).sum() / w[g].sum() for g, v in cells[(model, sd)]])
-    theta_h, theta_d = [], []
-    for b in range(B):
-        vh, vd = [], []
-        for j in range(3):
-            s = seed_idx[b, j]
-            w = W[0 if design == "crossed" else j, b]
-            h = macro("hybrid", s, w)
-            vh.append(h)
-            vd.append(h - macro("xx", s, w))
-        theta_h.append(np.mean(vh))
-        theta_d.append(np.mean(vd))
-    row = eff.iloc[0]
-    assert (row.low, row.high) == pytest.approx((np.percentile(theta_d, 2.5), np.percentile(theta_d, 97.5)), abs=1e-12)
-    assert row.se == pytest.approx(np.std(theta_d, ddof=1), abs=1e-12)
-    assert (agg.at["hybrid", "low"], agg.at["hybrid", "high"]) == pytest.approx(
-        (np.percentile(theta_h, 2.5), np.percentile(theta_h, 97.5)), abs=1e-12)
+    pq = pq[pq.setting == "cross"].copy()
+    # a strategy-by-group interaction, so that every variance component is positive (the interior case)
+    gnum = pq.group.str[1:].astype(int)
+    pq.loc[pq.model == "hybrid", "map"] += 0.08 * np.sin(gnum[pq.model == "hybrid"])
+    eff = stats.effects(pq, contrasts=["hybrid - xx"], metrics=("map",), n_perm=10).iloc[0]
+    groups = sorted(pq.group.unique())
+    S, G = 3, len(groups)
+    d = np.zeros((S, G))
+    for i, s in enumerate((0, 1, 2)):
+        A = pq[(pq.model == "hybrid") & (pq.seed == s)]
+        B = pq[(pq.model == "xx") & (pq.seed == s)]
+        cells = sorted(set(zip(A.qlang, A.dlang)))
+        for x, y in cells:
+            ca = A[(A.qlang == x) & (A.dlang == y)].set_index("query_id")
+            cb = B[(B.qlang == x) & (B.dlang == y)].set_index("query_id")
+            for q in ca.index:
+                d[i, groups.index(ca.at[q, "group"])] += G * (ca.at[q, "map"] - cb.at[q, "map"]) / len(ca) / len(cells)
+    m = d.mean()
+    ms_s = G * ((d.mean(1) - m) ** 2).sum() / (S - 1)
+    ms_g = S * ((d.mean(0) - m) ** 2).sum() / (G - 1)
+    ms_e = ((d - d.mean(1, keepdims=True) - d.mean(0, keepdims=True) + m) ** 2).sum() / ((S - 1) * (G - 1))
+    assert ms_s > ms_e and ms_g > ms_e   # the interior case
+    V = (ms_s + ms_g - ms_e) / (S * G)
+    df = V ** 2 / ((ms_s / (S * G)) ** 2 / (S - 1) + (ms_g / (S * G)) ** 2 / (G - 1) + (ms_e / (S * G)) ** 2 / ((S - 1) * (G - 1)))
+    assert eff["diff"] == pytest.approx(m, abs=1e-12)
+    assert eff.se == pytest.approx(np.sqrt(V), rel=1e-9) and eff.df == pytest.approx(df, rel=1e-9)
+    assert eff.p == pytest.approx(2 * tdist.sf(abs(m) / np.sqrt(V), df), rel=1e-9)
+    assert eff.seeds_agree == f"{int((np.sign(d.mean(1)) == np.sign(m)).sum())}/3"
 
 
 def test_mde_shrinks_with_more_seeds_and_groups():
-    def mde(**kw):
-        eff = stats.effects(synth(**kw), contrasts=["hybrid - xx"], metrics=("map",), n_boot=400, n_perm=10)
+    """With seed-to-seed variation, seeds buy power that groups cannot: 3 -> 8 seeds shrinks the MDE a lot; more
+    groups help at 8 seeds, where the cluster part matters."""
+    def mde(shift=0.01, **kw):
+        eff = stats.effects(synth(seed_shift={"hybrid": shift}, **kw), contrasts=["hybrid - xx"], metrics=("map",),
+                            n_perm=10)
         return eff[eff.setting == "multi"].mde.iloc[0]
-    small = mde(n_groups=20, seeds=(0, 1))
-    assert mde(n_groups=80, seeds=(0, 1)) < 0.7 * small
-    assert mde(n_groups=20, seeds=(0, 1, 2, 3, 4, 5)) < 0.8 * small
+    assert mde(n_groups=40, seeds=tuple(range(8))) < 0.6 * mde(n_groups=40, seeds=(0, 1, 2))
+    assert mde(0.0, n_groups=160, seeds=tuple(range(8))) < 0.7 * mde(0.0, n_groups=40, seeds=tuple(range(8)))
 
 
 def test_two_level_interval_is_wider_than_groups_only_when_seeds_disagree():
     pq = synth(seed_shift={"hybrid": 0.08}, seeds=(0, 1, 2, 3), rng=2)
-    two = stats.aggregate(pq, metrics=("map",), n_boot=500).query("model == 'hybrid' and setting == 'multi'").iloc[0]
+    two = stats.aggregate(pq, metrics=("map",)).query("model == 'hybrid' and setting == 'multi'").iloc[0]
     # groups only: the same seed-averaged per-query values as one "seed"
     h = pq[pq.model == "hybrid"]
     avg = h.groupby(["benchmark", "setting", "qlang", "dlang", "query_id", "group"], as_index=False)["map"].mean()
     one = stats.aggregate(avg.assign(model="hybrid", strategy="hybrid", alpha=0.5, seed=0), metrics=("map",),
-                          n_boot=500).query("setting == 'multi'").iloc[0]
+                          ).query("setting == 'multi'").iloc[0]
     assert one["mean"] == pytest.approx(two["mean"]) and np.isnan(one.sd) and two.sd > 0.01
     assert (two.high - two.low) > 1.5 * (one.high - one.low)
-    # and the nested design (independent group draws per seed) is narrower than the crossed one
-    nested = stats.aggregate(pq, metrics=("map",), n_boot=500, design="nested")
-    nested = nested.query("model == 'hybrid' and setting == 'multi'").iloc[0]
-    assert nested.high - nested.low < two.high - two.low
+    assert two.interval == "seeds and clusters" and one.interval == "clusters (one model)"
 
 
 def test_aggregate_columns_and_single_seed_matches_paired_bootstrap():
     pq = synth(seeds=(0, 1, 2))
-    agg = stats.aggregate(pq, n_boot=200)
+    agg = stats.aggregate(pq)
     assert list(agg.columns) == ["model", "strategy", "alpha", "benchmark", "setting", "metric", "mean", "sd", "low",
-                                 "high", "n_seeds", "seeds", "n_groups"]
+                                 "high", "se", "df", "interval", "n_seeds", "seeds", "n_groups"]
     base = agg[agg.model == "base"]
     assert (base.seeds == "-1").all() and (base.n_seeds == 1).all() and base.sd.isna().all()
     assert set(agg[agg.model == "xx"].seeds) == {"0,1,2"} and (agg.n_groups == 60).all()
     assert set(agg.metric) == {"map", "rank_distance"} and set(agg[agg.metric == "rank_distance"].setting) == {"multi"}
     for s in (0, 1, 2):  # the per-seed macro is the one paired_bootstrap computes
         one = pq[(pq.model == "xy") & (pq.seed == s)]
-        assert stats.aggregate(one, metrics=("map",), n_boot=20).query("setting == 'cross'")["mean"].iloc[0] == \
+        assert stats.aggregate(one, metrics=("map",)).query("setting == 'cross'")["mean"].iloc[0] == \
             pytest.approx(stats.paired_bootstrap(one, None, "map", "cross")["a"])
     means = [stats.paired_bootstrap(pq[(pq.model == "xy") & (pq.seed == s)], None, "map", "cross")["a"] for s in (0, 1, 2)]
     row = agg[(agg.model == "xy") & (agg.setting == "cross") & (agg.metric == "map")].iloc[0]
@@ -238,10 +240,10 @@ def test_complete_seeds_reports_and_drops_a_missing_seed(caplog):
     kept, missing = stats.complete_seeds(pq)
     assert missing == ["hybrid seed 2 missing: aggregated over seeds 0,1 (seed 2 of xx, xy left out)"]
     assert set(kept[kept.model != "base"].seed) == {0, 1} and (kept[kept.model == "base"].seed == stats.BASE_SEED).all()
-    agg = stats.aggregate(pq, metrics=("map",), n_boot=50)
+    agg = stats.aggregate(pq, metrics=("map",))
     assert agg.attrs["missing"] == missing and set(agg[agg.model != "base"].seeds) == {"0,1"}
     assert missing[0] in caplog.text
-    eff = stats.effects(pq, metrics=("map",), n_boot=50, n_perm=10)
+    eff = stats.effects(pq, metrics=("map",), n_perm=10)
     assert eff.attrs["missing"] == missing and (eff.n_seeds == 2).all()
     # missing on one benchmark only
     two = pd.concat([synth(seeds=(0, 1)), synth(seeds=(0, 1), benchmark="u")])
@@ -261,12 +263,14 @@ def test_base_is_one_constant_across_training_seeds():
     shifts = {0: 0.01, 1: 0.02, 2: 0.06}
     xx = pd.concat([base.assign(model="xx", strategy="xx", seed=s, map=base["map"] + d) for s, d in shifts.items()])
     frame = pd.concat([base, xx])
-    eff = stats.effects(frame, contrasts=["xx - base"], metrics=("map",), n_boot=500, n_perm=100)
+    eff = stats.effects(frame, contrasts=["xx - base"], metrics=("map",), n_perm=100)
     assert eff["diff"].to_numpy() == pytest.approx(np.mean(list(shifts.values())))
-    assert eff.low.min() >= 0.01 - 1e-12 and eff.high.max() <= 0.06 + 1e-12 and (eff.high > eff.low).all()
+    # only the seeds vary it: se = sd(shifts)/sqrt(3) with 2 degrees of freedom
+    assert eff.se.to_numpy() == pytest.approx(np.std(list(shifts.values()), ddof=1) / np.sqrt(3))
+    assert eff.df.to_numpy() == pytest.approx(2.0) and (eff.low < 0.03).all() and (eff.high > 0.03).all()
     # the base seed may be NaN, -1 or any one value; two values are refused
     again = stats.effects(frame.assign(seed=np.where(frame.model == "base", -1, frame.seed)), contrasts=["xx - base"],
-                          metrics=("map",), n_boot=500, n_perm=100)
+                          metrics=("map",), n_perm=100)
     pd.testing.assert_frame_equal(eff, again)
     two = pd.concat([base.assign(seed=0), base.assign(seed=1), xx])
     with pytest.raises(ValueError, match="base model appears with seeds"):
@@ -310,28 +314,32 @@ def test_bad_inputs_are_named():
         stats.effects(pq, metrics=("acc@1",))
     short = pq.drop(pq[(pq.model == "xy") & (pq.seed == 1) & (pq.setting == "mono")].index[:2])
     with pytest.raises(ValueError, match="xy seed 1 has 178 of the 180 queries"):
-        stats.effects(short, metrics=("map",), n_boot=10, n_perm=10)
+        stats.effects(short, metrics=("map",), n_perm=10)
     regrouped = pq.copy()
     regrouped.loc[(regrouped.model == "xy") & (regrouped.query_id == "en:3"), "group"] = "other"
-    with pytest.raises(ValueError, match="query en:3 .* has different groups in different models"):
-        stats.aggregate(regrouped, metrics=("map",), n_boot=10)
+    with pytest.raises(ValueError, match="query en:3 .* has different groups"):
+        stats.aggregate(regrouped, metrics=("map",))
     with pytest.raises(ValueError, match="duplicated per-query row"):
         stats.aggregate(pd.concat([pq, pq.iloc[:1]]))
     with pytest.raises(ValueError, match="no results for model 'mixed'"):
         stats.effects(pq, contrasts=["hybrid - mixed"])
-    with pytest.raises(ValueError, match="n_boot"):
-        stats.effects(pq, n_boot=1)
-    with pytest.raises(ValueError, match="design"):
-        stats.aggregate(pq, design="both")
+    with pytest.raises(ValueError, match="n_perm"):
+        stats.effects(pq, n_perm=0)
+    with pytest.raises(ValueError, match="level"):
+        stats.aggregate(pq, level=2)
+    bad = pq.assign(cluster=pq.group)
+    bad.loc[bad.index[0], "cluster"] = "elsewhere"
+    with pytest.raises(ValueError, match="group g000 is in 2 clusters"):
+        stats.aggregate(bad)
 
 
 def test_values_for_some_models_only_are_left_out_of_contrasts_and_said():
     pq = synth(seeds=(0, 1))
     hole = (pq.model == "xx") & (pq.seed == 0) & (pq.setting == "mono") & (pq.query_id == "en:1")
     pq.loc[hole, "map"] = np.nan
-    eff = stats.effects(pq, contrasts=["hybrid - xy"], metrics=("map",), n_boot=50, n_perm=10)
+    eff = stats.effects(pq, contrasts=["hybrid - xy"], metrics=("map",), n_perm=10)
     assert any("t/mono/map: 1 querie(s) with a value for some models only" in n for n in eff.attrs["notes"])
-    full = stats.effects(pq[pq.query_id != "en:1"], contrasts=["hybrid - xy"], metrics=("map",), n_boot=50, n_perm=10)
+    full = stats.effects(pq[pq.query_id != "en:1"], contrasts=["hybrid - xy"], metrics=("map",), n_perm=10)
     assert eff[eff.setting == "mono"]["diff"].iloc[0] == pytest.approx(full[full.setting == "mono"]["diff"].iloc[0])
 
 
@@ -340,7 +348,7 @@ def test_moved_names_still_import():
     from hbkit.stats import intervals  # statistics live in hbkit.stats (compare no longer re-exports them)
     assert paired_bootstrap is stats.paired_bootstrap
     pq = synth(seeds=(0,))
-    ivals = intervals({m: pq[pq.model == m] for m in ("xx", "hybrid")}, "t", n_boot=50)
+    ivals = intervals({m: pq[pq.model == m] for m in ("xx", "hybrid")}, "t")
     assert len(ivals) == 6 and (ivals.low <= ivals.value).all() and (ivals.value <= ivals.high).all()
 
 
@@ -408,7 +416,11 @@ def test_alignment_effects_and_a1():
     pq = pq[pq.setting != "cross"]
     ret = stats.effects(pq, metrics=("map", "acc@1"), **FAST)
     both = stats.combine_effects(ret, al)
-    np.testing.assert_allclose(both.p_adj, false_discovery_control(both.p, method="bh"))
+    assert set(both.family) == {"claims", "strategies", "base"}
+    tydi = both[(both.metric == "acc@1") & (both.b != "base")]   # TyDi-QA's multi acc@1 is A1's measure there
+    assert (tydi[tydi.setting == "multi"].family == "claims").all() and (tydi[tydi.setting == "mono"].family == "strategies").all()
+    for _, f in both.groupby("family"):   # Benjamini-Hochberg within each family over both tables
+        np.testing.assert_allclose(f.p_adj, false_discovery_control(f.p, method="bh"))
     v = stats.verdicts(both)
     for bench in ("xquad-r-eval", "mlqa-r", "tydiqa", "all"):
         assert verdict(v, "A1", bench).verdict == "supported", bench
