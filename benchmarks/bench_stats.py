@@ -1,6 +1,6 @@
 """Wall time of the statistics layer on per-query results of the cpu profile's evaluation shape.
 
-Run: python benchmarks/bench_stats.py [--repeat 1] [--n-boot 1000] [--n-perm 10000]
+Run: python benchmarks/bench_stats.py [--repeat 1] [--n-perm 10000]
 Synthetic per-query results: 3 seeds x 6 models (base once; xx, xy, hybrid, hybrid-a0.25, hybrid-a0.75) x
 xquad-r-eval (120 groups x 11 languages: 11 mono, 110 cross, 11 multi cells, each query in each of its cells),
 mlqa-r (150 groups in 2-4 of 7 languages) and tydiqa (300 single-language queries in 9 languages, mono + multi).
@@ -71,7 +71,6 @@ def per_query(seed: int = 0) -> pd.DataFrame:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--n-perm", type=int, default=10000)
     a = ap.parse_args()
     t = time.perf_counter()
@@ -80,9 +79,9 @@ def main():
           f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     for r in range(a.repeat):
         t0 = time.perf_counter()
-        agg = stats.aggregate(pq, n_boot=a.n_boot)
+        agg = stats.aggregate(pq)
         t1 = time.perf_counter()
-        eff = stats.effects(pq, n_boot=a.n_boot, n_perm=a.n_perm)
+        eff = stats.effects(pq, n_perm=a.n_perm)
         t2 = time.perf_counter()
         ver = stats.verdicts(eff)
         t3 = time.perf_counter()
@@ -90,7 +89,7 @@ def main():
         print(f"run {r + 1}: aggregate {t1 - t0:.2f} s ({len(agg)} rows), effects {t2 - t1:.2f} s ({len(eff)} rows), "
               f"verdicts {t3 - t2:.2f} s ({len(ver)} rows)")
         print(f"total {total:.2f} s = {total / GOAL_S:.0%} of the {GOAL_S:g} s goal "
-              f"(n_boot={a.n_boot}, n_perm={a.n_perm})")
+              f"(n_perm={a.n_perm})")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

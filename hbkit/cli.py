@@ -163,18 +163,15 @@ def run(a) -> int:
                 print(s.groupby("dataset")[["queries", "candidates"]].sum().to_string())
         return 0
     if a.cmd == "compare":
-        from .compare import compare
+        from .compare import compare, summary_text
         from .config import PROFILE_KEYS
         res = compare(a.profile, a.out, a.force, a.data_dir, allow_overlap=a.allow_overlap,
                       **{k: getattr(a, k) for k in PROFILE_KEYS})
-        print(res["table"].to_string(index=False))
-        if "verdicts" in res:
-            print("\n" + res["verdicts"][["claim", "benchmark", "verdict", "evidence"]].to_string(index=False))
-        print(f"\nwritten to {res['out']}/ (report.html, table.md, results.csv, effects.csv, verdicts.csv)")
+        print(summary_text(res))
         return 0
     if a.cmd == "report":
-        from .compare import report
-        print(report(a.run_dir))
+        from .compare import report, summary_text
+        print(summary_text(report(a.run_dir)))
         return 0
     if a.cmd == "train":
         from .data import parallel_pairs

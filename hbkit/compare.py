@@ -4,17 +4,22 @@
 
 1. **plan** — the base model (evaluated once) and one run per (strategy, α, training seed): :func:`plan`;
 2. **data** — the training pairs and the benchmarks (evaluation subsample drawn with the fixed ``eval_seed``),
-   their content fingerprints; the folder's ``config.json`` must agree (:func:`_check_reusable`);
+   their content fingerprints; the folder's ``config.json`` must agree (:func:`_check_reusable`). Only when
+   every check passed are ``overlap.csv``, ``clusters.csv`` (the answer clusters, the statistics' unit) and
+   ``config.json`` written;
 3. **train** — ``models/<run>/`` (``hbkit.training.train``: a finished, intact model is reused, a damaged or
-   interrupted one is retrained / resumed);
+   interrupted one is retrained / resumed). A run whose results are all present (:func:`results_complete`) is
+   neither trained nor evaluated: committed results without weights are reused, and new seeds add to them;
 4. **evaluate** — ``per_query/<run>__<benchmark>.parquet`` (per-query metrics) and
    ``alignment/<run>__<benchmark>.parquet`` (per-group alignment), written atomically; a file that exists and
    reads back is reused, a damaged one is named and recomputed;
 5. **aggregate** — ``results.csv`` (every metric per model and seed), ``aggregate.csv`` (mean and sd over
-   seeds, two-level bootstrap intervals), ``effects.csv`` (paired effects, sign-flip p-values, BH-adjusted),
-   ``umap.csv``: all statistics come from :mod:`hbkit.stats`;
-6. **report** — :func:`report` renders ``table.md``/``table.csv``, ``verdicts.csv``, the published numbers in
-   two views and ``report.html`` from the files above alone (``hbkit report RUN_DIR``: byte for byte the same).
+   seeds, t intervals over seeds and answer clusters), ``effects.csv`` (paired effects and the strategy-level
+   test: se, df, p, BH within each family, MDE, the variance split), ``umap.csv``: all statistics come from
+   :mod:`hbkit.stats`;
+6. **report** — :func:`report` renders ``table.md``/``table.csv``, ``verdicts.csv``, ``power.csv`` (seeds needed),
+   the published numbers in two views and ``report.html`` from the files above alone (``hbkit report RUN_DIR``:
+   byte for byte the same).
 
 The folder is locked while a job uses it (:class:`hbkit.files.RunLock`). ``timings.json``: wall time per stage.
 """
@@ -90,7 +95,7 @@ def bench_fingerprint(b) -> str:
 
 
 #: profile keys that change a trained model or a per-query result; the others (strategies, alphas, seeds,
-#: umap_groups, bootstrap, permutations, delta) only add runs or redo cheap steps, so a folder stays reusable
+#: umap_groups, permutations, delta) only add runs or redo cheap steps, so a folder stays reusable
 RESULT_KEYS = ("model", "steps", "batch_size", "lr", "freeze_word_embeddings", "train_groups", "train_languages",
                "eval_groups", "eval_seed", "data", "corpus", "benchmarks", "corpus_benchmarks", "val_groups",
                "eval_steps", "eval_metric", "early_stopping_patience", "weight_decay")
@@ -160,7 +165,7 @@ def corpus_fingerprint(b) -> str:
     return h.hexdigest()
 
 
-def _stage_data(cfg: dict, data_dir, allow_overlap: bool = False, out: Path | None = None):
+def _stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
     """Training pairs, pool benchmarks (subsampled with ``eval_seed``), corpus benchmarks (those whose files are
     absent are skipped and said so), the zero-shot check, and the content fingerprints."""
     from .corpora import check_zero_shot, overlap_counts
@@ -185,13 +190,19 @@ def _stage_data(cfg: dict, data_dir, allow_overlap: bool = False, out: Path | No
     if "xquad-r-eval" in benches and cfg["corpus"] == "xquad-train":
         check_disjoint(pairs["group"], benches["xquad-r-eval"])
     overlap = overlap_counts(pairs, benches)
-    if out is not None:
-        with atomic_path(out / "overlap.csv") as tmp:
-            overlap.to_csv(tmp, index=False)
-    check_zero_shot(overlap, force=allow_overlap)
+    check_zero_shot(overlap, force=allow_overlap)   # refused: nothing written
     fps = {"train": pairs_fingerprint(pairs), **{n: bench_fingerprint(b) for n, b in benches.items()},
            **{n: corpus_fingerprint(b) for n, b in corpora.items()}}
-    return pairs, benches, corpora, fps, notes
+    return pairs, benches, corpora, fps, notes, overlap
+
+
+def clusters_table(benches: dict) -> pd.DataFrame:
+    """``benchmark, group, cluster`` of every pool benchmark (:func:`hbkit.data.answer_clusters`): the unit of
+    the statistics. Corpus benchmarks have none (each query is its own unit)."""
+    from .data import answer_clusters
+
+    parts = [answer_clusters(b).assign(benchmark=name) for name, b in benches.items()]
+    return pd.concat(parts, ignore_index=True)[["benchmark", "group", "cluster"]]
 
 
 def _read_parquet(path: Path) -> pd.DataFrame | None:
@@ -272,6 +283,26 @@ def _stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, 
             np.save(tmp, encode(encoder, umap_q["text"].tolist(), "query", fp=fp))
 
 
+def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool) -> bool:
+    """Whether every result of ``run`` is in ``out`` and reads back: per-query metrics of each benchmark, per-group
+    alignment of each pool benchmark and (``umap``: the model's first seed) its UMAP embeddings. Then neither its
+    weights nor any training are needed: committed results (no weights) are reused, and adding seeds trains only
+    the new ones."""
+    from .data import is_corpus_benchmark
+
+    for name in bench_names:
+        if _read_parquet(out / "per_query" / f"{run.id}__{name}.parquet") is None:
+            return False
+        if not is_corpus_benchmark(name) and _read_parquet(out / "alignment" / f"{run.id}__{name}.parquet") is None:
+            return False
+    if umap:
+        try:
+            np.load(out / "umap" / f"{run.id}.npy")
+        except (OSError, ValueError, EOFError):
+            return False
+    return True
+
+
 def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
     """Every saved per-query (``kind="per_query"``) or per-group alignment (``"alignment"``) file of a run folder,
     concatenated; a damaged file is an error naming it (run ``compare`` again to recompute it)."""
@@ -288,8 +319,20 @@ def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def with_clusters(frame: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """``frame`` with the ``cluster`` of each (benchmark, group) from ``out/clusters.csv``; a group without one
+    (corpus benchmarks, or a folder written before clusters existed) is its own cluster."""
+    path = out / "clusters.csv"
+    if not path.is_file():
+        return frame.assign(cluster=frame["group"].astype(str))
+    cl = pd.read_csv(path, dtype=str)
+    merged = frame.assign(group=frame["group"].astype(str)).merge(cl, on=["benchmark", "group"], how="left")
+    return merged.assign(cluster=merged["cluster"].fillna(merged["group"]))
+
+
 def _stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]) -> None:
     from . import stats, viz
+    from .data import is_corpus_benchmark
 
     pq = load_per_query(out)
     al = load_per_query(out, "alignment")
@@ -303,19 +346,20 @@ def _stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]
     results = pd.concat([cell, macro[cell.columns]], ignore_index=True)
     with atomic_path(out / "results.csv") as tmp:
         results.to_csv(tmp, index=False)
-    boot = {"n_boot": cfg["bootstrap"], "seed": cfg["eval_seed"]}
-    corpus = pq["benchmark"].str.startswith(("miracl", "tydiqa-corpus"))
+    pq, al = with_clusters(pq, out), with_clusters(al, out)
+    perm = {"n_perm": cfg["permutations"], "seed": cfg["eval_seed"]}
+    corpus = pq["benchmark"].map(is_corpus_benchmark).astype(bool)
     pool, cq = pq[~corpus], pq[corpus]
-    agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1"), **boot)
-    eff = stats.effects(pool, metrics=("map", "rank_distance"), n_perm=cfg["permutations"], **boot)
+    agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1"))
+    eff = stats.effects(pool, metrics=("map", "rank_distance"), **perm)
     if len(cq):  # corpus benchmarks (MIRACL): the official nDCG@10 and Recall@100
-        agg = pd.concat([agg, stats.aggregate(cq, metrics=("ndcg@10", "recall@100"), **boot)], ignore_index=True)
-        eff = stats.combine_effects(eff, stats.effects(cq, metrics=("ndcg@10",), n_perm=cfg["permutations"], **boot))
+        agg = pd.concat([agg, stats.aggregate(cq, metrics=("ndcg@10", "recall@100"))], ignore_index=True)
+        eff = stats.combine_effects(eff, stats.effects(cq, metrics=("ndcg@10",), **perm))
     # the research question: alignment (per group) and, on TyDi-QA (not parallel), question-to-passage accuracy
-    aeff = stats.alignment_effects(al, n_perm=cfg["permutations"], **boot)
-    tydi = (stats.effects(pool[(pool.benchmark == "tydiqa") & (pool.setting == "multi")], metrics=("acc@1",),
-                          n_perm=cfg["permutations"], **boot) if "tydiqa" in set(pool.benchmark) else pd.DataFrame())
-    effects = stats.combine_effects(eff, aeff, tydi)  # one family for Benjamini-Hochberg
+    aeff = stats.alignment_effects(al, **perm)
+    tydi = (stats.effects(pool[(pool.benchmark == "tydiqa") & (pool.setting == "multi")], metrics=("acc@1",), **perm)
+            if "tydiqa" in set(pool.benchmark) else pd.DataFrame())
+    effects = stats.combine_effects(eff, aeff, tydi)  # Benjamini-Hochberg within each family
     missing = sorted({*effects.attrs.get("missing", []), *agg.attrs.get("missing", [])})
     for df, name in ((agg, "aggregate.csv"), (effects, "effects.csv")):
         with atomic_path(out / name) as tmp:
@@ -350,7 +394,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
         timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
                                      "aggregate": 0.0, "report": 0.0, "reused_results": 0}
         t0 = time.perf_counter()
-        pairs, benches, corpora, fps, notes = _stage_data(cfg, data_dir, allow_overlap, out)
+        pairs, benches, corpora, fps, notes, overlap = _stage_data(cfg, data_dir, allow_overlap)
         cfg["data"], cfg["notes"] = fps, notes
         timings["load_data"] = time.perf_counter() - t0
         if force:
@@ -358,12 +402,23 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
                 shutil.rmtree(out / sub, ignore_errors=True)
         else:
             _check_reusable(out, cfg)
+        # every check passed: only now is anything written
+        with atomic_path(out / "overlap.csv") as tmp:
+            overlap.to_csv(tmp, index=False)
+        with atomic_path(out / "clusters.csv") as tmp:
+            clusters_table(benches).to_csv(tmp, index=False)
         atomic_write_json(out / "config.json", cfg)
         runs = plan(cfg)
         ub = benches[umap_bench(cfg)]
         ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
         umap_q = ub.queries[ub.queries["group"].isin(ug)]
+        first = {}
+        for run in runs:   # the UMAP pictures show each model's first seed
+            first.setdefault(run.name, run.id)
         for run in tqdm(runs, desc="models", disable=not progress):
+            if results_complete(out, run, list(benches) + list(corpora), umap=first[run.name] == run.id):
+                timings["reused_results"] += len(benches) + len(corpora)
+                continue
             if run.strategy is None:
                 encoder = load_encoder(cfg["model"])
             else:
@@ -389,7 +444,7 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
 # --------------------------------------------------------------------------------------------------
 def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
     """Rows: models; columns ``<benchmark> <setting>`` mAP as ``mean [low, high]`` over seeds (two-level
-    bootstrap) and multilingual rank distance (lower = less language bias); ``seeds`` lists the seeds."""
+    interval over seeds and answer clusters) and multilingual rank distance (lower = less language bias); ``seeds`` lists the seeds."""
     from .viz import STRATEGY_ORDER
 
     models = sorted(dict.fromkeys(agg["model"]), key=lambda m: (STRATEGY_ORDER.index(m) if m in STRATEGY_ORDER else 9, m))
@@ -414,6 +469,11 @@ def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def delta_target(cfg: dict) -> float:
+    """The difference the power plan is made for: the profile's C5 margin ``delta`` (0.01 mAP by default)."""
+    return float(cfg.get("delta") or 0.01)
+
+
 def render(out: str | Path) -> dict:
     """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``, ``reference_effects.csv``
     and ``report.html`` of a finished run folder from its files alone (no training, encoding or resampling):
@@ -436,8 +496,9 @@ def render(out: str | Path) -> dict:
     overlap = pd.read_csv(out / "overlap.csv") if (out / "overlap.csv").is_file() else pd.DataFrame()
     absolute = reference.absolute_view(agg, ref, cfg["model"]) if ref is not None else pd.DataFrame()
     ref_eff = reference.effects_view(effects, ref) if ref is not None else pd.DataFrame()
+    power = stats.power_plan(effects, ref_eff if ref is not None else None, cfg["model"], delta_target(cfg))
     for df, name in ((table, "table.csv"), (verdicts, "verdicts.csv"), (absolute, "reference_absolute.csv"),
-                     (ref_eff, "reference_effects.csv")):
+                     (ref_eff, "reference_effects.csv"), (power, "power.csv")):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
     atomic_write_text(out / "table.md", table.to_markdown(index=False))
@@ -445,15 +506,20 @@ def render(out: str | Path) -> dict:
     notes = (f"profile <b>{cfg['profile']}</b>: model {cfg['model']}, {cfg['steps']} steps at batch {cfg['batch_size']}, "
              f"lr {cfg['lr']}, frozen word embeddings: {cfg['freeze_word_embeddings']}; training seeds {seeds} "
              f"(one model per strategy, α and seed; the base model once); evaluation subsample seed {cfg['eval_seed']} "
-             f"(the same queries for every model); {cfg['bootstrap']} bootstrap resamples, {cfg['permutations']} "
-             f"sign-flip permutations; δ = {cfg['delta']} for C5. Training corpus: {cfg.get('corpus', 'xquad-train')}."
+             f"(the same queries for every model); the strategy-level test (crossed random effects over seeds and "
+             f"answer clusters, Satterthwaite df) decides the verdicts; {cfg['permutations']} sign-flip permutations "
+             f"for p_models; δ = {cfg['delta']} for C5. Training corpus: {cfg.get('corpus', 'xquad-train')}."
              + (f" Incomplete: {'; '.join(missing)}." if missing else "")
              + (f" {'; '.join(cfg['notes'])}." if cfg.get("notes") else ""))
     mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
     sections = [("Run", notes),
-                ("Macro mAP: mean over seeds [95% interval over seeds and query groups]", table),
-                ("Verdicts on the paper's claims", verdicts),
-                ("Effects (paired; p from a sign-flip permutation test over query groups; p_adj: Benjamini-Hochberg)",
+                ("Macro mAP: mean over seeds [95% t interval over seeds and answer clusters]", table),
+                ("Verdicts on the paper's claims (strategy-level test: training seeds and answer clusters both random)",
+                 verdicts),
+                ("Power plan: training seeds that would detect 0.01 mAP, and the paper's effect, at this run's clusters",
+                 power),
+                ("Effects (paired; p: the strategy-level test, t with Satterthwaite df; p_adj: Benjamini-Hochberg "
+                 "within each family; p_models: sign-flip over answer clusters with these trained models fixed)",
                  effects),
                 ("mAP against α (X-Y = 0, hybrid = 0.5, X-X-mono = 1), intervals over seeds and queries",
                  viz.alpha_curve(agg, metric="map")),
@@ -473,14 +539,39 @@ def render(out: str | Path) -> dict:
                                                                     ["value"].mean().reset_index())),
                  ("Language clusters before and after training", viz.umap_scatter(coords))]
     viz.write_report(out / "report.html", "hbkit: X-X-mono vs X-Y vs hybrid batches", sections)
-    return {"out": out, "table": table, "results": results, "aggregate": agg, "effects": effects, "verdicts": verdicts}
+    return {"out": out, "table": table, "results": results, "aggregate": agg, "effects": effects, "verdicts": verdicts,
+            "power": power}
 
 
-def report(run_dir: str | Path) -> Path:
-    """``hbkit report RUN_DIR``: re-render the tables, verdicts and report.html from a finished folder."""
+def report(run_dir: str | Path) -> dict:
+    """``hbkit report RUN_DIR``: re-render the tables, verdicts, power plan and report.html from a finished folder;
+    returns what :func:`render` returns."""
     with RunLock(run_dir):
-        render(run_dir)
-    return Path(run_dir) / "report.html"
+        return render(run_dir)
+
+
+def summary_text(res: dict) -> str:
+    """What the command line prints after ``compare`` or ``report``: the table, the verdicts, the power plan, and
+    plainly, when there is one training seed, that it shows these trained models only."""
+    import pandas as pd
+
+    lines = [res["table"].to_string(index=False)]
+    v = res.get("verdicts")
+    if v is not None and len(v):
+        lines += ["", v[["claim", "benchmark", "verdict", "evidence"]].to_string(index=False, max_colwidth=160)]
+    if v is not None and len(v) and (v.verdict == "too few seeds").all():
+        lines += ["", "ONE TRAINING SEED: these numbers describe these trained models only. No verdict about "
+                      "strategies is possible without seed-to-seed variation; rerun with --seeds 0,1,2 (or more) into the "
+                      "same folder: it trains only the new seeds, then power.csv says how many a verdict needs."]
+    p = res.get("power")
+    if p is not None and len(p):
+        cols = ["contrast", "benchmark", "setting", "metric", "n_seeds", "mde", "power_at_target", "seeds_for_target",
+                "paper_diff", "seeds_for_paper", "note"]
+        with pd.option_context("display.width", 250, "display.max_columns", 20):
+            lines += ["", "Power plan (seeds needed at this run's clusters; power.csv):",
+                      p[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}")]
+    lines += ["", f"written to {res['out']}/ (report.html, table.md, results.csv, effects.csv, verdicts.csv, power.csv)"]
+    return "\n".join(lines)
 
 
 def load_run(out: str | Path) -> dict:
@@ -489,5 +580,6 @@ def load_run(out: str | Path) -> dict:
     out = Path(out)
     if not (out / "results.csv").is_file():
         raise FileNotFoundError(f"{out}/results.csv not found: run `hbkit compare --out {out}` first")
-    names = ("results", "aggregate", "effects", "verdicts", "alignment", "umap", "table")
-    return {**{n: pd.read_csv(out / f"{n}.csv") for n in names}, "per_query": load_per_query(out)}
+    names = ("results", "aggregate", "effects", "verdicts", "alignment", "umap", "table", "power")
+    return {**{n: pd.read_csv(out / f"{n}.csv") for n in names if (out / f"{n}.csv").is_file()},
+            "per_query": load_per_query(out)}

@@ -32,20 +32,20 @@ PROFILES: dict[str, dict] = {
     # CI: seconds, on the tiny random encoder; checks the pipeline, not the research question
     "ci": {**_COMMON, "model": "hbkit/tiny", "seeds": [0, 1], "steps": 4, "batch_size": 8, "lr": 1e-3,
            "freeze_word_embeddings": False, "train_groups": 64,
-           "eval_groups": {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30}, "umap_groups": 10, "bootstrap": 200,
+           "eval_groups": {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30}, "umap_groups": 10,
            "permutations": 2000, "corpus_benchmarks": ["tydiqa-corpus:sw"]},
     # CPU (default without a GPU): ~25 min per seed on 2 cores. Cut: 40 steps at batch 32 (paper: batch 100,
     # full epochs), frozen word embeddings, evaluation on subsamples (whole parallel groups kept).
     "cpu": {**_COMMON, "model": "intfloat/multilingual-e5-small", "seeds": [0], "steps": 40, "batch_size": 32,
             "lr": 3e-5, "freeze_word_embeddings": True, "train_groups": None,
-            "eval_groups": {"xquad-r-eval": 120, "mlqa-r": 150, "tydiqa": 300}, "umap_groups": 40, "bootstrap": 1000},
+            "eval_groups": {"xquad-r-eval": 120, "mlqa-r": 150, "tydiqa": 300}, "umap_groups": 40},
     # The paper's protocol (LAReQA's set-up): SQuAD v1.1 train + XTREME translate-train, batch 100, lr 3e-5,
     # weight decay 0.01, α 0.5, early stopping on the validation loss, 3 seeds, zero-shot on the FULL XQuAD-R
     # (nothing of XQuAD is trained on), MLQA-R, TyDi-QA and MIRACL where its files are present. One encoder per
     # run: XLM-R here; `make paper` also runs LaBSE and multilingual-e5-small. Needs a GPU.
     "paper": {**_COMMON, "model": "FacebookAI/xlm-roberta-base", "alphas": [0.25, 0.75], "seeds": [0, 1, 2],
               "steps": 30000, "batch_size": 100, "lr": 3e-5, "freeze_word_embeddings": False, "train_groups": None,
-              "eval_groups": {}, "umap_groups": 60, "bootstrap": 1000, "corpus": "squad-translate-train",
+              "eval_groups": {}, "umap_groups": 60, "corpus": "squad-translate-train",
               "benchmarks": ["xquad-r", "mlqa-r", "tydiqa"],
               # MIRACL's six smallest corpora (2.0M passages in all); add more with --corpus-benchmarks
               "corpus_benchmarks": ["miracl:bn,hi,sw,te,th,yo"],
@@ -70,8 +70,7 @@ PROFILE_KEYS: dict[str, tuple[str, str]] = {
     "eval_groups": ("dict[int]", "query groups kept per benchmark, e.g. xquad-r-eval=120,mlqa-r=150 (none: full)"),
     "eval_seed": ("int", "seed of the evaluation subsample (the same for every model and training seed)"),
     "umap_groups": ("int", "parallel XQuAD-R groups in the UMAP pictures"),
-    "bootstrap": ("int", "bootstrap resamples for intervals"),
-    "permutations": ("int", "sign-flip permutations for p-values"),
+    "permutations": ("int", "sign-flip permutations for p_models (these trained models; decides nothing)"),
     "delta": ("float", "C5: hybrid counts as within delta (mAP) of the best strategy"),
     "corpus": ("str", "training corpus: xquad-train, squad-translate-train, or a .jsonl/.csv/.parquet of pairs"),
     "benchmarks": ("list[str]", "LAReQA-style benchmarks (full-pool mAP): xquad-r-eval or xquad-r, mlqa-r, tydiqa"),
@@ -107,7 +106,7 @@ def check_profile(cfg: dict) -> dict:
         fail("alphas", "every α must lie in [0, 1]")
     if not cfg.get("seeds") or any(not isinstance(x, int) or x < 0 for x in cfg["seeds"]):
         fail("seeds", "give one or more non-negative integers, e.g. 0,1,2")
-    for key, low in (("steps", 1), ("batch_size", 2), ("umap_groups", 2), ("bootstrap", 100), ("permutations", 100),
+    for key, low in (("steps", 1), ("batch_size", 2), ("umap_groups", 2), ("permutations", 100),
                      ("eval_seed", 0)):
         if not isinstance(cfg.get(key), int) or isinstance(cfg.get(key), bool) or cfg[key] < low:
             fail(key, f"must be an integer >= {low}")

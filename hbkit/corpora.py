@@ -885,7 +885,8 @@ def check_zero_shot(counts: pd.DataFrame, force: bool = False) -> None:
         r = g.sort_values("bench_matched", ascending=False).iloc[0]
         msg = (f"{bname}: {n_ex} of its {r['bench_items']} questions occur in the training corpus verbatim and "
                f"{n_nm} after normalisation (e.g. {r['examples']}): the evaluation is not zero-shot. Train on a "
-               f"corpus disjoint from it (xquad-train pairs with xquad-r-eval), or pass force=True / --force")
+               f"corpus disjoint from it (xquad-train pairs with xquad-r-eval), or accept the overlap with "
+               f"allow_overlap=True / --allow-overlap (hbkit compare)")
         if not force:
             raise ZeroShotError(msg)
         warnings.warn(msg, stacklevel=2)

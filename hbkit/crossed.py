@@ -72,7 +72,7 @@ def _bias_factor(df: np.ndarray) -> np.ndarray:
     df = np.asarray(df, dtype=float)
     with np.errstate(invalid="ignore", over="ignore"):
         out = np.sqrt(2.0 / df) * np.exp(special.gammaln((df + 1) / 2) - special.gammaln(df / 2))
-    return np.where(np.isfinite(df) & (df > 0), np.minimum(out, 1.0), np.nan)
+    return np.where(df == np.inf, 1.0, np.where(np.isfinite(df) & (df > 0), np.minimum(out, 1.0), np.nan))
 
 
 def _solve_lambda(df: np.ndarray, level: float, power: float) -> np.ndarray:
@@ -115,8 +115,8 @@ def power_of(effect, se, df, level: float = 0.05) -> np.ndarray:
 
 def _combine(ms, dfs, coef):
     """V = sum_i coef_i MS_i and its Satterthwaite degrees of freedom."""
-    V = sum(c * m for c, m in zip(coef, ms))
-    den = sum((c * m) ** 2 / f for c, m, f in zip(coef, ms, dfs))
+    V = np.asarray(sum(c * m for c, m in zip(coef, ms)), dtype=float)
+    den = np.asarray(sum((c * m) ** 2 / f for c, m, f in zip(coef, ms, dfs)), dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return V, np.where(den > 0, V ** 2 / den, np.inf)
 

@@ -990,3 +990,71 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
                     "diffs": diffs, "p_adj": p, "mde": mde})
     out += per + [_combine("A1", A1_STATEMENT, per, na)]
     return pd.DataFrame(out, columns=VERDICT_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------------
+# power planning: how many training seeds a verdict needs
+# --------------------------------------------------------------------------------------------------
+POWER_COLUMNS = ["contrast", "benchmark", "setting", "metric", "n_seeds", "n_groups", "diff", "se", "df", "mde",
+                 "seed_share", "target", "power_at_target", "seeds_for_target", "paper_encoder", "paper_diff",
+                 "seeds_for_paper", "note"]
+
+
+def nearest_paper_encoder(model: str | None) -> str:
+    """The paper's encoder closest to ours: LaBSE for LaBSE, else XLM-R (multilingual-e5 and the tiny test encoder
+    share XLM-R's tokenizer and architecture family)."""
+    return "LaBSE" if "labse" in str(model or "").lower() else "XLM-R"
+
+
+def _seeds_txt(n: int | None, S: int) -> str | int:
+    return n if n is not None else "more than 200"
+
+
+def power_plan(effects_df: pd.DataFrame, paper: pd.DataFrame | None = None, model: str | None = None,
+               target: float = 0.01, level: float = 0.05, power: float = 0.8) -> pd.DataFrame:
+    """For each claim-relevant strategy contrast (family ``claims``): this run's power for a difference of
+    ``target`` (0.01 mAP), the training seeds that would detect ``target`` with ``power`` at this run's clusters,
+    and the seeds that would detect the paper's own effect for the nearest encoder (:func:`nearest_paper_encoder`;
+    ``paper``: :func:`hbkit.reference.effects_view`, columns ``encoder, contrast, benchmark, our_benchmark,
+    setting, metric, paper_diff``). From the variance components of the strategy-level test, at the expected
+    mean squares (:func:`hbkit.crossed.seeds_needed`). Rows with one seed have no seed variance to plan with:
+    ``note`` says so.
+
+    Example:
+        >>> plan = power_plan(effects, reference.effects_view(effects, ref), model="intfloat/multilingual-e5-small")  # doctest: +SKIP
+    """
+    from .crossed import expected_se_df, power_of, seeds_needed
+
+    enc = nearest_paper_encoder(model)
+    pe = {}
+    if paper is not None and len(paper):
+        for r in paper[paper["encoder"] == enc].itertuples(index=False):
+            bench = r.our_benchmark if isinstance(r.our_benchmark, str) else r.benchmark
+            a, b = r.contrast.split(" - ")
+            pe[(bench, r.setting, r.metric, a, b)] = r.paper_diff
+            pe[(bench, r.setting, r.metric, b, a)] = -r.paper_diff
+    rows = []
+    claims = effects_df[effects_df.get("family", pd.Series(dtype=str)) == "claims"] if len(effects_df) else effects_df
+    for r in claims.itertuples(index=False):
+        S, G = int(r.n_seeds), int(r.n_groups)
+        comps = (r.s2_seed, r.s2_cluster, r.s2_resid)
+        pd_ = pe.get((r.benchmark, r.setting, r.metric, r.a, r.b), np.nan)
+        row = {"contrast": r.contrast, "benchmark": r.benchmark, "setting": r.setting, "metric": r.metric,
+               "n_seeds": S, "n_groups": G, "diff": r.diff, "se": r.se, "df": r.df, "mde": r.mde,
+               "seed_share": r.seed_share, "target": target if r.metric != "rank_distance" else np.nan,
+               "power_at_target": np.nan, "seeds_for_target": "", "paper_encoder": enc, "paper_diff": pd_,
+               "seeds_for_paper": "", "note": ""}
+        if not np.isfinite(comps).all():
+            row["note"] = "one seed: no seed-to-seed variance measured, so no plan; train 3 or more seeds"
+            rows.append(row)
+            continue
+        if r.metric != "rank_distance":   # rank distance is in ranks, not mAP: no common target
+            se, df = expected_se_df(*comps, S=S, G=G)
+            row["power_at_target"] = float(power_of(target, se, df, level))
+            row["seeds_for_target"] = _seeds_txt(seeds_needed(*comps, G=G, effect=target, level=level, power=power), S)
+        if np.isfinite(pd_):
+            row["seeds_for_paper"] = ("the paper shows no difference" if pd_ == 0 else
+                                      _seeds_txt(seeds_needed(*comps, G=G, effect=abs(pd_), level=level,
+                                                              power=power), S))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=POWER_COLUMNS)

@@ -11,7 +11,7 @@ import pandas as pd
 STRATEGY_ORDER = ["base", "xx", "xy", "hybrid"]
 
 
-def results_table_figure(table: pd.DataFrame, title: str = "Macro mAP (95% bootstrap interval)"):
+def results_table_figure(table: pd.DataFrame, title: str = "Macro mAP (95% interval)"):
     """A plotly table of the paper-shaped table (one row per model, one column per benchmark/setting)."""
     import plotly.graph_objects as go
 

@@ -40,6 +40,14 @@ def test_outputs_exist_and_are_consistent(ci_run):
     v = pd.read_csv(out / "verdicts.csv")
     assert {"C1", "C2", "C3", "C4", "C5", "A1"} <= set(v.claim)
     assert set(v.verdict) <= {"supported", "contradicted", "inconclusive"}
+    assert set(eff.family) == {"claims", "strategies", "base"} and eff.df.gt(0).all() and eff.mde.ge(0).all()
+    assert eff.seeds_agree.str.fullmatch(r"[012]/2").all() and (eff.n_groups > 0).all()
+    clusters = pd.read_csv(out / "clusters.csv")   # the statistics' unit: answer clusters (paragraphs)
+    assert set(clusters.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa"}
+    assert clusters.groupby("benchmark").group.nunique().to_dict() == {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30}
+    power = pd.read_csv(out / "power.csv")
+    assert len(power) and (power.paper_encoder == "XLM-R").all()
+    assert power[power.metric != "rank_distance"].seeds_for_target.notna().all()
 
 
 def test_same_queries_for_every_seed(ci_run):
@@ -61,13 +69,15 @@ def test_report_shows_seeds_effects_verdicts_and_published_numbers(ci_run):
 
 def test_report_re_renders_byte_for_byte(ci_run):
     out = ci_run["out"]
-    names = ("table.md", "table.csv", "verdicts.csv", "reference_absolute.csv", "reference_effects.csv", "report.html")
+    names = ("table.md", "table.csv", "verdicts.csv", "reference_absolute.csv", "reference_effects.csv", "power.csv",
+             "report.html")
     before = {n: (out / n).read_bytes() for n in names}
     for n in names:
         (out / n).unlink()
     r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert {n: (out / n).read_bytes() for n in names} == before
+    assert "Power plan" in r.stdout and "seeds_for_target" in r.stdout
 
 
 def test_rerun_reuses_models_and_recomputes_a_damaged_result(ci_run, data_dir, caplog):
@@ -84,9 +94,12 @@ def test_rerun_reuses_models_and_recomputes_a_damaged_result(ci_run, data_dir, c
 
 
 def test_damaged_model_is_retrained(ci_run, data_dir, caplog):
+    """A damaged model is retrained when it is needed (one of its results is missing); a model whose results are
+    all there is not needed at all."""
     out = ci_run["out"]
     weights = next((out / "models" / "hybrid-s0" / "model").rglob("model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:1000])
+    (out / "per_query" / "hybrid-s0__tydiqa.parquet").unlink()
     compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
     from hbkit.models import load_encoder
     assert load_encoder(str(out / "models" / "hybrid-s0" / "model")) is not None
@@ -153,12 +166,12 @@ def test_overlapping_training_questions_are_refused(data_dir, tmp_path):
               "answer_key": f"x{i}"} for i in range(40) for l in ("en", "de")]
     path = tmp_path / "pairs.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    with pytest.raises(ZeroShotError, match="mlqa-r"):
-        compare("ci", tmp_path / "run", data_dir=data_dir, progress=False, corpus=str(path), seeds=[0],
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(ZeroShotError, match=r"mlqa-r: [1-9]\d* of its .*--allow-overlap"):
+        compare("ci", run, data_dir=data_dir, progress=False, corpus=str(path), seeds=[0],
                 eval_groups={"xquad-r-eval": 12, "tydiqa": 30})  # all of mlqa-r: the copied questions are in it
-    assert not (tmp_path / "run" / "models").exists()
-    counts = pd.read_csv(tmp_path / "run" / "overlap.csv")
-    assert counts[(counts.benchmark == "mlqa-r") & (counts.field == "query") & (counts.match == "exact")].bench_matched.iloc[0] >= 1
+    assert [p.name for p in run.iterdir() if not p.name.startswith(".lock")] == []   # refused: nothing written
 
 
 def test_added_benchmark_is_evaluated_for_every_model_and_removing_one_is_refused(ci_run, data_dir):
@@ -178,3 +191,56 @@ def test_added_benchmark_is_evaluated_for_every_model_and_removing_one_is_refuse
     assert json.loads((out / "config.json").read_text())["corpus_benchmarks"] == ["tydiqa-corpus:sw", "tydiqa-corpus:te"]
     with pytest.raises(ValueError, match=r"corpus_benchmarks: .*removing or changing is not"):
         compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1], corpus_benchmarks=["tydiqa-corpus:te"])
+
+
+def test_results_without_weights_are_reused_and_new_seeds_add_to_them(ci_run, data_dir, tmp_path):
+    """Committed results (per-query Parquet, config, UMAP of the first seeds; no weights) are a run folder: compare
+    trains nothing for them, and a new seed trains only its own runs."""
+    src = ci_run["out"]
+    dst = tmp_path / "committed"
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("models", "corpus", ".lock*", "report.html"))
+    for f in (dst / "umap").glob("*-s1.npy"):
+        f.unlink()                                  # only the first seed's UMAP is shown, and kept
+    from hbkit.compare import render
+    cfg = json.loads((dst / "config.json").read_text())   # earlier tests may have added a benchmark or an α
+    same = {"seeds": [0, 1], "alphas": cfg["alphas"], "corpus_benchmarks": cfg["corpus_benchmarks"]}
+    again = compare("ci", dst, data_dir=data_dir, progress=False, **same)
+    assert not (dst / "models").exists() and again["timings"]["train"] == 0
+    pd.testing.assert_frame_equal(again["table"], render(src)["table"])
+    more = compare("ci", dst, data_dir=data_dir, progress=False, **{**same, "seeds": [0, 1, 2]})
+    assert sorted(p.name for p in (dst / "models").iterdir()) == sorted(
+        ["hybrid-s2", "xx-s2", "xy-s2"] + [f"hybrid-a{a:g}-s2" for a in cfg["alphas"] if a != 0.5])
+    assert set(more["results"][more["results"].model == "xx"].seed) == {0, 1, 2}
+    assert (pd.read_csv(dst / "effects.csv").n_seeds[lambda s: s > 1] == 3).all()
+
+
+def test_a1_can_be_supported_in_a_run_with_a_corpus_benchmark(ci_run):
+    """tydiqa-corpus is not applicable to A1 (no parallel queries): with every A1 comparison significant in the
+    claimed direction, A1 is supported, and the corpus benchmark is named as not applicable."""
+    from hbkit import stats
+    eff = pd.read_csv(ci_run["out"] / "effects.csv")
+    assert "tydiqa-corpus-sw" in set(eff.benchmark)
+    eff = eff.copy()
+    for bench in ("xquad-r-eval", "mlqa-r", "tydiqa"):
+        measures = ([("multi", "acc@1", +1)] if bench == "tydiqa" else
+                    [("alignment", m, s) for m, s in stats.A1_MEASURES])
+        for setting, metric, sign in measures:
+            for other in ("xx", "xy"):
+                sel = (eff.benchmark == bench) & (eff.setting == setting) & (eff.metric == metric) & (
+                    eff.a == "hybrid") & (eff.b == other)
+                assert sel.sum() == 1, (bench, metric, other)
+                eff.loc[sel, ["diff", "low", "high", "p", "p_adj"]] = [0.05 * sign, 0.04 * sign, 0.06 * sign, 1e-6, 1e-5]
+                eff.loc[sel & (sign < 0), ["low", "high"]] = [-0.06, -0.04]
+    v = stats.verdicts(eff)
+    a1 = v[(v.claim == "A1") & (v.benchmark == "all")].iloc[0]
+    assert a1.verdict == "supported", a1.evidence
+    assert "tydiqa-corpus-sw (a corpus benchmark" in a1.evidence
+
+
+def test_one_seed_says_it_shows_these_models_only(data_dir, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "compare", "--profile", "ci", "--seeds", "0", "--out",
+                        str(tmp_path / "one"), "--data-dir", str(data_dir)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "ONE TRAINING SEED: these numbers describe these trained models only" in r.stdout
+    v = pd.read_csv(tmp_path / "one" / "verdicts.csv")
+    assert set(v.verdict) == {"too few seeds"} and "contradicted" not in r.stdout

@@ -226,3 +226,23 @@ def test_sentence_splitter_covers_every_training_language():
         spans = data.split_sentences("One two. Three four.", lang)
         assert spans and spans[0][0] == 0 and spans[-1][1] <= len("One two. Three four.")
     assert data.split_sentences("Bu bir cümle. Bu da ikinci.", "tr") == [(0, 14), (14, 27)]
+
+
+def test_answer_clusters_join_groups_that_share_a_paragraph(data_dir):
+    """The statistics' unit: XQuAD-R's held-out questions share paragraphs (and often answer sentences), so 296
+    groups make far fewer independent clusters; every group is in exactly one, and groups of one cluster share a
+    source paragraph with another group of it."""
+    from hbkit.data import answer_clusters, load_benchmark
+    b = load_benchmark("xquad-r-eval", data_dir)
+    c = answer_clusters(b)
+    assert len(c) == b.queries.group.nunique() == 296 and c.group.is_unique
+    assert c.cluster.nunique() == 60          # one per paragraph of the 12 held-out articles' 60 paragraphs
+    docs = {}
+    cand = b.candidates.set_index("id")["doc"]
+    for q, g in zip(b.queries.id, b.queries.group):
+        docs.setdefault(g, set()).update(cand[x] for x in b.relevance[q])
+    for _, grp in c.groupby("cluster"):
+        gs = list(grp.group)
+        assert len(gs) == 1 or all(any(docs[g] & docs[h] for h in gs if h != g) for g in gs)
+    t = answer_clusters(load_benchmark("tydiqa", data_dir))
+    assert t.cluster.nunique() <= t.group.nunique()

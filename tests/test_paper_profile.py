@@ -60,7 +60,7 @@ def test_paper_profile_end_to_end(root, tmp_path, monkeypatch):
     res = compare("paper", tmp_path / "run", data_dir=root, progress=False, model="hbkit/tiny", seeds=[0],
                   alphas=[], steps=8, batch_size=8, lr=1e-3, freeze_word_embeddings=False,
                   eval_groups={"xquad-r": 8, "mlqa-r": 8, "tydiqa": 20}, val_groups=10, eval_steps=2,
-                  early_stopping_patience=2, bootstrap=100, permutations=200, umap_groups=4)
+                  early_stopping_patience=2, permutations=200, umap_groups=4)
     out = tmp_path / "run"
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["profile"] == "paper" and cfg["corpus"] == "squad-translate-train"
