@@ -368,13 +368,36 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
     return model
 
 
+#: bumped when what an encoder's fingerprint stands for changes (the code version of every cache keyed by it)
+FINGERPRINT_VERSION = 2
+
+
+def _module_config(m) -> dict:
+    """A module's own settings (pooling mode, normalisation, max_seq_length, do_lower_case, ...), JSON-safe."""
+    cfg = {}
+    if hasattr(m, "get_config_dict"):
+        try:
+            cfg = dict(m.get_config_dict())
+        except Exception:  # noqa: BLE001 - a custom module without a usable config: its weights still count
+            cfg = {}
+    for key in ("max_seq_length", "do_lower_case"):
+        if hasattr(m, key):
+            cfg[key] = getattr(m, key)
+    return json.loads(json.dumps(cfg, sort_keys=True, default=str))
+
+
 def fingerprint(model) -> str:
-    """A content hash of a model's weights, prompts and module stack (for the embedding cache)."""
+    """A content hash of everything that changes an encoder's output bytes: its weights, prompts, module stack and
+    each module's settings (pooling, normalisation, ``max_seq_length``), and :data:`FINGERPRINT_VERSION`. The key of
+    the embedding cache and of corpus shards: one that changes with any of them."""
     import torch
 
     h = hashlib.blake2b(digest_size=16)
+    h.update(f"v{FINGERPRINT_VERSION}".encode())
     h.update(json.dumps(getattr(model, "prompts", {}) or {}, sort_keys=True).encode())
     h.update(repr([type(m).__name__ for m in model]).encode())
+    h.update(json.dumps([_module_config(m) for m in model], sort_keys=True).encode())
+    h.update(json.dumps({"max_seq_length": getattr(model, "max_seq_length", None)}).encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         t = t.detach().to("cpu").contiguous()

@@ -158,3 +158,27 @@ def test_local_folder(tiny, tmp_path):
     tiny.save(str(tmp_path / "m"))
     m = load_encoder(str(tmp_path / "m"))
     np.testing.assert_allclose(m.encode(["x"]), tiny.encode(["x"]), atol=1e-6)
+
+
+def test_fingerprint_changes_with_every_setting_that_changes_the_embeddings():
+    """The embedding cache key: weights, prompts, max_seq_length and the pooling each change it (a model trained
+    with --max-seq-length 8 must never reuse the embeddings of the same weights at 128)."""
+    from sentence_transformers import models as st_models
+
+    from hbkit.models import fingerprint, load_encoder
+    m = load_encoder("tiny")
+    base = fingerprint(m)
+    assert fingerprint(load_encoder("tiny")) == base            # stable across loads
+    m.max_seq_length = 8
+    assert fingerprint(m) != base
+    m.max_seq_length = 128
+    assert fingerprint(m) == base
+    m.prompts = {"query": "q: ", "passage": "p: "}
+    assert fingerprint(m) != base
+    m = load_encoder("tiny")
+    m[1] = st_models.Pooling(m[1].get_sentence_embedding_dimension(), pooling_mode="cls")
+    assert fingerprint(m) != base
+    m = load_encoder("tiny")
+    with __import__("torch").no_grad():
+        next(m.parameters()).view(-1)[0] += 1e-3
+    assert fingerprint(m) != base
