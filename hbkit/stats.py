@@ -594,7 +594,10 @@ def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
     if BASE_MODEL in (a, b):
         return "base"
     if a in STRATEGIES and b in STRATEGIES and not is_corpus_benchmark(benchmark):
-        if (setting, metric) in CLAIM_MEASURES or (_non_parallel(benchmark) and (setting, metric) == ("multi", "acc@1")):
+        if _non_parallel(benchmark):   # TyDi-QA: no alignment measures in A1; multilingual acc@1 instead
+            if (setting, metric) == ("multi", "acc@1") or ((setting, metric) in CLAIM_MEASURES and setting != "alignment"):
+                return "claims"
+        elif (setting, metric) in CLAIM_MEASURES:
             return "claims"
     return "strategies"
 
@@ -1006,8 +1009,17 @@ def nearest_paper_encoder(model: str | None) -> str:
     return "LaBSE" if "labse" in str(model or "").lower() else "XLM-R"
 
 
-def _seeds_txt(n: int | None, S: int) -> str | int:
-    return n if n is not None else "more than 200"
+def _seeds_txt(n: int | None, comps: tuple, G: int, effect: float, level: float, power: float) -> str | int:
+    """The seeds needed, or why none suffice: with infinitely many seeds the se falls to the cluster part alone,
+    sqrt(s2_cluster / G), which more questions (clusters) shrink and more seeds do not."""
+    from .crossed import power_of
+
+    if n is not None:
+        return n
+    floor = np.sqrt(comps[1] / G) if G > 0 else np.nan
+    if not np.isfinite(floor) or power_of(effect, floor, G - 1, level) < power:
+        return "no number of seeds at these clusters (more questions needed)"
+    return "more than 200"
 
 
 def power_plan(effects_df: pd.DataFrame, paper: pd.DataFrame | None = None, model: str | None = None,
@@ -1051,10 +1063,11 @@ def power_plan(effects_df: pd.DataFrame, paper: pd.DataFrame | None = None, mode
         if r.metric != "rank_distance":   # rank distance is in ranks, not mAP: no common target
             se, df = expected_se_df(*comps, S=S, G=G)
             row["power_at_target"] = float(power_of(target, se, df, level))
-            row["seeds_for_target"] = _seeds_txt(seeds_needed(*comps, G=G, effect=target, level=level, power=power), S)
+            row["seeds_for_target"] = _seeds_txt(seeds_needed(*comps, G=G, effect=target, level=level, power=power),
+                                                 comps, G, target, level, power)
         if np.isfinite(pd_):
             row["seeds_for_paper"] = ("the paper shows no difference" if pd_ == 0 else
                                       _seeds_txt(seeds_needed(*comps, G=G, effect=abs(pd_), level=level,
-                                                              power=power), S))
+                                                              power=power), comps, G, abs(pd_), level, power))
         rows.append(row)
     return pd.DataFrame(rows, columns=POWER_COLUMNS)

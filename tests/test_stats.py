@@ -430,3 +430,30 @@ def test_alignment_effects_and_a1():
     # retrieval effects alone: A1 cannot be decided on the parallel benchmarks, and says what to run
     alone = stats.verdicts(stats.effects(synth(), **FAST))
     assert "alignment_effects" in verdict(alone, "A1", "t").evidence
+
+
+def test_power_plan_seeds_and_the_cluster_floor():
+    """The plan's seeds give the promised power; a cluster part too large for the target says that more questions,
+    not seeds, are needed; one seed has no plan."""
+    from hbkit.crossed import expected_se_df, power_of
+    pq = synth(seed_shift={"hybrid": 0.01}, n_groups=120, seeds=(0, 1, 2), rng=8)
+    eff = stats.effects(pq, metrics=("map",), n_perm=10)
+    paper = pd.DataFrame({"encoder": ["XLM-R", "LaBSE"], "contrast": ["hybrid - xx"] * 2, "benchmark": ["t", "t"],
+                          "our_benchmark": ["t", "t"], "setting": ["multi"] * 2, "metric": ["map"] * 2,
+                          "paper_diff": [0.046, 0.5]})
+    plan = stats.power_plan(eff, paper, model="intfloat/multilingual-e5-small", target=0.01)
+    assert set(plan.contrast) == {"hybrid - xx", "hybrid - xy", "xy - xx"} and (plan.paper_encoder == "XLM-R").all()
+    row = plan[(plan.contrast == "hybrid - xx") & (plan.setting == "multi")].iloc[0]
+    assert row.paper_diff == 0.046
+    e = eff[(eff.contrast == "hybrid - xx") & (eff.setting == "multi")].iloc[0]
+    comps = (e.s2_seed, e.s2_cluster, e.s2_resid)
+    for col, target in (("seeds_for_target", 0.01), ("seeds_for_paper", 0.046)):
+        n = row[col]
+        if isinstance(n, (int, np.integer)):
+            assert power_of(target, *expected_se_df(*comps, S=int(n), G=120)) >= 0.8
+    wide = eff.copy()
+    wide["s2_cluster"] = 1.0                              # a huge strategy-by-cluster part: no seeds can fix it
+    floor = stats.power_plan(wide, None, model=None, target=0.01)
+    assert floor.seeds_for_target.str.startswith("no number of seeds").all()
+    one = stats.power_plan(stats.effects(synth(seeds=(0,)), metrics=("map",), n_perm=10))
+    assert one.note.str.startswith("one seed").all()
