@@ -216,6 +216,18 @@ def _read_parquet(path: Path) -> pd.DataFrame | None:
         return None
 
 
+def _read_npy(path: Path) -> np.ndarray | None:
+    """A saved array, or None when it is missing or damaged (a 0-byte or truncated file is named in the log, and
+    recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        return np.load(path)
+    except (OSError, ValueError, EOFError) as e:
+        log.warning("%s is damaged (%s: %s); recomputing it", path, type(e).__name__, str(e)[:120])
+        return None
+
+
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
@@ -278,7 +290,7 @@ def _stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, 
         for name, part in pq.groupby("benchmark"):
             _write_parquet(part.assign(**ident), out / "per_query" / f"{run.id}__{name}.parquet")
     umap_path = out / "umap" / f"{run.id}.npy"
-    if not umap_path.is_file():
+    if _read_npy(umap_path) is None:
         with atomic_path(umap_path) as tmp:
             np.save(tmp, encode(encoder, umap_q["text"].tolist(), "query", fp=fp))
 
@@ -295,12 +307,7 @@ def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool) ->
             return False
         if not is_corpus_benchmark(name) and _read_parquet(out / "alignment" / f"{run.id}__{name}.parquet") is None:
             return False
-    if umap:
-        try:
-            np.load(out / "umap" / f"{run.id}.npy")
-        except (OSError, ValueError, EOFError):
-            return False
-    return True
+    return not umap or _read_npy(out / "umap" / f"{run.id}.npy") is not None
 
 
 def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
@@ -371,9 +378,10 @@ def _stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]
     coords = []
     shown = {}
     for r in runs:  # one picture per model (its first seed)
-        if r.name not in shown and (out / "umap" / f"{r.id}.npy").is_file():
+        emb = _read_npy(out / "umap" / f"{r.id}.npy") if r.name not in shown else None
+        if emb is not None:
             shown[r.name] = r
-            xy = viz.umap_coords(np.load(out / "umap" / f"{r.id}.npy"), seed=cfg["eval_seed"])
+            xy = viz.umap_coords(emb, seed=cfg["eval_seed"])
             coords.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "lang": umap_q["lang"].to_numpy(),
                                         "text": umap_q["text"].to_numpy(), "model": r.name}))
     with atomic_path(out / "umap.csv") as tmp:
@@ -545,7 +553,11 @@ def render(out: str | Path) -> dict:
 
 def report(run_dir: str | Path) -> dict:
     """``hbkit report RUN_DIR``: re-render the tables, verdicts, power plan and report.html from a finished folder;
-    returns what :func:`render` returns."""
+    returns what :func:`render` returns. A folder that is not a finished run is refused before anything is written
+    there (no lock is left in a mistyped path)."""
+    if not (Path(run_dir) / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json): give the --out of a finished "
+                                "`hbkit compare`")
     with RunLock(run_dir):
         return render(run_dir)
 

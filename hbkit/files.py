@@ -150,3 +150,24 @@ class RunLock:
         with contextlib.suppress(OSError):
             (self.folder / ".lock.owner").unlink()
         self._lock.release()
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The records of a JSON-lines log. A last line cut short (a kill mid-write) is left out with a warning
+    naming the file; a damaged line elsewhere is a ``ValueError`` naming the file and the line."""
+    import logging
+
+    path = Path(path)
+    lines = [l for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    out = []
+    for i, line in enumerate(lines, 1):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if i == len(lines):
+                logging.getLogger(__name__).warning("%s: its last line (%d) is cut short, as by a kill mid-write; "
+                                                    "left out", path, i)
+                break
+            raise ValueError(f"{path}: line {i} is not JSON ({line[:60]!r}); the file is damaged: delete it (or its "
+                             "run folder) to start that part afresh") from None
+    return out

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write_json, atomic_write_text, tmp_name
+from .files import atomic_write_json, atomic_write_text, read_jsonl, tmp_name
 from .sampling import STRATEGIES, STRATEGY_ALPHA, PairCollator, SamplerError, make_sampler
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,11 @@ def _prepare_folder(out_dir: Path, identity: dict, resume: bool) -> str | None:
     path = out_dir / "train_config.json"
     ckpt_dir = out_dir / "checkpoints"
     if resume and path.is_file():
-        old = json.loads(path.read_text())
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            raise TrainError(f"{path} is damaged (not JSON); the folder's set-up is unknown: delete {out_dir} or run "
+                             "with --no-resume to start afresh there") from None
         diff = [k for k in identity if old.get(k) != identity[k]]
         if diff:
             keys = [f"config.{k}" for k in identity["config"] if old.get("config", {}).get(k) != identity["config"][k]]
@@ -311,8 +315,8 @@ def _prepare_folder(out_dir: Path, identity: dict, resume: bool) -> str | None:
     log_path = out_dir / "train_log.jsonl"
     if log_path.is_file():  # keep the records up to the checkpoint: the steps after it are trained again
         upto = int(Path(resume_from).name.split("-")[1]) if resume_from else 0
-        keep = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l).get("step", 0) <= upto]
-        atomic_write_text(log_path, "".join(l + "\n" for l in keep))
+        keep = [r for r in read_jsonl(log_path) if r.get("step", 0) <= upto]
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in keep))
     return resume_from
 
 

@@ -165,13 +165,13 @@ def counts_bar(summary: pd.DataFrame):
 
 def loss_curves(run_dir: str | Path):
     """Training loss per step of every model under ``run_dir/models/*/train_log.jsonl``."""
-    import json
-
     import plotly.express as px
+
+    from .files import read_jsonl
 
     rows = []
     for f in sorted(Path(run_dir).glob("models/*/train_log.jsonl")):
-        rows += [dict(json.loads(l), model=f.parent.name) for l in f.read_text().splitlines() if '"loss"' in l]
+        rows += [dict(r, model=f.parent.name) for r in read_jsonl(f) if "loss" in r]
     df = pd.DataFrame(rows)
     fig = px.line(df, x="step", y="loss", color="model", hover_data=["batch", "lang"],
                   category_orders={"model": STRATEGY_ORDER})

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -244,3 +245,32 @@ def test_one_seed_says_it_shows_these_models_only(data_dir, tmp_path):
     assert "ONE TRAINING SEED: these numbers describe these trained models only" in r.stdout
     v = pd.read_csv(tmp_path / "one" / "verdicts.csv")
     assert set(v.verdict) == {"too few seeds"} and "contradicted" not in r.stdout
+
+
+def test_damaged_umap_and_log_files_are_named_and_recomputed(ci_run, data_dir, caplog):
+    """A 0-byte UMAP array is named and recomputed; a train_log.jsonl whose last line a kill cut short is read
+    without it (the loss curves still draw), and a line damaged in the middle is named with the file."""
+    from hbkit import viz
+    from hbkit.files import read_jsonl
+    out = ci_run["out"]
+    (out / "umap" / "xx-s0.npy").write_bytes(b"")
+    log = out / "models" / "xy-s0" / "train_log.jsonl"
+    good = log.read_text()
+    log.write_text(good + '{"step": 99, "loss": 1.2')             # the kill's cut
+    again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1],
+                    **{k: json.loads((out / "config.json").read_text())[k] for k in ("alphas", "corpus_benchmarks")})
+    assert "xx-s0.npy is damaged" in caplog.text and np.load(out / "umap" / "xx-s0.npy").shape[0] > 0
+    assert "xx" in set(again["results"].model)
+    assert len(read_jsonl(log)) == len(good.splitlines()) and "cut short" in caplog.text
+    assert viz.loss_curves(out) is not None
+    log.write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(ValueError, match=r"train_log.jsonl: line 2 is not JSON"):
+        read_jsonl(log)
+    log.write_text(good)
+
+
+def test_report_on_a_mistyped_folder_writes_nothing(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(tmp_path / "typo")], capture_output=True,
+                       text=True)
+    assert r.returncode != 0 and "is not a run folder" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "typo").exists()

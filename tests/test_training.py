@@ -183,3 +183,19 @@ def test_freeze_works_for_any_architecture():
     assert not auto.get_input_embeddings().weight.requires_grad
     assert not any(p.requires_grad for p in auto.encoder.layer[0].parameters())
     assert all(p.requires_grad for p in auto.encoder.layer[1].parameters())
+
+
+def test_resume_reads_a_log_whose_last_line_a_kill_cut_short(tmp_path, caplog):
+    """The records up to the checkpoint are kept; the cut line is named and left out (its step is trained again)."""
+    from hbkit.files import read_jsonl
+    from hbkit.training import _prepare_folder
+    ident = {"config": {"a": 1}, "base": "x", "data": "y"}
+    _prepare_folder(tmp_path, ident, resume=True)
+    (tmp_path / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (tmp_path / "train_log.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.9}\n{"step": 3, "lo')
+    _prepare_folder(tmp_path, ident, resume=True)
+    assert [r["step"] for r in read_jsonl(tmp_path / "train_log.jsonl")] == [1, 2] and "cut short" in caplog.text
+    (tmp_path / "train_config.json").write_text('{"config": ')
+    with pytest.raises(ValueError, match="train_config.json is damaged"):
+        _prepare_folder(tmp_path, ident, resume=True)
