@@ -17,7 +17,11 @@ def _parse_list(kind):
     def parse(text: str):
         if text.lower() in ("none", ""):
             return None
-        return [kind(x.strip()) for x in text.split(",") if x.strip()]
+        try:
+            return [kind(x.strip()) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated {kind.__name__} values, e.g. "
+                                             f"{'0,1,2' if kind is int else '0.25,0.75' if kind is float else 'a,b'}") from None
     return parse
 
 
@@ -29,7 +33,11 @@ def _parse_dict(text: str):
         name, sep, n = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"{item!r}: use name=number, e.g. xquad-r-eval=120,mlqa-r=150")
-        out[name.strip()] = int(n)
+        try:
+            out[name.strip()] = int(n)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: {n!r} is not a whole number of query groups; use "
+                                             "name=number, e.g. mlqa-r=150") from None
     return out
 
 

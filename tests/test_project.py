@@ -2,6 +2,7 @@
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +78,14 @@ def test_declared_dependencies_are_what_the_code_imports():
     assert "sklearn" not in third and "yaml" not in third
     names = {dist.get(m, m).replace("_", "-").lower() for m in third}
     assert names <= runtime, f"imported but not declared: {sorted(names - runtime)}"
+
+
+@pytest.mark.parametrize("args,msg", [(["--eval-groups", "mlqa-r=x"], "not a whole number of query groups"),
+                                      (["--seeds", "0,x"], "comma-separated int values")])
+def test_cli_bad_values_say_what_to_write(tmp_path, args, msg):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "compare", "--profile", "ci", "--out", str(tmp_path / "x"),
+                        *args], capture_output=True, text=True)
+    assert r.returncode == 2 and msg in r.stderr and "invalid" not in r.stderr
+    assert not (tmp_path / "x").exists()
