@@ -17,6 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .alignment import GROUP_METRICS
+from .ir_metrics import METRICS as IR_METRICS
+from .ranking import MULTI_ONLY, RANK_METRICS
+
 SETTINGS = ("mono", "cross", "multi")
 #: columns of a reference table (see :func:`load_reference`)
 REFERENCE_COLUMNS = ("source", "encoder", "model", "benchmark", "setting", "metric", "value")
@@ -25,6 +29,9 @@ REFERENCE_COLUMNS = ("source", "encoder", "model", "benchmark", "setting", "metr
 BENCHMARK_PATTERN = r"xquad-r|xquad-r-eval|mlqa-r|tydiqa|miracl-[a-z]{2,3}"
 #: metrics that are not fractions in [0, 1] (every other metric must be one)
 NOT_FRACTIONS = ("rank_distance", "cos_gap", "cos_parallel", "cos_nonparallel", "align", "uniform")
+#: every metric name hbkit computes (the per-query kernel, corpus metrics, alignment): a reference row must use one
+KNOWN_METRICS = tuple(dict.fromkeys(RANK_METRICS + MULTI_ONLY + IR_METRICS + GROUP_METRICS + NOT_FRACTIONS
+                                    + ("recall@100",)))
 #: our benchmark that stands in for a reference benchmark we do not run, when effects are compared
 STAND_IN = {"xquad-r": "xquad-r-eval"}
 #: other spellings of the reference's encoder names (compared lower-case, letters and digits only)
@@ -54,7 +61,11 @@ def load_reference(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"reference table {path} not found (a CSV with columns {', '.join(REFERENCE_COLUMNS)})")
-    ref = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
+    try:
+        ref = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]}); write "
+                         f"a header {','.join(REFERENCE_COLUMNS)} and one row per published number") from None
     missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
@@ -67,6 +78,11 @@ def load_reference(path: str | Path) -> pd.DataFrame:
             raise ValueError(f"{where}: model {row['model']!r} is not base, xx, xy, hybrid or hybrid-a<alpha>")
         if row["setting"] not in SETTINGS:
             raise ValueError(f"{where}: setting {row['setting']!r} is not one of {', '.join(SETTINGS)}")
+        if row["metric"] not in KNOWN_METRICS:
+            near = [m for m in KNOWN_METRICS if m.lower() == str(row["metric"]).lower()]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"{where}: metric {row['metric']!r} is not one hbkit computes{hint}; use hbkit's names: "
+                             f"{', '.join(KNOWN_METRICS)}")
         if not re.fullmatch(BENCHMARK_PATTERN, str(row["benchmark"])):
             raise ValueError(f"{where}: benchmark {row['benchmark']!r} is not one hbkit knows (xquad-r for the full "
                              "XQuAD-R, xquad-r-eval, mlqa-r, tydiqa, miracl-<lang>)")

@@ -114,3 +114,18 @@ def test_absolute_view_differences_only_for_the_same_encoder_and_benchmark():
     results_csv = ours.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
     assert R.absolute_view(results_csv, ref, "multilingual-e5-small")["ours"].notna().sum() == 4  # XLM-R and LaBSE hybrid
     assert R.encoder_matches("XLM-R", "FacebookAI/xlm-roberta-base") and not R.encoder_matches("LaBSE", None)
+
+
+def test_a_renamed_metric_or_an_empty_file_is_named(tmp_path):
+    """`mAP` for `map` would silently match nothing (48 matched effects fall to 12): refused, naming the row."""
+    import pytest
+    from hbkit.reference import load_reference, shipped_reference_path
+    text = shipped_reference_path().read_text()
+    bad = tmp_path / "ref.csv"
+    bad.write_text(text.replace(",map,", ",mAP,", 1))
+    with pytest.raises(ValueError, match=r"ref.csv, data row \d+: metric 'mAP' is not one hbkit computes \(did you mean 'map'\?\)"):
+        load_reference(bad)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.csv: not a readable CSV"):
+        load_reference(empty)
