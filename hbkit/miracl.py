@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
+import pandas as pd
 
-from .data import DataError, TYDIQA_LANGS
+from .data import DataError, TYDIQA_LANGS, load_tydiqa
 from .files import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -446,12 +447,36 @@ def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None,
         from .files import build_once
 
         languages = languages or list(TYDIQA_LANGS)
-        out = Path(work_dir) if work_dir else cache_dir() / "tydiqa-corpus"
+        bad = [l for l in languages if l not in TYDIQA_LANGS]
+        if bad:
+            raise DataError(f"TyDi-QA GoldP has no language(s) {bad}; use {', '.join(TYDIQA_LANGS)}")
+        base = Path(work_dir) if work_dir else cache_dir() / "tydiqa-corpus"
+        out = []
         for l in languages:
-            build_once(out / f"miracl-v1.0-{l}", lambda tmp, l=l: _tydi_one(data_dir, tmp, l),
+            # keyed by the content it is built from (and the builder's version): another data folder, or the same
+            # folder with other questions, gets its own entry; a stale one is never read
+            root = base / f"{l}-{tydi_key(data_dir, l)}"
+            build_once(root / f"miracl-v1.0-{l}", lambda tmp, l=l: _tydi_one(data_dir, tmp, l),
                        lambda p, l=l: (p / "topics" / f"topics.miracl-v1.0-{l}-dev.tsv").is_file())
-        return [read_release(out, l, "dev", name=f"tydiqa-corpus-{l}") for l in languages]
+            out.append(read_release(root, l, "dev", name=f"tydiqa-corpus-{l}"))
+        return out
     raise DataError(f"unknown corpus benchmark {spec!r}; use miracl:LANG[,LANG...] or tydiqa-corpus[:LANG,...]")
+
+
+#: bumped when tydi_as_miracl writes other bytes for the same input
+TYDI_BUILDER_VERSION = 1
+
+
+def tydi_key(data_dir, lang: str) -> str:
+    """A hash of what :func:`tydi_as_miracl` builds ``lang`` from: its questions, passages and relevance as read
+    from ``data_dir``, and :data:`TYDI_BUILDER_VERSION`."""
+    b = load_tydiqa(data_dir, [lang])
+    h = hashlib.blake2b(digest_size=10)
+    h.update(f"v{TYDI_BUILDER_VERSION}".encode())
+    for df in (b.queries[["id", "group", "text"]], b.candidates[["id", "text"]]):
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    h.update(json.dumps(b.relevance, sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def _tydi_one(data_dir, tmp: Path, lang: str) -> None:

@@ -234,3 +234,31 @@ def test_hand_computed_graded_ndcg():
     dcg = 2 / np.log2(2) + 1 / np.log2(4)
     idcg = 2 / np.log2(2) + 1 / np.log2(3)
     assert v["ndcg@10"] == pytest.approx(dcg / idcg) and v["mrr@10"] == 1.0 and v["recall@2"] == 0.5
+
+
+def test_tydiqa_corpus_cache_follows_the_data(data_dir, tmp_path):
+    """The cache of TyDi-as-MIRACL is keyed by what it is built from: a copy of the data whose Swahili questions
+    are all replaced gets its own entry, never the old one's topics."""
+    import json as _json
+    import shutil
+    from hbkit.miracl import load_corpus_benchmarks
+    work = tmp_path / "cache"
+    first = load_corpus_benchmarks("tydiqa-corpus:sw", data_dir, work_dir=work)[0]
+    other = tmp_path / "data"
+    shutil.copytree(data_dir / "tydiqa-goldp", other / "tydiqa-goldp")
+    for f in (other / "tydiqa-goldp").rglob("*.json"):
+        f.chmod(0o644)
+        doc = _json.loads(f.read_text())
+        changed = False
+        for art in doc["data"]:
+            for para in art["paragraphs"]:
+                for qa in para["qas"]:
+                    if qa["id"].startswith("swahili"):
+                        qa["question"], changed = "Nini?", True
+        if changed:
+            f.write_text(_json.dumps(doc))
+    second = load_corpus_benchmarks("tydiqa-corpus:sw", other, work_dir=work)[0]
+    assert set(first.topics.values()) != {"Nini?"} and set(second.topics.values()) == {"Nini?"}
+    assert len([p for p in work.iterdir() if p.name.startswith("sw-")]) == 2
+    again = load_corpus_benchmarks("tydiqa-corpus:sw", data_dir, work_dir=work)[0]
+    assert again.topics == first.topics
