@@ -334,9 +334,12 @@ class _Block:
             warnings.simplefilter("ignore", RuntimeWarning)                  # a row without any value: NaN
             return np.nanmean(np.where(n > 0, self.V.sum(2) / n, np.nan), axis=1)
 
-    def contributions(self, a: str, b: str | None = None) -> np.ndarray:
+    def contributions(self, a: str, b: str | None = None, centered: bool = False) -> np.ndarray:
         """u[s, g]: unit g's contribution to the macro difference ``a - b`` in seed s (sums over g to that
-        seed's difference); ``b=None``: to ``a``'s own macro value. Shape (S, G)."""
+        seed's difference); ``b=None``: to ``a``'s own macro value. Shape (S, G). ``centered``: the linearised
+        contributions (value minus its cell's mean, weighted, plus macro/G), whose spread over units is the
+        sampling variation of the macro value; the strategy-level test and the intervals use these, the
+        sign-flip test the raw ones."""
         ia = self.index[a]
         if b is None:
             D = self.V[ia]
@@ -349,7 +352,15 @@ class _Block:
         C_eff = (n > 0).sum(1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             wc = np.where(n > 0, 1.0 / (n * C_eff), 0.0)
-        return np.einsum("sc,scg->sg", wc, D)
+        if not centered:
+            return np.einsum("sc,scg->sg", wc, D)
+        # linearised (influence) contributions: each value minus its cell's mean, so unequal cell sizes and unequal
+        # cluster sizes do not masquerade as variation; plus macro/G, so that they still sum to the macro value
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cell_mean = np.where(n > 0, D.sum(2) / n, 0.0)               # (S, C)
+        Dc = D - cell_mean[:, :, None] * self.M[ia]
+        macro = np.einsum("sc,sc->s", wc * n, cell_mean)              # (S,)
+        return np.einsum("sc,scg->sg", wc, Dc) + macro[:, None] / D.shape[2]
 
 
 def _blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask: bool):
@@ -501,7 +512,7 @@ def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_di
                 notes.append(f"{blk.benchmark}/{blk.setting}/{blk.metric}: {model} has no value"
                              + (" for some seeds" if not np.isnan(pt[rix]).all() else ""))
                 continue
-            low, high, se, df, kind = _one_model_interval(G * blk.contributions(model), level)
+            low, high, se, df, kind = _one_model_interval(G * blk.contributions(model, centered=True), level)
             rows.append({"model": model, "strategy": meta.at[model, "strategy"],
                          "alpha": meta.at[model, "alpha"], "benchmark": blk.benchmark,
                          "setting": blk.setting, "metric": blk.metric, "mean": float(np.mean(pt[rix])),
@@ -672,7 +683,7 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
         p_models, how = _sign_p(T, np.stack([c.mean(0) for c in contribs], 1), _rng(seed, blk, 1), n_perm)
         for i, (a, b) in enumerate(here):
             ia, ib = blk.index[a], blk.index[b]
-            r = {k: float(v) for k, v in crossed_test(G * contribs[i], level).items()}
+            r = {k: float(v) for k, v in crossed_test(G * blk.contributions(a, b, centered=True), level).items()}
             rows.append({"contrast": f"{a} - {b}", "a": a, "b": b,
                          "family": family(a, b, blk.benchmark, blk.setting, blk.metric),
                          "benchmark": blk.benchmark, "setting": blk.setting, "metric": blk.metric,

@@ -205,9 +205,14 @@ def test_results_without_weights_are_reused_and_new_seeds_add_to_them(ci_run, da
     from hbkit.compare import render
     cfg = json.loads((dst / "config.json").read_text())   # earlier tests may have added a benchmark or an α
     same = {"seeds": [0, 1], "alphas": cfg["alphas"], "corpus_benchmarks": cfg["corpus_benchmarks"]}
+    ids = {r.id for r in plan({**cfg, **same})}
+    for f in [*(dst / "per_query").glob("*"), *(dst / "alignment").glob("*")]:
+        if f.name.split("__")[0] not in ids:   # an earlier test's extra-α run, outside this plan
+            f.unlink()
     again = compare("ci", dst, data_dir=data_dir, progress=False, **same)
     assert not (dst / "models").exists() and again["timings"]["train"] == 0
-    pd.testing.assert_frame_equal(again["table"], render(src)["table"])
+    ref = render(src)["table"]
+    pd.testing.assert_frame_equal(again["table"], ref[ref.model.isin(again["table"].model)].reset_index(drop=True))
     more = compare("ci", dst, data_dir=data_dir, progress=False, **{**same, "seeds": [0, 1, 2]})
     assert sorted(p.name for p in (dst / "models").iterdir()) == sorted(
         ["hybrid-s2", "xx-s2", "xy-s2"] + [f"hybrid-a{a:g}-s2" for a in cfg["alphas"] if a != 0.5])
