@@ -565,8 +565,6 @@ def report(run_dir: str | Path) -> dict:
 def summary_text(res: dict) -> str:
     """What the command line prints after ``compare`` or ``report``: the table, the verdicts, the power plan, and
     plainly, when there is one training seed, that it shows these trained models only."""
-    import pandas as pd
-
     lines = [res["table"].to_string(index=False)]
     v = res.get("verdicts")
     if v is not None and len(v):

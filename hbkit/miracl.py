@@ -451,11 +451,12 @@ def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None,
         if bad:
             raise DataError(f"TyDi-QA GoldP has no language(s) {bad}; use {', '.join(TYDIQA_LANGS)}")
         base = Path(work_dir) if work_dir else cache_dir() / "tydiqa-corpus"
+        tydi = load_tydiqa(data_dir, languages)   # read once for every language's cache key
         out = []
         for l in languages:
             # keyed by the content it is built from (and the builder's version): another data folder, or the same
             # folder with other questions, gets its own entry; a stale one is never read
-            root = base / f"{l}-{tydi_key(data_dir, l)}"
+            root = base / f"{l}-{tydi_key(tydi, l)}"
             build_once(root / f"miracl-v1.0-{l}", lambda tmp, l=l: _tydi_one(data_dir, tmp, l),
                        lambda p, l=l: (p / "topics" / f"topics.miracl-v1.0-{l}-dev.tsv").is_file())
             out.append(read_release(root, l, "dev", name=f"tydiqa-corpus-{l}"))
@@ -467,15 +468,16 @@ def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None,
 TYDI_BUILDER_VERSION = 1
 
 
-def tydi_key(data_dir, lang: str) -> str:
-    """A hash of what :func:`tydi_as_miracl` builds ``lang`` from: its questions, passages and relevance as read
-    from ``data_dir``, and :data:`TYDI_BUILDER_VERSION`."""
-    b = load_tydiqa(data_dir, [lang])
+def tydi_key(tydi, lang: str) -> str:
+    """A hash of what :func:`tydi_as_miracl` builds ``lang`` from: its questions, passages and relevance in
+    ``tydi`` (:func:`hbkit.data.load_tydiqa`), and :data:`TYDI_BUILDER_VERSION`."""
+    q = tydi.queries[tydi.queries["lang"] == lang]
+    c = tydi.candidates[tydi.candidates["lang"] == lang]
     h = hashlib.blake2b(digest_size=10)
     h.update(f"v{TYDI_BUILDER_VERSION}".encode())
-    for df in (b.queries[["id", "group", "text"]], b.candidates[["id", "text"]]):
+    for df in (q[["id", "group", "text"]], c[["id", "text"]]):
         h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
-    h.update(json.dumps(b.relevance, sort_keys=True).encode())
+    h.update(json.dumps({qid: tydi.relevance[qid] for qid in q["id"]}, sort_keys=True).encode())
     return h.hexdigest()
 
 

@@ -68,8 +68,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from . import data
-from .crossed import crossed_test
+from .crossed import crossed_test, expected_se_df, power_of, seeds_needed
+from .data import is_corpus_benchmark
 
 log = logging.getLogger(__name__)
 
@@ -592,12 +592,6 @@ CLAIM_MEASURES = {("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi",
                   ("alignment", "cos_gap"), ("alignment", "translation_p@1"), ("alignment", "lang_knn_purity")}
 
 
-def is_corpus_benchmark(benchmark: str) -> bool:
-    """MIRACL and TyDi-QA-as-a-corpus (``miracl:xx``, ``miracl-xx``, ``tydiqa-corpus:xx``...): searched with faiss,
-    scored by nDCG@10 and Recall@100; the LAReQA settings and the alignment claims do not apply to them."""
-    return data.is_corpus_benchmark(benchmark)
-
-
 def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
     """``claims`` for a contrast between two of :data:`STRATEGIES` on a (setting, metric) that a claim needs
     (:data:`CLAIM_MEASURES`, plus multilingual acc@1 on non-parallel pool benchmarks); ``base`` for a contrast
@@ -1023,8 +1017,6 @@ def nearest_paper_encoder(model: str | None) -> str:
 def _seeds_txt(n: int | None, comps: tuple, G: int, effect: float, level: float, power: float) -> str | int:
     """The seeds needed, or why none suffice: with infinitely many seeds the se falls to the cluster part alone,
     sqrt(s2_cluster / G), which more questions (clusters) shrink and more seeds do not."""
-    from .crossed import power_of
-
     if n is not None:
         return n
     floor = np.sqrt(comps[1] / G) if G > 0 else np.nan
@@ -1046,8 +1038,6 @@ def power_plan(effects_df: pd.DataFrame, paper: pd.DataFrame | None = None, mode
     Example:
         >>> plan = power_plan(effects, reference.effects_view(effects, ref), model="intfloat/multilingual-e5-small")  # doctest: +SKIP
     """
-    from .crossed import expected_se_df, power_of, seeds_needed
-
     enc = nearest_paper_encoder(model)
     pe = {}
     if paper is not None and len(paper):
