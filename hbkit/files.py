@@ -13,12 +13,16 @@ Guarantees
 * :class:`RunLock`: one process at a time in a run folder; a second one gets :class:`FolderInUse` naming
   the PID and host that hold it. The lock is an OS lock (``filelock``), so it is released when its
   process dies, whatever the cause.
+* :func:`remove_stale_tmp`: temporary files of processes that no longer run (a kill between a write and its
+  rename) are removed by the next :class:`RunLock` on their folder, the next :func:`build_once` of their
+  target, and the next ``train`` in their folder; a live process's are never touched.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import uuid
@@ -30,6 +34,50 @@ from filelock import FileLock, Timeout
 
 class FolderInUse(RuntimeError):
     """Another live process holds the run folder's lock."""
+
+
+#: tmp_name's pattern: ``.<name>.<pid>.<8 hex>.tmp`` (+ the target's suffix for atomic_path)
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\..*)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True   # it exists (another user's), or the answer is unknown: keep its files
+    return True
+
+
+def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: str = "") -> int:
+    """Remove the temporary files and folders (:func:`tmp_name`'s names, starting with ``prefix``) that
+    processes which no longer run left in ``folder`` (and below, with ``recursive``): what a kill between a
+    write and its rename leaves. A live process's temporary files are kept. Returns how many were removed, and
+    logs it."""
+    import logging
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = []
+    walk = os.walk(folder) if recursive else [(str(folder), [d.name for d in folder.iterdir() if d.is_dir()],
+                                                [f.name for f in folder.iterdir() if not f.is_dir()])]
+    for root, dirs, files in walk:
+        for name in list(dirs) + list(files):
+            m = _TMP.match(name)
+            if not m or not name.startswith("." + prefix) or int(m["pid"]) == os.getpid() or _pid_alive(int(m["pid"])):
+                continue
+            p = Path(root, name)
+            with contextlib.suppress(OSError):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                removed.append(p)
+            if name in dirs:
+                dirs.remove(name)
+    if removed:
+        logging.getLogger(__name__).info("removed %d temporary file(s) of processes that no longer run from %s (e.g. "
+                                         "%s)", len(removed), folder, removed[0].name)
+    return len(removed)
 
 
 def tmp_name(path: str | os.PathLike) -> Path:
@@ -107,6 +155,7 @@ def build_once(target: str | os.PathLike, build: Callable[[Path], None], is_comp
     with lock_for(target).acquire(timeout=timeout):
         if is_complete(target):  # another process built it while we waited
             return target
+        remove_stale_tmp(target.parent, recursive=False, prefix=target.name + ".")   # a killed builder's half build
         tmp = tmp_name(target)
         try:
             build(tmp)
@@ -144,6 +193,7 @@ class RunLock:
                 owner = f"PID {info['pid']} on {info['host']}"
             raise FolderInUse(f"{self.folder} is in use by {owner}; wait for it to finish, or use another --out") from None
         atomic_write_json(self.folder / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname()})
+        remove_stale_tmp(self.folder)   # what killed runs left half-written in this folder
         return self
 
     def __exit__(self, *exc) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write_json, atomic_write_text, read_jsonl, tmp_name
+from .files import atomic_write_json, atomic_write_text, read_jsonl, remove_stale_tmp, tmp_name
 from .sampling import STRATEGIES, STRATEGY_ALPHA, PairCollator, SamplerError, make_sampler
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,18 @@ def _latest_checkpoint(folder: Path) -> str | None:
     return str(cps[-1]) if cps else None
 
 
+def _finished_state(checkpoint: str | None, max_steps: int) -> dict | None:
+    """The trainer state of ``checkpoint`` when it ends the run (``max_steps`` reached, or early stopping had
+    stopped it), else None. Resuming from such a checkpoint would train one step more than the run has."""
+    if not checkpoint:
+        return None
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    control = state.get("stateful_callbacks", {}).get("TrainerControl", {})
+    control = control[0] if isinstance(control, list) and control else control
+    stopped = bool(control.get("args", {}).get("should_training_stop")) if isinstance(control, dict) else False
+    return state if state.get("global_step", 0) >= max_steps or stopped else None
+
+
 def pairs_fingerprint(pairs) -> str:
     """A content hash of a training set (every row's group, language, query, passage and answer key)."""
     import hashlib
@@ -351,6 +363,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     identity = run_identity(encoder, pairs, config)
     model_dir = out_dir / "model"
     if rank == 0:
+        remove_stale_tmp(out_dir, recursive=False)   # a model folder half-saved by a killed process
         resume_from = _prepare_folder(out_dir, identity, resume)
     if _world_size_env() > 1:  # the other ranks follow rank 0's decision, once it is written
         import torch.distributed as dist
@@ -422,7 +435,17 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
         callbacks=[batch_log, *callbacks])
     batch_log.trainer = trainer
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    finished = _finished_state(resume_from, config.max_steps)
+    if finished is None:
+        runtime = trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
+    else:  # killed after its last checkpoint, before the model's save: that checkpoint is the trained model
+        from transformers import TrainerState
+        trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
+        best = trainer.state.best_model_checkpoint if args.load_best_model_at_end else None
+        trainer._load_from_checkpoint(best if best and Path(best).is_dir() else resume_from)
+        runtime = None
+        log.info("%s is the run's last step (%d); its weights are saved as the model, nothing is trained again",
+                 resume_from, trainer.state.global_step)
     if _world_size_env() > 1:  # what this rank actually collated, for checking that ranks agree
         atomic_write_json(out_dir / f"batches_seen.rank{rank}.json", trainer.data_collator.seen)
     if not trainer.is_world_process_zero():
@@ -434,7 +457,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
             "first_loss": history[0]["loss"] if history else None, "last_loss": history[-1]["loss"] if history else None,
             "best_metric": trainer.state.best_metric, "metric_for_best_model": args.metric_for_best_model,
             "best_checkpoint": trainer.state.best_model_checkpoint, "stopped_early": trainer.state.global_step < config.max_steps,
-            "train_runtime_s": result.metrics.get("train_runtime")}
+            "train_runtime_s": runtime}
     tmp = tmp_name(model_dir)
     try:
         trainer.save_model(str(tmp))

@@ -199,3 +199,41 @@ def test_resume_reads_a_log_whose_last_line_a_kill_cut_short(tmp_path, caplog):
     (tmp_path / "train_config.json").write_text('{"config": ')
     with pytest.raises(ValueError, match="train_config.json is damaged"):
         _prepare_folder(tmp_path, ident, resume=True)
+
+
+class KillBeforeSave(TrainerCallback):
+    def on_train_end(self, args, state, control, **kw):  # the last checkpoint is written, the model is not
+        raise KeyboardInterrupt
+
+
+def test_resume_from_the_final_checkpoint_trains_nothing_more(pairs, tmp_path):
+    """Killed between the last checkpoint and the model's save, the rerun saves that checkpoint's weights: the
+    same number of steps and the same weights as an uninterrupted run (a constant learning rate would show an
+    extra step), and no temporary model folder of the dead process is left."""
+    import os
+    keep = set(sorted(set(pairs["group"]))[:40])
+    pairs = pairs.filter(lambda r: r["group"] in keep)
+    cfg = TrainConfig(strategy="hybrid", batch_size=8, max_steps=6, lr=1e-3, save_steps=3, seed=3, warmup_ratio=0.0,
+                      freeze_word_embeddings=False, val_groups=0, dropout=0.0,
+                      training_args={"lr_scheduler_type": "constant"})
+    full = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "full", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "cut", progress=False, callbacks=[KillBeforeSave()])
+    assert (tmp_path / "cut" / "checkpoints" / "checkpoint-6").is_dir() and not (tmp_path / "cut" / "model").exists()
+    dead = tmp_path / "cut" / ".model.999999999.0badc0de.tmp"   # what a kill -9 mid-save leaves (no such PID)
+    dead.mkdir()
+    (dead / "model.safetensors").write_bytes(b"partial")
+    resumed = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "cut", progress=False)
+    card = json.loads((resumed / "hbkit_training.json").read_text())
+    assert card["steps"] == 6 and card["resumed_from"].endswith("checkpoint-6")
+    assert card["batch_counts"] == json.loads((full / "hbkit_training.json").read_text())["batch_counts"]
+    from safetensors.torch import load_file
+    a = load_file(next(full.rglob("model.safetensors")))
+    b = load_file(next(resumed.rglob("model.safetensors")))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-7, rtol=0, msg=k)
+    assert not dead.exists()
+    assert [p.name for p in (tmp_path / "cut").iterdir() if p.name.startswith(".")] == []
+    lb = [json.loads(l) for l in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines() if '"loss"' in l]
+    assert [r["step"] for r in lb] == list(range(1, 7))
+    assert os.getpid() != 999999999
