@@ -186,8 +186,7 @@ def run(a) -> int:
         from .models import load_encoder
         from .training import TrainConfig, train
         cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
-        enc = load_encoder(a.model)
-        if cfg.corpus == "xquad-train":
+        if cfg.corpus == "xquad-train":   # the pairs are read and validated before any model is loaded
             pairs = parallel_pairs(data_dir=a.data_dir)
         else:
             from .corpora import load_training_corpus
@@ -195,6 +194,7 @@ def run(a) -> int:
         if a.max_groups:
             from .compare import _subsample_pairs
             pairs = _subsample_pairs(pairs, a.max_groups, cfg.seed)
+        enc = load_encoder(a.model)
         print(train(enc, pairs, cfg, a.out, resume=not a.no_resume))
         return 0
     if a.cmd == "eval":

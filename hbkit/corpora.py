@@ -540,10 +540,31 @@ def _fail(origin: str, where: str, msg: str, more: int = 0) -> DataError:
     return DataError(f"{origin}: {where}: {msg}{tail}")
 
 
+def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
+    """The :class:`DataError` for a text file with bytes that are not UTF-8: it names the file, the first bad
+    line and column and the byte, and the fix. (Called after a ``UnicodeDecodeError``; reads the file again in
+    binary to find the place.)"""
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return DataError(f"{path}: line {n}, column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8; "
+                                 f"save the {what} as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+    return DataError(f"{path}: not UTF-8 text; save the {what} as UTF-8")
+
+
 def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
+    try:
+        return _read_jsonl_text(path)
+    except UnicodeDecodeError:
+        raise not_utf8(path, "pairs file") from None
+
+
+def _read_jsonl_text(path: Path) -> tuple[dict[str, list], list[int]]:
     cols: dict[str, list] = {}
     lines: list[int] = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:   # a byte-order mark at the start is allowed
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -570,19 +591,40 @@ def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
 def _read_csv(path: Path) -> tuple[dict[str, list], list[int]]:
     import csv
 
-    with open(path, encoding="utf-8", newline="") as fh:
+    old = csv.field_size_limit(2**31 - 1)   # a long passage is data, not an error (the default limit is 128 KiB)
+    try:
+        return _read_csv_text(path)
+    except UnicodeDecodeError:
+        raise not_utf8(path, "pairs file") from None
+    finally:
+        csv.field_size_limit(old)
+
+
+def _read_csv_text(path: Path) -> tuple[dict[str, list], list[int]]:
+    import csv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:   # a byte-order mark at the start is allowed
         reader = csv.reader(fh)
         try:
             header = next(reader)
         except StopIteration:
             raise DataError(f"{path}: empty CSV file; the first line must be the header "
                             "group,lang,query,passage[,answer_key]") from None
+        except csv.Error as e:
+            raise _fail(str(path), "line 1", f"not readable as CSV ({e})") from None
         if len(set(header)) != len(header):
             raise _fail(str(path), "line 1", f"duplicate column names in the header {header}")
         cols = {h: [] for h in header}
         lines = []
         start = reader.line_num + 1
-        for row in reader:
+        rows = iter(reader)
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise _fail(str(path), f"line {start}", f"not readable as CSV ({e}); check its quotes") from None
             if not row or (len(row) == 1 and not row[0].strip()):
                 start = reader.line_num + 1
                 continue

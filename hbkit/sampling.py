@@ -165,6 +165,10 @@ class HybridBatchSampler:
         if self._needs_mono() and not self.mono_langs:
             raise SamplerError(f"no language has {B} groups for an X-X-mono batch (largest: "
                                f"{max(len(x) for x in self.lang_groups)}); lower batch_size")
+        if self._needs_xy() and len(self.multi_groups) == 0:
+            raise SamplerError(f"no group has pairs in two languages ({G} groups, each in one language), so no X-Y "
+                               "batch can be made: the same question (group) must appear in several languages; "
+                               "check the group column, or use strategy xx")
         if self._needs_xy() and len(self.multi_groups) < B:
             raise SamplerError(f"batch size {B} is larger than the {len(self.multi_groups)} groups with at least "
                                "two languages; an X-Y batch needs distinct groups: lower batch_size")

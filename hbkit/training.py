@@ -355,6 +355,12 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     from sentence_transformers.sentence_transformer import losses
 
     config = config or TrainConfig()
+    need = ("group", "lang", "query", "passage")
+    if any(c not in pairs.column_names for c in need):
+        raise TrainError(f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
+                         "; read them with hbkit.corpora.read_pairs or validate_pairs, which check the contract")
+    # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
+    pairs = pairs.select_columns([c for c in (*need, "answer_key") if c in pairs.column_names])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lr == 0:

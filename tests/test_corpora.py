@@ -387,3 +387,28 @@ def test_user_parquet_and_dataset_errors(cache, tmp_path):
     with pytest.raises(DataError, match="unknown pairs format '.txt'"):
         (tmp_path / "p.txt").write_text("x")
         corpora.load_training_corpus(tmp_path / "p.txt")
+
+
+def test_user_pairs_encoding_bom_and_long_fields(cache, tmp_path):
+    """Non-UTF-8 bytes are named by file, line, column and byte (not a bare codec message); a byte-order mark is
+    accepted; a CSV passage over csv's default 128 KiB field limit is data, not an error."""
+    j = write_jsonl(tmp_path / "p.jsonl", GOOD)
+    raw = j.read_bytes().splitlines(keepends=True)
+    raw[1] = raw[1].replace(b"eins", b"eins\xff")
+    j.write_bytes(b"".join(raw))
+    with pytest.raises(DataError, match=r"p.jsonl: line 2, column \d+: byte 0xff is not UTF-8; save the pairs file as "
+                                        r"UTF-8"):
+        corpora.load_training_corpus(j)
+    c = tmp_path / "p.csv"
+    c.write_bytes(b"group,lang,query,passage\ng1,en,q,p\ng1,de,caf\xe9,p\n")
+    with pytest.raises(DataError, match=r"p.csv: line 3, column 10: byte 0xe9 is not UTF-8"):
+        corpora.load_training_corpus(c)
+    bom = write_jsonl(tmp_path / "bom.jsonl", GOOD)
+    bom.write_bytes(b"\xef\xbb\xbf" + bom.read_bytes())
+    assert len(corpora.load_training_corpus(bom)) == 3
+    long = "word " * 40_000   # 200 KB
+    pd.DataFrame(GOOD).assign(passage=["p", long, "p2"]).drop(columns="answer_key").to_csv(tmp_path / "long.csv",
+                                                                                        index=False)
+    (tmp_path / "long.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "long.csv").read_bytes())
+    ds = corpora.load_training_corpus(tmp_path / "long.csv")
+    assert sorted(len(p) for p in ds["passage"])[-1] == len(long)

@@ -203,3 +203,14 @@ def test_arguments_are_checked_before_work():
     ds = make_pairs(20, ["en", "de"])
     with pytest.raises(SamplerError, match="answer_key"):
         HybridBatchSampler(ds.remove_columns("answer_key"), 2)
+
+
+def test_groups_in_one_language_each_are_named_not_blamed_on_batch_size():
+    """Pairs whose groups each have one language (the group column holds per-language ids): X-Y is impossible
+    at any batch size, and the message says why instead of advising a lower batch_size."""
+    a, b = make_pairs(20, ["en"]), make_pairs(20, ["de"])
+    ds = datasets.concatenate_datasets([a, b.map(lambda r: {"group": "de-" + r["group"]})])
+    with pytest.raises(SamplerError, match="no group has pairs in two languages") as e:
+        HybridBatchSampler(ds, 2)
+    assert "lower batch_size" not in str(e.value)
+    assert len(list(XXMonoBatchSampler(ds, 2))) > 0

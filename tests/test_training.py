@@ -237,3 +237,31 @@ def test_resume_from_the_final_checkpoint_trains_nothing_more(pairs, tmp_path):
     lb = [json.loads(l) for l in (tmp_path / "cut" / "train_log.jsonl").read_text().splitlines() if '"loss"' in l]
     assert [r["step"] for r in lb] == list(range(1, 7))
     assert os.getpid() != 999999999
+
+
+def test_pairs_with_a_sparse_extra_column_train(pairs, tmp_path):
+    """A user's JSONL with an extra key on some rows only (null elsewhere) trains: only the contract's columns
+    reach the trainer (its model card once read every string column and crashed on the nulls)."""
+    from hbkit.corpora import read_pairs
+    df = pairs.to_pandas()
+    df = df[df.group.isin(sorted(set(df.group))[:20])]
+    path = tmp_path / "pairs.jsonl"
+    with open(path, "w") as fh:
+        for i, r in enumerate(df[["group", "lang", "query", "passage"]].to_dict("records")):
+            r = {**r, "note": "checked"} if i % 3 == 0 else {**r, "note": None} if i % 3 == 1 else r
+            fh.write(json.dumps(r) + "\n")
+    ds = read_pairs(path)
+    assert "note" in ds.column_names
+    cfg = TrainConfig(strategy="hybrid", batch_size=4, max_steps=2, save_steps=10, val_groups=0)
+    out = train(tiny_encoder(seed=1), ds, cfg, tmp_path / "out", progress=False)
+    assert json.loads((out / "hbkit_training.json").read_text())["steps"] == 2
+
+
+def test_cli_train_validates_the_pairs_before_loading_a_model(tmp_path, capsys):
+    """A bad pairs file is refused, naming its line, before the (here impossible) model load is tried."""
+    from hbkit.cli import main
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"group": "g1", "lang": "en", "query": "q", "passage": "p"}\n{"group": "g1", "lang": "de"\n')
+    rc = main(["train", "--corpus", str(bad), "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "bad.jsonl: line 2: malformed JSON" in err and "no-such-model" not in err
