@@ -139,7 +139,11 @@ def _check_reusable(out: Path, cfg: dict) -> None:
     path = out / "config.json"
     if not path.is_file() or not any((out / sub).is_dir() and any((out / sub).iterdir()) for sub in ("models", "per_query")):
         return
-    old = {**LEGACY, **json.loads(path.read_text())}
+    try:
+        old = {**LEGACY, **read_run_json(path, dict)}
+    except ValueError as e:
+        raise ValueError(f"{e}. Its set-up is unknown, so its models and results cannot be reused safely: use another "
+                         "--out, or --force to retrain and re-evaluate everything there") from None
     diff = _differences(old, cfg)
     if diff:
         raise ValueError(f"{out} holds models and results of another set-up ({'; '.join(diff)}); reusing them would "
@@ -482,6 +486,59 @@ def delta_target(cfg: dict) -> float:
     return float(cfg.get("delta") or 0.01)
 
 
+#: the columns a run folder's tables must have, and those of them no row may leave empty
+RUN_TABLES = {
+    "results": (["model", "strategy", "alpha", "seed", "benchmark", "setting", "qlang", "dlang", "metric", "value", "n"],
+                ["model", "benchmark", "metric"]),
+    "aggregate": (["model", "benchmark", "setting", "metric", "mean", "low", "high"], ["model", "benchmark", "metric", "mean"]),
+    "effects": (["contrast", "a", "b", "family", "benchmark", "setting", "metric", "diff", "p"],
+                ["contrast", "benchmark", "metric", "diff"]),
+    "alignment": (["model", "seed", "benchmark", "metric", "value"], ["model", "benchmark", "metric"]),
+    "umap": (["x", "y", "lang", "model"], ["x", "y", "model"]),
+    "overlap": (["benchmark", "field"], ["benchmark"]),
+}
+
+
+def _damaged(path: Path, why: str) -> ValueError:
+    return ValueError(f"{path} is damaged ({why}); run `hbkit compare --out {path.parent}` with the same options "
+                      "again: it recomputes the tables from the per-query results it keeps, without training")
+
+
+def read_run_csv(path: str | Path) -> pd.DataFrame:
+    """A table of a run folder, checked: hbkit writes each one whole (ending in a newline) with its columns, so
+    a file cut short, unparsable, without a required column or with an empty key cell is a ``ValueError``
+    naming the file and the way to recompute it, never a table rendered from part of the rows."""
+    path = Path(path)
+    blob = path.read_bytes()
+    if blob and not blob.endswith(b"\n"):
+        raise _damaged(path, "its last line is cut short")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise _damaged(path, f"not a readable CSV: {str(e).splitlines()[0][:100]}") from None
+    cols, keys = RUN_TABLES.get(path.stem, ([], []))
+    if miss := [c for c in cols if c not in df.columns]:
+        raise _damaged(path, f"missing column(s) {', '.join(miss)}")
+    for c in keys:
+        if df[c].isna().any():
+            raise _damaged(path, f"row {int(df[c].isna().to_numpy().argmax()) + 2} has no {c}")
+    return df
+
+
+def read_run_json(path: str | Path, kind: type = dict):
+    """A JSON file of a run folder (``config.json``, ``missing.json``), checked like :func:`read_run_csv`."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is damaged (not JSON: {str(e)[:80]}); "
+                         + ("it records the run's options: run `hbkit compare` with them into a new --out" if
+                            path.name == "config.json" else f"run `hbkit compare --out {path.parent}` again")) from None
+    if not isinstance(obj, kind):
+        raise ValueError(f"{path} is damaged (a JSON {type(obj).__name__}, expected a {kind.__name__})")
+    return obj
+
+
 def render(out: str | Path) -> dict:
     """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``, ``reference_effects.csv``
     and ``report.html`` of a finished run folder from its files alone (no training, encoding or resampling):
@@ -492,16 +549,16 @@ def render(out: str | Path) -> dict:
     for f in ("config.json", "results.csv", "aggregate.csv", "effects.csv", "alignment.csv", "umap.csv"):
         if not (out / f).is_file():
             raise FileNotFoundError(f"{out / f} not found: the run is incomplete; run `hbkit compare --out {out}`")
-    cfg = json.loads((out / "config.json").read_text())
-    results, agg, effects = (pd.read_csv(out / f) for f in ("results.csv", "aggregate.csv", "effects.csv"))
-    align, coords = pd.read_csv(out / "alignment.csv"), pd.read_csv(out / "umap.csv")
-    missing = json.loads((out / "missing.json").read_text()) if (out / "missing.json").is_file() else []
+    cfg = read_run_json(out / "config.json", dict)
+    results, agg, effects, align, coords = (read_run_csv(out / f"{n}.csv") for n in
+                                            ("results", "aggregate", "effects", "alignment", "umap"))
+    missing = read_run_json(out / "missing.json", list) if (out / "missing.json").is_file() else []
     verdicts = stats.verdicts(effects, delta=cfg["delta"])
     table = paper_table(agg)
     ref = reference.default_reference()
     ref_note = reference.reference_benchmarks_check(ref, list(cfg.get("benchmarks", BENCHMARKS))) if ref is not None \
         else "no reference table"
-    overlap = pd.read_csv(out / "overlap.csv") if (out / "overlap.csv").is_file() else pd.DataFrame()
+    overlap = read_run_csv(out / "overlap.csv") if (out / "overlap.csv").is_file() else pd.DataFrame()
     absolute = reference.absolute_view(agg, ref, cfg["model"]) if ref is not None else pd.DataFrame()
     ref_eff = reference.effects_view(effects, ref) if ref is not None else pd.DataFrame()
     power = stats.power_plan(effects, ref_eff if ref is not None else None, cfg["model"], delta_target(cfg))
@@ -591,5 +648,5 @@ def load_run(out: str | Path) -> dict:
     if not (out / "results.csv").is_file():
         raise FileNotFoundError(f"{out}/results.csv not found: run `hbkit compare --out {out}` first")
     names = ("results", "aggregate", "effects", "verdicts", "alignment", "umap", "table", "power")
-    return {**{n: pd.read_csv(out / f"{n}.csv") for n in names if (out / f"{n}.csv").is_file()},
+    return {**{n: read_run_csv(out / f"{n}.csv") for n in names if (out / f"{n}.csv").is_file()},
             "per_query": load_per_query(out)}

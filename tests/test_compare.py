@@ -279,3 +279,28 @@ def test_report_on_a_mistyped_folder_writes_nothing(tmp_path):
                        text=True)
     assert r.returncode != 0 and "is not a run folder" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("name,damage,why", [
+    ("results.csv", lambda b: b[: len(b) // 2], "its last line is cut short"),
+    ("results.csv", lambda b: b[: b.rindex(b"\n", 0, len(b) // 2) + 1] + b"xx,xx,0.0\n", "row .* has no"),
+    ("effects.csv", lambda b: b"\x00\xff garbage\n", "not a readable CSV"),
+    ("effects.csv", lambda b: b"a,b\n1,2\n", "missing column.*contrast"),
+    ("aggregate.csv", lambda b: b"", "not a readable CSV"),
+    ("alignment.csv", lambda b: b.replace(b"model,", b"modle,", 1), "missing column.*model"),
+    ("config.json", lambda b: b[:40], "not JSON"),
+    ("missing.json", lambda b: b'{"a": 1}', "expected a list"),
+])
+def test_report_names_a_damaged_table_and_writes_nothing(ci_run, tmp_path, name, damage, why):
+    """``hbkit report`` on a folder whose table or JSON is damaged names that file and how to recompute it (a
+    half-truncated results.csv once rendered without complaint), and leaves every output as it was."""
+    out = tmp_path / "run"
+    shutil.copytree(ci_run["out"], out, ignore=shutil.ignore_patterns("models", ".lock*"))
+    f = out / name
+    f.write_bytes(damage(f.read_bytes()))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{f} is damaged" in r.stderr and __import__("re").search(why, r.stderr), r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".lock")} == \
+        {k: v for k, v in before.items() if not k.startswith(".lock")}
