@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "searched with faiss: miracl:LANG[,LANG...] (release folder under $HBKIT_DATA_DIR/miracl), "
                         "tydiqa-corpus[:LANG,...] (TyDi-QA GoldP as a MIRACL-style corpus)")
     e.add_argument("--index", default="flat", choices=["flat", "ivf", "hnsw"], help="faiss index of corpus benchmarks")
+    e.add_argument("--unknown-docs", default="error", choices=["error", "skip"],
+                   help="corpus benchmarks: qrels naming a document the corpus lacks are refused (error) or dropped "
+                        "and counted (skip)")
     e.add_argument("--groups", type=_positive, help="subsample this many query groups per benchmark")
     e.add_argument("--out", default="runs/eval")
     e.add_argument("--save-embeddings", action="store_true", help="also write what was scored (.npy, ids, relevance)")
@@ -213,16 +216,23 @@ def run(a) -> int:
         out = Path(a.out)
         res = [evaluate(enc, b, save_dir=out / "scored" if a.save_embeddings else None) for b in pools]
         if corpora:
-            table, pq = evaluate_corpus(enc, corpora, out / "corpus", index=a.index, data_dir=a.data_dir)
+            table, pq = evaluate_corpus(enc, corpora, out / "corpus", index=a.index, data_dir=a.data_dir,
+                                        unknown_docs=a.unknown_docs)
+            for name, why in table.attrs.get("skipped", {}).items():
+                for reason, n in why.items():
+                    print(f"{name}: {n} {reason}", file=sys.stderr)
             res.append(EvalResult(table, pq))
         r = EvalResult.concat(res)
         from .files import atomic_path
         with atomic_path(out / "results.csv") as tmp:
             r.table.to_csv(tmp, index=False)
         r.to_json(out / "results.json")
-        m = r.macro()
-        print(m[m.metric.isin(["map", "rank_distance", "acc@10", "ndcg@10", "recall@100"])].pivot_table(
-            index=["benchmark", "metric"], columns="setting", values="value").to_string(float_format="%.4f"))
+        t = r.table   # the macro rows, and each corpus benchmark's language (one language has no macro row)
+        t = t[((t.qlang == "all") & (t.dlang == "all")) | (t.benchmark.map(is_corpus_benchmark) & (t.qlang != "all"))]
+        t = t[t.metric.isin(["map", "rank_distance", "acc@10", "ndcg@10", "recall@100", "mrr@10"])]
+        print(t.pivot_table(index=["benchmark", "metric"], columns="setting", values="value", sort=False)
+              .to_string(float_format="%.4f") if len(t) else "no metrics: nothing was evaluated")
+        print(f"written to {out / 'results.csv'}")
         return 0
     return 1
 

@@ -45,7 +45,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from .data import (LANGUAGES, PROJECT_DATA, TRAIN_ARTICLES, DataError, RetrievalBenchmark, _sentence_index,
+from .data import (LANGUAGES, PROJECT_DATA, TRAIN_ARTICLES, DataError, RetrievalBenchmark, not_utf8, _sentence_index,
                    load_xquad_r, parallel_pairs, split_sentences)
 from .files import atomic_path, atomic_write_json, atomic_write_text, build_once
 
@@ -538,20 +538,6 @@ _ISO = re.compile(r"^[a-z]{2}$")
 def _fail(origin: str, where: str, msg: str, more: int = 0) -> DataError:
     tail = f" ({more} more rows have problems)" if more else ""
     return DataError(f"{origin}: {where}: {msg}{tail}")
-
-
-def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
-    """The :class:`DataError` for a text file with bytes that are not UTF-8: it names the file, the first bad
-    line and column and the byte, and the fix. (Called after a ``UnicodeDecodeError``; reads the file again in
-    binary to find the place.)"""
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return DataError(f"{path}: line {n}, column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8; "
-                                 f"save the {what} as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
-    return DataError(f"{path}: not UTF-8 text; save the {what} as UTF-8")
 
 
 def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:

@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from .data import DataError, TYDIQA_LANGS, load_tydiqa
+from .data import DataError, TYDIQA_LANGS, load_tydiqa, not_utf8
 from .files import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -91,8 +91,15 @@ def read_topics(path: Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: topics file not found")
+    try:
+        return _read_topics(path)
+    except UnicodeDecodeError:
+        raise not_utf8(path, "topics file") from None
+
+
+def _read_topics(path: Path) -> dict[str, str]:
     topics: dict[str, str] = {}
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:   # a byte-order mark at the start is allowed
         for n, line in enumerate(fh, 1):
             line = line.rstrip("\n").rstrip("\r")
             if not line.strip():
@@ -115,8 +122,15 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: qrels file not found")
+    try:
+        return _read_qrels(path)
+    except UnicodeDecodeError:
+        raise not_utf8(path, "qrels file") from None
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:   # a byte-order mark at the start is allowed
         for n, line in enumerate(fh, 1):
             parts = line.split()
             if not parts:
@@ -137,16 +151,26 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
+_SPACE = re.compile(r"\s")
+
+
 def iter_corpus(files: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
     """Stream ``(docid, title, text)`` over gzipped JSON-lines shards, in order, one line at a time (never
     the whole corpus in memory). A truncated or corrupt gzip, a line that is not JSON, or a record
-    without a string ``docid``/``title``/``text`` raises :class:`DataError` naming the file and line."""
+    without a string ``docid``/``title``/``text``, a docid that is empty or holds whitespace (TREC files split
+    on it), or bytes that are not UTF-8 raise :class:`DataError` naming the file and line."""
     for path in files:
         path = Path(path)
         n = 0
         try:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
+            with gzip.open(path, "rb") as fh:   # bytes, decoded per line: a bad byte is named by its line
+                for n, raw in enumerate(fh, 1):
+                    try:
+                        line = raw.decode("utf-8")
+                    except UnicodeDecodeError as e:
+                        raise DataError(f"{path}:{n}: column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8 "
+                                        "(the gzip itself is intact); the shard was not written as UTF-8: write or "
+                                        "download it again") from None
                     if not line.strip():
                         continue
                     try:
@@ -157,8 +181,12 @@ def iter_corpus(files: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
                     if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in ("docid", "title", "text")):
                         raise DataError(f"{path}:{n}: a corpus record needs string fields docid, title, text; "
                                         f"got keys {sorted(rec) if isinstance(rec, dict) else type(rec).__name__}")
+                    if _SPACE.search(rec["docid"]) or not rec["docid"]:
+                        raise DataError(f"{path}:{n}: docid {rec['docid']!r} is empty or holds whitespace, which the "
+                                        "TREC qrels and run formats cannot hold (they split on it); rename it, e.g. "
+                                        f"{_SPACE.sub('_', rec['docid']) or 'doc' + str(n)!r}")
                     yield rec["docid"], rec["title"], rec["text"]
-        except (EOFError, gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as e:
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:
             raise DataError(f"{path}: corrupt or truncated gzip after line {n} ({type(e).__name__}: {e}); "
                             "download the shard again") from None
         except FileNotFoundError:
@@ -201,8 +229,8 @@ def check_docids(docids: Iterable[str], qrels: dict[str, dict[str, int]], source
         if unknown == "error":
             ex = sorted(missing)[:3]
             raise DataError(f"{source}: qrels name {len(missing)} docid(s) absent from the corpus (e.g. {ex}); "
-                            "the corpus is incomplete or from another release (pass unknown_docs='skip' to "
-                            "drop those judgements and count them)")
+                            "the corpus is incomplete or from another release (`hbkit eval --unknown-docs skip`, "
+                            "or unknown_docs='skip' in Python, drops those judgements and counts them)")
         n_unknown = sum(1 for j in qrels.values() for d in j if d in missing)
         qrels = {q: {d: r for d, r in j.items() if d not in missing} for q, j in qrels.items()}
     return int(len(h)), qrels, n_unknown

@@ -546,7 +546,8 @@ def evaluate_corpus(encoder, bench, work_dir: str | os.PathLike, k: int = 100, i
     (``"miracl:sw,te,yo"``, ``"tydiqa-corpus:sw,te"``; :func:`hbkit.miracl.load_corpus_benchmarks`).
     Per benchmark: the corpus is encoded with :func:`encode_corpus` into
     ``work_dir/<model fingerprint>/<benchmark>/`` (resumable; several processes under torchrun share the
-    shards); docids are checked (duplicates, qrels naming absent documents: ``unknown_docs``); the queries
+    shards); docids are checked first, while reading and before encoding (duplicates, whitespace, qrels
+    naming absent documents: ``unknown_docs``); the queries
     are encoded with :func:`hbkit.evaluation.encode` (``query`` prompt, cached); :func:`search` takes the
     top ``k``; the run is written to ``<that folder>/run.<index>.trec``; metrics are
     :func:`hbkit.ir_metrics.evaluate_run` (nDCG@10, Recall@100, MRR@10 by default).
@@ -562,7 +563,7 @@ def evaluate_corpus(encoder, bench, work_dir: str | os.PathLike, k: int = 100, i
     """
     from .evaluation import encode
     from .ir_metrics import METRICS, evaluate_run
-    from .miracl import CorpusBenchmark, check_docids, load_corpus_benchmarks
+    from .miracl import CorpusBenchmark, load_corpus_benchmarks
     from .models import fingerprint
 
     metrics = list(metrics or METRICS)
@@ -581,14 +582,13 @@ def evaluate_corpus(encoder, bench, work_dir: str | os.PathLike, k: int = 100, i
     rows, pq, attrs = [], [], {"skipped": {}, "recall_vs_exact": {}, "runs": {}}
     for b in benches:
         folder = Path(work_dir) / fp / b.name
+        # docids are checked while reading, before an hour of encoding: duplicates, whitespace, qrels naming
+        # documents the corpus lacks (refused, or with unknown_docs="skip" dropped and counted)
+        n_docs = b.check(unknown_docs)
         encode_corpus(encoder, b.passages, folder, shard_size=shard_size, dtype=dtype, batch_size=batch_size,
                       progress=progress, force=force, fingerprint=fp)
         if rank != 0:
             continue
-        n_docs, b.qrels, n_unknown = check_docids(iter_docids(folder), b.qrels, f"{b.name} ({folder})", unknown_docs)
-        if n_unknown:
-            b.skipped["qrels docid absent from the corpus (judgement dropped)"] = n_unknown
-            b._drop_unjudged()
         qids = list(b.topics)
         Q = encode(encoder, [b.topics[q] for q in qids], "query", batch_size=batch_size, fp=fp, progress=progress)
         res = search(folder, Q, k=k, index=index)

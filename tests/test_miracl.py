@@ -104,6 +104,11 @@ def test_hub_rows_materialise_into_the_same_layout(tmp_path):
     ("bad topics line", r"topics\.miracl-v1\.0-sw-dev\.tsv:1: expected 'qid<TAB>query'"),
     ("qrels query not in topics", r"qrels query id\(s\) are not in"),
     ("missing corpus", r"missing .*miracl-corpus-v1\.0-sw/docs-0\.jsonl\.gz"),
+    ("non-utf8 topics", r"topics\.miracl-v1\.0-sw-dev\.tsv: line 2, column 7: byte 0xff is not UTF-8; save the topics"),
+    ("non-utf8 qrels", r"qrels\.miracl-v1\.0-sw-dev\.tsv: line 1, column 1: byte 0xfe is not UTF-8; save the qrels"),
+    ("non-utf8 shard", r"docs-0\.jsonl\.gz:2: column \d+: byte 0xe9 is not UTF-8 \(the gzip itself is intact\)"),
+    ("docid with a space", r"docs-1\.jsonl\.gz:5: docid '8 #1' is empty or holds whitespace.*e\.g\. '8_#1'"),
+    ("docid with a newline", r"docs-1\.jsonl\.gz:5: docid '8\\n#1' is empty or holds whitespace"),
 ])
 def test_malformed_release_gives_its_message(tmp_path, case, match):
     root = tmp_path / "miracl"
@@ -135,6 +140,18 @@ def test_malformed_release_gives_its_message(tmp_path, case, match):
     if case == "missing corpus":
         for p in cdir.iterdir():
             p.unlink()
+    tpath = root / "miracl-v1.0-sw" / "topics" / "topics.miracl-v1.0-sw-dev.tsv"
+    if case == "non-utf8 topics":
+        tpath.write_bytes(tpath.read_bytes().replace("q2\tmto".encode(), b"q2\tmto\xff"))
+    if case == "non-utf8 qrels":
+        qpath.write_bytes(b"\xfe" + qpath.read_bytes())
+    if case == "non-utf8 shard":
+        with gzip.open(cdir / "docs-0.jsonl.gz", "wb") as fh:
+            fh.write(b'{"docid": "1#0", "title": "", "text": "x"}\n{"docid": "1#1", "title": "", "text": "caf\xe9"}\n')
+    if case.startswith("docid with"):
+        bad = "8 #1" if case.endswith("space") else "8\n#1"
+        with gzip.open(cdir / "docs-1.jsonl.gz", "at", encoding="utf-8") as fh:
+            fh.write(json.dumps({"docid": bad, "title": "", "text": "x"}) + "\n")
     with pytest.raises(DataError, match=match):
         read_release(root, "sw").check()
 
@@ -262,3 +279,31 @@ def test_tydiqa_corpus_cache_follows_the_data(data_dir, tmp_path):
     assert len([p for p in work.iterdir() if p.name.startswith("sw-")]) == 2
     again = load_corpus_benchmarks("tydiqa-corpus:sw", data_dir, work_dir=work)[0]
     assert again.topics == first.topics
+
+
+def test_byte_order_marks_are_not_blamed_on_splits(tmp_path):
+    """Topics and qrels saved with a UTF-8 BOM (Windows editors) read like the plain files; the BOM was once part
+    of the first qid, and the error blamed topics and qrels from different splits."""
+    root = _write(tmp_path / "miracl")
+    for p in (root / "miracl-v1.0-sw").rglob("*.tsv"):
+        p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+    b = read_release(root, "sw")
+    assert set(b.topics) == {"q1", "q2", "q3"} and b.check() == 7
+
+
+def test_cli_eval_checks_docids_before_encoding_and_prints_the_metrics(tmp_path, monkeypatch, capsys):
+    """``hbkit eval --bench miracl:sw``: a qrels docid the corpus lacks is refused before anything is encoded,
+    with advice the command line can follow (--unknown-docs skip); with it, the judgement is dropped and counted,
+    and the metrics table is printed (a one-language corpus benchmark once printed "Empty DataFrame")."""
+    from hbkit.cli import main
+    _write(tmp_path / "miracl", qrels=QRELS + [("q2", "9#9", 1)])
+    monkeypatch.setenv("HBKIT_DATA_DIR", str(tmp_path))
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", "tiny", "--bench", "miracl:sw", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "absent from the corpus (e.g. ['9#9'])" in err and "--unknown-docs skip" in err
+    assert not list(out.rglob("shard-*")), "nothing is encoded before the docids are checked"
+    assert main(["eval", "--model", "tiny", "--bench", "miracl:sw", "--out", str(out), "--unknown-docs", "skip"]) == 0
+    cap = capsys.readouterr()
+    assert "miracl-sw: 1 qrels docid absent from the corpus (judgement dropped)" in cap.err
+    assert "Empty DataFrame" not in cap.out and "ndcg@10" in cap.out and "miracl-sw" in cap.out
