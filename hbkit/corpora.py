@@ -55,7 +55,9 @@ REQUIRED = ("group", "lang", "query", "passage")
 COLUMNS = ("group", "lang", "query", "passage", "answer_key")
 CORPORA = ("xquad-train", "squad-translate-train")
 PASSAGES = ("sentence", "paragraph")
-_BUILD_VERSION = 1  # bump when a builder's output changes: it is part of every cache key
+_BUILD_VERSION = 2  # bump when a builder's output changes: it is part of every cache key
+#: above this share of a translated file's questions equal to English, the build warns that it may be English
+UNTRANSLATED_SHARE = 0.2
 
 #: Languages of XTREME's SQuAD translate-train release (English is the original SQuAD v1.1 train file).
 TRANSLATE_TRAIN_LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
@@ -119,14 +121,6 @@ def _complete(folder: Path) -> bool:
     return (folder / "COMPLETE").is_file() and (folder / "dataset" / "state.json").is_file()
 
 
-def _remove_stale_tmp(target: Path, keep: Path) -> None:
-    """Delete ``.<target>.<pid>.<id>.tmp`` folders other than ``keep``. Called by the builder while it holds
-    the target's lock, so no live process is writing any of them: they are left by killed builds."""
-    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
-        if tmp != keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _cached(name: str, files: list[Path], options: dict, build, rebuild: bool) -> Path:
     """Build (once, under a file lock) or reuse the cache folder of a corpus; return it."""
     target = _cache_root() / f"{name}-{_key(name, files, options)}"
@@ -134,7 +128,6 @@ def _cached(name: str, files: list[Path], options: dict, build, rebuild: bool) -
         (target / "COMPLETE").unlink(missing_ok=True)  # is_complete is now false: build_once replaces it
 
     def run(tmp: Path) -> None:
-        _remove_stale_tmp(target, tmp)
         tmp.mkdir(parents=True)
         stats = build(tmp)
         BUILDS[name] += 1
@@ -366,7 +359,7 @@ def _english_keys(path: Path, passage: str) -> tuple[dict[str, tuple[str, str]],
     for qid, title, p, ctx, question, start in _squad_records(path, skipped):
         text, s = _answer_passage(ctx, start, "en", passage, memo)
         key = f"{title}:{p}" if passage == "paragraph" else f"{title}:{p}:{s}"
-        keys[qid] = (key, title)
+        keys[qid] = (key, title, question)
         for c, v in zip(cols, (qid, "en", question, text, key, "squad-translate-train", ctx, title)):
             cols[c].append(v)
     return keys, skipped, cols
@@ -378,6 +371,7 @@ def _translated_part(lang: str, path: Path, keys: dict, passage: str, out: Path)
     of SQuAD train's, unique per file), and the answer key is the English one."""
     skipped: Counter = Counter()
     memo: dict = {}
+    same = 0
     cols = {c: [] for c in ("group", "lang", "query", "passage", "answer_key", "source", "context", "article")}
     for qid, _title, _p, ctx, question, start in _squad_records(path, skipped):
         if qid not in keys:
@@ -387,11 +381,13 @@ def _translated_part(lang: str, path: Path, keys: dict, passage: str, out: Path)
         if not text:
             skipped["empty answer sentence"] += 1
             continue
-        key, title = keys[qid]
+        key, title, en_question = keys[qid]
+        same += question == en_question
         for c, v in zip(cols, (qid, lang, question, text, key, "squad-translate-train", ctx, title)):
             cols[c].append(v)
     _write_part(out, cols)
-    return {"lang": lang, "file": str(path), "rows": len(cols["group"]), "skipped": dict(skipped)}
+    return {"lang": lang, "file": str(path), "rows": len(cols["group"]), "skipped": dict(skipped),
+            "identical": same}
 
 
 def _part_worker(args) -> dict:
@@ -405,7 +401,8 @@ def _stats_frame(parts: list[dict], single: dict[str, int]) -> pd.DataFrame:
         rows.append({"lang": p["lang"], "rows": p["rows"],
                      "skipped": sum(p["skipped"].values()),
                      **{f"skipped: {r}": p["skipped"].get(r, 0) for r in reasons},
-                     "rows in single-language groups": single.get(p["lang"], 0), "file": p.get("file", "")})
+                     "rows in single-language groups": single.get(p["lang"], 0),
+                     "questions identical to English": p.get("identical", 0), "file": p.get("file", "")})
     df = pd.DataFrame(rows)
     total = df.drop(columns=["lang", "file"]).sum().to_dict()
     return pd.concat([df, pd.DataFrame([{"lang": "all", **total, "file": ""}])], ignore_index=True)
@@ -439,6 +436,11 @@ def _build_squad(tmp: Path, files: dict[str, Path], languages: list[str], passag
         if p["skipped"]:
             log.warning("squad-translate-train %s: skipped %s", p["lang"],
                         ", ".join(f"{n} ({r})" for r, n in sorted(p["skipped"].items())))
+        if p["lang"] != "en" and p["rows"] and p.get("identical", 0) / p["rows"] > UNTRANSLATED_SHARE:
+            warnings.warn(f"squad-translate-train {p['lang']}: {p['identical']} of {p['rows']} questions "
+                          f"({p['identical'] / p['rows']:.0%}) are the English ones word for word; {p['file']} may "
+                          "hold the English text, not a translation: check the file, or leave the language out",
+                          UserWarning, stacklevel=2)
     if "en" in languages and len(keys) + sum(en_skipped.values()) != SQUAD_TRAIN_QUESTIONS:
         log.warning("%s holds %d questions, SQuAD v1.1 train has %d: not the official release file",
                     files["en"], len(keys) + sum(en_skipped.values()), SQUAD_TRAIN_QUESTIONS)

@@ -50,11 +50,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: str = "") -> int:
+def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: str = "", only_dead: bool = True) -> int:
     """Remove the temporary files and folders (:func:`tmp_name`'s names, starting with ``prefix``) that
     processes which no longer run left in ``folder`` (and below, with ``recursive``): what a kill between a
-    write and its rename leaves. A live process's temporary files are kept. Returns how many were removed, and
-    logs it."""
+    write and its rename leaves. A live process's temporary files are kept, unless ``only_dead=False`` (for a
+    caller holding the lock every writer of these names takes: every other one is then stale). This process's
+    own are always kept. Returns how many were removed, and logs it."""
     import logging
 
     folder = Path(folder)
@@ -66,7 +67,7 @@ def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: 
     for root, dirs, files in walk:
         for name in list(dirs) + list(files):
             m = _TMP.match(name)
-            if not m or not name.startswith("." + prefix) or int(m["pid"]) == os.getpid() or _pid_alive(int(m["pid"])):
+            if not m or not name.startswith("." + prefix) or int(m["pid"]) == os.getpid() or (only_dead and _pid_alive(int(m["pid"]))):
                 continue
             p = Path(root, name)
             with contextlib.suppress(OSError):
@@ -155,7 +156,8 @@ def build_once(target: str | os.PathLike, build: Callable[[Path], None], is_comp
     with lock_for(target).acquire(timeout=timeout):
         if is_complete(target):  # another process built it while we waited
             return target
-        remove_stale_tmp(target.parent, recursive=False, prefix=target.name + ".")   # a killed builder's half build
+        # a killed builder's half build: every builder of this target holds this lock, so any other is stale
+        remove_stale_tmp(target.parent, recursive=False, prefix=target.name + ".", only_dead=False)
         tmp = tmp_name(target)
         try:
             build(tmp)

@@ -412,3 +412,19 @@ def test_user_pairs_encoding_bom_and_long_fields(cache, tmp_path):
     (tmp_path / "long.csv").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "long.csv").read_bytes())
     ds = corpora.load_training_corpus(tmp_path / "long.csv")
     assert sorted(len(p) for p in ds["passage"])[-1] == len(long)
+
+
+def test_a_translation_file_holding_english_is_noticed(cache, tmp_path):
+    """A 'German' translate-train file that holds the English text is built (it is valid SQuAD) but counted and
+    warned about, with the count and the file; a real translation (the fixture's German) is not."""
+    root = write_release(tmp_path / "release")
+    fake = json.loads((root / "train-v1.1.json").read_text())
+    (root / "translate-train" / "squad.translate.train.en-de.json").write_text(json.dumps(fake))
+    with pytest.warns(UserWarning, match=r"squad-translate-train de: 6 of 6 questions \(100%\) are the English ones "
+                                         r"word for word; .*en-de\.json may hold the English text"):
+        _, stats = corpora.build_corpus("squad-translate-train", root, languages=LANGS)
+    s = stats.set_index("lang")
+    assert s.loc["de", "questions identical to English"] == 6 and s.loc["es", "questions identical to English"] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        corpora.build_corpus("squad-translate-train", write_release(tmp_path / "good"), languages=LANGS)
