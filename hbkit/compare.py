@@ -160,13 +160,11 @@ def _training_pairs(cfg: dict, data_dir):
 
 
 def corpus_fingerprint(b) -> str:
-    """A hash of a corpus benchmark: its topics, qrels and corpus files (names and sizes)."""
-    import hashlib
+    """A hash of a corpus benchmark: its topics, qrels and the bytes of its corpus files
+    (:func:`hbkit.files.content_key`)."""
+    from .files import content_key
 
-    h = hashlib.blake2b(digest_size=16)
-    h.update(json.dumps([b.topics, b.qrels, [(Path(f).name, Path(f).stat().st_size) for f in b.files]],
-                        sort_keys=True).encode())
-    return h.hexdigest()
+    return content_key(list(b.files), b.topics, b.qrels, [Path(f).name for f in b.files], length=32)
 
 
 def _stage_data(cfg: dict, data_dir, allow_overlap: bool = False):

@@ -47,7 +47,7 @@ import pandas as pd
 
 from .data import (LANGUAGES, PROJECT_DATA, TRAIN_ARTICLES, DataError, RetrievalBenchmark, not_utf8, _sentence_index,
                    load_xquad_r, parallel_pairs, split_sentences)
-from .files import atomic_path, atomic_write_json, atomic_write_text, build_once
+from .files import atomic_path, atomic_write_json, atomic_write_text, build_once, content_key
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +110,21 @@ def _cache_root() -> Path:
 
 
 def _key(name: str, files: Iterable[Path], options: dict) -> str:
-    """sha256 (20 hex) of the builder version, the options and each input file's resolved path, size, mtime."""
-    files = sorted(Path(f).resolve() for f in files)
-    stamp = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    blob = json.dumps([_BUILD_VERSION, name, options, stamp], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    """:func:`hbkit.files.content_key` of the builder version, the name, the options and the input files' bytes
+    (in a fixed order: their names sorted)."""
+    files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
+    return content_key(files, _BUILD_VERSION, name, options, [f.name for f in files])
 
 
 def _complete(folder: Path) -> bool:
-    return (folder / "COMPLETE").is_file() and (folder / "dataset" / "state.json").is_file()
+    """Complete: ``COMPLETE`` lists every file of ``dataset/`` with its size, and each is there with that size
+    (a file truncated or emptied after the build fails this, and the entry is built again)."""
+    try:
+        sizes = json.loads((folder / "COMPLETE").read_text())["sizes"]
+        return bool(sizes) and (folder / "dataset" / "state.json").is_file() and \
+            all((folder / rel).stat().st_size == n for rel, n in sizes.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def _cached(name: str, files: list[Path], options: dict, build, rebuild: bool) -> Path:
@@ -134,9 +140,17 @@ def _cached(name: str, files: list[Path], options: dict, build, rebuild: bool) -
         stats.to_csv(tmp / "stats.csv", index=False)
         atomic_write_json(tmp / "stats.json", {"name": name, "options": options, "files": [str(f) for f in files],
                                                "builder_pid": os.getpid(), "stats": stats.to_dict(orient="records")})
-        atomic_write_text(tmp / "COMPLETE", "ok\n")
+        atomic_write_json(tmp / "COMPLETE", {"sizes": {str(p.relative_to(tmp)): p.stat().st_size
+                                                      for p in sorted((tmp / "dataset").rglob("*")) if p.is_file()}})
 
-    return build_once(target, run, _complete)
+    folder = build_once(target, run, _complete)
+    try:
+        _load(folder)
+    except Exception as e:  # noqa: BLE001 - a cached file truncated or emptied after the build: build again
+        log.warning("corpus cache %s is damaged (%s: %s); building it again", folder, type(e).__name__, str(e)[:80])
+        (folder / "COMPLETE").unlink(missing_ok=True)
+        folder = build_once(target, run, _complete)
+    return folder
 
 
 def _load(folder: Path):

@@ -533,16 +533,15 @@ def _build_mlqa_r(root: Path, files: list[Path], languages: list[str]) -> Retrie
 
 
 def _cache_path(name: str, files: list[Path], extra) -> Path:
-    """Cache file of a derived benchmark, keyed by its source files (path, size, mtime) and options."""
+    """Cache file of a derived benchmark, keyed by its source files' bytes and options (:func:`hbkit.files.content_key`)."""
     from .config import cache_dir
+    from .files import content_key
 
-    key = hashlib.sha256(json.dumps([_BUILD_VERSION, [str(f.resolve()) for f in files], extra,
-                                     [(f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file()]]
-                                    ).encode()).hexdigest()[:20]
+    key = content_key(list(files), _BUILD_VERSION, name, extra, [Path(f).name for f in files])
     return cache_dir() / "benchmarks" / f"{name}-{key}.pkl"
 
 
-_BUILD_VERSION = 2  # bump when a builder's output changes
+_BUILD_VERSION = 3  # bump when a builder's output changes
 
 
 def load_tydiqa(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None) -> RetrievalBenchmark:

@@ -135,6 +135,19 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def content_key(files: list, *extra, length: int = 20) -> str:
+    """The one rule for a cache key built from files: a sha256 over ``extra`` (builder version, options: anything
+    JSON can write) and each file's sha256 of its bytes, in the given order; a missing file counts as absent.
+    Not its path, size or mtime: a copy elsewhere shares the key, and a change with the same size and mtime
+    (``cp -p``, ``touch -r``) gets a new one."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(list(extra), sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(b"\0" + (sha256_file(f).encode() if Path(f).is_file() else b"absent"))
+    return h.hexdigest()[:length]
+
+
 def lock_for(path: str | os.PathLike) -> FileLock:
     """The file lock guarding ``path`` (``<path>.lock`` beside it)."""
     path = Path(path)

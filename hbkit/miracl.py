@@ -485,8 +485,7 @@ def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None,
             # keyed by the content it is built from (and the builder's version): another data folder, or the same
             # folder with other questions, gets its own entry; a stale one is never read
             root = base / f"{l}-{tydi_key(tydi, l)}"
-            build_once(root / f"miracl-v1.0-{l}", lambda tmp, l=l: _tydi_one(data_dir, tmp, l),
-                       lambda p, l=l: (p / "topics" / f"topics.miracl-v1.0-{l}-dev.tsv").is_file())
+            build_once(root / f"miracl-v1.0-{l}", lambda tmp, l=l: _tydi_one(data_dir, tmp, l), _tydi_complete)
             out.append(read_release(root, l, "dev", name=f"tydiqa-corpus-{l}"))
         return out
     raise DataError(f"unknown corpus benchmark {spec!r}; use miracl:LANG[,LANG...] or tydiqa-corpus[:LANG,...]")
@@ -509,6 +508,24 @@ def tydi_key(tydi, lang: str) -> str:
     return h.hexdigest()
 
 
+TYDI_RECORD = "hbkit_build.json"
+
+
+def _tydi_complete(folder: Path) -> bool:
+    """A built ``miracl-v1.0-XX`` folder is complete when its record lists every file it was built with (its
+    topics and qrels, and the corpus shards beside it) with the right sha256: a truncated, emptied or missing
+    file makes it incomplete, and build_once builds it again."""
+    from .files import sha256_file
+
+    try:
+        rec = json.loads((folder / TYDI_RECORD).read_text())
+        own, corpus = rec["own"], rec["corpus"]   # paths relative to the folder, and to its parent
+        return bool(own) and bool(corpus) and all(sha256_file(folder / r) == d for r, d in own.items()) and \
+            all(sha256_file(folder.parent / r) == d for r, d in corpus.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
 def _tydi_one(data_dir, tmp: Path, lang: str) -> None:
     """build_once's builder: TyDi ``lang`` into ``tmp`` (the ``miracl-v1.0-XX`` folder) + its corpus."""
     stage = tmp.parent / f".stage-{tmp.name}"
@@ -521,3 +538,8 @@ def _tydi_one(data_dir, tmp: Path, lang: str) -> None:
     os.replace(corpus_dir(stage, lang), final_corpus)
     os.replace(stage / f"miracl-v1.0-{lang}", tmp)
     shutil.rmtree(stage, ignore_errors=True)
+    from .files import atomic_write_json, sha256_file
+
+    atomic_write_json(tmp / TYDI_RECORD, {
+        "own": {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()},
+        "corpus": {str(p.relative_to(tmp.parent)): sha256_file(p) for p in corpus_files(final_corpus)}})

