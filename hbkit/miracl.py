@@ -14,8 +14,8 @@ passage Y). The text MIRACL's dense baselines encode is ``f"{title} {text}"`` (p
 baselines run through pyserini): :func:`passage_text`.
 
 Where files come from: an explicit ``data_dir`` (the folder holding ``miracl-v1.0-XX/``, or its parent
-with a ``miracl/`` subfolder), else ``$HBKIT_DATA_DIR/miracl/``, else the hub (``datasets.load_dataset``,
-materialised once into the same layout under the cache), else a :class:`~hbkit.data.DataError` naming the
+with a ``miracl/`` subfolder), else ``$HBKIT_DATA_DIR/miracl/``, else the hub (the release files themselves,
+downloaded with huggingface_hub at pinned revisions into the same layout under the cache), else a :class:`~hbkit.data.DataError` naming the
 files to place. Nothing is dropped silently: a malformed line (file and line number), a duplicate, an
 empty qrels file or a qrel naming a document absent from the corpus is an error; a query without any
 relevant judgement is excluded, counted in ``skipped`` and logged (as MIRACL's evaluation skips it).
@@ -35,12 +35,12 @@ import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from .data import DataError, TYDIQA_LANGS, load_tydiqa, not_utf8
+from .data import HUB_SOURCES, DataError, TYDIQA_LANGS, load_tydiqa, not_utf8
 from .files import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -353,9 +353,10 @@ def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | Non
     """MIRACL ``lang``/``split`` as a :class:`CorpusBenchmark`.
 
     Order: the release layout under :func:`miracl_root` (explicit ``data_dir``, else
-    ``$HBKIT_DATA_DIR/miracl``); else, unless ``hub=False`` or ``HF_HUB_OFFLINE=1``, the hub datasets
-    ``miracl/miracl`` (topics, judgements) and ``miracl/miracl-corpus`` (passages), written once into the
-    release layout under ``<cache>/miracl`` and read back through the same reader; else one
+    ``$HBKIT_DATA_DIR/miracl``); else, unless ``hub=False`` or ``HF_HUB_OFFLINE=1``, the release files of the
+    hub repositories ``miracl/miracl`` (topics, qrels) and ``miracl/miracl-corpus`` (passages) at pinned
+    revisions (:func:`materialise_from_hub`), downloaded once into ``<cache>/miracl`` and read through the same
+    reader; else one
     :class:`DataError` that says the hub is unreachable and names the files to place.
     """
     _check_lang_split(lang, split)
@@ -382,23 +383,49 @@ def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | Non
                     f"{_layout(where, lang, split)} (or pass data_dir=)")
 
 
-def materialise_from_hub(lang: str, split: str, dest: Path, load_dataset: Callable | None = None) -> Path:
-    """Write ``miracl/miracl`` (``query_id, query, positive_passages, negative_passages``: relevance 1 and
-    0) and ``miracl/miracl-corpus`` (``docid, title, text``, streamed) into the release layout under
-    ``dest``, atomically per file. ``load_dataset`` defaults to ``datasets.load_dataset``."""
-    if load_dataset is None:
-        from datasets import load_dataset
-    topics = load_dataset("miracl/miracl", lang, split=split)
-    tlines, qlines = [], []
-    for row in topics:
-        tlines.append(f"{row['query_id']}\t{row['query']}\n")
-        for rel, key in ((1, "positive_passages"), (0, "negative_passages")):
-            for p in row[key] or []:
-                qlines.append(f"{row['query_id']} Q0 {p['docid']} {rel}\n")
-    corpus = load_dataset("miracl/miracl-corpus", lang, split="train", streaming=True)
-    _write_gz_shards(((r["docid"], r["title"], r["text"]) for r in corpus), corpus_dir(dest, lang))
-    atomic_write_text(qrels_path(dest, lang, split), "".join(qlines))
-    atomic_write_text(topics_path(dest, lang, split), "".join(tlines))  # last: marks the folder complete
+def hub_revision(source: str) -> str:
+    """The revision of ``source`` (a :data:`hbkit.data.HUB_SOURCES` key) to download: its environment variable
+    when set, else the pinned commit."""
+    src = HUB_SOURCES[source]
+    return os.environ.get(src["env"]) or src["revision"]
+
+
+def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
+    """Download MIRACL ``lang``/``split`` from the hub into ``dest`` in the release layout, with huggingface_hub
+    (``hf_hub_download``, honouring ``HF_ENDPOINT`` and ``HF_TOKEN``) at the pinned revisions of
+    :data:`hbkit.data.HUB_SOURCES`: the corpus shards ``docs-0.jsonl.gz``, ``docs-1`` ... until the next is
+    absent, then the qrels, then the topics (last: their presence marks the folder complete). Each file arrives
+    whole (huggingface_hub writes ``.incomplete`` files and renames them); a rerun after a kill fetches only what
+    is missing. A file the revision lacks is a :class:`DataError` naming it and the variable that picks another
+    revision."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import EntryNotFoundError   # huggingface_hub.errors from 0.24 on
+
+    dest = Path(dest)
+
+    def fetch(source: str, name: str) -> None:
+        src = HUB_SOURCES[source]
+        hf_hub_download(src["repo"], name, repo_type="dataset", revision=hub_revision(source), local_dir=dest)
+
+    for i in itertools.count():
+        name = HUB_SOURCES["miracl-corpus"]["files"][0].format(lang=lang, i=i)
+        try:
+            fetch("miracl-corpus", name)
+        except EntryNotFoundError:
+            if i == 0:
+                raise DataError(f"the hub's {HUB_SOURCES['miracl-corpus']['repo']} at revision "
+                                f"{hub_revision('miracl-corpus')} has no {name}; set "
+                                f"{HUB_SOURCES['miracl-corpus']['env']}=main for its newest files") from None
+            break
+    for template in reversed(HUB_SOURCES["miracl"]["files"]):   # qrels, then topics
+        name = template.format(lang=lang, split=split)
+        try:
+            fetch("miracl", name)
+        except EntryNotFoundError:
+            raise DataError(f"the hub's {HUB_SOURCES['miracl']['repo']} at revision {hub_revision('miracl')} has no "
+                            f"{name}; set {HUB_SOURCES['miracl']['env']}=main for its newest files") from None
+    log.info("MIRACL %s %s: %d corpus shards and its topics and qrels downloaded into %s", lang, split,
+             len(corpus_files(corpus_dir(dest, lang))), dest)
     return dest
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from hbkit.data import DataError
 from hbkit.ir_metrics import evaluate_run, query_metrics, to_pytrec_eval_names, trec_order, untie
-from hbkit.miracl import (corpus_files, load_corpus_benchmarks, load_miracl, materialise_from_hub, read_release,
+from hbkit.miracl import (corpus_files, load_corpus_benchmarks, load_miracl, read_release,
                           tydi_as_miracl)
 
 LANG = "sw"
@@ -82,15 +82,111 @@ def test_missing_release_names_the_files_and_the_hub(tmp_path, monkeypatch):
         load_miracl("xx")
 
 
-def test_hub_rows_materialise_into_the_same_layout(tmp_path):
-    def fake_load_dataset(name, lang, split, streaming=False):
-        if name == "miracl/miracl":
-            return [{"query_id": "7", "query": "swali", "positive_passages": [{"docid": "1#0", "title": "T", "text": "a"}],
-                     "negative_passages": [{"docid": "1#1", "title": "T", "text": "b"}]}]
-        return iter([{"docid": "1#0", "title": "T", "text": "a"}, {"docid": "1#1", "title": "T", "text": "b"}])
-    materialise_from_hub("sw", "dev", tmp_path, load_dataset=fake_load_dataset)
-    b = read_release(tmp_path, "sw")
-    assert b.topics == {"7": "swali"} and b.qrels == {"7": {"1#0": 1, "1#1": 0}} and b.check() == 2
+class FakeHub:
+    """A local stand-in for huggingface.co's file endpoint (``/datasets/<repo>/resolve/<revision>/<path>``, HEAD and
+    GET, with the headers huggingface_hub reads: X-Repo-Commit, ETag, Content-Length; a missing file answers 404
+    with ``X-Error-Code: EntryNotFound``, another revision ``RevisionNotFound``), serving release files from a
+    folder per repository. hbkit's own download path runs against it through ``HF_ENDPOINT``."""
+
+    def __init__(self, repos: dict, revisions: dict):
+        import hashlib
+        import http.server
+        import threading
+
+        hub = self
+        self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def _answer(self, body: bool):
+                parts = self.path.split("?")[0].split("/")
+                hub.requests.append((self.command, self.path))
+                if len(parts) < 7 or parts[1] != "datasets" or parts[4] != "resolve":
+                    return self._error(404, "RepoNotFound")
+                repo, rev, rel = f"{parts[2]}/{parts[3]}", parts[5], "/".join(parts[6:])
+                if repo not in repos:
+                    return self._error(404, "RepoNotFound")
+                if rev != revisions[repo]:
+                    return self._error(404, "RevisionNotFound")
+                f = repos[repo] / rel
+                if not f.is_file():
+                    return self._error(404, "EntryNotFound")
+                blob = f.read_bytes()
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", revisions[repo])
+                self.send_header("ETag", f'"{hashlib.sha256(blob).hexdigest()}"')
+                self.send_header("Content-Length", str(len(blob)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(blob)
+
+            def _error(self, code, kind):
+                self.send_response(code)
+                self.send_header("X-Error-Code", kind)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_HEAD(self):
+                self._answer(False)
+
+            def do_GET(self):
+                self._answer(True)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def _hub_run(tmp_path, hub, code):
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HBKIT_DATA_DIR", "HBKIT_OFFLINE")}
+    env.update(HF_ENDPOINT=hub.url, HBKIT_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
+               HF_HUB_DISABLE_TELEMETRY="1")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_hub_download_through_a_local_server(tmp_path):
+    """MIRACL from the hub, as a user with internet gets it: hbkit's own code path (huggingface_hub's
+    hf_hub_download at the pinned revisions) against a local server holding the release files in the hub
+    repositories' layout; the benchmark read back equals the same files read locally. A second load uses the
+    download without asking the server; a revision without the files is named with the variable to change."""
+    from hbkit.data import HUB_SOURCES
+    release = _write(tmp_path / "release")
+    repos = {"miracl/miracl": release, "miracl/miracl-corpus": release}
+    revisions = {HUB_SOURCES["miracl"]["repo"]: HUB_SOURCES["miracl"]["revision"],
+                 HUB_SOURCES["miracl-corpus"]["repo"]: HUB_SOURCES["miracl-corpus"]["revision"]}
+    hub = FakeHub(repos, revisions)
+    try:
+        code = ("from hbkit.miracl import load_miracl; b = load_miracl('sw'); "
+                "print((sorted(b.topics.items()), sorted((q, sorted(j.items())) for q, j in b.qrels.items()), b.check()))")
+        r = _hub_run(tmp_path, hub, code)
+        assert r.returncode == 0, r.stderr[-3000:]
+        local = read_release(release, "sw")
+        assert r.stdout.strip() == str((sorted(local.topics.items()),
+                                        sorted((q, sorted(j.items())) for q, j in local.qrels.items()), local.check()))
+        got = [p for m, p in hub.requests if m == "GET"]
+        assert any("/resolve/" + HUB_SOURCES["miracl-corpus"]["revision"] + "/miracl-corpus-v1.0-sw/docs-1.jsonl.gz" in p
+                   for p in got)
+        cached = tmp_path / "cache" / "miracl"
+        assert (cached / "miracl-v1.0-sw" / "topics" / "topics.miracl-v1.0-sw-dev.tsv").is_file()
+        for i in (0, 1):
+            name = f"miracl-corpus-v1.0-sw/docs-{i}.jsonl.gz"
+            assert (cached / name).read_bytes() == (release / name).read_bytes()
+        n = len(hub.requests)
+        r = _hub_run(tmp_path, hub, code)
+        assert r.returncode == 0 and len(hub.requests) == n, "the second load reads the download, not the hub"
+        r = _hub_run(tmp_path / "other", hub, "from hbkit.miracl import load_miracl; load_miracl('te')")
+        assert r.returncode != 0 and "has no miracl-corpus-v1.0-te/docs-0.jsonl.gz" in r.stderr
+        assert "HBKIT_MIRACL_CORPUS_REVISION=main" in r.stderr
+    finally:
+        hub.close()
 
 
 @pytest.mark.parametrize("case, match", [
