@@ -22,7 +22,7 @@ def test_outputs_exist_and_are_consistent(ci_run):
     out = ci_run["out"]
     for f in ("results.csv", "aggregate.csv", "effects.csv", "verdicts.csv", "table.md", "table.csv",
               "report.html", "timings.json", "alignment.csv", "umap.csv", "reference_absolute.csv",
-              "reference_effects.csv", "config.json"):
+              "reference_effects.csv", "reference_languages.csv", "reference_language_effects.csv", "config.json"):
         assert (out / f).is_file(), f
     r = pd.read_csv(out / "results.csv")
     assert set(r.model) == {"base", "xx", "xy", "hybrid"}
@@ -71,6 +71,7 @@ def test_report_shows_seeds_effects_verdicts_and_published_numbers(ci_run):
 def test_report_re_renders_byte_for_byte(ci_run):
     out = ci_run["out"]
     names = ("table.md", "table.csv", "verdicts.csv", "reference_absolute.csv", "reference_effects.csv", "power.csv",
+             "reference_languages.csv", "reference_language_effects.csv",
              "report.html")
     before = {n: (out / n).read_bytes() for n in names}
     for n in names:
