@@ -112,15 +112,14 @@ def default_reference() -> pd.DataFrame:
     return load_reference(path if path else shipped_reference_path())
 
 
-def beside(results: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+def beside(results: pd.DataFrame, reference: pd.DataFrame, our_encoder: str | None = None) -> pd.DataFrame:
     """Every reference row with our macro value for the same model, benchmark, setting and metric next to it:
-    columns ``source, encoder, benchmark, setting, metric, model, paper, ours, ours - paper``. A reference row
-    our run has no value for is kept, with ``ours`` empty (nothing is dropped)."""
-    ours = results[results["qlang"] == "all"][["model", "benchmark", "setting", "metric", "value"]]
-    t = reference.merge(ours.rename(columns={"value": "ours"}), how="left",
-                        on=["model", "benchmark", "setting", "metric"]).rename(columns={"value": "paper"})
-    t["ours - paper"] = t["ours"] - t["paper"]
-    return t[["source", "encoder", "benchmark", "setting", "metric", "model", "paper", "ours", "ours - paper"]]
+    columns ``source, encoder, benchmark, setting, metric, model, paper, ours, ours - paper, note``. A reference
+    row our run has no value for is kept, with ``ours`` empty (nothing is dropped). ``ours - paper`` follows
+    :func:`absolute_view`'s rule: only where the reference's encoder is ours (``our_encoder``, the run's model
+    name) and the benchmark the same; elsewhere it is empty and ``note`` says why (compare effects instead)."""
+    v = absolute_view(results, reference, our_encoder)
+    return v[["source", "encoder", "benchmark", "setting", "metric", "model", "paper", "ours", "ours - paper", "note"]]
 
 
 def reference_benchmarks_check(ref: pd.DataFrame, benchmarks_run) -> str:

@@ -38,6 +38,17 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     return seed_mean(pd.read_csv(path))
 
 
+def run_encoder(folder: str | Path) -> str | None:
+    """The base encoder a run folder was trained from (``config.json``'s ``model``), or None."""
+    import json
+
+    path = Path(folder) / "config.json"
+    try:
+        return json.loads(path.read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
     """``aggregate.csv`` of a run folder (mean over seeds with intervals over seeds and query groups), or None."""
     path = Path(folder) / "aggregate.csv"
@@ -148,13 +159,16 @@ class Dashboard:
     """
 
     def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "ci",
-                 reference: pd.DataFrame | None = None, aggregate: pd.DataFrame | None = None):
+                 reference: pd.DataFrame | None = None, aggregate: pd.DataFrame | None = None,
+                 encoder: str | None = None):
         import ipywidgets as w
         import plotly.graph_objects as go
 
         results = seed_mean(results)
         self.results, self.out, self.profile, self.reference = results, out, profile, reference
         self.aggregate = aggregate
+        # our encoder: "ours - paper" is shown only against the same encoder (reference.beside)
+        self.encoder = encoder or (run_encoder(out) if out else None)
         benches = sorted(results["benchmark"].unique())
         metrics = sorted(results["metric"].unique())
         self.benchmark = w.Dropdown(options=benches, value=benches[0], description="benchmark")
@@ -230,7 +244,7 @@ class Dashboard:
                 display(fig)
         self.message.value = "".join(f"<i>{html.escape(n)}</i><br>" for n in notes)
         if self.reference is not None:
-            t = beside(self.results, self.reference)
+            t = beside(self.results, self.reference, self.encoder)
             self.table = t[(t["benchmark"] == sel["benchmark"]) & (t["metric"] == sel["metric"])]
             with self.table_output:
                 self.table_output.clear_output(wait=True)

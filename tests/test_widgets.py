@@ -88,11 +88,17 @@ def test_load_reference_and_beside(results, tmp_path):
     path.write_text(REF)
     ref = load_reference(path)
     assert len(ref) == 4 and ref.value.dtype == float
-    t = beside(results, ref)
+    t = beside(results, ref, "FacebookAI/xlm-roberta-base")
     assert len(t) == 4  # a row our run cannot match is kept, with ours empty
     row = t[(t.model == "hybrid") & (t.metric == "map") & (t.benchmark == "mlqa-r")].iloc[0]
     assert (row.paper, row.ours, row["ours - paper"]) == pytest.approx((0.55, 0.7, 0.15))
-    assert t[t.benchmark == "xquad-r"].ours.isna().all()
+    x = t[t.benchmark == "xquad-r"].iloc[0]   # our held-out xquad-r-eval stands beside the full XQuAD-R, unsubtracted
+    assert pd.isna(x["ours - paper"]) and "ours on xquad-r-eval" in x.note
+    # another encoder (ours mE5, the paper's XLM-R): the values stand side by side, never subtracted
+    other = beside(results, ref, "intfloat/multilingual-e5-small")
+    row = other[(other.model == "hybrid") & (other.metric == "map") & (other.benchmark == "mlqa-r")].iloc[0]
+    assert row.ours == pytest.approx(0.7) and pd.isna(row["ours - paper"]) and "different encoder" in row.note
+    assert beside(results, ref)["ours - paper"].isna().all()   # an unknown encoder is not assumed to be the paper's
 
 
 @pytest.mark.parametrize("text, message", [
