@@ -41,12 +41,27 @@ def _parse_dict(text: str):
     return out
 
 
+def _parse_text_dict(text: str):
+    """``query=Query: ,passage=Passage: `` -> ``{"query": "Query: ", "passage": "Passage: "}`` (values verbatim,
+    trailing spaces kept); ``none`` -> None."""
+    if text.strip().lower() in ("none", ""):
+        return None
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"{item!r}: use name=text, e.g. 'query=Query: ,passage=Passage: '")
+        out[name.strip()] = value
+    return out
+
+
 def _parse_optional(kind):
     return lambda text: None if text.lower() == "none" else kind(text)
 
 
 _TYPES = {"str": str, "int": int, "float": float, "list[str]": _parse_list(str), "list[int]": _parse_list(int),
           "list[float]": _parse_list(float), "dict[int]": _parse_dict, "int?": _parse_optional(int),
+          "dict[str]?": _parse_text_dict,
           "list[str]?": _parse_list(str)}
 
 

@@ -98,10 +98,11 @@ def bench_fingerprint(b) -> str:
 #: umap_groups, permutations, delta) only add runs or redo cheap steps, so a folder stays reusable
 RESULT_KEYS = ("model", "steps", "batch_size", "lr", "freeze_word_embeddings", "train_groups", "train_languages",
                "eval_groups", "eval_seed", "data", "corpus", "benchmarks", "corpus_benchmarks", "val_groups",
-               "eval_steps", "eval_metric", "early_stopping_patience", "weight_decay")
+               "eval_steps", "eval_metric", "early_stopping_patience", "weight_decay", "prompts")
 #: what a folder written before a key existed was made with
 LEGACY = {"corpus": "xquad-train", "benchmarks": list(BENCHMARKS), "corpus_benchmarks": [], "val_groups": 0,
-          "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01}
+          "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01,
+          "prompts": None}
 
 
 #: keys that may grow in a reused folder: a benchmark added later (say MIRACL, once downloaded) is evaluated for
@@ -235,8 +236,15 @@ def _write_parquet(df: pd.DataFrame, path: Path) -> None:
         df.to_parquet(tmp, index=False)
 
 
+def base_encoder(cfg: dict, path: str | None = None):
+    """The encoder of a run: ``cfg["model"]`` (or a trained folder ``path``) with the profile's ``prompts`` when it
+    has none of its own (:func:`hbkit.models.apply_prompts`)."""
+    from .models import apply_prompts, load_encoder
+
+    return apply_prompts(load_encoder(path or cfg["model"]), cfg.get("prompts"))
+
+
 def _stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool) -> Path:
-    from .models import load_encoder
     from .training import TrainConfig, train
 
     extra = {"corpus": cfg["corpus"], "weight_decay": cfg["weight_decay"]}
@@ -248,7 +256,7 @@ def _stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool) -> Path:
     tc = TrainConfig(strategy=run.strategy, alpha=run.alpha if run.strategy == "hybrid" else 0.5,
                      batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
                      freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed, **extra)
-    return train(load_encoder(cfg["model"]), _subsample_pairs(pairs, cfg["train_groups"], run.seed), tc,
+    return train(base_encoder(cfg), _subsample_pairs(pairs, cfg["train_groups"], run.seed), tc,
                  out / "models" / run.id, progress=progress)
 
 
@@ -396,8 +404,6 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
     """Run the plan and every stage (module docstring); returns what :func:`render` returns plus ``timings``.
     Training questions found in an evaluation benchmark stop the job (``overlap.csv`` has the counts) unless
     ``allow_overlap``."""
-    from .models import load_encoder
-
     cfg = get_profile(profile, **overrides)  # validated before any work
     out = Path(out)
     with RunLock(out):
@@ -430,12 +436,12 @@ def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool
                 timings["reused_results"] += len(benches) + len(corpora)
                 continue
             if run.strategy is None:
-                encoder = load_encoder(cfg["model"])
+                encoder = base_encoder(cfg)
             else:
                 t = time.perf_counter()
                 model_dir = _stage_train(run, cfg, pairs, out, progress)
                 timings["train"] += time.perf_counter() - t
-                encoder = load_encoder(str(model_dir))
+                encoder = base_encoder(cfg, str(model_dir))
             _stage_evaluate(run, encoder, benches, corpora, out, umap_q, timings, progress)
             del encoder
         t = time.perf_counter()
@@ -537,6 +543,14 @@ def read_run_json(path: str | Path, kind: type = dict):
     return obj
 
 
+def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
+    """The evaluated query languages the run never trained on (none when it trained on every language): the
+    paper's zero-shot languages, el and vi, under its nine training languages."""
+    if not cfg.get("train_languages"):
+        return []
+    return sorted(set(results["qlang"].dropna()) - {"all"} - set(cfg["train_languages"]))
+
+
 def render(out: str | Path) -> dict:
     """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``, ``reference_effects.csv``,
     ``reference_languages.csv``, ``reference_language_effects.csv`` (the paper's per-language tables beside ours)
@@ -576,6 +590,10 @@ def render(out: str | Path) -> dict:
              f"(the same queries for every model); the strategy-level test (crossed random effects over seeds and "
              f"answer clusters, Satterthwaite df) decides the verdicts; {cfg['permutations']} sign-flip permutations "
              f"for p_models; δ = {cfg['delta']} for C5. Training corpus: {cfg.get('corpus', 'xquad-train')}."
+             + (f" Training languages: {', '.join(cfg['train_languages'])}; unseen (never trained on, shown apart in "
+                f"the per-language views): {', '.join(unseen_languages(results, cfg)) or 'none'}."
+                if cfg.get("train_languages") else "")
+             + (f" Prefixes for an encoder without prompts: {json.dumps(cfg['prompts'])}." if cfg.get("prompts") else "")
              + (f" Incomplete: {'; '.join(missing)}." if missing else "")
              + (f" {'; '.join(cfg['notes'])}." if cfg.get("notes") else ""))
     mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")

@@ -369,9 +369,25 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
         raise EncoderError(
             f"cannot load encoder {name_or_path!r}: {str(e).splitlines()[0]}. Known names: {_known_names()}; "
             f"or pass the path of a local model folder.") from None
-    if REGISTRY.get(name) and not model.prompts:
-        model.prompts = dict(REGISTRY[name])
+    if REGISTRY.get(name):
+        apply_prompts(model, REGISTRY[name])
     return model
+
+
+def apply_prompts(model, prompts: dict | None):
+    """Give ``model`` the ``prompts`` (``{"query": ..., "passage": ...}``, e.g. the paper's ``"Query: "`` /
+    ``"Passage: "`` for XLM-R and LaBSE) when it has none of its own; an encoder with its own prompts (the E5
+    models' ``"query: "`` / ``"passage: "``) keeps them. Returns the model. Training and encoding then use them,
+    and a trained model saves them in its folder."""
+    if prompts and not has_own_prompts(model):
+        model.prompts = {**(getattr(model, "prompts", None) or {}), **prompts}
+    return model
+
+
+def has_own_prompts(model) -> bool:
+    """Whether ``model`` brings prompts of its own: a non-empty one (sentence-transformers gives every loaded
+    model empty ``query``/``document`` prompts, which are not prompts)."""
+    return any(v for v in (getattr(model, "prompts", None) or {}).values())
 
 
 #: bumped when what an encoder's fingerprint stands for changes (the code version of every cache keyed by it)

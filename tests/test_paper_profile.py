@@ -64,6 +64,11 @@ def test_paper_profile_end_to_end(root, tmp_path, monkeypatch):
     out = tmp_path / "run"
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["profile"] == "paper" and cfg["corpus"] == "squad-translate-train"
+    assert cfg["train_languages"] == ["ar", "de", "en", "es", "hi", "ru", "th", "tr", "zh"]
+    assert cfg["prompts"] == {"query": "Query: ", "passage": "Passage: "}
+    import re
+    unseen = re.search(r"unseen \(never trained on[^)]*\): ([a-z, ]+)\.", (out / "report.html").read_text())
+    assert unseen and {"el", "vi"} <= set(unseen.group(1).split(", ")) and "de" not in unseen.group(1).split(", ")
     assert any(n.startswith("miracl:") and "skipped" in n for n in cfg["notes"])  # absent here: skipped, said
     r = pd.read_csv(out / "results.csv")
     assert {"xquad-r", "mlqa-r", "tydiqa"} == set(r.benchmark)  # the FULL XQuAD-R name: nothing of it is trained on
@@ -74,4 +79,60 @@ def test_paper_profile_end_to_end(root, tmp_path, monkeypatch):
         assert card["config"]["corpus"] == "squad-translate-train" and card["metric_for_best_model"] == "eval_loss"
         assert card["best_checkpoint"] is not None and card["config"]["val_groups"] == 10
         assert "hbkit-corpus-squad-translate-train" in (out / "models" / f"{s}-s0" / "model" / "README.md").read_text()
+        log = [json.loads(l) for l in (out / "models" / f"{s}-s0" / "train_log.jsonl").read_text().splitlines()]
+        assert not {r.get("lang") for r in log} & {"el", "vi"}   # never trained on: the paper's unseen languages
     assert set(res["verdicts"].claim) >= {"C1", "C3", "A1"}
+
+
+def test_paper_and_lareqa_profiles():
+    """`paper` is the paper's protocol as far as public data allow (its prefixes, its nine training languages);
+    `lareqa` is LAReQA's (no prefixes, every translate-train language); `gpu` is the old name of `paper`."""
+    from hbkit.config import PAPER_PROMPTS, PAPER_TRAIN_LANGUAGES, ProfileError, profile
+    p, l = profile("paper"), profile("lareqa")
+    assert p["prompts"] == {"query": "Query: ", "passage": "Passage: "} == PAPER_PROMPTS
+    assert p["train_languages"] == PAPER_TRAIN_LANGUAGES and not {"el", "vi"} & set(p["train_languages"])
+    assert l["prompts"] is None and l["train_languages"] is None and l["corpus"] == p["corpus"] == "squad-translate-train"
+    assert {k: v for k, v in p.items() if k not in ("prompts", "train_languages", "profile")} == \
+        {k: v for k, v in l.items() if k not in ("prompts", "train_languages", "profile")}
+    assert profile("gpu")["profile"] == "paper"
+    with pytest.raises(ProfileError, match="prompts"):
+        profile("paper", prompts={"questions": "Q: "})
+
+
+def test_cli_prompts_keep_their_trailing_space():
+    from hbkit.cli import build_parser
+    a = build_parser().parse_args(["compare", "--prompts", "query=Query: ,passage=Passage: "])
+    assert a.prompts == {"query": "Query: ", "passage": "Passage: "}
+    assert build_parser().parse_args(["compare", "--prompts", "none"]).prompts is None
+
+
+def test_prefixes_reach_training_and_the_saved_model(tmp_path):
+    """An encoder without prompts gets the paper's "Query: " / "Passage: " (an E5-style encoder keeps its own);
+    the trainer collates with them, the trained folder saves them, and the embedding cache keys differ."""
+    from hbkit.compare import base_encoder
+    from hbkit.config import PAPER_PROMPTS
+    from hbkit.data import parallel_pairs
+    from hbkit.models import fingerprint, load_encoder, tiny_encoder
+    from hbkit.training import TrainConfig, train
+    plain = tiny_encoder()
+    plain.prompts = {}
+    plain.save(str(tmp_path / "plain"))
+    cfg = {"model": str(tmp_path / "plain"), "prompts": dict(PAPER_PROMPTS)}
+    enc = base_encoder(cfg)
+    assert {k: enc.prompts[k] for k in PAPER_PROMPTS} == PAPER_PROMPTS
+    assert base_encoder({"model": "tiny", "prompts": dict(PAPER_PROMPTS)}).prompts["query"] == "query: "  # its own
+    assert fingerprint(enc) != fingerprint(load_encoder(str(tmp_path / "plain")))
+    pairs = parallel_pairs(languages=["en", "de"])
+    keep = set(sorted(set(pairs["group"]))[:30])
+    pairs = pairs.filter(lambda r: r["group"] in keep)
+    seen = []
+    from transformers import TrainerCallback
+
+    class Peek(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            seen.append(dict(args.prompts or {}))
+    model_dir = train(enc, pairs, TrainConfig(strategy="xy", batch_size=4, max_steps=2, save_steps=10, val_groups=0),
+                      tmp_path / "run", progress=False, callbacks=[Peek()])
+    assert seen and all({k: p.get(k) for k in PAPER_PROMPTS} == PAPER_PROMPTS for p in seen)
+    saved = load_encoder(str(model_dir)).prompts
+    assert {k: saved.get(k) for k in PAPER_PROMPTS} == PAPER_PROMPTS
