@@ -19,6 +19,8 @@ setup: $(VENV)/.installed
 
 ## the main job: train xx / xy / hybrid from the embedded multilingual-e5-small, evaluate, write the report
 run: setup
+	@if $(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+		$(VENV)/bin/hbkit doctor --profile $(PROFILE) --out $(OUT) || exit 1; fi
 	$(VENV)/bin/hbkit compare --profile $(PROFILE) --out $(OUT)
 
 ## the paper's protocol for its three encoders (GPU; SQuAD translate-train, see README "The paper's protocol")

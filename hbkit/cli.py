@@ -142,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default="runs/train")
     t.add_argument("--data-dir")
 
+    dr = sub.add_parser("doctor", help="preflight of a profile: data, encoder, disk, CUDA; exits 1 when something "
+                                       "the run needs is missing", allow_abbrev=False)
+    dr.add_argument("--profile", default="auto")
+    dr.add_argument("--data-dir")
+    dr.add_argument("--out", default="runs/compare")
+
     e = sub.add_parser("eval", help="evaluate an encoder zero-shot", allow_abbrev=False)
     e.add_argument("--model", default="intfloat/multilingual-e5-small")
     e.add_argument("--bench", default="xquad-r,mlqa-r,tydiqa",
@@ -199,6 +205,17 @@ def run(a) -> int:
         from .compare import report, summary_text
         print(summary_text(report(a.run_dir)))
         return 0
+    if a.cmd == "doctor":
+        import pandas as pd
+
+        from .doctor import MISSING, doctor
+        t = doctor(a.profile, a.data_dir, a.out)
+        with pd.option_context("display.max_colwidth", 120, "display.width", 250):
+            print(t.to_string(index=False))
+        bad = t[t.status == MISSING]
+        print(f"\nnot ready: {len(bad)} missing ({', '.join(bad.check)}); each row's fix says what to do"
+              if len(bad) else "\nready: nothing the run needs is missing")
+        return 1 if len(bad) else 0
     if a.cmd == "train":
         from .data import parallel_pairs
         from .models import load_encoder

@@ -137,6 +137,17 @@ def _missing(root: Path, name: str, languages: Iterable[str] | None = None) -> l
     return [folder / f for f in _files(name, languages) if not (folder / f).is_file()]
 
 
+def missing_release_files(root: str | os.PathLike, name: str, languages: Iterable[str] | None = None) -> list[Path]:
+    """The files of release ``name`` (for ``languages``) that the data folder ``root`` lacks (public form of the
+    check :func:`release_dir` makes; ``hbkit doctor`` lists them)."""
+    return _missing(Path(root), name, languages)
+
+
+def release_checksums() -> dict[str, str]:
+    """The pinned sha256 of every release file with a fixed checksum, by path under the data folder."""
+    return dict(_manifest())
+
+
 def _offline_data() -> bool:
     return os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HBKIT_OFFLINE") == "1"
 

@@ -1,0 +1,56 @@
+"""hbkit doctor: the preflight answers offline at once, names each missing piece with its fix, and exits non-zero."""
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hbkit.doctor import MISSING, doctor
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("HBKIT_DATA_DIR", raising=False)
+
+
+def test_cpu_profile_is_ready_with_the_releases(offline, data_dir, tmp_path):
+    t0 = time.perf_counter()
+    t = doctor("cpu", data_dir, tmp_path / "run")
+    assert time.perf_counter() - t0 < 60   # no download, no connection: checksums of local files only
+    s = t.set_index("check")["status"]
+    assert s["data: xquad-r"] == s["data: mlqa-r"] == s["data: tydiqa"] == s["encoder"] == s["disk"] == "ok"
+    assert s["CUDA"] in ("info", "ok") and not (t.status == MISSING).any()
+    assert "match their sha256" in t.set_index("check").loc["data: xquad-r", "detail"]
+
+
+def test_paper_profile_offline_names_what_is_missing(offline, data_dir, tmp_path):
+    """A data folder with the benchmarks but no SQuAD translate-train, a damaged XQuAD-R file, offline: each
+    missing piece is a row with its fix, MIRACL is said to be skipped, and the command exits 1."""
+    root = tmp_path / "data"
+    for name in ("mlqa-r", "tydiqa-goldp"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).symlink_to(data_dir / name)
+    shutil.copytree(data_dir / "xquad-r", root / "xquad-r")
+    blob = (root / "xquad-r" / "de.json").read_bytes()
+    (root / "xquad-r" / "de.json").write_bytes(blob[:-10] + b" " * 10)   # same size, other bytes
+    t = doctor("paper", root, tmp_path / "run", model="FacebookAI/xlm-roberta-base").set_index("check")
+    assert t.loc["data: xquad-r", "status"] == MISSING and "de.json: sha256 differs" in t.loc["data: xquad-r", "detail"]
+    assert t.loc["data: mlqa-r", "status"] == "ok"
+    row = t.loc["training corpus: squad-translate-train"]
+    assert row.status == MISSING and "download_squad_translate_train" in row.fix
+    assert t.loc["data: miracl-sw", "status"] == "skipped" and "miracl/miracl" in t.loc["data: miracl-sw", "fix"]
+    assert t.loc["CUDA", "status"] in (MISSING, "ok")
+    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "doctor", "--profile", "paper", "--data-dir", str(root),
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True,
+                       env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 1 and "not ready:" in r.stdout and "training corpus: squad-translate-train" in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_profile_is_refused_before_any_check(offline):
+    from hbkit.config import ProfileError
+    with pytest.raises(ProfileError, match="batch_size"):
+        doctor("cpu", batch_size=1)
