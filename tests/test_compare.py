@@ -292,7 +292,7 @@ def test_report_on_a_mistyped_folder_writes_nothing(tmp_path):
     ("config.json", lambda b: b[:40], "not JSON"),
     ("missing.json", lambda b: b'{"a": 1}', "expected a list"),
 ])
-def test_report_names_a_damaged_table_and_writes_nothing(ci_run, tmp_path, name, damage, why):
+def test_report_names_a_damaged_table_and_writes_nothing(ci_run, tmp_path, name, damage, why, capsys):
     """``hbkit report`` on a folder whose table or JSON is damaged names that file and how to recompute it (a
     half-truncated results.csv once rendered without complaint), and leaves every output as it was."""
     out = tmp_path / "run"
@@ -300,8 +300,10 @@ def test_report_names_a_damaged_table_and_writes_nothing(ci_run, tmp_path, name,
     f = out / name
     f.write_bytes(damage(f.read_bytes()))
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(out)], capture_output=True, text=True)
-    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert f"{f} is damaged" in r.stderr and __import__("re").search(why, r.stderr), r.stderr
+    from hbkit.cli import main
+    rc = main(["report", str(out)])   # the command line, in this process (no interpreter start per case)
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err, err
+    assert f"{f} is damaged" in err and __import__("re").search(why, err), err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".lock")} == \
         {k: v for k, v in before.items() if not k.startswith(".lock")}
