@@ -18,6 +18,16 @@ def cache_dir() -> Path:
     return path
 
 
+_TRUE = ("1", "on", "yes", "true")
+
+
+def offline() -> bool:
+    """The one rule for "offline": ``HF_HUB_OFFLINE`` or ``HBKIT_OFFLINE`` set to a true value (1, on, yes, true,
+    in any case; huggingface_hub's own reading of its variable). Then nothing is downloaded and the hub is
+    never contacted: local copies, caches and the embedded encoder are used, and what is missing is named."""
+    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HBKIT_OFFLINE"))
+
+
 #: Run profiles: plain data a user can read and copy (``hbkit compare --profile NAME``; every key is also a
 #: command-line option, ``--batch-size 16`` etc., see :data:`PROFILE_KEYS`). ``eval_groups``: query groups kept
 #: per benchmark (None = the full benchmark), with a proportional share of the other candidates as distractors

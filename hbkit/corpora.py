@@ -45,6 +45,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from .config import offline
 from .data import (LANGUAGES, PROJECT_DATA, TRAIN_ARTICLES, DataError, RetrievalBenchmark, not_utf8, _sentence_index,
                    load_xquad_r, parallel_pairs, split_sentences)
 from .files import atomic_path, atomic_write_json, atomic_write_text, build_once, content_key
@@ -229,8 +230,7 @@ def _squad_dir(data_dir: str | os.PathLike | None, download_missing: bool | None
     default = PROJECT_DATA / "squad-translate-train"
     if holds(default):
         return default
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HBKIT_OFFLINE") == "1"
-    if download_missing is False or (download_missing is None and offline):
+    if download_missing is False or (download_missing is None and offline()):
         raise DataError(f"SQuAD translate-train not found in {default}: pass data_dir=FOLDER (laid out as in "
                         "data/README.md) or run download_squad_translate_train() while online")
     return download_squad_translate_train(default)

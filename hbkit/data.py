@@ -31,6 +31,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from .config import offline
 from .files import atomic_path, atomic_write_bytes, lock_for
 
 log = logging.getLogger(__name__)
@@ -148,10 +149,6 @@ def release_checksums() -> dict[str, str]:
     return dict(_manifest())
 
 
-def _offline_data() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("HBKIT_OFFLINE") == "1"
-
-
 def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
                 download_missing: bool | None = None) -> Path:
     """Return the root folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa-r``, ``mlqa``,
@@ -175,7 +172,7 @@ def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages:
             return root
     if not _missing(PROJECT_DATA, name, languages):
         return PROJECT_DATA
-    if download_missing is False or (download_missing is None and _offline_data()):
+    if download_missing is False or (download_missing is None and offline()):
         raise DataError(
             f"{name} not found: set HBKIT_DATA_DIR to a folder laid out like data/README.md "
             f"(e.g. HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online.")
@@ -218,7 +215,7 @@ def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | 
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(sources or SOURCES)}")
     src = (sources or SOURCES)[name]
     folder = Path(dest) / src["folder"]
-    if _offline_data():
+    if offline():
         raise DataError(f"cannot download {name} while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): place "
                         f"{', '.join(src['files'][:2])}{' ...' if len(src['files']) > 2 else ''} in {folder} "
                         "(see data/README.md), or unset the variable")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import offline
 from .config import profile as get_profile
 from .corpora import SQUAD_TT_MANIFEST, squad_translate_train_files
 from .data import (HUB_SOURCES, PROJECT_DATA, SOURCES, DataError, is_corpus_benchmark, missing_release_files,
@@ -39,11 +40,6 @@ def _row(check: str, status: str, detail: str, fix: str = "") -> dict:
 
 def _data_root(data_dir) -> Path:
     return Path(data_dir or os.environ.get("HBKIT_DATA_DIR") or PROJECT_DATA).expanduser()
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False") or \
-        os.environ.get("HBKIT_OFFLINE") == "1"
 
 
 def _release_rows(root: Path, names: list[str]) -> list[dict]:
@@ -104,7 +100,7 @@ def _miracl_rows(spec: str, root: Path) -> list[dict]:
         if found is not None:
             rows.append(_row(f"data: miracl-{lang}", "ok", f"{found} ({len(corpus_files(corpus_dir(found, lang)))} "
                              "corpus shards)"))
-        elif _offline():   # compare skips an absent corpus benchmark and says so: not a stop
+        elif offline():   # compare skips an absent corpus benchmark and says so: not a stop
             rows.append(_row(f"data: miracl-{lang}", "skipped", "not here, and offline (HF_HUB_OFFLINE/HBKIT_OFFLINE): "
                              "the run leaves it out and says so",
                              f"place the release under {local} (data/README.md), or run online: it downloads from "
@@ -130,7 +126,7 @@ def _model_rows(cfg: dict) -> list[dict]:
         cached = False
     if cached:
         return [_row("encoder", "ok", f"{name} (in the Hugging Face cache)")]
-    if _offline() or not hub_reachable():
+    if offline() or not hub_reachable():
         return [_row("encoder", MISSING, f"{name}: not in the Hugging Face cache and the hub is not reachable",
                      f"run once online (it is cached), or pass a local folder to --model"
                      + ("" if name in REGISTRY else "; it is not one of hbkit's known encoders"))]

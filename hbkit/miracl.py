@@ -40,6 +40,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from .config import offline
 from .data import HUB_SOURCES, DataError, TYDIQA_LANGS, load_tydiqa, not_utf8
 from .files import atomic_path, atomic_write_text
 
@@ -369,9 +370,9 @@ def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | Non
     if topics_path(cached, lang, split).is_file() and corpus_files(corpus_dir(cached, lang)):
         return read_release(cached, lang, split)
     where = root if root is not None else Path(os.environ.get("HBKIT_DATA_DIR") or "$HBKIT_DATA_DIR") / "miracl"
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-    reason = "HF_HUB_OFFLINE=1" if offline else "hub=False"
-    if hub is not False and not offline:
+    is_offline = offline()
+    reason = "offline: HF_HUB_OFFLINE or HBKIT_OFFLINE is set" if is_offline else "hub=False"
+    if hub is not False and not is_offline:
         try:
             materialise_from_hub(lang, split, cached)
             return read_release(cached, lang, split)

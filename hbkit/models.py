@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import cache_dir
+from .config import cache_dir, offline
 from .files import atomic_write_json, build_once, content_key, sha256_file
 
 log = logging.getLogger(__name__)
@@ -278,10 +278,6 @@ def xlmr_tokenizer_file() -> Path:
 # --------------------------------------------------------------------------------------------------
 # the one loader
 # --------------------------------------------------------------------------------------------------
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-
-
 _HUB = {"reachable": None}
 
 
@@ -290,7 +286,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     ``HF_HUB_OFFLINE=1``; else one TCP connection to the hub's host (``timeout`` seconds). When it fails,
     one log line says so, ``HF_HUB_OFFLINE`` is set for this process (so huggingface_hub stops retrying on
     every load) and the embedded / cached copies are used from then on."""
-    if _offline():
+    if offline():
         return False
     if _HUB["reachable"] is None:
         import socket

@@ -89,3 +89,22 @@ def test_cli_bad_values_say_what_to_write(tmp_path, args, msg):
                         *args], capture_output=True, text=True)
     assert r.returncode == 2 and msg in r.stderr and "invalid" not in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_one_rule_for_offline(monkeypatch):
+    """"Offline" is decided in one place (hbkit.config.offline), read as huggingface_hub reads its variable; no
+    module reads HF_HUB_OFFLINE or HBKIT_OFFLINE itself."""
+    import re
+
+    from hbkit.config import offline
+    for var in ("HF_HUB_OFFLINE", "HBKIT_OFFLINE"):
+        for value, want in (("1", True), ("TRUE", True), ("yes", True), ("0", False), ("", False), ("false", False)):
+            monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+            monkeypatch.delenv("HBKIT_OFFLINE", raising=False)
+            monkeypatch.setenv(var, value)
+            assert offline() is want, (var, value)
+    readers = [f"{p.name}:{i}" for p in (ROOT / "hbkit").rglob("*.py") if p.name != "config.py"
+               for i, line in enumerate(p.read_text().splitlines(), 1)
+               if re.search(r"environ\.get\(\s*[\"'](HF_HUB_OFFLINE|HBKIT_OFFLINE)|"
+                            r"environ\[[\"'](HF_HUB_OFFLINE|HBKIT_OFFLINE)[\"']\](?!\s*=)", line)]
+    assert readers == [], readers
