@@ -28,6 +28,18 @@ def offline() -> bool:
     return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HBKIT_OFFLINE"))
 
 
+def world() -> tuple[int, int]:
+    """The one rule for ``(rank, world_size)``: torch.distributed's when its process group is initialised, else
+    ``RANK`` / ``WORLD_SIZE`` (set by torchrun and accelerate before initialisation), else ``(0, 1)``. (The
+    batch sampler asks the initialised process group only: it needs one to find its rank.)"""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")   # not imported here: torch is heavy, and only then initialised
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
 #: Run profiles: plain data a user can read and copy (``hbkit compare --profile NAME``; every key is also a
 #: command-line option, ``--batch-size 16`` etc., see :data:`PROFILE_KEYS`). ``eval_groups``: query groups kept
 #: per benchmark (None = the full benchmark), with a proportional share of the other candidates as distractors

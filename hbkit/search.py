@@ -38,6 +38,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from .config import world
 from .files import atomic_path, atomic_write_json, atomic_write_text, lock_for
 
 log = logging.getLogger(__name__)
@@ -59,19 +60,6 @@ class ManifestMismatch(SearchError):
 # --------------------------------------------------------------------------------------------------
 # distributed helpers
 # --------------------------------------------------------------------------------------------------
-def world() -> tuple[int, int]:
-    """``(rank, world_size)``: torch.distributed's when initialised, else ``RANK``/``WORLD_SIZE`` (set
-    by torchrun and accelerate), else ``(0, 1)``."""
-    try:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
-    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-
-
 def _sha256_file(path: Path) -> str:
     from .files import sha256_file
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import world
 from .files import atomic_write_json, atomic_write_text, read_jsonl, remove_stale_tmp, tmp_name
 from .sampling import STRATEGIES, STRATEGY_ALPHA, PairCollator, SamplerError, make_sampler
 
@@ -246,11 +247,6 @@ def _warmup(ratio: float) -> dict:
     return {"warmup_steps": float(ratio)} if int(transformers.__version__.split(".")[0]) >= 5 else {"warmup_ratio": ratio}
 
 
-def _world_size_env() -> int:
-    """World size as torchrun / accelerate launch set it (before torch.distributed is initialised)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def _latest_checkpoint(folder: Path) -> str | None:
     cps = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if folder.is_dir() else []
     cps = [c for c in cps if (c / "trainer_state.json").is_file()]
@@ -290,7 +286,7 @@ def run_identity(encoder, pairs, config: TrainConfig) -> dict:
     from .models import fingerprint
 
     return {"config": asdict(config), "base_model": fingerprint(encoder), "data": pairs_fingerprint(pairs),
-            "world_size": _world_size_env()}
+            "world_size": world()[1]}
 
 
 def _model_complete(model_dir: Path) -> bool:
@@ -365,13 +361,13 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lr == 0:
         log.warning("lr=0: the weights will not change; this run only measures the loss of the base model")
-    rank = int(os.environ.get("RANK", "0"))
+    rank = world()[0]
     identity = run_identity(encoder, pairs, config)
     model_dir = out_dir / "model"
     if rank == 0:
         remove_stale_tmp(out_dir, recursive=False)   # a model folder half-saved by a killed process
         resume_from = _prepare_folder(out_dir, identity, resume)
-    if _world_size_env() > 1:  # the other ranks follow rank 0's decision, once it is written
+    if world()[1] > 1:  # the other ranks follow rank 0's decision, once it is written
         import torch.distributed as dist
         if not dist.is_initialized():
             dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
@@ -421,13 +417,13 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         metric_for_best_model=metric_for_best if val_pairs is not None else None,
         greater_is_better=metric_for_best != "eval_loss" if val_pairs is not None else None,
         bf16=bf16, fp16=fp16, report_to="none", disable_tqdm=not progress, dataloader_drop_last=True,
-        use_cpu=not cuda, ddp_backend=None if cuda or _world_size_env() == 1 else "gloo",
+        use_cpu=not cuda, ddp_backend=None if cuda or world()[1] == 1 else "gloo",
     )
     kwargs.update(config.training_args)
     args = SentenceTransformerTrainingArguments(**kwargs)
     # several processes: in-batch negatives are gathered from every rank (with gradients), so N processes at
     # batch B train like one process at batch N*B
-    gather = _world_size_env() > 1
+    gather = world()[1] > 1
     loss = (losses.CachedMultipleNegativesRankingLoss(encoder, scale=config.scale, mini_batch_size=config.mini_batch_size,
                                                       gather_across_devices=gather)
             if config.mini_batch_size else
@@ -452,7 +448,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         runtime = None
         log.info("%s is the run's last step (%d); its weights are saved as the model, nothing is trained again",
                  resume_from, trainer.state.global_step)
-    if _world_size_env() > 1:  # what this rank actually collated, for checking that ranks agree
+    if world()[1] > 1:  # what this rank actually collated, for checking that ranks agree
         atomic_write_json(out_dir / f"batches_seen.rank{rank}.json", trainer.data_collator.seen)
     if not trainer.is_world_process_zero():
         return model_dir
