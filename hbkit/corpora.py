@@ -48,7 +48,7 @@ import pandas as pd
 from .config import offline
 from .data import (LANGUAGES, PROJECT_DATA, TRAIN_ARTICLES, DataError, RetrievalBenchmark, not_utf8, _sentence_index,
                    load_xquad_r, parallel_pairs, split_sentences)
-from .files import atomic_path, atomic_write_json, atomic_write_text, build_once, content_key
+from .files import atomic_path, atomic_write_json, build_once, content_key
 
 log = logging.getLogger(__name__)
 

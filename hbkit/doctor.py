@@ -128,7 +128,7 @@ def _model_rows(cfg: dict) -> list[dict]:
         return [_row("encoder", "ok", f"{name} (in the Hugging Face cache)")]
     if offline() or not hub_reachable():
         return [_row("encoder", MISSING, f"{name}: not in the Hugging Face cache and the hub is not reachable",
-                     f"run once online (it is cached), or pass a local folder to --model"
+                     "run once online (it is cached), or pass a local folder to --model"
                      + ("" if name in REGISTRY else "; it is not one of hbkit's known encoders"))]
     return [_row("encoder", "download", f"{name} from the hub (reachable)")]
 
