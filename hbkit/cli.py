@@ -43,9 +43,9 @@ def _parse_dict(text: str):
 
 def _parse_text_dict(text: str):
     """``query=Query: ,passage=Passage: `` -> ``{"query": "Query: ", "passage": "Passage: "}`` (values verbatim,
-    trailing spaces kept); ``none`` -> None."""
+    trailing spaces kept); ``none`` -> ``{}``, which the profile reads as "no prefixes" (None keeps the profile's)."""
     if text.strip().lower() in ("none", ""):
-        return None
+        return {}
     out = {}
     for item in text.split(","):
         name, sep, value = item.partition("=")

@@ -84,8 +84,8 @@ PROFILES: dict[str, dict] = {
 # languages (el and vi unseen). Not yet: mMARCO and the paper's in-house translations as training data, and
 # early stopping on SQuADShifts (held-out translate-train groups stand in). `make paper` runs XLM-R, LaBSE, mE5.
 PROFILES["paper"] = {**PROFILES["lareqa"], "prompts": dict(PAPER_PROMPTS), "train_languages": list(PAPER_TRAIN_LANGUAGES)}
-#: the former name of the paper profile
-PROFILES["gpu"] = PROFILES["paper"]
+#: the former name of the GPU profile, which was LAReQA's protocol: it stays that, so its folders stay reusable
+PROFILES["gpu"] = PROFILES["lareqa"]
 
 #: Every profile key: its type (as the command line parses it) and what it means. The defaults live in
 #: :data:`PROFILES` only.
@@ -203,5 +203,7 @@ def profile(name: str = "auto", **overrides) -> dict:
     if unknown:
         raise ProfileError(f"unknown profile keys {sorted(unknown)}; known: {', '.join(PROFILE_KEYS)}")
     cfg = {**PROFILES[name], **{k: v for k, v in overrides.items() if v is not None},
-           "profile": "paper" if name == "gpu" else name}
+           "profile": "lareqa" if name == "gpu" else name}
+    if cfg.get("prompts") == {}:   # --prompts none: no prefixes (None itself means "keep the profile's")
+        cfg["prompts"] = None
     return check_profile(cfg)

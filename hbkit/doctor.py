@@ -87,15 +87,15 @@ def _corpus_rows(cfg: dict, root: Path) -> list[dict]:
                  "" if path.is_file() else "give an existing .jsonl/.csv/.parquet of pairs to --corpus")]
 
 
-def _miracl_rows(spec: str, root: Path) -> list[dict]:
-    from .config import cache_dir
-    from .miracl import corpus_dir, corpus_files, hub_revision, miracl_root, topics_path
+def _miracl_rows(spec: str, data_dir) -> list[dict]:
+    from .miracl import corpus_dir, corpus_files, hub_cache_dir, hub_revision, miracl_root, topics_path
 
     langs = [l for l in spec.partition(":")[2].split(",") if l]
-    local = miracl_root(root) or root / "miracl"
+    local = miracl_root(data_dir)   # the rule load_miracl follows: data_dir, else $HBKIT_DATA_DIR, else the hub cache
+    where = local or _data_root(data_dir) / "miracl"
     rows = []
     for lang in langs:
-        found = next((r for r in (local, cache_dir() / "miracl") if topics_path(r, lang, "dev").is_file()
+        found = next((r for r in (local, hub_cache_dir()) if r is not None and topics_path(r, lang, "dev").is_file()
                       and corpus_files(corpus_dir(r, lang))), None)
         if found is not None:
             rows.append(_row(f"data: miracl-{lang}", "ok", f"{found} ({len(corpus_files(corpus_dir(found, lang)))} "
@@ -103,11 +103,11 @@ def _miracl_rows(spec: str, root: Path) -> list[dict]:
         elif offline():   # compare skips an absent corpus benchmark and says so: not a stop
             rows.append(_row(f"data: miracl-{lang}", "skipped", "not here, and offline (HF_HUB_OFFLINE/HBKIT_OFFLINE): "
                              "the run leaves it out and says so",
-                             f"place the release under {local} (data/README.md), or run online: it downloads from "
+                             f"place the release under {where} (data/README.md), or run online: it downloads from "
                              f"{HUB_SOURCES['miracl']['repo']} at {hub_revision('miracl')[:10]}"))
         else:
             rows.append(_row(f"data: miracl-{lang}", "download", f"from the hub: {HUB_SOURCES['miracl']['repo']} and "
-                             f"{HUB_SOURCES['miracl-corpus']['repo']} (pinned revisions) into {cache_dir() / 'miracl'}"))
+                             f"{HUB_SOURCES['miracl-corpus']['repo']} (pinned revisions) into {hub_cache_dir()}"))
     return rows
 
 
@@ -200,7 +200,7 @@ def doctor(profile_name: str = "auto", data_dir=None, out: str | Path = "runs/co
     rows += _release_rows(root, releases)
     for spec in cfg.get("corpus_benchmarks") or []:
         if spec.startswith("miracl:"):
-            rows += _miracl_rows(spec, root)
+            rows += _miracl_rows(spec, data_dir)
         elif is_corpus_benchmark(spec):
             rows += _release_rows(root, ["tydiqa"])
     rows += _corpus_rows(cfg, root)

@@ -43,7 +43,7 @@ _TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\..*)?$")
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):   # no such process, or no possible PID
         return False
     except (PermissionError, OSError):
         return True   # it exists (another user's), or the answer is unknown: keep its files
@@ -208,7 +208,12 @@ class RunLock:
                 owner = f"PID {info['pid']} on {info['host']}"
             raise FolderInUse(f"{self.folder} is in use by {owner}; wait for it to finish, or use another --out") from None
         atomic_write_json(self.folder / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname()})
-        remove_stale_tmp(self.folder)   # what killed runs left half-written in this folder
+        try:
+            remove_stale_tmp(self.folder)   # what killed runs left half-written in this folder
+        except Exception:   # noqa: BLE001 - tidying never blocks the run, and never keeps the lock
+            import logging
+            logging.getLogger(__name__).warning("could not remove stale temporary files in %s", self.folder,
+                                                exc_info=True)
         return self
 
     def __exit__(self, *exc) -> None:

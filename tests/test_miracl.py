@@ -174,7 +174,8 @@ def test_hub_download_through_a_local_server(tmp_path):
         got = [p for m, p in hub.requests if m == "GET"]
         assert any("/resolve/" + HUB_SOURCES["miracl-corpus"]["revision"] + "/miracl-corpus-v1.0-sw/docs-1.jsonl.gz" in p
                    for p in got)
-        cached = tmp_path / "cache" / "miracl"
+        cached = tmp_path / "cache" / "miracl" / (HUB_SOURCES["miracl"]["revision"][:12] + "-"
+                                                 + HUB_SOURCES["miracl-corpus"]["revision"][:12])
         assert (cached / "miracl-v1.0-sw" / "topics" / "topics.miracl-v1.0-sw-dev.tsv").is_file()
         for i in (0, 1):
             name = f"miracl-corpus-v1.0-sw/docs-{i}.jsonl.gz"

@@ -86,7 +86,8 @@ def test_paper_profile_end_to_end(root, tmp_path, monkeypatch):
 
 def test_paper_and_lareqa_profiles():
     """`paper` is the paper's protocol as far as public data allow (its prefixes, its nine training languages);
-    `lareqa` is LAReQA's (no prefixes, every translate-train language); `gpu` is the old name of `paper`."""
+    `lareqa` is LAReQA's (no prefixes, every translate-train language); `gpu`, the old name of the GPU profile,
+    stays LAReQA's."""
     from hbkit.config import PAPER_PROMPTS, PAPER_TRAIN_LANGUAGES, ProfileError, profile
     p, l = profile("paper"), profile("lareqa")
     assert p["prompts"] == {"query": "Query: ", "passage": "Passage: "} == PAPER_PROMPTS
@@ -94,7 +95,8 @@ def test_paper_and_lareqa_profiles():
     assert l["prompts"] is None and l["train_languages"] is None and l["corpus"] == p["corpus"] == "squad-translate-train"
     assert {k: v for k, v in p.items() if k not in ("prompts", "train_languages", "profile")} == \
         {k: v for k, v in l.items() if k not in ("prompts", "train_languages", "profile")}
-    assert profile("gpu")["profile"] == "paper"
+    assert profile("gpu")["profile"] == "lareqa"   # the old name keeps its old protocol: its folders stay reusable
+    assert profile("paper", prompts={})["prompts"] is None    # --prompts none
     with pytest.raises(ProfileError, match="prompts"):
         profile("paper", prompts={"questions": "Q: "})
 
@@ -103,7 +105,7 @@ def test_cli_prompts_keep_their_trailing_space():
     from hbkit.cli import build_parser
     a = build_parser().parse_args(["compare", "--prompts", "query=Query: ,passage=Passage: "])
     assert a.prompts == {"query": "Query: ", "passage": "Passage: "}
-    assert build_parser().parse_args(["compare", "--prompts", "none"]).prompts is None
+    assert build_parser().parse_args(["compare", "--prompts", "none"]).prompts == {}
 
 
 def test_prefixes_reach_training_and_the_saved_model(tmp_path):
