@@ -25,6 +25,7 @@ The folder is locked while a job uses it (:class:`hbkit.files.RunLock`). ``timin
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
@@ -533,7 +534,7 @@ def read_run_csv(path: str | Path) -> pd.DataFrame:
     if blob and not blob.endswith(b"\n"):
         raise _damaged(path, "its last line is cut short")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(io.BytesIO(blob))   # the bytes already read, not the file a second time
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise _damaged(path, f"not a readable CSV: {str(e).splitlines()[0][:100]}") from None
     cols, keys = RUN_TABLES.get(path.stem, ([], []))

@@ -414,31 +414,32 @@ def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
 
     dest = Path(dest)
 
-    def fetch(source: str, name: str) -> None:
+    def fetch(source: str, name: str) -> bool:
+        """Download ``name``; False when the hub says the revision has no such file (a connection failure raises)."""
         src = HUB_SOURCES[source]
-        hf_hub_download(src["repo"], name, repo_type="dataset", revision=hub_revision(source), local_dir=dest)
+        try:
+            hf_hub_download(src["repo"], name, repo_type="dataset", revision=hub_revision(source), local_dir=dest)
+        except EntryNotFoundError as e:
+            if isinstance(e, LocalEntryNotFoundError):
+                raise
+            return False
+        return True
+
+    def absent(source: str, name: str) -> DataError:
+        src = HUB_SOURCES[source]
+        return DataError(f"the hub's {src['repo']} at revision {hub_revision(source)} has no {name}; set "
+                         f"{src['env']}=main for its newest files")
 
     for i in itertools.count():
         name = HUB_SOURCES["miracl-corpus"]["files"][0].format(lang=lang, i=i)
-        try:
-            fetch("miracl-corpus", name)
-        except EntryNotFoundError as e:
-            if isinstance(e, LocalEntryNotFoundError):
-                raise
+        if not fetch("miracl-corpus", name):
             if i == 0:
-                raise DataError(f"the hub's {HUB_SOURCES['miracl-corpus']['repo']} at revision "
-                                f"{hub_revision('miracl-corpus')} has no {name}; set "
-                                f"{HUB_SOURCES['miracl-corpus']['env']}=main for its newest files") from None
+                raise absent("miracl-corpus", name)
             break
     for template in reversed(HUB_SOURCES["miracl"]["files"]):   # qrels, then topics
         name = template.format(lang=lang, split=split)
-        try:
-            fetch("miracl", name)
-        except EntryNotFoundError as e:
-            if isinstance(e, LocalEntryNotFoundError):
-                raise
-            raise DataError(f"the hub's {HUB_SOURCES['miracl']['repo']} at revision {hub_revision('miracl')} has no "
-                            f"{name}; set {HUB_SOURCES['miracl']['env']}=main for its newest files") from None
+        if not fetch("miracl", name):
+            raise absent("miracl", name)
     log.info("MIRACL %s %s: %d corpus shards and its topics and qrels downloaded into %s", lang, split,
              len(corpus_files(corpus_dir(dest, lang))), dest)
     return dest
