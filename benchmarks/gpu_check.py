@@ -76,16 +76,16 @@ def build_encoder(name: str, max_seq_length: int, dry: bool, device: str, embedd
             model = SentenceTransformer(str(embedded_model_path()), device=device)
             model.max_seq_length = max_seq_length
             return model, "embedded (real weights)"
-        except EncoderError as e:
+        except (EncoderError, ImportError) as e:   # ImportError: the fallback build's packages are absent too
             print(f"  embedded multilingual-e5-small not available ({e}); random weights of its shape")
     cfg = {**cfg, **(DRY if dry else {})}
     config = getattr(transformers, cls.replace("Model", "Config"))(**cfg)
     torch.manual_seed(0)
     hf = getattr(transformers, cls)(config)
-    tmp = Path(tempfile.mkdtemp(prefix=f"gpu-check-{name}-"))
-    hf.save_pretrained(tmp)
-    XLMRobertaTokenizerFast(tokenizer_file=str(xlmr_tokenizer_file()), model_max_length=512).save_pretrained(tmp)
-    return mean_pooled(tmp, max_seq_length=max_seq_length, device=device, prompts=prompts), "random-init"
+    with tempfile.TemporaryDirectory(prefix=f"gpu-check-{name}-") as tmp:   # loaded into memory, then removed
+        hf.save_pretrained(tmp)
+        XLMRobertaTokenizerFast(tokenizer_file=str(xlmr_tokenizer_file()), model_max_length=512).save_pretrained(tmp)
+        return mean_pooled(Path(tmp), max_seq_length=max_seq_length, device=device, prompts=prompts), "random-init"
 
 
 def non_embedding_params(model) -> int:

@@ -16,7 +16,14 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.delenv("HBKIT_DATA_DIR", raising=False)
 
 
-def test_cpu_profile_is_ready_with_the_releases(offline, data_dir, tmp_path):
+def _free(monkeypatch, gib):
+    real = shutil.disk_usage
+    monkeypatch.setattr("hbkit.doctor.shutil.disk_usage",
+                        lambda p: real(p)._replace(free=int(gib * 2**30)))
+
+
+def test_cpu_profile_is_ready_with_the_releases(offline, data_dir, tmp_path, monkeypatch):
+    _free(monkeypatch, 500)   # the answer must not depend on the test machine's disk
     t0 = time.perf_counter()
     t = doctor("cpu", data_dir, tmp_path / "run")
     assert time.perf_counter() - t0 < 60   # no download, no connection: checksums of local files only
@@ -24,6 +31,13 @@ def test_cpu_profile_is_ready_with_the_releases(offline, data_dir, tmp_path):
     assert s["data: xquad-r"] == s["data: mlqa-r"] == s["data: tydiqa"] == s["encoder"] == s["disk"] == "ok"
     assert s["CUDA"] in ("info", "ok") and not (t.status == MISSING).any()
     assert "match their sha256" in t.set_index("check").loc["data: xquad-r", "detail"]
+
+
+def test_a_full_disk_is_missing_with_its_fix(offline, data_dir, tmp_path, monkeypatch):
+    """The CI machine once had a few hundred MB free: the cpu profile's 24 models need more, and doctor says so."""
+    _free(monkeypatch, 0.3)
+    row = doctor("cpu", data_dir, tmp_path / "run").set_index("check").loc["disk"]
+    assert row["status"] == MISSING and "0.3 GiB free" in row["detail"] and "--out on a larger disk" in row["fix"]
 
 
 def test_paper_profile_offline_names_what_is_missing(offline, data_dir, tmp_path):
