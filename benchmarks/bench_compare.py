@@ -9,7 +9,7 @@ import json
 import os
 import tempfile
 
-from hbkit.compare import compare
+from hbkit.experiment.compare import compare
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--profiles", default="ci")

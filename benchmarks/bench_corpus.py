@@ -46,7 +46,7 @@ def vocab(rng, size: int = 5000) -> list[str]:
 def child_build(groups: int) -> dict:
     import numpy as np
 
-    from hbkit import corpora
+    from hbkit.data import corpus_cache, translate_train
 
     marker = Path(tempfile.gettempdir()) / f"bench-corpus-{groups}.marker"
     marker.write_text(str(groups))
@@ -67,13 +67,13 @@ def child_build(groups: int) -> dict:
             cols = {"group": gid, "lang": [lang] * groups, "query": [x + "?" for x in q], "passage": p,
                     "answer_key": key, "source": ["synthetic"] * groups, "context": ctx,
                     "article": [k.split(":")[0] for k in key]}
-            parts.append(corpora._write_part(tmp / "_parts" / f"{lang}.arrow", cols))
+            parts.append(corpus_cache.write_part(tmp / "_parts" / f"{lang}.arrow", cols))
             stats.append({"lang": lang, "rows": groups, "skipped": {}})
             del q, p, ctx, cols
-        corpora._save_parts(tmp, parts)
-        return corpora._stats_frame(stats, {})
+        corpus_cache.save_parts(tmp, parts)
+        return translate_train.stats_frame(stats, {})
 
-    folder = corpora._cached(f"bench-synthetic-{groups}", [marker], {}, build, rebuild=True)
+    folder = corpus_cache.cached_corpus(f"bench-synthetic-{groups}", [marker], {}, build, rebuild=True)
     size = sum(f.stat().st_size for f in (folder / "dataset").glob("*.arrow"))
     return {"folder": str(folder), "build_s": time.perf_counter() - t0, "build_rss_mb": rss_mb(),
             "disk_mb": size / 2**20}
@@ -84,7 +84,7 @@ def child_load(folder: str) -> dict:
     t0 = time.perf_counter()
     import datasets
 
-    from hbkit.sampling import HybridBatchSampler
+    from hbkit.train.sampling import HybridBatchSampler
 
     t_import = time.perf_counter() - t0
     t = time.perf_counter()
@@ -104,8 +104,8 @@ def child_load(folder: str) -> dict:
     out.update(first10_s=time.perf_counter() - t, first10_rss_mb=rss_mb(), batch_rows=len(first[0]),
                sample_passage_chars=len(rows[0][1]))
     if os.environ.get("HBKIT_DATA_DIR"):  # zero-shot check of the whole corpus against XQuAD-R (held-out part)
-        from hbkit.corpora import overlap_counts
-        from hbkit.data import load_benchmark
+        from hbkit.data.benchmarks import load_benchmark
+        from hbkit.data.checks import overlap_counts
 
         bench = load_benchmark("xquad-r-eval")
         t = time.perf_counter()
@@ -120,7 +120,7 @@ def squad_path(groups: int, langs=("en", "de", "es")) -> dict:
     """Write SQuAD-format files (4-5 questions per 5-sentence paragraph), build them, time per row."""
     import numpy as np
 
-    from hbkit import corpora
+    from hbkit.data import corpora
 
     rng = np.random.default_rng(1)
     voc = vocab(rng)

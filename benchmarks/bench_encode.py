@@ -1,4 +1,4 @@
-"""Corpus encoding throughput of the embedded multilingual-e5-small through hbkit.search.encode_corpus:
+"""Corpus encoding throughput of the embedded multilingual-e5-small through hbkit.retrieval.shards.encode_corpus:
 one process with 2 threads vs 2 processes (torchrun-style RANK/WORLD_SIZE, each encoding its own shards)
 with 1 thread each, on the same TyDi-QA passages; then a projection for MIRACL-en on GPUs.
 
@@ -28,7 +28,7 @@ DIM = 384
 
 
 def passages(n: int):
-    from hbkit.data import load_tydiqa
+    from hbkit.data.benchmarks import load_tydiqa
 
     c = load_tydiqa().candidates
     return [(f"p{i:06d}", t) for i, t in enumerate(c["text"].tolist()[:n])]
@@ -37,8 +37,8 @@ def passages(n: int):
 def child(args):
     import torch
 
-    from hbkit.models import load_encoder
-    from hbkit.search import encode_corpus
+    from hbkit.encoders.load import load_encoder
+    from hbkit.retrieval.shards import encode_corpus
 
     t0 = time.time()
     model = load_encoder("intfloat/multilingual-e5-small")
@@ -96,7 +96,7 @@ def main():
     # projection for MIRACL-en
     from transformers import AutoTokenizer
 
-    from hbkit.models import embedded_model_path
+    from hbkit.encoders.load import embedded_model_path
 
     folder = embedded_model_path()
     tok = AutoTokenizer.from_pretrained(str(folder))

@@ -9,7 +9,7 @@ import time
 os.environ["HF_HUB_OFFLINE"] = "1"
 with tempfile.TemporaryDirectory() as tmp:
     os.environ["HBKIT_CACHE"] = tmp
-    from hbkit.models import load_encoder
+    from hbkit.encoders.load import load_encoder
 
     t = time.perf_counter(); load_encoder("intfloat/multilingual-e5-small"); first = time.perf_counter() - t
     t = time.perf_counter(); load_encoder("intfloat/multilingual-e5-small"); second = time.perf_counter() - t

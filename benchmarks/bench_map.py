@@ -13,7 +13,7 @@ import time
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from hbkit.evaluation import rank_metrics
+from hbkit.retrieval.ranking import rank_metrics
 
 rng = np.random.default_rng(0)
 NQ, NC, D, R, SAMPLE = 13090, 13014, 384, 11, 500

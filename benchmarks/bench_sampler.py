@@ -14,10 +14,11 @@ import datasets
 import numpy as np
 from transformers import TrainerCallback
 
-from hbkit.data import parallel_pairs
-from hbkit.models import load_encoder
-from hbkit.sampling import HybridBatchSampler
-from hbkit.training import TrainConfig, train
+from hbkit.data.benchmarks import parallel_pairs
+from hbkit.encoders.load import load_encoder
+from hbkit.train.config import TrainConfig
+from hbkit.train.sampling import HybridBatchSampler
+from hbkit.train.trainer import train
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--steps", type=int, default=6)

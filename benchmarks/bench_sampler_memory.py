@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hbkit.sampling import HybridBatchSampler
+from hbkit.train.sampling import HybridBatchSampler
 
 
 def rss_mb() -> float:

@@ -1,9 +1,9 @@
 """Exact top-k search over a corpus on disk: hbkit's streaming faiss search vs a chunked torch matmul + topk,
 each as a multiple of a bare BLAS matmul of the same shape (numpy and torch, chunked the same way); plus
-the full-pool LAReQA kernel (hbkit.ranking.rank_metrics: mAP alone, and every metric) against bare matmuls
+the full-pool LAReQA kernel (hbkit.retrieval.ranking.rank_metrics: mAP alone, and every metric) against bare matmuls
 of its shape.
 
-Corpus: 2,000,000 x 384 normalised random vectors (seeded), float16, written once by hbkit.search.encode_corpus
+Corpus: 2,000,000 x 384 normalised random vectors (seeded), float16, written once by hbkit.retrieval.shards.encode_corpus
 as 250,000-row shards under /tmp (~1.5 GB; reused on later runs, resumed if interrupted) in a child process,
 so this process's peak RSS (getrusage) is the search's alone. 1,000 queries, top-100, blocks of 65,536 rows
 (float16 -> float32 per block) for every method. Goals: peak RSS <= 3 GB with the corpus never whole in
@@ -37,7 +37,7 @@ class RandomEncoder:
 
 
 def generate(folder: Path, n: int) -> None:
-    from hbkit.search import encode_corpus
+    from hbkit.retrieval.shards import encode_corpus
 
     t = time.perf_counter()
     encode_corpus(RandomEncoder(), lambda: ((f"d{i:08d}", str(i)) for i in range(n)), folder, shard_size=SHARD,
@@ -51,7 +51,7 @@ def rss_mb() -> float:
 
 
 def blocks(folder):
-    from hbkit.search import iter_shards
+    from hbkit.retrieval.shards import iter_shards
 
     for _, emb in iter_shards(folder):
         for s in range(0, len(emb), BLOCK):
@@ -103,7 +103,7 @@ def lareqa(nq=13090, nc=13014, r=11):
     and random relevance (the worst case for the ranking pass: relevant candidates rank anywhere)."""
     import torch
 
-    from hbkit.ranking import rank_metrics
+    from hbkit.retrieval.ranking import rank_metrics
 
     rng = np.random.default_rng(0)
     Q = rng.standard_normal((nq, D), dtype=np.float32); Q /= np.linalg.norm(Q, axis=1, keepdims=True)
@@ -119,7 +119,7 @@ def lareqa(nq=13090, nc=13014, r=11):
     Qt, Ct = torch.from_numpy(Q), torch.from_numpy(C)
     t_th = best(lambda: Qt @ Ct.T)
     fast = min(t_np, t_th)
-    print(f"\nLAReQA full-pool kernel hbkit.ranking.rank_metrics, {nq:,} x {nc:,} x {D}, {r} relevant per query "
+    print(f"\nLAReQA full-pool kernel hbkit.retrieval.ranking.rank_metrics, {nq:,} x {nc:,} x {D}, {r} relevant per query "
           f"(best of 3): mAP only {t_map:.2f} s = {t_map / fast:.2f}x, every metric incl. top10_same_lang "
           f"{t_all:.2f} s = {t_all / fast:.2f}x the faster bare matmul (numpy {t_np:.2f} s, torch {t_th:.2f} s); "
           f"goal <= 1.25x")
@@ -144,7 +144,7 @@ def main():
     import faiss
     import torch
 
-    from hbkit.search import search
+    from hbkit.retrieval.faiss_search import search
 
     print(f"threads: torch {torch.get_num_threads()}, faiss {faiss.omp_get_max_threads()}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; {NQ} queries, top-{K}, blocks of {BLOCK:,} rows")

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from hbkit import stats
+from hbkit.analysis import claims, stats
 
 GOAL_S = 10.0
 XQ_LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
@@ -83,7 +83,7 @@ def main():
         t1 = time.perf_counter()
         eff = stats.effects(pq, n_perm=a.n_perm)
         t2 = time.perf_counter()
-        ver = stats.verdicts(eff)
+        ver = claims.verdicts(eff)
         t3 = time.perf_counter()
         total = t3 - t0
         print(f"run {r + 1}: aggregate {t1 - t0:.2f} s ({len(agg)} rows), effects {t2 - t1:.2f} s ({len(eff)} rows), "

@@ -14,7 +14,7 @@ It measures, and writes to --out (gpu_check.json):
    card's dense bf16 peak;
 2. CachedMultipleNegativesRankingLoss (GradCache) at mini-batch 32 against MNRL on one batch, dropout off,
    fp32: losses equal to 1e-4 and the gradients' cosine; and its s/step in bf16;
-3. the full-pool LAReQA kernel (hbkit.ranking.rank_metrics) on CUDA against numba on CPU, multilingual
+3. the full-pool LAReQA kernel (hbkit.retrieval.ranking.rank_metrics) on CUDA against numba on CPU, multilingual
    setting of the full XQuAD-R (13,090 queries x 13,014 candidates): every metric equal to 1e-6 on
    embeddings rounded to a 2^-10 grid (every product then exact in fp32, so no tie can flip between the two
    BLAS), the largest difference on the raw embeddings, and the time ratio;
@@ -66,7 +66,7 @@ def build_encoder(name: str, max_seq_length: int, dry: bool, device: str, embedd
     import transformers
     from transformers import XLMRobertaTokenizerFast
 
-    from hbkit.models import EncoderError, embedded_model_path, mean_pooled, xlmr_tokenizer_file
+    from hbkit.encoders.load import EncoderError, embedded_model_path, mean_pooled, xlmr_tokenizer_file
 
     cls, cfg, prompts = SHAPES[name]
     if name == "multilingual-e5-small" and embedded_ok and not dry:
@@ -95,7 +95,7 @@ def non_embedding_params(model) -> int:
 
 def load_texts(dry: bool):
     """XQuAD-R's queries, candidates, relevance (multilingual setting) and XQuAD paragraphs."""
-    from hbkit.data import load_benchmark
+    from hbkit.data.benchmarks import load_benchmark
 
     b = load_benchmark("xquad-r")
     if dry:
@@ -127,8 +127,10 @@ def train_steps(model, pairs, batch: int, steps: int, warmup: int, device: str, 
                 mini_batch: int = 32) -> dict:
     """Optimizer steps as the trainer takes them (AdamW, bf16 autocast on CUDA); timed after ``warmup``."""
     import torch
-    from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
-                                                                   MultipleNegativesRankingLoss)
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
 
     model.train()
     loss_fn = (MultipleNegativesRankingLoss(model) if loss_name == "mnrl"
@@ -174,8 +176,10 @@ def cached_equals_mnrl(model, pairs, batch: int, mini_batch: int, device: str) -
     """Loss and gradients of GradCache (CachedMNRL, mini-batch ``mini_batch``) against MNRL on one batch (fp32,
     dropout off, so both see the same network)."""
     import torch
-    from sentence_transformers.sentence_transformer.losses import (CachedMultipleNegativesRankingLoss,
-                                                                   MultipleNegativesRankingLoss)
+    from sentence_transformers.sentence_transformer.losses import (
+        CachedMultipleNegativesRankingLoss,
+        MultipleNegativesRankingLoss,
+    )
 
     model.eval()
     sub = pairs[:batch]
@@ -216,7 +220,7 @@ def encode(model, texts, prompt: str, batch: int, device: str) -> tuple[np.ndarr
 
 def kernel_check(Q: np.ndarray, C: np.ndarray, rel, q_lang, c_lang, gpu: str) -> dict:
     """rank_metrics on ``gpu`` against numba on CPU: equal to 1e-6 on grid-rounded embeddings; times."""
-    from hbkit.ranking import rank_metrics
+    from hbkit.retrieval.ranking import rank_metrics
 
     rank_metrics(Q[:8], C, rel[:8], q_lang=q_lang[:8], c_lang=c_lang, device="cpu")   # numba compile, not timed
     rank_metrics(Q[:8], C, rel[:8], q_lang=q_lang[:8], c_lang=c_lang, device=gpu)     # CUDA context, not timed

@@ -4,20 +4,23 @@ The public API: data (``parallel_pairs``, ``load_benchmark``), encoders (``load_
 (``HybridBatchSampler`` and friends), training (``train``, ``TrainConfig``), evaluation (``evaluate``,
 ``paired_bootstrap``), and the main job (``compare``).
 """
-from .config import PROFILES, profile
-from .data import DataError, RetrievalBenchmark, load_benchmark, parallel_pairs
-from .evaluation import EvalResult, evaluate, evaluate_alignment, paired_bootstrap
-from .models import load_encoder
-from .sampling import (HybridBatchSampler, PairCollator, XXMonoBatchSampler, XYBatchSampler, make_sampler,
-                       text_pairs)
-from .training import TrainConfig, train
-
-
-def compare(*args, **kwargs):
-    """See :func:`hbkit.compare.compare`."""
-    from .compare import compare as _compare
-    return _compare(*args, **kwargs)
-
+from hbkit.analysis.bootstrap import paired_bootstrap
+from hbkit.data.benchmarks import RetrievalBenchmark, load_benchmark, parallel_pairs
+from hbkit.data.registry import DataError
+from hbkit.encoders.load import load_encoder
+from hbkit.experiment.compare import compare
+from hbkit.experiment.profiles import PROFILES, profile
+from hbkit.retrieval.pools import EvalResult, evaluate, evaluate_alignment
+from hbkit.train.config import TrainConfig
+from hbkit.train.sampling import (
+    HybridBatchSampler,
+    PairCollator,
+    XXMonoBatchSampler,
+    XYBatchSampler,
+    make_sampler,
+    text_pairs,
+)
+from hbkit.train.trainer import train
 
 __all__ = ["PROFILES", "profile", "DataError", "RetrievalBenchmark", "load_benchmark", "parallel_pairs",
            "EvalResult", "evaluate", "evaluate_alignment", "paired_bootstrap", "load_encoder",

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat as nbf
 
 HERE = Path(__file__).parent
-SETUP = ("import os\nimport hbkit\nfrom hbkit.config import profile\n"
+SETUP = ("import os\nimport hbkit\nfrom hbkit import profile\n"
          "cfg = profile(os.environ.get('HBKIT_PROFILE', 'auto'))  # ci in CI, else gpu / cpu by hardware\n"
          "RUN = f\"../runs/notebooks-{cfg['profile']}\"  # the comparison run shared by notebooks 3-6\n"
          "cfg['profile'], cfg['model']")
@@ -29,7 +29,7 @@ write("01_quickstart.ipynb", [
     ("code", "encoder = hbkit.load_encoder(cfg['model'])\n"
              "bench = hbkit.load_benchmark('xquad-r-eval').subsample(cfg['eval_groups'].get('xquad-r-eval') or 50, seed=0)\nbench"),
     ("md", "One query and its top-5 candidates in the multilingual pool (all 11 languages); `relevant` marks the answer sentence in any language:"),
-    ("code", "from hbkit.evaluation import encode\nimport numpy as np\n"
+    ("code", "from hbkit.encoders.encode import encode\nimport numpy as np\n"
              "q = bench.queries.iloc[0]\nQ = encode(encoder, [q.text], 'query')\nC = encode(encoder, bench.candidates.text.tolist(), 'passage')\n"
              "top = np.argsort(-(C @ Q[0]))[:5]\nprint(q.lang, '|', q.text)\n"
              "bench.candidates.iloc[top][['lang', 'text']].assign(relevant=bench.candidates.iloc[top].id.isin(bench.relevance[q.id]).values)"),
@@ -43,7 +43,7 @@ write("02_data.ipynb", [
            "turn the QA sets into sentence retrieval (LAReQA): every sentence is a candidate, the answer sentence in *every* "
            "language is relevant. TyDi-QA passages are not parallel. Counts per dataset and language:"),
     ("code", SETUP),
-    ("code", "from hbkit import data, viz\nsummary = data.summary()\nsummary.pivot_table(index='lang', columns='dataset', values='queries', fill_value=0)"),
+    ("code", "from hbkit.analysis import figures as viz\nfrom hbkit.data import benchmarks as data\nsummary = data.summary()\nsummary.pivot_table(index='lang', columns='dataset', values='queries', fill_value=0)"),
     ("code", "viz.counts_bar(summary)"),
     ("md", "One parallel group of XQuAD-R: the same question in 11 languages, and its 11 relevant sentences."),
     ("code", "x = hbkit.load_benchmark('xquad-r-eval')\ng = x.queries.group.iloc[0]\nq = x.queries[x.queries.group == g]\n"
@@ -63,7 +63,7 @@ write("03_training_strategies.ipynb", [
            "strategy trained from the same base with the same data and steps, once per training seed (the `gpu` profile on a GPU, "
            "else `cpu`; CI: `ci`). In no batch is a translation of a positive a negative: pairs that share an answer are never batched together."),
     ("code", SETUP),
-    ("code", "from hbkit.sampling import describe_batch\npairs = hbkit.parallel_pairs()\n"
+    ("code", "from hbkit.train.sampling import describe_batch\npairs = hbkit.parallel_pairs()\n"
              "b = describe_batch(hbkit.XXMonoBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
     ("code", "b = describe_batch(hbkit.XYBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
     ("code", "import pandas as pd\nh = hbkit.HybridBatchSampler(pairs, 8, seed=0, alpha=0.5)\npd.Series([x.kind for x in h.plan()]).value_counts()"),
@@ -72,7 +72,7 @@ write("03_training_strategies.ipynb", [
            "Every model of every seed is scored on the same queries; the table gives the mean over seeds and a 95% interval "
            "that covers both the training seeds and the sampling of queries:"),
     ("code", "res = hbkit.compare(cfg['profile'], out=RUN, progress=False)\nprint('training seeds:', cfg['seeds'])\nres['table']"),
-    ("code", "from hbkit import viz\nviz.loss_curves(RUN)"),
+    ("code", "from hbkit.analysis import figures as viz\nviz.loss_curves(RUN)"),
     ("md", "Paired effects between strategies, decided by a strategy-level test: a crossed random-effects model in which the "
            "training seed and the answer cluster are both random, so a new seed's variation is in the null. `df` are its "
            "Satterthwaite degrees of freedom (with 3 seeds often about 2), `mde` the smallest effect it detects with 80% power, "
@@ -94,7 +94,7 @@ write("04_alignment.ipynb", [
            "non-parallel), translation retrieval P@1 and language k-NN purity (mean over seeds), their effects with intervals "
            "over seeds and groups, and QA retrieval accuracy@k on TyDi-QA."),
     ("code", SETUP),
-    ("code", "from hbkit import stats, viz\nfrom hbkit.compare import load_run\nrun = load_run(RUN)\nal = run['alignment']\n"
+    ("code", "from hbkit.analysis import figures as viz, stats\nfrom hbkit.experiment.report import load_run\nrun = load_run(RUN)\nal = run['alignment']\n"
              "al.pivot_table(index=['benchmark', 'metric'], columns='model', values='value', aggfunc='mean')"),
     ("code", "e = run['effects']\ne[e.setting == 'alignment'][['contrast', 'benchmark', 'metric', 'better', 'diff', 'low', 'high', 'p_adj']].round(4)"),
     ("md", "Translation P@1 per language pair, before training and after hybrid training (first seed):"),
@@ -112,7 +112,7 @@ write("05_language_clusters.ipynb", [
            "space clusters by language puts translations far apart; after cross-lingual training they should mix. "
            "Next to it, the language-ID k-NN purity (share of a text's 10 nearest neighbours in its own language) against the share expected if languages were mixed."),
     ("code", SETUP),
-    ("code", "from hbkit import viz\nfrom hbkit.compare import load_run\nrun = load_run(RUN)\nviz.umap_scatter(run['umap'])"),
+    ("code", "from hbkit.analysis import figures as viz\nfrom hbkit.experiment.report import load_run\nrun = load_run(RUN)\nviz.umap_scatter(run['umap'])"),
     ("code", "al = run['alignment']\nal[al.metric == 'lang_knn_purity'].pivot_table(index='benchmark', columns='model', values='value', aggfunc='mean')"),
 ])
 
@@ -124,11 +124,11 @@ write("06_dashboard.ipynb", [
            "The α slider picks an extra hybrid share; the button trains the strategies (and hybrid at that α) with the small "
            "`ci` profile and reloads.\n\n"
            "**The paper's Table 1 beside ours.** hbkit ships the paper's Table 1 (XLM-R, LaBSE) and LAReQA's mBERT baselines "
-           "(`hbkit/reference/arxiv-2408.10536-table1.csv`, with its source); `HBKIT_REFERENCE=other.csv` replaces it. They are "
+           "(`hbkit/analysis/published/arxiv-2408.10536-table1.csv`, with its source); `HBKIT_REFERENCE=other.csv` replaces it. They are "
            "other encoders, trained on other data, evaluated on the full XQuAD-R: compare the *effects* (which strategy wins "
            "where), shown below beside ours, not the absolute values."),
     ("code", SETUP),
-    ("code", "from hbkit.widgets import Dashboard, default_reference, load_aggregate, load_results, run_encoder\n"
+    ("code", "from hbkit.analysis.reference import default_reference\nfrom hbkit.app.widgets import Dashboard, load_aggregate, load_results, run_encoder\n"
              "reference = default_reference()  # the shipped Table 1, or HBKIT_REFERENCE\n"
              "dash = Dashboard(load_results(RUN), out=RUN + '-dashboard', reference=reference, aggregate=load_aggregate(RUN),\n"
              "                 encoder=run_encoder(RUN))  # 'ours - paper' only against the same encoder\ndash.widget"),
@@ -138,7 +138,7 @@ write("06_dashboard.ipynb", [
     ("code", "[(t.name, [float(a) for a in t.x], [round(float(v), 3) for v in t.y]) for t in dash.alpha_fig.data]"),
     ("code", "dash.table"),
     ("md", "The paper's effects beside ours (same sign? the paper's effect inside our interval?) and the verdicts:"),
-    ("code", "from hbkit import reference as views\nfrom hbkit.compare import load_run\nrun = load_run(RUN)\n"
+    ("code", "from hbkit.analysis import reference as views\nfrom hbkit.experiment.report import load_run\nrun = load_run(RUN)\n"
              "views.effects_view(run['effects'], reference).dropna(subset=['diff'])[['encoder', 'contrast', 'benchmark', 'setting', 'metric', 'paper_diff', 'diff', 'low', 'high', 'same_sign', 'paper_inside_our_interval']].round(3)"),
     ("code", "run['verdicts'][['claim', 'benchmark', 'verdict']]"),
 ])

@@ -36,7 +36,7 @@ def main() -> int:
     env = {**os.environ, "HBKIT_PROFILE": a.profile}
     run = ROOT / "runs" / f"notebooks-{a.profile}"
     if not (run / "results.csv").is_file():
-        from hbkit.compare import compare
+        from hbkit.experiment.compare import compare
         compare(a.profile, run, progress=False)
     port = free_port()
     voila = subprocess.Popen([sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",

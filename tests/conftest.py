@@ -24,12 +24,12 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny():
-    from hbkit.models import tiny_encoder
+    from hbkit.encoders.load import tiny_encoder
     return tiny_encoder()
 
 
 @pytest.fixture(scope="session")
 def embedded():
-    from hbkit.models import load_encoder
+    from hbkit.encoders.load import load_encoder
     os.environ["HF_HUB_OFFLINE"] = "1"
     return load_encoder("intfloat/multilingual-e5-small")

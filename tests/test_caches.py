@@ -1,8 +1,8 @@
 """Every cache hbkit keeps, walked: each input that changes a cache's bytes gives it a new key, and each cache
 survives a truncated and a 0-byte file (it is built again, to the same content).
 
-The caches and their one rule (``hbkit.files.content_key``: the bytes of the input files, never their path, size
-or mtime; ``hbkit.models.fingerprint`` for an encoder):
+The caches and their one rule (``hbkit.core.files.content_key``: the bytes of the input files, never their path, size
+or mtime; ``hbkit.encoders.load.fingerprint`` for an encoder):
 
 =========================  ==========================================================  ===========================
 cache                      key                                                         damaged file
@@ -24,8 +24,9 @@ import shutil
 import numpy as np
 import pytest
 
-from hbkit import corpora, models
-from hbkit.files import content_key
+from hbkit.core.files import content_key
+from hbkit.data import corpora, corpus_cache, translate_train
+from hbkit.encoders import load as models
 
 
 def edit_in_place(path) -> None:
@@ -48,7 +49,7 @@ def damage(path, how: str) -> None:
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
-    corpora.BUILDS.clear()
+    corpus_cache.BUILDS.clear()
     return tmp_path / "cache"
 
 
@@ -92,7 +93,7 @@ def test_training_corpus_cache(cache, tmp_path):
     assert first == rows
     (folder,) = [cache / "corpora" / n for n in
                  {p.name for p in (cache / "corpora").iterdir() if not p.name.startswith(".") and p.is_dir()}
-                 if corpora._key("squad-translate-train", corpora.squad_translate_train_files(release2, LANGS).values(),
+                 if corpus_cache.cache_key("squad-translate-train", translate_train.squad_translate_train_files(release2, LANGS).values(),
                                  {"languages": sorted(LANGS), "passage": "sentence"}) in n]
     for how in ("truncated", "empty"):
         (arrow,) = list((folder / "dataset").glob("*.arrow"))
@@ -111,7 +112,7 @@ def _mlqa_fixture(root):
 
 
 def test_derived_benchmark_cache(cache, tmp_path):
-    from hbkit.data import load_mlqa_r_rebuilt
+    from hbkit.data.benchmarks import load_mlqa_r_rebuilt
     root = _mlqa_fixture(tmp_path / "data")
     first = load_mlqa_r_rebuilt(root, ["en", "de"])
     pkls = lambda: sorted((cache / "benchmarks").glob("*.pkl"))  # noqa: E731
@@ -132,8 +133,8 @@ def test_embedding_cache(cache, tmp_path):
     import torch
     from sentence_transformers import models as st_models
 
-    from hbkit.evaluation import encode
-    from hbkit.models import load_encoder
+    from hbkit.encoders.encode import encode
+    from hbkit.encoders.load import load_encoder
     texts = ["hello world", "another text"]
     base = encode(load_encoder("tiny"), texts, "query")
     n = lambda: len(list(cache.rglob("*.npy")))  # noqa: E731
@@ -172,7 +173,8 @@ def test_tydiqa_corpus_cache(cache, data_dir):
     """Keyed by the TyDi content it is built from (another copy of the data with other questions gets its own
     entry: tests/test_miracl.py::test_tydiqa_corpus_cache_follows_the_data); a damaged shard, topics or qrels file
     of the entry fails its sha256 record and is built again."""
-    from hbkit.miracl import corpus_files, load_corpus_benchmarks
+    from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
+    from hbkit.data.miracl import corpus_files
     (b,) = load_corpus_benchmarks("tydiqa-corpus:sw", data_dir)
     n_docs = b.check()
     shard = corpus_files(b.files[0].parent)[0]
@@ -187,8 +189,8 @@ def test_tydiqa_corpus_cache(cache, data_dir):
 
 
 def test_encoded_corpus_shards(tmp_path):
-    from hbkit.models import load_encoder
-    from hbkit.search import encode_corpus
+    from hbkit.encoders.load import load_encoder
+    from hbkit.retrieval.shards import encode_corpus
     docs = [(f"d{i}", f"passage number {i}") for i in range(12)]
     m = load_encoder("tiny")
     out = tmp_path / "enc"
@@ -232,8 +234,8 @@ def test_embedded_model_folder_is_keyed_by_its_package_files(cache, tmp_path, mo
 def test_compare_data_fingerprint_follows_a_corpus_shards_bytes(tmp_path):
     from test_miracl import _write
 
-    from hbkit.compare import corpus_fingerprint
-    from hbkit.miracl import corpus_files, read_release
+    from hbkit.data.miracl import corpus_files, read_release
+    from hbkit.experiment.plan import corpus_fingerprint
     root = _write(tmp_path / "miracl")
     before = corpus_fingerprint(read_release(root, "sw"))
     edit_in_place(corpus_files(root / "miracl-corpus-v1.0-sw")[1])
@@ -246,15 +248,15 @@ def test_a_folder_with_the_former_corpus_fingerprint_stays_reusable(tmp_path):
     import pytest as _pytest
     from test_miracl import _write
 
-    from hbkit.compare import LEGACY, _check_reusable, corpus_fingerprint, legacy_corpus_fingerprint
-    from hbkit.miracl import read_release
+    from hbkit.data.miracl import read_release
+    from hbkit.experiment.plan import LEGACY, check_reusable, corpus_fingerprint, legacy_corpus_fingerprint
     b = read_release(_write(tmp_path / "miracl"), "sw")
     out = tmp_path / "run"
     (out / "per_query").mkdir(parents=True)
     (out / "per_query" / "x.parquet").write_bytes(b"x")
     cfg = {**LEGACY, "data": {"miracl-sw": corpus_fingerprint(b)}}
     (out / "config.json").write_text(json.dumps({**LEGACY, "data": {"miracl-sw": legacy_corpus_fingerprint(b)}}))
-    _check_reusable(out, cfg, {"miracl-sw": legacy_corpus_fingerprint(b)})   # the same data: reused
+    check_reusable(out, cfg, {"miracl-sw": legacy_corpus_fingerprint(b)})   # the same data: reused
     (out / "config.json").write_text(json.dumps({**LEGACY, "data": {"miracl-sw": "0" * 32}}))
     with _pytest.raises(ValueError, match="data: the files differ"):
-        _check_reusable(out, cfg, {"miracl-sw": legacy_corpus_fingerprint(b)})
+        check_reusable(out, cfg, {"miracl-sw": legacy_corpus_fingerprint(b)})

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbkit.compare import compare, plan, report
+from hbkit.experiment.compare import compare
+from hbkit.experiment.plan import plan
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_outputs_exist_and_are_consistent(ci_run):
 
 def test_same_queries_for_every_seed(ci_run):
     """The training seed never changes what is evaluated: every model is scored on the same queries."""
-    from hbkit.compare import load_per_query
+    from hbkit.experiment.stages import load_per_query
     pq = load_per_query(ci_run["out"])
     ids = pq.groupby(["model", "seed"], dropna=False).apply(lambda d: frozenset(zip(d.benchmark, d.query_id)))
     assert len(set(ids)) == 1
@@ -76,7 +77,7 @@ def test_report_re_renders_byte_for_byte(ci_run):
     before = {n: (out / n).read_bytes() for n in names}
     for n in names:
         (out / n).unlink()
-    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(out)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "report", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert {n: (out / n).read_bytes() for n in names} == before
     assert "Power plan" in r.stdout and "seeds_for_target" in r.stdout
@@ -103,7 +104,7 @@ def test_damaged_model_is_retrained(ci_run, data_dir, caplog):
     weights.write_bytes(weights.read_bytes()[:1000])
     (out / "per_query" / "hybrid-s0__tydiqa.parquet").unlink()
     compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
-    from hbkit.models import load_encoder
+    from hbkit.encoders.load import load_encoder
     assert load_encoder(str(out / "models" / "hybrid-s0" / "model")) is not None
 
 
@@ -129,9 +130,9 @@ def test_rerun_with_other_data_is_refused(ci_run, data_dir, tmp_path):
 
 
 def test_two_jobs_in_one_folder(ci_run):
-    from hbkit.files import FolderInUse, RunLock
+    from hbkit.core.files import FolderInUse, RunLock
     with RunLock(ci_run["out"]):
-        r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(ci_run["out"])], capture_output=True,
+        r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "report", str(ci_run["out"])], capture_output=True,
                            text=True)
     assert r.returncode == 2 and "is in use by PID" in r.stderr and "Traceback" not in r.stderr
     with RunLock(ci_run["out"]):
@@ -159,8 +160,8 @@ def test_extra_alpha_trains_only_the_new_runs(ci_run, data_dir):
 
 def test_overlapping_training_questions_are_refused(data_dir, tmp_path):
     """Zero-shot separation: a training corpus holding evaluation questions stops the job before any training."""
-    from hbkit.data import load_benchmark
-    from hbkit.corpora import ZeroShotError
+    from hbkit.data.benchmarks import load_benchmark
+    from hbkit.data.checks import ZeroShotError
     q = load_benchmark("mlqa-r", data_dir).queries.iloc[:3]
     rows = [{"group": f"g{i}", "lang": l, "query": t if l == "en" else f"{t} ({l})", "passage": f"p{i} {l}",
              "answer_key": f"g{i}"} for i, t in enumerate(q.text) for l in ("en", "de")]
@@ -203,7 +204,7 @@ def test_results_without_weights_are_reused_and_new_seeds_add_to_them(ci_run, da
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("models", "corpus", ".lock*", "report.html"))
     for f in (dst / "umap").glob("*-s1.npy"):
         f.unlink()                                  # only the first seed's UMAP is shown, and kept
-    from hbkit.compare import render
+    from hbkit.experiment.report import render
     cfg = json.loads((dst / "config.json").read_text())   # earlier tests may have added a benchmark or an α
     same = {"seeds": [0, 1], "alphas": cfg["alphas"], "corpus_benchmarks": cfg["corpus_benchmarks"]}
     ids = {r.id for r in plan({**cfg, **same})}
@@ -224,13 +225,13 @@ def test_results_without_weights_are_reused_and_new_seeds_add_to_them(ci_run, da
 def test_a1_can_be_supported_in_a_run_with_a_corpus_benchmark(ci_run):
     """tydiqa-corpus is not applicable to A1 (no parallel queries): with every A1 comparison significant in the
     claimed direction, A1 is supported, and the corpus benchmark is named as not applicable."""
-    from hbkit import stats
+    from hbkit.analysis import claims
     eff = pd.read_csv(ci_run["out"] / "effects.csv")
     assert "tydiqa-corpus-sw" in set(eff.benchmark)
     eff = eff.copy()
     for bench in ("xquad-r-eval", "mlqa-r", "tydiqa"):
         measures = ([("multi", "acc@1", +1)] if bench == "tydiqa" else
-                    [("alignment", m, s) for m, s in stats.A1_MEASURES])
+                    [("alignment", m, s) for m, s in claims.A1_MEASURES])
         for setting, metric, sign in measures:
             for other in ("xx", "xy"):
                 sel = (eff.benchmark == bench) & (eff.setting == setting) & (eff.metric == metric) & (
@@ -238,14 +239,14 @@ def test_a1_can_be_supported_in_a_run_with_a_corpus_benchmark(ci_run):
                 assert sel.sum() == 1, (bench, metric, other)
                 eff.loc[sel, ["diff", "low", "high", "p", "p_adj"]] = [0.05 * sign, 0.04 * sign, 0.06 * sign, 1e-6, 1e-5]
                 eff.loc[sel & (sign < 0), ["low", "high"]] = [-0.06, -0.04]
-    v = stats.verdicts(eff)
+    v = claims.verdicts(eff)
     a1 = v[(v.claim == "A1") & (v.benchmark == "all")].iloc[0]
     assert a1.verdict == "supported", a1.evidence
     assert "tydiqa-corpus-sw (a corpus benchmark" in a1.evidence
 
 
 def test_one_seed_says_it_shows_these_models_only(data_dir, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "compare", "--profile", "ci", "--seeds", "0", "--out",
+    r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "compare", "--profile", "ci", "--seeds", "0", "--out",
                         str(tmp_path / "one"), "--data-dir", str(data_dir)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "ONE TRAINING SEED: these numbers describe these trained models only" in r.stdout
@@ -256,8 +257,8 @@ def test_one_seed_says_it_shows_these_models_only(data_dir, tmp_path):
 def test_damaged_umap_and_log_files_are_named_and_recomputed(ci_run, data_dir, caplog):
     """A 0-byte UMAP array is named and recomputed; a train_log.jsonl whose last line a kill cut short is read
     without it (the loss curves still draw), and a line damaged in the middle is named with the file."""
-    from hbkit import viz
-    from hbkit.files import read_jsonl
+    from hbkit.analysis import figures as viz
+    from hbkit.core.files import read_jsonl
     out = ci_run["out"]
     (out / "umap" / "xx-s0.npy").write_bytes(b"")
     log = out / "models" / "xy-s0" / "train_log.jsonl"
@@ -276,7 +277,7 @@ def test_damaged_umap_and_log_files_are_named_and_recomputed(ci_run, data_dir, c
 
 
 def test_report_on_a_mistyped_folder_writes_nothing(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "report", str(tmp_path / "typo")], capture_output=True,
+    r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "report", str(tmp_path / "typo")], capture_output=True,
                        text=True)
     assert r.returncode != 0 and "is not a run folder" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "typo").exists()
@@ -300,7 +301,7 @@ def test_report_names_a_damaged_table_and_writes_nothing(ci_run, tmp_path, name,
     f = out / name
     f.write_bytes(damage(f.read_bytes()))
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    from hbkit.cli import main
+    from hbkit.app.cli import main
     rc = main(["report", str(out)])   # the command line, in this process (no interpreter start per case)
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err, err

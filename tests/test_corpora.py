@@ -7,8 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hbkit import corpora
-from hbkit.data import DataError
+from hbkit.data import corpora, corpus_cache, translate_train
+from hbkit.data.checks import ZeroShotError, check_zero_shot, normalize_text, overlap_counts
+from hbkit.data.pairs import COLUMNS, validate_pairs
+from hbkit.data.registry import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,7 +58,7 @@ def write_release(folder: Path, flat: bool = False) -> Path:
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
-    corpora.BUILDS.clear()
+    corpus_cache.BUILDS.clear()
     return tmp_path / "cache"
 
 
@@ -74,7 +76,7 @@ def rows(ds) -> dict:
 
 def test_squad_translate_train_rows_groups_and_answer_keys(cache, release):
     ds = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
-    assert set(corpora.COLUMNS) <= set(ds.column_names) and {"source", "context", "article"} <= set(ds.column_names)
+    assert set(COLUMNS) <= set(ds.column_names) and {"source", "context", "article"} <= set(ds.column_names)
     r = rows(ds)
     assert sorted(k for k in r if k[1] == "en") == [(f"q{i}", "en") for i in range(1, 7)]
     assert sorted(k[0] for k in r if k[1] == "de") == ["q1", "q2", "q3"]
@@ -94,7 +96,7 @@ def test_squad_translate_train_rows_groups_and_answer_keys(cache, release):
 
 
 def test_skips_counted_per_language_and_reason(cache, release, caplog):
-    with caplog.at_level("WARNING", logger="hbkit.corpora"):
+    with caplog.at_level("WARNING", logger="hbkit.data.corpora"):
         folder, stats = corpora.build_corpus("squad-translate-train", release, languages=LANGS)
     s = stats.set_index("lang")
     assert s.loc["de", "skipped: answer_start outside context"] == 1
@@ -109,7 +111,7 @@ def test_skips_counted_per_language_and_reason(cache, release, caplog):
     pd.testing.assert_frame_equal(saved, stats)
     assert json.loads((folder / "stats.json").read_text())["stats"][0]["lang"] == "de"
     ds = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
-    pd.testing.assert_frame_equal(corpora.corpus_stats(ds), stats)
+    pd.testing.assert_frame_equal(corpus_cache.corpus_stats(ds), stats)
 
 
 def test_paragraph_passages_and_flat_layout(cache, tmp_path):
@@ -132,7 +134,7 @@ def test_missing_language_file_and_bad_arguments(cache, release):
         corpora.load_training_corpus("squad-translate-train", release.parent / "nowhere")
     with pytest.raises(DataError, match="unknown training corpus 'squad'"):
         corpora.load_training_corpus("squad")
-    assert corpora.BUILDS["squad-translate-train"] == 0  # every argument is checked before any work
+    assert corpus_cache.BUILDS["squad-translate-train"] == 0  # every argument is checked before any work
 
 
 def test_truncated_release_file(cache, release):
@@ -146,23 +148,23 @@ def test_truncated_release_file(cache, release):
 def test_cache_reused_then_rebuilt_when_an_input_changes(cache, release):
     a = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
     b = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
-    assert corpora.BUILDS["squad-translate-train"] == 1
+    assert corpus_cache.BUILDS["squad-translate-train"] == 1
     assert a.cache_files and b.cache_files[0]["filename"] == a.cache_files[0]["filename"]  # memory-mapped
     corpora.load_training_corpus("squad-translate-train", release, languages=LANGS, rebuild=True)
-    assert corpora.BUILDS["squad-translate-train"] == 2
+    assert corpus_cache.BUILDS["squad-translate-train"] == 2
     f = release / "translate-train" / "squad.translate.train.en-es.json"
     obj = json.loads(f.read_text())
     obj["data"][1]["paragraphs"][0]["qas"][0]["question"] = "¿Qué cosa es Beta?"
     f.write_text(json.dumps(obj, ensure_ascii=False))
     c = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
-    assert corpora.BUILDS["squad-translate-train"] == 3
+    assert corpus_cache.BUILDS["squad-translate-train"] == 3
     assert rows(c)[("q5", "es")]["query"] == "¿Qué cosa es Beta?"
     corpora.load_training_corpus("squad-translate-train", release, languages=["en", "de"])  # other options: other key
-    assert corpora.BUILDS["squad-translate-train"] == 4
+    assert corpus_cache.BUILDS["squad-translate-train"] == 4
 
 
 def test_build_killed_half_way_leaves_no_usable_cache(cache, release, monkeypatch):
-    real = corpora._write_part
+    real = corpus_cache.write_part
     calls = []
 
     def dies(path, cols):
@@ -171,32 +173,32 @@ def test_build_killed_half_way_leaves_no_usable_cache(cache, release, monkeypatc
             raise KeyboardInterrupt("killed")
         return real(path, cols)
 
-    monkeypatch.setattr(corpora, "_write_part", dies)
+    monkeypatch.setattr(translate_train, "write_part", dies)
     with pytest.raises(KeyboardInterrupt):
         corpora.load_training_corpus("squad-translate-train", release, languages=LANGS, num_proc=1)
     assert "de" in calls  # it died after writing part of the corpus
     root = cache / "corpora"
     assert not [p for p in root.iterdir() if p.is_dir()]  # neither a target nor a temporary folder is left
-    monkeypatch.setattr(corpora, "_write_part", real)
+    monkeypatch.setattr(translate_train, "write_part", real)
     ds = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
-    assert len(ds) == 14 and corpora.BUILDS["squad-translate-train"] == 1
+    assert len(ds) == 14 and corpus_cache.BUILDS["squad-translate-train"] == 1
     # a half-written folder without the COMPLETE marker (a SIGKILL after the rename is impossible, but a copy
     # could be partial) is not taken for a finished cache
     folder = Path(ds.cache_files[0]["filename"]).parent.parent
     (folder / "COMPLETE").unlink()
     corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
-    assert corpora.BUILDS["squad-translate-train"] == 2
+    assert corpus_cache.BUILDS["squad-translate-train"] == 2
 
 
 def _die_mid_build(release: str) -> None:
-    real = corpora._write_part
+    real = corpus_cache.write_part
 
     def dies(path, cols):
         if path.stem == "es":
             os._exit(9)  # like SIGKILL: no exception handler, no finally, the temporary folder stays
         return real(path, cols)
 
-    corpora._write_part = dies
+    translate_train.write_part = dies
     corpora.load_training_corpus("squad-translate-train", release, languages=LANGS, num_proc=1)
 
 
@@ -212,7 +214,7 @@ def test_process_killed_mid_build_leaves_a_stale_folder_that_is_never_used(cache
     assert len(stale) == 1 and stale[0].name.startswith(".squad-translate-train-") and stale[0].name.endswith(".tmp")
     assert (stale[0] / "_parts" / "de.arrow").is_file()  # it did die half-way
     ds = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
-    assert len(ds) == 14 and corpora.BUILDS["squad-translate-train"] == 1
+    assert len(ds) == 14 and corpus_cache.BUILDS["squad-translate-train"] == 1
     assert [d.name for d in root.iterdir() if d.is_dir()] == [Path(ds.cache_files[0]["filename"]).parent.parent.name]
 
 
@@ -221,7 +223,7 @@ def _load_in_child(release: str) -> dict:
 
     ds = corpora.load_training_corpus("squad-translate-train", release, languages=LANGS, num_proc=1)
     blob = json.dumps([ds[i] for i in range(len(ds))], sort_keys=True).encode()
-    return {"builds": corpora.BUILDS["squad-translate-train"], "pid": os.getpid(),
+    return {"builds": corpus_cache.BUILDS["squad-translate-train"], "pid": os.getpid(),
             "sha": hashlib.sha256(blob).hexdigest()}
 
 
@@ -260,11 +262,11 @@ def test_xquad_train_answer_keys(xquad_train_ds):
 
 
 def test_overlap_xquad_train_in_domain_and_refusals(xquad_train_ds, data_dir):
-    from hbkit.data import load_benchmark
+    from hbkit.data.benchmarks import load_benchmark
 
     benches = {"xquad-r-eval": load_benchmark("xquad-r-eval", data_dir),
                "xquad-r": load_benchmark("xquad-r", data_dir, languages=["en", "de"])}
-    counts = corpora.overlap_counts(xquad_train_ds, benches)
+    counts = overlap_counts(xquad_train_ds, benches)
     c = counts.set_index(["benchmark", "field", "match"])
     assert c["known_in_domain"].all()
     assert c.loc[("xquad-r-eval", "query", "exact"), "bench_matched"] == 0
@@ -273,36 +275,36 @@ def test_overlap_xquad_train_in_domain_and_refusals(xquad_train_ds, data_dir):
     assert len(shared) > 1700
     assert c.loc[("xquad-r", "query", "exact"), "bench_matched"] == len(shared)
     assert c.loc[("xquad-r", "query", "normalised"), "bench_matched"] >= len(shared)
-    with pytest.raises(corpora.ZeroShotError, match=rf"xquad-r: {len(shared)} of its \d+ questions occur"):
-        corpora.check_zero_shot(counts)
+    with pytest.raises(ZeroShotError, match=rf"xquad-r: {len(shared)} of its \d+ questions occur"):
+        check_zero_shot(counts)
     with pytest.warns(UserWarning, match="not zero-shot"):
-        corpora.check_zero_shot(counts, force=True)
+        check_zero_shot(counts, force=True)
     with pytest.warns(UserWarning, match="xquad-r-eval: .*in-domain"):
-        corpora.check_zero_shot(counts[counts["benchmark"] == "xquad-r-eval"])
+        check_zero_shot(counts[counts["benchmark"] == "xquad-r-eval"])
 
 
 def test_overlap_counts_a_planted_question(cache, data_dir):
-    from hbkit.data import load_benchmark
+    from hbkit.data.benchmarks import load_benchmark
 
     bench = load_benchmark("xquad-r-eval", data_dir, languages=["en"])
     q = bench.queries["text"].iloc[0]
-    train = corpora.validate_pairs(pd.DataFrame({
+    train = validate_pairs(pd.DataFrame({
         "group": ["a", "b", "c"], "lang": ["en"] * 3,
         "query": ["  " + q.upper().rstrip("?") + " !", "Who wrote Hamlet?", "Is this new?"],
         "passage": ["x", bench.candidates["text"].iloc[5], "z"]}), origin="planted")
-    counts = corpora.overlap_counts(train, {"xquad-r-eval": bench}).set_index(["field", "match"])
+    counts = overlap_counts(train, {"xquad-r-eval": bench}).set_index(["field", "match"])
     assert counts.loc[("query", "exact"), "bench_matched"] == 0
     assert counts.loc[("query", "normalised"), "bench_matched"] == 1
     assert counts.loc[("query", "normalised"), "examples"] == [q]
     assert counts.loc[("passage", "exact"), "bench_matched"] >= 1
     assert not counts["known_in_domain"].any()
-    with pytest.raises(corpora.ZeroShotError, match=r"xquad-r-eval: 0 of its \d+ questions occur in the training corpus verbatim and 1 after"):
-        corpora.check_zero_shot(counts.reset_index())
+    with pytest.raises(ZeroShotError, match=r"xquad-r-eval: 0 of its \d+ questions occur in the training corpus verbatim and 1 after"):
+        check_zero_shot(counts.reset_index())
 
 
 def test_normalize_text():
-    assert corpora.normalize_text("  Ｗhat’s   THE\tcapital?! ") == "whats the capital"
-    assert corpora.normalize_text("¿Qué es «Alfa»?") == "qué es alfa"
+    assert normalize_text("  Ｗhat’s   THE\tcapital?! ") == "whats the capital"
+    assert normalize_text("¿Qué es «Alfa»?") == "qué es alfa"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,7 +335,7 @@ def test_user_pairs_jsonl_csv_parquet_roundtrip(cache, tmp_path):
         assert r[("g1", "en")]["source"] == str(f)
     assert corpora.load_training_corpus(j, languages=["en"])["lang"] == ["en", "en"]
     corpora.load_training_corpus(j)
-    assert sum(v for k, v in corpora.BUILDS.items() if k.startswith("user-")) == 3  # each file validated once
+    assert sum(v for k, v in corpus_cache.BUILDS.items() if k.startswith("user-")) == 3  # each file validated once
 
 
 @pytest.mark.parametrize("recs,raw,match", [

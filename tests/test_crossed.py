@@ -1,12 +1,12 @@
-"""hbkit.crossed, the strategy-level test: equal to statsmodels' MixedLM (REML, crossed variance components) on
+"""hbkit.analysis.crossed, the strategy-level test: equal to statsmodels' MixedLM (REML, crossed variance components) on
 small cases; its level, power at the reported MDE and interval coverage checked by simulation against a known
 truth (3 and 8 seeds, seed-SE/cluster-SE ratios 0 to 4), also end to end through stats.effects."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from hbkit import stats
-from hbkit.crossed import crossed_test, expected_se_df, noncentrality, power_of, seeds_needed
+from hbkit.analysis import stats
+from hbkit.analysis.crossed import crossed_test, expected_se_df, noncentrality, power_of, seeds_needed
 
 G = 120
 

@@ -3,8 +3,11 @@ import json
 
 import pytest
 
-from hbkit import data
-from hbkit.data import DataError
+from hbkit.data import benchmarks as data
+from hbkit.data import releases
+from hbkit.data.registry import EVAL_ARTICLES, TRAIN_ARTICLES, XQUAD_R_LANGS, DataError, check_benchmark_names
+from hbkit.data.releases import SOURCES, download, release_dir
+from hbkit.data.squad import split_sentences
 
 XQUAD_R_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219,
                       "th": 852, "tr": 1167, "vi": 1209, "zh": 1196}
@@ -21,7 +24,7 @@ def test_xquad_r_counts_and_parallel_structure(data_dir):
     assert (counts["queries"] == 1190).all()
     langs_of = b.candidates.set_index("id")["lang"]
     for qid, rel in b.relevance.items():
-        assert len(rel) == 11 and sorted(langs_of[c] for c in rel) == sorted(data.XQUAD_R_LANGS)
+        assert len(rel) == 11 and sorted(langs_of[c] for c in rel) == sorted(XQUAD_R_LANGS)
     # same group id across languages: 1,190 groups, each in 11 languages
     assert (b.queries.groupby("group")["lang"].nunique() == 11).all() and b.queries["group"].nunique() == 1190
 
@@ -61,7 +64,7 @@ def test_tydiqa(data_dir):
 
 
 def test_split_and_pairs(data_dir):
-    assert len(data.TRAIN_ARTICLES) == 36 and len(data.EVAL_ARTICLES) == 12
+    assert len(TRAIN_ARTICLES) == 36 and len(EVAL_ARTICLES) == 12
     pairs = data.parallel_pairs(data_dir=data_dir)
     held = data.load_benchmark("xquad-r-eval", data_dir)
     data.check_disjoint(pairs["group"], held)
@@ -92,7 +95,7 @@ def test_summary(data_dir):
 def _write(tmp_path, obj, name="en.json"):
     folder = tmp_path / "xquad-r"
     folder.mkdir(parents=True, exist_ok=True)
-    for lang in data.XQUAD_R_LANGS:
+    for lang in XQUAD_R_LANGS:
         (folder / f"{lang}.json").write_text(json.dumps({"data": []}))
     p = folder / name
     p.write_text(obj if isinstance(obj, str) else json.dumps(obj))
@@ -146,7 +149,7 @@ def test_empty_question_is_counted(tmp_path, caplog):
 def test_broken_data_dir_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HBKIT_DATA_DIR", str(tmp_path / "nope"))
     with pytest.raises(DataError, match="HBKIT_DATA_DIR=.*lacks .*ar.json .*of xquad-r"):
-        data.release_dir("xquad-r")
+        release_dir("xquad-r")
 
 
 def test_missing_language_file_is_named_and_others_still_load(data_dir, tmp_path):
@@ -173,9 +176,9 @@ def test_language_arguments(tmp_path):
     with pytest.raises(DataError, match="'en' is given twice"):
         data.load_xquad_r(tmp_path, languages=["en", "en"])
     with pytest.raises(DataError, match="given twice"):
-        data.check_benchmark_names("tydiqa,tydiqa")
+        check_benchmark_names("tydiqa,tydiqa")
     with pytest.raises(DataError, match="unknown benchmark 'xquadr'"):
-        data.check_benchmark_names("tydiqa,xquadr")
+        check_benchmark_names("tydiqa,xquadr")
 
 
 def test_empty_sentence_breaks_is_rejected(tmp_path):
@@ -187,7 +190,7 @@ def test_empty_sentence_breaks_is_rejected(tmp_path):
 
 
 def test_download_honours_the_folder_and_offline_mode(tmp_path, monkeypatch, capsys):
-    from hbkit.cli import main
+    from hbkit.app.cli import main
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["data", "download", "xquad-r", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
@@ -197,42 +200,42 @@ def test_download_honours_the_folder_and_offline_mode(tmp_path, monkeypatch, cap
 
 def test_offline_without_data_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.delenv("HBKIT_DATA_DIR", raising=False)
-    monkeypatch.setattr(data, "PROJECT_DATA", tmp_path)
+    monkeypatch.setattr(releases, "PROJECT_DATA", tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="set HBKIT_DATA_DIR.*hbkit data download mlqa"):
-        data.release_dir("mlqa")
+        release_dir("mlqa")
 
 
 def test_download_verifies_sha256(data_dir, tmp_path, monkeypatch):
     # the official addresses are unreachable here: serve the release copies from file:// URLs instead
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("HBKIT_OFFLINE", raising=False)
-    src = {"xquad-r": {**data.SOURCES["xquad-r"], "url": (data_dir / "xquad-r").as_uri() + "/{file}"}}
-    data.download("xquad-r", tmp_path, sources=src)
+    src = {"xquad-r": {**SOURCES["xquad-r"], "url": (data_dir / "xquad-r").as_uri() + "/{file}"}}
+    download("xquad-r", tmp_path, sources=src)
     assert (tmp_path / "xquad-r" / "en.json").read_bytes() == (data_dir / "xquad-r" / "en.json").read_bytes()
     bad = tmp_path / "bad"; bad.mkdir()
     (bad / "en.json").write_text("{}")
-    for lang in data.XQUAD_R_LANGS:
+    for lang in XQUAD_R_LANGS:
         if lang != "en":
             (bad / f"{lang}.json").write_bytes((data_dir / "xquad-r" / f"{lang}.json").read_bytes())
-    src = {"xquad-r": {**data.SOURCES["xquad-r"], "url": bad.as_uri() + "/{file}"}}
+    src = {"xquad-r": {**SOURCES["xquad-r"], "url": bad.as_uri() + "/{file}"}}
     with pytest.raises(DataError, match="sha256"):
-        data.download("xquad-r", tmp_path / "x", sources=src)
+        download("xquad-r", tmp_path / "x", sources=src)
 
 
 def test_sentence_splitter_covers_every_training_language():
     """pysbd has no rules for tr, th, vi (all in XTREME's translate-train): they must split, not crash."""
     for lang in ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"):
-        spans = data.split_sentences("One two. Three four.", lang)
+        spans = split_sentences("One two. Three four.", lang)
         assert spans and spans[0][0] == 0 and spans[-1][1] <= len("One two. Three four.")
-    assert data.split_sentences("Bu bir cümle. Bu da ikinci.", "tr") == [(0, 14), (14, 27)]
+    assert split_sentences("Bu bir cümle. Bu da ikinci.", "tr") == [(0, 14), (14, 27)]
 
 
 def test_answer_clusters_join_groups_that_share_a_paragraph(data_dir):
     """The statistics' unit: XQuAD-R's held-out questions share paragraphs (and often answer sentences), so 296
     groups make far fewer independent clusters; every group is in exactly one, and groups of one cluster share a
     source paragraph with another group of it."""
-    from hbkit.data import answer_clusters, load_benchmark
+    from hbkit.data.benchmarks import answer_clusters, load_benchmark
     b = load_benchmark("xquad-r-eval", data_dir)
     c = answer_clusters(b)
     assert len(c) == b.queries.group.nunique() == 296 and c.group.is_unique

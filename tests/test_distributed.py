@@ -22,7 +22,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(args, nproc, env, module=("-m", "hbkit.cli")):
+def _launch(args, nproc, env, module=("-m", "hbkit.app.cli")):
     if nproc == 1:
         cmd = [sys.executable, *module, *args]
     else:
@@ -56,17 +56,17 @@ def test_two_processes_from_an_empty_cache_past_two_epochs_equal_one_at_double_b
 RESUME_SCRIPT = textwrap.dedent("""
     import os, sys
     from transformers import TrainerCallback
-    from hbkit.compare import _subsample_pairs
-    from hbkit.data import parallel_pairs
-    from hbkit.models import tiny_encoder
-    from hbkit.training import TrainConfig, train
+    from hbkit.experiment.stages import subsample_pairs
+    from hbkit.data.benchmarks import parallel_pairs
+    from hbkit.encoders.load import tiny_encoder
+    from hbkit.train.trainer import TrainConfig, train
 
     class Interrupt(TrainerCallback):  # right after the step that follows a checkpoint, in the second epoch
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == int(os.environ["STOP_AT"]):
                 raise SystemExit(3)
 
-    pairs = _subsample_pairs(parallel_pairs(), 40, 1)
+    pairs = subsample_pairs(parallel_pairs(), 40, 1)
     cfg = TrainConfig(strategy="hybrid", batch_size=4, max_steps=12, lr=1e-3, dropout=0.0, save_steps=3,
                       freeze_word_embeddings=False, seed=1)
     cb = [Interrupt()] if os.environ.get("STOP_AT") else []
@@ -100,8 +100,8 @@ BUILD_SCRIPT = textwrap.dedent("""
     import logging, sys
     logging.basicConfig(level=logging.INFO)
     import numpy as np
-    from hbkit.models import tiny_encoder
-    from hbkit.evaluation import encode
+    from hbkit.encoders.load import tiny_encoder
+    from hbkit.retrieval.pools import encode
     m = tiny_encoder(seed=7)
     texts = [f"text {i}" for i in range(50)]
     E = None

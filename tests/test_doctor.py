@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hbkit.doctor import MISSING, doctor
+from hbkit.experiment.doctor import MISSING, doctor
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def offline(monkeypatch, tmp_path):
 
 def _free(monkeypatch, gib):
     real = shutil.disk_usage
-    monkeypatch.setattr("hbkit.doctor.shutil.disk_usage",
+    monkeypatch.setattr("hbkit.experiment.doctor.shutil.disk_usage",
                         lambda p: real(p)._replace(free=int(gib * 2**30)))
 
 
@@ -57,7 +57,7 @@ def test_paper_profile_offline_names_what_is_missing(offline, data_dir, tmp_path
     assert row.status == MISSING and "download_squad_translate_train" in row.fix
     assert t.loc["data: miracl-sw", "status"] == "skipped" and "miracl/miracl" in t.loc["data: miracl-sw", "fix"]
     assert t.loc["CUDA", "status"] in (MISSING, "ok")
-    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "doctor", "--profile", "paper", "--data-dir", str(root),
+    r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "doctor", "--profile", "paper", "--data-dir", str(root),
                         "--out", str(tmp_path / "run")], capture_output=True, text=True,
                        env={**__import__("os").environ, "HF_HUB_OFFLINE": "1"})
     assert r.returncode == 1 and "not ready:" in r.stdout and "training corpus: squad-translate-train" in r.stdout
@@ -65,6 +65,6 @@ def test_paper_profile_offline_names_what_is_missing(offline, data_dir, tmp_path
 
 
 def test_bad_profile_is_refused_before_any_check(offline):
-    from hbkit.config import ProfileError
+    from hbkit.experiment.profiles import ProfileError
     with pytest.raises(ProfileError, match="batch_size"):
         doctor("cpu", batch_size=1)

@@ -4,9 +4,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score
 
-from hbkit.data import RetrievalBenchmark
-from hbkit.evaluation import (alignment, encode, evaluate_embeddings, language_knn_purity, paired_bootstrap,
-                              rank_metrics)
+from hbkit.analysis.bootstrap import paired_bootstrap
+from hbkit.data.benchmarks import RetrievalBenchmark
+from hbkit.encoders.encode import encode
+from hbkit.retrieval.alignment import alignment, language_knn_purity
+from hbkit.retrieval.pools import evaluate_embeddings
+from hbkit.retrieval.ranking import rank_metrics
 
 
 def _exact_scores(Q, C):
@@ -45,7 +48,8 @@ def test_map_with_ties_equals_sklearn():
 
 
 def test_topk_metrics_equal_ranx():
-    from ranx import Qrels, Run, evaluate as rx
+    from ranx import Qrels, Run
+    from ranx import evaluate as rx
     Q, C, rel = _random(n=40, m=200, seed=4)
     got = rank_metrics(Q, C, rel)
     S = Q @ C.T
@@ -133,7 +137,7 @@ def test_paired_bootstrap_detects_difference_and_not_noise():
 def test_sharded_encode_matches_single_process(tiny):
     """Two worker processes (sentence-transformers' multi-process pool) give the single-process embeddings,
     merged in input order."""
-    from hbkit.evaluation import encode
+    from hbkit.encoders.encode import encode
     texts = [f"sentence number {i} in a small corpus" for i in range(40)]
     one = encode(tiny, texts, "query", cache=False)
     two = encode(tiny, texts, "query", cache=False, devices=["cpu", "cpu"])
@@ -142,8 +146,10 @@ def test_sharded_encode_matches_single_process(tiny):
 
 def test_encode_cache_is_keyed_by_weights(tiny, tmp_path, monkeypatch):
     import copy
+
     import torch
-    from hbkit.evaluation import encode
+
+    from hbkit.encoders.encode import encode
     monkeypatch.setenv("HBKIT_CACHE", str(tmp_path))
     a = encode(tiny, ["hello", "world"], "query")
     assert len(list(tmp_path.rglob("*.npy"))) == 1
@@ -156,8 +162,8 @@ def test_encode_cache_is_keyed_by_weights(tiny, tmp_path, monkeypatch):
 
 
 def test_map_equals_sklearn_on_real_benchmark_subset(data_dir, tiny):
-    from hbkit.data import load_benchmark
-    from hbkit.evaluation import encode
+    from hbkit.data.benchmarks import load_benchmark
+    from hbkit.encoders.encode import encode
     b = load_benchmark("xquad-r-eval", data_dir).subsample(15, seed=1)
     Q = encode(tiny, b.queries.text.tolist(), "query", cache=False)
     C = encode(tiny, b.candidates.text.tolist(), "passage", cache=False)
@@ -184,7 +190,7 @@ def test_map_only_mode_matches_full():
 def test_tydiqa_has_no_cross_cells(data_dir):
     """TyDi-QA is not parallel: no query has a relevant passage in another language, so the general rule
     (a cell with no relevant candidate yields no row) leaves it mono and multi only."""
-    from hbkit.data import load_benchmark
+    from hbkit.data.benchmarks import load_benchmark
     b = load_benchmark("tydiqa", data_dir).subsample(40, seed=0)
     rng = np.random.default_rng(0)
     Q = rng.normal(size=(len(b.queries), 8)).astype(np.float32)
@@ -245,8 +251,8 @@ def test_cpu_kernel_equals_torch_kernel(case, monkeypatch):
     if case == "one-vector":
         C[:] = C[0]
     if case == "int64-counts":  # the path of pools of 2**24 candidates or more
-        import hbkit.ranking
-        monkeypatch.setattr(hbkit.ranking, "_F32_EXACT", 0)
+        import hbkit.retrieval.ranking
+        monkeypatch.setattr(hbkit.retrieval.ranking, "_F32_EXACT", 0)
         C[rng.integers(0, 400, 120)] = C[rng.integers(0, 400, 120)]
     langs = np.array(["de", "en", "fr"])
     ql, cl = langs[rng.integers(0, 3, len(Q))], langs[rng.integers(0, 3, len(C))]

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hbkit.data import DataError
-from hbkit.evaluators import RetrievalEvaluator, pairs_benchmark
+from hbkit.data.registry import DataError
+from hbkit.train.evaluator import RetrievalEvaluator, pairs_benchmark
 
 PAIRS = pd.DataFrame({
     "group": ["g1", "g2", "g3", "g1", "g2", "g3"],
@@ -36,7 +36,7 @@ def test_pairs_benchmark_dedupes_by_answer_key_and_relates_translations():
 def test_metrics_match_sklearn_average_precision(tiny):
     from sklearn.metrics import average_precision_score
 
-    from hbkit.evaluation import encode
+    from hbkit.encoders.encode import encode
 
     ev = RetrievalEvaluator(PAIRS, name="val", batch_size=4)
     m = ev(tiny)
@@ -58,8 +58,8 @@ def test_inside_sentence_transformer_trainer(tiny, tmp_path, data_dir):
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer import losses
 
-    from hbkit import corpora
-    from hbkit.models import tiny_encoder
+    from hbkit.data import corpora
+    from hbkit.encoders.load import tiny_encoder
 
     pairs = corpora.load_training_corpus("xquad-train", data_dir, languages=["en", "de"]).to_pandas()
     groups = sorted(pairs["group"].unique())

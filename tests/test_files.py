@@ -3,7 +3,7 @@ import os
 import subprocess
 import sys
 
-from hbkit.files import RunLock, atomic_path, build_once, remove_stale_tmp, tmp_name
+from hbkit.core.files import RunLock, atomic_path, build_once, remove_stale_tmp, tmp_name
 
 
 def _dead_pid() -> int:

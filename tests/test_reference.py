@@ -1,9 +1,9 @@
-"""hbkit.reference: the shipped Table 1, its checks, and the views beside our results and effects."""
+"""hbkit.analysis.reference: the shipped Table 1, its checks, and the views beside our results and effects."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from hbkit import reference as R
+from hbkit.analysis import reference as R
 
 
 def test_shipped_table_loads_with_its_header():
@@ -27,12 +27,6 @@ def test_default_reference_is_the_shipped_table_unless_overridden(tmp_path, monk
     path.write_text("source,encoder,model,benchmark,setting,metric,value\np,E,xx,mlqa-r,multi,map,0.5\n")
     monkeypatch.setenv("HBKIT_REFERENCE", str(path))
     assert len(R.default_reference()) == 1
-
-
-def test_widgets_names_are_the_reference_functions():
-    from hbkit import widgets
-    assert widgets.load_reference is R.load_reference and widgets.beside is R.beside
-    assert widgets.default_reference is R.default_reference
 
 
 def test_unknown_and_unrun_benchmarks_get_a_message(tmp_path):
@@ -120,7 +114,8 @@ def test_absolute_view_differences_only_for_the_same_encoder_and_benchmark():
 def test_a_renamed_metric_or_an_empty_file_is_named(tmp_path):
     """`mAP` for `map` would silently match nothing (48 matched effects fall to 12): refused, naming the row."""
     import pytest
-    from hbkit.reference import load_reference, shipped_reference_path
+
+    from hbkit.analysis.reference import load_reference, shipped_reference_path
     text = shipped_reference_path().read_text()
     bad = tmp_path / "ref.csv"
     bad.write_text(text.replace(",map,", ",mAP,", 1))
@@ -136,7 +131,7 @@ def test_shipped_paper_tables_agree_with_their_printed_means():
     """The shipped per-language tables (Tables 3-8, 12-13) load whole, and each group's languages average to the
     printed Mean row at the printed precision: an independent check of the extraction, with the one misprint the
     README names (Table 5, LaBSE hybrid XQuAD-R mono mAP, 0.0017 off)."""
-    from hbkit.reference import paper_tables
+    from hbkit.analysis.reference import paper_tables
     t = paper_tables()
     assert len(t) == 1092 and set(t.table) == {1, 2, 3, 4, 5, 6, 7, 8, 12, 13}
     keys = ["table", "encoder", "model", "benchmark", "setting", "metric"]
@@ -151,7 +146,7 @@ def test_shipped_paper_tables_agree_with_their_printed_means():
 
 
 def test_paper_tables_name_a_bad_row(tmp_path):
-    from hbkit.reference import paper_tables, shipped_reference_path
+    from hbkit.analysis.reference import paper_tables, shipped_reference_path
     src = shipped_reference_path().with_name("arxiv-2408.10536-tables.csv").read_text().splitlines()
     bad = tmp_path / "t.csv"
     bad.write_text("\n".join(src[:3] + [src[3].replace(",XLM-R,", ",XLMR,")] + src[4:]) + "\n")
@@ -163,7 +158,7 @@ def test_per_language_view_and_effects_by_hand():
     """Ours in the paper's shape: mono = the language's own cell, cross = the mean over the other passage
     languages, multi = against the whole pool; xquad-r-eval stands in for xquad-r and miracl-XX is MIRACL's XX;
     means over seeds; the effects' signs are compared per encoder."""
-    from hbkit.reference import per_language_effects, per_language_view
+    from hbkit.analysis.reference import per_language_effects, per_language_view
     rows = []
     for seed, bump in ((0, 0.0), (1, 0.02)):
         for model, v in (("xx", 0.50), ("xy", 0.60), ("hybrid", 0.70)):

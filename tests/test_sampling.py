@@ -4,10 +4,18 @@ import math
 import datasets
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from hbkit.sampling import (HybridBatchSampler, PairCollator, SamplerError, XXMonoBatchSampler, XYBatchSampler,
-                            make_sampler, text_pairs)
+from hbkit.train.sampling import (
+    HybridBatchSampler,
+    PairCollator,
+    SamplerError,
+    XXMonoBatchSampler,
+    XYBatchSampler,
+    make_sampler,
+    text_pairs,
+)
 
 
 def make_pairs(n_groups, langs, seed=0, missing=0.0, dup_passages=0):
@@ -152,7 +160,8 @@ def test_no_translation_of_a_positive_is_a_negative(data_dir):
     """The probe of issue #12, as an outside check: on the real XQuAD training articles, several questions
     share one answer sentence. In no batch may a passage be relevant (by the XQuAD-R relevance sets, which the
     sampler never reads) to another pair's query. Before the answer-key dedup, 23 of 27 X-Y batches failed."""
-    from hbkit.data import TRAIN_ARTICLES, load_xquad_r, parallel_pairs
+    from hbkit.data.benchmarks import load_xquad_r, parallel_pairs
+    from hbkit.data.registry import TRAIN_ARTICLES
 
     pairs = parallel_pairs(data_dir=data_dir)
     bench = load_xquad_r(data_dir, articles=TRAIN_ARTICLES)

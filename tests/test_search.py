@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hbkit.search import (ManifestMismatch, encode_corpus, evaluate_corpus, iter_shards, load_manifest, search,
-                          write_trec_run)
+from hbkit.retrieval.corpus_eval import evaluate_corpus
+from hbkit.retrieval.faiss_search import search, write_trec_run
+from hbkit.retrieval.shards import ManifestMismatch, encode_corpus, iter_shards, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,8 +45,8 @@ class HashEncoder:
 _CHILD = textwrap.dedent("""
     import os, sys, torch
     torch.set_num_threads(int(os.environ["T_THREADS"]))
-    from hbkit.models import tiny_encoder
-    from hbkit.search import encode_corpus
+    from hbkit.encoders.load import tiny_encoder
+    from hbkit.retrieval.shards import encode_corpus
     sys.path.insert(0, os.environ["T_TESTS"])
     from test_search import _docs
     stop = int(os.environ.get("T_STOP", "0"))
@@ -178,8 +179,10 @@ def _read_trec(path):
 
 def test_offline_end_to_end_tydi_as_miracl(data_dir, tmp_path, tiny):
     import pytrec_eval
-    from hbkit.data import load_tydiqa
-    from hbkit.miracl import read_release, tydi_as_miracl
+
+    from hbkit.data.benchmarks import load_tydiqa
+    from hbkit.data.corpus_benchmarks import tydi_as_miracl
+    from hbkit.data.miracl import read_release
 
     langs = ["sw", "te", "fi"]
     tydi_as_miracl(data_dir, tmp_path / "release", langs)

@@ -1,4 +1,4 @@
-"""hbkit.stats: seed aggregation, paired effects, the strategy-level test, permutation p-values, BH by family,
+"""hbkit.analysis.stats: seed aggregation, paired effects, the strategy-level test, permutation p-values, BH by family,
 MDE and verdicts; checked against brute-force loops (enumerated sign vectors, contributions and mean squares
 recomputed from the raw rows) and scipy. The test's calibration and MixedLM: tests/test_crossed.py."""
 import itertools
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy.stats import false_discovery_control
 
-from hbkit import stats
-from hbkit.alignment import alignment, alignment_per_group, language_knn_purity
+from hbkit.analysis import blocks, bootstrap, claims, stats
+from hbkit.retrieval.alignment import alignment, alignment_per_group, language_knn_purity
 
 FAST = dict(n_perm=2000)
 
@@ -54,7 +54,7 @@ def better():
 
 def test_hybrid_better_in_multi_supports_c3(better):
     pq, eff = better
-    v = stats.verdicts(eff)
+    v = claims.verdicts(eff)
     assert verdict(v, "C3").verdict == "supported" and verdict(v, "C3", "t").verdict == "supported"
     assert verdict(v, "C4").verdict == "supported"  # rank distance lower by 16: lower is better
     assert verdict(v, "C1").verdict == "inconclusive" and verdict(v, "C2").verdict == "inconclusive"
@@ -74,14 +74,14 @@ def test_the_models_fixed_test_can_reject_while_the_strategy_test_does_not():
     eff = stats.effects(pq, **FAST)
     row = eff[(eff.contrast == "hybrid - xx") & (eff.setting == "multi") & (eff.metric == "map")].iloc[0]
     assert row.p_models < 0.01 and row.p > 0.05 and row.df < 10 and row.seed_share > 0.9
-    v = stats.verdicts(eff)
+    v = claims.verdicts(eff)
     assert verdict(v, "C3", "t").verdict in ("inconclusive", "contradicted")
     assert "seeds agree in sign" in verdict(v, "C3", "t").evidence and "df " in verdict(v, "C3", "t").evidence
 
 
 def test_hybrid_worse_contradicts_c3():
     eff = stats.effects(synth(effect={("hybrid", "multi"): -0.08}), **FAST)
-    v = stats.verdicts(eff)
+    v = claims.verdicts(eff)
     assert verdict(v, "C3").verdict == "contradicted" and verdict(v, "C5").verdict == "contradicted"
     assert "significant against the claim" in verdict(v, "C3", "t").evidence
 
@@ -89,7 +89,7 @@ def test_hybrid_worse_contradicts_c3():
 def test_identical_strategies_are_inconclusive_with_large_p():
     eff = stats.effects(synth(identical=True), **FAST)
     assert (eff["diff"] == 0).all() and (eff.p == 1).all() and (eff.p_adj == 1).all()
-    v = stats.verdicts(eff)
+    v = claims.verdicts(eff)
     assert (v[v.claim != "C5"].verdict == "inconclusive").all()
     # identical strategies are within delta of each other: the equivalence claim holds
     assert verdict(v, "C5").verdict == "supported"
@@ -98,11 +98,11 @@ def test_identical_strategies_are_inconclusive_with_large_p():
 def test_independent_noise_is_not_significant():
     eff = stats.effects(synth(rng=3), **FAST)
     assert eff.p_adj.min() > 0.05
-    assert (stats.verdicts(eff).query("claim != 'C5'").verdict == "inconclusive").all()
+    assert (claims.verdicts(eff).query("claim != 'C5'").verdict == "inconclusive").all()
 
 
 def test_bh_within_families_equals_scipy_and_mde_formula(better):
-    from hbkit.crossed import _bias_factor, noncentrality
+    from hbkit.analysis.crossed import _bias_factor, noncentrality
     _, eff = better
     assert set(eff.family) == {"claims", "base"}
     assert (eff[eff.b == "base"].family == "base").all()
@@ -228,8 +228,8 @@ def test_aggregate_columns_and_single_seed_matches_paired_bootstrap():
     for s in (0, 1, 2):  # the per-seed macro is the one paired_bootstrap computes
         one = pq[(pq.model == "xy") & (pq.seed == s)]
         assert stats.aggregate(one, metrics=("map",)).query("setting == 'cross'")["mean"].iloc[0] == \
-            pytest.approx(stats.paired_bootstrap(one, None, "map", "cross")["a"])
-    means = [stats.paired_bootstrap(pq[(pq.model == "xy") & (pq.seed == s)], None, "map", "cross")["a"] for s in (0, 1, 2)]
+            pytest.approx(bootstrap.paired_bootstrap(one, None, "map", "cross")["a"])
+    means = [bootstrap.paired_bootstrap(pq[(pq.model == "xy") & (pq.seed == s)], None, "map", "cross")["a"] for s in (0, 1, 2)]
     row = agg[(agg.model == "xy") & (agg.setting == "cross") & (agg.metric == "map")].iloc[0]
     assert row["mean"] == pytest.approx(np.mean(means)) and row.sd == pytest.approx(np.std(means, ddof=1))
 
@@ -237,9 +237,9 @@ def test_aggregate_columns_and_single_seed_matches_paired_bootstrap():
 def test_complete_seeds_reports_and_drops_a_missing_seed(caplog):
     pq = synth(seeds=(0, 1, 2))
     pq = pq[~((pq.model == "hybrid") & (pq.seed == 2))]
-    kept, missing = stats.complete_seeds(pq)
+    kept, missing = blocks.complete_seeds(pq)
     assert missing == ["hybrid seed 2 missing: aggregated over seeds 0,1 (seed 2 of xx, xy left out)"]
-    assert set(kept[kept.model != "base"].seed) == {0, 1} and (kept[kept.model == "base"].seed == stats.BASE_SEED).all()
+    assert set(kept[kept.model != "base"].seed) == {0, 1} and (kept[kept.model == "base"].seed == blocks.BASE_SEED).all()
     agg = stats.aggregate(pq, metrics=("map",))
     assert agg.attrs["missing"] == missing and set(agg[agg.model != "base"].seeds) == {"0,1"}
     assert missing[0] in caplog.text
@@ -248,12 +248,12 @@ def test_complete_seeds_reports_and_drops_a_missing_seed(caplog):
     # missing on one benchmark only
     two = pd.concat([synth(seeds=(0, 1)), synth(seeds=(0, 1), benchmark="u")])
     two = two[~((two.model == "xy") & (two.seed == 1) & (two.benchmark == "u"))]
-    assert stats.complete_seeds(two)[1] == ["xy seed 1 missing on u: aggregated over seeds 0 (seed 1 of hybrid, xx, xy "
+    assert blocks.complete_seeds(two)[1] == ["xy seed 1 missing on u: aggregated over seeds 0 (seed 1 of hybrid, xx, xy "
                                             "left out)"]
     none = synth(seeds=(0, 1))
     none = none[~((none.model == "xx") & (none.seed == 0)) & ~((none.model == "xy") & (none.seed == 1))]
     with pytest.raises(ValueError, match="no seed is present for every trained model"):
-        stats.complete_seeds(none)
+        blocks.complete_seeds(none)
 
 
 def test_base_is_one_constant_across_training_seeds():
@@ -281,27 +281,27 @@ def test_missing_strategy_is_inconclusive_and_named():
     pq = synth(effect={("hybrid", "multi"): 0.08})
     eff = stats.effects(pq[pq.model != "xy"], **FAST)
     assert any("hybrid - xy not computed: no results for xy" in n for n in eff.attrs["notes"])
-    v = stats.verdicts(eff)
+    v = claims.verdicts(eff)
     row = verdict(v, "C3", "t")
     assert row.verdict == "inconclusive" and "no results for xy" in row.evidence
     assert verdict(v, "C2", "t").verdict == "inconclusive"
-    empty = stats.verdicts(eff.iloc[:0])
+    empty = claims.verdicts(eff.iloc[:0])
     assert set(empty.claim) == {"C1", "C2", "C3", "C4", "C5", "A1"} and (empty.verdict == "inconclusive").all()
 
 
 def test_verdict_arguments_are_checked(better):
     _, eff = better
     with pytest.raises(ValueError, match="delta=-0.01: the equivalence margin"):
-        stats.verdicts(eff, delta=-0.01)
+        claims.verdicts(eff, delta=-0.01)
     with pytest.raises(ValueError, match="level"):
-        stats.verdicts(eff, level=1.5)
+        claims.verdicts(eff, level=1.5)
     with pytest.raises(ValueError, match="lacks column"):
-        stats.verdicts(eff.drop(columns=["p_adj"]))
+        claims.verdicts(eff.drop(columns=["p_adj"]))
 
 
 def test_c5_uses_delta():
     eff = stats.effects(synth(effect={("hybrid", "multi"): -0.02}, n_groups=120, noise=0.01), **FAST)
-    v = stats.verdicts
+    v = claims.verdicts
     assert verdict(v(eff, delta=0.05), "C5").verdict == "supported"
     assert verdict(v(eff, delta=0.0), "C5").verdict == "contradicted"
 
@@ -344,9 +344,11 @@ def test_values_for_some_models_only_are_left_out_of_contrasts_and_said():
 
 
 def test_moved_names_still_import():
-    from hbkit.evaluation import paired_bootstrap
-    from hbkit.stats import intervals  # statistics live in hbkit.stats (compare no longer re-exports them)
-    assert paired_bootstrap is stats.paired_bootstrap
+    from hbkit.analysis.bootstrap import (
+        intervals,  # statistics live in hbkit.analysis.stats (compare no longer re-exports them)
+        paired_bootstrap,
+    )
+    assert paired_bootstrap is bootstrap.paired_bootstrap
     pq = synth(seeds=(0,))
     ivals = intervals({m: pq[pq.model == m] for m in ("xx", "hybrid")}, "t")
     assert len(ivals) == 6 and (ivals.low <= ivals.value).all() and (ivals.value <= ivals.high).all()
@@ -421,27 +423,27 @@ def test_alignment_effects_and_a1():
     assert (tydi[tydi.setting == "multi"].family == "claims").all() and (tydi[tydi.setting == "mono"].family == "strategies").all()
     for _, f in both.groupby("family"):   # Benjamini-Hochberg within each family over both tables
         np.testing.assert_allclose(f.p_adj, false_discovery_control(f.p, method="bh"))
-    v = stats.verdicts(both)
+    v = claims.verdicts(both)
     for bench in ("xquad-r-eval", "mlqa-r", "tydiqa", "all"):
         assert verdict(v, "A1", bench).verdict == "supported", bench
     assert "tydiqa (no cross map)" in verdict(v, "C2").evidence  # not applicable, and said so
-    worse = stats.verdicts(stats.combine_effects(ret, stats.alignment_effects(_align_items(-0.1), **FAST)))
+    worse = claims.verdicts(stats.combine_effects(ret, stats.alignment_effects(_align_items(-0.1), **FAST)))
     assert verdict(worse, "A1").verdict == "contradicted"
     # retrieval effects alone: A1 cannot be decided on the parallel benchmarks, and says what to run
-    alone = stats.verdicts(stats.effects(synth(), **FAST))
+    alone = claims.verdicts(stats.effects(synth(), **FAST))
     assert "alignment_effects" in verdict(alone, "A1", "t").evidence
 
 
 def test_power_plan_seeds_and_the_cluster_floor():
     """The plan's seeds give the promised power; a cluster part too large for the target says that more questions,
     not seeds, are needed; one seed has no plan."""
-    from hbkit.crossed import expected_se_df, power_of
+    from hbkit.analysis.crossed import expected_se_df, power_of
     pq = synth(seed_shift={"hybrid": 0.01}, n_groups=120, seeds=(0, 1, 2), rng=8)
     eff = stats.effects(pq, metrics=("map",), n_perm=10)
     paper = pd.DataFrame({"encoder": ["XLM-R", "LaBSE"], "contrast": ["hybrid - xx"] * 2, "benchmark": ["t", "t"],
                           "our_benchmark": ["t", "t"], "setting": ["multi"] * 2, "metric": ["map"] * 2,
                           "paper_diff": [0.046, 0.5]})
-    plan = stats.power_plan(eff, paper, model="intfloat/multilingual-e5-small", target=0.01)
+    plan = claims.power_plan(eff, paper, model="intfloat/multilingual-e5-small", target=0.01)
     assert set(plan.contrast) == {"hybrid - xx", "hybrid - xy", "xy - xx"} and (plan.paper_encoder == "XLM-R").all()
     row = plan[(plan.contrast == "hybrid - xx") & (plan.setting == "multi")].iloc[0]
     assert row.paper_diff == 0.046
@@ -453,7 +455,7 @@ def test_power_plan_seeds_and_the_cluster_floor():
             assert power_of(target, *expected_se_df(*comps, S=int(n), G=120)) >= 0.8
     wide = eff.copy()
     wide["s2_cluster"] = 1.0                              # a huge strategy-by-cluster part: no seeds can fix it
-    floor = stats.power_plan(wide, None, model=None, target=0.01)
+    floor = claims.power_plan(wide, None, model=None, target=0.01)
     assert floor.seeds_for_target.str.startswith("no number of seeds").all()
-    one = stats.power_plan(stats.effects(synth(seeds=(0,)), metrics=("map",), n_perm=10))
+    one = claims.power_plan(stats.effects(synth(seeds=(0,)), metrics=("map",), n_perm=10))
     assert one.note.str.startswith("one seed").all()

@@ -5,13 +5,14 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from hbkit.models import tiny_encoder
-from hbkit.training import TrainConfig, train
+from hbkit.encoders.load import tiny_encoder
+from hbkit.train.config import TrainConfig
+from hbkit.train.trainer import train
 
 
 @pytest.fixture(scope="module")
 def pairs(data_dir):
-    from hbkit.data import parallel_pairs
+    from hbkit.data.benchmarks import parallel_pairs
     p = parallel_pairs(data_dir=data_dir, languages=["en", "de", "es", "zh"])
     keep = set(sorted(set(p["group"]))[:160])
     return p.filter(lambda r: r["group"] in keep)
@@ -91,7 +92,7 @@ def test_resume_gives_same_weights(pairs, tmp_path):
 
 
 def test_folder_of_another_set_up_is_refused(pairs, tmp_path):
-    from hbkit.training import TrainError
+    from hbkit.train.config import TrainError
     cfg = TrainConfig(strategy="xx", batch_size=8, max_steps=2, lr=1e-3, save_steps=1, freeze_word_embeddings=False)
     train(tiny_encoder(seed=2), pairs, cfg, tmp_path, progress=False)
     other = TrainConfig(strategy="hybrid", batch_size=8, max_steps=2, lr=1e-3, save_steps=1, freeze_word_embeddings=False)
@@ -158,9 +159,10 @@ def test_early_stopping_keeps_the_best_checkpoint(pairs, tmp_path):
 
 def test_sampler_drops_into_sentence_transformer_trainer(pairs, tmp_path):
     """The README's example: hbkit's sampler and collator in a plain SentenceTransformerTrainer."""
-    import hbkit
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    import hbkit
     model = tiny_encoder(seed=5)
     factory = hbkit.make_sampler("hybrid", alpha=0.5)
     args = SentenceTransformerTrainingArguments(str(tmp_path), batch_sampler=factory, per_device_train_batch_size=8,
@@ -176,7 +178,7 @@ def test_sampler_drops_into_sentence_transformer_trainer(pairs, tmp_path):
 
 
 def test_freeze_works_for_any_architecture():
-    from hbkit.training import _freeze
+    from hbkit.train.trainer import _freeze
     m = tiny_encoder(seed=1)
     _freeze(m, TrainConfig(freeze_word_embeddings=True, freeze_layers=1))
     auto = m[0].auto_model
@@ -187,18 +189,18 @@ def test_freeze_works_for_any_architecture():
 
 def test_resume_reads_a_log_whose_last_line_a_kill_cut_short(tmp_path, caplog):
     """The records up to the checkpoint are kept; the cut line is named and left out (its step is trained again)."""
-    from hbkit.files import read_jsonl
-    from hbkit.training import _prepare_folder
+    from hbkit.core.files import read_jsonl
+    from hbkit.train.run_folder import prepare_folder
     ident = {"config": {"a": 1}, "base": "x", "data": "y"}
-    _prepare_folder(tmp_path, ident, resume=True)
+    prepare_folder(tmp_path, ident, resume=True)
     (tmp_path / "checkpoints" / "checkpoint-2").mkdir(parents=True)
     (tmp_path / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("{}")
     (tmp_path / "train_log.jsonl").write_text('{"step": 1, "loss": 2.0}\n{"step": 2, "loss": 1.9}\n{"step": 3, "lo')
-    _prepare_folder(tmp_path, ident, resume=True)
+    prepare_folder(tmp_path, ident, resume=True)
     assert [r["step"] for r in read_jsonl(tmp_path / "train_log.jsonl")] == [1, 2] and "cut short" in caplog.text
     (tmp_path / "train_config.json").write_text('{"config": ')
     with pytest.raises(ValueError, match="train_config.json is damaged"):
-        _prepare_folder(tmp_path, ident, resume=True)
+        prepare_folder(tmp_path, ident, resume=True)
 
 
 class KillBeforeSave(TrainerCallback):
@@ -242,7 +244,7 @@ def test_resume_from_the_final_checkpoint_trains_nothing_more(pairs, tmp_path):
 def test_pairs_with_a_sparse_extra_column_train(pairs, tmp_path):
     """A user's JSONL with an extra key on some rows only (null elsewhere) trains: only the contract's columns
     reach the trainer (its model card once read every string column and crashed on the nulls)."""
-    from hbkit.corpora import read_pairs
+    from hbkit.data.pairs import read_pairs
     df = pairs.to_pandas()
     df = df[df.group.isin(sorted(set(df.group))[:20])]
     path = tmp_path / "pairs.jsonl"
@@ -259,7 +261,7 @@ def test_pairs_with_a_sparse_extra_column_train(pairs, tmp_path):
 
 def test_cli_train_validates_the_pairs_before_loading_a_model(tmp_path, capsys):
     """A bad pairs file is refused, naming its line, before the (here impossible) model load is tried."""
-    from hbkit.cli import main
+    from hbkit.app.cli import main
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"group": "g1", "lang": "en", "query": "q", "passage": "p"}\n{"group": "g1", "lang": "de"\n')
     rc = main(["train", "--corpus", str(bad), "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "o")])

@@ -1,10 +1,9 @@
 """The dashboard: its figure function, and the widgets driven by setting values."""
-import importlib
 
 import pandas as pd
 import pytest
 
-from hbkit.widgets import Dashboard, dashboard_figure
+from hbkit.app.widgets import Dashboard, dashboard_figure
 
 
 @pytest.fixture()
@@ -47,14 +46,14 @@ def test_dashboard_widgets_update_figure(results):
 
 
 def test_model_alpha_names():
-    from hbkit.widgets import model_alpha
+    from hbkit.analysis.figures import model_alpha
 
     assert [model_alpha(m) for m in ("xy", "hybrid", "xx", "hybrid-a0.25", "hybrid-a1", "base", "hybrid-ax")] == \
         [0.0, 0.5, 1.0, 0.25, 1.0, None, None]
 
 
 def test_alpha_figure_orders_runs_by_alpha(results):
-    from hbkit.widgets import alpha_figure
+    from hbkit.app.widgets import alpha_figure
 
     extra = results[results.model == "hybrid"].assign(model="hybrid-a0.25", value=lambda d: d.value + 0.05)
     r = pd.concat([results, extra], ignore_index=True)
@@ -82,7 +81,7 @@ paperX,XLM-R,hybrid,xquad-r,mono,map,0.8
 
 
 def test_load_reference_and_beside(results, tmp_path):
-    from hbkit.widgets import beside, load_reference
+    from hbkit.analysis.reference import beside, load_reference
 
     path = tmp_path / "ref.csv"
     path.write_text(REF)
@@ -113,7 +112,7 @@ def test_load_reference_and_beside(results, tmp_path):
      "rows 1, 2 repeat"),
 ])
 def test_load_reference_errors_name_the_row(tmp_path, text, message):
-    from hbkit.widgets import load_reference
+    from hbkit.analysis.reference import load_reference
 
     path = tmp_path / "ref.csv"
     path.write_text(text)
@@ -125,12 +124,12 @@ def test_load_reference_errors_name_the_row(tmp_path, text, message):
 
 
 def test_dashboard_alpha_and_reference(results, tmp_path, monkeypatch):
-    from hbkit import widgets
+    from hbkit.analysis import reference as R
 
     path = tmp_path / "ref.csv"
     path.write_text(REF)
     monkeypatch.setenv("HBKIT_REFERENCE", str(path))
-    d = Dashboard(results, out=tmp_path / "run", reference=widgets.default_reference())
+    d = Dashboard(results, out=tmp_path / "run", reference=R.default_reference())
     names = [t.name for t in d.figure.data]
     assert names == ["base", "xx", "xy", "hybrid", "XLM-R (paperX): hybrid", "XLM-R (paperX): xx"]  # ours first
     assert [t.marker.pattern.shape for t in d.figure.data][-2:] == ["/", "/"] and not d.figure.data[0].marker.pattern.shape
@@ -154,7 +153,7 @@ def test_dashboard_alpha_and_reference(results, tmp_path, monkeypatch):
         more = results[results.model == "hybrid"].assign(model="hybrid-a0.25")
         return {"results": pd.concat([results, more], ignore_index=True), "out": out}
 
-    monkeypatch.setattr(importlib.import_module("hbkit.compare"), "compare", fake_compare)
+    monkeypatch.setattr("hbkit.app.widgets.compare", fake_compare)
     d.run_button.click()
     assert calls == [("ci", str(tmp_path / "run"), [0.25])]
     assert "hybrid-a0.25" in d.models.options and "done" in d.message.value
@@ -165,7 +164,7 @@ def test_dashboard_reports_a_failed_run(results, monkeypatch):
     def broken(*a, **k):
         raise ValueError("runs/x holds models of another set-up")
 
-    monkeypatch.setattr(importlib.import_module("hbkit.compare"), "compare", broken)
+    monkeypatch.setattr("hbkit.app.widgets.compare", broken)
     d = Dashboard(results)
     d.run_button.click()
     assert "run failed" in d.message.value and "another set-up" in d.message.value

@@ -1,0 +1,340 @@
+"""Verdicts on the paper's claims from strategy-level effects, and the power plan for them."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hbkit.analysis.blocks import SETTING_ORDER
+from hbkit.analysis.crossed import expected_se_df, power_of, seeds_needed
+from hbkit.analysis.stats import non_parallel
+from hbkit.data.registry import is_corpus_benchmark
+
+# --------------------------------------------------------------------------------------------------
+# verdicts on the paper's claims
+# --------------------------------------------------------------------------------------------------
+#: claim -> (statement, setting, metric, [(a, b, claimed sign of a - b)])
+DIRECTIONAL_CLAIMS = {
+    "C1": ("X-X-mono (xx) is the best trained strategy in the monolingual setting (mAP)", "mono", "map",
+           [("xx", "xy", +1), ("xx", "hybrid", +1)]),
+    "C2": ("X-Y (xy) is the best trained strategy in the cross-lingual setting (mAP)", "cross", "map",
+           [("xy", "xx", +1), ("xy", "hybrid", +1)]),
+    "C3": ("hybrid is the best trained strategy in the multilingual setting (mAP)", "multi", "map",
+           [("hybrid", "xx", +1), ("hybrid", "xy", +1)]),
+    "C4": ("hybrid has the lowest maximum rank distance, i.e. the least language bias (multi; lower is better)",
+           "multi", "rank_distance", [("hybrid", "xx", -1), ("hybrid", "xy", -1)]),
+}
+
+
+C5_STATEMENT = "hybrid is within delta mAP of the best trained strategy in every setting"
+
+
+A1_STATEMENT = ("hybrid improves alignment over xx and xy: higher cos_gap and translation_p@1, lower lang_knn_purity "
+                "(parallel benchmarks); higher multilingual acc@1 (k-NN question-to-passage accuracy) on TyDi-QA")
+
+
+#: (metric, claimed sign) of A1 on parallel benchmarks; non-parallel ones use multi acc@1
+A1_MEASURES = (("cos_gap", +1), ("translation_p@1", +1), ("lang_knn_purity", -1))
+
+
+VERDICT_COLUMNS = ["claim", "benchmark", "verdict", "statement", "evidence", "diffs", "p_adj", "mde"]
+
+
+TOO_FEW = "too few seeds"
+
+
+def _index(eff: pd.DataFrame) -> dict:
+    """(benchmark, setting, metric, a, b) -> effect row as a dict, for the lookups of :func:`verdicts`."""
+    return {(r["benchmark"], r["setting"], r["metric"], r["a"], r["b"]): r for r in eff.to_dict("records")}
+
+
+def _lookup(idx: dict, bench: str, setting: str, metric: str, a: str, b: str) -> dict | None:
+    """The effect ``a - b`` (flipped from ``b - a`` when only that one was computed), or None."""
+    for x, y, sign in ((a, b, 1.0), (b, a, -1.0)):
+        r = idx.get((bench, setting, metric, x, y))
+        if r is not None:
+            lo, hi = sign * r["low"], sign * r["high"]
+            return {"name": f"{a} - {b}", "setting": setting, "metric": metric, "diff": sign * r["diff"],
+                    "low": min(lo, hi), "high": max(lo, hi), "p_adj": r["p_adj"], "mde": r["mde"],
+                    "se": r.get("se", np.nan), "df": r.get("df", np.nan), "n_seeds": r.get("n_seeds", np.nan),
+                    "seeds_agree": r.get("seeds_agree", "")}
+    return None
+
+
+def _txt(c: dict, with_p: bool = True) -> str:
+    if not np.isfinite(c["low"]):
+        return f"{c['name']} = {c['diff']:+.3f} (one seed: no interval over seeds)"
+    s = f"{c['name']} = {c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+    if not with_p:
+        return s
+    agree = f", seeds agree in sign: {c['seeds_agree'].replace('/', ' of ')}" if c.get("seeds_agree") else ""
+    return s + f", p_adj = {c['p_adj']:.3g} (df {c['df']:.1f}){agree}"
+
+
+def _weak_txt(c: dict, want: str) -> str:
+    """Why a comparison is not significant, with the smallest effect this run detects."""
+    if c["se"] == 0:
+        return (f"{_txt(c)}: no variation between seeds or clusters (every unit differs by the same amount); "
+                "nothing to test")
+    return (f"{_txt(c)}: not significant (needs {want}; this run detects effects of about {c['mde']:.3g} or more "
+            "with 80% power)")
+
+
+def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tuple[str, str, str, float, float]:
+    """comps: (effect or None, claimed sign, description of what it is) -> verdict, evidence, diffs, p, mde.
+    Significant: ``p_adj < level`` of the strategy-level test (the family of the claims)."""
+    have = [(c, s) for c, s, _ in comps if c is not None]
+    miss = [d for c, _, d in comps if c is None]
+    diffs = "; ".join(_txt(c, False) for c, _ in have)
+    p = max((c["p_adj"] for c, _ in have), default=np.nan)
+    mde = max((c["mde"] for c, _ in have), default=np.nan)
+    if have and all(not np.isfinite(c["p_adj"]) and c.get("n_seeds", 2) < 2 for c, _ in have):
+        return TOO_FEW, ("one training seed per strategy: these numbers describe these trained models only, and "
+                         "no test about strategies exists without seed-to-seed variation. Train at least 3 seeds "
+                         "(--seeds 0,1,2); the power plan (power.csv) then says how many a verdict needs"), diffs, p, mde
+    sig = [bool(np.isfinite(c["p_adj"]) and c["p_adj"] < level) for c, _ in have]
+    wrong = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == -s]
+    right = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == s]
+    weak = [(c, s) for (c, s), k in zip(have, sig) if not k or np.sign(c["diff"]) == 0]
+    want = lambda s: "> 0" if s > 0 else "< 0"  # noqa: E731
+    if wrong:
+        ev = "; ".join(f"{_txt(c)}: significant against the claim (it needs {want(s)})" for c, s in wrong)
+        return "contradicted", ev, diffs, p, mde
+    if miss:
+        return "inconclusive", "missing: " + "; ".join(miss), diffs, p, mde
+    if not weak:
+        return "supported", (f"all {len(right)} comparisons significant in the claimed direction (strategy-level "
+                             f"test, p_adj < {level:g}): " + "; ".join(_txt(c) for c, _ in right)), diffs, p, mde
+    ev = "; ".join([_weak_txt(c, want(s)) for c, s in weak] + [f"{_txt(c)}: significant as claimed" for c, _ in right])
+    return "inconclusive", ev, diffs, p, mde
+
+
+def _combine(claim: str, statement: str, per_bench: list[dict], not_applicable: list[str]) -> dict:
+    v = [r["verdict"] for r in per_bench]
+    if not per_bench:
+        verdict, ev = "inconclusive", "no benchmark has the effects this claim needs"
+    elif all(x == TOO_FEW for x in v):
+        verdict, ev = TOO_FEW, per_bench[0]["evidence"]
+    elif "contradicted" in v:
+        verdict = "contradicted"
+        ev = "contradicted on " + ", ".join(r["benchmark"] for r in per_bench if r["verdict"] == "contradicted")
+    elif all(x == "supported" for x in v):
+        verdict, ev = "supported", "supported on every benchmark: " + ", ".join(r["benchmark"] for r in per_bench)
+    else:
+        verdict = "inconclusive"
+        ev = "; ".join(f"{r['verdict']} on {r['benchmark']}" for r in per_bench)
+    if not_applicable:
+        ev += "; not applicable: " + "; ".join(not_applicable)
+    return {"claim": claim, "benchmark": "all", "verdict": verdict, "statement": statement, "evidence": ev,
+            "diffs": "", "p_adj": max((r["p_adj"] for r in per_bench if pd.notna(r["p_adj"])), default=np.nan),
+            "mde": max((r["mde"] for r in per_bench if pd.notna(r["mde"])), default=np.nan)}
+
+
+def _missing_desc(models: set, bench: str, setting: str, metric: str, a: str, b: str) -> str:
+    absent = [m for m in (a, b) if m not in models]
+    why = f"no results for {', '.join(absent)}" if absent else "not in the effects table"
+    return f"{a} - {b} on {bench} {setting} {metric} ({why})"
+
+
+def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05) -> pd.DataFrame:
+    """Verdicts on the paper's claims from an effects table (:func:`effects`, or :func:`combine_effects`
+    of retrieval and alignment effects).
+
+    Claims (:data:`DIRECTIONAL_CLAIMS`, C5, A1): C1 xx best in mono (``xx - xy > 0`` and ``xx - hybrid >
+    0``), C2 xy best in cross, C3 hybrid best in multi, C4 hybrid lowest rank distance (``hybrid - xx < 0``,
+    ``hybrid - xy < 0``); an effect computed the other way round (``hybrid - xx`` for ``xx - hybrid``) is
+    flipped. A comparison is significant when the strategy-level test (module docstring) gives ``p_adj <
+    level`` within the ``claims`` family. A directional claim is ``supported`` when every needed comparison is
+    significant in the claimed direction, ``contradicted`` when any is significant in the opposite one, else
+    ``inconclusive``; with one training seed it is ``too few seeds`` (no strategy-level test exists). C5: for every setting and each other strategy
+    (xx, xy), ``other - hybrid`` has a 95% upper bound ``< delta`` -> supported; a lower bound ``> delta``
+    anywhere -> contradicted (intervals, not p-values: ``p_adj`` is NaN there). A1: ``hybrid - xx`` and
+    ``hybrid - xy`` improve every alignment measure (:data:`A1_MEASURES`, setting ``alignment``) on parallel
+    benchmarks and the multilingual ``acc@1`` on TyDi-QA (not parallel), with the directional rule; corpus
+    benchmarks (MIRACL, tydiqa-corpus) are not applicable to A1 and have no mAP for C1-C5.
+
+    One row per (claim, benchmark) and an ``all`` row per claim: supported only if supported on every
+    benchmark, contradicted if contradicted on any, else inconclusive; benchmarks without the claim's
+    setting (TyDi-QA has no cross setting) are named as not applicable there. Missing strategies or
+    effects give ``inconclusive`` with the evidence naming what is missing. Columns
+    :data:`VERDICT_COLUMNS`: ``evidence`` (the deciding numbers in a sentence), ``diffs`` (the effects with
+    95% intervals), ``p_adj`` and ``mde`` (the largest over the comparisons). Raises ``ValueError`` for
+    ``delta < 0`` or ``level`` outside (0, 1).
+    """
+    if not isinstance(delta, (int, float, np.floating)) or not np.isfinite(delta) or delta < 0:
+        raise ValueError(f"delta={delta!r}: the equivalence margin of claim C5 must be a number >= 0 "
+                         "(in mAP, e.g. 0.01)")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r}: the significance level must be between 0 and 1 (e.g. 0.05)")
+    need = ["a", "b", "benchmark", "setting", "metric", "diff", "low", "high", "p_adj", "mde"]
+    absent = [c for c in need if c not in effects_df.columns]
+    if absent:
+        raise ValueError(f"effects table lacks column(s) {', '.join(absent)}: pass the output of stats.effects")
+    eff = effects_df
+    idx = _index(eff)
+    have = {(b, st, m) for b, st, m, _, _ in idx}
+    models = {m for *_, a, b in idx for m in (a, b)}
+    benches = list(dict.fromkeys(eff["benchmark"]))
+    out = []
+
+    for claim, (statement, setting, metric, needs) in DIRECTIONAL_CLAIMS.items():
+        per, na = [], []
+        for bench in benches:
+            if (bench, setting, metric) not in have:
+                na.append(f"{bench} (no {setting} {metric})")
+                continue
+            comps = [(_lookup(idx, bench, setting, metric, a, b), s, _missing_desc(models, bench, setting, metric, a, b))
+                     for a, b, s in needs]
+            v, ev, diffs, p, mde = _directional(comps, level)
+            per.append({"claim": claim, "benchmark": bench, "verdict": v, "statement": statement, "evidence": ev,
+                        "diffs": diffs, "p_adj": p, "mde": mde})
+        out += per + [_combine(claim, statement, per, na)]
+
+    # C5: equivalence within delta, from the intervals
+    per, na = [], []
+    statement = C5_STATEMENT.replace("delta", f"delta = {delta:g}")
+    for bench in benches:
+        settings = [s for s in SETTING_ORDER[:3] if (bench, s, "map") in have]
+        if not settings:
+            na.append(f"{bench} (no map)")
+            continue
+        comps, miss = [], []
+        for s in settings:
+            for other in ("xx", "xy"):
+                c = _lookup(idx, bench, s, "map", other, "hybrid")
+                if c is None:
+                    miss.append(_missing_desc(models, bench, s, "map", "hybrid", other))
+                else:
+                    c["name"] = f"{other} - hybrid ({s})"
+                    comps.append(c)
+        diffs = "; ".join(_txt(c, False) for c in comps)
+        mde = max((c["mde"] for c in comps), default=np.nan)
+        if comps and not miss and all(not np.isfinite(c["high"]) for c in comps):
+            per.append({"claim": "C5", "benchmark": bench, "verdict": TOO_FEW, "statement": statement,
+                        "evidence": "one training seed per strategy: no interval over seeds, so no equivalence "
+                                    "statement about strategies; train at least 3 seeds", "diffs": diffs,
+                        "p_adj": np.nan, "mde": mde})
+            continue
+        over = [c for c in comps if c["low"] > delta]
+        worst = max(comps, key=lambda c: c["high"]) if comps else None
+        if over:
+            v = "contradicted"
+            ev = "; ".join(f"{_txt(c, False)}: lower bound above delta = {delta:g}" for c in over)
+        elif miss:
+            v, ev = "inconclusive", "missing: " + "; ".join(miss)
+        elif worst["high"] < delta:
+            v = "supported"
+            ev = (f"every upper bound is below delta = {delta:g}; the largest: {_txt(worst, False)} "
+                  f"({len(comps)} comparisons, unadjusted 95% intervals)")
+        else:
+            v = "inconclusive"
+            ev = "; ".join(f"{_txt(c, False)}: upper bound not below delta = {delta:g}"
+                           for c in comps if c["high"] >= delta)
+        per.append({"claim": "C5", "benchmark": bench, "verdict": v, "statement": statement, "evidence": ev,
+                    "diffs": diffs, "p_adj": np.nan, "mde": mde})
+    out += per + [_combine("C5", statement, per, na)]
+
+    # A1: alignment
+    per, na = [], []
+    for bench in benches:
+        if is_corpus_benchmark(bench):
+            na.append(f"{bench} (a corpus benchmark: no parallel queries, no alignment measures)")
+            continue
+        if non_parallel(bench):
+            measures, hint = [("multi", "acc@1", +1)], "run stats.effects with metrics including 'acc@1'"
+        else:
+            measures = [("alignment", m, s) for m, s in A1_MEASURES]
+            hint = "run stats.alignment_effects and stats.combine_effects"
+        wanted = {(st, m) for st, m, _ in measures}
+        present = {(st, m) for b, st, m in have if b == bench} & wanted
+        if not present:
+            what = ", ".join(f"{m}" for _, m, _ in measures)
+            per.append({"claim": "A1", "benchmark": bench, "verdict": "inconclusive", "statement": A1_STATEMENT,
+                        "evidence": f"missing: no effects of {what} on {bench} ({hint})", "diffs": "",
+                        "p_adj": np.nan, "mde": np.nan})
+            continue
+        comps = []
+        for setting, metric, s in measures:
+            for other in ("xx", "xy"):
+                c = _lookup(idx, bench, setting, metric, "hybrid", other)
+                if c is not None:
+                    c["name"] = f"hybrid - {other} ({metric})"
+                comps.append((c, s, _missing_desc(models, bench, setting, metric, "hybrid", other)))
+        v, ev, diffs, p, mde = _directional(comps, level)
+        per.append({"claim": "A1", "benchmark": bench, "verdict": v, "statement": A1_STATEMENT, "evidence": ev,
+                    "diffs": diffs, "p_adj": p, "mde": mde})
+    out += per + [_combine("A1", A1_STATEMENT, per, na)]
+    return pd.DataFrame(out, columns=VERDICT_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------------------
+# power planning: how many training seeds a verdict needs
+# --------------------------------------------------------------------------------------------------
+POWER_COLUMNS = ["contrast", "benchmark", "setting", "metric", "n_seeds", "n_groups", "diff", "se", "df", "mde",
+                 "seed_share", "target", "power_at_target", "seeds_for_target", "paper_encoder", "paper_diff",
+                 "seeds_for_paper", "note"]
+
+
+def nearest_paper_encoder(model: str | None) -> str:
+    """The paper's encoder closest to ours: LaBSE for LaBSE, else XLM-R (multilingual-e5 and the tiny test encoder
+    share XLM-R's tokenizer and architecture family)."""
+    return "LaBSE" if "labse" in str(model or "").lower() else "XLM-R"
+
+
+def _seeds_txt(n: int | None, comps: tuple, G: int, effect: float, level: float, power: float) -> str | int:
+    """The seeds needed, or why none suffice: with infinitely many seeds the se falls to the cluster part alone,
+    sqrt(s2_cluster / G), which more questions (clusters) shrink and more seeds do not."""
+    if n is not None:
+        return n
+    floor = np.sqrt(comps[1] / G) if G > 0 else np.nan
+    if not np.isfinite(floor) or power_of(effect, floor, G - 1, level) < power:
+        return "no number of seeds at these clusters (more questions needed)"
+    return "more than 200"
+
+
+def power_plan(effects_df: pd.DataFrame, paper: pd.DataFrame | None = None, model: str | None = None,
+               target: float = 0.01, level: float = 0.05, power: float = 0.8) -> pd.DataFrame:
+    """For each claim-relevant strategy contrast (family ``claims``): this run's power for a difference of
+    ``target`` (0.01 mAP), the training seeds that would detect ``target`` with ``power`` at this run's clusters,
+    and the seeds that would detect the paper's own effect for the nearest encoder (:func:`nearest_paper_encoder`;
+    ``paper``: :func:`hbkit.analysis.reference.effects_view`, columns ``encoder, contrast, benchmark, our_benchmark,
+    setting, metric, paper_diff``). From the variance components of the strategy-level test, at the expected
+    mean squares (:func:`hbkit.analysis.crossed.seeds_needed`). Rows with one seed have no seed variance to plan with:
+    ``note`` says so.
+
+    Example:
+        >>> plan = power_plan(effects, reference.effects_view(effects, ref), model="intfloat/multilingual-e5-small")  # doctest: +SKIP
+    """
+    enc = nearest_paper_encoder(model)
+    pe = {}
+    if paper is not None and len(paper):
+        for r in paper[paper["encoder"] == enc].itertuples(index=False):
+            bench = r.our_benchmark if isinstance(r.our_benchmark, str) else r.benchmark
+            a, b = r.contrast.split(" - ")
+            pe[(bench, r.setting, r.metric, a, b)] = r.paper_diff
+            pe[(bench, r.setting, r.metric, b, a)] = -r.paper_diff
+    rows = []
+    claims = effects_df[effects_df.get("family", pd.Series(dtype=str)) == "claims"] if len(effects_df) else effects_df
+    for r in claims.itertuples(index=False):
+        S, G = int(r.n_seeds), int(r.n_groups)
+        comps = (r.s2_seed, r.s2_cluster, r.s2_resid)
+        pd_ = pe.get((r.benchmark, r.setting, r.metric, r.a, r.b), np.nan)
+        row = {"contrast": r.contrast, "benchmark": r.benchmark, "setting": r.setting, "metric": r.metric,
+               "n_seeds": S, "n_groups": G, "diff": r.diff, "se": r.se, "df": r.df, "mde": r.mde,
+               "seed_share": r.seed_share, "target": target if r.metric != "rank_distance" else np.nan,
+               "power_at_target": np.nan, "seeds_for_target": "", "paper_encoder": enc, "paper_diff": pd_,
+               "seeds_for_paper": "", "note": ""}
+        if not np.isfinite(comps).all():
+            row["note"] = "one seed: no seed-to-seed variance measured, so no plan; train 3 or more seeds"
+            rows.append(row)
+            continue
+        if r.metric != "rank_distance":   # rank distance is in ranks, not mAP: no common target
+            se, df = expected_se_df(*comps, S=S, G=G)
+            row["power_at_target"] = float(power_of(target, se, df, level))
+            row["seeds_for_target"] = _seeds_txt(seeds_needed(*comps, G=G, effect=target, level=level, power=power),
+                                                 comps, G, target, level, power)
+        if np.isfinite(pd_):
+            row["seeds_for_paper"] = ("the paper shows no difference" if pd_ == 0 else
+                                      _seeds_txt(seeds_needed(*comps, G=G, effect=abs(pd_), level=level,
+                                                              power=power), comps, G, abs(pd_), level, power))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=POWER_COLUMNS)

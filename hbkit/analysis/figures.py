@@ -1,0 +1,190 @@
+"""Figures from result tables (plotly). Viz reads results and embeddings, never models."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from hbkit.core.files import atomic_write_text, read_jsonl
+from hbkit.core.vocab import STRATEGY_ALPHA, STRATEGY_ORDER
+
+
+def results_table_figure(table: pd.DataFrame, title: str = "Macro mAP (95% interval)"):
+    """A plotly table of the paper-shaped table (one row per model, one column per benchmark/setting)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Table(header=dict(values=list(table.columns)),
+                             cells=dict(values=[table[c].tolist() for c in table.columns])))
+    fig.update_layout(title=title, height=120 + 30 * len(table))
+    return fig
+
+
+def pair_heatmap(results: pd.DataFrame, model: str, benchmark: str, metric: str = "map"):
+    """Cross- and mono-lingual ``metric`` per (query language, candidate language) of one model."""
+    import plotly.express as px
+
+    r = results[(results["model"] == model) & (results["benchmark"] == benchmark) & (results["metric"] == metric)
+                & results["setting"].isin(["mono", "cross"]) & (results["qlang"] != "all")]
+    m = r.pivot_table(index="qlang", columns="dlang", values="value")
+    fig = px.imshow(m, text_auto=".2f", color_continuous_scale="Viridis", zmin=0, zmax=1, aspect="auto",
+                    labels=dict(x="candidate language", y="query language", color=metric))
+    fig.update_layout(title=f"{benchmark}: {metric} per language pair — {model}")
+    return fig
+
+
+def metric_bars(results: pd.DataFrame, metric: str = "map", title: str | None = None):
+    """Grouped bars: macro ``metric`` per benchmark and setting, one bar per model."""
+    import plotly.express as px
+
+    r = results[(results["metric"] == metric) & (results["qlang"] == "all")].copy()
+    r["where"] = r["benchmark"] + " / " + r["setting"]
+    fig = px.bar(r, x="where", y="value", color="model", barmode="group", category_orders={"model": STRATEGY_ORDER})
+    fig.update_layout(title=title or f"macro {metric}", yaxis_title=metric, xaxis_title="")
+    return fig
+
+
+def alignment_bars(align: pd.DataFrame, metrics: Sequence[str] = ("cos_gap", "translation_p@1", "lang_knn_purity")):
+    """Macro alignment measures per benchmark, one bar per model."""
+    import plotly.express as px
+
+    a = align[(align["qlang"] == "all") & align["metric"].isin(metrics)]
+    fig = px.bar(a, x="benchmark", y="value", color="model", facet_col="metric", barmode="group",
+                 category_orders={"model": STRATEGY_ORDER})
+    fig.update_yaxes(matches=None, showticklabels=True)
+    fig.update_layout(title="Representation alignment (higher cos_gap / P@1, lower purity = better aligned)")
+    return fig
+
+
+def model_alpha(model: str) -> float | None:
+    """The hybrid share α a model was trained with: ``xy`` 0, ``hybrid`` 0.5, ``xx`` 1, ``hybrid-a<α>`` α
+    (the names ``hbkit compare`` gives); ``None`` for ``base`` and any other name."""
+    import re
+
+
+    if model in STRATEGY_ALPHA:
+        return STRATEGY_ALPHA[model]
+    m = re.fullmatch(r"hybrid-a(\d+(?:\.\d+)?)", str(model))
+    return float(m.group(1)) if m else None
+
+
+def alpha_curve(agg: pd.DataFrame, metric: str = "map", benchmarks: Sequence[str] | None = None,
+                settings: Sequence[str] = ("mono", "cross", "multi"), alpha: float | None = None):
+    """``metric`` against α (X-Y = 0, hybrid = 0.5, X-X-mono = 1, and any ``hybrid-a<α>`` run) from
+    ``stats.aggregate`` output: the mean over seeds with its interval (over seeds and query groups) as error
+    bars, one line per setting, one panel per benchmark; the base model as a dotted line; ``alpha`` (a slider's
+    value) as a vertical line."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    a = agg[agg["metric"] == metric].copy()
+    a["alpha"] = a["model"].map(model_alpha)
+    benchmarks = list(benchmarks or dict.fromkeys(a["benchmark"]))
+    fig = make_subplots(rows=1, cols=len(benchmarks), subplot_titles=benchmarks)
+    colours = {"mono": "#1f77b4", "cross": "#ff7f0e", "multi": "#2ca02c"}
+    for c, bench in enumerate(benchmarks, start=1):
+        for setting in settings:
+            s = a[(a.benchmark == bench) & (a.setting == setting)]
+            line = s[s.alpha.notna()].sort_values("alpha")
+            if line.empty:
+                continue
+            fig.add_trace(go.Scatter(x=line.alpha, y=line["mean"], mode="lines+markers", name=f"{setting}",
+                                     legendgroup=setting, showlegend=c == 1, line=dict(color=colours[setting]),
+                                     error_y=dict(type="data", symmetric=False, array=line["high"] - line["mean"],
+                                                  arrayminus=line["mean"] - line["low"]),
+                                     hovertext=line["model"] + " (seeds " + line["seeds"].astype(str) + ")"),
+                          row=1, col=c)
+            base = s[s.model == "base"]
+            if not base.empty:
+                fig.add_hline(y=float(base["mean"].iloc[0]), line=dict(dash="dot", color=colours[setting]), row=1, col=c)
+        if alpha is not None:
+            fig.add_vline(x=alpha, line=dict(dash="dash", color="grey"), row=1, col=c)
+    fig.update_xaxes(title="α (share of X-X-mono batches)", range=[-0.05, 1.05])
+    fig.update_layout(title=f"{metric} against α (dotted: base model)", yaxis_title=metric)
+    return fig
+
+
+def umap_coords(E: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
+    """2-d UMAP (cosine) of embeddings; seeded, so the same input gives the same picture."""
+    import umap
+
+    n_neighbors = max(2, min(n_neighbors, len(E) - 1))
+    return umap.UMAP(n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed).fit_transform(E)
+
+
+def umap_scatter(coords: pd.DataFrame, title: str = "Language clusters (UMAP)"):
+    """Scatter of UMAP coordinates (columns ``x, y, lang, text, model``), coloured by language, one panel
+    per model; hover shows the text."""
+    import plotly.express as px
+
+    fig = px.scatter(coords, x="x", y="y", color="lang", facet_col="model" if coords["model"].nunique() > 1 else None,
+                     hover_data={"text": True, "x": False, "y": False}, opacity=0.7,
+                     category_orders={"model": STRATEGY_ORDER})
+    fig.update_traces(marker=dict(size=5))
+    fig.update_xaxes(matches=None, showticklabels=False, title="")
+    fig.update_yaxes(matches=None, showticklabels=False, title="")
+    fig.update_layout(title=title)
+    return fig
+
+
+def write_report(path: str | Path, title: str, sections: list[tuple[str, object]]) -> Path:
+    """A self-contained HTML report: each section is ``(heading, plotly figure | DataFrame | str)``; plotly's
+    JavaScript is embedded once, so the file opens offline."""
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+    first, n_fig = True, 0
+    for heading, obj in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if isinstance(obj, pd.DataFrame):
+            parts.append(obj.to_html(index=False, float_format=lambda v: f"{v:.4f}"))
+        elif isinstance(obj, str):
+            parts.append(f"<p>{obj}</p>")
+        else:
+            n_fig += 1  # fixed element ids: the same sections give a byte-identical file
+            parts.append(obj.to_html(full_html=False, include_plotlyjs=True if first else False, div_id=f"fig{n_fig}"))
+            first = False
+    parts.append("</body></html>")
+
+    return atomic_write_text(path, "\n".join(parts))
+
+
+def counts_bar(summary: pd.DataFrame):
+    """Queries and candidates per language for every dataset of ``hbkit.data.benchmarks.summary()``."""
+    import plotly.express as px
+
+    long = summary.melt(id_vars=["dataset", "lang"], value_vars=["queries", "candidates"], var_name="kind")
+    fig = px.bar(long, x="lang", y="value", color="kind", barmode="group", facet_row="dataset", height=900)
+    fig.update_yaxes(matches=None)
+    fig.update_layout(title="Per-language counts")
+    return fig
+
+
+def loss_curves(run_dir: str | Path):
+    """Training loss per step of every model under ``run_dir/models/*/train_log.jsonl``."""
+    import plotly.express as px
+
+
+    rows = []
+    for f in sorted(Path(run_dir).glob("models/*/train_log.jsonl")):
+        rows += [dict(r, model=f.parent.name) for r in read_jsonl(f) if "loss" in r]
+    df = pd.DataFrame(rows)
+    fig = px.line(df, x="step", y="loss", color="model", hover_data=["batch", "lang"],
+                  category_orders={"model": STRATEGY_ORDER})
+    fig.update_layout(title="Training loss (hover: batch type and language)")
+    return fig
+
+
+def alignment_heatmap(align: pd.DataFrame, model: str, benchmark: str, metric: str = "translation_p@1"):
+    """An alignment measure per ordered language pair of one model."""
+    import plotly.express as px
+
+    a = align[(align["model"] == model) & (align["benchmark"] == benchmark) & (align["metric"] == metric)
+              & (align["qlang"] != "all")]
+    m = a.pivot_table(index="qlang", columns="dlang", values="value")
+    fig = px.imshow(m, text_auto=".2f", color_continuous_scale="Viridis", aspect="auto",
+                    labels=dict(x="target language", y="source language", color=metric))
+    fig.update_layout(title=f"{benchmark}: {metric} — {model}")
+    return fig

@@ -1,0 +1,417 @@
+"""Published numbers beside ours: the reference table (the paper's Table 1 ships with hbkit), checked on load,
+and the views that put it next to a run's results.
+
+The shipped table, ``hbkit/analysis/published/arxiv-2408.10536-table1.csv``: arXiv 2408.10536 Table 1 (XLM-R and
+LaBSE fine-tuned with X-X-mono, X-Y and hybrid batches) and the mBERT X-X / X-Y baselines of LAReQA (Roy et
+al. 2020) that it quotes. Those encoders, their training data and the full XQuAD-R differ from a hbkit run
+(another encoder, the held-out ``xquad-r-eval`` articles, subsampled pools), so absolute values are not
+comparable; the differences between strategies are (:func:`paper_effects`, :func:`effects_view`).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hbkit.core.vocab import SETTINGS, STRATEGY_CONTRASTS
+from hbkit.retrieval.alignment import GROUP_METRICS
+from hbkit.retrieval.ir_metrics import METRICS as IR_METRICS
+from hbkit.retrieval.ranking import MULTI_ONLY, RANK_METRICS
+
+#: columns of a reference table (see :func:`load_reference`)
+REFERENCE_COLUMNS = ("source", "encoder", "model", "benchmark", "setting", "metric", "value")
+
+
+#: benchmark names a reference row may carry: ``xquad-r`` (the full benchmark), hbkit's ``xquad-r-eval``,
+#: ``mlqa-r``, ``tydiqa`` and ``miracl-<language>``
+BENCHMARK_PATTERN = r"xquad-r|xquad-r-eval|mlqa-r|tydiqa|miracl-[a-z]{2,3}"
+
+
+#: metrics that are not fractions in [0, 1] (every other metric must be one)
+NOT_FRACTIONS = ("rank_distance", "cos_gap", "cos_parallel", "cos_nonparallel", "align", "uniform")
+
+
+#: every metric name hbkit computes (the per-query kernel, corpus metrics, alignment): a reference row must use one
+KNOWN_METRICS = tuple(dict.fromkeys(RANK_METRICS + MULTI_ONLY + IR_METRICS + GROUP_METRICS + NOT_FRACTIONS
+                                    + ("recall@100",)))
+
+
+#: our benchmark that stands in for a reference benchmark we do not run, when effects are compared
+STAND_IN = {"xquad-r": "xquad-r-eval"}
+
+
+#: other spellings of the reference's encoder names (compared lower-case, letters and digits only)
+ENCODER_ALIASES = {"xlmr": ("xlmrobertabase", "xlmrobertalarge"), "labse": (), "mbert": ("bertbasemultilingualcased",
+                                                                                       "bertbasemultilingualuncased")}
+
+
+_MODEL = re.compile(r"base|xx|xy|hybrid|hybrid-a\d+(?:\.\d+)?")
+
+
+def published_file(name: str) -> Path:
+    """A file of the published numbers shipped with hbkit (``hbkit/analysis/published/``, with its README)."""
+    return Path(__file__).with_name("published") / name
+
+
+def shipped_reference_path() -> Path:
+    """Path of the shipped table (package data)."""
+    return published_file("arxiv-2408.10536-table1.csv")
+
+
+def load_reference(path: str | Path) -> pd.DataFrame:
+    """Published numbers to show beside ours, e.g. the paper's Table 1, from a CSV typed from the source.
+
+    Columns (:data:`REFERENCE_COLUMNS`): ``source`` (citation, e.g. ``arXiv 2408.10536 Table 1``), ``encoder``
+    (e.g. ``XLM-R``), ``model`` (``base``, ``xx``, ``xy``, ``hybrid`` or ``hybrid-a<α>``: the strategy, named as
+    hbkit names its models), ``benchmark`` (``xquad-r`` for the full XQuAD-R, or a hbkit benchmark:
+    ``xquad-r-eval``, ``mlqa-r``, ``tydiqa``, ``miracl-<lang>``), ``setting`` (``mono``/``cross``/``multi``),
+    ``metric`` (``map``, ``rank_distance``, ...; hbkit's names) and ``value`` (a fraction, not a percentage,
+    for every metric but those in :data:`NOT_FRACTIONS`; rank distance >= 0). Lines starting with ``#`` are
+    comments. Every row is checked; an error names the file, the line and the fix. hbkit ships the paper's
+    Table 1 (:func:`default_reference`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"reference table {path} not found (a CSV with columns {', '.join(REFERENCE_COLUMNS)})")
+    try:
+        ref = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]}); write "
+                         f"a header {','.join(REFERENCE_COLUMNS)} and one row per published number") from None
+    missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
+                         f"{','.join(REFERENCE_COLUMNS)}")
+    if ref.empty:
+        raise ValueError(f"{path}: no rows; add one row per published number")
+    for i, row in ref.iterrows():
+        where = f"{path}, data row {i + 1}"
+        if not _MODEL.fullmatch(str(row["model"])):
+            raise ValueError(f"{where}: model {row['model']!r} is not base, xx, xy, hybrid or hybrid-a<alpha>")
+        if row["setting"] not in SETTINGS:
+            raise ValueError(f"{where}: setting {row['setting']!r} is not one of {', '.join(SETTINGS)}")
+        if row["metric"] not in KNOWN_METRICS:
+            near = [m for m in KNOWN_METRICS if m.lower() == str(row["metric"]).lower()]
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"{where}: metric {row['metric']!r} is not one hbkit computes{hint}; use hbkit's names: "
+                             f"{', '.join(KNOWN_METRICS)}")
+        if not re.fullmatch(BENCHMARK_PATTERN, str(row["benchmark"])):
+            raise ValueError(f"{where}: benchmark {row['benchmark']!r} is not one hbkit knows (xquad-r for the full "
+                             "XQuAD-R, xquad-r-eval, mlqa-r, tydiqa, miracl-<lang>)")
+        try:
+            value = float(row["value"])
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: value {row['value']!r} is not a number") from None
+        if row["metric"] not in NOT_FRACTIONS and not 0 <= value <= 1:
+            raise ValueError(f"{where}: {row['metric']} = {value} is outside [0, 1]; write percentages as "
+                             f"fractions ({value / 100:g})")
+        if row["metric"] == "rank_distance" and value < 0:
+            raise ValueError(f"{where}: rank_distance = {value} is negative; it is a count of ranks (>= 0)")
+    ref["value"] = ref["value"].astype(float)
+    dup = ref.duplicated(["source", "encoder", "model", "benchmark", "setting", "metric"], keep=False)
+    if dup.any():
+        raise ValueError(f"{path}: data rows {', '.join(str(i + 1) for i in ref.index[dup])} repeat the same "
+                         "source/encoder/model/benchmark/setting/metric; keep one")
+    return ref[list(REFERENCE_COLUMNS)]
+
+
+def default_reference() -> pd.DataFrame:
+    """The reference table named by ``$HBKIT_REFERENCE`` when set (see :func:`load_reference`), else the
+    shipped table (the paper's Table 1 and the LAReQA mBERT baselines)."""
+    path = os.environ.get("HBKIT_REFERENCE")
+    return load_reference(path if path else shipped_reference_path())
+
+
+def beside(results: pd.DataFrame, reference: pd.DataFrame, our_encoder: str | None = None) -> pd.DataFrame:
+    """Every reference row with our macro value for the same model, benchmark, setting and metric next to it:
+    columns ``source, encoder, benchmark, setting, metric, model, paper, ours, ours - paper, note``. A reference
+    row our run has no value for is kept, with ``ours`` empty (nothing is dropped). ``ours - paper`` follows
+    :func:`absolute_view`'s rule: only where the reference's encoder is ours (``our_encoder``, the run's model
+    name) and the benchmark the same; elsewhere it is empty and ``note`` says why (compare effects instead)."""
+    v = absolute_view(results, reference, our_encoder)
+    return v[["source", "encoder", "benchmark", "setting", "metric", "model", "paper", "ours", "ours - paper", "note"]]
+
+
+def reference_benchmarks_check(ref: pd.DataFrame, benchmarks_run) -> str:
+    """A message naming the reference rows whose benchmark this run does not have (``""`` when every
+    reference benchmark was run). Nothing is dropped: those rows stay in every view, with ours empty; a
+    benchmark with a stand-in (:data:`STAND_IN`: our ``xquad-r-eval`` for the full ``xquad-r``) says so."""
+    run = set(benchmarks_run)
+    parts = []
+    for bench, n in ref["benchmark"].value_counts(sort=False).items():
+        if bench in run:
+            continue
+        if STAND_IN.get(bench) in run:
+            parts.append(f"{bench} ({n} rows): our {STAND_IN[bench]} (a held-out subset) stands in for it in "
+                         "effects_view; its absolute values are not comparable")
+        else:
+            parts.append(f"{bench} ({n} rows): kept with ours empty")
+    if not parts:
+        return ""
+    return ("the reference has rows for benchmark(s) this run does not have (run: "
+            f"{', '.join(sorted(run)) or 'none'}): " + "; ".join(parts))
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).split("/")[-1].lower())
+
+
+def encoder_matches(reference_encoder: str, our_encoder: str | None) -> bool:
+    """Whether our encoder (a model name or path, e.g. ``sentence-transformers/LaBSE``) is the reference's
+    (``LaBSE``): compared lower-case on letters and digits, with :data:`ENCODER_ALIASES`."""
+    if not our_encoder:
+        return False
+    r, o = _norm(reference_encoder), _norm(our_encoder)
+    return r == o or o in ENCODER_ALIASES.get(r, ())
+
+
+def _macro_values(results_macro: pd.DataFrame) -> pd.DataFrame:
+    r = results_macro
+    if "qlang" in r.columns:
+        r = r[(r["qlang"] == "all") & (r["dlang"] == "all")]
+    col = "mean" if "mean" in r.columns else "value"
+    if col not in r.columns:
+        raise ValueError("our results need a 'mean' (stats.aggregate) or 'value' (results.csv) column")
+    return r[["model", "benchmark", "setting", "metric", col]].rename(columns={col: "ours"})
+
+
+def absolute_view(results_macro: pd.DataFrame, ref: pd.DataFrame, our_encoder: str | None) -> pd.DataFrame:
+    """Every reference row with its published value as it is and our macro value beside it.
+
+    ``results_macro``: :func:`hbkit.analysis.stats.aggregate` (column ``mean``) or ``results.csv`` (``value``, macro
+    rows ``qlang = dlang = all``). Our value is taken from the same benchmark, else from its stand-in
+    (``ours_benchmark`` says which). ``ours - paper`` is computed only where the encoder matches ours
+    (:func:`encoder_matches`) and the benchmark is the same; elsewhere it is NaN and ``note`` says why.
+    Columns ``source, encoder, model, benchmark, setting, metric, paper, ours_benchmark, ours, ours - paper,
+    note``; nothing is dropped."""
+    ours = _macro_values(results_macro)
+    rows = []
+    for r in ref.itertuples(index=False):
+        bench = r.benchmark
+        sel = ours[(ours["model"] == r.model) & (ours["benchmark"] == bench) & (ours["setting"] == r.setting)
+                   & (ours["metric"] == r.metric)]
+        if sel.empty and r.benchmark in STAND_IN:
+            bench = STAND_IN[r.benchmark]
+            sel = ours[(ours["model"] == r.model) & (ours["benchmark"] == bench) & (ours["setting"] == r.setting)
+                       & (ours["metric"] == r.metric)]
+        value = float(sel["ours"].iloc[0]) if len(sel) else np.nan
+        notes = []
+        if sel.empty:
+            notes.append("no value of ours")
+            bench = None
+        if not encoder_matches(r.encoder, our_encoder):
+            notes.append(f"different encoder (paper: {r.encoder}; ours: {our_encoder or 'unknown'}): compare "
+                         "effects (effects_view), not values")
+        if bench is not None and bench != r.benchmark:
+            notes.append(f"ours on {bench}, the paper on the full {r.benchmark}")
+        diff = value - r.value if not notes else np.nan
+        rows.append({"source": r.source, "encoder": r.encoder, "model": r.model, "benchmark": r.benchmark,
+                     "setting": r.setting, "metric": r.metric, "paper": r.value, "ours_benchmark": bench,
+                     "ours": value, "ours - paper": diff, "note": "; ".join(notes)})
+    return pd.DataFrame(rows, columns=["source", "encoder", "model", "benchmark", "setting", "metric", "paper",
+                                       "ours_benchmark", "ours", "ours - paper", "note"])
+
+
+def paper_effects(ref: pd.DataFrame) -> pd.DataFrame:
+    """The reference's differences between strategies: per (source, encoder, benchmark, setting, metric),
+    ``hybrid - xx``, ``hybrid - xy`` and ``xy - xx`` where both numbers are published (the mBERT
+    baselines have xx and xy only). Columns ``source, encoder, contrast, a, b, benchmark, setting, metric,
+    a_value, b_value, paper_diff``; ``paper_diff`` is rounded to 6 decimals (the table's 3 decimals
+    make 0.648 - 0.648 exactly 0)."""
+    rows = []
+    keys = ["source", "encoder", "benchmark", "setting", "metric"]
+    for key, sub in ref.groupby(keys, sort=False):
+        vals = dict(zip(sub["model"], sub["value"]))
+        for a, b in STRATEGY_CONTRASTS:
+            if a in vals and b in vals:
+                rows.append({**dict(zip(keys, key)), "contrast": f"{a} - {b}", "a": a, "b": b,
+                             "a_value": vals[a], "b_value": vals[b], "paper_diff": round(vals[a] - vals[b], 6)})
+    cols = ["source", "encoder", "contrast", "a", "b", "benchmark", "setting", "metric", "a_value", "b_value",
+            "paper_diff"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def effects_view(our_effects: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
+    """Each of the paper's effects (:func:`paper_effects`) beside ours (:func:`hbkit.analysis.stats.effects`) with its
+    95% interval.
+
+    Our effect is taken from the same benchmark, else from its stand-in (our ``xquad-r-eval``, held-out
+    XQuAD-R articles, for the paper's full ``xquad-r``; column ``matched_as`` says which), the same
+    contrast (flipped if we computed ``b - a``), setting and metric. ``same_sign``: our diff has the
+    paper's sign; ``paper_inside_our_interval``: ``low <= paper_diff <= high``. Both are NA (``note``
+    says why) when we have no such effect, when the paper's difference is 0 (no sign to share), and — for
+    ``paper_inside_our_interval`` — for rank distance, which grows with the pool size (the paper ranks
+    the full benchmarks): compare its sign only. Nothing is dropped."""
+    pe = paper_effects(ref)
+    rows = []
+    for r in pe.itertuples(index=False):
+        ob = r.benchmark
+        hit = None
+        for bench in (r.benchmark, STAND_IN.get(r.benchmark)):
+            if bench is None:
+                continue
+            sel = our_effects[(our_effects["benchmark"] == bench) & (our_effects["setting"] == r.setting)
+                              & (our_effects["metric"] == r.metric)]
+            for x, y, sign in ((r.a, r.b, 1.0), (r.b, r.a, -1.0)):
+                m = sel[(sel["a"] == x) & (sel["b"] == y)]
+                if len(m):
+                    e = m.iloc[0]
+                    lo, hi = sorted((sign * e["low"], sign * e["high"]))
+                    hit = {"diff": sign * e["diff"], "low": lo, "high": hi, "p_adj": e.get("p_adj", np.nan)}
+                    ob = bench
+                    break
+            if hit:
+                break
+        notes = []
+        same = inside = pd.NA
+        if hit is None:
+            notes.append("no effect of ours for this contrast, benchmark, setting and metric")
+            matched = "none"
+            hit = {"diff": np.nan, "low": np.nan, "high": np.nan, "p_adj": np.nan}
+        else:
+            matched = (f"our {ob} for the paper's {r.benchmark}" if ob != r.benchmark else "same benchmark")
+            if r.paper_diff == 0:
+                notes.append("the paper shows no difference: no sign to compare")
+            else:
+                same = bool(np.sign(hit["diff"]) == np.sign(r.paper_diff))
+            if r.metric == "rank_distance":
+                notes.append("rank distance grows with the pool size: compare signs only")
+            else:
+                inside = bool(hit["low"] <= r.paper_diff <= hit["high"])
+        rows.append({"source": r.source, "encoder": r.encoder, "contrast": r.contrast, "benchmark": r.benchmark,
+                     "our_benchmark": ob if matched != "none" else None, "matched_as": matched,
+                     "setting": r.setting, "metric": r.metric, "paper_diff": r.paper_diff, "diff": hit["diff"],
+                     "low": hit["low"], "high": hit["high"], "p_adj": hit["p_adj"], "same_sign": same,
+                     "paper_inside_our_interval": inside, "note": "; ".join(notes)})
+    out = pd.DataFrame(rows, columns=["source", "encoder", "contrast", "benchmark", "our_benchmark", "matched_as",
+                                      "setting", "metric", "paper_diff", "diff", "low", "high", "p_adj", "same_sign",
+                                      "paper_inside_our_interval", "note"])
+    for c in ("same_sign", "paper_inside_our_interval"):
+        out[c] = out[c].astype("boolean")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the paper's per-language tables (3-8, 12-13) beside ours
+# --------------------------------------------------------------------------------------------------
+#: the paper's results tables as extracted with their source (``hbkit/analysis/published/README.md``: how, and which cells
+#: are garbled or inferred), and its data statistics (Tables 9-11)
+PAPER_TABLES = "arxiv-2408.10536-tables.csv"
+
+
+PAPER_DATA_STATS = "arxiv-2408.10536-data-stats.csv"
+
+
+PAPER_TABLE_COLUMNS = ("source", "table", "encoder", "model", "benchmark", "setting", "lang", "metric", "value", "note")
+
+
+#: the paper's metrics hbkit computes under the same name (its R@1 / R@10 columns are shown, not matched: the
+#: printed headers of those blocks are garbled, see the README)
+PAPER_MATCHED_METRICS = ("map", "rank_distance", "ndcg@10", "recall@100")
+
+
+#: the languages the paper never trains on and reports as unseen
+PAPER_UNSEEN = ("el", "vi")
+
+
+def paper_tables(path: str | Path | None = None) -> pd.DataFrame:
+    """The paper's results tables (Tables 1-8, 12, 13) as one tidy frame, one printed value per row; by default
+    the shipped ``hbkit/analysis/published/arxiv-2408.10536-tables.csv``. Every row is checked (encoder, model, benchmark,
+    setting, language, metric, a number); an error names the file and the row."""
+    path = Path(path) if path else published_file(PAPER_TABLES)
+    try:
+        t = pd.read_csv(path, dtype={"lang": str, "note": str}, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as e:
+        raise ValueError(f"{path}: not a readable CSV ({type(e).__name__}); the header must be "
+                         f"{','.join(PAPER_TABLE_COLUMNS)}") from None
+    if missing := [c for c in PAPER_TABLE_COLUMNS if c not in t.columns]:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    checks = {"encoder": {"XLM-R", "LaBSE"}, "model": {"xx", "xy", "hybrid"}, "benchmark": {"xquad-r", "mlqa-r", "miracl"},
+              "setting": set(SETTINGS), "metric": set(PAPER_MATCHED_METRICS) | {"r@1", "r@10"}}
+    for col, allowed in checks.items():
+        bad = t.index[~t[col].isin(allowed)]
+        if len(bad):
+            raise ValueError(f"{path}, data row {bad[0] + 1}: {col} {t.loc[bad[0], col]!r} is not one of "
+                             f"{', '.join(sorted(allowed))}")
+    bad = t.index[~t["lang"].str.fullmatch(r"[a-z]{2}|mean|median")]
+    if len(bad):
+        raise ValueError(f"{path}, data row {bad[0] + 1}: lang {t.loc[bad[0], 'lang']!r} is not an ISO 639-1 code, "
+                         "mean or median")
+    t["value"] = pd.to_numeric(t["value"], errors="coerce")
+    if t["value"].isna().any():
+        raise ValueError(f"{path}, data row {int(t['value'].isna().to_numpy().argmax()) + 1}: value is not a number")
+    return t
+
+
+def our_per_language(results: pd.DataFrame) -> pd.DataFrame:
+    """Our per-language values in the paper's shape, mean over training seeds: ``benchmark`` (``xquad-r`` for our
+    ``xquad-r-eval``, ``miracl`` for ``miracl-XX``), ``setting``, ``lang`` (the query language), ``metric``,
+    ``model``, ``ours``, ``n_seeds``. Mono: the query language's own cell; cross: the mean over the other passage
+    languages; multi: the query language against the whole pool; MIRACL: each language's corpus."""
+    r = results[results["model"].isin(["xx", "xy", "hybrid"]) & results["metric"].isin(PAPER_MATCHED_METRICS)].copy()
+    if r.empty:
+        return pd.DataFrame(columns=["benchmark", "setting", "lang", "metric", "model", "ours", "n_seeds"])
+    miracl = r["benchmark"].str.fullmatch(r"miracl-[a-z]{2,3}")
+    r.loc[miracl, "qlang"] = r.loc[miracl, "benchmark"].str.split("-").str[1]
+    r.loc[miracl, "dlang"] = r.loc[miracl, "qlang"]
+    r.loc[miracl, "benchmark"] = "miracl"
+    r["benchmark"] = r["benchmark"].replace({v: k for k, v in STAND_IN.items()})
+    keep = r["benchmark"].isin(["xquad-r", "mlqa-r", "miracl"]) & (r["qlang"] != "all") & (
+        ((r["setting"] == "mono") & (r["dlang"] == r["qlang"])) |
+        ((r["setting"] == "cross") & (r["dlang"] != "all") & (r["dlang"] != r["qlang"])) |
+        ((r["setting"] == "multi") & (r["dlang"] == "all")))
+    r = r[keep].rename(columns={"qlang": "lang"})
+    per_seed = r.groupby(["benchmark", "setting", "lang", "metric", "model", "seed"], as_index=False)["value"].mean()
+    return (per_seed.groupby(["benchmark", "setting", "lang", "metric", "model"], as_index=False)
+            .agg(ours=("value", "mean"), n_seeds=("seed", "nunique")))
+
+
+def per_language_view(results: pd.DataFrame, tables: pd.DataFrame | None = None,
+                      train_languages: list[str] | None = None) -> pd.DataFrame:
+    """The paper's per-language values (Tables 3-8, 12-13) beside ours, for every (benchmark, setting, language,
+    metric, strategy) that both have: ``ours`` (mean over seeds), ``paper XLM-R``, ``paper LaBSE`` and
+    ``unseen`` (a language outside our run's ``train_languages``: el and vi under the paper's nine; none when the
+    run trained on every language). Absolute values differ by encoder, training data and (for XQuAD-R) our
+    held-out articles; compare the differences between strategies (:func:`per_language_effects`)."""
+    tables = paper_tables() if tables is None else tables
+    paper = tables[~tables["lang"].isin(["mean", "median"]) & tables["metric"].isin(PAPER_MATCHED_METRICS)]
+    paper = paper.pivot_table(index=["benchmark", "setting", "lang", "metric", "model"], columns="encoder",
+                              values="value", aggfunc="first").add_prefix("paper ").reset_index()
+    paper.columns.name = None
+    view = our_per_language(results).merge(paper, on=["benchmark", "setting", "lang", "metric", "model"])
+    view["unseen"] = ~view["lang"].isin(train_languages) if train_languages else False
+    order = {"xx": 0, "xy": 1, "hybrid": 2}
+    return view.sort_values(["benchmark", "metric", "setting", "lang"], kind="stable").sort_values(
+        ["benchmark", "metric", "setting", "lang", "model"], key=lambda s: s.map(order) if s.name == "model" else s,
+        kind="stable").reset_index(drop=True)
+
+
+def per_language_effects(view: pd.DataFrame) -> pd.DataFrame:
+    """Per language, the paper's differences between strategies (:data:`STRATEGY_CONTRASTS`) beside ours: ``ours``
+    (difference of the seed means; no interval per language) and, per encoder, ``paper <encoder>`` and
+    ``agree <encoder>`` (same sign; for rank distance lower is better, which the sign comparison does not
+    need). ``unseen`` as in the view."""
+    keys = ["benchmark", "setting", "lang", "metric"]
+    encoders = [c for c in view.columns if c.startswith("paper ")]
+    wide = view.pivot_table(index=keys, columns="model", values=["ours", *encoders], aggfunc="first")
+    rows = []
+    for a, b in STRATEGY_CONTRASTS:
+        if ("ours", a) not in wide.columns or ("ours", b) not in wide.columns:
+            continue
+        d = pd.DataFrame(index=wide.index)
+        d["contrast"] = f"{a}-{b}"
+        d["ours"] = wide[("ours", a)] - wide[("ours", b)]
+        for enc in encoders:
+            d[enc] = wide[(enc, a)] - wide[(enc, b)]
+            d[f"agree {enc.split(' ', 1)[1]}"] = np.sign(d[enc]) == np.sign(d["ours"])
+        rows.append(d.reset_index())
+    if not rows:
+        return pd.DataFrame(columns=[*keys, "contrast", "ours"])
+    out = pd.concat(rows, ignore_index=True).dropna(subset=["ours"])
+    out = out.merge(view[["benchmark", "setting", "lang", "metric", "unseen"]].drop_duplicates(), how="left",
+                    on=keys)
+    return out[[*keys, "contrast", "ours", *[c for c in out.columns if c.startswith(("paper ", "agree "))], "unseen"]]

@@ -1,0 +1,302 @@
+"""Command line: parsing and validation of arguments; every command is then one call into the layers below.
+
+Options are derived from where their defaults live: ``hbkit train`` from :class:`hbkit.train.config.TrainConfig`'s
+fields, ``hbkit compare`` from :data:`hbkit.experiment.profiles.PROFILE_KEYS` (defaults: the chosen profile). Errors are
+one line (``hbkit: error: ...``); ``--debug`` shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from hbkit.core.files import atomic_path
+from hbkit.data.benchmarks import load_benchmark
+from hbkit.data.benchmarks import summary as data_summary
+from hbkit.data.corpora import build_corpus, training_pairs
+from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
+from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
+from hbkit.data.releases import PROJECT_DATA, SOURCES, download
+from hbkit.encoders.load import load_encoder
+from hbkit.experiment.compare import compare
+from hbkit.experiment.doctor import MISSING, doctor
+from hbkit.experiment.plan import subsample_pairs
+from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES
+from hbkit.experiment.report import report, summary_text
+from hbkit.retrieval.corpus_eval import evaluate_corpus
+from hbkit.retrieval.pools import EvalResult, evaluate
+from hbkit.train.config import TrainConfig
+from hbkit.train.trainer import train
+
+
+def _parse_list(kind):
+    def parse(text: str):
+        if text.lower() in ("none", ""):
+            return None
+        try:
+            return [kind(x.strip()) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated {kind.__name__} values, e.g. "
+                                             f"{'0,1,2' if kind is int else '0.25,0.75' if kind is float else 'a,b'}") from None
+    return parse
+
+
+def _parse_dict(text: str):
+    if text.lower() in ("none", "", "full"):
+        return {}
+    out = {}
+    for item in text.split(","):
+        name, sep, n = item.partition("=")
+        if not sep:
+            raise argparse.ArgumentTypeError(f"{item!r}: use name=number, e.g. xquad-r-eval=120,mlqa-r=150")
+        try:
+            out[name.strip()] = int(n)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r}: {n!r} is not a whole number of query groups; use "
+                                             "name=number, e.g. mlqa-r=150") from None
+    return out
+
+
+def _parse_text_dict(text: str):
+    """``query=Query: ,passage=Passage: `` -> ``{"query": "Query: ", "passage": "Passage: "}`` (values verbatim,
+    trailing spaces kept); ``none`` -> ``{}``, which the profile reads as "no prefixes" (None keeps the profile's)."""
+    if text.strip().lower() in ("none", ""):
+        return {}
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"{item!r}: use name=text, e.g. 'query=Query: ,passage=Passage: '")
+        out[name.strip()] = value
+    return out
+
+
+def _parse_optional(kind):
+    return lambda text: None if text.lower() == "none" else kind(text)
+
+
+_TYPES = {"str": str, "int": int, "float": float, "list[str]": _parse_list(str), "list[int]": _parse_list(int),
+          "list[float]": _parse_list(float), "dict[int]": _parse_dict, "int?": _parse_optional(int),
+          "dict[str]?": _parse_text_dict,
+          "list[str]?": _parse_list(str)}
+
+
+def _add_dataclass_options(parser, cls, skip=()) -> None:
+    """One option per dataclass field (``--max-steps``; aliases from the field's metadata); the default is the
+    field's, the help its ``metadata['help']`` — as transformers' HfArgumentParser does."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        names = [f"--{f.name.replace('_', '-')}", *f.metadata.get("aliases", ())]
+        kw = {"dest": f.name, "default": default, "help": f"{f.metadata.get('help', '')} (default: {default})"}
+        t = str(f.type)
+        if "bool" in t:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif "dict" in t:
+            kw["type"] = json.loads
+        else:
+            base = int if "int" in t else float if "float" in t else str
+            kw["type"] = _parse_optional(base) if "None" in t else base
+            if "choices" in f.metadata:
+                kw["choices"] = f.metadata["choices"]
+        parser.add_argument(*names, **kw)
+
+
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be a positive number (leave the option out for the full set)")
+    return n
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hbkit", description="Hybrid batch training for multilingual retrieval",
+                                allow_abbrev=False)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)  # --debug after the command, too
+
+    d = sub.add_parser("data", help="data layer: summary, download, or build a training corpus", allow_abbrev=False)
+    d.add_argument("action", choices=["summary", "download", "build"])
+    d.add_argument("names", nargs="*", help="download: releases (default: xquad xquad-r mlqa-r tydiqa); "
+                                            "build: one corpus (squad-translate-train, xquad-train)")
+    d.add_argument("--data-dir", help="folder laid out like data/README.md (download: where to write)")
+    d.add_argument("--dir", help="build: the release folder (e.g. one holding train-v1.1.json and translate-train/)")
+    d.add_argument("--num-proc", type=_positive, help="build: processes for sentence splitting")
+
+    c = sub.add_parser("compare", help="train every strategy (x α x seed) from one base encoder, evaluate, report",
+                       allow_abbrev=False)
+    c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (paper when CUDA is available)")
+    c.add_argument("--out", default="runs/compare")
+    c.add_argument("--force", action="store_true", help="retrain and re-evaluate everything in --out")
+    c.add_argument("--data-dir")
+    c.add_argument("--allow-overlap", action="store_true",
+                   help="run even if training questions occur in an evaluation benchmark (see overlap.csv)")
+    for key, (kind, help_) in PROFILE_KEYS.items():
+        opt = f"--{key.replace('_', '-')}"
+        if kind == "bool":
+            c.add_argument(opt, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            c.add_argument(opt, dest=key, type=_TYPES[kind], default=None, help=f"{help_} (default: the profile's)")
+
+    r = sub.add_parser("report", help="re-render tables, verdicts and report.html of a finished compare folder",
+                       allow_abbrev=False)
+    r.add_argument("run_dir")
+
+    t = sub.add_parser("train", help="fine-tune one strategy on the XQuAD training articles", allow_abbrev=False)
+    t.add_argument("--model", default="intfloat/multilingual-e5-small")
+    _add_dataclass_options(t, TrainConfig)
+    t.add_argument("--max-groups", type=_positive, help="train on a seeded subset of this many parallel groups")
+    t.add_argument("--no-resume", action="store_true", help="start afresh even if the folder holds a run")
+    t.add_argument("--out", default="runs/train")
+    t.add_argument("--data-dir")
+
+    dr = sub.add_parser("doctor", help="preflight of a profile: data, encoder, disk, CUDA; exits 1 when something "
+                                       "the run needs is missing", allow_abbrev=False)
+    dr.add_argument("--profile", default="auto")
+    dr.add_argument("--data-dir")
+    dr.add_argument("--out", default="runs/compare")
+
+    e = sub.add_parser("eval", help="evaluate an encoder zero-shot", allow_abbrev=False)
+    e.add_argument("--model", default="intfloat/multilingual-e5-small")
+    e.add_argument("--bench", default="xquad-r,mlqa-r,tydiqa",
+                   help="comma-separated: xquad-r, xquad-r-eval, mlqa-r, tydiqa, mlqa-r-rebuilt, and corpus benchmarks "
+                        "searched with faiss: miracl:LANG[,LANG...] (release folder under $HBKIT_DATA_DIR/miracl), "
+                        "tydiqa-corpus[:LANG,...] (TyDi-QA GoldP as a MIRACL-style corpus)")
+    e.add_argument("--index", default="flat", choices=["flat", "ivf", "hnsw"], help="faiss index of corpus benchmarks")
+    e.add_argument("--unknown-docs", default="error", choices=["error", "skip"],
+                   help="corpus benchmarks: qrels naming a document the corpus lacks are refused (error) or dropped "
+                        "and counted (skip)")
+    e.add_argument("--groups", type=_positive, help="subsample this many query groups per benchmark")
+    e.add_argument("--out", default="runs/eval")
+    e.add_argument("--save-embeddings", action="store_true", help="also write what was scored (.npy, ids, relevance)")
+    e.add_argument("--data-dir")
+    return p
+
+
+def _data(a) -> int:
+    if a.action == "build":
+        if len(a.names) != 1:
+            raise DataError("hbkit data build takes one corpus name, e.g. squad-translate-train --dir FOLDER")
+        path, stats = build_corpus(a.names[0], a.dir, num_proc=a.num_proc)
+        with pd.option_context("display.max_rows", 50, "display.width", 160, "display.max_columns", 20):
+            print(stats.to_string(index=False))
+        print(f"\ncached at {path}")
+        return 0
+    if a.action == "download":
+        a.names = a.names or ["xquad", "xquad-r", "mlqa-r", "tydiqa"]
+        for n in a.names:  # every name is checked before the first download
+            if n not in SOURCES:
+                raise DataError(f"unknown dataset {n!r}; known: {', '.join(SOURCES)}")
+        for n in a.names:
+            print(download(n, a.data_dir or PROJECT_DATA))
+        return 0
+    with pd.option_context("display.max_rows", 200, "display.width", 120):
+        s = data_summary(a.data_dir)
+        print(s.to_string(index=False))
+        print(s.groupby("dataset")[["queries", "candidates"]].sum().to_string())
+    return 0
+
+
+def _compare(a) -> int:
+    res = compare(a.profile, a.out, a.force, a.data_dir, allow_overlap=a.allow_overlap,
+                  **{k: getattr(a, k) for k in PROFILE_KEYS})
+    print(summary_text(res))
+    return 0
+
+
+def _report(a) -> int:
+    print(summary_text(report(a.run_dir)))
+    return 0
+
+
+def _doctor(a) -> int:
+    t = doctor(a.profile, a.data_dir, a.out)
+    with pd.option_context("display.max_colwidth", 120, "display.width", 250):
+        print(t.to_string(index=False))
+    bad = t[t.status == MISSING]
+    print(f"\nnot ready: {len(bad)} missing ({', '.join(bad.check)}); each row's fix says what to do"
+          if len(bad) else "\nready: nothing the run needs is missing")
+    return 1 if len(bad) else 0
+
+
+def _train(a) -> int:
+    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
+    pairs = training_pairs(cfg.corpus, a.data_dir)   # read and validated before any model is loaded
+    if a.max_groups:
+        pairs = subsample_pairs(pairs, a.max_groups, cfg.seed)
+    enc = load_encoder(a.model)
+    print(train(enc, pairs, cfg, a.out, resume=not a.no_resume))
+    return 0
+
+
+def _eval(a) -> int:
+    names = check_benchmark_names(a.bench)
+    # every benchmark loads before any is scored: a missing file fails in seconds, not after an hour
+    pools = [load_benchmark(n, a.data_dir) for n in names if not is_corpus_benchmark(n)]
+    corpora = [b for n in names if is_corpus_benchmark(n) for b in load_corpus_benchmarks(n, a.data_dir)]
+    if a.groups:
+        pools = [b.subsample(a.groups) for b in pools]
+    enc = load_encoder(a.model)
+    out = Path(a.out)
+    res = [evaluate(enc, b, save_dir=out / "scored" if a.save_embeddings else None) for b in pools]
+    if corpora:
+        table, pq = evaluate_corpus(enc, corpora, out / "corpus", index=a.index, data_dir=a.data_dir,
+                                    unknown_docs=a.unknown_docs)
+        for name, why in table.attrs.get("skipped", {}).items():
+            for reason, n in why.items():
+                print(f"{name}: {n} {reason}", file=sys.stderr)
+        res.append(EvalResult(table, pq))
+    r = EvalResult.concat(res)
+    with atomic_path(out / "results.csv") as tmp:
+        r.table.to_csv(tmp, index=False)
+    r.to_json(out / "results.json")
+    t = r.table   # the macro rows, and each corpus benchmark's language (one language has no macro row)
+    t = t[((t.qlang == "all") & (t.dlang == "all")) | (t.benchmark.map(is_corpus_benchmark) & (t.qlang != "all"))]
+    t = t[t.metric.isin(["map", "rank_distance", "acc@10", "ndcg@10", "recall@100", "mrr@10"])]
+    print(t.pivot_table(index=["benchmark", "metric"], columns="setting", values="value", sort=False)
+          .to_string(float_format="%.4f") if len(t) else "no metrics: nothing was evaluated")
+    print(f"written to {out / 'results.csv'}")
+    return 0
+
+
+COMMANDS = {"data": _data, "compare": _compare, "report": _report, "doctor": _doctor, "train": _train, "eval": _eval}
+
+
+def run(a) -> int:
+    """Run the parsed command ``a.cmd``; returns the process exit status."""
+    command = COMMANDS.get(a.cmd)
+    return command(a) if command else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    import signal
+    # SIGTERM (kill, a scheduler's time limit) unwinds like an exception, so temporary files are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(a)
+    except KeyboardInterrupt:
+        print("hbkit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - one line for the user; --debug for the traceback
+        if a.debug:
+            raise
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"hbkit: error: {msg}" + ("" if isinstance(e, ValueError) else f" ({type(e).__name__}; --debug for details)"),
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

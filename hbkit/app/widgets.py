@@ -1,0 +1,267 @@
+"""The strategy dashboard: ipywidgets controls wired to the figures below, over saved results.
+
+The figure logic is plain functions of a results table and the control values (unit-tested):
+:func:`dashboard_figure` (bars per model), :func:`alpha_figure` (the metric against the hybrid share α) and
+:func:`beside` (published numbers, e.g. the paper's Table 1, next to ours). :class:`Dashboard` only wires
+widgets to them and can launch a small run.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from hbkit.analysis.figures import model_alpha
+from hbkit.analysis.reference import beside
+from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA, STRATEGY_ORDER
+from hbkit.experiment.compare import compare
+
+
+def seed_mean(results: pd.DataFrame) -> pd.DataFrame:
+    """``results.csv`` rows (one per model, seed and cell) averaged over training seeds: one value per model
+    and cell, ``n_seeds`` beside it (the base model, evaluated once, has 1)."""
+    if "seed" not in results.columns:
+        return results
+    keys = ["model", "benchmark", "setting", "qlang", "dlang", "metric"]
+    return (results.groupby(keys, sort=False, dropna=False)
+            .agg(value=("value", "mean"), n=("n", "first"), n_seeds=("value", "size")).reset_index())
+
+
+def load_results(folder: str | Path) -> pd.DataFrame:
+    """``results.csv`` of a ``hbkit compare`` run folder, averaged over seeds (:func:`seed_mean`), with a clear
+    error if the run is incomplete."""
+    path = Path(folder) / "results.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `hbkit compare --out {folder}` first")
+    return seed_mean(pd.read_csv(path))
+
+
+def run_encoder(folder: str | Path) -> str | None:
+    """The base encoder a run folder was trained from (``config.json``'s ``model``), or None."""
+    import json
+
+    path = Path(folder) / "config.json"
+    try:
+        return json.loads(path.read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
+    """``aggregate.csv`` of a run folder (mean over seeds with intervals over seeds and query groups), or None."""
+    path = Path(folder) / "aggregate.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _select(results: pd.DataFrame, benchmark: str, metric: str, setting: str | None, qlang: str, dlang: str):
+    r = results[(results["benchmark"] == benchmark) & (results["metric"] == metric)]
+    if setting:
+        r = r[r["setting"] == setting]
+    if qlang != "all" or dlang != "all":
+        return r[(r["qlang"] == qlang) & ((r["dlang"] == dlang) | (dlang == "all"))]
+    return r[r["qlang"] == "all"]
+
+
+def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
+                     models: list[str] | None = None, qlang: str = "all", dlang: str = "all",
+                     reference: pd.DataFrame | None = None):
+    """Bars of ``metric`` per model for one benchmark: all settings (``setting=None``) or one; for one
+    language pair when ``qlang``/``dlang`` are not ``all``. With a ``reference`` table (:func:`load_reference`),
+    its numbers for the same benchmark/metric/setting are drawn beside ours as hatched bars named
+    ``<encoder> (<source>): <model>`` (macro values only: a reference has no language pairs).
+    Raises ``ValueError`` when our selection is empty."""
+    import plotly.express as px
+
+    r = _select(results, benchmark, metric, setting, qlang, dlang)
+    if models:
+        r = r[r["model"].isin(models)]
+    if r.empty:
+        raise ValueError(f"no results for benchmark={benchmark}, metric={metric}, setting={setting}, "
+                         f"pair={qlang}->{dlang}, models={models}")
+    r = r.assign(source="ours")
+    if reference is not None and qlang == "all" and dlang == "all":
+        ref = _select(reference.assign(qlang="all", dlang="all"), benchmark, metric, setting, "all", "all")
+        if models:
+            ref = ref[ref["model"].isin(models)]
+        ref = ref.assign(source=ref["encoder"] + " (" + ref["source"] + ")",
+                         model=ref["encoder"] + " (" + ref["source"] + "): " + ref["model"])
+        r = pd.concat([r, ref[r.columns.intersection(ref.columns)]], ignore_index=True)
+    published = set(r.loc[r["source"] != "ours", "model"])
+    order = list(STRATEGY_ORDER)  # then other runs of ours, then the published bars
+    order += sorted(set(r["model"]) - set(order) - published) + sorted(published)
+    fig = px.bar(r, x="setting", y="value", color="model", barmode="group", text_auto=".3f",
+                 category_orders={"setting": list(SETTINGS), "model": order})
+    fig.for_each_trace(lambda t: t.update(marker_pattern_shape="/") if t.name in published else None)
+    pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
+    fig.update_layout(title=f"{benchmark}: {metric}{pair}", yaxis_title=metric)
+    return fig
+
+
+def alpha_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
+                 qlang: str = "all", dlang: str = "all", alpha: float | None = None,
+                 intervals: pd.DataFrame | None = None):
+    """``metric`` against the hybrid share α, one line per setting: every trained model whose α is known
+    (:func:`model_alpha`: xy at 0, hybrid at 0.5, xx at 1, ``hybrid-a<α>`` runs in between), the base model as
+    a dotted line per setting, and ``alpha`` (the value the run button would train) as a vertical line. With
+    ``intervals`` (``aggregate.csv``: intervals over seeds and query groups) the macro values get error bars.
+    Raises ``ValueError`` when no trained model has a value for the selection."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    r = _select(results, benchmark, metric, setting, qlang, dlang)
+    r = r.assign(alpha=r["model"].map(model_alpha))
+    trained = r.dropna(subset=["alpha"]).sort_values("alpha")
+    if trained.empty:
+        raise ValueError(f"no trained model has {metric} for benchmark={benchmark}, setting={setting}, "
+                         f"pair={qlang}->{dlang}")
+    fig = go.Figure()
+    for i, s in enumerate(x for x in SETTINGS if x in set(trained["setting"])):
+        colour = qualitative.Plotly[i]
+        t = trained[trained["setting"] == s]
+        err = None
+        if intervals is not None and qlang == "all" and dlang == "all":
+            iv = intervals[(intervals["benchmark"] == benchmark) & (intervals["metric"] == metric)
+                           & (intervals["setting"] == s)].set_index("model")
+            if set(t["model"]) <= set(iv.index):
+                hi, lo = iv.loc[t["model"], "high"].to_numpy(), iv.loc[t["model"], "low"].to_numpy()
+                err = dict(type="data", symmetric=False, array=hi - t["value"].to_numpy(),
+                           arrayminus=t["value"].to_numpy() - lo)
+        fig.add_scatter(x=t["alpha"], y=t["value"], mode="lines+markers", name=s, line_color=colour, error_y=err,
+                        text=t["model"], hovertemplate="%{text}: α=%{x:g}, " + metric + "=%{y:.3f}<extra></extra>")
+        b = r[(r["model"] == "base") & (r["setting"] == s)]
+        if not b.empty:
+            fig.add_hline(y=float(b["value"].iloc[0]), line_dash="dot", line_color=colour,
+                          annotation_text=f"base {s}", annotation_position="top left")
+    ys = pd.concat([trained["value"], r.loc[r["model"] == "base", "value"]])
+    pad = 0.05 * (ys.max() - ys.min()) or 0.01
+    fig.update_yaxes(range=[ys.min() - pad, ys.max() + pad])  # the base lines stay in view
+    if alpha is not None:
+        fig.add_vline(x=alpha, line_dash="dash", line_color="grey", annotation_text=f"α = {alpha:g}")
+    pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
+    fig.update_layout(title=f"{benchmark}: {metric}{pair} against α (0 = X-Y only, 1 = X-X-mono only)",
+                      xaxis=dict(title="α (share of X-X-mono batches)", range=[-0.05, 1.05]), yaxis_title=metric)
+    return fig
+
+
+class Dashboard:
+    """ipywidgets dashboard over a results table: strategies (models), α, benchmark, setting, metric and
+    language pair.
+
+    ``Dashboard(results).widget`` is the container to display. Changing any control rebuilds ``self.figure``
+    (bars per model, :func:`dashboard_figure`) and ``self.alpha_fig`` (metric against α, :func:`alpha_figure`),
+    shown through plotly's own renderer so they work in JupyterLab and Voilà alike. With a ``reference``
+    table (:func:`load_reference`, e.g. the paper's Table 1) its numbers are drawn beside ours and
+    ``self.table`` holds :func:`beside` for the current benchmark and metric. ``run_button`` trains
+    the strategies with the ``ci`` profile (or ``profile``) into ``out``, plus a hybrid run at the α slider's
+    value when it is not 0, 0.5 or 1, and reloads the results.
+    """
+
+    def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "ci",
+                 reference: pd.DataFrame | None = None, aggregate: pd.DataFrame | None = None,
+                 encoder: str | None = None):
+        import ipywidgets as w
+        import plotly.graph_objects as go
+
+        results = seed_mean(results)
+        self.results, self.out, self.profile, self.reference = results, out, profile, reference
+        self.aggregate = aggregate
+        # our encoder: "ours - paper" is shown only against the same encoder (reference.beside)
+        self.encoder = encoder or (run_encoder(out) if out else None)
+        benches = sorted(results["benchmark"].unique())
+        metrics = sorted(results["metric"].unique())
+        self.benchmark = w.Dropdown(options=benches, value=benches[0], description="benchmark")
+        self.metric = w.Dropdown(options=metrics, value="map" if "map" in metrics else metrics[0], description="metric")
+        self.setting = w.Dropdown(options=[("all", None)] + [(s, s) for s in SETTINGS], value=None, description="setting")
+        self.models = w.SelectMultiple(description="strategies")
+        self.qlang = w.Dropdown(description="query lang")
+        self.dlang = w.Dropdown(description="doc lang")
+        self.alpha = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="α", continuous_update=False)
+        self.message = w.HTML()
+        self.run_button = w.Button(layout=w.Layout(width="auto"))
+        self.figure, self.alpha_fig, self.table = go.Figure(), go.Figure(), pd.DataFrame()
+        self.output, self.alpha_output, self.table_output = w.Output(), w.Output(), w.Output()
+        self._set_models()
+        self._update_langs()
+        self._label_button()
+        for c in (self.benchmark, self.metric, self.setting, self.models, self.qlang, self.dlang, self.alpha):
+            c.observe(self._on_change, names="value")
+        self.run_button.on_click(self._run)
+        self.redraw()
+        self.widget = w.VBox([w.HBox([self.benchmark, self.metric, self.setting]),
+                              w.HBox([self.models, w.VBox([self.qlang, self.dlang]),
+                                      w.VBox([self.alpha, self.run_button])]),
+                              self.message, self.output, self.alpha_output, self.table_output])
+
+    def _set_models(self):
+        models = list(dict.fromkeys(self.results["model"]))
+        self.models.options = models
+        self.models.value = tuple(models)
+
+    def _update_langs(self):
+        r = self.results[self.results["benchmark"] == self.benchmark.value]
+        self.qlang.options = ["all"] + sorted(set(r["qlang"]) - {"all"})
+        self.dlang.options = ["all"] + sorted(set(r["dlang"]) - {"all"})
+        self.qlang.value = self.dlang.value = "all"
+
+    def _extra_alpha(self) -> float | None:
+        """The slider's α when it needs a run of its own (not 0, 0.5 or 1, which xy, hybrid and xx are)."""
+        return None if self.alpha.value in STRATEGY_ALPHA.values() else self.alpha.value
+
+    def _label_button(self):
+        a = self._extra_alpha()
+        extra = "" if a is None else f" + hybrid α={a:g}"
+        self.run_button.description = f"train xx, xy, hybrid{extra} ({self.profile} profile)"
+
+    def _on_change(self, change):
+        if change["owner"] is self.benchmark:
+            self._update_langs()
+        if change["owner"] is self.alpha:
+            self._label_button()
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Rebuild the figures and the reference table from the current control values."""
+        from IPython.display import HTML, display
+
+        sel = dict(benchmark=self.benchmark.value, metric=self.metric.value, setting=self.setting.value,
+                   qlang=self.qlang.value, dlang=self.dlang.value)
+        notes = []
+        figures = (("figure", self.output, lambda: dashboard_figure(self.results, models=list(self.models.value),
+                                                                    reference=self.reference, **sel)),
+                   ("alpha_fig", self.alpha_output, lambda: alpha_figure(self.results, alpha=self.alpha.value,
+                                                                         intervals=self.aggregate, **sel)))
+        for attr, output, make in figures:
+            try:
+                fig = make()
+            except ValueError as e:  # an empty selection: say so, keep the last figure
+                notes.append(str(e))
+                continue
+            setattr(self, attr, fig)
+            with output:
+                output.clear_output(wait=True)
+                display(fig)
+        self.message.value = "".join(f"<i>{html.escape(n)}</i><br>" for n in notes)
+        if self.reference is not None:
+            t = beside(self.results, self.reference, self.encoder)
+            self.table = t[(t["benchmark"] == sel["benchmark"]) & (t["metric"] == sel["metric"])]
+            with self.table_output:
+                self.table_output.clear_output(wait=True)
+                display(HTML(f"<b>Published numbers beside ours ({sel['benchmark']}, {sel['metric']})</b>"))
+                display(self.table.round(3) if not self.table.empty else HTML("<i>the reference has no rows here</i>"))
+
+    def _run(self, _=None):
+        a = self._extra_alpha()
+        alphas = [] if a is None else [a]
+        out = self.out or f"runs/dashboard-{self.profile}"
+        self.message.value = f"training and evaluating ({self.profile} profile) into {out} ..."
+        try:
+            res = compare(self.profile, out, progress=False, alphas=alphas)
+        except Exception as e:  # shown in the page: a button callback has nowhere else to report
+            self.message.value = f"<b>run failed</b>: {html.escape(repr(e))}"
+            return
+        self.results, self.aggregate = seed_mean(res["results"]), res.get("aggregate")
+        self._set_models()
+        self._update_langs()
+        self.redraw()
+        self.message.value = f"done: results of {res['out']}"

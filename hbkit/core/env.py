@@ -1,0 +1,54 @@
+"""One rule each for the environment: the cache folder, the data roots, offline mode, and the world size."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def data_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
+    """The folders a user named for the data, first hit wins: ``("argument data_dir", data_dir)`` when given,
+    then ``("HBKIT_DATA_DIR", $HBKIT_DATA_DIR)`` when set; each expanded (``~``). Every loader that looks for a
+    release (the benchmarks, SQuAD translate-train, MIRACL, ``hbkit doctor``) starts from this list and then
+    falls back to its own default (the project's ``data/``, the hub cache, or a download).
+
+    Example:
+        >>> data_roots("/data")[0]
+        ('argument data_dir', PosixPath('/data'))
+    """
+    given = (("argument data_dir", data_dir), ("HBKIT_DATA_DIR", os.environ.get("HBKIT_DATA_DIR")))
+    return [(origin, Path(root).expanduser()) for origin, root in given if root]
+
+
+def cache_dir() -> Path:
+    """``$HBKIT_CACHE``, else the user cache folder (``~/.cache/hbkit`` on Linux). Created on demand."""
+    root = os.environ.get("HBKIT_CACHE")
+    if root:
+        path = Path(root).expanduser()
+    else:
+        from platformdirs import user_cache_dir
+
+        path = Path(user_cache_dir("hbkit"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_TRUE = ("1", "on", "yes", "true")
+
+
+def offline() -> bool:
+    """The one rule for "offline": ``HF_HUB_OFFLINE`` or ``HBKIT_OFFLINE`` set to a true value (1, on, yes, true,
+    in any case; huggingface_hub's own reading of its variable). Then nothing is downloaded and the hub is
+    never contacted: local copies, caches and the embedded encoder are used, and what is missing is named."""
+    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HBKIT_OFFLINE"))
+
+
+def world() -> tuple[int, int]:
+    """The one rule for ``(rank, world_size)``: torch.distributed's when its process group is initialised, else
+    ``RANK`` / ``WORLD_SIZE`` (set by torchrun and accelerate before initialisation), else ``(0, 1)``. (The
+    batch sampler asks the initialised process group only: it needs one to find its rank.)"""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")   # not imported here: torch is heavy, and only then initialised
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

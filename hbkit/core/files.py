@@ -1,0 +1,271 @@
+"""Safe files: atomic writes, one-builder caches, and run-folder locks.
+
+Guarantees
+----------
+* :func:`atomic_path` / :func:`atomic_write_text` / :func:`atomic_write_bytes`: a reader sees the old file or
+  the complete new one, never a partial one. The data go to ``.<name>.<pid>.<random>.tmp`` beside the target
+  (a per-process name, so two processes never share a temporary file), then ``os.replace`` renames it.
+  An exception removes the temporary file.
+* :func:`build_once`: when N processes (or notebooks) ask for the same cache entry at once, exactly one
+  builds it while the others wait on a file lock and then read it. The build goes to a temporary folder
+  that is renamed into place only when complete, so a build killed half-way leaves nothing that
+  ``is_complete`` accepts; the next caller rebuilds.
+* :class:`RunLock`: one process at a time in a run folder; a second one gets :class:`FolderInUse` naming
+  the PID and host that hold it. The lock is an OS lock (``filelock``), so it is released when its
+  process dies, whatever the cause.
+* :func:`remove_stale_tmp`: temporary files of processes that no longer run (a kill between a write and its
+  rename) are removed by the next :class:`RunLock` on their folder, the next :func:`build_once` of their
+  target, and the next ``train`` in their folder; a live process's are never touched.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from filelock import FileLock, Timeout
+
+
+class FolderInUse(RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+#: tmp_name's pattern: ``.<name>.<pid>.<8 hex>.tmp`` (+ the target's suffix for atomic_path)
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\..*)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError, ValueError):   # no such process, or no possible PID
+        return False
+    except (PermissionError, OSError):
+        return True   # it exists (another user's), or the answer is unknown: keep its files
+    return True
+
+
+def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: str = "", only_dead: bool = True) -> int:
+    """Remove the temporary files and folders (:func:`tmp_name`'s names, starting with ``prefix``) that
+    processes which no longer run left in ``folder`` (and below, with ``recursive``): what a kill between a
+    write and its rename leaves. A live process's temporary files are kept, unless ``only_dead=False`` (for a
+    caller holding the lock every writer of these names takes: every other one is then stale). This process's
+    own are always kept. Returns how many were removed, and logs it."""
+    import logging
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    removed = []
+    walk = os.walk(folder) if recursive else [(str(folder), [d.name for d in folder.iterdir() if d.is_dir()],
+                                                [f.name for f in folder.iterdir() if not f.is_dir()])]
+    for root, dirs, files in walk:
+        for name in list(dirs) + list(files):
+            m = _TMP.match(name)
+            if not m or not name.startswith("." + prefix) or int(m["pid"]) == os.getpid() or (only_dead and _pid_alive(int(m["pid"]))):
+                continue
+            p = Path(root, name)
+            with contextlib.suppress(OSError):
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+                removed.append(p)
+            if name in dirs:
+                dirs.remove(name)
+    if removed:
+        logging.getLogger(__name__).info("removed %d temporary file(s) of processes that no longer run from %s (e.g. "
+                                         "%s)", len(removed), folder, removed[0].name)
+    return len(removed)
+
+
+def tmp_name(path: str | os.PathLike) -> Path:
+    """A temporary path beside ``path``, unique to this process and call."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path`` atomically, on error it is removed.
+
+    ``with atomic_path(p) as tmp: df.to_parquet(tmp)``. The temporary name keeps the target's suffix
+    (``.<name>.<pid>.<id>.tmp<suffix>``) for writers that pick a format from it (``np.save``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(path)
+    tmp = tmp.with_name(tmp.name + path.suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, blob: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(blob)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj, **kw) -> Path:
+    return atomic_write_text(path, json.dumps(obj, **{"indent": 1, "default": str, **kw}))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file, read in 4 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_checksums(folder: str | os.PathLike, record: str, info: dict | None = None,
+                    files: Iterable[str | os.PathLike] | None = None) -> Path:
+    """Write ``folder/record``: ``info`` plus ``files``, the sha256 of every file that makes the folder
+    whole (default: every file under it), keyed by its path relative to ``folder`` (``../`` for a file beside
+    it). :func:`checksums_match` is the matching check; build_once uses the pair as its ``done`` test.
+
+    Example:
+        >>> write_checksums(model_dir, "hbkit_provenance.json", {"model": "intfloat/multilingual-e5-small"})
+        ... # doctest: +SKIP
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if files is None else [Path(f) for f in files]
+    sums = {os.path.relpath(f, folder): sha256_file(f) for f in files}
+    return atomic_write_json(folder / record, {**(info or {}), "files": sums})
+
+
+def checksums_match(folder: str | os.PathLike, record: str) -> bool:
+    """Whether ``folder`` is whole: its ``record`` (:func:`write_checksums`) lists at least one file and every
+    listed file has its recorded sha256. A missing, damaged or outdated record, or a truncated, emptied or
+    missing file, answers False (never raises), so the folder is built again."""
+    folder = Path(folder)
+    try:
+        sums = json.loads((folder / record).read_text())["files"]
+        return bool(sums) and all(sha256_file(folder / rel) == digest for rel, digest in sums.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def content_key(files: list, *extra, length: int = 20) -> str:
+    """The one rule for a cache key built from files: a sha256 over ``extra`` (builder version, options: anything
+    JSON can write) and each file's sha256 of its bytes, in the given order; a missing file counts as absent.
+    Not its path, size or mtime: a copy elsewhere shares the key, and a change with the same size and mtime
+    (``cp -p``, ``touch -r``) gets a new one."""
+    import hashlib
+
+    h = hashlib.sha256(json.dumps(list(extra), sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(b"\0" + (sha256_file(f).encode() if Path(f).is_file() else b"absent"))
+    return h.hexdigest()[:length]
+
+
+def lock_for(path: str | os.PathLike) -> FileLock:
+    """The file lock guarding ``path`` (``<path>.lock`` beside it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path.with_name(path.name + ".lock")))
+
+
+def build_once(target: str | os.PathLike, build: Callable[[Path], None], is_complete: Callable[[Path], bool],
+               timeout: float = -1) -> Path:
+    """Return ``target`` (a file or folder), building it with ``build(tmp)`` if ``is_complete(target)`` is false.
+
+    Safe when many processes call it at once on an empty cache: one takes ``<target>.lock`` and builds into
+    a per-process temporary path, which is renamed onto ``target`` only after ``build`` returned and
+    ``is_complete(tmp)`` holds; the others block on the lock (``timeout`` seconds, -1 = no limit) and find
+    the finished target. A stale or half-written target (``is_complete`` false) is replaced."""
+    target = Path(target)
+    if is_complete(target):
+        return target
+    with lock_for(target).acquire(timeout=timeout):
+        if is_complete(target):  # another process built it while we waited
+            return target
+        # a killed builder's half build: every builder of this target holds this lock, so any other is stale
+        remove_stale_tmp(target.parent, recursive=False, prefix=target.name + ".", only_dead=False)
+        tmp = tmp_name(target)
+        try:
+            build(tmp)
+            if not is_complete(tmp):
+                raise RuntimeError(f"building {target} did not produce a complete result in {tmp}")
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    return target
+
+
+class RunLock:
+    """Exclusive use of a run folder: ``with RunLock(out): ...``.
+
+    Writes ``<out>/.lock`` (an OS file lock) and ``<out>/.lock.owner`` (PID and host, for the message). A
+    second process entering the same folder gets :class:`FolderInUse` at once, naming the holder."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self._lock = FileLock(str(self.folder / ".lock"))
+
+    def __enter__(self) -> "RunLock":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire(timeout=0)
+        except Timeout:
+            owner = "another process"
+            with contextlib.suppress(OSError, ValueError):
+                info = json.loads((self.folder / ".lock.owner").read_text())
+                owner = f"PID {info['pid']} on {info['host']}"
+            raise FolderInUse(f"{self.folder} is in use by {owner}; wait for it to finish, or use another --out") from None
+        atomic_write_json(self.folder / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname()})
+        try:
+            remove_stale_tmp(self.folder)   # what killed runs left half-written in this folder
+        except Exception:   # noqa: BLE001 - tidying never blocks the run, and never keeps the lock
+            import logging
+            logging.getLogger(__name__).warning("could not remove stale temporary files in %s", self.folder,
+                                                exc_info=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with contextlib.suppress(OSError):
+            (self.folder / ".lock.owner").unlink()
+        self._lock.release()
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The records of a JSON-lines log. A last line cut short (a kill mid-write) is left out with a warning
+    naming the file; a damaged line elsewhere is a ``ValueError`` naming the file and the line."""
+    import logging
+
+    path = Path(path)
+    lines = [l for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    out = []
+    for i, line in enumerate(lines, 1):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if i == len(lines):
+                logging.getLogger(__name__).warning("%s: its last line (%d) is cut short, as by a kill mid-write; "
+                                                    "left out", path, i)
+                break
+            raise ValueError(f"{path}: line {i} is not JSON ({line[:60]!r}); the file is damaged: delete it (or its "
+                             "run folder) to start that part afresh") from None
+    return out

@@ -1,0 +1,18 @@
+"""The shared words: strategies and their α, settings, contrasts, the order models are shown in."""
+from __future__ import annotations
+
+SETTINGS = ("mono", "cross", "multi")
+
+
+#: the contrasts between strategies that :func:`effects` computes by default (plus every model - base)
+STRATEGY_CONTRASTS = (("hybrid", "xx"), ("hybrid", "xy"), ("xy", "xx"))
+
+
+STRATEGY_ORDER = ["base", "xx", "xy", "hybrid"]
+
+
+STRATEGIES = ("xx", "xy", "hybrid")
+
+
+#: α of each strategy: X-Y batches only (0), the paper's hybrid (0.5), X-X-mono only (1)
+STRATEGY_ALPHA = {"xy": 0.0, "hybrid": 0.5, "xx": 1.0}

@@ -1,0 +1,137 @@
+"""The training-corpus cache: each corpus is built once per content key (builder version, name, options, the input files' bytes) under a file lock, as a datasets folder with its stats; a damaged entry is built again."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from hbkit.core.env import cache_dir
+from hbkit.core.files import atomic_write_json, build_once, content_key
+from hbkit.data.registry import DataError
+
+log = logging.getLogger(__name__)
+
+
+_BUILD_VERSION = 2  # bump when a builder's output changes: it is part of every cache key
+
+
+#: Counter of builds done by this process, per corpus name (tests and benchmarks read it).
+BUILDS: Counter = Counter()
+
+
+# --------------------------------------------------------------------------------------------------
+# the cache
+# --------------------------------------------------------------------------------------------------
+def _cache_root() -> Path:
+    return cache_dir() / "corpora"
+
+
+def cache_key(name: str, files: Iterable[Path], options: dict) -> str:
+    """:func:`hbkit.core.files.content_key` of the builder version, the name, the options and the input files' bytes
+    (in a fixed order: their names sorted)."""
+    files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
+    return content_key(files, _BUILD_VERSION, name, options, [f.name for f in files])
+
+
+def _complete(folder: Path) -> bool:
+    """Complete: ``COMPLETE`` lists every file of ``dataset/`` with its size, and each is there with that size
+    (a file truncated or emptied after the build fails this, and the entry is built again)."""
+    try:
+        sizes = json.loads((folder / "COMPLETE").read_text())["sizes"]
+        return bool(sizes) and (folder / "dataset" / "state.json").is_file() and \
+            all((folder / rel).stat().st_size == n for rel, n in sizes.items())
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def cached_corpus(name: str, files: list[Path], options: dict, build, rebuild: bool) -> Path:
+    """Build (once, under a file lock) or reuse the cache folder of a corpus; return it."""
+    target = _cache_root() / f"{name}-{cache_key(name, files, options)}"
+    if rebuild and _complete(target):
+        (target / "COMPLETE").unlink(missing_ok=True)  # is_complete is now false: build_once replaces it
+
+    def run(tmp: Path) -> None:
+        tmp.mkdir(parents=True)
+        stats = build(tmp)
+        BUILDS[name] += 1
+        stats.to_csv(tmp / "stats.csv", index=False)
+        atomic_write_json(tmp / "stats.json", {"name": name, "options": options, "files": [str(f) for f in files],
+                                               "builder_pid": os.getpid(), "stats": stats.to_dict(orient="records")})
+        atomic_write_json(tmp / "COMPLETE", {"sizes": {str(p.relative_to(tmp)): p.stat().st_size
+                                                      for p in sorted((tmp / "dataset").rglob("*")) if p.is_file()}})
+
+    folder = build_once(target, run, _complete)
+    try:
+        load_cached(folder)
+    except Exception as e:  # noqa: BLE001 - a cached file truncated or emptied after the build: build again
+        log.warning("corpus cache %s is damaged (%s: %s); building it again", folder, type(e).__name__, str(e)[:80])
+        (folder / "COMPLETE").unlink(missing_ok=True)
+        folder = build_once(target, run, _complete)
+    return folder
+
+
+def load_cached(folder: Path):
+    import datasets
+
+    return datasets.load_from_disk(str(folder / "dataset"))
+
+
+def corpus_stats(dataset) -> pd.DataFrame:
+    """The per-language stats table saved beside a cached corpus (rows, groups, skip counts by reason)."""
+    files = getattr(dataset, "cache_files", None) or []
+    if not files:
+        raise DataError("this dataset was not loaded from the corpus cache (no cache files); build it with "
+                        "load_training_corpus or build_corpus to get its stats")
+    folder = Path(files[0]["filename"]).parent.parent
+    if not (folder / "stats.csv").is_file():
+        raise DataError(f"{folder}: no stats.csv beside the dataset; it is not a corpus cache folder")
+    return pd.read_csv(folder / "stats.csv")
+
+
+def save_parts(tmp: Path, parts: list[Path]) -> None:
+    """Concatenate per-language Arrow stream files (memory-mapped) into ``tmp/dataset`` and delete them."""
+    import datasets
+
+    dsets = [datasets.Dataset.from_file(str(p)) for p in parts]
+    ds = datasets.concatenate_datasets(dsets) if len(dsets) > 1 else dsets[0]
+    ds.save_to_disk(str(tmp / "dataset"), max_shard_size="500MB")
+    del ds, dsets
+    shutil.rmtree(tmp / "_parts", ignore_errors=True)
+
+
+def write_part(path: Path, cols: dict[str, list]) -> Path:
+    """Write one language's rows, sorted by group, as an Arrow stream file (the format ``Dataset.from_file`` maps)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pydict({k: pa.array(v, type=pa.string()) for k, v in cols.items()})
+    table = table.sort_by([("group", "ascending")])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table, max_chunksize=50_000)
+    return path
+
+
+def single_language_counts(folder: Path) -> dict[str, int]:
+    """Per language: rows whose group has a row in no other language (kept, but useless for X-Y batches)."""
+    import datasets
+    import pyarrow.compute as pc
+
+    t = datasets.load_from_disk(str(folder)).select_columns(["group", "lang"]).with_format("arrow")[:]
+    g = pc.dictionary_encode(t["group"]).combine_chunks().indices.to_numpy()
+    counts = np.bincount(g)
+    single = counts[g] == 1
+    langs = t["lang"].to_numpy(zero_copy_only=False)
+    return dict(Counter(langs[single].tolist()))
+
+
+def save_frame(tmp: Path, df: pd.DataFrame) -> None:
+    import datasets
+
+    datasets.Dataset.from_pandas(df, preserve_index=False).save_to_disk(str(tmp / "dataset"))

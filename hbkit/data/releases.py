@@ -1,0 +1,213 @@
+"""Where every release file comes from: pinned sources, checksums, the data root, the downloader."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+from hbkit.core.env import data_roots, offline
+from hbkit.core.files import atomic_path, atomic_write_bytes, tmp_name
+from hbkit.data.registry import MLQA_LANGS, TYDI_NAMES, TYDIQA_LANGS, XQUAD_LANGS, XQUAD_R_LANGS, DataError
+
+log = logging.getLogger(__name__)
+
+
+_COMMIT_XQUAD = "7d30520c717524000f0d9d2f9c10a069acd9d285"
+
+
+_COMMIT_LAREQA = "9bc8c7fb6dd8d01d72a05a93c2cb96882b0d299c"
+
+
+_COMMIT_LAREQA_MLQA = "5405d2a77e83d5ccb47623a3f9e5604c3f103193"  # mlqa-dev-r/ was removed from the head later
+
+
+#: Release addresses (used only when no local copy is found).
+SOURCES = {
+    "xquad": {"folder": "xquad", "files": [f"xquad.{l}.json" for l in XQUAD_LANGS],
+              "url": f"https://raw.githubusercontent.com/google-deepmind/xquad/{_COMMIT_XQUAD}/{{file}}",
+              "licence": "CC BY-SA 4.0"},
+    "xquad-r": {"folder": "xquad-r", "files": [f"{l}.json" for l in XQUAD_R_LANGS],
+                "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA}/xquad-r/{{file}}",
+                "licence": "CC BY-SA 4.0"},
+    "mlqa-r": {"folder": "mlqa-r", "files": [f"{l}.json" for l in MLQA_LANGS],
+               "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA_MLQA}/mlqa-dev-r/{{file}}",
+               "licence": "CC BY-NC 4.0"},
+    "mlqa": {"folder": "mlqa/dev",
+             "files": [f"dev-context-{c}-question-{q}.json" for c in MLQA_LANGS for q in MLQA_LANGS],
+             "archive": "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip", "member": "MLQA_V1/dev/{file}",
+             "licence": "CC BY-SA 3.0"},
+    "tydiqa": {"folder": "tydiqa-goldp/dev", "files": ["tydiqa-goldp-v1.1-dev.json"],
+               "url": "https://storage.googleapis.com/tydiqa/v1.1/{file}", "licence": "Apache 2.0"},
+}
+
+
+#: Releases hbkit fetches from the Hugging Face hub with huggingface_hub, at a pinned revision (a commit of the hub
+#: repository, read from its commit pages; override with the environment variable in ``env``). The repositories
+#: hold the release files themselves: ``miracl/miracl``'s loading script no longer runs under current ``datasets``,
+#: so hbkit downloads the files (``hf_hub_download``) straight into the release layout.
+HUB_SOURCES = {
+    "miracl": {"repo": "miracl/miracl", "revision": "b8fd596db2f405cf6b5edfca2940000d770620c6",
+               "env": "HBKIT_MIRACL_REVISION", "licence": "Apache 2.0",
+               "files": ["miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv",
+                         "miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv"]},
+    "miracl-corpus": {"repo": "miracl/miracl-corpus", "revision": "262aa62d062e95c5487d7115094ffb2721830965",
+                      "env": "HBKIT_MIRACL_CORPUS_REVISION", "licence": "Apache 2.0",
+                      "files": ["miracl-corpus-v1.0-{lang}/docs-{i}.jsonl.gz"]},
+}
+
+
+PROJECT_DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+# --------------------------------------------------------------------------------------------------
+# where files come from
+# --------------------------------------------------------------------------------------------------
+def _files(name: str, languages: Iterable[str] | None = None) -> list[str]:
+    """The files of release ``name`` that ``languages`` need (all files when None)."""
+    files = SOURCES[name]["files"]
+    if languages is None or name == "tydiqa":
+        return files
+    langs = set(languages)
+    if name == "mlqa":  # the rebuilt MLQA-R reads the same-language files
+        return [f"dev-context-{l}-question-{l}.json" for l in MLQA_LANGS if l in langs]
+    return [f for f in files if f.split(".")[-2] in langs]
+
+
+def _missing(root: Path, name: str, languages: Iterable[str] | None = None) -> list[Path]:
+    """The files of ``name`` (for ``languages``) that ``root`` lacks; TyDi-QA accepts the per-language files
+    (``<language>_tydiqa_dev.json``) or the official ``tydiqa-goldp-v1.1-dev.json``."""
+    folder = root / SOURCES[name]["folder"]
+    if name == "tydiqa":
+        if (folder / "tydiqa-goldp-v1.1-dev.json").is_file():
+            return []
+        names = {v: k for k, v in TYDI_NAMES.items()}
+        want = [folder / f"{names[l]}_tydiqa_dev.json" for l in (languages or TYDIQA_LANGS)]
+        return [f for f in want if not f.is_file()]
+    return [folder / f for f in _files(name, languages) if not (folder / f).is_file()]
+
+
+def missing_release_files(root: str | os.PathLike, name: str, languages: Iterable[str] | None = None) -> list[Path]:
+    """The files of release ``name`` (for ``languages``) that the data folder ``root`` lacks (public form of the
+    check :func:`release_dir` makes; ``hbkit doctor`` lists them)."""
+    return _missing(Path(root), name, languages)
+
+
+def release_checksums() -> dict[str, str]:
+    """The pinned sha256 of every release file with a fixed checksum, by path under the data folder."""
+    return dict(_manifest())
+
+
+def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
+                download_missing: bool | None = None) -> Path:
+    """Return the root folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa-r``, ``mlqa``,
+    ``tydiqa``) for ``languages`` (default: all of them).
+
+    Order: explicit ``data_dir``; ``$HBKIT_DATA_DIR``; the project's ``data/``; else download into
+    ``data/`` (unless ``download_missing=False`` or ``HF_HUB_OFFLINE``/``HBKIT_OFFLINE`` is set). An explicit
+    path or ``HBKIT_DATA_DIR`` that lacks a needed file is an error naming that file, never silently skipped.
+    """
+    if name not in SOURCES:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(SOURCES)}")
+    for origin, root in data_roots(data_dir)[:1]:
+        missing = _missing(root, name, languages)
+        if missing:
+            raise DataError(
+                f"{origin}={root} lacks {missing[0]}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}"
+                f" of {name}. Point it at a folder laid out like data/README.md, or unset it to use ./data "
+                f"or a download (`hbkit data download {name}`).")
+        return root
+    if not _missing(PROJECT_DATA, name, languages):
+        return PROJECT_DATA
+    if download_missing is False or (download_missing is None and offline()):
+        raise DataError(
+            f"{name} not found: set HBKIT_DATA_DIR to a folder laid out like data/README.md "
+            f"(e.g. HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online.")
+    download(name, PROJECT_DATA)
+    return PROJECT_DATA
+
+
+@lru_cache(maxsize=1)
+def _manifest() -> dict[str, str]:
+    return json.loads((Path(__file__).with_name("sha256.json")).read_text())
+
+
+def fetch_file(url: str, path: str | os.PathLike, size: int | None = None, sha256: str | None = None) -> Path:
+    """Download ``url`` into ``path``: the one downloader of hbkit's release files.
+
+    Streams in 1 MiB chunks into a temporary file beside ``path`` and renames it only when the byte count and
+    sha256 match ``size`` and ``sha256`` (each checked when given), so an interrupted or corrupt download
+    never leaves a file that looks complete.
+
+    Raises:
+        DataError: the address cannot be reached (with the offline alternative), or the bytes differ from the
+            release (with both checksums).
+    """
+    import urllib.error
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, n = hashlib.sha256(), 0
+    try:
+        with atomic_path(path) as tmp, urllib.request.urlopen(url, timeout=300) as r, open(tmp, "wb") as out:  # noqa: S310
+            while chunk := r.read(1 << 20):
+                h.update(chunk)
+                n += len(chunk)
+                out.write(chunk)
+            out.flush()
+            if (size is not None and n != size) or (sha256 is not None and h.hexdigest() != sha256):
+                raise DataError(f"{url}: got {n} bytes, sha256 {h.hexdigest()}; the release has "
+                                f"{size if size is not None else 'that file with'} bytes, sha256 {sha256}. The "
+                                "download is corrupt or the upstream file changed; retry, or use HBKIT_DATA_DIR")
+    except (urllib.error.URLError, OSError) as e:
+        raise DataError(f"cannot download {url} ({getattr(e, 'reason', e)}); check the network, or place the "
+                        "files in a folder laid out like data/README.md and set HBKIT_DATA_DIR") from None
+    return path
+
+
+def _verify(rel: str, blob: bytes, origin: str) -> None:
+    want = _manifest().get(rel)
+    got = hashlib.sha256(blob).hexdigest()
+    if want is not None and got != want:
+        raise DataError(f"{origin}: sha256 {got} does not match the release ({want}); the download is "
+                        f"corrupt or the upstream file changed. Delete it and retry, or use HBKIT_DATA_DIR.")
+
+
+def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | None = None) -> Path:
+    """Download release ``name`` from its official address into ``dest`` (laid out like data/README.md).
+
+    Every file with a known checksum (all of XQuAD, XQuAD-R, MLQA-R and MLQA dev) is verified by sha256
+    before it is written (atomically); TyDi-QA GoldP dev is checked by its question count (5,077) when read.
+    Offline (``HF_HUB_OFFLINE=1`` / ``HBKIT_OFFLINE=1``) it refuses at once, saying where to place the files.
+    """
+    if name not in (sources or SOURCES):
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(sources or SOURCES)}")
+    src = (sources or SOURCES)[name]
+    folder = Path(dest) / src["folder"]
+    if offline():
+        raise DataError(f"cannot download {name} while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): place "
+                        f"{', '.join(src['files'][:2])}{' ...' if len(src['files']) > 2 else ''} in {folder} "
+                        "(see data/README.md), or unset the variable")
+    folder.mkdir(parents=True, exist_ok=True)
+    if "archive" in src:
+        log.info("downloading %s", src["archive"])
+        archive = fetch_file(src["archive"], tmp_name(folder / "release.zip"))
+        try:
+            with zipfile.ZipFile(archive) as z:
+                for f in src["files"]:
+                    blob = z.read(src["member"].format(file=f))
+                    _verify(f"{src['folder']}/{f}", blob, f"{src['archive']}!{f}")
+                    atomic_write_bytes(folder / f, blob)
+        finally:
+            archive.unlink(missing_ok=True)
+    else:
+        manifest = _manifest()
+        for f in src["files"]:
+            url = src["url"].format(file=f)
+            log.info("downloading %s", url)
+            fetch_file(url, folder / f, sha256=manifest.get(f"{src['folder']}/{f}"))
+    return Path(dest)

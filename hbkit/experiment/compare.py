@@ -1,0 +1,96 @@
+"""The main job: train every planned model, evaluate it, and aggregate, in one locked run folder."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from hbkit.core.files import RunLock, atomic_path, atomic_write_json
+from hbkit.experiment.plan import check_reusable, legacy_corpus_fingerprint, plan, umap_bench
+from hbkit.experiment.profiles import profile as get_profile
+from hbkit.experiment.report import render
+from hbkit.experiment.stages import (
+    base_encoder,
+    clusters_table,
+    results_complete,
+    stage_aggregate,
+    stage_data,
+    stage_evaluate,
+    stage_train,
+)
+
+
+def compare(profile: str = "auto", out: str | Path = "runs/compare", force: bool = False, data_dir=None,
+            progress: bool = True, allow_overlap: bool = False, **overrides) -> dict:
+    """The main job: train every planned model (strategy, α, seed), evaluate each, aggregate over seeds and
+    decide the verdicts, in one locked run folder that a rerun resumes.
+
+    Args:
+        profile: a profile name (:func:`hbkit.experiment.profiles.profile`).
+        out: the run folder; a folder made with another set-up is refused unless ``force``.
+        force: start the folder afresh.
+        data_dir: the data root.
+        progress: progress bars.
+        allow_overlap: go on although training questions occur in an evaluation benchmark (``overlap.csv`` has the
+            counts); otherwise the job stops.
+        **overrides: profile keys (``seeds=[0, 1]``, ``model=...``), validated before the first minute of work.
+
+    Returns:
+        What :func:`hbkit.experiment.report.render` returns (``table``, ``verdicts``, ``effects``, ...) plus
+        ``timings``.
+
+    Example:
+        >>> res = compare("ci", out="runs/ci", seeds=[0, 1])
+        >>> res["verdicts"][["claim", "benchmark", "verdict"]]
+    """
+    cfg = get_profile(profile, **overrides)  # validated before any work
+    out = Path(out)
+    with RunLock(out):
+        timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
+                                     "aggregate": 0.0, "report": 0.0, "reused_results": 0}
+        t0 = time.perf_counter()
+        pairs, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
+        cfg["data"], cfg["notes"] = fps, notes
+        timings["load_data"] = time.perf_counter() - t0
+        if force:
+            for sub in ("models", "per_query", "alignment", "umap"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+        else:
+            check_reusable(out, cfg, {n: legacy_corpus_fingerprint(b) for n, b in corpora.items()})
+        # every check passed: only now is anything written
+        with atomic_path(out / "overlap.csv") as tmp:
+            overlap.to_csv(tmp, index=False)
+        with atomic_path(out / "clusters.csv") as tmp:
+            clusters_table(benches).to_csv(tmp, index=False)
+        atomic_write_json(out / "config.json", cfg)
+        runs = plan(cfg)
+        ub = benches[umap_bench(cfg)]
+        ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
+        umap_q = ub.queries[ub.queries["group"].isin(ug)]
+        first = {}
+        for run in runs:   # the UMAP pictures show each model's first seed
+            first.setdefault(run.name, run.id)
+        for run in tqdm(runs, desc="models", disable=not progress):
+            if results_complete(out, run, list(benches) + list(corpora), umap=first[run.name] == run.id):
+                timings["reused_results"] += len(benches) + len(corpora)
+                continue
+            if run.strategy is None:
+                encoder = base_encoder(cfg)
+            else:
+                t = time.perf_counter()
+                model_dir = stage_train(run, cfg, pairs, out, progress)
+                timings["train"] += time.perf_counter() - t
+                encoder = base_encoder(cfg, str(model_dir))
+            stage_evaluate(run, encoder, benches, corpora, out, umap_q, timings, progress)
+            del encoder
+        t = time.perf_counter()
+        stage_aggregate(out, cfg, umap_q, runs)
+        timings["aggregate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        res = render(out)
+        timings["report"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        atomic_write_json(out / "timings.json", timings)
+    return {**res, "timings": timings}

@@ -1,0 +1,176 @@
+"""Tables, verdicts and the HTML report, from a run folder's files alone."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from hbkit.analysis import claims, reference
+from hbkit.analysis import figures as viz
+from hbkit.core.files import RunLock, atomic_path, atomic_write_text
+from hbkit.core.vocab import STRATEGY_ORDER
+from hbkit.experiment.plan import BENCHMARKS, delta_target, umap_bench
+from hbkit.experiment.run_files import read_run_csv, read_run_json
+from hbkit.experiment.stages import load_per_query
+
+
+# --------------------------------------------------------------------------------------------------
+# report: tables, verdicts and HTML from the files alone
+# --------------------------------------------------------------------------------------------------
+def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
+    """Rows: models; columns ``<benchmark> <setting>`` mAP as ``mean [low, high]`` over seeds (two-level
+    interval over seeds and answer clusters) and multilingual rank distance (lower = less language bias); ``seeds`` lists the seeds."""
+    models = sorted(dict.fromkeys(agg["model"]), key=lambda m: (STRATEGY_ORDER.index(m) if m in STRATEGY_ORDER else 9, m))
+    rows = []
+    for model in models:
+        a = agg[agg.model == model]
+        row = {"model": model, "seeds": str(a["seeds"].iloc[0]) if "seeds" in a else ""}
+        for bench in dict.fromkeys(agg["benchmark"]):
+            for setting in ("mono", "cross", "multi"):
+                v = a[(a.benchmark == bench) & (a.setting == setting) & (a.metric == "map")]
+                if not v.empty:
+                    v = v.iloc[0]
+                    row[f"{bench} {setting} mAP"] = f"{v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+            rd = a[(a.benchmark == bench) & (a.setting == "multi") & (a.metric == "rank_distance")]
+            if not rd.empty:
+                row[f"{bench} rank dist"] = f"{rd['mean'].iloc[0]:.0f}"
+            nd = a[(a.benchmark == bench) & (a.metric == "ndcg@10") & a.benchmark.str.contains("miracl|corpus")]
+            if not nd.empty:
+                v = nd.iloc[0]
+                row[f"{bench} nDCG@10"] = f"{v['mean']:.3f} [{v['low']:.3f}, {v['high']:.3f}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
+    """The evaluated query languages the run never trained on (none when it trained on every language): the
+    paper's zero-shot languages, el and vi, under its nine training languages."""
+    if not cfg.get("train_languages"):
+        return []
+    return sorted(set(results["qlang"].dropna()) - {"all"} - set(cfg["train_languages"]))
+
+
+def render(out: str | Path) -> dict:
+    """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``, ``reference_effects.csv``,
+    ``reference_languages.csv``, ``reference_language_effects.csv`` (the paper's per-language tables beside ours)
+    and ``report.html`` of a finished run folder from its files alone (no training, encoding or resampling):
+    the same inputs give byte-identical outputs."""
+    out = Path(out)
+    for f in ("config.json", "results.csv", "aggregate.csv", "effects.csv", "alignment.csv", "umap.csv"):
+        if not (out / f).is_file():
+            raise FileNotFoundError(f"{out / f} not found: the run is incomplete; run `hbkit compare --out {out}`")
+    cfg = read_run_json(out / "config.json", dict)
+    results, agg, effects, align, coords = (read_run_csv(out / f"{n}.csv") for n in
+                                            ("results", "aggregate", "effects", "alignment", "umap"))
+    missing = read_run_json(out / "missing.json", list) if (out / "missing.json").is_file() else []
+    verdicts = claims.verdicts(effects, delta=cfg["delta"])
+    table = paper_table(agg)
+    ref = reference.default_reference()
+    ref_note = reference.reference_benchmarks_check(ref, list(cfg.get("benchmarks", BENCHMARKS))) if ref is not None \
+        else "no reference table"
+    overlap = read_run_csv(out / "overlap.csv") if (out / "overlap.csv").is_file() else pd.DataFrame()
+    absolute = reference.absolute_view(agg, ref, cfg["model"]) if ref is not None else pd.DataFrame()
+    ref_eff = reference.effects_view(effects, ref) if ref is not None else pd.DataFrame()
+    power = claims.power_plan(effects, ref_eff if ref is not None else None, cfg["model"], delta_target(cfg))
+    # the paper's Tables 3-8, 12-13 (shipped) beside ours; unseen: the languages this run never trained on
+    langs = reference.per_language_view(results, train_languages=cfg.get("train_languages"))
+    lang_effects = reference.per_language_effects(langs)
+    for df, name in ((table, "table.csv"), (verdicts, "verdicts.csv"), (absolute, "reference_absolute.csv"),
+                     (ref_eff, "reference_effects.csv"), (power, "power.csv"), (langs, "reference_languages.csv"),
+                     (lang_effects, "reference_language_effects.csv")):
+        with atomic_path(out / name) as tmp:
+            df.to_csv(tmp, index=False)
+    atomic_write_text(out / "table.md", table.to_markdown(index=False))
+    seeds = ",".join(str(s) for s in cfg["seeds"])
+    notes = (f"profile <b>{cfg['profile']}</b>: model {cfg['model']}, {cfg['steps']} steps at batch {cfg['batch_size']}, "
+             f"lr {cfg['lr']}, frozen word embeddings: {cfg['freeze_word_embeddings']}; training seeds {seeds} "
+             f"(one model per strategy, α and seed; the base model once); evaluation subsample seed {cfg['eval_seed']} "
+             f"(the same queries for every model); the strategy-level test (crossed random effects over seeds and "
+             f"answer clusters, Satterthwaite df) decides the verdicts; {cfg['permutations']} sign-flip permutations "
+             f"for p_models; δ = {cfg['delta']} for C5. Training corpus: {cfg.get('corpus', 'xquad-train')}."
+             + (f" Training languages: {', '.join(cfg['train_languages'])}; unseen (never trained on, shown apart in "
+                f"the per-language views): {', '.join(unseen_languages(results, cfg)) or 'none'}."
+                if cfg.get("train_languages") else "")
+             + (f" Prefixes for an encoder without prompts: {json.dumps(cfg['prompts'])}." if cfg.get("prompts") else "")
+             + (f" Incomplete: {'; '.join(missing)}." if missing else "")
+             + (f" {'; '.join(cfg['notes'])}." if cfg.get("notes") else ""))
+    mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
+    sections = [("Run", notes),
+                ("Macro mAP: mean over seeds [95% t interval over seeds and answer clusters]", table),
+                ("Verdicts on the paper's claims (strategy-level test: training seeds and answer clusters both random)",
+                 verdicts),
+                ("Power plan: training seeds that would detect 0.01 mAP, and the paper's effect, at this run's clusters",
+                 power),
+                ("Effects (paired; p: the strategy-level test, t with Satterthwaite df; p_adj: Benjamini-Hochberg "
+                 "within each family; p_models: sign-flip over answer clusters with these trained models fixed)",
+                 effects),
+                ("mAP against α (X-Y = 0, hybrid = 0.5, X-X-mono = 1), intervals over seeds and queries",
+                 viz.alpha_curve(agg, metric="map")),
+                ("mAP per benchmark and setting", viz.metric_bars(mean, "map")),
+                ("Language bias: maximum rank distance (lower is better)",
+                 viz.metric_bars(mean[mean.setting == "multi"], "rank_distance")),
+                (f"Published numbers as they are (ours − paper only where the encoder matches; {ref_note})", absolute),
+                ("Published effects beside ours (sign agreement; paper's effect inside our interval?)", ref_eff),
+                ("Published per-language numbers beside ours (arXiv 2408.10536 Tables 3-8, 12-13, shipped with hbkit; "
+                 "ours: mean over seeds; unseen: a language this run never trained on, as el and vi for the paper; "
+                 "absolute values differ by encoder and data)", langs),
+                ("Per-language differences between strategies beside the paper's (sign agreement per encoder; ours: "
+                 "difference of seed means, without an interval per language)", lang_effects),
+                ("Zero-shot separation: training texts found in each benchmark (exact / normalised)", overlap)]
+    first_seed = results[results.seed == results.seed.min()] if results.seed.notna().any() else results
+    base_rows = results[results.model == "base"]
+    for name in dict.fromkeys(results["model"]):
+        r = pd.concat([first_seed, base_rows]).drop_duplicates()
+        sections.append((f"Language pairs: {name}", viz.pair_heatmap(r, name, umap_bench(cfg))))
+    sections += [("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
+                                                                    .groupby(["model", "benchmark", "metric", "qlang", "dlang"])
+                                                                    ["value"].mean().reset_index())),
+                 ("Language clusters before and after training", viz.umap_scatter(coords))]
+    viz.write_report(out / "report.html", "hbkit: X-X-mono vs X-Y vs hybrid batches", sections)
+    return {"out": out, "table": table, "results": results, "aggregate": agg, "effects": effects, "verdicts": verdicts,
+            "power": power}
+
+
+def report(run_dir: str | Path) -> dict:
+    """``hbkit report RUN_DIR``: re-render the tables, verdicts, power plan and report.html from a finished folder;
+    returns what :func:`render` returns. A folder that is not a finished run is refused before anything is written
+    there (no lock is left in a mistyped path)."""
+    if not (Path(run_dir) / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json): give the --out of a finished "
+                                "`hbkit compare`")
+    with RunLock(run_dir):
+        return render(run_dir)
+
+
+def summary_text(res: dict) -> str:
+    """What the command line prints after ``compare`` or ``report``: the table, the verdicts, the power plan, and
+    plainly, when there is one training seed, that it shows these trained models only."""
+    lines = [res["table"].to_string(index=False)]
+    v = res.get("verdicts")
+    if v is not None and len(v):
+        lines += ["", v[["claim", "benchmark", "verdict", "evidence"]].to_string(index=False, max_colwidth=160)]
+    if v is not None and len(v) and (v.verdict == "too few seeds").all():
+        lines += ["", "ONE TRAINING SEED: these numbers describe these trained models only. No verdict about "
+                      "strategies is possible without seed-to-seed variation; rerun with --seeds 0,1,2 (or more) into the "
+                      "same folder: it trains only the new seeds, then power.csv says how many a verdict needs."]
+    p = res.get("power")
+    if p is not None and len(p):
+        cols = ["contrast", "benchmark", "setting", "metric", "n_seeds", "mde", "power_at_target", "seeds_for_target",
+                "paper_diff", "seeds_for_paper", "note"]
+        with pd.option_context("display.width", 250, "display.max_columns", 20):
+            lines += ["", "Power plan (seeds needed at this run's clusters; power.csv):",
+                      p[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}")]
+    lines += ["", f"written to {res['out']}/ (report.html, table.md, results.csv, effects.csv, verdicts.csv, power.csv)"]
+    return "\n".join(lines)
+
+
+def load_run(out: str | Path) -> dict:
+    """What a finished ``compare`` run wrote, read back: ``results``, ``aggregate``, ``effects``, ``verdicts``,
+    ``alignment``, ``umap``, ``table`` (DataFrames) and ``per_query`` (one frame, model/seed columns)."""
+    out = Path(out)
+    if not (out / "results.csv").is_file():
+        raise FileNotFoundError(f"{out}/results.csv not found: run `hbkit compare --out {out}` first")
+    names = ("results", "aggregate", "effects", "verdicts", "alignment", "umap", "table", "power")
+    return {**{n: read_run_csv(out / f"{n}.csv") for n in names if (out / f"{n}.csv").is_file()},
+            "per_query": load_per_query(out)}

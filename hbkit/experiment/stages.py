@@ -1,0 +1,263 @@
+"""The main job: a plan of runs (strategy, α, seed) and stages that read and write files in one run folder.
+
+``compare(profile="auto", out="runs/compare")``:
+
+1. **plan** — the base model (evaluated once) and one run per (strategy, α, training seed): :func:`plan`;
+2. **data** — the training pairs and the benchmarks (evaluation subsample drawn with the fixed ``eval_seed``),
+   their content fingerprints; the folder's ``config.json`` must agree (:func:`check_reusable`). Only when
+   every check passed are ``overlap.csv``, ``clusters.csv`` (the answer clusters, the statistics' unit) and
+   ``config.json`` written;
+3. **train** — ``models/<run>/`` (``hbkit.train.trainer.train``: a finished, intact model is reused, a damaged or
+   interrupted one is retrained / resumed). A run whose results are all present (:func:`results_complete`) is
+   neither trained nor evaluated: committed results without weights are reused, and new seeds add to them;
+4. **evaluate** — ``per_query/<run>__<benchmark>.parquet`` (per-query metrics) and
+   ``alignment/<run>__<benchmark>.parquet`` (per-group alignment), written atomically; a file that exists and
+   reads back is reused, a damaged one is named and recomputed;
+5. **aggregate** — ``results.csv`` (every metric per model and seed), ``aggregate.csv`` (mean and sd over
+   seeds, t intervals over seeds and answer clusters), ``effects.csv`` (paired effects and the strategy-level
+   test: se, df, p, BH within each family, MDE, the variance split), ``umap.csv``: all statistics come from
+   :mod:`hbkit.analysis.stats`;
+6. **report** — :func:`report` renders ``table.md``/``table.csv``, ``verdicts.csv``, ``power.csv`` (seeds needed),
+   the published numbers in two views and ``report.html`` from the files above alone (``hbkit report RUN_DIR``:
+   byte for byte the same).
+
+The folder is locked while a job uses it (:class:`hbkit.core.files.RunLock`). ``timings.json``: wall time per stage.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hbkit.analysis import figures as viz
+from hbkit.analysis import stats
+from hbkit.core.files import atomic_path, atomic_write_json
+from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
+from hbkit.data.checks import check_zero_shot, overlap_counts
+from hbkit.data.corpora import training_pairs
+from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
+from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
+from hbkit.encoders.encode import encode
+from hbkit.encoders.load import apply_prompts, fingerprint, load_encoder
+from hbkit.experiment.plan import Run, bench_fingerprint, corpus_fingerprint, subsample_pairs
+from hbkit.retrieval.alignment import alignment_per_group
+from hbkit.retrieval.corpus_eval import evaluate_corpus
+from hbkit.retrieval.ir_metrics import METRICS as CORPUS_METRICS
+from hbkit.retrieval.pools import evaluate_embeddings
+from hbkit.train.config import TrainConfig
+from hbkit.train.run_folder import pairs_fingerprint
+from hbkit.train.trainer import train
+
+log = logging.getLogger(__name__)
+
+
+def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
+    """Training pairs, pool benchmarks (subsampled with ``eval_seed``), corpus benchmarks (those whose files are
+    absent are skipped and said so), the zero-shot check, and the content fingerprints."""
+    pairs = training_pairs(cfg["corpus"], data_dir, cfg["train_languages"])
+    benches = {}
+    for name in cfg["benchmarks"]:
+        b = load_benchmark(name, data_dir)
+        n = (cfg["eval_groups"] or {}).get(name)
+        benches[name] = b.subsample(n, seed=cfg["eval_seed"]) if n else b
+    corpora, notes = {}, []
+    for spec in check_benchmark_names(cfg.get("corpus_benchmarks") or []) if cfg.get("corpus_benchmarks") else []:
+        try:
+            for b in load_corpus_benchmarks(spec, data_dir):
+                corpora[b.name] = b
+        except DataError as e:
+            log.warning("%s skipped: %s", spec, e)
+            notes.append(f"{spec} skipped: {str(e).splitlines()[0]}")
+    if "xquad-r-eval" in benches and cfg["corpus"] == "xquad-train":
+        check_disjoint(pairs["group"], benches["xquad-r-eval"])
+    overlap = overlap_counts(pairs, benches)
+    check_zero_shot(overlap, force=allow_overlap)   # refused: nothing written
+    fps = {"train": pairs_fingerprint(pairs), **{n: bench_fingerprint(b) for n, b in benches.items()},
+           **{n: corpus_fingerprint(b) for n, b in corpora.items()}}
+    return pairs, benches, corpora, fps, notes, overlap
+
+
+def clusters_table(benches: dict) -> pd.DataFrame:
+    """``benchmark, group, cluster`` of every pool benchmark (:func:`hbkit.data.benchmarks.answer_clusters`): the unit of
+    the statistics. Corpus benchmarks have none (each query is its own unit)."""
+    parts = [answer_clusters(b).assign(benchmark=name) for name, b in benches.items()]
+    return pd.concat(parts, ignore_index=True)[["benchmark", "group", "cluster"]]
+
+
+def _read_parquet(path: Path) -> pd.DataFrame | None:
+    """A saved result, or None when it is missing or damaged (then named in the log, and recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # noqa: BLE001 - truncated, empty or foreign files are all recomputed
+        log.warning("%s is damaged (%s: %s); recomputing it", path, type(e).__name__, str(e)[:120])
+        return None
+
+
+def _read_npy(path: Path) -> np.ndarray | None:
+    """A saved array, or None when it is missing or damaged (a 0-byte or truncated file is named in the log, and
+    recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        return np.load(path)
+    except (OSError, ValueError, EOFError) as e:
+        log.warning("%s is damaged (%s: %s); recomputing it", path, type(e).__name__, str(e)[:120])
+        return None
+
+
+def _write_parquet(df: pd.DataFrame, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def base_encoder(cfg: dict, path: str | None = None):
+    """The encoder of a run: ``cfg["model"]`` (or a trained folder ``path``) with the profile's ``prompts`` when it
+    has none of its own (:func:`hbkit.encoders.load.apply_prompts`)."""
+    return apply_prompts(load_encoder(path or cfg["model"]), cfg.get("prompts"))
+
+
+def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool) -> Path:
+    extra = {"corpus": cfg["corpus"], "weight_decay": cfg["weight_decay"]}
+    if cfg["val_groups"]:
+        extra.update(val_groups=cfg["val_groups"], eval_steps=cfg["eval_steps"], save_steps=cfg["eval_steps"],
+                     eval_metric=cfg["eval_metric"], early_stopping_patience=cfg["early_stopping_patience"])
+    else:
+        extra.update(save_steps=max(10, cfg["steps"] // 4))
+    tc = TrainConfig(strategy=run.strategy, alpha=run.alpha if run.strategy == "hybrid" else 0.5,
+                     batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
+                     freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed, **extra)
+    return train(base_encoder(cfg), subsample_pairs(pairs, cfg["train_groups"], run.seed), tc,
+                 out / "models" / run.id, progress=progress)
+
+
+def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, umap_q: pd.DataFrame, timings: dict,
+                    progress: bool):
+    """Per-query metrics and per-group alignment of one model on every pool benchmark, and per-query metrics on
+    every corpus benchmark (sharded encoding, faiss search; shards shared by the runs under ``out/corpus``);
+    each file is reused when intact."""
+    fp = fingerprint(encoder)
+    ident = {"model": run.name, "strategy": run.strategy or "base", "alpha": run.alpha, "seed": run.seed}
+    for bname, bench in benches.items():
+        pq_path = out / "per_query" / f"{run.id}__{bname}.parquet"
+        al_path = out / "alignment" / f"{run.id}__{bname}.parquet"
+        if _read_parquet(pq_path) is not None and _read_parquet(al_path) is not None:
+            timings["reused_results"] += 1
+            continue
+        t = time.perf_counter()
+        Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)
+        C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
+        timings["encode"] += time.perf_counter() - t
+        t = time.perf_counter()
+        res = evaluate_embeddings(bench, Q, C, progress=progress)
+        timings["score"] += time.perf_counter() - t
+        t = time.perf_counter()
+        al = alignment_per_group(Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy())
+        timings["align"] += time.perf_counter() - t
+        _write_parquet(res.per_query.assign(**ident), pq_path)
+        _write_parquet(al.assign(benchmark=bname, **ident), al_path)
+    todo = [b for n, b in corpora.items() if _read_parquet(out / "per_query" / f"{run.id}__{n}.parquet") is None]
+    timings["reused_results"] += len(corpora) - len(todo)
+    if todo:
+        t = time.perf_counter()
+        _, pq = evaluate_corpus(encoder, todo, out / "corpus", progress=progress, metrics=list(CORPUS_METRICS))
+        timings["corpus"] = timings.get("corpus", 0.0) + time.perf_counter() - t
+        for name, part in pq.groupby("benchmark"):
+            _write_parquet(part.assign(**ident), out / "per_query" / f"{run.id}__{name}.parquet")
+    umap_path = out / "umap" / f"{run.id}.npy"
+    if _read_npy(umap_path) is None:
+        with atomic_path(umap_path) as tmp:
+            np.save(tmp, encode(encoder, umap_q["text"].tolist(), "query", fp=fp))
+
+
+def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool) -> bool:
+    """Whether every result of ``run`` is in ``out`` and reads back: per-query metrics of each benchmark, per-group
+    alignment of each pool benchmark and (``umap``: the model's first seed) its UMAP embeddings. Then neither its
+    weights nor any training are needed: committed results (no weights) are reused, and adding seeds trains only
+    the new ones."""
+    for name in bench_names:
+        if _read_parquet(out / "per_query" / f"{run.id}__{name}.parquet") is None:
+            return False
+        if not is_corpus_benchmark(name) and _read_parquet(out / "alignment" / f"{run.id}__{name}.parquet") is None:
+            return False
+    return not umap or _read_npy(out / "umap" / f"{run.id}.npy") is not None
+
+
+def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
+    """Every saved per-query (``kind="per_query"``) or per-group alignment (``"alignment"``) file of a run folder,
+    concatenated; a damaged file is an error naming it (run ``compare`` again to recompute it)."""
+    frames = []
+    for f in sorted(Path(out, kind).glob("*.parquet")):
+        if f.name.startswith("."):  # a temporary file of an interrupted write (hbkit.core.files.tmp_name), never a result
+            continue
+        try:
+            frames.append(pd.read_parquet(f))
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"{f} is damaged ({type(e).__name__}); run `hbkit compare` on {out} again to recompute it") from None
+    if not frames:
+        raise FileNotFoundError(f"{Path(out, kind)} holds no results: run `hbkit compare --out {out}` first")
+    return pd.concat(frames, ignore_index=True)
+
+
+def with_clusters(frame: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """``frame`` with the ``cluster`` of each (benchmark, group) from ``out/clusters.csv``; a group without one
+    (corpus benchmarks, or a folder written before clusters existed) is its own cluster."""
+    path = out / "clusters.csv"
+    if not path.is_file():
+        return frame.assign(cluster=frame["group"].astype(str))
+    cl = pd.read_csv(path, dtype=str)
+    merged = frame.assign(group=frame["group"].astype(str)).merge(cl, on=["benchmark", "group"], how="left")
+    return merged.assign(cluster=merged["cluster"].fillna(merged["group"]))
+
+
+def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]) -> None:
+    pq = load_per_query(out)
+    al = load_per_query(out, "alignment")
+    metrics = [m for m in ("map", "recall@1", "recall@10", "recall@100", "acc@1", "acc@5", "acc@10", "mrr@10",
+                           "ndcg@10", "rank_distance", "top10_same_lang") if m in pq.columns]
+    keys = ["model", "strategy", "alpha", "seed", "benchmark", "setting", "qlang", "dlang"]
+    long = pq.melt(id_vars=keys + ["query_id", "group"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
+    cell = long.groupby(keys + ["metric"], dropna=False).agg(value=("value", "mean"), n=("value", "size")).reset_index()
+    macro = (cell.groupby([k for k in keys if k not in ("qlang", "dlang")] + ["metric"], dropna=False)
+             .agg(value=("value", "mean"), n=("n", "sum")).reset_index().assign(qlang="all", dlang="all"))
+    results = pd.concat([cell, macro[cell.columns]], ignore_index=True)
+    with atomic_path(out / "results.csv") as tmp:
+        results.to_csv(tmp, index=False)
+    pq, al = with_clusters(pq, out), with_clusters(al, out)
+    perm = {"n_perm": cfg["permutations"], "seed": cfg["eval_seed"]}
+    corpus = pq["benchmark"].map(is_corpus_benchmark).astype(bool)
+    pool, cq = pq[~corpus], pq[corpus]
+    agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1"))
+    eff = stats.effects(pool, metrics=("map", "rank_distance"), **perm)
+    if len(cq):  # corpus benchmarks (MIRACL): the official nDCG@10 and Recall@100
+        agg = pd.concat([agg, stats.aggregate(cq, metrics=("ndcg@10", "recall@100"))], ignore_index=True)
+        eff = stats.combine_effects(eff, stats.effects(cq, metrics=("ndcg@10",), **perm))
+    # the research question: alignment (per group) and, on TyDi-QA (not parallel), question-to-passage accuracy
+    aeff = stats.alignment_effects(al, **perm)
+    tydi = (stats.effects(pool[(pool.benchmark == "tydiqa") & (pool.setting == "multi")], metrics=("acc@1",), **perm)
+            if "tydiqa" in set(pool.benchmark) else pd.DataFrame())
+    effects = stats.combine_effects(eff, aeff, tydi)  # Benjamini-Hochberg within each family
+    missing = sorted({*effects.attrs.get("missing", []), *agg.attrs.get("missing", [])})
+    for df, name in ((agg, "aggregate.csv"), (effects, "effects.csv")):
+        with atomic_path(out / name) as tmp:
+            df.to_csv(tmp, index=False)
+    align = (al.groupby(["model", "strategy", "alpha", "seed", "benchmark", "metric"], dropna=False)["value"].mean()
+             .reset_index())
+    with atomic_path(out / "alignment.csv") as tmp:
+        align.to_csv(tmp, index=False)
+    coords = []
+    shown = {}
+    for r in runs:  # one picture per model (its first seed)
+        emb = _read_npy(out / "umap" / f"{r.id}.npy") if r.name not in shown else None
+        if emb is not None:
+            shown[r.name] = r
+            xy = viz.umap_coords(emb, seed=cfg["eval_seed"])
+            coords.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "lang": umap_q["lang"].to_numpy(),
+                                        "text": umap_q["text"].to_numpy(), "model": r.name}))
+    with atomic_path(out / "umap.csv") as tmp:
+        pd.concat(coords, ignore_index=True).to_csv(tmp, index=False)
+    atomic_write_json(out / "missing.json", missing)

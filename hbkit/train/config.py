@@ -1,0 +1,83 @@
+"""TrainConfig: every training option, validated before the first minute of work."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hbkit.core.vocab import STRATEGIES
+from hbkit.train.sampling import SamplerError, check_alpha
+
+
+def _option(default, help: str, **kw):
+    """A config field with its help text (read by the command line, which derives its options from here)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved as ``train_config.json`` next to the model; the command
+    line's ``hbkit train`` options are derived from these fields, so each default lives here only).
+
+    Paper (arXiv 2408.10536) values: ``lr=3e-5``, ``weight_decay=0.01``, ``batch_size=100``, α = 0.5.
+    ``scale`` is the inverse temperature of InfoNCE (sentence-transformers' default 20 = τ 0.05).
+    ``training_args`` passes any ``SentenceTransformerTrainingArguments`` through (e.g.
+    ``{"gradient_accumulation_steps": 4, "report_to": "tensorboard", "push_to_hub": True}``); they override
+    hbkit's defaults.
+    """
+
+    strategy: str = _option("hybrid", "batch policy: xx (X-X-mono), xy (X-Y) or hybrid", choices=STRATEGIES)
+    alpha: float = _option(0.5, "hybrid: probability that a batch is X-X-mono")
+    alpha_end: float | None = _option(None, "hybrid: linear schedule of α from alpha to alpha_end over each epoch")
+    language_weights: str = _option("uniform", "X-X-mono language draw", choices=("uniform", "proportional"))
+    batch_size: int = _option(32, "pairs per process and step (the paper: 100)")
+    lr: float = _option(3e-5, "peak learning rate")
+    weight_decay: float = _option(0.01, "AdamW weight decay")
+    warmup_ratio: float = _option(0.1, "share of steps with linear warm-up")
+    max_steps: int = _option(40, "optimizer steps", aliases=("--steps",))
+    scale: float = _option(20.0, "InfoNCE inverse temperature")
+    freeze_word_embeddings: bool = _option(True, "keep the input word embeddings fixed")
+    freeze_layers: int = _option(0, "keep the lowest N transformer layers fixed")
+    mini_batch_size: int | None = _option(None, "GradCache mini-batch (CachedMultipleNegativesRankingLoss)")
+    val_groups: int = _option(0, "hold out this many groups for in-training evaluation (0: none)")
+    eval_steps: int = _option(20, "evaluate every N steps when there is a validation split")
+    eval_metric: str = _option("loss", "criterion for the best checkpoint: loss (validation InfoNCE, the paper) or map "
+                                  "(multilingual mAP of the held-out groups)", choices=("loss", "map"))
+    early_stopping_patience: int = _option(0, "stop after N evaluations without improvement (0: never)")
+    corpus: str = _option("xquad-train", "name of the training corpus (recorded in the model card)")
+    save_steps: int = _option(20, "checkpoint every N steps")
+    seed: int = _option(0, "seed of the sampler, the model's initialisation of new layers and dropout")
+    precision: str = _option("auto", "auto | fp32 | bf16 | fp16", choices=("auto", "fp32", "bf16", "fp16"))
+    max_seq_length: int = _option(128, "tokens per text")
+    dropout: float | None = _option(None, "set every dropout probability of the encoder (0 for exact checks)")
+    training_args: dict = _option({}, "extra SentenceTransformerTrainingArguments (JSON object)")
+
+    def __post_init__(self):
+        if self.strategy not in STRATEGIES:
+            raise SamplerError(f"strategy={self.strategy!r}: use one of {', '.join(STRATEGIES)}")
+        check_alpha(self.alpha, self.alpha_end, self.language_weights)
+        for name, low in (("max_steps", 1), ("batch_size", 2), ("save_steps", 1), ("eval_steps", 1),
+                          ("max_seq_length", 8), ("val_groups", 0), ("freeze_layers", 0)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be an integer >= {low}")
+        if self.lr < 0 or self.weight_decay < 0 or not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"lr={self.lr}, weight_decay={self.weight_decay}, warmup_ratio={self.warmup_ratio}: "
+                             "lr and weight_decay must be >= 0 and warmup_ratio in [0, 1)")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout={self.dropout}: must lie in [0, 1)")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        if self.eval_metric not in ("loss", "map"):
+            raise ValueError(f"eval_metric={self.eval_metric!r}: use loss or map")
+        if self.early_stopping_patience < 0 or (self.early_stopping_patience and not self.val_groups):
+            raise ValueError(f"early_stopping_patience={self.early_stopping_patience}: needs val_groups > 0 (held-out "
+                             "groups to evaluate on) and must be >= 0")
+        if self.val_groups and self.save_steps % self.eval_steps:
+            raise ValueError(f"save_steps={self.save_steps} must be a multiple of eval_steps={self.eval_steps}, so "
+                             "that the best evaluated step has a checkpoint to return to")
+        if not isinstance(self.training_args, dict):
+            raise ValueError(f"training_args={self.training_args!r}: must be a dict of TrainingArguments fields")
+
+
+class TrainError(ValueError):
+    """A training run cannot start as asked (e.g. its folder holds another set-up)."""

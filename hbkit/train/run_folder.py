@@ -1,0 +1,104 @@
+"""A training run's folder: its identity, and resume or refuse."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from hbkit.core.env import world
+from hbkit.core.files import atomic_write_json, atomic_write_text, checksums_match, read_jsonl
+from hbkit.encoders.load import fingerprint
+from hbkit.train.config import TrainConfig, TrainError
+
+log = logging.getLogger(__name__)
+
+
+def warmup_args(ratio: float) -> dict:
+    """transformers >= 5 takes the warm-up ratio as a float ``warmup_steps``; older versions as ``warmup_ratio``."""
+    import transformers
+
+    return {"warmup_steps": float(ratio)} if int(transformers.__version__.split(".")[0]) >= 5 else {"warmup_ratio": ratio}
+
+
+def latest_checkpoint(folder: Path) -> str | None:
+    cps = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if folder.is_dir() else []
+    cps = [c for c in cps if (c / "trainer_state.json").is_file()]
+    return str(cps[-1]) if cps else None
+
+
+def finished_state(checkpoint: str | None, max_steps: int) -> dict | None:
+    """The trainer state of ``checkpoint`` when it ends the run (``max_steps`` reached, or early stopping had
+    stopped it), else None. Resuming from such a checkpoint would train one step more than the run has."""
+    if not checkpoint:
+        return None
+    path = Path(checkpoint) / "trainer_state.json"
+    try:
+        state = json.loads(path.read_text())
+    except ValueError:
+        raise TrainError(f"{path} is damaged (not JSON, as after a kill mid-write); delete {Path(checkpoint)} to resume "
+                         "from the checkpoint before it, or run with --no-resume") from None
+    control = state.get("stateful_callbacks", {}).get("TrainerControl", {})
+    control = control[0] if isinstance(control, list) and control else control
+    stopped = bool(control.get("args", {}).get("should_training_stop")) if isinstance(control, dict) else False
+    return state if state.get("global_step", 0) >= max_steps or stopped else None
+
+
+def pairs_fingerprint(pairs) -> str:
+    """A content hash of a training set (every row's group, language, query, passage and answer key)."""
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.blake2b(digest_size=16)
+    cols = [c for c in ("group", "lang", "query", "passage", "answer_key") if c in pairs.column_names]
+    for s in range(0, len(pairs), 200_000):
+        df = pairs.select_columns(cols)[s:s + 200_000]
+        h.update(pd.util.hash_pandas_object(pd.DataFrame(df), index=False).to_numpy().tobytes())
+    h.update(repr((len(pairs), cols)).encode())
+    return h.hexdigest()
+
+
+def run_identity(encoder, pairs, config: TrainConfig) -> dict:
+    """What a training folder was made with: the config, the base model's weights hash and the data's hash.
+    Two runs with equal identities train the same model (up to non-deterministic kernels)."""
+    return {"config": asdict(config), "base_model": fingerprint(encoder), "data": pairs_fingerprint(pairs),
+            "world_size": world()[1]}
+
+
+def model_complete(model_dir: Path) -> bool:
+    """A saved model folder is complete when ``hbkit_training.json`` lists every file with its sha256."""
+    return checksums_match(model_dir, "hbkit_training.json")
+
+
+def prepare_folder(out_dir: Path, identity: dict, resume: bool) -> str | None:
+    """Check ``out_dir`` against this run: refuse another set-up, clean up when starting afresh, and return
+    the checkpoint to resume from (after trimming the log to it)."""
+    path = out_dir / "train_config.json"
+    ckpt_dir = out_dir / "checkpoints"
+    if resume and path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            raise TrainError(f"{path} is damaged (not JSON); the folder's set-up is unknown: delete {out_dir} or run "
+                             "with --no-resume to start afresh there") from None
+        diff = [k for k in identity if old.get(k) != identity[k]]
+        if diff:
+            keys = [f"config.{k}" for k in identity["config"] if old.get("config", {}).get(k) != identity["config"][k]]
+            what = ", ".join(keys + [k for k in diff if k != "config"])
+            raise TrainError(f"{out_dir} holds a run with another set-up ({what} differ); resuming would mix "
+                             "them. Use --no-resume to start afresh there, or another --out")
+    if not resume or not path.is_file():
+        for sub in ("checkpoints", "model"):
+            shutil.rmtree(out_dir / sub, ignore_errors=True)
+        (out_dir / "train_log.jsonl").unlink(missing_ok=True)
+        atomic_write_json(path, identity)
+        return None
+    resume_from = latest_checkpoint(ckpt_dir)
+    log_path = out_dir / "train_log.jsonl"
+    if log_path.is_file():  # keep the records up to the checkpoint: the steps after it are trained again
+        upto = int(Path(resume_from).name.split("-")[1]) if resume_from else 0
+        keep = [r for r in read_jsonl(log_path) if r.get("step", 0) <= upto]
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in keep))
+    return resume_from

@@ -1,0 +1,411 @@
+"""Batch policies for parallel (group, language, query, passage) data: X-X-mono, X-Y and hybrid(α).
+
+All three are one class, :class:`HybridBatchSampler`, over one shared draw; ``XXMonoBatchSampler`` is
+``alpha=1`` and ``XYBatchSampler`` is ``alpha=0``, so for the same seed they yield exactly the batches the
+hybrid yields with that α.
+
+A batch is a list of ``2 * batch_size`` row indices into the pairs dataset, ``[q0, p0, q1, p1, ...]``:
+pair i takes the ``query`` of row ``q_i`` and the ``passage`` of row ``p_i`` (same group).
+:class:`PairCollator` turns such a batch into sentence-transformers' (query, passage) columns, so the
+sampler drops into ``SentenceTransformerTrainer`` (``args.batch_sampler=`` a :class:`HybridBatchSampler`,
+``data_collator=PairCollator(...)``) and into a plain ``torch.utils.data.DataLoader``.
+
+Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
+
+* X-X-mono batch: every query and every passage is in one language, drawn per batch (uniformly, or in
+  proportion to its number of groups with ``language_weights="proportional"``).
+* X-Y batch: in every pair the query's language differs from the passage's; both are drawn per pair
+  among the languages the group has.
+* No false negatives from translations: no two pairs of a batch share an answer identity, so no batch
+  holds a translation of a positive (or the positive itself) as a negative, also when several questions
+  share one answer sentence. The identity joins groups that share an ``answer_key`` (the corpus's
+  language-independent id of the answer passage) or a passage text in some language, transitively. No group appears twice, and no passage text appears twice (by a
+  64-bit hash of the text). A pair that would break this is deferred to a later batch, never dropped.
+* Each batch is X-X-mono with probability α (constant, or linear from ``alpha`` to ``alpha_end`` over the
+  epoch), else X-Y.
+* Deterministic for a seed; :meth:`set_epoch` reshuffles. An epoch is ``n_batches`` =
+  ``n_groups // (batch_size * num_replicas)`` global batches; within one language queue every group is
+  used once before any is used again. ``batch_size`` is pairs per rank; the sampler's ``batch_size``
+  attribute is rows per yielded batch (2 per pair), as torch and accelerate expect.
+* ``len(sampler)`` is the number of batches :meth:`__iter__` yields in an epoch, as torch's DataLoader,
+  accelerate and sentence-transformers expect: ``n_batches`` for one rank (``rank`` an int), and
+  ``num_replicas * n_batches`` with ``rank=None`` (the slices of every global batch in turn).
+* Distributed: with ``num_replicas=N`` every rank computes the same global batch of ``N * batch_size``
+  pairs (so all agree on its type) and yields the disjoint slice ``rank``. Under the HF/sentence-transformers
+  trainer, accelerate's ``BatchSamplerShard`` hands yielded batch ``i`` to process ``i % N``, so
+  :class:`SamplerFactory` builds the sampler with ``rank=None``: the N slices are yielded in turn, process r
+  receives slice r of every global batch, and each process has ``n_batches`` steps per epoch.
+* What a batch is travels with the batch: :class:`PairCollator` reads the kind and language off the rows it
+  collates (:func:`batch_kind`, exact given the guarantees above) and passes them on as
+  ``inputs["hbkit_batch"]``; hbkit's trainer records that. Nothing recomputes a batch's kind from step
+  numbers, so prefetching, epoch boundaries, resumes and N processes cannot shift it.
+* Memory O(groups x languages): a (group, query language, passage language) triple is drawn lazily, never
+  materialised.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from hbkit.core.vocab import STRATEGIES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _GroupQueue:
+    """The groups a batch kind draws from: a seeded permutation read in order (re-shuffled when used up),
+    after the groups an earlier batch deferred."""
+    order: np.ndarray
+    pos: int = 0
+    deferred: list = field(default_factory=list)
+
+    def next(self, rng: np.random.Generator) -> int:
+        if self.deferred:
+            return self.deferred.pop(0)
+        if self.pos >= len(self.order):
+            self.order, self.pos = rng.permutation(self.order), 0
+        self.pos += 1
+        return int(self.order[self.pos - 1])
+
+
+class SamplerError(ValueError):
+    """Bad sampler arguments or data that cannot give a valid batch."""
+
+
+def _column_codes(dataset, name: str) -> tuple[np.ndarray, list]:
+    """Integer codes of a dataset column, read from Arrow without building a Python list."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    col = dataset.with_format("arrow")[name] if hasattr(dataset, "with_format") else pa.array(dataset[name])
+    enc = pc.dictionary_encode(col)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    return enc.indices.to_numpy(zero_copy_only=False).astype(np.int64), enc.dictionary.to_pylist()
+
+
+def _text_hashes(dataset, name: str, chunk: int = 100_000) -> np.ndarray:
+    import pandas as pd
+
+    out = np.empty(len(dataset), dtype=np.uint64)
+    column = dataset.select_columns([name])  # read this column only (not the contexts beside it)
+    for s in range(0, len(dataset), chunk):
+        texts = np.asarray(column[s:s + chunk][name], dtype=object)
+        out[s:s + chunk] = pd.util.hash_array(texts, categorize=False)
+    return out
+
+
+def _answer_identity(gcode: np.ndarray, kcode: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """Per row, the component of the graph that joins every group to its rows' answer keys and passage texts:
+    two rows get one identity when their groups share an answer key, or a passage text (the same answer in
+    one language), directly or through other groups. O(rows) with scipy's connected components."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    _, hcode = np.unique(hashes, return_inverse=True)
+    G, K = int(gcode.max()) + 1, int(kcode.max()) + 1
+    n = G + K + int(hcode.max()) + 1
+    rows = np.concatenate([gcode, gcode])
+    cols = np.concatenate([G + kcode, G + K + hcode])
+    graph = sp.coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    return label[gcode].astype(np.int64)
+
+
+@dataclass
+class BatchInfo:
+    """What one global batch is: ``kind`` ("xx" or "xy") and, for X-X-mono, its ``lang``."""
+
+    kind: str
+    lang: str | None
+
+
+class HybridBatchSampler:
+    """Hybrid(α) batches over parallel pairs; see the module docstring for what every batch guarantees.
+
+    ``dataset`` needs the columns ``group``, ``lang``, ``passage`` and ``answer_key`` (every hbkit training
+    corpus has them, e.g. ``hbkit.data.benchmarks.parallel_pairs``; for your own pairs where each group has its own
+    answer, ``answer_key`` can be the group id).
+    ``generator``/``valid_label_columns``/``drop_last`` are accepted for sentence-transformers'
+    ``batch_sampler`` interface; the draw uses its own seeded generator and always drops the remainder.
+    """
+
+    def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
+                 generator=None, seed: int = 0, alpha: float = 0.5, alpha_end: float | None = None,
+                 language_weights: str = "uniform", num_replicas: int = 1, rank: int | None = 0, **_: Any):
+        check_alpha(alpha, alpha_end, language_weights)
+        if batch_size < 1 or num_replicas < 1 or not (rank is None or 0 <= rank < num_replicas):
+            raise SamplerError(f"batch_size={batch_size}, num_replicas={num_replicas}, rank={rank} are invalid")
+        for col in ("group", "lang", "passage", "answer_key"):
+            if col not in dataset.column_names:
+                hint = (" (the language-independent id of each row's answer passage, shared by its translations; "
+                        "use the group id if every group has its own answer)") if col == "answer_key" else ""
+                raise SamplerError(f"the dataset has no column {col!r}{hint} (columns: {dataset.column_names}); "
+                                   "build it with hbkit.data.benchmarks.parallel_pairs or hbkit.data.corpora.load_training_corpus")
+        self.pairs_per_batch, self.seed, self.alpha, self.alpha_end = batch_size, seed, alpha, alpha_end
+        self.batch_size = 2 * batch_size  # dataset rows per yielded batch (torch's BatchSampler convention)
+        self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
+        self.language_weights = language_weights
+        gcode, self.group_names = _column_codes(dataset, "group")
+        lcode, self.languages = _column_codes(dataset, "lang")
+        G, L = len(self.group_names), len(self.languages)
+        # rows[g, l] = dataset row of group g in language l, -1 if absent: the only O(G x L) structure
+        self.rows = np.full((G, L), -1, dtype=np.int64 if len(dataset) >= 2**31 else np.int32)
+        dup = np.zeros((G, L), dtype=np.int8)
+        np.add.at(dup, (gcode, lcode), 1)
+        if (dup > 1).any():
+            g, l = map(int, np.argwhere(dup > 1)[0])
+            raise SamplerError(f"group {self.group_names[g]!r} has {dup[g, l]} rows in language "
+                               f"{self.languages[l]!r}; each (group, lang) must be one row")
+        self.rows[gcode, lcode] = np.arange(len(dataset))
+        self.hash = _text_hashes(dataset, "passage")
+        self.answer = _answer_identity(gcode, _column_codes(dataset, "answer_key")[0], self.hash)
+        has = self.rows >= 0
+        self.global_batch = batch_size * num_replicas
+        self.lang_groups = [np.flatnonzero(has[:, l]) for l in range(L)]
+        self.multi_groups = np.flatnonzero(has.sum(1) >= 2)
+        B = self.global_batch
+        self.n_batches = G // B
+        if self.n_batches == 0:
+            raise SamplerError(f"batch size {B} is larger than the number of groups ({G}); lower batch_size")
+        self.mono_langs = [l for l in range(L) if len(self.lang_groups[l]) >= B]
+        self.excluded_languages = [self.languages[l] for l in range(L) if len(self.lang_groups[l]) < B]
+        if self.excluded_languages and self._needs_mono():
+            log.warning("languages with fewer than %d groups are left out of X-X-mono batches: %s",
+                        B, ", ".join(self.excluded_languages))
+        if self._needs_mono() and not self.mono_langs:
+            raise SamplerError(f"no language has {B} groups for an X-X-mono batch (largest: "
+                               f"{max(len(x) for x in self.lang_groups)}); lower batch_size")
+        if self._needs_xy() and len(self.multi_groups) == 0:
+            raise SamplerError(f"no group has pairs in two languages ({G} groups, each in one language), so no X-Y "
+                               "batch can be made: the same question (group) must appear in several languages; "
+                               "check the group column, or use strategy xx")
+        if self._needs_xy() and len(self.multi_groups) < B:
+            raise SamplerError(f"batch size {B} is larger than the {len(self.multi_groups)} groups with at least "
+                               "two languages; an X-Y batch needs distinct groups: lower batch_size")
+        w = np.array([len(self.lang_groups[l]) for l in self.mono_langs], dtype=float)
+        self.lang_p = w / w.sum() if language_weights == "proportional" else np.full(len(w), 1 / max(len(w), 1))
+
+    def _needs_mono(self) -> bool:
+        return self.alpha > 0 or (self.alpha_end or 0) > 0
+
+    def _needs_xy(self) -> bool:
+        return self.alpha < 1 or (self.alpha_end is not None and self.alpha_end < 1)
+
+    def __len__(self) -> int:
+        """Batches yielded per epoch: ``n_batches`` per rank, ``num_replicas * n_batches`` with ``rank=None``."""
+        return self.n_batches * (self.num_replicas if self.rank is None else 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def alpha_at(self, b: int) -> float:
+        """α of batch ``b`` of the epoch (constant, or linear from ``alpha`` to ``alpha_end``)."""
+        if self.alpha_end is None or self.n_batches == 1:
+            return self.alpha
+        return self.alpha + (self.alpha_end - self.alpha) * b / (self.n_batches - 1)
+
+    def plan(self, epoch: int | None = None) -> list[BatchInfo]:
+        """The type (and X-X-mono language) of every global batch of an epoch, without drawing the pairs."""
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, 0])
+        u = rng.random(self.n_batches)
+        langs = rng.choice(len(self.mono_langs), size=self.n_batches, p=self.lang_p) if self.mono_langs else None
+        out = []
+        for b in range(self.n_batches):
+            a = self.alpha_at(b)
+            mono = a >= 1.0 or (a > 0.0 and u[b] < a)
+            out.append(BatchInfo("xx", self.languages[self.mono_langs[langs[b]]]) if mono else BatchInfo("xy", None))
+        return out
+
+    def global_batches(self, epoch: int | None = None) -> Iterator[tuple[BatchInfo, np.ndarray]]:
+        """Yield ``(info, pairs)`` for every global batch; ``pairs`` is (global_batch, 2) of (query row, passage row)."""
+        epoch = self.epoch if epoch is None else epoch
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        queues: dict[Any, _GroupQueue] = {}
+
+        def queue(key, pool) -> _GroupQueue:
+            if key not in queues:
+                queues[key] = _GroupQueue(rng.permutation(pool))
+            return queues[key]
+
+        B = self.global_batch
+        for info in self.plan(epoch):
+            if info.kind == "xx":
+                l = self.languages.index(info.lang)
+                q = queue(("xx", l), self.lang_groups[l])
+            else:
+                q = queue("xy", self.multi_groups)
+            batch, seen_g, seen_h, seen_a, deferred = [], set(), set(), set(), []
+            while len(batch) < B:
+                g = q.next(rng)
+                if g in seen_g:
+                    deferred.append(g); continue
+                if info.kind == "xx":
+                    qr = pr = int(self.rows[g, l])
+                else:
+                    avail = np.flatnonzero(self.rows[g] >= 0)
+                    ql, pl = rng.choice(avail, size=2, replace=False)
+                    qr, pr = int(self.rows[g, ql]), int(self.rows[g, pl])
+                h, key = int(self.hash[pr]), int(self.answer[pr])
+                if h in seen_h or key in seen_a:  # its answer (in some language) is already in the batch:
+                    deferred.append(g)            # keep the group for a later batch
+                    if len(deferred) > 4 * len(q.order) + B:
+                        raise SamplerError("cannot fill a batch without two pairs sharing an answer; lower batch_size")
+                    continue
+                seen_g.add(g); seen_h.add(h); seen_a.add(key)
+                batch.append((qr, pr))
+            q.deferred = deferred + q.deferred
+            yield info, np.asarray(batch, dtype=np.int64)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        """Rows ``[q0, p0, q1, p1, ...]`` of this rank's slice of every global batch; with ``rank=None``, the
+        ``num_replicas`` slices of each global batch one after another (for accelerate's ``BatchSamplerShard``,
+        which hands batch ``i`` to process ``i % num_replicas``)."""
+        B = self.pairs_per_batch
+        ranks = range(self.num_replicas) if self.rank is None else (self.rank,)
+        for _, pairs in self.global_batches():
+            for r in ranks:
+                yield pairs[r * B:(r + 1) * B].reshape(-1).tolist()
+
+
+class XXMonoBatchSampler(HybridBatchSampler):
+    """X-X-mono: every batch in one language (``HybridBatchSampler`` with ``alpha=1``)."""
+
+    def __init__(self, dataset, batch_size: int, **kw):
+        kw.update(alpha=1.0, alpha_end=None)
+        super().__init__(dataset, batch_size, **kw)
+
+
+class XYBatchSampler(HybridBatchSampler):
+    """X-Y: every pair crosses languages (``HybridBatchSampler`` with ``alpha=0``)."""
+
+    def __init__(self, dataset, batch_size: int, **kw):
+        kw.update(alpha=0.0, alpha_end=None)
+        super().__init__(dataset, batch_size, **kw)
+
+
+class SamplerFactory:
+    """A picklable factory for ``SentenceTransformerTrainingArguments(batch_sampler=...)``: called with
+    ``(dataset, batch_size=..., drop_last=..., valid_label_columns=..., generator=..., seed=...)`` it returns
+    the strategy's sampler. Arguments are checked here, before any work. ``last`` is the most recent sampler
+    built (for inspection only: logging reads each batch's own kind, see the module docstring)."""
+
+    def __init__(self, strategy: str, alpha: float = 0.5, **kw):
+        if strategy not in STRATEGIES:
+            raise SamplerError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        check_alpha(alpha, kw.get("alpha_end"), kw.get("language_weights", "uniform"))
+        self.strategy, self.alpha, self.kw, self.last = strategy, alpha, kw, None
+
+    def __call__(self, dataset, **kw) -> HybridBatchSampler:
+        cls = {"xx": XXMonoBatchSampler, "xy": XYBatchSampler, "hybrid": HybridBatchSampler}[self.strategy]
+        extra = {"alpha": self.alpha} if self.strategy == "hybrid" else {}
+        world = _world_size()
+        if world > 1 and "num_replicas" not in self.kw:
+            extra.update(num_replicas=world, rank=None)
+        self.last = cls(dataset, **{**self.kw, **extra, **kw})
+        return self.last
+
+    def __getstate__(self):
+        return {**self.__dict__, "last": None}
+
+
+def check_alpha(alpha: float, alpha_end: float | None = None, language_weights: str = "uniform") -> None:
+    """Raise :class:`SamplerError` unless α (and ``alpha_end``) lie in [0, 1] and the language weighting is known."""
+    for name, v in (("alpha", alpha), ("alpha_end", alpha_end)):
+        if v is not None and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
+            raise SamplerError(f"{name}={v!r}: the share of X-X-mono batches must lie in [0, 1]")
+    if language_weights not in ("uniform", "proportional"):
+        raise SamplerError(f"language_weights={language_weights!r}: use 'uniform' or 'proportional'")
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
+    """The batch-sampler factory of a strategy, for sentence-transformers' trainer arguments.
+
+    Args:
+        strategy: ``xx`` (X-X-mono), ``xy`` (X-Y) or ``hybrid``.
+        alpha: hybrid only: the probability that a batch is X-X-mono (the paper: 0.5).
+        **kw: :class:`HybridBatchSampler` options (``alpha_end``, ``language_weights``, ``seed``).
+
+    Returns:
+        A callable ``(dataset, batch_size, ...) -> HybridBatchSampler`` as ``batch_sampler`` expects.
+
+    Example:
+        >>> args = SentenceTransformerTrainingArguments("out", batch_sampler=make_sampler("hybrid", alpha=0.5))
+    """
+    return SamplerFactory(strategy, alpha, **kw)
+
+
+def _collator_base():
+    from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
+    return SentenceTransformerDataCollator
+
+
+def _split_pairs(features: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Rows ``[q0, p0, q1, p1, ...]`` -> (query rows, passage rows)."""
+    if len(features) % 2:
+        raise SamplerError("a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...])")
+    return features[0::2], features[1::2]
+
+
+@dataclass
+class PairCollator(_collator_base()):
+    """sentence-transformers collator for hbkit batches: rows ``[q0, p0, q1, p1, ...]`` become the
+    ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage`` prompts.
+
+    The batch's kind travels with it: ``inputs["hbkit_batch"] = {"kind": "xx"|"xy"|"mixed", "lang": ...}``,
+    read off the rows being collated (:func:`batch_kind`), which hbkit's trainer records per step
+    (sentence-transformers ignores keys that are not model features). ``seen`` lists every batch collated,
+    as ``"xx:<lang>"`` / ``"xy"``."""
+
+    seen: list = field(default_factory=list, repr=False)
+
+    def __call__(self, features: list[dict]) -> dict:
+        qs, ps = _split_pairs(features)
+        out = super().__call__([{"query": q["query"], "passage": p["passage"]} for q, p in zip(qs, ps)])
+        if "lang" in qs[0]:
+            kind = batch_kind([f["lang"] for f in qs], [f["lang"] for f in ps])
+            self.seen.append(kind)
+            out["hbkit_batch"] = {"kind": kind.split(":")[0], "lang": kind.split(":")[1] if ":" in kind else None}
+        return out
+
+
+def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:
+    """``"xx:<lang>"`` if every query and passage is in one language, ``"xy"`` if every pair crosses
+    languages, else ``"mixed"`` (which no hbkit sampler produces)."""
+    langs = set(query_langs) | set(passage_langs)
+    if len(langs) == 1:
+        return f"xx:{langs.pop()}"
+    if all(q != p for q, p in zip(query_langs, passage_langs)):
+        return "xy"
+    return "mixed"
+
+
+def describe_batch(sampler: HybridBatchSampler, dataset, epoch: int = 0, index: int = 0, n: int | None = None):
+    """One global batch as a DataFrame (query language, query, passage language, passage) plus its kind."""
+    import itertools
+
+    import pandas as pd
+
+    info, pairs = next(itertools.islice(sampler.global_batches(epoch), index, None))
+    pairs = pairs[:n] if n else pairs
+    rows = [(dataset[int(q)]["lang"], dataset[int(q)]["query"], dataset[int(p)]["lang"], dataset[int(p)]["passage"])
+            for q, p in pairs]
+    df = pd.DataFrame(rows, columns=["query lang", "query", "passage lang", "passage"])
+    df.attrs["kind"] = info.kind if info.lang is None else f"{info.kind} ({info.lang})"
+    return df
+
+
+def text_pairs(features: list[dict]) -> list[tuple[str, str]]:
+    """Collate function for a plain DataLoader: ``[(query, passage), ...]`` of one batch."""
+    qs, ps = _split_pairs(features)
+    return [(q["query"], p["passage"]) for q, p in zip(qs, ps)]

@@ -1,0 +1,359 @@
+"""Contrastive fine-tuning over sentence-transformers' trainer: config in, model folder out.
+
+``train(encoder, pairs, config, out_dir)`` fine-tunes with InfoNCE over in-batch negatives
+(``MultipleNegativesRankingLoss``; ``CachedMultipleNegativesRankingLoss`` when ``mini_batch_size`` is set)
+on batches from :mod:`hbkit.train.sampling`, and writes to ``out_dir``:
+
+* ``model/`` — the SentenceTransformer folder (best checkpoint by validation loss when there is a
+  validation split) with ``hbkit_training.json`` (the config, strategy counts, final losses);
+* ``train_log.jsonl`` — one line per step: step, loss, lr, batch kind and language(s);
+* ``checkpoints/`` — every ``save_steps`` steps; a rerun of the same call resumes from the newest
+  checkpoint with the same batches and reaches the same final weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from hbkit.core.env import world
+from hbkit.core.files import atomic_write_json, remove_stale_tmp, tmp_name, write_checksums
+from hbkit.core.vocab import STRATEGY_ALPHA
+from hbkit.train.config import TrainConfig, TrainError
+from hbkit.train.evaluator import RetrievalEvaluator
+from hbkit.train.run_folder import (
+    finished_state,
+    latest_checkpoint,
+    model_complete,
+    prepare_folder,
+    run_identity,
+    warmup_args,
+)
+from hbkit.train.sampling import PairCollator, make_sampler
+
+log = logging.getLogger(__name__)
+
+
+def _split_groups(pairs, val_groups: int, seed: int):
+    if val_groups <= 0:
+        return pairs, None
+    groups = sorted(set(pairs["group"]))
+    if val_groups >= len(groups):
+        raise ValueError(f"val_groups={val_groups} leaves no training group (there are {len(groups)})")
+    val = set(np.random.default_rng(seed).choice(groups, size=val_groups, replace=False).tolist())
+    flags = [g in val for g in pairs["group"]]
+    idx_val = [i for i, f in enumerate(flags) if f]
+    idx_train = [i for i, f in enumerate(flags) if not f]
+    return pairs.select(idx_train), pairs.select(idx_val)
+
+
+def _layers(auto):
+    """The transformer's stack of layers, found by shape (a ModuleList as long as ``num_hidden_layers``)."""
+    import torch
+
+    n = getattr(getattr(auto, "config", None), "num_hidden_layers", None)
+    for _, m in auto.named_modules():
+        if isinstance(m, torch.nn.ModuleList) and len(m) == n:
+            return m
+    raise TrainError(f"freeze_layers: cannot find the {n} layers of {type(auto).__name__}; set freeze_layers=0")
+
+
+def _freeze(model, config: TrainConfig) -> None:
+    """Freeze the input word embeddings (``get_input_embeddings()``: any architecture) and the lowest
+    ``freeze_layers`` layers; set dropout."""
+    auto = model[0].auto_model
+    if config.freeze_word_embeddings:
+        auto.get_input_embeddings().weight.requires_grad_(False)
+    if config.freeze_layers:
+        for layer in _layers(auto)[: config.freeze_layers]:
+            layer.requires_grad_(False)
+    if config.dropout is not None:
+        import torch
+
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = config.dropout
+
+
+def _trainer_class():
+    """sentence-transformers' trainer, plus: the kind of every training batch, as the collator passed it on
+    in ``inputs["hbkit_batch"]``, is recorded when the batch reaches the model (``hbkit_pending``)."""
+    from sentence_transformers import SentenceTransformerTrainer
+
+    class HBTrainer(SentenceTransformerTrainer):
+        hbkit_pending: list
+        hbkit_sampler = None  # the training batch sampler (for set_epoch on resume, see BatchLog.on_epoch_begin)
+
+        def get_train_dataloader(self):
+            loader = super().get_train_dataloader()
+            self.hbkit_sampler = getattr(self.args.batch_sampler, "last", None)
+            return loader
+
+        def training_step(self, model, inputs, *args, **kw):
+            info = inputs.pop("hbkit_batch", None)
+            if info is not None:
+                self.hbkit_pending = getattr(self, "hbkit_pending", []) + [info]
+            return super().training_step(model, inputs, *args, **kw)
+
+        def compute_loss(self, model, inputs, *args, **kw):
+            inputs.pop("hbkit_batch", None)  # evaluation batches
+            return super().compute_loss(model, inputs, *args, **kw)
+
+    return HBTrainer
+
+
+BATCHES_FILE = "hbkit_batches.json"
+
+
+def _callback(out_dir: Path, restored: dict[int, list]):
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ProgressCallback
+
+    class BatchLog(TrainerCallback):
+        """Writes train_log.jsonl (one line per logged step: loss, lr, the step's batch kind and language) and
+        shows the running X-X / X-Y counts on the progress bar. The kind of step s is what the trainer
+        recorded for the batches of step s (see :func:`_trainer_class`); ``steps`` is saved in every
+        checkpoint, so a resumed run keeps the kinds of the steps before it."""
+
+        def __init__(self):
+            self.steps: dict[int, list] = dict(restored)  # step -> [kind, lang]
+            self.trainer = None
+
+        def counts(self) -> dict[str, int]:
+            c = {"xx": 0, "xy": 0, "mixed": 0}
+            for kind, _ in self.steps.values():
+                c[kind] = c.get(kind, 0) + 1
+            return {k: v for k, v in c.items() if v or k != "mixed"}
+
+        def on_epoch_begin(self, args, state, control, **kw):
+            # the trainer forwards set_epoch through accelerate's wrappers, except when resuming mid-epoch (its
+            # skip wrapper hides the sampler): set it here, before the epoch's first batch is drawn
+            sampler = getattr(self.trainer, "hbkit_sampler", None)
+            if sampler is not None:
+                sampler.set_epoch(int(state.epoch + 1e-6))
+
+        def on_step_end(self, args, state, control, **kw):
+            infos = getattr(self.trainer, "hbkit_pending", [])
+            self.trainer.hbkit_pending = []
+            kinds = {i["kind"] for i in infos}
+            langs = {i["lang"] for i in infos}
+            if infos:
+                self.steps[state.global_step] = [kinds.pop() if len(kinds) == 1 else "mixed",
+                                                 langs.pop() if len(langs) == 1 else None]
+            c = self.counts()
+            for cb in self.trainer.callback_handler.callbacks:
+                if isinstance(cb, ProgressCallback) and getattr(cb, "training_bar", None) is not None:
+                    cb.training_bar.set_postfix(xx=c["xx"], xy=c["xy"], refresh=False)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not logs or "loss" not in logs or not state.is_world_process_zero:
+                return
+            kind, lang = self.steps.get(state.global_step, [None, None])
+            rec = {"step": state.global_step, "loss": logs["loss"], "lr": logs.get("learning_rate"),
+                   "batch": kind, "lang": lang}
+            with open(out_dir / "train_log.jsonl", "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+
+        def on_save(self, args, state, control, **kw):
+            ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if state.is_world_process_zero and ckpt.is_dir():
+                atomic_write_json(ckpt / BATCHES_FILE, {str(k): v for k, v in sorted(self.steps.items())})
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            if metrics and state.is_world_process_zero:
+                with open(out_dir / "train_log.jsonl", "a") as fh:
+                    fh.write(json.dumps({"step": state.global_step, **{k: v for k, v in metrics.items()
+                                                                          if isinstance(v, (int, float))}}) + "\n")
+
+    return BatchLog()
+
+
+def _training_arguments(config: TrainConfig, encoder, ckpt_dir: Path, factory, validate: bool, metric_for_best: str,
+                        progress: bool):
+    """The trainer's arguments: steps, batch sampler, precision (bf16 where the GPU has it, else fp16 on CUDA,
+    fp32 on the CPU), checkpoints and evaluation; ``config.training_args`` has the last word."""
+    import torch  # heavy: torch
+    from sentence_transformers import SentenceTransformerTrainingArguments  # heavy: transformers
+
+    cuda = torch.cuda.is_available()
+    bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
+    fp16 = config.precision == "fp16" or (config.precision == "auto" and cuda and not bf16)
+    kwargs = dict(
+        output_dir=str(ckpt_dir), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, learning_rate=config.lr, weight_decay=config.weight_decay,
+        **warmup_args(config.warmup_ratio), seed=config.seed, data_seed=config.seed, batch_sampler=factory,
+        prompts=dict(encoder.prompts) if encoder.prompts else None, logging_steps=1, save_steps=config.save_steps,
+        save_total_limit=2, eval_strategy="steps" if validate else "no",
+        eval_steps=config.eval_steps if validate else None,
+        load_best_model_at_end=validate,
+        metric_for_best_model=metric_for_best if validate else None,
+        greater_is_better=metric_for_best != "eval_loss" if validate else None,
+        bf16=bf16, fp16=fp16, report_to="none", disable_tqdm=not progress, dataloader_drop_last=True,
+        use_cpu=not cuda, ddp_backend=None if cuda or world()[1] == 1 else "gloo",
+    )
+    kwargs.update(config.training_args)
+    return SentenceTransformerTrainingArguments(**kwargs)
+
+
+def _loss(encoder, config: TrainConfig):
+    """InfoNCE over in-batch negatives; GradCache with ``mini_batch_size``. With several processes the
+    in-batch negatives are gathered from every rank (with gradients), so N processes at batch B train like one
+    process at batch N*B."""
+    from sentence_transformers.sentence_transformer import losses  # heavy: torch
+
+    gather = world()[1] > 1
+    if config.mini_batch_size:
+        return losses.CachedMultipleNegativesRankingLoss(encoder, scale=config.scale,
+                                                         mini_batch_size=config.mini_batch_size,
+                                                         gather_across_devices=gather)
+    return losses.MultipleNegativesRankingLoss(encoder, scale=config.scale, gather_across_devices=gather)
+
+
+def _load_final_checkpoint(trainer, resume_from: str, args, ckpt_dir: Path) -> None:
+    """A run killed after its last checkpoint, before the model's save: load that checkpoint's state, and the
+    best checkpoint's weights when the run keeps the best."""
+    from transformers import TrainerState  # heavy: transformers
+
+    trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
+    best = trainer.state.best_model_checkpoint if args.load_best_model_at_end else None
+    if best:   # recorded as output_dir/checkpoint-N, relative to where that run started: find it here
+        best = ckpt_dir / Path(best).name
+        if not best.is_dir():
+            raise TrainError(f"{best} (the best checkpoint {resume_from} names) is missing; its model cannot be "
+                             "saved: run with --no-resume to train afresh")
+    trainer._load_from_checkpoint(str(best or resume_from))
+    log.info("%s is the run's last step (%d); its weights are saved as the model, nothing is trained again",
+             resume_from, trainer.state.global_step)
+
+
+def _save_model(trainer, model_dir: Path, card: dict) -> None:
+    """Save the model beside ``model_dir`` with its card and checksums, then swap it in."""
+    tmp = tmp_name(model_dir)
+    try:
+        trainer.save_model(str(tmp))
+        write_checksums(tmp, "hbkit_training.json", card)
+        shutil.rmtree(model_dir, ignore_errors=True)
+        os.replace(tmp, model_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/train",
+          resume: bool = True, progress: bool = True, callbacks: list | None = None, evaluator=None) -> Path:
+    """Fine-tune ``encoder`` (a SentenceTransformer, changed in place) on ``pairs`` with ``config.strategy``.
+
+    Returns the path of the saved model folder (``out_dir/model``). ``out_dir`` remembers what it was made
+    with (``train_config.json``: config, base-model weights hash, data hash). With ``resume=True``:
+
+    * a finished run with the same set-up is returned as it is (nothing is trained again);
+    * an interrupted one continues from its newest checkpoint, with the same batches, and reaches the same
+      weights as an uninterrupted run; ``train_log.jsonl`` keeps each step once;
+    * a folder made with another set-up is refused (:class:`TrainError`) — ``resume=False`` starts afresh.
+
+    In-training evaluation (``val_groups > 0``): every ``eval_steps`` the held-out groups are scored — the
+    validation loss, and with ``eval_metric="map"`` hbkit's :class:`~hbkit.train.evaluator.RetrievalEvaluator`
+    (multilingual mAP; or ``evaluator``, any sentence-transformers evaluator); the best checkpoint by that
+    criterion is kept and loaded at the end, and ``early_stopping_patience`` evaluations without improvement
+    stop the run (transformers' ``EarlyStoppingCallback``).
+
+    Args:
+        encoder: a ``SentenceTransformer`` (changed in place).
+        pairs: a ``datasets.Dataset`` with ``group``, ``lang``, ``query``, ``passage`` and ``answer_key``
+            (:func:`hbkit.data.benchmarks.parallel_pairs`, :func:`hbkit.data.corpora.load_training_corpus`).
+        config: a :class:`~hbkit.train.config.TrainConfig` (default: hybrid, α 0.5).
+        out_dir: the run folder (locked while in use).
+
+    Example:
+        >>> model_dir = train(load_encoder("intfloat/multilingual-e5-small"), parallel_pairs(),
+        ...                   TrainConfig(strategy="hybrid", alpha=0.5, max_steps=100), "runs/hybrid")
+    """
+    import torch  # heavy: torch
+
+    config = config or TrainConfig()
+    need = ("group", "lang", "query", "passage")
+    if any(c not in pairs.column_names for c in need):
+        raise TrainError(f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
+                         "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract")
+    # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
+    pairs = pairs.select_columns([c for c in (*need, "answer_key") if c in pairs.column_names])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.lr == 0:
+        log.warning("lr=0: the weights will not change; this run only measures the loss of the base model")
+    rank = world()[0]
+    identity = run_identity(encoder, pairs, config)
+    model_dir = out_dir / "model"
+    if rank == 0:
+        remove_stale_tmp(out_dir, recursive=False)   # a model folder half-saved by a killed process
+        resume_from = prepare_folder(out_dir, identity, resume)
+    if world()[1] > 1:  # the other ranks follow rank 0's decision, once it is written
+        import torch.distributed as dist
+        if not dist.is_initialized():
+            dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
+        dist.barrier()
+        resume_from = latest_checkpoint(out_dir / "checkpoints") if resume else None
+    if resume and model_dir.is_dir() and model_complete(model_dir):
+        done = json.loads((model_dir / "hbkit_training.json").read_text())
+        if done.get("identity") == identity:
+            log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", model_dir)
+            return model_dir
+    encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
+    _freeze(encoder, config)
+    train_pairs, val_pairs = _split_groups(pairs, config.val_groups, config.seed)
+    factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
+                           language_weights=config.language_weights)
+
+    callbacks = list(callbacks or [])
+    metric_for_best = "eval_loss"
+    if val_pairs is not None and (evaluator is not None or config.eval_metric == "map"):
+        if evaluator is None:
+            evaluator = RetrievalEvaluator(val_pairs, name="val")
+        pm, name = evaluator.primary_metric, getattr(evaluator, "name", "")
+        metric_for_best = f"eval_{pm if not name or pm.startswith(name + '_') else f'{name}_{pm}'}"
+    if config.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    card = getattr(encoder, "model_card_data", None)
+    if card is not None:  # the saved README.md (sentence-transformers' model card) says how it was trained
+        card.model_name = (f"{getattr(card, 'base_model', None) or 'encoder'} fine-tuned by hbkit: {config.strategy} "
+                           f"batches (α={config.alpha if config.strategy == 'hybrid' else STRATEGY_ALPHA[config.strategy]:g}), "
+                           f"seed {config.seed}, corpus {config.corpus}")
+        card.add_tags(["hbkit", f"hbkit-strategy-{config.strategy}", f"hbkit-corpus-{config.corpus}"])
+
+    args = _training_arguments(config, encoder, out_dir / "checkpoints", factory, val_pairs is not None,
+                               metric_for_best, progress)
+    loss = _loss(encoder, config)
+    restored = {}
+    if resume_from and (Path(resume_from) / BATCHES_FILE).is_file():
+        restored = {int(k): v for k, v in json.loads((Path(resume_from) / BATCHES_FILE).read_text()).items()}
+    batch_log = _callback(out_dir, restored)
+    trainer = _trainer_class()(
+        model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=loss, evaluator=evaluator,
+        data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
+        callbacks=[batch_log, *callbacks])
+    batch_log.trainer = trainer
+    finished = finished_state(resume_from, args.max_steps)   # training_args may override max_steps
+    if finished is None:
+        runtime = trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
+    else:  # killed after its last checkpoint, before the model's save: that checkpoint is the trained model
+        _load_final_checkpoint(trainer, resume_from, args, out_dir / "checkpoints")
+        runtime = None
+    if world()[1] > 1:  # what this rank actually collated, for checking that ranks agree
+        atomic_write_json(out_dir / f"batches_seen.rank{rank}.json", trainer.data_collator.seen)
+    if not trainer.is_world_process_zero():
+        return model_dir
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    card = {"identity": identity, "config": asdict(config), "base_model": getattr(encoder, "model_card_data", None)
+            and encoder.model_card_data.base_model, "steps": trainer.state.global_step,
+            "batch_counts": batch_log.counts(), "resumed_from": resume_from,
+            "first_loss": history[0]["loss"] if history else None, "last_loss": history[-1]["loss"] if history else None,
+            "best_metric": trainer.state.best_metric, "metric_for_best_model": args.metric_for_best_model,
+            "best_checkpoint": trainer.state.best_model_checkpoint, "stopped_early": trainer.state.global_step < config.max_steps,
+            "train_runtime_s": runtime}
+    _save_model(trainer, model_dir, card)
+    return model_dir
