@@ -3,11 +3,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS ?= constraints-cpu.txt
 PROFILE ?= auto
-OUT ?= runs/compare
+OUT ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 export HBKIT_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup run paper summary test bench lab clean gpu-check
+.PHONY: setup run paper summary test bench lab clean gpu-check notebooks
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,10 +18,11 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 setup: $(VENV)/.installed
 
 ## the main job: train xx / xy / hybrid from the embedded multilingual-e5-small, evaluate, write the report
+## into runs/<profile> (OUT=folder for another), the folder the notebooks and the dashboard use too
 run: setup
 	@if $(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
-		$(VENV)/bin/hbkit doctor --profile $(PROFILE) --out $(OUT) || exit 1; fi
-	$(VENV)/bin/hbkit compare --profile $(PROFILE) --out $(OUT)
+		$(VENV)/bin/hbkit doctor --profile $(PROFILE) $(if $(OUT),--out $(OUT)) || exit 1; fi
+	$(VENV)/bin/hbkit compare --profile $(PROFILE) $(if $(OUT),--out $(OUT))
 
 ## the paper's protocol for its three encoders (GPU; SQuAD translate-train, see README "The paper's protocol")
 paper: setup
@@ -42,6 +43,10 @@ gpu-check: setup
 
 bench: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+## the notebook series executed with papermill, with HTML copies, into runs/<profile>/notebooks/ (PROFILE=cpu|ci|...)
+notebooks: setup
+	$(PY) scripts/run_notebooks.py --profile $(PROFILE) $(if $(OUT),--run $(OUT))
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -7,15 +7,24 @@ from pathlib import Path
 import nbformat as nbf
 
 HERE = Path(__file__).parent
-SETUP = ("import os\nimport hbkit\nfrom hbkit import profile\n"
-         "cfg = profile(os.environ.get('HBKIT_PROFILE', 'auto'))  # ci in CI, else gpu / cpu by hardware\n"
-         "RUN = f\"../runs/notebooks-{cfg['profile']}\"  # the comparison run shared by notebooks 3-6\n"
-         "cfg['profile'], cfg['model']")
+#: papermill's parameters cell (tagged ``parameters``): ``papermill 03_training_strategies.ipynb out.ipynb -p PROFILE cpu``
+PARAMETERS = ("import os\n"
+              "PROFILE = os.environ.get('HBKIT_PROFILE', 'auto')  # ci in CI, else gpu / cpu by hardware\n"
+              "RUN = None     # the run folder; None: the profile's shared folder runs/<profile>, which `make run` fills too\n"
+              "SEEDS = None   # training seeds, e.g. [0, 1, 2]; None: the profile's\n"
+              "ALPHAS = None  # extra hybrid α values, e.g. [0.25, 0.75]; None: the profile's")
+SETUP = ("import hbkit\nfrom hbkit import profile\nfrom hbkit.core.env import default_run_dir\n"
+         "cfg = profile(PROFILE, seeds=SEEDS, alphas=ALPHAS)\n"
+         "RUN = str(RUN or default_run_dir(cfg['profile']))  # shared by make run, notebooks 3-6 and the dashboard\n"
+         "cfg['profile'], cfg['model'], RUN")
 
 
 def write(name, cells):
     nb = nbf.v4.new_notebook()
     nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
+    for cell, (kind, src) in zip(nb.cells, cells):
+        if src == PARAMETERS:
+            cell.metadata["tags"] = ["parameters"]
     for i, cell in enumerate(nb.cells):  # stable ids: rebuilding leaves unchanged notebooks byte-identical
         cell.id = f"{name.split('_')[0]}-{i:02d}"
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -25,7 +34,15 @@ def write(name, cells):
 write("01_quickstart.ipynb", [
     ("md", "# 1 · Quick start\nLoad the default encoder (multilingual-e5-small; the embedded offline copy when the hub is unreachable), "
            "one benchmark, one retrieval and one alignment number. Sizes follow `HBKIT_PROFILE`."),
+    ("code", PARAMETERS),
     ("code", SETUP),
+    ("md", "What the comparison of this profile (notebooks 3-6, and `make run`, which writes the same folder) still has to do, "
+           "and what that costs on this machine: models to go × minutes per model as measured by the last run of this profile."),
+    ("code", "from hbkit.experiment.stages import plan_status\nst = plan_status(cfg, RUN)\n"
+             "a = st.attrs\nprint(f\"{a['to_run']} of {len(st)} models to train or evaluate in {RUN}\" + (\n"
+             "    f\"; about {a['estimate_minutes']:.0f} min ({a['minutes_per_model']} min per model, measured in {a['measured_in']})\"\n"
+             "    if a['estimate_minutes'] is not None else \"; nothing measured for this profile yet\"))\n"
+             "st.groupby('model').done.agg(['sum', 'size']).rename(columns={'sum': 'done', 'size': 'planned'})"),
     ("code", "encoder = hbkit.load_encoder(cfg['model'])\n"
              "bench = hbkit.load_benchmark('xquad-r-eval').subsample(cfg['eval_groups'].get('xquad-r-eval') or 50, seed=0)\nbench"),
     ("md", "One query and its top-5 candidates in the multilingual pool (all 11 languages); `relevant` marks the answer sentence in any language:"),
@@ -42,6 +59,7 @@ write("02_data.ipynb", [
     ("md", "# 2 · Data\nXQuAD is 11-way parallel: the same question in every language shares one id (a *group*). XQuAD-R and MLQA-R "
            "turn the QA sets into sentence retrieval (LAReQA): every sentence is a candidate, the answer sentence in *every* "
            "language is relevant. TyDi-QA passages are not parallel. Counts per dataset and language:"),
+    ("code", PARAMETERS),
     ("code", SETUP),
     ("code", "from hbkit.analysis import figures as viz\nfrom hbkit.data import benchmarks as data\nsummary = data.summary()\nsummary.pivot_table(index='lang', columns='dataset', values='queries', fill_value=0)"),
     ("code", "viz.counts_bar(summary)"),
@@ -62,6 +80,7 @@ write("03_training_strategies.ipynb", [
     ("md", "# 3 · Training strategies\nWhat X-X-mono, X-Y and hybrid batches look like — real batches from the samplers — then every "
            "strategy trained from the same base with the same data and steps, once per training seed (the `gpu` profile on a GPU, "
            "else `cpu`; CI: `ci`). In no batch is a translation of a positive a negative: pairs that share an answer are never batched together."),
+    ("code", PARAMETERS),
     ("code", SETUP),
     ("code", "from hbkit.train.sampling import describe_batch\npairs = hbkit.parallel_pairs()\n"
              "b = describe_batch(hbkit.XXMonoBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
@@ -71,7 +90,8 @@ write("03_training_strategies.ipynb", [
            "re-running reuses the saved models; `force=True` redoes). "
            "Every model of every seed is scored on the same queries; the table gives the mean over seeds and a 95% interval "
            "that covers both the training seeds and the sampling of queries:"),
-    ("code", "res = hbkit.compare(cfg['profile'], out=RUN, progress=False)\nprint('training seeds:', cfg['seeds'])\nres['table']"),
+    ("code", "res = hbkit.compare(cfg['profile'], out=RUN, seeds=cfg['seeds'], alphas=cfg['alphas'])  # progress: models, steps, ETA\n"
+             "print('training seeds:', cfg['seeds'])\nres['table']"),
     ("code", "from hbkit.analysis import figures as viz\nviz.loss_curves(RUN)"),
     ("md", "Paired effects between strategies, decided by a strategy-level test: a crossed random-effects model in which the "
            "training seed and the answer cluster are both random, so a new seed's variation is in the null. `df` are its "
@@ -93,6 +113,7 @@ write("04_alignment.ipynb", [
     ("md", "# 4 · Alignment\nHow close are translations in embedding space, before and after each strategy? Cosine gap (parallel minus "
            "non-parallel), translation retrieval P@1 and language k-NN purity (mean over seeds), their effects with intervals "
            "over seeds and groups, and QA retrieval accuracy@k on TyDi-QA."),
+    ("code", PARAMETERS),
     ("code", SETUP),
     ("code", "from hbkit.analysis import figures as viz, stats\nfrom hbkit.experiment.report import load_run\nrun = load_run(RUN)\nal = run['alignment']\n"
              "al.pivot_table(index=['benchmark', 'metric'], columns='model', values='value', aggfunc='mean')"),
@@ -111,6 +132,7 @@ write("05_language_clusters.ipynb", [
     ("md", "# 5 · Language clusters\nUMAP of parallel XQuAD-R questions, coloured by language (hover shows the text). A model whose "
            "space clusters by language puts translations far apart; after cross-lingual training they should mix. "
            "Next to it, the language-ID k-NN purity (share of a text's 10 nearest neighbours in its own language) against the share expected if languages were mixed."),
+    ("code", PARAMETERS),
     ("code", SETUP),
     ("code", "from hbkit.analysis import figures as viz\nfrom hbkit.experiment.report import load_run\nrun = load_run(RUN)\nviz.umap_scatter(run['umap'])"),
     ("code", "al = run['alignment']\nal[al.metric == 'lang_knn_purity'].pivot_table(index='benchmark', columns='model', values='value', aggfunc='mean')"),
@@ -121,16 +143,18 @@ write("06_dashboard.ipynb", [
            "results. The first figure compares the models; the second puts every trained model on the α axis (X-Y only = 0, "
            "the paper's hybrid = 0.5, X-X-mono only = 1, plus any `hybrid-a<α>` run), with the base model dotted. "
            "Values are means over training seeds; the α curve has error bars over seeds and query groups. "
-           "The α slider picks an extra hybrid share; the button trains the strategies (and hybrid at that α) with the small "
-           "`ci` profile and reloads.\n\n"
+           "The α slider picks an extra hybrid share; the button trains the strategies (and hybrid at that α) at this notebook's "
+           "profile into the same run folder, in the background (the notebook stays usable), with a progress bar and a cancel "
+           "button, and redraws when done; models already there are not trained again.\n\n"
            "**The paper's Table 1 beside ours.** hbkit ships the paper's Table 1 (XLM-R, LaBSE) and LAReQA's mBERT baselines "
            "(`hbkit/analysis/published/arxiv-2408.10536-table1.csv`, with its source); `HBKIT_REFERENCE=other.csv` replaces it. They are "
            "other encoders, trained on other data, evaluated on the full XQuAD-R: compare the *effects* (which strategy wins "
            "where), shown below beside ours, not the absolute values."),
+    ("code", PARAMETERS),
     ("code", SETUP),
     ("code", "from hbkit.analysis.reference import default_reference\nfrom hbkit.app.widgets import Dashboard, load_aggregate, load_results, run_encoder\n"
              "reference = default_reference()  # the shipped Table 1, or HBKIT_REFERENCE\n"
-             "dash = Dashboard(load_results(RUN), out=RUN + '-dashboard', reference=reference, aggregate=load_aggregate(RUN),\n"
+             "dash = Dashboard(load_results(RUN), out=RUN, profile=cfg['profile'], reference=reference, aggregate=load_aggregate(RUN),\n"
              "                 encoder=run_encoder(RUN))  # 'ours - paper' only against the same encoder\ndash.widget"),
     ("md", "The same dashboard driven from code: multilingual mAP on MLQA-R, per model and against α."),
     ("code", "dash.benchmark.value = 'mlqa-r'\ndash.setting.value = 'multi'\n"

@@ -308,3 +308,33 @@ def test_report_names_a_damaged_table_and_writes_nothing(ci_run, tmp_path, name,
     assert f"{f} is damaged" in err and __import__("re").search(why, err), err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and not p.name.startswith(".lock")} == \
         {k: v for k, v in before.items() if not k.startswith(".lock")}
+
+
+def test_the_report_leads_with_the_answer(ci_run):
+    """report.html opens with the run, then the verdict matrix and the forest plot; every long table sits
+    collapsed with a link to its CSV file, which exists beside the report."""
+    import re
+    page = (ci_run["out"] / "report.html").read_text()
+    heads = re.findall(r"<h2>([^<]*)", page)
+    assert heads[0] == "Run" and heads[1].startswith("The answer: verdicts") and heads[2].startswith("Strategy effects")
+    assert page.index("Verdicts on the paper") < page.index("Strategy effects on map")   # the figures' titles
+    collapsed = re.findall(r"<details><summary><b>([^<]*)</b> \((\d+) rows; <a href='([^']+)'>", page)
+    names = {c[2] for c in collapsed}
+    assert {"effects.csv", "verdicts.csv", "power.csv"} <= names
+    for _, n, csv in collapsed:
+        assert (ci_run["out"] / csv).is_file() and len(pd.read_csv(ci_run["out"] / csv)) == int(n), csv
+    assert page.index("<details>") > page.index("Macro mAP")   # the answer and the main table come first
+
+
+def test_verdict_matrix_colours_each_verdict():
+    from hbkit.analysis.figures import VERDICT_COLOURS, verdict_matrix
+    v = pd.DataFrame({"claim": ["C1", "C1", "C2", "C2"], "benchmark": ["mlqa-r", "all", "mlqa-r", "all"],
+                      "verdict": ["supported", "inconclusive", "contradicted", "too few seeds"],
+                      "statement": ["s"] * 4, "evidence": ["e"] * 4})
+    fig = verdict_matrix(v)
+    hm = fig.data[0]
+    assert list(hm.x) == ["mlqa-r", "all"] and list(hm.y) == ["C1", "C2"]
+    assert [list(r) for r in hm.text] == [["supported", "inconclusive"], ["contradicted", "too few seeds"]]
+    colour = {t: dict((round(v, 6), c) for v, c in hm.colorscale)[round(z / max(1, len(hm.colorscale) - 1), 6)]
+              for row_t, row_z in zip(hm.text, hm.z) for t, z in zip(row_t, row_z)}
+    assert colour["supported"] == VERDICT_COLOURS["supported"] and colour["contradicted"] == VERDICT_COLOURS["contradicted"]

@@ -267,3 +267,45 @@ def test_cli_train_validates_the_pairs_before_loading_a_model(tmp_path, capsys):
     rc = main(["train", "--corpus", str(bad), "--model", str(tmp_path / "no-such-model"), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert rc == 2 and "bad.jsonl: line 2: malformed JSON" in err and "no-such-model" not in err
+
+
+def test_cancel_stops_cleanly_and_a_rerun_resumes(pairs, tmp_path):
+    """The dashboard's Cancel: the event set during step 4 stops the run at that step's end with RunCancelled;
+    no model folder is written (it cannot pass for a finished run), checkpoint 3 stays, and a rerun resumes
+    from it to the full number of steps."""
+    import threading
+
+    from hbkit.train.trainer import RunCancelled, cancel_callback
+
+    keep = set(sorted(set(pairs["group"]))[:40])
+    pairs = pairs.filter(lambda r: r["group"] in keep)
+    cfg = TrainConfig(strategy="hybrid", batch_size=8, max_steps=6, lr=1e-3, save_steps=3, seed=3,
+                      freeze_word_embeddings=False, val_groups=0, dropout=0.0)
+    event = threading.Event()
+
+    class SetAt4(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == 3:   # step 4 is running
+                event.set()
+
+    with pytest.raises(RunCancelled, match="cancelled at step 4"):
+        train(tiny_encoder(seed=2), pairs, cfg, tmp_path, progress=False, callbacks=[SetAt4(), cancel_callback(event)])
+    assert not (tmp_path / "model").exists() and (tmp_path / "checkpoints" / "checkpoint-3").is_dir()
+    done = train(tiny_encoder(seed=2), pairs, cfg, tmp_path, progress=False)
+    card = json.loads((done / "hbkit_training.json").read_text())
+    assert card["steps"] == 6 and card["resumed_from"].endswith("checkpoint-3")
+
+
+def test_compare_cancelled_before_the_first_model_writes_no_model(data_dir, tmp_path):
+    import threading
+
+    from hbkit.experiment.compare import compare
+    from hbkit.train.trainer import RunCancelled
+
+    event = threading.Event()
+    event.set()
+    seen = []
+    with pytest.raises(RunCancelled, match="cancelled before"):
+        compare("ci", tmp_path / "run", data_dir=data_dir, progress=False, seeds=[0], on_progress=seen.append,
+                cancel=event)
+    assert not (tmp_path / "run" / "models").exists() and seen == []

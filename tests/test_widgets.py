@@ -129,7 +129,7 @@ def test_dashboard_alpha_and_reference(results, tmp_path, monkeypatch):
     path = tmp_path / "ref.csv"
     path.write_text(REF)
     monkeypatch.setenv("HBKIT_REFERENCE", str(path))
-    d = Dashboard(results, out=tmp_path / "run", reference=R.default_reference())
+    d = Dashboard(results, out=tmp_path / "run", reference=R.default_reference(), profile="ci")
     names = [t.name for t in d.figure.data]
     assert names == ["base", "xx", "xy", "hybrid", "XLM-R (paperX): hybrid", "XLM-R (paperX): xx"]  # ours first
     assert [t.marker.pattern.shape for t in d.figure.data][-2:] == ["/", "/"] and not d.figure.data[0].marker.pattern.shape
@@ -148,13 +148,14 @@ def test_dashboard_alpha_and_reference(results, tmp_path, monkeypatch):
     assert any(s.x0 == 0.25 for s in d.alpha_fig.layout.shapes)
     calls = []
 
-    def fake_compare(profile, out, progress, alphas):
+    def fake_compare(profile, out, progress, alphas, on_progress, cancel):
         calls.append((profile, str(out), alphas))
         more = results[results.model == "hybrid"].assign(model="hybrid-a0.25")
         return {"results": pd.concat([results, more], ignore_index=True), "out": out}
 
     monkeypatch.setattr("hbkit.app.widgets.compare", fake_compare)
     d.run_button.click()
+    d.thread.join(30)
     assert calls == [("ci", str(tmp_path / "run"), [0.25])]
     assert "hybrid-a0.25" in d.models.options and "done" in d.message.value
     assert 0.25 in list(d.alpha_fig.data[0].x)
@@ -165,6 +166,38 @@ def test_dashboard_reports_a_failed_run(results, monkeypatch):
         raise ValueError("runs/x holds models of another set-up")
 
     monkeypatch.setattr("hbkit.app.widgets.compare", broken)
-    d = Dashboard(results)
+    d = Dashboard(results, profile="ci")
     d.run_button.click()
+    d.thread.join(30)
     assert "run failed" in d.message.value and "another set-up" in d.message.value
+    assert not d.run_button.disabled and d.cancel_button.disabled
+
+
+def test_dashboard_trains_in_the_background_shows_progress_and_cancels(results, monkeypatch, tmp_path):
+    """The button returns at once (the kernel stays free), the progress bar follows the job's models, Cancel
+    stops it through the job's cancel event, and the buttons come back."""
+    import threading
+
+    from hbkit.train.trainer import RunCancelled
+    started, seen = threading.Event(), {}
+
+    def slow_compare(profile, out, progress, alphas, on_progress, cancel):
+        seen.update(profile=profile, out=str(out))
+        on_progress({"stage": "train", "model": "xx-s0", "i": 1, "n": 4, "eta_s": 600.0})
+        started.set()
+        if not cancel.wait(30):
+            raise AssertionError("never cancelled")
+        raise RunCancelled("cancelled at step 3; rerun to resume from the last checkpoint")
+
+    monkeypatch.setattr("hbkit.app.widgets.compare", slow_compare)
+    d = Dashboard(results, profile="cpu")
+    d.run_button.click()
+    assert d.thread.is_alive() and started.wait(30)          # the callback returned while the job runs
+    assert d.run_button.disabled and not d.cancel_button.disabled
+    assert (d.progress.value, d.progress.max) == (1, 4) and d.progress.layout.visibility == "visible"
+    assert "train xx-s0 (model 2 of 4, about 10 min left)" in d.message.value
+    assert seen["profile"] == "cpu" and seen["out"].endswith(f"runs{__import__('os').sep}cpu")  # the shared folder
+    d.cancel_button.click()
+    d.thread.join(30)
+    assert not d.thread.is_alive() and "cancelled" in d.message.value
+    assert not d.run_button.disabled and d.cancel_button.disabled and d.progress.layout.visibility == "hidden"

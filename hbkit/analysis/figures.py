@@ -129,25 +129,35 @@ def umap_scatter(coords: pd.DataFrame, title: str = "Language clusters (UMAP)"):
     return fig
 
 
-def write_report(path: str | Path, title: str, sections: list[tuple[str, object]]) -> Path:
-    """A self-contained HTML report: each section is ``(heading, plotly figure | DataFrame | str)``; plotly's
-    JavaScript is embedded once, so the file opens offline."""
+def write_report(path: str | Path, title: str, sections: list[tuple]) -> Path:
+    """A self-contained HTML report: each section is ``(heading, plotly figure | DataFrame | str)``, or for a
+    table ``(heading, DataFrame, csv_name, shown)``. A table sits collapsed (``<details>``) with a link to its
+    CSV file beside the report unless ``shown``; plotly's JavaScript is embedded once, so the file opens
+    offline, and the same sections give a byte-identical file."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
+             "td,th{border:1px solid #ccc;padding:3px 6px}details{margin:.6em 0}summary{cursor:pointer}</style>"
+             "</head><body>", f"<h1>{html.escape(title)}</h1>"]
     first, n_fig = True, 0
-    for heading, obj in sections:
-        parts.append(f"<h2>{html.escape(heading)}</h2>")
+    for heading, obj, *more in sections:
+        csv, shown = (more + [None, False])[:2]
         if isinstance(obj, pd.DataFrame):
-            parts.append(obj.to_html(index=False, float_format=lambda v: f"{v:.4f}"))
-        elif isinstance(obj, str):
+            link = f"; <a href='{html.escape(csv)}'>{html.escape(csv)}</a>" if csv else ""
+            table = obj.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+            if shown:
+                parts.append(f"<h2>{html.escape(heading)}</h2>{table}" + (f"<p>{link[2:]}</p>" if csv else ""))
+            else:
+                parts.append(f"<details><summary><b>{html.escape(heading)}</b> ({len(obj)} rows{link})</summary>"
+                             f"{table}</details>")
+            continue
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        if isinstance(obj, str):
             parts.append(f"<p>{obj}</p>")
         else:
             n_fig += 1  # fixed element ids: the same sections give a byte-identical file
             parts.append(obj.to_html(full_html=False, include_plotlyjs=True if first else False, div_id=f"fig{n_fig}"))
             first = False
     parts.append("</body></html>")
-
     return atomic_write_text(path, "\n".join(parts))
 
 
@@ -187,4 +197,63 @@ def alignment_heatmap(align: pd.DataFrame, model: str, benchmark: str, metric: s
     fig = px.imshow(m, text_auto=".2f", color_continuous_scale="Viridis", aspect="auto",
                     labels=dict(x="target language", y="source language", color=metric))
     fig.update_layout(title=f"{benchmark}: {metric} — {model}")
+    return fig
+
+
+#: the colour of each verdict in the report's matrix (anything else, e.g. "too few seeds", is grey)
+VERDICT_COLOURS = {"supported": "#2e7d32", "contradicted": "#c62828", "inconclusive": "#bdbdbd",
+                   "not applicable": "#f5f5f5"}
+
+
+def verdict_matrix(verdicts: pd.DataFrame):
+    """The verdicts at a glance: claims (rows) × benchmarks (columns, ``all`` last), each cell coloured by its
+    verdict (:data:`VERDICT_COLOURS`) and labelled with it; hovering shows the claim's statement and evidence."""
+    import plotly.graph_objects as go  # heavy: plotly
+
+    claims = list(dict.fromkeys(verdicts["claim"]))
+    benches = sorted(set(verdicts["benchmark"]) - {"all"}) + (["all"] if "all" in set(verdicts["benchmark"]) else [])
+    kinds = list(VERDICT_COLOURS) + sorted(set(verdicts["verdict"]) - set(VERDICT_COLOURS))
+    code = {k: i for i, k in enumerate(kinds)}
+    cell = verdicts.set_index(["claim", "benchmark"])
+    z, text, hover = [], [], []
+    for c in claims:
+        row = [cell.loc[(c, b)] if (c, b) in cell.index else None for b in benches]
+        z.append([code[r["verdict"]] if r is not None else None for r in row])
+        text.append([r["verdict"] if r is not None else "" for r in row])
+        hover.append([html.escape(f"{r['statement']} | {r['evidence']}")[:400] if r is not None else "" for r in row])
+    n = max(1, len(kinds) - 1)
+    scale = [[i / n, VERDICT_COLOURS.get(k, "#9e9e9e")] for i, k in enumerate(kinds)]
+    if len(kinds) == 1:
+        scale = [[0, scale[0][1]], [1, scale[0][1]]]
+    fig = go.Figure(go.Heatmap(z=z, x=benches, y=claims, text=text, texttemplate="%{text}", customdata=hover,
+                               hovertemplate="%{y} on %{x}: %{customdata}<extra></extra>", colorscale=scale,
+                               zmin=0, zmax=n, showscale=False, xgap=2, ygap=2))
+    fig.update_layout(title="Verdicts on the paper's claims", yaxis=dict(autorange="reversed"),
+                      height=120 + 45 * len(claims), margin=dict(l=60, r=20, t=50, b=40))
+    return fig
+
+
+def effect_forest(effects: pd.DataFrame, paper: pd.DataFrame | None = None, metric: str = "map"):
+    """The strategy effects with their 95% intervals, one row per (contrast, benchmark, setting), as a forest
+    plot; ``paper`` (:func:`hbkit.analysis.reference.effects_view`) adds the paper's effects as markers, one
+    symbol per encoder, on the rows where it has one."""
+    import plotly.graph_objects as go  # heavy: plotly
+
+    e = effects[(effects["family"] == "claims") & (effects["metric"] == metric)] if "family" in effects else effects
+    e = e[e["metric"] == metric].sort_values(["contrast", "benchmark", "setting"])
+    label = e["contrast"] + " · " + e["benchmark"] + " · " + e["setting"]
+    fig = go.Figure(go.Scatter(x=e["diff"], y=label, mode="markers", name="ours (95% interval)",
+                               error_x=dict(type="data", symmetric=False, array=e["high"] - e["diff"],
+                                            arrayminus=e["diff"] - e["low"]), marker=dict(color="#1f77b4", size=8)))
+    if paper is not None and not paper.empty:
+        p = paper[(paper["metric"] == metric) & paper["paper_diff"].notna()]
+        p = p.assign(label=p["contrast"] + " · " + p["our_benchmark"] + " · " + p["setting"])
+        p = p[p["label"].isin(set(label))]
+        for (enc, sub), symbol in zip(p.groupby("encoder"), ("diamond", "x", "triangle-up", "square", "star")):
+            fig.add_trace(go.Scatter(x=sub["paper_diff"], y=sub["label"], mode="markers", name=f"paper: {enc}",
+                                     marker=dict(symbol=symbol, size=9)))
+    fig.add_vline(x=0, line_dash="dot", line_color="grey")
+    fig.update_layout(title=f"Strategy effects on {metric} (difference of means; the paper's as markers)",
+                      xaxis_title=f"{metric} difference", height=160 + 22 * len(e), margin=dict(l=260, r=20, t=50, b=40),
+                      yaxis=dict(autorange="reversed", type="category"))
     return fig

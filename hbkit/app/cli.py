@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="train every strategy (x α x seed) from one base encoder, evaluate, report",
                        allow_abbrev=False)
     c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (paper when CUDA is available)")
-    c.add_argument("--out", default="runs/compare")
+    c.add_argument("--out", default=None, help="run folder (default: runs/<profile>, shared with the notebooks and the dashboard)")
     c.add_argument("--force", action="store_true", help="retrain and re-evaluate everything in --out")
     c.add_argument("--data-dir")
     c.add_argument("--allow-overlap", action="store_true",
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "the run needs is missing", allow_abbrev=False)
     dr.add_argument("--profile", default="auto")
     dr.add_argument("--data-dir")
-    dr.add_argument("--out", default="runs/compare")
+    dr.add_argument("--out", default=None, help="the run folder to check the disk for (default: runs/<profile>)")
 
     e = sub.add_parser("eval", help="evaluate an encoder zero-shot", allow_abbrev=False)
     e.add_argument("--model", default="intfloat/multilingual-e5-small")

@@ -8,14 +8,18 @@ widgets to them and can launch a small run.
 from __future__ import annotations
 
 import html
+import threading
 from pathlib import Path
 
 import pandas as pd
 
 from hbkit.analysis.figures import model_alpha
 from hbkit.analysis.reference import beside
+from hbkit.core.env import default_run_dir
 from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA, STRATEGY_ORDER
 from hbkit.experiment.compare import compare
+from hbkit.experiment.profiles import profile as get_profile
+from hbkit.train.trainer import RunCancelled
 
 
 def seed_mean(results: pd.DataFrame) -> pd.DataFrame:
@@ -153,11 +157,13 @@ class Dashboard:
     shown through plotly's own renderer so they work in JupyterLab and Voilà alike. With a ``reference``
     table (:func:`load_reference`, e.g. the paper's Table 1) its numbers are drawn beside ours and
     ``self.table`` holds :func:`beside` for the current benchmark and metric. ``run_button`` trains
-    the strategies with the ``ci`` profile (or ``profile``) into ``out``, plus a hybrid run at the α slider's
-    value when it is not 0, 0.5 or 1, and reloads the results.
+    the strategies at ``profile`` (the notebook's) into ``out`` (default: the profile's shared run folder,
+    ``runs/<profile>``), plus a hybrid run at the α slider's value when it is not 0, 0.5 or 1, in a background
+    thread: the kernel stays free, ``self.progress`` shows the stage, the model i/n and the ETA, ``cancel_button``
+    stops it cleanly (a rerun resumes), and the figures are redrawn from the new results when it is done.
     """
 
-    def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "ci",
+    def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "auto",
                  reference: pd.DataFrame | None = None, aggregate: pd.DataFrame | None = None,
                  encoder: str | None = None):
         import ipywidgets as w
@@ -179,6 +185,9 @@ class Dashboard:
         self.alpha = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="α", continuous_update=False)
         self.message = w.HTML()
         self.run_button = w.Button(layout=w.Layout(width="auto"))
+        self.cancel_button = w.Button(description="cancel", disabled=True, layout=w.Layout(width="auto"))
+        self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(visibility="hidden"))
+        self.thread, self._cancel = None, threading.Event()
         self.figure, self.alpha_fig, self.table = go.Figure(), go.Figure(), pd.DataFrame()
         self.output, self.alpha_output, self.table_output = w.Output(), w.Output(), w.Output()
         self._set_models()
@@ -187,10 +196,12 @@ class Dashboard:
         for c in (self.benchmark, self.metric, self.setting, self.models, self.qlang, self.dlang, self.alpha):
             c.observe(self._on_change, names="value")
         self.run_button.on_click(self._run)
+        self.cancel_button.on_click(lambda _: self._cancel.set())
         self.redraw()
         self.widget = w.VBox([w.HBox([self.benchmark, self.metric, self.setting]),
                               w.HBox([self.models, w.VBox([self.qlang, self.dlang]),
-                                      w.VBox([self.alpha, self.run_button])]),
+                                      w.VBox([self.alpha, w.HBox([self.run_button, self.cancel_button]),
+                                              self.progress])]),
                               self.message, self.output, self.alpha_output, self.table_output])
 
     def _set_models(self):
@@ -251,15 +262,38 @@ class Dashboard:
                 display(self.table.round(3) if not self.table.empty else HTML("<i>the reference has no rows here</i>"))
 
     def _run(self, _=None):
+        """Start the run in a background thread (the button's callback returns at once)."""
+        if self.thread is not None and self.thread.is_alive():
+            return
         a = self._extra_alpha()
-        alphas = [] if a is None else [a]
-        out = self.out or f"runs/dashboard-{self.profile}"
-        self.message.value = f"training and evaluating ({self.profile} profile) into {out} ..."
+        name = get_profile(self.profile)["profile"]
+        out = Path(self.out) if self.out else default_run_dir(name)
+        self._cancel.clear()
+        self.run_button.disabled, self.cancel_button.disabled = True, False
+        self.progress.layout.visibility = "visible"
+        self.message.value = f"training and evaluating ({name} profile) into {out} ..."
+        self.thread = threading.Thread(target=self._train, args=(name, out, [] if a is None else [a]), daemon=True)
+        self.thread.start()
+
+    def _on_progress(self, p: dict) -> None:
+        self.progress.max, self.progress.value = max(1, p["n"]), min(p["i"], p["n"])
+        eta = "" if p["eta_s"] is None else f", about {p['eta_s'] / 60:.0f} min left"
+        self.progress.description = f"{p['i']}/{p['n']}"
+        what = html.escape(f"{p['stage']} {p['model'] or ''}")
+        self.message.value = f"{what} (model {min(p['i'] + 1, p['n'])} of {p['n']}{eta})"
+
+    def _train(self, name: str, out: Path, alphas: list) -> None:
         try:
-            res = compare(self.profile, out, progress=False, alphas=alphas)
-        except Exception as e:  # shown in the page: a button callback has nowhere else to report
+            res = compare(name, out, progress=False, alphas=alphas, on_progress=self._on_progress, cancel=self._cancel)
+        except RunCancelled as e:
+            self.message.value = f"<b>cancelled</b>: {html.escape(str(e))}"
+            return
+        except Exception as e:  # noqa: BLE001 - shown in the page: a background thread has nowhere else to report
             self.message.value = f"<b>run failed</b>: {html.escape(repr(e))}"
             return
+        finally:
+            self.run_button.disabled, self.cancel_button.disabled = False, True
+            self.progress.layout.visibility = "hidden"
         self.results, self.aggregate = seed_mean(res["results"]), res.get("aggregate")
         self._set_models()
         self._update_langs()

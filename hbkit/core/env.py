@@ -1,4 +1,5 @@
-"""One rule each for the environment: the cache folder, the data roots, offline mode, and the world size."""
+"""One rule each for the environment: the cache folder, the data roots, the run folders, offline mode, and the
+world size."""
 from __future__ import annotations
 
 import os
@@ -17,6 +18,30 @@ def data_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Pat
     """
     given = (("argument data_dir", data_dir), ("HBKIT_DATA_DIR", os.environ.get("HBKIT_DATA_DIR")))
     return [(origin, Path(root).expanduser()) for origin, root in given if root]
+
+
+def runs_root() -> Path:
+    """Where run folders live: ``$HBKIT_RUNS``; else, when hbkit runs from a source checkout (a
+    ``pyproject.toml`` beside the package), that checkout's ``runs/``, wherever the process starts (``make
+    run`` at the top, the notebooks in ``notebooks/``); else ``./runs``."""
+    env = os.environ.get("HBKIT_RUNS")
+    if env:
+        return Path(env).expanduser()
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout / "runs" if (checkout / "pyproject.toml").is_file() else Path("runs")
+
+
+def default_run_dir(profile_name: str) -> Path:
+    """The one run folder of a profile (``runs/cpu``, ``runs/paper``, ...): ``make run``, the notebooks and the
+    dashboard share it, so work done by one is reused by the others.
+
+    Example:
+        >>> default_run_dir("cpu").name
+        'cpu'
+    """
+    if not profile_name or profile_name == "auto":
+        raise ValueError("default_run_dir needs a resolved profile name (cfg['profile']), not 'auto'")
+    return runs_root() / profile_name
 
 
 def cache_dir() -> Path:

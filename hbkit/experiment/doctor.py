@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from hbkit.analysis.reference import published_file
-from hbkit.core.env import data_roots, offline
+from hbkit.core.env import data_roots, default_run_dir, offline
 from hbkit.core.files import sha256_file
 from hbkit.data.miracl import corpus_dir, corpus_files, hub_cache_dir, hub_revision, miracl_root, topics_path
 from hbkit.data.registry import DataError, is_corpus_benchmark
@@ -190,7 +190,7 @@ def _cuda_rows(cfg: dict) -> list[dict]:
     return rows
 
 
-def doctor(profile_name: str = "auto", data_dir=None, out: str | Path = "runs/compare", **overrides) -> pd.DataFrame:
+def doctor(profile_name: str = "auto", data_dir=None, out: str | Path | None = None, **overrides) -> pd.DataFrame:
     """The preflight table of ``profile_name`` (with ``overrides``): columns ``check, status, detail, fix``;
     status ``ok``, ``download`` (fetched on first use, the address is reachable), ``info``, ``skipped`` (a corpus
     benchmark the run would leave out, saying so) or ``missing`` (the run would stop or could not finish:
@@ -210,6 +210,6 @@ def doctor(profile_name: str = "auto", data_dir=None, out: str | Path = "runs/co
             rows += _release_rows(root, ["tydiqa"])
     rows += _corpus_rows(cfg, root)
     rows += _model_rows(cfg)
-    rows += _disk_rows(cfg, Path(out))
+    rows += _disk_rows(cfg, Path(out) if out is not None else default_run_dir(cfg["profile"]))
     rows += _cuda_rows(cfg)
     return pd.DataFrame(rows, columns=COLUMNS).drop_duplicates(subset=["check", "status", "detail"], ignore_index=True)

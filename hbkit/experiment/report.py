@@ -97,36 +97,41 @@ def render(out: str | Path) -> dict:
              + (f" {'; '.join(cfg['notes'])}." if cfg.get("notes") else ""))
     mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
     sections = [("Run", notes),
-                ("Macro mAP: mean over seeds [95% t interval over seeds and answer clusters]", table),
-                ("Verdicts on the paper's claims (strategy-level test: training seeds and answer clusters both random)",
-                 verdicts),
-                ("Power plan: training seeds that would detect 0.01 mAP, and the paper's effect, at this run's clusters",
-                 power),
-                ("Effects (paired; p: the strategy-level test, t with Satterthwaite df; p_adj: Benjamini-Hochberg "
-                 "within each family; p_models: sign-flip over answer clusters with these trained models fixed)",
-                 effects),
+                ("The answer: verdicts on the paper's claims (strategy-level test: training seeds and answer clusters "
+                 "both random; hover a cell for its evidence)", viz.verdict_matrix(verdicts)),
+                ("Strategy effects with 95% intervals, the paper's effects as markers",
+                 viz.effect_forest(effects, ref_eff if ref is not None else None)),
+                ("Macro mAP: mean over seeds [95% t interval over seeds and answer clusters]", table, "table.csv", True),
                 ("mAP against α (X-Y = 0, hybrid = 0.5, X-X-mono = 1), intervals over seeds and queries",
                  viz.alpha_curve(agg, metric="map")),
                 ("mAP per benchmark and setting", viz.metric_bars(mean, "map")),
                 ("Language bias: maximum rank distance (lower is better)",
                  viz.metric_bars(mean[mean.setting == "multi"], "rank_distance")),
-                (f"Published numbers as they are (ours − paper only where the encoder matches; {ref_note})", absolute),
-                ("Published effects beside ours (sign agreement; paper's effect inside our interval?)", ref_eff),
-                ("Published per-language numbers beside ours (arXiv 2408.10536 Tables 3-8, 12-13, shipped with hbkit; "
-                 "ours: mean over seeds; unseen: a language this run never trained on, as el and vi for the paper; "
-                 "absolute values differ by encoder and data)", langs),
-                ("Per-language differences between strategies beside the paper's (sign agreement per encoder; ours: "
-                 "difference of seed means, without an interval per language)", lang_effects),
-                ("Zero-shot separation: training texts found in each benchmark (exact / normalised)", overlap)]
+                ("Language clusters before and after training", viz.umap_scatter(coords)),
+                ("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
+                                                                   .groupby(["model", "benchmark", "metric", "qlang", "dlang"])
+                                                                   ["value"].mean().reset_index()))]
     first_seed = results[results.seed == results.seed.min()] if results.seed.notna().any() else results
     base_rows = results[results.model == "base"]
     for name in dict.fromkeys(results["model"]):
         r = pd.concat([first_seed, base_rows]).drop_duplicates()
         sections.append((f"Language pairs: {name}", viz.pair_heatmap(r, name, umap_bench(cfg))))
-    sections += [("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
-                                                                    .groupby(["model", "benchmark", "metric", "qlang", "dlang"])
-                                                                    ["value"].mean().reset_index())),
-                 ("Language clusters before and after training", viz.umap_scatter(coords))]
+    sections += [
+        ("Verdicts with their evidence", verdicts, "verdicts.csv"),
+        ("Power plan: training seeds that would detect 0.01 mAP, and the paper's effect, at this run's clusters",
+         power, "power.csv"),
+        ("Effects (paired; p: the strategy-level test, t with Satterthwaite df; p_adj: Benjamini-Hochberg within each "
+         "family; p_models: sign-flip over answer clusters with these trained models fixed)", effects, "effects.csv"),
+        (f"Published numbers as they are (ours − paper only where the encoder matches; {ref_note})", absolute,
+         "reference_absolute.csv"),
+        ("Published effects beside ours (sign agreement; paper's effect inside our interval?)", ref_eff,
+         "reference_effects.csv"),
+        ("Published per-language numbers beside ours (arXiv 2408.10536 Tables 3-8, 12-13, shipped with hbkit; ours: "
+         "mean over seeds; unseen: a language this run never trained on, as el and vi for the paper; absolute values "
+         "differ by encoder and data)", langs, "reference_languages.csv"),
+        ("Per-language differences between strategies beside the paper's (sign agreement per encoder; ours: difference "
+         "of seed means, without an interval per language)", lang_effects, "reference_language_effects.csv"),
+        ("Zero-shot separation: training texts found in each benchmark (exact / normalised)", overlap, "overlap.csv")]
     viz.write_report(out / "report.html", "hbkit: X-X-mono vs X-Y vs hybrid batches", sections)
     return {"out": out, "table": table, "results": results, "aggregate": agg, "effects": effects, "verdicts": verdicts,
             "power": power}

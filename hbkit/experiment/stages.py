@@ -1,6 +1,6 @@
 """The main job: a plan of runs (strategy, α, seed) and stages that read and write files in one run folder.
 
-``compare(profile="auto", out="runs/compare")``:
+``compare(profile="auto")`` (into ``runs/<profile>``):
 
 1. **plan** — the base model (evaluated once) and one run per (strategy, α, training seed): :func:`plan`;
 2. **data** — the training pairs and the benchmarks (evaluation subsample drawn with the fixed ``eval_seed``),
@@ -25,6 +25,7 @@ The folder is locked while a job uses it (:class:`hbkit.core.files.RunLock`). ``
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ import pandas as pd
 
 from hbkit.analysis import figures as viz
 from hbkit.analysis import stats
+from hbkit.core.env import runs_root
 from hbkit.core.files import atomic_path, atomic_write_json
 from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
 from hbkit.data.checks import check_zero_shot, overlap_counts
@@ -42,7 +44,7 @@ from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import apply_prompts, fingerprint, load_encoder
-from hbkit.experiment.plan import Run, bench_fingerprint, corpus_fingerprint, subsample_pairs
+from hbkit.experiment.plan import Run, bench_fingerprint, corpus_fingerprint, plan, subsample_pairs
 from hbkit.retrieval.alignment import alignment_per_group
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.ir_metrics import METRICS as CORPUS_METRICS
@@ -121,7 +123,7 @@ def base_encoder(cfg: dict, path: str | None = None):
     return apply_prompts(load_encoder(path or cfg["model"]), cfg.get("prompts"))
 
 
-def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool) -> Path:
+def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool, callbacks: list | None = None) -> Path:
     extra = {"corpus": cfg["corpus"], "weight_decay": cfg["weight_decay"]}
     if cfg["val_groups"]:
         extra.update(val_groups=cfg["val_groups"], eval_steps=cfg["eval_steps"], save_steps=cfg["eval_steps"],
@@ -132,7 +134,7 @@ def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool) -> Path:
                      batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
                      freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed, **extra)
     return train(base_encoder(cfg), subsample_pairs(pairs, cfg["train_groups"], run.seed), tc,
-                 out / "models" / run.id, progress=progress)
+                 out / "models" / run.id, progress=progress, callbacks=callbacks)
 
 
 def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, umap_q: pd.DataFrame, timings: dict,
@@ -261,3 +263,49 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     with atomic_path(out / "umap.csv") as tmp:
         pd.concat(coords, ignore_index=True).to_csv(tmp, index=False)
     atomic_write_json(out / "missing.json", missing)
+
+
+def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
+    """What a run of ``cfg`` into ``out`` would do: one row per planned model (``model``, ``seed``, ``done``:
+    every result of it is in ``out`` already, so it is neither trained nor evaluated again). ``attrs`` holds
+    ``to_run`` (how many models are still to train or evaluate), ``minutes_per_model`` and ``measured_in`` (:func:`minutes_per_model`) and
+    ``estimate_minutes`` (their product, None when nothing has been measured for this profile yet).
+
+    Example:
+        >>> st = plan_status(profile("cpu"), default_run_dir("cpu"))
+        >>> st.attrs["to_run"], st.attrs["estimate_minutes"]
+    """
+    out = Path(out)
+    names = check_benchmark_names(cfg["benchmarks"])
+    runs = plan(cfg)
+    first = {}
+    for run in runs:
+        first.setdefault(run.name, run.id)
+    rows = [{"model": r.name, "seed": r.seed, "done": out.is_dir() and results_complete(out, r, names, first[r.name] == r.id)}
+            for r in runs]
+    status = pd.DataFrame(rows, columns=["model", "seed", "done"])
+    todo = int((~status["done"]).sum())
+    per_model, where = minutes_per_model(out, cfg["profile"])
+    status.attrs.update(to_run=todo, minutes_per_model=per_model, measured_in=where,
+                        estimate_minutes=None if per_model is None else round(todo * per_model, 1))
+    return status
+
+
+def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None, str | None]:
+    """Minutes one model took (training and evaluation) in the last run that trained one: ``out``'s
+    ``timings.json``, else the committed measurement of the profile (``results/<profile>/`` in a checkout).
+    Returns ``(minutes, the folder measured)``, or ``(None, None)`` when neither exists."""
+    for folder in (Path(out), runs_root().parent / "results" / profile_name):
+        try:
+            t = json.loads((folder / "timings.json").read_text())
+            cfg = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        n = t.get("evaluated_models")
+        if n is None:   # written before hbkit counted them: planned models minus those whose results were reused
+            benches = len(cfg.get("benchmarks") or []) + len(cfg.get("corpus_benchmarks") or [])
+            n = len(plan(cfg)) - int(t.get("reused_results", 0)) // max(1, benches)
+        spent = sum(t.get(k, 0.0) for k in ("train", "encode", "score", "align"))
+        if n and n > 0 and spent > 0:
+            return round(spent / n / 60, 1), str(folder)
+    return None, None

@@ -39,6 +39,25 @@ from hbkit.train.sampling import PairCollator, make_sampler
 log = logging.getLogger(__name__)
 
 
+class RunCancelled(RuntimeError):
+    """A run stopped on request (:func:`cancel_callback`); its checkpoints stay, so a rerun resumes it."""
+
+
+def cancel_callback(event):
+    """A trainer callback that stops training at the end of the step during which ``event`` (a
+    ``threading.Event``) is set, by raising :class:`RunCancelled`: the model folder is not written, so the run
+    is never mistaken for a finished one, and the checkpoints saved so far are where a rerun resumes."""
+    from transformers import TrainerCallback  # heavy: transformers
+
+    class _Cancel(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if event.is_set():
+                raise RunCancelled(f"cancelled at step {state.global_step}; rerun to resume from the last checkpoint")
+            return control
+
+    return _Cancel()
+
+
 def _split_groups(pairs, val_groups: int, seed: int):
     if val_groups <= 0:
         return pairs, None

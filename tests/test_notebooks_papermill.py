@@ -1,0 +1,46 @@
+"""The notebooks follow Jupyter's conventions: every one has a papermill ``parameters`` cell, and the series
+runs through papermill with other parameters (here notebook 1 with the ci profile, one seed, a run folder of
+its own), as `make notebooks` does, and renders to HTML."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("book", BOOKS, ids=[b.name[:2] for b in BOOKS])
+def test_every_notebook_has_a_parameters_cell_before_its_setup(book):
+    nb = nbformat.read(book, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{book.name}: one cell tagged 'parameters', found {len(tagged)}"
+    src = nb.cells[tagged[0]].source
+    for name in ("PROFILE", "RUN", "SEEDS", "ALPHAS"):
+        assert f"\n{name} = " in "\n" + src, f"{book.name}: the parameters cell sets {name}"
+    assert any("profile(PROFILE, seeds=SEEDS, alphas=ALPHAS)" in c.source for c in nb.cells[tagged[0] + 1:])
+
+
+def test_quickstart_runs_through_papermill_with_parameters(tmp_path):
+    run = tmp_path / "my-run"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "ci", "--seeds", "0",
+                        "--run", str(run), "--only", "01"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    executed = run / "notebooks" / "01_quickstart.ipynb"
+    nb = nbformat.read(executed, as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "PROFILE = \"ci\"" in injected[0].source and "SEEDS = [0]" in injected[0].source
+    text = json.dumps([c.get("outputs", []) for c in nb.cells])
+    assert f"models to train or evaluate in {run.resolve()}" in text   # the status cell used the parameter
+    assert "'ci'" in text                                               # the setup cell shows the profile
+    html = executed.with_suffix(".html").read_text()
+    assert html.lstrip().lower().startswith("<!doctype html") and "Quick start" in html
+
+
+def test_a_bad_parameter_is_refused_before_any_notebook_runs(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "nope",
+                        "--run", str(tmp_path / "x")], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "nope" in r.stderr and not (tmp_path / "x").exists()
