@@ -4,7 +4,8 @@ screenshot, so a person can see the real page. Not part of CI.
 Needs: `pip install -e ".[ui]"` (Voilà, Selenium) and Debian's chromium + chromium-driver
 (`apt-get install chromium chromium-driver`).
 Run:   python scripts/screenshot_dashboard.py [--profile ci] [--out runs/dashboard.png]
-The dashboard reads the comparison run of the notebooks (runs/notebooks-<profile>); it is created first if missing.
+The dashboard reads the profile's shared run folder (runs/<profile>, the one `make run` writes); it is created
+first if missing.
 """
 import argparse
 import os
@@ -34,7 +35,10 @@ def main() -> int:
     if not chromium:
         sys.exit("chromium not found: apt-get install chromium")
     env = {**os.environ, "HBKIT_PROFILE": a.profile}
-    run = ROOT / "runs" / f"notebooks-{a.profile}"
+    from hbkit.core.env import default_run_dir
+    from hbkit.experiment.profiles import profile
+
+    run = default_run_dir(profile(a.profile)["profile"])
     if not (run / "results.csv").is_file():
         from hbkit.experiment.compare import compare
         compare(a.profile, run, progress=False)
