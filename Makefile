@@ -7,7 +7,7 @@ OUT ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 export HBKIT_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup run paper summary test bench lab clean gpu-check notebooks
+.PHONY: setup run paper summary test bench lab clean gpu-check notebooks test-browser
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,6 +36,11 @@ summary: setup
 ## the test suite (unit tests, end-to-end ci profile, notebooks under nbval)
 test: setup
 	HBKIT_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider tests notebooks --nbval-lax
+
+## the dashboard in Voilà under headless Chromium (Debian: apt-get install chromium chromium-driver)
+test-browser: setup
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[ui]"
+	HBKIT_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider tests/test_browser.py
 
 ## on a GPU machine, before the paper profile: training steps, GradCache, the kernel on CUDA, fp16 encoding (~2 min)
 gpu-check: setup

@@ -8,6 +8,7 @@ The dashboard reads the profile's shared run folder (runs/<profile>, the one `ma
 first if missing.
 """
 import argparse
+import contextlib
 import os
 import shutil
 import socket
@@ -25,27 +26,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--profile", default="ci")
-    ap.add_argument("--out", default=str(ROOT / "runs" / "dashboard.png"))
-    ap.add_argument("--wait", type=int, default=90, help="seconds Chromium lets the page execute and render")
-    a = ap.parse_args()
+@contextlib.contextmanager
+def dashboard(profile_name: str, out: Path, wait: int):
+    """Voilà serving notebooks/06_dashboard.ipynb for ``profile_name`` and headless Chromium on it, once the
+    widgets and the first plotly figure have rendered: yields the Selenium driver."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
-        sys.exit("chromium not found: apt-get install chromium")
-    env = {**os.environ, "HBKIT_PROFILE": a.profile}
+        sys.exit("chromium not found: apt-get install chromium chromium-driver")
+    env = {**os.environ, "HBKIT_PROFILE": profile_name}
     from hbkit.core.env import default_run_dir
     from hbkit.experiment.profiles import profile
 
-    run = default_run_dir(profile(a.profile)["profile"])
+    run = default_run_dir(profile(profile_name)["profile"])
     if not (run / "results.csv").is_file():
         from hbkit.experiment.compare import compare
-        compare(a.profile, run, progress=False)
+        compare(profile_name, run, progress=False)
+    out.parent.mkdir(parents=True, exist_ok=True)   # the Voilà log goes beside the picture
     port = free_port()
     voila = subprocess.Popen([sys.executable, "-m", "voila", "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
                               "--show_tracebacks=True", "06_dashboard.ipynb"], cwd=ROOT / "notebooks", env=env,
-                             stdout=subprocess.DEVNULL, stderr=open(Path(a.out).with_suffix(".voila.log"), "w"))
+                             stdout=subprocess.DEVNULL, stderr=open(out.with_suffix(".voila.log"), "w"))
     try:
         url = f"http://127.0.0.1:{port}/"
         # wait for the port only: a GET of the page would start a second kernel running the notebook
@@ -55,8 +55,6 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(1)
-        out = Path(a.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         from selenium import webdriver
         from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.common.by import By
@@ -76,23 +74,50 @@ def main() -> int:
         driver = webdriver.Chrome(options=opts, service=service)
         try:
             driver.get(url)
-            # the page is ready when the widgets and the plotly figure have rendered
             try:
-                WebDriverWait(driver, a.wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".widget-dropdown select")))
-                WebDriverWait(driver, a.wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".js-plotly-plot .bars")))
+                WebDriverWait(driver, wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".widget-dropdown select")))
+                WebDriverWait(driver, wait).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".js-plotly-plot .bars")))
             except TimeoutException:
                 seen = out.with_suffix(".timeout.png")
                 driver.save_screenshot(str(seen))
-                sys.exit(f"the dashboard did not render in {a.wait} s: the page as Chromium saw it is {seen}, "
+                sys.exit(f"the dashboard did not render in {wait} s: the page as Chromium saw it is {seen}, "
                          f"Voilà's log {out.with_suffix('.voila.log')}")
             time.sleep(2)
-            driver.save_screenshot(str(out))
+            yield driver
         finally:
             driver.quit()
-        print(out)
-        return 0
     finally:
         voila.terminate()
+
+
+def first_title(driver) -> str:
+    """The title of the dashboard's first figure (``<benchmark>: <metric>``)."""
+    from selenium.webdriver.common.by import By
+    return driver.find_element(By.CSS_SELECTOR, ".js-plotly-plot .gtitle").text
+
+
+def choose_benchmark(driver, name: str, wait: int = 60) -> str:
+    """Pick ``name`` in the benchmark dropdown, as a person would, and return the first figure's new title."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    Select(driver.find_elements(By.CSS_SELECTOR, ".widget-dropdown select")[0]).select_by_visible_text(name)
+    WebDriverWait(driver, wait).until(lambda d: first_title(d).startswith(f"{name}:"))
+    time.sleep(1)
+    return first_title(driver)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="ci")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "dashboard.png"))
+    ap.add_argument("--wait", type=int, default=90, help="seconds Chromium lets the page execute and render")
+    a = ap.parse_args()
+    out = Path(a.out)
+    with dashboard(a.profile, out, a.wait) as driver:
+        driver.save_screenshot(str(out))
+    print(out)
+    return 0
 
 
 if __name__ == "__main__":
