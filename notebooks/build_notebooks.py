@@ -51,8 +51,8 @@ write("01_quickstart.ipynb", [
              "top = np.argsort(-(C @ Q[0]))[:5]\nprint(q.lang, '|', q.text)\n"
              "bench.candidates.iloc[top][['lang', 'text']].assign(relevant=bench.candidates.iloc[top].id.isin(bench.relevance[q.id]).values)"),
     ("md", "mAP in the three settings (macro averages), and one alignment number: the cosine gap between parallel and non-parallel questions."),
-    ("code", "res = hbkit.evaluate(encoder, bench, progress=False)\nm = res.macro()\nm[m.metric.isin(['map', 'rank_distance'])].pivot_table(index='metric', columns='setting', values='value')"),
-    ("code", "al = hbkit.evaluate_alignment(encoder, bench)\nal[(al.qlang == 'all') & al.metric.isin(['cos_gap', 'translation_p@1', 'lang_knn_purity'])][['metric', 'value']]"),
+    ("code", "res = hbkit.evaluate(encoder, bench)\nm = res.macro()\nm[m.metric.isin(['map', 'rank_distance'])].pivot_table(index='metric', columns='setting', values='value')"),
+    ("code", "al = hbkit.evaluate_alignment(encoder, bench, progress=True)\nal[(al.qlang == 'all') & al.metric.isin(['cos_gap', 'translation_p@1', 'lang_knn_purity'])][['metric', 'value']]"),
 ])
 
 write("02_data.ipynb", [
@@ -120,7 +120,7 @@ write("04_alignment.ipynb", [
     ("code", "e = run['effects']\ne[e.setting == 'alignment'][['contrast', 'benchmark', 'metric', 'better', 'diff', 'low', 'high', 'p_adj']].round(4)"),
     ("md", "Translation P@1 per language pair, before training and after hybrid training (first seed):"),
     ("code", "x = hbkit.load_benchmark('xquad-r-eval').subsample(cfg['eval_groups'].get('xquad-r-eval') or 60, seed=cfg['eval_seed'])\n"
-             "pairs = {m: hbkit.evaluate_alignment(hbkit.load_encoder(p), x).assign(model=m)\n"
+             "pairs = {m: hbkit.evaluate_alignment(hbkit.load_encoder(p), x, progress=True).assign(model=m)\n"
              "         for m, p in (('base', cfg['model']), ('hybrid', RUN + '/models/hybrid-s0/model'))}\n"
              "viz.alignment_heatmap(pairs['base'], 'base', 'xquad-r-eval')"),
     ("code", "viz.alignment_heatmap(pairs['hybrid'], 'hybrid', 'xquad-r-eval')"),
