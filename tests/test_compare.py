@@ -245,9 +245,21 @@ def test_a1_can_be_supported_in_a_run_with_a_corpus_benchmark(ci_run):
     assert "tydiqa-corpus-sw (a corpus benchmark" in a1.evidence
 
 
-def test_one_seed_says_it_shows_these_models_only(data_dir, tmp_path):
+def test_one_seed_says_it_shows_these_models_only(ci_run, data_dir, tmp_path):
+    """The command line on a folder holding seed 0's results only (ci_run's, without weights: nothing is trained
+    again) says its numbers describe these trained models only, and no verdict is decided."""
+    one = tmp_path / "one"
+    shutil.copytree(ci_run["out"], one, ignore=shutil.ignore_patterns("models", "corpus", ".lock*", "report.html"))
+    cfg = json.loads((one / "config.json").read_text())   # earlier tests may have added a benchmark or an α
+    ids = {r.id for r in plan({**cfg, "seeds": [0]})}
+    for f in [*(one / "per_query").glob("*"), *(one / "alignment").glob("*"), *(one / "umap").glob("*")]:
+        if f.name.split("__")[0].removesuffix(".npy") not in ids:
+            f.unlink()
+    extra = [*(["--alphas", ",".join(f"{a:g}" for a in cfg["alphas"])] if cfg["alphas"] else []),
+             *(["--corpus-benchmarks", ",".join(cfg["corpus_benchmarks"])] if cfg["corpus_benchmarks"] else [])]
     r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "compare", "--profile", "ci", "--seeds", "0", "--out",
-                        str(tmp_path / "one"), "--data-dir", str(data_dir)], capture_output=True, text=True)
+                        str(one), "--data-dir", str(data_dir), *extra], capture_output=True, text=True)
+    assert not (one / "models").exists()   # reused, not trained
     assert r.returncode == 0, r.stderr[-2000:]
     assert "ONE TRAINING SEED: these numbers describe these trained models only" in r.stdout
     v = pd.read_csv(tmp_path / "one" / "verdicts.csv")
