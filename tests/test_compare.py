@@ -350,3 +350,19 @@ def test_verdict_matrix_colours_each_verdict():
     colour = {t: dict((round(v, 6), c) for v, c in hm.colorscale)[round(z / max(1, len(hm.colorscale) - 1), 6)]
               for row_t, row_z in zip(hm.text, hm.z) for t, z in zip(row_t, row_z)}
     assert colour["supported"] == VERDICT_COLOURS["supported"] and colour["contradicted"] == VERDICT_COLOURS["contradicted"]
+
+
+def test_plan_status_counts_every_benchmark_a_run_scores(ci_run):
+    """Notebook 1's status: a folder whose models have all their results is done; a corpus benchmark not yet
+    scored there (named from its spec, nothing is read or built) makes every model still to run."""
+    from hbkit.data.corpus_benchmarks import corpus_benchmark_names
+    from hbkit.experiment.stages import plan_status
+    assert corpus_benchmark_names("tydiqa-corpus:sw,te") == ["tydiqa-corpus-sw", "tydiqa-corpus-te"]
+    assert corpus_benchmark_names("miracl:sw") == ["miracl-sw"]
+    out = ci_run["out"]
+    cfg = {**json.loads((out / "config.json").read_text()), "seeds": [0, 1]}
+    done = plan_status(cfg, out)
+    assert done.done.all() and done.attrs["to_run"] == 0 and done.attrs["estimate_minutes"] == 0
+    more = plan_status({**cfg, "corpus_benchmarks": [*cfg["corpus_benchmarks"], "tydiqa-corpus:fi"]}, out)
+    assert not more.done.any() and more.attrs["to_run"] == len(more)
+    assert more.attrs["minutes_per_model"] > 0 and more.attrs["measured_in"] == str(out)

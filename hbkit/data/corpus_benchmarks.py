@@ -87,17 +87,10 @@ def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None,
     """Parse ``miracl:sw,te,yo`` / ``tydiqa-corpus:sw,te`` (``tydiqa-corpus`` alone: all 9 languages) into
     benchmarks. ``tydiqa-corpus`` is written by :func:`tydi_as_miracl` under ``work_dir`` (default
     ``<cache>/tydiqa-corpus``) on first use."""
-    family, _, langs = spec.partition(":")
-    languages = [l.strip() for l in langs.split(",") if l.strip()]
+    family, languages = parse_spec(spec)
     if family == "miracl":
-        if not languages:
-            raise DataError("miracl needs languages: e.g. miracl:sw,te,yo (one of " + ", ".join(MIRACL_LANGS) + ")")
         return [load_miracl(l, split, data_dir) for l in languages]
     if family == "tydiqa-corpus":
-        languages = languages or list(TYDIQA_LANGS)
-        bad = [l for l in languages if l not in TYDIQA_LANGS]
-        if bad:
-            raise DataError(f"TyDi-QA GoldP has no language(s) {bad}; use {', '.join(TYDIQA_LANGS)}")
         base = Path(work_dir) if work_dir else cache_dir() / "tydiqa-corpus"
         tydi = load_tydiqa(data_dir, languages)   # read once for every language's cache key
         out = []
@@ -108,7 +101,31 @@ def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None,
             build_once(root / f"miracl-v1.0-{l}", lambda tmp, l=l: _tydi_one(data_dir, tmp, l), _tydi_complete)
             out.append(read_release(root, l, "dev", name=f"tydiqa-corpus-{l}"))
         return out
+
+
+def parse_spec(spec: str) -> tuple[str, list[str]]:
+    """``(family, languages)`` of ``miracl:sw,te,yo`` / ``tydiqa-corpus:sw,te`` (``tydiqa-corpus`` alone: all 9
+    languages); a :class:`DataError` names what is wrong and the fix."""
+    family, _, langs = spec.partition(":")
+    languages = [l.strip() for l in langs.split(",") if l.strip()]
+    if family == "miracl":
+        if not languages:
+            raise DataError("miracl needs languages: e.g. miracl:sw,te,yo (one of " + ", ".join(MIRACL_LANGS) + ")")
+        return family, languages
+    if family == "tydiqa-corpus":
+        languages = languages or list(TYDIQA_LANGS)
+        bad = [l for l in languages if l not in TYDIQA_LANGS]
+        if bad:
+            raise DataError(f"TyDi-QA GoldP has no language(s) {bad}; use {', '.join(TYDIQA_LANGS)}")
+        return family, languages
     raise DataError(f"unknown corpus benchmark {spec!r}; use miracl:LANG[,LANG...] or tydiqa-corpus[:LANG,...]")
+
+
+def corpus_benchmark_names(spec: str) -> list[str]:
+    """The benchmark names :func:`load_corpus_benchmarks` gives ``spec`` (``miracl-sw``, ``tydiqa-corpus-te``),
+    without reading or building anything."""
+    family, languages = parse_spec(spec)
+    return [f"{family}-{l}" for l in languages]
 
 
 #: bumped when tydi_as_miracl writes other bytes for the same input

@@ -5,6 +5,8 @@ import hashlib
 import json
 import logging
 import os
+import urllib.error
+import urllib.request
 import zipfile
 from functools import lru_cache
 from pathlib import Path
@@ -147,8 +149,6 @@ def fetch_file(url: str, path: str | os.PathLike, size: int | None = None, sha25
         DataError: the address cannot be reached (with the offline alternative), or the bytes differ from the
             release (with both checksums).
     """
-    import urllib.error
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, n = hashlib.sha256(), 0
@@ -160,8 +160,9 @@ def fetch_file(url: str, path: str | os.PathLike, size: int | None = None, sha25
                 out.write(chunk)
             out.flush()
             if (size is not None and n != size) or (sha256 is not None and h.hexdigest() != sha256):
-                raise DataError(f"{url}: got {n} bytes, sha256 {h.hexdigest()}; the release has "
-                                f"{size if size is not None else 'that file with'} bytes, sha256 {sha256}. The "
+                want = ", ".join(w for w in (f"{size} bytes" if size is not None else "",
+                                             f"sha256 {sha256}" if sha256 is not None else "") if w)
+                raise DataError(f"{url}: got {n} bytes, sha256 {h.hexdigest()}; the release has {want}. The "
                                 "download is corrupt or the upstream file changed; retry, or use HBKIT_DATA_DIR")
     except (urllib.error.URLError, OSError) as e:
         raise DataError(f"cannot download {url} ({getattr(e, 'reason', e)}); check the network, or place the "

@@ -79,10 +79,13 @@ def squad_questions(path: str | os.PathLike, skipped: Counter | dict | None = No
 def _questions(obj: dict, path: Path, skipped, strict: bool) -> Iterator[Question]:
     seen: set[str] = set()
 
+    def count(reason: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + 1
+
     def skip(reason: str, message: str) -> None:
         if strict:
             raise DataError(f"{path}: {message}")
-        skipped[reason] = skipped.get(reason, 0) + 1
+        count(reason)
 
     for a, art in enumerate(obj["data"]):
         title = str(art.get("title", a)) if isinstance(art, dict) else str(a)
@@ -95,7 +98,7 @@ def _questions(obj: dict, path: Path, skipped, strict: bool) -> Iterator[Questio
                 w = f"{w} (id={qid})"
                 if not strict:
                     if qid in seen:
-                        skipped["duplicate id"] = skipped.get("duplicate id", 0) + 1
+                        count("duplicate id")
                         continue
                     seen.add(qid)
                 if strict:
@@ -104,7 +107,7 @@ def _questions(obj: dict, path: Path, skipped, strict: bool) -> Iterator[Questio
                 else:
                     question, answers = qa.get("question"), qa.get("answers")
                 if not isinstance(question, str) or not question.strip():
-                    skipped["empty question"] = skipped.get("empty question", 0) + 1
+                    count("empty question")
                     if strict:
                         log.warning("%s: %s has an empty question; skipped", path, w)
                     continue

@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from hbkit.core.env import default_run_dir
 from hbkit.core.files import RunLock, atomic_path, atomic_write_json
-from hbkit.experiment.plan import check_reusable, legacy_corpus_fingerprint, plan, umap_bench
+from hbkit.experiment.plan import check_reusable, first_seed_ids, legacy_corpus_fingerprint, plan, umap_bench
 from hbkit.experiment.profiles import profile as get_profile
 from hbkit.experiment.report import render
 from hbkit.experiment.stages import (
@@ -76,12 +76,10 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         ub = benches[umap_bench(cfg)]
         ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
         umap_q = ub.queries[ub.queries["group"].isin(ug)]
-        first = {}
-        for run in runs:   # the UMAP pictures show each model's first seed
-            first.setdefault(run.name, run.id)
+        first = first_seed_ids(runs)   # the UMAP pictures show each model's first seed
         report = _Progress(on_progress, cancel, len(runs))
         for i, run in enumerate(tqdm(runs, desc="models", disable=not progress)):
-            if results_complete(out, run, list(benches) + list(corpora), umap=first[run.name] == run.id):
+            if results_complete(out, run, list(benches) + list(corpora), umap=run.id in first):
                 timings["reused_results"] += len(benches) + len(corpora)
                 continue
             report("train" if run.strategy else "evaluate", run.id, i)
@@ -104,7 +102,7 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         res = render(out)
         timings["report"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
-        timings["evaluated_models"] = len(runs) - timings["reused_results"] // max(1, len(benches) + len(corpora))
+        timings["evaluated_models"] = report.done
         atomic_write_json(out / "timings.json", timings)
     return {**res, "timings": timings}
 

@@ -10,6 +10,8 @@ import pandas as pd
 
 from hbkit.core.files import content_key
 from hbkit.core.vocab import STRATEGY_ALPHA
+from hbkit.data.corpus_benchmarks import corpus_benchmark_names
+from hbkit.data.registry import check_benchmark_names
 from hbkit.experiment.run_files import read_run_json
 
 BENCHMARKS = ("xquad-r-eval", "mlqa-r", "tydiqa")  # the default pool benchmarks (profile key ``benchmarks``)
@@ -43,6 +45,20 @@ def plan(cfg: dict) -> list[Run]:
         runs += [Run(s, s, STRATEGY_ALPHA[s], seed) for s in cfg["strategies"]]
         runs += [Run(f"hybrid-a{a:g}", "hybrid", float(a), seed) for a in cfg.get("alphas") or [] if a != 0.5]
     return runs
+
+
+def first_seed_ids(runs: list[Run]) -> set[str]:
+    """The run of each model whose UMAP embeddings the report shows: its first seed (and the base model)."""
+    first: dict[str, str] = {}
+    for run in runs:
+        first.setdefault(run.name, run.id)
+    return set(first.values())
+
+
+def benchmark_names(cfg: dict) -> list[str]:
+    """Every benchmark a run of ``cfg`` scores: its pool benchmarks, then each corpus benchmark's languages."""
+    specs = check_benchmark_names(cfg["corpus_benchmarks"]) if cfg.get("corpus_benchmarks") else []
+    return check_benchmark_names(cfg["benchmarks"]) + [n for spec in specs for n in corpus_benchmark_names(spec)]
 
 
 def subsample_pairs(pairs, n_groups: int | None, seed: int):

@@ -44,7 +44,15 @@ from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import apply_prompts, fingerprint, load_encoder
-from hbkit.experiment.plan import Run, bench_fingerprint, corpus_fingerprint, plan, subsample_pairs
+from hbkit.experiment.plan import (
+    Run,
+    bench_fingerprint,
+    benchmark_names,
+    corpus_fingerprint,
+    first_seed_ids,
+    plan,
+    subsample_pairs,
+)
 from hbkit.retrieval.alignment import alignment_per_group
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.ir_metrics import METRICS as CORPUS_METRICS
@@ -276,12 +284,10 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
         >>> st.attrs["to_run"], st.attrs["estimate_minutes"]
     """
     out = Path(out)
-    names = check_benchmark_names(cfg["benchmarks"])
+    names = benchmark_names(cfg)
     runs = plan(cfg)
-    first = {}
-    for run in runs:
-        first.setdefault(run.name, run.id)
-    rows = [{"model": r.name, "seed": r.seed, "done": out.is_dir() and results_complete(out, r, names, first[r.name] == r.id)}
+    first = first_seed_ids(runs)
+    rows = [{"model": r.name, "seed": r.seed, "done": out.is_dir() and results_complete(out, r, names, r.id in first)}
             for r in runs]
     status = pd.DataFrame(rows, columns=["model", "seed", "done"])
     todo = int((~status["done"]).sum())
@@ -303,8 +309,7 @@ def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None,
             continue
         n = t.get("evaluated_models")
         if n is None:   # written before hbkit counted them: planned models minus those whose results were reused
-            benches = len(cfg.get("benchmarks") or []) + len(cfg.get("corpus_benchmarks") or [])
-            n = len(plan(cfg)) - int(t.get("reused_results", 0)) // max(1, benches)
+            n = len(plan(cfg)) - int(t.get("reused_results", 0)) // max(1, len(benchmark_names(cfg)))
         spent = sum(t.get(k, 0.0) for k in ("train", "encode", "score", "align"))
         if n and n > 0 and spent > 0:
             return round(spent / n / 60, 1), str(folder)
