@@ -6,7 +6,8 @@ import pytest
 from hbkit.data import benchmarks as data
 from hbkit.data import releases
 from hbkit.data.registry import EVAL_ARTICLES, TRAIN_ARTICLES, XQUAD_R_LANGS, DataError, check_benchmark_names
-from hbkit.data.releases import SOURCES, download, release_dir
+from hbkit.data.releases import download, release_dir
+from hbkit.data.sources import SOURCES
 from hbkit.data.squad import split_sentences
 
 XQUAD_R_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219,

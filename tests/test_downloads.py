@@ -46,8 +46,8 @@ def test_translate_train_downloads_whole_and_refuses_a_corrupt_file(server, tmp_
     (root / translate_train.SQUAD_TRAIN_FILE).write_bytes(blobs["en"])
     (root / "tt" / translate_train.translate_file("de")).write_bytes(blobs["de"])
     manifest = {l: (len(b), hashlib.sha256(b).hexdigest()) for l, b in blobs.items()}
-    monkeypatch.setattr(translate_train, "_SQUAD_URL", f"{url}/{translate_train.SQUAD_TRAIN_FILE}")
-    monkeypatch.setattr(translate_train, "_TT_URL", url + "/tt/{file}")
+    monkeypatch.setattr(translate_train, "SQUAD_URL", f"{url}/{translate_train.SQUAD_TRAIN_FILE}")
+    monkeypatch.setattr(translate_train, "TT_URL", url + "/tt/{file}")
     monkeypatch.setattr(translate_train, "SQUAD_TT_MANIFEST", manifest)
     dest = tmp_path / "squad-translate-train"
     translate_train.download_squad_translate_train(dest, languages=["de"])

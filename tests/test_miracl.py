@@ -6,6 +6,8 @@ import logging
 
 import numpy as np
 import pytest
+from hub_fake import FakeHub
+from hub_fake import hub_run as _hub_run
 
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks, tydi_as_miracl
 from hbkit.data.miracl import corpus_files, load_miracl, read_release
@@ -82,82 +84,12 @@ def test_missing_release_names_the_files_and_the_hub(tmp_path, monkeypatch):
         load_miracl("xx")
 
 
-class FakeHub:
-    """A local stand-in for huggingface.co's file endpoint (``/datasets/<repo>/resolve/<revision>/<path>``, HEAD and
-    GET, with the headers huggingface_hub reads: X-Repo-Commit, ETag, Content-Length; a missing file answers 404
-    with ``X-Error-Code: EntryNotFound``, another revision ``RevisionNotFound``), serving release files from a
-    folder per repository. hbkit's own download path runs against it through ``HF_ENDPOINT``."""
-
-    def __init__(self, repos: dict, revisions: dict):
-        import hashlib
-        import http.server
-        import threading
-
-        hub = self
-        self.requests = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *a):
-                pass
-
-            def _answer(self, body: bool):
-                parts = self.path.split("?")[0].split("/")
-                hub.requests.append((self.command, self.path))
-                if len(parts) < 7 or parts[1] != "datasets" or parts[4] != "resolve":
-                    return self._error(404, "RepoNotFound")
-                repo, rev, rel = f"{parts[2]}/{parts[3]}", parts[5], "/".join(parts[6:])
-                if repo not in repos:
-                    return self._error(404, "RepoNotFound")
-                if rev != revisions[repo]:
-                    return self._error(404, "RevisionNotFound")
-                f = repos[repo] / rel
-                if not f.is_file():
-                    return self._error(404, "EntryNotFound")
-                blob = f.read_bytes()
-                self.send_response(200)
-                self.send_header("X-Repo-Commit", revisions[repo])
-                self.send_header("ETag", f'"{hashlib.sha256(blob).hexdigest()}"')
-                self.send_header("Content-Length", str(len(blob)))
-                self.end_headers()
-                if body:
-                    self.wfile.write(blob)
-
-            def _error(self, code, kind):
-                self.send_response(code)
-                self.send_header("X-Error-Code", kind)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_HEAD(self):
-                self._answer(False)
-
-            def do_GET(self):
-                self._answer(True)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-
-
-def _hub_run(tmp_path, hub, code):
-    import os
-    import subprocess
-    import sys
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HBKIT_DATA_DIR", "HBKIT_OFFLINE")}
-    env.update(HF_ENDPOINT=hub.url, HBKIT_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"),
-               HF_HUB_DISABLE_TELEMETRY="1")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
-
-
 def test_hub_download_through_a_local_server(tmp_path):
     """MIRACL from the hub, as a user with internet gets it: hbkit's own code path (huggingface_hub's
     hf_hub_download at the pinned revisions) against a local server holding the release files in the hub
     repositories' layout; the benchmark read back equals the same files read locally. A second load uses the
     download without asking the server; a revision without the files is named with the variable to change."""
-    from hbkit.data.releases import HUB_SOURCES
+    from hbkit.data.sources import HUB_SOURCES
     release = _write(tmp_path / "release")
     repos = {"miracl/miracl": release, "miracl/miracl-corpus": release}
     revisions = {HUB_SOURCES["miracl"]["repo"]: HUB_SOURCES["miracl"]["revision"],

@@ -21,7 +21,8 @@ from hbkit.data.benchmarks import summary as data_summary
 from hbkit.data.corpora import build_corpus, training_pairs
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
-from hbkit.data.releases import PROJECT_DATA, SOURCES, download
+from hbkit.data.releases import PROJECT_DATA, download
+from hbkit.data.sources import SOURCES
 from hbkit.encoders.load import load_encoder
 from hbkit.experiment.compare import compare
 from hbkit.experiment.doctor import MISSING, doctor

@@ -38,7 +38,8 @@ from hbkit.data.registry import (
     check_benchmark_names,
     check_languages,
 )
-from hbkit.data.releases import SOURCES, release_dir
+from hbkit.data.releases import release_dir
+from hbkit.data.sources import SOURCES
 from hbkit.data.squad import read_squad, record_field, sentence_index, split_sentences
 
 log = logging.getLogger(__name__)

@@ -96,12 +96,15 @@ def check_zero_shot(counts: pd.DataFrame, force: bool = False) -> None:
     ``known_in_domain`` without question overlap only warns that it is in-domain, not zero-shot. Passage
     overlaps (the same Wikipedia sentences) are reported by :func:`overlap_counts` but never refused."""
     bad = counts[(counts["field"] == "query") & (counts["bench_matched"] > 0)]
-    for bname, g in bad.groupby("benchmark", sort=True):
+    keys = ["corpus", "benchmark"] if "corpus" in counts.columns else ["benchmark"]
+    for key, g in bad.groupby(keys, sort=True):
+        bname = key[-1] if isinstance(key, tuple) else key
+        part = f" (from the part {key[0]!r} of the training mix)" if len(keys) == 2 else ""
         by = g.set_index("match")
         n_ex = int(by["bench_matched"].get("exact", 0))
         n_nm = int(by["bench_matched"].get("normalised", 0))
         r = g.sort_values("bench_matched", ascending=False).iloc[0]
-        msg = (f"{bname}: {n_ex} of its {r['bench_items']} questions occur in the training corpus verbatim and "
+        msg = (f"{bname}: {n_ex} of its {r['bench_items']} questions occur in the training corpus{part} verbatim and "
                f"{n_nm} after normalisation (e.g. {r['examples']}): the evaluation is not zero-shot. Train on a "
                f"corpus disjoint from it (xquad-train pairs with xquad-r-eval), or accept the overlap with "
                f"allow_overlap=True / --allow-overlap (hbkit compare)")

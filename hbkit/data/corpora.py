@@ -17,7 +17,13 @@ Sources (:func:`load_training_corpus`)
   language; ``passage="paragraph"`` gives ``"<article>:<paragraph>"``.
 * ``squad-translate-train``: SQuAD v1.1 train (English) plus XTREME's machine translations of it
   (``squad.translate.train.en-XX.json``, XX in ar de el es hi ru th tr vi zh). See :func:`squad_translate_train`.
+* ``mmarco`` / ``mmarco:N``: mMARCO's training queries (N of them, default 100,000) and their positive passages in
+  every language asked for; see :func:`hbkit.data.mmarco.mmarco_pairs`.
 * a user's own pairs: a JSONL, CSV or Parquet file, or a ``datasets.Dataset``; see :func:`read_pairs`.
+* a **mix**: names and files joined by ``+`` (``mmarco:200000+squad-translate-train+my_pairs.jsonl``). Each part
+  is read in the requested languages it has; the rows get a ``corpus`` column naming their part, and their
+  ``group`` and ``answer_key`` are prefixed with it (so parts never share a group). hbkit's samplers then draw one
+  corpus per batch, in proportion to its rows (:class:`hbkit.train.sampling.MultiCorpusBatchSampler`).
 
 Every built corpus is cached under ``<hbkit cache>/corpora/<name>-<key>/`` (``key`` = sha256 of the input
 files' resolved paths, sizes and mtimes, the options and the builder version) with ``dataset/``
@@ -36,17 +42,45 @@ from typing import Iterable
 
 import pandas as pd
 
+from hbkit.core.vocab import CORPUS_COLUMN
 from hbkit.data.benchmarks import load_xquad_r, parallel_pairs
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
+from hbkit.data.mmarco import mmarco_pairs, parse_size
 from hbkit.data.pairs import read_pairs, validate_pairs
 from hbkit.data.registry import PASSAGES, TRAIN_ARTICLES, XQUAD_R_LANGS, DataError
 from hbkit.data.releases import release_dir as _root
-from hbkit.data.translate_train import check_corpus_languages, squad_translate_train, stats_frame
+from hbkit.data.sources import MMARCO_LANGS
+from hbkit.data.squadshifts import squadshifts_pairs
+from hbkit.data.translate_train import TRANSLATE_TRAIN_LANGS, check_corpus_languages, squad_translate_train, stats_frame
 
 log = logging.getLogger(__name__)
 
 
-CORPORA = ("xquad-train", "squad-translate-train")
+CORPORA = ("xquad-train", "squad-translate-train", "mmarco")
+
+
+def corpus_parts(spec: str) -> list[str]:
+    """The parts of a corpus spec: ``"mmarco:200000+squad-translate-train"`` -> ``["mmarco:200000",
+    "squad-translate-train"]``; each part given once."""
+    parts = [p.strip() for p in str(spec).split("+")]
+    if any(not p for p in parts):
+        raise DataError(f"corpus {spec!r}: an empty part; join corpora with '+', e.g. mmarco+squad-translate-train")
+    if len(set(parts)) != len(parts):
+        raise DataError(f"corpus {spec!r}: a part is given twice; list each corpus once")
+    return parts
+
+
+def part_name(part: str) -> str:
+    """The name a part of a mix carries in the ``corpus`` column: the corpus name, or a file's stem."""
+    name = part.partition(":")[0]
+    return name if name in CORPORA else re.sub(r"[^A-Za-z0-9_.-]", "_", Path(part).stem)[:40] or "pairs"
+
+
+def corpus_languages(part: str) -> list[str] | None:
+    """The languages a named corpus has (None for a file: known only once read)."""
+    name = part.partition(":")[0]
+    return {"xquad-train": XQUAD_R_LANGS, "squad-translate-train": TRANSLATE_TRAIN_LANGS,
+            "mmarco": sorted(MMARCO_LANGS)}.get(name)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -109,8 +143,9 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
                          rebuild: bool = False, num_proc: int | None = None):
     """The training corpus ``name_or_path`` as a memory-mapped ``datasets.Dataset`` following the contract.
 
-    ``name_or_path``: ``"xquad-train"``, ``"squad-translate-train"``, a path to a ``.jsonl``/``.csv``/
-    ``.parquet`` file of pairs, or a ``datasets.Dataset``/DataFrame (validated, not cached). ``languages``
+    ``name_or_path``: ``"xquad-train"``, ``"squad-translate-train"``, ``"mmarco[:N]"``, a path to a
+    ``.jsonl``/``.csv``/``.parquet`` file of pairs, a mix of these joined by ``+``, or a
+    ``datasets.Dataset``/DataFrame (validated, not cached). ``languages``
     restricts a named corpus (default: all of its languages); for files it keeps only those languages.
     ``rebuild=True`` rebuilds the cache even when it is complete.
     """
@@ -118,6 +153,10 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
 
     if passage not in PASSAGES:
         raise DataError(f"passage={passage!r}: use one of {', '.join(PASSAGES)}")
+    if isinstance(name_or_path, str) and "+" in name_or_path:
+        return _mix(name_or_path, data_dir, languages, passage, rebuild, num_proc)
+    if isinstance(name_or_path, str) and name_or_path.partition(":")[0] == "mmarco":
+        return mmarco_pairs(data_dir, languages, parse_size(name_or_path), rebuild)
     if isinstance(name_or_path, (datasets.Dataset, pd.DataFrame)):
         ds = validate_pairs(name_or_path)
     elif name_or_path == "xquad-train":
@@ -129,8 +168,8 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
     else:
         path = Path(str(name_or_path)).expanduser()
         if not path.suffix:
-            raise DataError(f"unknown training corpus {name_or_path!r}; use one of {', '.join(CORPORA)} or a "
-                            ".jsonl/.csv/.parquet file of pairs")
+            raise DataError(f"unknown training corpus {name_or_path!r}; use one of {', '.join(CORPORA)}, a "
+                            ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' (mmarco+squad-translate-train)")
         if passage != "sentence":
             raise DataError("passage='paragraph' applies to the named corpora only; a file's passages are used as given")
         ds, _ = _user_corpus(path, rebuild)
@@ -141,6 +180,60 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
             raise DataError(f"{name_or_path}: no rows in languages {sorted(missing)}; it has {sorted(ds.unique('lang'))}")
         ds = ds.filter(lambda l: l in keep, input_columns="lang", keep_in_memory=True)
     return ds
+
+
+def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
+    """A mix of corpora (see the module docstring): each part in the requested languages it has."""
+    import datasets
+
+    parts, out = corpus_parts(spec), []
+    wanted = list(languages) if languages is not None else None
+    covered: set[str] = set()
+    for part in parts:
+        has = corpus_languages(part)
+        langs = wanted if wanted is None or has is None else [l for l in wanted if l in has]
+        if langs is not None and not langs:
+            raise DataError(f"corpus {spec!r}: part {part!r} has none of the languages {wanted} (it has "
+                            f"{', '.join(has)}); leave it out of the mix")
+        if has is None and wanted is not None:   # a file: keep the languages it has
+            ds = load_training_corpus(part, data_dir, None, passage, rebuild, num_proc)
+            ds = ds.filter(lambda l: l in set(wanted), input_columns="lang", keep_in_memory=True)
+        else:
+            ds = load_training_corpus(part, data_dir, langs, passage, rebuild, num_proc)
+        if len(ds) == 0:
+            raise DataError(f"corpus {spec!r}: part {part!r} has no rows in the languages {wanted}")
+        name = part_name(part)
+        covered |= set(ds.unique("lang"))
+        ds = ds.select_columns([c for c in ("group", "lang", "query", "passage", "answer_key") if c in ds.column_names])
+
+        def prefix(batch, name=name):
+            return {"group": [g if g.startswith(name + "/") else f"{name}/{g}" for g in batch["group"]],
+                    "answer_key": [f"{name}/{k}" for k in batch["answer_key"]], CORPUS_COLUMN: [name] * len(batch["group"])}
+        out.append(ds.map(prefix, batched=True, keep_in_memory=True))
+    if wanted is not None and set(wanted) - covered:
+        raise DataError(f"corpus {spec!r}: no part has rows in {sorted(set(wanted) - covered)}; add a corpus that has them")
+    names = [part_name(p) for p in parts]
+    if len(set(names)) != len(names):
+        raise DataError(f"corpus {spec!r}: two parts share the name {names}; rename one of the files")
+    return datasets.concatenate_datasets(out)
+
+
+#: validation corpora a profile's ``val_corpus`` may name (besides ``held-out`` groups and a pairs file)
+VAL_CORPORA = ("held-out", "squadshifts")
+
+
+def validation_pairs(val_corpus: str, data_dir: str | os.PathLike | None = None):
+    """The validation pairs of a run: None for ``held-out`` (groups of the training pairs, split off by the
+    trainer), SQuADShifts' English pairs for ``squadshifts`` (the paper's early-stopping set,
+    :func:`hbkit.data.squadshifts.squadshifts_pairs`), or a pairs file."""
+    if val_corpus == "held-out":
+        return None
+    if val_corpus == "squadshifts":
+        return squadshifts_pairs(data_dir)
+    if not Path(str(val_corpus)).suffix:
+        raise DataError(f"val_corpus={val_corpus!r}: use one of {', '.join(VAL_CORPORA)} or a .jsonl/.csv/.parquet file "
+                        "of pairs")
+    return load_training_corpus(val_corpus, data_dir)
 
 
 def training_pairs(corpus: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None):

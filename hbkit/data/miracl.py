@@ -41,7 +41,8 @@ import numpy as np
 
 from hbkit.core.env import cache_dir, data_roots, offline
 from hbkit.data.registry import DataError, not_utf8
-from hbkit.data.releases import HUB_SOURCES
+from hbkit.data.releases import fetch_hub_file, hub_revision
+from hbkit.data.sources import HUB_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -381,13 +382,6 @@ def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | Non
                     f"{_layout(where, lang, split)} (or pass data_dir=)")
 
 
-def hub_revision(source: str) -> str:
-    """The revision of ``source`` (a :data:`hbkit.data.releases.HUB_SOURCES` key) to download: its environment variable
-    when set, else the pinned commit."""
-    src = HUB_SOURCES[source]
-    return os.environ.get(src["env"]) or src["revision"]
-
-
 def hub_cache_dir() -> Path:
     """Where MIRACL downloaded from the hub lives: ``<cache>/miracl/<revision>-<corpus revision>`` (another revision,
     picked with the environment variables of :data:`hbkit.data.releases.HUB_SOURCES`, gets its own folder: files of two
@@ -403,24 +397,10 @@ def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
     whole (huggingface_hub writes ``.incomplete`` files and renames them); a rerun after a kill fetches only what
     is missing. A file the revision lacks is a :class:`DataError` naming it and the variable that picks another
     revision."""
-    from huggingface_hub import hf_hub_download
-
-    # huggingface_hub.errors from 0.24 on; LocalEntryNotFoundError (a subclass) means "could not connect", not
-    # "the hub has no such file": it must never end the shard list
-    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
-
     dest = Path(dest)
 
     def fetch(source: str, name: str) -> bool:
-        """Download ``name``; False when the hub says the revision has no such file (a connection failure raises)."""
-        src = HUB_SOURCES[source]
-        try:
-            hf_hub_download(src["repo"], name, repo_type="dataset", revision=hub_revision(source), local_dir=dest)
-        except EntryNotFoundError as e:
-            if isinstance(e, LocalEntryNotFoundError):
-                raise
-            return False
-        return True
+        return fetch_hub_file(source, name, dest)
 
     def absent(source: str, name: str) -> DataError:
         src = HUB_SOURCES[source]

@@ -2,65 +2,20 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import urllib.error
 import urllib.request
 import zipfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
 from hbkit.core.env import data_roots, offline
 from hbkit.core.files import atomic_path, atomic_write_bytes, tmp_name
-from hbkit.data.registry import MLQA_LANGS, TYDI_NAMES, TYDIQA_LANGS, XQUAD_LANGS, XQUAD_R_LANGS, DataError
+from hbkit.data.registry import MLQA_LANGS, TYDI_NAMES, TYDIQA_LANGS, DataError
+from hbkit.data.sources import HUB_SOURCES, SOURCES, release_checksums
 
 log = logging.getLogger(__name__)
-
-
-_COMMIT_XQUAD = "7d30520c717524000f0d9d2f9c10a069acd9d285"
-
-
-_COMMIT_LAREQA = "9bc8c7fb6dd8d01d72a05a93c2cb96882b0d299c"
-
-
-_COMMIT_LAREQA_MLQA = "5405d2a77e83d5ccb47623a3f9e5604c3f103193"  # mlqa-dev-r/ was removed from the head later
-
-
-#: Release addresses (used only when no local copy is found).
-SOURCES = {
-    "xquad": {"folder": "xquad", "files": [f"xquad.{l}.json" for l in XQUAD_LANGS],
-              "url": f"https://raw.githubusercontent.com/google-deepmind/xquad/{_COMMIT_XQUAD}/{{file}}",
-              "licence": "CC BY-SA 4.0"},
-    "xquad-r": {"folder": "xquad-r", "files": [f"{l}.json" for l in XQUAD_R_LANGS],
-                "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA}/xquad-r/{{file}}",
-                "licence": "CC BY-SA 4.0"},
-    "mlqa-r": {"folder": "mlqa-r", "files": [f"{l}.json" for l in MLQA_LANGS],
-               "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA_MLQA}/mlqa-dev-r/{{file}}",
-               "licence": "CC BY-NC 4.0"},
-    "mlqa": {"folder": "mlqa/dev",
-             "files": [f"dev-context-{c}-question-{q}.json" for c in MLQA_LANGS for q in MLQA_LANGS],
-             "archive": "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip", "member": "MLQA_V1/dev/{file}",
-             "licence": "CC BY-SA 3.0"},
-    "tydiqa": {"folder": "tydiqa-goldp/dev", "files": ["tydiqa-goldp-v1.1-dev.json"],
-               "url": "https://storage.googleapis.com/tydiqa/v1.1/{file}", "licence": "Apache 2.0"},
-}
-
-
-#: Releases hbkit fetches from the Hugging Face hub with huggingface_hub, at a pinned revision (a commit of the hub
-#: repository, read from its commit pages; override with the environment variable in ``env``). The repositories
-#: hold the release files themselves: ``miracl/miracl``'s loading script no longer runs under current ``datasets``,
-#: so hbkit downloads the files (``hf_hub_download``) straight into the release layout.
-HUB_SOURCES = {
-    "miracl": {"repo": "miracl/miracl", "revision": "b8fd596db2f405cf6b5edfca2940000d770620c6",
-               "env": "HBKIT_MIRACL_REVISION", "licence": "Apache 2.0",
-               "files": ["miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv",
-                         "miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv"]},
-    "miracl-corpus": {"repo": "miracl/miracl-corpus", "revision": "262aa62d062e95c5487d7115094ffb2721830965",
-                      "env": "HBKIT_MIRACL_CORPUS_REVISION", "licence": "Apache 2.0",
-                      "files": ["miracl-corpus-v1.0-{lang}/docs-{i}.jsonl.gz"]},
-}
 
 
 PROJECT_DATA = Path(__file__).resolve().parents[2] / "data"
@@ -99,11 +54,6 @@ def missing_release_files(root: str | os.PathLike, name: str, languages: Iterabl
     return _missing(Path(root), name, languages)
 
 
-def release_checksums() -> dict[str, str]:
-    """The pinned sha256 of every release file with a fixed checksum, by path under the data folder."""
-    return dict(_manifest())
-
-
 def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
                 download_missing: bool | None = None) -> Path:
     """Return the root folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa-r``, ``mlqa``,
@@ -131,11 +81,6 @@ def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages:
             f"(e.g. HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online.")
     download(name, PROJECT_DATA)
     return PROJECT_DATA
-
-
-@lru_cache(maxsize=1)
-def _manifest() -> dict[str, str]:
-    return json.loads((Path(__file__).with_name("sha256.json")).read_text())
 
 
 def fetch_file(url: str, path: str | os.PathLike, size: int | None = None, sha256: str | None = None) -> Path:
@@ -170,8 +115,36 @@ def fetch_file(url: str, path: str | os.PathLike, size: int | None = None, sha25
     return path
 
 
+def hub_revision(source: str) -> str:
+    """The revision of ``source`` (a :data:`hbkit.data.sources.HUB_SOURCES` key) to download: its environment variable
+    when set, else the pinned commit."""
+    src = HUB_SOURCES[source]
+    return os.environ.get(src["env"]) or src["revision"]
+
+
+def fetch_hub_file(source: str, name: str, dest: str | os.PathLike) -> bool:
+    """Download file ``name`` of hub source ``source`` (:data:`hbkit.data.sources.HUB_SOURCES`) at its revision
+    (:func:`hub_revision`) into ``dest/name`` with huggingface_hub's ``hf_hub_download`` (honouring ``HF_ENDPOINT``
+    and ``HF_TOKEN``; it writes ``.incomplete`` files and renames them, so a file arrives whole). Returns False when
+    the hub says the revision has no such file; a connection failure raises (it must never read as "absent")."""
+    from huggingface_hub import hf_hub_download
+
+    # huggingface_hub.errors from 0.24 on; LocalEntryNotFoundError (a subclass) means "could not connect", not
+    # "the hub has no such file"
+    from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
+
+    src = HUB_SOURCES[source]
+    try:
+        hf_hub_download(src["repo"], name, repo_type="dataset", revision=hub_revision(source), local_dir=dest)
+    except EntryNotFoundError as e:
+        if isinstance(e, LocalEntryNotFoundError):
+            raise
+        return False
+    return True
+
+
 def _verify(rel: str, blob: bytes, origin: str) -> None:
-    want = _manifest().get(rel)
+    want = release_checksums().get(rel)
     got = hashlib.sha256(blob).hexdigest()
     if want is not None and got != want:
         raise DataError(f"{origin}: sha256 {got} does not match the release ({want}); the download is "
@@ -206,7 +179,7 @@ def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | 
         finally:
             archive.unlink(missing_ok=True)
     else:
-        manifest = _manifest()
+        manifest = release_checksums()
         for f in src["files"]:
             url = src["url"].format(file=f)
             log.info("downloading %s", url)

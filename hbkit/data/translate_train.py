@@ -14,6 +14,7 @@ from hbkit.core.env import data_roots, offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_parts, single_language_counts, write_part
 from hbkit.data.registry import PASSAGES, DataError, check_languages
 from hbkit.data.releases import PROJECT_DATA, fetch_file
+from hbkit.data.sources import SQUAD_TT_MANIFEST, SQUAD_URL, TT_URL
 from hbkit.data.squad import sentence_index, split_sentences, squad_questions
 
 log = logging.getLogger(__name__)
@@ -33,34 +34,9 @@ SQUAD_TRAIN_FILE = "train-v1.1.json"
 TRANSLATE_DIR = "translate-train"
 
 
-_SQUAD_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset/train-v1.1.json"
-
-
-_TT_URL = "https://storage.googleapis.com/xtreme_translations/SQuAD/translate-train/{file}"
-
-
 def translate_file(lang: str) -> str:
     """File name of one language of the release: ``train-v1.1.json`` (en) or ``squad.translate.train.en-XX.json``."""
     return SQUAD_TRAIN_FILE if lang == "en" else f"squad.translate.train.en-{lang}.json"
-
-
-#: Size (bytes) and sha256 of every release file, as pinned by TensorFlow Datasets
-#: (tensorflow/datasets @ 24211da0508a86f0a9efd82c69bab9d25cda0a20, tensorflow_datasets/url_checksums/xquad.txt;
-#: SQuAD train also in url_checksums/squad.txt). The German size is also asserted by an independent user of the
-#: release (93,188,862 bytes). SQuAD v1.1 train holds 87,599 questions.
-SQUAD_TT_MANIFEST: dict[str, tuple[int, str]] = {
-    "en": (30288272, "3527663986b8295af4f7fcdff1ba1ff3f72d07d61a20f487cb238a6ef92fd955"),
-    "ar": (311935799, "d2d01110aa646b547eec88b14b3930dc027c9d149c4962376a1551e251ec3f9b"),
-    "de": (93188862, "3c125cb2a31e8ad167c4590ece8fdfd16018a5bbf9475dbfac034c1816a4ab02"),
-    "el": (368851294, "9d648f92883a88b27bb0d9ab502a0512bf5ffe7f8ce00bc205b19d66029dab04"),
-    "es": (101758698, "cb8f68b8e4cff696209a5ec249a5dc9e2a75a5c7f9dbbfa8a8be1dcf1f91c81a"),
-    "hi": (348849738, "fdfd8c59359943c6a55022403e7dfa047e7ee1dea734086a3c73c1adbb44d254"),
-    "ru": (379620057, "075818cce7ca8d6efe2c783b125d91bd79add93ddfe8c2b0f45fb610d7552f48"),
-    "th": (341480847, "3ae03fd7a9d51a6f45e74a70b8d6168eb365114fcf5de21f34f212197e085eab"),
-    "tr": (111351195, "7c618d3f5e0c19d878686a9874b15a10d6f842ae9451e12d8d7d51531bfe79e6"),
-    "vi": (160940115, "ad6d3ba17b8e672e7066708ce5795f0f933f3ce18b7442ee11d6e3072f44f60b"),
-    "zh": (128888478, "411e4023e4f3627ccb4873edfb77b36e97470b4226a076e6a632544c92353d24"),
-}
 
 
 SQUAD_TRAIN_QUESTIONS = 87599
@@ -117,7 +93,7 @@ def squad_translate_train_files(data_dir: str | os.PathLike | None = None,
                 break
         else:
             raise DataError(f"{folder / TRANSLATE_DIR / f} not found (nor {folder / f}); download it from "
-                            f"{_TT_URL.format(file=f)} or leave {lang!r} out of languages")
+                            f"{TT_URL.format(file=f)} or leave {lang!r} out of languages")
     return out
 
 
@@ -141,7 +117,7 @@ def download_squad_translate_train(dest: str | os.PathLike = PROJECT_DATA / "squ
         size, sha = SQUAD_TT_MANIFEST[lang]
         if path.is_file() and path.stat().st_size == size:
             continue
-        url = _SQUAD_URL if lang == "en" else _TT_URL.format(file=f)
+        url = SQUAD_URL if lang == "en" else TT_URL.format(file=f)
         log.info("downloading %s", url)
         fetch_file(url, path, size, sha)
     return dest

@@ -20,6 +20,7 @@ import numpy as np
 
 from hbkit.core.env import cache_dir, offline
 from hbkit.core.files import build_once, checksums_match, content_key, write_checksums
+from hbkit.data.sources import model_revision
 
 log = logging.getLogger(__name__)
 
@@ -333,8 +334,9 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
     * a local folder: loaded as is (a sentence-transformers folder, or a bare transformers folder, which
       gets sentence-transformers' mean pooling);
     * ``hbkit/tiny`` (alias ``tiny``): :func:`tiny_encoder`;
-    * a known hub name (:data:`REGISTRY`) or any other hub name: loaded from the hub (cache first); the
-      registry's prompts are applied when the hub folder defines none;
+    * a known hub name (:data:`REGISTRY`) or any other hub name: loaded from the hub (cache first), a known one
+      at its pinned revision (:data:`hbkit.data.sources.MODEL_SOURCES`; ``revision=`` or
+      ``$HBKIT_MODEL_REVISION`` picks another); the registry's prompts are applied when the hub folder defines none;
     * ``intfloat/multilingual-e5-small`` when the hub cannot be reached (``HF_HUB_OFFLINE=1`` or a failed
       download): the embedded copy (:func:`embedded_model_path`).
 
@@ -370,6 +372,7 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
             f"unknown encoder {name_or_path!r} while offline (HF_HUB_OFFLINE=1). Known names: {_known_names()}. "
             f"To use your own model, pass the path of a local folder (a sentence-transformers or transformers "
             f"model folder), e.g. load_encoder('/path/to/model').")
+    kwargs.setdefault("revision", model_revision(name))   # the registry's pinned commit (hbkit.data.sources)
     try:
         model = SentenceTransformer(name, device=device, **kwargs)
     except OSError as e:  # no network / not in the cache / no such repo

@@ -58,7 +58,7 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
                                      "aggregate": 0.0, "report": 0.0, "reused_results": 0}
         t0 = time.perf_counter()
-        pairs, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
+        pairs, val, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
         cfg["data"], cfg["notes"] = fps, notes
         timings["load_data"] = time.perf_counter() - t0
         if force:
@@ -87,7 +87,7 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
                 encoder = base_encoder(cfg)
             else:
                 t = time.perf_counter()
-                model_dir = stage_train(run, cfg, pairs, out, progress, report.callbacks())
+                model_dir = stage_train(run, cfg, pairs, out, progress, report.callbacks(), val)
                 timings["train"] += time.perf_counter() - t
                 encoder = base_encoder(cfg, str(model_dir))
                 report("evaluate", run.id, i)

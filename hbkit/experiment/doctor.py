@@ -14,9 +14,10 @@ import pandas as pd
 from hbkit.analysis.reference import published_file
 from hbkit.core.env import data_roots, default_run_dir, offline
 from hbkit.core.files import sha256_file
-from hbkit.data.miracl import corpus_dir, corpus_files, hub_cache_dir, hub_revision, miracl_root, topics_path
+from hbkit.data.miracl import corpus_dir, corpus_files, hub_cache_dir, miracl_root, topics_path
 from hbkit.data.registry import DataError, is_corpus_benchmark
-from hbkit.data.releases import HUB_SOURCES, PROJECT_DATA, SOURCES, missing_release_files, release_checksums
+from hbkit.data.releases import PROJECT_DATA, hub_revision, missing_release_files
+from hbkit.data.sources import HUB_SOURCES, SOURCES, release_checksums
 from hbkit.data.translate_train import SQUAD_TT_MANIFEST, squad_translate_train_files
 from hbkit.encoders.load import ALIASES, DEFAULT_MODEL, REGISTRY, hub_reachable
 from hbkit.experiment.profiles import profile as get_profile

@@ -84,13 +84,13 @@ def bench_fingerprint(b) -> str:
 #: umap_groups, permutations, delta) only add runs or redo cheap steps, so a folder stays reusable
 RESULT_KEYS = ("model", "steps", "batch_size", "lr", "freeze_word_embeddings", "train_groups", "train_languages",
                "eval_groups", "eval_seed", "data", "corpus", "benchmarks", "corpus_benchmarks", "val_groups",
-               "eval_steps", "eval_metric", "early_stopping_patience", "weight_decay", "prompts")
+               "eval_steps", "eval_metric", "early_stopping_patience", "weight_decay", "prompts", "val_corpus")
 
 
 #: what a folder written before a key existed was made with
 LEGACY = {"corpus": "xquad-train", "benchmarks": list(BENCHMARKS), "corpus_benchmarks": [], "val_groups": 0,
           "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01,
-          "prompts": None}
+          "prompts": None, "val_corpus": "held-out"}
 
 
 #: keys that may grow in a reused folder: a benchmark added later (say MIRACL, once downloaded) is evaluated for

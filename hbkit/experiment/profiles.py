@@ -16,7 +16,7 @@ _COMMON = {"strategies": ["xx", "xy", "hybrid"], "alphas": [], "train_languages"
            "permutations": 10000, "delta": 0.01, "corpus": "xquad-train",
            "benchmarks": ["xquad-r-eval", "mlqa-r", "tydiqa"], "corpus_benchmarks": [], "val_groups": 0,
            "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01,
-           "prompts": None}
+           "prompts": None, "val_corpus": "held-out"}
 
 
 #: the paper's nine training languages (arXiv 2408.10536 §3.1): Greek and Vietnamese are never trained on and are
@@ -53,11 +53,18 @@ PROFILES: dict[str, dict] = {
 }
 
 
-# The paper's protocol (arXiv 2408.10536 §2.1, §3.1, A.1), as far as public data allow: LAReQA's set-up plus the
-# paper's "Query: " / "Passage: " prefixes for encoders without prompts (mE5 keeps its own) and its nine training
-# languages (el and vi unseen). Not yet: mMARCO and the paper's in-house translations as training data, and
-# early stopping on SQuADShifts (held-out translate-train groups stand in). `make paper` runs XLM-R, LaBSE, mE5.
-PROFILES["paper"] = {**PROFILES["lareqa"], "prompts": dict(PAPER_PROMPTS), "train_languages": list(PAPER_TRAIN_LANGUAGES)}
+#: the paper's public training data: mMARCO (a stated subsample of its MS MARCO training queries, in the paper's
+#: languages it has: en ar zh de es ru hi) mixed with SQuAD translate-train (which brings th and tr), one corpus per
+#: batch in proportion to its rows. The paper's in-house translations of six QA sets are not public.
+PAPER_CORPUS = "mmarco:200000+squad-translate-train"
+
+
+# The paper's protocol (arXiv 2408.10536 §2.1, §3.1, A.1), as far as public data allow: the paper's "Query: " /
+# "Passage: " prefixes for encoders without prompts (mE5 keeps its own), its nine training languages (el and vi
+# unseen), mMARCO + translate-train mixed one corpus per batch, and the checkpoint with the lowest validation loss
+# on SQuADShifts (4,000 of its English questions, the same for every model). `make paper` runs XLM-R, LaBSE, mE5.
+PROFILES["paper"] = {**PROFILES["lareqa"], "prompts": dict(PAPER_PROMPTS), "train_languages": list(PAPER_TRAIN_LANGUAGES),
+                     "corpus": PAPER_CORPUS, "val_corpus": "squadshifts", "val_groups": 4000}
 
 
 #: the former name of the GPU profile, which was LAReQA's protocol: it stays that, so its folders stay reusable
@@ -82,12 +89,16 @@ PROFILE_KEYS: dict[str, tuple[str, str]] = {
     "umap_groups": ("int", "parallel XQuAD-R groups in the UMAP pictures"),
     "permutations": ("int", "sign-flip permutations for p_models (these trained models; decides nothing)"),
     "delta": ("float", "C5: hybrid counts as within delta (mAP) of the best strategy"),
-    "corpus": ("str", "training corpus: xquad-train, squad-translate-train, or a .jsonl/.csv/.parquet of pairs"),
+    "corpus": ("str", "training corpus: xquad-train, squad-translate-train, mmarco[:N], a .jsonl/.csv/.parquet of "
+                      "pairs, or a mix joined by + (mmarco:200000+squad-translate-train): one corpus per batch"),
     "benchmarks": ("list[str]", "LAReQA-style benchmarks (full-pool mAP): xquad-r-eval or xquad-r, mlqa-r, tydiqa"),
     "corpus_benchmarks": ("list[str]?", "corpus benchmarks searched with faiss, e.g. miracl:sw,te (skipped, and "
                                         "said so, when their files are absent); none: no corpus benchmark"),
-    "val_groups": ("int", "groups held out of training for in-training evaluation (0: none)"),
-    "eval_steps": ("int", "evaluate (and checkpoint) every N steps when val_groups > 0"),
+    "val_groups": ("int", "groups held out of training for in-training evaluation (0: none); with a val_corpus, "
+                          "how many of its groups are kept (0: all)"),
+    "val_corpus": ("str", "validation data for the best checkpoint and early stopping: held-out (val_groups of the "
+                          "training pairs), squadshifts (the paper's), or a pairs file"),
+    "eval_steps": ("int", "evaluate (and checkpoint) every N steps when there is validation data"),
     "eval_metric": ("str", "best-checkpoint criterion: loss (the paper) or map"),
     "early_stopping_patience": ("int", "stop after N evaluations without improvement (0: never)"),
     "weight_decay": ("float", "AdamW weight decay"),
@@ -141,8 +152,15 @@ def check_profile(cfg: dict) -> dict:
     for key in ("val_groups", "early_stopping_patience"):
         if not isinstance(cfg.get(key), int) or cfg[key] < 0:
             fail(key, "must be an integer >= 0")
-    if cfg.get("early_stopping_patience") and not cfg.get("val_groups"):
-        fail("early_stopping_patience", "needs val_groups > 0")
+    validates = bool(cfg.get("val_groups")) or cfg.get("val_corpus", "held-out") != "held-out"
+    if cfg.get("early_stopping_patience") and not validates:
+        fail("early_stopping_patience", "needs validation data: val_groups > 0 or a val_corpus")
+    vc = cfg.get("val_corpus", "held-out")
+    if not isinstance(vc, str) or not (vc in ("held-out", "squadshifts") or vc.endswith((".jsonl", ".csv", ".parquet"))):
+        fail("val_corpus", "use held-out, squadshifts, or a .jsonl/.csv/.parquet file of pairs")
+    corpus = cfg.get("corpus")
+    if not isinstance(corpus, str) or not corpus.strip() or any(not p.strip() for p in corpus.split("+")):
+        fail("corpus", "name a corpus (xquad-train, squad-translate-train, mmarco[:N]), a pairs file, or a mix joined by +")
     if not isinstance(cfg.get("delta"), (int, float)) or cfg["delta"] < 0:
         fail("delta", "must be >= 0 (the largest shortfall of hybrid that still counts as 'as good')")
     prompts = cfg.get("prompts")
@@ -172,7 +190,7 @@ def profile(name: str = "auto", **overrides) -> dict:
 
     Args:
         name: ``ci``, ``cpu``, ``lareqa`` (LAReQA's protocol), ``paper`` (the paper's: prefixes, nine training
-            languages), ``gpu``, or ``auto`` (:func:`default_profile`: ``gpu`` on CUDA, else ``cpu``).
+            languages, mMARCO + translate-train, SQuADShifts early stopping), ``gpu``, or ``auto`` (:func:`default_profile`: ``gpu`` on CUDA, else ``cpu``).
         **overrides: any profile key (:data:`PROFILE_KEYS`); ``None`` keeps the profile's value.
 
     Returns:

@@ -37,9 +37,10 @@ from hbkit.analysis import figures as viz
 from hbkit.analysis import stats
 from hbkit.core.env import runs_root
 from hbkit.core.files import atomic_path, atomic_write_json
+from hbkit.core.vocab import CORPUS_COLUMN
 from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
 from hbkit.data.checks import check_zero_shot, overlap_counts
-from hbkit.data.corpora import training_pairs
+from hbkit.data.corpora import training_pairs, validation_pairs
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.encoders.encode import encode
@@ -68,6 +69,7 @@ def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
     """Training pairs, pool benchmarks (subsampled with ``eval_seed``), corpus benchmarks (those whose files are
     absent are skipped and said so), the zero-shot check, and the content fingerprints."""
     pairs = training_pairs(cfg["corpus"], data_dir, cfg["train_languages"])
+    val = validation_pairs(cfg.get("val_corpus", "held-out"), data_dir)
     benches = {}
     for name in cfg["benchmarks"]:
         b = load_benchmark(name, data_dir)
@@ -83,11 +85,23 @@ def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
             notes.append(f"{spec} skipped: {str(e).splitlines()[0]}")
     if "xquad-r-eval" in benches and cfg["corpus"] == "xquad-train":
         check_disjoint(pairs["group"], benches["xquad-r-eval"])
-    overlap = overlap_counts(pairs, benches)
+    overlap = mix_overlap(pairs, benches)
     check_zero_shot(overlap, force=allow_overlap)   # refused: nothing written
     fps = {"train": pairs_fingerprint(pairs), **{n: bench_fingerprint(b) for n, b in benches.items()},
            **{n: corpus_fingerprint(b) for n, b in corpora.items()}}
-    return pairs, benches, corpora, fps, notes, overlap
+    if val is not None:
+        fps["val"] = pairs_fingerprint(val)
+    return pairs, val, benches, corpora, fps, notes, overlap
+
+
+def mix_overlap(pairs, benches: dict) -> pd.DataFrame:
+    """:func:`hbkit.data.checks.overlap_counts` of the training pairs, per corpus of a mix (column ``corpus``), so
+    that a refusal names the part that overlaps (Mr. TyDi's questions in TyDi-QA, say)."""
+    if CORPUS_COLUMN not in pairs.column_names:
+        return overlap_counts(pairs, benches)
+    codes = pd.Series(pairs[CORPUS_COLUMN])
+    return pd.concat([overlap_counts(pairs.select(np.flatnonzero(codes.to_numpy() == name)), benches).assign(corpus=name)
+                      for name in pd.unique(codes)], ignore_index=True)
 
 
 def clusters_table(benches: dict) -> pd.DataFrame:
@@ -131,9 +145,12 @@ def base_encoder(cfg: dict, path: str | None = None):
     return apply_prompts(load_encoder(path or cfg["model"]), cfg.get("prompts"))
 
 
-def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool, callbacks: list | None = None) -> Path:
+def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool, callbacks: list | None = None,
+                val_pairs=None) -> Path:
     extra = {"corpus": cfg["corpus"], "weight_decay": cfg["weight_decay"]}
-    if cfg["val_groups"]:
+    if val_pairs is not None:
+        extra["val_corpus"] = cfg["val_corpus"]
+    if cfg["val_groups"] or val_pairs is not None:
         extra.update(val_groups=cfg["val_groups"], eval_steps=cfg["eval_steps"], save_steps=cfg["eval_steps"],
                      eval_metric=cfg["eval_metric"], early_stopping_patience=cfg["early_stopping_patience"])
     else:
@@ -142,7 +159,7 @@ def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool, callbacks
                      batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
                      freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed, **extra)
     return train(base_encoder(cfg), subsample_pairs(pairs, cfg["train_groups"], run.seed), tc,
-                 out / "models" / run.id, progress=progress, callbacks=callbacks)
+                 out / "models" / run.id, progress=progress, callbacks=callbacks, val_pairs=val_pairs)
 
 
 def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, umap_q: pd.DataFrame, timings: dict,

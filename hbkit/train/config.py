@@ -39,7 +39,10 @@ class TrainConfig:
     freeze_word_embeddings: bool = _option(True, "keep the input word embeddings fixed")
     freeze_layers: int = _option(0, "keep the lowest N transformer layers fixed")
     mini_batch_size: int | None = _option(None, "GradCache mini-batch (CachedMultipleNegativesRankingLoss)")
-    val_groups: int = _option(0, "hold out this many groups for in-training evaluation (0: none)")
+    val_groups: int = _option(0, "hold out this many groups for in-training evaluation (0: none); with a val_corpus, "
+                                 "the number of its groups kept (0: all)")
+    val_corpus: str = _option("held-out", "validation data: held-out (groups of the training pairs) or the name of the "
+                                          "corpus given to train() as val_pairs (e.g. squadshifts, the paper's)")
     eval_steps: int = _option(20, "evaluate every N steps when there is a validation split")
     eval_metric: str = _option("loss", "criterion for the best checkpoint: loss (validation InfoNCE, the paper) or map "
                                   "(multilingual mAP of the held-out groups)", choices=("loss", "map"))
@@ -69,14 +72,22 @@ class TrainConfig:
             raise ValueError(f"precision={self.precision!r}: use auto, fp32, bf16 or fp16")
         if self.eval_metric not in ("loss", "map"):
             raise ValueError(f"eval_metric={self.eval_metric!r}: use loss or map")
-        if self.early_stopping_patience < 0 or (self.early_stopping_patience and not self.val_groups):
+        if self.early_stopping_patience < 0 or (self.early_stopping_patience and not self.validates):
             raise ValueError(f"early_stopping_patience={self.early_stopping_patience}: needs val_groups > 0 (held-out "
-                             "groups to evaluate on) and must be >= 0")
-        if self.val_groups and self.save_steps % self.eval_steps:
+                             "groups to evaluate on) or a val_corpus, and must be >= 0")
+        if not isinstance(self.val_corpus, str) or not self.val_corpus.strip():
+            raise ValueError(f"val_corpus={self.val_corpus!r}: use held-out or the validation corpus's name")
+        if self.validates and self.save_steps % self.eval_steps:
             raise ValueError(f"save_steps={self.save_steps} must be a multiple of eval_steps={self.eval_steps}, so "
                              "that the best evaluated step has a checkpoint to return to")
         if not isinstance(self.training_args, dict):
             raise ValueError(f"training_args={self.training_args!r}: must be a dict of TrainingArguments fields")
+
+
+    @property
+    def validates(self) -> bool:
+        """Whether the run evaluates while training: held-out groups, or a validation corpus of its own."""
+        return bool(self.val_groups) or self.val_corpus != "held-out"
 
 
 class TrainError(ValueError):

@@ -50,7 +50,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from hbkit.core.vocab import STRATEGIES
+from hbkit.core.vocab import CORPUS_COLUMN, STRATEGIES
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +118,46 @@ def _answer_identity(gcode: np.ndarray, kcode: np.ndarray, hashes: np.ndarray) -
 
 @dataclass
 class BatchInfo:
-    """What one global batch is: ``kind`` ("xx" or "xy") and, for X-X-mono, its ``lang``."""
+    """What one global batch is: ``kind`` ("xx" or "xy"), for X-X-mono its ``lang``, and in a mix of corpora
+    (:class:`MultiCorpusBatchSampler`) the ``corpus`` it comes from."""
 
     kind: str
     lang: str | None
+    corpus: str | None = None
 
 
-class HybridBatchSampler:
+class _SliceYielder:
+    """What torch, accelerate and sentence-transformers call on a batch sampler, over ``global_batches``: its
+    length, ``set_epoch`` and the rows of this rank's slice of every global batch."""
+
+    pairs_per_batch: int
+    num_replicas: int
+    rank: int | None
+    n_batches: int
+    epoch: int
+
+    def __len__(self) -> int:
+        """Batches yielded per epoch: ``n_batches`` per rank, ``num_replicas * n_batches`` with ``rank=None``."""
+        return self.n_batches * (self.num_replicas if self.rank is None else 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def global_batches(self, epoch: int | None = None) -> Iterator[tuple[BatchInfo, np.ndarray]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[int]]:
+        """Rows ``[q0, p0, q1, p1, ...]`` of this rank's slice of every global batch; with ``rank=None``, the
+        ``num_replicas`` slices of each global batch one after another (for accelerate's ``BatchSamplerShard``,
+        which hands batch ``i`` to process ``i % num_replicas``)."""
+        B = self.pairs_per_batch
+        ranks = range(self.num_replicas) if self.rank is None else (self.rank,)
+        for _, pairs in self.global_batches():
+            for r in ranks:
+                yield pairs[r * B:(r + 1) * B].reshape(-1).tolist()
+
+
+class HybridBatchSampler(_SliceYielder):
     """Hybrid(α) batches over parallel pairs; see the module docstring for what every batch guarantees.
 
     ``dataset`` needs the columns ``group``, ``lang``, ``passage`` and ``answer_key`` (every hbkit training
@@ -196,13 +229,6 @@ class HybridBatchSampler:
     def _needs_xy(self) -> bool:
         return self.alpha < 1 or (self.alpha_end is not None and self.alpha_end < 1)
 
-    def __len__(self) -> int:
-        """Batches yielded per epoch: ``n_batches`` per rank, ``num_replicas * n_batches`` with ``rank=None``."""
-        return self.n_batches * (self.num_replicas if self.rank is None else 1)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
     def alpha_at(self, b: int) -> float:
         """α of batch ``b`` of the epoch (constant, or linear from ``alpha`` to ``alpha_end``)."""
         if self.alpha_end is None or self.n_batches == 1:
@@ -261,17 +287,6 @@ class HybridBatchSampler:
             q.deferred = deferred + q.deferred
             yield info, np.asarray(batch, dtype=np.int64)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        """Rows ``[q0, p0, q1, p1, ...]`` of this rank's slice of every global batch; with ``rank=None``, the
-        ``num_replicas`` slices of each global batch one after another (for accelerate's ``BatchSamplerShard``,
-        which hands batch ``i`` to process ``i % num_replicas``)."""
-        B = self.pairs_per_batch
-        ranks = range(self.num_replicas) if self.rank is None else (self.rank,)
-        for _, pairs in self.global_batches():
-            for r in ranks:
-                yield pairs[r * B:(r + 1) * B].reshape(-1).tolist()
-
-
 class XXMonoBatchSampler(HybridBatchSampler):
     """X-X-mono: every batch in one language (``HybridBatchSampler`` with ``alpha=1``)."""
 
@@ -288,6 +303,77 @@ class XYBatchSampler(HybridBatchSampler):
         super().__init__(dataset, batch_size, **kw)
 
 
+class MultiCorpusBatchSampler(_SliceYielder):
+    """Batches over a mix of training corpora (the dataset's ``corpus`` column): every global batch comes from
+    one corpus, chosen with probability proportional to its number of rows (as FlagEmbedding's
+    ``same_dataset_within_batch``), and inside that corpus the strategy's sampler (``sampler_cls``, a
+    :class:`HybridBatchSampler` with its α) makes the batch, so every guarantee of the module docstring holds
+    within each batch: one corpus per batch means no translated positive of another corpus can be a negative
+    either. :class:`BatchInfo` names the corpus. An epoch has as many global batches as the corpora's own
+    epochs together; a corpus drawn more often than its size gives starts its next epoch of groups (reshuffled),
+    and the draw depends on (seed, epoch) only, so resumes and N processes see the same batches."""
+
+    def __init__(self, dataset, batch_size: int, sampler_cls: type | None = None, corpus_column: str = CORPUS_COLUMN,
+                 drop_last: bool = True, valid_label_columns=None, generator=None, seed: int = 0,
+                 num_replicas: int = 1, rank: int | None = 0, **kw: Any):
+        sampler_cls = sampler_cls or HybridBatchSampler
+        if corpus_column not in dataset.column_names:
+            raise SamplerError(f"the dataset has no column {corpus_column!r} naming each row's corpus (columns: "
+                               f"{dataset.column_names}); build the mix with hbkit.data.corpora.load_training_corpus")
+        codes, self.corpora = _column_codes(dataset, corpus_column)
+        self.index = [np.flatnonzero(codes == c) for c in range(len(self.corpora))]
+        self.samplers = []
+        for c, name in enumerate(self.corpora):
+            sub_seed = int(np.random.SeedSequence([seed, c]).generate_state(1)[0])
+            try:
+                self.samplers.append(sampler_cls(dataset.select(self.index[c]), batch_size, seed=sub_seed,
+                                                 num_replicas=num_replicas, rank=rank, **kw))
+            except SamplerError as e:
+                raise SamplerError(f"corpus {name!r} of the mix ({len(self.index[c])} rows): {e}") from None
+        first = self.samplers[0]
+        self.pairs_per_batch, self.batch_size, self.seed = first.pairs_per_batch, first.batch_size, seed
+        self.num_replicas, self.rank, self.epoch, self.global_batch = num_replicas, rank, 0, first.global_batch
+        sizes = np.array([len(i) for i in self.index], dtype=float)
+        self.p = sizes / sizes.sum()
+        self.n_batches = sum(s.n_batches for s in self.samplers)
+
+    def choices(self, epoch: int | None = None) -> np.ndarray:
+        """The corpus (index into :attr:`corpora`) of every global batch of an epoch."""
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, 2])
+        return rng.choice(len(self.corpora), size=self.n_batches, p=self.p)
+
+    def _streams(self, epoch: int, what):
+        """Per corpus, an endless stream of ``what(sampler, inner_epoch)`` items over its epochs
+        ``epoch * 10**6 + k``, k = 0, 1, ..."""
+        def stream(c):
+            k = 0
+            while True:
+                yield from what(self.samplers[c], epoch * 10**6 + k)
+                k += 1
+        return [stream(c) for c in range(len(self.corpora))]
+
+    def plan(self, epoch: int | None = None) -> list[BatchInfo]:
+        """The corpus, type and X-X-mono language of every global batch of an epoch, without drawing the pairs."""
+        epoch = self.epoch if epoch is None else epoch
+        streams = self._streams(epoch, lambda s, e: s.plan(e))
+        return [BatchInfo(i.kind, i.lang, self.corpora[c]) for c in self.choices(epoch) for i in (next(streams[c]),)]
+
+    def global_batches(self, epoch: int | None = None) -> Iterator[tuple[BatchInfo, np.ndarray]]:
+        """Yield ``(info, pairs)`` for every global batch; ``pairs`` holds rows of the whole (mixed) dataset."""
+        epoch = self.epoch if epoch is None else epoch
+        streams = self._streams(epoch, lambda s, e: s.global_batches(e))
+        for c in self.choices(epoch):
+            info, pairs = next(streams[c])
+            yield BatchInfo(info.kind, info.lang, self.corpora[c]), self.index[c][pairs]
+
+
+def is_mix(dataset) -> bool:
+    """Whether ``dataset`` holds more than one corpus (its ``corpus`` column has two or more values)."""
+    if CORPUS_COLUMN not in getattr(dataset, "column_names", []):
+        return False
+    return len(_column_codes(dataset, CORPUS_COLUMN)[1]) > 1
+
+
 class SamplerFactory:
     """A picklable factory for ``SentenceTransformerTrainingArguments(batch_sampler=...)``: called with
     ``(dataset, batch_size=..., drop_last=..., valid_label_columns=..., generator=..., seed=...)`` it returns
@@ -300,13 +386,16 @@ class SamplerFactory:
         check_alpha(alpha, kw.get("alpha_end"), kw.get("language_weights", "uniform"))
         self.strategy, self.alpha, self.kw, self.last = strategy, alpha, kw, None
 
-    def __call__(self, dataset, **kw) -> HybridBatchSampler:
+    def __call__(self, dataset, **kw) -> HybridBatchSampler | MultiCorpusBatchSampler:
         cls = {"xx": XXMonoBatchSampler, "xy": XYBatchSampler, "hybrid": HybridBatchSampler}[self.strategy]
         extra = {"alpha": self.alpha} if self.strategy == "hybrid" else {}
         world = _world_size()
         if world > 1 and "num_replicas" not in self.kw:
             extra.update(num_replicas=world, rank=None)
-        self.last = cls(dataset, **{**self.kw, **extra, **kw})
+        if is_mix(dataset):   # several corpora: one corpus per batch, the strategy's sampler inside it
+            self.last = MultiCorpusBatchSampler(dataset, sampler_cls=cls, **{**self.kw, **extra, **kw})
+        else:
+            self.last = cls(dataset, **{**self.kw, **extra, **kw})
         return self.last
 
     def __getstate__(self):
@@ -374,8 +463,12 @@ class PairCollator(_collator_base()):
         out = super().__call__([{"query": q["query"], "passage": p["passage"]} for q, p in zip(qs, ps)])
         if "lang" in qs[0]:
             kind = batch_kind([f["lang"] for f in qs], [f["lang"] for f in ps])
-            self.seen.append(kind)
             out["hbkit_batch"] = {"kind": kind.split(":")[0], "lang": kind.split(":")[1] if ":" in kind else None}
+            if CORPUS_COLUMN in qs[0]:   # a mix: the corpus of the batch (one per batch, else "mixed")
+                corpora = {f[CORPUS_COLUMN] for f in features}
+                out["hbkit_batch"]["corpus"] = corpora.pop() if len(corpora) == 1 else "mixed"
+                kind += f"@{out['hbkit_batch']['corpus']}"
+            self.seen.append(kind)
         return out
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from hbkit.core.env import world
 from hbkit.core.files import atomic_write_json, remove_stale_tmp, tmp_name, write_checksums
-from hbkit.core.vocab import STRATEGY_ALPHA
+from hbkit.core.vocab import CORPUS_COLUMN, STRATEGY_ALPHA
 from hbkit.train.config import TrainConfig, TrainError
 from hbkit.train.evaluator import RetrievalEvaluator
 from hbkit.train.run_folder import (
@@ -34,7 +34,7 @@ from hbkit.train.run_folder import (
     run_identity,
     warmup_args,
 )
-from hbkit.train.sampling import PairCollator, make_sampler
+from hbkit.train.sampling import PairCollator, XXMonoBatchSampler, make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,23 @@ def _split_groups(pairs, val_groups: int, seed: int):
     idx_val = [i for i, f in enumerate(flags) if f]
     idx_train = [i for i, f in enumerate(flags) if not f]
     return pairs.select(idx_train), pairs.select(idx_val)
+
+
+def _validation_pairs(val_pairs, config: TrainConfig):
+    """A validation corpus of its own: checked against the pairs contract, only the contract's columns, and with
+    ``val_groups`` > 0 a subsample of that many groups, drawn with seed 0 (the same for every model and training
+    seed, so that their validation losses are comparable)."""
+    need = ("group", "lang", "query", "passage")
+    missing = [c for c in need if c not in val_pairs.column_names]
+    if missing:
+        raise TrainError(f"the validation pairs ({config.val_corpus}) lack column(s) {', '.join(missing)}; read them "
+                         "with hbkit.data.pairs.validate_pairs")
+    val_pairs = val_pairs.select_columns([c for c in (*need, "answer_key") if c in val_pairs.column_names])
+    groups = sorted(set(val_pairs["group"]))
+    if config.val_groups and config.val_groups < len(groups):
+        keep = set(np.random.default_rng(0).choice(groups, size=config.val_groups, replace=False).tolist())
+        val_pairs = val_pairs.select([i for i, g in enumerate(val_pairs["group"]) if g in keep])
+    return val_pairs
 
 
 def _layers(auto):
@@ -119,6 +136,18 @@ def _trainer_class():
                 self.hbkit_pending = getattr(self, "hbkit_pending", []) + [info]
             return super().training_step(model, inputs, *args, **kw)
 
+        def get_eval_dataloader(self, *args, **kw):
+            self.hbkit_evaluating = True
+            try:
+                return super().get_eval_dataloader(*args, **kw)
+            finally:
+                self.hbkit_evaluating = False
+
+        def get_batch_sampler(self, dataset, batch_size, *args, **kw):
+            if getattr(self, "hbkit_evaluating", False) and getattr(self, "hbkit_mono_eval", False):
+                return XXMonoBatchSampler(dataset, batch_size, seed=kw.get("seed", 0))   # one language: X-X-mono only
+            return super().get_batch_sampler(dataset, batch_size, *args, **kw)
+
         def compute_loss(self, model, inputs, *args, **kw):
             inputs.pop("hbkit_batch", None)  # evaluation batches
             return super().compute_loss(model, inputs, *args, **kw)
@@ -145,7 +174,7 @@ def _callback(out_dir: Path, restored: dict[int, list]):
 
         def counts(self) -> dict[str, int]:
             c = {"xx": 0, "xy": 0, "mixed": 0}
-            for kind, _ in self.steps.values():
+            for kind, *_ in self.steps.values():
                 c[kind] = c.get(kind, 0) + 1
             return {k: v for k, v in c.items() if v or k != "mixed"}
 
@@ -161,9 +190,12 @@ def _callback(out_dir: Path, restored: dict[int, list]):
             self.trainer.hbkit_pending = []
             kinds = {i["kind"] for i in infos}
             langs = {i["lang"] for i in infos}
+            corpora = {i.get("corpus") for i in infos}
             if infos:
                 self.steps[state.global_step] = [kinds.pop() if len(kinds) == 1 else "mixed",
                                                  langs.pop() if len(langs) == 1 else None]
+                if corpora != {None}:   # a mix of corpora: which one the step's batches came from
+                    self.steps[state.global_step].append(corpora.pop() if len(corpora) == 1 else "mixed")
             c = self.counts()
             for cb in self.trainer.callback_handler.callbacks:
                 if isinstance(cb, ProgressCallback) and getattr(cb, "training_bar", None) is not None:
@@ -172,9 +204,9 @@ def _callback(out_dir: Path, restored: dict[int, list]):
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
-            kind, lang = self.steps.get(state.global_step, [None, None])
+            kind, lang, *corpus = self.steps.get(state.global_step, [None, None])
             rec = {"step": state.global_step, "loss": logs["loss"], "lr": logs.get("learning_rate"),
-                   "batch": kind, "lang": lang}
+                   "batch": kind, "lang": lang, **({"corpus": corpus[0]} if corpus else {})}
             with open(out_dir / "train_log.jsonl", "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
 
@@ -263,7 +295,8 @@ def _save_model(trainer, model_dir: Path, card: dict) -> None:
 
 
 def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/train",
-          resume: bool = True, progress: bool = True, callbacks: list | None = None, evaluator=None) -> Path:
+          resume: bool = True, progress: bool = True, callbacks: list | None = None, evaluator=None,
+          val_pairs=None) -> Path:
     """Fine-tune ``encoder`` (a SentenceTransformer, changed in place) on ``pairs`` with ``config.strategy``.
 
     Returns the path of the saved model folder (``out_dir/model``). ``out_dir`` remembers what it was made
@@ -278,7 +311,10 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     validation loss, and with ``eval_metric="map"`` hbkit's :class:`~hbkit.train.evaluator.RetrievalEvaluator`
     (multilingual mAP; or ``evaluator``, any sentence-transformers evaluator); the best checkpoint by that
     criterion is kept and loaded at the end, and ``early_stopping_patience`` evaluations without improvement
-    stop the run (transformers' ``EarlyStoppingCallback``).
+    stop the run (transformers' ``EarlyStoppingCallback``). With ``config.val_corpus`` other than ``held-out``,
+    ``val_pairs`` (e.g. :func:`hbkit.data.squadshifts.squadshifts_pairs`, the paper's SQuADShifts) are the
+    validation set instead; a validation set in one language is batched X-X-mono whatever the strategy (its
+    loss is the paper's criterion; X-Y batches do not exist in one language).
 
     Args:
         encoder: a ``SentenceTransformer`` (changed in place).
@@ -299,13 +335,18 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         raise TrainError(f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
                          "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract")
     # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
-    pairs = pairs.select_columns([c for c in (*need, "answer_key") if c in pairs.column_names])
+    pairs = pairs.select_columns([c for c in (*need, "answer_key", CORPUS_COLUMN) if c in pairs.column_names])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lr == 0:
         log.warning("lr=0: the weights will not change; this run only measures the loss of the base model")
+    if (config.val_corpus != "held-out") != (val_pairs is not None):
+        raise TrainError(f"val_corpus={config.val_corpus!r} " + ("needs its pairs: pass val_pairs=" if val_pairs is None
+                         else "is held-out, but val_pairs were given: set val_corpus to their corpus's name"))
+    if val_pairs is not None:
+        val_pairs = _validation_pairs(val_pairs, config)
     rank = world()[0]
-    identity = run_identity(encoder, pairs, config)
+    identity = run_identity(encoder, pairs, config, val_pairs)
     model_dir = out_dir / "model"
     if rank == 0:
         remove_stale_tmp(out_dir, recursive=False)   # a model folder half-saved by a killed process
@@ -323,7 +364,10 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
             return model_dir
     encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
     _freeze(encoder, config)
-    train_pairs, val_pairs = _split_groups(pairs, config.val_groups, config.seed)
+    if val_pairs is None:
+        train_pairs, val_pairs = _split_groups(pairs, config.val_groups, config.seed)
+    else:
+        train_pairs = pairs
     factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
                            language_weights=config.language_weights)
 
@@ -356,6 +400,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
         callbacks=[batch_log, *callbacks])
     batch_log.trainer = trainer
+    trainer.hbkit_mono_eval = val_pairs is not None and len(set(val_pairs["lang"])) == 1
     finished = finished_state(resume_from, args.max_steps)   # training_args may override max_steps
     if finished is None:
         runtime = trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")

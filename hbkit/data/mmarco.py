@@ -1,0 +1,214 @@
+"""mMARCO (Bonifacio et al., 2021): MS MARCO passage ranking machine-translated into 13 languages, as parallel
+training pairs: one group per MS MARCO training query, its translations joined by query id, the positive passage's
+translations joined by passage id.
+
+The release is the hub dataset ``unicamp-dl/mmarco`` (:data:`hbkit.data.sources.HUB_SOURCES` ``["mmarco"]``; its files
+as its loading script and ``ir_datasets`` read them: UTF-8, tab-separated, no header, ids shared by every
+language). Layout under a data folder, the hub repository's own::
+
+    mmarco/data/triples.train.ids.small.tsv                       qid  positive pid  negative pid  (39,780,811 rows)
+    mmarco/data/google/queries/train/<language>_queries.train.tsv  qid  text            (808,731 rows)
+    mmarco/data/google/collections/<language>_collection.tsv       pid  text            (8,841,823 rows)
+
+``<language>`` is mMARCO's name (``english``, ``arabic``, ``chinese``, ...; :data:`hbkit.data.sources.MMARCO_LANGS`).
+The files of one language come in their own order (German's queries start at another id than Arabic's), so
+everything is joined by id, never by line.
+
+The build streams each file once and keeps only what the subsample needs: the queries of the training triples
+(each with its first positive passage), a seeded sample of ``queries`` of them (seed 0: the same for every model),
+and per language those queries' and passages' texts. Rows a language lacks (a query id or passage id absent from
+its files, an empty text, a line without a tab) are skipped and counted per language and reason.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from hbkit.core.env import data_roots, offline
+from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
+from hbkit.data.registry import DataError, not_utf8
+from hbkit.data.releases import PROJECT_DATA, fetch_hub_file, hub_revision
+from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS
+from hbkit.data.translate_train import check_corpus_languages, stats_frame
+
+log = logging.getLogger(__name__)
+
+
+#: MS MARCO training queries kept when the spec names no size (``mmarco`` = ``mmarco:100000``)
+DEFAULT_QUERIES = 100_000
+
+
+#: bumped when the builder writes other rows from the same files
+BUILDER_VERSION = 1
+
+
+FOLDER = "mmarco"
+
+
+TRIPLES, QUERIES, COLLECTION = HUB_SOURCES["mmarco"]["files"]
+
+
+def mmarco_files(root: Path, languages: Iterable[str]) -> dict[str, Path]:
+    """``{"triples": path, "queries-<lang>": path, "collection-<lang>": path, ...}`` under ``root`` (the folder that
+    holds the hub repository's ``data/``)."""
+    out = {"triples": root / TRIPLES}
+    for l in languages:
+        out[f"queries-{l}"] = root / QUERIES.format(name=MMARCO_LANGS[l])
+        out[f"collection-{l}"] = root / COLLECTION.format(name=MMARCO_LANGS[l])
+    return out
+
+
+def mmarco_dir(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
+               download_missing: bool | None = None) -> Path:
+    """The folder holding mMARCO's files for ``languages``: ``data_dir`` itself or its ``mmarco/``, else
+    ``$HBKIT_DATA_DIR/mmarco``, else the project's ``data/mmarco``, else a download from the hub (unless offline).
+    A folder a user named that lacks a file is an error naming it."""
+    langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
+    for origin, root in data_roots(data_dir)[:1]:
+        cands = ((root,) if origin.startswith("argument") else ()) + (root / FOLDER,)
+        for cand in cands:
+            if all(p.is_file() for p in mmarco_files(cand, langs).values()):
+                return cand
+        missing = [p for p in mmarco_files(root / FOLDER, langs).values() if not p.is_file()]
+        raise DataError(f"{origin}={root} lacks {missing[0]} (mMARCO; {len(missing)} files missing): run `hbkit data "
+                        f"download mmarco --data-dir {root}` while online, or place the hub repository's files there")
+    default = PROJECT_DATA / FOLDER
+    if all(p.is_file() for p in mmarco_files(default, langs).values()):
+        return default
+    if download_missing is False or (download_missing is None and offline()):
+        raise DataError(f"mMARCO not found in {default} and offline (HF_HUB_OFFLINE/HBKIT_OFFLINE): place "
+                        f"{HUB_SOURCES['mmarco']['repo']}'s {TRIPLES} and its queries and collections there, or "
+                        "set HBKIT_DATA_DIR")
+    return download_mmarco(default, langs)
+
+
+def download_mmarco(dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: Iterable[str] | None = None) -> Path:
+    """Download mMARCO's training triples and the train queries and collection of ``languages`` from the hub
+    (:func:`hbkit.data.releases.fetch_hub_file`, at the pinned revision; ``HBKIT_MMARCO_REVISION`` picks another)
+    into ``dest``, in the hub repository's layout. A file already there with its registry size is kept. Note the
+    sizes: a collection is 2.7-7.6 GB per language."""
+    dest = Path(dest)
+    langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
+    sizes = HUB_SOURCES["mmarco"].get("sizes", {})
+    for key, path in mmarco_files(dest, langs).items():
+        rel = path.relative_to(dest).as_posix()
+        if path.is_file() and (rel not in sizes or path.stat().st_size == sizes[rel]):
+            continue
+        log.info("downloading %s from %s", rel, HUB_SOURCES["mmarco"]["repo"])
+        if not fetch_hub_file("mmarco", rel, dest):
+            raise DataError(f"the hub's {HUB_SOURCES['mmarco']['repo']} at revision {hub_revision('mmarco')} has no "
+                            f"{rel}; set {HUB_SOURCES['mmarco']['env']}=main for its newest files")
+        if rel in sizes and path.stat().st_size != sizes[rel]:
+            got = path.stat().st_size
+            path.unlink()
+            raise DataError(f"{rel}: got {got:,} bytes, the release has {sizes[rel]:,}; the download is corrupt or "
+                            "the upstream file changed; retry, or place the files yourself and set HBKIT_DATA_DIR")
+    return dest
+
+
+def _tsv(path: Path, fields: int, skipped: Counter) -> Iterator[list[str]]:
+    """The rows of a headerless UTF-8 TSV as lists of ``fields`` strings (the last takes any further tabs); a line
+    with fewer fields is counted in ``skipped``. Non-UTF-8 bytes are a :class:`DataError` naming file and line."""
+    try:
+        with open(path, encoding="utf-8", newline="\n") as fh:
+            for line in fh:
+                parts = line.rstrip("\r\n").split("\t", fields - 1)
+                if len(parts) < fields:
+                    if line.strip():
+                        skipped["line without the expected tabs"] += 1
+                    continue
+                yield parts
+    except UnicodeDecodeError:
+        raise not_utf8(path, "mMARCO file") from None
+
+
+def _sample_queries(path: Path, queries: int) -> tuple[dict[str, str], int]:
+    """``{qid: first positive pid}`` of a seeded sample of ``queries`` training queries (seed 0), and how many the
+    triples hold."""
+    first: dict[str, str] = {}
+    skipped: Counter = Counter()
+    for qid, pos, _ in _tsv(path, 3, skipped):
+        if qid not in first:
+            first[qid] = pos
+    if not first:
+        raise DataError(f"{path}: no training triple (qid, positive pid, negative pid) read; is it the mMARCO file?")
+    if skipped:
+        log.warning("%s: %d lines skipped (%s)", path, sum(skipped.values()), dict(skipped))
+    qids = sorted(first)
+    if queries < len(qids):
+        qids = sorted(np.random.default_rng(0).choice(qids, size=queries, replace=False).tolist())
+    return {q: first[q] for q in qids}, len(first)
+
+
+def _texts(path: Path, wanted: set[str], skipped: Counter) -> dict[str, str]:
+    return {i: t.strip() for i, t in _tsv(path, 2, skipped) if i in wanted}
+
+
+def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) -> pd.DataFrame:
+    chosen, total = _sample_queries(files["triples"], queries)
+    log.info("mMARCO: %d of %d training queries kept", len(chosen), total)
+    pids = set(chosen.values())
+    parts, stats = [], []
+    for l in langs:
+        skipped: Counter = Counter()
+        qtext = _texts(files[f"queries-{l}"], set(chosen), skipped)
+        ptext = _texts(files[f"collection-{l}"], pids, skipped)
+        rows = []
+        for qid, pid in chosen.items():
+            q, p = qtext.get(qid), ptext.get(pid)
+            if q is None or p is None:
+                skipped["query id absent" if q is None else "passage id absent"] += 1
+            elif not q or not p:
+                skipped["empty text"] += 1
+            else:
+                rows.append((f"mmarco/{qid}", l, q, p, f"mmarco:{pid}"))
+        parts.append(pd.DataFrame(rows, columns=["group", "lang", "query", "passage", "answer_key"]))
+        stats.append({"lang": l, "rows": len(rows), "skipped": dict(skipped), "file": str(files[f"queries-{l}"])})
+        if skipped:
+            log.warning("mMARCO %s: %d queries skipped (%s)", l, sum(skipped.values()), dict(skipped))
+    df = pd.concat(parts, ignore_index=True).assign(source="mmarco")
+    df = df.sort_values(["lang", "group"], kind="stable").reset_index(drop=True)
+    save_frame(tmp, df)
+    single = df.groupby("group").lang.transform("size").eq(1)
+    return stats_frame(stats, df[single].groupby("lang").size().to_dict())
+
+
+def parse_size(spec: str) -> int:
+    """The query count of an ``mmarco[:N]`` spec (``N`` may use ``_`` or ``k``/``m``: ``200k``)."""
+    name, _, size = spec.partition(":")
+    if not size:
+        return DEFAULT_QUERIES
+    mult = {"k": 1000, "m": 1000_000}.get(size[-1].lower(), 1)
+    try:
+        n = int(size.rstrip("kKmM").replace("_", "")) * mult
+    except ValueError:
+        n = 0
+    if n < 2:
+        raise DataError(f"corpus {spec!r}: the size after 'mmarco:' must be a number of queries >= 2, e.g. mmarco:200000")
+    return n
+
+
+def mmarco_pairs(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
+                 queries: int = DEFAULT_QUERIES, rebuild: bool = False):
+    """mMARCO as parallel training pairs (a ``datasets.Dataset`` in the training-pairs contract), cached.
+
+    * group ``mmarco/<qid>`` (one MS MARCO training query and its translations); lang; query; passage: the
+      query's first positive passage in the training triples, in the same language;
+    * ``answer_key`` ``mmarco:<pid>``: translations of one passage share it, so no batch holds a translation of
+      a positive as a negative (queries with the same positive passage share it too);
+    * ``queries``: how many training queries are kept (a seeded sample, seed 0), stated in the corpus spec
+      (``mmarco:200000``); the paper used all 39.8M triples, far more than a 30,000-step run reads.
+    """
+    langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
+    root = mmarco_dir(data_dir, langs)
+    files = mmarco_files(root, langs)
+    options = {"languages": sorted(langs), "queries": int(queries), "version": BUILDER_VERSION}
+    folder = cached_corpus("mmarco", list(files.values()), options,
+                           lambda tmp: _build(tmp, files, sorted(langs), int(queries)), rebuild)
+    return load_cached(folder)
