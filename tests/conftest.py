@@ -33,3 +33,17 @@ def embedded():
     from hbkit.encoders.load import load_encoder
     os.environ["HF_HUB_OFFLINE"] = "1"
     return load_encoder("intfloat/multilingual-e5-small")
+
+
+@pytest.fixture(scope="session")
+def xlmr_folder(tmp_path_factory):
+    """XLM-R's real model class, config keys and tokenizer, 2 small layers (tests/real_arch.py)."""
+    from real_arch import build_xlmr
+    return build_xlmr(tmp_path_factory.mktemp("xlmr") / "xlm-roberta")
+
+
+@pytest.fixture(scope="session")
+def labse_folder(tmp_path_factory):
+    """A sentence-transformers folder shaped like LaBSE: BERT, CLS pooling, Dense, Normalize (tests/real_arch.py)."""
+    from real_arch import build_labse
+    return build_labse(tmp_path_factory.mktemp("labse") / "labse")

@@ -298,6 +298,8 @@ def test_report_on_a_mistyped_folder_writes_nothing(tmp_path):
 @pytest.mark.parametrize("name,damage,why", [
     ("results.csv", lambda b: b[: len(b) // 2], "its last line is cut short"),
     ("results.csv", lambda b: b[: b.rindex(b"\n", 0, len(b) // 2) + 1] + b"xx,xx,0.0\n", "row .* has no"),
+    ("results.csv", lambda b: b[: b.rindex(b"\n", 0, len(b) // 2) + 1], r"\d+ rows where compare wrote \d+"),
+    ("effects.csv", lambda b: b.replace(b"0.", b"1.", 1), r"bytes differ from what compare wrote"),
     ("effects.csv", lambda b: b"\x00\xff garbage\n", "not a readable CSV"),
     ("effects.csv", lambda b: b"a,b\n1,2\n", "missing column.*contrast"),
     ("aggregate.csv", lambda b: b"", "not a readable CSV"),

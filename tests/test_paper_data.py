@@ -16,7 +16,7 @@ from paper_fixtures import COLLECTION, QUERIES, TRIPLES, write_mmarco, write_squ
 from hbkit.data.corpora import load_training_corpus
 from hbkit.data.mmarco import mmarco_dir, mmarco_pairs, parse_size
 from hbkit.data.registry import DataError
-from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS, SQUADSHIFTS, sources_table
+from hbkit.data.sources import HUB_SOURCES, SQUADSHIFTS, sources_table
 from hbkit.data.squadshifts import download_squadshifts, squadshifts_pairs
 from hbkit.train.sampling import MultiCorpusBatchSampler, PairCollator, make_sampler
 

@@ -241,13 +241,14 @@ def effect_forest(effects: pd.DataFrame, paper: pd.DataFrame | None = None, metr
 
     e = effects[(effects["family"] == "claims") & (effects["metric"] == metric)] if "family" in effects else effects
     e = e[e["metric"] == metric].sort_values(["contrast", "benchmark", "setting"])
-    label = e["contrast"] + " · " + e["benchmark"] + " · " + e["setting"]
+    label = e["contrast"].astype(str) + " · " + e["benchmark"].astype(str) + " · " + e["setting"].astype(str)
     fig = go.Figure(go.Scatter(x=e["diff"], y=label, mode="markers", name="ours (95% interval)",
                                error_x=dict(type="data", symmetric=False, array=e["high"] - e["diff"],
                                             arrayminus=e["diff"] - e["low"]), marker=dict(color="#1f77b4", size=8)))
-    if paper is not None and not paper.empty:
+    if paper is not None and not paper.empty and not e.empty:   # (one strategy: no contrast to mark)
         p = paper[(paper["metric"] == metric) & paper["paper_diff"].notna()]
-        p = p.assign(label=p["contrast"] + " · " + p["our_benchmark"] + " · " + p["setting"])
+        p = p.assign(label=p["contrast"].astype(str) + " · " + p["our_benchmark"].astype(str) + " · "
+                     + p["setting"].astype(str))
         p = p[p["label"].isin(set(label))]
         for (enc, sub), symbol in zip(p.groupby("encoder"), ("diamond", "x", "triangle-up", "square", "star")):
             fig.add_trace(go.Scatter(x=sub["paper_diff"], y=sub["label"], mode="markers", name=f"paper: {enc}",

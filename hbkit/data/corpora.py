@@ -209,7 +209,8 @@ def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
         def prefix(batch, name=name):
             return {"group": [g if g.startswith(name + "/") else f"{name}/{g}" for g in batch["group"]],
                     "answer_key": [f"{name}/{k}" for k in batch["answer_key"]], CORPUS_COLUMN: [name] * len(batch["group"])}
-        out.append(ds.map(prefix, batched=True, keep_in_memory=True))
+        ds = ds.map(prefix, batched=True, keep_in_memory=True)
+        out.append(ds.cast(datasets.Features({c: datasets.Value("string") for c in ds.column_names})))
     if wanted is not None and set(wanted) - covered:
         raise DataError(f"corpus {spec!r}: no part has rows in {sorted(set(wanted) - covered)}; add a corpus that has them")
     names = [part_name(p) for p in parts]

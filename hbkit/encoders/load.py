@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import struct
 from importlib import metadata
@@ -403,8 +404,20 @@ def has_own_prompts(model) -> bool:
     return any(v for v in (getattr(model, "prompts", None) or {}).values())
 
 
-#: bumped when what an encoder's fingerprint stands for changes (the code version of every cache keyed by it)
-FINGERPRINT_VERSION = 3
+#: bumped when what an encoder's fingerprint stands for changes (the code version of every cache keyed by it);
+#: 4: the transformer's own pooler is left out (see :func:`fingerprint`)
+FINGERPRINT_VERSION = 4
+
+
+#: earlier versions a training folder may have recorded its base model under; the same weights count as the same
+LEGACY_FINGERPRINT_VERSIONS = (3,)
+
+
+def _unused_pooler(name: str) -> bool:
+    """A parameter of the transformers model's own pooler (``0.model.pooler.dense.weight``): sentence-transformers
+    pools the token embeddings itself and never reads it. A checkpoint saved without it (FacebookAI/xlm-roberta-base,
+    a masked-LM checkpoint) gets a random one at every load, which must not change the fingerprint."""
+    return re.match(r"^(\d+\.)?(auto_)?model\.pooler\.", name) is not None
 
 
 def _module_config(m) -> dict:
@@ -421,15 +434,18 @@ def _module_config(m) -> dict:
     return json.loads(json.dumps(cfg, sort_keys=True, default=str))
 
 
-def fingerprint(model) -> str:
+def fingerprint(model, version: int = FINGERPRINT_VERSION) -> str:
     """A content hash of everything that changes an encoder's output bytes: its weights, prompts, module stack and
     each module's settings (pooling, normalisation, ``max_seq_length``), its tokenizer, and
-    :data:`FINGERPRINT_VERSION`. The key of
-    the embedding cache and of corpus shards: one that changes with any of them."""
+    :data:`FINGERPRINT_VERSION`; not the transformer's own pooler, which sentence-transformers never uses (and which a
+    checkpoint without it gets at random on every load: XLM-R's would otherwise never match itself). The key of the
+    embedding cache, of corpus shards and of a training folder's base model: one that changes with any of them.
+    ``version``: an earlier version's hash of the same model (version 3 counted the pooler), to recognise folders
+    recorded before."""
     import torch
 
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"v{FINGERPRINT_VERSION}".encode())
+    h.update(f"v{version}".encode())
     h.update(json.dumps(getattr(model, "prompts", {}) or {}, sort_keys=True).encode())
     h.update(repr([type(m).__name__ for m in model]).encode())
     h.update(json.dumps([_module_config(m) for m in model], sort_keys=True).encode())
@@ -442,6 +458,8 @@ def fingerprint(model) -> str:
             h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
             h.update(json.dumps(getattr(tok, "special_tokens_map", {}), sort_keys=True, default=str).encode())
     for name, t in model.state_dict().items():
+        if version >= 4 and _unused_pooler(name):
+            continue
         h.update(name.encode())
         t = t.detach().to("cpu").contiguous()
         h.update(memoryview(t.view(torch.uint8).numpy()) if t.numel() else b"")

@@ -25,10 +25,46 @@ def _damaged(path: Path, why: str) -> ValueError:
                       "again: it recomputes the tables from the per-query results it keeps, without training")
 
 
+#: the record of what ``compare`` wrote: each table's row count and sha256 (a table cut at a line boundary reads as a
+#: valid CSV; only the record tells it is short)
+TABLES_RECORD = "tables.json"
+
+
+def record_tables(out: Path, names: list[str]) -> None:
+    """Write :data:`TABLES_RECORD`: the row count and sha256 of each table ``names`` as it was just written."""
+    import hashlib
+
+    from hbkit.core.files import atomic_write_json
+
+    rec = {}
+    for n in names:
+        blob = (Path(out) / n).read_bytes()
+        rec[n] = {"rows": max(blob.count(b"\n") - 1, 0), "sha256": hashlib.sha256(blob).hexdigest()}
+    atomic_write_json(Path(out) / TABLES_RECORD, rec)
+
+
+def _check_record(path: Path, blob: bytes) -> None:
+    import hashlib
+
+    rec_path = path.parent / TABLES_RECORD
+    if not rec_path.is_file():   # a folder written before the record existed
+        return
+    try:
+        want = json.loads(rec_path.read_text(encoding="utf-8")).get(path.name)
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        raise _damaged(rec_path, "not a JSON record of the tables") from None
+    if not want or hashlib.sha256(blob).hexdigest() == want.get("sha256"):
+        return
+    rows = max(blob.count(b"\n") - 1, 0)
+    raise _damaged(path, f"{rows} rows where compare wrote {want.get('rows')}" if rows != want.get("rows") else
+                   "its bytes differ from what compare wrote (sha256)")
+
+
 def read_run_csv(path: str | Path) -> pd.DataFrame:
     """A table of a run folder, checked: hbkit writes each one whole (ending in a newline) with its columns, so
-    a file cut short, unparsable, without a required column or with an empty key cell is a ``ValueError``
-    naming the file and the way to recompute it, never a table rendered from part of the rows."""
+    a file cut short (also at a line boundary: its row count and sha256 are in :data:`TABLES_RECORD`), unparsable,
+    without a required column or with an empty key cell is a ``ValueError`` naming the file and the way to
+    recompute it, never a table rendered from part of the rows."""
     path = Path(path)
     blob = path.read_bytes()
     if blob and not blob.endswith(b"\n"):
@@ -43,6 +79,7 @@ def read_run_csv(path: str | Path) -> pd.DataFrame:
     for c in keys:
         if df[c].isna().any():
             raise _damaged(path, f"row {int(df[c].isna().to_numpy().argmax()) + 2} has no {c}")
+    _check_record(path, blob)
     return df
 
 

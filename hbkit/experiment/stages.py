@@ -54,6 +54,7 @@ from hbkit.experiment.plan import (
     plan,
     subsample_pairs,
 )
+from hbkit.experiment.run_files import record_tables
 from hbkit.retrieval.alignment import alignment_per_group
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.ir_metrics import METRICS as CORPUS_METRICS
@@ -288,6 +289,7 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     with atomic_path(out / "umap.csv") as tmp:
         pd.concat(coords, ignore_index=True).to_csv(tmp, index=False)
     atomic_write_json(out / "missing.json", missing)
+    record_tables(out, ["results.csv", "aggregate.csv", "effects.csv", "alignment.csv", "umap.csv"])
 
 
 def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hbkit.core.env import world
 from hbkit.core.files import atomic_write_json, atomic_write_text, checksums_match, read_jsonl
-from hbkit.encoders.load import fingerprint
+from hbkit.encoders.load import LEGACY_FINGERPRINT_VERSIONS, fingerprint
 from hbkit.train.config import TrainConfig, TrainError
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,18 @@ def model_complete(model_dir: Path) -> bool:
     return checksums_match(model_dir, "hbkit_training.json")
 
 
-def prepare_folder(out_dir: Path, identity: dict, resume: bool) -> str | None:
+def setup_differences(old: dict, identity: dict, encoder=None) -> list[str]:
+    """The keys of ``identity`` that ``old`` (a folder's recorded identity) differs in. A base model recorded under an
+    older fingerprint version (:data:`hbkit.encoders.load.LEGACY_FINGERPRINT_VERSIONS`) of the same weights counts as
+    the same, so a folder trained before a fingerprint change stays resumable and reusable."""
+    diff = [k for k in identity if old.get(k) != identity[k]]
+    if "base_model" in diff and encoder is not None and \
+            old.get("base_model") in {fingerprint(encoder, version=v) for v in LEGACY_FINGERPRINT_VERSIONS}:
+        diff.remove("base_model")
+    return diff
+
+
+def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None) -> str | None:
     """Check ``out_dir`` against this run: refuse another set-up, clean up when starting afresh, and return
     the checkpoint to resume from (after trimming the log to it)."""
     path = out_dir / "train_config.json"
@@ -93,7 +104,7 @@ def prepare_folder(out_dir: Path, identity: dict, resume: bool) -> str | None:
         except ValueError:
             raise TrainError(f"{path} is damaged (not JSON); the folder's set-up is unknown: delete {out_dir} or run "
                              "with --no-resume to start afresh there") from None
-        diff = [k for k in identity if old.get(k) != identity[k]]
+        diff = setup_differences(old, identity, encoder)
         if diff:
             keys = [f"config.{k}" for k in identity["config"] if old.get("config", {}).get(k) != identity["config"][k]]
             what = ", ".join(keys + [k for k in diff if k != "config"])

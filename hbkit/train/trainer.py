@@ -32,6 +32,7 @@ from hbkit.train.run_folder import (
     model_complete,
     prepare_folder,
     run_identity,
+    setup_differences,
     warmup_args,
 )
 from hbkit.train.sampling import PairCollator, XXMonoBatchSampler, make_sampler
@@ -350,7 +351,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     model_dir = out_dir / "model"
     if rank == 0:
         remove_stale_tmp(out_dir, recursive=False)   # a model folder half-saved by a killed process
-        resume_from = prepare_folder(out_dir, identity, resume)
+        resume_from = prepare_folder(out_dir, identity, resume, encoder)
     if world()[1] > 1:  # the other ranks follow rank 0's decision, once it is written
         import torch.distributed as dist
         if not dist.is_initialized():
@@ -359,7 +360,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         resume_from = latest_checkpoint(out_dir / "checkpoints") if resume else None
     if resume and model_dir.is_dir() and model_complete(model_dir):
         done = json.loads((model_dir / "hbkit_training.json").read_text())
-        if done.get("identity") == identity:
+        if not setup_differences(done.get("identity") or {}, identity, encoder):
             log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", model_dir)
             return model_dir
     encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
