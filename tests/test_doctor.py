@@ -41,7 +41,8 @@ def test_a_full_disk_is_missing_with_its_fix(offline, data_dir, tmp_path, monkey
 
 
 def test_paper_profile_offline_names_what_is_missing(offline, data_dir, tmp_path):
-    """A data folder with the benchmarks but no SQuAD translate-train, a damaged XQuAD-R file, offline: each
+    """A data folder with the benchmarks but no SQuAD translate-train, mMARCO or SQuADShifts, a damaged XQuAD-R file,
+    offline: each
     missing piece is a row with its fix, MIRACL is said to be skipped, and the command exits 1."""
     root = tmp_path / "data"
     for name in ("mlqa-r", "tydiqa-goldp"):
@@ -54,7 +55,18 @@ def test_paper_profile_offline_names_what_is_missing(offline, data_dir, tmp_path
     assert t.loc["data: xquad-r", "status"] == MISSING and "de.json: sha256 differs" in t.loc["data: xquad-r", "detail"]
     assert t.loc["data: mlqa-r", "status"] == "ok"
     row = t.loc["training corpus: squad-translate-train"]
-    assert row.status == MISSING and "download_squad_translate_train" in row.fix
+    assert row.status == MISSING and "hbkit data download squad-translate-train" in row.fix
+    row = t.loc["training corpus: mmarco"]   # the paper's mix: each part its own row, with the command that fetches it
+    assert row.status == MISSING and "hbkit data download mmarco --languages ar,de,en,es,hi,ru,zh" in row.fix
+    row = t.loc["validation: squadshifts"]
+    assert row.status == MISSING and "hbkit data download squadshifts" in row.fix
+    from paper_fixtures import write_mmarco, write_squadshifts
+    write_mmarco(root / "mmarco", langs=("ar", "de", "en", "es", "hi", "ru", "zh"), n_queries=4)
+    write_squadshifts(root / "squadshifts", per_domain=3)
+    t = doctor("paper", root, tmp_path / "run", model="FacebookAI/xlm-roberta-base").set_index("check")
+    assert t.loc["training corpus: mmarco", "status"] == "ok"
+    assert t.loc["validation: squadshifts", "status"] == MISSING and "differ from the release's size" in \
+        t.loc["validation: squadshifts", "detail"]   # fixture files, not the release's bytes
     assert t.loc["data: miracl-sw", "status"] == "skipped" and "miracl/miracl" in t.loc["data: miracl-sw", "fix"]
     assert t.loc["CUDA", "status"] in (MISSING, "ok")
     r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "doctor", "--profile", "paper", "--data-dir", str(root),

@@ -121,6 +121,11 @@ def test_squadshifts_download_from_a_local_server(server, tmp_path, monkeypatch)
     for d, (fname, _, _, n) in list(SQUADSHIFTS["files"].items()):
         blob = (root / fname).read_bytes()
         monkeypatch.setitem(SQUADSHIFTS["files"], d, (fname, len(blob), hashlib.sha256(blob).hexdigest(), n))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HBKIT_OFFLINE", raising=False)
+    from hbkit.app.cli import main
+    assert main(["data", "download", "squadshifts", "--data-dir", str(tmp_path / "data"), "--languages", "nyt,reddit"]) == 0
+    assert sorted(p.name for p in (tmp_path / "data" / "squadshifts").iterdir()) == ["nyt_v1.0.json", "reddit_v1.0.json"]
     dest = download_squadshifts(tmp_path / "got")
     assert sorted(p.name for p in dest.iterdir()) == sorted(f for f, *_ in SQUADSHIFTS["files"].values())
     (root / "nyt_v1.0.json").write_bytes((root / "nyt_v1.0.json").read_bytes().replace(b"story", b"stori"))
@@ -129,7 +134,12 @@ def test_squadshifts_download_from_a_local_server(server, tmp_path, monkeypatch)
     assert not (tmp_path / "bad" / "nyt_v1.0.json").exists()
 
 
-def test_one_registry_lists_every_source():
+def test_one_registry_lists_every_source(capsys, monkeypatch):
+    from hbkit.app.cli import main
+    assert main(["data", "sources"]) == 0 and "unicamp-dl/mmarco" in capsys.readouterr().out
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["data", "download", "mmarco", "--data-dir", "/nonexistent"]) == 2
+    assert "cannot download mMARCO while offline" in capsys.readouterr().err
     t = sources_table()
     assert {"xquad", "xquad-r", "mlqa-r", "tydiqa", "squad-translate-train", "miracl", "miracl-corpus", "mmarco",
             "squadshifts", "FacebookAI/xlm-roberta-base", "sentence-transformers/LaBSE",

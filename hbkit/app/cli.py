@@ -20,9 +20,12 @@ from hbkit.data.benchmarks import load_benchmark
 from hbkit.data.benchmarks import summary as data_summary
 from hbkit.data.corpora import build_corpus, training_pairs
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
+from hbkit.data.mmarco import download_mmarco
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.data.releases import PROJECT_DATA, download
-from hbkit.data.sources import SOURCES
+from hbkit.data.sources import SOURCES, sources_table
+from hbkit.data.squadshifts import download_squadshifts
+from hbkit.data.translate_train import download_squad_translate_train
 from hbkit.encoders.load import load_encoder
 from hbkit.experiment.compare import compare
 from hbkit.experiment.doctor import MISSING, doctor
@@ -126,10 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add = sub.add_parser
     sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)  # --debug after the command, too
 
-    d = sub.add_parser("data", help="data layer: summary, download, or build a training corpus", allow_abbrev=False)
-    d.add_argument("action", choices=["summary", "download", "build"])
-    d.add_argument("names", nargs="*", help="download: releases (default: xquad xquad-r mlqa-r tydiqa); "
-                                            "build: one corpus (squad-translate-train, xquad-train)")
+    d = sub.add_parser("data", help="data layer: summary, sources, download, or build a training corpus",
+                       allow_abbrev=False)
+    d.add_argument("action", choices=["summary", "sources", "download", "build"])
+    d.add_argument("names", nargs="*", help="download: releases (default: xquad xquad-r mlqa-r tydiqa; also "
+                                            "squad-translate-train, squadshifts, mmarco); build: one corpus "
+                                            "(squad-translate-train, xquad-train)")
+    d.add_argument("--languages", help="download: languages of squad-translate-train or mmarco (e.g. en,de,zh), or "
+                                       "domains of squadshifts (e.g. new_wiki,nyt); default: all")
     d.add_argument("--data-dir", help="folder laid out like data/README.md (download: where to write)")
     d.add_argument("--dir", help="build: the release folder (e.g. one holding train-v1.1.json and translate-train/)")
     d.add_argument("--num-proc", type=_positive, help="build: processes for sentence splitting")
@@ -184,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: the downloads beyond the benchmark releases: (folder under the data folder, languages or domains) -> where
+EXTRA_DOWNLOADS = {"squad-translate-train": download_squad_translate_train, "squadshifts": download_squadshifts,
+                   "mmarco": download_mmarco}
+
+
 def _data(a) -> int:
     if a.action == "build":
         if len(a.names) != 1:
@@ -193,13 +205,21 @@ def _data(a) -> int:
             print(stats.to_string(index=False))
         print(f"\ncached at {path}")
         return 0
+    if a.action == "sources":
+        print(sources_table().to_markdown(index=False))
+        return 0
     if a.action == "download":
         a.names = a.names or ["xquad", "xquad-r", "mlqa-r", "tydiqa"]
+        known = [*SOURCES, *EXTRA_DOWNLOADS]
         for n in a.names:  # every name is checked before the first download
-            if n not in SOURCES:
-                raise DataError(f"unknown dataset {n!r}; known: {', '.join(SOURCES)}")
+            if n not in known:
+                raise DataError(f"unknown dataset {n!r}; known: {', '.join(known)}")
+        root = Path(a.data_dir) if a.data_dir else PROJECT_DATA
         for n in a.names:
-            print(download(n, a.data_dir or PROJECT_DATA))
+            if n in EXTRA_DOWNLOADS:
+                print(EXTRA_DOWNLOADS[n](root / n, a.languages))
+            else:
+                print(download(n, root))
         return 0
     with pd.option_context("display.max_rows", 200, "display.width", 120):
         s = data_summary(a.data_dir)

@@ -94,6 +94,9 @@ def download_mmarco(dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: 
     into ``dest``, in the hub repository's layout. A file already there with its registry size is kept. Note the
     sizes: a collection is 2.7-7.6 GB per language."""
     dest = Path(dest)
+    if offline():
+        raise DataError(f"cannot download mMARCO while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
+                        f"place the release files in {dest}")
     langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
     sizes = HUB_SOURCES["mmarco"].get("sizes", {})
     for key, path in mmarco_files(dest, langs).items():

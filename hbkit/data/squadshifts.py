@@ -87,6 +87,9 @@ def download_squadshifts(dest: str | os.PathLike = PROJECT_DATA / SQUADSHIFTS["f
     commit, each verified by size and sha256 while streaming and written atomically
     (:func:`hbkit.data.releases.fetch_file`). A file already there with the right size is kept."""
     dest = Path(dest)
+    if offline():
+        raise DataError(f"cannot download SQuADShifts while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
+                        f"place the release files in {dest}")
     for d in check_domains(domains):
         name, size, sha, _ = SQUADSHIFTS["files"][d]
         if (dest / name).is_file() and (dest / name).stat().st_size == size:

@@ -14,11 +14,14 @@ import pandas as pd
 from hbkit.analysis.reference import published_file
 from hbkit.core.env import data_roots, default_run_dir, offline
 from hbkit.core.files import sha256_file
+from hbkit.data.corpora import corpus_parts
 from hbkit.data.miracl import corpus_dir, corpus_files, hub_cache_dir, miracl_root, topics_path
+from hbkit.data.mmarco import mmarco_dir
 from hbkit.data.registry import DataError, is_corpus_benchmark
 from hbkit.data.releases import PROJECT_DATA, hub_revision, missing_release_files
-from hbkit.data.sources import HUB_SOURCES, SOURCES, release_checksums
-from hbkit.data.translate_train import SQUAD_TT_MANIFEST, squad_translate_train_files
+from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS, SOURCES, SQUAD_TT_MANIFEST, SQUADSHIFTS, release_checksums
+from hbkit.data.squadshifts import squadshifts_dir
+from hbkit.data.translate_train import TRANSLATE_TRAIN_LANGS, squad_translate_train_files
 from hbkit.encoders.load import ALIASES, DEFAULT_MODEL, REGISTRY, hub_reachable
 from hbkit.experiment.profiles import profile as get_profile
 
@@ -76,24 +79,50 @@ def _release_rows(root: Path, names: list[str]) -> list[dict]:
 
 
 def _corpus_rows(cfg: dict, root: Path) -> list[dict]:
-    corpus = cfg["corpus"]
-    if corpus == "xquad-train":
+    """One row per part of the training corpus (a mix has several) and one for the validation corpus."""
+    rows = [r for part in corpus_parts(cfg["corpus"]) for r in _part_rows(part, cfg, root)]
+    if cfg.get("val_corpus") == "squadshifts":
+        try:
+            folder = squadshifts_dir(root, download_missing=False)
+            off = [f for d, (f, size, *_) in SQUADSHIFTS["files"].items() if (folder / f).stat().st_size != size]
+            rows.append(_row("validation: squadshifts", MISSING if off else "ok",
+                             f"{', '.join(off)} differ from the release's size" if off else f"4 domain files in {folder}",
+                             "hbkit data download squadshifts (online)" if off else ""))
+        except DataError as e:
+            rows.append(_row("validation: squadshifts", MISSING, str(e).split(":")[0] + ": not found",
+                             "hbkit data download squadshifts --data-dir FOLDER (online), or place the four files"))
+    return rows
+
+
+def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
+    langs = cfg.get("train_languages")
+    if part == "xquad-train":
         return []   # the xquad-r release, listed with the benchmarks
-    if corpus == "squad-translate-train":
-        langs = cfg.get("train_languages")
+    if part.partition(":")[0] == "mmarco":
+        have = [l for l in (langs or sorted(MMARCO_LANGS)) if l in MMARCO_LANGS]
+        try:
+            folder = mmarco_dir(root, have, download_missing=False)
+        except DataError as e:
+            return [_row("training corpus: mmarco", MISSING, str(e).split("(")[0].strip(),
+                         f"hbkit data download mmarco --languages {','.join(have)} (online; 3-8 GB per language), or "
+                         "place the hub repository's files")]
+        return [_row("training corpus: mmarco", "ok", f"{len(have)} languages in {folder}")]
+    if part == "squad-translate-train":
+        if "+" in cfg["corpus"]:   # in a mix: the languages it has
+            langs = [l for l in langs if l in TRANSLATE_TRAIN_LANGS] if langs else None
         try:
             files = squad_translate_train_files(root, langs)
         except DataError as e:
             return [_row("training corpus: squad-translate-train", MISSING, str(e).split(";")[0],
-                         "hbkit.data.corpora.download_squad_translate_train(...) online, or place the release files "
+                         "hbkit data download squad-translate-train (online), or place the release files "
                          "(README: The paper's protocol)")]
         off = [f"{l}: {p.stat().st_size:,} bytes, the release has {SQUAD_TT_MANIFEST[l][0]:,}"
                for l, p in files.items() if l in SQUAD_TT_MANIFEST and p.stat().st_size != SQUAD_TT_MANIFEST[l][0]]
         if off:
             return [_row("training corpus: squad-translate-train", MISSING, "; ".join(off[:2]),
-                         "download the release files again (their sha256 is pinned in hbkit.data.corpora)")]
+                         "download the release files again (their sha256 is pinned in hbkit.data.sources)")]
         return [_row("training corpus: squad-translate-train", "ok", f"{len(files)} files, sizes of the release")]
-    path = Path(corpus)
+    path = Path(part)
     return [_row(f"training corpus: {path.name}", "ok" if path.is_file() else MISSING, str(path),
                  "" if path.is_file() else "give an existing .jsonl/.csv/.parquet of pairs to --corpus")]
 
