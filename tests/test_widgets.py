@@ -201,3 +201,41 @@ def test_dashboard_trains_in_the_background_shows_progress_and_cancels(results, 
     d.thread.join(30)
     assert not d.thread.is_alive() and "cancelled" in d.message.value
     assert not d.run_button.disabled and d.cancel_button.disabled and d.progress.layout.visibility == "hidden"
+
+
+def test_dashboard_shows_the_papers_per_language_tables_beside_ours(tmp_path):
+    """Per-language bars: the paper's XLM-R and LaBSE (shipped Tables 3-8, 12-13) beside ours, languages outside the
+    run's training languages marked unseen; MIRACL's nDCG@10 / Recall@100 shown from the paper alone when the run
+    has no MIRACL; the paper's per-language strategy differences beside ours."""
+    import json
+
+    from hbkit.analysis.reference import paper_tables
+    rows = []
+    for seed in (0, 1):
+        for model, base in (("xx", 0.40), ("xy", 0.42), ("hybrid", 0.45)):
+            for lang in ("en", "de", "el"):
+                rows.append((model, seed, "xquad-r-eval", "multi", lang, "all", "map", base + 0.01 * seed))
+            rows.append((model, seed, "xquad-r-eval", "multi", "all", "all", "map", base))
+    results = pd.DataFrame(rows, columns=["model", "seed", "benchmark", "setting", "qlang", "dlang", "metric", "value"])
+    results["n"] = 10
+    (tmp_path / "config.json").write_text(json.dumps({"model": "x", "train_languages": ["en", "de"]}))
+    d = Dashboard(results, out=tmp_path)
+    assert (d.lang_benchmark.value, d.lang_setting.value, d.lang_metric.value, d.lang_model.value) == \
+        ("xquad-r", "multi", "map", "hybrid")
+    bars = {t.name: dict(zip(t.x, t.y)) for t in d.language_fig.data}
+    assert set(bars) == {"paper XLM-R", "paper LaBSE", "ours (mean over seeds)"}
+    ours = bars["ours (mean over seeds)"]
+    assert ours["en"] == pytest.approx(0.455) and ours["el (unseen)"] == pytest.approx(0.455)
+    t = paper_tables()
+    want = t[(t.benchmark == "xquad-r") & (t.setting == "multi") & (t.metric == "map") & (t.model == "hybrid")
+             & (t.encoder == "XLM-R") & (t.lang == "de")].value.item()
+    assert bars["paper XLM-R"]["de"] == pytest.approx(want)
+    e = d.language_effects
+    row = e[(e.lang == "en") & (e.contrast == "hybrid-xx")].iloc[0]
+    assert row.ours == pytest.approx(0.05) and bool(row.unseen) is False
+    assert bool(e[(e.lang == "el") & (e.contrast == "hybrid-xx")].unseen.iloc[0]) is True
+    d.lang_benchmark.value = "miracl"
+    assert d.lang_metric.options == ("ndcg@10", "recall@100")
+    assert {t.name for t in d.language_fig.data} == {"paper XLM-R", "paper LaBSE"}   # ours: no MIRACL in this run
+    d.lang_metric.value = "recall@100"
+    assert "recall@100" in d.language_fig.layout.title.text and d.language_effects.empty

@@ -258,3 +258,27 @@ def effect_forest(effects: pd.DataFrame, paper: pd.DataFrame | None = None, metr
                       xaxis_title=f"{metric} difference", height=160 + 22 * len(e), margin=dict(l=260, r=20, t=50, b=40),
                       yaxis=dict(autorange="reversed", type="category"))
     return fig
+
+
+def language_bars(view: pd.DataFrame, benchmark: str, setting: str, metric: str, model: str = "hybrid"):
+    """Per-language bars of one strategy: the paper's encoders (arXiv 2408.10536 Tables 3-8, 12-13) and ours where
+    the run has the language (:func:`hbkit.analysis.reference.per_language_view` with ``paper_only=True``); a
+    language the run never trained on is marked "(unseen)", as the paper marks el and vi. Raises ``ValueError`` for
+    a selection with no row."""
+    import plotly.graph_objects as go  # heavy: plotly
+
+    v = view[(view["benchmark"] == benchmark) & (view["setting"] == setting) & (view["metric"] == metric)
+             & (view["model"] == model)].sort_values("lang")
+    if v.empty:
+        raise ValueError(f"no per-language values for {model} on {benchmark} {setting} {metric}")
+    unseen = v["unseen"].astype(bool) if "unseen" in v else pd.Series(False, index=v.index)
+    labels = [f"{l} (unseen)" if u else l for l, u in zip(v["lang"], unseen)]
+    fig = go.Figure()
+    for col, color in (("paper XLM-R", "#9467bd"), ("paper LaBSE", "#8c564b"), ("ours", "#1f77b4")):
+        if col in v and v[col].notna().any():
+            fig.add_trace(go.Bar(x=labels, y=v[col], name=col.replace("ours", "ours (mean over seeds)"),
+                                 marker_color=color))
+    fig.update_layout(barmode="group", title=f"{metric} per language: {model} on {benchmark} ({setting}); the paper's "
+                      "encoders beside ours", xaxis_title="query language", yaxis_title=metric, height=380,
+                      margin=dict(l=50, r=20, t=50, b=40))
+    return fig

@@ -371,18 +371,21 @@ def our_per_language(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_language_view(results: pd.DataFrame, tables: pd.DataFrame | None = None,
-                      train_languages: list[str] | None = None) -> pd.DataFrame:
+                      train_languages: list[str] | None = None, paper_only: bool = False) -> pd.DataFrame:
     """The paper's per-language values (Tables 3-8, 12-13) beside ours, for every (benchmark, setting, language,
     metric, strategy) that both have: ``ours`` (mean over seeds), ``paper XLM-R``, ``paper LaBSE`` and
     ``unseen`` (a language outside our run's ``train_languages``: el and vi under the paper's nine; none when the
     run trained on every language). Absolute values differ by encoder, training data and (for XQuAD-R) our
-    held-out articles; compare the differences between strategies (:func:`per_language_effects`)."""
+    held-out articles; compare the differences between strategies (:func:`per_language_effects`).
+    ``paper_only=True`` keeps the paper's rows our run has no value for (``ours`` empty): MIRACL's Tables 12-13 in a
+    run without MIRACL, say, for the per-language bars (:func:`hbkit.analysis.figures.language_bars`)."""
     tables = paper_tables() if tables is None else tables
     paper = tables[~tables["lang"].isin(["mean", "median"]) & tables["metric"].isin(PAPER_MATCHED_METRICS)]
     paper = paper.pivot_table(index=["benchmark", "setting", "lang", "metric", "model"], columns="encoder",
                               values="value", aggfunc="first").add_prefix("paper ").reset_index()
     paper.columns.name = None
-    view = our_per_language(results).merge(paper, on=["benchmark", "setting", "lang", "metric", "model"])
+    view = our_per_language(results).merge(paper, on=["benchmark", "setting", "lang", "metric", "model"],
+                                           how="right" if paper_only else "inner")
     view["unseen"] = ~view["lang"].isin(train_languages) if train_languages else False
     order = {"xx": 0, "xy": 1, "hybrid": 2}
     return view.sort_values(["benchmark", "metric", "setting", "lang"], kind="stable").sort_values(

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbkit.analysis.figures import model_alpha
-from hbkit.analysis.reference import beside
+from hbkit.analysis.figures import language_bars, model_alpha
+from hbkit.analysis.reference import beside, per_language_effects, per_language_view
 from hbkit.core.env import default_run_dir
 from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA, STRATEGY_ORDER
 from hbkit.experiment.compare import compare
@@ -41,15 +41,20 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     return seed_mean(pd.read_csv(path))
 
 
-def run_encoder(folder: str | Path) -> str | None:
-    """The base encoder a run folder was trained from (``config.json``'s ``model``), or None."""
+def run_setting(folder: str | Path, key: str):
+    """One key of a run folder's ``config.json`` (``model``, ``train_languages``, ...), or None."""
     import json
 
     path = Path(folder) / "config.json"
     try:
-        return json.loads(path.read_text()).get("model")
+        return json.loads(path.read_text()).get(key)
     except (OSError, ValueError, AttributeError):
         return None
+
+
+def run_encoder(folder: str | Path) -> str | None:
+    """The base encoder a run folder was trained from (``config.json``'s ``model``), or None."""
+    return run_setting(folder, "model")
 
 
 def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
@@ -161,6 +166,12 @@ class Dashboard:
     ``runs/<profile>``), plus a hybrid run at the α slider's value when it is not 0, 0.5 or 1, in a background
     thread: the kernel stays free, ``self.progress`` shows the stage, the model i/n and the ETA, ``cancel_button``
     stops it cleanly (a rerun resumes), and the figures are redrawn from the new results when it is done.
+
+    Below, the paper's per-language numbers (Tables 3-8 for XQuAD-R and MLQA-R, 12-13 for MIRACL's nDCG@10 and
+    Recall@100, shipped with hbkit): ``self.language_fig`` (:func:`hbkit.analysis.figures.language_bars`) puts the
+    paper's XLM-R and LaBSE beside ours per language for the chosen benchmark, setting, metric and strategy, the
+    languages the run never trained on marked unseen; ``self.language_effects`` holds the paper's per-language
+    differences between strategies beside ours (:func:`hbkit.analysis.reference.per_language_effects`).
     """
 
     def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "auto",
@@ -169,7 +180,7 @@ class Dashboard:
         import ipywidgets as w
         import plotly.graph_objects as go
 
-        results = seed_mean(results)
+        raw, results = results, seed_mean(results)
         self.results, self.out, self.profile, self.reference = results, out, profile, reference
         self.aggregate = aggregate
         # our encoder: "ours - paper" is shown only against the same encoder (reference.beside)
@@ -190,19 +201,75 @@ class Dashboard:
         self.thread, self._cancel = None, threading.Event()
         self.figure, self.alpha_fig, self.table = go.Figure(), go.Figure(), pd.DataFrame()
         self.output, self.alpha_output, self.table_output = w.Output(), w.Output(), w.Output()
+        self.train_languages = run_setting(out, "train_languages") if out else None
+        self.languages = self._language_view(raw)
+        lb = sorted(self.languages["benchmark"].unique())
+        self.lang_benchmark = w.Dropdown(options=lb, value="xquad-r" if "xquad-r" in lb else lb[0], description="paper table")
+        self.lang_metric, self.lang_setting = w.Dropdown(description="metric"), w.Dropdown(description="setting")
+        self.lang_model = w.Dropdown(options=["xx", "xy", "hybrid"], value="hybrid", description="strategy")
+        self.language_fig, self.language_effects = go.Figure(), pd.DataFrame()
+        self.language_output = w.Output()
+        self._lang_options()
         self._set_models()
         self._update_langs()
         self._label_button()
         for c in (self.benchmark, self.metric, self.setting, self.models, self.qlang, self.dlang, self.alpha):
             c.observe(self._on_change, names="value")
+        for c in (self.lang_benchmark, self.lang_metric, self.lang_setting, self.lang_model):
+            c.observe(self._on_lang_change, names="value")
         self.run_button.on_click(self._run)
         self.cancel_button.on_click(lambda _: self._cancel.set())
         self.redraw()
+        self.redraw_languages()
         self.widget = w.VBox([w.HBox([self.benchmark, self.metric, self.setting]),
                               w.HBox([self.models, w.VBox([self.qlang, self.dlang]),
                                       w.VBox([self.alpha, w.HBox([self.run_button, self.cancel_button]),
                                               self.progress])]),
-                              self.message, self.output, self.alpha_output, self.table_output])
+                              self.message, self.output, self.alpha_output, self.table_output,
+                              w.HTML("<b>The paper's per-language tables beside ours</b>"),
+                              w.HBox([self.lang_benchmark, self.lang_setting, self.lang_metric, self.lang_model]),
+                              self.language_output])
+
+    def _language_view(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The paper's per-language rows beside ours (``raw``: per seed, before :func:`seed_mean`)."""
+        if "seed" not in raw:
+            raw = raw.assign(seed=0)
+        return per_language_view(raw, train_languages=self.train_languages, paper_only=True)
+
+    def _lang_options(self):
+        v = self.languages[self.languages["benchmark"] == self.lang_benchmark.value]
+        metrics, settings = sorted(v["metric"].unique()), [s for s in SETTINGS if s in set(v["setting"])]
+        self.lang_metric.options = metrics
+        self.lang_metric.value = "map" if "map" in metrics else metrics[0]
+        self.lang_setting.options = settings
+        self.lang_setting.value = "multi" if "multi" in settings else settings[0]
+
+    def _on_lang_change(self, change):
+        if change["owner"] is self.lang_benchmark:
+            self._lang_options()
+        self.redraw_languages()
+
+    def redraw_languages(self) -> None:
+        """Rebuild the per-language figure and the per-language effects from the paper-table controls."""
+        from IPython.display import HTML, display
+
+        b, st, m = self.lang_benchmark.value, self.lang_setting.value, self.lang_metric.value
+        try:
+            self.language_fig = language_bars(self.languages, b, st, m, self.lang_model.value)
+        except ValueError as e:
+            with self.language_output:
+                self.language_output.clear_output(wait=True)
+                display(HTML(f"<i>{html.escape(str(e))}</i>"))
+            return
+        eff = per_language_effects(self.languages.dropna(subset=["ours"]))
+        self.language_effects = eff[(eff["benchmark"] == b) & (eff["setting"] == st) & (eff["metric"] == m)] \
+            if len(eff) else eff
+        with self.language_output:
+            self.language_output.clear_output(wait=True)
+            display(self.language_fig)
+            display(HTML("<b>Per-language differences between strategies: the paper's beside ours</b>"))
+            display(self.language_effects.round(3) if len(self.language_effects) else
+                    HTML("<i>this run has no values for this table (the paper's bars are shown alone)</i>"))
 
     def _set_models(self):
         models = list(dict.fromkeys(self.results["model"]))
@@ -295,7 +362,9 @@ class Dashboard:
             self.run_button.disabled, self.cancel_button.disabled = False, True
             self.progress.layout.visibility = "hidden"
         self.results, self.aggregate = seed_mean(res["results"]), res.get("aggregate")
+        self.languages = self._language_view(res["results"])
         self._set_models()
         self._update_langs()
         self.redraw()
+        self.redraw_languages()
         self.message.value = f"done: results of {res['out']}"
