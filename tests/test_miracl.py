@@ -126,7 +126,7 @@ def test_hub_download_through_a_local_server(tmp_path):
     ("truncated gz", r"docs-1\.jsonl\.gz: corrupt or truncated gzip"),
     ("bad line", r"docs-0\.jsonl\.gz:2: not a JSON line"),
     ("missing field", r"docs-0\.jsonl\.gz:1: a corpus record needs string fields"),
-    ("duplicate docid", r"duplicate docid"),
+    ("duplicate docid", r"duplicate docid.*docid '1#0' is document 1 and again document \d+"),
     ("unknown doc", r"qrels name 1 docid\(s\) absent from the corpus \(e\.g\. \['9#9'\]\)"),
     ("empty qrels", r"qrels\.miracl-v1\.0-sw-dev\.tsv: the qrels file is empty"),
     ("bad qrels line", r"qrels\.miracl-v1\.0-sw-dev\.tsv:2: expected 'qid Q0 docid relevance'"),

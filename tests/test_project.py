@@ -81,6 +81,7 @@ def test_declared_dependencies_are_what_the_code_imports():
 
 
 @pytest.mark.parametrize("args,msg", [(["--eval-groups", "mlqa-r=x"], "not a whole number of query groups"),
+                                      (["--eval-groups", "mlqa-r=3,mlqa-r=4"], "'mlqa-r' is given twice"),
                                       (["--seeds", "0,x"], "comma-separated int values")])
 def test_cli_bad_values_say_what_to_write(tmp_path, args, msg):
     import subprocess

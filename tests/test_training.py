@@ -309,3 +309,28 @@ def test_compare_cancelled_before_the_first_model_writes_no_model(data_dir, tmp_
         compare("ci", tmp_path / "run", data_dir=data_dir, progress=False, seeds=[0], on_progress=seen.append,
                 cancel=event)
     assert not (tmp_path / "run" / "models").exists() and seen == []
+
+
+def test_data_no_batch_can_be_made_of_is_refused_before_anything_is_written(tmp_path):
+    """Groups each in one language cannot give an X-Y batch: refused before the run folder is made; and a folder
+    that holds another set-up but nothing trained (no checkpoint, no model) is not 'another set-up' to refuse."""
+    import json
+
+    import datasets
+
+    from hbkit.encoders.load import tiny_encoder
+    from hbkit.train.config import TrainConfig
+    from hbkit.train.sampling import SamplerError
+    from hbkit.train.trainer import train
+    rows = [{"group": f"g{i}", "lang": ("en", "de")[i % 2], "query": f"question {i}", "passage": f"answer {i}",
+             "answer_key": f"g{i}"} for i in range(40)]
+    one_lang = datasets.Dataset.from_list(rows)
+    with pytest.raises(SamplerError, match="each in one language"):
+        train(tiny_encoder(), one_lang, TrainConfig(strategy="xy", batch_size=4, max_steps=2), tmp_path / "run",
+              progress=False)
+    assert not (tmp_path / "run").exists()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "train_config.json").write_text(json.dumps({"config": {"strategy": "xy"}, "base_model": "x"}))
+    model = train(tiny_encoder(), one_lang, TrainConfig(strategy="xx", batch_size=4, max_steps=2, save_steps=10),
+                  tmp_path / "run", progress=False)
+    assert (model / "hbkit_training.json").is_file()

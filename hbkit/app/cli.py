@@ -58,6 +58,8 @@ def _parse_dict(text: str):
         name, sep, n = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"{item!r}: use name=number, e.g. xquad-r-eval=120,mlqa-r=150")
+        if name.strip() in out:
+            raise argparse.ArgumentTypeError(f"{name.strip()!r} is given twice in {text!r}; give each benchmark once")
         try:
             out[name.strip()] = int(n)
         except ValueError:

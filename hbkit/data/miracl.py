@@ -197,14 +197,32 @@ def iter_corpus(files: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
             raise DataError(f"{path}: corpus shard not found") from None
 
 
+def _docid_hash(d: str) -> int:
+    return int.from_bytes(hashlib.blake2b(d.encode(), digest_size=8).digest(), "little")
+
+
+def _first_repeat(docids: Iterable[str], suspects: set[int]) -> tuple[str, int, int] | None:
+    """The first docid that occurs twice, with its two positions (1-based, in reading order), among those whose
+    hash is in ``suspects``; None when the equal hashes were a collision of different strings."""
+    seen: dict[str, int] = {}
+    for n, d in enumerate(docids, 1):
+        if _docid_hash(d) in suspects:
+            if d in seen:
+                return d, seen[d], n
+            seen[d] = n
+    return None
+
+
 def check_docids(docids: Iterable[str], qrels: dict[str, dict[str, int]], source: str,
-                 unknown: str = "error") -> tuple[int, dict[str, dict[str, int]], int]:
+                 unknown: str = "error", again=None) -> tuple[int, dict[str, dict[str, int]], int]:
     """One streaming pass over a corpus's docids: count them, refuse duplicates, and find qrels docids
     that are not in the corpus. Memory: 8 bytes per document (a 64-bit hash of each docid, sorted once;
     a hash collision is confirmed on the strings before it is reported), plus the qrels' docids.
 
     ``unknown="error"`` raises :class:`DataError` for a judged document absent from the corpus;
-    ``"skip"`` drops those judgements and returns how many. Returns ``(n_docs, qrels, n_unknown)``."""
+    ``"skip"`` drops those judgements and returns how many. ``again``: a callable that streams the docids once
+    more, to name the first repeated docid and its two positions (and to tell a hash collision from a repeat).
+    Returns ``(n_docs, qrels, n_unknown)``."""
     if unknown not in ("error", "skip"):
         raise ValueError(f"unknown={unknown!r}: use 'error' or 'skip'")
     judged = {d for j in qrels.values() for d in j}
@@ -215,7 +233,7 @@ def check_docids(docids: Iterable[str], qrels: dict[str, dict[str, int]], source
     for d in docids:
         if d in judged:
             found.add(d)
-        block[fill] = int.from_bytes(hashlib.blake2b(d.encode(), digest_size=8).digest(), "little")
+        block[fill] = _docid_hash(d)
         fill += 1
         if fill == len(block):
             hashes.append(block.copy())
@@ -224,8 +242,10 @@ def check_docids(docids: Iterable[str], qrels: dict[str, dict[str, int]], source
     h = np.concatenate(hashes)
     h.sort()
     dup = np.flatnonzero(h[1:] == h[:-1])
-    if len(dup):
-        raise DataError(f"{source}: duplicate docid(s) in the corpus ({len(dup)} repeated; each docid must "
+    first = _first_repeat(again(), {int(x) for x in h[dup]}) if len(dup) and again is not None else None
+    if len(dup) and (again is None or first is not None):
+        where = f": docid {first[0]!r} is document {first[1]:,} and again document {first[2]:,}" if first else ""
+        raise DataError(f"{source}: duplicate docid(s) in the corpus ({len(dup)} repeated{where}; each docid must "
                         "appear once). Remove the repeated passages or re-download the corpus")
     missing = judged - found
     n_unknown = 0
@@ -269,7 +289,8 @@ class CorpusBenchmark:
         """Stream the corpus once: refuse duplicate docids and qrels naming absent documents (or drop
         and count them with ``unknown_docs="skip"``). Returns the number of documents."""
         n, self.qrels, n_unknown = check_docids((d for d, _, _ in self.docs()), self.qrels,
-                                                f"{self.name} corpus {corpus_dir_of(self.files)}", unknown_docs)
+                                                f"{self.name} corpus {corpus_dir_of(self.files)}", unknown_docs,
+                                                again=lambda: (d for d, _, _ in self.docs()))
         if n_unknown:
             self.skipped["qrels docid absent from the corpus (judgement dropped)"] = n_unknown
             self._drop_unjudged()

@@ -105,7 +105,10 @@ def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None) ->
             raise TrainError(f"{path} is damaged (not JSON); the folder's set-up is unknown: delete {out_dir} or run "
                              "with --no-resume to start afresh there") from None
         diff = setup_differences(old, identity, encoder)
-        if diff:
+        if diff and not latest_checkpoint(ckpt_dir) and not (out_dir / "model").exists():
+            log.info("%s holds another set-up but nothing trained (no checkpoint, no model): starting afresh", out_dir)
+            resume = False
+        elif diff:
             keys = [f"config.{k}" for k in identity["config"] if old.get("config", {}).get(k) != identity["config"][k]]
             what = ", ".join(keys + [k for k in diff if k != "config"])
             raise TrainError(f"{out_dir} holds a run with another set-up ({what} differ); resuming would mix "

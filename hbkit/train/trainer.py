@@ -337,17 +337,22 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
                          "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract")
     # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
     pairs = pairs.select_columns([c for c in (*need, "answer_key", CORPUS_COLUMN) if c in pairs.column_names])
+    if (config.val_corpus != "held-out") != (val_pairs is not None):
+        raise TrainError(f"val_corpus={config.val_corpus!r} " + ("needs its pairs: pass val_pairs=" if val_pairs is None
+                         else "is held-out, but val_pairs were given: set val_corpus to their corpus's name"))
+    own_val = _validation_pairs(val_pairs, config) if val_pairs is not None else None
+    train_pairs, val_pairs = (pairs, own_val) if own_val is not None else _split_groups(pairs, config.val_groups,
+                                                                                          config.seed)
+    factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
+                           language_weights=config.language_weights)
+    factory(train_pairs, batch_size=config.batch_size, seed=config.seed)  # data no batch can be made of: refused
+    factory.last = None                                                     # before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lr == 0:
         log.warning("lr=0: the weights will not change; this run only measures the loss of the base model")
-    if (config.val_corpus != "held-out") != (val_pairs is not None):
-        raise TrainError(f"val_corpus={config.val_corpus!r} " + ("needs its pairs: pass val_pairs=" if val_pairs is None
-                         else "is held-out, but val_pairs were given: set val_corpus to their corpus's name"))
-    if val_pairs is not None:
-        val_pairs = _validation_pairs(val_pairs, config)
     rank = world()[0]
-    identity = run_identity(encoder, pairs, config, val_pairs)
+    identity = run_identity(encoder, pairs, config, own_val)
     model_dir = out_dir / "model"
     if rank == 0:
         remove_stale_tmp(out_dir, recursive=False)   # a model folder half-saved by a killed process
@@ -365,12 +370,6 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
             return model_dir
     encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
     _freeze(encoder, config)
-    if val_pairs is None:
-        train_pairs, val_pairs = _split_groups(pairs, config.val_groups, config.seed)
-    else:
-        train_pairs = pairs
-    factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
-                           language_weights=config.language_weights)
 
     callbacks = list(callbacks or [])
     metric_for_best = "eval_loss"
