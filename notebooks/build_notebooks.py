@@ -174,6 +174,7 @@ write("06_dashboard.ipynb", [
              "[(t.name, {l: round(float(v), 3) for l, v in zip(t.x, t.y)}) for t in dash.language_fig.data]"),
     ("code", "dash.language_effects.head(12)"),
     ("md", "MIRACL's per-language Recall@100 from the paper (and ours, where the run evaluated MIRACL):"),
-    ("code", "dash.lang_benchmark.value = 'miracl'\ndash.lang_metric.value = 'recall@100'\n"
-             "[(t.name, len(t.x)) for t in dash.language_fig.data]"),
+    ("code", "from hbkit.analysis.figures import language_bars\n"
+             "miracl = language_bars(dash.languages, 'miracl', 'mono', 'recall@100', 'hybrid')\n"
+             "[(t.name, len(t.x)) for t in miracl.data]"),
 ])

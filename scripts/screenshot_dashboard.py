@@ -33,7 +33,9 @@ def dashboard(profile_name: str, out: Path, wait: int):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
         sys.exit("chromium not found: apt-get install chromium chromium-driver")
-    env = {**os.environ, "HBKIT_PROFILE": profile_name}
+    # the kernel runs as a user's would: under pytest, PYTEST_CURRENT_TEST makes ipykernel leave the process's own
+    # output unredirected, and the Voilà page then stalls at its last cells ("Executing 15 of 16")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}, "HBKIT_PROFILE": profile_name}
     from hbkit.core.env import default_run_dir
     from hbkit.experiment.profiles import profile
 

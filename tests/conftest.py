@@ -1,4 +1,7 @@
+import functools
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,3 +50,18 @@ def labse_folder(tmp_path_factory):
     """A sentence-transformers folder shaped like LaBSE: BERT, CLS pooling, Dense, Normalize (tests/real_arch.py)."""
     from real_arch import build_labse
     return build_labse(tmp_path_factory.mktemp("labse") / "labse")
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A plain HTTP server on 127.0.0.1 serving ``tmp_path/www``: ``(folder, base address)``; the downloaders are
+    tested against it."""
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()

@@ -305,7 +305,7 @@ def test_report_on_a_mistyped_folder_writes_nothing(tmp_path):
     ("aggregate.csv", lambda b: b"", "not a readable CSV"),
     ("alignment.csv", lambda b: b.replace(b"model,", b"modle,", 1), "missing column.*model"),
     ("config.json", lambda b: b[:40], "not JSON"),
-    ("missing.json", lambda b: b'{"a": 1}', "expected a list"),
+    ("missing.json", lambda b: b'{"a": 1}', "expected a list.*run `hbkit compare --out .*` with the same options"),
 ])
 def test_report_names_a_damaged_table_and_writes_nothing(ci_run, tmp_path, name, damage, why, capsys):
     """``hbkit report`` on a folder whose table or JSON is damaged names that file and how to recompute it (a

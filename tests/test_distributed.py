@@ -105,7 +105,7 @@ BUILD_SCRIPT = textwrap.dedent("""
     m = tiny_encoder(seed=7)
     texts = [f"text {i}" for i in range(50)]
     E = None
-    for _ in range(30):  # every process writes and reads the same embedding-cache entries over and over
+    for _ in range(10):  # every process writes and reads the same embedding-cache entries over and over
         E = encode(m, texts, "query")
         encode(m, texts[:10], "passage")
     np.save(sys.argv[1], E)

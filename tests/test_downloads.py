@@ -1,12 +1,9 @@
 """The one downloader (hbkit.data.releases.fetch_file) against a local HTTP server on 127.0.0.1: SQuAD
 translate-train and an archive release arrive whole, a corrupt or cut-short file never lands, an unreachable
 address says what to do instead."""
-import functools
 import hashlib
-import http.server
 import io
 import json
-import threading
 import zipfile
 
 import pytest
@@ -14,19 +11,6 @@ import pytest
 from hbkit.data import translate_train
 from hbkit.data.registry import DataError
 from hbkit.data.releases import download, fetch_file
-
-
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
 
 
 def _squad(lang: str) -> bytes:

@@ -1,11 +1,8 @@
 """The paper's data: mMARCO joined across languages by id, SQuADShifts read as English pairs, their downloaders
 against local servers, a mix of corpora, and the multi-corpus sampler's guarantees (one corpus per batch, drawn in
 proportion to its rows, every hybrid guarantee inside it)."""
-import functools
 import hashlib
-import http.server
 import re
-import threading
 from collections import Counter
 
 import numpy as np
@@ -100,19 +97,6 @@ def test_squadshifts_reads_the_release_as_english_pairs(tmp_path, cache):
         squadshifts_pairs(tmp_path, ["news"])
 
 
-@pytest.fixture
-def server(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
-
-
 def test_squadshifts_download_from_a_local_server(server, tmp_path, monkeypatch):
     """The authors' files at the registry's address arrive whole and checked; changed bytes are refused."""
     root, url = server
@@ -200,3 +184,24 @@ def test_the_collator_names_the_corpus_of_each_batch(mix, tiny):
         out = coll([mix[i] for i in rows])
         assert out["hbkit_batch"] == {"kind": "xy", "lang": None, "corpus": info.corpus}
     assert all(k.startswith("xy@") for k in coll.seen)
+
+
+def test_the_zero_shot_check_names_the_part_of_a_mix_that_overlaps(tmp_path, cache, data_dir):
+    """A user's corpus in the mix that holds a benchmark's questions (as Mr. TyDi holds TyDi-QA's) is named."""
+    import json
+
+    from hbkit.data.benchmarks import load_benchmark
+    from hbkit.data.checks import ZeroShotError, check_zero_shot
+    from hbkit.experiment.stages import mix_overlap
+    bench = load_benchmark("mlqa-r", data_dir).subsample(5, seed=0)
+    leaked = bench.queries.iloc[0]
+    write_mmarco(tmp_path / "mmarco", langs=("en",), n_queries=20)
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text("".join(json.dumps({"group": f"m{i}", "lang": "en", "query": q, "passage": f"p {i}"}) + "\n"
+                            for i, q in enumerate([leaked.text, "an unrelated question"])))
+    pairs = load_training_corpus(f"mmarco:20+{mine}", tmp_path, languages=["en"])
+    overlap = mix_overlap(pairs, {"mlqa-r": bench})
+    assert set(overlap.corpus) == {"mmarco", "mine"}
+    with pytest.raises(ZeroShotError, match=r"mlqa-r: 1 of its \d+ questions occur in the training corpus \(from the "
+                                            r"part 'mine' of the training mix\)"):
+        check_zero_shot(overlap)

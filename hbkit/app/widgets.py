@@ -237,14 +237,21 @@ class Dashboard:
         return per_language_view(raw, train_languages=self.train_languages, paper_only=True)
 
     def _lang_options(self):
+        """The metric and setting choices of the chosen paper table, set without a redraw per intermediate value."""
         v = self.languages[self.languages["benchmark"] == self.lang_benchmark.value]
         metrics, settings = sorted(v["metric"].unique()), [s for s in SETTINGS if s in set(v["setting"])]
-        self.lang_metric.options = metrics
-        self.lang_metric.value = "map" if "map" in metrics else metrics[0]
-        self.lang_setting.options = settings
-        self.lang_setting.value = "multi" if "multi" in settings else settings[0]
+        self._lang_quiet = True
+        try:
+            self.lang_metric.options = metrics
+            self.lang_metric.value = "map" if "map" in metrics else metrics[0]
+            self.lang_setting.options = settings
+            self.lang_setting.value = "multi" if "multi" in settings else settings[0]
+        finally:
+            self._lang_quiet = False
 
     def _on_lang_change(self, change):
+        if getattr(self, "_lang_quiet", False):
+            return
         if change["owner"] is self.lang_benchmark:
             self._lang_options()
         self.redraw_languages()

@@ -46,22 +46,6 @@ SOURCES = {
 }
 
 
-#: Releases hbkit fetches from the Hugging Face hub with huggingface_hub, at a pinned revision (a commit of the hub
-#: repository, read from its commit pages; override with the environment variable in ``env``). The repositories
-#: hold the release files themselves: ``miracl/miracl``'s loading script no longer runs under current ``datasets``,
-#: so hbkit downloads the files (``hf_hub_download``) straight into the release layout.
-HUB_SOURCES = {
-    "miracl": {"repo": "miracl/miracl", "revision": "b8fd596db2f405cf6b5edfca2940000d770620c6",
-               "env": "HBKIT_MIRACL_REVISION", "licence": "Apache 2.0",
-               "files": ["miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv",
-                         "miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv"]},
-    "miracl-corpus": {"repo": "miracl/miracl-corpus", "revision": "262aa62d062e95c5487d7115094ffb2721830965",
-                      "env": "HBKIT_MIRACL_CORPUS_REVISION", "licence": "Apache 2.0",
-                      "files": ["miracl-corpus-v1.0-{lang}/docs-{i}.jsonl.gz"]},
-}
-
-
-
 #: SQuAD v1.1 train and XTREME's machine translations of it (translate-train). The bucket holds no revisions; the
 #: sizes and sha256 pin the bytes.
 SQUAD_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset/train-v1.1.json"

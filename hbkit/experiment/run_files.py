@@ -1,11 +1,14 @@
 """Readers for a run folder's files: each table and JSON checked, a damaged file named with its fix."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
 
 import pandas as pd
+
+from hbkit.core.files import atomic_write_json
 
 #: the columns a run folder's tables must have, and those of them no row may leave empty
 RUN_TABLES = {
@@ -32,10 +35,6 @@ TABLES_RECORD = "tables.json"
 
 def record_tables(out: Path, names: list[str]) -> None:
     """Write :data:`TABLES_RECORD`: the row count and sha256 of each table ``names`` as it was just written."""
-    import hashlib
-
-    from hbkit.core.files import atomic_write_json
-
     rec = {}
     for n in names:
         blob = (Path(out) / n).read_bytes()
@@ -44,8 +43,6 @@ def record_tables(out: Path, names: list[str]) -> None:
 
 
 def _check_record(path: Path, blob: bytes) -> None:
-    import hashlib
-
     rec_path = path.parent / TABLES_RECORD
     if not rec_path.is_file():   # a folder written before the record existed
         return
@@ -86,12 +83,12 @@ def read_run_csv(path: str | Path) -> pd.DataFrame:
 def read_run_json(path: str | Path, kind: type = dict):
     """A JSON file of a run folder (``config.json``, ``missing.json``), checked like :func:`read_run_csv`."""
     path = Path(path)
+    fix = ("it records the run's options: run `hbkit compare` with them into a new --out" if path.name == "config.json"
+           else f"run `hbkit compare --out {path.parent}` with the same options again: it rewrites it without training")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is damaged (not JSON: {str(e)[:80]}); "
-                         + ("it records the run's options: run `hbkit compare` with them into a new --out" if
-                            path.name == "config.json" else f"run `hbkit compare --out {path.parent}` again")) from None
+        raise ValueError(f"{path} is damaged (not JSON: {str(e)[:80]}); {fix}") from None
     if not isinstance(obj, kind):
-        raise ValueError(f"{path} is damaged (a JSON {type(obj).__name__}, expected a {kind.__name__})")
+        raise ValueError(f"{path} is damaged (a JSON {type(obj).__name__}, expected a {kind.__name__}); {fix}")
     return obj
