@@ -46,12 +46,12 @@ def write_squadshifts(folder, per_domain=30):
     """The four SQuADShifts files in the authors' layout (version "1.0", a ``split`` key per article, contexts that
     end with a newline and one that starts with spaces, as new_wiki's do)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for d, (fname, *_) in SQUADSHIFTS["files"].items():
+    for k, (d, (fname, *_)) in enumerate(SQUADSHIFTS["files"].items()):
         arts = []
         for a in range(per_domain // 3):
             paras = []
             for p in range(3):
-                i = a * 3 + p
+                i = 100 * k + a * 3 + p   # distinct across domains: no two questions share an answer sentence
                 lead = "  " if i == 0 else ""
                 ctx = (f"{lead}The {TOPICS[i % len(TOPICS)]} of {d} story {i} is long. It was built in {1800 + i}. "
                        f"People visit it every summer.\n")

@@ -55,11 +55,12 @@ def test_paper_profile_offline_names_what_is_missing(offline, data_dir, tmp_path
     assert t.loc["data: xquad-r", "status"] == MISSING and "de.json: sha256 differs" in t.loc["data: xquad-r", "detail"]
     assert t.loc["data: mlqa-r", "status"] == "ok"
     row = t.loc["training corpus: squad-translate-train"]
-    assert row.status == MISSING and "hbkit data download squad-translate-train" in row.fix
+    assert row.status == MISSING and f"hbkit data download squad-translate-train --data-dir {root}" in row.fix
     row = t.loc["training corpus: mmarco"]   # the paper's mix: each part its own row, with the command that fetches it
-    assert row.status == MISSING and "hbkit data download mmarco --languages ar,de,en,es,hi,ru,zh" in row.fix
+    assert row.status == MISSING and \
+        f"hbkit data download mmarco --data-dir {root} --languages ar,de,en,es,hi,ru,zh" in row.fix
     row = t.loc["validation: squadshifts"]
-    assert row.status == MISSING and "hbkit data download squadshifts" in row.fix
+    assert row.status == MISSING and f"hbkit data download squadshifts --data-dir {root}" in row.fix
     from paper_fixtures import write_mmarco, write_squadshifts
     write_mmarco(root / "mmarco", langs=("ar", "de", "en", "es", "hi", "ru", "zh"), n_queries=4)
     write_squadshifts(root / "squadshifts", per_domain=3)

@@ -205,3 +205,59 @@ def test_the_zero_shot_check_names_the_part_of_a_mix_that_overlaps(tmp_path, cac
     with pytest.raises(ZeroShotError, match=r"mlqa-r: 1 of its \d+ questions occur in the training corpus \(from the "
                                             r"part 'mine' of the training mix\)"):
         check_zero_shot(overlap)
+
+
+def test_a_one_language_corpus_in_a_mix_gives_x_x_mono_batches(tmp_path, cache, caplog):
+    """An English-only corpus in the mix (the paper added Mr. TyDi and MFAQ in English) cannot give X-Y batches:
+    under every strategy its batches are X-X-mono, and the log says so; an α schedule is refused for a mix."""
+    import json
+    import logging
+
+    from hbkit.train.sampling import SamplerError
+    write_mmarco(tmp_path / "mmarco", n_queries=80)
+    english = tmp_path / "english.jsonl"
+    english.write_text("".join(json.dumps({"group": f"e{i}", "lang": "en", "query": f"english question {i}",
+                                           "passage": f"english answer {i}"}) + "\n" for i in range(60)))
+    mix = load_training_corpus(f"mmarco:80+{english}", tmp_path, languages=["en", "de", "es"])
+    df = mix.to_pandas()
+    for strategy in ("xy", "hybrid"):
+        with caplog.at_level(logging.WARNING, logger="hbkit.train.sampling"):
+            s = make_sampler(strategy, seed=2)(mix, batch_size=8)
+        assert "corpus 'english' of the mix has too few groups in two languages" in caplog.text
+        kinds = {(i.corpus, i.kind) for e in range(6) for i in s.plan(e)}
+        assert ("english", "xy") not in kinds and ("english", "xx") in kinds and ("mmarco", "xy") in kinds
+        for info, pairs in s.global_batches():
+            if info.corpus == "english":
+                assert set(df.iloc[pairs.ravel()].lang) == {"en"}
+    with pytest.raises(SamplerError, match="alpha_end .* not defined for a mix"):
+        make_sampler("hybrid", alpha=0.2, alpha_end=0.8)(mix, batch_size=8)
+
+
+def test_validation_sets_are_checked_before_anything_is_written(tmp_path, cache):
+    """Held-out groups of a mix are evaluated together (not one corpus per batch, which a small share could not
+    fill); a validation corpus too small for one batch is refused before the run folder exists; `hbkit train
+    --val-corpus squadshifts` reads SQuADShifts itself."""
+    from hbkit.app.cli import main
+    from hbkit.encoders.load import tiny_encoder
+    from hbkit.train.config import TrainConfig, TrainError
+    from hbkit.train.trainer import train
+    write_mmarco(tmp_path / "mmarco", n_queries=80)
+    write_squadshifts(tmp_path / "squadshifts", per_domain=6)
+    english = tmp_path / "english.jsonl"
+    english.write_text("".join(f'{{"group": "e{i}", "lang": "en", "query": "q {i}", "passage": "a {i}"}}\n'
+                               for i in range(24)))
+    mix = load_training_corpus(f"mmarco:80+{english}", tmp_path, languages=["en", "de"])
+    cfg = dict(strategy="hybrid", batch_size=8, max_steps=2, eval_steps=2, save_steps=2)
+    model = train(tiny_encoder(), mix, TrainConfig(val_groups=12, **cfg), tmp_path / "held-out", progress=False)
+    assert any("eval_loss" in l for l in (tmp_path / "held-out" / "train_log.jsonl").read_text().splitlines())
+    assert model.is_dir()
+    small = squadshifts_pairs(tmp_path)
+    with pytest.raises(TrainError, match=r"validation set \(squadshifts: 4 groups\) cannot give a batch of 8"):
+        train(tiny_encoder(), mix, TrainConfig(val_corpus="squadshifts", val_groups=4, **cfg), tmp_path / "small",
+              progress=False, val_pairs=small)
+    assert not (tmp_path / "small").exists()
+    assert main(["train", "--model", "tiny", "--corpus", str(english), "--data-dir", str(tmp_path),
+                 "--val-corpus", "squadshifts", "--strategy", "xx", "--batch-size", "8", "--max-steps", "2",
+                 "--eval-steps", "2", "--save-steps", "2", "--out", str(tmp_path / "cli")]) == 0
+    card = (tmp_path / "cli" / "model" / "hbkit_training.json").read_text()
+    assert '"val_corpus": "squadshifts"' in card and '"val_data"' in card

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from hbkit.core.env import data_roots
 from hbkit.core.files import atomic_path
 from hbkit.data.benchmarks import load_benchmark
 from hbkit.data.benchmarks import summary as data_summary
-from hbkit.data.corpora import build_corpus, training_pairs
+from hbkit.data.corpora import build_corpus, training_pairs, validation_pairs
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.mmarco import download_mmarco
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
@@ -216,7 +217,7 @@ def _data(a) -> int:
         for n in a.names:  # every name is checked before the first download
             if n not in known:
                 raise DataError(f"unknown dataset {n!r}; known: {', '.join(known)}")
-        root = Path(a.data_dir) if a.data_dir else PROJECT_DATA
+        root = next((r for _, r in data_roots(a.data_dir)), PROJECT_DATA)   # where the loaders look first
         for n in a.names:
             if n in EXTRA_DOWNLOADS:
                 print(EXTRA_DOWNLOADS[n](root / n, a.languages))
@@ -257,8 +258,9 @@ def _train(a) -> int:
     pairs = training_pairs(cfg.corpus, a.data_dir)   # read and validated before any model is loaded
     if a.max_groups:
         pairs = subsample_pairs(pairs, a.max_groups, cfg.seed)
+    val = validation_pairs(cfg.val_corpus, a.data_dir)   # squadshifts or a pairs file; None: held-out groups
     enc = load_encoder(a.model)
-    print(train(enc, pairs, cfg, a.out, resume=not a.no_resume))
+    print(train(enc, pairs, cfg, a.out, resume=not a.no_resume, val_pairs=val))
     return 0
 
 

@@ -258,5 +258,6 @@ def build_corpus(name: str, src_dir: str | os.PathLike | None = None, languages:
     elif name == "xquad-train":
         _, folder = xquad_train(src_dir, languages, passage, rebuild)
     else:
-        raise DataError(f"unknown corpus {name!r}; build one of {', '.join(CORPORA)}")
+        raise DataError(f"unknown corpus {name!r}; `hbkit data build` builds squad-translate-train or xquad-train "
+                        "(mmarco is built when a run first reads it)")
     return folder, pd.read_csv(folder / "stats.csv")

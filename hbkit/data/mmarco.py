@@ -77,7 +77,8 @@ def mmarco_dir(data_dir: str | os.PathLike | None = None, languages: Iterable[st
                 return cand
         missing = [p for p in mmarco_files(root / FOLDER, langs).values() if not p.is_file()]
         raise DataError(f"{origin}={root} lacks {missing[0]} (mMARCO; {len(missing)} files missing): run `hbkit data "
-                        f"download mmarco --data-dir {root}` while online, or place the hub repository's files there")
+                        f"download mmarco --data-dir {root} --languages {','.join(langs)}` while online, or place the "
+                        "hub repository's files there")
     default = PROJECT_DATA / FOLDER
     if all(p.is_file() for p in mmarco_files(default, langs).values()):
         return default

@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 DOMAINS = tuple(SQUADSHIFTS["files"])
 
 
-#: bumped when the builder writes other rows from the same files
-BUILDER_VERSION = 1
+#: bumped when the builder writes other rows from the same files (2: groups carry their domain)
+BUILDER_VERSION = 2
 
 
 def check_domains(domains: Iterable[str] | str | None) -> list[str]:
@@ -117,7 +117,7 @@ def _build(tmp: Path, files: dict[str, Path]) -> pd.DataFrame:
             if not passage:
                 skipped["empty answer sentence"] += 1
                 continue
-            for c, v in zip(cols, (f"squadshifts/{q.qid}", "en", q.text, passage, f"{domain}:{q.title}:{q.paragraph}:{s}",
+            for c, v in zip(cols, (f"squadshifts/{domain}/{q.qid}", "en", q.text, passage, f"{domain}:{q.title}:{q.paragraph}:{s}",
                                    "squadshifts", q.context, f"{domain}:{q.title}")):
                 cols[c].append(v)
             n += 1
@@ -136,7 +136,7 @@ def squadshifts_pairs(data_dir: str | os.PathLike | None = None, domains: Iterab
                       rebuild: bool = False):
     """SQuADShifts' questions as English pairs (a ``datasets.Dataset`` in the training-pairs contract), cached.
 
-    * group ``squadshifts/<question id>``; lang ``en``; query: the question; passage: the sentence of the context
+    * group ``squadshifts/<domain>/<question id>``; lang ``en``; query: the question; passage: the sentence of the context
       that holds the first answer's ``answer_start`` (:func:`hbkit.data.squad.split_sentences`, as for SQuAD
       translate-train and MLQA-R);
     * ``answer_key`` ``"<domain>:<title>:<paragraph>:<sentence>"``, shared by questions answered by one sentence

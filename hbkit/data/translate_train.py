@@ -111,6 +111,9 @@ def download_squad_translate_train(dest: str | os.PathLike = PROJECT_DATA / "squ
     :func:`squad_translate_train_files`), each verified by size and sha256 (:data:`SQUAD_TT_MANIFEST`)
     while streaming, and written atomically. Existing files with the right size are kept."""
     dest = Path(dest)
+    if offline():
+        raise DataError("cannot download SQuAD translate-train while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): "
+                        f"unset it, or place the release files in {dest}")
     for lang in sorted(set(check_corpus_languages(languages, TRANSLATE_TRAIN_LANGS, "squad-translate-train")) | {"en"}):
         f = translate_file(lang)
         path = dest / f if lang == "en" else dest / TRANSLATE_DIR / f

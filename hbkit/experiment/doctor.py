@@ -19,7 +19,15 @@ from hbkit.data.miracl import corpus_dir, corpus_files, hub_cache_dir, miracl_ro
 from hbkit.data.mmarco import mmarco_dir
 from hbkit.data.registry import DataError, is_corpus_benchmark
 from hbkit.data.releases import PROJECT_DATA, hub_revision, missing_release_files
-from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS, SOURCES, SQUAD_TT_MANIFEST, SQUADSHIFTS, release_checksums
+from hbkit.data.sources import (
+    HUB_SOURCES,
+    MMARCO_LANGS,
+    SOURCES,
+    SQUAD_TT_MANIFEST,
+    SQUADSHIFTS,
+    model_revision,
+    release_checksums,
+)
 from hbkit.data.squadshifts import squadshifts_dir
 from hbkit.data.translate_train import TRANSLATE_TRAIN_LANGS, squad_translate_train_files
 from hbkit.encoders.load import ALIASES, DEFAULT_MODEL, REGISTRY, hub_reachable
@@ -87,10 +95,10 @@ def _corpus_rows(cfg: dict, root: Path) -> list[dict]:
             off = [f for d, (f, size, *_) in SQUADSHIFTS["files"].items() if (folder / f).stat().st_size != size]
             rows.append(_row("validation: squadshifts", MISSING if off else "ok",
                              f"{', '.join(off)} differ from the release's size" if off else f"4 domain files in {folder}",
-                             "hbkit data download squadshifts (online)" if off else ""))
+                             f"hbkit data download squadshifts --data-dir {root} (online)" if off else ""))
         except DataError as e:
             rows.append(_row("validation: squadshifts", MISSING, str(e).split(":")[0] + ": not found",
-                             "hbkit data download squadshifts --data-dir FOLDER (online), or place the four files"))
+                             f"hbkit data download squadshifts --data-dir {root} (online), or place the four files"))
     return rows
 
 
@@ -104,7 +112,8 @@ def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
             folder = mmarco_dir(root, have, download_missing=False)
         except DataError as e:
             return [_row("training corpus: mmarco", MISSING, str(e).split("(")[0].strip(),
-                         f"hbkit data download mmarco --languages {','.join(have)} (online; 3-8 GB per language), or "
+                         f"hbkit data download mmarco --data-dir {root} --languages {','.join(have)} (online; 3-8 GB per "
+                         "language), or "
                          "place the hub repository's files")]
         return [_row("training corpus: mmarco", "ok", f"{len(have)} languages in {folder}")]
     if part == "squad-translate-train":
@@ -114,7 +123,7 @@ def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
             files = squad_translate_train_files(root, langs)
         except DataError as e:
             return [_row("training corpus: squad-translate-train", MISSING, str(e).split(";")[0],
-                         "hbkit data download squad-translate-train (online), or place the release files "
+                         f"hbkit data download squad-translate-train --data-dir {root} (online), or place the release files "
                          "(README: The paper's protocol)")]
         off = [f"{l}: {p.stat().st_size:,} bytes, the release has {SQUAD_TT_MANIFEST[l][0]:,}"
                for l, p in files.items() if l in SQUAD_TT_MANIFEST and p.stat().st_size != SQUAD_TT_MANIFEST[l][0]]
@@ -157,7 +166,7 @@ def _model_rows(cfg: dict) -> list[dict]:
         return [_row("encoder", "ok", f"{name} (from the hub when reachable, else the embedded copy)")]
     try:
         from huggingface_hub import try_to_load_from_cache
-        cached = isinstance(try_to_load_from_cache(name, "config.json"), str)
+        cached = isinstance(try_to_load_from_cache(name, "config.json", revision=model_revision(name)), str)
     except Exception:  # noqa: BLE001 - an old huggingface_hub: treat as not cached
         cached = False
     if cached:

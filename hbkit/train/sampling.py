@@ -320,16 +320,30 @@ class MultiCorpusBatchSampler(_SliceYielder):
         if corpus_column not in dataset.column_names:
             raise SamplerError(f"the dataset has no column {corpus_column!r} naming each row's corpus (columns: "
                                f"{dataset.column_names}); build the mix with hbkit.data.corpora.load_training_corpus")
+        if kw.get("alpha_end") is not None:
+            raise SamplerError("alpha_end (a schedule of α over the epoch) is not defined for a mix of corpora, whose "
+                               "batches each follow their corpus's own epoch; use a constant alpha")
         codes, self.corpora = _column_codes(dataset, corpus_column)
         self.index = [np.flatnonzero(codes == c) for c in range(len(self.corpora))]
-        self.samplers = []
+        self.samplers, self.mono_only = [], []
         for c, name in enumerate(self.corpora):
             sub_seed = int(np.random.SeedSequence([seed, c]).generate_state(1)[0])
+            part = dataset.select(self.index[c])
             try:
-                self.samplers.append(sampler_cls(dataset.select(self.index[c]), batch_size, seed=sub_seed,
-                                                 num_replicas=num_replicas, rank=rank, **kw))
+                self.samplers.append(sampler_cls(part, batch_size, seed=sub_seed, num_replicas=num_replicas,
+                                                 rank=rank, **kw))
             except SamplerError as e:
-                raise SamplerError(f"corpus {name!r} of the mix ({len(self.index[c])} rows): {e}") from None
+                # a corpus in one language (Mr. TyDi or MFAQ in English, as in the paper's mix) cannot give an X-Y
+                # batch: its batches are X-X-mono whatever the strategy, and the log and each BatchInfo say so
+                try:
+                    mono = XXMonoBatchSampler(part, batch_size, seed=sub_seed, num_replicas=num_replicas, rank=rank,
+                                              **{k: v for k, v in kw.items() if k not in ("alpha", "alpha_end")})
+                except SamplerError:
+                    raise SamplerError(f"corpus {name!r} of the mix ({len(self.index[c])} rows): {e}") from None
+                log.warning("corpus %r of the mix has too few groups in two languages for X-Y batches (%s): its "
+                            "batches are X-X-mono", name, e)
+                self.samplers.append(mono)
+                self.mono_only.append(name)
         first = self.samplers[0]
         self.pairs_per_batch, self.batch_size, self.seed = first.pairs_per_batch, first.batch_size, seed
         self.num_replicas, self.rank, self.epoch, self.global_batch = num_replicas, rank, 0, first.global_batch

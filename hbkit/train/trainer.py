@@ -35,7 +35,7 @@ from hbkit.train.run_folder import (
     setup_differences,
     warmup_args,
 )
-from hbkit.train.sampling import PairCollator, XXMonoBatchSampler, make_sampler
+from hbkit.train.sampling import PairCollator, SamplerError, XXMonoBatchSampler, make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +345,17 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
                                                                                           config.seed)
     factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
                            language_weights=config.language_weights)
+    if val_pairs is not None and CORPUS_COLUMN in val_pairs.column_names:   # held-out groups of a mix: evaluated
+        val_pairs = val_pairs.remove_columns(CORPUS_COLUMN)                 # together, not one corpus per batch
     factory(train_pairs, batch_size=config.batch_size, seed=config.seed)  # data no batch can be made of: refused
-    factory.last = None                                                     # before anything is written
+    if val_pairs is not None:                                               # before anything is written, the
+        try:                                                                # validation batches too
+            (XXMonoBatchSampler if own_val is not None and len(set(val_pairs["lang"])) == 1 else factory)(
+                val_pairs, batch_size=config.batch_size, seed=config.seed)
+        except SamplerError as e:
+            raise TrainError(f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) cannot "
+                             f"give a batch of {config.batch_size}: {e}. Keep more validation groups (val_groups).") from None
+    factory.last = None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lr == 0:
