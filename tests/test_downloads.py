@@ -34,6 +34,12 @@ def test_translate_train_downloads_whole_and_refuses_a_corrupt_file(server, tmp_
     monkeypatch.setattr(translate_train, "TT_URL", url + "/tt/{file}")
     monkeypatch.setattr(translate_train, "SQUAD_TT_MANIFEST", manifest)
     dest = tmp_path / "squad-translate-train"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")   # offline: refused at once, nothing written
+    with pytest.raises(DataError, match="cannot download SQuAD translate-train while offline"):
+        translate_train.download_squad_translate_train(dest, languages=["de"])
+    assert not dest.exists()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HBKIT_OFFLINE", raising=False)
     translate_train.download_squad_translate_train(dest, languages=["de"])
     assert (dest / translate_train.SQUAD_TRAIN_FILE).read_bytes() == blobs["en"]
     assert (dest / translate_train.TRANSLATE_DIR / translate_train.translate_file("de")).read_bytes() == blobs["de"]
