@@ -30,10 +30,10 @@ from typing import Iterable, Iterator
 import numpy as np
 import pandas as pd
 
-from hbkit.core.env import data_roots, offline
+from hbkit.core.env import offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
 from hbkit.data.registry import DataError, not_utf8
-from hbkit.data.releases import PROJECT_DATA, fetch_hub_file, hub_revision
+from hbkit.data.releases import PROJECT_DATA, fetch_hub_file, hub_revision, locate_folder
 from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS
 from hbkit.data.translate_train import check_corpus_languages, stats_frame
 
@@ -70,23 +70,10 @@ def mmarco_dir(data_dir: str | os.PathLike | None = None, languages: Iterable[st
     ``$HBKIT_DATA_DIR/mmarco``, else the project's ``data/mmarco``, else a download from the hub (unless offline).
     A folder a user named that lacks a file is an error naming it."""
     langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
-    for origin, root in data_roots(data_dir)[:1]:
-        cands = ((root,) if origin.startswith("argument") else ()) + (root / FOLDER,)
-        for cand in cands:
-            if all(p.is_file() for p in mmarco_files(cand, langs).values()):
-                return cand
-        missing = [p for p in mmarco_files(root / FOLDER, langs).values() if not p.is_file()]
-        raise DataError(f"{origin}={root} lacks {missing[0]} (mMARCO; {len(missing)} files missing): run `hbkit data "
-                        f"download mmarco --data-dir {root} --languages {','.join(langs)}` while online, or place the "
-                        "hub repository's files there")
-    default = PROJECT_DATA / FOLDER
-    if all(p.is_file() for p in mmarco_files(default, langs).values()):
-        return default
-    if download_missing is False or (download_missing is None and offline()):
-        raise DataError(f"mMARCO not found in {default} and offline (HF_HUB_OFFLINE/HBKIT_OFFLINE): place "
-                        f"{HUB_SOURCES['mmarco']['repo']}'s {TRIPLES} and its queries and collections there, or "
-                        "set HBKIT_DATA_DIR")
-    return download_mmarco(default, langs)
+    files = [p.relative_to(".").as_posix() for p in mmarco_files(Path("."), langs).values()]
+    return locate_folder(FOLDER, files, data_dir, "mMARCO",
+                         f"hbkit data download mmarco --data-dir {{root}} --languages {','.join(langs)}",
+                         lambda dest: download_mmarco(dest, langs), download_missing)
 
 
 def download_mmarco(dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: Iterable[str] | None = None) -> Path:

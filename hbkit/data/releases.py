@@ -122,6 +122,30 @@ def hub_revision(source: str) -> str:
     return os.environ.get(src["env"]) or src["revision"]
 
 
+def locate_folder(sub: str, files: list[str], data_dir, what: str, download_hint: str, download,
+                  download_missing: bool | None = None) -> Path:
+    """The folder holding ``files`` (relative paths) of a downloadable release: ``data_dir`` itself or its ``sub``/,
+    else ``$HBKIT_DATA_DIR/sub``, else the project's ``data/sub``, else ``download(folder)`` unless offline
+    (:func:`hbkit.core.env.offline`) or ``download_missing=False``. A folder a user named that lacks a file is a
+    :class:`DataError` naming the first one and ``download_hint`` (the command that fetches them into it, given
+    the root)."""
+    for origin, root in data_roots(data_dir)[:1]:
+        for cand in ((root,) if origin.startswith("argument") else ()) + (root / sub,):
+            if all((cand / f).is_file() for f in files):
+                return cand
+        missing = [f for f in files if not (root / sub / f).is_file()]
+        raise DataError(f"{origin}={root} lacks {root / sub / missing[0]} ({what}; {len(missing)} of {len(files)} files "
+                        f"missing): run `{download_hint.format(root=root)}` while online, or place the release files "
+                        "there")
+    default = PROJECT_DATA / sub
+    if all((default / f).is_file() for f in files):
+        return default
+    if download_missing is False or (download_missing is None and offline()):
+        raise DataError(f"{what} not found in {default} and offline (HF_HUB_OFFLINE/HBKIT_OFFLINE): place "
+                        f"{', '.join(files[:4])}{' ...' if len(files) > 4 else ''} there, or set HBKIT_DATA_DIR")
+    return download(default)
+
+
 def fetch_hub_file(source: str, name: str, dest: str | os.PathLike) -> bool:
     """Download file ``name`` of hub source ``source`` (:data:`hbkit.data.sources.HUB_SOURCES`) at its revision
     (:func:`hub_revision`) into ``dest/name`` with huggingface_hub's ``hf_hub_download`` (honouring ``HF_ENDPOINT``

@@ -24,12 +24,13 @@ from typing import Iterable
 
 import pandas as pd
 
-from hbkit.core.env import data_roots, offline
+from hbkit.core.env import offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
 from hbkit.data.registry import DataError
-from hbkit.data.releases import PROJECT_DATA, fetch_file
+from hbkit.data.releases import PROJECT_DATA, fetch_file, locate_folder
 from hbkit.data.sources import SQUADSHIFTS
-from hbkit.data.squad import sentence_index, split_sentences, squad_questions
+from hbkit.data.squad import squad_questions
+from hbkit.data.translate_train import answer_passage
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +55,15 @@ def check_domains(domains: Iterable[str] | str | None) -> list[str]:
     return domains
 
 
-def _holds(folder: Path, domains: list[str]) -> bool:
-    return all((folder / SQUADSHIFTS["files"][d][0]).is_file() for d in domains)
-
-
 def squadshifts_dir(data_dir: str | os.PathLike | None = None, domains: Iterable[str] | None = None,
                     download_missing: bool | None = None) -> Path:
     """The folder holding the SQuADShifts files of ``domains``: ``data_dir`` itself or its ``squadshifts/``, else
     ``$HBKIT_DATA_DIR/squadshifts``, else the project's ``data/squadshifts``, else a download (unless offline). A
     folder a user named that lacks a file is an error naming it."""
     domains = check_domains(domains)
-    for origin, root in data_roots(data_dir)[:1]:
-        for cand in ((root,) if origin.startswith("argument") else ()) + (root / SQUADSHIFTS["folder"],):
-            if _holds(cand, domains):
-                return cand
-        missing = [SQUADSHIFTS["files"][d][0] for d in domains if not (root / SQUADSHIFTS["folder"] / SQUADSHIFTS["files"][d][0]).is_file()]
-        raise DataError(f"{origin}={root} lacks {root / SQUADSHIFTS['folder'] / missing[0]} (SQuADShifts; "
-                        f"{len(missing)} of {len(domains)} files missing): run `hbkit data download squadshifts "
-                        f"--data-dir {root}` while online, or place the release files there")
-    default = PROJECT_DATA / SQUADSHIFTS["folder"]
-    if _holds(default, domains):
-        return default
-    if download_missing is False or (download_missing is None and offline()):
-        raise DataError(f"SQuADShifts not found in {default} and offline (HF_HUB_OFFLINE/HBKIT_OFFLINE): place "
-                        f"{', '.join(SQUADSHIFTS['files'][d][0] for d in domains)} there, or set HBKIT_DATA_DIR")
-    return download_squadshifts(default, domains)
+    return locate_folder(SQUADSHIFTS["folder"], [SQUADSHIFTS["files"][d][0] for d in domains], data_dir, "SQuADShifts",
+                         "hbkit data download squadshifts --data-dir {root}",
+                         lambda dest: download_squadshifts(dest, domains), download_missing)
 
 
 def download_squadshifts(dest: str | os.PathLike = PROJECT_DATA / SQUADSHIFTS["folder"],
@@ -108,12 +93,7 @@ def _build(tmp: Path, files: dict[str, Path]) -> pd.DataFrame:
         memo: dict[str, list] = {}
         n = 0
         for q in squad_questions(path, skipped, strict=False):
-            spans = memo.get(q.context)
-            if spans is None:
-                spans = memo[q.context] = split_sentences(q.context, "en")
-            s = sentence_index(spans, q.answer_start)
-            b, e = spans[s]
-            passage = q.context[b:e].strip()
+            passage, s = answer_passage(q.context, q.answer_start, "en", "sentence", memo)
             if not passage:
                 skipped["empty answer sentence"] += 1
                 continue

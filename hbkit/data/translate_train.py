@@ -126,7 +126,7 @@ def download_squad_translate_train(dest: str | os.PathLike = PROJECT_DATA / "squ
     return dest
 
 
-def _answer_passage(ctx: str, start: int, lang: str, passage: str, memo: dict) -> tuple[str, int]:
+def answer_passage(ctx: str, start: int, lang: str, passage: str, memo: dict) -> tuple[str, int]:
     """``(passage text, sentence index)``: the pysbd sentence holding ``start`` (``split_sentences``, as for
     MLQA-R), or the whole paragraph (index -1). Spans are memoised per distinct context."""
     if passage == "paragraph":
@@ -146,7 +146,7 @@ def _english_keys(path: Path, passage: str) -> tuple[dict[str, tuple[str, str]],
     cols = {c: [] for c in ("group", "lang", "query", "passage", "answer_key", "source", "context", "article")}
     for r in squad_questions(path, skipped, strict=False):
         qid, title, p, ctx, question = r.qid, r.title, r.paragraph, r.context, r.text
-        text, s = _answer_passage(ctx, r.answer_start, "en", passage, memo)
+        text, s = answer_passage(ctx, r.answer_start, "en", passage, memo)
         key = f"{title}:{p}" if passage == "paragraph" else f"{title}:{p}:{s}"
         keys[qid] = (key, title, question)
         for c, v in zip(cols, (qid, "en", question, text, key, "squad-translate-train", ctx, title)):
@@ -167,7 +167,7 @@ def _translated_part(lang: str, path: Path, keys: dict, passage: str, out: Path)
         if qid not in keys:
             skipped["id not in English SQuAD train (or skipped there)"] += 1
             continue
-        text, _ = _answer_passage(ctx, start, lang, passage, memo)
+        text, _ = answer_passage(ctx, start, lang, passage, memo)
         if not text:
             skipped["empty answer sentence"] += 1
             continue
