@@ -29,6 +29,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from hbkit.core.env import offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
@@ -107,8 +108,8 @@ def _tsv(path: Path, fields: int, skipped: Counter) -> Iterator[list[str]]:
     """The rows of a headerless UTF-8 TSV as lists of ``fields`` strings (the last takes any further tabs); a line
     with fewer fields is counted in ``skipped``. Non-UTF-8 bytes are a :class:`DataError` naming file and line."""
     try:
-        with open(path, encoding="utf-8", newline="\n") as fh:
-            for line in fh:
+        with open(path, encoding="utf-8", newline="\n") as fh:   # millions of lines: a bar, in the terminal and Jupyter
+            for line in tqdm(fh, desc=f"mMARCO {path.name}", unit=" lines", mininterval=2, leave=False):
                 parts = line.rstrip("\r\n").split("\t", fields - 1)
                 if len(parts) < fields:
                     if line.strip():
