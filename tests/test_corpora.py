@@ -140,7 +140,7 @@ def test_missing_language_file_and_bad_arguments(cache, release):
 def test_truncated_release_file(cache, release):
     f = release / "translate-train" / "squad.translate.train.en-de.json"
     f.write_text(f.read_text()[:-40])
-    with pytest.raises(DataError, match=r"en-de.json: not valid JSON .*truncated"):
+    with pytest.raises(DataError, match=r"en-de.json: line \d+, column \d+: not valid JSON .*truncated"):
         corpora.load_training_corpus("squad-translate-train", release, languages=LANGS)
     assert not list((cache / "corpora").glob("squad-translate-train-*/COMPLETE"))
 

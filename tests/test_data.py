@@ -112,7 +112,7 @@ def _para(**kw):
 
 def test_malformed_json_names_file(tmp_path):
     _write(tmp_path, "{not json")
-    with pytest.raises(DataError, match=r"en\.json: not valid JSON"):
+    with pytest.raises(DataError, match=r"en\.json: line 1, column 2: not valid JSON"):
         data.load_xquad_r(tmp_path, languages=["en"])
 
 

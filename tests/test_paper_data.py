@@ -37,7 +37,7 @@ def test_mmarco_joins_every_language_by_id(tmp_path, cache):
         assert r.query.startswith(r.lang) and r.query.endswith(f"number {qid}?")   # its own language, its own query
         assert r.passage.startswith(r.lang) and f"number {qid} " in r.passage      # its positive, same language
         assert r.answer_key == f"mmarco:{pos[qid]}" and r.source == "mmarco"
-    stats = (next((tmp_path / "cache" / "corpora").glob("mmarco-*")) / "stats.csv").read_text()
+    stats = next((tmp_path / "cache" / "corpora").glob("mmarco-*/stats.csv")).read_text()
     assert "query id absent" in stats
     small = mmarco_pairs(tmp_path, ["en"], queries=25).to_pandas()
     assert small.group.nunique() == 25 and set(small.group) <= set(df.group)   # a seeded sample, the same rule

@@ -40,7 +40,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from hbkit.core.env import cache_dir, data_roots, offline
-from hbkit.data.registry import DataError, not_utf8
+from hbkit.data.registry import DataError
+from hbkit.data.textfile import text_lines
 from hbkit.data.releases import fetch_hub_file, hub_revision
 from hbkit.data.sources import HUB_SOURCES
 
@@ -91,35 +92,20 @@ def corpus_files(folder: Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------------
 # readers
 # --------------------------------------------------------------------------------------------------
-def _read_checked(path: Path, what: str, read):
-    """``read(path)``, with an absent file or a non-UTF-8 byte named as such (by line and column)."""
-    if not path.is_file():
-        raise DataError(f"{path}: {what} not found")
-    try:
-        return read(path)
-    except UnicodeDecodeError:
-        raise not_utf8(path, what) from None
-
-
 def read_topics(path: Path) -> dict[str, str]:
     """``{qid: query}`` from a ``qid<TAB>query`` file. A line without a tab, an empty qid or query, or a
     repeated qid raises :class:`DataError` naming the file and line."""
-    return _read_checked(Path(path), "topics file", _read_topics)
-
-
-def _read_topics(path: Path) -> dict[str, str]:
     topics: dict[str, str] = {}
-    with open(path, encoding="utf-8-sig") as fh:   # a byte-order mark at the start is allowed
-        for n, line in enumerate(fh, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            qid, sep, query = line.partition("\t")
-            if not sep or not qid.strip() or not query.strip():
-                raise DataError(f"{path}:{n}: expected 'qid<TAB>query', got {line[:80]!r}")
-            if qid in topics:
-                raise DataError(f"{path}:{n}: query id {qid!r} appears twice")
-            topics[qid] = query
+    for n, line in text_lines(path, "topics file"):   # a byte-order mark is allowed; a non-UTF-8 byte is named
+        line = line.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            continue
+        qid, sep, query = line.partition("\t")
+        if not sep or not qid.strip() or not query.strip():
+            raise DataError(f"{path}:{n}: expected 'qid<TAB>query', got {line[:80]!r}")
+        if qid in topics:
+            raise DataError(f"{path}:{n}: query id {qid!r} appears twice")
+        topics[qid] = query
     if not topics:
         raise DataError(f"{path}: no topics in the file")
     return topics
@@ -129,27 +115,22 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     """``{qid: {docid: relevance}}`` from a TREC qrels file (``qid Q0 docid relevance``, whitespace
     separated). A line with another shape or a non-integer relevance, a repeated (qid, docid), or an
     empty file raises :class:`DataError` naming the file and line."""
-    return _read_checked(Path(path), "qrels file", _read_qrels)
-
-
-def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
-    with open(path, encoding="utf-8-sig") as fh:   # a byte-order mark at the start is allowed
-        for n, line in enumerate(fh, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 4:
-                raise DataError(f"{path}:{n}: expected 'qid Q0 docid relevance' (4 fields), got {line.strip()[:80]!r}")
-            qid, _, docid, rel = parts
-            try:
-                r = int(rel)
-            except ValueError:
-                raise DataError(f"{path}:{n}: relevance {rel!r} is not an integer") from None
-            judged = qrels.setdefault(qid, {})
-            if docid in judged:
-                raise DataError(f"{path}:{n}: ({qid}, {docid}) is judged twice")
-            judged[docid] = r
+    for n, line in text_lines(path, "qrels file"):   # a byte-order mark is allowed; a non-UTF-8 byte is named
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 4:
+            raise DataError(f"{path}:{n}: expected 'qid Q0 docid relevance' (4 fields), got {line.strip()[:80]!r}")
+        qid, _, docid, rel = parts
+        try:
+            r = int(rel)
+        except ValueError:
+            raise DataError(f"{path}:{n}: relevance {rel!r} is not an integer") from None
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            raise DataError(f"{path}:{n}: ({qid}, {docid}) is judged twice")
+        judged[docid] = r
     if not qrels:
         raise DataError(f"{path}: the qrels file is empty; it should hold 'qid Q0 docid relevance' lines")
     return qrels

@@ -16,8 +16,13 @@ everything is joined by id, never by line.
 
 The build streams each file once and keeps only what the subsample needs: the queries of the training triples
 (each with its first positive passage), a seeded sample of ``queries`` of them (seed 0: the same for every model),
-and per language those queries' and passages' texts. Rows a language lacks (a query id or passage id absent from
-its files, an empty text, a line without a tab) are skipped and counted per language and reason.
+and per language those queries' and passages' texts, through :mod:`hbkit.data.textfile` (a byte-order mark
+stripped, a non-UTF-8 byte named by line and column). Queries a language lacks (a query id or passage id absent
+from its files, an empty text) are skipped and counted per language and reason (``stats.csv``'s ``skipped``). Lines
+of the files passed over (a cut last line, a line without a tab, an id seen twice, whose first text is kept) are
+counted apart, as lines (``lines: ...`` columns), since they cost no query unless a query is counted too. An empty
+file, or a language none of whose sampled queries is found (ids with spaces, another release's file), is an
+error naming the file.
 """
 from __future__ import annotations
 
@@ -25,15 +30,15 @@ import logging
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from hbkit.core.env import offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
-from hbkit.data.registry import DataError, not_utf8
+from hbkit.data.registry import DataError
+from hbkit.data.textfile import first_id, id_texts, tsv_rows
 from hbkit.data.releases import PROJECT_DATA, fetch_hub_file, hub_revision, locate_folder
 from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS
 from hbkit.data.translate_train import check_corpus_languages, stats_frame
@@ -46,7 +51,7 @@ DEFAULT_QUERIES = 100_000
 
 
 #: bumped when the builder writes other rows from the same files
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2   # 2: a byte-order mark stripped, a duplicated id's first text kept
 
 
 FOLDER = "mmarco"
@@ -104,42 +109,42 @@ def download_mmarco(dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: 
     return dest
 
 
-def _tsv(path: Path, fields: int, skipped: Counter) -> Iterator[list[str]]:
-    """The rows of a headerless UTF-8 TSV as lists of ``fields`` strings (the last takes any further tabs); a line
-    with fewer fields is counted in ``skipped``. Non-UTF-8 bytes are a :class:`DataError` naming file and line."""
-    try:
-        with open(path, encoding="utf-8", newline="\n") as fh:   # millions of lines: a bar, in the terminal and Jupyter
-            for line in tqdm(fh, desc=f"mMARCO {path.name}", unit=" lines", mininterval=2, leave=False):
-                parts = line.rstrip("\r\n").split("\t", fields - 1)
-                if len(parts) < fields:
-                    if line.strip():
-                        skipped["line without the expected tabs"] += 1
-                    continue
-                yield parts
-    except UnicodeDecodeError:
-        raise not_utf8(path, "mMARCO file") from None
-
-
 def _sample_queries(path: Path, queries: int) -> tuple[dict[str, str], int]:
     """``{qid: first positive pid}`` of a seeded sample of ``queries`` training queries (seed 0), and how many the
-    triples hold."""
+    triples hold. Lines that are not triples are counted and said in the log."""
     first: dict[str, str] = {}
-    skipped: Counter = Counter()
-    for qid, pos, _ in _tsv(path, 3, skipped):
+    problems: Counter = Counter()
+    for qid, pos, _ in tsv_rows(path, 3, problems, "mMARCO triples file", progress=True):
         if qid not in first:
             first[qid] = pos
     if not first:
-        raise DataError(f"{path}: no training triple (qid, positive pid, negative pid) read; is it the mMARCO file?")
-    if skipped:
-        log.warning("%s: %d lines skipped (%s)", path, sum(skipped.values()), dict(skipped))
+        raise DataError(f"{path}: no training triple (qid, positive pid, negative pid) read "
+                        f"({path.stat().st_size} bytes); is it the mMARCO file? Re-download it")
+    if problems:
+        log.warning("%s: %d lines skipped (%s)", path, sum(problems.values()), dict(problems))
     qids = sorted(first)
     if queries < len(qids):
         qids = sorted(np.random.default_rng(0).choice(qids, size=queries, replace=False).tolist())
     return {q: first[q] for q in qids}, len(first)
 
 
-def _texts(path: Path, wanted: set[str], skipped: Counter) -> dict[str, str]:
-    return {i: t.strip() for i, t in _tsv(path, 2, skipped) if i in wanted}
+def _texts(path: Path, wanted: set[str], lines: Counter, what: str) -> dict[str, str]:
+    """``{id: text}`` of the ``wanted`` ids of one language's file; an empty file is an error naming it, and the
+    file's line problems (a cut last line, a line without a tab, an id seen twice) are added to ``lines``."""
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the mMARCO {what} file is empty (0 bytes); re-download it "
+                        f"(hbkit data download mmarco) or leave its language out")
+    problems: Counter = Counter()
+    out = id_texts(path, wanted, problems, f"mMARCO {what} file", progress=True)
+    for reason, n in problems.items():
+        lines[f"{what}: {reason}"] += n
+    if not out and wanted:
+        found = first_id(path, f"mMARCO {what} file")
+        hint = (f"; its ids carry spaces ({found!r}), the release's are bare numbers: remove them"
+                if found is not None and found != found.strip() else
+                f"; its first id is {found!r}, the triples' are like {min(wanted)!r}: is it the file of this release?")
+        raise DataError(f"{path}: none of the {len(wanted):,} {what} ids the sample needs is in the file{hint}")
+    return out
 
 
 def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) -> pd.DataFrame:
@@ -148,9 +153,10 @@ def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) ->
     pids = set(chosen.values())
     parts, stats = [], []
     for l in langs:
-        skipped: Counter = Counter()
-        qtext = _texts(files[f"queries-{l}"], set(chosen), skipped)
-        ptext = _texts(files[f"collection-{l}"], pids, skipped)
+        skipped: Counter = Counter()   # queries left out, by reason
+        lines: Counter = Counter()     # lines of the files passed over, by file and reason (not queries)
+        qtext = _texts(files[f"queries-{l}"], set(chosen), lines, "queries")
+        ptext = _texts(files[f"collection-{l}"], pids, lines, "collection")
         rows = []
         for qid, pid in chosen.items():
             q, p = qtext.get(qid), ptext.get(pid)
@@ -160,10 +166,17 @@ def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) ->
                 skipped["empty text"] += 1
             else:
                 rows.append((f"mmarco/{qid}", l, q, p, f"mmarco:{pid}"))
+        if not rows:
+            raise DataError(f"mMARCO {l}: no usable query ({dict(skipped)}) in {files[f'queries-{l}']} and "
+                            f"{files[f'collection-{l}']}; re-download them or leave {l!r} out of the languages")
         parts.append(pd.DataFrame(rows, columns=["group", "lang", "query", "passage", "answer_key"]))
-        stats.append({"lang": l, "rows": len(rows), "skipped": dict(skipped), "file": str(files[f"queries-{l}"])})
+        stats.append({"lang": l, "rows": len(rows), "skipped": dict(skipped), "lines": dict(lines),
+                      "file": str(files[f"queries-{l}"])})
         if skipped:
             log.warning("mMARCO %s: %d queries skipped (%s)", l, sum(skipped.values()), dict(skipped))
+        if lines:
+            log.warning("mMARCO %s: lines passed over in its files (%s); no query was lost to them unless counted "
+                        "above", l, dict(lines))
     df = pd.concat(parts, ignore_index=True).assign(source="mmarco")
     df = df.sort_values(["lang", "group"], kind="stable").reset_index(drop=True)
     save_frame(tmp, df)

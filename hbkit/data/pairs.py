@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hbkit.data.registry import LANGUAGES, DataError, not_utf8
+from hbkit.data.registry import LANGUAGES, DataError
+from hbkit.data.textfile import open_text, text_lines
 
 REQUIRED = ("group", "lang", "query", "passage")
 
@@ -30,36 +31,28 @@ def _fail(origin: str, where: str, msg: str, more: int = 0) -> DataError:
 
 
 def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
-    try:
-        return _read_jsonl_text(path)
-    except UnicodeDecodeError:
-        raise not_utf8(path, "pairs file") from None
-
-
-def _read_jsonl_text(path: Path) -> tuple[dict[str, list], list[int]]:
     cols: dict[str, list] = {}
     lines: list[int] = []
-    with open(path, encoding="utf-8-sig") as fh:   # a byte-order mark at the start is allowed
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise _fail(str(path), f"line {n}", f"malformed JSON ({e.msg} at column {e.colno}); each line "
-                            "must be one JSON object like {\"group\": ..., \"lang\": ..., \"query\": ..., "
-                            "\"passage\": ...}") from None
-            if not isinstance(rec, dict):
-                raise _fail(str(path), f"line {n}", f"expected a JSON object, got {type(rec).__name__}")
-            i = len(lines)
-            for k, v in rec.items():
-                if k not in cols:
-                    cols[k] = [None] * i
-                cols[k].append(v)
-            for k in cols:
-                if len(cols[k]) == i:
-                    cols[k].append(None)
-            lines.append(n)
+    for n, line in text_lines(path, "pairs file"):   # a byte-order mark is allowed; a non-UTF-8 byte is named
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise _fail(str(path), f"line {n}", f"malformed JSON ({e.msg} at column {e.colno}); each line "
+                        "must be one JSON object like {\"group\": ..., \"lang\": ..., \"query\": ..., "
+                        "\"passage\": ...}") from None
+        if not isinstance(rec, dict):
+            raise _fail(str(path), f"line {n}", f"expected a JSON object, got {type(rec).__name__}")
+        i = len(lines)
+        for k, v in rec.items():
+            if k not in cols:
+                cols[k] = [None] * i
+            cols[k].append(v)
+        for k in cols:
+            if len(cols[k]) == i:
+                cols[k].append(None)
+        lines.append(n)
     return cols, lines
 
 
@@ -69,8 +62,6 @@ def _read_csv(path: Path) -> tuple[dict[str, list], list[int]]:
     old = csv.field_size_limit(2**31 - 1)   # a long passage is data, not an error (the default limit is 128 KiB)
     try:
         return _read_csv_text(path)
-    except UnicodeDecodeError:
-        raise not_utf8(path, "pairs file") from None
     finally:
         csv.field_size_limit(old)
 
@@ -78,7 +69,7 @@ def _read_csv(path: Path) -> tuple[dict[str, list], list[int]]:
 def _read_csv_text(path: Path) -> tuple[dict[str, list], list[int]]:
     import csv
 
-    with open(path, encoding="utf-8-sig", newline="") as fh:   # a byte-order mark at the start is allowed
+    with open_text(path, "pairs file") as fh:   # a byte-order mark is allowed; a non-UTF-8 byte is named
         reader = csv.reader(fh)
         try:
             header = next(reader)

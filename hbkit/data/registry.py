@@ -1,7 +1,6 @@
 """Languages, article splits and benchmark names: what hbkit knows by name, and the data errors."""
 from __future__ import annotations
 
-import os
 from typing import Iterable
 
 #: ISO 639-1 codes of every language the releases use (XQuAD, MLQA, TyDi-QA, MIRACL).
@@ -40,20 +39,6 @@ TRAIN_ARTICLES = tuple(i for i in range(48) if i not in EVAL_ARTICLES)
 
 class DataError(ValueError):
     """A data file is missing, unreadable or malformed; the message names the file, the record and the fix."""
-
-
-def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
-    """The :class:`DataError` for a text file with bytes that are not UTF-8: it names the file, the first bad
-    line and column and the byte, and the fix. (Called after a ``UnicodeDecodeError``; reads the file again in
-    binary to find the place.)"""
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return DataError(f"{path}: line {n}, column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8; "
-                                 f"save the {what} as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
-    return DataError(f"{path}: not UTF-8 text; save the {what} as UTF-8")
 
 
 def check_languages(languages: Iterable[str] | str | None, available: list[str], dataset: str) -> list[str]:

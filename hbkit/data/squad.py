@@ -1,7 +1,6 @@
 """One validated SQuAD-format reader and the sentence splitter."""
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import Counter
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from hbkit.data.registry import DataError
+from hbkit.data.textfile import read_json
 
 log = logging.getLogger(__name__)
 
@@ -19,13 +19,11 @@ log = logging.getLogger(__name__)
 # validated SQuAD-format reading
 # --------------------------------------------------------------------------------------------------
 def _load_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            obj = json.load(fh)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found; check HBKIT_DATA_DIR or run `hbkit data download`") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e}); the file is truncated or corrupt — re-download it") from None
+    """A SQuAD-format file's JSON (:func:`hbkit.data.textfile.read_json`: a byte-order mark accepted, a non-UTF-8
+    byte or broken JSON named by line and column)."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; check HBKIT_DATA_DIR or run `hbkit data download`")
+    obj = read_json(path, "SQuAD-format file")
     if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
         raise DataError(f"{path}: expected a SQuAD-format object with a 'data' list at the top level")
     return obj

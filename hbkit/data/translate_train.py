@@ -185,12 +185,17 @@ def _part_worker(args) -> dict:
 
 
 def stats_frame(parts: list[dict], single: dict[str, int]) -> pd.DataFrame:
+    """A corpus's ``stats.csv``: per language ``rows``, ``skipped`` (records left out) with one ``skipped: <reason>``
+    column each, ``lines: <reason>`` (lines of its files passed over, which are not records), the rows in
+    single-language groups and the file; then the ``all`` row of sums."""
     reasons = sorted({r for p in parts for r in p["skipped"]})
+    line_reasons = sorted({r for p in parts for r in p.get("lines", {})})
     rows = []
     for p in sorted(parts, key=lambda p: p["lang"]):
         rows.append({"lang": p["lang"], "rows": p["rows"],
                      "skipped": sum(p["skipped"].values()),
                      **{f"skipped: {r}": p["skipped"].get(r, 0) for r in reasons},
+                     **{f"lines: {r}": p.get("lines", {}).get(r, 0) for r in line_reasons},
                      "rows in single-language groups": single.get(p["lang"], 0),
                      "questions identical to English": p.get("identical", 0), "file": p.get("file", "")})
     df = pd.DataFrame(rows)
