@@ -60,13 +60,45 @@ CORPORA = ("xquad-train", "squad-translate-train", "mmarco")
 
 
 def corpus_parts(spec: str) -> list[str]:
-    """The parts of a corpus spec: ``"mmarco:200000+squad-translate-train"`` -> ``["mmarco:200000",
-    "squad-translate-train"]``; each part given once."""
-    parts = [p.strip() for p in str(spec).split("+")]
+    """The parts of a corpus spec, the one parser of mixes: ``"mmarco:200000+squad-translate-train"`` ->
+    ``["mmarco:200000", "squad-translate-train"]``.
+
+    ``+`` joins a mix, except inside the name of a file that exists (``my+pairs.parquet`` is one part, and
+    so is ``a+b.jsonl+mmarco``'s ``a+b.jsonl`` when that file is there). Each part is a corpus name
+    (:data:`CORPORA`, ``mmarco:N``) or a ``.jsonl``/``.csv``/``.parquet`` file; a part that is neither, an empty
+    part, and two parts that would carry one name in the ``corpus`` column (``mmarco:5+mmarco:6``, or two files
+    with one stem) are a :class:`DataError`, raised before anything is read.
+
+    Example:
+        >>> corpus_parts("mmarco:200000+squad-translate-train")
+        ['mmarco:200000', 'squad-translate-train']
+    """
+    spec = str(spec)
+    tokens, parts, i = spec.split("+"), [], 0
+    while i < len(tokens):
+        j = next((j for j in range(len(tokens), i + 1, -1)
+                  if Path("+".join(tokens[i:j]).strip()).expanduser().is_file()), i + 1)
+        parts.append("+".join(tokens[i:j]).strip())
+        i = j
     if any(not p for p in parts):
         raise DataError(f"corpus {spec!r}: an empty part; join corpora with '+', e.g. mmarco+squad-translate-train")
-    if len(set(parts)) != len(parts):
-        raise DataError(f"corpus {spec!r}: a part is given twice; list each corpus once")
+    for p in parts:
+        if p.partition(":")[0] not in CORPORA and not Path(p).suffix:
+            mix = (f" ('+' joins a mix, so {spec!r} was read as the parts {parts}; a file whose name holds '+' is read "
+                   "whole when it exists: check its path)" if len(parts) > 1 else "")
+            raise DataError(f"unknown training corpus {p!r}{mix}; use one of {', '.join(CORPORA)}, mmarco:N, a "
+                            ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' (mmarco+squad-translate-train)")
+    names: dict[str, str] = {}
+    for p in parts:
+        if p.partition(":")[0] == "mmarco":
+            parse_size(p)   # mmarco:N names a size
+        name = part_name(p)
+        if name in names:
+            fix = ("give each corpus once (one size for mmarco)" if p.partition(":")[0] in CORPORA else
+                   "rename one of the files")
+            raise DataError(f"corpus {spec!r}: the parts {names[name]!r} and {p!r} would both be named {name!r} in "
+                            f"the mix; {fix}")
+        names[name] = p
     return parts
 
 
@@ -153,7 +185,7 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
 
     if passage not in PASSAGES:
         raise DataError(f"passage={passage!r}: use one of {', '.join(PASSAGES)}")
-    if isinstance(name_or_path, str) and "+" in name_or_path:
+    if isinstance(name_or_path, str) and "+" in name_or_path and len(corpus_parts(name_or_path)) > 1:
         return _mix(name_or_path, data_dir, languages, passage, rebuild, num_proc)
     if isinstance(name_or_path, str) and name_or_path.partition(":")[0] == "mmarco":
         return mmarco_pairs(data_dir, languages, parse_size(name_or_path), rebuild)
@@ -213,9 +245,6 @@ def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
         out.append(ds.cast(datasets.Features({c: datasets.Value("string") for c in ds.column_names})))
     if wanted is not None and set(wanted) - covered:
         raise DataError(f"corpus {spec!r}: no part has rows in {sorted(set(wanted) - covered)}; add a corpus that has them")
-    names = [part_name(p) for p in parts]
-    if len(set(names)) != len(names):
-        raise DataError(f"corpus {spec!r}: two parts share the name {names}; rename one of the files")
     return datasets.concatenate_datasets(out)
 
 

@@ -117,7 +117,7 @@ def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
                          "place the hub repository's files")]
         return [_row("training corpus: mmarco", "ok", f"{len(have)} languages in {folder}")]
     if part == "squad-translate-train":
-        if "+" in cfg["corpus"]:   # in a mix: the languages it has
+        if len(corpus_parts(cfg["corpus"])) > 1:   # in a mix: the languages it has
             langs = [l for l in langs if l in TRANSLATE_TRAIN_LANGS] if langs else None
         try:
             files = squad_translate_train_files(root, langs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from hbkit.core.vocab import STRATEGIES
+from hbkit.data.corpora import corpus_parts
 from hbkit.data.registry import check_benchmark_names, is_corpus_benchmark
 
 #: Run profiles: plain data a user can read and copy (``hbkit compare --profile NAME``; every key is also a
@@ -159,8 +160,9 @@ def check_profile(cfg: dict) -> dict:
     if not isinstance(vc, str) or not (vc in ("held-out", "squadshifts") or vc.endswith((".jsonl", ".csv", ".parquet"))):
         fail("val_corpus", "use held-out, squadshifts, or a .jsonl/.csv/.parquet file of pairs")
     corpus = cfg.get("corpus")
-    if not isinstance(corpus, str) or not corpus.strip() or any(not p.strip() for p in corpus.split("+")):
+    if not isinstance(corpus, str) or not corpus.strip():
         fail("corpus", "name a corpus (xquad-train, squad-translate-train, mmarco[:N]), a pairs file, or a mix joined by +")
+    corpus_parts(corpus)   # the mix parser: an unknown part, or two parts of one name, is refused here
     if not isinstance(cfg.get("delta"), (int, float)) or cfg["delta"] < 0:
         fail("delta", "must be >= 0 (the largest shortfall of hybrid that still counts as 'as good')")
     prompts = cfg.get("prompts")
