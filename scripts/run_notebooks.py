@@ -30,9 +30,17 @@ def main(argv: list[str] | None = None) -> int:
     from hbkit.core.files import atomic_write_text
     from hbkit.experiment.profiles import profile
 
-    seeds = [int(s) for s in a.seeds.split(",")] if a.seeds else None
-    cfg = profile(a.profile, seeds=seeds)   # validated before the first notebook starts
-    run = Path(a.run) if a.run else default_run_dir(cfg["profile"])
+    from hbkit.core.files import check_folder
+
+    try:   # every argument is checked before the first notebook starts, each refusal in one line
+        seeds = [int(s) for s in a.seeds.split(",")] if a.seeds is not None else None
+    except ValueError:
+        ap.error(f"--seeds {a.seeds!r}: give comma-separated whole numbers, e.g. 0,1,2")
+    try:
+        cfg = profile(a.profile, seeds=seeds)
+        run = check_folder(a.run, "--run") if a.run is not None else default_run_dir(cfg["profile"])
+    except ValueError as e:
+        ap.error(str(e))
     out = run / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
     books = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))

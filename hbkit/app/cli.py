@@ -10,13 +10,14 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from hbkit.core.env import data_roots
-from hbkit.core.files import atomic_path
+from hbkit.core.files import atomic_path, check_folder
 from hbkit.data.benchmarks import load_benchmark
 from hbkit.data.benchmarks import summary as data_summary
 from hbkit.data.corpora import build_corpus, training_pairs, validation_pairs
@@ -39,16 +40,39 @@ from hbkit.train.config import TrainConfig
 from hbkit.train.trainer import train
 
 
-def _parse_list(kind):
+def _parse_list(kind, none_ok: bool = False):
+    """A comma list of ``kind`` values; ``none`` (only where ``none_ok``) -> ``[]``, an explicit "none of them" that
+    the profile reads as such (no extra α; all training languages), never as "keep the profile's". An empty
+    value or an empty item (``0,,1``) is refused."""
+    example = "0,1,2" if kind is int else "0.25,0.75" if kind is float else "a,b"
+
     def parse(text: str):
-        if text.lower() in ("none", ""):
-            return None
+        if none_ok and text.strip().lower() == "none":
+            return []
+        items = [x.strip() for x in text.split(",")]
+        if not text.strip() or any(not x for x in items):
+            raise argparse.ArgumentTypeError(f"{text!r}: an empty value; give comma-separated {kind.__name__} values, "
+                                             f"e.g. {example}" + (", or none" if none_ok else "") +
+                                             " (leave the option out for the profile's)")
         try:
-            return [kind(x.strip()) for x in text.split(",") if x.strip()]
+            return [kind(x) for x in items]
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r}: give comma-separated {kind.__name__} values, e.g. "
-                                             f"{'0,1,2' if kind is int else '0.25,0.75' if kind is float else 'a,b'}") from None
+                                             f"{example}") from None
     return parse
+
+
+def _json_object(text: str) -> dict:
+    """A JSON object option (``--training-args '{"warmup_ratio": 0.2}'``)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r} is not valid JSON ({e.msg} at column {e.colno}); give a JSON object "
+                                         "in single quotes, e.g. '{\"gradient_accumulation_steps\": 4}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r} is JSON but not an object; give one, e.g. "
+                                         "'{\"gradient_accumulation_steps\": 4}'")
+    return value
 
 
 def _parse_dict(text: str):
@@ -88,9 +112,8 @@ def _parse_optional(kind):
 
 
 _TYPES = {"str": str, "int": int, "float": float, "list[str]": _parse_list(str), "list[int]": _parse_list(int),
-          "list[float]": _parse_list(float), "dict[int]": _parse_dict, "int?": _parse_optional(int),
-          "dict[str]?": _parse_text_dict,
-          "list[str]?": _parse_list(str)}
+          "list[float]": _parse_list(float, none_ok=True), "dict[int]": _parse_dict, "int?": _parse_optional(int),
+          "dict[str]?": _parse_text_dict, "list[str]?": _parse_list(str, none_ok=True)}
 
 
 def _add_dataclass_options(parser, cls, skip=()) -> None:
@@ -106,7 +129,7 @@ def _add_dataclass_options(parser, cls, skip=()) -> None:
         if "bool" in t:
             kw["action"] = argparse.BooleanOptionalAction
         elif "dict" in t:
-            kw["type"] = json.loads
+            kw["type"] = _json_object
         else:
             base = int if "int" in t else float if "float" in t else str
             kw["type"] = _parse_optional(base) if "None" in t else base
@@ -254,7 +277,7 @@ def _doctor(a) -> int:
 
 
 def _train(a) -> int:
-    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
+    cfg = a.config   # built and checked by validate()
     pairs = training_pairs(cfg.corpus, a.data_dir)   # read and validated before any model is loaded
     if a.max_groups:
         pairs = subsample_pairs(pairs, a.max_groups, cfg.seed)
@@ -297,8 +320,38 @@ def _eval(a) -> int:
 COMMANDS = {"data": _data, "compare": _compare, "report": _report, "doctor": _doctor, "train": _train, "eval": _eval}
 
 
+def validate(a) -> None:
+    """The one argument-validation pass, before any command reads or writes anything: the folders a command was
+    given (``--data-dir``, ``--dir``, ``--out``) and, for ``hbkit train``, the training config. A refusal leaves
+    every folder as it was."""
+    if getattr(a, "data_dir", None) is not None:
+        data_roots(a.data_dir)    # empty, or a file: refused
+    if getattr(a, "dir", None) is not None:
+        if not str(a.dir).strip() or not Path(a.dir).expanduser().is_dir():
+            raise DataError(f"--dir {a.dir!r} is not a folder: name the release folder (e.g. the one holding "
+                            "train-v1.1.json and translate-train/)")
+    if getattr(a, "out", None) is not None:
+        check_folder(a.out, "--out")
+    if a.cmd == "train":
+        if a.max_groups is not None and a.max_groups < 2:
+            raise ValueError(f"--max-groups {a.max_groups}: must be at least 2 groups")
+        a.config = train_config(a)
+
+
+def train_config(a) -> TrainConfig:
+    """``hbkit train``'s :class:`TrainConfig` from its options; a refused value is named by its option
+    (``--seed -1``), not by the field."""
+    try:
+        return TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
+    except ValueError as e:
+        msg = re.sub(r"(?<![\w-])([a-z_]+)=", lambda m: f"--{m.group(1).replace('_', '-')} " if m.group(1) in
+                     {f.name for f in dataclasses.fields(TrainConfig)} else m.group(0), str(e))
+        raise type(e)(msg) from None
+
+
 def run(a) -> int:
-    """Run the parsed command ``a.cmd``; returns the process exit status."""
+    """Run the parsed command ``a.cmd`` after :func:`validate`; returns the process exit status."""
+    validate(a)
     command = COMMANDS.get(a.cmd)
     return command(a) if command else 1
 

@@ -10,14 +10,24 @@ def data_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Pat
     """The folders a user named for the data, first hit wins: ``("argument data_dir", data_dir)`` when given,
     then ``("HBKIT_DATA_DIR", $HBKIT_DATA_DIR)`` when set; each expanded (``~``). Every loader that looks for a
     release (the benchmarks, SQuAD translate-train, MIRACL, ``hbkit doctor``) starts from this list and then
-    falls back to its own default (the project's ``data/``, the hub cache, or a download).
+    falls back to its own default (the project's ``data/``, the hub cache, or a download). An empty ``data_dir``
+    and a root that is a file are refused (``ValueError``), before anything is looked for there.
 
     Example:
         >>> data_roots("/data")[0]
         ('argument data_dir', PosixPath('/data'))
     """
+    if data_dir is not None and not str(data_dir).strip():
+        raise ValueError("data_dir (--data-dir) is empty: name the folder that holds the releases, or leave it out to "
+                         "use $HBKIT_DATA_DIR or the project's data/")
     given = (("argument data_dir", data_dir), ("HBKIT_DATA_DIR", os.environ.get("HBKIT_DATA_DIR")))
-    return [(origin, Path(root).expanduser()) for origin, root in given if root]
+    roots = [(origin, Path(root).expanduser()) for origin, root in given if root]
+    for origin, root in roots:
+        if root.exists() and not root.is_dir():
+            who = "data_dir (--data-dir)" if origin.startswith("argument") else origin
+            raise ValueError(f"{who} {root} is a file, not a folder: name the folder that holds the releases "
+                             "(laid out as in data/README.md)")
+    return roots
 
 
 def runs_root() -> Path:

@@ -87,6 +87,58 @@ def tmp_name(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+class DiskFull(OSError):
+    """The disk filled up while hbkit wrote: the message names the folder, what was being written and the free
+    space left there."""
+
+
+def _is_disk_full(e: BaseException | None) -> bool:
+    """Whether ``e`` or an exception it came from is ENOSPC, as an ``OSError`` or in another library's words
+    (safetensors: "I/O error: No space left on device", torch: "PytorchStreamWriter failed writing file")."""
+    import errno
+
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left on device" in str(e):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``'1.5 KB'`` (powers of 1024, one decimal)."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+@contextlib.contextmanager
+def disk_guard(folder: str | os.PathLike, what: str) -> Iterator[None]:
+    """Turn a full disk inside the block into one :class:`DiskFull` that names ``folder``, ``what`` was being
+    written and the space still free there, whatever library raised it; other errors pass unchanged.
+
+    Example:
+        >>> with disk_guard("runs/cpu/models/xx-s0", "the trained model"):   # doctest: +SKIP
+        ...     model.save(...)
+    """
+    try:
+        yield
+    except DiskFull:
+        raise
+    except Exception as e:
+        if not _is_disk_full(e):
+            raise
+        anc = Path(folder)
+        while not anc.exists() and anc != anc.parent:
+            anc = anc.parent
+        free = shutil.disk_usage(anc).free
+        raise DiskFull(f"no space left on the device while writing {what} in {folder} ({human_bytes(free)} free "
+                       "there): free some space, or use a folder on a larger disk (a rerun resumes)") from e
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path`` atomically, on error it is removed.
@@ -98,8 +150,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = tmp_name(path)
     tmp = tmp.with_name(tmp.name + path.suffix)
     try:
-        yield tmp
-        os.replace(tmp, path)
+        with disk_guard(path.parent, path.name):
+            yield tmp
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             if tmp.is_dir():
@@ -201,7 +254,8 @@ def build_once(target: str | os.PathLike, build: Callable[[Path], None], is_comp
         remove_stale_tmp(target.parent, recursive=False, prefix=target.name + ".", only_dead=False)
         tmp = tmp_name(target)
         try:
-            build(tmp)
+            with disk_guard(target.parent, f"the cache entry {target.name}"):
+                build(tmp)
             if not is_complete(tmp):
                 raise RuntimeError(f"building {target} did not produce a complete result in {tmp}")
             if target.is_dir():
@@ -215,18 +269,49 @@ def build_once(target: str | os.PathLike, build: Callable[[Path], None], is_comp
     return target
 
 
+def check_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """A folder argument checked before any work (``option`` names it in the message): not empty, not a file, not
+    under a file, and writable where it would be created. Returns it as a ``Path``; nothing is created.
+
+    Example:
+        >>> check_folder("runs/cpu")
+        PosixPath('runs/cpu')
+    """
+    if path is None or not str(path).strip():
+        raise ValueError(f"{option} is empty: name a folder (it is created if absent), or leave the option out")
+    p = Path(path).expanduser()
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{option} {p} is a file, not a folder: name a folder (it is created if absent)")
+    anc = p
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise ValueError(f"{option} {p}: {anc} is a file, so no folder can be made below it; name another folder")
+    if not os.access(anc, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {p}: {anc} is not writable by this user; name a folder you can write to")
+    return p
+
+
 class RunLock:
     """Exclusive use of a run folder: ``with RunLock(out): ...``.
 
     Writes ``<out>/.lock`` (an OS file lock) and ``<out>/.lock.owner`` (PID and host, for the message). A
-    second process entering the same folder gets :class:`FolderInUse` at once, naming the holder."""
+    second process entering the same folder gets :class:`FolderInUse` at once, naming the holder. When the block
+    ends with an error (a refused run), the lock file it made and a folder it made that holds nothing else are
+    removed again: a refusal leaves the disk as it was."""
 
     def __init__(self, folder: str | os.PathLike):
-        self.folder = Path(folder)
+        self.folder = check_folder(folder, "the run folder")
         self._lock = FileLock(str(self.folder / ".lock"))
+        self._created: list[Path] = []
 
     def __enter__(self) -> "RunLock":
+        d = self.folder
+        while not d.exists() and d != d.parent:
+            self._created.append(d)
+            d = d.parent
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock_made = not (self.folder / ".lock").exists()
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
@@ -244,9 +329,16 @@ class RunLock:
                                                 exc_info=True)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         with contextlib.suppress(OSError):
             (self.folder / ".lock.owner").unlink()
+        if exc_type is not None:   # refused or failed: what the lock itself made goes again
+            with contextlib.suppress(OSError):
+                if self._lock_made:
+                    (self.folder / ".lock").unlink()   # still held: no one else takes it meanwhile
+                if self._created and not any(self.folder.iterdir()):
+                    for d in self._created:
+                        d.rmdir()
         self._lock.release()
 
 

@@ -14,6 +14,7 @@ from hbkit.experiment.profiles import profile as get_profile
 from hbkit.experiment.report import render
 from hbkit.experiment.stages import (
     base_encoder,
+    check_training_data,
     clusters_table,
     results_complete,
     stage_aggregate,
@@ -61,18 +62,19 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         pairs, val, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
         cfg["data"], cfg["notes"] = fps, notes
         timings["load_data"] = time.perf_counter() - t0
+        if not force:
+            check_reusable(out, cfg, {n: legacy_corpus_fingerprint(b) for n, b in corpora.items()})
+        runs = plan(cfg)
+        check_training_data(runs, cfg, pairs, val)   # a mix part too small for the batch: refused here
+        # every check passed: only now is anything written (or, with force, removed)
         if force:
             for sub in ("models", "per_query", "alignment", "umap"):
                 shutil.rmtree(out / sub, ignore_errors=True)
-        else:
-            check_reusable(out, cfg, {n: legacy_corpus_fingerprint(b) for n, b in corpora.items()})
-        # every check passed: only now is anything written
         with atomic_path(out / "overlap.csv") as tmp:
             overlap.to_csv(tmp, index=False)
         with atomic_path(out / "clusters.csv") as tmp:
             clusters_table(benches).to_csv(tmp, index=False)
         atomic_write_json(out / "config.json", cfg)
-        runs = plan(cfg)
         ub = benches[umap_bench(cfg)]
         ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
         umap_q = ub.queries[ub.queries["group"].isin(ug)]

@@ -193,7 +193,8 @@ def profile(name: str = "auto", **overrides) -> dict:
     Args:
         name: ``ci``, ``cpu``, ``lareqa`` (LAReQA's protocol), ``paper`` (the paper's: prefixes, nine training
             languages, mMARCO + translate-train, SQuADShifts early stopping), ``gpu``, or ``auto`` (:func:`default_profile`: ``gpu`` on CUDA, else ``cpu``).
-        **overrides: any profile key (:data:`PROFILE_KEYS`); ``None`` keeps the profile's value.
+        **overrides: any profile key (:data:`PROFILE_KEYS`); ``None`` keeps the profile's value, and ``[]`` for
+            ``train_languages`` (or ``{}`` for ``prompts``) says "none": every language (no prefixes).
 
     Returns:
         A plain dict (safe to edit): model, strategies, alphas, seeds, steps, batch size, benchmarks, ...
@@ -216,4 +217,6 @@ def profile(name: str = "auto", **overrides) -> dict:
            "profile": "lareqa" if name == "gpu" else name}
     if cfg.get("prompts") == {}:   # --prompts none: no prefixes (None itself means "keep the profile's")
         cfg["prompts"] = None
+    if cfg.get("train_languages") == []:   # --train-languages none: all of them
+        cfg["train_languages"] = None
     return check_profile(cfg)

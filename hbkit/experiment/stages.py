@@ -59,9 +59,10 @@ from hbkit.retrieval.alignment import alignment_per_group
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.ir_metrics import METRICS as CORPUS_METRICS
 from hbkit.retrieval.pools import evaluate_embeddings
-from hbkit.train.config import TrainConfig
+from hbkit.train.config import TrainConfig, TrainError
 from hbkit.train.run_folder import pairs_fingerprint
-from hbkit.train.trainer import train
+from hbkit.train.sampling import SamplerError
+from hbkit.train.trainer import prepare_data, train
 
 log = logging.getLogger(__name__)
 
@@ -146,21 +147,49 @@ def base_encoder(cfg: dict, path: str | None = None):
     return apply_prompts(load_encoder(path or cfg["model"]), cfg.get("prompts"))
 
 
-def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool, callbacks: list | None = None,
-                val_pairs=None) -> Path:
+def train_config(run: Run, cfg: dict, validates: bool) -> TrainConfig:
+    """The :class:`~hbkit.train.config.TrainConfig` of one planned model of a profile; ``validates``: the run has a
+    validation corpus of its own."""
     extra = {"corpus": cfg["corpus"], "weight_decay": cfg["weight_decay"]}
-    if val_pairs is not None:
+    if validates:
         extra["val_corpus"] = cfg["val_corpus"]
-    if cfg["val_groups"] or val_pairs is not None:
+    if cfg["val_groups"] or validates:
         extra.update(val_groups=cfg["val_groups"], eval_steps=cfg["eval_steps"], save_steps=cfg["eval_steps"],
                      eval_metric=cfg["eval_metric"], early_stopping_patience=cfg["early_stopping_patience"])
     else:
         extra.update(save_steps=max(10, cfg["steps"] // 4))
-    tc = TrainConfig(strategy=run.strategy, alpha=run.alpha if run.strategy == "hybrid" else 0.5,
-                     batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
-                     freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed, **extra)
-    return train(base_encoder(cfg), subsample_pairs(pairs, cfg["train_groups"], run.seed), tc,
-                 out / "models" / run.id, progress=progress, callbacks=callbacks, val_pairs=val_pairs)
+    return TrainConfig(strategy=run.strategy, alpha=run.alpha if run.strategy == "hybrid" else 0.5,
+                       batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
+                       freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed, **extra)
+
+
+def check_training_data(runs: list[Run], cfg: dict, pairs, val_pairs=None) -> None:
+    """Refuse, before a run folder is written, data that some planned model could not be trained on: each
+    model's pairs (its ``train_groups`` subsample) and validation set go through the trainer's own checks
+    (:func:`hbkit.train.trainer.prepare_data`: a batch larger than a mix part's groups, one language for X-Y
+    batches, a validation set too small for a batch). Models whose data and sampler are alike are checked once."""
+    seen = set()
+    for run in runs:
+        if run.strategy is None:
+            continue
+        key = (run.strategy, run.alpha in (0.0, 1.0) and run.alpha, run.seed if cfg["train_groups"] else None)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            prepare_data(subsample_pairs(pairs, cfg["train_groups"], run.seed), train_config(run, cfg, val_pairs is not None),
+                         val_pairs)
+        except (SamplerError, TrainError) as e:
+            raise TrainError(f"model {run.id} cannot be trained on this data: {e} (nothing was written; fix the data "
+                             "or the batch size and rerun)") from None
+
+
+def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool, callbacks: list | None = None,
+                val_pairs=None) -> Path:
+    """Train one planned model into ``out/models/<run>`` (:func:`hbkit.train.trainer.train`)."""
+    return train(base_encoder(cfg), subsample_pairs(pairs, cfg["train_groups"], run.seed),
+                 train_config(run, cfg, val_pairs is not None), out / "models" / run.id, progress=progress,
+                 callbacks=callbacks, val_pairs=val_pairs)
 
 
 def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, umap_q: pd.DataFrame, timings: dict,

@@ -63,6 +63,8 @@ class TrainConfig:
                           ("max_seq_length", 8), ("val_groups", 0), ("freeze_layers", 0)):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be an integer >= {low}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed={self.seed!r}: must be a whole number from 0 to 2**32 - 1 (numpy's seed range)")
         if self.lr < 0 or self.weight_decay < 0 or not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"lr={self.lr}, weight_decay={self.weight_decay}, warmup_ratio={self.warmup_ratio}: "
                              "lr and weight_decay must be >= 0 and warmup_ratio in [0, 1)")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hbkit.core.env import world
-from hbkit.core.files import atomic_write_json, remove_stale_tmp, tmp_name, write_checksums
+from hbkit.core.files import atomic_write_json, disk_guard, remove_stale_tmp, tmp_name, write_checksums
 from hbkit.core.vocab import CORPUS_COLUMN, STRATEGY_ALPHA
 from hbkit.train.config import TrainConfig, TrainError
 from hbkit.train.evaluator import RetrievalEvaluator
@@ -295,6 +295,49 @@ def _save_model(trainer, model_dir: Path, card: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def prepare_data(pairs, config: TrainConfig, val_pairs=None):
+    """The data of a training run, checked before anything is written: the pairs (only the columns training
+    reads), the training and validation splits, the validation corpus of its own (or None) and the sampler
+    factory. A dry construction of the samplers refuses data no batch can be made of (too few groups for the
+    batch, one language where X-Y batches are asked for, a mix part too small), the validation batches too.
+    :func:`train` starts with it, and ``hbkit compare`` calls it for every planned model before its first write.
+
+    Returns:
+        ``(pairs, train_pairs, val_pairs, own_val, factory)``.
+
+    Raises:
+        TrainError: the pairs lack a column, the validation set cannot fill a batch, or ``val_corpus`` and
+            ``val_pairs`` disagree; :class:`~hbkit.train.sampling.SamplerError` for training data no batch can be
+            made of.
+    """
+    need = ("group", "lang", "query", "passage")
+    if any(c not in pairs.column_names for c in need):
+        raise TrainError(f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
+                         "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract")
+    # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
+    pairs = pairs.select_columns([c for c in (*need, "answer_key", CORPUS_COLUMN) if c in pairs.column_names])
+    if (config.val_corpus != "held-out") != (val_pairs is not None):
+        raise TrainError(f"val_corpus={config.val_corpus!r} " + ("needs its pairs: pass val_pairs=" if val_pairs is None
+                         else "is held-out, but val_pairs were given: set val_corpus to their corpus's name"))
+    own_val = _validation_pairs(val_pairs, config) if val_pairs is not None else None
+    train_pairs, val_pairs = (pairs, own_val) if own_val is not None else _split_groups(pairs, config.val_groups,
+                                                                                          config.seed)
+    factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
+                           language_weights=config.language_weights)
+    if val_pairs is not None and CORPUS_COLUMN in val_pairs.column_names:   # held-out groups of a mix: evaluated
+        val_pairs = val_pairs.remove_columns(CORPUS_COLUMN)                 # together, not one corpus per batch
+    factory(train_pairs, batch_size=config.batch_size, seed=config.seed)  # data no batch can be made of: refused
+    if val_pairs is not None:
+        try:
+            (XXMonoBatchSampler if own_val is not None and len(set(val_pairs["lang"])) == 1 else factory)(
+                val_pairs, batch_size=config.batch_size, seed=config.seed)
+        except SamplerError as e:
+            raise TrainError(f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) cannot "
+                             f"give a batch of {config.batch_size}: {e}. Keep more validation groups (val_groups).") from None
+    factory.last = None
+    return pairs, train_pairs, val_pairs, own_val, factory
+
+
 def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/train",
           resume: bool = True, progress: bool = True, callbacks: list | None = None, evaluator=None,
           val_pairs=None) -> Path:
@@ -331,31 +374,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     import torch  # heavy: torch
 
     config = config or TrainConfig()
-    need = ("group", "lang", "query", "passage")
-    if any(c not in pairs.column_names for c in need):
-        raise TrainError(f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
-                         "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract")
-    # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
-    pairs = pairs.select_columns([c for c in (*need, "answer_key", CORPUS_COLUMN) if c in pairs.column_names])
-    if (config.val_corpus != "held-out") != (val_pairs is not None):
-        raise TrainError(f"val_corpus={config.val_corpus!r} " + ("needs its pairs: pass val_pairs=" if val_pairs is None
-                         else "is held-out, but val_pairs were given: set val_corpus to their corpus's name"))
-    own_val = _validation_pairs(val_pairs, config) if val_pairs is not None else None
-    train_pairs, val_pairs = (pairs, own_val) if own_val is not None else _split_groups(pairs, config.val_groups,
-                                                                                          config.seed)
-    factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
-                           language_weights=config.language_weights)
-    if val_pairs is not None and CORPUS_COLUMN in val_pairs.column_names:   # held-out groups of a mix: evaluated
-        val_pairs = val_pairs.remove_columns(CORPUS_COLUMN)                 # together, not one corpus per batch
-    factory(train_pairs, batch_size=config.batch_size, seed=config.seed)  # data no batch can be made of: refused
-    if val_pairs is not None:                                               # before anything is written, the
-        try:                                                                # validation batches too
-            (XXMonoBatchSampler if own_val is not None and len(set(val_pairs["lang"])) == 1 else factory)(
-                val_pairs, batch_size=config.batch_size, seed=config.seed)
-        except SamplerError as e:
-            raise TrainError(f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) cannot "
-                             f"give a batch of {config.batch_size}: {e}. Keep more validation groups (val_groups).") from None
-    factory.last = None
+    pairs, train_pairs, val_pairs, own_val, factory = prepare_data(pairs, config, val_pairs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lr == 0:
@@ -412,7 +431,8 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     trainer.hbkit_mono_eval = val_pairs is not None and len(set(val_pairs["lang"])) == 1
     finished = finished_state(resume_from, args.max_steps)   # training_args may override max_steps
     if finished is None:
-        runtime = trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
+        with disk_guard(out_dir / "checkpoints", "a training checkpoint"):
+            runtime = trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
     else:  # killed after its last checkpoint, before the model's save: that checkpoint is the trained model
         _load_final_checkpoint(trainer, resume_from, args, out_dir / "checkpoints")
         runtime = None
@@ -428,5 +448,6 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
             "best_metric": trainer.state.best_metric, "metric_for_best_model": args.metric_for_best_model,
             "best_checkpoint": trainer.state.best_model_checkpoint, "stopped_early": trainer.state.global_step < config.max_steps,
             "train_runtime_s": runtime}
-    _save_model(trainer, model_dir, card)
+    with disk_guard(model_dir.parent, "the trained model"):
+        _save_model(trainer, model_dir, card)
     return model_dir
