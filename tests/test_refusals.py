@@ -264,3 +264,34 @@ def test_a_full_disk_names_the_folder_what_was_written_and_the_free_space(tmp_pa
         trainer.train(tiny, pairs, TrainConfig(strategy="xx", batch_size=4, max_steps=2, save_steps=2),
                       tmp_path / "run", progress=False)
     assert isinstance(e.value.__cause__, SafetensorError)
+
+
+# --------------------------------------------------------------------------------------------------
+# what the probe after this round found
+# --------------------------------------------------------------------------------------------------
+def test_a_cut_line_that_kept_its_tab_and_a_stray_carriage_return(tmp_path):
+    from hbkit.data.textfile import CUT_LAST_LINE, NO_TABS, id_texts, read_json
+    f = tmp_path / "q.tsv"
+    f.write_bytes(b"1\tfirst\rpart\n2\tsecond\n3\tthe third is cut sh")
+    problems = Counter()
+    assert id_texts(f, None, problems) == {"1": "first\rpart", "2": "second"}   # \r stays inside its text
+    assert problems == {CUT_LAST_LINE: 1} and NO_TABS not in problems
+    j = tmp_path / "x.json"
+    j.write_text('{"data": []}\nxyz\n')
+    with pytest.raises(DataError, match="line 2, column 1: .*text follows the JSON document") as e:
+        read_json(j)
+    assert "truncated" not in str(e.value)
+
+
+def test_nan_huge_seeds_and_corpus_parts_are_refused_with_the_option_named(tmp_path, capsys):
+    assert main(["train", "--lr", "nan", "--out", str(tmp_path / "t")]) == 2
+    assert "--lr nan" in capsys.readouterr().err
+    assert main(["compare", "--profile", "ci", "--lr", "nan", "--out", str(tmp_path / "c")]) == 2
+    assert "--lr nan: must be a finite number" in capsys.readouterr().err
+    assert main(["compare", "--profile", "ci", "--seeds", "4294967296", "--out", str(tmp_path / "c")]) == 2
+    assert "--seeds [4294967296]: give one or more whole numbers from 0 to 2**32 - 1" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists() and not (tmp_path / "c").exists()
+    with pytest.raises(DataError, match="unknown training corpus 'notes.txt'"):
+        corpus_parts("notes.txt")
+    with pytest.raises(DataError, match="only mmarco takes a size"):
+        corpus_parts("mmarco+xquad-train:abc")

@@ -32,7 +32,7 @@ from hbkit.encoders.load import load_encoder
 from hbkit.experiment.compare import compare
 from hbkit.experiment.doctor import MISSING, doctor
 from hbkit.experiment.plan import subsample_pairs
-from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES
+from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES, ProfileError, profile
 from hbkit.experiment.report import report, summary_text
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.pools import EvalResult, evaluate
@@ -255,6 +255,11 @@ def _data(a) -> int:
 
 
 def _compare(a) -> int:
+    try:
+        profile(a.profile, **{k: getattr(a, k) for k in PROFILE_KEYS})   # refused values named by their option
+    except ProfileError as e:
+        raise ProfileError(re.sub(r"^([a-z_]+)=", lambda m: f"--{m.group(1).replace('_', '-')} " if m.group(1) in
+                                  PROFILE_KEYS else m.group(0), str(e))) from None
     res = compare(a.profile, a.out, a.force, a.data_dir, allow_overlap=a.allow_overlap,
                   **{k: getattr(a, k) for k in PROFILE_KEYS})
     print(summary_text(res))

@@ -94,7 +94,7 @@ class DiskFull(OSError):
 
 def _is_disk_full(e: BaseException | None) -> bool:
     """Whether ``e`` or an exception it came from is ENOSPC, as an ``OSError`` or in another library's words
-    (safetensors: "I/O error: No space left on device", torch: "PytorchStreamWriter failed writing file")."""
+    (safetensors: "I/O error: No space left on device (os error 28)")."""
     import errno
 
     seen = set()

@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 CORPORA = ("xquad-train", "squad-translate-train", "mmarco")
 
 
+#: the file suffixes a part of a spec may have (:func:`hbkit.data.pairs.read_pairs` reads these)
+PAIRS_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".parquet")
+
+
 def corpus_parts(spec: str) -> list[str]:
     """The parts of a corpus spec, the one parser of mixes: ``"mmarco:200000+squad-translate-train"`` ->
     ``["mmarco:200000", "squad-translate-train"]``.
@@ -83,7 +87,10 @@ def corpus_parts(spec: str) -> list[str]:
     if any(not p for p in parts):
         raise DataError(f"corpus {spec!r}: an empty part; join corpora with '+', e.g. mmarco+squad-translate-train")
     for p in parts:
-        if p.partition(":")[0] not in CORPORA and not Path(p).suffix:
+        name, colon, _ = p.partition(":")
+        if name in CORPORA and colon and name != "mmarco":
+            raise DataError(f"corpus {spec!r}: {p!r}: only mmarco takes a size (mmarco:200000); write {name!r}")
+        if name not in CORPORA and Path(p).suffix.lower() not in PAIRS_SUFFIXES:
             mix = (f" ('+' joins a mix, so {spec!r} was read as the parts {parts}; a file whose name holds '+' is read "
                    "whole when it exists: check its path)" if len(parts) > 1 else "")
             raise DataError(f"unknown training corpus {p!r}{mix}; use one of {', '.join(CORPORA)}, mmarco:N, a "

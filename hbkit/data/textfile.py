@@ -51,12 +51,13 @@ def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
 
 
 @contextlib.contextmanager
-def open_text(path: str | os.PathLike, what: str = "file"):
+def open_text(path: str | os.PathLike, what: str = "file", newline: str = ""):
     """The file opened for reading as UTF-8 with an optional byte-order mark (stripped), newlines kept as
-    written; an absent file and a non-UTF-8 byte (while the block reads) are :class:`DataError` naming it."""
+    written (``newline="\\n"``: lines end at ``\\n`` only, so a stray ``\\r`` inside a text stays in it); an
+    absent file and a non-UTF-8 byte (while the block reads) are :class:`DataError` naming it."""
     path = Path(path)
     try:
-        fh = open(path, encoding="utf-8-sig", newline="")
+        fh = open(path, encoding="utf-8-sig", newline=newline)
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None
     except IsADirectoryError:
@@ -84,8 +85,10 @@ def read_json(path: str | os.PathLike, what: str = "JSON file"):
         return json.loads(text)
     except json.JSONDecodeError as e:
         end = text.rstrip()   # a document cut short stops before its closing bracket, or inside a string
-        ends_early = e.pos >= len(end) or not end.endswith(("}", "]")) or e.msg.startswith("Unterminated")
+        ends_early = e.msg != "Extra data" and (e.pos >= len(end) or not end.endswith(("}", "]"))
+                                                or e.msg.startswith("Unterminated"))
         why = ("the file ends early: it is truncated, re-download it" if ends_early else
+               "text follows the JSON document: the file is damaged there" if e.msg == "Extra data" else
                "the file is damaged there: re-download it")
         raise DataError(f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg}); {why}") from None
 
@@ -93,26 +96,31 @@ def read_json(path: str | os.PathLike, what: str = "JSON file"):
 def text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[tuple[int, str]]:
     """``(line number, line)`` of a text file (from 1, the line's ``\\n``/``\\r\\n`` kept, so that a last line
     without one can be told apart); see :func:`open_text`."""
-    with open_text(path, what) as fh:
+    with open_text(path, what, newline="\n") as fh:   # numbered as not_utf8 numbers them: by \n
         yield from enumerate(fh, 1)
 
 
 def tsv_rows(path: str | os.PathLike, fields: int, problems: Counter, what: str = "file",
              progress: bool = False) -> Iterator[list[str]]:
     """The rows of a headerless tab-separated file as lists of ``fields`` strings (the last takes any further
-    tabs). A line with fewer fields is counted in ``problems``: as :data:`CUT_LAST_LINE` when it is the last line
-    and has no newline (an interrupted download), else as :data:`NO_TABS`. Blank lines hold no record and are
+    tabs). A last line without a newline is an interrupted download (the release's files end with one), even
+    when it holds its tab: it is left out and counted in ``problems`` as :data:`CUT_LAST_LINE`; another line with
+    fewer fields as :data:`NO_TABS`. Blank lines hold no record and are
     passed over. ``progress``: a bar over the lines (tqdm: the terminal and Jupyter)."""
     lines = text_lines(path, what)
     if progress:
         from tqdm.auto import tqdm
         lines = tqdm(lines, desc=f"{Path(path).name}", unit=" lines", mininterval=2, leave=False)
     for _, line in lines:
+        if not line.endswith("\n"):   # only the last line can lack one: a download cut short, even after a tab
+            if line.strip():
+                problems[CUT_LAST_LINE] += 1
+            continue
         parts = line.rstrip("\r\n").split("\t", fields - 1)
         if len(parts) == fields:
             yield parts
         elif line.strip():
-            problems[CUT_LAST_LINE if not line.endswith("\n") else NO_TABS] += 1
+            problems[NO_TABS] += 1
 
 
 def id_texts(path: str | os.PathLike, wanted: Iterable[str] | None, problems: Counter, what: str = "file",

@@ -126,16 +126,16 @@ def check_profile(cfg: dict) -> dict:
             fail(key, "a value is given twice; list each once")
     if any(not isinstance(a, (int, float)) or not 0 <= a <= 1 for a in cfg.get("alphas") or []):
         fail("alphas", "every α must lie in [0, 1]")
-    if not cfg.get("seeds") or any(not isinstance(x, int) or x < 0 for x in cfg["seeds"]):
-        fail("seeds", "give one or more non-negative integers, e.g. 0,1,2")
+    if not cfg.get("seeds") or any(not isinstance(x, int) or not 0 <= x < 2**32 for x in cfg["seeds"]):
+        fail("seeds", "give one or more whole numbers from 0 to 2**32 - 1, e.g. 0,1,2")
     for key, low in (("steps", 1), ("batch_size", 2), ("umap_groups", 2), ("permutations", 100),
                      ("eval_seed", 0)):
         if not isinstance(cfg.get(key), int) or isinstance(cfg.get(key), bool) or cfg[key] < low:
             fail(key, f"must be an integer >= {low}")
     if cfg.get("train_groups") is not None and (not isinstance(cfg["train_groups"], int) or cfg["train_groups"] < 2):
         fail("train_groups", "must be an integer >= 2, or none for all groups")
-    if not isinstance(cfg.get("lr"), (int, float)) or cfg["lr"] < 0:
-        fail("lr", "must be >= 0")
+    if not isinstance(cfg.get("lr"), (int, float)) or not 0 <= cfg["lr"] < float("inf"):   # NaN fails too
+        fail("lr", "must be a finite number >= 0")
 
     names = check_benchmark_names(list(cfg.get("benchmarks") or []) + list(cfg.get("corpus_benchmarks") or []))
     if any(is_corpus_benchmark(n) for n in cfg.get("benchmarks") or []) or \

@@ -65,9 +65,9 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be an integer >= {low}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
             raise ValueError(f"seed={self.seed!r}: must be a whole number from 0 to 2**32 - 1 (numpy's seed range)")
-        if self.lr < 0 or self.weight_decay < 0 or not 0 <= self.warmup_ratio < 1:
+        if not (0 <= self.lr < float("inf") and 0 <= self.weight_decay < float("inf") and 0 <= self.warmup_ratio < 1):
             raise ValueError(f"lr={self.lr}, weight_decay={self.weight_decay}, warmup_ratio={self.warmup_ratio}: "
-                             "lr and weight_decay must be >= 0 and warmup_ratio in [0, 1)")
+                             "lr and weight_decay must be finite and >= 0 (not NaN), warmup_ratio in [0, 1)")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout}: must lie in [0, 1)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
