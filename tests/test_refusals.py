@@ -239,7 +239,7 @@ def test_run_notebooks_refuses_an_unknown_profile_in_one_line(capsys):
 SAFETENSORS_FULL = "Error while serializing: I/O error: No space left on device (os error 28)"
 
 
-def test_a_full_disk_names_the_folder_what_was_written_and_the_free_space(tmp_path, tiny, monkeypatch):
+def test_a_full_disk_names_the_folder_what_was_written_and_the_free_space(tmp_path, monkeypatch):
     with pytest.raises(DiskFull, match=rf"writing results\.csv in {tmp_path} \([\d.]+ [KMGT]?B free there\)"):
         with disk_guard(tmp_path, "results.csv"):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -250,6 +250,7 @@ def test_a_full_disk_names_the_folder_what_was_written_and_the_free_space(tmp_pa
 
     import importlib
     trainer = importlib.import_module("hbkit.train.trainer")   # hbkit.train is also the exported function
+    from hbkit.encoders.load import tiny_encoder
     from hbkit.train.config import TrainConfig
 
     class SafetensorError(Exception):   # what safetensors raises on ENOSPC: no errno, only words
@@ -261,7 +262,7 @@ def test_a_full_disk_names_the_folder_what_was_written_and_the_free_space(tmp_pa
     pairs = datasets.Dataset.from_list([{"group": f"g{i}", "lang": l, "query": f"q {i} {l}", "passage": f"p {i} {l}",
                                          "answer_key": f"g{i}"} for i in range(8) for l in ("en", "de")])
     with pytest.raises(DiskFull, match=r"writing the trained model in .*run \(.* free there\).*a rerun resumes") as e:
-        trainer.train(tiny, pairs, TrainConfig(strategy="xx", batch_size=4, max_steps=2, save_steps=2),
+        trainer.train(tiny_encoder(), pairs, TrainConfig(strategy="xx", batch_size=4, max_steps=2, save_steps=2),
                       tmp_path / "run", progress=False)
     assert isinstance(e.value.__cause__, SafetensorError)
 
