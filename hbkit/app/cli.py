@@ -32,7 +32,7 @@ from hbkit.encoders.load import load_encoder
 from hbkit.experiment.compare import compare
 from hbkit.experiment.doctor import MISSING, doctor
 from hbkit.experiment.plan import subsample_pairs
-from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES, ProfileError, profile
+from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES, ProfileError
 from hbkit.experiment.report import report, summary_text
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.pools import EvalResult, evaluate
@@ -254,14 +254,20 @@ def _data(a) -> int:
     return 0
 
 
+def _as_options(e: ValueError, names) -> ValueError:
+    """``e`` with each ``name=`` of a setting in ``names`` written as its command-line option (``seed=-1`` ->
+    ``--seed -1``), for a refusal of the profile's or TrainConfig's checks."""
+    msg = re.sub(r"(?<![\w-])([a-z_]+)=", lambda m: f"--{m.group(1).replace('_', '-')} " if m.group(1) in names
+                 else m.group(0), str(e))
+    return type(e)(msg)
+
+
 def _compare(a) -> int:
     try:
-        profile(a.profile, **{k: getattr(a, k) for k in PROFILE_KEYS})   # refused values named by their option
-    except ProfileError as e:
-        raise ProfileError(re.sub(r"^([a-z_]+)=", lambda m: f"--{m.group(1).replace('_', '-')} " if m.group(1) in
-                                  PROFILE_KEYS else m.group(0), str(e))) from None
-    res = compare(a.profile, a.out, a.force, a.data_dir, allow_overlap=a.allow_overlap,
-                  **{k: getattr(a, k) for k in PROFILE_KEYS})
+        res = compare(a.profile, a.out, a.force, a.data_dir, allow_overlap=a.allow_overlap,
+                      **{k: getattr(a, k) for k in PROFILE_KEYS})
+    except ProfileError as e:   # the profile's checks run first, before any work: named by their option
+        raise _as_options(e, PROFILE_KEYS) from None
     print(summary_text(res))
     return 0
 
@@ -349,9 +355,7 @@ def train_config(a) -> TrainConfig:
     try:
         return TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
     except ValueError as e:
-        msg = re.sub(r"(?<![\w-])([a-z_]+)=", lambda m: f"--{m.group(1).replace('_', '-')} " if m.group(1) in
-                     {f.name for f in dataclasses.fields(TrainConfig)} else m.group(0), str(e))
-        raise type(e)(msg) from None
+        raise _as_options(e, {f.name for f in dataclasses.fields(TrainConfig)}) from None
 
 
 def run(a) -> int:

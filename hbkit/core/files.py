@@ -87,6 +87,15 @@ def tmp_name(path: str | os.PathLike) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
 
 
+def existing_ancestor(path: str | os.PathLike) -> Path:
+    """``path`` itself when it exists, else its nearest parent that does (``.`` or ``/`` at the last): where a
+    folder would be created, whose disk and permissions count."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
 class DiskFull(OSError):
     """The disk filled up while hbkit wrote: the message names the folder, what was being written and the free
     space left there."""
@@ -131,10 +140,7 @@ def disk_guard(folder: str | os.PathLike, what: str) -> Iterator[None]:
     except Exception as e:
         if not _is_disk_full(e):
             raise
-        anc = Path(folder)
-        while not anc.exists() and anc != anc.parent:
-            anc = anc.parent
-        free = shutil.disk_usage(anc).free
+        free = shutil.disk_usage(existing_ancestor(folder)).free
         raise DiskFull(f"no space left on the device while writing {what} in {folder} ({human_bytes(free)} free "
                        "there): free some space, or use a folder on a larger disk (a rerun resumes)") from e
 
@@ -282,9 +288,7 @@ def check_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise ValueError(f"{option} {p} is a file, not a folder: name a folder (it is created if absent)")
-    anc = p
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
+    anc = existing_ancestor(p)
     if not anc.is_dir():
         raise ValueError(f"{option} {p}: {anc} is a file, so no folder can be made below it; name another folder")
     if not os.access(anc, os.W_OK | os.X_OK):
@@ -303,13 +307,11 @@ class RunLock:
     def __init__(self, folder: str | os.PathLike):
         self.folder = check_folder(folder, "the run folder")
         self._lock = FileLock(str(self.folder / ".lock"))
-        self._created: list[Path] = []
+        self._created: list[Path] = []   # the folders __enter__ makes, innermost first
 
     def __enter__(self) -> "RunLock":
-        d = self.folder
-        while not d.exists() and d != d.parent:
-            self._created.append(d)
-            d = d.parent
+        anc = existing_ancestor(self.folder)
+        self._created = [d for d in (self.folder, *self.folder.parents) if d != anc and anc in d.parents]
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_made = not (self.folder / ".lock").exists()
         try:

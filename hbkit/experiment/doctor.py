@@ -13,7 +13,7 @@ import pandas as pd
 
 from hbkit.analysis.reference import published_file
 from hbkit.core.env import data_roots, default_run_dir, offline
-from hbkit.core.files import sha256_file
+from hbkit.core.files import existing_ancestor, sha256_file
 from hbkit.data.corpora import corpus_parts
 from hbkit.data.miracl import corpus_dir, corpus_files, hub_cache_dir, miracl_root, topics_path
 from hbkit.data.mmarco import mmarco_dir
@@ -192,7 +192,7 @@ def _disk_rows(cfg: dict, out: Path) -> list[dict]:
         if spec.startswith("miracl:"):
             n = sum(stats.get(l, 0) for l in spec.partition(":")[2].split(",") if l)
             need += n * 1024 * 2 * 2 * _runs(cfg)   # fp16 embeddings up to 1,024 dims, plus the corpus itself
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    probe = existing_ancestor(out)
     free = shutil.disk_usage(probe).free
     status = "ok" if free >= need else MISSING
     return [_row("disk", status, f"up to about {need / 2**30:,.1f} GiB ({_runs(cfg) - 1} trained models with two "

@@ -167,12 +167,13 @@ def check_training_data(runs: list[Run], cfg: dict, pairs, val_pairs=None) -> No
     """Refuse, before a run folder is written, data that some planned model could not be trained on: each
     model's pairs (its ``train_groups`` subsample) and validation set go through the trainer's own checks
     (:func:`hbkit.train.trainer.prepare_data`: a batch larger than a mix part's groups, one language for X-Y
-    batches, a validation set too small for a batch). Models whose data and sampler are alike are checked once."""
+    batches, a validation set too small for a batch). Models of one strategy and α on the same pairs are checked
+    once."""
     seen = set()
     for run in runs:
         if run.strategy is None:
             continue
-        key = (run.strategy, run.alpha in (0.0, 1.0) and run.alpha, run.seed if cfg["train_groups"] else None)
+        key = (run.strategy, run.alpha, run.seed if cfg["train_groups"] else None)
         if key in seen:
             continue
         seen.add(key)
