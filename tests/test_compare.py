@@ -129,14 +129,23 @@ def test_rerun_with_other_data_is_refused(ci_run, data_dir, tmp_path):
         compare("ci", ci_run["out"], data_dir=other, progress=False, seeds=[0, 1])
 
 
-def test_two_jobs_in_one_folder(ci_run):
+def test_two_jobs_in_one_folder(ci_run, monkeypatch):
+    """The folder's shared files are written under a short lock: a second job waits for it, naming the holder,
+    and gives up after its limit (models have locks of their own: tests/test_grid.py)."""
+    import time
+
+    import hbkit.experiment.compare as cmp
     from hbkit.core.files import FolderInUse, RunLock
     with RunLock(ci_run["out"]):
-        r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "report", str(ci_run["out"])], capture_output=True,
-                           text=True)
-    assert r.returncode == 2 and "is in use by PID" in r.stderr and "Traceback" not in r.stderr
+        p = subprocess.Popen([sys.executable, "-m", "hbkit.app.cli", "report", str(ci_run["out"])],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(8)
+        assert p.poll() is None   # still waiting
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0 and "waiting up to 600 s for PID" in err and "Traceback" not in err
+    monkeypatch.setattr(cmp, "SHARED_LOCK_WAIT_S", 1)
     with RunLock(ci_run["out"]):
-        with pytest.raises(FolderInUse):
+        with pytest.raises(FolderInUse, match="still in use by PID .* after 1 s"):
             compare("ci", ci_run["out"], progress=False)
 
 

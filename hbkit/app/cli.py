@@ -30,6 +30,7 @@ from hbkit.data.squadshifts import download_squadshifts
 from hbkit.data.translate_train import download_squad_translate_train
 from hbkit.encoders.load import load_encoder
 from hbkit.experiment.compare import compare
+from hbkit.experiment.grid import GridError, parse_devices, parse_shard
 from hbkit.experiment.doctor import MISSING, doctor
 from hbkit.experiment.plan import subsample_pairs
 from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES, ProfileError
@@ -172,9 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (paper when CUDA is available)")
     c.add_argument("--out", default=None, help="run folder (default: runs/<profile>, shared with the notebooks and the dashboard)")
     c.add_argument("--force", action="store_true", help="retrain and re-evaluate everything in --out")
-    c.add_argument("--data-dir")
+    c.add_argument("--data-dir", help="the folder of the releases (laid out like data/README.md; default: "
+                                      "HBKIT_DATA_DIR, else data/)")
     c.add_argument("--allow-overlap", action="store_true",
                    help="run even if training questions occur in an evaluation benchmark (see overlap.csv)")
+    c.add_argument("--devices", default=None,
+                   help="one worker per device, each taking models of the plan: cuda:0,cuda:1,... or cpu,cpu "
+                        "(default: every visible GPU when there are two or more, else this process alone)")
+    c.add_argument("--shard", default=None, metavar="i/N",
+                   help="only the models of shard i of N (model k when k %% N == i), for a job array into one "
+                        "--out: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT; the last task to finish "
+                        "aggregates")
     for key, (kind, help_) in PROFILE_KEYS.items():
         opt = f"--{key.replace('_', '-')}"
         if kind == "bool":
@@ -264,8 +273,8 @@ def _as_options(e: ValueError, names) -> ValueError:
 
 def _compare(a) -> int:
     try:
-        res = compare(a.profile, a.out, a.force, a.data_dir, allow_overlap=a.allow_overlap,
-                      **{k: getattr(a, k) for k in PROFILE_KEYS})
+        res = compare(a.profile, a.out, a.force, a.data_dir, allow_overlap=a.allow_overlap, devices=a.devices,
+                      shard=a.shard, **{k: getattr(a, k) for k in PROFILE_KEYS})
     except ProfileError as e:   # the profile's checks run first, before any work: named by their option
         raise _as_options(e, PROFILE_KEYS) from None
     print(summary_text(res))
@@ -343,6 +352,13 @@ def validate(a) -> None:
                             "train-v1.1.json and translate-train/)")
     if getattr(a, "out", None) is not None:
         check_folder(a.out, "--out")
+    if a.cmd == "compare":
+        parse_shard(a.shard)
+        if a.devices is not None:
+            parse_devices(a.devices)
+        if a.force and a.shard is not None:
+            raise GridError("--force with --shard would let every task of the array wipe the models the others "
+                            "made: clear the folder once (without --shard), then start the array")
     if a.cmd == "train":
         if a.max_groups is not None and a.max_groups < 2:
             raise ValueError(f"--max-groups {a.max_groups}: must be at least 2 groups")

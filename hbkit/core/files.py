@@ -297,17 +297,18 @@ def check_folder(path: str | os.PathLike, option: str = "--out") -> Path:
 
 
 class RunLock:
-    """Exclusive use of a run folder: ``with RunLock(out): ...``.
+    """Exclusive use of a run folder: ``with RunLock(out): ...`` (``RunLock(out, wait=60)``: wait up to a minute).
 
     Writes ``<out>/.lock`` (an OS file lock) and ``<out>/.lock.owner`` (PID and host, for the message). A
     second process entering the same folder gets :class:`FolderInUse` at once, naming the holder. When the block
     ends with an error (a refused run), the lock file it made and a folder it made that holds nothing else are
     removed again: a refusal leaves the disk as it was."""
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, wait: float = 0):
         self.folder = check_folder(folder, "the run folder")
         self._lock = FileLock(str(self.folder / ".lock"))
         self._created: list[Path] = []   # the folders __enter__ makes, innermost first
+        self.wait = wait   # seconds to wait for a holder (grid processes hold it for seconds); 0: refuse at once
 
     def __enter__(self) -> "RunLock":
         anc = existing_ancestor(self.folder)
@@ -317,11 +318,17 @@ class RunLock:
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
-            owner = "another process"
-            with contextlib.suppress(OSError, ValueError):
-                info = json.loads((self.folder / ".lock.owner").read_text())
-                owner = f"PID {info['pid']} on {info['host']}"
-            raise FolderInUse(f"{self.folder} is in use by {owner}; wait for it to finish, or use another --out") from None
+            if not self.wait:
+                raise FolderInUse(f"{self.folder} is in use by {self.owner()}; wait for it to finish, or use another "
+                                  "--out") from None
+            import logging
+            logging.getLogger(__name__).info("%s: waiting up to %.0f s for %s (writing the folder's shared files)",
+                                             self.folder, self.wait, self.owner())
+            try:
+                self._lock.acquire(timeout=self.wait)
+            except Timeout:
+                raise FolderInUse(f"{self.folder} is still in use by {self.owner()} after {self.wait:.0f} s; wait for "
+                                  "it to finish, or use another --out") from None
         atomic_write_json(self.folder / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname()})
         try:
             remove_stale_tmp(self.folder)   # what killed runs left half-written in this folder
@@ -330,6 +337,13 @@ class RunLock:
             logging.getLogger(__name__).warning("could not remove stale temporary files in %s", self.folder,
                                                 exc_info=True)
         return self
+
+    def owner(self) -> str:
+        """Who holds the lock, as its ``.lock.owner`` says (``PID 123 on host``)."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            info = json.loads((self.folder / ".lock.owner").read_text())
+            return f"PID {info['pid']} on {info['host']}"
+        return "another process"
 
     def __exit__(self, exc_type, *exc) -> None:
         with contextlib.suppress(OSError):

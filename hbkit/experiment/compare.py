@@ -1,15 +1,39 @@
-"""The main job: train every planned model, evaluate it, and aggregate, in one locked run folder."""
+"""The main job: train every planned model, evaluate it, and aggregate, into one run folder that any number of
+processes fill together (:mod:`hbkit.experiment.grid`: a lock per model, ``--shard``, ``--devices``)."""
 from __future__ import annotations
 
+import json
+import logging
 import shutil
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from hbkit.core.env import default_run_dir
-from hbkit.core.files import RunLock, atomic_path, atomic_write_json
-from hbkit.experiment.plan import check_reusable, first_seed_ids, legacy_corpus_fingerprint, plan, umap_bench
+from hbkit.core.files import RunLock, atomic_path, atomic_write_json, check_folder
+from hbkit.experiment.grid import (
+    GridError,
+    ModelLock,
+    any_held,
+    default_devices,
+    describe_missing,
+    grid_status,
+    parse_devices,
+    parse_shard,
+    run_workers,
+    shard_runs,
+    who,
+)
+from hbkit.experiment.plan import (
+    check_reusable,
+    first_seed_ids,
+    legacy_corpus_fingerprint,
+    plan,
+    umap_bench,
+)
 from hbkit.experiment.profiles import profile as get_profile
 from hbkit.experiment.report import render
 from hbkit.experiment.stages import (
@@ -24,48 +48,151 @@ from hbkit.experiment.stages import (
 )
 from hbkit.train.trainer import RunCancelled, cancel_callback
 
+log = logging.getLogger(__name__)
+
+#: how long a process waits for another one writing the folder's shared files (config, tables: seconds)
+SHARED_LOCK_WAIT_S = 600.0
+#: how often a process waiting for models that other processes hold looks again (seconds)
+POLL_S = 5.0
+#: what one invocation measures (seconds; counts)
+TIMING_KEYS = ("load_data", "train", "encode", "score", "align", "aggregate", "report")
+
 
 def compare(profile: str = "auto", out: str | Path | None = None, force: bool = False, data_dir=None,
-            progress: bool = True, allow_overlap: bool = False, on_progress=None, cancel=None, **overrides) -> dict:
+            progress: bool = True, allow_overlap: bool = False, on_progress=None, cancel=None, devices=None,
+            shard=None, **overrides) -> dict:
     """The main job: train every planned model (strategy, α, seed), evaluate each, aggregate over seeds and
-    decide the verdicts, in one locked run folder that a rerun resumes.
+    decide the verdicts, in one run folder that a rerun resumes and that several processes fill together.
 
     Args:
         profile: a profile name (:func:`hbkit.experiment.profiles.profile`).
         out: the run folder (default: the profile's shared folder, ``runs/<profile>``:
             :func:`hbkit.core.env.default_run_dir`); a folder made with another set-up is refused unless ``force``.
-        force: start the folder afresh.
+        force: start the folder afresh (refused while another process trains a model there, and with ``shard``).
         data_dir: the data root.
         progress: progress bars.
         allow_overlap: go on although training questions occur in an evaluation benchmark (``overlap.csv`` has the
             counts); otherwise the job stops.
         on_progress: called with ``{"stage", "model", "i", "n", "eta_s"}`` before each model and stage (the
-        dashboard's progress bar); ``eta_s`` is None until a model has been trained here.
-    cancel: a ``threading.Event``; once set, the job stops at the end of the current training step or before
-        the next model (:class:`~hbkit.train.trainer.RunCancelled`), and a rerun resumes it.
-    **overrides: profile keys (``seeds=[0, 1]``, ``model=...``), validated before the first minute of work.
+            dashboard's progress bar); ``eta_s`` is None until a model has been trained here.
+        cancel: a ``threading.Event``; once set, the job stops at the end of the current training step or before
+            the next model (:class:`~hbkit.train.trainer.RunCancelled`), and a rerun resumes it.
+        devices: one worker process per device (``"cuda:0,cuda:1"``, ``["cpu", "cpu"]``), each taking models of
+            the plan (:func:`hbkit.experiment.grid.run_workers`). Default: every visible GPU when there are two or
+            more, else this process alone.
+        shard: ``"i/N"``: only the models of shard i (model k of the plan when ``k % N == i``), for the tasks of a
+            job array that share ``out``. The process does not wait for the other shards: the last one to finish
+            aggregates.
+        **overrides: profile keys (``seeds=[0, 1]``, ``model=...``), validated before the first minute of work.
 
     Returns:
         What :func:`hbkit.experiment.report.render` returns (``table``, ``verdicts``, ``effects``, ...) plus
-        ``timings``.
+        ``timings`` and ``complete=True``. When models of the plan are still held by other processes or not
+        started (a shard), ``complete`` is False and ``status`` / ``message`` say which, and who holds them.
 
     Example:
         >>> res = compare("ci", out="runs/ci", seeds=[0, 1])
         >>> res["verdicts"][["claim", "benchmark", "verdict"]]
     """
     cfg = get_profile(profile, **overrides)  # validated before any work
-    out = Path(out) if out is not None else default_run_dir(cfg["profile"])
-    with RunLock(out):
-        timings: dict[str, float] = {"load_data": 0.0, "train": 0.0, "encode": 0.0, "score": 0.0, "align": 0.0,
-                                     "aggregate": 0.0, "report": 0.0, "reused_results": 0}
-        t0 = time.perf_counter()
-        pairs, val, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
-        cfg["data"], cfg["notes"] = fps, notes
-        timings["load_data"] = time.perf_counter() - t0
+    out = check_folder(out if out is not None else default_run_dir(cfg["profile"]), "--out")
+    shard = parse_shard(shard)
+    devs = parse_devices(devices) if devices is not None else default_devices()
+    if force and shard is not None:
+        raise GridError("--force with --shard would let every task of the array wipe the models the others made: "
+                        "clear the folder once (hbkit compare --force without --shard, or rm -r), then start the array")
+    job = _setup(cfg, out, force, data_dir, allow_overlap, shard)
+    timings = job.timings
+    runs = job.runs
+    if devs:
+        bar = tqdm(total=len(runs), desc=f"models ({len(devs)} workers)", disable=not progress)
+        spec = {"profile": profile, "out": str(out), "data_dir": None if data_dir is None else str(data_dir),
+                "allow_overlap": allow_overlap, "shard": None if shard is None else list(shard),
+                "overrides": overrides}
+        log.info("%d workers (%s) fill %s; their output: %s/logs/worker-<k>.log", len(devs), ",".join(devs), out, out)
+        for t in run_workers(out, spec, devs, poll=_Poll(bar, job), cancel=cancel):
+            for k, v in t.items():
+                if k != "load_data" and isinstance(v, (int, float)):
+                    timings[k] = timings.get(k, 0) + v
+        bar.close()
+    # after workers, this pass only finds what is left (normally nothing); what they did is theirs to count
+    _fill(job, progress, _Progress(on_progress, cancel, len(runs)), wait=shard is None, count_reused=not devs)
+    status = grid_status(out, runs, job.done)
+    if not status["done"].all():
+        msg = describe_missing(status, out)
+        log.warning("%s", msg)
+        return {"out": out, "complete": False, "status": status, "message": msg, "timings": timings}
+    if on_progress is not None:
+        _Progress(on_progress, cancel, len(runs))("aggregate", None, len(runs))
+    with RunLock(out, wait=SHARED_LOCK_WAIT_S):
+        t = time.perf_counter()
+        stage_aggregate(out, job.cfg, job.umap_q, runs)
+        timings["aggregate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        res = render(out)
+        timings["report"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - job.t0
+        atomic_write_json(out / "timings.json", timings)
+    return {**res, "timings": timings, "complete": True}
+
+
+def fill(profile: str, out, data_dir=None, allow_overlap: bool = False, shard=None, progress: bool = False,
+         **overrides) -> dict:
+    """Train and evaluate the models of the plan (of ``shard``) that no other process holds, without waiting for
+    the others and without aggregating: one worker of :func:`compare`'s ``devices``. Returns its timings."""
+    cfg = get_profile(profile, **overrides)
+    job = _setup(cfg, check_folder(out, "--out"), False, data_dir, allow_overlap, parse_shard(shard))
+    _fill(job, progress, _Progress(None, None, len(job.runs)), wait=False)
+    return job.timings
+
+
+@dataclass
+class _Job:
+    """What every process of a run folder holds after :func:`_setup`: the profile, the data and the plan."""
+
+    cfg: dict
+    out: Path
+    runs: list
+    mine: list
+    pairs: object
+    val: object
+    benches: dict
+    corpora: dict
+    umap_q: object
+    t0: float
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.benches) + list(self.corpora)
+
+    def done(self, run) -> bool:
+        return results_complete(self.out, run, self.names, umap=run.id in self.first)
+
+    @property
+    def first(self) -> set[str]:
+        return first_seed_ids(self.runs)
+
+
+def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, shard) -> _Job:
+    """Load and check the data, plan the models, and, under the folder's short lock, check the folder's identity
+    (same set-up, same data) and write its shared files. Every check runs before the first write."""
+    t0 = time.perf_counter()
+    timings = {k: 0.0 for k in TIMING_KEYS} | {"reused_results": 0, "evaluated_models": 0}
+    pairs, val, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
+    cfg["data"], cfg["notes"] = fps, notes
+    timings["load_data"] = time.perf_counter() - t0
+    runs = plan(cfg)
+    check_training_data(runs, cfg, pairs, val)   # a mix part too small for the batch: refused here
+    with RunLock(out, wait=SHARED_LOCK_WAIT_S):
         if not force:
             check_reusable(out, cfg, {n: legacy_corpus_fingerprint(b) for n, b in corpora.items()})
-        runs = plan(cfg)
-        check_training_data(runs, cfg, pairs, val)   # a mix part too small for the batch: refused here
+        else:
+            busy = any_held(out, [r.id for r in runs])
+            if busy:
+                rid, info = next(iter(busy.items()))
+                raise GridError(f"--force would remove the models of {out}, but {rid} is being trained by {who(info)}; "
+                                "wait for it, or stop it first")
         # every check passed: only now is anything written (or, with force, removed)
         if force:
             for sub in ("models", "per_query", "alignment", "umap"):
@@ -75,38 +202,77 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         with atomic_path(out / "clusters.csv") as tmp:
             clusters_table(benches).to_csv(tmp, index=False)
         atomic_write_json(out / "config.json", cfg)
-        ub = benches[umap_bench(cfg)]
-        ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
-        umap_q = ub.queries[ub.queries["group"].isin(ug)]
-        first = first_seed_ids(runs)   # the UMAP pictures show each model's first seed
-        report = _Progress(on_progress, cancel, len(runs))
-        for i, run in enumerate(tqdm(runs, desc="models", disable=not progress)):
-            if results_complete(out, run, list(benches) + list(corpora), umap=run.id in first):
-                timings["reused_results"] += len(benches) + len(corpora)
+        for r in runs:   # the grid's model locks: from now on config.json binds every process (check_reusable)
+            (out / "locks").mkdir(exist_ok=True)
+            (out / "locks" / f"{r.id}.lock").touch()
+    ub = benches[umap_bench(cfg)]
+    ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
+    umap_q = ub.queries[ub.queries["group"].isin(ug)]
+    return _Job(cfg, out, runs, shard_runs(runs, shard), pairs, val, benches, corpora, umap_q, t0, timings)
+
+
+def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reused: bool = True) -> None:
+    """Train and evaluate each model of ``job.mine`` that is not done and that no other process holds, each under
+    its model lock; with ``wait``, then wait for the models other processes hold (taking over one whose process
+    died) until every one is done."""
+    said = None
+    while True:
+        held = {}
+        for i, run in enumerate(tqdm(job.mine, desc="models", disable=not progress)):
+            if job.done(run):
+                job.timings["reused_results"] += len(job.names) if count_reused else 0
                 continue
-            report("train" if run.strategy else "evaluate", run.id, i)
-            if run.strategy is None:
-                encoder = base_encoder(cfg)
-            else:
-                t = time.perf_counter()
-                model_dir = stage_train(run, cfg, pairs, out, progress, report.callbacks(), val)
-                timings["train"] += time.perf_counter() - t
-                encoder = base_encoder(cfg, str(model_dir))
-                report("evaluate", run.id, i)
-            stage_evaluate(run, encoder, benches, corpora, out, umap_q, timings, progress)
-            report.model_done()
-            del encoder
-        report("aggregate", None, len(runs))
+            with ModelLock(job.out, run.id) as lock:
+                if not lock.held:
+                    held[run.id] = run
+                    continue
+                if job.done(run):   # finished by another process while we looked
+                    continue
+                _one_model(job, run, i, progress, report)
+        if not held or not wait:
+            return
+        status = grid_status(job.out, [r for r in job.mine if r.id in held], job.done)
+        running = status[status.state == "running"]
+        if not len(status[~status.done]):
+            return
+        text = "; ".join(f"{m} ({h})" for m, h in zip(running.model, running.held_by))
+        if text and text != said:
+            log.info("waiting for models other processes train: %s", text)
+            said = text
+        report.check_cancel("waiting for other processes")
+        time.sleep(POLL_S)
+        job.mine = [r for r in job.mine if r.id in held]
+
+
+def _one_model(job: _Job, run, i: int, progress: bool, report: "_Progress") -> None:
+    """Train (unless it is the base model) and evaluate one planned model; its results are written atomically."""
+    timings = job.timings
+    report("train" if run.strategy else "evaluate", run.id, i)
+    if run.strategy is None:
+        encoder = base_encoder(job.cfg)
+    else:
         t = time.perf_counter()
-        stage_aggregate(out, cfg, umap_q, runs)
-        timings["aggregate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        res = render(out)
-        timings["report"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
-        timings["evaluated_models"] = report.done
-        atomic_write_json(out / "timings.json", timings)
-    return {**res, "timings": timings}
+        model_dir = stage_train(run, job.cfg, job.pairs, job.out, progress, report.callbacks(), job.val)
+        timings["train"] += time.perf_counter() - t
+        encoder = base_encoder(job.cfg, str(model_dir))
+        report("evaluate", run.id, i)
+    stage_evaluate(run, encoder, job.benches, job.corpora, job.out, job.umap_q, timings, progress)
+    timings["evaluated_models"] += 1
+    report.model_done()
+
+
+class _Poll:
+    """The progress bar of a folder that workers fill: models done, looked at every 10 s."""
+
+    def __init__(self, bar, job: _Job):
+        self.bar, self.job, self.last = bar, job, 0.0
+
+    def __call__(self) -> None:
+        if time.perf_counter() - self.last < 10:
+            return
+        self.last = time.perf_counter()
+        n = sum(self.job.done(r) for r in self.job.runs)
+        self.bar.update(n - self.bar.n)
 
 
 class _Progress:
@@ -116,9 +282,12 @@ class _Progress:
         self.on_progress, self.cancel, self.n = on_progress, cancel, n
         self.t0, self.done = time.perf_counter(), 0
 
-    def __call__(self, stage: str, model: str | None, i: int) -> None:
+    def check_cancel(self, where: str) -> None:
         if self.cancel is not None and self.cancel.is_set():
-            raise RunCancelled(f"cancelled before {stage} of {model or 'the results'}; rerun to resume")
+            raise RunCancelled(f"cancelled {where}; rerun to resume")
+
+    def __call__(self, stage: str, model: str | None, i: int) -> None:
+        self.check_cancel(f"before {stage} of {model or 'the results'}")
         if self.on_progress is not None:
             per = (time.perf_counter() - self.t0) / self.done if self.done else None
             self.on_progress({"stage": stage, "model": model, "i": i, "n": self.n,
@@ -129,3 +298,25 @@ class _Progress:
 
     def callbacks(self) -> list | None:
         return [cancel_callback(self.cancel)] if self.cancel is not None else None
+
+
+def _worker_main(job: dict) -> int:
+    """One worker process of :func:`hbkit.experiment.grid.run_workers` (``python -m hbkit.experiment.compare
+    JOB``): :func:`fill`, then its timings to ``job["timings_file"]``."""
+    logging.basicConfig(level=logging.INFO, format=f"%(levelname)s worker {job['worker']} ({job['device']}) "
+                                                   "%(name)s: %(message)s")
+    timings = fill(job["profile"], job["out"], data_dir=job.get("data_dir"), allow_overlap=job.get("allow_overlap", False),
+                   shard=job.get("shard"), **job.get("overrides", {}))
+    atomic_write_json(job["timings_file"], timings)
+    return 0
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        sys.exit(_worker_main(json.loads(sys.argv[1])))
+    except KeyboardInterrupt:
+        print("worker interrupted: its model resumes from its last checkpoint at the next compare", file=sys.stderr)
+        sys.exit(130)

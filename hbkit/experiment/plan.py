@@ -12,6 +12,7 @@ from hbkit.core.files import content_key
 from hbkit.core.vocab import STRATEGY_ALPHA
 from hbkit.data.corpus_benchmarks import corpus_benchmark_names
 from hbkit.data.registry import check_benchmark_names
+from hbkit.experiment.grid import LOCKS
 from hbkit.experiment.run_files import read_run_json
 
 BENCHMARKS = ("xquad-r-eval", "mlqa-r", "tydiqa")  # the default pool benchmarks (profile key ``benchmarks``)
@@ -124,9 +125,12 @@ def _differences(old: dict, cfg: dict) -> list[str]:
 def check_reusable(out: Path, cfg: dict, legacy_data: dict | None = None) -> None:
     """Refuse to mix results of two set-ups (or two data sets) in one folder: the saved models and per-query
     results of ``out`` are reused only if its ``config.json`` agrees with ``cfg`` on :data:`RESULT_KEYS`, where
-    the :data:`ADDITIVE_KEYS` may only grow (the new benchmarks are then evaluated for every model)."""
+    the :data:`ADDITIVE_KEYS` may only grow (the new benchmarks are then evaluated for every model). The
+    ``config.json`` binds once the folder holds a model, a result or the model locks of a grid
+    (:mod:`hbkit.experiment.grid`): a second process of another set-up is refused before it takes a model."""
     path = out / "config.json"
-    if not path.is_file() or not any((out / sub).is_dir() and any((out / sub).iterdir()) for sub in ("models", "per_query")):
+    if not path.is_file() or not any((out / sub).is_dir() and any((out / sub).iterdir())
+                                     for sub in ("models", "per_query", LOCKS)):
         return
     try:
         old = {**LEGACY, **read_run_json(path, dict)}

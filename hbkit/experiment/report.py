@@ -10,9 +10,10 @@ from hbkit.analysis import claims, reference
 from hbkit.analysis import figures as viz
 from hbkit.core.files import RunLock, atomic_path, atomic_write_text
 from hbkit.core.vocab import STRATEGY_ORDER
-from hbkit.experiment.plan import BENCHMARKS, delta_target, umap_bench
+from hbkit.experiment.grid import describe_missing, grid_status
+from hbkit.experiment.plan import BENCHMARKS, benchmark_names, delta_target, first_seed_ids, plan, umap_bench
 from hbkit.experiment.run_files import read_run_csv, read_run_json
-from hbkit.experiment.stages import load_per_query
+from hbkit.experiment.stages import load_per_query, results_complete
 
 
 # --------------------------------------------------------------------------------------------------
@@ -51,11 +52,12 @@ def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
     return sorted(set(results["qlang"].dropna()) - {"all"} - set(cfg["train_languages"]))
 
 
-def render(out: str | Path) -> dict:
+def render(out: str | Path, partial: str | None = None) -> dict:
     """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``, ``reference_effects.csv``,
     ``reference_languages.csv``, ``reference_language_effects.csv`` (the paper's per-language tables beside ours)
     and ``report.html`` of a finished run folder from its files alone (no training, encoding or resampling):
-    the same inputs give byte-identical outputs."""
+    the same inputs give byte-identical outputs. ``partial``: what the grid still lacks (models of the plan not
+    done yet), said at the top of the report and above the verdicts."""
     out = Path(out)
     for f in ("config.json", "results.csv", "aggregate.csv", "effects.csv", "alignment.csv", "umap.csv"):
         if not (out / f).is_file():
@@ -95,9 +97,11 @@ def render(out: str | Path) -> dict:
              + (f" Prefixes for an encoder without prompts: {json.dumps(cfg['prompts'])}." if cfg.get("prompts") else "")
              + (f" Incomplete: {'; '.join(missing)}." if missing else "")
              + (f" {'; '.join(cfg['notes'])}." if cfg.get("notes") else ""))
+    if partial:
+        notes = f"<b>PARTIAL GRID</b>: {partial} " + notes
     mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
     sections = [("Run", notes),
-                ("The answer: verdicts on the paper's claims (strategy-level test: training seeds and answer clusters "
+                (("PARTIAL GRID, the models aggregated last time only. " if partial else "") + "The answer: verdicts on the paper's claims (strategy-level test: training seeds and answer clusters "
                  "both random; hover a cell for its evidence)", viz.verdict_matrix(verdicts)),
                 ("Strategy effects with 95% intervals, the paper's effects as markers",
                  viz.effect_forest(effects, ref_eff if ref is not None else None)),
@@ -134,7 +138,7 @@ def render(out: str | Path) -> dict:
         ("Zero-shot separation: training texts found in each benchmark (exact / normalised)", overlap, "overlap.csv")]
     viz.write_report(out / "report.html", "hbkit: X-X-mono vs X-Y vs hybrid batches", sections)
     return {"out": out, "table": table, "results": results, "aggregate": agg, "effects": effects, "verdicts": verdicts,
-            "power": power}
+            "power": power, "partial": partial}
 
 
 def report(run_dir: str | Path) -> dict:
@@ -144,14 +148,36 @@ def report(run_dir: str | Path) -> dict:
     if not (Path(run_dir) / "config.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no config.json): give the --out of a finished "
                                 "`hbkit compare`")
-    with RunLock(run_dir):
-        return render(run_dir)
+    run_dir = Path(run_dir)
+    with RunLock(run_dir, wait=600):
+        cfg = read_run_json(run_dir / "config.json", dict)
+        runs = plan(cfg)
+        names, first = benchmark_names(cfg), first_seed_ids(runs)
+        status = grid_status(run_dir, runs, lambda r: results_complete(run_dir, r, names, umap=r.id in first))
+        if status["done"].all():
+            return render(run_dir)
+        msg = describe_missing(status, run_dir)
+        if not (run_dir / "effects.csv").is_file():
+            raise GridIncomplete(msg.replace("\n", " ") + " No report is written from a partial grid.")
+        todo = status[~status["done"]]
+        return render(run_dir, partial=f"{len(todo)} of {len(status)} planned models are not done yet "
+                                       f"({', '.join(todo.model)}); these tables and verdicts are those of the "
+                                       "models aggregated last time, without them.")
+
+
+class GridIncomplete(RuntimeError):
+    """A report asked of a run folder whose grid is not filled yet and was never aggregated."""
 
 
 def summary_text(res: dict) -> str:
     """What the command line prints after ``compare`` or ``report``: the table, the verdicts, the power plan, and
-    plainly, when there is one training seed, that it shows these trained models only."""
+    plainly, when there is one training seed, that it shows these trained models only; for a grid other
+    processes are still filling, what is missing and who holds it."""
+    if res.get("complete") is False:
+        return res["message"]
     lines = [res["table"].to_string(index=False)]
+    if res.get("partial"):
+        lines = [f"PARTIAL GRID: {res['partial']}", ""] + lines
     v = res.get("verdicts")
     if v is not None and len(v):
         lines += ["", v[["claim", "benchmark", "verdict", "evidence"]].to_string(index=False, max_colwidth=160)]
