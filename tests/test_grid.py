@@ -13,7 +13,8 @@ import pytest
 from hbkit.experiment.compare import compare
 from hbkit.experiment.grid import GridError, ModelLock, grid_status, holder, parse_devices, parse_shard, shard_runs
 
-SEEDS = "0"
+#: seed 0 only, 14 steps (a checkpoint at step 10: the kill test resumes from it)
+OPTS = {"seeds": [0], "steps": 14}
 #: what a run's numbers are: every per-model file and every table (timings.json and logs/ are not)
 TABLES = ("results.csv", "aggregate.csv", "effects.csv", "verdicts.csv", "table.md", "table.csv", "power.csv",
           "alignment.csv", "umap.csv", "report.html", "clusters.csv", "overlap.csv", "config.json",
@@ -38,11 +39,11 @@ def _env() -> dict:
 
 
 def _cli(*args, data_dir) -> list[str]:
-    return [sys.executable, "-m", "hbkit.app.cli", "compare", "--profile", "ci", "--seeds", SEEDS,
+    return [sys.executable, "-m", "hbkit.app.cli", "compare", "--profile", "ci", "--seeds", "0", "--steps", "14",
             "--data-dir", str(data_dir), *args]
 
 
-def _trained_once(out: Path, steps: int = 4) -> None:
+def _trained_once(out: Path, steps: int = 14) -> None:
     """Every trained model of ``out`` ran its steps once, from the start (no second training, no resume)."""
     for card_path in (out / "models").glob("*/model/hbkit_training.json"):
         card = json.loads(card_path.read_text())
@@ -54,9 +55,9 @@ def _trained_once(out: Path, steps: int = 4) -> None:
 
 @pytest.fixture(scope="module")
 def single(data_dir, tmp_path_factory):
-    """The reference: one process, the ci profile at seed 0 (base + three strategies)."""
+    """The reference: one process, the ci profile at seed 0 (base + three strategies), 14 steps."""
     out = tmp_path_factory.mktemp("single")
-    compare("ci", out, data_dir=data_dir, progress=False, seeds=[0], devices=None)
+    compare("ci", out, data_dir=data_dir, progress=False, devices=None, **OPTS)
     return out
 
 
@@ -104,7 +105,7 @@ def test_three_shards_started_at_once_give_the_same_bytes(single, data_dir, tmp_
 
 def test_a_half_filled_grid_names_what_is_missing_and_who_holds_it(single, data_dir, tmp_path):
     out = tmp_path / "grid"
-    res = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0], shard="0/2")   # base and xy-s0
+    res = compare("ci", out, data_dir=data_dir, progress=False, shard="0/2", **OPTS)   # base and xy-s0
     assert res["complete"] is False and not (out / "effects.csv").exists()
     assert "xx-s0: not started" in res["message"] and "hybrid-s0: not started" in res["message"]
     with ModelLock(out, "xx-s0", device="cuda:7") as lock:   # a live process training xx-s0 on a GPU
@@ -116,7 +117,7 @@ def test_a_half_filled_grid_names_what_is_missing_and_who_holds_it(single, data_
     assert "hybrid-s0: not started" in r.stderr and "No report is written from a partial grid" in r.stderr
     assert not (out / "verdicts.csv").exists() and not (out / "report.html").exists()
     assert holder(out, "xx-s0") is None   # released: nobody holds it
-    done = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0], shard="1/2")  # the last shard aggregates
+    done = compare("ci", out, data_dir=data_dir, progress=False, shard="1/2", **OPTS)  # the last shard aggregates
     assert done["complete"] is True
     _same(single, out)
 
@@ -147,12 +148,12 @@ KILLER = textwrap.dedent("""
 """)
 
 
-def test_a_killed_workers_model_is_taken_over_and_resumed(data_dir, tmp_path):
+def test_a_killed_workers_model_is_taken_over_and_resumed(single, data_dir, tmp_path):
+    """Killed after checkpoint 10 of 14 (a plan of xx-s0 alone); the uninterrupted xx-s0 is the reference's."""
     from safetensors.torch import load_file
 
-    opts = {"seeds": [0], "strategies": ["xx"], "steps": 14}
-    whole = tmp_path / "whole"
-    compare("ci", whole, data_dir=data_dir, progress=False, **opts)
+    opts = {**OPTS, "strategies": ["xx"]}
+    whole = single
     out = tmp_path / "killed"
     script = tmp_path / "killer.py"
     script.write_text(KILLER)
@@ -173,5 +174,26 @@ def test_a_killed_workers_model_is_taken_over_and_resumed(data_dir, tmp_path):
     a = load_file(next((whole / "models" / "xx-s0" / "model").rglob("model.safetensors")))
     b = load_file(next((out / "models" / "xx-s0" / "model").rglob("model.safetensors")))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
-    for f in ("per_query/xx-s0__mlqa-r.parquet", "results.csv", "effects.csv"):
+    for f in ("per_query/xx-s0__mlqa-r.parquet", "per_query/xx-s0__tydiqa-corpus-sw.parquet",
+              "alignment/xx-s0__xquad-r-eval.parquet", "umap/xx-s0.npy"):
         assert (whole / f).read_bytes() == (out / f).read_bytes(), f
+
+
+def test_the_cluster_examples_use_options_hbkit_has():
+    """docs/cluster/: the SLURM array's command line parses with hbkit's own parser; the submitit example
+    compiles and passes compare() only keywords it takes."""
+    import ast
+    import inspect
+    import shlex
+
+    from hbkit.app.cli import build_parser
+    root = Path(__file__).resolve().parents[1] / "docs" / "cluster"
+    line = next(l for l in (root / "grid_array.sbatch").read_text().splitlines() if l.startswith("hbkit compare"))
+    argv = shlex.split(line.replace("$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT", "3/16")
+                       .replace('"$MODEL"', "m").replace('"$OUT"', "o"))[1:]
+    a = build_parser().parse_args(argv)
+    assert (a.shard, a.profile, a.out) == ("3/16", "paper", "o") and parse_shard(a.shard) == (3, 16)
+    tree = ast.parse((root / "grid_submitit.py").read_text())
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "compare"]
+    params = inspect.signature(compare).parameters
+    assert calls and all(k.arg in params or k.arg == "model" for c in calls for k in c.keywords)
