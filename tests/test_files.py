@@ -34,6 +34,27 @@ def test_runlock_removes_what_a_killed_report_left(tmp_path):
     assert remove_stale_tmp(tmp_path) == 0
 
 
+def test_a_temporary_file_of_another_host_is_kept_until_it_is_old(tmp_path):
+    """A run folder shared by the nodes of a cluster: a PID written on another host means nothing here, so its
+    temporary file is kept while it may be in progress and removed only once it is two days old; this host's
+    (by name) follows the PID rule."""
+    import time
+
+    from hbkit.core.files import HOST, OTHER_HOST_STALE_S
+    dead = _dead_pid()
+    other = "0" * 8 if HOST != "0" * 8 else "1" * 8
+    fresh = tmp_path / f".results.csv.{dead}@{other}.0a1b2c3d.tmp.csv"     # another node, writing now
+    old = tmp_path / f".effects.csv.{dead}@{other}.0a1b2c3d.tmp.csv"       # another node, long dead
+    here = tmp_path / f".table.csv.{dead}@{HOST}.0a1b2c3d.tmp.csv"         # this host, dead PID
+    for f in (fresh, old, here):
+        f.write_text("x")
+    then = time.time() - OTHER_HOST_STALE_S - 60
+    os.utime(old, (then, then))
+    assert tmp_name(tmp_path / "a.csv").name.split(".")[3] == f"{os.getpid()}@{HOST}"
+    assert remove_stale_tmp(tmp_path) == 2
+    assert fresh.exists() and not old.exists() and not here.exists()
+
+
 def test_build_once_removes_a_killed_builders_half_build(tmp_path):
     dead = _dead_pid()
     target = tmp_path / "cache-entry"

@@ -10,8 +10,8 @@ Guarantees
   builds it while the others wait on a file lock and then read it. The build goes to a temporary folder
   that is renamed into place only when complete, so a build killed half-way leaves nothing that
   ``is_complete`` accepts; the next caller rebuilds.
-* :class:`RunLock`: one process at a time in a run folder; a second one gets :class:`FolderInUse` naming
-  the PID and host that hold it. The lock is an OS lock (``filelock``), so it is released when its
+* :class:`RunLock`: one process at a time in a run folder's shared files; a second one waits (``wait``
+  seconds) or gets :class:`FolderInUse` naming the PID and host that hold it. The lock is an OS lock (``filelock``), so it is released when its
   process dies, whatever the cause.
 * :func:`remove_stale_tmp`: temporary files of processes that no longer run (a kill between a write and its
   rename) are removed by the next :class:`RunLock` on their folder, the next :func:`build_once` of their
@@ -20,11 +20,13 @@ Guarantees
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 import shutil
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -36,8 +38,13 @@ class FolderInUse(RuntimeError):
     """Another live process holds the run folder's lock."""
 
 
-#: tmp_name's pattern: ``.<name>.<pid>.<8 hex>.tmp`` (+ the target's suffix for atomic_path)
-_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp(\..*)?$")
+#: tmp_name's pattern: ``.<name>.<pid>@<host>.<8 hex>.tmp`` (+ the target's suffix for atomic_path); ``host`` is
+#: 8 hex of the host name's hash (names written before it existed have none: this host's)
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:@(?P<host>[0-9a-f]{8}))?\.[0-9a-f]{8}\.tmp(\..*)?$")
+#: this host, as tmp_name writes it
+HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
+#: a temporary file another host wrote is taken for stale only after this long (its PID means nothing here)
+OTHER_HOST_STALE_S = 2 * 24 * 3600
 
 
 def _pid_alive(pid: int) -> bool:
@@ -55,7 +62,9 @@ def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: 
     processes which no longer run left in ``folder`` (and below, with ``recursive``): what a kill between a
     write and its rename leaves. A live process's temporary files are kept, unless ``only_dead=False`` (for a
     caller holding the lock every writer of these names takes: every other one is then stale). This process's
-    own are always kept. Returns how many were removed, and logs it."""
+    own are always kept. A name records its PID and host: one written on another host (a run folder shared by
+    the nodes of a cluster) is removed only once it is :data:`OTHER_HOST_STALE_S` old. Returns how many were
+    removed, and logs it."""
     import logging
 
     folder = Path(folder)
@@ -67,9 +76,15 @@ def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: 
     for root, dirs, files in walk:
         for name in list(dirs) + list(files):
             m = _TMP.match(name)
-            if not m or not name.startswith("." + prefix) or int(m["pid"]) == os.getpid() or (only_dead and _pid_alive(int(m["pid"]))):
+            if not m or not name.startswith("." + prefix):
                 continue
             p = Path(root, name)
+            if (m["host"] or HOST) != HOST:   # another node of a shared folder: its PIDs are not ours to test
+                with contextlib.suppress(OSError):
+                    if only_dead and time.time() - p.lstat().st_mtime < OTHER_HOST_STALE_S:
+                        continue
+            elif int(m["pid"]) == os.getpid() or (only_dead and _pid_alive(int(m["pid"]))):
+                continue
             with contextlib.suppress(OSError):
                 shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
                 removed.append(p)
@@ -84,7 +99,7 @@ def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: 
 def tmp_name(path: str | os.PathLike) -> Path:
     """A temporary path beside ``path``, unique to this process and call."""
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    return path.with_name(f".{path.name}.{os.getpid()}@{HOST}.{uuid.uuid4().hex[:8]}.tmp")
 
 
 def existing_ancestor(path: str | os.PathLike) -> Path:

@@ -106,7 +106,7 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
     runs = job.runs
     if devs:
         bar = tqdm(total=len(runs), desc=f"models ({len(devs)} workers)", disable=not progress)
-        spec = {"profile": profile, "out": str(out), "data_dir": None if data_dir is None else str(data_dir),
+        spec = {"profile": cfg["profile"], "out": str(out),   # resolved: "auto" would differ on a cpu worker "data_dir": None if data_dir is None else str(data_dir),
                 "allow_overlap": allow_overlap, "shard": None if shard is None else list(shard),
                 "overrides": overrides}
         log.info("%d workers (%s) fill %s; their output: %s/logs/worker-<k>.log", len(devs), ",".join(devs), out, out)

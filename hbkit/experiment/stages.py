@@ -21,7 +21,9 @@
    the published numbers in two views and ``report.html`` from the files above alone (``hbkit report RUN_DIR``:
    byte for byte the same).
 
-The folder is locked while a job uses it (:class:`hbkit.core.files.RunLock`). ``timings.json``: wall time per stage.
+Several processes may fill one folder (:mod:`hbkit.experiment.grid`): each model is trained and evaluated under a
+lock of its own, and the shared files are written under the folder's short :class:`hbkit.core.files.RunLock`.
+``timings.json``: wall time per stage of the process that aggregated.
 """
 from __future__ import annotations
 
