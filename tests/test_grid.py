@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from hbkit.experiment.compare import compare
-from hbkit.experiment.grid import GridError, ModelLock, grid_status, holder, parse_devices, parse_shard, shard_runs
+from hbkit.experiment.grid import (
+    GridError,
+    ModelLock,
+    device_env,
+    grid_status,
+    holder,
+    parse_devices,
+    parse_shard,
+    shard_runs,
+)
 
 #: seed 0 only, 14 steps (a checkpoint at step 10: the kill test resumes from it)
 OPTS = {"seeds": [0], "steps": 14}
@@ -74,6 +83,11 @@ def test_grid_options_are_checked_before_any_work(tmp_path):
         parse_devices("cuda:0")
     runs = list(range(7))
     assert [shard_runs(runs, (i, 3)) for i in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    # a worker sees its one card, numbered through the parent's own CUDA_VISIBLE_DEVICES; no torchrun variables
+    env = device_env("cuda:1", {"CUDA_VISIBLE_DEVICES": "4,6", "RANK": "0", "WORLD_SIZE": "8"})
+    assert env["CUDA_VISIBLE_DEVICES"] == "6" and "RANK" not in env and "WORLD_SIZE" not in env
+    assert device_env("cuda:3", {})["CUDA_VISIBLE_DEVICES"] == "3"
+    assert device_env("cpu", {"CUDA_VISIBLE_DEVICES": "0"})["CUDA_VISIBLE_DEVICES"] == ""
     r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "compare", "--profile", "ci", "--out",
                         str(tmp_path / "x"), "--shard", "0/2", "--force"], capture_output=True, text=True, env=_env())
     assert r.returncode == 2 and "--force with --shard" in r.stderr and not (tmp_path / "x").exists()
