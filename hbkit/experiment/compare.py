@@ -215,7 +215,7 @@ def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reus
     """Train and evaluate each model of ``job.mine`` that is not done and that no other process holds, each under
     its model lock; with ``wait``, then wait for the models other processes hold (taking over one whose process
     died) until every one is done."""
-    said = None
+    said, looked_again = None, False
     while True:
         held = {}
         for i, run in enumerate(tqdm(job.mine, desc="models", disable=not progress)):
@@ -229,8 +229,15 @@ def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reus
                 if job.done(run):   # finished by another process while we looked
                     continue
                 _one_model(job, run, i, progress, report)
-        if not held or not wait:
+        if not held:
             return
+        if not wait:   # one more look: a lock seen held for an instant (a status probe) is not left undone
+            if looked_again:
+                return
+            looked_again = True
+            time.sleep(1)
+            job.mine = [r for r in job.mine if r.id in held]
+            continue
         status = grid_status(job.out, [r for r in job.mine if r.id in held], job.done)
         running = status[status.state == "running"]
         if not len(status[~status.done]):
