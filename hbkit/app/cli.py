@@ -30,7 +30,7 @@ from hbkit.data.squadshifts import download_squadshifts
 from hbkit.data.translate_train import download_squad_translate_train
 from hbkit.encoders.load import load_encoder
 from hbkit.experiment.compare import compare
-from hbkit.experiment.grid import GridError, parse_devices, parse_shard
+from hbkit.experiment.grid import check_options
 from hbkit.experiment.doctor import MISSING, doctor
 from hbkit.experiment.plan import subsample_pairs
 from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES, ProfileError
@@ -353,12 +353,7 @@ def validate(a) -> None:
     if getattr(a, "out", None) is not None:
         check_folder(a.out, "--out")
     if a.cmd == "compare":
-        parse_shard(a.shard)
-        if a.devices is not None:
-            parse_devices(a.devices)
-        if a.force and a.shard is not None:
-            raise GridError("--force with --shard would let every task of the array wipe the models the others "
-                            "made: clear the folder once (without --shard), then start the array")
+        check_options(a.devices, a.shard, a.force)
     if a.cmd == "train":
         if a.max_groups is not None and a.max_groups < 2:
             raise ValueError(f"--max-groups {a.max_groups}: must be at least 2 groups")

@@ -11,8 +11,8 @@ Guarantees
   that is renamed into place only when complete, so a build killed half-way leaves nothing that
   ``is_complete`` accepts; the next caller rebuilds.
 * :class:`RunLock`: one process at a time in a run folder's shared files; a second one waits (``wait``
-  seconds) or gets :class:`FolderInUse` naming the PID and host that hold it. The lock is an OS lock (``filelock``), so it is released when its
-  process dies, whatever the cause.
+  seconds) or gets :class:`FolderInUse` naming the PID and host that hold it. The lock is an OS lock
+  (``filelock``), so it is released when its process dies, whatever the cause.
 * :func:`remove_stale_tmp`: temporary files of processes that no longer run (a kill between a write and its
   rename) are removed by the next :class:`RunLock` on their folder, the next :func:`build_once` of their
   target, and the next ``train`` in their folder; a live process's are never touched.
@@ -315,7 +315,8 @@ class RunLock:
     """Exclusive use of a run folder: ``with RunLock(out): ...`` (``RunLock(out, wait=60)``: wait up to a minute).
 
     Writes ``<out>/.lock`` (an OS file lock) and ``<out>/.lock.owner`` (PID and host, for the message). A
-    second process entering the same folder gets :class:`FolderInUse` at once, naming the holder. When the block
+    second process entering the same folder waits up to ``wait`` seconds, saying who holds it, then gets
+    :class:`FolderInUse` naming the holder (at once with ``wait=0``). When the block
     ends with an error (a refused run), the lock file it made and a folder it made that holds nothing else are
     removed again: a refusal leaves the disk as it was."""
 

@@ -15,32 +15,26 @@ from tqdm.auto import tqdm
 from hbkit.core.env import default_run_dir
 from hbkit.core.files import RunLock, atomic_path, atomic_write_json, check_folder
 from hbkit.experiment.grid import (
+    LOCKS,
     GridError,
     ModelLock,
     any_held,
+    check_options,
     default_devices,
     describe_missing,
     grid_status,
-    parse_devices,
-    parse_shard,
     run_workers,
     shard_runs,
     who,
 )
-from hbkit.experiment.plan import (
-    check_reusable,
-    first_seed_ids,
-    legacy_corpus_fingerprint,
-    plan,
-    umap_bench,
-)
+from hbkit.experiment.plan import check_reusable, legacy_corpus_fingerprint, plan, umap_bench
 from hbkit.experiment.profiles import profile as get_profile
 from hbkit.experiment.report import render
 from hbkit.experiment.stages import (
     base_encoder,
     check_training_data,
     clusters_table,
-    results_complete,
+    completion,
     stage_aggregate,
     stage_data,
     stage_evaluate,
@@ -96,11 +90,8 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
     """
     cfg = get_profile(profile, **overrides)  # validated before any work
     out = check_folder(out if out is not None else default_run_dir(cfg["profile"]), "--out")
-    shard = parse_shard(shard)
-    devs = parse_devices(devices) if devices is not None else default_devices()
-    if force and shard is not None:
-        raise GridError("--force with --shard would let every task of the array wipe the models the others made: "
-                        "clear the folder once (hbkit compare --force without --shard, or rm -r), then start the array")
+    devs, shard = check_options(devices, shard, force)
+    devs = devs if devices is not None else default_devices()
     job = _setup(cfg, out, force, data_dir, allow_overlap, shard)
     timings = job.timings
     runs = job.runs
@@ -115,15 +106,15 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
                 if k != "load_data" and isinstance(v, (int, float)):
                     timings[k] = timings.get(k, 0) + v
         bar.close()
+    report = _Progress(on_progress, cancel, len(runs))
     # after workers, this pass only finds what is left (normally nothing); what they did is theirs to count
-    _fill(job, progress, _Progress(on_progress, cancel, len(runs)), wait=shard is None, count_reused=not devs)
+    _fill(job, progress, report, wait=shard is None, count_reused=not devs)
     status = grid_status(out, runs, job.done)
     if not status["done"].all():
         msg = describe_missing(status, out)
         log.warning("%s", msg)
         return {"out": out, "complete": False, "status": status, "message": msg, "timings": timings}
-    if on_progress is not None:
-        _Progress(on_progress, cancel, len(runs))("aggregate", None, len(runs))
+    report("aggregate", None, len(runs))
     with RunLock(out, wait=SHARED_LOCK_WAIT_S):
         t = time.perf_counter()
         stage_aggregate(out, job.cfg, job.umap_q, runs)
@@ -141,7 +132,7 @@ def fill(profile: str, out, data_dir=None, allow_overlap: bool = False, shard=No
     """Train and evaluate the models of the plan (of ``shard``) that no other process holds, without waiting for
     the others and without aggregating: one worker of :func:`compare`'s ``devices``. Returns its timings."""
     cfg = get_profile(profile, **overrides)
-    job = _setup(cfg, check_folder(out, "--out"), False, data_dir, allow_overlap, parse_shard(shard))
+    job = _setup(cfg, check_folder(out, "--out"), False, data_dir, allow_overlap, check_options(None, shard, False)[1])
     _fill(job, progress, _Progress(None, None, len(job.runs)), wait=False)
     return job.timings
 
@@ -162,16 +153,9 @@ class _Job:
     t0: float
     timings: dict = field(default_factory=dict)
 
-    @property
-    def names(self) -> list[str]:
-        return list(self.benches) + list(self.corpora)
-
-    def done(self, run) -> bool:
-        return results_complete(self.out, run, self.names, umap=run.id in self.first)
-
-    @property
-    def first(self) -> set[str]:
-        return first_seed_ids(self.runs)
+    def __post_init__(self):
+        self.names = list(self.benches) + list(self.corpora)
+        self.done = completion(self.out, self.runs, self.names)   # done(run): every result of it is in out
 
 
 def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, shard) -> _Job:
@@ -202,9 +186,9 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
         with atomic_path(out / "clusters.csv") as tmp:
             clusters_table(benches).to_csv(tmp, index=False)
         atomic_write_json(out / "config.json", cfg)
+        (out / LOCKS).mkdir(exist_ok=True)
         for r in runs:   # the grid's model locks: from now on config.json binds every process (check_reusable)
-            (out / "locks").mkdir(exist_ok=True)
-            (out / "locks" / f"{r.id}.lock").touch()
+            (out / LOCKS / f"{r.id}.lock").touch()
     ub = benches[umap_bench(cfg)]
     ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
     umap_q = ub.queries[ub.queries["group"].isin(ug)]
@@ -215,10 +199,10 @@ def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reus
     """Train and evaluate each model of ``job.mine`` that is not done and that no other process holds, each under
     its model lock; with ``wait``, then wait for the models other processes hold (taking over one whose process
     died) until every one is done."""
-    said, looked_again = None, False
+    said, looked_again, todo = None, False, list(job.mine)
     while True:
         held = {}
-        for i, run in enumerate(tqdm(job.mine, desc="models", disable=not progress)):
+        for i, run in enumerate(tqdm(todo, desc="models", disable=not progress)):
             if job.done(run):
                 job.timings["reused_results"] += len(job.names) if count_reused else 0
                 continue
@@ -236,9 +220,10 @@ def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reus
                 return
             looked_again = True
             time.sleep(1)
-            job.mine = [r for r in job.mine if r.id in held]
+            todo = list(held.values())
             continue
-        status = grid_status(job.out, [r for r in job.mine if r.id in held], job.done)
+        todo = list(held.values())
+        status = grid_status(job.out, todo, job.done)
         running = status[status.state == "running"]
         if not len(status[~status.done]):
             return
@@ -248,7 +233,6 @@ def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reus
             said = text
         report.check_cancel("waiting for other processes")
         time.sleep(POLL_S)
-        job.mine = [r for r in job.mine if r.id in held]
 
 
 def _one_model(job: _Job, run, i: int, progress: bool, report: "_Progress") -> None:

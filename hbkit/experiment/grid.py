@@ -80,6 +80,17 @@ def shard_runs(runs: list, shard: tuple[int, int] | None) -> list:
     return [r for k, r in enumerate(runs) if k % n == i]
 
 
+def check_options(devices, shard, force: bool) -> tuple[list[str] | None, tuple[int, int] | None]:
+    """The grid options of a ``compare``, checked before any work: ``(devices, shard)`` parsed
+    (:func:`parse_devices`, :func:`parse_shard`; devices None when none were given). ``force`` with a shard is
+    refused: every task of an array would wipe what the others made."""
+    shard = parse_shard(shard)
+    if force and shard is not None:
+        raise GridError("--force with --shard would let every task of the array wipe the models the others made: "
+                        "clear the folder once (hbkit compare --force without --shard, or rm -r), then start the array")
+    return parse_devices(devices), shard
+
+
 def visible_gpus() -> int:
     """How many CUDA devices this process sees (0 without torch's CUDA)."""
     import torch  # heavy: torch

@@ -11,9 +11,9 @@ from hbkit.analysis import figures as viz
 from hbkit.core.files import RunLock, atomic_path, atomic_write_text
 from hbkit.core.vocab import STRATEGY_ORDER
 from hbkit.experiment.grid import describe_missing, grid_status
-from hbkit.experiment.plan import BENCHMARKS, benchmark_names, delta_target, first_seed_ids, plan, umap_bench
+from hbkit.experiment.plan import BENCHMARKS, benchmark_names, delta_target, plan, umap_bench
 from hbkit.experiment.run_files import read_run_csv, read_run_json
-from hbkit.experiment.stages import load_per_query, results_complete
+from hbkit.experiment.stages import completion, load_per_query
 
 
 # --------------------------------------------------------------------------------------------------
@@ -101,8 +101,9 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         notes = f"<b>PARTIAL GRID</b>: {partial} " + notes
     mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
     sections = [("Run", notes),
-                (("PARTIAL GRID, the models aggregated last time only. " if partial else "") + "The answer: verdicts on the paper's claims (strategy-level test: training seeds and answer clusters "
-                 "both random; hover a cell for its evidence)", viz.verdict_matrix(verdicts)),
+                (("PARTIAL GRID, the models aggregated last time only. " if partial else "")
+                 + "The answer: verdicts on the paper's claims (strategy-level test: training seeds and answer "
+                 "clusters both random; hover a cell for its evidence)", viz.verdict_matrix(verdicts)),
                 ("Strategy effects with 95% intervals, the paper's effects as markers",
                  viz.effect_forest(effects, ref_eff if ref is not None else None)),
                 ("Macro mAP: mean over seeds [95% t interval over seeds and answer clusters]", table, "table.csv", True),
@@ -152,8 +153,7 @@ def report(run_dir: str | Path) -> dict:
     with RunLock(run_dir, wait=600):
         cfg = read_run_json(run_dir / "config.json", dict)
         runs = plan(cfg)
-        names, first = benchmark_names(cfg), first_seed_ids(runs)
-        status = grid_status(run_dir, runs, lambda r: results_complete(run_dir, r, names, umap=r.id in first))
+        status = grid_status(run_dir, runs, completion(run_dir, runs, benchmark_names(cfg)))
         if status["done"].all():
             return render(run_dir)
         msg = describe_missing(status, run_dir)

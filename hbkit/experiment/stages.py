@@ -247,6 +247,13 @@ def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool) ->
     return not umap or _read_npy(out / "umap" / f"{run.id}.npy") is not None
 
 
+def completion(out: Path, runs: list[Run], bench_names: list[str]):
+    """``done(run)``: :func:`results_complete` of a run of the plan ``runs`` in ``out`` (its UMAP embeddings
+    counted for each model's first seed)."""
+    first = first_seed_ids(runs)
+    return lambda run: results_complete(out, run, bench_names, umap=run.id in first)
+
+
 def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
     """Every saved per-query (``kind="per_query"``) or per-group alignment (``"alignment"``) file of a run folder,
     concatenated; a damaged file is an error naming it (run ``compare`` again to recompute it)."""
@@ -337,9 +344,8 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
     out = Path(out)
     names = benchmark_names(cfg)
     runs = plan(cfg)
-    first = first_seed_ids(runs)
-    rows = [{"model": r.name, "seed": r.seed, "done": out.is_dir() and results_complete(out, r, names, r.id in first)}
-            for r in runs]
+    done = completion(out, runs, names)
+    rows = [{"model": r.name, "seed": r.seed, "done": out.is_dir() and done(r)} for r in runs]
     status = pd.DataFrame(rows, columns=["model", "seed", "done"])
     todo = int((~status["done"]).sum())
     per_model, where = minutes_per_model(out, cfg["profile"])
