@@ -25,8 +25,8 @@ Sources (:func:`load_training_corpus`)
   ``group`` and ``answer_key`` are prefixed with it (so parts never share a group). hbkit's samplers then draw one
   corpus per batch, in proportion to its rows (:class:`hbkit.train.sampling.MultiCorpusBatchSampler`).
 
-Every built corpus is cached under ``<hbkit cache>/corpora/<name>-<key>/`` (``key`` = sha256 of the input
-files' resolved paths, sizes and mtimes, the options and the builder version) with ``dataset/``
+Every built corpus is cached under ``<hbkit cache>/corpora/<name>-<key>/`` (``key`` = the content key of the input
+files' bytes, the options and the builder version; a stat per file seen before, :mod:`hbkit.core.digests`) with ``dataset/``
 (``Dataset.save_to_disk``), ``stats.csv`` / ``stats.json`` (per-language rows and skip counts) and a
 ``COMPLETE`` marker written last. :func:`hbkit.core.files.build_once` guarantees that N processes starting at once
 build it once, and that a build killed half-way leaves nothing that counts as a finished cache.
@@ -162,7 +162,7 @@ def xquad_train(data_dir: str | os.PathLike | None = None, languages: Iterable[s
 
 
 def _user_corpus(path: Path, rebuild: bool):
-    """A user's file, validated once and cached (keyed by its path, size and mtime)."""
+    """A user's file, validated once and cached (keyed by its bytes)."""
     def build(tmp: Path) -> pd.DataFrame:
         ds = read_pairs(path)
         ds.save_to_disk(str(tmp / "dataset"))

@@ -1,4 +1,7 @@
-"""The training-corpus cache: each corpus is built once per content key (builder version, name, options, the input files' bytes) under a file lock, as a datasets folder with its stats; a damaged entry is built again."""
+"""The training-corpus cache: each corpus is built once per content key (builder version, name, options, the input
+files' bytes) under a file lock, as a datasets folder with its stats; a damaged entry is built again. The key costs a
+stat per input seen before (:mod:`hbkit.core.digests`), and a build is stored under it only if the bytes it read are
+the key's (:func:`cached_corpus`)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from hbkit.core.env import cache_dir
-from hbkit.core.files import atomic_write_json, build_once, content_key
+from hbkit.core.digests import recording_reads
+from hbkit.core.files import atomic_write_json, build_once, file_digests, key_of_digests
 from hbkit.data.registry import DataError
 
 log = logging.getLogger(__name__)
@@ -36,8 +40,39 @@ def _cache_root() -> Path:
 def cache_key(name: str, files: Iterable[Path], options: dict) -> str:
     """:func:`hbkit.core.files.content_key` of the builder version, the name, the options and the input files' bytes
     (in a fixed order: their names sorted)."""
+    return _key(name, files, options)[0]
+
+
+def _key(name: str, files: Iterable[Path], options: dict) -> tuple[str, dict[Path, str]]:
+    """The cache key and the digests it was made of, by file (:func:`hbkit.core.files.file_digests`)."""
     files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
-    return content_key(files, _BUILD_VERSION, name, options, [f.name for f in files])
+    digests = file_digests(files)
+    return key_of_digests(digests, _BUILD_VERSION, name, options, [f.name for f in files]), dict(zip(files, digests))
+
+
+#: how many times a build starts again when its input files change under it before it gives up
+BUILD_TRIES = 3
+
+
+class InputsChanged(DataError):
+    """An input file's bytes changed between the cache key and the end of the build (or while it waited on the lock)."""
+
+    def __init__(self, path: Path, when: str):
+        self.path, self.when = path, when
+        super().__init__(f"{path} changed {when}")
+
+
+def _changed(files: dict[Path, str], reads: dict[str, str]) -> Path | None:
+    """The first input whose bytes differ from its digest in the key: by the digest of what the builder read, for
+    a file it read through :func:`hbkit.core.digests.open_hashed`, else by the file's digest now (a stat when its
+    identity is unchanged)."""
+    for f, want in files.items():
+        got = reads.get(os.path.realpath(f))
+        if got is None:
+            got = file_digests([f])[0]
+        if got != want:
+            return f
+    return None
 
 
 def _complete(folder: Path) -> bool:
@@ -52,17 +87,42 @@ def _complete(folder: Path) -> bool:
 
 
 def cached_corpus(name: str, files: list[Path], options: dict, build, rebuild: bool) -> Path:
-    """Build (once, under a file lock) or reuse the cache folder of a corpus; return it."""
-    target = _cache_root() / f"{name}-{cache_key(name, files, options)}"
+    """Build (once, under a file lock) or reuse the cache folder of a corpus; return it.
+
+    The key is made of the input files' digests (a stat each for files seen before). A build stores its result
+    under that key only if the bytes it read are the key's: it checks the inputs once it holds the lock (an edit
+    while it waited) and after building, by the digests of what it read (an edit during the build); an input that
+    changed starts it again under the new key, :data:`BUILD_TRIES` times, then is a :class:`InputsChanged`."""
+    for attempt in range(1, BUILD_TRIES + 1):
+        try:
+            return _cached_once(name, files, options, build, rebuild)
+        except InputsChanged as e:
+            if attempt == BUILD_TRIES:
+                raise DataError(f"corpus {name}: {e.path} changed {e.when}, {BUILD_TRIES} times in a row; wait until "
+                                "it is written completely (a download or copy still running?) and run again") from None
+            log.warning("corpus %s: %s changed %s; building again from its new bytes", name, e.path, e.when)
+    raise AssertionError("unreachable")
+
+
+def _cached_once(name: str, files: list[Path], options: dict, build, rebuild: bool) -> Path:
+    key, digests = _key(name, files, options)
+    target = _cache_root() / f"{name}-{key}"
     if rebuild and _complete(target):
         (target / "COMPLETE").unlink(missing_ok=True)  # is_complete is now false: build_once replaces it
 
     def run(tmp: Path) -> None:
+        if _key(name, files, options)[0] != key:   # edited while this process waited on the lock
+            raise InputsChanged(_changed(digests, {}) or Path(files[0]), "while the build waited on the lock")
         tmp.mkdir(parents=True)
-        stats = build(tmp)
+        with recording_reads() as reads:
+            stats = build(tmp)
+        moved = _changed(digests, reads)
+        if moved is not None:   # what was read is not what the key was made of: not stored under it
+            raise InputsChanged(moved, "while the corpus was being built")
         BUILDS[name] += 1
         stats.to_csv(tmp / "stats.csv", index=False)
         atomic_write_json(tmp / "stats.json", {"name": name, "options": options, "files": [str(f) for f in files],
+                                               "sha256": {str(f): d for f, d in digests.items()},
                                                "builder_pid": os.getpid(), "stats": stats.to_dict(orient="records")})
         atomic_write_json(tmp / "COMPLETE", {"sizes": {str(p.relative_to(tmp)): p.stat().st_size
                                                       for p in sorted((tmp / "dataset").rglob("*")) if p.is_file()}})

@@ -15,12 +15,14 @@ tabs"``, ``"duplicate id"``): the readers report them as lines, never as skipped
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from hbkit.core.digests import open_hashed
 from hbkit.data.registry import DataError
 
 #: the reasons :func:`tsv_rows` and :func:`id_texts` count lines under
@@ -54,10 +56,12 @@ def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
 def open_text(path: str | os.PathLike, what: str = "file", newline: str = ""):
     """The file opened for reading as UTF-8 with an optional byte-order mark (stripped), newlines kept as
     written (``newline="\\n"``: lines end at ``\\n`` only, so a stray ``\\r`` inside a text stays in it); an
-    absent file and a non-UTF-8 byte (while the block reads) are :class:`DataError` naming it."""
+    absent file and a non-UTF-8 byte (while the block reads) are :class:`DataError` naming it. Inside
+    :func:`hbkit.core.digests.recording_reads` the bytes are hashed as they are read (a cache builder's check that
+    it read what its key was made of)."""
     path = Path(path)
     try:
-        fh = open(path, encoding="utf-8-sig", newline=newline)
+        fh = io.TextIOWrapper(open_hashed(path), encoding="utf-8-sig", newline=newline)
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None
     except IsADirectoryError:

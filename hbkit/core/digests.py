@@ -1,0 +1,154 @@
+"""File digests that cost a stat: the sha256 of a file remembered by its identity, and reads that hash what they read.
+
+The memo
+--------
+:func:`file_sha256` remembers each file's sha256 under its identity ``(device, inode, size, mtime_ns, ctime_ns)``,
+as git's index does, in ``<hbkit cache>/digests/`` (one small JSON file per identity, written atomically: two
+processes that hash one file at once write the same entry, and neither can leave half of one). The first sight of
+a file reads it; later calls only stat it. Any write to a file changes its ctime, and no user can set a ctime, so
+an edit that keeps the size and puts the mtime back (``touch -r``, ``cp -p`` over the file) is a new identity and
+is hashed again.
+
+Two rules keep the memo true:
+
+* **racy files are not remembered**: a file whose ctime is less than :data:`RACY_S` seconds older than the moment
+  its hashing began could still be written within the same clock tick without its ctime changing (file system
+  clocks are coarse: 1-10 ms, and NFS adds skew), so its digest is computed but not stored (git's "racy git"
+  rule); the next call, later, stores it;
+* **a file that changes while it is hashed** (its identity differs after the read) is not remembered either.
+
+Reads that hash what they read
+------------------------------
+Inside ``with recording_reads() as reads:``, every file opened through :func:`open_hashed` (the release readers'
+one opener, :func:`hbkit.data.textfile.open_text`) is hashed as it is read; a file read from its start to its end
+leaves ``reads[realpath] = sha256``. A cache builder compares these digests, of the bytes it actually read, with
+the ones its cache key was made of (:func:`hbkit.data.corpus_cache.cached_corpus`).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import time
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Iterator
+
+#: a file whose ctime is within this many seconds before its hashing began is not remembered (see the module doc)
+RACY_S = 2.0
+
+#: the sub-folder of the hbkit cache that holds the memo
+MEMO = "digests"
+
+_CHUNK = 1 << 22
+
+
+def identity(path: str | os.PathLike) -> tuple[int, int, int, int, int]:
+    """``(st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns)`` of ``path`` (following links)."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _memo_path(ident: tuple) -> Path:
+    from hbkit.core.env import cache_dir
+
+    name = hashlib.blake2b(repr(ident).encode(), digest_size=16).hexdigest()
+    return cache_dir() / MEMO / name[:2] / f"{name}.json"
+
+
+def _recall(ident: tuple) -> str | None:
+    try:
+        rec = json.loads(_memo_path(ident).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("identity") != list(ident):
+        return None
+    sha = rec.get("sha256")
+    return sha if isinstance(sha, str) and len(sha) == 64 else None
+
+
+def _remember(path: Path, ident: tuple, sha: str) -> None:
+    from hbkit.core.files import atomic_write_json
+
+    try:
+        atomic_write_json(_memo_path(ident), {"identity": list(ident), "sha256": sha, "path": str(path)})
+    except OSError:   # a read-only or full cache: the digest is still right, only not remembered
+        pass
+
+
+def _racy(ident: tuple, began_ns: int) -> bool:
+    return ident[4] >= began_ns - int(RACY_S * 1e9)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of ``path``'s bytes: remembered by the file's identity (a stat), read only at the first sight of
+    that identity. See the module doc for why a same-size, same-mtime edit is still seen."""
+    path = Path(path)
+    ident = identity(path)
+    sha = _recall(ident)
+    if sha is not None:
+        return sha
+    began = time.time_ns()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            h.update(chunk)
+    sha = h.hexdigest()
+    if identity(path) == ident and not _racy(ident, began):
+        _remember(path, ident, sha)
+    return sha
+
+
+# --------------------------------------------------------------------------------------------------
+# reads that hash what they read
+# --------------------------------------------------------------------------------------------------
+_READS: ContextVar[dict | None] = ContextVar("hbkit_recorded_reads", default=None)
+
+
+@contextlib.contextmanager
+def recording_reads() -> Iterator[dict[str, str]]:
+    """Record the sha256 of every file :func:`open_hashed` reads to its end within the block, by real path.
+    A file read twice keeps its last digest; one read only in part leaves nothing."""
+    reads: dict[str, str] = {}
+    token = _READS.set(reads)
+    try:
+        yield reads
+    finally:
+        _READS.reset(token)
+
+
+class _HashingRaw(io.RawIOBase):
+    """A raw binary file that hashes every byte it reads, in order, and reports the digest at the end."""
+
+    def __init__(self, path: Path, reads: dict):
+        self._f = open(path, "rb", buffering=0)
+        self._h = hashlib.sha256()
+        self._reads = reads
+        self._key = os.path.realpath(path)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self._f.readinto(b)
+        if n:
+            self._h.update(memoryview(b)[:n])
+        elif self._h is not None:   # the end: every byte was read, in order
+            self._reads[self._key] = self._h.hexdigest()
+            self._h = None
+        return n
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def open_hashed(path: str | os.PathLike, buffer_size: int = 1 << 20):
+    """``path`` opened for binary reading (a buffered file); inside :func:`recording_reads`, one that hashes what
+    it reads. Outside, a plain ``open(path, "rb")``."""
+    reads = _READS.get()
+    if reads is None:
+        return open(path, "rb", buffering=buffer_size)
+    return io.BufferedReader(_HashingRaw(Path(path), reads), buffer_size=buffer_size)

@@ -1,0 +1,234 @@
+"""The digest memo (a cached load costs a stat) and the cache-key race (a build is stored only under the key of the
+bytes it read): hbkit.core.digests and hbkit.data.corpus_cache.cached_corpus."""
+import json
+import multiprocessing as mp
+import os
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from hbkit.core import digests
+from hbkit.core.files import content_key, lock_for, sha256_file
+from hbkit.data import corpora, corpus_cache
+from hbkit.data.registry import DataError
+from hbkit.data.textfile import read_text
+
+from test_caches import edit_in_place
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
+    corpus_cache.BUILDS.clear()
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def not_racy(monkeypatch):
+    """Files count as settled at once (the tests sleep past the file system's clock tick instead of RACY_S)."""
+    monkeypatch.setattr(digests, "RACY_S", 0.0)
+
+
+def tick():
+    time.sleep(0.05)   # past the coarse clock's tick, so that the next write gets another ctime
+
+
+def memo_entries(cache):
+    return sorted((cache / digests.MEMO).rglob("*.json")) if (cache / digests.MEMO).exists() else []
+
+
+def test_a_file_seen_before_costs_a_stat(cache, tmp_path, not_racy, monkeypatch):
+    f = tmp_path / "big.txt"
+    f.write_bytes(os.urandom(1 << 16))
+    tick()
+    assert digests.file_sha256(f) == sha256_file(f)
+    (entry,) = memo_entries(cache)
+    rec = json.loads(entry.read_text())
+    assert rec["identity"] == list(digests.identity(f)) and rec["sha256"] == sha256_file(f)
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda p, *a, **k: opened.append(str(p)) or real_open(p, *a, **k))
+    key = content_key([f], 1)
+    assert str(f) not in opened   # the second sight reads the memo, never the file
+    monkeypatch.setattr("builtins.open", real_open)
+    assert key == content_key([f], 1)
+
+
+def test_a_same_size_same_mtime_edit_is_seen(cache, tmp_path, not_racy):
+    f = tmp_path / "a.json"
+    f.write_text('{"x": "some text here"}')
+    tick()
+    before = content_key([f], 1)
+    assert len(memo_entries(cache)) == 1
+    tick()
+    edit_in_place(f)   # size and mtime put back: only ctime (which no user can set) tells
+    assert content_key([f], 1) != before
+    assert digests.file_sha256(f) == sha256_file(f)
+
+
+def test_a_file_written_just_now_is_not_remembered(cache, tmp_path):
+    f = tmp_path / "fresh.txt"
+    f.write_text("written within the racy window")
+    assert digests.file_sha256(f) == sha256_file(f)
+    assert memo_entries(cache) == []   # racy: an edit in the same clock tick would keep its identity
+    edit_in_place(f)   # at once, possibly in the same tick as the first write
+    assert digests.file_sha256(f) == sha256_file(f)
+
+
+def test_a_damaged_memo_entry_is_hashed_again(cache, tmp_path, not_racy):
+    f = tmp_path / "a.txt"
+    f.write_text("hello")
+    tick()
+    digests.file_sha256(f)
+    (entry,) = memo_entries(cache)
+    for junk in ("", "{", json.dumps({"identity": [1, 2], "sha256": "0" * 64}), json.dumps([1])):
+        entry.write_text(junk)
+        assert digests.file_sha256(f) == sha256_file(f)
+
+
+def _hash_many(args):
+    cache, files = args
+    os.environ["HBKIT_CACHE"] = cache
+    digests.RACY_S = 0.0
+    return [digests.file_sha256(f) for _ in range(5) for f in files]
+
+
+def test_concurrent_writers_leave_whole_entries(cache, tmp_path):
+    files = []
+    for i in range(12):
+        files.append(tmp_path / f"f{i}.bin")
+        files[-1].write_bytes(os.urandom(4096))
+    tick()
+    with mp.get_context("spawn").Pool(3) as pool:
+        got = pool.map(_hash_many, [(str(cache), [str(f) for f in files])] * 3)
+    want = [sha256_file(f) for _ in range(5) for f in files]
+    assert all(g == want for g in got)
+    entries = memo_entries(cache)
+    assert len(entries) == len(files)
+    assert all(json.loads(e.read_text())["sha256"] in want for e in entries)
+    assert not [p for p in (cache / digests.MEMO).rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_reads_are_hashed_as_they_are_read(tmp_path):
+    f = tmp_path / "t.txt"
+    f.write_bytes("\ufeffline one\nline two\n".encode())
+    with digests.recording_reads() as reads:
+        assert read_text(f) == "line one\nline two\n"
+    assert reads == {os.path.realpath(f): sha256_file(f)}
+    with digests.recording_reads() as reads:
+        with digests.open_hashed(f) as fh:
+            fh.read(3)   # read in part: no digest
+    assert reads == {}
+
+
+# --------------------------------------------------------------------------------------------------
+# the key race
+# --------------------------------------------------------------------------------------------------
+def pairs_file(path, tag: str):
+    rows = [{"group": f"g{i}", "lang": lang, "query": f"q{i} {tag} {lang}", "passage": f"p{i} {tag} {lang}",
+             "answer_key": f"a{i}"} for i in range(6) for lang in ("en", "de")]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def entries(cache):
+    root = cache / "corpora"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.exists() else []
+
+
+def test_an_edit_while_the_build_waits_on_the_lock_is_built_under_its_own_key(cache, tmp_path):
+    f = pairs_file(tmp_path / "mine.jsonl", "old")
+    old_key = corpus_cache.cache_key("user-mine", [f], {})
+    lock = lock_for(cache / "corpora" / f"user-mine-{old_key}")
+    lock.acquire()
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("ds", corpora.load_training_corpus(str(f))))
+    t.start()
+    time.sleep(1.0)   # the loader took the key from the old bytes and now waits on the lock
+    assert t.is_alive()
+    pairs_file(f, "new")
+    lock.release()
+    t.join(60)
+    assert set(out["ds"]["query"]) == {f"q{i} new {lang}" for i in range(6) for lang in ("en", "de")}
+    new_key = corpus_cache.cache_key("user-mine", [f], {})
+    assert entries(cache) == [f"user-mine-{new_key}"]   # nothing under the old key
+
+
+def test_an_edit_during_the_build_is_not_stored_under_the_old_key(cache, tmp_path, monkeypatch):
+    f = pairs_file(tmp_path / "mine.jsonl", "old")
+    old_key = corpus_cache.cache_key("user-mine", [f], {})
+    real = corpora.read_pairs
+    calls = []
+
+    def edit_then_read(path):
+        calls.append(1)
+        if len(calls) == 1:
+            pairs_file(f, "new")   # a writer replaced the bytes after the key was taken, before the builder read them
+        return real(path)
+
+    monkeypatch.setattr(corpora, "read_pairs", edit_then_read)
+    ds = corpora.load_training_corpus(str(f))
+    assert len(calls) == 2   # built again from the new bytes
+    assert all(" new " in q for q in ds["query"])
+    new_key = corpus_cache.cache_key("user-mine", [f], {})
+    assert new_key != old_key and entries(cache) == [f"user-mine-{new_key}"]
+
+
+def test_an_edit_after_the_builder_read_keeps_the_entry_true_to_its_key(cache, tmp_path, monkeypatch):
+    """The builder hashed what it read: those bytes are the key's, so the entry is right for its key; the next
+    load sees the new bytes and builds them under theirs."""
+    f = pairs_file(tmp_path / "mine.jsonl", "old")
+    old_key = corpus_cache.cache_key("user-mine", [f], {})
+    real = corpora.read_pairs
+
+    def read_then_edit(path):
+        ds = real(path)
+        pairs_file(f, "new")
+        return ds
+
+    monkeypatch.setattr(corpora, "read_pairs", read_then_edit)
+    ds = corpora.load_training_corpus(str(f))
+    assert all(" old " in q for q in ds["query"]) and entries(cache) == [f"user-mine-{old_key}"]
+    monkeypatch.setattr(corpora, "read_pairs", real)
+    ds = corpora.load_training_corpus(str(f))
+    assert all(" new " in q for q in ds["query"])
+    assert len(entries(cache)) == 2
+
+
+def test_a_file_that_keeps_changing_is_refused_and_nothing_is_stored(cache, tmp_path, monkeypatch):
+    f = pairs_file(tmp_path / "mine.jsonl", "v0")
+    real = corpora.read_pairs
+    n = []
+
+    def read_then_edit(path):
+        n.append(1)
+        pairs_file(f, f"v{len(n)}")
+        return real(path)
+
+    monkeypatch.setattr(corpora, "read_pairs", read_then_edit)
+    with pytest.raises(DataError, match=r"mine\.jsonl changed while the corpus was being built, 3 times"):
+        corpora.load_training_corpus(str(f))
+    assert len(n) == corpus_cache.BUILD_TRIES and entries(cache) == []
+
+
+def test_a_binary_input_is_checked_by_its_digest_after_the_build(cache, tmp_path, monkeypatch):
+    """Parquet is read by pyarrow, not through the hashing reader: the check falls back to the file's digest now."""
+    f = tmp_path / "mine.parquet"
+    rows = lambda tag: pd.DataFrame([{"group": f"g{i}", "lang": l, "query": f"q{i} {tag}", "passage": f"p{i} {tag}",  # noqa: E731
+                                      "answer_key": f"a{i}"} for i in range(4) for l in ("en", "de")])
+    rows("old").to_parquet(f)
+    real = corpora.read_pairs
+    calls = []
+
+    def read_then_edit(path):
+        calls.append(1)
+        if len(calls) == 1:
+            tick()
+            rows("new").to_parquet(f)
+        return real(path)
+
+    monkeypatch.setattr(corpora, "read_pairs", read_then_edit)
+    ds = corpora.load_training_corpus(str(f))
+    assert len(calls) == 2 and all(q.endswith("new") for q in ds["query"])
