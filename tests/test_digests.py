@@ -138,9 +138,10 @@ def entries(cache):
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.exists() else []
 
 
-def test_an_edit_while_the_build_waits_on_the_lock_is_built_under_its_own_key(cache, tmp_path):
+def test_an_edit_while_the_build_waits_on_the_lock_is_built_under_its_own_key(cache, tmp_path, not_racy):
     f = pairs_file(tmp_path / "mine.jsonl", "old")
-    old_key = corpus_cache.cache_key("user-mine", [f], {})
+    tick()
+    old_key = corpus_cache.cache_key("user-mine", [f], {})   # seen before: the key is a stat, taken before the lock
     lock = lock_for(cache / "corpora" / f"user-mine-{old_key}")
     lock.acquire()
     out = {}
@@ -149,6 +150,7 @@ def test_an_edit_while_the_build_waits_on_the_lock_is_built_under_its_own_key(ca
     time.sleep(1.0)   # the loader took the key from the old bytes and now waits on the lock
     assert t.is_alive()
     pairs_file(f, "new")
+    assert digests.known(f) is None
     lock.release()
     t.join(60)
     assert set(out["ds"]["query"]) == {f"q{i} new {lang}" for i in range(6) for lang in ("en", "de")}
@@ -156,9 +158,17 @@ def test_an_edit_while_the_build_waits_on_the_lock_is_built_under_its_own_key(ca
     assert entries(cache) == [f"user-mine-{new_key}"]   # nothing under the old key
 
 
-def test_an_edit_during_the_build_is_not_stored_under_the_old_key(cache, tmp_path, monkeypatch):
+@pytest.mark.parametrize("seen", [True, False])
+def test_an_edit_during_the_build_is_not_stored_under_the_old_key(cache, tmp_path, monkeypatch, seen):
+    """Seen before: the key is taken first (a stat), so the build that read other bytes is done again. First
+    sight: the key is the digest of what the build read, the new bytes, in one build."""
+    monkeypatch.setattr(digests, "RACY_S", 0.0)
     f = pairs_file(tmp_path / "mine.jsonl", "old")
-    old_key = corpus_cache.cache_key("user-mine", [f], {})
+    tick()
+    old_key = corpus_cache.cache_key("user-mine", [f], {}) if seen else corpus_cache._key("user-mine", [f], {})[0]
+    if not seen:
+        for e in memo_entries(cache):
+            e.unlink()
     real = corpora.read_pairs
     calls = []
 
@@ -170,7 +180,7 @@ def test_an_edit_during_the_build_is_not_stored_under_the_old_key(cache, tmp_pat
 
     monkeypatch.setattr(corpora, "read_pairs", edit_then_read)
     ds = corpora.load_training_corpus(str(f))
-    assert len(calls) == 2   # built again from the new bytes
+    assert len(calls) == (2 if seen else 1)   # seen: built again from the new bytes
     assert all(" new " in q for q in ds["query"])
     new_key = corpus_cache.cache_key("user-mine", [f], {})
     assert new_key != old_key and entries(cache) == [f"user-mine-{new_key}"]
@@ -197,18 +207,27 @@ def test_an_edit_after_the_builder_read_keeps_the_entry_true_to_its_key(cache, t
     assert len(entries(cache)) == 2
 
 
+def parquet_rows(path, tag: str):
+    pd.DataFrame([{"group": f"g{i}", "lang": l, "query": f"q{i} {tag}", "passage": f"p{i} {tag}", "answer_key": f"a{i}"}
+                  for i in range(4) for l in ("en", "de")]).to_parquet(path)
+    return path
+
+
 def test_a_file_that_keeps_changing_is_refused_and_nothing_is_stored(cache, tmp_path, monkeypatch):
-    f = pairs_file(tmp_path / "mine.jsonl", "v0")
+    """Parquet is read by pyarrow, not through the hashing reader: a change during the build shows in its identity."""
+    f = parquet_rows(tmp_path / "mine.parquet", "v0")
     real = corpora.read_pairs
     n = []
 
     def read_then_edit(path):
+        ds = real(path)
         n.append(1)
-        pairs_file(f, f"v{len(n)}")
-        return real(path)
+        tick()
+        parquet_rows(f, f"v{len(n)}")
+        return ds
 
     monkeypatch.setattr(corpora, "read_pairs", read_then_edit)
-    with pytest.raises(DataError, match=r"mine\.jsonl changed while the corpus was being built, 3 times"):
+    with pytest.raises(DataError, match=r"mine\.parquet changed while the corpus was being built, 3 times"):
         corpora.load_training_corpus(str(f))
     assert len(n) == corpus_cache.BUILD_TRIES and entries(cache) == []
 
@@ -232,3 +251,90 @@ def test_a_binary_input_is_checked_by_its_digest_after_the_build(cache, tmp_path
     monkeypatch.setattr(corpora, "read_pairs", read_then_edit)
     ds = corpora.load_training_corpus(str(f))
     assert len(calls) == 2 and all(q.endswith("new") for q in ds["query"])
+
+
+def _load_in_child(args):
+    cache, path = args
+    os.environ["HBKIT_CACHE"] = cache
+    from hbkit.data import corpora as c, corpus_cache as cc
+    ds = c.load_training_corpus(path)
+    return sum(cc.BUILDS.values()), sorted(ds["query"])
+
+
+def test_inputs_seen_for_the_first_time_are_read_once(cache, tmp_path, not_racy, monkeypatch):
+    """No hash before the build: the key comes from what the build read, and is remembered for the next load."""
+    f = pairs_file(tmp_path / "mine.jsonl", "v")
+    tick()
+    passes = []   # whole reads of the file: by file_sha256 (a plain open) or by the hashing reader (unbuffered)
+    monkeypatch.setattr(digests, "open", lambda p, *a, **k: (passes.append(k.get("buffering")) if str(p) == str(f)
+                                                            else None) or open(p, *a, **k), raising=False)
+    ds = corpora.load_training_corpus(str(f))
+    assert passes == [0] and corpus_cache.BUILDS["user-mine"] == 1   # one pass: the build's own, hashing read
+    assert digests.known(f) == sha256_file(f)
+    assert entries(cache) == [f"user-mine-{corpus_cache.cache_key('user-mine', [f], {})}"]
+    assert sorted(corpora.load_training_corpus(str(f))["query"]) == sorted(ds["query"])
+    assert passes == [0] and corpus_cache.BUILDS["user-mine"] == 1   # the next load: a stat
+
+
+def test_two_processes_seeing_new_inputs_at_once_build_once(cache, tmp_path):
+    f = pairs_file(tmp_path / "mine.jsonl", "v")   # fresh: racy, so the waiter hashes it, then finds the entry
+    with mp.get_context("spawn").Pool(2) as pool:
+        got = pool.map(_load_in_child, [(str(cache), str(f))] * 2)
+    assert sorted(b for b, _ in got) == [0, 1] and got[0][1] == got[1][1]
+    assert len(entries(cache)) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# the vectorised reader of the large release files
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+def test_tsv_columns_reads_what_the_line_loop_reads(tmp_path, monkeypatch, block):
+    """Every line problem the line loop knows, across block boundaries as small as 7 bytes."""
+    import random
+    from collections import Counter
+
+    from hbkit.data import textfile
+
+    monkeypatch.setattr(textfile, "BLOCK_BYTES", block)
+    rng = random.Random(block)
+    pieces = ["1\tplain", "2\twith\textra\ttabs", "3\tcr inside\rtext", "4\tcrlf\r", "", "   ", "no tab here",
+              "5\tüñíçødé 中文 العربية", "6\t", "\t7 empty id", "8\ttrailing spaces  ", "1\tduplicate of one"]
+    for case in range(6):
+        lines = [rng.choice(pieces) for _ in range(rng.randint(0, 40))]
+        body = "\n".join(lines) + rng.choice(["\n", "", "\n9\tcut sh", "\n  "])
+        raw = (b"\xef\xbb\xbf" if case % 2 else b"") + body.encode()
+        f = tmp_path / f"c{case}.tsv"
+        f.write_bytes(raw)
+        for fields in (2, 3):
+            want_p, got_p = Counter(), Counter()
+            want = list(textfile.tsv_rows(f, fields, want_p))
+            got = [list(r) for cols in textfile.tsv_columns(f, fields, got_p)
+                   for r in zip(*[c.to_pylist() for c in cols])]
+            assert got == want and got_p == want_p, (case, fields)
+        want_p, got_p = Counter(), Counter()
+        wanted = {"1", "3", "5", "9", "absent"}
+        loop = {}
+        for i, text in textfile.tsv_rows(f, 2, want_p):
+            if i in wanted:
+                if i in loop:
+                    want_p[textfile.DUPLICATE_ID] += 1
+                else:
+                    loop[i] = text.strip()
+        assert textfile.id_texts(f, wanted, got_p) == loop and got_p == want_p
+    bad = tmp_path / "bad.tsv"
+    bad.write_bytes(b"1\tok\n2\tcaf\xe9\n")
+    with pytest.raises(DataError, match=r"bad\.tsv: line 2, column 6: byte 0xe9 is not UTF-8"):
+        list(textfile.tsv_columns(bad, 2, Counter()))
+    with pytest.raises(DataError, match="not found"):
+        list(textfile.tsv_columns(tmp_path / "absent.tsv", 2, Counter()))
+
+
+def test_a_bad_byte_in_a_cut_last_line_is_named(tmp_path):
+    from collections import Counter
+
+    from hbkit.data import textfile
+
+    f = tmp_path / "cut.tsv"
+    f.write_bytes(b"1\tok\n2\tcaf\xe9")
+    with pytest.raises(DataError, match=r"cut\.tsv: line 2, column 6: byte 0xe9"):
+        textfile.id_texts(f, {"1"}, Counter())

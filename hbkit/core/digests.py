@@ -82,6 +82,23 @@ def _racy(ident: tuple, began_ns: int) -> bool:
     return ident[4] >= began_ns - int(RACY_S * 1e9)
 
 
+def known(path: str | os.PathLike) -> str | None:
+    """The remembered sha256 of ``path`` as it is now (a stat), or None: never seen, or changed since."""
+    try:
+        return _recall(identity(path))
+    except OSError:
+        return None
+
+
+def remember(path: str | os.PathLike, ident: tuple, sha: str, began_ns: int) -> None:
+    """Remember ``sha`` as the digest of ``path`` at identity ``ident``, a digest of bytes read from ``began_ns``
+    (``time.time_ns()``) on, unless the file is racy then or its identity has changed since."""
+    path = Path(path)
+    with contextlib.suppress(OSError):
+        if identity(path) == tuple(ident) and not _racy(tuple(ident), began_ns):
+            _remember(path, tuple(ident), sha)
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """The sha256 of ``path``'s bytes: remembered by the file's identity (a stat), read only at the first sight of
     that identity. See the module doc for why a same-size, same-mtime edit is still seen."""
@@ -96,8 +113,7 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             h.update(chunk)
     sha = h.hexdigest()
-    if identity(path) == ident and not _racy(ident, began):
-        _remember(path, ident, sha)
+    remember(path, ident, sha, began)
     return sha
 
 

@@ -4,10 +4,12 @@ stat per input seen before (:mod:`hbkit.core.digests`), and a build is stored un
 the key's (:func:`cached_corpus`)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Iterable
@@ -16,8 +18,11 @@ import numpy as np
 import pandas as pd
 
 from hbkit.core.env import cache_dir
-from hbkit.core.digests import recording_reads
-from hbkit.core.files import atomic_write_json, build_once, file_digests, key_of_digests
+from filelock import Timeout
+
+from hbkit.core.digests import identity, known, recording_reads, remember
+from hbkit.core.files import (atomic_write_json, build_once, disk_guard, file_digests, key_of_digests, lock_for,
+                              remove_stale_tmp, tmp_name)
 from hbkit.data.registry import DataError
 
 log = logging.getLogger(__name__)
@@ -89,12 +94,17 @@ def _complete(folder: Path) -> bool:
 def cached_corpus(name: str, files: list[Path], options: dict, build, rebuild: bool) -> Path:
     """Build (once, under a file lock) or reuse the cache folder of a corpus; return it.
 
-    The key is made of the input files' digests (a stat each for files seen before). A build stores its result
+    The key is made of the input files' digests (a stat each for files seen before; inputs never seen are read
+    once, by the build itself: :func:`_first_sight`). A build stores its result
     under that key only if the bytes it read are the key's: it checks the inputs once it holds the lock (an edit
     while it waited) and after building, by the digests of what it read (an edit during the build); an input that
     changed starts it again under the new key, :data:`BUILD_TRIES` times, then is a :class:`InputsChanged`."""
     for attempt in range(1, BUILD_TRIES + 1):
         try:
+            if not rebuild:
+                folder = _first_sight(name, files, options, build)
+                if folder is not None:
+                    return folder
             return _cached_once(name, files, options, build, rebuild)
         except InputsChanged as e:
             if attempt == BUILD_TRIES:
@@ -119,13 +129,7 @@ def _cached_once(name: str, files: list[Path], options: dict, build, rebuild: bo
         moved = _changed(digests, reads)
         if moved is not None:   # what was read is not what the key was made of: not stored under it
             raise InputsChanged(moved, "while the corpus was being built")
-        BUILDS[name] += 1
-        stats.to_csv(tmp / "stats.csv", index=False)
-        atomic_write_json(tmp / "stats.json", {"name": name, "options": options, "files": [str(f) for f in files],
-                                               "sha256": {str(f): d for f, d in digests.items()},
-                                               "builder_pid": os.getpid(), "stats": stats.to_dict(orient="records")})
-        atomic_write_json(tmp / "COMPLETE", {"sizes": {str(p.relative_to(tmp)): p.stat().st_size
-                                                      for p in sorted((tmp / "dataset").rglob("*")) if p.is_file()}})
+        _finish(tmp, name, options, digests, stats)
 
     folder = build_once(target, run, _complete)
     try:
@@ -135,6 +139,68 @@ def _cached_once(name: str, files: list[Path], options: dict, build, rebuild: bo
         (folder / "COMPLETE").unlink(missing_ok=True)
         folder = build_once(target, run, _complete)
     return folder
+
+
+def _finish(tmp: Path, name: str, options: dict, digests: dict[Path, str], stats: pd.DataFrame) -> None:
+    """Write a built entry's stats and, last, its ``COMPLETE`` record."""
+    BUILDS[name] += 1
+    stats.to_csv(tmp / "stats.csv", index=False)
+    atomic_write_json(tmp / "stats.json", {"name": name, "options": options, "files": [str(f) for f in digests],
+                                           "sha256": {str(f): d for f, d in digests.items()},
+                                           "builder_pid": os.getpid(), "stats": stats.to_dict(orient="records")})
+    atomic_write_json(tmp / "COMPLETE", {"sizes": {str(p.relative_to(tmp)): p.stat().st_size
+                                                  for p in sorted((tmp / "dataset").rglob("*")) if p.is_file()}})
+
+
+def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | None:
+    """Inputs of which some were never seen (no digest remembered): one pass over their bytes instead of two.
+
+    The build runs first, hashing what it reads (:func:`hbkit.core.digests.recording_reads`), and its result is
+    stored under the key of those digests (an input it did not read to its end through the hasher is hashed after
+    it). The digests are remembered, so the next load costs a stat. Processes that see the same files (by
+    identity) for the first time at once build once: they share a lock, and one that finds it held waits for it
+    and returns None, for :func:`_cached_once` (a stat, or a hash of files too fresh to remember, then the entry
+    the first one stored). Returns None at once when every input is remembered."""
+    files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
+    if all(known(f) is not None for f in files if f.is_file()):
+        return None
+    ident = {f: identity(f) if f.is_file() else None for f in files}
+    tag = hashlib.blake2b(json.dumps([_BUILD_VERSION, name, options, [(str(f), ident[f]) for f in files]],
+                                     sort_keys=True, default=str).encode(), digest_size=10).hexdigest()
+    lock = lock_for(_cache_root() / f".first-sight-{name}-{tag}")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:   # another process is reading these files for the first time: its entry will be there
+        with lock.acquire():
+            return None
+    try:
+        if all(known(f) is not None for f in files if f.is_file()):
+            return None
+        remove_stale_tmp(_cache_root(), recursive=False, prefix=f"{name}-first-sight.")
+        tmp = tmp_name(_cache_root() / f"{name}-first-sight")
+        try:
+            began = time.time_ns()
+            with disk_guard(_cache_root(), f"the cache entry {name}"):
+                tmp.mkdir(parents=True)
+                with recording_reads() as reads:
+                    stats = build(tmp)
+            read_whole = {f: reads.get(os.path.realpath(f)) for f in files}
+            moved = next((f for f in files if read_whole[f] is None and
+                          (identity(f) if f.is_file() else None) != ident[f]), None)
+            if moved is not None:   # a file not hashed as it was read changed: its digest now may not be what was read
+                raise InputsChanged(moved, "while the corpus was being built")
+            digests = {f: d if d is not None else file_digests([f])[0] for f, d in read_whole.items()}
+            for f, d in read_whole.items():
+                if d is not None:
+                    remember(f, ident[f], d, began)
+            key = key_of_digests(list(digests.values()), _BUILD_VERSION, name, options, [f.name for f in files])
+            _finish(tmp, name, options, digests, stats)
+            return build_once(_cache_root() / f"{name}-{key}", lambda t: os.replace(tmp, t), _complete)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        lock.release()
 
 
 def load_cached(folder: Path):
