@@ -221,11 +221,27 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
     return ds
 
 
-def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
-    """A mix of corpora (see the module docstring): each part in the requested languages it has."""
-    import datasets
+#: bumped when a mix's rows change for the same parts
+MIX_VERSION = 1
 
-    parts, out = corpus_parts(spec), []
+
+def _entry(ds, part: str) -> str:
+    """The corpus-cache entry a part was loaded from (its folder's name carries the part's content key)."""
+    files = getattr(ds, "cache_files", None) or []
+    if not files:
+        raise DataError(f"mix part {part!r} was not loaded from the corpus cache; load it with load_training_corpus")
+    return Path(files[0]["filename"]).parent.parent.name
+
+
+def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
+    """A mix of corpora (see the module docstring): each part in the requested languages it has.
+
+    The mix is itself a cache entry (``<cache>/corpora/mix-<key>/``, key = the parts' entries, which carry their
+    content keys, the languages kept and the passage unit), written once as Arrow and memory-mapped: the ranks of a
+    torchrun job and the runs of a grid share its pages instead of each holding a copy."""
+    import pyarrow.compute as pc
+
+    parts, loaded = corpus_parts(spec), []
     wanted = list(languages) if languages is not None else None
     covered: set[str] = set()
     for part in parts:
@@ -234,25 +250,51 @@ def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
         if langs is not None and not langs:
             raise DataError(f"corpus {spec!r}: part {part!r} has none of the languages {wanted} (it has "
                             f"{', '.join(has)}); leave it out of the mix")
+        keep = None
         if has is None and wanted is not None:   # a file: keep the languages it has
-            ds = load_training_corpus(part, data_dir, None, passage, rebuild, num_proc)
-            ds = ds.filter(lambda l: l in set(wanted), input_columns="lang", keep_in_memory=True)
+            ds, keep = load_training_corpus(part, data_dir, None, passage, rebuild, num_proc), sorted(set(wanted))
         else:
             ds = load_training_corpus(part, data_dir, langs, passage, rebuild, num_proc)
-        if len(ds) == 0:
+        lang = ds.data.column("lang")
+        present = set(pc.unique(lang).to_pylist()) & (set(keep) if keep else set(pc.unique(lang).to_pylist()))
+        if not present:
             raise DataError(f"corpus {spec!r}: part {part!r} has no rows in the languages {wanted}")
-        name = part_name(part)
-        covered |= set(ds.unique("lang"))
-        ds = ds.select_columns([c for c in ("group", "lang", "query", "passage", "answer_key") if c in ds.column_names])
-
-        def prefix(batch, name=name):
-            return {"group": [g if g.startswith(name + "/") else f"{name}/{g}" for g in batch["group"]],
-                    "answer_key": [f"{name}/{k}" for k in batch["answer_key"]], CORPUS_COLUMN: [name] * len(batch["group"])}
-        ds = ds.map(prefix, batched=True, keep_in_memory=True)
-        out.append(ds.cast(datasets.Features({c: datasets.Value("string") for c in ds.column_names})))
+        covered |= present
+        loaded.append((part, part_name(part), ds, keep))
     if wanted is not None and set(wanted) - covered:
         raise DataError(f"corpus {spec!r}: no part has rows in {sorted(set(wanted) - covered)}; add a corpus that has them")
-    return datasets.concatenate_datasets(out)
+    options = {"parts": [[name, _entry(ds, part), keep] for part, name, ds, keep in loaded], "passage": passage,
+               "version": MIX_VERSION}
+
+    def build(tmp: Path) -> pd.DataFrame:
+        import datasets
+
+        out, stats = [], []
+        for i, (part, name, ds, keep) in enumerate(loaded):
+            ds = ds.select_columns([c for c in ("group", "lang", "query", "passage", "answer_key") if c in ds.column_names])
+
+            def prefix(batch, name=name, keep=set(keep or ())):
+                rows = [j for j, l in enumerate(batch["lang"]) if not keep or l in keep]
+                return {**{c: [batch[c][j] for j in rows] for c in batch if c not in ("group", "answer_key")},
+                        "group": [g if g.startswith(name + "/") else f"{name}/{g}" for g in (batch["group"][j] for j in rows)],
+                        "answer_key": [f"{name}/{batch['answer_key'][j]}" for j in rows], CORPUS_COLUMN: [name] * len(rows)}
+            features = datasets.Features({c: datasets.Value("string") for c in [*ds.column_names, CORPUS_COLUMN]})
+            (tmp / "_parts").mkdir(parents=True, exist_ok=True)
+            ds = ds.map(prefix, batched=True, batch_size=10_000, features=features, desc=f"mix: {name}",
+                        cache_file_name=str(tmp / "_parts" / f"{i}.arrow"))
+            out.append(ds.select_columns(list(features)))
+            counts = pc.value_counts(ds.data.column("lang")).to_pylist()
+            stats += [{"corpus": name, "lang": c["values"], "rows": c["counts"], "entry": options["parts"][i][1]}
+                      for c in sorted(counts, key=lambda c: c["values"])]
+        mixed = datasets.concatenate_datasets(out)
+        mixed.save_to_disk(str(tmp / "dataset"), max_shard_size="500MB")
+        del mixed, out
+        import shutil
+        shutil.rmtree(tmp / "_parts", ignore_errors=True)
+        return pd.DataFrame(stats)
+
+    folder = cached_corpus("mix", [], options, build, rebuild)
+    return load_cached(folder)
 
 
 #: validation corpora a profile's ``val_corpus`` may name (besides ``held-out`` groups and a pairs file)

@@ -257,6 +257,16 @@ def single_language_counts(folder: Path) -> dict[str, int]:
     return dict(Counter(langs[single].tolist()))
 
 
+def save_table(tmp: Path, table) -> None:
+    """Save an Arrow table as ``tmp/dataset`` (``datasets`` format) without hashing its contents for a fingerprint
+    (``Dataset.from_pandas`` pickles the whole frame to make one: seconds per GB)."""
+    import uuid
+
+    import datasets
+
+    datasets.Dataset(table, fingerprint=uuid.uuid4().hex).save_to_disk(str(tmp / "dataset"), max_shard_size="500MB")
+
+
 def save_frame(tmp: Path, df: pd.DataFrame) -> None:
     import datasets
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hbkit.core.env import offline
-from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
+from hbkit.data.corpus_cache import cached_corpus, load_cached, save_table
 from hbkit.data.registry import DataError
 from hbkit.data.textfile import first_id, id_texts, tsv_columns
 from hbkit.data.releases import PROJECT_DATA, fetch_hub_file, hub_revision, locate_folder
@@ -157,16 +157,21 @@ def _texts(path: Path, wanted: set[str], lines: Counter, what: str) -> dict[str,
 
 
 def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) -> pd.DataFrame:
+    """The rows, as Arrow tables (one per language, sorted by group; the languages in order), saved without a
+    pandas frame between."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     chosen, total = _sample_queries(files["triples"], queries)
     log.info("mMARCO: %d of %d training queries kept", len(chosen), total)
     pids = set(chosen.values())
-    parts, stats = [], []
-    for l in langs:
+    tables, stats = [], []
+    for l in sorted(langs):
         skipped: Counter = Counter()   # queries left out, by reason
         lines: Counter = Counter()     # lines of the files passed over, by file and reason (not queries)
         qtext = _texts(files[f"queries-{l}"], set(chosen), lines, "queries")
         ptext = _texts(files[f"collection-{l}"], pids, lines, "collection")
-        rows = []
+        cols: dict[str, list] = {"group": [], "query": [], "passage": [], "answer_key": []}
         for qid, pid in chosen.items():
             q, p = qtext.get(qid), ptext.get(pid)
             if q is None or p is None:
@@ -174,23 +179,34 @@ def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) ->
             elif not q or not p:
                 skipped["empty text"] += 1
             else:
-                rows.append((f"mmarco/{qid}", l, q, p, f"mmarco:{pid}"))
-        if not rows:
+                cols["group"].append(f"mmarco/{qid}")
+                cols["query"].append(q)
+                cols["passage"].append(p)
+                cols["answer_key"].append(f"mmarco:{pid}")
+        del qtext, ptext
+        n = len(cols["group"])
+        if not n:
             raise DataError(f"mMARCO {l}: no usable query ({dict(skipped)}) in {files[f'queries-{l}']} and "
                             f"{files[f'collection-{l}']}; re-download them or leave {l!r} out of the languages")
-        parts.append(pd.DataFrame(rows, columns=["group", "lang", "query", "passage", "answer_key"]))
-        stats.append({"lang": l, "rows": len(rows), "skipped": dict(skipped), "lines": dict(lines),
+        t = pa.table({"group": pa.array(cols.pop("group"), pa.string()), "lang": pa.array([l] * n, pa.string()),
+                      **{k: pa.array(cols.pop(k), pa.string()) for k in ("query", "passage", "answer_key")},
+                      "source": pa.array(["mmarco"] * n, pa.string())})
+        tables.append(t.sort_by([("group", "ascending")]))
+        stats.append({"lang": l, "rows": n, "skipped": dict(skipped), "lines": dict(lines),
                       "file": str(files[f"queries-{l}"])})
         if skipped:
             log.warning("mMARCO %s: %d queries skipped (%s)", l, sum(skipped.values()), dict(skipped))
         if lines:
             log.warning("mMARCO %s: lines passed over in its files (%s); no query was lost to them unless counted "
                         "above", l, dict(lines))
-    df = pd.concat(parts, ignore_index=True).assign(source="mmarco")
-    df = df.sort_values(["lang", "group"], kind="stable").reset_index(drop=True)
-    save_frame(tmp, df)
-    single = df.groupby("group").lang.transform("size").eq(1)
-    return stats_frame(stats, df[single].groupby("lang").size().to_dict())
+    table = pa.concat_tables(tables)
+    del tables
+    save_table(tmp, table)
+    counts = pc.value_counts(table.column("group"))   # groups in one language only, per language
+    values, n = counts.field("values"), counts.field("counts")
+    single = pc.is_in(table.column("group"), value_set=values.filter(pc.equal(n, 1)))
+    per_lang = pc.value_counts(table.column("lang").filter(single)).to_pylist()
+    return stats_frame(stats, {c["values"]: c["counts"] for c in per_lang})
 
 
 def parse_size(spec: str) -> int:

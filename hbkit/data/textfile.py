@@ -128,7 +128,7 @@ def tsv_rows(path: str | os.PathLike, fields: int, problems: Counter, what: str 
 
 
 #: bytes read per block by :func:`tsv_columns`
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 64 << 20
 
 _BOM = b"\xef\xbb\xbf"
 
