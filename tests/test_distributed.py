@@ -125,3 +125,43 @@ def test_n_processes_build_one_cache_at_once(tmp_path):
     assert all(np.array_equal(E[0], e) for e in E[1:])
     leftovers = [p for p in (tmp_path / "cache").rglob("*") if p.name.endswith(".tmp") or ".tmp." in p.name]
     assert not leftovers
+
+
+MIX_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+    import datasets
+    import torch.distributed as dist
+    from hbkit.data import corpus_cache
+    from hbkit.data.corpora import load_training_corpus
+    from hbkit.train.run_folder import pairs_fingerprint
+    dist.init_process_group("gloo")
+    ds = load_training_corpus("mmarco:120+xquad-train", sys.argv[1], languages=["en", "de", "es"])
+    print("RESULT " + json.dumps({"rank": dist.get_rank(), "builds": dict(corpus_cache.BUILDS),
+                                  "files": [f["filename"] for f in ds.cache_files], "rows": len(ds),
+                                  "mapped": isinstance(ds.data, datasets.table.MemoryMappedTable),
+                                  "fingerprint": pairs_fingerprint(ds)}), flush=True)
+    dist.barrier()
+    dist.destroy_process_group()
+""")
+
+
+def test_two_ranks_build_the_paper_shaped_mix_once_and_share_its_pages(tmp_path, data_dir):
+    """An empty cache, a mix of mMARCO and an XQuAD part under torchrun: one rank builds each part and the mix,
+    and both map the same Arrow files of the mix (no private copy in either process)."""
+    from paper_fixtures import write_mmarco
+
+    (tmp_path / "xquad-r").symlink_to(data_dir / "xquad-r")
+    write_mmarco(tmp_path / "mmarco", n_queries=120)
+    script = tmp_path / "mix.py"
+    script.write_text(MIX_SCRIPT)
+    r = _launch([str(tmp_path)], 2, {"HBKIT_CACHE": str(tmp_path / "cache"), "PYTHONPATH": os.getcwd()},
+                module=(str(script),))
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = [json.loads(l.split("RESULT ", 1)[1]) for l in r.stdout.splitlines() if l.startswith("RESULT ")]
+    assert sorted(x["rank"] for x in res) == [0, 1]
+    for name in ("mix", "mmarco", "xquad-train"):
+        assert sum(x["builds"].get(name, 0) for x in res) == 1, (name, [x["builds"] for x in res])
+    a, b = res
+    assert a["files"] == b["files"] and a["files"] and all("/corpora/mix-" in f for f in a["files"])
+    assert a["mapped"] and b["mapped"]
+    assert a["rows"] == b["rows"] and a["fingerprint"] == b["fingerprint"]

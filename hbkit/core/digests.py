@@ -78,7 +78,8 @@ def _remember(path: Path, ident: tuple, sha: str) -> None:
         pass
 
 
-def _racy(ident: tuple, began_ns: int) -> bool:
+def racy(ident: tuple, began_ns: int) -> bool:
+    """True when a file of identity ``ident`` could still change within its ctime's clock tick after ``began_ns``."""
     return ident[4] >= began_ns - int(RACY_S * 1e9)
 
 
@@ -95,7 +96,7 @@ def remember(path: str | os.PathLike, ident: tuple, sha: str, began_ns: int) -> 
     (``time.time_ns()``) on, unless the file is racy then or its identity has changed since."""
     path = Path(path)
     with contextlib.suppress(OSError):
-        if identity(path) == tuple(ident) and not _racy(tuple(ident), began_ns):
+        if identity(path) == tuple(ident) and not racy(tuple(ident), began_ns):
             _remember(path, tuple(ident), sha)
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from hbkit.core.env import cache_dir
 from filelock import Timeout
 
-from hbkit.core.digests import identity, known, recording_reads, remember
+from hbkit.core.digests import identity, known, racy, recording_reads, remember
 from hbkit.core.files import (atomic_write_json, build_once, disk_guard, file_digests, key_of_digests, lock_for,
                               remove_stale_tmp, tmp_name)
 from hbkit.data.registry import DataError
@@ -159,12 +159,16 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
     stored under the key of those digests (an input it did not read to its end through the hasher is hashed after
     it). The digests are remembered, so the next load costs a stat. Processes that see the same files (by
     identity) for the first time at once build once: they share a lock, and one that finds it held waits for it
-    and returns None, for :func:`_cached_once` (a stat, or a hash of files too fresh to remember, then the entry
-    the first one stored). Returns None at once when every input is remembered."""
+    and returns None, for :func:`_cached_once` (a stat, then the entry the first one stored). Returns None at
+    once, for :func:`_cached_once`'s hash-first path, when every input is remembered, or when one was written
+    within :data:`hbkit.core.digests.RACY_S` (its digest could not be remembered, so a later load could not find
+    the entry without hashing anyway)."""
     files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
     if all(known(f) is not None for f in files if f.is_file()):
         return None
     ident = {f: identity(f) if f.is_file() else None for f in files}
+    if any(i is not None and racy(i, time.time_ns()) for i in ident.values()):
+        return None   # written just now: its digest could not be remembered, so the next load would build again
     tag = hashlib.blake2b(json.dumps([_BUILD_VERSION, name, options, [(str(f), ident[f]) for f in files]],
                                      sort_keys=True, default=str).encode(), digest_size=10).hexdigest()
     lock = lock_for(_cache_root() / f".first-sight-{name}-{tag}")
