@@ -334,3 +334,31 @@ def test_data_no_batch_can_be_made_of_is_refused_before_anything_is_written(tmp_
     model = train(tiny_encoder(), one_lang, TrainConfig(strategy="xx", batch_size=4, max_steps=2, save_steps=10),
                   tmp_path / "run", progress=False)
     assert (model / "hbkit_training.json").is_file()
+
+
+def test_fused_adamw_gives_the_first_losses_of_the_plain_path(pairs, tmp_path):
+    """TrainConfig.optim="adamw_torch_fused" (benchmarks/bench_trainer.py times it): the same batches and the
+    same losses as the plain AdamW, to float tolerance, and a folder trained before the option existed (the
+    default) keeps its identity."""
+    from hbkit.train.run_folder import run_identity
+
+    logs, fixed = {}, {}
+    before = fixed_loss(tiny_encoder(seed=1), pairs)
+    for optim in ("adamw_torch", "adamw_torch_fused"):
+        cfg = TrainConfig(strategy="hybrid", batch_size=8, max_steps=6, lr=2e-3, warmup_ratio=0.0, dropout=0.0,
+                          freeze_word_embeddings=False, save_steps=100, seed=3, optim=optim)
+        model = tiny_encoder(seed=1)
+        train(model, pairs, cfg, tmp_path / optim, progress=False)
+        fixed[optim] = fixed_loss(model, pairs)
+        logs[optim] = [json.loads(l) for l in (tmp_path / optim / "train_log.jsonl").read_text().splitlines()]
+    plain, fused = logs["adamw_torch"], logs["adamw_torch_fused"]
+    assert [r["batch"] for r in plain] == [r["batch"] for r in fused]
+    assert [r["loss"] for r in fused] == pytest.approx([r["loss"] for r in plain], rel=1e-4, abs=1e-5)
+    assert fixed["adamw_torch"] < before - 0.01   # the steps did train
+    assert fixed["adamw_torch_fused"] == pytest.approx(fixed["adamw_torch"], rel=1e-4)
+    ident = run_identity(tiny_encoder(seed=1), pairs, TrainConfig())
+    assert "optim" not in ident["config"]
+    assert run_identity(tiny_encoder(seed=1), pairs, TrainConfig(optim="adamw_torch_fused"))["config"]["optim"] \
+        == "adamw_torch_fused"
+    with pytest.raises(ValueError, match="optim='sgd'"):
+        TrainConfig(optim="sgd")

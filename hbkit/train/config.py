@@ -53,6 +53,9 @@ class TrainConfig:
     precision: str = _option("auto", "auto | fp32 | bf16 | fp16", choices=("auto", "fp32", "bf16", "fp16"))
     max_seq_length: int = _option(128, "tokens per text")
     dropout: float | None = _option(None, "set every dropout probability of the encoder (0 for exact checks)")
+    optim: str = _option("adamw_torch", "optimizer: adamw_torch, or adamw_torch_fused (one fused kernel per step; "
+                                        "benchmarks/bench_trainer.py and gpu_check.py time both)",
+                         choices=("adamw_torch", "adamw_torch_fused"))
     training_args: dict = _option({}, "extra SentenceTransformerTrainingArguments (JSON object)")
 
     def __post_init__(self):
@@ -72,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"dropout={self.dropout}: must lie in [0, 1)")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision={self.precision!r}: use auto, fp32, bf16 or fp16")
+        if self.optim not in ("adamw_torch", "adamw_torch_fused"):
+            raise ValueError(f"optim={self.optim!r}: use adamw_torch or adamw_torch_fused")
         if self.eval_metric not in ("loss", "map"):
             raise ValueError(f"eval_metric={self.eval_metric!r}: use loss or map")
         if self.early_stopping_patience < 0 or (self.early_stopping_patience and not self.validates):

@@ -62,7 +62,7 @@ def pairs_fingerprint(pairs) -> str:
 
 #: config fields added after folders were made: at these values they are left out of the identity, so that a
 #: folder trained before the field existed (with what is now its default) stays resumable
-_LATER_FIELDS = {"val_corpus": "held-out"}
+_LATER_FIELDS = {"val_corpus": "held-out", "optim": "adamw_torch"}
 
 
 def run_identity(encoder, pairs, config: TrainConfig, val_pairs=None) -> dict:

@@ -245,7 +245,8 @@ def _training_arguments(config: TrainConfig, encoder, ckpt_dir: Path, factory, v
         load_best_model_at_end=validate,
         metric_for_best_model=metric_for_best if validate else None,
         greater_is_better=metric_for_best != "eval_loss" if validate else None,
-        bf16=bf16, fp16=fp16, report_to="none", disable_tqdm=not progress, dataloader_drop_last=True,
+        bf16=bf16, fp16=fp16, optim=config.optim, report_to="none", disable_tqdm=not progress,
+        dataloader_drop_last=True,
         use_cpu=not cuda, ddp_backend=None if cuda or world()[1] == 1 else "gloo",
     )
     kwargs.update(config.training_args)
