@@ -88,5 +88,5 @@ def test_inside_sentence_transformer_trainer(tiny, tmp_path, data_dir):
     assert list(csv["steps"]) == [2, 4] and "multi_map" in csv.columns
     # after load_best_model_at_end the model in memory is the best checkpoint: re-evaluating reproduces its score
     assert ev(trainer.model)["val_multi_map"] == pytest.approx(best["eval_val_multi_map"], abs=1e-5)
-    state = json.loads((tmp_path / "out" / f"checkpoint-4" / "trainer_state.json").read_text())
+    state = json.loads((tmp_path / "out" / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["best_metric"] == pytest.approx(trainer.state.best_metric)
