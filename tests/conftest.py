@@ -65,3 +65,13 @@ def server(tmp_path):
     yield root, f"http://127.0.0.1:{srv.server_address[1]}"
     srv.shutdown()
     srv.server_close()
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """An empty hbkit cache (HBKIT_CACHE) and a cleared count of corpus builds."""
+    from hbkit.data import corpus_cache
+
+    monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
+    corpus_cache.BUILDS.clear()
+    return tmp_path / "cache"

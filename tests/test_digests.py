@@ -19,13 +19,6 @@ from test_caches import edit_in_place
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("HBKIT_CACHE", str(tmp_path / "cache"))
-    corpus_cache.BUILDS.clear()
-    return tmp_path / "cache"
-
-
-@pytest.fixture
 def not_racy(monkeypatch):
     """Files count as settled at once (the tests sleep past the file system's clock tick instead of RACY_S)."""
     monkeypatch.setattr(digests, "RACY_S", 0.0)
@@ -39,12 +32,12 @@ def memo_entries(cache):
     return sorted((cache / digests.MEMO).rglob("*.json")) if (cache / digests.MEMO).exists() else []
 
 
-def test_a_file_seen_before_costs_a_stat(cache, tmp_path, not_racy, monkeypatch):
+def test_a_file_seen_before_costs_a_stat(empty_cache, tmp_path, not_racy, monkeypatch):
     f = tmp_path / "big.txt"
     f.write_bytes(os.urandom(1 << 16))
     tick()
     assert digests.file_sha256(f) == sha256_file(f)
-    (entry,) = memo_entries(cache)
+    (entry,) = memo_entries(empty_cache)
     rec = json.loads(entry.read_text())
     assert rec["identity"] == list(digests.identity(f)) and rec["sha256"] == sha256_file(f)
     opened = []
@@ -56,33 +49,33 @@ def test_a_file_seen_before_costs_a_stat(cache, tmp_path, not_racy, monkeypatch)
     assert key == content_key([f], 1)
 
 
-def test_a_same_size_same_mtime_edit_is_seen(cache, tmp_path, not_racy):
+def test_a_same_size_same_mtime_edit_is_seen(empty_cache, tmp_path, not_racy):
     f = tmp_path / "a.json"
     f.write_text('{"x": "some text here"}')
     tick()
     before = content_key([f], 1)
-    assert len(memo_entries(cache)) == 1
+    assert len(memo_entries(empty_cache)) == 1
     tick()
     edit_in_place(f)   # size and mtime put back: only ctime (which no user can set) tells
     assert content_key([f], 1) != before
     assert digests.file_sha256(f) == sha256_file(f)
 
 
-def test_a_file_written_just_now_is_not_remembered(cache, tmp_path):
+def test_a_file_written_just_now_is_not_remembered(empty_cache, tmp_path):
     f = tmp_path / "fresh.txt"
     f.write_text("written within the racy window")
     assert digests.file_sha256(f) == sha256_file(f)
-    assert memo_entries(cache) == []   # racy: an edit in the same clock tick would keep its identity
+    assert memo_entries(empty_cache) == []   # racy: an edit in the same clock tick would keep its identity
     edit_in_place(f)   # at once, possibly in the same tick as the first write
     assert digests.file_sha256(f) == sha256_file(f)
 
 
-def test_a_damaged_memo_entry_is_hashed_again(cache, tmp_path, not_racy):
+def test_a_damaged_memo_entry_is_hashed_again(empty_cache, tmp_path, not_racy):
     f = tmp_path / "a.txt"
     f.write_text("hello")
     tick()
     digests.file_sha256(f)
-    (entry,) = memo_entries(cache)
+    (entry,) = memo_entries(empty_cache)
     for junk in ("", "{", json.dumps({"identity": [1, 2], "sha256": "0" * 64}), json.dumps([1])):
         entry.write_text(junk)
         assert digests.file_sha256(f) == sha256_file(f)
@@ -95,20 +88,20 @@ def _hash_many(args):
     return [digests.file_sha256(f) for _ in range(5) for f in files]
 
 
-def test_concurrent_writers_leave_whole_entries(cache, tmp_path):
+def test_concurrent_writers_leave_whole_entries(empty_cache, tmp_path):
     files = []
     for i in range(12):
         files.append(tmp_path / f"f{i}.bin")
         files[-1].write_bytes(os.urandom(4096))
     tick()
     with mp.get_context("spawn").Pool(3) as pool:
-        got = pool.map(_hash_many, [(str(cache), [str(f) for f in files])] * 3)
+        got = pool.map(_hash_many, [(str(empty_cache), [str(f) for f in files])] * 3)
     want = [sha256_file(f) for _ in range(5) for f in files]
     assert all(g == want for g in got)
-    entries = memo_entries(cache)
+    entries = memo_entries(empty_cache)
     assert len(entries) == len(files)
     assert all(json.loads(e.read_text())["sha256"] in want for e in entries)
-    assert not [p for p in (cache / digests.MEMO).rglob("*") if p.name.endswith(".tmp")]
+    assert not [p for p in (empty_cache / digests.MEMO).rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_reads_are_hashed_as_they_are_read(tmp_path):
@@ -138,11 +131,11 @@ def entries(cache):
     return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.exists() else []
 
 
-def test_an_edit_while_the_build_waits_on_the_lock_is_built_under_its_own_key(cache, tmp_path, not_racy):
+def test_an_edit_while_the_build_waits_on_the_lock_is_built_under_its_own_key(empty_cache, tmp_path, not_racy):
     f = pairs_file(tmp_path / "mine.jsonl", "old")
     tick()
     old_key = corpus_cache.cache_key("user-mine", [f], {})   # seen before: the key is a stat, taken before the lock
-    lock = lock_for(cache / "corpora" / f"user-mine-{old_key}")
+    lock = lock_for(empty_cache / "corpora" / f"user-mine-{old_key}")
     lock.acquire()
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("ds", corpora.load_training_corpus(str(f))))
@@ -155,11 +148,11 @@ def test_an_edit_while_the_build_waits_on_the_lock_is_built_under_its_own_key(ca
     t.join(60)
     assert set(out["ds"]["query"]) == {f"q{i} new {lang}" for i in range(6) for lang in ("en", "de")}
     new_key = corpus_cache.cache_key("user-mine", [f], {})
-    assert entries(cache) == [f"user-mine-{new_key}"]   # nothing under the old key
+    assert entries(empty_cache) == [f"user-mine-{new_key}"]   # nothing under the old key
 
 
 @pytest.mark.parametrize("seen", [True, False])
-def test_an_edit_during_the_build_is_not_stored_under_the_old_key(cache, tmp_path, monkeypatch, seen):
+def test_an_edit_during_the_build_is_not_stored_under_the_old_key(empty_cache, tmp_path, monkeypatch, seen):
     """Seen before: the key is taken first (a stat), so the build that read other bytes is done again. First
     sight: the key is the digest of what the build read, the new bytes, in one build."""
     monkeypatch.setattr(digests, "RACY_S", 0.0)
@@ -167,7 +160,7 @@ def test_an_edit_during_the_build_is_not_stored_under_the_old_key(cache, tmp_pat
     tick()
     old_key = corpus_cache.cache_key("user-mine", [f], {}) if seen else corpus_cache._key("user-mine", [f], {})[0]
     if not seen:
-        for e in memo_entries(cache):
+        for e in memo_entries(empty_cache):
             e.unlink()
     real = corpora.read_pairs
     calls = []
@@ -183,10 +176,10 @@ def test_an_edit_during_the_build_is_not_stored_under_the_old_key(cache, tmp_pat
     assert len(calls) == (2 if seen else 1)   # seen: built again from the new bytes
     assert all(" new " in q for q in ds["query"])
     new_key = corpus_cache.cache_key("user-mine", [f], {})
-    assert new_key != old_key and entries(cache) == [f"user-mine-{new_key}"]
+    assert new_key != old_key and entries(empty_cache) == [f"user-mine-{new_key}"]
 
 
-def test_an_edit_after_the_builder_read_keeps_the_entry_true_to_its_key(cache, tmp_path, monkeypatch):
+def test_an_edit_after_the_builder_read_keeps_the_entry_true_to_its_key(empty_cache, tmp_path, monkeypatch):
     """The builder hashed what it read: those bytes are the key's, so the entry is right for its key; the next
     load sees the new bytes and builds them under theirs."""
     f = pairs_file(tmp_path / "mine.jsonl", "old")
@@ -200,11 +193,11 @@ def test_an_edit_after_the_builder_read_keeps_the_entry_true_to_its_key(cache, t
 
     monkeypatch.setattr(corpora, "read_pairs", read_then_edit)
     ds = corpora.load_training_corpus(str(f))
-    assert all(" old " in q for q in ds["query"]) and entries(cache) == [f"user-mine-{old_key}"]
+    assert all(" old " in q for q in ds["query"]) and entries(empty_cache) == [f"user-mine-{old_key}"]
     monkeypatch.setattr(corpora, "read_pairs", real)
     ds = corpora.load_training_corpus(str(f))
     assert all(" new " in q for q in ds["query"])
-    assert len(entries(cache)) == 2
+    assert len(entries(empty_cache)) == 2
 
 
 def parquet_rows(path, tag: str):
@@ -213,7 +206,7 @@ def parquet_rows(path, tag: str):
     return path
 
 
-def test_a_file_that_keeps_changing_is_refused_and_nothing_is_stored(cache, tmp_path, monkeypatch):
+def test_a_file_that_keeps_changing_is_refused_and_nothing_is_stored(empty_cache, tmp_path, monkeypatch):
     """Parquet is read by pyarrow, not through the hashing reader: a change during the build shows in its identity."""
     f = parquet_rows(tmp_path / "mine.parquet", "v0")
     real = corpora.read_pairs
@@ -229,10 +222,10 @@ def test_a_file_that_keeps_changing_is_refused_and_nothing_is_stored(cache, tmp_
     monkeypatch.setattr(corpora, "read_pairs", read_then_edit)
     with pytest.raises(DataError, match=r"mine\.parquet changed while the corpus was being built, 3 times"):
         corpora.load_training_corpus(str(f))
-    assert len(n) == corpus_cache.BUILD_TRIES and entries(cache) == []
+    assert len(n) == corpus_cache.BUILD_TRIES and entries(empty_cache) == []
 
 
-def test_a_binary_input_is_checked_by_its_digest_after_the_build(cache, tmp_path, monkeypatch):
+def test_a_binary_input_is_checked_by_its_digest_after_the_build(empty_cache, tmp_path, monkeypatch):
     """Parquet is read by pyarrow, not through the hashing reader: the check falls back to the file's digest now."""
     f = tmp_path / "mine.parquet"
     rows = lambda tag: pd.DataFrame([{"group": f"g{i}", "lang": l, "query": f"q{i} {tag}", "passage": f"p{i} {tag}",  # noqa: E731
@@ -261,7 +254,7 @@ def _load_in_child(args):
     return sum(cc.BUILDS.values()), sorted(ds["query"])
 
 
-def test_inputs_seen_for_the_first_time_are_read_once(cache, tmp_path, not_racy, monkeypatch):
+def test_inputs_seen_for_the_first_time_are_read_once(empty_cache, tmp_path, not_racy, monkeypatch):
     """No hash before the build: the key comes from what the build read, and is remembered for the next load."""
     f = pairs_file(tmp_path / "mine.jsonl", "v")
     tick()
@@ -271,17 +264,17 @@ def test_inputs_seen_for_the_first_time_are_read_once(cache, tmp_path, not_racy,
     ds = corpora.load_training_corpus(str(f))
     assert passes == [0] and corpus_cache.BUILDS["user-mine"] == 1   # one pass: the build's own, hashing read
     assert digests.known(f) == sha256_file(f)
-    assert entries(cache) == [f"user-mine-{corpus_cache.cache_key('user-mine', [f], {})}"]
+    assert entries(empty_cache) == [f"user-mine-{corpus_cache.cache_key('user-mine', [f], {})}"]
     assert sorted(corpora.load_training_corpus(str(f))["query"]) == sorted(ds["query"])
     assert passes == [0] and corpus_cache.BUILDS["user-mine"] == 1   # the next load: a stat
 
 
-def test_two_processes_seeing_new_inputs_at_once_build_once(cache, tmp_path):
+def test_two_processes_seeing_new_inputs_at_once_build_once(empty_cache, tmp_path):
     f = pairs_file(tmp_path / "mine.jsonl", "v")   # fresh: racy, so the waiter hashes it, then finds the entry
     with mp.get_context("spawn").Pool(2) as pool:
-        got = pool.map(_load_in_child, [(str(cache), str(f))] * 2)
+        got = pool.map(_load_in_child, [(str(empty_cache), str(f))] * 2)
     assert sorted(b for b, _ in got) == [0, 1] and got[0][1] == got[1][1]
-    assert len(entries(cache)) == 1
+    assert len(entries(empty_cache)) == 1
 
 
 # --------------------------------------------------------------------------------------------------
