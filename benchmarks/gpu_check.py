@@ -18,7 +18,11 @@ It measures, and writes to --out (gpu_check.json):
    setting of the full XQuAD-R (13,090 queries x 13,014 candidates): every metric equal to 1e-6 on
    embeddings rounded to a 2^-10 grid (every product then exact in fp32, so no tie can flip between the two
    BLAS), the largest difference on the raw embeddings, and the time ratio;
-4. fp16 corpus encoding of XQuAD's paragraphs (passages of ~150 words) in passages/s and tokens/s.
+4. fp16 corpus encoding of XQuAD's paragraphs (passages of ~150 words) in passages/s and tokens/s;
+5. ``trainer_path``: hbkit's own trainer (``hbkit.train.train``: sampler, collator, SentenceTransformerTrainer, MNRL,
+   the step log) on the same shapes and batch, with plain and fused AdamW: s/step (mean and median), the ratio to
+   the bare loop of 1., the share of the bf16 peak (the bare loop's FLOPs per step at the trainer's time), peak
+   memory, and a torch.profiler summary (top CUDA kernels and CPU ops, GPU idle share). ``--no-trainer`` skips it.
 
 `--dry-run` runs every part at tiny sizes on CPU (torch's CPU path stands in for CUDA), so CI keeps it working.
 
@@ -172,6 +176,69 @@ def train_steps(model, pairs, batch: int, steps: int, warmup: int, device: str, 
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None}
 
 
+def trainer_path(model, batch: int, steps: int, warmup: int, max_seq_length: int, optim: str, dry: bool,
+                 profile_steps: int = 3) -> dict:
+    """hbkit's real training path on the same shape: ``hbkit.train.train`` (HybridBatchSampler over XQuAD's
+    training pairs in six languages, PairCollator tokenising in the main process, SentenceTransformerTrainer,
+    MNRL, the per-step log), ``precision="auto"`` (bf16 on a GPU that has it). Wall time between consecutive
+    optimizer steps (the next batch's sampling and tokenising count), the step times after ``warmup``, and a
+    ``torch.profiler`` summary of ``profile_steps`` steps after them: the top CUDA kernels and CPU ops by self
+    time and the GPU's idle share of those steps' wall time."""
+    import torch
+    from transformers import TrainerCallback
+
+    from hbkit.data.benchmarks import parallel_pairs
+    from hbkit.train.config import TrainConfig
+    from hbkit.train.trainer import train
+
+    cuda = torch.cuda.is_available() and not dry
+    pairs = parallel_pairs(languages=["en", "de", "es", "ar", "zh", "ru"])
+    marks: list[float] = []
+    prof = {}
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == warmup + steps and profile_steps:
+                acts = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+                prof["p"] = torch.profiler.profile(activities=acts)
+                prof["p"].__enter__()
+                prof["t0"] = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if cuda:
+                torch.cuda.synchronize()
+            marks.append(time.perf_counter())
+            if "p" in prof and state.global_step == warmup + steps + profile_steps:
+                prof["wall"] = time.perf_counter() - prof["t0"]
+                prof["p"].__exit__(None, None, None)
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    cfg = TrainConfig(strategy="hybrid", batch_size=batch, max_steps=warmup + steps + profile_steps + 1,
+                      save_steps=10 ** 6, max_seq_length=max_seq_length, seed=0, optim=optim,
+                      training_args={"save_strategy": "no"})
+    with tempfile.TemporaryDirectory(prefix="gpu-check-trainer-") as d:
+        train(model, pairs, cfg, Path(d) / "run", resume=False, progress=False, callbacks=[Timer()])
+    times = np.diff(marks)[warmup:warmup + steps]
+    out = {"path": "hbkit.train.train", "optim": optim, "batch": batch, "steps": int(len(times)),
+           "s_per_step": float(np.mean(times)), "s_per_step_median": float(np.median(times)),
+           "step_times": [round(float(x), 4) for x in times],
+           "peak_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None}
+    if "p" in prof and "wall" in prof:
+        ev = prof["p"].key_averages()
+        key = "self_device_time_total" if cuda else "self_cpu_time_total"
+        top = sorted(ev, key=lambda e: getattr(e, key, 0), reverse=True)[:10]
+        out["profile"] = {"steps": profile_steps, "wall_s": prof["wall"],
+                          "top": [{"name": e.key, "self_s": getattr(e, key, 0) / 1e6, "calls": e.count} for e in top],
+                          "top_cpu": [{"name": e.key, "self_s": e.self_cpu_time_total / 1e6, "calls": e.count} for e in
+                                      sorted(ev, key=lambda e: e.self_cpu_time_total, reverse=True)[:10]]}
+        if cuda:
+            busy = sum(getattr(e, "self_device_time_total", 0) for e in ev) / 1e6
+            out["profile"]["gpu_busy_s"] = busy
+            out["profile"]["gpu_idle_share"] = max(0.0, 1 - busy / prof["wall"])
+    return out
+
+
 def cached_equals_mnrl(model, pairs, batch: int, mini_batch: int, device: str) -> dict:
     """Loss and gradients of GradCache (CachedMNRL, mini-batch ``mini_batch``) against MNRL on one batch (fp32,
     dropout off, so both see the same network)."""
@@ -252,6 +319,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=30, help="timed training steps per encoder")
     ap.add_argument("--warmup", type=int, default=10, help="untimed steps first (kernel selection, allocator)")
     ap.add_argument("--mini-batch", type=int, default=32, help="CachedMNRL mini-batch")
+    ap.add_argument("--no-trainer", action="store_true", help="leave out hbkit's trainer path (trainer_path)")
     a = ap.parse_args(argv)
     for k in ("batch", "max_seq_length", "steps", "mini_batch", "warmup"):
         if getattr(a, k) < 1:
@@ -284,6 +352,18 @@ def main(argv=None) -> dict:
         report["train"][shape] = r
         print(f"  train {shape} ({weights}): {r['s_per_step']:.3f} s/step (median {r['s_per_step_median']:.3f}) at batch {batch}, "
               f"{r['tokens_per_s']:,.0f} tokens/s, {r['tflops_per_s']:.1f} TFLOP/s, peak {r['peak_memory_gib']} GiB")
+        if not a.no_trainer:
+            report.setdefault("trainer_path", {})[shape] = {}
+            for optim in ("adamw_torch", "adamw_torch_fused"):
+                t = trainer_path(build_encoder(shape, a.max_seq_length, a.dry_run, dev, embedded_ok=True)[0], batch,
+                                 steps, warm, a.max_seq_length, optim, a.dry_run, 1 if a.dry_run else 3)
+                t["over_bare_loop"] = t["s_per_step_median"] / r["s_per_step_median"]
+                if r.get("mfu"):   # the bare loop's FLOPs per step at the trainer's time (same shapes and batch)
+                    t["mfu"] = r["mfu"] * r["s_per_step"] / t["s_per_step"]
+                report["trainer_path"][shape][optim] = t
+                print(f"  hbkit trainer {shape} ({optim}): {t['s_per_step']:.3f} s/step (median "
+                      f"{t['s_per_step_median']:.3f}) = {t['over_bare_loop']:.2f}x the bare loop"
+                      + (f", {t['mfu']:.1%} of the bf16 peak" if t.get("mfu") else ""))
         if shape == "multilingual-e5-small":
             eq = cached_equals_mnrl(model, pairs, batch, min(a.mini_batch, batch // 2 or 1), dev)
             eq["timing"] = train_steps(model, pairs, batch, steps, warm, dev, "cached", min(a.mini_batch, batch))
