@@ -23,7 +23,8 @@ Sources (:func:`load_training_corpus`)
 * a **mix**: names and files joined by ``+`` (``mmarco:200000+squad-translate-train+my_pairs.jsonl``). Each part
   is read in the requested languages it has; the rows get a ``corpus`` column naming their part, and their
   ``group`` and ``answer_key`` are prefixed with it (so parts never share a group). hbkit's samplers then draw one
-  corpus per batch, in proportion to its rows (:class:`hbkit.train.sampling.MultiCorpusBatchSampler`).
+  corpus per batch, in proportion to its rows (:class:`hbkit.train.sampling.MultiCorpusBatchSampler`). The mix is a
+  cache entry of its own (``mix-<key>``), memory-mapped like the others, so processes share its pages.
 
 Every built corpus is cached under ``<hbkit cache>/corpora/<name>-<key>/`` (``key`` = the content key of the input
 files' bytes, the options and the builder version; a stat per file seen before, :mod:`hbkit.core.digests`) with ``dataset/``
