@@ -1,7 +1,7 @@
 """Every cache hbkit keeps, walked: each input that changes a cache's bytes gives it a new key, and each cache
 survives a truncated and a 0-byte file (it is built again, to the same content).
 
-The caches and their one rule (``hbkit.core.files.content_key``: the bytes of the input files, never their path, size
+The caches and their one rule (``hbkit.core.digests.content_key``: the bytes of the input files, never their path, size
 or mtime; ``hbkit.encoders.load.fingerprint`` for an encoder):
 
 =========================  ==========================================================  ===========================
@@ -24,7 +24,7 @@ import shutil
 import numpy as np
 import pytest
 
-from hbkit.core.files import content_key
+from hbkit.core.digests import content_key
 from hbkit.data import corpora, corpus_cache, translate_train
 from hbkit.encoders import load as models
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from hbkit.core import digests
-from hbkit.core.files import content_key, lock_for, sha256_file
+from hbkit.core.digests import content_key
+from hbkit.core.files import lock_for, sha256_file
 from hbkit.data import corpora, corpus_cache
 from hbkit.data.registry import DataError
 from hbkit.data.textfile import read_text

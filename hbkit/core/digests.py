@@ -36,6 +36,9 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
+from hbkit.core.env import cache_dir
+from hbkit.core.files import atomic_write_json
+
 #: a file whose ctime is within this many seconds before its hashing began is not remembered (see the module doc)
 RACY_S = 2.0
 
@@ -52,8 +55,6 @@ def identity(path: str | os.PathLike) -> tuple[int, int, int, int, int]:
 
 
 def _memo_path(ident: tuple) -> Path:
-    from hbkit.core.env import cache_dir
-
     name = hashlib.blake2b(repr(ident).encode(), digest_size=16).hexdigest()
     return cache_dir() / MEMO / name[:2] / f"{name}.json"
 
@@ -70,8 +71,6 @@ def _recall(ident: tuple) -> str | None:
 
 
 def _remember(path: Path, ident: tuple, sha: str) -> None:
-    from hbkit.core.files import atomic_write_json
-
     try:
         atomic_write_json(_memo_path(ident), {"identity": list(ident), "sha256": sha, "path": str(path)})
     except OSError:   # a read-only or full cache: the digest is still right, only not remembered
@@ -116,6 +115,31 @@ def file_sha256(path: str | os.PathLike) -> str:
     sha = h.hexdigest()
     remember(path, ident, sha, began)
     return sha
+
+
+# --------------------------------------------------------------------------------------------------
+# cache keys
+# --------------------------------------------------------------------------------------------------
+def content_key(files: list, *extra, length: int = 20) -> str:
+    """The one rule for a cache key built from files: a sha256 over ``extra`` (builder version, options: anything
+    JSON can write) and each file's sha256 of its bytes, in the given order; a missing file counts as absent.
+    Not its path, size or mtime: a copy elsewhere shares the key, and a change with the same size and mtime
+    (``cp -p``, ``touch -r``) gets a new one. Each file's sha256 comes from the memo
+    (:func:`file_sha256`): a stat for a file seen before."""
+    return key_of_digests(file_digests(files), *extra, length=length)
+
+
+def file_digests(files: list) -> list[str]:
+    """Each file's sha256 (:func:`file_sha256`, memoised), ``"absent"`` for a missing one."""
+    return [file_sha256(f) if Path(f).is_file() else "absent" for f in files]
+
+
+def key_of_digests(digests: list[str], *extra, length: int = 20) -> str:
+    """:func:`content_key` from the files' digests (:func:`file_digests`) rather than the files."""
+    h = hashlib.sha256(json.dumps(list(extra), sort_keys=True, default=str).encode())
+    for d in digests:
+        h.update(b"\0" + d.encode())
+    return h.hexdigest()[:length]
 
 
 # --------------------------------------------------------------------------------------------------

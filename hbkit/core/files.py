@@ -237,30 +237,6 @@ def checksums_match(folder: str | os.PathLike, record: str) -> bool:
         return False
 
 
-def content_key(files: list, *extra, length: int = 20) -> str:
-    """The one rule for a cache key built from files: a sha256 over ``extra`` (builder version, options: anything
-    JSON can write) and each file's sha256 of its bytes, in the given order; a missing file counts as absent.
-    Not its path, size or mtime: a copy elsewhere shares the key, and a change with the same size and mtime
-    (``cp -p``, ``touch -r``) gets a new one. Each file's sha256 comes from the memo
-    (:func:`hbkit.core.digests.file_sha256`): a stat for a file seen before."""
-    return key_of_digests(file_digests(files), *extra, length=length)
-
-
-def file_digests(files: list) -> list[str]:
-    """Each file's sha256 (:func:`hbkit.core.digests.file_sha256`, memoised), ``"absent"`` for a missing one."""
-    from hbkit.core.digests import file_sha256
-
-    return [file_sha256(f) if Path(f).is_file() else "absent" for f in files]
-
-
-def key_of_digests(digests: list[str], *extra, length: int = 20) -> str:
-    """:func:`content_key` from the files' digests (:func:`file_digests`) rather than the files."""
-    h = hashlib.sha256(json.dumps(list(extra), sort_keys=True, default=str).encode())
-    for d in digests:
-        h.update(b"\0" + d.encode())
-    return h.hexdigest()[:length]
-
-
 def lock_for(path: str | os.PathLike) -> FileLock:
     """The file lock guarding ``path`` (``<path>.lock`` beside it)."""
     path = Path(path)

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from hbkit.core.env import cache_dir
-from hbkit.core.files import atomic_path, content_key, lock_for
+from hbkit.core.digests import content_key
+from hbkit.core.files import atomic_path, lock_for
 from hbkit.data.registry import (
     EVAL_ARTICLES,
     MLQA_LANGS,
@@ -238,7 +239,7 @@ def _build_mlqa_r(root: Path, files: list[Path], languages: list[str]) -> Retrie
 
 
 def _cache_path(name: str, files: list[Path], extra) -> Path:
-    """Cache file of a derived benchmark, keyed by its source files' bytes and options (:func:`hbkit.core.files.content_key`)."""
+    """Cache file of a derived benchmark, keyed by its source files' bytes and options (:func:`hbkit.core.digests.content_key`)."""
     key = content_key(list(files), _BUILD_VERSION, name, extra, [Path(f).name for f in files])
     return cache_dir() / "benchmarks" / f"{name}-{key}.pkl"
 

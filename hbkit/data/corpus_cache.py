@@ -20,9 +20,8 @@ import pandas as pd
 from hbkit.core.env import cache_dir
 from filelock import Timeout
 
-from hbkit.core.digests import identity, known, racy, recording_reads, remember
-from hbkit.core.files import (atomic_write_json, build_once, disk_guard, file_digests, key_of_digests, lock_for,
-                              remove_stale_tmp, tmp_name)
+from hbkit.core.digests import file_digests, identity, key_of_digests, known, racy, recording_reads, remember
+from hbkit.core.files import atomic_write_json, build_once, disk_guard, lock_for, remove_stale_tmp, tmp_name
 from hbkit.data.registry import DataError
 
 log = logging.getLogger(__name__)
@@ -43,13 +42,13 @@ def _cache_root() -> Path:
 
 
 def cache_key(name: str, files: Iterable[Path], options: dict) -> str:
-    """:func:`hbkit.core.files.content_key` of the builder version, the name, the options and the input files' bytes
+    """:func:`hbkit.core.digests.content_key` of the builder version, the name, the options and the input files' bytes
     (in a fixed order: their names sorted)."""
     return _key(name, files, options)[0]
 
 
 def _key(name: str, files: Iterable[Path], options: dict) -> tuple[str, dict[Path, str]]:
-    """The cache key and the digests it was made of, by file (:func:`hbkit.core.files.file_digests`)."""
+    """The cache key and the digests it was made of, by file (:func:`hbkit.core.digests.file_digests`)."""
     files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
     digests = file_digests(files)
     return key_of_digests(digests, _BUILD_VERSION, name, options, [f.name for f in files]), dict(zip(files, digests))
@@ -160,18 +159,18 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
     it). The digests are remembered, so the next load costs a stat. Processes that see the same files (by
     identity) for the first time at once build once: they share a lock, and one that finds it held waits for it
     and returns None, for :func:`_cached_once` (a stat, then the entry the first one stored). Returns None at
-    once, for :func:`_cached_once`'s hash-first path, when every input is remembered, or when one was written
-    within :data:`hbkit.core.digests.RACY_S` (its digest could not be remembered, so a later load could not find
-    the entry without hashing anyway)."""
+    once when every input is remembered. When one was written within :data:`hbkit.core.digests.RACY_S` (its
+    digest cannot be remembered yet) the hash-first path runs under the same lock and leaves a ``.hashed`` mark,
+    so that a process seeing these files later, once they are no longer racy, hashes them and finds that entry
+    instead of building it a second time."""
     files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
     if all(known(f) is not None for f in files if f.is_file()):
         return None
     ident = {f: identity(f) if f.is_file() else None for f in files}
-    if any(i is not None and racy(i, time.time_ns()) for i in ident.values()):
-        return None   # written just now: its digest could not be remembered, so the next load would build again
     tag = hashlib.blake2b(json.dumps([_BUILD_VERSION, name, options, [(str(f), ident[f]) for f in files]],
                                      sort_keys=True, default=str).encode(), digest_size=10).hexdigest()
-    lock = lock_for(_cache_root() / f".first-sight-{name}-{tag}")
+    lock_path = _cache_root() / f".first-sight-{name}-{tag}"
+    lock = lock_for(lock_path)
     try:
         lock.acquire(timeout=0)
     except Timeout:   # another process is reading these files for the first time: its entry will be there
@@ -180,6 +179,13 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
     try:
         if all(known(f) is not None for f in files if f.is_file()):
             return None
+        done = lock_path.with_name(lock_path.name + ".hashed")
+        if done.exists() or any(i is not None and racy(i, time.time_ns()) for i in ident.values()):
+            # written just now (a digest that cannot be remembered), or built so before from these very files:
+            # hash first, under this lock, so that a process seeing them later finds the entry, not a second build
+            folder = _cached_once(name, files, options, build, False)
+            atomic_write_json(done, {"entry": folder.name})
+            return folder
         remove_stale_tmp(_cache_root(), recursive=False, prefix=f"{name}-first-sight.")
         tmp = tmp_name(_cache_root() / f"{name}-first-sight")
         try:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from hbkit.core.env import cache_dir, offline
-from hbkit.core.files import build_once, checksums_match, content_key, write_checksums
+from hbkit.core.digests import content_key
+from hbkit.core.files import build_once, checksums_match, write_checksums
 from hbkit.data.sources import model_revision
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hbkit.core.files import content_key
+from hbkit.core.digests import content_key
 from hbkit.core.vocab import STRATEGY_ALPHA
 from hbkit.data.corpus_benchmarks import corpus_benchmark_names
 from hbkit.data.registry import check_benchmark_names
@@ -150,7 +150,7 @@ def check_reusable(out: Path, cfg: dict, legacy_data: dict | None = None) -> Non
 
 def corpus_fingerprint(b) -> str:
     """A hash of a corpus benchmark: its topics, qrels and the bytes of its corpus files
-    (:func:`hbkit.core.files.content_key`)."""
+    (:func:`hbkit.core.digests.content_key`)."""
     return content_key(list(b.files), b.topics, b.qrels, [Path(f).name for f in b.files], length=32)
 
 
