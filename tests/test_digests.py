@@ -11,6 +11,7 @@ import pytest
 
 from hbkit.core import digests
 from hbkit.core.digests import content_key
+from hbkit.core import files
 from hbkit.core.files import lock_for, sha256_file
 from hbkit.data import corpora, corpus_cache
 from hbkit.data.registry import DataError
@@ -260,14 +261,16 @@ def test_inputs_seen_for_the_first_time_are_read_once(empty_cache, tmp_path, not
     f = pairs_file(tmp_path / "mine.jsonl", "v")
     tick()
     passes = []   # whole reads of the file: by file_sha256 (a plain open) or by the hashing reader (unbuffered)
-    monkeypatch.setattr(digests, "open", lambda p, *a, **k: (passes.append(k.get("buffering")) if str(p) == str(f)
-                                                            else None) or open(p, *a, **k), raising=False)
+    counting = lambda p, *a, **k: (passes.append(k.get("buffering")) if str(p) == str(f)  # noqa: E731
+                                   else None) or open(p, *a, **k)
+    for module in (digests, files):   # the hashing reader (digests) and sha256_file (files, for file_sha256)
+        monkeypatch.setattr(module, "open", counting, raising=False)
     ds = corpora.load_training_corpus(str(f))
     assert passes == [0] and corpus_cache.BUILDS["user-mine"] == 1   # one pass: the build's own, hashing read
-    assert digests.known(f) == sha256_file(f)
-    assert entries(empty_cache) == [f"user-mine-{corpus_cache.cache_key('user-mine', [f], {})}"]
     assert sorted(corpora.load_training_corpus(str(f))["query"]) == sorted(ds["query"])
     assert passes == [0] and corpus_cache.BUILDS["user-mine"] == 1   # the next load: a stat
+    assert digests.known(f) == sha256_file(f)   # (the test's own reads from here on)
+    assert entries(empty_cache) == [f"user-mine-{corpus_cache.cache_key('user-mine', [f], {})}"]
 
 
 def test_two_processes_seeing_new_inputs_at_once_build_once(empty_cache, tmp_path):

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Iterator
 
 from hbkit.core.env import cache_dir
-from hbkit.core.files import atomic_write_json
+from hbkit.core.files import atomic_write_json, sha256_file
 
 #: a file whose ctime is within this many seconds before its hashing began is not remembered (see the module doc)
 RACY_S = 2.0
@@ -45,7 +45,6 @@ RACY_S = 2.0
 #: the sub-folder of the hbkit cache that holds the memo
 MEMO = "digests"
 
-_CHUNK = 1 << 22
 
 
 def identity(path: str | os.PathLike) -> tuple[int, int, int, int, int]:
@@ -108,11 +107,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     if sha is not None:
         return sha
     began = time.time_ns()
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(chunk)
-    sha = h.hexdigest()
+    sha = sha256_file(path)
     remember(path, ident, sha, began)
     return sha
 
