@@ -281,8 +281,7 @@ def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
                         "answer_key": [f"{name}/{batch['answer_key'][j]}" for j in rows], CORPUS_COLUMN: [name] * len(rows)}
             features = datasets.Features({c: datasets.Value("string") for c in [*ds.column_names, CORPUS_COLUMN]})
             (tmp / "_parts").mkdir(parents=True, exist_ok=True)
-            ds = ds.map(prefix, batched=True, batch_size=10_000, writer_batch_size=100_000, features=features,
-                        desc=f"mix: {name}",
+            ds = ds.map(prefix, batched=True, batch_size=10_000, features=features, desc=f"mix: {name}",
                         cache_file_name=str(tmp / "_parts" / f"{i}.arrow"))
             out.append(ds.select_columns(list(features)))
             counts = pc.value_counts(ds.data.column("lang")).to_pylist()
