@@ -14,6 +14,11 @@ def _option(default, help: str, **kw):
     return field(default=default, metadata={"help": help, **kw})
 
 
+#: the values of ``precision`` and ``optim`` (one list each, for the option's choices and the check)
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+OPTIMIZERS = ("adamw_torch", "adamw_torch_fused")
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines a training run (saved as ``train_config.json`` next to the model; the command
@@ -50,12 +55,12 @@ class TrainConfig:
     corpus: str = _option("xquad-train", "name of the training corpus (recorded in the model card)")
     save_steps: int = _option(20, "checkpoint every N steps")
     seed: int = _option(0, "seed of the sampler, the model's initialisation of new layers and dropout")
-    precision: str = _option("auto", "auto | fp32 | bf16 | fp16", choices=("auto", "fp32", "bf16", "fp16"))
+    precision: str = _option("auto", "auto | fp32 | bf16 | fp16", choices=PRECISIONS)
     max_seq_length: int = _option(128, "tokens per text")
     dropout: float | None = _option(None, "set every dropout probability of the encoder (0 for exact checks)")
     optim: str = _option("adamw_torch", "optimizer: adamw_torch, or adamw_torch_fused (one fused kernel per step; "
                                         "benchmarks/bench_trainer.py and gpu_check.py time both)",
-                         choices=("adamw_torch", "adamw_torch_fused"))
+                         choices=OPTIMIZERS)
     training_args: dict = _option({}, "extra SentenceTransformerTrainingArguments (JSON object)")
 
     def __post_init__(self):
@@ -73,9 +78,9 @@ class TrainConfig:
                              "lr and weight_decay must be finite and >= 0 (not NaN), warmup_ratio in [0, 1)")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout}: must lie in [0, 1)")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+        if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}: use auto, fp32, bf16 or fp16")
-        if self.optim not in ("adamw_torch", "adamw_torch_fused"):
+        if self.optim not in OPTIMIZERS:
             raise ValueError(f"optim={self.optim!r}: use adamw_torch or adamw_torch_fused")
         if self.eval_metric not in ("loss", "map"):
             raise ValueError(f"eval_metric={self.eval_metric!r}: use loss or map")
