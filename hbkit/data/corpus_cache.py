@@ -174,6 +174,8 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
     try:
         lock.acquire(timeout=0)
     except Timeout:   # another process is reading these files for the first time: its entry will be there
+        log.warning("corpus %s: another process is building it from these files; waiting for it (lock %s)",
+                    name, lock_path.name)
         with lock.acquire():
             return None
     try:
