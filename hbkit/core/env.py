@@ -87,3 +87,21 @@ def world() -> tuple[int, int]:
     if dist is not None and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def peak_rss_mb(reset: bool = False) -> float | None:
+    """This process's peak resident memory (MB) since it started or since the last ``reset`` (Linux: ``VmHWM`` of
+    ``/proc/self/status``; ``reset`` writes 5 to ``/proc/self/clear_refs``, which sets the peak to the current
+    RSS). ``None`` where the system gives no resettable peak (macOS, Windows, a locked-down /proc): a stage's peak
+    is then not measured rather than reported wrong."""
+    try:
+        if reset:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None

@@ -39,6 +39,7 @@ from hbkit.experiment.stages import (
     stage_data,
     stage_evaluate,
     stage_train,
+    timed,
 )
 from hbkit.train.trainer import RunCancelled, cancel_callback
 
@@ -49,7 +50,7 @@ SHARED_LOCK_WAIT_S = 600.0
 #: how often a process waiting for models that other processes hold looks again (seconds)
 POLL_S = 5.0
 #: what one invocation measures (seconds; counts)
-TIMING_KEYS = ("load_data", "train", "encode", "score", "align", "aggregate", "report")
+TIMING_KEYS = ("load_data", "train", "load_model", "encode", "score", "align", "aggregate", "report")
 
 
 def compare(profile: str = "auto", out: str | Path | None = None, force: bool = False, data_dir=None,
@@ -105,6 +106,9 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
             for k, v in t.items():
                 if k != "load_data" and isinstance(v, (int, float)):
                     timings[k] = timings.get(k, 0) + v
+            for k, v in t.get("peak_rss_mb", {}).items():   # each worker's own peak: the largest is the figure
+                peaks = timings.setdefault("peak_rss_mb", {})
+                peaks[k] = max(peaks.get(k, 0.0), v)
         bar.close()
     report = _Progress(on_progress, cancel, len(runs))
     # after workers, this pass only finds what is left (normally nothing); what they did is theirs to count
@@ -116,12 +120,10 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         return {"out": out, "complete": False, "status": status, "message": msg, "timings": timings}
     report("aggregate", None, len(runs))
     with RunLock(out, wait=SHARED_LOCK_WAIT_S):
-        t = time.perf_counter()
-        stage_aggregate(out, job.cfg, job.umap_q, runs)
-        timings["aggregate"] = time.perf_counter() - t
-        t = time.perf_counter()
-        res = render(out)
-        timings["report"] = time.perf_counter() - t
+        with timed(timings, "aggregate"):
+            stage_aggregate(out, job.cfg, job.umap_q, runs)
+        with timed(timings, "report"):
+            res = render(out)
         timings["total"] = time.perf_counter() - job.t0
         atomic_write_json(out / "timings.json", timings)
     return {**res, "timings": timings, "complete": True}
@@ -163,9 +165,9 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
     (same set-up, same data) and write its shared files. Every check runs before the first write."""
     t0 = time.perf_counter()
     timings = {k: 0.0 for k in TIMING_KEYS} | {"reused_results": 0, "evaluated_models": 0}
-    pairs, val, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
+    with timed(timings, "load_data"):
+        pairs, val, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
     cfg["data"], cfg["notes"] = fps, notes
-    timings["load_data"] = time.perf_counter() - t0
     runs = plan(cfg)
     check_training_data(runs, cfg, pairs, val)   # a mix part too small for the batch: refused here
     with RunLock(out, wait=SHARED_LOCK_WAIT_S):
@@ -239,14 +241,13 @@ def _one_model(job: _Job, run, i: int, progress: bool, report: "_Progress") -> N
     """Train (unless it is the base model) and evaluate one planned model; its results are written atomically."""
     timings = job.timings
     report("train" if run.strategy else "evaluate", run.id, i)
-    if run.strategy is None:
-        encoder = base_encoder(job.cfg)
-    else:
-        t = time.perf_counter()
-        model_dir = stage_train(run, job.cfg, job.pairs, job.out, progress, report.callbacks(), job.val)
-        timings["train"] += time.perf_counter() - t
-        encoder = base_encoder(job.cfg, str(model_dir))
+    model_dir = None
+    if run.strategy is not None:
+        with timed(timings, "train"):
+            model_dir = stage_train(run, job.cfg, job.pairs, job.out, progress, report.callbacks(), job.val)
         report("evaluate", run.id, i)
+    with timed(timings, "load_model"):
+        encoder = base_encoder(job.cfg, None if model_dir is None else str(model_dir))
     stage_evaluate(run, encoder, job.benches, job.corpora, job.out, job.umap_q, timings, progress)
     timings["evaluated_models"] += 1
     report.model_done()

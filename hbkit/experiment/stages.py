@@ -23,13 +23,15 @@
 
 Several processes may fill one folder (:mod:`hbkit.experiment.grid`): each model is trained and evaluated under a
 lock of its own, and the shared files are written under the folder's short :class:`hbkit.core.files.RunLock`.
-``timings.json``: wall time per stage of the process that aggregated.
+``timings.json``: wall time per stage of the process that aggregated, and under ``peak_rss_mb`` each stage's peak
+resident memory (MB, the largest over its models: :func:`timed`).
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,7 @@ import pandas as pd
 
 from hbkit.analysis import figures as viz
 from hbkit.analysis import stats
-from hbkit.core.env import runs_root
+from hbkit.core.env import peak_rss_mb, runs_root
 from hbkit.core.files import atomic_path, atomic_write_json
 from hbkit.core.vocab import CORPUS_COLUMN
 from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
@@ -67,6 +69,24 @@ from hbkit.train.sampling import SamplerError
 from hbkit.train.trainer import prepare_data, train
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def timed(timings: dict, stage: str):
+    """Add the wall time of the block to ``timings[stage]`` and keep its peak resident memory in
+    ``timings["peak_rss_mb"][stage]`` (the largest over calls: one stage runs once per model). The peak is reset
+    when the block starts (:func:`hbkit.core.env.peak_rss_mb`), so each stage's figure is its own, not the
+    process's so far; it is left out where the system gives none."""
+    start = peak_rss_mb(reset=True)
+    t = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t
+        peak = peak_rss_mb() if start is not None else None
+        if peak is not None:
+            peaks = timings.setdefault("peak_rss_mb", {})
+            peaks[stage] = round(max(peaks.get(stage, 0.0), peak), 1)
 
 
 def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
@@ -208,29 +228,25 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
         if _read_parquet(pq_path) is not None and _read_parquet(al_path) is not None:
             timings["reused_results"] += 1
             continue
-        t = time.perf_counter()
-        Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)
-        C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
-        timings["encode"] += time.perf_counter() - t
-        t = time.perf_counter()
-        res = evaluate_embeddings(bench, Q, C, progress=progress)
-        timings["score"] += time.perf_counter() - t
-        t = time.perf_counter()
-        al = alignment_per_group(Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy())
-        timings["align"] += time.perf_counter() - t
+        with timed(timings, "encode"):
+            Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)
+            C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
+        with timed(timings, "score"):
+            res = evaluate_embeddings(bench, Q, C, progress=progress)
+        with timed(timings, "align"):
+            al = alignment_per_group(Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy())
         _write_parquet(res.per_query.assign(**ident), pq_path)
         _write_parquet(al.assign(benchmark=bname, **ident), al_path)
     todo = [b for n, b in corpora.items() if _read_parquet(out / "per_query" / f"{run.id}__{n}.parquet") is None]
     timings["reused_results"] += len(corpora) - len(todo)
     if todo:
-        t = time.perf_counter()
-        _, pq = evaluate_corpus(encoder, todo, out / "corpus", progress=progress, metrics=list(CORPUS_METRICS))
-        timings["corpus"] = timings.get("corpus", 0.0) + time.perf_counter() - t
+        with timed(timings, "corpus"):
+            _, pq = evaluate_corpus(encoder, todo, out / "corpus", progress=progress, metrics=list(CORPUS_METRICS))
         for name, part in pq.groupby("benchmark"):
             _write_parquet(part.assign(**ident), out / "per_query" / f"{run.id}__{name}.parquet")
     umap_path = out / "umap" / f"{run.id}.npy"
     if _read_npy(umap_path) is None:
-        with atomic_path(umap_path) as tmp:
+        with timed(timings, "encode"), atomic_path(umap_path) as tmp:
             np.save(tmp, encode(encoder, umap_q["text"].tolist(), "query", fp=fp))
 
 
