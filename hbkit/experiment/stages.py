@@ -247,7 +247,22 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
     umap_path = out / "umap" / f"{run.id}.npy"
     if _read_npy(umap_path) is None:
         with timed(timings, "encode"), atomic_path(umap_path) as tmp:
-            np.save(tmp, encode(encoder, umap_q["text"].tolist(), "query", fp=fp))
+            np.save(tmp, _umap_embeddings(encoder, fp, benches, umap_q))
+
+
+def _umap_embeddings(encoder, fp: str, benches: dict, umap_q: pd.DataFrame) -> np.ndarray:
+    """The UMAP queries' embeddings as rows of their benchmark's query embeddings, which the evaluation just
+    encoded and cached: no text is encoded twice for one model, and a resumed run (the benchmark's results already
+    there) reads the same cached rows, so the file's bytes do not depend on where a run was interrupted. Queries
+    that are no benchmark's rows are encoded on their own."""
+    for bench in benches.values():
+        q = bench.queries
+        if not q.index.is_unique:
+            continue
+        pos = q.index.get_indexer(umap_q.index)
+        if len(pos) and (pos >= 0).all() and (q["text"].to_numpy()[pos] == umap_q["text"].to_numpy()).all():
+            return encode(encoder, q["text"].tolist(), "query", fp=fp)[pos]
+    return encode(encoder, umap_q["text"].tolist(), "query", fp=fp)
 
 
 def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool) -> bool:

@@ -36,6 +36,7 @@ import numpy as np
 from hbkit.core.env import world
 from hbkit.core.files import atomic_path, atomic_write_json, atomic_write_text, lock_for, sha256_file
 from hbkit.data.miracl import passage_text
+from hbkit.encoders.encode import embed_texts
 from hbkit.encoders.load import fingerprint as model_fingerprint
 
 log = logging.getLogger(__name__)
@@ -264,9 +265,7 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
 
 def _encode_shard(encoder, out: Path, i: int, ids: list[str], texts: list[str], tsha: str, pname: str | None,
                   batch_size: int, dtype: str, header: dict) -> dict:
-    emb = encoder.encode(texts, prompt_name=pname, batch_size=batch_size, convert_to_numpy=True,
-                         normalize_embeddings=True, show_progress_bar=False)
-    emb = np.ascontiguousarray(np.asarray(emb, dtype=np.float32).astype(dtype))
+    emb = np.ascontiguousarray(embed_texts(encoder, texts, pname, batch_size).astype(dtype))
     name = _shard_name(i)
     with atomic_path(out / f"{name}.npy") as tmp:
         np.save(tmp, emb)
