@@ -362,3 +362,37 @@ def test_fused_adamw_gives_the_first_losses_of_the_plain_path(pairs, tmp_path):
         == "adamw_torch_fused"
     with pytest.raises(ValueError, match="optim='sgd'"):
         TrainConfig(optim="sgd")
+
+
+def test_gradient_checkpointing_trains_the_same_model_with_dropout_on(pairs, tmp_path):
+    """TrainConfig.gradient_checkpointing (None: on for CPU training, where the main job's memory is bounded):
+    the activations are recomputed with the same dropout masks, so the losses and the trained model equal the
+    path that keeps them; the option is not part of a folder's identity (a run may resume with it changed)."""
+    from hbkit.train.run_folder import run_identity
+
+    from transformers import TrainerCallback
+
+    class Seen(TrainerCallback):   # whether the model recomputes its activations while it trains
+        def on_step_begin(self, args, state, control, model=None, **kw):
+            self.on = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+
+    logs, fixed, used = {}, {}, {}
+    for ckpt in (False, None):
+        cfg = TrainConfig(strategy="hybrid", batch_size=8, max_steps=5, lr=2e-3, warmup_ratio=0.0,
+                          freeze_word_embeddings=True, save_steps=100, seed=3, gradient_checkpointing=ckpt)
+        model = tiny_encoder(seed=1)
+        assert any(m.p > 0 for m in model.modules() if isinstance(m, torch.nn.Dropout))   # dropout is on
+        seen = Seen()
+        train(model, pairs, cfg, tmp_path / str(ckpt), progress=False, callbacks=[seen])
+        used[ckpt] = seen.on
+        assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())   # off again
+        fixed[ckpt] = fixed_loss(model, pairs)
+        logs[ckpt] = [json.loads(l) for l in (tmp_path / str(ckpt) / "train_log.jsonl").read_text().splitlines()]
+    assert used == {False: False, None: True}
+    assert [r["batch"] for r in logs[False]] == [r["batch"] for r in logs[None]]
+    assert [r["loss"] for r in logs[None]] == pytest.approx([r["loss"] for r in logs[False]], rel=1e-4, abs=1e-5)
+    assert fixed[None] == pytest.approx(fixed[False], rel=1e-4)
+    assert run_identity(tiny_encoder(seed=1), pairs, TrainConfig(gradient_checkpointing=True)) == \
+        run_identity(tiny_encoder(seed=1), pairs, TrainConfig(gradient_checkpointing=False))
+    with pytest.raises(ValueError, match="gradient_checkpointing='yes'"):
+        TrainConfig(gradient_checkpointing="yes")

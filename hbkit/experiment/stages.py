@@ -39,7 +39,7 @@ import pandas as pd
 
 from hbkit.analysis import figures as viz
 from hbkit.analysis import stats
-from hbkit.core.env import peak_rss_mb, runs_root
+from hbkit.core.env import peak_rss_mb, release_freed_memory, runs_root
 from hbkit.core.files import atomic_path, atomic_write_json
 from hbkit.core.vocab import CORPUS_COLUMN
 from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
@@ -76,7 +76,12 @@ def timed(timings: dict, stage: str):
     """Add the wall time of the block to ``timings[stage]`` and keep its peak resident memory in
     ``timings["peak_rss_mb"][stage]`` (the largest over calls: one stage runs once per model). The peak is reset
     when the block starts (:func:`hbkit.core.env.peak_rss_mb`), so each stage's figure is its own, not the
-    process's so far; it is left out where the system gives none."""
+    process's so far; it is left out where the system gives none. What the stage before freed is given back to the
+    system first (:func:`hbkit.core.env.release_freed_memory`), so that it does not count as this stage's."""
+    import gc
+
+    gc.collect()
+    release_freed_memory()
     start = peak_rss_mb(reset=True)
     t = time.perf_counter()
     try:

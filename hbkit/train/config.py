@@ -61,6 +61,10 @@ class TrainConfig:
     optim: str = _option("adamw_torch", "optimizer: adamw_torch, or adamw_torch_fused (one fused kernel per step; "
                                         "benchmarks/bench_trainer.py and gpu_check.py time both)",
                          choices=OPTIMIZERS)
+    gradient_checkpointing: bool | None = _option(
+        None, "recompute each layer's activations in the backward pass instead of keeping them (the model trained is "
+              "the same): a fraction of the training memory for one more forward pass per step; none: on when "
+              "training on the CPU, where RAM is the limit, off on GPUs")
     training_args: dict = _option({}, "extra SentenceTransformerTrainingArguments (JSON object)")
 
     def __post_init__(self):
@@ -92,6 +96,9 @@ class TrainConfig:
         if self.validates and self.save_steps % self.eval_steps:
             raise ValueError(f"save_steps={self.save_steps} must be a multiple of eval_steps={self.eval_steps}, so "
                              "that the best evaluated step has a checkpoint to return to")
+        if self.gradient_checkpointing not in (None, True, False):
+            raise ValueError(f"gradient_checkpointing={self.gradient_checkpointing!r}: use true, false or none (on for "
+                             "CPU training, off on GPUs)")
         if not isinstance(self.training_args, dict):
             raise ValueError(f"training_args={self.training_args!r}: must be a dict of TrainingArguments fields")
 

@@ -63,13 +63,17 @@ def pairs_fingerprint(pairs) -> str:
 #: config fields added after folders were made: at these values they are left out of the identity, so that a
 #: folder trained before the field existed (with what is now its default) stays resumable
 _LATER_FIELDS = {"val_corpus": "held-out", "optim": "adamw_torch"}
+#: config fields that change how a model is computed, not which model: never part of the identity, so a run may be
+#: resumed with them changed (gradient checkpointing recomputes the same activations with the same dropout masks)
+_HOW_FIELDS = ("gradient_checkpointing",)
 
 
 def run_identity(encoder, pairs, config: TrainConfig, val_pairs=None) -> dict:
     """What a training folder was made with: the config, the base model's weights hash and the data's hash (and
     the validation corpus's, when it has one). Two runs with equal identities train the same model (up to
     non-deterministic kernels)."""
-    cfg = {k: v for k, v in asdict(config).items() if not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
+    cfg = {k: v for k, v in asdict(config).items()
+           if k not in _HOW_FIELDS and not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
     ident = {"config": cfg, "base_model": fingerprint(encoder), "data": pairs_fingerprint(pairs),
              "world_size": world()[1]}
     if val_pairs is not None:

@@ -12,6 +12,8 @@ on batches from :mod:`hbkit.train.sampling`, and writes to ``out_dir``:
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 import os
@@ -249,8 +251,22 @@ def _training_arguments(config: TrainConfig, encoder, ckpt_dir: Path, factory, v
         dataloader_drop_last=True,
         use_cpu=not cuda, ddp_backend=None if cuda or world()[1] == 1 else "gloo",
     )
+    if config.gradient_checkpointing or (config.gradient_checkpointing is None and not cuda):
+        # non-reentrant: gradients flow although the word embeddings are frozen, and dropout's RNG is replayed
+        name = "activation_checkpointing" if "activation_checkpointing" in {
+            f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)} else "gradient_checkpointing"
+        kwargs.update({name: True, f"{name}_kwargs": {"use_reentrant": False}})
     kwargs.update(config.training_args)
     return SentenceTransformerTrainingArguments(**kwargs)
+
+
+def _checkpointing_off(encoder) -> None:
+    """Turn off the gradient checkpointing the training arguments turned on (TrainConfig.gradient_checkpointing)."""
+    from transformers import PreTrainedModel  # heavy: transformers
+
+    for m in encoder.modules():
+        if isinstance(m, PreTrainedModel) and any(getattr(s, "gradient_checkpointing", False) for s in m.modules()):
+            (getattr(m, "activation_checkpointing_disable", None) or m.gradient_checkpointing_disable)()
 
 
 def _loss(encoder, config: TrainConfig):
@@ -437,6 +453,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     else:  # killed after its last checkpoint, before the model's save: that checkpoint is the trained model
         _load_final_checkpoint(trainer, resume_from, args, out_dir / "checkpoints")
         runtime = None
+    _checkpointing_off(encoder)   # the caller's encoder leaves as it came (the saved model never recomputes)
     if world()[1] > 1:  # what this rank actually collated, for checking that ranks agree
         atomic_write_json(out_dir / f"batches_seen.rank{rank}.json", trainer.data_collator.seen)
     if not trainer.is_world_process_zero():
