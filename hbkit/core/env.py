@@ -111,7 +111,7 @@ def release_freed_memory() -> None:
     """Give the memory freed since the last call back to the system (glibc's ``malloc_trim``; nothing elsewhere).
     glibc keeps freed blocks in its heaps for reuse: after one cpu-profile model was trained, 3.5 GB of freed
     activations stayed resident with no object alive (``benchmarks/bench_compare.py``), so each stage of the main job
-    calls this when it ends."""
+    calls this when it starts (:func:`hbkit.experiment.stages.timed`)."""
     global _LIBC
     if _LIBC is None:
         import ctypes

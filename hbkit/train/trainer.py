@@ -12,13 +12,11 @@ on batches from :mod:`hbkit.train.sampling`, and writes to ``out_dir``:
 """
 from __future__ import annotations
 
-import dataclasses
-
 import json
 import logging
 import os
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -254,7 +252,7 @@ def _training_arguments(config: TrainConfig, encoder, ckpt_dir: Path, factory, v
     if config.gradient_checkpointing or (config.gradient_checkpointing is None and not cuda):
         # non-reentrant: gradients flow although the word embeddings are frozen, and dropout's RNG is replayed
         name = "activation_checkpointing" if "activation_checkpointing" in {
-            f.name for f in dataclasses.fields(SentenceTransformerTrainingArguments)} else "gradient_checkpointing"
+            f.name for f in fields(SentenceTransformerTrainingArguments)} else "gradient_checkpointing"
         kwargs.update({name: True, f"{name}_kwargs": {"use_reentrant": False}})
     kwargs.update(config.training_args)
     return SentenceTransformerTrainingArguments(**kwargs)
