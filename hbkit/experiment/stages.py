@@ -405,5 +405,5 @@ def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None,
             n = len(plan(cfg)) - int(t.get("reused_results", 0)) // max(1, len(benchmark_names(cfg)))
         spent = sum(t.get(k, 0.0) for k in ("train", "encode", "score", "align"))
         if n and n > 0 and spent > 0:
-            return round(spent / n / 60, 1), str(folder)
+            return round(spent / n / 60, 3), str(folder)   # 3 places: a ci-profile model takes seconds
     return None, None
