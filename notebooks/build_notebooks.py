@@ -101,12 +101,14 @@ write("03_training_strategies.ipynb", [
     ("code", "e = res['effects']\ne[(e.metric == 'map') & (e.family == 'claims')][['contrast', 'benchmark', 'setting', 'diff', 'low', "
              "'high', 'df', 'p_adj', 'mde', 'seed_share', 'seeds_agree']].round(4)"),
     ("md", "Verdicts on the paper's claims (C1-C5, and A1: hybrid improves alignment). With one training seed there is no "
-           "verdict about strategies at all (`too few seeds`):"),
+           "verdict about strategies at all, and with two the test's level is not kept: below 3 seeds a verdict reads "
+           "`too few seeds`:"),
     ("code", "res['verdicts'][['claim', 'benchmark', 'verdict', 'evidence']]"),
     ("md", "Power plan: how many training seeds (at this run's answer clusters) would detect a difference of 0.01 mAP, and "
-           "the paper's own effect for the nearest encoder, with 80% power:"),
+           "the paper's own effect for the nearest encoder, with 80% power: at the estimated seed variance, and (`_upper`) at its "
+           "upper 95% bound, the count to plan with:"),
     ("code", "res['power'][['contrast', 'benchmark', 'setting', 'metric', 'n_seeds', 'mde', 'power_at_target', "
-             "'seeds_for_target', 'paper_diff', 'seeds_for_paper']]"),
+             "'seeds_for_target', 'seeds_for_target_upper', 'paper_diff', 'seeds_for_paper', 'seeds_for_paper_upper']]"),
 ])
 
 write("04_alignment.ipynb", [

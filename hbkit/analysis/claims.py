@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 
 from hbkit.analysis.blocks import SETTING_ORDER
-from hbkit.analysis.crossed import expected_se_df, power_of, seeds_needed
+from scipy import stats as sps
+
+from hbkit.analysis.crossed import MIN_SEEDS, expected_se_df, power_of, seed_variance_upper, seeds_needed
 from hbkit.analysis.stats import non_parallel
 from hbkit.data.registry import is_corpus_benchmark
 
@@ -40,6 +42,24 @@ VERDICT_COLUMNS = ["claim", "benchmark", "verdict", "statement", "evidence", "di
 
 
 TOO_FEW = "too few seeds"
+
+
+def _too_few_txt(n: float) -> str:
+    """Why no strategy verdict is given with ``n`` training seeds per strategy (fewer than :data:`MIN_SEEDS`)."""
+    if not np.isfinite(n) or n < 2:
+        return ("one training seed per strategy: these numbers describe these trained models only, and no test about "
+                "strategies exists without seed-to-seed variation. Train at least 3 seeds (--seeds 0,1,2); the power "
+                "plan (power.csv) then says how many a verdict needs")
+    return (f"{int(n)} training seeds per strategy: the strategy-level test rejects a true null up to 13% of the time "
+            f"at 5% with 2 seeds when seeds vary (simulated), so a verdict needs at least {MIN_SEEDS} (--seeds 0,1,2); "
+            "the power plan (power.csv) says how many")
+
+
+def _few_seeds(comps) -> float | None:
+    """The seeds per strategy when every comparison has fewer than :data:`MIN_SEEDS`, else None."""
+    n = [c.get("n_seeds", np.nan) for c in comps]
+    n = [x if np.isfinite(x) else 1 for x in n]
+    return max(n) if comps and max(n) < MIN_SEEDS else None
 
 
 def _index(eff: pd.DataFrame) -> dict:
@@ -85,12 +105,11 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
     have = [(c, s) for c, s, _ in comps if c is not None]
     miss = [d for c, _, d in comps if c is None]
     diffs = "; ".join(_txt(c, False) for c, _ in have)
-    p = max((c["p_adj"] for c, _ in have), default=np.nan)
+    p = max((c["p_adj"] for c, _ in have), default=np.nan)   # the deciding p of supported and inconclusive
     mde = max((c["mde"] for c, _ in have), default=np.nan)
-    if have and all(not np.isfinite(c["p_adj"]) and c.get("n_seeds", 2) < 2 for c, _ in have):
-        return TOO_FEW, ("one training seed per strategy: these numbers describe these trained models only, and "
-                         "no test about strategies exists without seed-to-seed variation. Train at least 3 seeds "
-                         "(--seeds 0,1,2); the power plan (power.csv) then says how many a verdict needs"), diffs, p, mde
+    few = _few_seeds([c for c, _ in have])
+    if few is not None:
+        return TOO_FEW, _too_few_txt(few), diffs, p, mde
     sig = [bool(np.isfinite(c["p_adj"]) and c["p_adj"] < level) for c, _ in have]
     wrong = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == -s]
     right = [(c, s) for (c, s), k in zip(have, sig) if k and np.sign(c["diff"]) == s]
@@ -98,7 +117,8 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
     want = lambda s: "> 0" if s > 0 else "< 0"  # noqa: E731
     if wrong:
         ev = "; ".join(f"{_txt(c)}: significant against the claim (it needs {want(s)})" for c, s in wrong)
-        return "contradicted", ev, diffs, p, mde
+        ev += "".join(f"; {_txt(c)}: significant as claimed" for c, _ in right)
+        return "contradicted", ev, diffs, min(c["p_adj"] for c, _ in wrong), mde   # the p that decides it
     if miss:
         return "inconclusive", "missing: " + "; ".join(miss), diffs, p, mde
     if not weak:
@@ -108,25 +128,62 @@ def _directional(comps: list[tuple[dict | None, int, str]], level: float) -> tup
     return "inconclusive", ev, diffs, p, mde
 
 
-def _combine(claim: str, statement: str, per_bench: list[dict], not_applicable: list[str]) -> dict:
+def _by_verdict(per_bench: list[dict]) -> str:
+    """Every benchmark under its verdict, contradicted first: ``contradicted on a; supported on b; ...``."""
+    order = ("contradicted", "supported", "inconclusive", TOO_FEW)
+    return "; ".join(f"{v} on " + ", ".join(r["benchmark"] for r in per_bench if r["verdict"] == v)
+                     for v in order if any(r["verdict"] == v for r in per_bench))
+
+
+def _combine(claim: str, statement: str, per_bench: list[dict], not_applicable: list[str],
+             verdict: str | None = None, ev: str | None = None, p: float | None = None) -> dict:
+    """The ``all`` row of a claim: supported only if supported on every benchmark, contradicted if contradicted on
+    any (``p_adj``: the smallest deciding p of those), else inconclusive; the evidence names every benchmark
+    under its verdict, and the comparisons significant as claimed where the claim is contradicted. ``verdict``,
+    ``ev`` and ``p`` override that rule (C5 decides its ``all`` row over the pooled comparisons)."""
     v = [r["verdict"] for r in per_bench]
-    if not per_bench:
+    deciding = [r["p_adj"] for r in per_bench if r["verdict"] == "contradicted" and pd.notna(r["p_adj"])]
+    if verdict is not None:
+        pass
+    elif not per_bench:
         verdict, ev = "inconclusive", "no benchmark has the effects this claim needs"
     elif all(x == TOO_FEW for x in v):
         verdict, ev = TOO_FEW, per_bench[0]["evidence"]
     elif "contradicted" in v:
-        verdict = "contradicted"
-        ev = "contradicted on " + ", ".join(r["benchmark"] for r in per_bench if r["verdict"] == "contradicted")
+        verdict, ev = "contradicted", _by_verdict(per_bench)
+        backing = [f"{r['benchmark']}: " + "; ".join(x.strip().removesuffix(": significant as claimed")
+                                                     for x in r["evidence"].split("; ") if x.endswith("as claimed"))
+                   for r in per_bench if "significant as claimed" in r["evidence"]]
+        if backing:
+            ev += "; significant as claimed on " + "; ".join(backing)
     elif all(x == "supported" for x in v):
         verdict, ev = "supported", "supported on every benchmark: " + ", ".join(r["benchmark"] for r in per_bench)
     else:
-        verdict = "inconclusive"
-        ev = "; ".join(f"{r['verdict']} on {r['benchmark']}" for r in per_bench)
+        verdict, ev = "inconclusive", _by_verdict(per_bench)
     if not_applicable:
         ev += "; not applicable: " + "; ".join(not_applicable)
+    if p is None:
+        p = (min(deciding) if verdict == "contradicted" and deciding else
+             max((r["p_adj"] for r in per_bench if pd.notna(r["p_adj"])), default=np.nan))
     return {"claim": claim, "benchmark": "all", "verdict": verdict, "statement": statement, "evidence": ev,
-            "diffs": "", "p_adj": max((r["p_adj"] for r in per_bench if pd.notna(r["p_adj"])), default=np.nan),
-            "mde": max((r["mde"] for r in per_bench if pd.notna(r["mde"])), default=np.nan)}
+            "diffs": "", "p_adj": p, "mde": max((r["mde"] for r in per_bench if pd.notna(r["mde"])), default=np.nan)}
+
+
+def _p_over(c: dict, delta: float) -> float:
+    """One-sided p of ``diff > delta`` for an effect row (t with its df; se = 0: 0 when above, else 1)."""
+    if c["se"] == 0:
+        return 0.0 if c["diff"] > delta else 1.0
+    return float(sps.t.sf((c["diff"] - delta) / c["se"], c["df"]))
+
+
+def _over_delta(comps: list[dict], level: float) -> tuple[list[dict], float]:
+    """The comparisons above delta after Bonferroni over ``comps`` (each with ``p_over``), and the smallest adjusted
+    p (NaN when there are none)."""
+    k = len(comps)
+    ps = [c["p_over"] for c in comps if np.isfinite(c["p_over"])]
+    if not ps:
+        return [], np.nan
+    return [c for c in comps if np.isfinite(c["p_over"]) and c["p_over"] * k < level], min(1.0, min(ps) * k)
 
 
 def _missing_desc(models: set, bench: str, setting: str, metric: str, a: str, b: str) -> str:
@@ -145,15 +202,21 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
     flipped. A comparison is significant when the strategy-level test (module docstring) gives ``p_adj <
     level`` within the ``claims`` family. A directional claim is ``supported`` when every needed comparison is
     significant in the claimed direction, ``contradicted`` when any is significant in the opposite one, else
-    ``inconclusive``; with one training seed it is ``too few seeds`` (no strategy-level test exists). C5: for every setting and each other strategy
-    (xx, xy), ``other - hybrid`` has a 95% upper bound ``< delta`` -> supported; a lower bound ``> delta``
-    anywhere -> contradicted (intervals, not p-values: ``p_adj`` is NaN there). A1: ``hybrid - xx`` and
+    ``inconclusive``; with fewer than :data:`hbkit.analysis.crossed.MIN_SEEDS` (3) training seeds per strategy it
+    is ``too few seeds`` (with one no strategy-level test exists; with two it rejects a true null up to 13% of the
+    time). ``p_adj`` is the deciding one: the smallest of the comparisons against the claim when contradicted,
+    else the largest. C5, equivalence within ``delta``: for every setting and each other strategy (xx, xy),
+    ``other - hybrid`` has a 95% upper bound ``< delta`` -> supported; contradicted when a one-sided test of
+    ``other - hybrid > delta`` rejects after Bonferroni over the benchmark's comparisons (over every benchmark's
+    for the ``all`` row), so that gaps all just inside ``delta`` are called contradicted at most ``level`` of the
+    time (``p_adj``: that adjusted p; NaN otherwise). A1: ``hybrid - xx`` and
     ``hybrid - xy`` improve every alignment measure (:data:`A1_MEASURES`, setting ``alignment``) on parallel
     benchmarks and the multilingual ``acc@1`` on TyDi-QA (not parallel), with the directional rule; corpus
     benchmarks (MIRACL, tydiqa-corpus) are not applicable to A1 and have no mAP for C1-C5.
 
     One row per (claim, benchmark) and an ``all`` row per claim: supported only if supported on every
-    benchmark, contradicted if contradicted on any, else inconclusive; benchmarks without the claim's
+    benchmark, contradicted if contradicted on any (C5: over the pooled comparisons), else inconclusive; its
+    evidence names every benchmark under its verdict; benchmarks without the claim's
     setting (TyDi-QA has no cross setting) are named as not applicable there. Missing strategies or
     effects give ``inconclusive`` with the evidence naming what is missing. Columns
     :data:`VERDICT_COLUMNS`: ``evidence`` (the deciding numbers in a sentence), ``diffs`` (the effects with
@@ -189,8 +252,9 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
                         "diffs": diffs, "p_adj": p, "mde": mde})
         out += per + [_combine(claim, statement, per, na)]
 
-    # C5: equivalence within delta, from the intervals
-    per, na = [], []
+    # C5: equivalence within delta: supported from the intervals, contradicted by one-sided tests adjusted over the
+    # comparisons (Bonferroni), so that gaps all just inside delta are called contradicted at most `level` of the time
+    per, na, pooled = [], [], []
     statement = C5_STATEMENT.replace("delta", f"delta = {delta:g}")
     for bench in benches:
         settings = [s for s in SETTING_ORDER[:3] if (bench, s, "map") in have]
@@ -208,17 +272,20 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
                     comps.append(c)
         diffs = "; ".join(_txt(c, False) for c in comps)
         mde = max((c["mde"] for c in comps), default=np.nan)
-        if comps and not miss and all(not np.isfinite(c["high"]) for c in comps):
+        few = _few_seeds(comps)
+        if comps and not miss and few is not None:
             per.append({"claim": "C5", "benchmark": bench, "verdict": TOO_FEW, "statement": statement,
-                        "evidence": "one training seed per strategy: no interval over seeds, so no equivalence "
-                                    "statement about strategies; train at least 3 seeds", "diffs": diffs,
-                        "p_adj": np.nan, "mde": mde})
+                        "evidence": _too_few_txt(few), "diffs": diffs, "p_adj": np.nan, "mde": mde})
             continue
-        over = [c for c in comps if c["low"] > delta]
+        for c in comps:
+            c["p_over"] = _p_over(c, delta)
+        pooled += [dict(c, name=f"{bench}: {c['name']}") for c in comps]
+        over, p_c5 = _over_delta(comps, level)
         worst = max(comps, key=lambda c: c["high"]) if comps else None
         if over:
             v = "contradicted"
-            ev = "; ".join(f"{_txt(c, False)}: lower bound above delta = {delta:g}" for c in over)
+            ev = "; ".join(f"{_txt(c, False)}: above delta = {delta:g} (one-sided p {c['p_over']:.3g}, x{len(comps)} "
+                           f"comparisons: {min(1.0, c['p_over'] * len(comps)):.3g})" for c in over)
         elif miss:
             v, ev = "inconclusive", "missing: " + "; ".join(miss)
         elif worst["high"] < delta:
@@ -230,8 +297,20 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
             ev = "; ".join(f"{_txt(c, False)}: upper bound not below delta = {delta:g}"
                            for c in comps if c["high"] >= delta)
         per.append({"claim": "C5", "benchmark": bench, "verdict": v, "statement": statement, "evidence": ev,
-                    "diffs": diffs, "p_adj": np.nan, "mde": mde})
-    out += per + [_combine("C5", statement, per, na)]
+                    "diffs": diffs, "p_adj": p_c5 if v == "contradicted" else np.nan, "mde": mde})
+    over, p_all = _over_delta(pooled, level)
+    if over:   # over every benchmark's comparisons at once: the union of per-benchmark calls would inflate it
+        all_row = _combine("C5", statement, per, na, "contradicted", (
+            f"above delta = {delta:g} with the {len(pooled)} comparisons of every benchmark adjusted together: "
+            + "; ".join(f"{_txt(c, False)} (one-sided p {c['p_over']:.3g})" for c in over)
+            + "; per benchmark: " + _by_verdict(per)), p_all)
+    elif any(r["verdict"] == "contradicted" for r in per):
+        all_row = _combine("C5", statement, per, na, "inconclusive", (
+            f"not above delta = {delta:g} once the {len(pooled)} comparisons of every benchmark are adjusted "
+            f"together (smallest adjusted one-sided p {p_all:.3g}); per benchmark: " + _by_verdict(per)), np.nan)
+    else:
+        all_row = _combine("C5", statement, per, na, p=np.nan)
+    out += per + [all_row]
 
     # A1: alignment
     per, na = [], []
@@ -270,8 +349,9 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
 # power planning: how many training seeds a verdict needs
 # --------------------------------------------------------------------------------------------------
 POWER_COLUMNS = ["contrast", "benchmark", "setting", "metric", "n_seeds", "n_groups", "diff", "se", "df", "mde",
-                 "seed_share", "target", "power_at_target", "seeds_for_target", "paper_encoder", "paper_diff",
-                 "seeds_for_paper", "note"]
+                 "seed_share", "s2_seed_upper", "target", "power_at_target", "seeds_for_target",
+                 "seeds_for_target_upper", "paper_encoder", "paper_diff", "seeds_for_paper", "seeds_for_paper_upper",
+                 "note"]
 
 
 def nearest_paper_encoder(model: str | None) -> str:
@@ -298,8 +378,11 @@ def power_plan(effects_df: pd.DataFrame, paper: pd.DataFrame | None = None, mode
     and the seeds that would detect the paper's own effect for the nearest encoder (:func:`nearest_paper_encoder`;
     ``paper``: :func:`hbkit.analysis.reference.effects_view`, columns ``encoder, contrast, benchmark, our_benchmark,
     setting, metric, paper_diff``). From the variance components of the strategy-level test, at the expected
-    mean squares (:func:`hbkit.analysis.crossed.seeds_needed`). Rows with one seed have no seed variance to plan with:
-    ``note`` says so.
+    mean squares (:func:`hbkit.analysis.crossed.seeds_needed`, from 3 seeds). Each count comes as a range: at the
+    estimated seed variance (``seeds_for_target``, ``seeds_for_paper``) and at its upper 95% bound
+    ``s2_seed_upper`` (``*_upper``; :func:`hbkit.analysis.crossed.seed_variance_upper`), the count to plan with
+    when the run must not come out underpowered. Rows with one seed have no seed variance to plan with: ``note``
+    says so.
 
     Example:
         >>> plan = power_plan(effects, reference.effects_view(effects, ref), model="intfloat/multilingual-e5-small")  # doctest: +SKIP
@@ -320,21 +403,24 @@ def power_plan(effects_df: pd.DataFrame, paper: pd.DataFrame | None = None, mode
         pd_ = pe.get((r.benchmark, r.setting, r.metric, r.a, r.b), np.nan)
         row = {"contrast": r.contrast, "benchmark": r.benchmark, "setting": r.setting, "metric": r.metric,
                "n_seeds": S, "n_groups": G, "diff": r.diff, "se": r.se, "df": r.df, "mde": r.mde,
-               "seed_share": r.seed_share, "target": target if r.metric != "rank_distance" else np.nan,
-               "power_at_target": np.nan, "seeds_for_target": "", "paper_encoder": enc, "paper_diff": pd_,
-               "seeds_for_paper": "", "note": ""}
+               "seed_share": r.seed_share, "s2_seed_upper": np.nan,
+               "target": target if r.metric != "rank_distance" else np.nan, "power_at_target": np.nan,
+               "seeds_for_target": "", "seeds_for_target_upper": "", "paper_encoder": enc, "paper_diff": pd_,
+               "seeds_for_paper": "", "seeds_for_paper_upper": "", "note": ""}
         if not np.isfinite(comps).all():
             row["note"] = "one seed: no seed-to-seed variance measured, so no plan; train 3 or more seeds"
             rows.append(row)
             continue
+        upper = (seed_variance_upper(r.s2_seed, r.s2_resid, S, G), *comps[1:])
+        row["s2_seed_upper"] = upper[0]
+        need = lambda c, effect: _seeds_txt(seeds_needed(*c, G=G, effect=effect, level=level, power=power),  # noqa: E731
+                                            c, G, effect, level, power)
         if r.metric != "rank_distance":   # rank distance is in ranks, not mAP: no common target
             se, df = expected_se_df(*comps, S=S, G=G)
             row["power_at_target"] = float(power_of(target, se, df, level))
-            row["seeds_for_target"] = _seeds_txt(seeds_needed(*comps, G=G, effect=target, level=level, power=power),
-                                                 comps, G, target, level, power)
+            row["seeds_for_target"], row["seeds_for_target_upper"] = need(comps, target), need(upper, target)
         if np.isfinite(pd_):
-            row["seeds_for_paper"] = ("the paper shows no difference" if pd_ == 0 else
-                                      _seeds_txt(seeds_needed(*comps, G=G, effect=abs(pd_), level=level,
-                                                              power=power), comps, G, abs(pd_), level, power))
+            row["seeds_for_paper"], row["seeds_for_paper_upper"] = (
+                ("the paper shows no difference",) * 2 if pd_ == 0 else (need(comps, abs(pd_)), need(upper, abs(pd_))))
         rows.append(row)
     return pd.DataFrame(rows, columns=POWER_COLUMNS)

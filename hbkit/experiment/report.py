@@ -171,7 +171,7 @@ class GridIncomplete(RuntimeError):
 
 def summary_text(res: dict) -> str:
     """What the command line prints after ``compare`` or ``report``: the table, the verdicts, the power plan, and
-    plainly, when there is one training seed, that it shows these trained models only; for a grid other
+    plainly, when there are too few training seeds (under 3), that it shows these trained models only; for a grid other
     processes are still filling, what is missing and who holds it."""
     if res.get("complete") is False:
         return res["message"]
@@ -182,15 +182,17 @@ def summary_text(res: dict) -> str:
     if v is not None and len(v):
         lines += ["", v[["claim", "benchmark", "verdict", "evidence"]].to_string(index=False, max_colwidth=160)]
     if v is not None and len(v) and (v.verdict == "too few seeds").all():
-        lines += ["", "ONE TRAINING SEED: these numbers describe these trained models only. No verdict about "
-                      "strategies is possible without seed-to-seed variation; rerun with --seeds 0,1,2 (or more) into the "
-                      "same folder: it trains only the new seeds, then power.csv says how many a verdict needs."]
+        lines += ["", "TOO FEW TRAINING SEEDS: these numbers describe these trained models only. No verdict about "
+                      "strategies is given below 3 seeds per strategy (with one there is no seed-to-seed variation, with "
+                      "two the test's level is not kept); rerun with --seeds 0,1,2 (or more) into the same folder: it "
+                      "trains only the new seeds, then power.csv says how many a verdict needs."]
     p = res.get("power")
     if p is not None and len(p):
         cols = ["contrast", "benchmark", "setting", "metric", "n_seeds", "mde", "power_at_target", "seeds_for_target",
-                "paper_diff", "seeds_for_paper", "note"]
+                "seeds_for_target_upper", "paper_diff", "seeds_for_paper", "seeds_for_paper_upper", "note"]
         with pd.option_context("display.width", 250, "display.max_columns", 20):
-            lines += ["", "Power plan (seeds needed at this run's clusters; power.csv):",
+            lines += ["", "Power plan (seeds needed at this run's clusters, at the estimated seed variance and at its "
+                                "upper 95% bound; power.csv):",
                       p[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}")]
     lines += ["", f"written to {res['out']}/ (report.html, table.md, results.csv, effects.csv, verdicts.csv, power.csv)"]
     return "\n".join(lines)

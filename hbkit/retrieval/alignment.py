@@ -18,38 +18,51 @@ import torch
 GROUP_METRICS = ("cos_gap", "translation_p@1", "lang_knn_purity")
 
 
-def alignment(E: np.ndarray, langs: Sequence[str], groups: Sequence[str], name: str = "",
-              uniform_sample: int = 4000, seed: int = 0) -> pd.DataFrame:
-    """Alignment measures of normalised embeddings ``E`` of parallel texts (``groups`` shared by translations).
-
-    Per ordered language pair (X, Y): ``cos_parallel`` (mean cosine of same-group pairs), ``cos_nonparallel``
-    (mean cosine of different-group pairs), ``cos_gap``, ``align`` (Wang & Isola: E||f(x)-f(y)||² over
-    parallel pairs), ``translation_p@1`` (for each text in X with a translation in Y, is that translation
-    its nearest neighbour among all texts in Y). Overall: ``uniform`` (log E exp(-2||f(x)-f(y)||²) over a
-    seeded sample of pairs) and ``lang_knn_purity`` / ``lang_knn_expected`` (k=10). Tidy rows
-    ``benchmark, qlang, dlang, metric, value, n`` (macro over pairs as ``all``/``all``).
-    """
-    E = np.asarray(E, dtype=np.float32)
-    langs = np.asarray(langs)
-    groups = np.asarray(groups)
-    rows = []
+def _pair_terms(E: np.ndarray, langs: np.ndarray, gidx: np.ndarray):
+    """The one computation behind :func:`alignment` and :func:`alignment_per_group`, in float64: for each ordered
+    language pair (X, Y), the texts of X whose group has a text in Y, as ``(x, y, rows, par, other, hit)``:
+    ``rows`` their indices in ``E``, ``par`` the cosine to their translation in Y, ``other`` the mean cosine to
+    the texts of Y that are not their translation (NaN when Y holds no other text), ``hit`` whether the
+    translation is the nearest text of Y (``argmax``: on exact ties the first text of Y in input order wins)."""
     by_lang = {l: np.flatnonzero(langs == l) for l in sorted(set(langs))}
     for x, ix in by_lang.items():
         for y, iy in by_lang.items():
             if x == y:
                 continue
-            gy = {g: j for j, g in enumerate(groups[iy])}
-            pairs = [(a, gy[g]) for a, g in enumerate(groups[ix]) if g in gy]
-            if not pairs:
+            pos = {g: j for j, g in enumerate(gidx[iy])}
+            a = np.array([i for i, g in enumerate(gidx[ix]) if g in pos], dtype=int)
+            if not len(a):
                 continue
-            a, b = map(np.array, zip(*pairs))
-            S = E[ix] @ E[iy].T
-            par = S[a, b]
-            total, cnt = S.sum(), S.size
-            nonpar = (total - par.sum()) / max(cnt - len(par), 1)
-            p1 = (S[a].argmax(1) == b).mean()
-            for m, v in (("cos_parallel", par.mean()), ("cos_nonparallel", nonpar), ("cos_gap", par.mean() - nonpar),
-                         ("align", np.mean(2 - 2 * par)), ("translation_p@1", p1)):
+            b = np.array([pos[g] for g in gidx[ix][a]], dtype=int)
+            S = E[ix[a]].astype(np.float64) @ E[iy].T.astype(np.float64)          # (pairs, |Y|)
+            par = S[np.arange(len(a)), b]
+            other = (S.sum(1) - par) / (len(iy) - 1) if len(iy) > 1 else np.full(len(a), np.nan)
+            yield x, y, ix[a], par, other, (S.argmax(1) == b).astype(float)
+
+
+def alignment(E: np.ndarray, langs: Sequence[str], groups: Sequence[str], name: str = "",
+              uniform_sample: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """Alignment measures of normalised embeddings ``E`` of parallel texts (``groups`` shared by translations).
+
+    Per ordered language pair (X, Y), over the texts of X with a translation in Y: ``cos_parallel`` (mean
+    cosine to the translation), ``cos_nonparallel`` (mean over those texts of their mean cosine to the other
+    texts of Y), ``cos_gap`` (their difference), ``align`` (Wang & Isola: E||f(x)-f(y)||² over parallel pairs),
+    ``translation_p@1`` (is the translation the nearest neighbour among all texts in Y). The same per-text
+    terms as :func:`alignment_per_group` (:func:`_pair_terms`), so the report and the verdicts read one
+    computation: with every group in every language the macro over groups there equals the ``all`` row here.
+    Overall: ``uniform`` (log E exp(-2||f(x)-f(y)||²) over a seeded sample of pairs) and ``lang_knn_purity`` /
+    ``lang_knn_expected`` (k=10). Tidy rows ``benchmark, qlang, dlang, metric, value, n`` (macro over pairs as
+    ``all``/``all``).
+    """
+    E = np.asarray(E, dtype=np.float32)
+    langs = np.asarray(langs).astype(str)
+    _, gidx = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    rows = []
+    for x, y, _, par, other, hit in _pair_terms(E, langs, gidx):
+        vals = [("cos_parallel", par.mean()), ("cos_nonparallel", other.mean()), ("cos_gap", (par - other).mean()),
+                ("align", np.mean(2 - 2 * par)), ("translation_p@1", hit.mean())]
+        for m, v in vals:
+            if np.isfinite(v):   # Y holding one text only: no non-parallel cosine, no gap
                 rows.append({"benchmark": name, "qlang": x, "dlang": y, "metric": m, "value": float(v), "n": len(par)})
     df = pd.DataFrame(rows, columns=["benchmark", "qlang", "dlang", "metric", "value", "n"])
     if len(df):
@@ -108,8 +121,8 @@ def alignment_per_group(E: np.ndarray, langs: Sequence[str], groups: Sequence[st
     * ``lang_knn_purity`` = mean over the group's texts of the share of their ``k`` nearest neighbours among
       all texts (itself excluded) in the same language; lower = less language clustering.
 
-    The macro over groups of ``translation_p@1`` equals :func:`alignment`'s pooled value when every group
-    has the same languages. A measure undefined for a group (one language only: no pair) yields no row;
+    Both come from the per-text terms :func:`alignment` reads too (:func:`_pair_terms`): the macro over groups
+    of ``cos_gap`` and ``translation_p@1`` equals its ``all`` row when every group has the same languages. A measure undefined for a group (one language only: no pair) yields no row;
     ``attrs["undefined"]`` counts those (metric -> groups). Raises ``ValueError`` for mismatched lengths
     or a group holding two texts in one language.
     """
@@ -132,26 +145,13 @@ def alignment_per_group(E: np.ndarray, langs: Sequence[str], groups: Sequence[st
     G = len(uniq)
     gap_sum, gap_n = np.zeros(G), np.zeros(G)
     hit_sum, hit_n = np.zeros(G), np.zeros(G)
-    by_lang = {l: np.flatnonzero(langs == l) for l in sorted(set(langs))}
-    for x, ix in by_lang.items():
-        for y, iy in by_lang.items():
-            if x == y:
-                continue
-            pos = {g: j for j, g in enumerate(gidx[iy])}
-            a = np.array([i for i, g in enumerate(gidx[ix]) if g in pos], dtype=int)
-            if not len(a):
-                continue
-            b = np.array([pos[g] for g in gidx[ix][a]], dtype=int)
-            S = E[ix[a]].astype(np.float64) @ E[iy].T.astype(np.float64)          # (pairs, |Y|)
-            par = S[np.arange(len(a)), b]
-            g = gidx[ix[a]]
-            hit = (S.argmax(1) == b).astype(float)
-            np.add.at(hit_sum, g, hit)
-            np.add.at(hit_n, g, 1.0)
-            if len(iy) > 1:
-                gap = par - (S.sum(1) - par) / (len(iy) - 1)
-                np.add.at(gap_sum, g, gap)
-                np.add.at(gap_n, g, 1.0)
+    for _, _, rows, par, other, hit in _pair_terms(E, langs, gidx):
+        g = gidx[rows]
+        np.add.at(hit_sum, g, hit)
+        np.add.at(hit_n, g, 1.0)
+        if np.isfinite(other).all():
+            np.add.at(gap_sum, g, par - other)
+            np.add.at(gap_n, g, 1.0)
     pur = _same_lang_share(E, langs, k).astype(np.float64)
     pur_g = np.bincount(gidx, weights=pur, minlength=G) / np.bincount(gidx, minlength=G)
     parts = []
