@@ -128,6 +128,14 @@ write("04_alignment.ipynb", [
     ("code", "viz.alignment_heatmap(pairs['hybrid'], 'hybrid', 'xquad-r-eval')"),
     ("md", "TyDi-QA: is the gold passage among the k nearest candidates, within the query's language (`mono`) and in the pool of all 9 languages (`multi`)? Mean over seeds with intervals over seeds and questions:"),
     ("code", "pq = run['per_query']\nstats.aggregate(pq[pq.benchmark == 'tydiqa'], metrics=('acc@1', 'acc@10'))[['model', 'setting', 'metric', 'mean', 'low', 'high', 'seeds']]"),
+    ("md", "Language bias as the field measures it now (`hbkit.retrieval.bias`, each checked against its authors' code), in the "
+           "multilingual pool: TLR@10 (share of the relevant passages in *other* languages in the top 10), MRC@10 (rank "
+           "correlation of a question's translations) and PEER@20 (higher is fairer; one constant on these pools, where each "
+           "question has one relevant passage per language, so it is shown, not tested). Mean over seeds with intervals, then "
+           "the strategy effects that decide C4 (with rank distance):"),
+    ("code", "bias = ['rank_distance', 'tlr@10', 'mrc@10', 'peer@20']\na = run['aggregate']\n"
+             "a[(a.setting == 'multi') & a.metric.isin(bias)].pivot_table(index=['benchmark', 'metric'], columns='model', values='mean')"),
+    ("code", "e[(e.family == 'claims') & e.metric.isin(bias)][['contrast', 'benchmark', 'metric', 'better', 'diff', 'low', 'high', 'p_adj']].round(4)"),
 ])
 
 write("05_language_clusters.ipynb", [

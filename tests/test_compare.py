@@ -49,6 +49,13 @@ def test_outputs_exist_and_are_consistent(ci_run):
     clusters = pd.read_csv(out / "clusters.csv")   # the statistics' unit: answer clusters (paragraphs)
     assert set(clusters.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa"}
     assert clusters.groupby("benchmark").group.nunique().to_dict() == {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30}
+    pq = pd.read_parquet(out / "per_query" / "base__xquad-r-eval.parquet")   # the newer bias measures, multi only
+    multi = pq[pq.setting == "multi"]
+    assert multi["tlr@10"].between(0, 1).all() and multi["mrc@10"].between(-1, 1).all() and multi["peer@20"].le(1).all()
+    assert pq[pq.setting != "multi"][["tlr@10", "mrc@10", "peer@20"]].isna().all().all()
+    assert {("multi", "tlr@10"), ("multi", "mrc@10")} <= set(zip(eff[eff.family == "claims"].setting,
+                                                               eff[eff.family == "claims"].metric))
+    assert "peer@20" not in set(eff.metric)   # reported in aggregate.csv, not tested (constant on these pools)
     power = pd.read_csv(out / "power.csv")
     assert len(power) and (power.paper_encoder == "XLM-R").all()
     assert power[power.metric != "rank_distance"].seeds_for_target.notna().all()

@@ -38,7 +38,9 @@ def synth(n_groups=60, langs=("en", "de", "es"), seeds=(0, 1, 2), models=("base"
                     "benchmark": benchmark, "setting": st, "qlang": x, "dlang": y,
                     "query_id": [f"{x}:{g}" for g in range(n_groups)], "group": [f"g{g:03d}" for g in range(n_groups)],
                     "map": difficulty + e + shift + eps,
-                    "rank_distance": (100 + 200 * (difficulty - e + eps)) if st == "multi" else np.nan}))
+                    "rank_distance": (100 + 200 * (difficulty - e + eps)) if st == "multi" else np.nan,
+                    # the newer bias measures (multi only): higher = less bias, moved like mAP
+                    **{b: (difficulty + e + eps) if st == "multi" else np.nan for b in ("tlr@10", "mrc@10")}}))
     return pd.concat(rows, ignore_index=True)
 
 
@@ -49,14 +51,19 @@ def verdict(v, claim, bench="all"):
 @pytest.fixture(scope="module")
 def better():
     pq = synth(effect={("hybrid", "multi"): 0.08})
-    return pq, stats.effects(pq, **FAST)
+    return pq, stats.effects(pq, metrics=("map", "rank_distance", "tlr@10", "mrc@10"), **FAST)
 
 
 def test_hybrid_better_in_multi_supports_c3(better):
     pq, eff = better
     v = claims.verdicts(eff)
     assert verdict(v, "C3").verdict == "supported" and verdict(v, "C3", "t").verdict == "supported"
-    assert verdict(v, "C4").verdict == "supported"  # rank distance lower by 16: lower is better
+    assert verdict(v, "C4").verdict == "supported"  # rank distance lower by 16 (lower is better), TLR and MRC higher
+    for m in ("rank_distance", "tlr@10", "mrc@10"):
+        assert f"hybrid - xx ({m})" in verdict(v, "C4", "t").evidence
+    # without the newer measures (a folder evaluated before them) C4 cannot be supported, and says what is missing
+    old = claims.verdicts(eff[~eff.metric.isin(["tlr@10", "mrc@10"])])
+    assert verdict(old, "C4", "t").verdict == "inconclusive" and "tlr@10" in verdict(old, "C4", "t").evidence
     assert verdict(v, "C1").verdict == "inconclusive" and verdict(v, "C2").verdict == "inconclusive"
     row = eff[(eff.contrast == "hybrid - xx") & (eff.setting == "multi") & (eff.metric == "map")].iloc[0]
     assert row.low < 0.08 < row.high and row.p_adj < 0.01 and row.better == "higher"

@@ -217,9 +217,10 @@ EFFECT_COLUMNS = ["contrast", "a", "b", "family", "benchmark", "setting", "metri
                   "s2_resid", "seed_share", "p_models", "p_method", "n_seeds", "seeds", "n_groups"]
 
 
-#: (setting, metric) pairs that the claims test: C1-C3 (mAP per setting), C4 (multi rank distance), A1
+#: (setting, metric) pairs that the claims test: C1-C3 (mAP per setting), C4 (multi rank distance, TLR@10, MRC@10), A1
 #: (alignment measures; on TyDi-QA, which is not parallel, multilingual acc@1)
 CLAIM_MEASURES = {("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"),
+                  ("multi", "tlr@10"), ("multi", "mrc@10"),
                   ("alignment", "cos_gap"), ("alignment", "translation_p@1"), ("alignment", "lang_knn_purity")}
 
 

@@ -36,6 +36,10 @@ def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
             rd = a[(a.benchmark == bench) & (a.setting == "multi") & (a.metric == "rank_distance")]
             if not rd.empty:
                 row[f"{bench} rank dist"] = f"{rd['mean'].iloc[0]:.0f}"
+            for m in ("tlr@10", "mrc@10"):   # the newer bias measures (hbkit.retrieval.bias), where evaluated
+                b = a[(a.benchmark == bench) & (a.setting == "multi") & (a.metric == m)]
+                if not b.empty and pd.notna(b["mean"].iloc[0]):
+                    row[f"{bench} {m.upper()}"] = f"{b['mean'].iloc[0]:.3f}"
             nd = a[(a.benchmark == bench) & (a.metric == "ndcg@10") & a.benchmark.str.contains("miracl|corpus")]
             if not nd.empty:
                 v = nd.iloc[0]
@@ -112,6 +116,12 @@ def render(out: str | Path, partial: str | None = None) -> dict:
                 ("mAP per benchmark and setting", viz.metric_bars(mean, "map")),
                 ("Language bias: maximum rank distance (lower is better)",
                  viz.metric_bars(mean[mean.setting == "multi"], "rank_distance")),
+                *[(title, viz.metric_bars(mean[mean.setting == "multi"], m)) for m, title in (
+                    ("tlr@10", "Language bias: TLR@10, relevant passages in other languages in the top 10 (higher is better)"),
+                    ("mrc@10", "Language bias: MRC@10, rank correlation of parallel queries (higher is better)"),
+                    ("peer@20", "Language bias: PEER@20 (higher is fairer; one constant on pools with one relevant "
+                                "passage per language, so reported, not tested)"))
+                  if m in set(mean["metric"])],
                 ("Language clusters before and after training", viz.umap_scatter(coords)),
                 ("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
                                                                    .groupby(["model", "benchmark", "metric", "qlang", "dlang"])

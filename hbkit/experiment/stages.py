@@ -60,6 +60,8 @@ from hbkit.experiment.plan import (
 )
 from hbkit.experiment.run_files import record_tables
 from hbkit.retrieval.alignment import alignment_per_group
+from hbkit.retrieval.bias import BIAS_METRICS
+from hbkit.retrieval.bias import DECIDING as BIAS_DECIDING
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.ir_metrics import METRICS as CORPUS_METRICS
 from hbkit.retrieval.pools import evaluate_embeddings
@@ -321,7 +323,7 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     pq = load_per_query(out)
     al = load_per_query(out, "alignment")
     metrics = [m for m in ("map", "recall@1", "recall@10", "recall@100", "acc@1", "acc@5", "acc@10", "mrr@10",
-                           "ndcg@10", "rank_distance", "top10_same_lang") if m in pq.columns]
+                           "ndcg@10", "rank_distance", "top10_same_lang", *BIAS_METRICS) if m in pq.columns]
     keys = ["model", "strategy", "alpha", "seed", "benchmark", "setting", "qlang", "dlang"]
     long = pq.melt(id_vars=keys + ["query_id", "group"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
     cell = long.groupby(keys + ["metric"], dropna=False).agg(value=("value", "mean"), n=("value", "size")).reset_index()
@@ -334,8 +336,11 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     perm = {"n_perm": cfg["permutations"], "seed": cfg["eval_seed"]}
     corpus = pq["benchmark"].map(is_corpus_benchmark).astype(bool)
     pool, cq = pq[~corpus], pq[corpus]
-    agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1"))
-    eff = stats.effects(pool, metrics=("map", "rank_distance"), **perm)
+    # the newer bias measures (folders evaluated before them lack them); PEER is reported, not tested: on these
+    # pools (one relevant passage per language) it is one constant whenever a relevant passage is retrieved
+    bias = [m for m in BIAS_METRICS if m in pool.columns and pool[m].notna().any()]
+    agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1", *bias))
+    eff = stats.effects(pool, metrics=("map", "rank_distance", *[m for m in bias if m in BIAS_DECIDING]), **perm)
     if len(cq):  # corpus benchmarks (MIRACL): the official nDCG@10 and Recall@100
         agg = pd.concat([agg, stats.aggregate(cq, metrics=("ndcg@10", "recall@100"))], ignore_index=True)
         eff = stats.combine_effects(eff, stats.effects(cq, metrics=("ndcg@10",), **perm))

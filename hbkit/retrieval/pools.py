@@ -23,6 +23,9 @@ depend only on the scores, never on the order of the candidates in the pool, and
   candidates. Lower = less language bias.
 * ``top10_same_lang`` — share of the candidates with ``rank <= 10`` that are in the query's language (NaN
   when more than 10 candidates tie at the top).
+* ``tlr@10``, ``mrc@10``, ``peer@20`` — the field's newer language-bias measures (multi only; definitions and
+  their authors' code in :mod:`hbkit.retrieval.bias`): target-languages recall, mean rank correlation of
+  parallel queries, and PEER.
 
 Settings: ``mono`` (queries in X, pool = candidates in X; averaged over X), ``cross`` (queries in X, pool
 in Y != X; averaged over pairs), ``multi`` (queries in X, pool = all languages; averaged over X). A query
@@ -44,6 +47,7 @@ from hbkit.data.benchmarks import RetrievalBenchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import fingerprint
 from hbkit.retrieval.alignment import alignment
+from hbkit.retrieval.bias import BIAS_METRICS, bias_measures
 from hbkit.retrieval.ranking import MULTI_ONLY, RANK_METRICS, rank_metrics
 
 
@@ -101,6 +105,8 @@ def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndar
     c_by_lang = {l: np.asarray(v) for l, v in cdf.groupby("lang").indices.items()}
     rows, per_query = [], []
     cells = list(_cells(benchmark, settings))
+    bias = (bias_measures(Q, C, rel_all, qdf["lang"].to_numpy(), c_lang, qdf["group"].to_numpy(), cdf["id"].to_numpy())
+            if "multi" in settings else {})   # over the multilingual pool (every candidate), all queries at once
     for setting, x, y in tqdm(cells, desc=f"score {benchmark.name}", disable=not progress, leave=False):
         qi = np.asarray(q_by_lang[x])
         pool = np.arange(len(cdf)) if y == "all" else c_by_lang[y]
@@ -114,7 +120,9 @@ def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndar
         rel = [r for r, h in zip(rel, has) if h]
         res = rank_metrics(Q[qi], C[pool], rel, q_lang=qdf["lang"].to_numpy()[qi] if y == "all" else None,
                            c_lang=c_lang[pool] if y == "all" else None)
-        names = list(RANK_METRICS) + ([m for m in MULTI_ONLY if m in res] if setting == "multi" else [])
+        if setting == "multi":
+            res = {**res, **{m: bias[m][qi] for m in BIAS_METRICS}}
+        names = list(RANK_METRICS) + ([m for m in (*MULTI_ONLY, *BIAS_METRICS) if m in res] if setting == "multi" else [])
         pq = pd.DataFrame({"benchmark": benchmark.name, "setting": setting, "qlang": x, "dlang": y,
                            "query_id": qdf["id"].to_numpy()[qi], "group": qdf["group"].to_numpy()[qi],
                            **{m: res[m] for m in names}})
