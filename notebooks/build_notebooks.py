@@ -136,6 +136,11 @@ write("04_alignment.ipynb", [
     ("code", "bias = ['rank_distance', 'tlr@10', 'mrc@10', 'peer@20']\na = run['aggregate']\n"
              "a[(a.setting == 'multi') & a.metric.isin(bias)].pivot_table(index=['benchmark', 'metric'], columns='model', values='mean')"),
     ("code", "e[(e.family == 'claims') & e.metric.isin(bias)][['contrast', 'benchmark', 'metric', 'better', 'diff', 'low', 'high', 'p_adj']].round(4)"),
+    ("md", "Alignment is not retrieval (mOthello, arXiv 2404.12444, found that alignment alone does not give transfer). Across "
+           "every model and seed of the run, how far does each alignment measure move with mAP? Spearman's rho per setting "
+           "with a 95% interval, then the points themselves:"),
+    ("code", "corr = stats.alignment_vs_retrieval(run['results'], al)\ncorr.round(3)"),
+    ("code", "viz.alignment_vs_retrieval_figure(run['results'], al)"),
 ])
 
 write("05_language_clusters.ipynb", [

@@ -575,3 +575,34 @@ def test_the_power_plan_gives_a_range():
     assert row.seeds_for_target == seeds_needed(2.3e-5, 3.1e-4, 2.6e-3, G=145, effect=0.01)
     assert row.seeds_for_target_upper == seeds_needed(up, 3.1e-4, 2.6e-3, G=145, effect=0.01)
     assert row.seeds_for_target_upper > row.seeds_for_target >= 3
+
+
+def test_spearman_interval_covers_the_true_rho():
+    """Bivariate normal samples of 25 points (a run's models and seeds: base + 3 strategies x 8 seeds), true rho
+    0, 0.5, 0.8 (Spearman's (6/pi) asin(rho/2)): the 95% interval covers it 93-97.5% of 2,000 samples."""
+    rng = np.random.default_rng(8)
+    for rho in (0.0, 0.5, 0.8):
+        true = 6 / np.pi * np.arcsin(rho / 2)
+        cov = [[1, rho], [rho, 1]]
+        hits = []
+        for _ in range(2000):
+            x, y = rng.multivariate_normal([0, 0], cov, size=25).T
+            _, lo, hi, _ = stats.spearman_interval(x, y)
+            hits.append(lo <= true <= hi)
+        assert 0.93 <= np.mean(hits) <= 0.975, (rho, np.mean(hits))
+    assert all(np.isnan(stats.spearman_interval([1, 2, 3], [3, 2, 1])))
+
+
+def test_alignment_vs_retrieval_pairs_each_model_and_seed():
+    """One point per (model, seed): mAP per setting against each alignment measure of the same model and seed."""
+    rng = np.random.default_rng(2)
+    units = [("base", np.nan)] + [(m, s) for m in ("xx", "xy", "hybrid") for s in range(3)]
+    gap = {u: rng.uniform(0.1, 0.5) for u in units}
+    res = pd.DataFrame([{"model": m, "seed": s, "benchmark": "t", "setting": st, "qlang": "all", "dlang": "all",
+                         "metric": "map", "value": gap[(m, s)] * (1 if st == "multi" else -1) + 0.001 * i}
+                        for i, (m, s) in enumerate(units) for st in ("mono", "multi")])
+    al = pd.DataFrame([{"model": m, "seed": s, "benchmark": "t", "metric": "cos_gap", "value": gap[(m, s)]}
+                       for m, s in units])
+    c = stats.alignment_vs_retrieval(res, al).set_index("setting")
+    assert c.loc["multi", "n"] == 10 and c.loc["multi", "spearman"] > 0.9 and c.loc["mono", "spearman"] < -0.9
+    assert c.loc["multi", "low"] < c.loc["multi", "spearman"] <= c.loc["multi", "high"] + 1e-6

@@ -282,3 +282,23 @@ def language_bars(view: pd.DataFrame, benchmark: str, setting: str, metric: str,
                       "encoders beside ours", xaxis_title="query language", yaxis_title=metric, height=380,
                       margin=dict(l=50, r=20, t=50, b=40))
     return fig
+
+
+def alignment_vs_retrieval_figure(results: pd.DataFrame, alignment: pd.DataFrame, metric: str = "map"):
+    """One point per model and seed: an alignment measure (rows) against ``metric`` per setting (columns), every
+    benchmark a symbol; the correlations are :func:`hbkit.analysis.stats.alignment_vs_retrieval`'s table."""
+    import plotly.express as px
+
+    r = results[(results["metric"] == metric) & (results["qlang"] == "all") & results["setting"].isin(["mono", "cross", "multi"])]
+    a = alignment.rename(columns={"metric": "alignment_metric", "value": "alignment_value"})
+    both = r.merge(a[["model", "seed", "benchmark", "alignment_metric", "alignment_value"]], on=["model", "seed", "benchmark"])
+    fig = px.scatter(both, x="alignment_value", y="value", color="model", symbol="benchmark", facet_col="setting",
+                     facet_row="alignment_metric", category_orders={"model": STRATEGY_ORDER,
+                                                                     "setting": ["mono", "cross", "multi"]},
+                     hover_data=["seed"])
+    fig.update_xaxes(matches=None, title="")
+    fig.update_yaxes(title=metric)
+    fig.update_layout(title=f"Alignment against {metric}, one point per model and seed (Spearman's rho with 95% "
+                            "intervals: the table beside it)",
+                      height=260 * max(1, both["alignment_metric"].nunique()))
+    return fig

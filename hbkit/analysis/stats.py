@@ -381,3 +381,52 @@ def combine_effects(*frames: pd.DataFrame) -> pd.DataFrame:
 def non_parallel(benchmark: str) -> bool:
     """A pool benchmark whose queries have no translations (TyDi-QA): A1 is measured by multilingual acc@1."""
     return benchmark == "tydiqa"
+
+
+# --------------------------------------------------------------------------------------------------
+# alignment against retrieval
+# --------------------------------------------------------------------------------------------------
+CORRELATION_COLUMNS = ["benchmark", "alignment_metric", "setting", "metric", "n", "spearman", "low", "high", "p"]
+
+
+def spearman_interval(x: np.ndarray, y: np.ndarray, level: float = 0.05) -> tuple[float, float, float, float]:
+    """Spearman's rho of ``x`` and ``y``, its ``1 - level`` interval (Fisher's z, Bonett and Wright's variance
+    ``(1 + rho^2 / 2) / (n - 3)``) and the p of ``rho = 0`` (scipy). NaN for n < 4 or a constant side."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = len(x)
+    if n < 4 or len(np.unique(x)) < 2 or len(np.unique(y)) < 2:
+        return (np.nan,) * 4
+    res = sps.spearmanr(x, y)
+    rho, p = float(res.statistic), float(res.pvalue)
+    half = sps.norm.ppf(1 - level / 2) * np.sqrt((1 + rho ** 2 / 2) / (n - 3))
+    zr = np.arctanh(np.clip(rho, -0.999999, 0.999999))
+    return rho, float(np.tanh(zr - half)), float(np.tanh(zr + half)), p
+
+
+def alignment_vs_retrieval(results: pd.DataFrame, alignment: pd.DataFrame, metric: str = "map",
+                           level: float = 0.05) -> pd.DataFrame:
+    """Does better alignment go with better retrieval? Across every model and seed of a run (one point each: the
+    base model once, each trained model per seed), Spearman's correlation of each alignment measure
+    (``alignment.csv``: ``model, seed, benchmark, metric, value``) with ``metric`` per setting (``results.csv``'s
+    macro rows), per benchmark, with a ``1 - level`` interval: Fisher's z with Bonett and Wright's (2000)
+    variance ``(1 + r^2 / 2) / (n - 3)``, and the p of ``rho = 0`` from scipy's ``spearmanr``. The points
+    share base models and data, so the interval treats them as a sample of training runs (coverage simulated in
+    ``tests/test_stats.py``). Fewer than 4 points give NaN. Columns :data:`CORRELATION_COLUMNS`.
+
+    Alignment is not retrieval (mOthello, arXiv 2404.12444, found alignment alone does not give transfer): the
+    table says how far the two move together in this run, not that one causes the other.
+    """
+    keys = ["model", "seed", "benchmark"]
+    r = results[(results["metric"] == metric) & (results["qlang"] == "all") & (results["dlang"] == "all")]
+    r = r[r["setting"].isin(["mono", "cross", "multi"])]
+    a = alignment[["model", "seed", "benchmark", "metric", "value"]].rename(
+        columns={"metric": "alignment_metric", "value": "alignment_value"})
+    both = r[keys + ["setting", "value"]].merge(a, on=keys, how="inner")
+    rows = []
+    for (bench, am, setting), g in both.groupby(["benchmark", "alignment_metric", "setting"], sort=True):
+        g = g.dropna(subset=["value", "alignment_value"])
+        n = len(g)
+        rho, low, high, p = spearman_interval(g["alignment_value"].to_numpy(), g["value"].to_numpy(), level)
+        rows.append({"benchmark": bench, "alignment_metric": am, "setting": setting, "metric": metric, "n": n,
+                     "spearman": rho, "low": low, "high": high, "p": p})
+    return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)

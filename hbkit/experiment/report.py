@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbkit.analysis import claims, reference
+from hbkit.analysis import claims, reference, stats
 from hbkit.analysis import figures as viz
 from hbkit.core.files import RunLock, atomic_path, atomic_write_text
 from hbkit.core.vocab import STRATEGY_ORDER
@@ -82,7 +82,9 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     # the paper's Tables 3-8, 12-13 (shipped) beside ours; unseen: the languages this run never trained on
     langs = reference.per_language_view(results, train_languages=cfg.get("train_languages"))
     lang_effects = reference.per_language_effects(langs)
+    corr = stats.alignment_vs_retrieval(results, align)   # does alignment move with retrieval across models and seeds?
     for df, name in ((table, "table.csv"), (verdicts, "verdicts.csv"), (absolute, "reference_absolute.csv"),
+                     (corr, "alignment_vs_retrieval.csv"),
                      (ref_eff, "reference_effects.csv"), (power, "power.csv"), (langs, "reference_languages.csv"),
                      (lang_effects, "reference_language_effects.csv")):
         with atomic_path(out / name) as tmp:
@@ -125,7 +127,11 @@ def render(out: str | Path, partial: str | None = None) -> dict:
                 ("Language clusters before and after training", viz.umap_scatter(coords)),
                 ("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
                                                                    .groupby(["model", "benchmark", "metric", "qlang", "dlang"])
-                                                                   ["value"].mean().reset_index()))]
+                                                                   ["value"].mean().reset_index())),
+                ("Alignment against retrieval: one point per model and seed (alignment is not retrieval; mOthello, "
+                 "arXiv 2404.12444)", viz.alignment_vs_retrieval_figure(results, align)),
+                ("Spearman's rho of each alignment measure with mAP across models and seeds, 95% interval (Fisher z, "
+                 "Bonett-Wright variance)", corr, "alignment_vs_retrieval.csv")]
     first_seed = results[results.seed == results.seed.min()] if results.seed.notna().any() else results
     base_rows = results[results.model == "base"]
     for name in dict.fromkeys(results["model"]):
