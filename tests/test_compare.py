@@ -74,14 +74,15 @@ def test_report_shows_seeds_effects_verdicts_and_published_numbers(ci_run):
     assert html.startswith("<!doctype html>") and html.count("plotly-graph-div") >= 5
     assert "Plotly.newPlot" in html and 'src="https://cdn.plot.ly' not in html  # plotly.js inlined
     for text in ("training seeds 0,1", "Verdicts", "Effects", "against α", "Published numbers", "Published effects",
-                 "arXiv 2408.10536", "Zero-shot separation", "tydiqa-corpus-sw nDCG@10"):
+                 "arXiv 2408.10536", "Zero-shot separation", "tydiqa-corpus-sw nDCG@10", "Alignment against retrieval",
+                 "Language bias: TLR@10", "Language bias: MRC@10", "xquad-r-eval TLR@10"):
         assert text in html, text
 
 
 def test_report_re_renders_byte_for_byte(ci_run):
     out = ci_run["out"]
     names = ("table.md", "table.csv", "verdicts.csv", "reference_absolute.csv", "reference_effects.csv", "power.csv",
-             "reference_languages.csv", "reference_language_effects.csv",
+             "reference_languages.csv", "reference_language_effects.csv", "alignment_vs_retrieval.csv",
              "report.html")
     before = {n: (out / n).read_bytes() for n in names}
     for n in names:
