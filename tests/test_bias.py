@@ -84,3 +84,18 @@ def test_bias_measures_chunks_and_groups_equal_the_direct_calls():
     np.testing.assert_allclose(got["tlr@10"], tlr_at_k(S, rel, q_lang, c_lang, 10), equal_nan=True)
     np.testing.assert_allclose(got["peer@20"], peer_at_k(S, rel, c_lang, 20, cids), equal_nan=True)
     np.testing.assert_allclose(got["mrc@10"], mrc_at_k(S, groups, q_lang, 10), equal_nan=True, atol=1e-6)
+
+
+def test_mrc_leaves_out_a_constant_side_without_a_warning():
+    """A query whose scores are all equal over the union (a collapsed encoder): its pairs are left out, silently,
+    and a pair that is defined still counts."""
+    import warnings
+    S = np.array([[1.0, 1.0, 1.0, 1.0],      # q0 (en, g) constant
+                  [0.9, 0.5, 0.1, 0.3],      # q1 (de, g)
+                  [0.8, 0.6, 0.2, 0.1]])     # q2 (es, g)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = mrc_at_k(S, np.array(["g"] * 3), np.array(["en", "de", "es"]), k=2)
+    assert np.isnan(m[0])
+    rho = sps.spearmanr(S[1, [0, 1]], S[2, [0, 1]]).statistic
+    assert m[1] == pytest.approx(rho) and m[2] == pytest.approx(rho)

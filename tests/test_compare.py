@@ -33,7 +33,9 @@ def test_outputs_exist_and_are_consistent(ci_run):
     macro = r[(r.qlang == "all") & (r.metric == "map")]
     assert len(macro) == (1 + 3 * 2) * (3 + 3 + 2)  # (base + 3 strategies x 2 seeds) x settings (tydiqa: no cross)
     assert set(r[r.model != "base"].seed) == {0, 1} and r[r.model == "base"].seed.isna().all()
-    assert r[~r.metric.isin(["rank_distance"])].value.between(0, 1).all()
+    assert r[~r.metric.isin(["rank_distance", "mrc@10"])].value.between(0, 1).all()
+    assert r[r.metric == "mrc@10"].value.between(-1, 1).all()   # a rank correlation
+    assert {"tlr@10", "mrc@10", "peer@20"} <= set(r.metric)
     table = pd.read_csv(out / "table.csv")
     assert list(table.model) == ["base", "xx", "xy", "hybrid"] and table.seeds.astype(str).iloc[1] == "0,1"
     eff = pd.read_csv(out / "effects.csv")

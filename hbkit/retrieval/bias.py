@@ -77,8 +77,8 @@ def mrc_at_k(S: np.ndarray, groups: np.ndarray, q_lang: np.ndarray, k: int = 10)
                 if b == a or q_lang[b] == q_lang[a]:
                     continue
                 union = sorted(top[a] | top[b])
-                if len(union) < 2:
-                    continue
+                if len(union) < 2 or np.ptp(S[a, union]) == 0 or np.ptp(S[b, union]) == 0:
+                    continue   # a constant side: Spearman's rho is undefined (MIMO leaves the pair out)
                 r = sps.spearmanr(S[a, union], S[b, union]).statistic
                 if np.isfinite(r):
                     corr.append(r)
