@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from hbkit.experiment.compare import compare
-from hbkit.experiment.plan import plan
+from hbkit.experiment.plan import fixed_run, plan
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,11 @@ def test_outputs_exist_and_are_consistent(ci_run):
               "reference_effects.csv", "reference_languages.csv", "reference_language_effects.csv", "config.json"):
         assert (out / f).is_file(), f
     r = pd.read_csv(out / "results.csv")
-    assert set(r.model) == {"base", "xx", "xy", "hybrid"}
+    plain = ["base", "xx", "xy", "hybrid"]
+    fixed = [f"{m}+{f}" for m in plain for f in ("shift", "center")]   # the training-free fixes of every model
+    assert set(r.model) == set(plain + fixed)
+    assert set(r[r.model.isin(fixed)].benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa"}   # pool benchmarks only
+    r = r[r.model.isin(plain)]
     assert set(r.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa", "tydiqa-corpus-sw"}
     corpus = r[r.benchmark == "tydiqa-corpus-sw"]  # TyDi-QA as a MIRACL-style corpus, through faiss
     assert {"ndcg@10", "recall@100"} <= set(corpus.metric) and set(corpus.setting) == {"mono"}
@@ -37,16 +41,17 @@ def test_outputs_exist_and_are_consistent(ci_run):
     assert r[r.metric == "mrc@10"].value.between(-1, 1).all()   # a rank correlation
     assert {"tlr@10", "mrc@10", "peer@20"} <= set(r.metric)
     table = pd.read_csv(out / "table.csv")
-    assert list(table.model) == ["base", "xx", "xy", "hybrid"] and table.seeds.astype(str).iloc[1] == "0,1"
+    assert list(table.model) == plain + [f"{m}+{f}" for m in plain for f in ("shift", "center")]
+    assert table.seeds.astype(str).iloc[1] == "0,1" and table.seeds.astype(str).iloc[4] == "-1"   # base+shift: once
     eff = pd.read_csv(out / "effects.csv")
     assert {"hybrid - xx", "hybrid - xy", "xy - xx"} <= set(eff.contrast) and eff.p.between(0, 1).all()
     assert (eff.low <= eff.high).all() and eff.p_adj.ge(eff.p - 1e-12).all()
     v = pd.read_csv(out / "verdicts.csv")
-    assert {"C1", "C2", "C3", "C4", "C5", "A1"} <= set(v.claim)
+    assert {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "A1"} <= set(v.claim)
     # 2 seeds (the ci profile): no strategy verdict, since the test's level is not kept below 3 (test_crossed.py)
     assert set(v.verdict) <= {"too few seeds", "inconclusive"} and "too few seeds" in set(v.verdict)
     assert v[v.verdict == "too few seeds"].evidence.str.contains("2 training seeds per strategy").all()
-    assert set(eff.family) == {"claims", "strategies", "base"} and eff.df.gt(0).all() and eff.mde.ge(0).all()
+    assert set(eff.family) == {"claims", "strategies", "base", "fixes"} and eff.df.gt(0).all() and eff.mde.ge(0).all()
     assert eff.seeds_agree.str.fullmatch(r"[012]/2").all() and (eff.n_groups > 0).all()
     clusters = pd.read_csv(out / "clusters.csv")   # the statistics' unit: answer clusters (paragraphs)
     assert set(clusters.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa"}
@@ -68,7 +73,9 @@ def test_same_queries_for_every_seed(ci_run):
     from hbkit.experiment.stages import load_per_query
     pq = load_per_query(ci_run["out"])
     ids = pq.groupby(["model", "seed"], dropna=False).apply(lambda d: frozenset(zip(d.benchmark, d.query_id)))
-    assert len(set(ids)) == 1
+    fixed = ids.index.get_level_values("model").str.contains("+", regex=False)
+    assert len(set(ids[~fixed])) == 1 and len(set(ids[fixed])) == 1       # a fix: the same, on the pool benchmarks
+    assert set(ids[fixed].iloc[0]) == {(b, q) for b, q in ids[~fixed].iloc[0] if b != "tydiqa-corpus-sw"}
 
 
 def test_report_shows_seeds_effects_verdicts_and_published_numbers(ci_run):
@@ -174,7 +181,8 @@ def test_extra_alpha_trains_only_the_new_runs(ci_run, data_dir):
     again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1], alphas=[0.25])
     assert again["timings"]["reused_results"] == 7 * 4
     r = again["results"]
-    assert set(r.model) == {"base", "xx", "xy", "hybrid", "hybrid-a0.25"}
+    assert set(r.model[~r.model.str.contains("+", regex=False)]) == {"base", "xx", "xy", "hybrid", "hybrid-a0.25"}
+    assert {"hybrid-a0.25+shift", "hybrid-a0.25+center"} <= set(r.model)
     log = json.loads((out / "models" / "hybrid-a0.25-s1" / "model" / "hbkit_training.json").read_text())
     assert log["config"]["strategy"] == "hybrid" and log["config"]["alpha"] == 0.25 and log["config"]["seed"] == 1
 
@@ -229,6 +237,7 @@ def test_results_without_weights_are_reused_and_new_seeds_add_to_them(ci_run, da
     cfg = json.loads((dst / "config.json").read_text())   # earlier tests may have added a benchmark or an α
     same = {"seeds": [0, 1], "alphas": cfg["alphas"], "corpus_benchmarks": cfg["corpus_benchmarks"]}
     ids = {r.id for r in plan({**cfg, **same})}
+    ids |= {fixed_run(r, f).id for r in plan({**cfg, **same}) for f in cfg["fixes"]}
     for f in [*(dst / "per_query").glob("*"), *(dst / "alignment").glob("*")]:
         if f.name.split("__")[0] not in ids:   # an earlier test's extra-α run, outside this plan
             f.unlink()

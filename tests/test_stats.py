@@ -27,14 +27,15 @@ def synth(n_groups=60, langs=("en", "de", "es"), seeds=(0, 1, 2), models=("base"
     shared = {c: rng.normal(0, noise, n_groups) for c in cells}
     rows = []
     for m in models:
-        for s in (seeds if m != "base" else [np.nan]):
-            shift = seed_shift.get(m, 0) * rng.normal() if m != "base" else 0.0
+        untrained = m.split("+")[0] == "base"          # the base model and its fixes: evaluated once
+        for s in (seeds if not untrained else [np.nan]):
+            shift = seed_shift.get(m, 0) * rng.normal() if not untrained else 0.0
             for c in cells:
                 st, x, y = c
                 e = effect.get((m, st), 0.0)
                 eps = shared[c] if identical else rng.normal(0, noise, n_groups)
                 rows.append(pd.DataFrame({
-                    "model": m, "strategy": None if m == "base" else m.split("-")[0], "alpha": 0.5, "seed": s,
+                    "model": m, "strategy": None if untrained else m.split("-")[0].split("+")[0], "alpha": 0.5, "seed": s,
                     "benchmark": benchmark, "setting": st, "qlang": x, "dlang": y,
                     "query_id": [f"{x}:{g}" for g in range(n_groups)], "group": [f"g{g:03d}" for g in range(n_groups)],
                     "map": difficulty + e + shift + eps,
@@ -71,7 +72,8 @@ def test_hybrid_better_in_multi_supports_c3(better):
     assert "hybrid - xx = +0.0" in verdict(v, "C3", "t").evidence
     # the default contrasts: three between strategies, each model against base
     assert set(eff.contrast) == {"hybrid - xx", "hybrid - xy", "xy - xx", "xx - base", "xy - base", "hybrid - base"}
-    assert set(v.claim) == {"C1", "C2", "C3", "C4", "C5", "A1"}
+    assert set(v.claim) == {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "A1"}
+    assert verdict(v, "C6").verdict == "inconclusive" and "no results for base+shift" in verdict(v, "C6", "t").evidence
 
 
 def test_the_models_fixed_test_can_reject_while_the_strategy_test_does_not():
@@ -280,7 +282,7 @@ def test_base_is_one_constant_across_training_seeds():
                           metrics=("map",), n_perm=100)
     pd.testing.assert_frame_equal(eff, again)
     two = pd.concat([base.assign(seed=0), base.assign(seed=1), xx])
-    with pytest.raises(ValueError, match="base model appears with seeds"):
+    with pytest.raises(ValueError, match="untrained model .base. appears with seeds"):
         stats.aggregate(two)
 
 
@@ -293,7 +295,7 @@ def test_missing_strategy_is_inconclusive_and_named():
     assert row.verdict == "inconclusive" and "no results for xy" in row.evidence
     assert verdict(v, "C2", "t").verdict == "inconclusive"
     empty = claims.verdicts(eff.iloc[:0])
-    assert set(empty.claim) == {"C1", "C2", "C3", "C4", "C5", "A1"} and (empty.verdict == "inconclusive").all()
+    assert set(empty.claim) == {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "A1"} and (empty.verdict == "inconclusive").all()
 
 
 def test_verdict_arguments_are_checked(better):
@@ -606,3 +608,50 @@ def test_alignment_vs_retrieval_pairs_each_model_and_seed():
     c = stats.alignment_vs_retrieval(res, al).set_index("setting")
     assert c.loc["multi", "n"] == 10 and c.loc["multi", "spearman"] > 0.9 and c.loc["mono", "spearman"] < -0.9
     assert c.loc["multi", "low"] < c.loc["multi", "spearman"] <= c.loc["multi", "high"] + 1e-6
+
+
+def test_free_fixes_are_untrained_constants_and_decide_c6_c7():
+    """base+shift and base+center are evaluated once (constants, like base); hybrid+shift has hybrid's seeds. The
+    default contrasts add hybrid against each fix of the base model (family claims on mAP: C6, C7) and what each fix
+    adds to its model (family fixes). Hybrid above both fixes in every setting supports C6 and C7; centering above
+    hybrid in cross contradicts C7 only."""
+    models = ("base", "base+shift", "base+center", "xx", "xy", "hybrid", "hybrid+shift")
+    up = {("hybrid", s): 0.08 for s in ("mono", "cross", "multi")} | {("hybrid+shift", s): 0.08 for s in ("mono", "cross", "multi")}
+    pq = synth(models=models, effect=up)
+    eff = stats.effects(pq, **FAST)
+    fam = {(r.contrast, r.setting, r.metric): r.family for r in eff.itertuples()}
+    assert fam[("hybrid - base+shift", "cross", "map")] == "claims" and fam[("hybrid - base+center", "mono", "map")] == "claims"
+    assert fam[("hybrid - base+shift", "multi", "rank_distance")] == "fixes"
+    assert fam[("base+shift - base", "multi", "map")] == "fixes" and fam[("hybrid+shift - hybrid", "mono", "map")] == "fixes"
+    assert ("xx - base+shift", "mono", "map") not in fam    # no fix of another model is a default contrast
+    row = eff[(eff.contrast == "hybrid - base+shift") & (eff.setting == "mono") & (eff.metric == "map")].iloc[0]
+    assert row.n_seeds == 3 and row.seeds == "0,1,2"        # the fix of the base model is one constant
+    agg = stats.aggregate(pq, metrics=("map",))
+    assert agg[agg.model == "base+center"].n_seeds.eq(1).all() and agg[agg.model == "hybrid+shift"].n_seeds.eq(3).all()
+    v = claims.verdicts(eff)
+    assert verdict(v, "C6").verdict == "supported" and verdict(v, "C7").verdict == "supported"
+    assert "hybrid - base+shift (cross)" in verdict(v, "C6", "t").evidence
+    worse = synth(models=models, effect={**up, ("base+center", "cross"): 0.2})
+    v = claims.verdicts(stats.effects(worse, **FAST))
+    assert verdict(v, "C7").verdict == "contradicted" and verdict(v, "C6").verdict == "supported"
+    assert "hybrid - base+center (cross)" in verdict(v, "C7", "t").evidence
+    with pytest.raises(ValueError, match="'base\\+shift' appears with seeds"):
+        stats.effects(pq.assign(seed=np.where(pq.model == "base+shift", np.arange(len(pq)) % 2, pq.seed)), **FAST)
+
+
+def test_two_untrained_models_are_compared_over_clusters():
+    """base+shift - base: both evaluated once, so the test is scipy's paired one-sample t over the clusters'
+    contributions (p and interval), and the effects row has a p and a df of G - 1."""
+    from scipy import stats as sps
+
+    from hbkit.analysis.crossed import clusters_test
+    d = np.random.default_rng(3).normal(0.01, 0.05, (1, 40))
+    r = clusters_test(d)
+    ref = sps.ttest_1samp(d[0], 0.0)
+    ci = ref.confidence_interval(0.95)
+    assert r["p"] == pytest.approx(ref.pvalue) and r["df"] == 39
+    assert (r["low"], r["high"]) == pytest.approx((ci.low, ci.high))
+    pq = synth(models=("base", "base+shift", "xx", "xy", "hybrid"), effect={("base+shift", "multi"): 0.05})
+    eff = stats.effects(pq, metrics=("map",), **FAST)
+    row = eff[(eff.contrast == "base+shift - base") & (eff.setting == "multi")].iloc[0]
+    assert row.p < 0.01 and row.df == row.n_groups - 1 and row.family == "fixes"

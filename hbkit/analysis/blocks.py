@@ -10,6 +10,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from hbkit.core.vocab import untrained
+
 log = logging.getLogger(__name__)
 
 
@@ -77,17 +79,20 @@ def normalise_per_query(per_query: pd.DataFrame, metrics: Sequence[str] | None =
     codes, uniq = pd.factorize(pq[unit].astype(str), sort=True)
     pq["_unit"] = codes
     uniques["unit"] = np.asarray(uniq, dtype=object)
-    is_base = pq["model"].astype(str).to_numpy() == BASE_MODEL
+    names = pq["model"].astype(str).to_numpy()
+    is_base = np.isin(names, [m for m in uniques["model"] if untrained(m)])
     seed = pd.to_numeric(pq["seed"], errors="coerce").to_numpy(dtype=float, copy=True)
-    base_seeds = np.unique(seed[is_base & ~np.isnan(seed)])
-    if len(base_seeds) > 1:
-        raise ValueError(f"the base model appears with seeds {base_seeds.tolist()}: it is evaluated once; "
-                         f"give its rows seed {BASE_SEED} (or NaN)")
+    for m in uniques["model"]:
+        if untrained(m):
+            base_seeds = np.unique(seed[(names == m) & ~np.isnan(seed)])
+            if len(base_seeds) > 1:
+                raise ValueError(f"the untrained model {m!r} appears with seeds {base_seeds.tolist()}: it is evaluated "
+                                 f"once; give its rows seed {BASE_SEED} (or NaN)")
     bad = ~is_base & (np.isnan(seed) | (seed != np.round(seed)))
     if bad.any():
         r = pq[bad].iloc[0]
         raise ValueError(f"model {r['model']!r} has seed {r['seed']!r}: a trained model needs an integer seed "
-                         f"(only {BASE_MODEL!r} is seedless)")
+                         f"(only {BASE_MODEL!r} and its fixes, such as 'base+shift', are seedless)")
     seed[is_base] = BASE_SEED
     seed = seed.astype(np.int64)
     if (~is_base & (seed < 0)).any():
@@ -134,7 +139,7 @@ def complete_seeds(per_query: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Keep only the seeds present for every trained model; say what was left out.
 
     A run folder may hold different seed sets per strategy (a run stopped half-way, a seed added for one
-    strategy). A seed is kept when every trained model (every model but ``base``) has it on every
+    strategy). A seed is kept when every trained model (every model but ``base`` and its fixes) has it on every
     benchmark that model has any result for; the rows of the other seeds are left out for all models, and
     each (model, seed, benchmark) that was missing gets a line such as ``"hybrid seed 2 missing:
     aggregated over seeds 0,1"`` (``" on tydiqa"`` when only some benchmarks lack it). The base model's
@@ -146,7 +151,7 @@ def complete_seeds(per_query: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def complete_coded_seeds(pq: pd.DataFrame, u: dict) -> tuple[pd.DataFrame, list[str]]:
-    trained = pq["model"].to_numpy() != BASE_MODEL
+    trained = ~np.isin(pq["model"].to_numpy(), [m for m in u["model"] if untrained(m)])
     if not trained.any():
         return pq, []
     combos = pd.DataFrame({"m": pq["_model"].to_numpy()[trained], "b": pq["_benchmark"].to_numpy()[trained],
@@ -305,9 +310,9 @@ def block_rng(seed: int, block: Block, stream: int) -> np.random.Generator:
 
 
 def trained_seeds(block: Block) -> int:
-    n = {len(v) for m, v in block.seeds.items() if m != BASE_MODEL}
+    n = {len(v) for m, v in block.seeds.items() if not untrained(m)}
     if len(n) > 1:
-        detail = ", ".join(f"{m}: {format_seeds(v)}" for m, v in block.seeds.items() if m != BASE_MODEL)
+        detail = ", ".join(f"{m}: {format_seeds(v)}" for m, v in block.seeds.items() if not untrained(m))
         raise ValueError(f"{block.benchmark}/{block.setting}: the trained models have different seeds ({detail}); "
                          "a seed evaluated on part of a benchmark only: re-evaluate it or drop its rows")
     return n.pop() if n else 1

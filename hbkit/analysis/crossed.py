@@ -197,6 +197,28 @@ def crossed_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dict
     return out
 
 
+def clusters_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dict[str, np.ndarray]:
+    """The paired t test over clusters of ``mean(d) = 0`` for one row ``d`` (1, G): for two models evaluated once
+    (the base model and a training-free fix of it), where no seed varies and the question is about these two
+    models. Returns :data:`FIELDS` as :func:`crossed_test` does, with ``df = G - 1``, the cluster variance in
+    ``s2_cluster`` and NaN seed components."""
+    d = np.asarray(d, dtype=float).reshape(-1)
+    G = len(d)
+    m = float(d.mean())
+    nan = np.nan
+    if G < 2:
+        return {"diff": m, **{k: nan for k in FIELDS if k != "diff"}}
+    df = float(G - 1)
+    se = float(d.std(ddof=1) / np.sqrt(G))
+    se = 0.0 if se <= 1e-9 * np.abs(d).max() else se
+    t = m / se if se > 0 else (0.0 if m == 0 else np.sign(m) * np.inf)
+    p = float(2 * sps.t.sf(abs(t), df)) if se > 0 else (1.0 if m == 0 else 0.0)
+    half = float(sps.t.ppf(1 - level / 2, df)) * se
+    mde = float(noncentrality(df, level, power).reshape(-1)[0] * se / _bias_factor(np.asarray(df)))
+    return {"diff": m, "se": se, "df": df, "t": t, "p": p, "low": m - half, "high": m + half, "mde": mde,
+            "s2_seed": nan, "s2_cluster": float(d.var(ddof=1)), "s2_resid": nan, "seed_share": nan}
+
+
 def expected_se_df(s2_seed: float, s2_cluster: float, s2_resid: float, S: int, G: int) -> tuple[float, float]:
     """The standard error of the mean difference and the Satterthwaite df at the EXPECTED mean squares, for a
     run with S seeds and G clusters (power planning)."""

@@ -40,7 +40,9 @@ from the same se and df) and the variance split (``s2_seed``, ``s2_cluster``, ``
 ``seed_share``). Its level holds with 3 seeds: tested by simulation (``tests/test_crossed.py``).
 
 With one training seed no strategy-level test exists: ``p``, ``se``, ``low``, ``high`` and ``mde`` are NaN,
-and the verdicts say "too few seeds".
+and the verdicts say "too few seeds". Between two untrained models (``base+shift - base``: both evaluated once)
+no seed exists to vary: the test is the paired t over clusters (:func:`hbkit.analysis.crossed.clusters_test`),
+about these two models.
 
 ``p_models``: a sign-flip permutation p over units with the trained models held fixed (one random sign per
 unit shared by all seeds; exact enumeration when the 2^units vectors number at most ``n_perm``). It answers
@@ -48,8 +50,10 @@ unit shared by all seeds; exact enumeration when the 2^units vectors number at m
 decides nothing.
 
 Families: each effect row has a ``family``: ``claims`` (the strategy contrasts that the paper's claims C1-C4
-and A1 need), ``strategies`` (other contrasts between trained models) or ``base`` (a trained model against the
-untrained one). ``p_adj``: Benjamini-Hochberg within each family (``scipy.stats.false_discovery_control``).
+and A1 need, and hybrid against the free fixes of the base model on mAP for C6-C7), ``strategies`` (other
+contrasts between trained models), ``base`` (a trained model against the untrained one) or ``fixes`` (a model
+with a training-free fix, ``hybrid+shift``, against the model without it, and the other contrasts of a fix).
+The base model's fixes (``base+shift``, ``base+center``) are untrained too: evaluated once, constants in a contrast. ``p_adj``: Benjamini-Hochberg within each family (``scipy.stats.false_discovery_control``).
 For ``rank_distance`` and ``lang_knn_purity`` lower is better (column ``better``).
 
 Intervals of one model (:func:`aggregate`): the same model on the model's own per-unit values: a t interval
@@ -78,8 +82,8 @@ from hbkit.analysis.blocks import (
     normalise_per_query,
     trained_seeds,
 )
-from hbkit.analysis.crossed import crossed_test
-from hbkit.core.vocab import STRATEGIES, STRATEGY_CONTRASTS
+from hbkit.analysis.crossed import clusters_test, crossed_test
+from hbkit.core.vocab import FIX_CONTRASTS, FIXES, STRATEGIES, STRATEGY_CONTRASTS, untrained, with_fix
 from hbkit.data.registry import is_corpus_benchmark
 
 log = logging.getLogger(__name__)
@@ -154,10 +158,11 @@ def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_di
 
 def _parse_contrasts(contrasts, models: Sequence[str]) -> list[tuple[str, str]]:
     if contrasts is None:
-        out = [c for c in STRATEGY_CONTRASTS if c[0] in models and c[1] in models]
+        out = [c for c in (*STRATEGY_CONTRASTS, *FIX_CONTRASTS) if c[0] in models and c[1] in models]
         order = {m: i for i, m in enumerate(("xx", "xy", "hybrid"))}
-        trained = sorted((m for m in models if m != BASE_MODEL), key=lambda m: (order.get(m, 9), m))
-        out += [(m, BASE_MODEL) for m in trained if BASE_MODEL in models]
+        plain = sorted((m for m in models if "+" not in m), key=lambda m: (order.get(m, 9), m))
+        out += [(m, BASE_MODEL) for m in plain if m != BASE_MODEL and BASE_MODEL in models]
+        out += [(with_fix(m, f), m) for m in plain for f in FIXES if with_fix(m, f) in models]   # what a fix adds
         return out
     out = []
     for c in contrasts:
@@ -226,8 +231,14 @@ CLAIM_MEASURES = {("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi",
 
 def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
     """``claims`` for a contrast between two of :data:`STRATEGIES` on a (setting, metric) that a claim needs
-    (:data:`CLAIM_MEASURES`, plus multilingual acc@1 on non-parallel pool benchmarks); ``base`` for a contrast
-    with the untrained model; else ``strategies``. Benjamini-Hochberg runs within each family."""
+    (:data:`CLAIM_MEASURES`, plus multilingual acc@1 on non-parallel pool benchmarks), and for hybrid against a
+    fix of the base model (:data:`~hbkit.core.vocab.FIX_CONTRASTS`) on mAP; ``fixes`` for any other contrast with
+    a fixed model (``hybrid+shift - hybrid``); ``base`` for a contrast with the untrained model; else
+    ``strategies``. Benjamini-Hochberg runs within each family."""
+    if (a, b) in FIX_CONTRASTS:   # C6/C7: hybrid against a free fix of the base model, on the settings' mAP
+        return "claims" if metric == "map" and not is_corpus_benchmark(benchmark) else "fixes"
+    if "+" in a or "+" in b:
+        return "fixes"
     if BASE_MODEL in (a, b):
         return "base"
     if a in STRATEGIES and b in STRATEGIES and not is_corpus_benchmark(benchmark):
@@ -309,7 +320,8 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
         p_models, how = _sign_p(T, np.stack([c.mean(0) for c in contribs], 1), block_rng(seed, blk, 1), n_perm)
         for i, (a, b) in enumerate(here):
             ia, ib = blk.index[a], blk.index[b]
-            r = {k: float(v) for k, v in crossed_test(G * blk.contributions(a, b, centered=True), level).items()}
+            test = clusters_test if untrained(a) and untrained(b) else crossed_test   # base+shift - base: no seed
+            r = {k: float(v) for k, v in test(G * blk.contributions(a, b, centered=True), level).items()}
             rows.append({"contrast": f"{a} - {b}", "a": a, "b": b,
                          "family": family(a, b, blk.benchmark, blk.setting, blk.metric),
                          "benchmark": blk.benchmark, "setting": blk.setting, "metric": blk.metric,

@@ -8,7 +8,26 @@ SETTINGS = ("mono", "cross", "multi")
 STRATEGY_CONTRASTS = (("hybrid", "xx"), ("hybrid", "xy"), ("xy", "xx"))
 
 
-STRATEGY_ORDER = ["base", "xx", "xy", "hybrid"]
+#: the training-free fixes of language bias (:mod:`hbkit.retrieval.posthoc`); a model with one applied at evaluation
+#: is named ``<model>+<fix>`` (``base+shift``, ``hybrid+center``)
+FIXES = ("shift", "center")
+
+
+STRATEGY_ORDER = ["base", "xx", "xy", "hybrid", *(f"{m}+{f}" for m in ("base", "xx", "xy", "hybrid") for f in FIXES)]
+
+
+#: the contrasts of trained batches against a free fix that the claims need (C6, C7): hybrid against each fix of the base model
+FIX_CONTRASTS = tuple(("hybrid", f"base+{f}") for f in FIXES)
+
+
+def with_fix(model: str, fix: str) -> str:
+    """The name of ``model`` with the training-free ``fix`` applied: ``with_fix("hybrid", "shift") == "hybrid+shift"``."""
+    return f"{model}+{fix}"
+
+
+def untrained(model: str) -> bool:
+    """Whether ``model`` is evaluated once, without a training seed: the base model and its fixes (``base+shift``)."""
+    return str(model).split("+")[0] == "base"
 
 
 STRATEGIES = ("xx", "xy", "hybrid")

@@ -41,6 +41,7 @@ from hbkit.experiment.stages import (
     stage_train,
     timed,
 )
+from hbkit.retrieval import posthoc
 from hbkit.train.trainer import RunCancelled, cancel_callback
 
 log = logging.getLogger(__name__)
@@ -154,10 +155,11 @@ class _Job:
     umap_q: object
     t0: float
     timings: dict = field(default_factory=dict)
+    fix_passages: object = None
 
     def __post_init__(self):
         self.names = list(self.benches) + list(self.corpora)
-        self.done = completion(self.out, self.runs, self.names)   # done(run): every result of it is in out
+        self.done = completion(self.out, self.runs, self.names, self.cfg.get("fixes"))   # done(run): all its results in out
 
 
 def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, shard) -> _Job:
@@ -170,6 +172,9 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
     cfg["data"], cfg["notes"] = fps, notes
     runs = plan(cfg)
     check_training_data(runs, cfg, pairs, val)   # a mix part too small for the batch: refused here
+    # the training passages the free fixes are estimated from (never a benchmark's pool): the same for every model
+    fix_passages = (posthoc.training_passages(pairs, cfg.get("fix_groups"), cfg["eval_seed"]) if cfg.get("fixes")
+                    else None)
     with RunLock(out, wait=SHARED_LOCK_WAIT_S):
         if not force:
             check_reusable(out, cfg, {n: legacy_corpus_fingerprint(b) for n, b in corpora.items()})
@@ -181,7 +186,7 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
                                 "wait for it, or stop it first")
         # every check passed: only now is anything written (or, with force, removed)
         if force:
-            for sub in ("models", "per_query", "alignment", "umap"):
+            for sub in ("models", "per_query", "alignment", "umap", "fixes"):
                 shutil.rmtree(out / sub, ignore_errors=True)
         with atomic_path(out / "overlap.csv") as tmp:
             overlap.to_csv(tmp, index=False)
@@ -194,7 +199,8 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
     ub = benches[umap_bench(cfg)]
     ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
     umap_q = ub.queries[ub.queries["group"].isin(ug)]
-    return _Job(cfg, out, runs, shard_runs(runs, shard), pairs, val, benches, corpora, umap_q, t0, timings)
+    return _Job(cfg, out, runs, shard_runs(runs, shard), pairs, val, benches, corpora, umap_q, t0, timings,
+                fix_passages)
 
 
 def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reused: bool = True) -> None:
@@ -248,7 +254,8 @@ def _one_model(job: _Job, run, i: int, progress: bool, report: "_Progress") -> N
         report("evaluate", run.id, i)
     with timed(timings, "load_model"):
         encoder = base_encoder(job.cfg, None if model_dir is None else str(model_dir))
-    stage_evaluate(run, encoder, job.benches, job.corpora, job.out, job.umap_q, timings, progress)
+    stage_evaluate(run, encoder, job.benches, job.corpora, job.out, job.umap_q, timings, progress,
+                   tuple(job.cfg.get("fixes") or ()), job.fix_passages)
     timings["evaluated_models"] += 1
     report.model_done()
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hbkit.core.digests import content_key
-from hbkit.core.vocab import STRATEGY_ALPHA
+from hbkit.core.vocab import STRATEGY_ALPHA, with_fix
 from hbkit.data.corpus_benchmarks import corpus_benchmark_names
 from hbkit.data.registry import check_benchmark_names
 from hbkit.experiment.grid import LOCKS
@@ -31,6 +31,12 @@ class Run:
     @property
     def id(self) -> str:
         return self.name if self.seed is None else f"{self.name}-s{self.seed}"
+
+
+def fixed_run(run: Run, fix: str) -> Run:
+    """``run`` with the training-free ``fix`` applied at evaluation (:mod:`hbkit.retrieval.posthoc`): the same
+    trained model (strategy, α, seed), named ``<name>+<fix>`` (``hybrid+shift-s0``); it costs no training."""
+    return Run(with_fix(run.name, fix), run.strategy, run.alpha, run.seed)
 
 
 def umap_bench(cfg: dict) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from hbkit.core.vocab import STRATEGIES
+from hbkit.core.vocab import FIXES, STRATEGIES
 from hbkit.data.corpora import corpus_parts
 from hbkit.data.registry import check_benchmark_names, is_corpus_benchmark
 
@@ -17,7 +17,7 @@ _COMMON = {"strategies": ["xx", "xy", "hybrid"], "alphas": [], "train_languages"
            "permutations": 10000, "delta": 0.01, "corpus": "xquad-train",
            "benchmarks": ["xquad-r-eval", "mlqa-r", "tydiqa"], "corpus_benchmarks": [], "val_groups": 0,
            "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01,
-           "prompts": None, "val_corpus": "held-out"}
+           "prompts": None, "val_corpus": "held-out", "fixes": list(FIXES), "fix_groups": 100}
 
 
 #: the paper's nine training languages (arXiv 2408.10536 §3.1): Greek and Vietnamese are never trained on and are
@@ -50,7 +50,7 @@ PROFILES: dict[str, dict] = {
               "benchmarks": ["xquad-r", "mlqa-r", "tydiqa"],
               # MIRACL's six smallest corpora (2.0M passages in all); add more with --corpus-benchmarks
               "corpus_benchmarks": ["miracl:bn,hi,sw,te,th,yo"],
-              "val_groups": 1000, "eval_steps": 500, "early_stopping_patience": 3},
+              "val_groups": 1000, "eval_steps": 500, "early_stopping_patience": 3, "fix_groups": 10000},
 }
 
 
@@ -103,6 +103,9 @@ PROFILE_KEYS: dict[str, tuple[str, str]] = {
     "eval_metric": ("str", "best-checkpoint criterion: loss (the paper) or map"),
     "early_stopping_patience": ("int", "stop after N evaluations without improvement (0: never)"),
     "weight_decay": ("float", "AdamW weight decay"),
+    "fixes": ("list[str]?", "training-free fixes of language bias evaluated beside every model, from its embeddings: "
+                            "shift (SHIFT), center (language-wise centering); none: no fix"),
+    "fix_groups": ("int?", "training groups whose passages estimate the fixes (none: all)"),
     "prompts": ("dict[str]?", "prefixes for an encoder without prompts of its own, e.g. 'query=Query: ,passage=Passage: ' "
                               "(none: no prefix; an encoder with its own prompts keeps them)"),
 }
@@ -169,6 +172,12 @@ def check_profile(cfg: dict) -> dict:
     if prompts is not None and (not isinstance(prompts, dict) or not prompts or set(prompts) - {"query", "passage"}
                                 or not all(isinstance(v, str) for v in prompts.values())):
         fail("prompts", "give query and/or passage prefixes as text, e.g. query=Query: ,passage=Passage: , or none")
+    fixes = cfg.get("fixes") or []
+    if not isinstance(fixes, (list, tuple)) or set(fixes) - set(FIXES) or len(set(fixes)) != len(fixes):
+        fail("fixes", f"list each of {', '.join(FIXES)} at most once, or none")
+    if cfg.get("fix_groups") is not None and (not isinstance(cfg["fix_groups"], int) or isinstance(cfg["fix_groups"], bool)
+                                               or cfg["fix_groups"] < 2):
+        fail("fix_groups", "must be an integer >= 2, or none for all training groups")
     for name, n in (cfg.get("eval_groups") or {}).items():
         if not isinstance(n, int) or n < 1:
             fail("eval_groups", f"{name}={n!r}: each must be an integer >= 1 (leave a benchmark out for all groups)")

@@ -48,6 +48,27 @@ def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fixes_table(out: Path) -> pd.DataFrame:
+    """What each training-free fix of each model was estimated from (``out/fixes/<run>.json``, written by the
+    evaluation): one row per (model run, fix) with the training passages and groups, SHIFT's source language, the
+    passages (centering) or parallel pairs (SHIFT) per language, and the languages left unchanged."""
+    rows = []
+    for f in sorted(Path(out, "fixes").glob("*.json")):
+        if f.name.startswith("."):
+            continue
+        info = read_run_json(f, dict)
+        for fx in info.get("fixes", []):
+            rows.append({"run": f.stem, "fix": fx["fix"], "passages": info.get("passages"), "groups": info.get("groups"),
+                         "source": fx.get("source") or "", "per_language": ", ".join(f"{k} {v}" for k, v in fx["n"].items()),
+                         "left_unchanged": ", ".join(fx.get("uncovered", []))})
+    return pd.DataFrame(rows, columns=["run", "fix", "passages", "groups", "source", "per_language", "left_unchanged"])
+
+
+def _fix_models(models) -> list[str]:
+    """The base model and hybrid, each with and without every fix: the models the fixes section shows."""
+    return [m for m in models if m.split("+")[0] in ("base", "hybrid") and "-a" not in m]
+
+
 def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
     """The evaluated query languages the run never trained on (none when it trained on every language): the
     paper's zero-shot languages, el and vi, under its nine training languages."""
@@ -83,8 +104,9 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     langs = reference.per_language_view(results, train_languages=cfg.get("train_languages"))
     lang_effects = reference.per_language_effects(langs)
     corr = stats.alignment_vs_retrieval(results, align)   # does alignment move with retrieval across models and seeds?
+    fixes = fixes_table(out)
     for df, name in ((table, "table.csv"), (verdicts, "verdicts.csv"), (absolute, "reference_absolute.csv"),
-                     (corr, "alignment_vs_retrieval.csv"),
+                     (corr, "alignment_vs_retrieval.csv"), (fixes, "fixes.csv"),
                      (ref_eff, "reference_effects.csv"), (power, "power.csv"), (langs, "reference_languages.csv"),
                      (lang_effects, "reference_language_effects.csv")):
         with atomic_path(out / name) as tmp:
@@ -101,11 +123,16 @@ def render(out: str | Path, partial: str | None = None) -> dict:
                 f"the per-language views): {', '.join(unseen_languages(results, cfg)) or 'none'}."
                 if cfg.get("train_languages") else "")
              + (f" Prefixes for an encoder without prompts: {json.dumps(cfg['prompts'])}." if cfg.get("prompts") else "")
+             + (f" Training-free fixes evaluated beside every model ({', '.join(cfg['fixes'])}): estimated for each model "
+                f"from the passages of {cfg.get('fix_groups') or 'all'} training groups of "
+                f"{cfg.get('corpus', 'xquad-train')} (fixes.csv), never from a benchmark." if cfg.get("fixes") else "")
              + (f" Incomplete: {'; '.join(missing)}." if missing else "")
              + (f" {'; '.join(cfg['notes'])}." if cfg.get("notes") else ""))
     if partial:
         notes = f"<b>PARTIAL GRID</b>: {partial} " + notes
-    mean = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
+    mean_all = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
+    mean = mean_all[~mean_all["model"].str.contains("+", regex=False)]   # the strategies; the fixes have a section
+    with_fixes = mean_all[mean_all["model"].isin(_fix_models(dict.fromkeys(mean_all["model"])))]
     sections = [("Run", notes),
                 (("PARTIAL GRID, the models aggregated last time only. " if partial else "")
                  + "The answer: verdicts on the paper's claims (strategy-level test: training seeds and answer "
@@ -124,6 +151,12 @@ def render(out: str | Path, partial: str | None = None) -> dict:
                     ("peer@20", "Language bias: PEER@20 (higher is fairer; one constant on pools with one relevant "
                                 "passage per language, so reported, not tested)"))
                   if m in set(mean["metric"])],
+                *([("Training-free fixes beside training (SHIFT, language-wise centering; C6 and C7): mAP",
+                    viz.metric_bars(with_fixes, "map")),
+                   ("Training-free fixes: language bias (TLR@10, multilingual pool)",
+                    viz.metric_bars(with_fixes[with_fixes.setting == "multi"], "tlr@10")),
+                   ("What each fix was estimated from (training passages only)", fixes, "fixes.csv")]
+                  if cfg.get("fixes") and with_fixes["model"].str.contains("+", regex=False).any() else []),
                 ("Language clusters before and after training", viz.umap_scatter(coords)),
                 ("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
                                                                    .groupby(["model", "benchmark", "metric", "qlang", "dlang"])
@@ -134,7 +167,7 @@ def render(out: str | Path, partial: str | None = None) -> dict:
                  "Bonett-Wright variance)", corr, "alignment_vs_retrieval.csv")]
     first_seed = results[results.seed == results.seed.min()] if results.seed.notna().any() else results
     base_rows = results[results.model == "base"]
-    for name in dict.fromkeys(results["model"]):
+    for name in (m for m in dict.fromkeys(results["model"]) if "+" not in m):   # the strategies, not their fixes
         r = pd.concat([first_seed, base_rows]).drop_duplicates()
         sections.append((f"Language pairs: {name}", viz.pair_heatmap(r, name, umap_bench(cfg))))
     sections += [
@@ -169,7 +202,7 @@ def report(run_dir: str | Path) -> dict:
     with RunLock(run_dir, wait=600):
         cfg = read_run_json(run_dir / "config.json", dict)
         runs = plan(cfg)
-        status = grid_status(run_dir, runs, completion(run_dir, runs, benchmark_names(cfg)))
+        status = grid_status(run_dir, runs, completion(run_dir, runs, benchmark_names(cfg), cfg.get("fixes")))
         if status["done"].all():
             return render(run_dir)
         msg = describe_missing(status, run_dir)

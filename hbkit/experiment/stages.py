@@ -41,7 +41,7 @@ from hbkit.analysis import figures as viz
 from hbkit.analysis import stats
 from hbkit.core.env import peak_rss_mb, release_freed_memory, runs_root
 from hbkit.core.files import atomic_path, atomic_write_json
-from hbkit.core.vocab import CORPUS_COLUMN
+from hbkit.core.vocab import CORPUS_COLUMN, untrained
 from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
 from hbkit.data.checks import check_zero_shot, overlap_counts
 from hbkit.data.corpora import training_pairs, validation_pairs
@@ -55,10 +55,12 @@ from hbkit.experiment.plan import (
     benchmark_names,
     corpus_fingerprint,
     first_seed_ids,
+    fixed_run,
     plan,
     subsample_pairs,
 )
 from hbkit.experiment.run_files import record_tables
+from hbkit.retrieval import posthoc
 from hbkit.retrieval.alignment import alignment_per_group
 from hbkit.retrieval.bias import BIAS_METRICS
 from hbkit.retrieval.bias import DECIDING as BIAS_DECIDING
@@ -222,28 +224,55 @@ def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool, callbacks
                  callbacks=callbacks, val_pairs=val_pairs)
 
 
+def _fix_stats(encoder, fp: str, passages: pd.DataFrame, fixes, out: Path, run: Run, progress: bool) -> dict:
+    """Each fix's statistics for this model from the training passages (each distinct text encoded once, and
+    cached), with a summary of what they were estimated from in ``out/fixes/<run>.json``."""
+    texts, inverse = np.unique(passages["passage"].to_numpy(), return_inverse=True)
+    P = encode(encoder, texts.tolist(), "passage", fp=fp, progress=progress)[inverse]
+    stats_ = {f: posthoc.estimate(f, P, passages["lang"], passages["group"]) for f in fixes}
+    atomic_write_json(out / "fixes" / f"{run.id}.json",
+                      {"passages": int(len(passages)), "groups": int(passages["group"].nunique()),
+                       "fixes": [st.summary() for st in stats_.values()]})
+    return stats_
+
+
 def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, umap_q: pd.DataFrame, timings: dict,
-                    progress: bool):
+                    progress: bool, fixes: tuple = (), fix_passages: pd.DataFrame | None = None):
     """Per-query metrics and per-group alignment of one model on every pool benchmark, and per-query metrics on
     every corpus benchmark (sharded encoding, faiss search; shards shared by the runs under ``out/corpus``);
-    each file is reused when intact."""
+    each file is reused when intact. Each of ``fixes`` (:mod:`hbkit.retrieval.posthoc`, estimated from
+    ``fix_passages``, training passages only) adds the per-query metrics of ``<model>+<fix>`` on every pool
+    benchmark, from the same embeddings transformed (corpus benchmarks, monolingual, get none)."""
     fp = fingerprint(encoder)
     ident = {"model": run.name, "strategy": run.strategy or "base", "alpha": run.alpha, "seed": run.seed}
+    fstats = None
     for bname, bench in benches.items():
         pq_path = out / "per_query" / f"{run.id}__{bname}.parquet"
         al_path = out / "alignment" / f"{run.id}__{bname}.parquet"
-        if _read_parquet(pq_path) is not None and _read_parquet(al_path) is not None:
+        fix_paths = {f: out / "per_query" / f"{fixed_run(run, f).id}__{bname}.parquet" for f in fixes}
+        todo = [f for f, path in fix_paths.items() if _read_parquet(path) is None]
+        have_pq, have_al = _read_parquet(pq_path) is not None, _read_parquet(al_path) is not None
+        if have_pq and have_al and not todo:
             timings["reused_results"] += 1
             continue
         with timed(timings, "encode"):
             Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)
             C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
+            if todo and fstats is None:
+                fstats = _fix_stats(encoder, fp, fix_passages, fixes, out, run, progress)
         with timed(timings, "score"):
-            res = evaluate_embeddings(bench, Q, C, progress=progress)
+            for f in todo:
+                Qf, Cf = posthoc.transform(fstats[f], Q, bench.queries["lang"], C, bench.candidates["lang"])
+                _write_parquet(evaluate_embeddings(bench, Qf, Cf, progress=progress).per_query.assign(
+                    **{**ident, "model": fixed_run(run, f).name}), fix_paths[f])
+            res = None if have_pq else evaluate_embeddings(bench, Q, C, progress=progress)
         with timed(timings, "align"):
-            al = alignment_per_group(Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy())
-        _write_parquet(res.per_query.assign(**ident), pq_path)
-        _write_parquet(al.assign(benchmark=bname, **ident), al_path)
+            al = None if have_al else alignment_per_group(Q, bench.queries["lang"].to_numpy(),
+                                                          bench.queries["group"].to_numpy())
+        if res is not None:
+            _write_parquet(res.per_query.assign(**ident), pq_path)
+        if al is not None:
+            _write_parquet(al.assign(benchmark=bname, **ident), al_path)
     todo = [b for n, b in corpora.items() if _read_parquet(out / "per_query" / f"{run.id}__{n}.parquet") is None]
     timings["reused_results"] += len(corpora) - len(todo)
     if todo:
@@ -272,24 +301,32 @@ def _umap_embeddings(encoder, fp: str, benches: dict, umap_q: pd.DataFrame) -> n
     return encode(encoder, umap_q["text"].tolist(), "query", fp=fp)
 
 
-def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool) -> bool:
-    """Whether every result of ``run`` is in ``out`` and reads back: per-query metrics of each benchmark, per-group
-    alignment of each pool benchmark and (``umap``: the model's first seed) its UMAP embeddings. Then neither its
-    weights nor any training are needed: committed results (no weights) are reused, and adding seeds trains only
-    the new ones."""
+def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool, fixes: tuple = ()) -> bool:
+    """Whether every result of ``run`` is in ``out`` and reads back: per-query metrics of each benchmark (and of
+    each of its ``fixes`` on each pool benchmark), per-group alignment of each pool benchmark and (``umap``: the
+    model's first seed) its UMAP embeddings. Then neither its weights nor any training are needed: committed
+    results (no weights) are reused, and adding seeds trains only the new ones. A trained model whose weights are
+    gone (committed results) is not retrained for its fixes: they are left out, and the aggregate says so."""
+    if run.strategy is not None and not (out / "models" / run.id).is_dir():
+        fixes = ()
     for name in bench_names:
         if _read_parquet(out / "per_query" / f"{run.id}__{name}.parquet") is None:
             return False
-        if not is_corpus_benchmark(name) and _read_parquet(out / "alignment" / f"{run.id}__{name}.parquet") is None:
+        if is_corpus_benchmark(name):
+            continue
+        if _read_parquet(out / "alignment" / f"{run.id}__{name}.parquet") is None:
+            return False
+        if any(_read_parquet(out / "per_query" / f"{fixed_run(run, f).id}__{name}.parquet") is None for f in fixes):
             return False
     return not umap or _read_npy(out / "umap" / f"{run.id}.npy") is not None
 
 
-def completion(out: Path, runs: list[Run], bench_names: list[str]):
+def completion(out: Path, runs: list[Run], bench_names: list[str], fixes=()):
     """``done(run)``: :func:`results_complete` of a run of the plan ``runs`` in ``out`` (its UMAP embeddings
-    counted for each model's first seed)."""
+    counted for each model's first seed; the profile's ``fixes`` of every model)."""
     first = first_seed_ids(runs)
-    return lambda run: results_complete(out, run, bench_names, umap=run.id in first)
+    fixes = tuple(fixes or ())
+    return lambda run: results_complete(out, run, bench_names, umap=run.id in first, fixes=fixes)
 
 
 def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
@@ -319,6 +356,21 @@ def with_clusters(frame: pd.DataFrame, out: Path) -> pd.DataFrame:
     return merged.assign(cluster=merged["cluster"].fillna(merged["group"]))
 
 
+def _complete_fixes(pool: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``pool`` without the rows of a trained model's fix (``hybrid+shift``) that lacks some (seed, benchmark) of
+    its model (weights gone before the fix was evaluated), so that a fix never narrows the seeds of the strategies;
+    and a line for each fix left out."""
+    notes, drop = [], []
+    have = pool.groupby("model")[["seed", "benchmark"]].apply(lambda d: set(zip(d["seed"], d["benchmark"])))
+    for m in have.index:
+        base_name = m.split("+")[0]
+        if "+" in m and not untrained(m) and base_name in have.index and have[m] != have[base_name]:
+            drop.append(m)
+            notes.append(f"{m} left out: evaluated for {len(have[m])} of the {len(have[base_name])} (seed, benchmark) "
+                         f"results of {base_name} (the weights of the others were gone; rerun with them to add it)")
+    return (pool[~pool["model"].isin(drop)] if drop else pool), notes
+
+
 def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]) -> None:
     pq = load_per_query(out)
     al = load_per_query(out, "alignment")
@@ -338,6 +390,7 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     pool, cq = pq[~corpus], pq[corpus]
     # the newer bias measures (folders evaluated before them lack them); PEER is reported, not tested: on these
     # pools (one relevant passage per language) it is one constant whenever a relevant passage is retrieved
+    pool, fix_notes = _complete_fixes(pool)
     bias = [m for m in BIAS_METRICS if m in pool.columns and pool[m].notna().any()]
     agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1", *bias))
     eff = stats.effects(pool, metrics=("map", "rank_distance", *[m for m in bias if m in BIAS_DECIDING]), **perm)
@@ -349,7 +402,7 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     tydi = (stats.effects(pool[(pool.benchmark == "tydiqa") & (pool.setting == "multi")], metrics=("acc@1",), **perm)
             if "tydiqa" in set(pool.benchmark) else pd.DataFrame())
     effects = stats.combine_effects(eff, aeff, tydi)  # Benjamini-Hochberg within each family
-    missing = sorted({*effects.attrs.get("missing", []), *agg.attrs.get("missing", [])})
+    missing = sorted({*effects.attrs.get("missing", []), *agg.attrs.get("missing", []), *fix_notes})
     for df, name in ((agg, "aggregate.csv"), (effects, "effects.csv")):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
@@ -385,7 +438,7 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
     out = Path(out)
     names = benchmark_names(cfg)
     runs = plan(cfg)
-    done = completion(out, runs, names)
+    done = completion(out, runs, names, cfg.get("fixes"))
     rows = [{"model": r.name, "seed": r.seed, "done": out.is_dir() and done(r)} for r in runs]
     status = pd.DataFrame(rows, columns=["model", "seed", "done"])
     todo = int((~status["done"]).sum())
