@@ -41,7 +41,7 @@ from hbkit.analysis import figures as viz
 from hbkit.analysis import stats
 from hbkit.core.env import peak_rss_mb, release_freed_memory, runs_root
 from hbkit.core.files import atomic_path, atomic_write_json
-from hbkit.core.vocab import CORPUS_COLUMN, untrained
+from hbkit.core.vocab import CORPUS_COLUMN, untrained, with_fix
 from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
 from hbkit.data.checks import check_zero_shot, overlap_counts
 from hbkit.data.corpora import training_pairs, validation_pairs
@@ -356,12 +356,17 @@ def with_clusters(frame: pd.DataFrame, out: Path) -> pd.DataFrame:
     return merged.assign(cluster=merged["cluster"].fillna(merged["group"]))
 
 
-def _complete_fixes(pool: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def _complete_fixes(pool: pd.DataFrame, fixes=()) -> tuple[pd.DataFrame, list[str]]:
     """``pool`` without the rows of a trained model's fix (``hybrid+shift``) that lacks some (seed, benchmark) of
     its model (weights gone before the fix was evaluated), so that a fix never narrows the seeds of the strategies;
-    and a line for each fix left out."""
+    and a line for each fix left out, or of ``fixes`` not evaluated at all for a trained model."""
     notes, drop = [], []
     have = pool.groupby("model")[["seed", "benchmark"]].apply(lambda d: set(zip(d["seed"], d["benchmark"])))
+    for m in have.index:
+        absent = [f for f in fixes if "+" not in m and not untrained(m) and with_fix(m, f) not in have.index]
+        if absent:
+            notes.append(f"{', '.join(with_fix(m, f) for f in absent)} not evaluated: the weights of {m} were gone "
+                         "(committed results); a run that trains it evaluates them")
     for m in have.index:
         base_name = m.split("+")[0]
         if "+" in m and not untrained(m) and base_name in have.index and have[m] != have[base_name]:
@@ -390,7 +395,7 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     pool, cq = pq[~corpus], pq[corpus]
     # the newer bias measures (folders evaluated before them lack them); PEER is reported, not tested: on these
     # pools (one relevant passage per language) it is one constant whenever a relevant passage is retrieved
-    pool, fix_notes = _complete_fixes(pool)
+    pool, fix_notes = _complete_fixes(pool, cfg.get("fixes") or ())
     bias = [m for m in BIAS_METRICS if m in pool.columns and pool[m].notna().any()]
     agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1", *bias))
     eff = stats.effects(pool, metrics=("map", "rank_distance", *[m for m in bias if m in BIAS_DECIDING]), **perm)
