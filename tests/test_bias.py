@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from hbkit.retrieval.bias import bias_measures, mrc_at_k, peer_at_k, tlr_at_k
+from hbkit.retrieval.bias import bias_measures, mrc_at_k, peer_at_k, peer_from_positions, tlr_at_k
 
 VECTORS = json.loads((Path(__file__).parent / "data" / "bias_reference_vectors.json").read_text())
 
@@ -99,3 +99,45 @@ def test_mrc_leaves_out_a_constant_side_without_a_warning():
     assert np.isnan(m[0])
     rho = sps.spearmanr(S[1, [0, 1]], S[2, [0, 1]]).statistic
     assert m[1] == pytest.approx(rho) and m[2] == pytest.approx(rho)
+
+
+def test_stored_rankings_give_the_measures_without_embeddings():
+    """pools.multilingual_rankings keeps each query's top 20 and relevant candidates with positions: TLR@10 and
+    PEER@20 recomputed from that table alone equal bias_measures on the embeddings (a measure added later needs no
+    weights); positions break ties in pool order; the table has one row per kept candidate."""
+    from hbkit.data.benchmarks import RetrievalBenchmark
+    from hbkit.retrieval.pools import multilingual_rankings
+
+    rng = np.random.default_rng(7)
+    langs, G, extra = ["en", "de", "es"], 8, 30
+    q = pd.DataFrame([{"id": f"{l}:{g}", "lang": l, "text": "", "group": str(g)} for g in range(G) for l in langs])
+    c = pd.DataFrame([{"id": f"{l}:c{g}", "lang": l, "text": "", "context": "", "doc": str(g)}
+                      for g in range(G + extra) for l in langs])
+    bench = RetrievalBenchmark("toy", q, c, {r.id: [f"{l}:c{r.group}" for l in langs] for r in q.itertuples()})
+    topic = rng.standard_normal((G + extra, 16))
+    off = {l: 0.8 * rng.standard_normal(16) for l in langs}
+    C = np.stack([topic[int(r.doc)] + off[r.lang] for r in c.itertuples()]).astype(np.float32)
+    Q = np.stack([topic[int(r.group)] + off[r.lang] + 0.5 * rng.standard_normal(16) for r in q.itertuples()]).astype(np.float32)
+    C[5] = C[4]                                                        # a tie: positions follow the pool order
+    cidx = {x: i for i, x in enumerate(c["id"])}
+    rel = [np.array([cidx[x] for x in bench.relevance[i]]) for i in q["id"]]
+    want = bias_measures(Q, C, rel, q["lang"].to_numpy(), c["lang"].to_numpy(), q["group"].to_numpy(), c["id"].to_numpy())
+    R = multilingual_rankings(bench, Q, C, k=20)
+    assert set(R.columns) == {"query_id", "position", "candidate_id", "clang", "score", "relevant"}
+    assert (R.groupby("query_id").position.apply(lambda p: (p <= 20).sum()) == 20).all()
+    assert not R.duplicated(["query_id", "candidate_id"]).any() and R.groupby("query_id").relevant.sum().eq(3).all()
+    qlang = dict(zip(q["id"], q["lang"]))
+    tlr, peer = [], []
+    for qid in q["id"]:
+        r = R[R.query_id == qid]
+        target = r[r.relevant & (r.clang != qlang[qid])]
+        # hbkit's tie rule for TLR: rank = how many candidates score at least as high (all of those are in the top 20)
+        ranks = [(r.score >= s).sum() if p <= 20 else 99 for s, p in zip(target.score, target.position)]
+        tlr.append(np.mean(np.array(ranks) <= 10))
+        vals = {l: [float(p) if p <= 20 else np.nan for p in r[r.relevant & (r.clang == l)].position] for l in langs}
+        peer.append(peer_from_positions(vals))
+    np.testing.assert_allclose(tlr, want["tlr@10"], atol=1e-12)
+    np.testing.assert_allclose(peer, want["peer@20"], atol=1e-12)
+    r1 = R[R.query_id == "en:1"].set_index("candidate_id")     # de:c1 and es:c1 tie (pool rows 4 and 5)
+    assert r1.loc["de:c1", "score"] == r1.loc["es:c1", "score"]
+    assert r1.loc["es:c1", "position"] == r1.loc["de:c1", "position"] + 1

@@ -119,7 +119,10 @@ def test_stage_evaluate_writes_the_fixes_from_training_passages_and_resumes(tiny
     monkeypatch.setattr(tiny, "encode", lambda texts, **kw: (seen.extend(texts), real(texts, **kw))[1])
     run = Run("base", None, None, None)
     timings = {"reused_results": 0}
-    stage_evaluate(run, tiny, {"toy": bench}, {}, tmp_path, q.iloc[:2], timings, False, ("shift", "center"), train)
+    stage_evaluate(run, tiny, {"toy": bench}, {}, tmp_path, q.iloc[:2], timings, False, ("shift", "center"), train, 3)
+    for m in ("base", "base+shift", "base+center"):   # the multilingual rankings, for measures added later
+        rk = pd.read_parquet(tmp_path / "rankings" / f"{m}__toy.parquet")
+        assert set(rk.query_id) == set(q["id"]) and rk.groupby("query_id").relevant.sum().eq(2).all()
     assert set(seen) >= set(train["passage"])            # the training passages were encoded: the statistics' data
     info = json.loads((tmp_path / "fixes" / "base.json").read_text())
     assert info["passages"] == 12 and info["groups"] == 6

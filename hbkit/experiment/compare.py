@@ -186,7 +186,7 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
                                 "wait for it, or stop it first")
         # every check passed: only now is anything written (or, with force, removed)
         if force:
-            for sub in ("models", "per_query", "alignment", "umap", "fixes"):
+            for sub in ("models", "per_query", "alignment", "umap", "fixes", "rankings"):
                 shutil.rmtree(out / sub, ignore_errors=True)
         with atomic_path(out / "overlap.csv") as tmp:
             overlap.to_csv(tmp, index=False)
@@ -255,7 +255,7 @@ def _one_model(job: _Job, run, i: int, progress: bool, report: "_Progress") -> N
     with timed(timings, "load_model"):
         encoder = base_encoder(job.cfg, None if model_dir is None else str(model_dir))
     stage_evaluate(run, encoder, job.benches, job.corpora, job.out, job.umap_q, timings, progress,
-                   tuple(job.cfg.get("fixes") or ()), job.fix_passages)
+                   tuple(job.cfg.get("fixes") or ()), job.fix_passages, int(job.cfg.get("rankings_k") or 0))
     timings["evaluated_models"] += 1
     report.model_done()
 

@@ -17,7 +17,8 @@ _COMMON = {"strategies": ["xx", "xy", "hybrid"], "alphas": [], "train_languages"
            "permutations": 10000, "delta": 0.01, "corpus": "xquad-train",
            "benchmarks": ["xquad-r-eval", "mlqa-r", "tydiqa"], "corpus_benchmarks": [], "val_groups": 0,
            "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01,
-           "prompts": None, "val_corpus": "held-out", "fixes": list(FIXES), "fix_groups": 100}
+           "prompts": None, "val_corpus": "held-out", "fixes": list(FIXES), "fix_groups": 100,
+           "rankings_k": 20}
 
 
 #: the paper's nine training languages (arXiv 2408.10536 §3.1): Greek and Vietnamese are never trained on and are
@@ -106,6 +107,8 @@ PROFILE_KEYS: dict[str, tuple[str, str]] = {
     "fixes": ("list[str]?", "training-free fixes of language bias evaluated beside every model, from its embeddings: "
                             "shift (SHIFT), center (language-wise centering); none: no fix"),
     "fix_groups": ("int?", "training groups whose passages estimate the fixes (none: all)"),
+    "rankings_k": ("int", "keep each multilingual query's top-k and relevant candidates with scores (rankings/), so "
+                          "that a ranking measure added later needs no weights; 0: none"),
     "prompts": ("dict[str]?", "prefixes for an encoder without prompts of its own, e.g. 'query=Query: ,passage=Passage: ' "
                               "(none: no prefix; an encoder with its own prompts keeps them)"),
 }
@@ -132,7 +135,7 @@ def check_profile(cfg: dict) -> dict:
     if not cfg.get("seeds") or any(not isinstance(x, int) or not 0 <= x < 2**32 for x in cfg["seeds"]):
         fail("seeds", "give one or more whole numbers from 0 to 2**32 - 1, e.g. 0,1,2")
     for key, low in (("steps", 1), ("batch_size", 2), ("umap_groups", 2), ("permutations", 100),
-                     ("eval_seed", 0)):
+                     ("eval_seed", 0), ("rankings_k", 0)):
         if not isinstance(cfg.get(key), int) or isinstance(cfg.get(key), bool) or cfg[key] < low:
             fail(key, f"must be an integer >= {low}")
     if cfg.get("train_groups") is not None and (not isinstance(cfg["train_groups"], int) or cfg["train_groups"] < 2):

@@ -66,7 +66,7 @@ from hbkit.retrieval.bias import BIAS_METRICS
 from hbkit.retrieval.bias import DECIDING as BIAS_DECIDING
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.ir_metrics import METRICS as CORPUS_METRICS
-from hbkit.retrieval.pools import evaluate_embeddings
+from hbkit.retrieval.pools import evaluate_embeddings, multilingual_rankings
 from hbkit.train.config import TrainConfig, TrainError
 from hbkit.train.run_folder import pairs_fingerprint
 from hbkit.train.sampling import SamplerError
@@ -237,12 +237,15 @@ def _fix_stats(encoder, fp: str, passages: pd.DataFrame, fixes, out: Path, run: 
 
 
 def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, umap_q: pd.DataFrame, timings: dict,
-                    progress: bool, fixes: tuple = (), fix_passages: pd.DataFrame | None = None):
+                    progress: bool, fixes: tuple = (), fix_passages: pd.DataFrame | None = None, rankings_k: int = 0):
     """Per-query metrics and per-group alignment of one model on every pool benchmark, and per-query metrics on
     every corpus benchmark (sharded encoding, faiss search; shards shared by the runs under ``out/corpus``);
     each file is reused when intact. Each of ``fixes`` (:mod:`hbkit.retrieval.posthoc`, estimated from
     ``fix_passages``, training passages only) adds the per-query metrics of ``<model>+<fix>`` on every pool
-    benchmark, from the same embeddings transformed (corpus benchmarks, monolingual, get none)."""
+    benchmark, from the same embeddings transformed (corpus benchmarks, monolingual, get none). With ``rankings_k``,
+    each pool benchmark evaluated here also leaves ``rankings/<run>__<benchmark>.parquet``: the multilingual pool's
+    top ``rankings_k`` and relevant candidates of every query (:func:`hbkit.retrieval.pools.multilingual_rankings`),
+    from which a ranking measure added later is computed without the weights; not needed to count as done."""
     fp = fingerprint(encoder)
     ident = {"model": run.name, "strategy": run.strategy or "base", "alpha": run.alpha, "seed": run.seed}
     fstats = None
@@ -265,7 +268,12 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
                 Qf, Cf = posthoc.transform(fstats[f], Q, bench.queries["lang"], C, bench.candidates["lang"])
                 _write_parquet(evaluate_embeddings(bench, Qf, Cf, progress=progress).per_query.assign(
                     **{**ident, "model": fixed_run(run, f).name}), fix_paths[f])
+                if rankings_k:
+                    _write_parquet(multilingual_rankings(bench, Qf, Cf, rankings_k),
+                                   out / "rankings" / f"{fixed_run(run, f).id}__{bname}.parquet")
             res = None if have_pq else evaluate_embeddings(bench, Q, C, progress=progress)
+            if res is not None and rankings_k:
+                _write_parquet(multilingual_rankings(bench, Q, C, rankings_k), out / "rankings" / f"{run.id}__{bname}.parquet")
         with timed(timings, "align"):
             al = None if have_al else alignment_per_group(Q, bench.queries["lang"].to_numpy(),
                                                           bench.queries["group"].to_numpy())

@@ -87,8 +87,10 @@ def mrc_at_k(S: np.ndarray, groups: np.ndarray, q_lang: np.ndarray, k: int = 10)
     return out
 
 
-def _peer_p(values: dict[str, list[float]]) -> float:
-    """The authors' per-level test (``peer_measure.kruskal``) on ``{language: [position or NaN]}``."""
+def peer_from_positions(values: dict[str, list[float]]) -> float:
+    """PEER of one query from its relevant candidates' positions: the authors' per-level test
+    (``peer_measure.kruskal``) on ``{language: [1-based position in the top k, or NaN when outside it]}`` (what
+    :func:`peer_at_k` computes from scores, and what stored rankings give: :func:`hbkit.retrieval.pools.multilingual_rankings`)."""
     samples = [v for v in values.values()]
     flat = np.array([x for v in samples for x in v], dtype=float)
     if not len(flat) or np.isnan(flat).all():
@@ -122,7 +124,7 @@ def peer_at_k(S: np.ndarray, relevant: Sequence[np.ndarray], c_lang: np.ndarray,
         values: dict[str, list[float]] = {}
         for r in rel:
             values.setdefault(str(c_lang[r]), []).append(float(pos.get(int(r), np.nan)))
-        out[i] = _peer_p(values)
+        out[i] = peer_from_positions(values)
     return out
 
 

@@ -139,6 +139,42 @@ def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndar
     return EvalResult(table, pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame())
 
 
+RANKING_COLUMNS = ["query_id", "position", "candidate_id", "clang", "score", "relevant"]
+
+
+def multilingual_rankings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray, k: int = 20,
+                          chunk: int = 512) -> pd.DataFrame:
+    """What a ranking-based measure added later needs, per query of the multilingual pool (every candidate): its
+    top ``k`` candidates and every relevant candidate, each with its ``position`` (1-based, by score, ties in pool
+    order, as :mod:`hbkit.retrieval.bias` breaks them), ``score`` (float32 inner product), language and whether it
+    is relevant. Columns :data:`RANKING_COLUMNS`; the query's language and group are in the per-query results.
+    TLR@j and PEER@j for any j up to ``k``, and any measure of a query's own top ``k`` and relevant candidates, are
+    computable from it without the embeddings (``tests/test_bias.py`` recomputes TLR@10 and PEER@20); MRC@j is
+    not (it scores a query on its translations' top candidates too)."""
+    qdf, cdf = benchmark.queries, benchmark.candidates
+    cidx = {c: i for i, c in enumerate(cdf["id"])}
+    cids, clang = cdf["id"].to_numpy(), cdf["lang"].to_numpy()
+    Q, C = np.asarray(Q, dtype=np.float32), np.asarray(C, dtype=np.float32)
+    k = min(int(k), len(cdf))
+    parts = []
+    for s in range(0, len(Q), chunk):
+        S = Q[s:s + chunk] @ C.T
+        order = np.argsort(-S, axis=1, kind="stable")
+        for i in range(len(S)):
+            qi = s + i
+            rel = np.array([cidx[c] for c in benchmark.relevance[qdf["id"].iloc[qi]]], dtype=np.int64)
+            pos = np.empty(S.shape[1], dtype=np.int64)
+            pos[order[i]] = np.arange(1, S.shape[1] + 1)
+            keep = np.union1d(order[i, :k], rel)
+            keep = keep[np.argsort(pos[keep], kind="stable")]
+            parts.append(pd.DataFrame({"query_id": qdf["id"].iloc[qi], "position": pos[keep].astype(np.int32),
+                                       "candidate_id": cids[keep], "clang": clang[keep],
+                                       "score": S[i, keep].astype(np.float32), "relevant": np.isin(keep, rel)}))
+    if not parts:
+        return pd.DataFrame(columns=RANKING_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[RANKING_COLUMNS]
+
+
 def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = SETTINGS, batch_size: int = 64,
              cache: bool = True, save_dir: str | Path | None = None, progress: bool = True,
              with_context: bool = False, devices: Sequence[str] | None = None) -> EvalResult:
