@@ -239,3 +239,18 @@ def test_dashboard_shows_the_papers_per_language_tables_beside_ours(tmp_path):
     assert {t.name for t in d.language_fig.data} == {"paper XLM-R", "paper LaBSE"}   # ours: no MIRACL in this run
     d.lang_metric.value = "recall@100"
     assert "recall@100" in d.language_fig.layout.title.text and d.language_effects.empty
+
+
+def test_the_free_fixes_are_models_of_the_dashboard(results):
+    """base+shift and hybrid+center (hbkit.retrieval.posthoc) are models like the others: in the selector, in the bars
+    in the shared model order (the strategies first), and left out of the α figure, which is about training."""
+    from hbkit.app.widgets import alpha_figure
+    fixed = pd.concat([results.assign(model="base+shift", value=results.value + 0.01),
+                       results[results.model == "hybrid"].assign(model="hybrid+center")], ignore_index=True)
+    both = pd.concat([results, fixed], ignore_index=True)
+    d = Dashboard(both)
+    assert {"base+shift", "hybrid+center"} <= set(d.models.options)
+    names = [t.name for t in d.figure.data]
+    assert names[:4] == ["base", "xx", "xy", "hybrid"] and {"base+shift", "hybrid+center"} <= set(names)
+    on_alpha = [m for t in alpha_figure(both, "mlqa-r").data if t.text is not None for m in t.text]
+    assert set(on_alpha) == {"xx", "xy", "hybrid"}
