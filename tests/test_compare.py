@@ -157,12 +157,20 @@ def test_two_jobs_in_one_folder(ci_run, monkeypatch):
 
     import hbkit.experiment.compare as cmp
     from hbkit.core.files import FolderInUse, RunLock
+    import threading
+    lines: list[str] = []
     with RunLock(ci_run["out"]):
         p = subprocess.Popen([sys.executable, "-m", "hbkit.app.cli", "report", str(ci_run["out"])],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(8)
-        assert p.poll() is None   # still waiting
-    _, err = p.communicate(timeout=300)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        reader = threading.Thread(target=lambda: lines.extend(p.stderr), daemon=True)
+        reader.start()
+        t0 = time.time()   # released only once it says it waits (its start takes seconds, more on a busy machine)
+        while not any("waiting up to 600 s for PID" in x for x in lines) and time.time() - t0 < 240:
+            assert p.poll() is None, "".join(lines)[-2000:]   # still waiting, not failed
+            time.sleep(0.5)
+    p.wait(timeout=300)
+    reader.join(timeout=60)
+    err = "".join(lines)
     assert p.returncode == 0 and "waiting up to 600 s for PID" in err and "Traceback" not in err
     monkeypatch.setattr(cmp, "SHARED_LOCK_WAIT_S", 1)
     with RunLock(ci_run["out"]):
