@@ -256,11 +256,11 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
         per, na = [], []
         spec = [(a, b, s, own[0] if own else metric, own[1] if len(own) > 1 else setting) for a, b, s, *own in needs]
         for bench in benches:
-            here = [x for x in spec if (bench, x[4], x[3]) in have]
+            # a claim of one setting needs all its comparisons; one of every setting, those the benchmark has
+            here = [x for x in spec if setting is not None or (bench, x[4], x[3]) in have]
             if (setting is not None and (bench, setting, metric) not in have) or not here:
                 na.append(f"{bench} (no {setting or ''} {metric})".replace("  ", " "))
                 continue
-            here = spec if setting is not None else here
             comps = [(_lookup(idx, bench, st, m, a, b), s, _missing_desc(models, bench, st, m, a, b))
                      for a, b, s, m, st in here]
             if any(len(n) > 3 for n in needs):   # several measures or settings: name each comparison's

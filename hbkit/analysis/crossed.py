@@ -184,17 +184,23 @@ def crossed_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dict
     s2_seed = np.maximum(ms_s - ms_e, 0) / G
     s2_cl = np.maximum(ms_g - ms_e, 0) / S
     with np.errstate(invalid="ignore", divide="ignore"):
-        se = np.sqrt(np.maximum(V, 0))
+        share = np.where(V > 0, (s2_seed / S) / V, np.nan)
+    out.update(_t_summary(m, np.sqrt(np.maximum(V, 0)), df, np.abs(d).max(axis=(-2, -1)), level, power),
+               df=df, s2_seed=s2_seed, s2_cluster=s2_cl, s2_resid=ms_e, seed_share=share)
+    return out
+
+
+def _t_summary(m, se, df, scale, level: float, power: float) -> dict:
+    """``se`` (snapped to 0 at rounding size relative to ``scale``, the largest |d|), ``t``, two-sided ``p``,
+    the t interval ``low``/``high`` and ``mde`` of a mean ``m`` with that se and ``df``: both tests' last step."""
+    with np.errstate(invalid="ignore", divide="ignore"):
         # a difference equal in every cell leaves only rounding (se ~ 1e-19 for d ~ 1e-2): that is se = 0
-        se = np.where(se <= 1e-9 * np.abs(d).max(axis=(-2, -1)), 0.0, se)
+        se = np.where(se <= 1e-9 * scale, 0.0, se)
         t = np.where(se > 0, m / se, np.where(m == 0, 0.0, np.sign(m) * np.inf))
         p = np.where(se > 0, 2 * sps.t.sf(np.abs(t), df), np.where(m == 0, 1.0, 0.0))
         half = sps.t.ppf(1 - level / 2, df) * se
-        mde = noncentrality(df, level, power).reshape(m.shape) * se / _bias_factor(df)
-        share = np.where(V > 0, (s2_seed / S) / V, np.nan)
-    out.update(se=se, df=df, t=t, p=p, low=m - half, high=m + half, mde=mde, s2_seed=s2_seed, s2_cluster=s2_cl,
-               s2_resid=ms_e, seed_share=share)
-    return out
+        mde = noncentrality(df, level, power).reshape(np.shape(m)) * se / _bias_factor(df)
+    return {"se": se, "t": t, "p": p, "low": m - half, "high": m + half, "mde": mde}
 
 
 def clusters_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dict[str, np.ndarray]:
@@ -208,14 +214,9 @@ def clusters_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dic
     nan = np.nan
     if G < 2:
         return {"diff": m, **{k: nan for k in FIELDS if k != "diff"}}
-    df = float(G - 1)
-    se = float(d.std(ddof=1) / np.sqrt(G))
-    se = 0.0 if se <= 1e-9 * np.abs(d).max() else se
-    t = m / se if se > 0 else (0.0 if m == 0 else np.sign(m) * np.inf)
-    p = float(2 * sps.t.sf(abs(t), df)) if se > 0 else (1.0 if m == 0 else 0.0)
-    half = float(sps.t.ppf(1 - level / 2, df)) * se
-    mde = float(noncentrality(df, level, power).reshape(-1)[0] * se / _bias_factor(np.asarray(df)))
-    return {"diff": m, "se": se, "df": df, "t": t, "p": p, "low": m - half, "high": m + half, "mde": mde,
+    df = np.asarray(float(G - 1))
+    r = _t_summary(np.asarray(m), np.asarray(d.std(ddof=1) / np.sqrt(G)), df, np.abs(d).max(), level, power)
+    return {"diff": m, "df": float(df), **{k: float(v) for k, v in r.items()},
             "s2_seed": nan, "s2_cluster": float(d.var(ddof=1)), "s2_resid": nan, "seed_share": nan}
 
 

@@ -83,7 +83,7 @@ from hbkit.analysis.blocks import (
     trained_seeds,
 )
 from hbkit.analysis.crossed import clusters_test, crossed_test
-from hbkit.core.vocab import FIX_CONTRASTS, FIXES, STRATEGIES, STRATEGY_CONTRASTS, untrained, with_fix
+from hbkit.core.vocab import FIX_CONTRASTS, FIXES, STRATEGIES, STRATEGY_CONTRASTS, has_fix, untrained, with_fix
 from hbkit.data.registry import is_corpus_benchmark
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _parse_contrasts(contrasts, models: Sequence[str]) -> list[tuple[str, str]]:
     if contrasts is None:
         out = [c for c in (*STRATEGY_CONTRASTS, *FIX_CONTRASTS) if c[0] in models and c[1] in models]
         order = {m: i for i, m in enumerate(("xx", "xy", "hybrid"))}
-        plain = sorted((m for m in models if "+" not in m), key=lambda m: (order.get(m, 9), m))
+        plain = sorted((m for m in models if not has_fix(m)), key=lambda m: (order.get(m, 9), m))
         out += [(m, BASE_MODEL) for m in plain if m != BASE_MODEL and BASE_MODEL in models]
         out += [(with_fix(m, f), m) for m in plain for f in FIXES if with_fix(m, f) in models]   # what a fix adds
         return out
@@ -237,7 +237,7 @@ def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
     ``strategies``. Benjamini-Hochberg runs within each family."""
     if (a, b) in FIX_CONTRASTS:   # C6/C7: hybrid against a free fix of the base model, on the settings' mAP
         return "claims" if metric == "map" and not is_corpus_benchmark(benchmark) else "fixes"
-    if "+" in a or "+" in b:
+    if has_fix(a) or has_fix(b):
         return "fixes"
     if BASE_MODEL in (a, b):
         return "base"

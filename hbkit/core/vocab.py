@@ -25,9 +25,19 @@ def with_fix(model: str, fix: str) -> str:
     return f"{model}+{fix}"
 
 
+def without_fix(model: str) -> str:
+    """The model a fixed model was made from: ``without_fix("hybrid+shift") == "hybrid"``; a plain model is itself."""
+    return str(model).split("+")[0]
+
+
+def has_fix(model: str) -> bool:
+    """Whether ``model`` is a model with a training-free fix applied (``<model>+<fix>``)."""
+    return without_fix(model) != str(model)
+
+
 def untrained(model: str) -> bool:
     """Whether ``model`` is evaluated once, without a training seed: the base model and its fixes (``base+shift``)."""
-    return str(model).split("+")[0] == "base"
+    return without_fix(model) == "base"
 
 
 STRATEGIES = ("xx", "xy", "hybrid")

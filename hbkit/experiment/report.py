@@ -9,7 +9,7 @@ import pandas as pd
 from hbkit.analysis import claims, reference, stats
 from hbkit.analysis import figures as viz
 from hbkit.core.files import RunLock, atomic_path, atomic_write_text
-from hbkit.core.vocab import STRATEGY_ORDER
+from hbkit.core.vocab import STRATEGY_ORDER, has_fix, without_fix
 from hbkit.experiment.grid import describe_missing, grid_status
 from hbkit.experiment.plan import BENCHMARKS, benchmark_names, delta_target, plan, umap_bench
 from hbkit.experiment.run_files import read_run_csv, read_run_json
@@ -66,7 +66,7 @@ def fixes_table(out: Path) -> pd.DataFrame:
 
 def _fix_models(models) -> list[str]:
     """The base model and hybrid, each with and without every fix: the models the fixes section shows."""
-    return [m for m in models if m.split("+")[0] in ("base", "hybrid") and "-a" not in m]
+    return [m for m in models if without_fix(m) in ("base", "hybrid")]
 
 
 def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
@@ -131,7 +131,7 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     if partial:
         notes = f"<b>PARTIAL GRID</b>: {partial} " + notes
     mean_all = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
-    mean = mean_all[~mean_all["model"].str.contains("+", regex=False)]   # the strategies; the fixes have a section
+    mean = mean_all[~mean_all["model"].map(has_fix)]   # the strategies; the fixes have a section
     with_fixes = mean_all[mean_all["model"].isin(_fix_models(dict.fromkeys(mean_all["model"])))]
     sections = [("Run", notes),
                 (("PARTIAL GRID, the models aggregated last time only. " if partial else "")
@@ -156,7 +156,7 @@ def render(out: str | Path, partial: str | None = None) -> dict:
                    ("Training-free fixes: language bias (TLR@10, multilingual pool)",
                     viz.metric_bars(with_fixes[with_fixes.setting == "multi"], "tlr@10")),
                    ("What each fix was estimated from (training passages only)", fixes, "fixes.csv")]
-                  if cfg.get("fixes") and with_fixes["model"].str.contains("+", regex=False).any() else []),
+                  if cfg.get("fixes") and with_fixes["model"].map(has_fix).any() else []),
                 ("Language clusters before and after training", viz.umap_scatter(coords)),
                 ("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
                                                                    .groupby(["model", "benchmark", "metric", "qlang", "dlang"])
@@ -167,7 +167,7 @@ def render(out: str | Path, partial: str | None = None) -> dict:
                  "Bonett-Wright variance)", corr, "alignment_vs_retrieval.csv")]
     first_seed = results[results.seed == results.seed.min()] if results.seed.notna().any() else results
     base_rows = results[results.model == "base"]
-    for name in (m for m in dict.fromkeys(results["model"]) if "+" not in m):   # the strategies, not their fixes
+    for name in (m for m in dict.fromkeys(results["model"]) if not has_fix(m)):   # the strategies, not their fixes
         r = pd.concat([first_seed, base_rows]).drop_duplicates()
         sections.append((f"Language pairs: {name}", viz.pair_heatmap(r, name, umap_bench(cfg))))
     sections += [

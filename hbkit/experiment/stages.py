@@ -41,7 +41,7 @@ from hbkit.analysis import figures as viz
 from hbkit.analysis import stats
 from hbkit.core.env import peak_rss_mb, release_freed_memory, runs_root
 from hbkit.core.files import atomic_path, atomic_write_json
-from hbkit.core.vocab import CORPUS_COLUMN, untrained, with_fix
+from hbkit.core.vocab import CORPUS_COLUMN, has_fix, untrained, with_fix, without_fix
 from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
 from hbkit.data.checks import check_zero_shot, overlap_counts
 from hbkit.data.corpora import training_pairs, validation_pairs
@@ -371,13 +371,13 @@ def _complete_fixes(pool: pd.DataFrame, fixes=()) -> tuple[pd.DataFrame, list[st
     notes, drop = [], []
     have = pool.groupby("model")[["seed", "benchmark"]].apply(lambda d: set(zip(d["seed"], d["benchmark"])))
     for m in have.index:
-        absent = [f for f in fixes if "+" not in m and not untrained(m) and with_fix(m, f) not in have.index]
+        absent = [f for f in fixes if not has_fix(m) and not untrained(m) and with_fix(m, f) not in have.index]
         if absent:
             notes.append(f"{', '.join(with_fix(m, f) for f in absent)} not evaluated: the weights of {m} were gone "
                          "(committed results); a run that trains it evaluates them")
     for m in have.index:
-        base_name = m.split("+")[0]
-        if "+" in m and not untrained(m) and base_name in have.index and have[m] != have[base_name]:
+        base_name = without_fix(m)
+        if has_fix(m) and not untrained(m) and base_name in have.index and have[m] != have[base_name]:
             drop.append(m)
             notes.append(f"{m} left out: evaluated for {len(have[m])} of the {len(have[base_name])} (seed, benchmark) "
                          f"results of {base_name} (the weights of the others were gone; rerun with them to add it)")

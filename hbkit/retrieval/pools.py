@@ -156,23 +156,26 @@ def multilingual_rankings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.nd
     cids, clang = cdf["id"].to_numpy(), cdf["lang"].to_numpy()
     Q, C = np.asarray(Q, dtype=np.float32), np.asarray(C, dtype=np.float32)
     k = min(int(k), len(cdf))
-    parts = []
+    qids = qdf["id"].to_numpy()
+    rows = {c: [] for c in ("q", "position", "c", "score", "relevant")}
     for s in range(0, len(Q), chunk):
         S = Q[s:s + chunk] @ C.T
         order = np.argsort(-S, axis=1, kind="stable")
+        pos = np.empty(S.shape[1], dtype=np.int64)
         for i in range(len(S)):
-            qi = s + i
-            rel = np.array([cidx[c] for c in benchmark.relevance[qdf["id"].iloc[qi]]], dtype=np.int64)
-            pos = np.empty(S.shape[1], dtype=np.int64)
+            rel = np.array([cidx[c] for c in benchmark.relevance[qids[s + i]]], dtype=np.int64)
             pos[order[i]] = np.arange(1, S.shape[1] + 1)
             keep = np.union1d(order[i, :k], rel)
             keep = keep[np.argsort(pos[keep], kind="stable")]
-            parts.append(pd.DataFrame({"query_id": qdf["id"].iloc[qi], "position": pos[keep].astype(np.int32),
-                                       "candidate_id": cids[keep], "clang": clang[keep],
-                                       "score": S[i, keep].astype(np.float32), "relevant": np.isin(keep, rel)}))
-    if not parts:
+            for name, v in (("q", np.full(len(keep), s + i)), ("position", pos[keep]), ("c", keep),
+                            ("score", S[i, keep]), ("relevant", np.isin(keep, rel))):
+                rows[name].append(v)
+    if not rows["q"]:
         return pd.DataFrame(columns=RANKING_COLUMNS)
-    return pd.concat(parts, ignore_index=True)[RANKING_COLUMNS]
+    cols = {n: np.concatenate(v) for n, v in rows.items()}
+    return pd.DataFrame({"query_id": qids[cols["q"]], "position": cols["position"].astype(np.int32),
+                         "candidate_id": cids[cols["c"]], "clang": clang[cols["c"]],
+                         "score": cols["score"].astype(np.float32), "relevant": cols["relevant"]})
 
 
 def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = SETTINGS, batch_size: int = 64,
