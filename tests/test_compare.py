@@ -180,7 +180,9 @@ def test_two_jobs_in_one_folder(ci_run, monkeypatch):
 
 def test_bad_arguments_fail_before_any_work(tmp_path):
     for kw, msg in (({"alphas": [1.5]}, "alphas"), ({"seeds": [0, 0]}, "given twice"), ({"delta": -0.1}, "delta"),
-                    ({"eval_groups": {"mlqa-r": 0}}, "eval_groups")):
+                    ({"eval_groups": {"mlqa-r": 0}}, "eval_groups"), ({"fixes": ["lir"]}, "fixes=.*shift, center"),
+                    ({"fixes": ["shift", "shift"]}, "fixes"), ({"fix_groups": 1}, "fix_groups"),
+                    ({"rankings_k": -1}, "rankings_k")):
         with pytest.raises(ValueError, match=msg):
             compare("ci", tmp_path / "x", progress=False, **kw)
     assert not (tmp_path / "x").exists()
