@@ -1,5 +1,6 @@
 """Statistics of a comparison: seeds as an axis, paired effects with intervals and permutation p-values,
-multiple-comparison control, the minimum detectable effect, and verdicts on the paper's claims.
+multiple-comparison control and the minimum detectable effect. The verdicts on the paper's claims that these
+effects decide are in :mod:`hbkit.analysis.claims`.
 
 Input: per-query results
 ------------------------
@@ -19,7 +20,7 @@ queries of cell c with a value, and C the number of cells with n_c > 0::
 
     macro_s = (1/C) * sum_c (1/n_c) * sum_{q in c} v_{s,q}
 
-(what ``EvalResult.macro()`` and :func:`paired_bootstrap` compute). Over seeds: ``mean = (1/S) sum_s macro_s``.
+(what ``EvalResult.macro()`` and :func:`hbkit.analysis.bootstrap.paired_bootstrap` compute). Over seeds: ``mean = (1/S) sum_s macro_s``.
 
 Units: answer clusters
 ----------------------
@@ -63,6 +64,7 @@ interval over clusters that describes that one model (column ``interval``).
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Sequence
 
@@ -124,7 +126,7 @@ def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_di
     ``low``/``high`` the t interval of the crossed model over seeds and units (``interval``: ``seeds and
     clusters``), or over units alone for one seed (``clusters (one model)``), with its ``se`` and ``df``;
     ``n_groups`` the units (clusters, or groups) with a value. Seeds are first restricted by
-    :func:`complete_seeds`; what it left out is in ``attrs["missing"]`` (and logged). A (benchmark, setting,
+    :func:`hbkit.analysis.blocks.complete_seeds`; what it left out is in ``attrs["missing"]`` (and logged). A (benchmark, setting,
     metric) with no value (e.g. rank distance in ``mono``) has no row.
 
     Example:
@@ -286,7 +288,7 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
       ``monte-carlo``; a statement about these trained models, which decides nothing);
     * ``better``: ``lower`` for rank distance and language k-NN purity (a negative diff favours ``a``).
 
-    Queries count only where every model has a value. Seeds are restricted by :func:`complete_seeds`
+    Queries count only where every model has a value. Seeds are restricted by :func:`hbkit.analysis.blocks.complete_seeds`
     (``attrs["missing"]``). Raises ``ValueError`` for a contrast naming a model without results.
 
     Example:
@@ -411,8 +413,8 @@ def spearman_interval(x: np.ndarray, y: np.ndarray, level: float = 0.05) -> tupl
     res = sps.spearmanr(x, y)
     rho, p = float(res.statistic), float(res.pvalue)
     half = sps.norm.ppf(1 - level / 2) * np.sqrt((1 + rho ** 2 / 2) / (n - 3))
-    zr = np.arctanh(np.clip(rho, -0.999999, 0.999999))
-    return rho, float(np.tanh(zr - half)), float(np.tanh(zr + half)), p
+    zr = math.atanh(min(max(rho, -0.999999), 0.999999))   # libm, not numpy's SIMD loops: the same last digit
+    return rho, math.tanh(zr - half), math.tanh(zr + half), p   # on every CPU
 
 
 def alignment_vs_retrieval(results: pd.DataFrame, alignment: pd.DataFrame, metric: str = "map",
