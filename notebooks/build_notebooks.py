@@ -9,7 +9,7 @@ import nbformat as nbf
 HERE = Path(__file__).parent
 #: papermill's parameters cell (tagged ``parameters``): ``papermill 03_training_strategies.ipynb out.ipynb -p PROFILE cpu``
 PARAMETERS = ("import os\n"
-              "PROFILE = os.environ.get('HBKIT_PROFILE', 'auto')  # ci in CI, else gpu / cpu by hardware\n"
+              "PROFILE = os.environ.get('HBKIT_PROFILE', 'auto')  # ci in CI; auto: see help(hbkit.profile)\n"
               "RUN = None     # the run folder; None: the profile's shared folder runs/<profile>, which `make run` fills too\n"
               "SEEDS = None   # training seeds, e.g. [0, 1, 2]; None: the profile's\n"
               "ALPHAS = None  # extra hybrid α values, e.g. [0.25, 0.75]; None: the profile's")

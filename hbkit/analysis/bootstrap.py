@@ -31,7 +31,7 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map
     an interval for ``a`` alone). Groups (parallel items) are resampled with replacement, so all
     translations of a question move together; each resample recomputes every cell mean and their macro
     average. Returns ``{"a", "b", "diff", "low", "high", "p"}`` with a 95% percentile interval of
-    ``a - b`` and a two-sided bootstrap p-value. One seed only: :func:`effects` is the seed-aware version
+    ``a - b`` and a two-sided bootstrap p-value. One seed only: :func:`hbkit.analysis.stats.effects` is the seed-aware version
     with a permutation p-value.
     """
     def pick(df):
@@ -73,7 +73,7 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map
 def intervals(per_query: dict[str, pd.DataFrame], benchmark: str, metrics=("map",), settings=("mono", "cross", "multi"),
               n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Macro value and 95% bootstrap interval (over query groups) per model, metric and setting, for one seed
-    (``per_query``: model name -> ``EvalResult.per_query``). :func:`aggregate` is the version over seeds."""
+    (``per_query``: model name -> ``EvalResult.per_query``). :func:`hbkit.analysis.stats.aggregate` is the version over seeds."""
     rows = []
     for model, pq in per_query.items():
         for metric in metrics:

@@ -205,7 +205,7 @@ def _missing_desc(models: set, bench: str, setting: str, metric: str, a: str, b:
 
 
 def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05) -> pd.DataFrame:
-    """Verdicts on the paper's claims from an effects table (:func:`effects`, or :func:`combine_effects`
+    """Verdicts on the paper's claims from an effects table (:func:`hbkit.analysis.stats.effects`, or :func:`hbkit.analysis.stats.combine_effects`
     of retrieval and alignment effects).
 
     Claims (:data:`DIRECTIONAL_CLAIMS`, C5, A1): C1 xx best in mono (``xx - xy > 0`` and ``xx - hybrid >

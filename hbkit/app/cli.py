@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="train every strategy (x α x seed) from one base encoder, evaluate, report",
                        allow_abbrev=False)
-    c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (paper when CUDA is available)")
+    c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (see help(hbkit.profile): $HBKIT_PROFILE, else paper on CUDA, else cpu)")
     c.add_argument("--out", default=None, help="run folder (default: runs/<profile>, shared with the notebooks and the dashboard)")
     c.add_argument("--force", action="store_true", help="retrain and re-evaluate everything in --out")
     c.add_argument("--data-dir", help="the folder of the releases (laid out like data/README.md; default: "
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
                        allow_abbrev=False)
     r.add_argument("run_dir")
 
-    t = sub.add_parser("train", help="fine-tune one strategy on the XQuAD training articles", allow_abbrev=False)
+    t = sub.add_parser("train", help="fine-tune one strategy on one training corpus (--corpus; default: the XQuAD training articles)", allow_abbrev=False)
     t.add_argument("--model", default="intfloat/multilingual-e5-small")
     _add_dataclass_options(t, TrainConfig)
     t.add_argument("--max-groups", type=_positive, help="train on a seeded subset of this many parallel groups")

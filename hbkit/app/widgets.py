@@ -76,7 +76,7 @@ def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map",
                      models: list[str] | None = None, qlang: str = "all", dlang: str = "all",
                      reference: pd.DataFrame | None = None):
     """Bars of ``metric`` per model for one benchmark: all settings (``setting=None``) or one; for one
-    language pair when ``qlang``/``dlang`` are not ``all``. With a ``reference`` table (:func:`load_reference`),
+    language pair when ``qlang``/``dlang`` are not ``all``. With a ``reference`` table (:func:`hbkit.analysis.reference.load_reference`),
     its numbers for the same benchmark/metric/setting are drawn beside ours as hatched bars named
     ``<encoder> (<source>): <model>`` (macro values only: a reference has no language pairs).
     Raises ``ValueError`` when our selection is empty."""
@@ -160,7 +160,7 @@ class Dashboard:
     ``Dashboard(results).widget`` is the container to display. Changing any control rebuilds ``self.figure``
     (bars per model, :func:`dashboard_figure`) and ``self.alpha_fig`` (metric against α, :func:`alpha_figure`),
     shown through plotly's own renderer so they work in JupyterLab and Voilà alike. With a ``reference``
-    table (:func:`load_reference`, e.g. the paper's Table 1) its numbers are drawn beside ours and
+    table (:func:`hbkit.analysis.reference.load_reference`, e.g. the paper's Table 1) its numbers are drawn beside ours and
     ``self.table`` holds :func:`beside` for the current benchmark and metric. ``run_button`` trains
     the strategies at ``profile`` (the notebook's) into ``out`` (default: the profile's shared run folder,
     ``runs/<profile>``), plus a hybrid run at the α slider's value when it is not 0, 0.5 or 1, in a background

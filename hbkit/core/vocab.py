@@ -4,7 +4,7 @@ from __future__ import annotations
 SETTINGS = ("mono", "cross", "multi")
 
 
-#: the contrasts between strategies that :func:`effects` computes by default (plus every model - base)
+#: the contrasts between strategies that :func:`hbkit.analysis.stats.effects` computes by default (plus every model - base)
 STRATEGY_CONTRASTS = (("hybrid", "xx"), ("hybrid", "xy"), ("xy", "xx"))
 
 

@@ -1,4 +1,6 @@
-"""The data layer: one reader per release, one place that resolves where files come from, two shapes.
+"""The pooled benchmarks and the parallel training pairs: the readers of XQuAD-R, MLQA-R and TyDi-QA, their
+two shapes, answer clusters and the disjointness check. Where their files come from is resolved by
+:func:`hbkit.data.releases.release_dir`.
 
 Shapes
 ------
@@ -9,10 +11,11 @@ Shapes
   context, doc``) and relevance (query id -> candidate ids), with language selection and seeded
   subsampling by group that keeps the parallel structure.
 
-Where files come from (first hit wins): an explicit ``data_dir`` argument; ``$HBKIT_DATA_DIR``; the
-project's ``data/`` folder; else a download from the official release addresses, verified by sha256 and
-stored under ``data/`` (see :func:`download`). Nothing is dropped silently: every reader returns counts
-of what it skipped and why (``RetrievalBenchmark.skipped``) and logs them.
+Where files come from (:mod:`hbkit.data.releases`; first hit wins): an explicit ``data_dir`` argument;
+``$HBKIT_DATA_DIR``; the project's ``data/`` folder; else a download from the official release addresses,
+verified by sha256 and stored under ``data/`` (:func:`hbkit.data.releases.download`). Nothing is dropped
+silently: every reader returns counts of what it skipped and why (``RetrievalBenchmark.skipped``) and logs
+them.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Paths and run profiles (``ci``, ``cpu``, ``lareqa``, ``paper``) as plain, copyable data."""
+"""Run profiles (``ci``, ``cpu``, ``lareqa``, ``paper``) as plain, copyable data, and their validation."""
 from __future__ import annotations
 
 import os
@@ -188,7 +188,7 @@ def check_profile(cfg: dict) -> dict:
 
 
 def default_profile() -> str:
-    """``$HBKIT_PROFILE`` if set, else ``paper`` when CUDA is available, else ``cpu``."""
+    """The profile that ``auto`` names (defined in :func:`profile`)."""
     env = os.environ.get("HBKIT_PROFILE")
     if env:
         if env not in PROFILES:
@@ -204,7 +204,9 @@ def profile(name: str = "auto", **overrides) -> dict:
 
     Args:
         name: ``ci``, ``cpu``, ``lareqa`` (LAReQA's protocol), ``paper`` (the paper's: prefixes, nine training
-            languages, mMARCO + translate-train, SQuADShifts early stopping), ``gpu``, or ``auto`` (:func:`default_profile`: ``gpu`` on CUDA, else ``cpu``).
+            languages, mMARCO + translate-train, SQuADShifts early stopping), ``gpu`` (LAReQA's, under its
+            older name), or ``auto``. ``auto`` means ``$HBKIT_PROFILE`` when it is set, else ``paper`` when
+            CUDA is available, else ``cpu`` (:func:`default_profile`); this is the one statement of it.
         **overrides: any profile key (:data:`PROFILE_KEYS`); ``None`` keeps the profile's value, and ``[]`` for
             ``train_languages`` (or ``{}`` for ``prompts``) says "none": every language (no prefixes).
 

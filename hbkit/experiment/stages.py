@@ -1,30 +1,30 @@
-"""The main job: a plan of runs (strategy, α, seed) and stages that read and write files in one run folder.
+"""The stages of the main job (:func:`hbkit.experiment.compare.compare`), each of which reads and writes
+files in one run folder; the order and the plan are in :mod:`hbkit.experiment.compare` and
+:mod:`hbkit.experiment.plan`.
 
-``compare(profile="auto")`` (into ``runs/<profile>``):
-
-1. **plan** — the base model (evaluated once) and one run per (strategy, α, training seed): :func:`plan`;
-2. **data** — the training pairs and the benchmarks (evaluation subsample drawn with the fixed ``eval_seed``),
-   their content fingerprints; the folder's ``config.json`` must agree (:func:`check_reusable`). Only when
-   every check passed are ``overlap.csv``, ``clusters.csv`` (the answer clusters, the statistics' unit) and
-   ``config.json`` written;
-3. **train** — ``models/<run>/`` (``hbkit.train.trainer.train``: a finished, intact model is reused, a damaged or
-   interrupted one is retrained / resumed). A run whose results are all present (:func:`results_complete`) is
-   neither trained nor evaluated: committed results without weights are reused, and new seeds add to them;
-4. **evaluate** — ``per_query/<run>__<benchmark>.parquet`` (per-query metrics) and
-   ``alignment/<run>__<benchmark>.parquet`` (per-group alignment), written atomically; a file that exists and
-   reads back is reused, a damaged one is named and recomputed;
-5. **aggregate** — ``results.csv`` (every metric per model and seed), ``aggregate.csv`` (mean and sd over
-   seeds, t intervals over seeds and answer clusters), ``effects.csv`` (paired effects and the strategy-level
-   test: se, df, p, BH within each family, MDE, the variance split), ``umap.csv``: all statistics come from
-   :mod:`hbkit.analysis.stats`;
-6. **report** — :func:`report` renders ``table.md``/``table.csv``, ``verdicts.csv``, ``power.csv`` (seeds needed),
-   the published numbers in two views and ``report.html`` from the files above alone (``hbkit report RUN_DIR``:
-   byte for byte the same).
+1. **data** (:func:`stage_data`) — the training pairs and the benchmarks (evaluation subsample drawn with the
+   fixed ``eval_seed``), their content fingerprints; the folder's ``config.json`` must agree
+   (:func:`hbkit.experiment.plan.check_reusable`). Only when every check passed are ``overlap.csv``,
+   ``clusters.csv`` (the answer clusters, the statistics' unit, :func:`clusters_table`) and ``config.json``
+   written;
+2. **train** (:func:`stage_train`) — ``models/<run>/`` (:func:`hbkit.train.trainer.train`: a finished, intact
+   model is reused, a damaged or interrupted one is retrained / resumed). A run whose results are all present
+   (:func:`results_complete`) is neither trained nor evaluated: committed results without weights are
+   reused, and new seeds add to them;
+3. **evaluate** (:func:`stage_evaluate`) — ``per_query/<run>__<benchmark>.parquet`` (per-query metrics),
+   ``alignment/<run>__<benchmark>.parquet`` (per-group alignment), the training-free fixes' statistics and
+   results, and the stored multilingual rankings, written atomically; a file that exists and reads back is
+   reused, a damaged one is named and recomputed;
+4. **aggregate** (:func:`stage_aggregate`) — ``results.csv`` (every metric per model and seed),
+   ``aggregate.csv`` (mean and sd over seeds, t intervals over seeds and answer clusters), ``effects.csv``
+   (paired effects and the strategy-level test), ``umap.csv``: all statistics come from
+   :mod:`hbkit.analysis.stats`. The report that follows is :func:`hbkit.experiment.report.report`.
 
 Several processes may fill one folder (:mod:`hbkit.experiment.grid`): each model is trained and evaluated under a
 lock of its own, and the shared files are written under the folder's short :class:`hbkit.core.files.RunLock`.
 ``timings.json``: wall time per stage of the process that aggregated, and under ``peak_rss_mb`` each stage's peak
-resident memory (MB, the largest over its models: :func:`timed`).
+resident memory (MB, the largest over its models: :func:`timed`). :func:`plan_status` and
+:func:`minutes_per_model` are what the notebooks show of a folder before it runs.
 """
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def evaluate_corpus(encoder, bench, work_dir: str | os.PathLike, k: int = 100, i
     ``work_dir/<model fingerprint>/<benchmark>/`` (resumable; several processes under torchrun share the
     shards); docids are checked first, while reading and before encoding (duplicates, whitespace, qrels
     naming absent documents: ``unknown_docs``); the queries
-    are encoded with :func:`hbkit.encoders.encode.encode` (``query`` prompt, cached); :func:`search` takes the
+    are encoded with :func:`hbkit.encoders.encode.encode` (``query`` prompt, cached); :func:`hbkit.retrieval.faiss_search.search` takes the
     top ``k``; the run is written to ``<that folder>/run.<index>.trec``; metrics are
     :func:`hbkit.retrieval.ir_metrics.evaluate_run` (nDCG@10, Recall@100, MRR@10 by default).
 

@@ -1,4 +1,13 @@
-"""Exact or faiss top-k search over encoded shards, and TREC run files."""
+"""Exact or faiss top-k search over a shard folder (:mod:`hbkit.retrieval.shards`), and TREC run files.
+
+:func:`search` with ``index="flat"`` (default) is an exact inner-product search that *streams* the shards:
+each block of at most ``block`` rows is converted to float32 and searched with ``faiss.knn``, and the
+per-block top-k are merged with ``faiss.ResultHeap``; peak memory is the queries, one float32 block and the
+heap, whatever the corpus size (``benchmarks/bench_search.py``: 2M x 384). ``"ivf"`` (``IndexIVFFlat``) and
+``"hnsw"`` (``IndexHNSWFlat``) build an index shard by shard (the index holds the corpus as float32: 4 bytes
+x dim per passage) and report their recall@k against the exact search on the same queries.
+:func:`write_trec_run` writes a run as a TREC file.
+"""
 from __future__ import annotations
 
 import functools

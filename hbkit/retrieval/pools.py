@@ -1,6 +1,8 @@
-"""Evaluation: retrieval metrics in the monolingual / cross-lingual / multilingual settings (LAReQA,
-arXiv 2408.10536) and language bias. Alignment measures live in :mod:`hbkit.retrieval.alignment`, intervals and
-tests in :mod:`hbkit.analysis.stats` (both re-exported here for old imports); the ranking kernel in :mod:`hbkit.retrieval.ranking`.
+"""Evaluation of a pooled benchmark: retrieval metrics in the monolingual / cross-lingual / multilingual
+settings (LAReQA, arXiv 2408.10536), language bias, the stored multilingual rankings, and the per-group
+alignment run (:func:`evaluate_alignment`). The alignment measures themselves are in
+:mod:`hbkit.retrieval.alignment`, the ranking kernel in :mod:`hbkit.retrieval.ranking`; intervals and tests
+over these results are in :mod:`hbkit.analysis.stats`.
 
 Definitions (per query; a "pool" is the candidate set searched, "relevant" its relevant candidates):
 

@@ -1,8 +1,6 @@
-"""Dense retrieval over corpora too large for memory: sharded, resumable encoding; exact (streaming) or
-approximate faiss search; TREC run files; and :func:`evaluate_corpus`, the one call for MIRACL-style
-benchmarks.
+"""Sharded, resumable encoding of corpora too large for memory, and the reading of the shard folder.
 
-Shard folder (``encode_corpus``)::
+Shard folder (:func:`encode_corpus`)::
 
     manifest.json          model fingerprint, passage prompt, dtype, shard size, and every shard's record
     shard-00000.npy        (count, dim) embeddings, float16 (or float32), L2-normalised
@@ -10,16 +8,13 @@ Shard folder (``encode_corpus``)::
     shard-00000.json       the shard's record: count, first/last docid, sha256 of its texts, ids and .npy
 
 Shard ``i`` holds documents ``[i * shard_size, (i + 1) * shard_size)`` of the stream. Every file is
-written atomically (:func:`hbkit.core.files.atomic_path`) by the one process that owns it: shard ``i`` by rank
-``i % world_size``, ``manifest.json`` by rank 0 only.
+written atomically (:func:`hbkit.core.files.atomic_path`) by the one process that owns it: shard ``i`` by
+rank ``i % world_size``, ``manifest.json`` by rank 0 only. :func:`load_manifest`, :func:`iter_shards` and
+:func:`iter_docids` read a finished folder.
 
-Search (:func:`search`): ``index="flat"`` (default) is an exact inner-product search that *streams* the
-shards: each block of at most ``block`` rows is converted to float32 and searched with ``faiss.knn``, and
-the per-block top-k are merged with ``faiss.ResultHeap``; peak memory is the queries, one float32 block and
-the heap, whatever the corpus size (``benchmarks/bench_search.py``: 2M x 384). ``"ivf"``
-(``IndexIVFFlat``) and ``"hnsw"`` (``IndexHNSWFlat``) build an index shard by shard (the index holds the
-corpus as float32: 4 bytes x dim per passage) and report their recall@k against the exact search on the
-same queries.
+The search over a shard folder is :func:`hbkit.retrieval.faiss_search.search` (exact and streaming, or
+faiss IVF / HNSW), its TREC run files :func:`hbkit.retrieval.faiss_search.write_trec_run`, and the one
+call for MIRACL-style benchmarks :func:`hbkit.retrieval.corpus_eval.evaluate_corpus`.
 """
 from __future__ import annotations
 

@@ -52,7 +52,9 @@ class TrainConfig:
     eval_metric: str = _option("loss", "criterion for the best checkpoint: loss (validation InfoNCE, the paper) or map "
                                   "(multilingual mAP of the held-out groups)", choices=("loss", "map"))
     early_stopping_patience: int = _option(0, "stop after N evaluations without improvement (0: never)")
-    corpus: str = _option("xquad-train", "name of the training corpus (recorded in the model card)")
+    corpus: str = _option("xquad-train", "the training corpus that hbkit train reads: xquad-train, squad-translate-train, "
+                                          "mmarco[:N], a .jsonl/.csv/.parquet pairs file, or a mix joined by + "
+                                          "(hbkit.data.corpora.corpus_parts); also named in the model card")
     save_steps: int = _option(20, "checkpoint every N steps")
     seed: int = _option(0, "seed of the sampler, the model's initialisation of new layers and dropout")
     precision: str = _option("auto", "auto | fp32 | bf16 | fp16", choices=PRECISIONS)

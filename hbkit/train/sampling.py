@@ -23,11 +23,11 @@ Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
   64-bit hash of the text). A pair that would break this is deferred to a later batch, never dropped.
 * Each batch is X-X-mono with probability α (constant, or linear from ``alpha`` to ``alpha_end`` over the
   epoch), else X-Y.
-* Deterministic for a seed; :meth:`set_epoch` reshuffles. An epoch is ``n_batches`` =
+* Deterministic for a seed; :meth:`HybridBatchSampler.set_epoch` reshuffles. An epoch is ``n_batches`` =
   ``n_groups // (batch_size * num_replicas)`` global batches; within one language queue every group is
   used once before any is used again. ``batch_size`` is pairs per rank; the sampler's ``batch_size``
   attribute is rows per yielded batch (2 per pair), as torch and accelerate expect.
-* ``len(sampler)`` is the number of batches :meth:`__iter__` yields in an epoch, as torch's DataLoader,
+* ``len(sampler)`` is the number of batches :meth:`HybridBatchSampler.__iter__` yields in an epoch, as torch's DataLoader,
   accelerate and sentence-transformers expect: ``n_batches`` for one rank (``rank`` an int), and
   ``num_replicas * n_batches`` with ``rank=None`` (the slices of every global batch in turn).
 * Distributed: with ``num_replicas=N`` every rank computes the same global batch of ``N * batch_size``
@@ -352,7 +352,7 @@ class MultiCorpusBatchSampler(_SliceYielder):
         self.n_batches = sum(s.n_batches for s in self.samplers)
 
     def choices(self, epoch: int | None = None) -> np.ndarray:
-        """The corpus (index into :attr:`corpora`) of every global batch of an epoch."""
+        """The corpus (index into ``self.corpora``) of every global batch of an epoch."""
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, 2])
         return rng.choice(len(self.corpora), size=self.n_batches, p=self.p)
 
