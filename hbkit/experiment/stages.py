@@ -76,15 +76,20 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def timed(timings: dict, stage: str):
+def timed(timings: dict, stage: str, collect: bool = True):
     """Add the wall time of the block to ``timings[stage]`` and keep its peak resident memory in
     ``timings["peak_rss_mb"][stage]`` (the largest over calls: one stage runs once per model). The peak is reset
     when the block starts (:func:`hbkit.core.env.peak_rss_mb`), so each stage's figure is its own, not the
     process's so far; it is left out where the system gives none. What the stage before freed is given back to the
-    system first (:func:`hbkit.core.env.release_freed_memory`), so that it does not count as this stage's."""
-    import gc
+    system first (:func:`hbkit.core.env.release_freed_memory`), so that it does not count as this stage's.
 
-    gc.collect()
+    ``collect``: run the cycle collector first, for a stage that follows one that dropped a model or a trainer
+    (their reference cycles hold the weights). A full collection costs 0.1-0.5 s in a large process, so the
+    per-benchmark stages (encode, score, align), which follow stages that leave no cycles, pass False."""
+    if collect:
+        import gc
+
+        gc.collect()
     release_freed_memory()
     start = peak_rss_mb(reset=True)
     t = time.perf_counter()
@@ -258,12 +263,12 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
         if have_pq and have_al and not todo:
             timings["reused_results"] += 1
             continue
-        with timed(timings, "encode"):
+        with timed(timings, "encode", collect=False):
             Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)
             C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
             if todo and fstats is None:
                 fstats = _fix_stats(encoder, fp, fix_passages, fixes, out, run, progress)
-        with timed(timings, "score"):
+        with timed(timings, "score", collect=False):
             for f in todo:
                 Qf, Cf = posthoc.transform(fstats[f], Q, bench.queries["lang"], C, bench.candidates["lang"])
                 _write_parquet(evaluate_embeddings(bench, Qf, Cf, progress=progress).per_query.assign(
@@ -274,7 +279,7 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
             res = None if have_pq else evaluate_embeddings(bench, Q, C, progress=progress)
             if res is not None and rankings_k:
                 _write_parquet(multilingual_rankings(bench, Q, C, rankings_k), out / "rankings" / f"{run.id}__{bname}.parquet")
-        with timed(timings, "align"):
+        with timed(timings, "align", collect=False):
             al = None if have_al else alignment_per_group(Q, bench.queries["lang"].to_numpy(),
                                                           bench.queries["group"].to_numpy())
         if res is not None:
@@ -284,13 +289,13 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
     todo = [b for n, b in corpora.items() if _read_parquet(out / "per_query" / f"{run.id}__{n}.parquet") is None]
     timings["reused_results"] += len(corpora) - len(todo)
     if todo:
-        with timed(timings, "corpus"):
+        with timed(timings, "corpus", collect=False):
             _, pq = evaluate_corpus(encoder, todo, out / "corpus", progress=progress, metrics=list(CORPUS_METRICS))
         for name, part in pq.groupby("benchmark"):
             _write_parquet(part.assign(**ident), out / "per_query" / f"{run.id}__{name}.parquet")
     umap_path = out / "umap" / f"{run.id}.npy"
     if _read_npy(umap_path) is None:
-        with timed(timings, "encode"), atomic_path(umap_path) as tmp:
+        with timed(timings, "encode", collect=False), atomic_path(umap_path) as tmp:
             np.save(tmp, _umap_embeddings(encoder, fp, benches, umap_q))
 
 
