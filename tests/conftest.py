@@ -8,6 +8,9 @@ import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the tests name their data (HBKIT_DATA_DIR, data_dir=...): the search beside the checkout is off, so that "no data"
+# stays no data; tests/test_data.py turns it on
+os.environ.setdefault("HBKIT_SHARED_DATA", "")
 
 DATA = os.environ.get("HBKIT_DATA_DIR")
 

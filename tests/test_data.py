@@ -1,5 +1,6 @@
 """The data layer on the offline release copies, and every bad-input case."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -250,3 +251,38 @@ def test_answer_clusters_join_groups_that_share_a_paragraph(data_dir):
         assert len(gs) == 1 or all(any(docs[g] & docs[h] for h in gs if h != g) for g in gs)
     t = answer_clusters(load_benchmark("tydiqa", data_dir))
     assert t.cluster.nunique() <= t.group.nunique()
+
+
+def test_the_data_is_found_beside_the_checkout_without_the_makefile(data_dir, tmp_path, monkeypatch):
+    """No --data-dir and no HBKIT_DATA_DIR: ``../shared/data`` beside the checkout (here named by
+    HBKIT_SHARED_DATA, as the tests turn the search off) is where a release is found, before ``data/``; a
+    folder without the release is passed over, and offline the message lists every place looked in."""
+    from hbkit.core import env
+
+    monkeypatch.delenv("HBKIT_DATA_DIR", raising=False)
+    monkeypatch.setattr(releases, "PROJECT_DATA", tmp_path / "project-data")
+    shared = tmp_path / "shared" / "data"
+    (shared / "xquad-r").mkdir(parents=True)
+    for f in (data_dir / "xquad-r").iterdir():
+        (shared / "xquad-r" / f.name).symlink_to(f)
+    monkeypatch.setenv("HBKIT_SHARED_DATA", str(shared))
+    assert env.default_data_roots(releases.PROJECT_DATA) == [shared, tmp_path / "project-data"]
+    assert release_dir("xquad-r") == shared
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match=rf"mlqa not found \(looked in --data-dir and HBKIT_DATA_DIR \(not set\), "
+                                        rf"{shared}, {tmp_path / 'project-data'}; offline"):
+        release_dir("mlqa")   # not in the shared folder: passed over, and offline nothing is downloaded
+    monkeypatch.setenv("HBKIT_SHARED_DATA", "")
+    assert env.shared_data_dir() is None
+
+
+def test_the_default_search_finds_shared_data_beside_this_checkout(monkeypatch):
+    """Unset, HBKIT_SHARED_DATA means ``<checkout>/../shared/data``: what ``make`` passes as HBKIT_DATA_DIR."""
+    from hbkit.core import env
+
+    monkeypatch.delenv("HBKIT_SHARED_DATA", raising=False)
+    checkout = Path(env.__file__).resolve().parents[2]
+    expected = (checkout.parent / "shared" / "data").resolve()
+    if not expected.is_dir():
+        pytest.skip(f"{expected} is absent beside this checkout")
+    assert env.shared_data_dir() == expected

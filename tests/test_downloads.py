@@ -85,3 +85,19 @@ def test_an_archive_release_is_extracted_and_the_archive_removed(server, tmp_pat
     folder = tmp_path / "data" / "fake"
     assert (folder / "a.json").read_bytes() == b'{"a": 1}' and (folder / "b.json").read_bytes() == b'{"b": 2}'
     assert sorted(p.name for p in folder.iterdir()) == ["a.json", "b.json"]   # the archive itself is gone
+
+
+def test_a_failed_release_download_leaves_no_empty_folder(server, tmp_path, monkeypatch):
+    """The first file is unreachable: the folders the download created are gone again, and a folder that was
+    there before stays."""
+    _, url = server
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HBKIT_OFFLINE", raising=False)
+    src = {"fake": {"folder": "fake", "files": ["a.json"], "url": url + "/nothing/{file}"}}
+    with pytest.raises(DataError, match="cannot download"):
+        download("fake", tmp_path / "data" / "new", sources=src)
+    assert not (tmp_path / "data").exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(DataError, match="cannot download"):
+        download("fake", tmp_path / "kept", sources=src)
+    assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []

@@ -146,6 +146,11 @@ def _positive(text: str) -> int:
     return n
 
 
+#: one help text for every --data-dir that reads releases (the rule: hbkit.core.env.default_data_roots)
+DATA_DIR_HELP = ("the folder of the releases, laid out like data/README.md (default: $HBKIT_DATA_DIR, else "
+                 "../shared/data beside the checkout, else data/, else a download)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hbkit", description="Hybrid batch training for multilingual retrieval",
                                 allow_abbrev=False)
@@ -169,12 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--num-proc", type=_positive, help="build: processes for sentence splitting")
 
     c = sub.add_parser("compare", help="train every strategy (x α x seed) from one base encoder, evaluate, report",
+                       description="The main job: train every strategy of the profile (X-X-mono, X-Y, hybrid; "
+                                   "x α x seed) from one base encoder, evaluate each model zero-shot, and write "
+                                   "the tables, verdicts and report.html into --out. A folder that holds some "
+                                   "of the results is resumed: what is done is reused.",
                        allow_abbrev=False)
     c.add_argument("--profile", default="auto", help=f"{' | '.join(PROFILES)} | auto (see help(hbkit.profile): $HBKIT_PROFILE, else paper on CUDA, else cpu)")
     c.add_argument("--out", default=None, help="run folder (default: runs/<profile>, shared with the notebooks and the dashboard)")
     c.add_argument("--force", action="store_true", help="retrain and re-evaluate everything in --out")
-    c.add_argument("--data-dir", help="the folder of the releases (laid out like data/README.md; default: "
-                                      "HBKIT_DATA_DIR, else data/)")
+    c.add_argument("--data-dir", help=DATA_DIR_HELP)
     c.add_argument("--allow-overlap", action="store_true",
                    help="run even if training questions occur in an evaluation benchmark (see overlap.csv)")
     c.add_argument("--devices", default=None,
@@ -201,12 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-groups", type=_positive, help="train on a seeded subset of this many parallel groups")
     t.add_argument("--no-resume", action="store_true", help="start afresh even if the folder holds a run")
     t.add_argument("--out", default="runs/train")
-    t.add_argument("--data-dir")
+    t.add_argument("--data-dir", help=DATA_DIR_HELP)
 
     dr = sub.add_parser("doctor", help="preflight of a profile: data, encoder, disk, CUDA; exits 1 when something "
                                        "the run needs is missing", allow_abbrev=False)
     dr.add_argument("--profile", default="auto")
-    dr.add_argument("--data-dir")
+    dr.add_argument("--data-dir", help=DATA_DIR_HELP)
     dr.add_argument("--out", default=None, help="the run folder to check the disk for (default: runs/<profile>)")
 
     e = sub.add_parser("eval", help="evaluate an encoder zero-shot", allow_abbrev=False)
@@ -222,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--groups", type=_positive, help="subsample this many query groups per benchmark")
     e.add_argument("--out", default="runs/eval")
     e.add_argument("--save-embeddings", action="store_true", help="also write what was scored (.npy, ids, relevance)")
-    e.add_argument("--data-dir")
+    e.add_argument("--data-dir", help=DATA_DIR_HELP)
     return p
 
 

@@ -1,5 +1,5 @@
-"""One rule each for the environment: the cache folder, the data roots, the run folders, offline mode, and the
-world size."""
+"""One rule each for the environment: the cache folder, the data roots (:func:`default_data_roots` states the
+whole rule), the run folders, offline mode, and the world size."""
 from __future__ import annotations
 
 import os
@@ -28,6 +28,45 @@ def data_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Pat
             raise ValueError(f"{who} {root} is a file, not a folder: name the folder that holds the releases "
                              "(laid out as in data/README.md)")
     return roots
+
+
+#: the folder found beside a source checkout when no data folder is named (``make`` passes the same one)
+SHARED_DATA = Path("..") / "shared" / "data"
+
+
+def shared_data_dir() -> Path | None:
+    """The data folder beside the source checkout hbkit runs from, ``<checkout>/../shared/data``, when it
+    exists: the folder ``make`` passes as ``HBKIT_DATA_DIR``, so ``hbkit`` and the notebooks find it without
+    the Makefile. ``$HBKIT_SHARED_DATA`` names another folder, and an empty value turns the search off.
+    None when hbkit is not run from a checkout or the folder is absent."""
+    env = os.environ.get("HBKIT_SHARED_DATA")
+    if env is not None:
+        return Path(env).expanduser() if env.strip() and Path(env).expanduser().is_dir() else None
+    checkout = Path(__file__).resolve().parents[2]
+    found = (checkout / SHARED_DATA).resolve()
+    return found if (checkout / "pyproject.toml").is_file() and found.is_dir() else None
+
+
+def default_data_roots(project_data: Path) -> list[Path]:
+    """Where a release is looked for when no folder is named (:func:`data_roots` is empty), first hit wins:
+    :func:`shared_data_dir` when it exists, then the project's ``data/`` (``project_data``). A release found in
+    neither is downloaded into ``data/`` (unless offline). The whole rule, named folders first:
+
+    1. ``--data-dir`` (the ``data_dir`` argument);
+    2. ``$HBKIT_DATA_DIR``;
+    3. ``../shared/data`` beside the checkout (:func:`shared_data_dir`);
+    4. the project's ``data/``;
+    5. a download into ``data/``.
+
+    A named folder (1, 2) that lacks a file is an error that names the file; 3 and 4 are only used when they
+    hold the release."""
+    return [r for r in (shared_data_dir(), project_data) if r is not None]
+
+
+def looked_in(project_data: Path) -> str:
+    """Where :func:`default_data_roots` looked, for a message: ``--data-dir and HBKIT_DATA_DIR (not set),
+    /x/shared/data, /x/hbkit/data``."""
+    return "--data-dir and HBKIT_DATA_DIR (not set), " + ", ".join(str(r) for r in default_data_roots(project_data))
 
 
 def runs_root() -> Path:

@@ -39,7 +39,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from hbkit.core.env import cache_dir, data_roots, offline
+from hbkit.core.env import cache_dir, data_roots, offline, shared_data_dir
 from hbkit.data.registry import DataError
 from hbkit.data.textfile import text_lines
 from hbkit.data.releases import fetch_hub_file, hub_revision
@@ -343,11 +343,13 @@ def _check_lang_split(lang: str, split: str) -> None:
 
 def miracl_root(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The MIRACL root folder: ``data_dir`` (or its ``miracl/`` subfolder when present), else
-    ``$HBKIT_DATA_DIR/miracl``; None when neither is given. A given folder that does not exist is an
+    ``$HBKIT_DATA_DIR/miracl``, else ``miracl/`` of ``../shared/data`` beside the checkout when it holds one
+    (:func:`hbkit.core.env.shared_data_dir`); None otherwise. A given folder that does not exist is an
     error."""
     for origin, root in data_roots(data_dir)[:1]:
         return root / "miracl" if origin == "HBKIT_DATA_DIR" or (root / "miracl").is_dir() else root
-    return None
+    shared = shared_data_dir()
+    return shared / "miracl" if shared is not None and (shared / "miracl").is_dir() else None
 
 
 def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | None = None,

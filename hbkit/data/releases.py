@@ -10,7 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterable
 
-from hbkit.core.env import data_roots, offline
+from hbkit.core.env import data_roots, default_data_roots, looked_in, offline
 from hbkit.core.files import atomic_path, atomic_write_bytes, tmp_name
 from hbkit.data.registry import MLQA_LANGS, TYDI_NAMES, TYDIQA_LANGS, DataError
 from hbkit.data.sources import HUB_SOURCES, SOURCES, release_checksums
@@ -59,7 +59,8 @@ def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages:
     """Return the root folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa-r``, ``mlqa``,
     ``tydiqa``) for ``languages`` (default: all of them).
 
-    Order: explicit ``data_dir``; ``$HBKIT_DATA_DIR``; the project's ``data/``; else download into
+    Order (:func:`hbkit.core.env.default_data_roots` states the rule): explicit ``data_dir``;
+    ``$HBKIT_DATA_DIR``; ``../shared/data`` beside the checkout; the project's ``data/``; else download into
     ``data/`` (unless ``download_missing=False`` or ``HF_HUB_OFFLINE``/``HBKIT_OFFLINE`` is set). An explicit
     path or ``HBKIT_DATA_DIR`` that lacks a needed file is an error naming that file, never silently skipped.
     """
@@ -73,11 +74,13 @@ def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages:
                 f" of {name}. Point it at a folder laid out like data/README.md, or unset it to use ./data "
                 f"or a download (`hbkit data download {name}`).")
         return root
-    if not _missing(PROJECT_DATA, name, languages):
-        return PROJECT_DATA
+    for root in default_data_roots(PROJECT_DATA):
+        if not _missing(root, name, languages):
+            return root
     if download_missing is False or (download_missing is None and offline()):
         raise DataError(
-            f"{name} not found: set HBKIT_DATA_DIR to a folder laid out like data/README.md "
+            f"{name} not found (looked in {looked_in(PROJECT_DATA)}; offline, so no download): "
+            f"set HBKIT_DATA_DIR or --data-dir to a folder laid out like data/README.md "
             f"(e.g. HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online.")
     download(name, PROJECT_DATA)
     return PROJECT_DATA
@@ -125,7 +128,8 @@ def hub_revision(source: str) -> str:
 def locate_folder(sub: str, files: list[str], data_dir, what: str, download_hint: str, download,
                   download_missing: bool | None = None) -> Path:
     """The folder holding ``files`` (relative paths) of a downloadable release: ``data_dir`` itself or its ``sub``/,
-    else ``$HBKIT_DATA_DIR/sub``, else the project's ``data/sub``, else ``download(folder)`` unless offline
+    else ``$HBKIT_DATA_DIR/sub``, else ``sub``/ of ``../shared/data`` beside the checkout or of the project's
+    ``data/`` (:func:`hbkit.core.env.default_data_roots`), else ``download(data/sub)`` unless offline
     (:func:`hbkit.core.env.offline`) or ``download_missing=False``. A folder a user named that lacks a file is a
     :class:`DataError` naming the first one and ``download_hint`` (the command that fetches them into it, given
     the root)."""
@@ -137,11 +141,13 @@ def locate_folder(sub: str, files: list[str], data_dir, what: str, download_hint
         raise DataError(f"{origin}={root} lacks {root / sub / missing[0]} ({what}; {len(missing)} of {len(files)} files "
                         f"missing): run `{download_hint.format(root=root)}` while online, or place the release files "
                         "there")
+    for root in default_data_roots(PROJECT_DATA):
+        if all((root / sub / f).is_file() for f in files):
+            return root / sub
     default = PROJECT_DATA / sub
-    if all((default / f).is_file() for f in files):
-        return default
     if download_missing is False or (download_missing is None and offline()):
-        raise DataError(f"{what} not found in {default} and offline (HF_HUB_OFFLINE/HBKIT_OFFLINE): place "
+        raise DataError(f"{what} not found in {sub}/ of {looked_in(PROJECT_DATA)}, and offline "
+                        f"(HF_HUB_OFFLINE/HBKIT_OFFLINE): place "
                         f"{', '.join(files[:4])}{' ...' if len(files) > 4 else ''} there, or set HBKIT_DATA_DIR")
     return download(default)
 
@@ -190,7 +196,21 @@ def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | 
         raise DataError(f"cannot download {name} while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): place "
                         f"{', '.join(src['files'][:2])}{' ...' if len(src['files']) > 2 else ''} in {folder} "
                         "(see data/README.md), or unset the variable")
+    created = [d for d in (folder, *folder.parents) if not d.exists()]
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _fetch_release(src, folder)
+    except BaseException:
+        for d in created:   # innermost first: a failed download leaves no empty folder behind
+            try:
+                d.rmdir()
+            except OSError:   # something arrived in it (a file another process wrote): keep it
+                break
+        raise
+    return Path(dest)
+
+
+def _fetch_release(src: dict, folder: Path) -> None:
     if "archive" in src:
         log.info("downloading %s", src["archive"])
         archive = fetch_file(src["archive"], tmp_name(folder / "release.zip"))
@@ -208,4 +228,3 @@ def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | 
             url = src["url"].format(file=f)
             log.info("downloading %s", url)
             fetch_file(url, folder / f, sha256=manifest.get(f"{src['folder']}/{f}"))
-    return Path(dest)

@@ -10,7 +10,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from hbkit.core.env import data_roots, offline
+from hbkit.core.env import data_roots, default_data_roots, looked_in, offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_parts, single_language_counts, write_part
 from hbkit.data.registry import PASSAGES, DataError, check_languages
 from hbkit.data.releases import PROJECT_DATA, fetch_file
@@ -50,7 +50,8 @@ _PARALLEL_BYTES = 64 << 20
 # --------------------------------------------------------------------------------------------------
 def _squad_dir(data_dir: str | os.PathLike | None, download_missing: bool | None = None) -> Path:
     """The folder holding the SQuAD translate-train files: ``data_dir`` (or its ``squad-translate-train/``),
-    else ``$HBKIT_DATA_DIR/squad-translate-train``, else ``data/squad-translate-train``, else a download."""
+    else ``$HBKIT_DATA_DIR/squad-translate-train``, else ``squad-translate-train/`` of ``../shared/data`` or
+    ``data/`` (:func:`hbkit.core.env.default_data_roots`), else a download into ``data/``."""
     def holds(d: Path) -> bool:
         return (d / SQUAD_TRAIN_FILE).is_file()
 
@@ -62,11 +63,13 @@ def _squad_dir(data_dir: str | os.PathLike | None, download_missing: bool | None
             f"{origin}={root} does not hold SQuAD translate-train (expected {root}/squad-translate-train/"
             f"{SQUAD_TRAIN_FILE} and .../{TRANSLATE_DIR}/squad.translate.train.en-XX.json, see data/README.md); "
             "point it at that folder, or download the release with hbkit.data.corpora.download_squad_translate_train")
+    for root in default_data_roots(PROJECT_DATA):
+        if holds(root / "squad-translate-train"):
+            return root / "squad-translate-train"
     default = PROJECT_DATA / "squad-translate-train"
-    if holds(default):
-        return default
     if download_missing is False or (download_missing is None and offline()):
-        raise DataError(f"SQuAD translate-train not found in {default}: pass data_dir=FOLDER (laid out as in "
+        raise DataError(f"SQuAD translate-train not found in squad-translate-train/ of {looked_in(PROJECT_DATA)}: "
+                        "pass data_dir=FOLDER (laid out as in "
                         "data/README.md) or run download_squad_translate_train() while online")
     return download_squad_translate_train(default)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from hbkit.analysis.reference import published_file
-from hbkit.core.env import data_roots, default_run_dir, offline
+from hbkit.core.env import data_roots, default_data_roots, default_run_dir, offline
 from hbkit.core.files import existing_ancestor, sha256_file
 from hbkit.data.corpora import corpus_parts
 from hbkit.data.miracl import corpus_dir, corpus_files, hub_cache_dir, miracl_root, topics_path
@@ -61,7 +61,8 @@ def _row(check: str, status: str, detail: str, fix: str = "") -> dict:
 
 
 def _data_root(data_dir) -> Path:
-    return next((root for _, root in data_roots(data_dir)), PROJECT_DATA)
+    named = [root for _, root in data_roots(data_dir)]
+    return named[0] if named else default_data_roots(PROJECT_DATA)[0]
 
 
 def _release_rows(root: Path, names: list[str]) -> list[dict]:
