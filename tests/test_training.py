@@ -1,4 +1,5 @@
 """Training on the tiny encoder: each strategy lowers the loss; an interrupted run resumes to the same weights."""
+import dataclasses
 import json
 
 import pytest
@@ -144,7 +145,7 @@ def test_early_stopping_keeps_the_best_checkpoint(pairs, tmp_path):
     """Scores 0.1, 0.5 (best, step 4), 0.3, 0.2: patience 2 stops after step 8 and the saved model is step 4's."""
     from safetensors.torch import load_file
     cfg = TrainConfig(strategy="xy", batch_size=8, max_steps=20, lr=1e-3, val_groups=24, eval_steps=2, save_steps=2,
-                      early_stopping_patience=2, freeze_word_embeddings=False, dropout=0.0)
+                      early_stopping_patience=2, freeze_word_embeddings=False, dropout=0.0, keep_checkpoints=True)
     ev = Scripted([0.1, 0.5, 0.3, 0.2, 0.1]).evaluator
     out = train(tiny_encoder(seed=4), pairs, cfg, tmp_path, progress=False, evaluator=ev)
     card = json.loads((out / "hbkit_training.json").read_text())
@@ -396,3 +397,24 @@ def test_gradient_checkpointing_trains_the_same_model_with_dropout_on(pairs, tmp
         run_identity(tiny_encoder(seed=1), pairs, TrainConfig(gradient_checkpointing=False))
     with pytest.raises(ValueError, match="gradient_checkpointing='yes'"):
         TrainConfig(gradient_checkpointing="yes")
+
+
+def test_checkpoints_are_removed_once_the_model_is_saved(pairs, tmp_path, monkeypatch):
+    """A finished model keeps model/ and its log, not checkpoints/ (weights and optimizer state: most of a
+    folder). A kill between the save and the pruning leaves them; the next call finds the model trained and
+    removes them, and keep_checkpoints keeps them."""
+    from hbkit.train import trainer as trainer_module
+
+    cfg = TrainConfig(strategy="xy", batch_size=8, max_steps=4, save_steps=2, lr=1e-3, freeze_word_embeddings=False)
+    real = trainer_module.prune_checkpoints
+    monkeypatch.setattr(trainer_module, "prune_checkpoints", lambda out: None)   # "killed" right after the save
+    out = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-4").is_dir()
+    monkeypatch.setattr(trainer_module, "prune_checkpoints", real)
+    again = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "run", progress=False)
+    assert again == out and not (tmp_path / "run" / "checkpoints").exists()
+    assert (out / "hbkit_training.json").is_file() and (tmp_path / "run" / "train_log.jsonl").is_file()
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
+    kept = train(tiny_encoder(seed=2), pairs, dataclasses.replace(cfg, keep_checkpoints=True), tmp_path / "kept",
+                 progress=False)
+    assert kept.is_dir() and (tmp_path / "kept" / "checkpoints" / "checkpoint-4").is_dir()

@@ -67,6 +67,9 @@ class TrainConfig:
         None, "recompute each layer's activations in the backward pass instead of keeping them (the model trained is "
               "the same): a fraction of the training memory for one more forward pass per step; none: on when "
               "training on the CPU, where RAM is the limit, off on GPUs")
+    keep_checkpoints: bool = _option(False, "keep checkpoints/ (weights and optimizer state, every save_steps) once "
+                                            "the model is saved; by default they are removed then, as only a run "
+                                            "that has not finished resumes from them")
     training_args: dict = _option({}, "extra SentenceTransformerTrainingArguments (JSON object)")
 
     def __post_init__(self):

@@ -63,9 +63,10 @@ def pairs_fingerprint(pairs) -> str:
 #: config fields added after folders were made: at these values they are left out of the identity, so that a
 #: folder trained before the field existed (with what is now its default) stays resumable
 _LATER_FIELDS = {"val_corpus": "held-out", "optim": "adamw_torch"}
-#: config fields that change how a model is computed, not which model: never part of the identity, so a run may be
-#: resumed with them changed (gradient checkpointing recomputes the same activations with the same dropout masks)
-_HOW_FIELDS = ("gradient_checkpointing",)
+#: config fields that change how a model is computed or what is kept, not which model: never part of the identity, so
+#: a run may be resumed with them changed (gradient checkpointing recomputes the same activations with the same
+#: dropout masks; keep_checkpoints only says what stays on disk after the save)
+_HOW_FIELDS = ("gradient_checkpointing", "keep_checkpoints")
 
 
 def run_identity(encoder, pairs, config: TrainConfig, val_pairs=None) -> dict:

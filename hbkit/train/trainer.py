@@ -8,7 +8,9 @@ on batches from :mod:`hbkit.train.sampling`, and writes to ``out_dir``:
   validation split) with ``hbkit_training.json`` (the config, strategy counts, final losses);
 * ``train_log.jsonl`` — one line per step: step, loss, lr, batch kind and language(s);
 * ``checkpoints/`` — every ``save_steps`` steps; a rerun of the same call resumes from the newest
-  checkpoint with the same batches and reaches the same final weights as an uninterrupted run.
+  checkpoint with the same batches and reaches the same final weights as an uninterrupted run. Once
+  ``model/`` is saved they are removed (:func:`prune_checkpoints`), unless ``config.keep_checkpoints``:
+  a finished model never resumes, and its optimizer state is most of a folder's size.
 """
 from __future__ import annotations
 
@@ -410,6 +412,8 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         done = json.loads((model_dir / "hbkit_training.json").read_text())
         if not setup_differences(done.get("identity") or {}, identity, encoder):
             log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", model_dir)
+            if rank == 0 and not config.keep_checkpoints:   # killed between the save and the pruning
+                prune_checkpoints(out_dir)
             return model_dir
     encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
     _freeze(encoder, config)
@@ -466,4 +470,19 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
             "train_runtime_s": runtime}
     with disk_guard(model_dir.parent, "the trained model"):
         _save_model(trainer, model_dir, card)
+    if not config.keep_checkpoints:
+        prune_checkpoints(out_dir)
     return model_dir
+
+
+def prune_checkpoints(out_dir: Path) -> None:
+    """Remove ``out_dir/checkpoints`` of a saved model: renamed to a temporary name first, so that a kill while
+    it is deleted never leaves a half-deleted checkpoint for a resume to find (the next start removes the
+    renamed rest, :func:`hbkit.core.files.remove_stale_tmp`)."""
+    ckpts = Path(out_dir) / "checkpoints"
+    if not ckpts.is_dir():
+        return
+    doomed = tmp_name(ckpts)
+    ckpts.rename(doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+    log.info("removed the checkpoints of %s (the model is saved; keep_checkpoints keeps them)", Path(out_dir).name)
