@@ -1,6 +1,7 @@
 """The main job end to end on the ci profile (tiny encoder), with two training seeds, and the ways a run
 folder breaks in use: re-runs, another set-up or other data, damaged files, two jobs at once."""
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,10 @@ def test_rerun_reuses_models_and_recomputes_a_damaged_result(ci_run, data_dir, c
     damaged = out / "per_query" / "xy-s1__mlqa-r.parquet"
     damaged.write_bytes(damaged.read_bytes()[:100])  # truncated, as by a crash mid-write of an older version
     (out / "per_query" / ".xx-s0__mlqa-r.parquet.999.abcd.tmp.parquet").write_bytes(b"PAR1")  # a killed write's temp
+    caplog.set_level(logging.INFO, logger="hbkit")
     again = compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
+    assert (f"reusing the base model, seed 0 (3 models), seed 1 (2 models) from {out}; 1 of 7 models to train or "
+            "evaluate") in caplog.text   # said before the bar jumps past them
     after = {p: p.stat().st_mtime_ns for p in out.glob("models/*/model/hbkit_training.json")}
     assert before == after  # nothing retrained: the finished models were recognised (identity checks only)
     assert again["timings"]["reused_results"] == 7 * 4 - 1 and "xy-s1__mlqa-r.parquet is damaged" in caplog.text
@@ -237,7 +241,7 @@ def test_added_benchmark_is_evaluated_for_every_model_and_removing_one_is_refuse
         compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1], corpus_benchmarks=["tydiqa-corpus:te"])
 
 
-def test_results_without_weights_are_reused_and_new_seeds_add_to_them(ci_run, data_dir, tmp_path):
+def test_results_without_weights_are_reused_and_new_seeds_add_to_them(ci_run, data_dir, tmp_path, caplog):
     """Committed results (per-query Parquet, config, UMAP of the first seeds; no weights) are a run folder: compare
     trains nothing for them, and a new seed trains only its own runs."""
     src = ci_run["out"]
@@ -253,8 +257,12 @@ def test_results_without_weights_are_reused_and_new_seeds_add_to_them(ci_run, da
     for f in [*(dst / "per_query").glob("*"), *(dst / "alignment").glob("*")]:
         if f.name.split("__")[0] not in ids:   # an earlier test's extra-α run, outside this plan
             f.unlink()
+    timings_before = (dst / "timings.json").read_bytes()
+    caplog.set_level(logging.INFO, logger="hbkit")
     again = compare("ci", dst, data_dir=data_dir, progress=False, **same)
     assert not (dst / "models").exists() and again["timings"]["train"] == 0
+    assert "reusing the base model, seed 0 (" in caplog.text and "; nothing to train or evaluate" in caplog.text
+    assert (dst / "timings.json").read_bytes() == timings_before   # the cost figures of the run that did the work
     ref = render(src)["table"]
     pd.testing.assert_frame_equal(again["table"], ref[ref.model.isin(again["table"].model)].reset_index(drop=True))
     for f in (dst / "per_query").glob("xx+*"):     # a trained model's fixes, absent with its weights: not retrained

@@ -393,7 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(a)
     except KeyboardInterrupt:
-        print("hbkit: interrupted", file=sys.stderr)
+        print("hbkit: interrupted. Rerun the same command to resume: every finished model and result file is "
+              "kept, and a model in training resumes from its last checkpoint (the steps since it are trained "
+              "again)" if a.cmd in ("compare", "train") else "hbkit: interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - one line for the user; --debug for the traceback
         if a.debug:

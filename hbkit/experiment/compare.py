@@ -111,6 +111,7 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
                 peaks = timings.setdefault("peak_rss_mb", {})
                 peaks[k] = max(peaks.get(k, 0.0), v)
         bar.close()
+    _say_reused(job)
     report = _Progress(on_progress, cancel, len(runs))
     # after workers, this pass only finds what is left (normally nothing); what they did is theirs to count
     _fill(job, progress, report, wait=shard is None, count_reused=not devs)
@@ -126,8 +127,28 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         with timed(timings, "report"):
             res = render(out)
         timings["total"] = time.perf_counter() - job.t0
-        atomic_write_json(out / "timings.json", timings)
+        if timings["evaluated_models"] or not (out / "timings.json").is_file():
+            atomic_write_json(out / "timings.json", timings)
+        else:   # nothing trained or evaluated here: the run that did the work keeps its figures (the cost estimate)
+            log.info("nothing to train or evaluate: %s/timings.json keeps the figures of the run that did the work",
+                     out)
     return {**res, "timings": timings, "complete": True}
+
+
+def _say_reused(job: "_Job") -> None:
+    """One line for what the folder already holds: ``reusing seed 0 (4 models) and seed 1 (1 model) from
+    runs/cpu; 3 of 7 models to train or evaluate``."""
+    done = [r for r in job.mine if job.done(r)]
+    if not done:
+        return
+    by_seed: dict = {}
+    for r in done:
+        by_seed.setdefault("the base model" if r.seed is None else f"seed {r.seed}", []).append(r.id)
+    parts = [k if k == "the base model" else f"{k} ({len(v)} model{'s' if len(v) > 1 else ''})"
+             for k, v in by_seed.items()]
+    left = len(job.mine) - len(done)
+    log.info("reusing %s from %s; %s", ", ".join(parts), job.out,
+             f"{left} of {len(job.mine)} models to train or evaluate" if left else "nothing to train or evaluate")
 
 
 def fill(profile: str, out, data_dir=None, allow_overlap: bool = False, shard=None, progress: bool = False,
