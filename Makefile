@@ -35,7 +35,7 @@ summary: setup
 
 ## the test suite (unit tests, end-to-end ci profile, notebooks under nbval)
 test: setup
-	HBKIT_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests notebooks --nbval-lax
+	HBKIT_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider -n 2 tests notebooks --nbval-lax
 
 ## the dashboard in Voilà under headless Chromium (Debian: apt-get install chromium chromium-driver)
 test-browser: setup

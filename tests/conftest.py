@@ -79,12 +79,3 @@ def empty_cache(tmp_path, monkeypatch):
     corpus_cache.BUILDS.clear()
     return tmp_path / "cache"
 
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``make test``: ``-n 2 --dist loadgroup``) a file's tests stay on one worker, so a
-    module's fixture (one ci run for test_compare) is built once, and the notebooks go to one worker together,
-    in their order: notebooks 4-6 read the run folder that notebook 3 fills."""
-    for item in items:
-        path = Path(str(item.fspath))
-        group = "notebooks" if path.suffix == ".ipynb" else path.stem
-        item.add_marker(pytest.mark.xdist_group(group))

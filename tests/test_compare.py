@@ -317,6 +317,10 @@ def test_one_seed_says_it_shows_these_models_only(ci_run, data_dir, tmp_path):
     assert not (one / "models").exists()   # reused, not trained
     assert r.returncode == 0, r.stderr[-2000:]
     assert "TOO FEW TRAINING SEEDS: these numbers describe these trained models only" in r.stdout
+    assert "NaN" not in r.stdout and "nan" not in r.stdout.split()   # "n/a" for a person, never NaN
+    last = r.stdout.strip().splitlines()[-1]   # the last line says what to run next, and what it costs here
+    assert last.startswith(f"Next, for a verdict of your own: hbkit compare --profile ci --seeds 0,1,2 --out {one}")
+    assert len(r.stdout.splitlines()) < 60 and ">NaN<" not in (one / "report.html").read_text()
     v = pd.read_csv(tmp_path / "one" / "verdicts.csv")
     assert set(v.verdict) == {"too few seeds"} and "contradicted" not in r.stdout
 
