@@ -143,7 +143,7 @@ def write_report(path: str | Path, title: str, sections: list[tuple]) -> Path:
         csv, shown = (more + [None, False])[:2]
         if isinstance(obj, pd.DataFrame):
             link = f"; <a href='{html.escape(csv)}'>{html.escape(csv)}</a>" if csv else ""
-            table = obj.to_html(index=False, float_format=lambda v: f"{v:.4f}")
+            table = obj.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")   # no NaN for a reader
             if shown:
                 parts.append(f"<h2>{html.escape(heading)}</h2>{table}" + (f"<p>{link[2:]}</p>" if csv else ""))
             else:

@@ -218,33 +218,70 @@ class GridIncomplete(RuntimeError):
     """A report asked of a run folder whose grid is not filled yet and was never aggregated."""
 
 
-def summary_text(res: dict) -> str:
-    """What the command line prints after ``compare`` or ``report``: the table, the verdicts, the power plan, and
-    plainly, when there are too few training seeds (under 3), that it shows these trained models only; for a grid other
-    processes are still filling, what is missing and who holds it."""
+def summary_text(res: dict, top: int = 8) -> str:
+    """What the command line prints after ``compare`` or ``report``, short and without a NaN: the table ("n/a"
+    where a model has no value), the verdicts (one paragraph instead when no claim can be decided yet), a digest
+    of the power plan (its ``top`` best-powered mAP comparisons; every row is in ``power.csv``), where the files
+    are, and last, when there are too few training seeds, what to run for a verdict and what it costs here. For a
+    grid other processes are still filling: what is missing and who holds it."""
     if res.get("complete") is False:
         return res["message"]
-    lines = [res["table"].to_string(index=False)]
+    lines = [res["table"].astype(object).where(res["table"].notna(), "n/a").to_string(index=False)]
     if res.get("partial"):
         lines = [f"PARTIAL GRID: {res['partial']}", ""] + lines
     v = res.get("verdicts")
-    if v is not None and len(v):
+    few = v is not None and len(v) and (v.verdict == "too few seeds").all()
+    if v is not None and len(v) and not few:
         lines += ["", v[["claim", "benchmark", "verdict", "evidence"]].to_string(index=False, max_colwidth=160)]
-    if v is not None and len(v) and (v.verdict == "too few seeds").all():
-        lines += ["", "TOO FEW TRAINING SEEDS: these numbers describe these trained models only. No verdict about "
-                      "strategies is given below 3 seeds per strategy (with one there is no seed-to-seed variation, with "
-                      "two the test's level is not kept); rerun with --seeds 0,1,2 (or more) into the same folder: it "
-                      "trains only the new seeds, then power.csv says how many a verdict needs."]
     p = res.get("power")
     if p is not None and len(p):
-        cols = ["contrast", "benchmark", "setting", "metric", "n_seeds", "mde", "power_at_target", "seeds_for_target",
-                "seeds_for_target_upper", "paper_diff", "seeds_for_paper", "seeds_for_paper_upper", "note"]
-        with pd.option_context("display.width", 250, "display.max_columns", 20):
-            lines += ["", "Power plan (seeds needed at this run's clusters, at the estimated seed variance and at its "
-                                "upper 95% bound; power.csv):",
-                      p[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}")]
+        lines += ["", *_power_digest(p, top)]
     lines += ["", f"written to {res['out']}/ (report.html, table.md, results.csv, effects.csv, verdicts.csv, power.csv)"]
+    if few:
+        lines += ["", "TOO FEW TRAINING SEEDS: these numbers describe these trained models only. No verdict about "
+                      "strategies is given below 3 seeds per strategy (with one there is no seed-to-seed variation, "
+                      "with two the test's level is not kept; every claim in verdicts.csv reads 'too few seeds').",
+                  _next_step(Path(res["out"]))]
     return "\n".join(lines)
+
+
+def _power_digest(p: pd.DataFrame, top: int) -> list[str]:
+    """A few lines of the power plan: the range of the detectable mAP differences, and the ``top`` mAP
+    comparisons that need the fewest seeds (``seeds_for_target`` a number)."""
+    m = p[p.metric == "map"]
+    seeds = pd.to_numeric(m.seeds_for_target, errors="coerce")
+    head = (f"Power plan ({len(p)} comparisons in power.csv, column seeds_for_target): at "
+            f"{'/'.join(str(n) for n in sorted(set(m.n_seeds)))} seeds the smallest mAP difference a test detects "
+            f"(80% power at 5%) is {m.mde.min():.3g}-{m.mde.max():.3g}" if len(m) and m.mde.notna().any()
+            else f"Power plan ({len(p)} comparisons in power.csv): no minimum detectable effect at this number of "
+                 "seeds (one seed: no interval)")
+    best = m.assign(_s=seeds).dropna(subset=["_s"]).sort_values(["_s", "mde"]).head(top)
+    if not len(best):
+        return [head + "."]
+    cols = ["contrast", "benchmark", "setting", "n_seeds", "mde", "power_at_target", "seeds_for_target"]
+    body = best[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}")
+    rest = int(seeds.notna().sum()) - len(best)
+    return [head + "; the mAP comparisons that need the fewest seeds:", body,
+            *([f"... and {rest} more with a number of seeds, in power.csv"] if rest > 0 else [])]
+
+
+def _next_step(out: Path) -> str:
+    """What to run for a verdict of one's own in ``out``, and about what it costs on this machine."""
+    try:
+        cfg = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        return "Next: rerun with --seeds 0,1,2 (or more) into the same folder: it trains only the new seeds."
+    have = sorted(cfg.get("seeds") or [0])
+    want = sorted(set(have) | set(range(max(3, len(have) + 1))))[:max(3, len(have) + 1)]
+    new = [s for s in want if s not in have]
+    cmd = (f"hbkit compare --profile {cfg.get('profile', 'cpu')} --seeds {','.join(map(str, want))} --out {out}")
+    from hbkit.experiment.stages import minutes_per_model
+
+    minutes, _ = minutes_per_model(out, cfg.get("profile", "cpu"))
+    per_seed = len([r for r in plan(cfg) if r.seed == have[0]])
+    cost = (f" (about {minutes * per_seed * len(new):.0f} min here: {len(new)} new seed(s) x {per_seed} models x "
+            f"{minutes:.1f} min)" if minutes else "")
+    return f"Next, for a verdict of your own: {cmd}{cost}; it trains only the new seeds."
 
 
 def load_run(out: str | Path) -> dict:
