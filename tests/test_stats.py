@@ -352,12 +352,9 @@ def test_values_for_some_models_only_are_left_out_of_contrasts_and_said():
     assert eff[eff.setting == "mono"]["diff"].iloc[0] == pytest.approx(full[full.setting == "mono"]["diff"].iloc[0])
 
 
-def test_moved_names_still_import():
-    from hbkit.analysis.bootstrap import (
-        intervals,  # statistics live in hbkit.analysis.stats (compare no longer re-exports them)
-        paired_bootstrap,
-    )
-    assert paired_bootstrap is bootstrap.paired_bootstrap
+def test_one_seed_intervals_bracket_each_value():
+    """bootstrap.intervals on one seed: an interval per model and setting, each holding its value."""
+    intervals = bootstrap.intervals
     pq = synth(seeds=(0,))
     ivals = intervals({m: pq[pq.model == m] for m in ("xx", "hybrid")}, "t")
     assert len(ivals) == 6 and (ivals.low <= ivals.value).all() and (ivals.value <= ivals.high).all()

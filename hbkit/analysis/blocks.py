@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from hbkit.core.vocab import untrained
+from hbkit.core.vocab import SETTINGS, untrained
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ ID_COLUMNS = ("model", "seed", "benchmark", "setting", "qlang", "dlang", "query_
 LOWER_IS_BETTER = ("rank_distance", "lang_knn_purity")
 
 
-SETTING_ORDER = ("mono", "cross", "multi", "alignment")
+SETTING_ORDER = (*SETTINGS, "alignment")
 
 
 # --------------------------------------------------------------------------------------------------

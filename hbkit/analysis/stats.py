@@ -86,7 +86,7 @@ from hbkit.analysis.blocks import (
 )
 from hbkit.analysis.crossed import clusters_test, crossed_test
 from hbkit.core.vocab import FIX_CONTRASTS, FIXES, STRATEGIES, STRATEGY_CONTRASTS, has_fix, untrained, with_fix
-from hbkit.data.registry import is_corpus_benchmark
+from hbkit.data.registry import is_corpus_benchmark, non_parallel
 
 log = logging.getLogger(__name__)
 
@@ -390,11 +390,6 @@ def combine_effects(*frames: pd.DataFrame) -> pd.DataFrame:
     df.attrs["missing"] = list(dict.fromkeys(x for f in frames for x in f.attrs.get("missing", [])))
     df.attrs["notes"] = list(dict.fromkeys(x for f in frames for x in f.attrs.get("notes", [])))
     return df
-
-
-def non_parallel(benchmark: str) -> bool:
-    """A pool benchmark whose queries have no translations (TyDi-QA): A1 is measured by multilingual acc@1."""
-    return benchmark == "tydiqa"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -96,4 +96,10 @@ def is_corpus_benchmark(name: str) -> bool:
     return base in CORPUS_FAMILIES or base.startswith(tuple(f + "-" for f in CORPUS_FAMILIES))
 
 
+def non_parallel(benchmark: str) -> bool:
+    """Whether pool benchmark ``benchmark`` has queries without translations (TyDi-QA: each question exists in one
+    language), so that no alignment of parallel queries exists and claim A1 is measured by multilingual acc@1."""
+    return benchmark == "tydiqa"
+
+
 PASSAGES = ("sentence", "paragraph")

@@ -13,7 +13,7 @@ from hbkit.core.vocab import STRATEGY_ORDER, has_fix, without_fix
 from hbkit.experiment.grid import describe_missing, grid_status
 from hbkit.experiment.plan import BENCHMARKS, benchmark_names, delta_target, plan, umap_bench
 from hbkit.experiment.run_files import read_run_csv, read_run_json
-from hbkit.experiment.stages import completion, load_per_query
+from hbkit.experiment.stages import completion, load_per_query, minutes_per_model
 
 
 # --------------------------------------------------------------------------------------------------
@@ -275,8 +275,6 @@ def _next_step(out: Path) -> str:
     want = sorted(set(have) | set(range(max(3, len(have) + 1))))[:max(3, len(have) + 1)]
     new = [s for s in want if s not in have]
     cmd = (f"hbkit compare --profile {cfg.get('profile', 'cpu')} --seeds {','.join(map(str, want))} --out {out}")
-    from hbkit.experiment.stages import minutes_per_model
-
     minutes, _ = minutes_per_model(out, cfg.get("profile", "cpu"))
     per_seed = len([r for r in plan(cfg) if r.seed == have[0]])
     cost = (f" (about {minutes * per_seed * len(new):.0f} min here: {len(new)} new seed(s) x {per_seed} models x "
