@@ -28,9 +28,10 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from hbkit.core.env import cache_dir
 from hbkit.core.digests import content_key
+from hbkit.core.env import cache_dir
 from hbkit.core.files import atomic_path, lock_for
+from hbkit.core.graphs import components
 from hbkit.data.registry import (
     EVAL_ARTICLES,
     MLQA_LANGS,
@@ -361,16 +362,12 @@ def parallel_pairs(articles: Iterable[int] | None = TRAIN_ARTICLES, languages: I
 def _answer_components(b: RetrievalBenchmark) -> dict[str, str]:
     """group -> answer identity: the connected components of the graph joining each group to its relevant
     candidates (in every language); named by the component's smallest group id."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-
     groups = sorted(set(b.queries["group"]))
     gi = {g: i for i, g in enumerate(groups)}
     ci = {c: len(groups) + i for i, c in enumerate(b.candidates["id"])}
     edges = [(gi[g], ci[c]) for q, g in zip(b.queries["id"], b.queries["group"]) for c in b.relevance[q]]
     a, c = map(np.asarray, zip(*edges))
-    n = len(groups) + len(ci)
-    _, label = connected_components(sp.coo_matrix((np.ones(len(a)), (a, c)), shape=(n, n)), directed=False)
+    label = components(a, c, len(groups) + len(ci))
     name: dict[int, str] = {}
     for g in groups:  # sorted: the first group seen names its component
         name.setdefault(label[gi[g]], g)
@@ -383,9 +380,6 @@ def answer_clusters(b: RetrievalBenchmark) -> pd.DataFrame:
     often an answer sentence, so their results are not independent; the statistics resample and sign-flip whole
     clusters. Returns a DataFrame ``group, cluster`` (one row per group; a cluster is named by its smallest group
     id). Benchmarks without a ``doc`` column (or with one query per paragraph) give one cluster per group."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-
     groups = sorted(set(b.queries["group"].astype(str)))
     if "doc" not in b.candidates.columns:
         return pd.DataFrame({"group": groups, "cluster": groups})
@@ -394,9 +388,8 @@ def answer_clusters(b: RetrievalBenchmark) -> pd.DataFrame:
     docs = {d: len(groups) + i for i, d in enumerate(sorted(set(doc_of.values())))}
     edges = [(gi[str(g)], docs[doc_of[c]]) for q, g in zip(b.queries["id"], b.queries["group"])
              for c in b.relevance[q] if c in doc_of]
-    n = len(groups) + len(docs)
     a, c = (np.asarray(x, dtype=np.int64) for x in zip(*edges)) if edges else (np.zeros(0, np.int64),) * 2
-    _, label = connected_components(sp.coo_matrix((np.ones(len(a)), (a, c)), shape=(n, n)), directed=False)
+    label = components(a, c, len(groups) + len(docs))
     name: dict[int, str] = {}
     for g in groups:  # sorted: the smallest group names its cluster
         name.setdefault(label[gi[g]], g)

@@ -50,6 +50,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from hbkit.core.graphs import components
 from hbkit.core.vocab import CORPUS_COLUMN, STRATEGIES
 
 log = logging.getLogger(__name__)
@@ -103,16 +104,10 @@ def _answer_identity(gcode: np.ndarray, kcode: np.ndarray, hashes: np.ndarray) -
     """Per row, the component of the graph that joins every group to its rows' answer keys and passage texts:
     two rows get one identity when their groups share an answer key, or a passage text (the same answer in
     one language), directly or through other groups. O(rows) with scipy's connected components."""
-    import scipy.sparse as sp
-    from scipy.sparse.csgraph import connected_components
-
     _, hcode = np.unique(hashes, return_inverse=True)
     G, K = int(gcode.max()) + 1, int(kcode.max()) + 1
-    n = G + K + int(hcode.max()) + 1
-    rows = np.concatenate([gcode, gcode])
-    cols = np.concatenate([G + kcode, G + K + hcode])
-    graph = sp.coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n, n))
-    _, label = connected_components(graph, directed=False)
+    label = components(np.concatenate([gcode, gcode]), np.concatenate([G + kcode, G + K + hcode]),
+                       G + K + int(hcode.max()) + 1)
     return label[gcode].astype(np.int64)
 
 
