@@ -290,7 +290,7 @@ def test_the_default_search_finds_shared_data_beside_this_checkout(monkeypatch):
 
 def test_components_joins_transitively_and_keeps_lone_nodes():
     """The one connected-components helper (answer identities, clusters, the sampler's answer groups)."""
-    from hbkit.core.graphs import components
+    from hbkit.core.groups import components
 
     assert components([0, 2], [1, 3], 5).tolist() == [0, 0, 1, 1, 2]
     assert components([0, 1, 3], [4, 4, 4], 6).tolist() == [0, 0, 1, 0, 0, 2]   # 0-4-1, 3-4: one component

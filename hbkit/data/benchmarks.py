@@ -31,7 +31,7 @@ import pandas as pd
 from hbkit.core.digests import content_key
 from hbkit.core.env import cache_dir
 from hbkit.core.files import atomic_path, lock_for
-from hbkit.core.graphs import components
+from hbkit.core.groups import components, sample_groups
 from hbkit.data.registry import (
     EVAL_ARTICLES,
     MLQA_LANGS,
@@ -106,19 +106,19 @@ class RetrievalBenchmark:
         Candidates kept: every candidate relevant to a kept query, plus a seeded share ``distractors`` of
         the others (default: the same share as the kept groups, so the pool shrinks proportionally).
         """
-        groups = self.queries["group"].drop_duplicates().sort_values().to_numpy()
-        if n_groups >= len(groups):
+        n_all = self.queries["group"].nunique()
+        if n_groups >= n_all:
             return self
         rng = np.random.default_rng(seed)
-        kept_groups = set(rng.choice(groups, size=n_groups, replace=False))
+        kept_groups = sample_groups(self.queries["group"], n_groups, rng)   # the distractors are drawn next
         q = self.queries[self.queries["group"].isin(kept_groups)]
         needed = {c for qid in q["id"] for c in self.relevance[qid]}
-        share = n_groups / len(groups) if distractors is None else distractors
+        share = n_groups / n_all if distractors is None else distractors
         other = self.candidates[~self.candidates["id"].isin(needed)]
         docs = other["doc"].drop_duplicates().sort_values().to_numpy()
         kept_docs = set(rng.choice(docs, size=int(round(share * len(docs))), replace=False)) if len(docs) else set()
         c = self.candidates[self.candidates["id"].isin(needed) | self.candidates["doc"].isin(kept_docs)]
-        return self._restrict(q, c, {"subsample": {"groups": n_groups, "of": len(groups), "seed": seed,
+        return self._restrict(q, c, {"subsample": {"groups": n_groups, "of": n_all, "seed": seed,
                                                    "distractor_share": share}})
 
     def counts(self) -> pd.DataFrame:

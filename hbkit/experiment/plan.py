@@ -5,10 +5,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from hbkit.core.digests import content_key
+from hbkit.core.groups import sample_groups
 from hbkit.core.vocab import STRATEGY_ALPHA, with_fix
 from hbkit.data.corpus_benchmarks import corpus_benchmark_names
 from hbkit.data.registry import check_benchmark_names
@@ -71,8 +71,7 @@ def benchmark_names(cfg: dict) -> list[str]:
 def subsample_pairs(pairs, n_groups: int | None, seed: int):
     if not n_groups:
         return pairs
-    groups = sorted(set(pairs["group"]))
-    keep = set(np.random.default_rng(seed).choice(groups, size=min(n_groups, len(groups)), replace=False).tolist())
+    keep = sample_groups(pairs["group"], n_groups, seed)
     return pairs.filter(lambda r: r["group"] in keep)
 
 

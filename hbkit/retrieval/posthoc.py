@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hbkit.core.groups import sample_groups
 from hbkit.core.vocab import FIXES
 
 #: the language SHIFT shifts towards when the training passages have it (else the most frequent one)
@@ -56,7 +57,7 @@ def training_passages(pairs, max_groups: int | None = None, seed: int = 0) -> pd
     group = np.asarray(pairs["group"]).astype(str)
     uniq = np.unique(group)
     if max_groups is not None and len(uniq) > max_groups:
-        uniq = np.sort(np.random.default_rng(seed).choice(uniq, size=max_groups, replace=False))
+        uniq = np.array(sorted(sample_groups(uniq, max_groups, seed)))
     rows = np.flatnonzero(np.isin(group, uniq))
     sub = pairs.iloc[rows] if isinstance(pairs, pd.DataFrame) else pairs.select(rows)   # or a datasets.Dataset
     df = pd.DataFrame({c: np.asarray(sub[c]).astype(str) for c in ("group", "lang", "passage")})

@@ -50,7 +50,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from hbkit.core.graphs import components
+from hbkit.core.groups import components
 from hbkit.core.vocab import CORPUS_COLUMN, STRATEGIES
 
 log = logging.getLogger(__name__)

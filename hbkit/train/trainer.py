@@ -21,10 +21,9 @@ import shutil
 from dataclasses import asdict, fields
 from pathlib import Path
 
-import numpy as np
-
 from hbkit.core.env import world
 from hbkit.core.files import atomic_write_json, disk_guard, remove_stale_tmp, tmp_name, write_checksums
+from hbkit.core.groups import sample_groups
 from hbkit.core.vocab import CORPUS_COLUMN, STRATEGY_ALPHA
 from hbkit.train.config import TrainConfig, TrainError
 from hbkit.train.evaluator import RetrievalEvaluator
@@ -64,10 +63,10 @@ def cancel_callback(event):
 def _split_groups(pairs, val_groups: int, seed: int):
     if val_groups <= 0:
         return pairs, None
-    groups = sorted(set(pairs["group"]))
-    if val_groups >= len(groups):
-        raise ValueError(f"val_groups={val_groups} leaves no training group (there are {len(groups)})")
-    val = set(np.random.default_rng(seed).choice(groups, size=val_groups, replace=False).tolist())
+    n = len(set(pairs["group"]))
+    if val_groups >= n:
+        raise ValueError(f"val_groups={val_groups} leaves no training group (there are {n})")
+    val = sample_groups(pairs["group"], val_groups, seed)
     flags = [g in val for g in pairs["group"]]
     idx_val = [i for i, f in enumerate(flags) if f]
     idx_train = [i for i, f in enumerate(flags) if not f]
@@ -84,9 +83,8 @@ def _validation_pairs(val_pairs, config: TrainConfig):
         raise TrainError(f"the validation pairs ({config.val_corpus}) lack column(s) {', '.join(missing)}; read them "
                          "with hbkit.data.pairs.validate_pairs")
     val_pairs = val_pairs.select_columns([c for c in (*need, "answer_key") if c in val_pairs.column_names])
-    groups = sorted(set(val_pairs["group"]))
-    if config.val_groups and config.val_groups < len(groups):
-        keep = set(np.random.default_rng(0).choice(groups, size=config.val_groups, replace=False).tolist())
+    if config.val_groups and config.val_groups < len(set(val_pairs["group"])):
+        keep = sample_groups(val_pairs["group"], config.val_groups, 0)
         val_pairs = val_pairs.select([i for i, g in enumerate(val_pairs["group"]) if g in keep])
     return val_pairs
 
