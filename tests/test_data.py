@@ -295,3 +295,20 @@ def test_components_joins_transitively_and_keeps_lone_nodes():
     assert components([0, 2], [1, 3], 5).tolist() == [0, 0, 1, 1, 2]
     assert components([0, 1, 3], [4, 4, 4], 6).tolist() == [0, 0, 1, 0, 0, 2]   # 0-4-1, 3-4: one component
     assert components([], [], 3).tolist() == [0, 1, 2]
+
+
+def test_sample_groups_is_seeded_and_order_free():
+    """The one seeded draw of whole groups: the same seed gives the same groups whatever their order or
+    repetition, a generator goes on drawing, and asking for more than there are gives all of them."""
+    import numpy as np
+
+    from hbkit.core.groups import sample_groups
+
+    groups = [f"g{i}" for i in range(50)]
+    a = sample_groups(groups, 10, 7)
+    assert len(a) == 10 and a <= set(groups)
+    assert sample_groups(list(reversed(groups)) + groups[:5], 10, 7) == a
+    assert sample_groups(groups, 10, 8) != a
+    rng = np.random.default_rng(7)
+    assert sample_groups(groups, 10, rng) == a and sample_groups(groups, 10, rng) != a   # the generator moved on
+    assert sample_groups(groups, 99, 0) == set(groups) and sample_groups([], 3, 0) == set()
