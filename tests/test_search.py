@@ -121,6 +121,30 @@ def test_other_model_is_refused_and_force_replaces(tmp_path):
     assert m["fingerprint"] == "bbbb2222" and m["complete"] and m["n_docs"] == 60
 
 
+def test_a_rank_another_process_encodes_is_refused_by_name(tmp_path):
+    """Two processes told to encode the same rank into one folder: the second is refused at once (filelock's
+    Timeout, named), and nothing of the folder changes."""
+    from hbkit.core.files import lock_for
+    from hbkit.retrieval.shards import SearchError
+
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from hbkit.core.files import lock_for
+        lock = lock_for({str(tmp_path / '.rank0-of-1')!r}); lock.acquire()
+        print("held", flush=True); time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SearchError, match="another process is already encoding rank 0 of 1 here"):
+            encode_corpus(HashEncoder(), lambda: iter(_docs(60)), tmp_path, shard_size=50, progress=False,
+                          fingerprint="aaaa1111", rank=0, world_size=1)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".rank0-of-1.lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lock_for(tmp_path / ".rank0-of-1").acquire(timeout=5)   # the holder's lock went with it
+
+
 def test_two_ranks_split_the_shards_and_rank0_merges(tmp_path, tiny, reference, monkeypatch):
     """Ranks from the environment (as torchrun sets them): rank 1 runs concurrently (a thread: the same code
     path as a second process, without a second 15 s import), rank 0 waits for its shards and merges."""

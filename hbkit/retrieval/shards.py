@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+import filelock
 import numpy as np
 
 from hbkit.core.env import world
@@ -190,7 +191,7 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
     lock = lock_for(out / f".rank{rank}-of-{size}")
     try:
         lock.acquire(timeout=0)
-    except Exception:  # filelock.Timeout
+    except filelock.Timeout:
         raise SearchError(f"{out}: another process is already encoding rank {rank} of {size} here; wait for "
                           "it or use another folder") from None
     try:
