@@ -413,6 +413,9 @@ def test_checkpoints_are_removed_once_the_model_is_saved(pairs, tmp_path, monkey
     monkeypatch.setattr(trainer_module, "prune_checkpoints", real)
     again = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "run", progress=False)
     assert again == out and not (tmp_path / "run" / "checkpoints").exists()
+    again = train(tiny_encoder(seed=2), pairs, cfg, tmp_path / "run", progress=False)   # nothing left to trim to:
+    log_lines = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()      # the log stays whole
+    assert len([line for line in log_lines if '"loss"' in line]) == 4
     assert (out / "hbkit_training.json").is_file() and (tmp_path / "run" / "train_log.jsonl").is_file()
     assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
     kept = train(tiny_encoder(seed=2), pairs, dataclasses.replace(cfg, keep_checkpoints=True), tmp_path / "kept",

@@ -124,6 +124,11 @@ def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None) ->
         (out_dir / "train_log.jsonl").unlink(missing_ok=True)
         atomic_write_json(path, identity)
         return None
+    model_dir = out_dir / "model"
+    if model_complete(model_dir):   # finished with this set-up: reused as it is, its log whole (no checkpoint is
+        done = json.loads((model_dir / "hbkit_training.json").read_text()).get("identity") or {}   # left to trim to)
+        if not setup_differences(done, identity, encoder):
+            return None
     resume_from = latest_checkpoint(ckpt_dir)
     log_path = out_dir / "train_log.jsonl"
     if log_path.is_file():  # keep the records up to the checkpoint: the steps after it are trained again
