@@ -8,6 +8,7 @@ The executed copies and their HTML go to ``<run folder>/notebooks/`` (default: t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         if not books:
             ap.error(f"--only {a.only}: no notebook has that number; they are {', '.join(b.name[:2] for b in sorted(HERE.glob('[0-9][0-9]_*.ipynb')))}")
     params = {"PROFILE": cfg["profile"], "RUN": str(run.resolve()), "SEEDS": cfg["seeds"]}
+    # the kernels draw each plotly figure twice: as plotly's JSON (JupyterLab) and as HTML, with plotly's
+    # JavaScript embedded once per notebook, so that the HTML copies show every figure, offline too
+    os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype+notebook")
     for book in books:
         t = time.perf_counter()
         executed = out / book.name

@@ -44,3 +44,19 @@ def test_a_bad_parameter_is_refused_before_any_notebook_runs(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "nope",
                         "--run", str(tmp_path / "x")], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "nope" in r.stderr and not (tmp_path / "x").exists()
+
+
+def test_the_html_copies_hold_every_figure(tmp_path):
+    """Notebook 2 draws plotly figures: its HTML copy holds each one (a plotly div per figure output) and
+    plotly's JavaScript once, so a reader who runs nothing sees them, offline too."""
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "ci", "--seeds", "0",
+                        "--run", str(run), "--only", "02"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    executed = run / "notebooks" / "02_data.ipynb"
+    nb = nbformat.read(executed, as_version=4)
+    figures = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert figures, "notebook 2 drew no plotly figure"
+    html = executed.with_suffix(".html").read_text()
+    assert html.count('class="plotly-graph-div"') == len(figures)
+    assert html.count("plotly.js v") == 1 and "not able to be represented" not in r.stderr
