@@ -108,10 +108,16 @@ def alpha_curve(agg: pd.DataFrame, metric: str = "map", benchmarks: Sequence[str
 
 def umap_coords(E: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     """2-d UMAP (cosine) of embeddings; seeded, so the same input gives the same picture."""
-    import umap
+    import warnings
+
+    with warnings.catch_warnings():   # umap's import notes that ParametricUMAP needs TensorFlow: nothing to act on
+        warnings.filterwarnings("ignore", message="Tensorflow not installed")
+        import umap
 
     n_neighbors = max(2, min(n_neighbors, len(E) - 1))
-    return umap.UMAP(n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed).fit_transform(E)
+    # n_jobs=1 said, not implied: a seeded UMAP runs on one thread anyway, and umap warns when it has to override it
+    return umap.UMAP(n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed,
+                     n_jobs=1).fit_transform(E)
 
 
 def umap_scatter(coords: pd.DataFrame, title: str = "Language clusters (UMAP)"):

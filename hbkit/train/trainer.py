@@ -448,6 +448,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     trainer.hbkit_mono_eval = val_pairs is not None and len(set(val_pairs["lang"])) == 1
     finished = finished_state(resume_from, args.max_steps)   # training_args may override max_steps
     if finished is None:
+        _align_special_tokens_quietly(trainer)
         with disk_guard(out_dir / "checkpoints", "a training checkpoint"):
             runtime = trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
     else:  # killed after its last checkpoint, before the model's save: that checkpoint is the trained model
@@ -471,6 +472,27 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     if not config.keep_checkpoints:
         prune_checkpoints(out_dir)
     return model_dir
+
+
+def _align_special_tokens_quietly(trainer) -> None:
+    """What ``Trainer.train`` does first, done here without its warning: the model config's PAD/BOS/EOS ids take
+    the tokenizer's (XLM-R's tokenizer and config disagree; the warning named nothing a user can act on, once
+    per model). ``train`` then finds them aligned and says nothing; the trained model is the same."""
+    try:
+        from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+        from transformers.trainer_utils import align_special_tokens
+    except ImportError:   # a transformers without the alignment: nothing to do
+        return
+    tok = getattr(trainer, "processing_class", None)
+    if not (isinstance(tok, PreTrainedTokenizerBase) and hasattr(trainer.model, "config")):
+        return
+    hf_log = logging.getLogger("transformers.trainer_utils")
+    level = hf_log.level
+    hf_log.setLevel(logging.ERROR)
+    try:
+        align_special_tokens(trainer.model, tok)
+    finally:
+        hf_log.setLevel(level)
 
 
 def prune_checkpoints(out_dir: Path) -> None:
