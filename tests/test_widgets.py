@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from hbkit.app.widgets import Dashboard, dashboard_figure
+from hbkit.analysis.figures import dashboard_figure
+from hbkit.app.widgets import Dashboard
 
 
 @pytest.fixture()
@@ -53,7 +54,7 @@ def test_model_alpha_names():
 
 
 def test_alpha_figure_orders_runs_by_alpha(results):
-    from hbkit.app.widgets import alpha_figure
+    from hbkit.analysis.figures import alpha_figure
 
     extra = results[results.model == "hybrid"].assign(model="hybrid-a0.25", value=lambda d: d.value + 0.05)
     r = pd.concat([results, extra], ignore_index=True)
@@ -244,7 +245,7 @@ def test_dashboard_shows_the_papers_per_language_tables_beside_ours(tmp_path):
 def test_the_free_fixes_are_models_of_the_dashboard(results):
     """base+shift and hybrid+center (hbkit.retrieval.posthoc) are models like the others: in the selector, in the bars
     in the shared model order (the strategies first), and left out of the α figure, which is about training."""
-    from hbkit.app.widgets import alpha_figure
+    from hbkit.analysis.figures import alpha_figure
     fixed = pd.concat([results.assign(model="base+shift", value=results.value + 0.01),
                        results[results.model == "hybrid"].assign(model="hybrid+center")], ignore_index=True)
     both = pd.concat([results, fixed], ignore_index=True)

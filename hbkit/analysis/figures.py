@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hbkit.core.files import atomic_write_text, read_jsonl
-from hbkit.core.vocab import STRATEGY_ALPHA, STRATEGY_ORDER
+from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA, STRATEGY_ORDER
 
 
 def results_table_figure(table: pd.DataFrame, title: str = "Macro mAP (95% interval)"):
@@ -307,4 +307,97 @@ def alignment_vs_retrieval_figure(results: pd.DataFrame, alignment: pd.DataFrame
     fig.update_layout(title=f"Alignment against {metric}, one point per model and seed (Spearman's rho with 95% "
                             "intervals: the table beside it)",
                       height=260 * max(1, both["alignment_metric"].nunique()))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------
+# the dashboard's figures: plain functions of a results table and the control values
+# --------------------------------------------------------------------------------------------------
+def _select(results: pd.DataFrame, benchmark: str, metric: str, setting: str | None, qlang: str, dlang: str):
+    r = results[(results["benchmark"] == benchmark) & (results["metric"] == metric)]
+    if setting:
+        r = r[r["setting"] == setting]
+    if qlang != "all" or dlang != "all":
+        return r[(r["qlang"] == qlang) & ((r["dlang"] == dlang) | (dlang == "all"))]
+    return r[r["qlang"] == "all"]
+
+
+def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
+                     models: list[str] | None = None, qlang: str = "all", dlang: str = "all",
+                     reference: pd.DataFrame | None = None):
+    """Bars of ``metric`` per model for one benchmark: all settings (``setting=None``) or one; for one
+    language pair when ``qlang``/``dlang`` are not ``all``. With a ``reference`` table (:func:`hbkit.analysis.reference.load_reference`),
+    its numbers for the same benchmark/metric/setting are drawn beside ours as hatched bars named
+    ``<encoder> (<source>): <model>`` (macro values only: a reference has no language pairs).
+    Raises ``ValueError`` when our selection is empty."""
+    import plotly.express as px
+
+    r = _select(results, benchmark, metric, setting, qlang, dlang)
+    if models:
+        r = r[r["model"].isin(models)]
+    if r.empty:
+        raise ValueError(f"no results for benchmark={benchmark}, metric={metric}, setting={setting}, "
+                         f"pair={qlang}->{dlang}, models={models}")
+    r = r.assign(source="ours")
+    if reference is not None and qlang == "all" and dlang == "all":
+        ref = _select(reference.assign(qlang="all", dlang="all"), benchmark, metric, setting, "all", "all")
+        if models:
+            ref = ref[ref["model"].isin(models)]
+        ref = ref.assign(source=ref["encoder"] + " (" + ref["source"] + ")",
+                         model=ref["encoder"] + " (" + ref["source"] + "): " + ref["model"])
+        r = pd.concat([r, ref[r.columns.intersection(ref.columns)]], ignore_index=True)
+    published = set(r.loc[r["source"] != "ours", "model"])
+    order = list(STRATEGY_ORDER)  # then other runs of ours, then the published bars
+    order += sorted(set(r["model"]) - set(order) - published) + sorted(published)
+    fig = px.bar(r, x="setting", y="value", color="model", barmode="group", text_auto=".3f",
+                 category_orders={"setting": list(SETTINGS), "model": order})
+    fig.for_each_trace(lambda t: t.update(marker_pattern_shape="/") if t.name in published else None)
+    pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
+    fig.update_layout(title=f"{benchmark}: {metric}{pair}", yaxis_title=metric)
+    return fig
+
+
+def alpha_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
+                 qlang: str = "all", dlang: str = "all", alpha: float | None = None,
+                 intervals: pd.DataFrame | None = None):
+    """``metric`` against the hybrid share α, one line per setting: every trained model whose α is known
+    (:func:`model_alpha`: xy at 0, hybrid at 0.5, xx at 1, ``hybrid-a<α>`` runs in between), the base model as
+    a dotted line per setting, and ``alpha`` (the value the run button would train) as a vertical line. With
+    ``intervals`` (``aggregate.csv``: intervals over seeds and query groups) the macro values get error bars.
+    Raises ``ValueError`` when no trained model has a value for the selection."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    r = _select(results, benchmark, metric, setting, qlang, dlang)
+    r = r.assign(alpha=r["model"].map(model_alpha))
+    trained = r.dropna(subset=["alpha"]).sort_values("alpha")
+    if trained.empty:
+        raise ValueError(f"no trained model has {metric} for benchmark={benchmark}, setting={setting}, "
+                         f"pair={qlang}->{dlang}")
+    fig = go.Figure()
+    for i, s in enumerate(x for x in SETTINGS if x in set(trained["setting"])):
+        colour = qualitative.Plotly[i]
+        t = trained[trained["setting"] == s]
+        err = None
+        if intervals is not None and qlang == "all" and dlang == "all":
+            iv = intervals[(intervals["benchmark"] == benchmark) & (intervals["metric"] == metric)
+                           & (intervals["setting"] == s)].set_index("model")
+            if set(t["model"]) <= set(iv.index):
+                hi, lo = iv.loc[t["model"], "high"].to_numpy(), iv.loc[t["model"], "low"].to_numpy()
+                err = dict(type="data", symmetric=False, array=hi - t["value"].to_numpy(),
+                           arrayminus=t["value"].to_numpy() - lo)
+        fig.add_scatter(x=t["alpha"], y=t["value"], mode="lines+markers", name=s, line_color=colour, error_y=err,
+                        text=t["model"], hovertemplate="%{text}: α=%{x:g}, " + metric + "=%{y:.3f}<extra></extra>")
+        b = r[(r["model"] == "base") & (r["setting"] == s)]
+        if not b.empty:
+            fig.add_hline(y=float(b["value"].iloc[0]), line_dash="dot", line_color=colour,
+                          annotation_text=f"base {s}", annotation_position="top left")
+    ys = pd.concat([trained["value"], r.loc[r["model"] == "base", "value"]])
+    pad = 0.05 * (ys.max() - ys.min()) or 0.01
+    fig.update_yaxes(range=[ys.min() - pad, ys.max() + pad])  # the base lines stay in view
+    if alpha is not None:
+        fig.add_vline(x=alpha, line_dash="dash", line_color="grey", annotation_text=f"α = {alpha:g}")
+    pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
+    fig.update_layout(title=f"{benchmark}: {metric}{pair} against α (0 = X-Y only, 1 = X-X-mono only)",
+                      xaxis=dict(title="α (share of X-X-mono batches)", range=[-0.05, 1.05]), yaxis_title=metric)
     return fig

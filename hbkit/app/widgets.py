@@ -1,9 +1,10 @@
-"""The strategy dashboard: ipywidgets controls wired to the figures below, over saved results.
+"""The strategy dashboard: ipywidgets controls wired to figures, over saved results.
 
-The figure logic is plain functions of a results table and the control values (unit-tested):
-:func:`dashboard_figure` (bars per model), :func:`alpha_figure` (the metric against the hybrid share α) and
-:func:`beside` (published numbers, e.g. the paper's Table 1, next to ours). :class:`Dashboard` only wires
-widgets to them and can launch a small run.
+The figure logic is plain functions of a results table and the control values, in
+:mod:`hbkit.analysis.figures` with the other figures (unit-tested): :func:`hbkit.analysis.figures.dashboard_figure`
+(bars per model), :func:`hbkit.analysis.figures.alpha_figure` (the metric against the hybrid share α) and
+:func:`hbkit.analysis.reference.beside` (published numbers, e.g. the paper's Table 1, next to ours).
+:class:`Dashboard` only wires widgets to them and can launch a small run.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbkit.analysis.figures import language_bars, model_alpha
+from hbkit.analysis.figures import alpha_figure, dashboard_figure, language_bars
 from hbkit.analysis.reference import beside, per_language_effects, per_language_view
 from hbkit.core.env import default_run_dir
-from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA, STRATEGY_ORDER
+from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA
 from hbkit.experiment.compare import compare
 from hbkit.experiment.profiles import profile as get_profile
 from hbkit.train.trainer import RunCancelled
@@ -61,96 +62,6 @@ def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
     """``aggregate.csv`` of a run folder (mean over seeds with intervals over seeds and query groups), or None."""
     path = Path(folder) / "aggregate.csv"
     return pd.read_csv(path) if path.is_file() else None
-
-
-def _select(results: pd.DataFrame, benchmark: str, metric: str, setting: str | None, qlang: str, dlang: str):
-    r = results[(results["benchmark"] == benchmark) & (results["metric"] == metric)]
-    if setting:
-        r = r[r["setting"] == setting]
-    if qlang != "all" or dlang != "all":
-        return r[(r["qlang"] == qlang) & ((r["dlang"] == dlang) | (dlang == "all"))]
-    return r[r["qlang"] == "all"]
-
-
-def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
-                     models: list[str] | None = None, qlang: str = "all", dlang: str = "all",
-                     reference: pd.DataFrame | None = None):
-    """Bars of ``metric`` per model for one benchmark: all settings (``setting=None``) or one; for one
-    language pair when ``qlang``/``dlang`` are not ``all``. With a ``reference`` table (:func:`hbkit.analysis.reference.load_reference`),
-    its numbers for the same benchmark/metric/setting are drawn beside ours as hatched bars named
-    ``<encoder> (<source>): <model>`` (macro values only: a reference has no language pairs).
-    Raises ``ValueError`` when our selection is empty."""
-    import plotly.express as px
-
-    r = _select(results, benchmark, metric, setting, qlang, dlang)
-    if models:
-        r = r[r["model"].isin(models)]
-    if r.empty:
-        raise ValueError(f"no results for benchmark={benchmark}, metric={metric}, setting={setting}, "
-                         f"pair={qlang}->{dlang}, models={models}")
-    r = r.assign(source="ours")
-    if reference is not None and qlang == "all" and dlang == "all":
-        ref = _select(reference.assign(qlang="all", dlang="all"), benchmark, metric, setting, "all", "all")
-        if models:
-            ref = ref[ref["model"].isin(models)]
-        ref = ref.assign(source=ref["encoder"] + " (" + ref["source"] + ")",
-                         model=ref["encoder"] + " (" + ref["source"] + "): " + ref["model"])
-        r = pd.concat([r, ref[r.columns.intersection(ref.columns)]], ignore_index=True)
-    published = set(r.loc[r["source"] != "ours", "model"])
-    order = list(STRATEGY_ORDER)  # then other runs of ours, then the published bars
-    order += sorted(set(r["model"]) - set(order) - published) + sorted(published)
-    fig = px.bar(r, x="setting", y="value", color="model", barmode="group", text_auto=".3f",
-                 category_orders={"setting": list(SETTINGS), "model": order})
-    fig.for_each_trace(lambda t: t.update(marker_pattern_shape="/") if t.name in published else None)
-    pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
-    fig.update_layout(title=f"{benchmark}: {metric}{pair}", yaxis_title=metric)
-    return fig
-
-
-def alpha_figure(results: pd.DataFrame, benchmark: str, metric: str = "map", setting: str | None = None,
-                 qlang: str = "all", dlang: str = "all", alpha: float | None = None,
-                 intervals: pd.DataFrame | None = None):
-    """``metric`` against the hybrid share α, one line per setting: every trained model whose α is known
-    (:func:`model_alpha`: xy at 0, hybrid at 0.5, xx at 1, ``hybrid-a<α>`` runs in between), the base model as
-    a dotted line per setting, and ``alpha`` (the value the run button would train) as a vertical line. With
-    ``intervals`` (``aggregate.csv``: intervals over seeds and query groups) the macro values get error bars.
-    Raises ``ValueError`` when no trained model has a value for the selection."""
-    import plotly.graph_objects as go
-    from plotly.colors import qualitative
-
-    r = _select(results, benchmark, metric, setting, qlang, dlang)
-    r = r.assign(alpha=r["model"].map(model_alpha))
-    trained = r.dropna(subset=["alpha"]).sort_values("alpha")
-    if trained.empty:
-        raise ValueError(f"no trained model has {metric} for benchmark={benchmark}, setting={setting}, "
-                         f"pair={qlang}->{dlang}")
-    fig = go.Figure()
-    for i, s in enumerate(x for x in SETTINGS if x in set(trained["setting"])):
-        colour = qualitative.Plotly[i]
-        t = trained[trained["setting"] == s]
-        err = None
-        if intervals is not None and qlang == "all" and dlang == "all":
-            iv = intervals[(intervals["benchmark"] == benchmark) & (intervals["metric"] == metric)
-                           & (intervals["setting"] == s)].set_index("model")
-            if set(t["model"]) <= set(iv.index):
-                hi, lo = iv.loc[t["model"], "high"].to_numpy(), iv.loc[t["model"], "low"].to_numpy()
-                err = dict(type="data", symmetric=False, array=hi - t["value"].to_numpy(),
-                           arrayminus=t["value"].to_numpy() - lo)
-        fig.add_scatter(x=t["alpha"], y=t["value"], mode="lines+markers", name=s, line_color=colour, error_y=err,
-                        text=t["model"], hovertemplate="%{text}: α=%{x:g}, " + metric + "=%{y:.3f}<extra></extra>")
-        b = r[(r["model"] == "base") & (r["setting"] == s)]
-        if not b.empty:
-            fig.add_hline(y=float(b["value"].iloc[0]), line_dash="dot", line_color=colour,
-                          annotation_text=f"base {s}", annotation_position="top left")
-    ys = pd.concat([trained["value"], r.loc[r["model"] == "base", "value"]])
-    pad = 0.05 * (ys.max() - ys.min()) or 0.01
-    fig.update_yaxes(range=[ys.min() - pad, ys.max() + pad])  # the base lines stay in view
-    if alpha is not None:
-        fig.add_vline(x=alpha, line_dash="dash", line_color="grey", annotation_text=f"α = {alpha:g}")
-    pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
-    fig.update_layout(title=f"{benchmark}: {metric}{pair} against α (0 = X-Y only, 1 = X-X-mono only)",
-                      xaxis=dict(title="α (share of X-X-mono batches)", range=[-0.05, 1.05]), yaxis_title=metric)
-    return fig
 
 
 class Dashboard:
