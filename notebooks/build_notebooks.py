@@ -16,7 +16,7 @@ PARAMETERS = ("import os\n"
 SETUP = ("import hbkit\nfrom hbkit import profile\nfrom hbkit.core.env import default_run_dir\n"
          "cfg = profile(PROFILE, seeds=SEEDS, alphas=ALPHAS)\n"
          "RUN = str(RUN or default_run_dir(cfg['profile']))  # shared by make run, notebooks 3-6 and the dashboard\n"
-         "cfg['profile'], cfg['model'], RUN")
+         "print(f\"profile {cfg['profile']} · model {cfg['model']} · run folder {RUN}\")")
 
 
 def write(name, cells):

@@ -323,6 +323,13 @@ def test_one_seed_says_it_shows_these_models_only(ci_run, data_dir, tmp_path):
     assert len(r.stdout.splitlines()) < 60 and ">NaN<" not in (one / "report.html").read_text()
     v = pd.read_csv(tmp_path / "one" / "verdicts.csv")
     assert set(v.verdict) == {"too few seeds"} and "contradicted" not in r.stdout
+    # interrupted after asking for two seeds: config.json says 0,1, the folder holds seed 0, and the report
+    # speaks of what it holds
+    cfg = json.loads((one / "config.json").read_text())
+    (one / "config.json").write_text(json.dumps({**cfg, "seeds": [0, 1]}))
+    from hbkit.experiment.report import render
+    render(one)
+    assert "training seeds 0 (config.json asks for 0,1: the others are not finished" in (one / "report.html").read_text()
 
 
 def test_damaged_umap_and_log_files_are_named_and_recomputed(ci_run, data_dir, caplog):

@@ -35,7 +35,7 @@ def test_quickstart_runs_through_papermill_with_parameters(tmp_path):
     assert len(injected) == 1 and "PROFILE = \"ci\"" in injected[0].source and "SEEDS = [0]" in injected[0].source
     text = json.dumps([c.get("outputs", []) for c in nb.cells])
     assert f"models to train or evaluate in {run.resolve()}" in text   # the status cell used the parameter
-    assert "'ci'" in text                                               # the setup cell shows the profile
+    assert "profile ci \\u00b7 model hbkit/tiny" in text or "profile ci · model hbkit/tiny" in text   # the setup cell says it
     html = executed.with_suffix(".html").read_text()
     assert html.lstrip().lower().startswith("<!doctype html") and "Quick start" in html
 

@@ -112,7 +112,10 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
     atomic_write_text(out / "table.md", table.to_markdown(index=False))
-    seeds = ",".join(str(s) for s in cfg["seeds"])
+    held = held_seeds(results)
+    seeds = ",".join(str(s) for s in held) + ("" if held == sorted(cfg["seeds"]) else
+                                               f" (config.json asks for {','.join(map(str, cfg['seeds']))}: the "
+                                               "others are not finished; the same command resumes them)")
     notes = (f"profile <b>{cfg['profile']}</b>: model {cfg['model']}, {cfg['steps']} steps at batch {cfg['batch_size']}, "
              f"lr {cfg['lr']}, frozen word embeddings: {cfg['freeze_word_embeddings']}; training seeds {seeds} "
              f"(one model per strategy, α and seed; the base model once); evaluation subsample seed {cfg['eval_seed']} "
@@ -265,13 +268,25 @@ def _power_digest(p: pd.DataFrame, top: int) -> list[str]:
             *([f"... and {rest} more with a number of seeds, in power.csv"] if rest > 0 else [])]
 
 
+def held_seeds(results: pd.DataFrame) -> list[int]:
+    """The training seeds whose results a folder holds (``results.csv``'s trained rows), which may be fewer
+    than ``config.json`` asks for after an interruption: what the tables are about."""
+    if "seed" not in results.columns:
+        return []
+    s = pd.to_numeric(results["seed"], errors="coerce").dropna()
+    return sorted(int(x) for x in set(s) if x >= 0)
+
+
 def _next_step(out: Path) -> str:
     """What to run for a verdict of one's own in ``out``, and about what it costs on this machine."""
     try:
         cfg = json.loads((out / "config.json").read_text())
     except (OSError, ValueError):
         return "Next: rerun with --seeds 0,1,2 (or more) into the same folder: it trains only the new seeds."
-    have = sorted(cfg.get("seeds") or [0])
+    try:
+        have = held_seeds(read_run_csv(out / "results.csv")) or [0]
+    except (OSError, ValueError):
+        have = sorted(cfg.get("seeds") or [0])
     want = sorted(set(have) | set(range(max(3, len(have) + 1))))[:max(3, len(have) + 1)]
     new = [s for s in want if s not in have]
     cmd = (f"hbkit compare --profile {cfg.get('profile', 'cpu')} --seeds {','.join(map(str, want))} --out {out}")
