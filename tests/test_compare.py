@@ -2,6 +2,7 @@
 folder breaks in use: re-runs, another set-up or other data, damaged files, two jobs at once."""
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -157,11 +158,11 @@ def test_rerun_with_other_data_is_refused(ci_run, data_dir, tmp_path):
 def test_two_jobs_in_one_folder(ci_run, monkeypatch):
     """The folder's shared files are written under a short lock: a second job waits for it, naming the holder,
     and gives up after its limit (models have locks of their own: tests/test_grid.py)."""
+    import threading
     import time
 
     import hbkit.experiment.compare as cmp
     from hbkit.core.files import FolderInUse, RunLock
-    import threading
     lines: list[str] = []
     with RunLock(ci_run["out"]):
         p = subprocess.Popen([sys.executable, "-m", "hbkit.app.cli", "report", str(ci_run["out"])],
@@ -312,9 +313,16 @@ def test_one_seed_says_it_shows_these_models_only(ci_run, data_dir, tmp_path):
             f.unlink()
     extra = [*(["--alphas", ",".join(f"{a:g}" for a in cfg["alphas"])] if cfg["alphas"] else []),
              *(["--corpus-benchmarks", ",".join(cfg["corpus_benchmarks"])] if cfg["corpus_benchmarks"] else [])]
+    shipped = tmp_path / "results" / "ci"   # what hbkit ships for the profile, beside the runs folder
+    shutil.copytree(ci_run["out"], shipped, ignore=shutil.ignore_patterns("models", "corpus", ".lock*", "report.html"))
     r = subprocess.run([sys.executable, "-m", "hbkit.app.cli", "compare", "--profile", "ci", "--seeds", "0", "--out",
-                        str(one), "--data-dir", str(data_dir), *extra], capture_output=True, text=True)
+                        str(one), "--data-dir", str(data_dir), *extra], capture_output=True, text=True,
+                       env={**os.environ, "HBKIT_RUNS": str(tmp_path / "runs")})
     assert not (one / "models").exists()   # reused, not trained
+    # the first screen says that this machine reproduces the shipped models, and gives the shipped answer
+    assert f"Against the shipped evidence ({shipped}, 2 seeds): " in r.stdout and "at most 0.0000" in r.stdout
+    assert "this machine reproduces them" in r.stdout and "The shipped answer" in r.stdout
+    assert "This run beside the evidence hbkit ships" in (one / "report.html").read_text()
     assert r.returncode == 0, r.stderr[-2000:]
     assert "TOO FEW TRAINING SEEDS: these numbers describe these trained models only" in r.stdout
     assert "NaN" not in r.stdout and "nan" not in r.stdout.split()   # "n/a" for a person, never NaN

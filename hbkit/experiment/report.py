@@ -8,6 +8,7 @@ import pandas as pd
 
 from hbkit.analysis import claims, reference, stats
 from hbkit.analysis import figures as viz
+from hbkit.core.env import runs_root
 from hbkit.core.files import RunLock, atomic_path, atomic_write_text
 from hbkit.core.vocab import STRATEGY_ORDER, has_fix, without_fix
 from hbkit.experiment.grid import describe_missing, grid_status
@@ -77,6 +78,57 @@ def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
     return sorted(set(results["qlang"].dropna()) - {"all"} - set(cfg["train_languages"]))
 
 
+#: the config keys that decide which models a run trains and how they are scored: two folders that agree on all of
+#: them hold comparable models, seed by seed
+SAME_SETUP = ("model", "steps", "batch_size", "lr", "weight_decay", "freeze_word_embeddings", "corpus", "train_groups",
+              "train_languages", "prompts", "eval_groups", "eval_seed", "data")
+
+
+def shipped_comparison(out: Path, cfg: dict, results: pd.DataFrame) -> dict | None:
+    """This run beside the evidence hbkit ships for its profile (``results/<profile>/`` of the checkout), for a
+    newcomer's first screen: ``line`` (one sentence: does this machine reproduce the shipped models?), ``table``
+    (per benchmark, the largest |Δ mAP| over the models and seeds both folders hold, macro values in every
+    setting, and where it is) and ``verdicts`` (the shipped verdicts). None when nothing is shipped for the
+    profile, or ``out`` is the shipped folder itself."""
+    shipped = runs_root().parent / "results" / str(cfg.get("profile"))
+    if not (shipped / "results.csv").is_file() or shipped.resolve() == Path(out).resolve():
+        return None
+    try:
+        theirs_cfg = read_run_json(shipped / "config.json", dict)
+        theirs = read_run_csv(shipped / "results.csv")
+        verdicts = read_run_csv(shipped / "verdicts.csv")
+    except (OSError, ValueError):
+        return None
+    n = len(held_seeds(theirs))
+    differ = [k for k in SAME_SETUP if cfg.get(k) != theirs_cfg.get(k)]
+    if differ:
+        return {"line": f"Not comparable with the shipped evidence ({shipped}, {n} seeds): this run's "
+                        f"{', '.join(differ)} differ from it.", "table": pd.DataFrame(), "verdicts": verdicts,
+                "folder": shipped, "seeds": n}
+    keys = ["model", "seed", "benchmark", "setting"]
+
+    def macro(r: pd.DataFrame) -> pd.DataFrame:
+        r = r[(r.metric == "map") & (r.qlang == "all") & (r.dlang == "all")]
+        return r.assign(seed=pd.to_numeric(r.seed, errors="coerce").fillna(-1).astype(int))[keys + ["value"]]
+
+    both = macro(results).merge(macro(theirs), on=keys, suffixes=("", "_shipped"))
+    if both.empty:
+        return {"line": f"No model of this run is in the shipped evidence ({shipped}, {n} seeds) yet.",
+                "table": pd.DataFrame(), "verdicts": verdicts, "folder": shipped, "seeds": n}
+    both = both.assign(abs_diff=(both["value"] - both["value_shipped"]).abs())
+    worst = both.loc[both.groupby("benchmark", sort=True)["abs_diff"].idxmax()]
+    table = worst.assign(models=worst["benchmark"].map(both.groupby("benchmark").size()))[
+        ["benchmark", "models", "abs_diff", "model", "seed", "setting", "value", "value_shipped"]]
+    big = float(table["abs_diff"].max())
+    line = (f"Against the shipped evidence ({shipped}, {n} seeds): {len(both)} of this run's macro mAP values "
+            f"(same models and seeds) differ from the shipped ones by at most {big:.4f} ("
+            + ", ".join(f"{b} {d:.4f}" for b, d in zip(table.benchmark, table.abs_diff)) + "): "
+            + ("this machine reproduces them." if big < 0.005 else
+               "more than 0.005 apart: this machine does not reproduce them exactly (library versions, threads or "
+               "hardware); compare with care."))
+    return {"line": line, "table": table, "verdicts": verdicts, "folder": shipped, "seeds": n}
+
+
 def render(out: str | Path, partial: str | None = None) -> dict:
     """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``, ``reference_effects.csv``,
     ``reference_languages.csv``, ``reference_language_effects.csv`` (the paper's per-language tables beside ours)
@@ -136,7 +188,19 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     mean_all = agg.rename(columns={"mean": "value"}).assign(qlang="all", dlang="all")
     mean = mean_all[~mean_all["model"].map(has_fix)]   # the strategies; the fixes have a section
     with_fixes = mean_all[mean_all["model"].isin(_fix_models(dict.fromkeys(mean_all["model"])))]
-    sections = [("Run", notes),
+    shipped = shipped_comparison(out, cfg, results)
+    few = len(verdicts) and (verdicts.verdict == "too few seeds").all()
+    first = [("Run", notes)]
+    if shipped is not None:
+        first.append(("This run beside the evidence hbkit ships", shipped["line"]))
+        if len(shipped["table"]):
+            first.append(("Largest difference from the shipped results per benchmark (macro mAP, same model and "
+                          "seed)", shipped["table"], None, True))
+        if few:
+            first.append((f"The shipped answer ({shipped['folder']}, {shipped['seeds']} training seeds): this run "
+                          "has too few seeds for verdicts of its own; these are the committed evidence's",
+                          viz.verdict_matrix(shipped["verdicts"])))
+    sections = [*first,
                 (("PARTIAL GRID, the models aggregated last time only. " if partial else "")
                  + "The answer: verdicts on the paper's claims (strategy-level test: training seeds and answer "
                  "clusters both random; hover a cell for its evidence)", viz.verdict_matrix(verdicts)),
@@ -191,7 +255,7 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         ("Zero-shot separation: training texts found in each benchmark (exact / normalised)", overlap, "overlap.csv")]
     viz.write_report(out / "report.html", "hbkit: X-X-mono vs X-Y vs hybrid batches", sections)
     return {"out": out, "table": table, "results": results, "aggregate": agg, "effects": effects, "verdicts": verdicts,
-            "power": power, "partial": partial}
+            "power": power, "partial": partial, "shipped": shipped}
 
 
 def report(run_dir: str | Path) -> dict:
@@ -240,12 +304,27 @@ def summary_text(res: dict, top: int = 8) -> str:
     if p is not None and len(p):
         lines += ["", *_power_digest(p, top)]
     lines += ["", f"written to {res['out']}/ (report.html, table.md, results.csv, effects.csv, verdicts.csv, power.csv)"]
+    shipped = res.get("shipped")
+    if shipped is not None:
+        lines += ["", shipped["line"]]
+        if few:
+            lines += ["", f"The shipped answer ({shipped['folder']}, {shipped['seeds']} training seeds; "
+                          "verdicts.csv there has the evidence):", *_verdict_lines(shipped["verdicts"])]
     if few:
         lines += ["", "TOO FEW TRAINING SEEDS: these numbers describe these trained models only. No verdict about "
                       "strategies is given below 3 seeds per strategy (with one there is no seed-to-seed variation, "
                       "with two the test's level is not kept; every claim in verdicts.csv reads 'too few seeds').",
                   _next_step(Path(res["out"]))]
     return "\n".join(lines)
+
+
+def _verdict_lines(v: pd.DataFrame) -> list[str]:
+    """One line per claim: ``C1 X-X-mono (xx) is the best ...: mlqa-r supported · tydiqa inconclusive · ...``."""
+    out = []
+    for claim, g in v.groupby("claim", sort=False):
+        cells = " · ".join(f"{b} {x}" for b, x in zip(g["benchmark"], g["verdict"]))
+        out.append(f"  {claim} {g['statement'].iloc[0]}: {cells}")
+    return out
 
 
 def _power_digest(p: pd.DataFrame, top: int) -> list[str]:
