@@ -24,13 +24,19 @@ def test_every_notebook_has_a_parameters_cell_before_its_setup(book):
     assert any("profile(PROFILE, seeds=SEEDS, alphas=ALPHAS)" in c.source for c in nb.cells[tagged[0] + 1:])
 
 
+def _make_notebooks(run: Path, only: str, name: str):
+    """``make notebooks`` for one notebook (ci profile, seed 0) into ``run``: (the executed notebook's path, the
+    notebook, the script's stderr)."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "ci", "--seeds", "0",
+                        "--run", str(run), "--only", only], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    executed = run / "notebooks" / name
+    return executed, nbformat.read(executed, as_version=4), r.stderr
+
+
 def test_quickstart_runs_through_papermill_with_parameters(tmp_path):
     run = tmp_path / "my-run"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "ci", "--seeds", "0",
-                        "--run", str(run), "--only", "01"], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    executed = run / "notebooks" / "01_quickstart.ipynb"
-    nb = nbformat.read(executed, as_version=4)
+    executed, nb, _ = _make_notebooks(run, "01", "01_quickstart.ipynb")
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "PROFILE = \"ci\"" in injected[0].source and "SEEDS = [0]" in injected[0].source
     text = json.dumps([c.get("outputs", []) for c in nb.cells])
@@ -49,14 +55,9 @@ def test_a_bad_parameter_is_refused_before_any_notebook_runs(tmp_path):
 def test_the_html_copies_hold_every_figure(tmp_path):
     """Notebook 2 draws plotly figures: its HTML copy holds each one (a plotly div per figure output) and
     plotly's JavaScript once, so a reader who runs nothing sees them, offline too."""
-    run = tmp_path / "run"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_notebooks.py"), "--profile", "ci", "--seeds", "0",
-                        "--run", str(run), "--only", "02"], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    executed = run / "notebooks" / "02_data.ipynb"
-    nb = nbformat.read(executed, as_version=4)
+    executed, nb, stderr = _make_notebooks(tmp_path / "run", "02", "02_data.ipynb")
     figures = [o for c in nb.cells for o in c.get("outputs", []) if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert figures, "notebook 2 drew no plotly figure"
     html = executed.with_suffix(".html").read_text()
     assert html.count('class="plotly-graph-div"') == len(figures)
-    assert html.count("plotly.js v") == 1 and "not able to be represented" not in r.stderr
+    assert html.count("plotly.js v") == 1 and "not able to be represented" not in stderr
