@@ -109,12 +109,31 @@ def choose_benchmark(driver, name: str, wait: int = 60) -> str:
     return first_title(driver)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--profile", default="ci")
-    ap.add_argument("--out", default=str(ROOT / "runs" / "dashboard.png"))
+def missing_tools() -> str | None:
+    """What this script needs and this machine lacks, as one line with the fix; None when everything is there."""
+    import importlib.util
+
+    lacks = [m for m in ("voila", "selenium") if importlib.util.find_spec(m) is None]
+    if lacks:
+        return (f"{' and '.join(lacks)} not installed: install the ui extra, "
+                f"{sys.executable} -m pip install -e \".[ui]\" (make test-browser does it)")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")) or not shutil.which("chromedriver"):
+        return "chromium or chromedriver not found: apt-get install chromium chromium-driver (Debian)"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
+    ap.add_argument("--profile", default="ci",
+                    help="the profile whose shared run folder (runs/<profile>) the dashboard shows; the folder is "
+                         "filled first (hbkit compare) when it holds no results (default: ci, about a minute)")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "dashboard.png"),
+                    help="where the screenshot goes (PNG); Voilà's log goes beside it (default: runs/dashboard.png)")
     ap.add_argument("--wait", type=int, default=90, help="seconds Chromium lets the page execute and render")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    why = missing_tools()
+    if why:
+        ap.exit(2, f"screenshot_dashboard.py: {why}\n")
     out = Path(a.out)
     with dashboard(a.profile, out, a.wait) as driver:
         driver.save_screenshot(str(out))

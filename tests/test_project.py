@@ -109,3 +109,27 @@ def test_one_rule_for_offline(monkeypatch):
                if re.search(r"environ\.get\(\s*[\"'](HF_HUB_OFFLINE|HBKIT_OFFLINE)|"
                             r"environ\[[\"'](HF_HUB_OFFLINE|HBKIT_OFFLINE)[\"']\](?!\s*=)", line)]
     assert readers == [], readers
+
+
+def test_screenshot_script_explains_itself_and_names_a_missing_extra(tmp_path):
+    """scripts/screenshot_dashboard.py: --help explains each option, and without the ui extra (or Chromium) it
+    stops at once with one line that names the fix, before any run or server starts."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "screenshot_dashboard.py"
+    h = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+    assert h.returncode == 0 and "headless Chromium" in h.stdout
+    assert "shared run folder" in h.stdout and "where the screenshot goes" in h.stdout
+    sys.path.insert(0, str(script.parent))
+    try:
+        import screenshot_dashboard as sd
+    finally:
+        sys.path.remove(str(script.parent))
+    why = sd.missing_tools()
+    if why is None:
+        pytest.skip("the ui extra and Chromium are installed here")
+    r = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "d.png")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and ("ui extra" in r.stderr or "chromium" in r.stderr)
+    assert "Traceback" not in r.stderr and not (tmp_path / "d.png").exists()
