@@ -41,7 +41,8 @@ write("01_quickstart.ipynb", [
     ("code", "from hbkit.experiment.stages import plan_status\nst = plan_status(cfg, RUN)\n"
              "a = st.attrs\nprint(f\"{a['to_run']} of {len(st)} models to train or evaluate in {RUN}\" + (\n"
              "    f\"; about {a['estimate_minutes']:.0f} min ({a['minutes_per_model']} min per model, measured in {a['measured_in']})\"\n"
-             "    if a['estimate_minutes'] is not None else \"; nothing measured for this profile yet\"))\n"
+             "    if a['estimate_minutes'] is not None else \"; nothing measured for this profile yet\")\n"
+             "    + f\"; about {a['disk_gib']} GiB of disk for the models to train\")\n"
              "st.groupby('model').done.agg(['sum', 'size']).rename(columns={'sum': 'done', 'size': 'planned'})"),
     ("code", "encoder = hbkit.load_encoder(cfg['model'])\n"
              "bench = hbkit.load_benchmark('xquad-r-eval').subsample(cfg['eval_groups'].get('xquad-r-eval') or 50, seed=0)\nbench"),

@@ -183,11 +183,17 @@ def _runs(cfg: dict) -> int:
     return 1 + len(cfg["seeds"]) * (len(cfg["strategies"]) + len(cfg.get("alphas") or []))
 
 
-def _disk_rows(cfg: dict, out: Path) -> list[dict]:
+def model_disk(cfg: dict) -> tuple[float, float]:
+    """Bytes on disk per trained model of ``cfg``: what stays (the saved model, fp32 weights), and what a model
+    in training holds besides until it is saved (two checkpoints of the weights and AdamW's two moments, removed
+    then: TrainConfig.keep_checkpoints). An upper bound: frozen word embeddings (cpu profile) have no moments."""
     params = PARAMS.get(cfg["model"], 278e6)
-    # per trained model: the saved model (fp32) plus two checkpoints with AdamW's two moments (4 x the weights)
-    per_model = params * 4 * (1 + 2 * 3)
-    need = per_model * (_runs(cfg) - 1)
+    return params * 4, params * 4 * 3 * 2
+
+
+def _disk_rows(cfg: dict, out: Path) -> list[dict]:
+    per_model, while_training = model_disk(cfg)
+    need = per_model * (_runs(cfg) - 1) + while_training
     stats = _miracl_candidates()
     for spec in cfg.get("corpus_benchmarks") or []:
         if spec.startswith("miracl:"):
@@ -196,8 +202,9 @@ def _disk_rows(cfg: dict, out: Path) -> list[dict]:
     probe = existing_ancestor(out)
     free = shutil.disk_usage(probe).free
     status = "ok" if free >= need else MISSING
-    return [_row("disk", status, f"up to about {need / 2**30:,.1f} GiB ({_runs(cfg) - 1} trained models with two "
-                 f"checkpoints each, corpus embeddings; the cpu profile's frozen embeddings use about half), "
+    return [_row("disk", status, f"up to about {need / 2**30:,.1f} GiB ({_runs(cfg) - 1} trained models of "
+                 f"{per_model / 2**30:,.2f} GiB, {while_training / 2**30:,.1f} GiB more for the checkpoints of the "
+                 f"one in training, removed once it is saved; corpus embeddings), "
                  f"{free / 2**30:,.1f} GiB free at {probe}",
                  "" if status == "ok" else "free space, or --out on a larger disk")]
 

@@ -49,6 +49,7 @@ from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import apply_prompts, fingerprint, load_encoder
+from hbkit.experiment.doctor import model_disk
 from hbkit.experiment.plan import (
     Run,
     bench_fingerprint,
@@ -449,7 +450,8 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
     """What a run of ``cfg`` into ``out`` would do: one row per planned model (``model``, ``seed``, ``done``:
     every result of it is in ``out`` already, so it is neither trained nor evaluated again). ``attrs`` holds
     ``to_run`` (how many models are still to train or evaluate), ``minutes_per_model`` and ``measured_in`` (:func:`minutes_per_model`) and
-    ``estimate_minutes`` (their product, None when nothing has been measured for this profile yet).
+    ``estimate_minutes`` (their product, None when nothing has been measured for this profile yet) and
+    ``disk_gib`` (what the models to train will take on disk: :func:`hbkit.experiment.doctor.model_disk`).
 
     Example:
         >>> st = plan_status(profile("cpu"), default_run_dir("cpu"))
@@ -463,8 +465,11 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
     status = pd.DataFrame(rows, columns=["model", "seed", "done"])
     todo = int((~status["done"]).sum())
     per_model, where = minutes_per_model(out, cfg["profile"])
+    kept, training = model_disk(cfg)
+    trained = int((~status["done"] & status["seed"].notna()).sum())
     status.attrs.update(to_run=todo, minutes_per_model=per_model, measured_in=where,
-                        estimate_minutes=None if per_model is None else round(todo * per_model, 1))
+                        estimate_minutes=None if per_model is None else round(todo * per_model, 1),
+                        disk_gib=round((trained * kept + (training if trained else 0)) / 2**30, 1))
     return status
 
 
