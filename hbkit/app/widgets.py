@@ -241,10 +241,18 @@ class Dashboard:
         if self.reference is not None:
             t = beside(self.results, self.reference, self.encoder)
             self.table = t[(t["benchmark"] == sel["benchmark"]) & (t["metric"] == sel["metric"])]
+            shown = self.table.round(3)
+            why = ""
+            if len(shown) and shown["ours - paper"].isna().all():   # said once, not as a column of NaN
+                shown = shown.drop(columns="ours - paper")
+                why = (f" ours − paper only against the same encoder: the reference has none of {self.encoder}'s "
+                       "rows here (compare the effects instead)")
             with self.table_output:
                 self.table_output.clear_output(wait=True)
-                display(HTML(f"<b>Published numbers beside ours ({sel['benchmark']}, {sel['metric']})</b>"))
-                display(self.table.round(3) if not self.table.empty else HTML("<i>the reference has no rows here</i>"))
+                display(HTML(f"<b>Published numbers beside ours ({sel['benchmark']}, {sel['metric']})</b>"
+                             f"<i>{html.escape(why)}</i>"))
+                display(shown.astype(object).where(shown.notna(), "n/a") if not shown.empty
+                        else HTML("<i>the reference has no rows here</i>"))
 
     def _run(self, _=None):
         """Start the run in a background thread (the button's callback returns at once)."""
