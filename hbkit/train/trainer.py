@@ -159,6 +159,24 @@ def _trainer_class():
 BATCHES_FILE = "hbkit_batches.json"
 
 
+def _quiet_progress(trainer) -> None:
+    """The trainer's progress bar shows the running loss (:func:`_callback`'s postfix) instead of printing one
+    dict per logged step, which is every step: ``train_log.jsonl`` holds them all. Evaluation results and the
+    run's summary are still printed."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class QuietProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs and not any(k.startswith("eval_") for k in logs):
+                return
+            super().on_log(args, state, control, logs=logs, **kwargs)
+
+    handler = trainer.callback_handler
+    if any(type(cb) is ProgressCallback for cb in handler.callbacks):   # progress bars on (not disable_tqdm)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(QuietProgress())
+
+
 def _callback(out_dir: Path, restored: dict[int, list]):
     from transformers import TrainerCallback
     from transformers.trainer_callback import ProgressCallback
@@ -172,6 +190,7 @@ def _callback(out_dir: Path, restored: dict[int, list]):
         def __init__(self):
             self.steps: dict[int, list] = dict(restored)  # step -> [kind, lang]
             self.trainer = None
+            self.last_loss = None   # shown on the progress bar
 
         def counts(self) -> dict[str, int]:
             c = {"xx": 0, "xy": 0, "mixed": 0}
@@ -198,13 +217,15 @@ def _callback(out_dir: Path, restored: dict[int, list]):
                 if corpora != {None}:   # a mix of corpora: which one the step's batches came from
                     self.steps[state.global_step].append(corpora.pop() if len(corpora) == 1 else "mixed")
             c = self.counts()
+            loss = {} if self.last_loss is None else {"loss": f"{self.last_loss:.4g}"}
             for cb in self.trainer.callback_handler.callbacks:
                 if isinstance(cb, ProgressCallback) and getattr(cb, "training_bar", None) is not None:
-                    cb.training_bar.set_postfix(xx=c["xx"], xy=c["xy"], refresh=False)
+                    cb.training_bar.set_postfix(**loss, xx=c["xx"], xy=c["xy"], refresh=False)
 
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
+            self.last_loss = float(logs["loss"])
             kind, lang, *corpus = self.steps.get(state.global_step, [None, None])
             rec = {"step": state.global_step, "loss": logs["loss"], "lr": logs.get("learning_rate"),
                    "batch": kind, "lang": lang, **({"corpus": corpus[0]} if corpus else {})}
@@ -445,6 +466,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
         callbacks=[batch_log, *callbacks])
     batch_log.trainer = trainer
+    _quiet_progress(trainer)
     trainer.hbkit_mono_eval = val_pairs is not None and len(set(val_pairs["lang"])) == 1
     finished = finished_state(resume_from, args.max_steps)   # training_args may override max_steps
     if finished is None:
