@@ -21,54 +21,88 @@ def ci_run(data_dir, tmp_path_factory):
     return compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1])
 
 
-def test_outputs_exist_and_are_consistent(ci_run):
+PLAIN = ["base", "xx", "xy", "hybrid"]                                  # the base model and the ci strategies
+FIXED = [f"{m}+{f}" for m in PLAIN for f in ("shift", "center")]      # each one's training-free fixes
+POOLS = {"xquad-r-eval", "mlqa-r", "tydiqa"}                           # the ci profile's pool benchmarks
+SEEDS = {0, 1}                                                         # ci_run's training seeds
+
+
+def test_every_output_file_is_written(ci_run):
     out = ci_run["out"]
     for f in ("results.csv", "aggregate.csv", "effects.csv", "verdicts.csv", "table.md", "table.csv",
               "report.html", "timings.json", "alignment.csv", "umap.csv", "reference_absolute.csv",
               "reference_effects.csv", "reference_languages.csv", "reference_language_effects.csv", "config.json"):
         assert (out / f).is_file(), f
-    r = pd.read_csv(out / "results.csv")
-    plain = ["base", "xx", "xy", "hybrid"]
-    fixed = [f"{m}+{f}" for m in plain for f in ("shift", "center")]   # the training-free fixes of every model
-    assert set(r.model) == set(plain + fixed)
-    assert set(r[r.model.isin(fixed)].benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa"}   # pool benchmarks only
-    r = r[r.model.isin(plain)]
-    assert set(r.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa", "tydiqa-corpus-sw"}
+
+
+def test_results_hold_every_model_benchmark_and_seed(ci_run):
+    r = pd.read_csv(ci_run["out"] / "results.csv")
+    assert set(r.model) == set(PLAIN + FIXED)
+    assert set(r[r.model.isin(FIXED)].benchmark) == POOLS   # a fix is an embedding transform: pool benchmarks only
+    r = r[r.model.isin(PLAIN)]
+    assert set(r.benchmark) == POOLS | {"tydiqa-corpus-sw"}
     corpus = r[r.benchmark == "tydiqa-corpus-sw"]  # TyDi-QA as a MIRACL-style corpus, through faiss
     assert {"ndcg@10", "recall@100"} <= set(corpus.metric) and set(corpus.setting) == {"mono"}
     macro = r[(r.qlang == "all") & (r.metric == "map")]
-    assert len(macro) == (1 + 3 * 2) * (3 + 3 + 2)  # (base + 3 strategies x 2 seeds) x settings (tydiqa: no cross)
-    assert set(r[r.model != "base"].seed) == {0, 1} and r[r.model == "base"].seed.isna().all()
+    models = 1 + 3 * len(SEEDS)             # the base model once, 3 strategies per seed
+    settings = 3 + 3 + 2                    # xquad-r-eval and mlqa-r: mono, cross, multi; tydiqa: no cross
+    assert len(macro) == models * settings
+    assert set(r[r.model != "base"].seed) == SEEDS and r[r.model == "base"].seed.isna().all()
+
+
+def test_every_metric_is_in_its_range(ci_run):
+    r = pd.read_csv(ci_run["out"] / "results.csv")
     assert r[~r.metric.isin(["rank_distance", "mrc@10"])].value.between(0, 1).all()
     assert r[r.metric == "mrc@10"].value.between(-1, 1).all()   # a rank correlation
     assert {"tlr@10", "mrc@10", "peer@20"} <= set(r.metric)
-    table = pd.read_csv(out / "table.csv")
-    assert list(table.model) == plain + [f"{m}+{f}" for m in plain for f in ("shift", "center")]
-    assert table.seeds.astype(str).iloc[1] == "0,1" and table.seeds.astype(str).iloc[4] == "-1"   # base+shift: once
-    eff = pd.read_csv(out / "effects.csv")
+
+
+def test_table_lists_the_models_in_order_with_their_seeds(ci_run):
+    table = pd.read_csv(ci_run["out"] / "table.csv")
+    assert list(table.model) == PLAIN + FIXED
+    seeds = dict(zip(table.model, table.seeds.astype(str)))
+    assert seeds["xx"] == "0,1" and seeds["base+shift"] == "-1"   # a fix of the base model: evaluated once
+
+
+def test_effects_have_their_families_and_tests(ci_run):
+    eff = pd.read_csv(ci_run["out"] / "effects.csv")
     assert {"hybrid - xx", "hybrid - xy", "xy - xx"} <= set(eff.contrast) and eff.p.between(0, 1).all()
     assert (eff.low <= eff.high).all() and eff.p_adj.ge(eff.p - 1e-12).all()
-    v = pd.read_csv(out / "verdicts.csv")
-    assert {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "A1"} <= set(v.claim)
-    # 2 seeds (the ci profile): no strategy verdict, since the test's level is not kept below 3 (test_crossed.py)
-    assert set(v.verdict) <= {"too few seeds", "inconclusive"} and "too few seeds" in set(v.verdict)
-    assert v[v.verdict == "too few seeds"].evidence.str.contains("2 training seeds per strategy").all()
     assert set(eff.family) == {"claims", "strategies", "base", "fixes"} and eff.df.gt(0).all() and eff.mde.ge(0).all()
     both_once = eff.a.str.startswith("base") & eff.b.str.startswith("base")   # base+shift - base: evaluated once each
     assert eff[~both_once].seeds_agree.str.fullmatch(r"[012]/2").all() and (eff.n_groups > 0).all()
     assert eff[both_once].seeds_agree.str.fullmatch(r"[01]/1").all() and eff[both_once].p.notna().all()
-    clusters = pd.read_csv(out / "clusters.csv")   # the statistics' unit: answer clusters (paragraphs)
-    assert set(clusters.benchmark) == {"xquad-r-eval", "mlqa-r", "tydiqa"}
-    assert clusters.groupby("benchmark").group.nunique().to_dict() == {"xquad-r-eval": 12, "mlqa-r": 12, "tydiqa": 30}
-    pq = pd.read_parquet(out / "per_query" / "base__xquad-r-eval.parquet")   # the newer bias measures, multi only
+    claims = eff[eff.family == "claims"]
+    assert {("multi", "tlr@10"), ("multi", "mrc@10")} <= set(zip(claims.setting, claims.metric))   # C4's measures
+    assert "peer@20" not in set(eff.metric)   # reported in aggregate.csv, not tested (constant on these pools)
+
+
+def test_two_seeds_give_no_strategy_verdict(ci_run):
+    """The ci profile's 2 seeds: no strategy verdict, since the test's level is not kept below 3 (test_crossed.py)."""
+    v = pd.read_csv(ci_run["out"] / "verdicts.csv")
+    assert {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "A1"} <= set(v.claim)
+    assert set(v.verdict) <= {"too few seeds", "inconclusive"} and "too few seeds" in set(v.verdict)
+    assert v[v.verdict == "too few seeds"].evidence.str.contains("2 training seeds per strategy").all()
+
+
+def test_answer_clusters_cover_every_evaluated_group(ci_run):
+    """The statistics' unit: answer clusters (paragraphs), one row per evaluated query group."""
+    clusters = pd.read_csv(ci_run["out"] / "clusters.csv")
+    cfg = json.loads((ci_run["out"] / "config.json").read_text())
+    assert set(clusters.benchmark) == POOLS
+    assert clusters.groupby("benchmark").group.nunique().to_dict() == {b: cfg["eval_groups"][b] for b in POOLS}
+
+
+def test_newer_bias_measures_are_per_query_in_the_multilingual_pool_only(ci_run):
+    pq = pd.read_parquet(ci_run["out"] / "per_query" / "base__xquad-r-eval.parquet")
     multi = pq[pq.setting == "multi"]
     assert multi["tlr@10"].between(0, 1).all() and multi["mrc@10"].between(-1, 1).all() and multi["peer@20"].le(1).all()
     assert pq[pq.setting != "multi"][["tlr@10", "mrc@10", "peer@20"]].isna().all().all()
-    assert {("multi", "tlr@10"), ("multi", "mrc@10")} <= set(zip(eff[eff.family == "claims"].setting,
-                                                               eff[eff.family == "claims"].metric))
-    assert "peer@20" not in set(eff.metric)   # reported in aggregate.csv, not tested (constant on these pools)
-    power = pd.read_csv(out / "power.csv")
-    assert len(power) and (power.paper_encoder == "XLM-R").all()
+
+
+def test_power_plan_has_a_number_of_seeds_for_every_tested_comparison(ci_run):
+    power = pd.read_csv(ci_run["out"] / "power.csv")
+    assert len(power) and (power.paper_encoder == "XLM-R").all()   # the shipped reference's encoder
     assert power[power.metric != "rank_distance"].seeds_for_target.notna().all()
 
 
