@@ -3,6 +3,7 @@ against pytrec_eval and ranx (graded relevance, tied scores)."""
 import gzip
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -122,65 +123,75 @@ def test_hub_download_through_a_local_server(tmp_path):
         hub.close()
 
 
-@pytest.mark.parametrize("case, match", [
-    ("truncated gz", r"docs-1\.jsonl\.gz: corrupt or truncated gzip"),
-    ("bad line", r"docs-0\.jsonl\.gz:2: not a JSON line"),
-    ("missing field", r"docs-0\.jsonl\.gz:1: a corpus record needs string fields"),
-    ("duplicate docid", r"duplicate docid.*docid '1#0' is document 1 and again document \d+"),
-    ("unknown doc", r"qrels name 1 docid\(s\) absent from the corpus \(e\.g\. \['9#9'\]\)"),
-    ("empty qrels", r"qrels\.miracl-v1\.0-sw-dev\.tsv: the qrels file is empty"),
-    ("bad qrels line", r"qrels\.miracl-v1\.0-sw-dev\.tsv:2: expected 'qid Q0 docid relevance'"),
-    ("bad topics line", r"topics\.miracl-v1\.0-sw-dev\.tsv:1: expected 'qid<TAB>query'"),
-    ("qrels query not in topics", r"qrels query id\(s\) are not in"),
-    ("missing corpus", r"missing .*miracl-corpus-v1\.0-sw/docs-0\.jsonl\.gz"),
-    ("non-utf8 topics", r"topics\.miracl-v1\.0-sw-dev\.tsv: line 2, column 7: byte 0xff is not UTF-8; save the topics"),
-    ("non-utf8 qrels", r"qrels\.miracl-v1\.0-sw-dev\.tsv: line 1, column 1: byte 0xfe is not UTF-8; save the qrels"),
-    ("non-utf8 shard", r"docs-0\.jsonl\.gz:2: column \d+: byte 0xe9 is not UTF-8 \(the gzip itself is intact\)"),
-    ("docid with a space", r"docs-1\.jsonl\.gz:5: docid '8 #1' is empty or holds whitespace.*e\.g\. '8_#1'"),
-    ("docid with a newline", r"docs-1\.jsonl\.gz:5: docid '8\\n#1' is empty or holds whitespace"),
-])
-def test_malformed_release_gives_its_message(tmp_path, case, match):
+CORPUS_DIR = "miracl-corpus-v1.0-sw"
+QRELS_FILE = Path("miracl-v1.0-sw") / "qrels" / "qrels.miracl-v1.0-sw-dev.tsv"
+TOPICS_FILE = Path("miracl-v1.0-sw") / "topics" / "topics.miracl-v1.0-sw-dev.tsv"
+
+
+def _shard(root: Path, name: str, blob: bytes, mode: str = "wb") -> None:
+    with gzip.open(root / CORPUS_DIR / name, mode) as fh:
+        fh.write(blob)
+
+
+def _truncate(root: Path) -> None:
+    path = root / CORPUS_DIR / "docs-1.jsonl.gz"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _replace_in(rel: Path, old: bytes, new: bytes):
+    return lambda root: (root / rel).write_bytes((root / rel).read_bytes().replace(old, new))
+
+
+def _append_docid(docid: str):
+    return lambda root: _shard(root, "docs-1.jsonl.gz", (json.dumps({"docid": docid, "title": "", "text": "x"}) + "\n")
+                               .encode(), mode="ab")
+
+
+def _no_corpus(root: Path) -> None:
+    for p in (root / CORPUS_DIR).iterdir():
+        p.unlink()
+
+
+#: (case, what it does to the release: to its records before they are written, or to its files after, the message)
+MALFORMED = [
+    ("truncated gz", None, _truncate, r"docs-1\.jsonl\.gz: corrupt or truncated gzip"),
+    ("bad line", None, lambda r: _shard(r, "docs-0.jsonl.gz", b'{"docid": "1#0", "title": "", "text": "x"}\n{not json\n'),
+     r"docs-0\.jsonl\.gz:2: not a JSON line"),
+    ("missing field", None, lambda r: _shard(r, "docs-0.jsonl.gz", b'{"docid": "1#0", "text": "x"}\n'),
+     r"docs-0\.jsonl\.gz:1: a corpus record needs string fields"),
+    ("duplicate docid", lambda q, t, d: d[1].append(("1#0", "dup", "dup")), None,
+     r"duplicate docid.*docid '1#0' is document 1 and again document \d+"),
+    ("unknown doc", lambda q, t, d: q.append(("q2", "9#9", 1)), None,
+     r"qrels name 1 docid\(s\) absent from the corpus \(e\.g\. \['9#9'\]\)"),
+    ("empty qrels", lambda q, t, d: q.clear(), None, r"qrels\.miracl-v1\.0-sw-dev\.tsv: the qrels file is empty"),
+    ("bad qrels line", None, lambda r: (r / QRELS_FILE).write_text("q1 Q0 1#0 1\nq1 1#0 1\n"),
+     r"qrels\.miracl-v1\.0-sw-dev\.tsv:2: expected 'qid Q0 docid relevance'"),
+    ("bad topics line", None, lambda r: (r / TOPICS_FILE).write_text("q1 no tab here\n"),
+     r"topics\.miracl-v1\.0-sw-dev\.tsv:1: expected 'qid<TAB>query'"),
+    ("qrels query not in topics", lambda q, t, d: q.append(("q9", "1#0", 1)), None, r"qrels query id\(s\) are not in"),
+    ("missing corpus", None, _no_corpus, r"missing .*miracl-corpus-v1\.0-sw/docs-0\.jsonl\.gz"),
+    ("non-utf8 topics", None, _replace_in(TOPICS_FILE, "q2\tmto".encode(), b"q2\tmto\xff"),
+     r"topics\.miracl-v1\.0-sw-dev\.tsv: line 2, column 7: byte 0xff is not UTF-8; save the topics"),
+    ("non-utf8 qrels", None, lambda r: (r / QRELS_FILE).write_bytes(b"\xfe" + (r / QRELS_FILE).read_bytes()),
+     r"qrels\.miracl-v1\.0-sw-dev\.tsv: line 1, column 1: byte 0xfe is not UTF-8; save the qrels"),
+    ("non-utf8 shard", None, lambda r: _shard(r, "docs-0.jsonl.gz", b'{"docid": "1#0", "title": "", "text": "x"}\n'
+                                                                     b'{"docid": "1#1", "title": "", "text": "caf\xe9"}\n'),
+     r"docs-0\.jsonl\.gz:2: column \d+: byte 0xe9 is not UTF-8 \(the gzip itself is intact\)"),
+    ("docid with a space", None, _append_docid("8 #1"),
+     r"docs-1\.jsonl\.gz:5: docid '8 #1' is empty or holds whitespace.*e\.g\. '8_#1'"),
+    ("docid with a newline", None, _append_docid("8\n#1"), r"docs-1\.jsonl\.gz:5: docid '8\\n#1' is empty or holds whitespace"),
+]
+
+
+@pytest.mark.parametrize("case, records, files, match", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_release_gives_its_message(tmp_path, case, records, files, match):
     root = tmp_path / "miracl"
     qrels, topics, docs = list(QRELS), dict(TOPICS), [list(s) for s in DOCS]
-    if case == "duplicate docid":
-        docs[1].append(("1#0", "dup", "dup"))
-    if case == "unknown doc":
-        qrels.append(("q2", "9#9", 1))
-    if case == "empty qrels":
-        qrels = []
-    if case == "qrels query not in topics":
-        qrels.append(("q9", "1#0", 1))
+    if records is not None:
+        records(qrels, topics, docs)
     _write(root, topics=topics, qrels=qrels, docs=docs)
-    cdir = root / "miracl-corpus-v1.0-sw"
-    if case == "truncated gz":
-        blob = (cdir / "docs-1.jsonl.gz").read_bytes()
-        (cdir / "docs-1.jsonl.gz").write_bytes(blob[: len(blob) // 2])
-    if case == "bad line":
-        with gzip.open(cdir / "docs-0.jsonl.gz", "wt") as fh:
-            fh.write(json.dumps({"docid": "1#0", "title": "", "text": "x"}) + "\n{not json\n")
-    if case == "missing field":
-        with gzip.open(cdir / "docs-0.jsonl.gz", "wt") as fh:
-            fh.write(json.dumps({"docid": "1#0", "text": "x"}) + "\n")
-    qpath = root / "miracl-v1.0-sw" / "qrels" / "qrels.miracl-v1.0-sw-dev.tsv"
-    if case == "bad qrels line":
-        qpath.write_text("q1 Q0 1#0 1\nq1 1#0 1\n")
-    if case == "bad topics line":
-        (root / "miracl-v1.0-sw" / "topics" / "topics.miracl-v1.0-sw-dev.tsv").write_text("q1 no tab here\n")
-    if case == "missing corpus":
-        for p in cdir.iterdir():
-            p.unlink()
-    tpath = root / "miracl-v1.0-sw" / "topics" / "topics.miracl-v1.0-sw-dev.tsv"
-    if case == "non-utf8 topics":
-        tpath.write_bytes(tpath.read_bytes().replace("q2\tmto".encode(), b"q2\tmto\xff"))
-    if case == "non-utf8 qrels":
-        qpath.write_bytes(b"\xfe" + qpath.read_bytes())
-    if case == "non-utf8 shard":
-        with gzip.open(cdir / "docs-0.jsonl.gz", "wb") as fh:
-            fh.write(b'{"docid": "1#0", "title": "", "text": "x"}\n{"docid": "1#1", "title": "", "text": "caf\xe9"}\n')
-    if case.startswith("docid with"):
-        bad = "8 #1" if case.endswith("space") else "8\n#1"
-        with gzip.open(cdir / "docs-1.jsonl.gz", "at", encoding="utf-8") as fh:
-            fh.write(json.dumps({"docid": bad, "title": "", "text": "x"}) + "\n")
+    if files is not None:
+        files(root)
     with pytest.raises(DataError, match=match):
         read_release(root, "sw").check()
 
