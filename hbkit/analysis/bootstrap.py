@@ -27,12 +27,25 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map
                      benchmark: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
     """Paired bootstrap over query groups of the macro-averaged ``metric`` in ``setting``.
 
-    ``a``/``b`` are ``EvalResult.per_query`` frames of two encoders on the same benchmark (``b=None``:
-    an interval for ``a`` alone). Groups (parallel items) are resampled with replacement, so all
-    translations of a question move together; each resample recomputes every cell mean and their macro
-    average. Returns ``{"a", "b", "diff", "low", "high", "p"}`` with a 95% percentile interval of
-    ``a - b`` and a two-sided bootstrap p-value. One seed only: :func:`hbkit.analysis.stats.effects` is the seed-aware version
-    with a permutation p-value.
+    Groups (parallel items) are resampled with replacement, so all translations of a question move together;
+    each resample recomputes every cell mean and their macro average. One seed only:
+    :func:`hbkit.analysis.stats.effects` is the seed-aware version, with the strategy-level test.
+
+    Args:
+        a: ``EvalResult.per_query`` of one encoder.
+        b: the same for a second encoder on the same benchmark, or None for an interval of ``a`` alone.
+        metric: a per-query metric column (``map``, ``rank_distance``, ...).
+        setting: ``mono``, ``cross`` or ``multi``.
+        benchmark: the benchmark to keep, when the frames hold several.
+        n_boot: bootstrap resamples.
+        seed: the resampling seed.
+
+    Returns:
+        ``{"a", "b", "diff", "low", "high", "p"}``: the macro values, ``a - b`` with its 95% percentile
+        interval, and a two-sided bootstrap p-value.
+
+    Example:
+        >>> paired_bootstrap(evaluate(tuned, bench).per_query, evaluate(base, bench).per_query)["diff"]
     """
     def pick(df):
         df = df[(df["setting"] == setting)]

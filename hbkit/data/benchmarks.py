@@ -335,6 +335,15 @@ def parallel_pairs(articles: Iterable[int] | None = TRAIN_ARTICLES, languages: I
     ``article`` and ``source``. Default: the 36 training articles (:data:`TRAIN_ARTICLES`); pass
     ``articles=None`` for all 48. Every group has a row in every language.
 
+    Args:
+        articles: the XQuAD article indices to take (default: the training articles; None: all 48).
+        languages: the languages (default: all of XQuAD-R's 11).
+        data_dir: the data folder (:func:`hbkit.core.env.default_data_roots` when None).
+
+    Returns:
+        A ``datasets.Dataset``, one row per (group, language), in the pairs contract of
+        :mod:`hbkit.data.pairs`.
+
     Example:
         >>> pairs = parallel_pairs(languages=["de", "en", "zh"])
         >>> pairs.column_names[:4]

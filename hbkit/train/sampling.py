@@ -508,6 +508,18 @@ def describe_batch(sampler: HybridBatchSampler, dataset, epoch: int = 0, index: 
 
 
 def text_pairs(features: list[dict]) -> list[tuple[str, str]]:
-    """Collate function for a plain DataLoader: ``[(query, passage), ...]`` of one batch."""
+    """Collate function for a plain DataLoader over a sampler's batches: the ``(query, passage)`` pairs of one batch.
+
+    Args:
+        features: the dataset rows of one batch as a sampler yields them, ``[q0, p0, q1, p1, ...]``: pair i's
+            query is read from row ``q_i`` and its passage from row ``p_i`` (in an X-Y batch another language's
+            row of the same group).
+
+    Returns:
+        ``[(query, passage), ...]``, one tuple per pair.
+
+    Example:
+        >>> loader = DataLoader(pairs, batch_sampler=HybridBatchSampler(pairs, 32), collate_fn=text_pairs)
+    """
     qs, ps = _split_pairs(features)
     return [(q["query"], p["passage"]) for q, p in zip(qs, ps)]

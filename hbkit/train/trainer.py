@@ -402,6 +402,17 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
             (:func:`hbkit.data.benchmarks.parallel_pairs`, :func:`hbkit.data.corpora.load_training_corpus`).
         config: a :class:`~hbkit.train.config.TrainConfig` (default: hybrid, α 0.5).
         out_dir: the run folder (locked while in use).
+        resume: go on with (or reuse) what ``out_dir`` holds; False starts afresh.
+        progress: a progress bar with the running loss and the X-X / X-Y counts.
+        callbacks: more ``transformers.TrainerCallback`` objects (:func:`cancel_callback` stops a run cleanly).
+        evaluator: a sentence-transformers evaluator for in-training evaluation instead of hbkit's.
+        val_pairs: the validation corpus of its own, when ``config.val_corpus`` is not ``held-out``.
+
+    Returns:
+        The saved model folder, ``out_dir/model`` (a SentenceTransformer folder with ``hbkit_training.json``).
+
+    Raises:
+        TrainError: a folder of another set-up, pairs without a needed column, a validation set too small.
 
     Example:
         >>> model_dir = train(load_encoder("intfloat/multilingual-e5-small"), parallel_pairs(),
