@@ -82,3 +82,17 @@ def test_the_resolver_tells_a_real_name_from_a_missing_one(target, ok):
     import hbkit.experiment.stages as stages
 
     assert resolves(target, stages, None) is ok
+
+
+def test_every_exported_function_says_its_arguments_result_and_use():
+    """The functions ``hbkit`` exports (what users call) document Args, Returns and an Example."""
+    lacking = []
+    for name in dir(hbkit):
+        obj = getattr(hbkit, name)
+        if name.startswith("_") or not inspect.isfunction(obj):
+            continue
+        doc = inspect.getdoc(obj) or ""
+        missing = [k for k in ("Args:", "Returns:", "Example") if k not in doc]
+        if missing:
+            lacking.append(f"hbkit.{name}: {', '.join(missing)}")
+    assert not lacking, "\n".join(lacking)
