@@ -1,6 +1,8 @@
 """Verdicts on the paper's claims from strategy-level effects, and the power plan for them."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -243,13 +245,32 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
     absent = [c for c in need if c not in effects_df.columns]
     if absent:
         raise ValueError(f"effects table lacks column(s) {', '.join(absent)}: pass the output of stats.effects")
-    eff = effects_df
-    idx = _index(eff)
-    have = {(b, st, m) for b, st, m, _, _ in idx}
-    models = {m for *_, a, b in idx for m in (a, b)}
-    benches = list(dict.fromkeys(eff["benchmark"]))
-    out = []
+    ctx = _Effects.of(effects_df)
+    rows = _directional_verdicts(ctx, level) + _c5_verdicts(ctx, level, delta) + _a1_verdicts(ctx, level)
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
+
+@dataclass
+class _Effects:
+    """What every verdict algorithm reads of an effects table: its comparisons indexed
+    (:func:`_index`), the (benchmark, setting, metric) cells present, the models and the benchmarks in order."""
+
+    idx: dict
+    have: set
+    models: set
+    benches: list
+
+    @classmethod
+    def of(cls, eff: pd.DataFrame) -> "_Effects":
+        idx = _index(eff)
+        return cls(idx, {(b, st, m) for b, st, m, _, _ in idx}, {m for *_, a, b in idx for m in (a, b)},
+                   list(dict.fromkeys(eff["benchmark"])))
+
+
+def _directional_verdicts(ctx: _Effects, level: float) -> list[dict]:
+    """C1-C4, C6, C7: the directional claims, one row per benchmark and an ``all`` row each."""
+    idx, have, models, benches = ctx.idx, ctx.have, ctx.models, ctx.benches
+    rows: list[dict] = []
     for claim, (statement, setting, metric, needs) in DIRECTIONAL_CLAIMS.items():
         per, na = [], []
         spec = [(a, b, s, own[0] if own else metric, own[1] if len(own) > 1 else setting) for a, b, s, *own in needs]
@@ -268,8 +289,14 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
             v, ev, diffs, p, mde = _directional(comps, level)
             per.append({"claim": claim, "benchmark": bench, "verdict": v, "statement": statement, "evidence": ev,
                         "diffs": diffs, "p_adj": p, "mde": mde})
-        out += per + [_combine(claim, statement, per, na)]
+        rows += per + [_combine(claim, statement, per, na)]
+    return rows
 
+
+def _c5_verdicts(ctx: _Effects, level: float, delta: float) -> list[dict]:
+    """C5, equivalence within ``delta``: supported from the intervals, contradicted by one-sided tests adjusted over the comparisons."""
+    idx, have, models, benches = ctx.idx, ctx.have, ctx.models, ctx.benches
+    rows: list[dict] = []
     # C5: equivalence within delta: supported from the intervals, contradicted by one-sided tests adjusted over the
     # comparisons (Bonferroni), so that gaps all just inside delta are called contradicted at most `level` of the time
     per, na, pooled = [], [], []
@@ -328,8 +355,14 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
             f"together (smallest adjusted one-sided p {p_all:.3g}); per benchmark: " + _by_verdict(per)), np.nan)
     else:
         all_row = _combine("C5", statement, per, na, p=np.nan)
-    out += per + [all_row]
+    rows += per + [all_row]
+    return rows
 
+
+def _a1_verdicts(ctx: _Effects, level: float) -> list[dict]:
+    """A1: hybrid improves alignment (TyDi-QA: the multilingual acc@1)."""
+    idx, have, models, benches = ctx.idx, ctx.have, ctx.models, ctx.benches
+    rows: list[dict] = []
     # A1: alignment
     per, na = [], []
     for bench in benches:
@@ -359,8 +392,8 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
         v, ev, diffs, p, mde = _directional(comps, level)
         per.append({"claim": "A1", "benchmark": bench, "verdict": v, "statement": A1_STATEMENT, "evidence": ev,
                     "diffs": diffs, "p_adj": p, "mde": mde})
-    out += per + [_combine("A1", A1_STATEMENT, per, na)]
-    return pd.DataFrame(out, columns=VERDICT_COLUMNS)
+    rows += per + [_combine("A1", A1_STATEMENT, per, na)]
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
