@@ -172,8 +172,6 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
       per (folder, rank) refuses a second process in the same role.
     * ``on_shard(record)`` is called after each shard this process wrote (progress hooks, tests).
     """
-    from tqdm.auto import tqdm
-
     if dtype not in DTYPES:
         raise SearchError(f"dtype={dtype!r}: use float16 or float32")
     if shard_size < 1 or batch_size < 1:
@@ -195,68 +193,89 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
         raise SearchError(f"{out}: another process is already encoding rank {rank} of {size} here; wait for "
                           "it or use another folder") from None
     try:
-        found = _read_json(out / MANIFEST)
-        if found is None:  # no manifest yet: a shard record of an earlier run may still say who wrote it
-            first = _read_json(out / f"{_shard_name(0)}.json")
-            found = first.get("header") if first else None
-        if found is not None:
-            try:
-                _check_header(out, {k: found.get(k) for k in want}, want, force)
-            except ManifestMismatch:
-                if not force:
-                    raise
-                if rank == 0:
-                    log.warning("force: deleting the shards of %s", out)
-                    for p in out.glob("shard-*"):
-                        p.unlink()
-                    (out / MANIFEST).unlink(missing_ok=True)
-                else:
-                    _wait(lambda: _read_json(out / MANIFEST) is None or _read_json(out / MANIFEST).get("fingerprint")
-                          == fingerprint, wait_timeout, f"rank 0 to clear {out}")
-        if rank == 0 and (found is None or found.get("fingerprint") != fingerprint or force):
-            atomic_write_json(out / MANIFEST, {**want, "complete": False, "shards": []})
-
-        n_total, written, reused = 0, 0, 0
-        t0 = time.perf_counter()
-        bar = tqdm(desc=f"encode {out.name}" + (f" [rank {rank}/{size}]" if size > 1 else ""), unit="passages",
-                   disable=not progress, position=rank if size > 1 else None, leave=False, dynamic_ncols=True)
-        n_shards = 0
-        for i, (ids, texts) in enumerate(_chunks(_as_pairs(docs_iter_factory()), shard_size)):
-            n_shards = i + 1
-            n_total += len(ids)
-            if i % size != rank:
-                continue
-            tsha = _texts_sha(ids, texts)
-            rec_path = out / f"{_shard_name(i)}.json"
-            old = _read_json(rec_path)
-            if old is not None and old.get("header") == want and _shard_valid(out, old, tsha):
-                reused += 1
-                bar.update(len(ids))
-                continue
-            if old is not None:
-                log.warning("%s: shard %d is missing, truncated, corrupt or stale; encoding it again", out, i)
-            rec = _encode_shard(encoder, out, i, ids, texts, tsha, pname, batch_size, dtype, want)
-            written += 1
-            bar.update(len(ids))
-            if on_shard is not None:
-                on_shard(rec)
-        bar.close()
-        dt = time.perf_counter() - t0
-        log.info("%s rank %d/%d: %d shards encoded, %d reused, %d passages in the stream, %.1f s", out, rank, size,
-                 written, reused, n_total, dt)
-        if n_total == 0:
-            raise SearchError(f"{out}: the corpus stream is empty; nothing to encode")
-        expected = list(range(n_shards))
-        if rank == 0:
-            records = _wait_records(out, expected, want, wait_timeout)
-            manifest = {**want, "complete": True, "n_docs": n_total, "dim": records[0]["dim"], "shards": records}
-            atomic_write_json(out / MANIFEST, manifest)
-            return manifest
-        _wait(lambda: (_read_json(out / MANIFEST) or {}).get("complete") and
-              len(_read_json(out / MANIFEST)["shards"]) == n_shards, wait_timeout, f"rank 0's manifest in {out}")
-        return _read_json(out / MANIFEST)
+        _open_folder(out, want, rank, force, wait_timeout)
+        n_total, n_shards = _encode_my_shards(encoder, docs_iter_factory, out, want, rank, size, shard_size, pname,
+                                              batch_size, dtype, progress, on_shard)
+        return _rendezvous(out, want, rank, n_total, n_shards, wait_timeout)
     finally:
         lock.release()
+
+
+def _open_folder(out: Path, want: dict, rank: int, force: bool, wait_timeout: float | None) -> None:
+    """Check what ``out`` holds against this run's header (model, prompt, dtype, shard size): another model's
+    shards are a :class:`ManifestMismatch`, or with ``force`` deleted by rank 0 while the others wait; rank 0
+    then starts an incomplete manifest."""
+    fingerprint = want["fingerprint"]
+    found = _read_json(out / MANIFEST)
+    if found is None:  # no manifest yet: a shard record of an earlier run may still say who wrote it
+        first = _read_json(out / f"{_shard_name(0)}.json")
+        found = first.get("header") if first else None
+    if found is not None:
+        try:
+            _check_header(out, {k: found.get(k) for k in want}, want, force)
+        except ManifestMismatch:
+            if not force:
+                raise
+            if rank == 0:
+                log.warning("force: deleting the shards of %s", out)
+                for p in out.glob("shard-*"):
+                    p.unlink()
+                (out / MANIFEST).unlink(missing_ok=True)
+            else:
+                _wait(lambda: _read_json(out / MANIFEST) is None or _read_json(out / MANIFEST).get("fingerprint")
+                      == fingerprint, wait_timeout, f"rank 0 to clear {out}")
+    if rank == 0 and (found is None or found.get("fingerprint") != fingerprint or force):
+        atomic_write_json(out / MANIFEST, {**want, "complete": False, "shards": []})
+
+
+def _encode_my_shards(encoder, docs_iter_factory, out: Path, want: dict, rank: int, size: int, shard_size: int,
+                      pname: str | None, batch_size: int, dtype: str, progress: bool, on_shard) -> tuple[int, int]:
+    """Read the whole stream, one shard at a time, and encode this rank's shards that are not already valid
+    there. Returns (passages in the stream, shards in the stream)."""
+    from tqdm.auto import tqdm
+
+    n_total, written, reused = 0, 0, 0
+    t0 = time.perf_counter()
+    bar = tqdm(desc=f"encode {out.name}" + (f" [rank {rank}/{size}]" if size > 1 else ""), unit="passages",
+               disable=not progress, position=rank if size > 1 else None, leave=False, dynamic_ncols=True)
+    n_shards = 0
+    for i, (ids, texts) in enumerate(_chunks(_as_pairs(docs_iter_factory()), shard_size)):
+        n_shards = i + 1
+        n_total += len(ids)
+        if i % size != rank:
+            continue
+        tsha = _texts_sha(ids, texts)
+        rec_path = out / f"{_shard_name(i)}.json"
+        old = _read_json(rec_path)
+        if old is not None and old.get("header") == want and _shard_valid(out, old, tsha):
+            reused += 1
+            bar.update(len(ids))
+            continue
+        if old is not None:
+            log.warning("%s: shard %d is missing, truncated, corrupt or stale; encoding it again", out, i)
+        rec = _encode_shard(encoder, out, i, ids, texts, tsha, pname, batch_size, dtype, want)
+        written += 1
+        bar.update(len(ids))
+        if on_shard is not None:
+            on_shard(rec)
+    bar.close()
+    log.info("%s rank %d/%d: %d shards encoded, %d reused, %d passages in the stream, %.1f s", out, rank, size,
+             written, reused, n_total, time.perf_counter() - t0)
+    if n_total == 0:
+        raise SearchError(f"{out}: the corpus stream is empty; nothing to encode")
+    return n_total, n_shards
+
+
+def _rendezvous(out: Path, want: dict, rank: int, n_total: int, n_shards: int, wait_timeout: float | None) -> dict:
+    """Rank 0 waits for every shard's record and writes the complete manifest; the other ranks wait for it."""
+    if rank == 0:
+        records = _wait_records(out, list(range(n_shards)), want, wait_timeout)
+        manifest = {**want, "complete": True, "n_docs": n_total, "dim": records[0]["dim"], "shards": records}
+        atomic_write_json(out / MANIFEST, manifest)
+        return manifest
+    _wait(lambda: (_read_json(out / MANIFEST) or {}).get("complete") and
+          len(_read_json(out / MANIFEST)["shards"]) == n_shards, wait_timeout, f"rank 0's manifest in {out}")
+    return _read_json(out / MANIFEST)
 
 
 def _encode_shard(encoder, out: Path, i: int, ids: list[str], texts: list[str], tsha: str, pname: str | None,
