@@ -30,6 +30,13 @@ def data_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Pat
     return roots
 
 
+def source_checkout() -> Path | None:
+    """The source checkout hbkit runs from (a ``pyproject.toml`` beside the package), or None for an installed
+    package: where ``runs/`` lives and ``../shared/data`` is looked for."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "pyproject.toml").is_file() else None
+
+
 #: the folder found beside a source checkout when no data folder is named (``make`` passes the same one)
 SHARED_DATA = Path("..") / "shared" / "data"
 
@@ -42,9 +49,9 @@ def shared_data_dir() -> Path | None:
     env = os.environ.get("HBKIT_SHARED_DATA")
     if env is not None:
         return Path(env).expanduser() if env.strip() and Path(env).expanduser().is_dir() else None
-    checkout = Path(__file__).resolve().parents[2]
-    found = (checkout / SHARED_DATA).resolve()
-    return found if (checkout / "pyproject.toml").is_file() and found.is_dir() else None
+    checkout = source_checkout()
+    found = (checkout / SHARED_DATA).resolve() if checkout is not None else None
+    return found if found is not None and found.is_dir() else None
 
 
 def default_data_roots(project_data: Path) -> list[Path]:
@@ -76,8 +83,8 @@ def runs_root() -> Path:
     env = os.environ.get("HBKIT_RUNS")
     if env:
         return Path(env).expanduser()
-    checkout = Path(__file__).resolve().parents[2]
-    return checkout / "runs" if (checkout / "pyproject.toml").is_file() else Path("runs")
+    checkout = source_checkout()
+    return checkout / "runs" if checkout is not None else Path("runs")
 
 
 def default_run_dir(profile_name: str) -> Path:

@@ -180,7 +180,19 @@ class _Job:
 
     def __post_init__(self):
         self.names = list(self.benches) + list(self.corpora)
-        self.done = completion(self.out, self.runs, self.names, self.cfg.get("fixes"))   # done(run): all its results in out
+        self._complete = completion(self.out, self.runs, self.names, self.cfg.get("fixes"))
+        self._finished: set = set()
+
+    def done(self, run) -> bool:
+        """Whether all of ``run``'s results are in the folder. Each check reads every result file back, so a
+        run found finished is remembered (nothing in a job removes results): the line saying what is reused,
+        the first pass over the models and the progress poll do not read the same files again."""
+        if run.id in self._finished:
+            return True
+        if self._complete(run):
+            self._finished.add(run.id)
+            return True
+        return False
 
 
 def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, shard) -> _Job:

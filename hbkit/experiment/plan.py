@@ -127,6 +127,13 @@ def _differences(old: dict, cfg: dict) -> list[str]:
     return diff
 
 
+def config_differences(old: dict, cfg: dict) -> list[str]:
+    """How ``cfg`` differs from a folder's ``config.json`` (``old``; :data:`LEGACY` for the keys it predates) on
+    :data:`RESULT_KEYS`, where the :data:`ADDITIVE_KEYS` may grow: empty when the two hold the same models and
+    results, seed by seed."""
+    return _differences({**LEGACY, **old}, cfg)
+
+
 def check_reusable(out: Path, cfg: dict, legacy_data: dict | None = None) -> None:
     """Refuse to mix results of two set-ups (or two data sets) in one folder: the saved models and per-query
     results of ``out`` are reused only if its ``config.json`` agrees with ``cfg`` on :data:`RESULT_KEYS`, where

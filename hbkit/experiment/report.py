@@ -12,7 +12,7 @@ from hbkit.core.env import runs_root
 from hbkit.core.files import RunLock, atomic_path, atomic_write_text
 from hbkit.core.vocab import STRATEGY_ORDER, has_fix, without_fix
 from hbkit.experiment.grid import describe_missing, grid_status
-from hbkit.experiment.plan import BENCHMARKS, benchmark_names, delta_target, plan, umap_bench
+from hbkit.experiment.plan import BENCHMARKS, benchmark_names, config_differences, delta_target, plan, umap_bench
 from hbkit.experiment.run_files import read_run_csv, read_run_json
 from hbkit.experiment.stages import completion, load_per_query, minutes_per_model
 
@@ -78,12 +78,6 @@ def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
     return sorted(set(results["qlang"].dropna()) - {"all"} - set(cfg["train_languages"]))
 
 
-#: the config keys that decide which models a run trains and how they are scored: two folders that agree on all of
-#: them hold comparable models, seed by seed
-SAME_SETUP = ("model", "steps", "batch_size", "lr", "weight_decay", "freeze_word_embeddings", "corpus", "train_groups",
-              "train_languages", "prompts", "eval_groups", "eval_seed", "data")
-
-
 def shipped_comparison(out: Path, cfg: dict, results: pd.DataFrame) -> dict | None:
     """This run beside the evidence hbkit ships for its profile (``results/<profile>/`` of the checkout), for a
     newcomer's first screen: ``line`` (one sentence: does this machine reproduce the shipped models?), ``table``
@@ -100,11 +94,10 @@ def shipped_comparison(out: Path, cfg: dict, results: pd.DataFrame) -> dict | No
     except (OSError, ValueError):
         return None
     n = len(held_seeds(theirs))
-    differ = [k for k in SAME_SETUP if cfg.get(k) != theirs_cfg.get(k)]
+    differ = config_differences(theirs_cfg, cfg)   # the rule by which a folder's results are reused
     if differ:
-        return {"line": f"Not comparable with the shipped evidence ({shipped}, {n} seeds): this run's "
-                        f"{', '.join(differ)} differ from it.", "table": pd.DataFrame(), "verdicts": verdicts,
-                "folder": shipped, "seeds": n}
+        return {"line": f"Not comparable with the shipped evidence ({shipped}, {n} seeds): {'; '.join(differ)}.",
+                "table": pd.DataFrame(), "verdicts": verdicts, "folder": shipped, "seeds": n}
     keys = ["model", "seed", "benchmark", "setting"]
 
     def macro(r: pd.DataFrame) -> pd.DataFrame:
@@ -189,7 +182,7 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     mean = mean_all[~mean_all["model"].map(has_fix)]   # the strategies; the fixes have a section
     with_fixes = mean_all[mean_all["model"].isin(_fix_models(dict.fromkeys(mean_all["model"])))]
     shipped = shipped_comparison(out, cfg, results)
-    few = len(verdicts) and (verdicts.verdict == "too few seeds").all()
+    few = _too_few(verdicts)
     first = [("Run", notes)]
     if shipped is not None:
         first.append(("This run beside the evidence hbkit ships", shipped["line"]))
@@ -255,7 +248,7 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         ("Zero-shot separation: training texts found in each benchmark (exact / normalised)", overlap, "overlap.csv")]
     viz.write_report(out / "report.html", "hbkit: X-X-mono vs X-Y vs hybrid batches", sections)
     return {"out": out, "table": table, "results": results, "aggregate": agg, "effects": effects, "verdicts": verdicts,
-            "power": power, "partial": partial, "shipped": shipped}
+            "power": power, "partial": partial, "shipped": shipped, "config": cfg}
 
 
 def report(run_dir: str | Path) -> dict:
@@ -297,7 +290,7 @@ def summary_text(res: dict, top: int = 8) -> str:
     if res.get("partial"):
         lines = [f"PARTIAL GRID: {res['partial']}", ""] + lines
     v = res.get("verdicts")
-    few = v is not None and len(v) and (v.verdict == "too few seeds").all()
+    few = v is not None and _too_few(v)
     if v is not None and len(v) and not few:
         lines += ["", v[["claim", "benchmark", "verdict", "evidence"]].to_string(index=False, max_colwidth=160)]
     p = res.get("power")
@@ -314,8 +307,13 @@ def summary_text(res: dict, top: int = 8) -> str:
         lines += ["", "TOO FEW TRAINING SEEDS: these numbers describe these trained models only. No verdict about "
                       "strategies is given below 3 seeds per strategy (with one there is no seed-to-seed variation, "
                       "with two the test's level is not kept; every claim in verdicts.csv reads 'too few seeds').",
-                  _next_step(Path(res["out"]))]
+                  _next_step(Path(res["out"]), res["config"], res["results"])]
     return "\n".join(lines)
+
+
+def _too_few(verdicts: pd.DataFrame) -> bool:
+    """Whether no claim of a run can be decided: every verdict reads 'too few seeds'."""
+    return bool(len(verdicts)) and bool((verdicts.verdict == "too few seeds").all())
 
 
 def _verdict_lines(v: pd.DataFrame) -> list[str]:
@@ -356,16 +354,10 @@ def held_seeds(results: pd.DataFrame) -> list[int]:
     return sorted(int(x) for x in set(s) if x >= 0)
 
 
-def _next_step(out: Path) -> str:
-    """What to run for a verdict of one's own in ``out``, and about what it costs on this machine."""
-    try:
-        cfg = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        return "Next: rerun with --seeds 0,1,2 (or more) into the same folder: it trains only the new seeds."
-    try:
-        have = held_seeds(read_run_csv(out / "results.csv")) or [0]
-    except (OSError, ValueError):
-        have = sorted(cfg.get("seeds") or [0])
+def _next_step(out: Path, cfg: dict, results: pd.DataFrame) -> str:
+    """What to run for a verdict of one's own in ``out`` (its ``config.json`` and ``results.csv`` as
+    :func:`render` read them), and about what it costs on this machine."""
+    have = held_seeds(results) or [0]
     want = sorted(set(have) | set(range(max(3, len(have) + 1))))[:max(3, len(have) + 1)]
     new = [s for s in want if s not in have]
     cmd = (f"hbkit compare --profile {cfg.get('profile', 'cpu')} --seeds {','.join(map(str, want))} --out {out}")

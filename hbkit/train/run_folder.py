@@ -98,9 +98,19 @@ def setup_differences(old: dict, identity: dict, encoder=None) -> list[str]:
     return diff
 
 
-def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None) -> str | None:
+def finished_model(model_dir: Path, identity: dict, encoder=None) -> bool:
+    """Whether ``model_dir`` is a complete saved model (:func:`model_complete`: every file's sha256 checked)
+    trained with this set-up (the identity its ``hbkit_training.json`` records): reused as it is."""
+    if not (model_dir.is_dir() and model_complete(model_dir)):
+        return False
+    done = json.loads((model_dir / "hbkit_training.json").read_text()).get("identity") or {}
+    return not setup_differences(done, identity, encoder)
+
+
+def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None, finished: bool | None = None) -> str | None:
     """Check ``out_dir`` against this run: refuse another set-up, clean up when starting afresh, and return
-    the checkpoint to resume from (after trimming the log to it)."""
+    the checkpoint to resume from (after trimming the log to it). ``finished``: :func:`finished_model` of its
+    ``model/``, when the caller has it (None: checked here)."""
     path = out_dir / "train_config.json"
     ckpt_dir = out_dir / "checkpoints"
     if resume and path.is_file():
@@ -124,11 +134,8 @@ def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None) ->
         (out_dir / "train_log.jsonl").unlink(missing_ok=True)
         atomic_write_json(path, identity)
         return None
-    model_dir = out_dir / "model"
-    if model_complete(model_dir):   # finished with this set-up: reused as it is, its log whole (no checkpoint is
-        done = json.loads((model_dir / "hbkit_training.json").read_text()).get("identity") or {}   # left to trim to)
-        if not setup_differences(done, identity, encoder):
-            return None
+    if finished if finished is not None else finished_model(out_dir / "model", identity, encoder):
+        return None   # reused as it is, its log whole (its checkpoints are gone: nothing to trim to)
     resume_from = latest_checkpoint(ckpt_dir)
     log_path = out_dir / "train_log.jsonl"
     if log_path.is_file():  # keep the records up to the checkpoint: the steps after it are trained again

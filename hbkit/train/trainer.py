@@ -28,12 +28,11 @@ from hbkit.core.vocab import CORPUS_COLUMN, STRATEGY_ALPHA
 from hbkit.train.config import TrainConfig, TrainError
 from hbkit.train.evaluator import RetrievalEvaluator
 from hbkit.train.run_folder import (
+    finished_model,
     finished_state,
     latest_checkpoint,
-    model_complete,
     prepare_folder,
     run_identity,
-    setup_differences,
     warmup_args,
 )
 from hbkit.train.sampling import PairCollator, SamplerError, XXMonoBatchSampler, make_sampler
@@ -431,20 +430,22 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     model_dir = out_dir / "model"
     if rank == 0:
         remove_stale_tmp(out_dir, recursive=False)   # a model folder half-saved by a killed process
-        resume_from = prepare_folder(out_dir, identity, resume, encoder)
+        finished = resume and finished_model(model_dir, identity, encoder)   # the model's files hashed once
+        resume_from = prepare_folder(out_dir, identity, resume, encoder, finished=finished)
+        finished = finished and model_dir.is_dir()   # without train_config.json the folder was started afresh
     if world()[1] > 1:  # the other ranks follow rank 0's decision, once it is written
         import torch.distributed as dist
         if not dist.is_initialized():
             dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
         dist.barrier()
         resume_from = latest_checkpoint(out_dir / "checkpoints") if resume else None
-    if resume and model_dir.is_dir() and model_complete(model_dir):
-        done = json.loads((model_dir / "hbkit_training.json").read_text())
-        if not setup_differences(done.get("identity") or {}, identity, encoder):
-            log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", model_dir)
-            if rank == 0 and not config.keep_checkpoints:   # killed between the save and the pruning
-                prune_checkpoints(out_dir)
-            return model_dir
+        if rank != 0:
+            finished = resume and finished_model(model_dir, identity, encoder)
+    if finished:
+        log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", model_dir)
+        if rank == 0 and not config.keep_checkpoints:   # killed between the save and the pruning
+            prune_checkpoints(out_dir)
+        return model_dir
     encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
     _freeze(encoder, config)
 
