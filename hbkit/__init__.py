@@ -1,29 +1,72 @@
 """hbkit — hybrid batch training for multilingual retrievers (arXiv 2408.10536).
 
-The public API: data (``parallel_pairs``, ``load_benchmark``), encoders (``load_encoder``), batch samplers
-(``HybridBatchSampler`` and friends), training (``train``, ``TrainConfig``), evaluation (``evaluate``,
-``paired_bootstrap``), and the main job (``compare``).
-"""
-from hbkit.analysis.bootstrap import paired_bootstrap
-from hbkit.data.benchmarks import RetrievalBenchmark, load_benchmark, parallel_pairs
-from hbkit.data.registry import DataError
-from hbkit.encoders.load import load_encoder
-from hbkit.experiment.compare import compare
-from hbkit.experiment.profiles import PROFILES, profile
-from hbkit.retrieval.pools import EvalResult, evaluate, evaluate_alignment
-from hbkit.train.config import TrainConfig
-from hbkit.train.sampling import (
-    HybridBatchSampler,
-    PairCollator,
-    XXMonoBatchSampler,
-    XYBatchSampler,
-    make_sampler,
-    text_pairs,
-)
-from hbkit.train.trainer import train
+The public API, what the notebooks and a user's own code call:
 
-__all__ = ["PROFILES", "profile", "DataError", "RetrievalBenchmark", "load_benchmark", "parallel_pairs",
-           "EvalResult", "evaluate", "evaluate_alignment", "paired_bootstrap", "load_encoder",
-           "HybridBatchSampler", "XXMonoBatchSampler", "XYBatchSampler", "PairCollator", "make_sampler",
-           "text_pairs", "TrainConfig", "train", "compare"]
+* data: :func:`parallel_pairs`, :func:`load_benchmark`, :func:`data_summary`, :func:`check_disjoint`;
+* encoders: :func:`load_encoder`, :func:`encode`;
+* batches: :class:`HybridBatchSampler` (and :class:`XXMonoBatchSampler`, :class:`XYBatchSampler`),
+  :func:`make_sampler`, :func:`describe_batch`, :func:`text_pairs`, and for sentence-transformers' trainer
+  :func:`st_training_kwargs` with :class:`PairCollator`;
+* training: :func:`train`, :class:`TrainConfig`;
+* evaluation: :func:`evaluate`, :func:`evaluate_alignment`, :func:`aggregate`, :func:`alignment_vs_retrieval`;
+* the main job and its run folder: :func:`profile`, :func:`compare`, :func:`plan_status`, :func:`default_run_dir`,
+  :func:`load_run`, :func:`fixes_table`;
+* the paper beside ours: :func:`default_reference`, :func:`effects_view`;
+* figures and the dashboard: :mod:`figures` (``hbkit.figures``), :class:`Dashboard`, :func:`load_results`,
+  :func:`load_aggregate`, :func:`run_encoder`.
+
+Names load on first use, so ``import hbkit`` costs milliseconds, not torch's import.
+"""
+from __future__ import annotations
+
+import importlib
+
+import hbkit.train  # noqa: F401  the package first, so that the name ``train`` below stays the function
+
+#: public name -> the module that defines it (``None``: the name is the module itself)
+_EXPORTS = {
+    "PROFILES": "hbkit.experiment.profiles", "profile": "hbkit.experiment.profiles",
+    "DataError": "hbkit.data.registry",
+    "RetrievalBenchmark": "hbkit.data.benchmarks", "load_benchmark": "hbkit.data.benchmarks",
+    "parallel_pairs": "hbkit.data.benchmarks", "check_disjoint": "hbkit.data.benchmarks",
+    "data_summary": ("hbkit.data.benchmarks", "summary"),
+    "load_encoder": "hbkit.encoders.load", "encode": "hbkit.encoders.encode",
+    "EvalResult": "hbkit.retrieval.pools", "evaluate": "hbkit.retrieval.pools",
+    "evaluate_alignment": "hbkit.retrieval.pools",
+    "aggregate": "hbkit.analysis.stats", "alignment_vs_retrieval": "hbkit.analysis.stats",
+    "default_reference": "hbkit.analysis.reference", "effects_view": "hbkit.analysis.reference",
+    "figures": ("hbkit.analysis.figures", None),
+    "HybridBatchSampler": "hbkit.train.sampling", "XXMonoBatchSampler": "hbkit.train.sampling",
+    "XYBatchSampler": "hbkit.train.sampling", "SamplerError": "hbkit.train.sampling",
+    "make_sampler": "hbkit.train.sampling", "describe_batch": "hbkit.train.sampling",
+    "text_pairs": "hbkit.train.sampling",
+    "PairCollator": "hbkit.train.st_training", "st_training_kwargs": "hbkit.train.st_training",
+    "TrainConfig": "hbkit.train.config",
+    "compare": "hbkit.experiment.compare", "plan_status": "hbkit.experiment.stages",
+    "load_run": "hbkit.experiment.report", "fixes_table": "hbkit.experiment.report",
+    "default_run_dir": "hbkit.core.env",
+    "Dashboard": "hbkit.app.widgets", "load_results": "hbkit.app.widgets", "load_aggregate": "hbkit.app.widgets",
+    "run_encoder": "hbkit.app.widgets",
+}
+
+
+def __getattr__(name: str):
+    """Load a public name on first use (PEP 562)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hbkit' has no attribute {name!r}")
+    where = _EXPORTS[name]
+    module, attr = where if isinstance(where, tuple) else (where, name)
+    value = importlib.import_module(module)
+    value = value if attr is None else getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+from hbkit.train.trainer import train  # noqa: E402  (after hbkit.train, the package, is loaded)
+
+__all__ = sorted([*_EXPORTS, "train"])
 __version__ = "0.1.0"

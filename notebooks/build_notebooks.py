@@ -13,9 +13,9 @@ PARAMETERS = ("import os\n"
               "RUN = None     # the run folder; None: the profile's shared folder runs/<profile>, which `make run` fills too\n"
               "SEEDS = None   # training seeds, e.g. [0, 1, 2]; None: the profile's\n"
               "ALPHAS = None  # extra hybrid α values, e.g. [0.25, 0.75]; None: the profile's")
-SETUP = ("import hbkit\nfrom hbkit import profile\nfrom hbkit.core.env import default_run_dir\n"
-         "cfg = profile(PROFILE, seeds=SEEDS, alphas=ALPHAS)\n"
-         "RUN = str(RUN or default_run_dir(cfg['profile']))  # shared by make run, notebooks 3-6 and the dashboard\n"
+SETUP = ("import hbkit\n"
+         "cfg = hbkit.profile(PROFILE, seeds=SEEDS, alphas=ALPHAS)\n"
+         "RUN = str(RUN or hbkit.default_run_dir(cfg['profile']))  # shared by make run, notebooks 3-6 and the dashboard\n"
          "print(f\"profile {cfg['profile']} · model {cfg['model']} · run folder {RUN}\")")
 
 
@@ -38,7 +38,7 @@ write("01_quickstart.ipynb", [
     ("code", SETUP),
     ("md", "What the comparison of this profile (notebooks 3-6, and `make run`, which writes the same folder) still has to do, "
            "and what that costs on this machine: models to go × minutes per model as measured by the last run of this profile."),
-    ("code", "from hbkit.experiment.stages import plan_status\nst = plan_status(cfg, RUN)\n"
+    ("code", "st = hbkit.plan_status(cfg, RUN)\n"
              "a = st.attrs\nprint(f\"{a['to_run']} of {len(st)} models to train or evaluate in {RUN}\" + (\n"
              "    f\"; about {a['estimate_minutes']:.0f} min ({a['minutes_per_model']} min per model, measured in {a['measured_in']})\"\n"
              "    if a['estimate_minutes'] is not None else \"; nothing measured for this profile yet\")\n"
@@ -47,8 +47,8 @@ write("01_quickstart.ipynb", [
     ("code", "encoder = hbkit.load_encoder(cfg['model'])\n"
              "bench = hbkit.load_benchmark('xquad-r-eval').subsample(cfg['eval_groups'].get('xquad-r-eval') or 50, seed=0)\nbench"),
     ("md", "One query and its top-5 candidates in the multilingual pool (all 11 languages); `relevant` marks the answer sentence in any language:"),
-    ("code", "from hbkit.encoders.encode import encode\nimport numpy as np\n"
-             "q = bench.queries.iloc[0]\nQ = encode(encoder, [q.text], 'query')\nC = encode(encoder, bench.candidates.text.tolist(), 'passage')\n"
+    ("code", "import numpy as np\n"
+             "q = bench.queries.iloc[0]\nQ = hbkit.encode(encoder, [q.text], 'query')\nC = hbkit.encode(encoder, bench.candidates.text.tolist(), 'passage')\n"
              "top = np.argsort(-(C @ Q[0]))[:5]\nprint(q.lang, '|', q.text)\n"
              "bench.candidates.iloc[top][['lang', 'text']].assign(relevant=bench.candidates.iloc[top].id.isin(bench.relevance[q.id]).values)"),
     ("md", "mAP in the three settings (macro averages), and one alignment number: the cosine gap between parallel and non-parallel questions."),
@@ -62,7 +62,7 @@ write("02_data.ipynb", [
            "language is relevant. TyDi-QA passages are not parallel. Counts per dataset and language:"),
     ("code", PARAMETERS),
     ("code", SETUP),
-    ("code", "from hbkit.analysis import figures as viz\nfrom hbkit.data import benchmarks as data\nsummary = data.summary()\nsummary.pivot_table(index='lang', columns='dataset', values='queries', fill_value=0)"),
+    ("code", "viz = hbkit.figures\nsummary = hbkit.data_summary()\nsummary.pivot_table(index='lang', columns='dataset', values='queries', fill_value=0)"),
     ("code", "viz.counts_bar(summary)"),
     ("md", "One parallel group of XQuAD-R: the same question in 11 languages, and its 11 relevant sentences."),
     ("code", "x = hbkit.load_benchmark('xquad-r-eval')\ng = x.queries.group.iloc[0]\nq = x.queries[x.queries.group == g]\n"
@@ -74,7 +74,7 @@ write("02_data.ipynb", [
     ("code", "m = hbkit.load_benchmark('mlqa-r')\nprint(len(m.queries), 'questions,', len(m.candidates), 'candidates')\n"
              "import collections\ncollections.Counter(len(r) for r in m.relevance.values())"),
     ("md", "Training uses the 36 XQuAD training articles; the 12 held-out articles (`xquad-r-eval`) share no group with them:"),
-    ("code", "pairs = hbkit.parallel_pairs()\ndata.check_disjoint(pairs['group'], x)\nlen(set(pairs['group'])), x.queries.group.nunique()"),
+    ("code", "pairs = hbkit.parallel_pairs()\nhbkit.check_disjoint(pairs['group'], x)\nlen(set(pairs['group'])), x.queries.group.nunique()"),
 ])
 
 write("03_training_strategies.ipynb", [
@@ -83,9 +83,9 @@ write("03_training_strategies.ipynb", [
            "else `cpu`; CI: `ci`). In no batch is a translation of a positive a negative: pairs that share an answer are never batched together."),
     ("code", PARAMETERS),
     ("code", SETUP),
-    ("code", "from hbkit.train.sampling import describe_batch\npairs = hbkit.parallel_pairs()\n"
-             "b = describe_batch(hbkit.XXMonoBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
-    ("code", "b = describe_batch(hbkit.XYBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
+    ("code", "pairs = hbkit.parallel_pairs()\n"
+             "b = hbkit.describe_batch(hbkit.XXMonoBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
+    ("code", "b = hbkit.describe_batch(hbkit.XYBatchSampler(pairs, 8, seed=0), pairs, n=5)\nprint(b.attrs['kind'])\nb"),
     ("code", "import pandas as pd\nh = hbkit.HybridBatchSampler(pairs, 8, seed=0, alpha=0.5)\npd.Series([x.kind for x in h.plan()]).value_counts()"),
     ("md", "Train and evaluate every strategy once per training seed of the profile (`cfg['seeds']`; the ci profile has two; "
            "re-running reuses the saved models; `force=True` redoes). "
@@ -93,7 +93,7 @@ write("03_training_strategies.ipynb", [
            "that covers both the training seeds and the sampling of queries:"),
     ("code", "res = hbkit.compare(cfg['profile'], out=RUN, seeds=cfg['seeds'], alphas=cfg['alphas'])  # progress: models, steps, ETA\n"
              "print('training seeds:', cfg['seeds'])\nres['table']"),
-    ("code", "from hbkit.analysis import figures as viz\nviz.loss_curves(RUN)"),
+    ("code", "hbkit.figures.loss_curves(RUN)"),
     ("md", "Paired effects between strategies, decided by a strategy-level test: a crossed random-effects model in which the "
            "training seed and the answer cluster are both random, so a new seed's variation is in the null. `df` are its "
            "Satterthwaite degrees of freedom (with 3 seeds often about 2), `mde` the smallest effect it detects with 80% power, "
@@ -118,7 +118,7 @@ write("04_alignment.ipynb", [
            "over seeds and groups, and QA retrieval accuracy@k on TyDi-QA."),
     ("code", PARAMETERS),
     ("code", SETUP),
-    ("code", "from hbkit.analysis import figures as viz, stats\nfrom hbkit.experiment.report import load_run\nrun = load_run(RUN)\nal = run['alignment']\n"
+    ("code", "viz = hbkit.figures\nrun = hbkit.load_run(RUN)\nal = run['alignment']\n"
              "al.pivot_table(index=['benchmark', 'metric'], columns='model', values='value', aggfunc='mean')"),
     ("code", "e = run['effects']\ne[e.setting == 'alignment'][['contrast', 'benchmark', 'metric', 'better', 'diff', 'low', 'high', 'p_adj']].round(4)"),
     ("md", "Translation P@1 per language pair, before training and after hybrid training (first seed):"),
@@ -128,7 +128,7 @@ write("04_alignment.ipynb", [
              "viz.alignment_heatmap(pairs['base'], 'base', 'xquad-r-eval')"),
     ("code", "viz.alignment_heatmap(pairs['hybrid'], 'hybrid', 'xquad-r-eval')"),
     ("md", "TyDi-QA: is the gold passage among the k nearest candidates, within the query's language (`mono`) and in the pool of all 9 languages (`multi`)? Mean over seeds with intervals over seeds and questions:"),
-    ("code", "pq = run['per_query']\nstats.aggregate(pq[pq.benchmark == 'tydiqa'], metrics=('acc@1', 'acc@10'))[['model', 'setting', 'metric', 'mean', 'low', 'high', 'seeds']]"),
+    ("code", "pq = run['per_query']\nhbkit.aggregate(pq[pq.benchmark == 'tydiqa'], metrics=('acc@1', 'acc@10'))[['model', 'setting', 'metric', 'mean', 'low', 'high', 'seeds']]"),
     ("md", "Language bias as the field measures it now (`hbkit.retrieval.bias`, each checked against its authors' code), in the "
            "multilingual pool: TLR@10 (share of the relevant passages in *other* languages in the top 10), MRC@10 (rank "
            "correlation of a question's translations) and PEER@20 (higher is fairer; one constant on these pools, where each "
@@ -142,7 +142,7 @@ write("04_alignment.ipynb", [
            "passage its language's mean offset from the English translation, centering subtracts each language's mean "
            "passage from queries and passages. What each was estimated from, then mAP and TLR@10 of the base model and of "
            "hybrid with and without them, and the verdicts C6 (hybrid beats SHIFT on the base model) and C7 (centering):"),
-    ("code", "from hbkit.experiment.report import fixes_table\nfixes_table(RUN).head(6)"),
+    ("code", "hbkit.fixes_table(RUN).head(6)"),
     ("code", "shown = [m for m in a.model.unique() if m.split('+')[0] in ('base', 'hybrid')]\n"
              "a[a.model.isin(shown) & (((a.metric == 'map') & a.setting.isin(['mono', 'cross', 'multi'])) | (a.metric == 'tlr@10'))]"
              ".pivot_table(index=['benchmark', 'setting', 'metric'], columns='model', values='mean').round(3)"),
@@ -150,7 +150,7 @@ write("04_alignment.ipynb", [
     ("md", "Alignment is not retrieval (mOthello, arXiv 2404.12444, found that alignment alone does not give transfer). Across "
            "every model and seed of the run, how far does each alignment measure move with mAP? Spearman's rho per setting "
            "with a 95% interval, then the points themselves:"),
-    ("code", "corr = stats.alignment_vs_retrieval(run['results'], al)\ncorr.round(3)"),
+    ("code", "corr = hbkit.alignment_vs_retrieval(run['results'], al)\ncorr.round(3)"),
     ("code", "viz.alignment_vs_retrieval_figure(run['results'], al)"),
 ])
 
@@ -160,7 +160,7 @@ write("05_language_clusters.ipynb", [
            "Next to it, the language-ID k-NN purity (share of a text's 10 nearest neighbours in its own language) against the share expected if languages were mixed."),
     ("code", PARAMETERS),
     ("code", SETUP),
-    ("code", "from hbkit.analysis import figures as viz\nfrom hbkit.experiment.report import load_run\nrun = load_run(RUN)\nviz.umap_scatter(run['umap'])"),
+    ("code", "run = hbkit.load_run(RUN)\nhbkit.figures.umap_scatter(run['umap'])"),
     ("code", "al = run['alignment']\nal[al.metric == 'lang_knn_purity'].pivot_table(index='benchmark', columns='model', values='value', aggfunc='mean')"),
 ])
 
@@ -178,18 +178,17 @@ write("06_dashboard.ipynb", [
            "where), shown below beside ours, not the absolute values."),
     ("code", PARAMETERS),
     ("code", SETUP),
-    ("code", "from hbkit.analysis.reference import default_reference\nfrom hbkit.app.widgets import Dashboard, load_aggregate, load_results, run_encoder\n"
-             "reference = default_reference()  # the shipped Table 1, or HBKIT_REFERENCE\n"
-             "dash = Dashboard(load_results(RUN), out=RUN, profile=cfg['profile'], reference=reference, aggregate=load_aggregate(RUN),\n"
-             "                 encoder=run_encoder(RUN))  # 'ours - paper' only against the same encoder\ndash.widget"),
+    ("code", "reference = hbkit.default_reference()  # the shipped Table 1, or HBKIT_REFERENCE\n"
+             "dash = hbkit.Dashboard(hbkit.load_results(RUN), out=RUN, profile=cfg['profile'], reference=reference,\n"
+             "                       aggregate=hbkit.load_aggregate(RUN), encoder=hbkit.run_encoder(RUN))  # 'ours - paper' only against the same encoder\ndash.widget"),
     ("md", "The same dashboard driven from code: multilingual mAP on MLQA-R, per model and against α."),
     ("code", "dash.benchmark.value = 'mlqa-r'\ndash.setting.value = 'multi'\n"
              "[(t.name, [round(float(v), 3) for v in t.y]) for t in dash.figure.data]"),
     ("code", "[(t.name, [float(a) for a in t.x], [round(float(v), 3) for v in t.y]) for t in dash.alpha_fig.data]"),
     ("code", "dash.table"),
     ("md", "The paper's effects beside ours (same sign? the paper's effect inside our interval?) and the verdicts:"),
-    ("code", "from hbkit.analysis import reference as views\nfrom hbkit.experiment.report import load_run\nrun = load_run(RUN)\n"
-             "views.effects_view(run['effects'], reference).dropna(subset=['diff'])[['encoder', 'contrast', 'benchmark', 'setting', 'metric', 'paper_diff', 'diff', 'low', 'high', 'same_sign', 'paper_inside_our_interval']].round(3)"),
+    ("code", "run = hbkit.load_run(RUN)\n"
+             "hbkit.effects_view(run['effects'], reference).dropna(subset=['diff'])[['encoder', 'contrast', 'benchmark', 'setting', 'metric', 'paper_diff', 'diff', 'low', 'high', 'same_sign', 'paper_inside_our_interval']].round(3)"),
     ("code", "run['verdicts'][['claim', 'benchmark', 'verdict']]"),
     ("md", "**The paper's per-language tables beside ours** (the dashboard's lower part). hbkit ships the paper's Tables 3-8 "
            "(XQuAD-R and MLQA-R per language: mAP and rank distance) and 12-13 (MIRACL dev nDCG@10 and Recall@100 per language, "
@@ -200,7 +199,6 @@ write("06_dashboard.ipynb", [
              "[(t.name, {l: round(float(v), 3) for l, v in zip(t.x, t.y)}) for t in dash.language_fig.data]"),
     ("code", "dash.language_effects.head(12)"),
     ("md", "MIRACL's per-language Recall@100 from the paper (and ours, where the run evaluated MIRACL):"),
-    ("code", "from hbkit.analysis.figures import language_bars\n"
-             "miracl = language_bars(dash.languages, 'miracl', 'mono', 'recall@100', 'hybrid')\n"
+    ("code", "miracl = hbkit.figures.language_bars(dash.languages, 'miracl', 'mono', 'recall@100', 'hybrid')\n"
              "[(t.name, len(t.x)) for t in miracl.data]"),
 ])

@@ -15,7 +15,8 @@ from hbkit.data.mmarco import mmarco_dir, mmarco_pairs, parse_size
 from hbkit.data.registry import DataError
 from hbkit.data.sources import HUB_SOURCES, SQUADSHIFTS, sources_table
 from hbkit.data.squadshifts import download_squadshifts, squadshifts_pairs
-from hbkit.train.sampling import MultiCorpusBatchSampler, PairCollator, make_sampler
+from hbkit.train.sampling import MultiCorpusBatchSampler, make_sampler
+from hbkit.train.st_training import PairCollator
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from hypothesis import strategies as st
 
 from hbkit.train.sampling import (
     HybridBatchSampler,
-    PairCollator,
     SamplerError,
     XXMonoBatchSampler,
     XYBatchSampler,
     make_sampler,
     text_pairs,
 )
+from hbkit.train.st_training import PairCollator
 
 
 def make_pairs(n_groups, langs, seed=0, missing=0.0, dup_passages=0):

@@ -121,7 +121,18 @@ def load_reference(path: str | Path) -> pd.DataFrame:
 
 def default_reference() -> pd.DataFrame:
     """The reference table named by ``$HBKIT_REFERENCE`` when set (see :func:`load_reference`), else the
-    shipped table (the paper's Table 1 and the LAReQA mBERT baselines)."""
+    shipped table (the paper's Table 1 and the LAReQA mBERT baselines).
+
+    Args:
+        (none): the environment variable ``$HBKIT_REFERENCE`` names another table (a CSV in the shipped layout).
+
+    Returns:
+        The published numbers: ``source, encoder, model, benchmark, setting, metric, value``.
+
+    Example:
+        >>> ref = default_reference()                                                      # doctest: +SKIP
+        >>> ref.encoder.unique()                                                           # doctest: +SKIP
+    """
     path = os.environ.get("HBKIT_REFERENCE")
     return load_reference(path if path else shipped_reference_path())
 
@@ -245,7 +256,19 @@ def effects_view(our_effects: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
     paper's sign; ``paper_inside_our_interval``: ``low <= paper_diff <= high``. Both are NA (``note``
     says why) when we have no such effect, when the paper's difference is 0 (no sign to share), and — for
     ``paper_inside_our_interval`` — for rank distance, which grows with the pool size (the paper ranks
-    the full benchmarks): compare its sign only. Nothing is dropped."""
+    the full benchmarks): compare its sign only. Nothing is dropped.
+
+    Args:
+        our_effects: a run's effects table (:func:`hbkit.analysis.stats.effects`, ``load_run(out)["effects"]``).
+        ref: the published numbers (:func:`default_reference`).
+
+    Returns:
+        One row per published effect: ``paper_diff`` beside our ``diff``, ``low``, ``high``, ``same_sign``,
+        ``paper_inside_our_interval``, ``matched_as`` and ``note``.
+
+    Example:
+        >>> effects_view(load_run("results/cpu")["effects"], default_reference())          # doctest: +SKIP
+    """
     pe = paper_effects(ref)
     rows = []
     for r in pe.itertuples(index=False):

@@ -129,6 +129,15 @@ def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_di
     :func:`hbkit.analysis.blocks.complete_seeds`; what it left out is in ``attrs["missing"]`` (and logged). A (benchmark, setting,
     metric) with no value (e.g. rank distance in ``mono``) has no row.
 
+    Args:
+        per_query: per-query results of a run (``model, seed, benchmark, setting, group, metric, value``, as
+            :func:`hbkit.experiment.report.load_run` returns them under ``per_query``).
+        metrics: the metrics to aggregate.
+        level: one minus the intervals' coverage.
+
+    Returns:
+        One row per (model, benchmark, setting, metric), columns :data:`AGGREGATE_COLUMNS`.
+
     Example:
         >>> agg = aggregate(per_query, metrics=("map",))       # doctest: +SKIP
         >>> agg[["model", "setting", "mean", "low", "high", "interval"]]   # doctest: +SKIP
@@ -424,6 +433,20 @@ def alignment_vs_retrieval(results: pd.DataFrame, alignment: pd.DataFrame, metri
 
     Alignment is not retrieval (mOthello, arXiv 2404.12444, found alignment alone does not give transfer): the
     table says how far the two move together in this run, not that one causes the other.
+
+    Args:
+        results: a run's ``results.csv`` (macro rows per model, seed, benchmark, setting, metric).
+        alignment: a run's ``alignment.csv``.
+        metric: the retrieval metric to correlate with.
+        level: one minus the intervals' coverage.
+
+    Returns:
+        One row per (benchmark, alignment measure, setting), columns :data:`CORRELATION_COLUMNS`
+        (``spearman`` with ``low``/``high``, ``p`` and the ``n`` points).
+
+    Example:
+        >>> run = load_run("results/cpu")                                                 # doctest: +SKIP
+        >>> alignment_vs_retrieval(run["results"], run["alignment"]).round(3)             # doctest: +SKIP
     """
     keys = ["model", "seed", "benchmark"]
     r = results[(results["metric"] == metric) & (results["qlang"] == "all") & (results["dlang"] == "all")]

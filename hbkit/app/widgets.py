@@ -35,7 +35,17 @@ def seed_mean(results: pd.DataFrame) -> pd.DataFrame:
 
 def load_results(folder: str | Path) -> pd.DataFrame:
     """``results.csv`` of a ``hbkit compare`` run folder, averaged over seeds (:func:`seed_mean`), with a clear
-    error if the run is incomplete."""
+    error if the run is incomplete.
+
+    Args:
+        folder: a ``hbkit compare`` run folder.
+
+    Returns:
+        One row per (model, benchmark, setting, metric) with the mean ``value`` over seeds.
+
+    Example:
+        >>> load_results("results/cpu").head()                                             # doctest: +SKIP
+    """
     path = Path(folder) / "results.csv"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run `hbkit compare --out {folder}` first")
@@ -54,12 +64,32 @@ def run_setting(folder: str | Path, key: str):
 
 
 def run_encoder(folder: str | Path) -> str | None:
-    """The base encoder a run folder was trained from (``config.json``'s ``model``), or None."""
+    """The base encoder a run folder was trained from (``config.json``'s ``model``), or None.
+
+    Args:
+        folder: a ``hbkit compare`` run folder.
+
+    Returns:
+        The base encoder's name or path, or None when the folder has no ``config.json``.
+
+    Example:
+        >>> run_encoder("results/cpu")                                                     # doctest: +SKIP
+    """
     return run_setting(folder, "model")
 
 
 def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
-    """``aggregate.csv`` of a run folder (mean over seeds with intervals over seeds and query groups), or None."""
+    """``aggregate.csv`` of a run folder (mean over seeds with intervals over seeds and query groups), or None.
+
+    Args:
+        folder: a ``hbkit compare`` run folder.
+
+    Returns:
+        The aggregate table (:func:`hbkit.analysis.stats.aggregate`'s columns), or None when the run has none yet.
+
+    Example:
+        >>> load_aggregate("results/cpu").head()                                           # doctest: +SKIP
+    """
     path = Path(folder) / "aggregate.csv"
     return pd.read_csv(path) if path.is_file() else None
 

@@ -91,6 +91,13 @@ def default_run_dir(profile_name: str) -> Path:
     """The one run folder of a profile (``runs/cpu``, ``runs/paper``, ...): ``make run``, the notebooks and the
     dashboard share it, so work done by one is reused by the others.
 
+    Args:
+        profile_name: a profile's name (``ci``, ``cpu``, ``gpu``, ``paper``, ...).
+
+    Returns:
+        ``<runs root>/<profile_name>``, the root being :func:`runs_root`'s (``$HBKIT_RUNS``, else the
+        checkout's ``runs/``, else ``./runs``).
+
     Example:
         >>> default_run_dir("cpu").name
         'cpu'

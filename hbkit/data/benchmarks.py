@@ -406,7 +406,18 @@ def answer_clusters(b: RetrievalBenchmark) -> pd.DataFrame:
 
 
 def check_disjoint(train_groups: Iterable[str], benchmark: RetrievalBenchmark) -> None:
-    """Raise :class:`DataError` if any training group is also a query group of ``benchmark``."""
+    """Raise :class:`DataError` if any training group is also a query group of ``benchmark``.
+
+    Args:
+        train_groups: the group ids of the training pairs (``pairs["group"]``).
+        benchmark: the benchmark the model will be evaluated on.
+
+    Returns:
+        None; raises :class:`DataError` naming the shared groups (a leak of evaluation questions into training).
+
+    Example:
+        >>> check_disjoint(parallel_pairs()["group"], load_benchmark("xquad-r-eval"))     # doctest: +SKIP
+    """
     shared = set(train_groups) & set(benchmark.queries["group"])
     if shared:
         raise DataError(f"{len(shared)} groups are both in training and in {benchmark.name} "
@@ -415,7 +426,17 @@ def check_disjoint(train_groups: Iterable[str], benchmark: RetrievalBenchmark) -
 
 def summary(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """Per-dataset, per-language counts: XQuAD-R, MLQA-R and TyDi-QA queries / candidates, and the
-    XQuAD training pairs (train articles) and held-out queries (eval articles)."""
+    XQuAD training pairs (train articles) and held-out queries (eval articles).
+
+    Args:
+        data_dir: the folder of the releases; None: the data rule of :func:`hbkit.core.env.default_data_roots`.
+
+    Returns:
+        One row per (dataset, lang): ``queries`` and ``candidates``.
+
+    Example:
+        >>> hbkit.data_summary().pivot_table(index="lang", columns="dataset", values="queries")   # doctest: +SKIP
+    """
     frames = [load_benchmark(n, data_dir).counts() for n in ("xquad-r", "mlqa-r", "tydiqa")]
     pairs = parallel_pairs(data_dir=data_dir).to_pandas()
     train = pairs.groupby("lang").size().rename("queries").reset_index().assign(dataset="xquad-train", candidates=0)

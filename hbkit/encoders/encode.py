@@ -104,6 +104,23 @@ def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_si
 
     With ``cache=True`` the array is stored under ``<cache>/embeddings/<model fingerprint>/`` and reused when
     the same model (same weights) encodes the same texts with the same prompt again.
+
+    Args:
+        model: a ``SentenceTransformer`` (:func:`hbkit.encoders.load.load_encoder`).
+        texts: the texts to encode.
+        prompt_name: the model's prompt to prepend (``query``/``passage``), if it has it.
+        batch_size: texts per forward pass.
+        cache: store and reuse the array in the embedding cache.
+        fp: the model's fingerprint for the cache key (None: computed from its weights).
+        progress: show a progress bar.
+        devices: devices to encode on in parallel (None: see above).
+
+    Returns:
+        A ``(len(texts), dim)`` float32 array of unit rows, in the order of ``texts``.
+
+    Example:
+        >>> E = encode(load_encoder("tiny"), ["a question", "eine Frage"], "query")        # doctest: +SKIP
+        >>> E.shape                                                                         # doctest: +SKIP
     """
     prompts = getattr(model, "prompts", None) or {}
     prompt_name = prompt_name if prompt_name in prompts else None

@@ -52,7 +52,17 @@ def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
 def fixes_table(out: Path) -> pd.DataFrame:
     """What each training-free fix of each model was estimated from (``out/fixes/<run>.json``, written by the
     evaluation): one row per (model run, fix) with the training passages and groups, SHIFT's source language, the
-    passages (centering) or parallel pairs (SHIFT) per language, and the languages left unchanged."""
+    passages (centering) or parallel pairs (SHIFT) per language, and the languages left unchanged.
+
+    Args:
+        out: a ``hbkit compare`` run folder.
+
+    Returns:
+        One row per (model run, fix); empty when the run applied no fix.
+
+    Example:
+        >>> fixes_table(Path("results/cpu")).head()                                        # doctest: +SKIP
+    """
     rows = []
     for f in sorted(Path(out, "fixes").glob("*.json")):
         if f.name.startswith("."):
@@ -370,7 +380,18 @@ def _next_step(out: Path, cfg: dict, results: pd.DataFrame) -> str:
 
 def load_run(out: str | Path) -> dict:
     """What a finished ``compare`` run wrote, read back: ``results``, ``aggregate``, ``effects``, ``verdicts``,
-    ``alignment``, ``umap``, ``table`` (DataFrames) and ``per_query`` (one frame, model/seed columns)."""
+    ``alignment``, ``umap``, ``table`` (DataFrames) and ``per_query`` (one frame, model/seed columns).
+
+    Args:
+        out: a ``hbkit compare`` run folder.
+
+    Returns:
+        A dict of DataFrames (the keys above), each empty where the run wrote nothing of that kind.
+
+    Example:
+        >>> run = load_run("results/cpu")                                                  # doctest: +SKIP
+        >>> run["verdicts"][["claim", "benchmark", "verdict"]]                             # doctest: +SKIP
+    """
     out = Path(out)
     if not (out / "results.csv").is_file():
         raise FileNotFoundError(f"{out}/results.csv not found: run `hbkit compare --out {out}` first")

@@ -453,6 +453,13 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
     ``estimate_minutes`` (their product, None when nothing has been measured for this profile yet) and
     ``disk_gib`` (what the models to train will take on disk: :func:`hbkit.experiment.doctor.model_disk`).
 
+    Args:
+        cfg: a profile (:func:`hbkit.experiment.profiles.profile`), with the seeds and α values to run.
+        out: the run folder.
+
+    Returns:
+        The plan, one row per model, with the ``attrs`` above.
+
     Example:
         >>> st = plan_status(profile("cpu"), default_run_dir("cpu"))
         >>> st.attrs["to_run"], st.attrs["estimate_minutes"]

@@ -6,9 +6,14 @@ hybrid yields with that α.
 
 A batch is a list of ``2 * batch_size`` row indices into the pairs dataset, ``[q0, p0, q1, p1, ...]``:
 pair i takes the ``query`` of row ``q_i`` and the ``passage`` of row ``p_i`` (same group).
-:class:`PairCollator` turns such a batch into sentence-transformers' (query, passage) columns, so the
-sampler drops into ``SentenceTransformerTrainer`` (``args.batch_sampler=`` a :class:`HybridBatchSampler`,
-``data_collator=PairCollator(...)``) and into a plain ``torch.utils.data.DataLoader``.
+Only :class:`~hbkit.train.st_training.PairCollator` (or :func:`text_pairs` for a plain ``torch.utils.data.DataLoader``) reads such a
+batch: it turns it into sentence-transformers' (query, passage) columns. In ``SentenceTransformerTrainer`` use
+:func:`hbkit.train.st_training.st_training_kwargs`, which returns the three pieces together (the batch-sampler
+*factory* :func:`make_sampler`, the collator and the prompts). Misuse is refused, never trained on: a sampler
+built by a trainer whose ``data_collator`` is not a :class:`~hbkit.train.st_training.PairCollator` raises :class:`SamplerError` (under
+the default collator the rows would never be paired), so does a sampler *instance* passed as
+``batch_sampler=`` (the trainer builds one per dataset: pass the factory), and so does the class built in a
+process group of several processes without ``num_replicas`` (each rank would draw its own batch kinds).
 
 Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
 
@@ -25,8 +30,11 @@ Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
   epoch), else X-Y.
 * Deterministic for a seed; :meth:`HybridBatchSampler.set_epoch` reshuffles. An epoch is ``n_batches`` =
   ``n_groups // (batch_size * num_replicas)`` global batches; within one language queue every group is
-  used once before any is used again. ``batch_size`` is pairs per rank; the sampler's ``batch_size``
-  attribute is rows per yielded batch (2 per pair), as torch and accelerate expect.
+  used once before any is used again. The ``batch_size`` argument is pairs per rank
+  (sentence-transformers' ``per_device_train_batch_size``), also readable as ``pairs_per_batch``. The
+  attribute ``batch_size`` is the number of dataset rows in a yielded batch, ``2 * pairs_per_batch`` (also
+  ``rows_per_batch``), because accelerate's ``BatchSamplerShard`` compares it with each batch's length and
+  drops every batch that differs.
 * ``len(sampler)`` is the number of batches :meth:`HybridBatchSampler.__iter__` yields in an epoch, as torch's DataLoader,
   accelerate and sentence-transformers expect: ``n_batches`` for one rank (``rank`` an int), and
   ``num_replicas * n_batches`` with ``rank=None`` (the slices of every global batch in turn).
@@ -35,7 +43,7 @@ Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
   trainer, accelerate's ``BatchSamplerShard`` hands yielded batch ``i`` to process ``i % N``, so
   :class:`SamplerFactory` builds the sampler with ``rank=None``: the N slices are yielded in turn, process r
   receives slice r of every global batch, and each process has ``n_batches`` steps per epoch.
-* What a batch is travels with the batch: :class:`PairCollator` reads the kind and language off the rows it
+* What a batch is travels with the batch: :class:`~hbkit.train.st_training.PairCollator` reads the kind and language off the rows it
   collates (:func:`batch_kind`, exact given the guarantees above) and passes them on as
   ``inputs["hbkit_batch"]``; hbkit's trainer records that. Nothing recomputes a batch's kind from step
   numbers, so prefetching, epoch boundaries, resumes and N processes cannot shift it.
@@ -45,6 +53,7 @@ Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -138,6 +147,17 @@ class _SliceYielder:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    @property
+    def rows_per_batch(self) -> int:
+        """Dataset rows in one yielded batch: two per pair (``[q0, p0, q1, p1, ...]``)."""
+        return 2 * self.pairs_per_batch
+
+    def __call__(self, *_: Any, **__: Any):
+        """Refuse being used as ``batch_sampler=`` of sentence-transformers' arguments (which calls it)."""
+        raise SamplerError(f"batch_sampler= got a {type(self).__name__} instance, but sentence-transformers builds a "
+                           "batch sampler per dataset (train and eval): pass the factory, hbkit.make_sampler(strategy, "
+                           "alpha), or take all the pieces from hbkit.st_training_kwargs(strategy, alpha, model)")
+
     def global_batches(self, epoch: int | None = None) -> Iterator[tuple[BatchInfo, np.ndarray]]:
         raise NotImplementedError
 
@@ -160,12 +180,23 @@ class HybridBatchSampler(_SliceYielder):
     answer, ``answer_key`` can be the group id).
     ``generator``/``valid_label_columns``/``drop_last`` are accepted for sentence-transformers'
     ``batch_sampler`` interface; the draw uses its own seeded generator and always drops the remainder.
+    ``batch_size`` is pairs per batch and rank (``pairs_per_batch``); the ``batch_size`` *attribute* is rows per
+    yielded batch (``rows_per_batch`` = 2 x pairs), see the module docstring. ``num_replicas`` defaults to 1
+    in a single process; in a process group of several it must be given (with ``rank``), or use
+    :func:`make_sampler`, whose factory sets both for the trainer.
     """
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(alpha={self.alpha}, {self.pairs_per_batch} pairs = {self.batch_size} rows "
+                f"per batch, {self.n_batches} batches per epoch, seed={self.seed}, num_replicas={self.num_replicas}, "
+                f"rank={self.rank})")
 
     def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
                  generator=None, seed: int = 0, alpha: float = 0.5, alpha_end: float | None = None,
-                 language_weights: str = "uniform", num_replicas: int = 1, rank: int | None = 0, **_: Any):
+                 language_weights: str = "uniform", num_replicas: int | None = None, rank: int | None = 0, **_: Any):
         check_alpha(alpha, alpha_end, language_weights)
+        _check_calling_trainer()
+        num_replicas = _replicas(num_replicas, type(self).__name__)
         if batch_size < 1 or num_replicas < 1 or not (rank is None or 0 <= rank < num_replicas):
             raise SamplerError(f"batch_size={batch_size}, num_replicas={num_replicas}, rank={rank} are invalid")
         for col in ("group", "lang", "passage", "answer_key"):
@@ -175,7 +206,7 @@ class HybridBatchSampler(_SliceYielder):
                 raise SamplerError(f"the dataset has no column {col!r}{hint} (columns: {dataset.column_names}); "
                                    "build it with hbkit.data.benchmarks.parallel_pairs or hbkit.data.corpora.load_training_corpus")
         self.pairs_per_batch, self.seed, self.alpha, self.alpha_end = batch_size, seed, alpha, alpha_end
-        self.batch_size = 2 * batch_size  # dataset rows per yielded batch (torch's BatchSampler convention)
+        self.batch_size = 2 * batch_size  # rows per yielded batch: accelerate drops batches of another length
         self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
         self.language_weights = language_weights
         gcode, self.group_names = _column_codes(dataset, "group")
@@ -310,8 +341,10 @@ class MultiCorpusBatchSampler(_SliceYielder):
 
     def __init__(self, dataset, batch_size: int, sampler_cls: type | None = None, corpus_column: str = CORPUS_COLUMN,
                  drop_last: bool = True, valid_label_columns=None, generator=None, seed: int = 0,
-                 num_replicas: int = 1, rank: int | None = 0, **kw: Any):
+                 num_replicas: int | None = None, rank: int | None = 0, **kw: Any):
         sampler_cls = sampler_cls or HybridBatchSampler
+        _check_calling_trainer()
+        num_replicas = _replicas(num_replicas, type(self).__name__)
         if corpus_column not in dataset.column_names:
             raise SamplerError(f"the dataset has no column {corpus_column!r} naming each row's corpus (columns: "
                                f"{dataset.column_names}); build the mix with hbkit.data.corpora.load_training_corpus")
@@ -401,10 +434,16 @@ class SamplerFactory:
         world = _world_size()
         if world > 1 and "num_replicas" not in self.kw:
             extra.update(num_replicas=world, rank=None)
-        if is_mix(dataset):   # several corpora: one corpus per batch, the strategy's sampler inside it
-            self.last = MultiCorpusBatchSampler(dataset, sampler_cls=cls, **{**self.kw, **extra, **kw})
         else:
-            self.last = cls(dataset, **{**self.kw, **extra, **kw})
+            extra.setdefault("num_replicas", self.kw.get("num_replicas", 1))
+        if "seed" in self.kw and "seed" in kw and kw["seed"] != self.kw["seed"]:
+            log.info("the batch sampler uses seed %s, given to make_sampler, not the trainer's seed %s",
+                     self.kw["seed"], kw["seed"])
+        kw = {**self.kw, **extra, **{k: v for k, v in kw.items() if k not in self.kw or k != "seed"}}
+        if is_mix(dataset):   # several corpora: one corpus per batch, the strategy's sampler inside it
+            self.last = MultiCorpusBatchSampler(dataset, sampler_cls=cls, **kw)
+        else:
+            self.last = cls(dataset, **kw)
         return self.last
 
     def __getstate__(self):
@@ -421,9 +460,46 @@ def check_alpha(alpha: float, alpha_end: float | None = None, language_weights: 
 
 
 def _world_size() -> int:
-    import torch.distributed as dist
+    import torch.distributed as dist  # heavy: torch
 
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _replicas(num_replicas: int | None, name: str) -> int:
+    """``num_replicas``, or 1 when not given in a single process; refused unset in a group of several."""
+    if num_replicas is not None:
+        return num_replicas
+    world = _world_size()
+    if world > 1:
+        raise SamplerError(f"{name} built in a group of {world} processes without num_replicas: each process would "
+                           "draw its own batches, and accelerate would put an X-X-mono and an X-Y slice in one step. "
+                           "Give the trainer hbkit.make_sampler(strategy, alpha) (it sets num_replicas and rank), or "
+                           f"pass num_replicas={world} and this process's rank")
+    return 1
+
+
+def _calling_trainer(depth: int = 10):
+    """The trainer whose ``get_batch_sampler`` is building this sampler (sentence-transformers calls the
+    ``batch_sampler`` argument from there), or None when the sampler is built another way."""
+    f = sys._getframe(2)
+    while f is not None and depth > 0:
+        owner = f.f_locals.get("self")
+        if f.f_code.co_name == "get_batch_sampler" and hasattr(owner, "data_collator"):
+            return owner
+        f, depth = f.f_back, depth - 1
+    return None
+
+
+def _check_calling_trainer() -> None:
+    """Refuse a sampler that a trainer builds for a collator that does not read pair rows (one whose class
+    says ``reads_pair_rows = True``, as :class:`~hbkit.train.st_training.PairCollator` does)."""
+    trainer = _calling_trainer()
+    if trainer is not None and not getattr(trainer.data_collator, "reads_pair_rows", False):
+        raise SamplerError(f"hbkit's batch samplers yield rows [q0, p0, q1, p1, ...] that only hbkit.PairCollator "
+                           f"pairs, but the trainer's data_collator is {type(trainer.data_collator).__name__}: the rows "
+                           "would never be paired (and an X-X-mono batch would hold every row twice). Pass "
+                           "data_collator=hbkit.PairCollator(preprocess_fn=model.preprocess, prompts=...) to the "
+                           "trainer, or take every piece from hbkit.st_training_kwargs(strategy, alpha, model)")
 
 
 def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
@@ -432,10 +508,14 @@ def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
     Args:
         strategy: ``xx`` (X-X-mono), ``xy`` (X-Y) or ``hybrid``.
         alpha: hybrid only: the probability that a batch is X-X-mono (the paper: 0.5).
-        **kw: :class:`HybridBatchSampler` options (``alpha_end``, ``language_weights``, ``seed``).
+        **kw: :class:`HybridBatchSampler` options (``alpha_end``, ``language_weights``, ``seed``). A ``seed``
+            given here wins over the trainer's ``seed`` argument (which sentence-transformers passes on).
 
     Returns:
-        A callable ``(dataset, batch_size, ...) -> HybridBatchSampler`` as ``batch_sampler`` expects.
+        A callable ``(dataset, batch_size, ...) -> HybridBatchSampler`` as ``batch_sampler`` expects (the
+        trainer builds one sampler per dataset, so pass this factory, not a sampler). The trainer must also get
+        :class:`~hbkit.train.st_training.PairCollator` as ``data_collator``, or the sampler refuses: both come from
+        :func:`hbkit.train.st_training.st_training_kwargs`.
 
     Example:
         >>> args = SentenceTransformerTrainingArguments("out", batch_sampler=make_sampler("hybrid", alpha=0.5))
@@ -443,42 +523,19 @@ def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
     return SamplerFactory(strategy, alpha, **kw)
 
 
-def _collator_base():
-    from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
-    return SentenceTransformerDataCollator
-
-
-def _split_pairs(features: list[dict]) -> tuple[list[dict], list[dict]]:
+def split_pairs(features: list[dict]) -> tuple[list[dict], list[dict]]:
     """Rows ``[q0, p0, q1, p1, ...]`` -> (query rows, passage rows)."""
     if len(features) % 2:
-        raise SamplerError("a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...])")
-    return features[0::2], features[1::2]
-
-
-@dataclass
-class PairCollator(_collator_base()):
-    """sentence-transformers collator for hbkit batches: rows ``[q0, p0, q1, p1, ...]`` become the
-    ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage`` prompts.
-
-    The batch's kind travels with it: ``inputs["hbkit_batch"] = {"kind": "xx"|"xy"|"mixed", "lang": ...}``,
-    read off the rows being collated (:func:`batch_kind`), which hbkit's trainer records per step
-    (sentence-transformers ignores keys that are not model features). ``seen`` lists every batch collated,
-    as ``"xx:<lang>"`` / ``"xy"``."""
-
-    seen: list = field(default_factory=list, repr=False)
-
-    def __call__(self, features: list[dict]) -> dict:
-        qs, ps = _split_pairs(features)
-        out = super().__call__([{"query": q["query"], "passage": p["passage"]} for q, p in zip(qs, ps)])
-        if "lang" in qs[0]:
-            kind = batch_kind([f["lang"] for f in qs], [f["lang"] for f in ps])
-            out["hbkit_batch"] = {"kind": kind.split(":")[0], "lang": kind.split(":")[1] if ":" in kind else None}
-            if CORPUS_COLUMN in qs[0]:   # a mix: the corpus of the batch (one per batch, else "mixed")
-                corpora = {f[CORPUS_COLUMN] for f in features}
-                out["hbkit_batch"]["corpus"] = corpora.pop() if len(corpora) == 1 else "mixed"
-                kind += f"@{out['hbkit_batch']['corpus']}"
-            self.seen.append(kind)
-        return out
+        raise SamplerError(f"a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...]), got "
+                           f"{len(features)}: was it drawn by an hbkit batch sampler (hbkit.make_sampler)?")
+    qs, ps = features[0::2], features[1::2]
+    if "group" in features[0]:
+        bad = sum(q["group"] != p["group"] for q, p in zip(qs, ps))
+        if bad:
+            raise SamplerError(f"{bad} of the {len(qs)} (query, passage) row pairs of this batch are of different "
+                               "groups: the batch was not drawn by an hbkit batch sampler. Give the trainer "
+                               "batch_sampler=hbkit.make_sampler(strategy, alpha) with this collator")
+    return qs, ps
 
 
 def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:
@@ -493,7 +550,23 @@ def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:
 
 
 def describe_batch(sampler: HybridBatchSampler, dataset, epoch: int = 0, index: int = 0, n: int | None = None):
-    """One global batch as a DataFrame (query language, query, passage language, passage) plus its kind."""
+    """One global batch as a DataFrame (query language, query, passage language, passage) plus its kind.
+
+    Args:
+        sampler: a batch sampler (:class:`HybridBatchSampler` or one of its fixed-α classes).
+        dataset: the pairs it was built on.
+        epoch: the epoch to draw from.
+        index: which global batch of that epoch.
+        n: show the first ``n`` pairs only (None: all).
+
+    Returns:
+        A DataFrame (``query lang``, ``query``, ``passage lang``, ``passage``), one row per pair;
+        ``attrs["kind"]`` is ``"xx (<lang>)"`` or ``"xy"``.
+
+    Example:
+        >>> b = describe_batch(HybridBatchSampler(pairs, 8, seed=0), pairs, n=5)           # doctest: +SKIP
+        >>> b.attrs["kind"]                                                                 # doctest: +SKIP
+    """
     import itertools
 
     import pandas as pd
@@ -521,5 +594,5 @@ def text_pairs(features: list[dict]) -> list[tuple[str, str]]:
     Example:
         >>> loader = DataLoader(pairs, batch_sampler=HybridBatchSampler(pairs, 32), collate_fn=text_pairs)
     """
-    qs, ps = _split_pairs(features)
+    qs, ps = split_pairs(features)
     return [(q["query"], p["passage"]) for q, p in zip(qs, ps)]

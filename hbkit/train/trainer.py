@@ -26,7 +26,6 @@ from hbkit.core.files import atomic_write_json, disk_guard, remove_stale_tmp, tm
 from hbkit.core.groups import sample_groups
 from hbkit.core.vocab import CORPUS_COLUMN, STRATEGY_ALPHA
 from hbkit.train.config import TrainConfig, TrainError
-from hbkit.train.evaluator import RetrievalEvaluator
 from hbkit.train.run_folder import (
     finished_model,
     finished_state,
@@ -35,7 +34,7 @@ from hbkit.train.run_folder import (
     run_identity,
     warmup_args,
 )
-from hbkit.train.sampling import PairCollator, SamplerError, XXMonoBatchSampler, make_sampler
+from hbkit.train.sampling import SamplerError, XXMonoBatchSampler, make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +144,7 @@ def _trainer_class():
 
         def get_batch_sampler(self, dataset, batch_size, *args, **kw):
             if getattr(self, "hbkit_evaluating", False) and getattr(self, "hbkit_mono_eval", False):
-                return XXMonoBatchSampler(dataset, batch_size, seed=kw.get("seed", 0))   # one language: X-X-mono only
+                return XXMonoBatchSampler(dataset, batch_size, seed=kw.get("seed", 0), num_replicas=1)  # one language
             return super().get_batch_sampler(dataset, batch_size, *args, **kw)
 
         def compute_loss(self, model, inputs, *args, **kw):
@@ -364,8 +363,10 @@ def prepare_data(pairs, config: TrainConfig, val_pairs=None):
     factory(train_pairs, batch_size=config.batch_size, seed=config.seed)  # data no batch can be made of: refused
     if val_pairs is not None:
         try:
-            (XXMonoBatchSampler if own_val is not None and len(set(val_pairs["lang"])) == 1 else factory)(
-                val_pairs, batch_size=config.batch_size, seed=config.seed)
+            if own_val is not None and len(set(val_pairs["lang"])) == 1:   # as get_batch_sampler will build it
+                XXMonoBatchSampler(val_pairs, config.batch_size, seed=config.seed, num_replicas=1)
+            else:
+                factory(val_pairs, batch_size=config.batch_size, seed=config.seed)
         except SamplerError as e:
             raise TrainError(f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) cannot "
                              f"give a batch of {config.batch_size}: {e}. Keep more validation groups (val_groups).") from None
@@ -453,6 +454,8 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     metric_for_best = "eval_loss"
     if val_pairs is not None and (evaluator is not None or config.eval_metric == "map"):
         if evaluator is None:
+            from hbkit.train.evaluator import RetrievalEvaluator  # heavy: sentence-transformers
+
             evaluator = RetrievalEvaluator(val_pairs, name="val")
         pm, name = evaluator.primary_metric, getattr(evaluator, "name", "")
         metric_for_best = f"eval_{pm if not name or pm.startswith(name + '_') else f'{name}_{pm}'}"
@@ -473,6 +476,8 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     if resume_from and (Path(resume_from) / BATCHES_FILE).is_file():
         restored = {int(k): v for k, v in json.loads((Path(resume_from) / BATCHES_FILE).read_text()).items()}
     batch_log = _callback(out_dir, restored)
+    from hbkit.train.st_training import PairCollator  # heavy: sentence-transformers
+
     trainer = _trainer_class()(
         model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=loss, evaluator=evaluator,
         data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
