@@ -66,7 +66,7 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
 
 
-from hbkit.train.trainer import train  # noqa: E402  (after hbkit.train, the package, is loaded)
+from hbkit.train.trainer import train  # noqa: E402,F401  (after the package hbkit.train is loaded)
 
 __all__ = sorted([*_EXPORTS, "train"])
 __version__ = "0.1.0"
