@@ -7,7 +7,7 @@ OUT ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 export HBKIT_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup run paper summary test bench lab clean gpu-check notebooks test-browser
+.PHONY: setup run paper summary test test-floor bench lab clean gpu-check notebooks test-browser
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -37,6 +37,14 @@ summary: setup
 test: setup
 	HBKIT_PROFILE=ci $(PY) -m pytest -q -p no:cacheprovider -n 2 tests notebooks --nbval-lax
 
+## the lowest versions pyproject.toml declares, exactly, in their own environment (.venv-floor), through
+## scripts/smoke.py: import, a batch, 2 training steps twice, an evaluation (about 3 min on a fresh machine)
+test-floor:
+	test -x .venv-floor/bin/python || python3 -m venv .venv-floor
+	.venv-floor/bin/python scripts/floor_constraints.py > .venv-floor/floor.txt
+	.venv-floor/bin/python -m pip install -q -c .venv-floor/floor.txt -e ".[offline]"
+	.venv-floor/bin/python scripts/smoke.py
+
 ## the dashboard in Voilà under headless Chromium (Debian: apt-get install chromium chromium-driver)
 test-browser: setup
 	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[ui]"
@@ -54,7 +62,8 @@ notebooks: setup
 	$(PY) scripts/run_notebooks.py --profile $(PROFILE) $(if $(OUT),--run $(OUT))
 
 lab: setup
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[lab]"
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache .venv-floor
