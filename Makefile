@@ -7,7 +7,7 @@ OUT ?=
 export OMP_WAIT_POLICY ?= PASSIVE
 export HBKIT_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: setup run paper summary test test-floor bench lab clean gpu-check notebooks test-browser
+.PHONY: setup run paper summary test test-floor docs docs-serve bench lab clean gpu-check notebooks test-browser
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -45,6 +45,17 @@ test-floor:
 	.venv-floor/bin/python -m pip install -q -c .venv-floor/floor.txt -e ".[offline]"
 	.venv-floor/bin/python scripts/smoke.py
 
+## the docs site into site/ (mkdocs-material; the API reference from the docstrings; the six notebooks executed on
+## the ci profile, into runs/ci as make test leaves it, as tutorials); strict: a broken link or docstring fails it
+docs: setup
+	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[docs]"
+	$(PY) scripts/run_notebooks.py --profile ci
+	mkdir -p docs/tutorials && cp runs/ci/notebooks/[0-9][0-9]_*.ipynb docs/tutorials/
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+docs-serve: docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
 ## the dashboard in Voilà under headless Chromium (Debian: apt-get install chromium chromium-driver)
 test-browser: setup
 	$(PY) -m pip install -q $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[ui]"
@@ -66,4 +77,4 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf runs .pytest_cache .venv-floor
+	rm -rf runs .pytest_cache .venv-floor site docs/tutorials

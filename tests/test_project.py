@@ -19,7 +19,7 @@ def test_environment_yml_matches_pyproject():
     assert {"offline", "dev"} <= set(project["optional-dependencies"])
     names = {d.split(">")[0].split("=")[0].split("[")[0] for d in project["dependencies"]}
     for needed in ("torch", "transformers", "sentence-transformers", "datasets", "faiss-cpu", "umap-learn", "plotly",
-                   "ipywidgets", "jupyterlab", "tqdm", "pandas"):
+                   "ipywidgets", "tqdm", "pandas"):
         assert needed in names, needed
 
 

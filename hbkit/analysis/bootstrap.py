@@ -44,7 +44,7 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map
         ``{"a", "b", "diff", "low", "high", "p"}``: the macro values, ``a - b`` with its 95% percentile
         interval, and a two-sided bootstrap p-value.
 
-    Example:
+    Examples:
         >>> paired_bootstrap(evaluate(tuned, bench).per_query, evaluate(base, bench).per_query)["diff"]
     """
     def pick(df):

@@ -435,7 +435,7 @@ def power_plan(effects_df: pd.DataFrame, paper: pd.DataFrame | None = None, mode
     when the run must not come out underpowered. Rows with one seed have no seed variance to plan with: ``note``
     says so.
 
-    Example:
+    Examples:
         >>> plan = power_plan(effects, reference.effects_view(effects, ref), model="intfloat/multilingual-e5-small")  # doctest: +SKIP
     """
     enc = nearest_paper_encoder(model)

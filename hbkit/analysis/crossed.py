@@ -152,7 +152,7 @@ def crossed_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dict
     ``seed_share`` = (s2_seed/S) / se^2, the share of the variance of ``diff`` that comes from training seeds.
     S = 1 gives NaN for everything but ``diff``.
 
-    Example:
+    Examples:
         >>> rng = np.random.default_rng(0)
         >>> d = 0.01 * rng.standard_normal((3, 120)) + 0.004 * rng.standard_normal((3, 1))
         >>> r = crossed_test(d)
@@ -237,7 +237,7 @@ def seeds_needed(s2_seed: float, s2_cluster: float, s2_resid: float, G: int, eff
     ``effect`` with probability ``power``; None when even ``max_seeds`` do not (or the effect is 0). Components:
     :func:`crossed_test`; :func:`seed_variance_upper` gives the seed component's upper bound to plan with.
 
-    Example:
+    Examples:
         >>> seeds_needed(1e-4, 1e-3, 1e-2, G=120, effect=0.02)
         3
     """

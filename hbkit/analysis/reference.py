@@ -123,13 +123,10 @@ def default_reference() -> pd.DataFrame:
     """The reference table named by ``$HBKIT_REFERENCE`` when set (see :func:`load_reference`), else the
     shipped table (the paper's Table 1 and the LAReQA mBERT baselines).
 
-    Args:
-        (none): the environment variable ``$HBKIT_REFERENCE`` names another table (a CSV in the shipped layout).
-
     Returns:
         The published numbers: ``source, encoder, model, benchmark, setting, metric, value``.
 
-    Example:
+    Examples:
         >>> ref = default_reference()                                                      # doctest: +SKIP
         >>> ref.encoder.unique()                                                           # doctest: +SKIP
     """
@@ -266,7 +263,7 @@ def effects_view(our_effects: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
         One row per published effect: ``paper_diff`` beside our ``diff``, ``low``, ``high``, ``same_sign``,
         ``paper_inside_our_interval``, ``matched_as`` and ``note``.
 
-    Example:
+    Examples:
         >>> effects_view(load_run("results/cpu")["effects"], default_reference())          # doctest: +SKIP
     """
     pe = paper_effects(ref)

@@ -138,7 +138,7 @@ def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_di
     Returns:
         One row per (model, benchmark, setting, metric), columns :data:`AGGREGATE_COLUMNS`.
 
-    Example:
+    Examples:
         >>> agg = aggregate(per_query, metrics=("map",))       # doctest: +SKIP
         >>> agg[["model", "setting", "mean", "low", "high", "interval"]]   # doctest: +SKIP
     """
@@ -300,7 +300,7 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
     Queries count only where every model has a value. Seeds are restricted by :func:`hbkit.analysis.blocks.complete_seeds`
     (``attrs["missing"]``). Raises ``ValueError`` for a contrast naming a model without results.
 
-    Example:
+    Examples:
         >>> eff = effects(per_query)                                        # doctest: +SKIP
         >>> eff[eff.family == "claims"][["contrast", "setting", "diff", "low", "high", "p_adj", "mde"]]  # doctest: +SKIP
     """
@@ -444,7 +444,7 @@ def alignment_vs_retrieval(results: pd.DataFrame, alignment: pd.DataFrame, metri
         One row per (benchmark, alignment measure, setting), columns :data:`CORRELATION_COLUMNS`
         (``spearman`` with ``low``/``high``, ``p`` and the ``n`` points).
 
-    Example:
+    Examples:
         >>> run = load_run("results/cpu")                                                 # doctest: +SKIP
         >>> alignment_vs_retrieval(run["results"], run["alignment"]).round(3)             # doctest: +SKIP
     """

@@ -43,7 +43,7 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     Returns:
         One row per (model, benchmark, setting, metric) with the mean ``value`` over seeds.
 
-    Example:
+    Examples:
         >>> load_results("results/cpu").head()                                             # doctest: +SKIP
     """
     path = Path(folder) / "results.csv"
@@ -72,7 +72,7 @@ def run_encoder(folder: str | Path) -> str | None:
     Returns:
         The base encoder's name or path, or None when the folder has no ``config.json``.
 
-    Example:
+    Examples:
         >>> run_encoder("results/cpu")                                                     # doctest: +SKIP
     """
     return run_setting(folder, "model")
@@ -87,7 +87,7 @@ def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
     Returns:
         The aggregate table (:func:`hbkit.analysis.stats.aggregate`'s columns), or None when the run has none yet.
 
-    Example:
+    Examples:
         >>> load_aggregate("results/cpu").head()                                           # doctest: +SKIP
     """
     path = Path(folder) / "aggregate.csv"

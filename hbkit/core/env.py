@@ -13,7 +13,7 @@ def data_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Pat
     falls back to its own default (the project's ``data/``, the hub cache, or a download). An empty ``data_dir``
     and a root that is a file are refused (``ValueError``), before anything is looked for there.
 
-    Example:
+    Examples:
         >>> data_roots("/data")[0]
         ('argument data_dir', PosixPath('/data'))
     """
@@ -98,7 +98,7 @@ def default_run_dir(profile_name: str) -> Path:
         ``<runs root>/<profile_name>``, the root being :func:`runs_root`'s (``$HBKIT_RUNS``, else the
         checkout's ``runs/``, else ``./runs``).
 
-    Example:
+    Examples:
         >>> default_run_dir("cpu").name
         'cpu'
     """

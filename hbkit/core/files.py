@@ -144,7 +144,7 @@ def disk_guard(folder: str | os.PathLike, what: str) -> Iterator[None]:
     """Turn a full disk inside the block into one :class:`DiskFull` that names ``folder``, ``what`` was being
     written and the space still free there, whatever library raised it; other errors pass unchanged.
 
-    Example:
+    Examples:
         >>> with disk_guard("runs/cpu/models/xx-s0", "the trained model"):   # doctest: +SKIP
         ...     model.save(...)
     """
@@ -215,7 +215,7 @@ def write_checksums(folder: str | os.PathLike, record: str, info: dict | None = 
     whole (default: every file under it), keyed by its path relative to ``folder`` (``../`` for a file beside
     it). :func:`checksums_match` is the matching check; build_once uses the pair as its ``done`` test.
 
-    Example:
+    Examples:
         >>> write_checksums(model_dir, "hbkit_provenance.json", {"model": "intfloat/multilingual-e5-small"})
         ... # doctest: +SKIP
     """
@@ -281,7 +281,7 @@ def check_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     """A folder argument checked before any work (``option`` names it in the message): not empty, not a file, not
     under a file, and writable where it would be created. Returns it as a ``Path``; nothing is created.
 
-    Example:
+    Examples:
         >>> check_folder("runs/cpu")
         PosixPath('runs/cpu')
     """

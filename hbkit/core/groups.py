@@ -14,7 +14,7 @@ def components(a, b, n: int) -> np.ndarray:
     ``a[i] - b[i]`` (scipy's ``connected_components`` over a sparse matrix; a node without edges is a component
     of its own).
 
-    Example:
+    Examples:
         >>> components([0, 2], [1, 3], 5).tolist()
         [0, 0, 1, 1, 2]
     """
@@ -31,7 +31,7 @@ def sample_groups(groups: Iterable, n: int, rng) -> set:
     sorted order by ``rng``: a seed, or a ``numpy.random.Generator`` that a caller goes on drawing from. The
     same seed gives the same groups whatever the order of ``groups``.
 
-    Example:
+    Examples:
         >>> sorted(sample_groups(["b", "a", "c", "a"], 2, seed := 0)) == sorted(sample_groups("cab", 2, seed))
         True
     """

@@ -308,7 +308,7 @@ def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, **kw) -
     Raises:
         DataError: an unknown name, or a release file that is absent, damaged or not the release.
 
-    Example:
+    Examples:
         >>> b = load_benchmark("xquad-r-eval", languages=["de", "en"])
         >>> b.subsample(50, seed=0)
     """
@@ -344,7 +344,7 @@ def parallel_pairs(articles: Iterable[int] | None = TRAIN_ARTICLES, languages: I
         A ``datasets.Dataset``, one row per (group, language), in the pairs contract of
         :mod:`hbkit.data.pairs`.
 
-    Example:
+    Examples:
         >>> pairs = parallel_pairs(languages=["de", "en", "zh"])
         >>> pairs.column_names[:4]
         ['group', 'lang', 'query', 'passage']
@@ -415,7 +415,7 @@ def check_disjoint(train_groups: Iterable[str], benchmark: RetrievalBenchmark) -
     Returns:
         None; raises :class:`DataError` naming the shared groups (a leak of evaluation questions into training).
 
-    Example:
+    Examples:
         >>> check_disjoint(parallel_pairs()["group"], load_benchmark("xquad-r-eval"))     # doctest: +SKIP
     """
     shared = set(train_groups) & set(benchmark.queries["group"])
@@ -434,7 +434,7 @@ def summary(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     Returns:
         One row per (dataset, lang): ``queries`` and ``candidates``.
 
-    Example:
+    Examples:
         >>> hbkit.data_summary().pivot_table(index="lang", columns="dataset", values="queries")   # doctest: +SKIP
     """
     frames = [load_benchmark(n, data_dir).counts() for n in ("xquad-r", "mlqa-r", "tydiqa")]

@@ -74,7 +74,7 @@ def corpus_parts(spec: str) -> list[str]:
     part, and two parts that would carry one name in the ``corpus`` column (``mmarco:5+mmarco:6``, or two files
     with one stem) are a :class:`DataError`, raised before anything is read.
 
-    Example:
+    Examples:
         >>> corpus_parts("mmarco:200000+squad-translate-train")
         ['mmarco:200000', 'squad-translate-train']
     """

@@ -65,7 +65,7 @@ def squad_questions(path: str | os.PathLike, skipped: Counter | dict | None = No
     structure) and skip and count an empty question. The lenient policy also skips and counts: no answer,
     ``answer_start`` outside the context, the answer text not at ``answer_start``, and an id seen before.
 
-    Example:
+    Examples:
         >>> from collections import Counter
         >>> skipped = Counter()
         >>> qs = list(squad_questions("train-v1.1.json", skipped, strict=False))  # doctest: +SKIP

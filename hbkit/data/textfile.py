@@ -36,7 +36,7 @@ def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
     line and column and the byte, and the fix. (Called after a ``UnicodeDecodeError``; reads the file again in
     binary to find the place.)
 
-    Example:
+    Examples:
         >>> raise not_utf8("queries.tsv", "mMARCO file")  # doctest: +SKIP
         DataError: queries.tsv: line 3, column 9: byte 0xe9 is not UTF-8; save the mMARCO file as UTF-8 ...
     """

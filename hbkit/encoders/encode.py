@@ -52,7 +52,7 @@ def length_batches(counts: np.ndarray, batch_size: int, tokens_per_text: int = T
     English passage of one length differ ~3x in tokens): on the cpu profile's benchmarks its batches pad to 1.6x
     the real tokens, these to 1.05-1.2x.
 
-    Example:
+    Examples:
         >>> [b.tolist() for b in length_batches(np.array([3, 300, 5, 290]), batch_size=4, tokens_per_text=128)]
         [[1], [3], [2, 0]]
     """
@@ -118,7 +118,7 @@ def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_si
     Returns:
         A ``(len(texts), dim)`` float32 array of unit rows, in the order of ``texts``.
 
-    Example:
+    Examples:
         >>> E = encode(load_encoder("tiny"), ["a question", "eine Frage"], "query")        # doctest: +SKIP
         >>> E.shape                                                                         # doctest: +SKIP
     """

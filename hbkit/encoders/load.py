@@ -351,7 +351,7 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
     Returns:
         A ``SentenceTransformer`` with its ``query`` / ``passage`` prompts.
 
-    Example:
+    Examples:
         >>> enc = load_encoder("intfloat/multilingual-e5-small")
         >>> enc.prompts["query"]
         'query: '

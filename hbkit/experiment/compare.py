@@ -86,7 +86,7 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         ``timings`` and ``complete=True``. When models of the plan are still held by other processes or not
         started (a shard), ``complete`` is False and ``status`` / ``message`` say which, and who holds them.
 
-    Example:
+    Examples:
         >>> res = compare("ci", out="runs/ci", seeds=[0, 1])
         >>> res["verdicts"][["claim", "benchmark", "verdict"]]
     """

@@ -125,7 +125,7 @@ def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
         except DataError as e:
             return [_row("training corpus: squad-translate-train", MISSING, str(e).split(";")[0],
                          f"hbkit data download squad-translate-train --data-dir {root} (online), or place the release files "
-                         "(README: The paper's protocol)")]
+                         "(docs/howto/paper-protocol.md)")]
         off = [f"{l}: {p.stat().st_size:,} bytes, the release has {SQUAD_TT_MANIFEST[l][0]:,}"
                for l, p in files.items() if l in SQUAD_TT_MANIFEST and p.stat().st_size != SQUAD_TT_MANIFEST[l][0]]
         if off:

@@ -51,7 +51,7 @@ class GridError(ValueError):
 def parse_shard(shard) -> tuple[int, int] | None:
     """``"i/N"`` (or ``(i, N)``) as ``(i, N)`` with ``0 <= i < N``; None for no shard.
 
-    Example:
+    Examples:
         >>> parse_shard("3/8")
         (3, 8)
     """

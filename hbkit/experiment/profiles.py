@@ -216,7 +216,7 @@ def profile(name: str = "auto", **overrides) -> dict:
     Raises:
         ProfileError: an unknown profile or key, or a value out of range, named with the fix.
 
-    Example:
+    Examples:
         >>> cfg = profile("cpu", seeds=[0, 1, 2])
         >>> cfg["strategies"]
         ['xx', 'xy', 'hybrid']

@@ -60,7 +60,7 @@ def fixes_table(out: Path) -> pd.DataFrame:
     Returns:
         One row per (model run, fix); empty when the run applied no fix.
 
-    Example:
+    Examples:
         >>> fixes_table(Path("results/cpu")).head()                                        # doctest: +SKIP
     """
     rows = []
@@ -388,7 +388,7 @@ def load_run(out: str | Path) -> dict:
     Returns:
         A dict of DataFrames (the keys above), each empty where the run wrote nothing of that kind.
 
-    Example:
+    Examples:
         >>> run = load_run("results/cpu")                                                  # doctest: +SKIP
         >>> run["verdicts"][["claim", "benchmark", "verdict"]]                             # doctest: +SKIP
     """

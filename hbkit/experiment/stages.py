@@ -460,7 +460,7 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
     Returns:
         The plan, one row per model, with the ``attrs`` above.
 
-    Example:
+    Examples:
         >>> st = plan_status(profile("cpu"), default_run_dir("cpu"))
         >>> st.attrs["to_run"], st.attrs["estimate_minutes"]
     """

@@ -199,7 +199,7 @@ def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = S
     Returns:
         An :class:`EvalResult`: ``.per_query`` (one row per query, setting and language pair), ``.macro()``.
 
-    Example:
+    Examples:
         >>> res = evaluate(load_encoder("intfloat/multilingual-e5-small"), load_benchmark("xquad-r-eval"))
         >>> res.macro().query("metric == 'map'")
     """
@@ -243,7 +243,7 @@ def evaluate_alignment(encoder, benchmark: RetrievalBenchmark, cache: bool = Tru
     Returns:
         A DataFrame with one row per (qlang, metric): ``cos_gap``, ``translation_p@1``, ``lang_knn_purity``, ...
 
-    Example:
+    Examples:
         >>> al = evaluate_alignment(encoder, load_benchmark("xquad-r-eval"))
         >>> al[al.qlang == "all"]
     """

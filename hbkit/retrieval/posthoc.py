@@ -68,7 +68,7 @@ def estimate(fix: str, P: np.ndarray, langs, groups) -> FixStats:
     """The statistics of ``fix`` from the embeddings ``P`` (n x d) of training passages with their ``langs`` and
     ``groups`` (rows of :func:`training_passages`).
 
-    Example:
+    Examples:
         >>> st = estimate("shift", P, passages["lang"], passages["group"])          # doctest: +SKIP
         >>> Q2, C2 = transform(st, Q, bench.queries["lang"], C, bench.candidates["lang"])  # doctest: +SKIP
     """

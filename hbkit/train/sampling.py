@@ -517,7 +517,7 @@ def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
         :class:`~hbkit.train.st_training.PairCollator` as ``data_collator``, or the sampler refuses: both come from
         :func:`hbkit.train.st_training.st_training_kwargs`.
 
-    Example:
+    Examples:
         >>> args = SentenceTransformerTrainingArguments("out", batch_sampler=make_sampler("hybrid", alpha=0.5))
     """
     return SamplerFactory(strategy, alpha, **kw)
@@ -563,7 +563,7 @@ def describe_batch(sampler: HybridBatchSampler, dataset, epoch: int = 0, index: 
         A DataFrame (``query lang``, ``query``, ``passage lang``, ``passage``), one row per pair;
         ``attrs["kind"]`` is ``"xx (<lang>)"`` or ``"xy"``.
 
-    Example:
+    Examples:
         >>> b = describe_batch(HybridBatchSampler(pairs, 8, seed=0), pairs, n=5)           # doctest: +SKIP
         >>> b.attrs["kind"]                                                                 # doctest: +SKIP
     """
@@ -591,7 +591,7 @@ def text_pairs(features: list[dict]) -> list[tuple[str, str]]:
     Returns:
         ``[(query, passage), ...]``, one tuple per pair.
 
-    Example:
+    Examples:
         >>> loader = DataLoader(pairs, batch_sampler=HybridBatchSampler(pairs, 32), collate_fn=text_pairs)
     """
     qs, ps = split_pairs(features)

@@ -109,7 +109,7 @@ def st_training_kwargs(strategy: str, alpha: float = 0.5, model=None, *, seed: i
     Raises:
         SamplerError: an unknown strategy, α outside [0, 1], prompts for other columns, or no model.
 
-    Example:
+    Examples:
         >>> st = hbkit.st_training_kwargs("hybrid", 0.5, model, seed=1)
         >>> args = SentenceTransformerTrainingArguments("out", per_device_train_batch_size=32, **st.args)
         >>> trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs,

@@ -414,7 +414,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     Raises:
         TrainError: a folder of another set-up, pairs without a needed column, a validation set too small.
 
-    Example:
+    Examples:
         >>> model_dir = train(load_encoder("intfloat/multilingual-e5-small"), parallel_pairs(),
         ...                   TrainConfig(strategy="hybrid", alpha=0.5, max_steps=100), "runs/hybrid")
     """
