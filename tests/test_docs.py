@@ -24,3 +24,16 @@ def test_the_api_index_names_every_public_name_and_each_module_has_a_page():
     modules = {m if isinstance(m, str) else m[0] for m in hbkit._EXPORTS.values()} - {"hbkit.app.widgets",
                                                                                         "hbkit.data.registry"}
     assert modules <= documented, sorted(modules - documented)
+
+
+def test_every_dotted_name_the_docs_cite_exists():
+    """```hbkit.a.b``` in a docs page or the README names a module, class or function that exists."""
+    import importlib
+
+    from tests.test_docstrings import resolves
+
+    pages = [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]
+    cited = {(p.name, m) for p in pages for m in re.findall(r"`(hbkit(?:\.\w+)+)(?:\(\))?`", p.read_text())}
+    assert len(cited) > 20
+    broken = sorted(f"{page}: {name}" for page, name in cited if not resolves(name, importlib.import_module("hbkit"), None))
+    assert not broken, broken
