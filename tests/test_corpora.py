@@ -230,9 +230,17 @@ def _load_in_child(release: str) -> dict:
 def test_three_processes_build_once(cache, release):
     import multiprocessing as mp
 
-    # fork: the children start at once with hbkit already imported, so they really race for the empty cache
-    with mp.get_context("fork").Pool(3) as pool:
-        outs = pool.map(_load_in_child, [str(release)] * 3, chunksize=1)
+    # fork: the children start at once with hbkit already imported, so they really race for the empty cache; three
+    # processes of their own (a pool on a busy machine may hand two loads to one worker, which then never race)
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=lambda: results.put(_load_in_child(str(release)))) for _ in range(3)]
+    for p in procs:
+        p.start()
+    outs = [results.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
     assert len({o["pid"] for o in outs}) == 3
     assert sum(o["builds"] for o in outs) == 1
     assert len({o["sha"] for o in outs}) == 1
