@@ -231,7 +231,45 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default="runs/eval")
     e.add_argument("--save-embeddings", action="store_true", help="also write what was scored (.npy, ids, relevance)")
     e.add_argument("--data-dir", help=DATA_DIR_HELP)
+
+    m = sub.add_parser("mteb", help="run mteb's evaluator on a trained or hub model, on MTEB tasks built offline from "
+                                    "the local releases (XQuADRetrieval, MLQARetrieval)", allow_abbrev=False)
+    m.add_argument("--model", default="intfloat/multilingual-e5-small",
+                   help="a model folder (runs/x/models/hybrid-s0/model) or a hub id (offline: its embedded copy)")
+    m.add_argument("--tasks", default="XQuADRetrieval,MLQARetrieval", help="comma-separated MTEB task names")
+    m.add_argument("--subsets", default=None,
+                   help="TASK=SUB,SUB;TASK=SUB... to run only those subsets (default: every one), e.g. "
+                        "'XQuADRetrieval=en,de;MLQARetrieval=zho-ara'")
+    m.add_argument("--out", default="runs/mteb",
+                   help="the results folder: mteb's own layout (results/<name>/<revision>/<task>.json) and "
+                        "mteb_scores.csv; a model's name and revision are its own, so results never collide")
+    m.add_argument("--overwrite", action="store_true", help="run again where --out holds this model's results")
+    m.add_argument("--data-dir", help=DATA_DIR_HELP)
     return p
+
+
+def _subsets_option(value: str | None) -> dict[str, list[str]] | None:
+    """``--subsets 'T=a,b;U=c'`` -> ``{"T": ["a", "b"], "U": ["c"]}``; a malformed part is named."""
+    if value is None:
+        return None
+    out = {}
+    for part in filter(None, (x.strip() for x in value.split(";"))):
+        task, eq, subs = part.partition("=")
+        names = [x.strip() for x in subs.split(",") if x.strip()]
+        if not eq or not task.strip() or not names:
+            raise ValueError(f"--subsets part {part!r}: write TASK=SUB,SUB (parts joined by ;), e.g. XQuADRetrieval=en,de")
+        out[task.strip()] = names
+    return out
+
+
+def _mteb(a) -> int:
+    from hbkit.retrieval.mteb_tasks import run_mteb
+
+    table = run_mteb(a.model, [t.strip() for t in a.tasks.split(",") if t.strip()], a.out, a.mteb_subsets,
+                     data_dir=a.data_dir, overwrite=a.overwrite)
+    print(table[["model", "task", "subset", "split", "ndcg_at_10"]].to_string(index=False))
+    print(f"mteb's results: {Path(a.out) / 'results'}; the table: {Path(a.out) / 'mteb_scores.csv'}")
+    return 0
 
 
 #: the downloads beyond the benchmark releases: (folder under the data folder, languages or domains) -> where
@@ -345,7 +383,8 @@ def _eval(a) -> int:
     return 0
 
 
-COMMANDS = {"data": _data, "compare": _compare, "report": _report, "doctor": _doctor, "train": _train, "eval": _eval}
+COMMANDS = {"data": _data, "compare": _compare, "report": _report, "doctor": _doctor, "train": _train, "eval": _eval,
+            "mteb": _mteb}
 
 
 def validate(a) -> None:
@@ -362,6 +401,11 @@ def validate(a) -> None:
         check_folder(a.out, "--out")
     if a.cmd == "compare":
         check_options(a.devices, a.shard, a.force)
+    if a.cmd == "mteb":
+        from hbkit.retrieval.mteb_tasks import check_request
+
+        a.mteb_subsets = _subsets_option(a.subsets)
+        check_request([t.strip() for t in a.tasks.split(",") if t.strip()], a.mteb_subsets)
     if a.cmd == "train":
         if a.max_groups is not None and a.max_groups < 2:
             raise ValueError(f"--max-groups {a.max_groups}: must be at least 2 groups")
