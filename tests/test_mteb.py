@@ -76,3 +76,28 @@ def test_two_seeds_get_their_own_results_in_mtebs_layout_and_a_rerun_reuses_them
     again = mt.run_mteb(str(tmp_path / "xx-s1" / "model"), ["XQuADRetrieval"], out, subsets, data_dir, progress=False)
     assert result.stat().st_mtime_ns == stamp and again.ndcg_at_10.iloc[0] == tables[0].ndcg_at_10.iloc[0]
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+@pytest.mark.parametrize("setting", ["mono", "cross", "multi"])
+def test_pooled_settings_as_mteb_tasks_score_what_hbkit_scores(setting, data_dir):
+    """mteb's evaluator (pytrec_eval) on hbkit's pooled task gives, cell by cell, hbkit's own nDCG@10."""
+    from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
+
+    from hbkit.data.benchmarks import load_benchmark
+    from hbkit.encoders.load import tiny_encoder
+    from hbkit.retrieval.pools import evaluate
+
+    bench = load_benchmark("xquad-r-eval", data_dir).subsample(12, seed=0)
+    model = tiny_encoder(seed=3)
+    task = mt.pooled_task(bench, setting)
+    assert task.metadata.name == f"HbkitXquadREval{setting.capitalize()}"
+    assert len(task.hf_subsets) == {"mono": 11, "cross": 110, "multi": 11}[setting]
+    t = evaluate(model, bench, settings=(setting,), progress=False).table   # first: mteb's wrapper renames prompts
+    wrapped = SentenceTransformerEncoderWrapper(model, model_prompts={"query": "query: ", "document": "passage: "})
+    scores = {s["hf_subset"]: s["ndcg_at_10"]
+              for s in mteb.evaluate(wrapped, [task], cache=None, show_progress_bar=False).task_results[0].scores["test"]}
+    t = t[(t.metric == "ndcg@10") & (t.qlang != "all")]
+    ours = {(r.qlang if setting != "cross" else f"{r.qlang}-{r.dlang}"): r.value for r in t.itertuples()}
+    assert set(ours) == set(scores)
+    for cell, value in ours.items():
+        assert scores[cell] == pytest.approx(value, abs=1e-4), cell    # mteb rounds to 5 decimals

@@ -236,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the local releases (XQuADRetrieval, MLQARetrieval)", allow_abbrev=False)
     m.add_argument("--model", default="intfloat/multilingual-e5-small",
                    help="a model folder (runs/x/models/hybrid-s0/model) or a hub id (offline: its embedded copy)")
-    m.add_argument("--tasks", default="XQuADRetrieval,MLQARetrieval", help="comma-separated MTEB task names")
+    m.add_argument("--tasks", default="XQuADRetrieval,MLQARetrieval",
+                   help="comma-separated: XQuADRetrieval, MLQARetrieval, and hbkit's pooled settings as mteb tasks, "
+                        "<benchmark>:<setting> (xquad-r, xquad-r-eval, mlqa-r x mono, cross, multi)")
     m.add_argument("--subsets", default=None,
                    help="TASK=SUB,SUB;TASK=SUB... to run only those subsets (default: every one), e.g. "
                         "'XQuADRetrieval=en,de;MLQARetrieval=zho-ara'")

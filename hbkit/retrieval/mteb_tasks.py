@@ -15,7 +15,8 @@ tasks from the local releases, the way mteb built them (``mteb/tasks/Retrieval/m
 :func:`split_statistics` computes what mteb's ``descriptive_stats`` record (document and query counts, text
 lengths), so a test compares every subset with the file mteb ships. :func:`run_mteb` gives every model its own
 name and revision, so results of two seeds or strategies never collide in mteb's result cache, and turns off
-mteb's reuse of results it already has for another model.
+mteb's reuse of results it already has for another model. :func:`pooled_task` turns hbkit's own pooled
+settings (XQuAD-R and MLQA-R, mono / cross / multi, LAReQA's relevance) into mteb tasks, cell by cell.
 """
 from __future__ import annotations
 
@@ -177,6 +178,18 @@ def offline_task(task: str, subsets_: list[str] | None = None, data_dir: str | o
     return Offline().filter_eval_splits(["validation"]).filter_languages(None, hf_subsets=names)
 
 
+def _is_pooled(name: str) -> bool:
+    bench, _, setting = name.partition(":")
+    return bench in POOLED_BENCHMARKS and setting in POOLED_SETTINGS
+
+
+def _pooled(name: str, data_dir):
+    from hbkit.data.benchmarks import load_benchmark
+
+    bench, _, setting = name.partition(":")
+    return pooled_task(load_benchmark(bench, data_dir), setting)
+
+
 def model_identity(model, source: str) -> tuple[str, str]:
     """The name and revision mteb files a model's results under: a model hbkit trained is
     ``hbkit/<strategy>-a<α>-s<seed>``, any other keeps ``source`` (its hub id or path); the revision is always its
@@ -197,12 +210,19 @@ def model_identity(model, source: str) -> tuple[str, str]:
 
 def check_request(tasks: list[str], subsets_: dict[str, list[str]] | None) -> dict[str, list[str] | None]:
     """Every task and subset asked for exists (before any model loads)."""
-    unknown = [t for t in tasks if t not in TASKS]
+    unknown = [t for t in tasks if t not in TASKS and not _is_pooled(t)]
     if unknown or not tasks:
-        raise DataError(f"--tasks {','.join(tasks)!r}: hbkit builds {', '.join(TASKS)} offline; name one or both")
+        raise DataError(f"--tasks {','.join(tasks)!r}: hbkit builds {', '.join(TASKS)} offline, and its pooled settings "
+                        f"as <benchmark>:<setting> ({', '.join(POOLED_BENCHMARKS)} x {', '.join(POOLED_SETTINGS)}, "
+                        "e.g. mlqa-r:multi)")
     chosen = {}
     for t in tasks:
         want = (subsets_ or {}).get(t)
+        if _is_pooled(t):
+            if want:
+                raise DataError(f"--subsets: {t} runs whole (its cells are hbkit's table's); leave it out of --subsets")
+            chosen[t] = None
+            continue
         bad = [s for s in want or [] if s not in subsets(t)]
         if bad:
             raise DataError(f"{t} has no subset {bad[0]!r}; it has {', '.join(subsets(t))}")
@@ -216,7 +236,8 @@ def run_mteb(model: str, tasks: list[str], out: str | os.PathLike, subsets_: dic
 
     Args:
         model: a model folder (``runs/x/models/hybrid-s0/model``) or a hub id (offline: its embedded copy).
-        tasks: task names among :data:`TASKS`.
+        tasks: task names among :data:`TASKS`, or hbkit's pooled settings as ``<benchmark>:<setting>``
+            (:func:`pooled_task`: ``xquad-r:multi``, ``mlqa-r:cross``, ...).
         out: the results folder: mteb's own result layout, ``<out>/results/<name>/<revision>/<task>.json``,
             plus ``<out>/mteb_scores.csv`` (one row per task, subset, split).
         subsets_: per task, the subsets to run (None: all of them).
@@ -242,7 +263,8 @@ def run_mteb(model: str, tasks: list[str], out: str | os.PathLike, subsets_: dic
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: a file, not a folder; name a folder for mteb's results")
-    built = [offline_task(t, chosen[t], data_dir) for t in chosen]          # the data, before the model loads
+    built = [_pooled(t, data_dir) if _is_pooled(t) else offline_task(t, chosen[t], data_dir)
+             for t in chosen]                                                # the data, before the model loads
     encoder = load_encoder(model)
     name, revision = model_identity(encoder, model)
     own = getattr(encoder, "prompts", None) or {}
@@ -259,3 +281,100 @@ def run_mteb(model: str, tasks: list[str], out: str | os.PathLike, subsets_: dic
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "mteb_scores.csv", table.to_csv(index=False))
     return table
+
+
+# --------------------------------------------------------------------------------------------------
+# hbkit's pooled settings as mteb tasks
+# --------------------------------------------------------------------------------------------------
+#: the pooled benchmarks and settings that run as mteb tasks, named ``<benchmark>:<setting>``
+POOLED_BENCHMARKS = ("xquad-r", "xquad-r-eval", "mlqa-r")
+POOLED_SETTINGS = ("mono", "cross", "multi")
+SCRIPT = {"ar": "Arab", "de": "Latn", "el": "Grek", "en": "Latn", "es": "Latn", "hi": "Deva", "ro": "Latn",
+          "ru": "Cyrl", "th": "Thai", "tr": "Latn", "vi": "Latn", "zh": "Hans"}
+
+
+def _lang_code(lang: str) -> str:
+    return f"{ISO3[lang]}-{SCRIPT[lang]}"
+
+
+def pooled_splits(bench, setting: str) -> dict[str, dict]:
+    """A pooled benchmark's setting as mteb retrieval splits, one subset per cell of hbkit's table, with
+    LAReQA's relevance: every answer sentence in the pool is relevant (in ``multi``, the answer in every language).
+
+    Args:
+        bench: a :class:`~hbkit.data.benchmarks.RetrievalBenchmark` (``load_benchmark("xquad-r")``, maybe
+            subsampled).
+        setting: ``mono`` (subset ``<lang>``: queries and pool in that language), ``cross`` (subset
+            ``<query lang>-<pool lang>``) or ``multi`` (subset ``<query lang>``: the pool of every language).
+
+    Returns:
+        ``{subset: {"queries", "corpus", "relevant_docs"}}``; a query with no relevant candidate in a pool is left
+        out of that subset, as hbkit's own evaluation leaves it unscored.
+
+    Examples:
+        >>> splits = pooled_splits(load_benchmark("xquad-r"), "multi")   # doctest: +SKIP
+        >>> sorted(splits)[:2], len(splits["en"]["corpus"])                  # doctest: +SKIP
+    """
+    if setting not in POOLED_SETTINGS:
+        raise DataError(f"setting {setting!r}: use one of {', '.join(POOLED_SETTINGS)}")
+    langs = sorted(set(bench.queries["lang"]))
+    pools = {"mono": [(q, [q]) for q in langs], "multi": [(q, langs) for q in langs],
+             "cross": [(q, [c]) for q in langs for c in langs if c != q]}[setting]
+    out = {}
+    for qlang, clangs in pools:
+        cands = bench.candidates[bench.candidates["lang"].isin(clangs)]
+        in_pool = set(cands["id"])
+        queries = bench.queries[bench.queries["lang"] == qlang]
+        rel = {q: {c: 1 for c in bench.relevance[q] if c in in_pool} for q in queries["id"]}
+        rel = {q: r for q, r in rel.items() if r}
+        name = qlang if setting != "cross" else f"{qlang}-{clangs[0]}"
+        out[name] = {"queries": dict(zip(queries["id"], queries["text"])) and
+                     {q: t for q, t in zip(queries["id"], queries["text"]) if q in rel},
+                     "corpus": dict(zip(cands["id"], cands["text"])), "relevant_docs": rel}
+    return out
+
+
+def pooled_task(bench, setting: str):
+    """A pooled setting of a hbkit benchmark as an mteb retrieval task (``HbkitXquadRMulti``, ...) that any mteb
+    user can score any model on; its data comes from :func:`pooled_splits`.
+
+    Args:
+        bench: a :class:`~hbkit.data.benchmarks.RetrievalBenchmark`.
+        setting: ``mono``, ``cross`` or ``multi``.
+
+    Returns:
+        The mteb task, data loaded, split ``test``, main score ``ndcg_at_10``.
+
+    Examples:
+        >>> task = pooled_task(load_benchmark("mlqa-r"), "multi")            # doctest: +SKIP
+        >>> mteb.evaluate(model, [task], cache=None)                         # doctest: +SKIP
+    """
+    import mteb  # heavy: mteb (torch)
+    from datasets import Dataset
+
+    splits = pooled_splits(bench, setting)
+    base = type(mteb.get_task("XQuADRetrieval"))
+    name = "Hbkit" + "".join(p.capitalize() for p in bench.name.replace("-", " ").split()) + setting.capitalize()
+    langs = {s: sorted({_lang_code(x) for x in (s.split("-") if setting == "cross" else [s])}
+                       | ({_lang_code(x) for x in sorted(set(bench.candidates["lang"]))} if setting == "multi" else set()))
+             for s in splits}
+    metadata = base.metadata.model_copy(update={
+        "name": name, "eval_splits": ["test"], "eval_langs": langs, "main_score": "ndcg_at_10",
+        "description": f"hbkit's {setting} setting of {bench.name} (LAReQA, arXiv 2004.05484): every sentence of the "
+                       "benchmark is a candidate and the answer sentence in every language of the pool is relevant",
+        "reference": "https://arxiv.org/abs/2408.10536",
+        "dataset": {"path": f"hbkit/{bench.name}", "revision": "local"}})
+
+    class Pooled(base):
+        def load_data(self, *args, **kwargs):
+            if self.data_loaded:
+                return
+            self.dataset = {s: {"test": {
+                "queries": Dataset.from_list([{"id": k, "text": v} for k, v in b["queries"].items()]),
+                "corpus": Dataset.from_list([{"id": k, "text": v, "title": ""} for k, v in b["corpus"].items()]),
+                "relevant_docs": b["relevant_docs"], "top_ranked": None}} for s, b in splits.items()}
+            self.data_loaded = True
+
+    Pooled.metadata = metadata
+    Pooled.__name__ = name
+    return Pooled()
