@@ -101,3 +101,30 @@ def test_pooled_settings_as_mteb_tasks_score_what_hbkit_scores(setting, data_dir
     assert set(ours) == set(scores)
     for cell, value in ours.items():
         assert scores[cell] == pytest.approx(value, abs=1e-4), cell    # mteb rounds to 5 decimals
+
+
+def test_compare_runs_the_profiles_mteb_tasks_on_each_model_and_the_report_shows_them(tmp_path, data_dir, monkeypatch):
+    """stage_mteb (what compare runs when the profile has mteb_tasks) scores the base model and each trained model
+    with weights, skips and names one without, and the report's table has one row per model and task."""
+    from hbkit.experiment.plan import Run
+    from hbkit.experiment.profiles import ProfileError, profile
+    from hbkit.experiment.report import mteb_table
+    from hbkit.experiment.stages import stage_mteb
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HBKIT_DATA_DIR", str(data_dir))
+    with pytest.raises(ProfileError, match="mteb_tasks"):
+        profile("ci", mteb_tasks=["NoSuchRetrieval"])
+    cfg = profile("ci", mteb_tasks=["xquad-r-eval:mono"])
+    out = tmp_path / "run"
+    trained = _trained(tmp_path, data_dir, 1)
+    (out / "models" / "xx-s1").mkdir(parents=True)
+    trained.rename(out / "models" / "xx-s1" / "model")
+    (out / "models" / "xx-s2" / "model").mkdir(parents=True)          # a committed folder: no weights
+    runs = [Run("base", None, None, None), Run("xx", "xx", 1.0, 1), Run("xx", "xx", 1.0, 2),
+            Run("xx+shift", "xx", 1.0, 1)]   # a fix is the same model: not scored again
+    cfg["model"] = "tiny"
+    assert stage_mteb(out, cfg, runs) == 2
+    table = mteb_table(out)
+    assert sorted(table.model) == ["hbkit/xx-a1-s1", "tiny"] and (table.task == "HbkitXquadREvalMono").all()
+    assert table["mean"].between(0, 1).all() and {"en", "de"} <= set(table.columns)

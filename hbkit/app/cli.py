@@ -33,6 +33,8 @@ from hbkit.experiment.compare import compare
 from hbkit.experiment.grid import check_options
 from hbkit.experiment.doctor import MISSING, doctor
 from hbkit.experiment.plan import subsample_pairs
+from hbkit.retrieval.mteb_tasks import check_request as check_mteb_request
+from hbkit.retrieval.mteb_tasks import run_mteb
 from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES, ProfileError
 from hbkit.experiment.report import report, summary_text
 from hbkit.retrieval.corpus_eval import evaluate_corpus
@@ -265,8 +267,6 @@ def _subsets_option(value: str | None) -> dict[str, list[str]] | None:
 
 
 def _mteb(a) -> int:
-    from hbkit.retrieval.mteb_tasks import run_mteb
-
     table = run_mteb(a.model, [t.strip() for t in a.tasks.split(",") if t.strip()], a.out, a.mteb_subsets,
                      data_dir=a.data_dir, overwrite=a.overwrite)
     print(table[["model", "task", "subset", "split", "ndcg_at_10"]].to_string(index=False))
@@ -404,10 +404,8 @@ def validate(a) -> None:
     if a.cmd == "compare":
         check_options(a.devices, a.shard, a.force)
     if a.cmd == "mteb":
-        from hbkit.retrieval.mteb_tasks import check_request
-
         a.mteb_subsets = _subsets_option(a.subsets)
-        check_request([t.strip() for t in a.tasks.split(",") if t.strip()], a.mteb_subsets)
+        check_mteb_request([t.strip() for t in a.tasks.split(",") if t.strip()], a.mteb_subsets)
     if a.cmd == "train":
         if a.max_groups is not None and a.max_groups < 2:
             raise ValueError(f"--max-groups {a.max_groups}: must be at least 2 groups")

@@ -38,6 +38,7 @@ from hbkit.experiment.stages import (
     stage_aggregate,
     stage_data,
     stage_evaluate,
+    stage_mteb,
     stage_train,
     timed,
 )
@@ -122,6 +123,9 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         return {"out": out, "complete": False, "status": status, "message": msg, "timings": timings}
     report("aggregate", None, len(runs))
     with RunLock(out, wait=SHARED_LOCK_WAIT_S):
+        if job.cfg.get("mteb_tasks"):
+            with timed(timings, "mteb"):
+                stage_mteb(out, job.cfg, runs)
         with timed(timings, "aggregate"):
             stage_aggregate(out, job.cfg, job.umap_q, runs)
         with timed(timings, "report"):

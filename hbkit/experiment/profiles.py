@@ -5,7 +5,8 @@ import os
 
 from hbkit.core.vocab import FIXES, STRATEGIES
 from hbkit.data.corpora import corpus_parts
-from hbkit.data.registry import check_benchmark_names, is_corpus_benchmark
+from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
+from hbkit.retrieval.mteb_tasks import check_request as check_mteb_tasks
 
 #: Run profiles: plain data a user can read and copy (``hbkit compare --profile NAME``; every key is also a
 #: command-line option, ``--batch-size 16`` etc., see :data:`PROFILE_KEYS`). ``eval_groups``: query groups kept
@@ -18,7 +19,7 @@ _COMMON = {"strategies": ["xx", "xy", "hybrid"], "alphas": [], "train_languages"
            "benchmarks": ["xquad-r-eval", "mlqa-r", "tydiqa"], "corpus_benchmarks": [], "val_groups": 0,
            "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01,
            "prompts": None, "val_corpus": "held-out", "fixes": list(FIXES), "fix_groups": 100,
-           "rankings_k": 20}
+           "rankings_k": 20, "mteb_tasks": []}
 
 
 #: the paper's nine training languages (arXiv 2408.10536 §3.1): Greek and Vietnamese are never trained on and are
@@ -107,6 +108,9 @@ PROFILE_KEYS: dict[str, tuple[str, str]] = {
     "fixes": ("list[str]?", "training-free fixes of language bias evaluated beside every model, from its embeddings: "
                             "shift (SHIFT), center (language-wise centering); none: no fix"),
     "fix_groups": ("int?", "training groups whose passages estimate the fixes (none: all)"),
+    "mteb_tasks": ("list[str]?", "MTEB tasks that mteb's own evaluator runs on every model, offline: XQuADRetrieval, "
+                                 "MLQARetrieval, or hbkit's pooled settings as benchmark:setting (results in "
+                                 "<out>/mteb, mteb's layout; the report shows them); none: no MTEB"),
     "rankings_k": ("int", "keep each multilingual query's top-k and relevant candidates with scores (rankings/), so "
                           "that a ranking measure added later needs no weights; 0: none"),
     "prompts": ("dict[str]?", "prefixes for an encoder without prompts of its own, e.g. 'query=Query: ,passage=Passage: ' "
@@ -175,6 +179,11 @@ def check_profile(cfg: dict) -> dict:
     if prompts is not None and (not isinstance(prompts, dict) or not prompts or set(prompts) - {"query", "passage"}
                                 or not all(isinstance(v, str) for v in prompts.values())):
         fail("prompts", "give query and/or passage prefixes as text, e.g. query=Query: ,passage=Passage: , or none")
+    if cfg.get("mteb_tasks"):
+        try:
+            check_mteb_tasks(list(cfg["mteb_tasks"]), None)
+        except (DataError, TypeError) as e:
+            fail("mteb_tasks", str(e))
     fixes = cfg.get("fixes") or []
     if not isinstance(fixes, (list, tuple)) or set(fixes) - set(FIXES) or len(set(fixes)) != len(fixes):
         fail("fixes", f"list each of {', '.join(FIXES)} at most once, or none")

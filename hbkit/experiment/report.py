@@ -15,6 +15,7 @@ from hbkit.experiment.grid import describe_missing, grid_status
 from hbkit.experiment.plan import BENCHMARKS, benchmark_names, config_differences, delta_target, plan, umap_bench
 from hbkit.experiment.run_files import read_run_csv, read_run_json
 from hbkit.experiment.stages import completion, load_per_query, minutes_per_model
+from hbkit.retrieval.mteb_tasks import scores_table
 
 
 # --------------------------------------------------------------------------------------------------
@@ -78,6 +79,17 @@ def fixes_table(out: Path) -> pd.DataFrame:
 def _fix_models(models) -> list[str]:
     """The base model and hybrid, each with and without every fix: the models the fixes section shows."""
     return [m for m in models if without_fix(m) in ("base", "hybrid")]
+
+
+def mteb_table(out: Path) -> pd.DataFrame:
+    """The MTEB scores of a run (``out/mteb``, written by the ``mteb_tasks`` profile key): one row per model and
+    task, nDCG@10 per subset and their mean; empty when the run scored none."""
+    scores = scores_table(out / "mteb")
+    if not len(scores):
+        return pd.DataFrame()
+    wide = scores.pivot_table(index=["model", "task"], columns="subset", values="ndcg_at_10").round(4)
+    wide.insert(0, "mean", scores.groupby(["model", "task"])["ndcg_at_10"].mean().round(4))
+    return wide.reset_index()
 
 
 def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
@@ -160,6 +172,10 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     lang_effects = reference.per_language_effects(langs)
     corr = stats.alignment_vs_retrieval(results, align)   # does alignment move with retrieval across models and seeds?
     fixes = fixes_table(out)
+    mteb = mteb_table(out)
+    if len(mteb):
+        with atomic_path(out / "mteb.csv") as tmp:
+            mteb.to_csv(tmp, index=False)
     for df, name in ((table, "table.csv"), (verdicts, "verdicts.csv"), (absolute, "reference_absolute.csv"),
                      (corr, "alignment_vs_retrieval.csv"), (fixes, "fixes.csv"),
                      (ref_eff, "reference_effects.csv"), (power, "power.csv"), (langs, "reference_languages.csv"),
@@ -227,6 +243,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
                     viz.metric_bars(with_fixes[with_fixes.setting == "multi"], "tlr@10")),
                    ("What each fix was estimated from (training passages only)", fixes, "fixes.csv")]
                   if cfg.get("fixes") and with_fixes["model"].map(has_fix).any() else []),
+                *([("MTEB, scored by mteb's own evaluator on tasks built offline (nDCG@10 per subset; each model "
+                    "under its own name and revision in mteb/)", mteb, "mteb.csv", True)] if len(mteb) else []),
                 ("Language clusters before and after training", viz.umap_scatter(coords)),
                 ("Alignment (mean over seeds)", viz.alignment_bars(align.assign(qlang="all", dlang="all")
                                                                    .groupby(["model", "benchmark", "metric", "qlang", "dlang"])

@@ -67,6 +67,7 @@ from hbkit.retrieval.bias import BIAS_METRICS
 from hbkit.retrieval.bias import DECIDING as BIAS_DECIDING
 from hbkit.retrieval.corpus_eval import evaluate_corpus
 from hbkit.retrieval.ir_metrics import METRICS as CORPUS_METRICS
+from hbkit.retrieval.mteb_tasks import run_mteb
 from hbkit.retrieval.pools import evaluate_embeddings, multilingual_rankings
 from hbkit.train.config import TrainConfig, TrainError
 from hbkit.train.run_folder import pairs_fingerprint
@@ -390,6 +391,27 @@ def _complete_fixes(pool: pd.DataFrame, fixes=()) -> tuple[pd.DataFrame, list[st
             notes.append(f"{m} left out: evaluated for {len(have[m])} of the {len(have[base_name])} (seed, benchmark) "
                          f"results of {base_name} (the weights of the others were gone; rerun with them to add it)")
     return (pool[~pool["model"].isin(drop)] if drop else pool), notes
+
+
+def stage_mteb(out: Path, cfg: dict, runs: list[Run], progress: bool = False) -> int:
+    """Run mteb's own evaluator on every model of the plan for the profile's ``mteb_tasks`` into ``<out>/mteb``
+    (:func:`hbkit.retrieval.mteb_tasks.run_mteb`: each model under its own name and content revision, so a model
+    already scored is read back, not run again). A trained model whose weights are gone (a committed folder keeps
+    none) is skipped, counted and logged. Returns how many models were scored."""
+    tasks = list(cfg.get("mteb_tasks") or [])
+    if not tasks:
+        return 0
+    scored, skipped = 0, []
+    for run in (r for r in runs if not has_fix(r.name)):   # a fix evaluates the same weights: not an MTEB model
+        source = cfg["model"] if run.strategy is None else out / "models" / run.id / "model"
+        if run.strategy is not None and not any(Path(source).glob("*.safetensors")):
+            skipped.append(run.id)
+            continue
+        run_mteb(str(source), tasks, out / "mteb", progress=progress)
+        scored += 1
+    if skipped:
+        log.warning("MTEB: %d model(s) without weights left out (%s)", len(skipped), ", ".join(skipped))
+    return scored
 
 
 def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]) -> None:

@@ -26,9 +26,13 @@ import logging
 import os
 from pathlib import Path
 
+from hbkit.core.files import atomic_write_text
+from hbkit.core.vocab import STRATEGY_ALPHA
+from hbkit.data.benchmarks import load_benchmark
 from hbkit.data.registry import MLQA_LANGS, XQUAD_LANGS, DataError
 from hbkit.data.releases import release_dir
 from hbkit.data.textfile import read_json
+from hbkit.encoders.load import fingerprint, load_encoder
 
 log = logging.getLogger(__name__)
 
@@ -184,8 +188,6 @@ def _is_pooled(name: str) -> bool:
 
 
 def _pooled(name: str, data_dir):
-    from hbkit.data.benchmarks import load_benchmark
-
     bench, _, setting = name.partition(":")
     return pooled_task(load_benchmark(bench, data_dir), setting)
 
@@ -196,9 +198,6 @@ def model_identity(model, source: str) -> tuple[str, str]:
     content fingerprint (:func:`hbkit.encoders.load.fingerprint`), so two seeds, two strategies, a retrained model
     or the embedded copy of a hub model never share results (mteb would otherwise file a local model under its
     base model's name, and skip the tasks that name already has)."""
-    from hbkit.core.vocab import STRATEGY_ALPHA
-    from hbkit.encoders.load import fingerprint
-
     card = Path(source) / "hbkit_training.json"
     name = source
     if card.is_file():
@@ -256,9 +255,6 @@ def run_mteb(model: str, tasks: list[str], out: str | os.PathLike, subsets_: dic
     from mteb.cache import ResultCache
     from mteb.models.sentence_transformer_wrapper import SentenceTransformerEncoderWrapper
 
-    from hbkit.core.files import atomic_write_text
-    from hbkit.encoders.load import load_encoder
-
     chosen = check_request(list(tasks), subsets_)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -273,14 +269,38 @@ def run_mteb(model: str, tasks: list[str], out: str | os.PathLike, subsets_: dic
     wrapped.mteb_model_meta = wrapped.mteb_model_meta.model_copy(update={"name": name, "revision": revision})
     result = mteb.evaluate(wrapped, built, cache=ResultCache(out), show_progress_bar=progress,
                            overwrite_strategy="always" if overwrite else "only-missing")
-    rows = [{"model": name, "revision": revision, "task": tr.task_name, "subset": s["hf_subset"], "split": split,
-             "main_score": s["main_score"], "ndcg_at_10": s.get("ndcg_at_10"), "recall_at_100": s.get("recall_at_100"),
-             "map_at_10": s.get("map_at_10")}
+    rows = [_score_row(name, revision, tr.task_name, split, s)
             for tr in result.task_results for split, scores in tr.scores.items() for s in scores]
-    table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "mteb_scores.csv", table.to_csv(index=False))
-    return table
+    atomic_write_text(out / "mteb_scores.csv", scores_table(out).to_csv(index=False))
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
+
+
+SCORE_COLUMNS = ["model", "revision", "task", "subset", "split", "main_score", "ndcg_at_10", "recall_at_100",
+                 "map_at_10"]
+
+
+def _score_row(name: str, revision: str, task: str, split: str, s: dict) -> dict:
+    return {"model": name, "revision": revision, "task": task, "subset": s["hf_subset"], "split": split,
+            "main_score": s["main_score"], "ndcg_at_10": s.get("ndcg_at_10"), "recall_at_100": s.get("recall_at_100"),
+            "map_at_10": s.get("map_at_10")}
+
+
+def scores_table(out: str | os.PathLike):
+    """Every score in an mteb results folder (``<out>/results/<name>/<revision>/<task>.json``, mteb's layout),
+    one row per (model, revision, task, subset, split), columns :data:`SCORE_COLUMNS`; empty when there is none."""
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(out).glob("results/*/*/*.json")):
+        if path.name == "model_meta.json":
+            continue
+        meta = path.parent / "model_meta.json"
+        name = json.loads(meta.read_text()).get("name") if meta.is_file() else path.parent.parent.name
+        result = read_json(path, "mteb result file")
+        for split, scores in result.get("scores", {}).items():
+            rows += [_score_row(name, path.parent.name, result.get("task_name", path.stem), split, s) for s in scores]
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------------
