@@ -147,6 +147,24 @@ def split_statistics(split: dict) -> dict:
                                          "unique_relevant_docs": len({d for v in split["relevant_docs"].values() for d in v})}}
 
 
+def _local_task(base: type, splits: dict[str, dict], split: str) -> type:
+    """A subclass of the mteb task ``base`` whose ``load_data`` serves ``splits`` (subset -> queries, corpus,
+    relevant_docs) as its ``split``, in mteb's own dataset format, instead of reading the hub."""
+    from datasets import Dataset  # heavy: datasets (pyarrow)
+
+    class Local(base):
+        def load_data(self, *args, **kwargs):
+            if self.data_loaded:
+                return
+            self.dataset = {s: {split: {
+                "queries": Dataset.from_list([{"id": k, "text": v} for k, v in b["queries"].items()]),
+                "corpus": Dataset.from_list([{"id": k, "text": v, "title": ""} for k, v in b["corpus"].items()]),
+                "relevant_docs": b["relevant_docs"], "top_ranked": None}} for s, b in splits.items()}
+            self.data_loaded = True
+
+    return Local
+
+
 def offline_task(task: str, subsets_: list[str] | None = None, data_dir: str | os.PathLike | None = None):
     """mteb's own task object (its metadata, evaluator and scores), its data built here from the local releases.
 
@@ -162,22 +180,12 @@ def offline_task(task: str, subsets_: list[str] | None = None, data_dir: str | o
         >>> t = offline_task("XQuADRetrieval", ["en", "de"])   # doctest: +SKIP
     """
     import mteb  # heavy: mteb (torch)
-    from datasets import Dataset
 
     names = list(subsets(task)) if subsets_ is None else list(subsets_)
     built = {s: build_split(task, s, data_dir) for s in names}   # every refusal before mteb is touched
     base = type(mteb.get_task(task))
 
-    class Offline(base):
-        def load_data(self, *args, **kwargs):   # mteb's loader reads the hub; this one, the releases
-            if self.data_loaded:
-                return
-            self.dataset = {s: {"validation": {
-                "queries": Dataset.from_list([{"id": k, "text": v} for k, v in b["queries"].items()]),
-                "corpus": Dataset.from_list([{"id": k, "text": v, "title": ""} for k, v in b["corpus"].items()]),
-                "relevant_docs": b["relevant_docs"], "top_ranked": None}} for s, b in built.items()}
-            self.data_loaded = True
-
+    Offline = _local_task(base, built, "validation")   # mteb's loader reads the hub; this one, the releases
     Offline.__name__ = base.__name__
     return Offline().filter_eval_splits(["validation"]).filter_languages(None, hf_subsets=names)
 
@@ -370,7 +378,6 @@ def pooled_task(bench, setting: str):
         >>> mteb.evaluate(model, [task], cache=None)                         # doctest: +SKIP
     """
     import mteb  # heavy: mteb (torch)
-    from datasets import Dataset
 
     splits = pooled_splits(bench, setting)
     base = type(mteb.get_task("XQuADRetrieval"))
@@ -385,16 +392,7 @@ def pooled_task(bench, setting: str):
         "reference": "https://arxiv.org/abs/2408.10536",
         "dataset": {"path": f"hbkit/{bench.name}", "revision": "local"}})
 
-    class Pooled(base):
-        def load_data(self, *args, **kwargs):
-            if self.data_loaded:
-                return
-            self.dataset = {s: {"test": {
-                "queries": Dataset.from_list([{"id": k, "text": v} for k, v in b["queries"].items()]),
-                "corpus": Dataset.from_list([{"id": k, "text": v, "title": ""} for k, v in b["corpus"].items()]),
-                "relevant_docs": b["relevant_docs"], "top_ranked": None}} for s, b in splits.items()}
-            self.data_loaded = True
-
+    Pooled = _local_task(base, splits, "test")
     Pooled.metadata = metadata
     Pooled.__name__ = name
     return Pooled()
