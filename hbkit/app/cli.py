@@ -267,8 +267,7 @@ def _subsets_option(value: str | None) -> dict[str, list[str]] | None:
 
 
 def _mteb(a) -> int:
-    table = run_mteb(a.model, [t.strip() for t in a.tasks.split(",") if t.strip()], a.out, a.mteb_subsets,
-                     data_dir=a.data_dir, overwrite=a.overwrite)
+    table = run_mteb(a.model, a.mteb_tasks, a.out, a.mteb_subsets, data_dir=a.data_dir, overwrite=a.overwrite)
     print(table[["model", "task", "subset", "split", "ndcg_at_10"]].to_string(index=False))
     print(f"mteb's results: {Path(a.out) / 'results'}; the table: {Path(a.out) / 'mteb_scores.csv'}")
     return 0
@@ -404,8 +403,8 @@ def validate(a) -> None:
     if a.cmd == "compare":
         check_options(a.devices, a.shard, a.force)
     if a.cmd == "mteb":
-        a.mteb_subsets = _subsets_option(a.subsets)
-        check_mteb_request([t.strip() for t in a.tasks.split(",") if t.strip()], a.mteb_subsets)
+        a.mteb_tasks, a.mteb_subsets = [t.strip() for t in a.tasks.split(",") if t.strip()], _subsets_option(a.subsets)
+        check_mteb_request(a.mteb_tasks, a.mteb_subsets)
     if a.cmd == "train":
         if a.max_groups is not None and a.max_groups < 2:
             raise ValueError(f"--max-groups {a.max_groups}: must be at least 2 groups")

@@ -432,14 +432,14 @@ class SamplerFactory:
         cls = {"xx": XXMonoBatchSampler, "xy": XYBatchSampler, "hybrid": HybridBatchSampler}[self.strategy]
         extra = {"alpha": self.alpha} if self.strategy == "hybrid" else {}
         world = _world_size()
-        if world > 1 and "num_replicas" not in self.kw:
-            extra.update(num_replicas=world, rank=None)
-        else:
-            extra.setdefault("num_replicas", self.kw.get("num_replicas", 1))
-        if "seed" in self.kw and "seed" in kw and kw["seed"] != self.kw["seed"]:
-            log.info("the batch sampler uses seed %s, given to make_sampler, not the trainer's seed %s",
-                     self.kw["seed"], kw["seed"])
-        kw = {**self.kw, **extra, **{k: v for k, v in kw.items() if k not in self.kw or k != "seed"}}
+        if "num_replicas" not in self.kw:   # the trainer's layout: every rank builds the same global batches
+            extra.update({"num_replicas": world, "rank": None} if world > 1 else {"num_replicas": 1})
+        if "seed" in self.kw:               # the seed given to make_sampler wins over the trainer's
+            trainer_seed = kw.pop("seed", self.kw["seed"])
+            if trainer_seed != self.kw["seed"]:
+                log.info("the batch sampler uses seed %s, given to make_sampler, not the trainer's seed %s",
+                         self.kw["seed"], trainer_seed)
+        kw = {**self.kw, **extra, **kw}
         if is_mix(dataset):   # several corpora: one corpus per batch, the strategy's sampler inside it
             self.last = MultiCorpusBatchSampler(dataset, sampler_cls=cls, **kw)
         else:
