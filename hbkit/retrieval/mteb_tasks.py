@@ -356,8 +356,7 @@ def pooled_splits(bench, setting: str) -> dict[str, dict]:
         rel = {q: {c: 1 for c in bench.relevance[q] if c in in_pool} for q in queries["id"]}
         rel = {q: r for q, r in rel.items() if r}
         name = qlang if setting != "cross" else f"{qlang}-{clangs[0]}"
-        out[name] = {"queries": dict(zip(queries["id"], queries["text"])) and
-                     {q: t for q, t in zip(queries["id"], queries["text"]) if q in rel},
+        out[name] = {"queries": {q: t for q, t in zip(queries["id"], queries["text"]) if q in rel},
                      "corpus": dict(zip(cands["id"], cands["text"])), "relevant_docs": rel}
     return out
 
@@ -382,9 +381,8 @@ def pooled_task(bench, setting: str):
     splits = pooled_splits(bench, setting)
     base = type(mteb.get_task("XQuADRetrieval"))
     name = "Hbkit" + "".join(p.capitalize() for p in bench.name.replace("-", " ").split()) + setting.capitalize()
-    langs = {s: sorted({_lang_code(x) for x in (s.split("-") if setting == "cross" else [s])}
-                       | ({_lang_code(x) for x in sorted(set(bench.candidates["lang"]))} if setting == "multi" else set()))
-             for s in splits}
+    pool = {_lang_code(x) for x in set(bench.candidates["lang"])} if setting == "multi" else set()
+    langs = {s: sorted({_lang_code(x) for x in (s.split("-") if setting == "cross" else [s])} | pool) for s in splits}
     metadata = base.metadata.model_copy(update={
         "name": name, "eval_splits": ["test"], "eval_langs": langs, "main_score": "ndcg_at_10",
         "description": f"hbkit's {setting} setting of {bench.name} (LAReQA, arXiv 2004.05484): every sentence of the "
