@@ -255,3 +255,26 @@ def test_the_free_fixes_are_models_of_the_dashboard(results):
     assert names[:4] == ["base", "xx", "xy", "hybrid"] and {"base+shift", "hybrid+center"} <= set(names)
     on_alpha = [m for t in alpha_figure(both, "mlqa-r").data if t.text is not None for m in t.text]
     assert set(on_alpha) == {"xx", "xy", "hybrid"}
+
+
+def test_the_snapshot_draws_the_dashboard_as_it_stands(results, monkeypatch):
+    """A reader of the HTML copy sees no live widget: snapshot() draws the current selection's figures as plain
+    output, after one line naming the controls, and says which figure had nothing to draw."""
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    d = Dashboard(results)
+    d.benchmark.value, d.setting.value = "xquad-r-eval", "multi"
+    shown.clear()           # what the controls drew into their Output widgets
+    figs = d.snapshot()
+    assert figs and figs[0] is d.figure and d.figure in shown
+    assert {t.name for t in figs[0].data} == {"base", "xx", "xy", "hybrid"}
+    assert tuple(next(t for t in figs[0].data if t.name == "hybrid").y) == pytest.approx((0.6,))
+    line = shown[0].data
+    assert "benchmark xquad-r-eval" in line and "setting multi" in line and "strategies base, xx, xy, hybrid" in line
+    assert len(shown) == 1 + len(figs)
+    d.models.value = ()          # nothing selected: the models figure is empty, and the line says so
+    d.figure = type(d.figure)()
+    shown.clear()
+    assert d.figure not in d.snapshot() and "nothing to draw for: models" in shown[0].data

@@ -284,6 +284,36 @@ class Dashboard:
                 display(shown.astype(object).where(shown.notna(), "n/a") if not shown.empty
                         else HTML("<i>the reference has no rows here</i>"))
 
+    def snapshot(self) -> list:
+        """Draw the dashboard once as plain output, as it stands: one line naming the controls' values, then its
+        figures (the models, the α curve, the paper's per-language bars). A notebook's HTML copy, and any reader
+        who runs nothing, sees no live widget (their views need a kernel); this is the dashboard they see instead.
+
+        Returns:
+            The figures drawn, in that order (a figure with nothing to show, such as an empty selection, is left
+            out and said in the line).
+
+        Examples:
+            >>> dash = Dashboard(load_results("runs/cpu"), out="runs/cpu")                       # doctest: +SKIP
+            >>> dash.benchmark.value = "mlqa-r"; figs = dash.snapshot()                          # doctest: +SKIP
+        """
+        from IPython.display import HTML, display
+
+        setting = self.setting.value or "all"
+        figures = {"models": self.figure, "α curve": self.alpha_fig, "per-language bars": self.language_fig}
+        shown = [f for f in figures.values() if len(f.data)]
+        empty = [name for name, f in figures.items() if not len(f.data)]
+        line = (f"benchmark {self.benchmark.value} · metric {self.metric.value} · "
+                f"setting {setting} · query lang {self.qlang.value} · doc lang {self.dlang.value} · strategies "
+                f"{', '.join(self.models.value)}; paper table {self.lang_benchmark.value} {self.lang_setting.value} "
+                f"{self.lang_metric.value} ({self.lang_model.value})")
+        if empty:
+            line += f"; nothing to draw for: {', '.join(empty)}"
+        display(HTML(f"<b>The dashboard as it stands</b>: {html.escape(line, quote=False)}"))
+        for fig in shown:
+            display(fig)
+        return shown
+
     def _run(self, _=None):
         """Start the run in a background thread (the button's callback returns at once)."""
         if self.thread is not None and self.thread.is_alive():
