@@ -462,6 +462,25 @@ def test_verdict_matrix_colours_each_verdict():
     assert colour["supported"] == VERDICT_COLOURS["supported"] and colour["contradicted"] == VERDICT_COLOURS["contradicted"]
 
 
+def test_verdict_matrix_says_n_a_with_the_reason_where_a_claim_has_no_verdict():
+    """C2 has no row on TyDi-QA (no cross-lingual setting): the cell reads n/a, not blank, and its hover gives the
+    reason the claim's ``all`` row names; a cell with no reason anywhere says so."""
+    from hbkit.analysis.figures import VERDICT_COLOURS, verdict_matrix
+    v = pd.DataFrame({"claim": ["C1", "C1", "C1", "C2", "C2"],
+                      "benchmark": ["mlqa-r", "tydiqa", "all", "mlqa-r", "all"],
+                      "verdict": ["supported", "inconclusive", "inconclusive", "contradicted", "contradicted"],
+                      "statement": ["s"] * 5,
+                      "evidence": ["e", "e", "e", "e", "contradicted on mlqa-r; not applicable: miracl-sw (no map); "
+                                                       "tydiqa (no cross map)"]})
+    hm = verdict_matrix(v).data[0]
+    assert list(hm.x) == ["mlqa-r", "tydiqa", "all"]
+    assert [list(r) for r in hm.text][1] == ["contradicted", "n/a", "contradicted"]
+    assert hm.customdata[1][1] == "C2 on tydiqa: not applicable (no cross map)"
+    colours = dict((round(x, 6), c) for x, c in hm.colorscale)
+    assert colours[round(hm.z[1][1] / max(1, len(hm.colorscale) - 1), 6)] == VERDICT_COLOURS["not applicable"]
+    assert None not in [z for row in hm.z for z in row]
+
+
 def test_plan_status_counts_every_benchmark_a_run_scores(ci_run):
     """Notebook 1's status: a folder whose models have all their results is done; a corpus benchmark not yet
     scored there (named from its spec, nothing is read or built) makes every model still to run."""

@@ -30,6 +30,15 @@ def test_dashboard_figure_selects(results):
         dashboard_figure(results, "mlqa-r", "ndcg@10")
 
 
+def test_the_legend_of_many_models_fits_the_figure(results):
+    """One legend row per bar: with 16 models the figure grows so that the legend is not cut off (plotly's legend
+    scrolls inside the plot's height, and the models below the fold were hidden)."""
+    many = pd.concat([results.assign(model=f"run{i}") for i in range(16)], ignore_index=True)
+    few, lots = dashboard_figure(results, "mlqa-r", "map"), dashboard_figure(many, "mlqa-r", "map")
+    assert len(lots.data) == 16 and few.layout.height == 450
+    assert lots.layout.height >= 140 + 21 * 16 > 450
+
+
 def test_dashboard_widgets_update_figure(results):
     d = Dashboard(results)
     first = {t.name: tuple(t.y) for t in d.figure.data}

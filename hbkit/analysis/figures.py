@@ -211,9 +211,26 @@ VERDICT_COLOURS = {"supported": "#2e7d32", "contradicted": "#c62828", "inconclus
                    "not applicable": "#f5f5f5"}
 
 
+def _no_verdict_reason(cell: pd.DataFrame, claim: str, benchmark: str) -> str:
+    """Why ``claim`` has no verdict on ``benchmark``: the reason its ``all`` row gives ("not applicable:
+    tydiqa (no cross map)"), else that the run did not test it there."""
+    import re
+
+    if (claim, "all") in cell.index:
+        evidence = str(cell.loc[(claim, "all")]["evidence"])
+        if "not applicable: " in evidence:
+            for item in evidence.split("not applicable: ", 1)[1].split("; "):
+                m = re.fullmatch(r"(\S+) \((.*)\)", item.strip())
+                if m and m.group(1) == benchmark:
+                    return f"{claim} on {benchmark}: not applicable ({m.group(2)})"
+    return f"{claim} on {benchmark}: not applicable (this run has no verdict for it there)"
+
+
 def verdict_matrix(verdicts: pd.DataFrame):
     """The verdicts at a glance: claims (rows) × benchmarks (columns, ``all`` last), each cell coloured by its
-    verdict (:data:`VERDICT_COLOURS`) and labelled with it; hovering shows the claim's statement and evidence."""
+    verdict (:data:`VERDICT_COLOURS`) and labelled with it; hovering shows the claim's statement and evidence. A
+    claim with no verdict on a benchmark (C2 on TyDi-QA, which has no cross-lingual setting) reads "n/a", with
+    the reason on hover."""
     import plotly.graph_objects as go  # heavy: plotly
 
     claims = list(dict.fromkeys(verdicts["claim"]))
@@ -224,9 +241,10 @@ def verdict_matrix(verdicts: pd.DataFrame):
     z, text, hover = [], [], []
     for c in claims:
         row = [cell.loc[(c, b)] if (c, b) in cell.index else None for b in benches]
-        z.append([code[r["verdict"]] if r is not None else None for r in row])
-        text.append([r["verdict"] if r is not None else "" for r in row])
-        hover.append([html.escape(f"{r['statement']} | {r['evidence']}")[:400] if r is not None else "" for r in row])
+        z.append([code[r["verdict"] if r is not None else "not applicable"] for r in row])
+        text.append([r["verdict"] if r is not None else "n/a" for r in row])
+        hover.append([html.escape(f"{r['statement']} | {r['evidence']}")[:400] if r is not None
+                      else html.escape(_no_verdict_reason(cell, c, b)) for r, b in zip(row, benches)])
     n = max(1, len(kinds) - 1)
     scale = [[i / n, VERDICT_COLOURS.get(k, "#9e9e9e")] for i, k in enumerate(kinds)]
     if len(kinds) == 1:
@@ -353,7 +371,8 @@ def dashboard_figure(results: pd.DataFrame, benchmark: str, metric: str = "map",
                  category_orders={"setting": list(SETTINGS), "model": order})
     fig.for_each_trace(lambda t: t.update(marker_pattern_shape="/") if t.name in published else None)
     pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
-    fig.update_layout(title=f"{benchmark}: {metric}{pair}", yaxis_title=metric)
+    # tall enough for one legend row per bar (16 models and their fixes would otherwise scroll, cut off)
+    fig.update_layout(title=f"{benchmark}: {metric}{pair}", yaxis_title=metric, height=max(450, 140 + 21 * len(fig.data)))
     return fig
 
 
