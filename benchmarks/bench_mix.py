@@ -12,6 +12,10 @@ loads the mix and touches every row's group and language (what a sampler reads) 
   as ``hbkit.data.corpora._mix`` did.
 
 Goal (#33): loading a mix adds at most a third of its text bytes to the RSS.
+
+Then the training set's fingerprint (the identity of every model's folder, computed at each ``train`` and
+``compare`` start): hashing every row of the mix against the remembered value, in fresh processes, with the
+peak RSS each adds.
 """
 from __future__ import annotations
 
@@ -95,6 +99,22 @@ def child(spec: str, how: str) -> None:
                       "n": n}))
 
 
+def fingerprint_child(spec: str) -> None:
+    from hbkit.data.corpora import load_training_corpus
+    from hbkit.train.run_folder import _hash_rows, pairs_fingerprint
+
+    ds = load_training_corpus(spec)
+    out = {}
+    for name, fn in (("pairs_fingerprint", pairs_fingerprint), ("hash_rows", _hash_rows)):
+        base = rss_mb()
+        with open("/proc/self/clear_refs", "w") as fh:   # reset the peak (VmHWM) to the current RSS
+            fh.write("5")
+        t0 = time.perf_counter()
+        fp = fn(ds)
+        out[name] = {"s": time.perf_counter() - t0, "peak_mb": rss_mb("VmHWM") - base, "fp": fp}
+    print(json.dumps(out))
+
+
 def run(spec: str, how: str, env: dict) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", how, spec], env=env, capture_output=True, text=True)
     if out.returncode:
@@ -109,7 +129,7 @@ def main() -> None:
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
-        return child(a.child[1], a.child[0])
+        return fingerprint_child(a.child[1]) if a.child[0] == "fingerprint" else child(a.child[1], a.child[0])
     root = a.dir / str(a.rows)
     root.mkdir(parents=True, exist_ok=True)
     spec = "+".join(str(p) for p in write_parts(root, a.rows))
@@ -125,6 +145,13 @@ def main() -> None:
               f"(goal <= 0.33): private +{r['anon_mb']:,.0f} MB, pages of mapped files +{r['file_mb']:,.0f} MB")
     g_c, g_m = (r["after_mb"] - r["before_mb"] for r in (cached, memory))
     print(f"ratio in-memory / cached RSS growth: {g_m / max(g_c, 1e-9):.1f}x")
+    time.sleep(2.5)   # past RACY_S: the mix's files are settled, so the first sight remembers its fingerprint
+    seen, again = run(spec, "fingerprint", env), run(spec, "fingerprint", env)
+    assert seen["pairs_fingerprint"]["fp"] == again["pairs_fingerprint"]["fp"] == again["hash_rows"]["fp"]
+    rows, memo = again["hash_rows"], again["pairs_fingerprint"]
+    print(f"training-set fingerprint of the mix: first sight {seen['pairs_fingerprint']['s']:.2f} s; "
+          f"later starts {memo['s'] * 1e3:.1f} ms (+{memo['peak_mb']:,.0f} MB peak) against hashing every row "
+          f"{rows['s']:.2f} s (+{rows['peak_mb']:,.0f} MB peak): {rows['s'] / max(memo['s'], 1e-9):,.0f}x")
 
 
 if __name__ == "__main__":

@@ -335,3 +335,75 @@ def test_a_bad_byte_in_a_cut_last_line_is_named(tmp_path):
     f.write_bytes(b"1\tok\n2\tcaf\xe9")
     with pytest.raises(DataError, match=r"cut\.tsv: line 2, column 6: byte 0xe9"):
         textfile.id_texts(f, {"1"}, Counter())
+
+
+# --------------------------------------------------------------------------------------------------
+# the training set's fingerprint (the folder identity of every model): a stat for a mapped cache entry
+# --------------------------------------------------------------------------------------------------
+def _pairs_file(path, n=400):
+    pd.DataFrame({"group": [f"g{i // 2}" for i in range(n)], "lang": ["en", "de"] * (n // 2),
+                  "query": [f"query {i}" for i in range(n)], "passage": [f"the passage {i} here" for i in range(n)],
+                  "answer_key": [f"k{i // 2}" for i in range(n)]}).to_parquet(path)
+    return path
+
+
+def test_a_cached_corpus_is_fingerprinted_once_and_then_costs_a_lookup(empty_cache, tmp_path, not_racy, monkeypatch):
+    """The fingerprint of a corpus loaded from the cache is remembered by its mapped files' identities: a second
+    load (and a column selection or group subsample of it, as the trainer and compare make) reads no row, and gives
+    what hashing the rows gives."""
+    from hbkit.experiment.plan import subsample_pairs
+    from hbkit.train import run_folder
+
+    f = _pairs_file(tmp_path / "pairs.parquet")
+    first = corpora.load_training_corpus(f)
+    tick()
+    assert getattr(first, digests.MAPPED_AT_LOAD)
+    want = {"all": run_folder._hash_rows(first),
+            "cols": run_folder._hash_rows(first.select_columns(["group", "lang", "query", "passage"])),
+            "sub": run_folder._hash_rows(subsample_pairs(first, 20, 0))}
+    assert len(set(want.values())) == 3
+    views = lambda ds: {"all": ds, "cols": digests.carry_mapped(ds, ds.select_columns(["group", "lang", "query", "passage"])),  # noqa: E731
+                        "sub": subsample_pairs(ds, 20, 0)}
+    assert {k: run_folder.pairs_fingerprint(v) for k, v in views(first).items()} == want
+    calls = []
+    monkeypatch.setattr(run_folder, "_hash_rows", lambda p: calls.append(len(p)) or "hashed again")
+    again = corpora.load_training_corpus(f)
+    assert {k: run_folder.pairs_fingerprint(v) for k, v in views(again).items()} == want and calls == []
+
+
+def test_an_edit_to_a_mapped_cache_file_is_hashed_again(empty_cache, tmp_path, not_racy):
+    """A cache file edited with its size and mtime kept (a new ctime) gives a new identity at the next load: the
+    fingerprint is that of the rows now, not the one remembered; a set held in memory is always hashed."""
+    import datasets
+
+    from hbkit.train import run_folder
+
+    f = _pairs_file(tmp_path / "pairs.parquet")
+    ds = corpora.load_training_corpus(f)
+    tick()
+    before = run_folder.pairs_fingerprint(ds)
+    (arrow,) = [c["filename"] for c in ds.cache_files]
+    del ds
+    tick()
+    st, blob = os.stat(arrow), bytearray(open(arrow, "rb").read())
+    i = blob.index(b"the passage 7 here")
+    blob[i:i + 3] = b"THE"                      # one passage's text, size and mtime kept
+    open(arrow, "wb").write(bytes(blob))
+    os.utime(arrow, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert os.stat(arrow).st_size == st.st_size and os.stat(arrow).st_mtime_ns == st.st_mtime_ns
+    tick()
+    now = corpora.load_training_corpus(f)
+    assert "THE passage 7 here" in now["passage"]
+    assert run_folder.pairs_fingerprint(now) == run_folder._hash_rows(now) != before
+    in_memory = datasets.Dataset.from_pandas(pd.read_parquet(f))
+    assert run_folder._mapped_source(in_memory) is None
+    assert run_folder.pairs_fingerprint(in_memory) == run_folder._hash_rows(in_memory)
+
+
+def test_a_fingerprint_of_files_written_just_now_is_not_remembered(empty_cache, tmp_path, monkeypatch):
+    """The racy rule: a set whose files were written within RACY_S of the hashing is hashed, not remembered."""
+    from hbkit.train import run_folder
+
+    ds = corpora.load_training_corpus(_pairs_file(tmp_path / "pairs.parquet"))
+    assert run_folder.pairs_fingerprint(ds) == run_folder._hash_rows(ds)
+    assert not list((empty_cache / digests.MEMO / "derived").rglob("*.json"))

@@ -113,6 +113,54 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# values derived from files, remembered by the files' identities
+# --------------------------------------------------------------------------------------------------
+#: the attribute :func:`hbkit.data.corpus_cache.load_cached` sets on a dataset it maps: ``{abspath: identity}`` of
+#: its files, taken before and after the mapping (equal, or the attribute is not set)
+MAPPED_AT_LOAD = "hbkit_mapped_at_load"
+
+
+def carry_mapped(source, derived):
+    """``derived`` (a ``select_columns``, ``filter`` or ``select`` of the dataset ``source``), carrying
+    ``source``'s :data:`MAPPED_AT_LOAD`: its rows still come from the files mapped then, which is what a value
+    remembered by those files' identities needs to know; a derived set with rows of its own (in memory) is not
+    remembered anyway."""
+    mapped = getattr(source, MAPPED_AT_LOAD, None)
+    if mapped:
+        setattr(derived, MAPPED_AT_LOAD, mapped)
+    return derived
+
+
+def _derived_path(kind: str, source: dict, idents: list) -> Path:
+    key = hashlib.blake2b(json.dumps([kind, source, idents], sort_keys=True).encode(), digest_size=16).hexdigest()
+    return cache_dir() / MEMO / "derived" / kind / f"{key}.json"
+
+
+def recall_derived(kind: str, source: dict, idents: list):
+    """The value :func:`remember_derived` stored for ``source`` (a JSON-able description of what the value is
+    made from) when its files had the identities ``idents`` (:func:`identity`, one per file), or None."""
+    idents = [list(i) for i in idents]
+    try:
+        rec = json.loads(_derived_path(kind, source, idents).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or rec.get("identities") != idents or rec.get("source") != json.loads(json.dumps(source)):
+        return None
+    return rec.get("value")
+
+
+def remember_derived(kind: str, source: dict, idents: list, value, began_ns: int) -> None:
+    """Remember ``value``, computed from files of identities ``idents`` by reading them from ``began_ns`` on,
+    unless one of them is racy then (:func:`racy`): a later call, with the same identities, recalls it. The caller
+    vouches that ``idents`` are those of the bytes it read (for instance, taken when it mapped the files)."""
+    idents = [list(i) for i in idents]
+    if any(racy(tuple(i), began_ns) for i in idents):
+        return
+    with contextlib.suppress(OSError):
+        atomic_write_json(_derived_path(kind, source, idents), {"source": source, "identities": idents, "value": value})
+
+
+# --------------------------------------------------------------------------------------------------
 # cache keys
 # --------------------------------------------------------------------------------------------------
 def content_key(files: list, *extra, length: int = 20) -> str:

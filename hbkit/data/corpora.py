@@ -43,6 +43,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from hbkit.core.digests import carry_mapped
 from hbkit.core.vocab import CORPUS_COLUMN
 from hbkit.data.benchmarks import load_xquad_r, parallel_pairs
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
@@ -218,7 +219,7 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
         missing = keep - set(ds.unique("lang"))
         if missing:
             raise DataError(f"{name_or_path}: no rows in languages {sorted(missing)}; it has {sorted(ds.unique('lang'))}")
-        ds = ds.filter(lambda l: l in keep, input_columns="lang", keep_in_memory=True)
+        ds = carry_mapped(ds, ds.filter(lambda l: l in keep, input_columns="lang", keep_in_memory=True))
     return ds
 
 

@@ -4,6 +4,7 @@ stat per input seen before (:mod:`hbkit.core.digests`), and a build is stored un
 the key's (:func:`cached_corpus`)."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import logging
@@ -20,7 +21,7 @@ import pandas as pd
 from hbkit.core.env import cache_dir
 from filelock import Timeout
 
-from hbkit.core.digests import file_digests, identity, key_of_digests, known, racy, recording_reads, remember
+from hbkit.core.digests import MAPPED_AT_LOAD, file_digests, identity, key_of_digests, known, racy, recording_reads, remember
 from hbkit.core.files import atomic_write_json, build_once, disk_guard, lock_for, remove_stale_tmp, tmp_name
 from hbkit.data.registry import DataError
 
@@ -216,9 +217,19 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
 
 
 def load_cached(folder: Path):
+    """The dataset of a corpus-cache entry, memory-mapped. It carries the identities its files had when they were
+    mapped (:data:`hbkit.core.digests.MAPPED_AT_LOAD`, taken before and after; left unset if a file changed in between), which let
+    :func:`hbkit.train.run_folder.pairs_fingerprint` remember its hash instead of reading every row again."""
     import datasets
 
-    return datasets.load_from_disk(str(folder / "dataset"))
+    def idents() -> dict:
+        return {os.path.abspath(f): identity(f) for f in sorted(glob.glob(os.path.join(str(folder / "dataset"), "*.arrow")))}
+
+    before = idents()
+    ds = datasets.load_from_disk(str(folder / "dataset"))
+    if before and idents() == before:
+        setattr(ds, MAPPED_AT_LOAD, before)
+    return ds
 
 
 def corpus_stats(dataset) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbkit.core.digests import content_key
+from hbkit.core.digests import carry_mapped, content_key
 from hbkit.core.groups import sample_groups
 from hbkit.core.vocab import STRATEGY_ALPHA, with_fix
 from hbkit.data.corpus_benchmarks import corpus_benchmark_names
@@ -72,7 +72,7 @@ def subsample_pairs(pairs, n_groups: int | None, seed: int):
     if not n_groups:
         return pairs
     keep = sample_groups(pairs["group"], n_groups, seed)
-    return pairs.filter(lambda r: r["group"] in keep)
+    return carry_mapped(pairs, pairs.filter(lambda r: r["group"] in keep))
 
 
 def bench_fingerprint(b) -> str:

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import time
 from dataclasses import asdict
 from pathlib import Path
 
+from hbkit.core.digests import MAPPED_AT_LOAD, recall_derived, remember_derived
 from hbkit.core.env import world
 from hbkit.core.files import atomic_write_json, atomic_write_text, checksums_match, read_jsonl
 from hbkit.encoders.load import LEGACY_FINGERPRINT_VERSIONS, fingerprint
@@ -46,7 +49,31 @@ def finished_state(checkpoint: str | None, max_steps: int) -> dict | None:
 
 
 def pairs_fingerprint(pairs) -> str:
-    """A content hash of a training set (every row's group, language, query, passage and answer key)."""
+    """A content hash of a training set (every row's group, language, query, passage and answer key).
+
+    A set memory-mapped from the corpus cache (a cached corpus or mix, as ``hbkit train`` and ``compare`` load
+    it: :func:`hbkit.data.corpus_cache.load_cached`) costs a lookup after its first sight: the hash is remembered
+    under :func:`_mapped_source` (which files, which operations on them) and the identities the files had when
+    they were mapped (:data:`hbkit.core.digests.MAPPED_AT_LOAD`), so a file rewritten or replaced since is a new identity and is
+    hashed again (see :mod:`hbkit.core.digests`). Anything else is hashed row by row each time."""
+    source = _mapped_source(pairs)
+    mapped = getattr(pairs, MAPPED_AT_LOAD, None) or {}
+    if source is None or not set(source["files"]) <= set(mapped):
+        return _hash_rows(pairs)
+    idents = [mapped[f] for f in source["files"]]
+    fp = recall_derived("pairs_fingerprint", source, idents)
+    if fp is None:
+        began = time.time_ns()
+        fp = _hash_rows(pairs)
+        remember_derived("pairs_fingerprint", source, idents, fp, began)
+    return fp
+
+
+#: bumped when :func:`_hash_rows` changes (its remembered values then no longer apply)
+PAIRS_FINGERPRINT_VERSION = 1
+
+
+def _hash_rows(pairs) -> str:
     import hashlib
 
     import pandas as pd
@@ -58,6 +85,37 @@ def pairs_fingerprint(pairs) -> str:
         h.update(pd.util.hash_pandas_object(pd.DataFrame(df), index=False).to_numpy().tobytes())
     h.update(repr((len(pairs), cols)).encode())
     return h.hexdigest()
+
+
+def _mapped_source(pairs) -> dict | None:
+    """What the rows of a ``datasets.Dataset`` are made of, when every one of them comes from a memory-mapped file:
+    each block's file and the operations replayed on it (column selections, slices), the block layout, the row
+    count and columns, and a digest of its indices mapping (a ``select`` or ``filter``); None for anything held
+    in memory (its rows are hashed each time). The files themselves enter by identity, in
+    :func:`pairs_fingerprint`."""
+    import hashlib
+
+    try:
+        from datasets.table import ConcatenationTable, MemoryMappedTable
+    except ImportError:   # pragma: no cover - datasets is a core dependency
+        return None
+    table = getattr(pairs, "data", None)
+    if table is None:
+        return None
+    layout = table.blocks if isinstance(table, ConcatenationTable) else [[table]]
+    blocks = [[[os.path.abspath(b.path), repr(b.replays)] for b in row] if all(isinstance(b, MemoryMappedTable) for b in row) else None
+              for row in layout]
+    if not blocks or any(row is None for row in blocks):
+        return None
+    indices = getattr(pairs, "_indices", None)
+    digest = None
+    if indices is not None:
+        col = indices.column(0)
+        col = col.combine_chunks() if hasattr(col, "combine_chunks") else col
+        digest = hashlib.sha256(col.to_numpy(zero_copy_only=False).tobytes()).hexdigest()
+    return {"version": PAIRS_FINGERPRINT_VERSION, "blocks": blocks, "rows": len(pairs),
+            "columns": list(pairs.column_names), "indices": digest,
+            "files": sorted({path for row in blocks for path, _ in row})}
 
 
 #: config fields added after folders were made: at these values they are left out of the identity, so that a

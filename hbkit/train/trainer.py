@@ -21,6 +21,7 @@ import shutil
 from dataclasses import asdict, fields
 from pathlib import Path
 
+from hbkit.core.digests import carry_mapped
 from hbkit.core.env import world
 from hbkit.core.files import atomic_write_json, disk_guard, remove_stale_tmp, tmp_name, write_checksums
 from hbkit.core.groups import sample_groups
@@ -349,7 +350,8 @@ def prepare_data(pairs, config: TrainConfig, val_pairs=None):
         raise TrainError(f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
                          "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract")
     # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
-    pairs = pairs.select_columns([c for c in (*need, "answer_key", CORPUS_COLUMN) if c in pairs.column_names])
+    pairs = carry_mapped(pairs, pairs.select_columns([c for c in (*need, "answer_key", CORPUS_COLUMN)
+                                                      if c in pairs.column_names]))
     if (config.val_corpus != "held-out") != (val_pairs is not None):
         raise TrainError(f"val_corpus={config.val_corpus!r} " + ("needs its pairs: pass val_pairs=" if val_pairs is None
                          else "is held-out, but val_pairs were given: set val_corpus to their corpus's name"))
