@@ -495,3 +495,28 @@ def test_plan_status_counts_every_benchmark_a_run_scores(ci_run):
     more = plan_status({**cfg, "corpus_benchmarks": [*cfg["corpus_benchmarks"], "tydiqa-corpus:fi"]}, out)
     assert not more.done.any() and more.attrs["to_run"] == len(more)
     assert more.attrs["minutes_per_model"] > 0 and more.attrs["measured_in"] == str(out)
+
+
+def test_cell_means_are_the_long_frames_means_without_building_it():
+    """results.csv's cells: the wide groupby gives the rows, order, dtypes and bits of the melt it replaces,
+    with NaN metrics (a group whose metric has no value has no row), NaN seeds and α (the base model) and
+    several metrics sorted by name."""
+    import numpy as np
+
+    from hbkit.experiment.stages import cell_means
+    rng = np.random.default_rng(0)
+    n = 3000
+    pq = pd.DataFrame({"model": rng.choice(["base", "xx-s0", "hybrid-s1"], n), "benchmark": rng.choice(["b1", "b2"], n),
+                       "qlang": rng.choice(["en", "de", "ar"], n), "query_id": [f"q{i}" for i in range(n)],
+                       "group": rng.choice([f"g{i}" for i in range(50)], n)})
+    pq["seed"] = pq["model"].map({"base": np.nan, "xx-s0": 0.0, "hybrid-s1": 1.0})
+    for m in ("map", "rank_distance", "acc@1", "tlr@10"):
+        pq[m] = rng.random(n) * 1e3 / 7
+        pq.loc[rng.random(n) < 0.2, m] = np.nan
+    pq.loc[pq["model"] == "base", "tlr@10"] = np.nan          # a metric with no value for a whole model
+    keys, metrics = ["model", "seed", "benchmark", "qlang"], ["map", "rank_distance", "acc@1", "tlr@10"]
+    long = pq.melt(id_vars=keys + ["query_id", "group"], value_vars=metrics, var_name="metric").dropna(subset=["value"])
+    want = long.groupby(keys + ["metric"], dropna=False).agg(value=("value", "mean"), n=("value", "size")).reset_index()
+    got = cell_means(pq, keys, metrics)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert not ((got["model"] == "base") & (got["metric"] == "tlr@10")).any() and got["seed"].isna().any()
