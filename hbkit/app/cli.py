@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbkit.core.env import data_roots
+from hbkit.core.env import data_roots, low_memory
 from hbkit.core.files import atomic_path, check_folder
 from hbkit.data.benchmarks import load_benchmark
 from hbkit.data.benchmarks import summary as data_summary
@@ -392,6 +392,8 @@ def validate(a) -> None:
     """The one argument-validation pass, before any command reads or writes anything: the folders a command was
     given (``--data-dir``, ``--dir``, ``--out``) and, for ``hbkit train``, the training config. A refusal leaves
     every folder as it was."""
+    if a.cmd in ("compare", "train"):
+        low_memory()              # HBKIT_LOW_MEMORY: a bad value refused, 1 applied
     if getattr(a, "data_dir", None) is not None:
         data_roots(a.data_dir)    # empty, or a file: refused
     if getattr(a, "dir", None) is not None:

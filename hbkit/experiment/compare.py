@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from hbkit.core.env import default_run_dir
+from hbkit.core.env import default_run_dir, low_memory
 from hbkit.core.files import RunLock, atomic_path, atomic_write_json, check_folder
 from hbkit.experiment.grid import (
     LOCKS,
@@ -92,6 +92,9 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         >>> res["verdicts"][["claim", "benchmark", "verdict"]]
     """
     cfg = get_profile(profile, **overrides)  # validated before any work
+    if low_memory():   # HBKIT_LOW_MEMORY=1 (a bad value is refused here)
+        log.info("HBKIT_LOW_MEMORY=1: blocks of 4 MB and more are mapped and unmapped one by one, so freed memory "
+                 "goes back at once (a lower peak, slower training steps)")
     out = check_folder(out if out is not None else default_run_dir(cfg["profile"]), "--out")
     devs, shard = check_options(devices, shard, force)
     devs = devs if devices is not None else default_devices()
@@ -160,6 +163,7 @@ def fill(profile: str, out, data_dir=None, allow_overlap: bool = False, shard=No
     """Train and evaluate the models of the plan (of ``shard``) that no other process holds, without waiting for
     the others and without aggregating: one worker of :func:`compare`'s ``devices``. Returns its timings."""
     cfg = get_profile(profile, **overrides)
+    low_memory()
     job = _setup(cfg, check_folder(out, "--out"), False, data_dir, allow_overlap, check_options(None, shard, False)[1])
     _fill(job, progress, _Progress(None, None, len(job.runs)), wait=False)
     return job.timings

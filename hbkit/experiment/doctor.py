@@ -6,6 +6,7 @@ the command line exits non-zero when one is missing. Offline it answers at once 
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,13 @@ PARAMS = {"FacebookAI/xlm-roberta-base": 278e6, "FacebookAI/xlm-roberta-large": 
 #: measured by `make gpu-check` (results/gpu): peak GPU memory of an XLM-R base training step at batch 100 and
 #: 128 tokens in bf16 (H100 and H200 alike)
 MEASURED_PEAK_GIB = {"params": 278e6, "batch": 100, "gib": 10.2}
+
+
+#: measured by ``benchmarks/bench_train_memory.py`` on CPU: the peak RSS (MB) of training the cpu profile's model
+#: (embedded mE5-small, batch 32, frozen word embeddings), with glibc as it is and with HBKIT_LOW_MEMORY=1, and
+#: the time per step that costs
+CPU_TRAIN_PEAK_MB = {"model": "intfloat/multilingual-e5-small", "batch": 32, "default": 3888, "low_memory": 2108,
+                     "slower": 1.23}
 
 
 #: the release each pool benchmark and the xquad-train corpus read
@@ -209,6 +217,40 @@ def _disk_rows(cfg: dict, out: Path) -> list[dict]:
                  "" if status == "ok" else "free space, or --out on a larger disk")]
 
 
+def _available_mb() -> float | None:
+    """MemAvailable of /proc/meminfo in MB (None where there is none)."""
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _memory_rows(cfg: dict) -> list[dict]:
+    """The memory a CPU training of ``cfg`` peaks at (measured for the cpu profile's shape, scaled by batch size
+    for others of its model), against what this machine has available."""
+    import torch  # heavy: imported only for this check
+
+    m = CPU_TRAIN_PEAK_MB
+    if torch.cuda.is_available() or cfg["model"] != m["model"]:
+        return []
+    scale = cfg["batch_size"] / m["batch"]
+    peak, low = m["default"] * max(1.0, scale), m["low_memory"] * max(1.0, scale)
+    have = _available_mb()
+    on = os.environ.get("HBKIT_LOW_MEMORY", "").strip() == "1"
+    need = low if on else peak
+    detail = (f"training peaks at about {peak / 1024:.1f} GB of memory ({low / 1024:.1f} GB with HBKIT_LOW_MEMORY=1, "
+              f"{m['slower']:.2f}x the time per step; on: {'yes' if on else 'no'})"
+              + (f"; {have / 1024:.1f} GB available now" if have is not None else ""))
+    if have is None or have >= need:
+        return [_row("memory", "ok", detail)]
+    fix = ("set HBKIT_LOW_MEMORY=1, or free memory" if not on and have >= low else
+           "free memory, or a smaller --batch-size (the peak scales with it)")
+    return [_row("memory", MISSING, detail, fix)]
+
+
 def _miracl_candidates() -> dict[str, int]:
     """MIRACL dev corpus sizes per language (the paper's Table 11, shipped)."""
 
@@ -258,5 +300,6 @@ def doctor(profile_name: str = "auto", data_dir=None, out: str | Path | None = N
     rows += _corpus_rows(cfg, root)
     rows += _model_rows(cfg)
     rows += _disk_rows(cfg, Path(out) if out is not None else default_run_dir(cfg["profile"]))
+    rows += _memory_rows(cfg)
     rows += _cuda_rows(cfg)
     return pd.DataFrame(rows, columns=COLUMNS).drop_duplicates(subset=["check", "status", "detail"], ignore_index=True)

@@ -22,7 +22,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 from hbkit.core.digests import carry_mapped
-from hbkit.core.env import world
+from hbkit.core.env import low_memory, world
 from hbkit.core.files import atomic_write_json, disk_guard, remove_stale_tmp, tmp_name, write_checksums
 from hbkit.core.groups import sample_groups
 from hbkit.core.vocab import CORPUS_COLUMN, STRATEGY_ALPHA
@@ -423,6 +423,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     import torch  # heavy: torch
 
     config = config or TrainConfig()
+    low_memory()   # HBKIT_LOW_MEMORY=1: a bad value is refused here, before anything is read or written
     pairs, train_pairs, val_pairs, own_val, factory = prepare_data(pairs, config, val_pairs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
