@@ -90,8 +90,8 @@ def _hash_rows(pairs) -> str:
 def _mapped_source(pairs) -> dict | None:
     """What the rows of a ``datasets.Dataset`` are made of, when every one of them comes from a memory-mapped file:
     each block's file and the operations replayed on it (column selections, slices), the block layout, the row
-    count and columns, and a digest of its indices mapping (a ``select`` or ``filter``); None for anything held
-    in memory (its rows are hashed each time). The files themselves enter by identity, in
+    count, columns and output format, and a digest of its indices mapping (a ``select`` or ``filter``); None for
+    anything held in memory (its rows are hashed each time). The files themselves enter by identity, in
     :func:`pairs_fingerprint`."""
     import hashlib
 
@@ -103,8 +103,8 @@ def _mapped_source(pairs) -> dict | None:
     if table is None:
         return None
     layout = table.blocks if isinstance(table, ConcatenationTable) else [[table]]
-    blocks = [[[os.path.abspath(b.path), repr(b.replays)] for b in row] if all(isinstance(b, MemoryMappedTable) for b in row) else None
-              for row in layout]
+    blocks = [[[os.path.abspath(b.path), repr(b.replays)] for b in row]
+              if all(isinstance(b, MemoryMappedTable) for b in row) else None for row in layout]
     if not blocks or any(row is None for row in blocks):
         return None
     indices = getattr(pairs, "_indices", None)
@@ -114,7 +114,7 @@ def _mapped_source(pairs) -> dict | None:
         col = col.combine_chunks() if hasattr(col, "combine_chunks") else col
         digest = hashlib.sha256(col.to_numpy(zero_copy_only=False).tobytes()).hexdigest()
     return {"version": PAIRS_FINGERPRINT_VERSION, "blocks": blocks, "rows": len(pairs),
-            "columns": list(pairs.column_names), "indices": digest,
+            "columns": list(pairs.column_names), "indices": digest, "format": repr(getattr(pairs, "format", None)),
             "files": sorted({path for row in blocks for path, _ in row})}
 
 
