@@ -160,20 +160,29 @@ BATCHES_FILE = "hbkit_batches.json"
 
 def _quiet_progress(trainer) -> None:
     """The trainer's progress bar shows the running loss (:func:`_callback`'s postfix) instead of printing one
-    dict per logged step, which is every step: ``train_log.jsonl`` holds them all. Evaluation results and the
-    run's summary are still printed."""
-    from transformers.trainer_callback import ProgressCallback
+    dict per logged step, which is every step: ``train_log.jsonl`` holds them all. Without progress bars
+    (``progress=False``: notebooks, benchmarks, workers) the trainer's printer drops them too. Evaluation results
+    and the run's summary are still printed."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    def step_loss(logs) -> bool:
+        return bool(logs) and "loss" in logs and not any(k.startswith("eval_") for k in logs)
 
     class QuietProgress(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs and not any(k.startswith("eval_") for k in logs):
-                return
-            super().on_log(args, state, control, logs=logs, **kwargs)
+            if not step_loss(logs):
+                super().on_log(args, state, control, logs=logs, **kwargs)
+
+    class QuietPrinter(PrinterCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not step_loss(logs):
+                super().on_log(args, state, control, logs=logs, **kwargs)
 
     handler = trainer.callback_handler
-    if any(type(cb) is ProgressCallback for cb in handler.callbacks):   # progress bars on (not disable_tqdm)
-        trainer.remove_callback(ProgressCallback)
-        trainer.add_callback(QuietProgress())
+    for loud, quiet in ((ProgressCallback, QuietProgress), (PrinterCallback, QuietPrinter)):
+        if any(type(cb) is loud for cb in handler.callbacks):   # ProgressCallback: bars on; PrinterCallback: off
+            trainer.remove_callback(loud)
+            trainer.add_callback(quiet())
 
 
 def _callback(out_dir: Path, restored: dict[int, list]):
