@@ -46,10 +46,11 @@ PARAMS = {"FacebookAI/xlm-roberta-base": 278e6, "FacebookAI/xlm-roberta-large": 
 MEASURED_PEAK_GIB = {"params": 278e6, "batch": 100, "gib": 10.2}
 
 
-#: measured by ``benchmarks/bench_train_memory.py`` on CPU: the peak RSS (MB) of training the cpu profile's model
-#: (embedded mE5-small, batch 32, frozen word embeddings), with glibc as it is and with HBKIT_LOW_MEMORY=1, and
-#: the time per step that costs
-CPU_TRAIN_PEAK_MB = {"model": "intfloat/multilingual-e5-small", "batch": 32, "default": 3888, "low_memory": 2108,
+#: the peak RSS (MB) of training the cpu profile's model on CPU (embedded mE5-small, batch 32, frozen word
+#: embeddings): a whole model with glibc as it is (``benchmarks/bench_compare.py --profiles cpu``, the train
+#: stage), and with HBKIT_LOW_MEMORY=1 (``benchmarks/bench_train_memory.py``, 6 steps: 2,108 MB against 3,888 MB
+#: with glibc as it is over the same steps), and the time per step that costs
+CPU_TRAIN_PEAK_MB = {"model": "intfloat/multilingual-e5-small", "batch": 32, "default": 5014, "low_memory": 2108,
                      "slower": 1.23}
 
 
