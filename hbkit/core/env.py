@@ -201,11 +201,20 @@ def large_blocks_from_mmap(threshold_bytes: int) -> bool:
 LOW_MEMORY_THRESHOLD = 4 * 2**20
 
 
+def low_memory_requested() -> bool:
+    """Whether ``HBKIT_LOW_MEMORY`` asks for :func:`low_memory` (is ``1``); reads the variable only, changes nothing."""
+    return _low_memory_value() == "1"
+
+
+def _low_memory_value() -> str:
+    return os.environ.get("HBKIT_LOW_MEMORY", "").strip()
+
+
 def low_memory() -> bool:
     """Apply ``HBKIT_LOW_MEMORY``: ``1`` serves blocks of 4 MB and more by mmap (:func:`large_blocks_from_mmap`),
     for a lower peak at some speed; unset, empty or ``0`` leaves glibc as it is. Returns whether it is on. Raises
     ``ValueError`` (one line, naming the variable) for any other value."""
-    value = os.environ.get("HBKIT_LOW_MEMORY", "").strip()
+    value = _low_memory_value()
     if value in ("", "0"):
         return False
     if value != "1":

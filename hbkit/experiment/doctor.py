@@ -6,14 +6,13 @@ the command line exits non-zero when one is missing. Offline it answers at once 
 """
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
 from hbkit.analysis.reference import published_file
-from hbkit.core.env import data_roots, default_data_roots, default_run_dir, offline
+from hbkit.core.env import data_roots, default_data_roots, default_run_dir, low_memory_requested, offline
 from hbkit.core.files import existing_ancestor, sha256_file
 from hbkit.data.corpora import corpus_parts
 from hbkit.data.miracl import corpus_dir, corpus_files, hub_cache_dir, miracl_root, topics_path
@@ -240,7 +239,7 @@ def _memory_rows(cfg: dict) -> list[dict]:
     scale = cfg["batch_size"] / m["batch"]
     peak, low = m["default"] * max(1.0, scale), m["low_memory"] * max(1.0, scale)
     have = _available_mb()
-    on = os.environ.get("HBKIT_LOW_MEMORY", "").strip() == "1"
+    on = low_memory_requested()
     need = low if on else peak
     detail = (f"training peaks at about {peak / 1024:.1f} GB of memory ({low / 1024:.1f} GB with HBKIT_LOW_MEMORY=1, "
               f"{m['slower']:.2f}x the time per step; on: {'yes' if on else 'no'})"
