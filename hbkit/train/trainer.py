@@ -20,6 +20,7 @@ import os
 import shutil
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import NamedTuple
 
 from hbkit.core.digests import carry_mapped
 from hbkit.core.env import low_memory, world
@@ -116,24 +117,36 @@ def _freeze(model, config: TrainConfig) -> None:
                 m.p = config.dropout
 
 
+class _BatchRecord:
+    """What the trainer sees of its batches, shared with the callback that logs them (:func:`_callback`): the
+    kinds of the batches that reached the model since the last step ended (``pending``, as the collator passed
+    them on in ``inputs["hbkit_batch"]``), and the training batch sampler (for ``set_epoch`` on resume)."""
+
+    def __init__(self):
+        self.pending: list = []
+        self.sampler = None
+
+
 def _trainer_class():
-    """sentence-transformers' trainer, plus: the kind of every training batch, as the collator passed it on
-    in ``inputs["hbkit_batch"]``, is recorded when the batch reaches the model (``hbkit_pending``)."""
+    """sentence-transformers' trainer, plus: the kind of every training batch is recorded in ``record`` when the
+    batch reaches the model; with ``mono_eval`` the validation batches are X-X-mono (a validation set in one
+    language, where X-Y batches do not exist)."""
     from sentence_transformers import SentenceTransformerTrainer
 
     class HBTrainer(SentenceTransformerTrainer):
-        hbkit_pending: list
-        hbkit_sampler = None  # the training batch sampler (for set_epoch on resume, see BatchLog.on_epoch_begin)
+        def __init__(self, *args, record: _BatchRecord, mono_eval: bool = False, **kw):
+            self.hbkit_record, self.hbkit_mono_eval, self.hbkit_evaluating = record, mono_eval, False
+            super().__init__(*args, **kw)
 
         def get_train_dataloader(self):
             loader = super().get_train_dataloader()
-            self.hbkit_sampler = getattr(self.args.batch_sampler, "last", None)
+            self.hbkit_record.sampler = getattr(self.args.batch_sampler, "last", None)
             return loader
 
         def training_step(self, model, inputs, *args, **kw):
             info = inputs.pop("hbkit_batch", None)
             if info is not None:
-                self.hbkit_pending = getattr(self, "hbkit_pending", []) + [info]
+                self.hbkit_record.pending.append(info)
             return super().training_step(model, inputs, *args, **kw)
 
         def get_eval_dataloader(self, *args, **kw):
@@ -144,7 +157,7 @@ def _trainer_class():
                 self.hbkit_evaluating = False
 
         def get_batch_sampler(self, dataset, batch_size, *args, **kw):
-            if getattr(self, "hbkit_evaluating", False) and getattr(self, "hbkit_mono_eval", False):
+            if self.hbkit_evaluating and self.hbkit_mono_eval:
                 return XXMonoBatchSampler(dataset, batch_size, seed=kw.get("seed", 0), num_replicas=1)  # one language
             return super().get_batch_sampler(dataset, batch_size, *args, **kw)
 
@@ -158,9 +171,10 @@ def _trainer_class():
 BATCHES_FILE = "hbkit_batches.json"
 
 
-def _quiet_progress(trainer) -> None:
-    """The trainer's progress bar shows the running loss (:func:`_callback`'s postfix) instead of printing one
-    dict per logged step, which is every step: ``train_log.jsonl`` holds them all. Without progress bars
+def _quiet_progress(trainer, batch_log) -> None:
+    """The trainer's progress bar shows the running loss and the X-X / X-Y counts of ``batch_log``
+    (:func:`_callback`) instead of printing one dict per logged step, which is every step: ``train_log.jsonl``
+    holds them all. Without progress bars
     (``progress=False``: notebooks, benchmarks, workers) the trainer's printer drops them too. Evaluation results
     and the run's summary are still printed."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -169,6 +183,13 @@ def _quiet_progress(trainer) -> None:
         return bool(logs) and "loss" in logs and not any(k.startswith("eval_") for k in logs)
 
     class QuietProgress(ProgressCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if getattr(self, "training_bar", None) is not None:   # batch_log's on_step_end has run: it comes first
+                c = batch_log.counts()
+                loss = {} if batch_log.last_loss is None else {"loss": f"{batch_log.last_loss:.4g}"}
+                self.training_bar.set_postfix(**loss, xx=c["xx"], xy=c["xy"], refresh=False)
+            super().on_step_end(args, state, control, **kwargs)
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if not step_loss(logs):
                 super().on_log(args, state, control, logs=logs, **kwargs)
@@ -185,19 +206,18 @@ def _quiet_progress(trainer) -> None:
             trainer.add_callback(quiet())
 
 
-def _callback(out_dir: Path, restored: dict[int, list]):
+def _callback(out_dir: Path, restored: dict[int, list], record: _BatchRecord):
     from transformers import TrainerCallback
-    from transformers.trainer_callback import ProgressCallback
 
     class BatchLog(TrainerCallback):
         """Writes train_log.jsonl (one line per logged step: loss, lr, the step's batch kind and language) and
-        shows the running X-X / X-Y counts on the progress bar. The kind of step s is what the trainer
-        recorded for the batches of step s (see :func:`_trainer_class`); ``steps`` is saved in every
-        checkpoint, so a resumed run keeps the kinds of the steps before it."""
+        keeps the running X-X / X-Y counts and loss that the progress bar shows (:func:`_quiet_progress`). The
+        kind of step s is what the trainer recorded in ``record`` for the batches of step s (see
+        :func:`_trainer_class`); ``steps`` is saved in every checkpoint, so a resumed run keeps the kinds of the
+        steps before it."""
 
         def __init__(self):
             self.steps: dict[int, list] = dict(restored)  # step -> [kind, lang]
-            self.trainer = None
             self.last_loss = None   # shown on the progress bar
 
         def counts(self) -> dict[str, int]:
@@ -209,13 +229,11 @@ def _callback(out_dir: Path, restored: dict[int, list]):
         def on_epoch_begin(self, args, state, control, **kw):
             # the trainer forwards set_epoch through accelerate's wrappers, except when resuming mid-epoch (its
             # skip wrapper hides the sampler): set it here, before the epoch's first batch is drawn
-            sampler = getattr(self.trainer, "hbkit_sampler", None)
-            if sampler is not None:
-                sampler.set_epoch(int(state.epoch + 1e-6))
+            if record.sampler is not None:
+                record.sampler.set_epoch(int(state.epoch + 1e-6))
 
         def on_step_end(self, args, state, control, **kw):
-            infos = getattr(self.trainer, "hbkit_pending", [])
-            self.trainer.hbkit_pending = []
+            infos, record.pending = record.pending, []
             kinds = {i["kind"] for i in infos}
             langs = {i["lang"] for i in infos}
             corpora = {i.get("corpus") for i in infos}
@@ -224,11 +242,6 @@ def _callback(out_dir: Path, restored: dict[int, list]):
                                                  langs.pop() if len(langs) == 1 else None]
                 if corpora != {None}:   # a mix of corpora: which one the step's batches came from
                     self.steps[state.global_step].append(corpora.pop() if len(corpora) == 1 else "mixed")
-            c = self.counts()
-            loss = {} if self.last_loss is None else {"loss": f"{self.last_loss:.4g}"}
-            for cb in self.trainer.callback_handler.callbacks:
-                if isinstance(cb, ProgressCallback) and getattr(cb, "training_bar", None) is not None:
-                    cb.training_bar.set_postfix(**loss, xx=c["xx"], xy=c["xy"], refresh=False)
 
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "loss" not in logs or not state.is_world_process_zero:
@@ -367,22 +380,24 @@ def prepare_data(pairs, config: TrainConfig, val_pairs=None):
     own_val = _validation_pairs(val_pairs, config) if val_pairs is not None else None
     train_pairs, val_pairs = (pairs, own_val) if own_val is not None else _split_groups(pairs, config.val_groups,
                                                                                           config.seed)
-    factory = make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
-                           language_weights=config.language_weights)
+    def factory():
+        return make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
+                            language_weights=config.language_weights)
+
     if val_pairs is not None and CORPUS_COLUMN in val_pairs.column_names:   # held-out groups of a mix: evaluated
         val_pairs = val_pairs.remove_columns(CORPUS_COLUMN)                 # together, not one corpus per batch
-    factory(train_pairs, batch_size=config.batch_size, seed=config.seed)  # data no batch can be made of: refused
+    probe = factory()   # dry runs, on a factory of their own: the trainer's records only its own samplers
+    probe(train_pairs, batch_size=config.batch_size, seed=config.seed)  # data no batch can be made of: refused
     if val_pairs is not None:
         try:
             if own_val is not None and len(set(val_pairs["lang"])) == 1:   # as get_batch_sampler will build it
                 XXMonoBatchSampler(val_pairs, config.batch_size, seed=config.seed, num_replicas=1)
             else:
-                factory(val_pairs, batch_size=config.batch_size, seed=config.seed)
+                probe(val_pairs, batch_size=config.batch_size, seed=config.seed)
         except SamplerError as e:
             raise TrainError(f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) cannot "
                              f"give a batch of {config.batch_size}: {e}. Keep more validation groups (val_groups).") from None
-    factory.last = None
-    return pairs, train_pairs, val_pairs, own_val, factory
+    return pairs, train_pairs, val_pairs, own_val, factory()
 
 
 def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/train",
@@ -403,7 +418,7 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     (multilingual mAP; or ``evaluator``, any sentence-transformers evaluator); the best checkpoint by that
     criterion is kept and loaded at the end, and ``early_stopping_patience`` evaluations without improvement
     stop the run (transformers' ``EarlyStoppingCallback``). With ``config.val_corpus`` other than ``held-out``,
-    ``val_pairs`` (e.g. :func:`hbkit.data.squadshifts.squadshifts_pairs`, the paper's SQuADShifts) are the
+    ``val_pairs`` (e.g. :func:`hbkit.data.releases.squadshifts.squadshifts_pairs`, the paper's SQuADShifts) are the
     validation set instead; a validation set in one language is batched X-X-mono whatever the strategy (its
     loss is the paper's criterion; X-Y batches do not exist in one language).
 
@@ -429,8 +444,6 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         >>> model_dir = train(load_encoder("intfloat/multilingual-e5-small"), parallel_pairs(),
         ...                   TrainConfig(strategy="hybrid", alpha=0.5, max_steps=100), "runs/hybrid")
     """
-    import torch  # heavy: torch
-
     config = config or TrainConfig()
     low_memory()   # HBKIT_LOW_MEMORY=1: a bad value is refused here, before anything is read or written
     pairs, train_pairs, val_pairs, own_val, factory = prepare_data(pairs, config, val_pairs)
@@ -438,6 +451,44 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lr == 0:
         log.warning("lr=0: the weights will not change; this run only measures the loss of the base model")
+    folder = _resolve_folder(encoder, pairs, config, own_val, out_dir, resume)
+    if folder.finished:
+        log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", folder.model_dir)
+        if world()[0] == 0 and not config.keep_checkpoints:   # killed between the save and the pruning
+            prune_checkpoints(out_dir)
+        return folder.model_dir
+    encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
+    _freeze(encoder, config)
+    _describe_in_card(encoder, config)
+    trainer, batch_log = _build_trainer(encoder, config, train_pairs, val_pairs, factory, out_dir,
+                                        folder.resume_from, progress, callbacks, evaluator)
+    runtime = _run(trainer, folder.resume_from, out_dir)
+    _checkpointing_off(encoder)   # the caller's encoder leaves as it came (the saved model never recomputes)
+    if world()[1] > 1:  # what this rank actually collated, for checking that ranks agree
+        atomic_write_json(out_dir / f"batches_seen.rank{world()[0]}.json", trainer.data_collator.seen)
+    if not trainer.is_world_process_zero():
+        return folder.model_dir
+    with disk_guard(folder.model_dir.parent, "the trained model"):
+        _save_model(trainer, folder.model_dir, _training_card(trainer, batch_log, encoder, config, folder, runtime))
+    if not config.keep_checkpoints:
+        prune_checkpoints(out_dir)
+    return folder.model_dir
+
+
+class _Folder(NamedTuple):
+    """Where a run stands in its folder: its identity, the model folder, the checkpoint to resume from (or
+    None) and whether the model is already trained with this set-up."""
+    identity: dict
+    model_dir: Path
+    resume_from: str | None
+    finished: bool
+
+
+def _resolve_folder(encoder, pairs, config: TrainConfig, own_val, out_dir: Path, resume: bool) -> _Folder:
+    """Rank 0 checks ``out_dir`` against the run's identity (a finished model is hashed once, a folder of another
+    set-up refused, a fresh start cleared); the other ranks wait for its decision, then read it."""
+    import torch  # heavy: torch
+
     rank = world()[0]
     identity = run_identity(encoder, pairs, config, own_val)
     model_dir = out_dir / "model"
@@ -454,75 +505,85 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         resume_from = latest_checkpoint(out_dir / "checkpoints") if resume else None
         if rank != 0:
             finished = resume and finished_model(model_dir, identity, encoder)
-    if finished:
-        log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", model_dir)
-        if rank == 0 and not config.keep_checkpoints:   # killed between the save and the pruning
-            prune_checkpoints(out_dir)
-        return model_dir
-    encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
-    _freeze(encoder, config)
+    return _Folder(identity, model_dir, resume_from, bool(finished))
 
+
+def _describe_in_card(encoder, config: TrainConfig) -> None:
+    """The saved README.md (sentence-transformers' model card) says how the model was trained."""
+    card = getattr(encoder, "model_card_data", None)
+    if card is None:
+        return
+    alpha = config.alpha if config.strategy == "hybrid" else STRATEGY_ALPHA[config.strategy]
+    card.model_name = (f"{getattr(card, 'base_model', None) or 'encoder'} fine-tuned by hbkit: {config.strategy} "
+                       f"batches (α={alpha:g}), seed {config.seed}, corpus {config.corpus}")
+    card.add_tags(["hbkit", f"hbkit-strategy-{config.strategy}", f"hbkit-corpus-{config.corpus}"])
+
+
+def _selection(val_pairs, evaluator, config: TrainConfig):
+    """The in-training evaluator (``evaluator``, hbkit's :class:`~hbkit.train.evaluator.RetrievalEvaluator` with
+    ``eval_metric="map"``, or None) and the metric that picks the best checkpoint (the validation loss unless an
+    evaluator scores)."""
+    if val_pairs is None or (evaluator is None and config.eval_metric != "map"):
+        return evaluator, "eval_loss"
+    if evaluator is None:
+        from hbkit.train.evaluator import RetrievalEvaluator  # heavy: sentence-transformers
+
+        evaluator = RetrievalEvaluator(val_pairs, name="val")
+    pm, name = evaluator.primary_metric, getattr(evaluator, "name", "")
+    return evaluator, f"eval_{pm if not name or pm.startswith(name + '_') else f'{name}_{pm}'}"
+
+
+def _build_trainer(encoder, config: TrainConfig, train_pairs, val_pairs, factory, out_dir: Path,
+                   resume_from: str | None, progress: bool, callbacks: list | None, evaluator):
+    """The trainer and its batch log: arguments, loss, collator, evaluation, early stopping, and the kinds of
+    the steps before ``resume_from``."""
+    from hbkit.train.st_training import PairCollator  # heavy: sentence-transformers
+
+    evaluator, metric_for_best = _selection(val_pairs, evaluator, config)
     callbacks = list(callbacks or [])
-    metric_for_best = "eval_loss"
-    if val_pairs is not None and (evaluator is not None or config.eval_metric == "map"):
-        if evaluator is None:
-            from hbkit.train.evaluator import RetrievalEvaluator  # heavy: sentence-transformers
-
-            evaluator = RetrievalEvaluator(val_pairs, name="val")
-        pm, name = evaluator.primary_metric, getattr(evaluator, "name", "")
-        metric_for_best = f"eval_{pm if not name or pm.startswith(name + '_') else f'{name}_{pm}'}"
     if config.early_stopping_patience:
         from transformers import EarlyStoppingCallback
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    card = getattr(encoder, "model_card_data", None)
-    if card is not None:  # the saved README.md (sentence-transformers' model card) says how it was trained
-        card.model_name = (f"{getattr(card, 'base_model', None) or 'encoder'} fine-tuned by hbkit: {config.strategy} "
-                           f"batches (α={config.alpha if config.strategy == 'hybrid' else STRATEGY_ALPHA[config.strategy]:g}), "
-                           f"seed {config.seed}, corpus {config.corpus}")
-        card.add_tags(["hbkit", f"hbkit-strategy-{config.strategy}", f"hbkit-corpus-{config.corpus}"])
-
     args = _training_arguments(config, encoder, out_dir / "checkpoints", factory, val_pairs is not None,
                                metric_for_best, progress)
-    loss = _loss(encoder, config)
     restored = {}
     if resume_from and (Path(resume_from) / BATCHES_FILE).is_file():
         restored = {int(k): v for k, v in json.loads((Path(resume_from) / BATCHES_FILE).read_text()).items()}
-    batch_log = _callback(out_dir, restored)
-    from hbkit.train.st_training import PairCollator  # heavy: sentence-transformers
-
+    record = _BatchRecord()
+    batch_log = _callback(out_dir, restored, record)
     trainer = _trainer_class()(
-        model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=loss, evaluator=evaluator,
-        data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
-        callbacks=[batch_log, *callbacks])
-    batch_log.trainer = trainer
-    _quiet_progress(trainer)
-    trainer.hbkit_mono_eval = val_pairs is not None and len(set(val_pairs["lang"])) == 1
-    finished = finished_state(resume_from, args.max_steps)   # training_args may override max_steps
-    if finished is None:
+        model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=_loss(encoder, config),
+        evaluator=evaluator, data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
+        callbacks=[batch_log, *callbacks], record=record,
+        mono_eval=val_pairs is not None and len(set(val_pairs["lang"])) == 1)
+    _quiet_progress(trainer, batch_log)
+    return trainer, batch_log
+
+
+def _run(trainer, resume_from: str | None, out_dir: Path) -> float | None:
+    """Train (from ``resume_from`` when given) and return the run's time in seconds; a run killed after its
+    last checkpoint, before the model's save, is not trained again: that checkpoint is the trained model."""
+    if finished_state(resume_from, trainer.args.max_steps) is None:   # training_args may override max_steps
         _align_special_tokens_quietly(trainer)
         with disk_guard(out_dir / "checkpoints", "a training checkpoint"):
-            runtime = trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
-    else:  # killed after its last checkpoint, before the model's save: that checkpoint is the trained model
-        _load_final_checkpoint(trainer, resume_from, args, out_dir / "checkpoints")
-        runtime = None
-    _checkpointing_off(encoder)   # the caller's encoder leaves as it came (the saved model never recomputes)
-    if world()[1] > 1:  # what this rank actually collated, for checking that ranks agree
-        atomic_write_json(out_dir / f"batches_seen.rank{rank}.json", trainer.data_collator.seen)
-    if not trainer.is_world_process_zero():
-        return model_dir
+            return trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
+    _load_final_checkpoint(trainer, resume_from, trainer.args, out_dir / "checkpoints")
+    return None
+
+
+def _training_card(trainer, batch_log, encoder, config: TrainConfig, folder: _Folder, runtime) -> dict:
+    """``hbkit_training.json``: the run's identity and config, its steps, batch counts, losses and best
+    checkpoint."""
     history = [h for h in trainer.state.log_history if "loss" in h]
-    card = {"identity": identity, "config": asdict(config), "base_model": getattr(encoder, "model_card_data", None)
-            and encoder.model_card_data.base_model, "steps": trainer.state.global_step,
-            "batch_counts": batch_log.counts(), "resumed_from": resume_from,
-            "first_loss": history[0]["loss"] if history else None, "last_loss": history[-1]["loss"] if history else None,
-            "best_metric": trainer.state.best_metric, "metric_for_best_model": args.metric_for_best_model,
-            "best_checkpoint": trainer.state.best_model_checkpoint, "stopped_early": trainer.state.global_step < config.max_steps,
-            "train_runtime_s": runtime}
-    with disk_guard(model_dir.parent, "the trained model"):
-        _save_model(trainer, model_dir, card)
-    if not config.keep_checkpoints:
-        prune_checkpoints(out_dir)
-    return model_dir
+    return {"identity": folder.identity, "config": asdict(config),
+            "base_model": getattr(encoder, "model_card_data", None) and encoder.model_card_data.base_model,
+            "steps": trainer.state.global_step, "batch_counts": batch_log.counts(),
+            "resumed_from": folder.resume_from,
+            "first_loss": history[0]["loss"] if history else None,
+            "last_loss": history[-1]["loss"] if history else None,
+            "best_metric": trainer.state.best_metric, "metric_for_best_model": trainer.args.metric_for_best_model,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "stopped_early": trainer.state.global_step < config.max_steps, "train_runtime_s": runtime}
 
 
 def _align_special_tokens_quietly(trainer) -> None:
