@@ -46,7 +46,8 @@ def vocab(rng, size: int = 5000) -> list[str]:
 def child_build(groups: int) -> dict:
     import numpy as np
 
-    from hbkit.data import corpus_cache, translate_train
+    from hbkit.data import corpus_cache
+    from hbkit.data.releases import translate_train
 
     marker = Path(tempfile.gettempdir()) / f"bench-corpus-{groups}.marker"
     marker.write_text(str(groups))

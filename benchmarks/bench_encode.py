@@ -28,7 +28,7 @@ DIM = 384
 
 
 def passages(n: int):
-    from hbkit.data.benchmarks import load_tydiqa
+    from hbkit.data.releases.tydiqa import load_tydiqa
 
     c = load_tydiqa().candidates
     return [(f"p{i:06d}", t) for i, t in enumerate(c["text"].tolist()[:n])]

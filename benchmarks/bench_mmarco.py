@@ -77,7 +77,7 @@ def generate(root: Path, fraction: float) -> dict:
     if marker.is_file() and json.loads(marker.read_text()).get("fraction") == fraction:
         return json.loads(marker.read_text())
     shutil.rmtree(root, ignore_errors=True)
-    from hbkit.data.mmarco import mmarco_files
+    from hbkit.data.releases.mmarco import mmarco_files
 
     rng = np.random.default_rng(0)
     nq, npas, nt = (max(10, round(FULL[k] * fraction)) for k in ("queries", "passages", "triples"))
@@ -144,7 +144,7 @@ def child(root: str, queries: int) -> None:
     """Load mmarco:<queries> (building it if the cache is empty); print its time and peak RSS as JSON."""
     t0 = time.perf_counter()
     from hbkit.data import corpus_cache
-    from hbkit.data.mmarco import mmarco_pairs
+    from hbkit.data.releases.mmarco import mmarco_pairs
 
     imported = time.perf_counter()
     ds = mmarco_pairs(root, LANGS, queries)
@@ -180,7 +180,7 @@ def main() -> None:
         return child(a.child, a.queries)
     if not 0 < a.fraction <= 1:
         sys.exit("--fraction: a share of the release's rows in (0, 1]")
-    from hbkit.data.mmarco import mmarco_files
+    from hbkit.data.releases.mmarco import mmarco_files
 
     root = a.dir / f"f{a.fraction:g}"
     print(f"synthetic mMARCO release at {a.fraction:g} of full size in {root}", flush=True)

@@ -27,7 +27,7 @@ import hbkit.train  # noqa: F401  the package first, so that the name ``train`` 
 _EXPORTS = {
     "PROFILES": "hbkit.experiment.profiles", "profile": "hbkit.experiment.profiles",
     "DataError": "hbkit.data.registry",
-    "RetrievalBenchmark": "hbkit.data.benchmarks", "load_benchmark": "hbkit.data.benchmarks",
+    "RetrievalBenchmark": "hbkit.data.retrieval_benchmark", "load_benchmark": "hbkit.data.benchmarks",
     "parallel_pairs": "hbkit.data.benchmarks", "check_disjoint": "hbkit.data.benchmarks",
     "data_summary": ("hbkit.data.benchmarks", "summary"),
     "load_encoder": "hbkit.encoders.load", "encode": "hbkit.encoders.encode",

@@ -105,7 +105,7 @@ def test_stored_rankings_give_the_measures_without_embeddings():
     """pools.multilingual_rankings keeps each query's top 20 and relevant candidates with positions: TLR@10 and
     PEER@20 recomputed from that table alone equal bias_measures on the embeddings (a measure added later needs no
     weights); positions break ties in pool order; the table has one row per kept candidate."""
-    from hbkit.data.benchmarks import RetrievalBenchmark
+    from hbkit.data.retrieval_benchmark import RetrievalBenchmark
     from hbkit.retrieval.pools import multilingual_rankings
 
     rng = np.random.default_rng(7)

@@ -25,7 +25,8 @@ import numpy as np
 import pytest
 
 from hbkit.core.digests import content_key
-from hbkit.data import corpora, corpus_cache, translate_train
+from hbkit.data import corpora, corpus_cache
+from hbkit.data.releases import translate_train
 from hbkit.encoders import load as models
 
 
@@ -112,7 +113,7 @@ def _mlqa_fixture(root):
 
 
 def test_derived_benchmark_cache(cache, tmp_path):
-    from hbkit.data.benchmarks import load_mlqa_r_rebuilt
+    from hbkit.data.releases.mlqa import load_mlqa_r_rebuilt
     root = _mlqa_fixture(tmp_path / "data")
     first = load_mlqa_r_rebuilt(root, ["en", "de"])
     pkls = lambda: sorted((cache / "benchmarks").glob("*.pkl"))  # noqa: E731
@@ -174,7 +175,7 @@ def test_tydiqa_corpus_cache(cache, data_dir):
     entry: tests/test_miracl.py::test_tydiqa_corpus_cache_follows_the_data); a damaged shard, topics or qrels file
     of the entry fails its sha256 record and is built again."""
     from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
-    from hbkit.data.miracl import corpus_files
+    from hbkit.data.releases.miracl import corpus_files
     (b,) = load_corpus_benchmarks("tydiqa-corpus:sw", data_dir)
     n_docs = b.check()
     shard = corpus_files(b.files[0].parent)[0]
@@ -234,7 +235,7 @@ def test_embedded_model_folder_is_keyed_by_its_package_files(cache, tmp_path, mo
 def test_compare_data_fingerprint_follows_a_corpus_shards_bytes(tmp_path):
     from test_miracl import _write
 
-    from hbkit.data.miracl import corpus_files, read_release
+    from hbkit.data.releases.miracl import corpus_files, read_release
     from hbkit.experiment.plan import corpus_fingerprint
     root = _write(tmp_path / "miracl")
     before = corpus_fingerprint(read_release(root, "sw"))
@@ -248,7 +249,7 @@ def test_a_folder_with_the_former_corpus_fingerprint_stays_reusable(tmp_path):
     import pytest as _pytest
     from test_miracl import _write
 
-    from hbkit.data.miracl import read_release
+    from hbkit.data.releases.miracl import read_release
     from hbkit.experiment.plan import LEGACY, check_reusable, corpus_fingerprint, legacy_corpus_fingerprint
     b = read_release(_write(tmp_path / "miracl"), "sw")
     out = tmp_path / "run"

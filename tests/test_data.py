@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from hbkit.data import benchmarks as data
-from hbkit.data import releases
+from hbkit.data import fetch
 from hbkit.data.registry import EVAL_ARTICLES, TRAIN_ARTICLES, XQUAD_R_LANGS, DataError, check_benchmark_names
-from hbkit.data.releases import download, release_dir
+from hbkit.data.fetch import download, release_dir
 from hbkit.data.sources import SOURCES
-from hbkit.data.squad import split_sentences
+from hbkit.data.releases.squad import split_sentences
 
 XQUAD_R_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219,
                       "th": 852, "tr": 1167, "vi": 1209, "zh": 1196}
@@ -202,7 +202,7 @@ def test_download_honours_the_folder_and_offline_mode(tmp_path, monkeypatch, cap
 
 def test_offline_without_data_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.delenv("HBKIT_DATA_DIR", raising=False)
-    monkeypatch.setattr(releases, "PROJECT_DATA", tmp_path)
+    monkeypatch.setattr(fetch, "PROJECT_DATA", tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match="set HBKIT_DATA_DIR.*hbkit data download mlqa"):
         release_dir("mlqa")
@@ -260,13 +260,13 @@ def test_the_data_is_found_beside_the_checkout_without_the_makefile(data_dir, tm
     from hbkit.core import env
 
     monkeypatch.delenv("HBKIT_DATA_DIR", raising=False)
-    monkeypatch.setattr(releases, "PROJECT_DATA", tmp_path / "project-data")
+    monkeypatch.setattr(fetch, "PROJECT_DATA", tmp_path / "project-data")
     shared = tmp_path / "shared" / "data"
     (shared / "xquad-r").mkdir(parents=True)
     for f in (data_dir / "xquad-r").iterdir():
         (shared / "xquad-r" / f.name).symlink_to(f)
     monkeypatch.setenv("HBKIT_SHARED_DATA", str(shared))
-    assert env.default_data_roots(releases.PROJECT_DATA) == [shared, tmp_path / "project-data"]
+    assert env.default_data_roots(fetch.PROJECT_DATA) == [shared, tmp_path / "project-data"]
     assert release_dir("xquad-r") == shared
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError, match=rf"mlqa not found \(looked in --data-dir and HBKIT_DATA_DIR \(not set\), "

@@ -1,4 +1,4 @@
-"""The one downloader (hbkit.data.releases.fetch_file) against a local HTTP server on 127.0.0.1: SQuAD
+"""The one downloader (hbkit.data.fetch.fetch_file) against a local HTTP server on 127.0.0.1: SQuAD
 translate-train and an archive release arrive whole, a corrupt or cut-short file never lands, an unreachable
 address says what to do instead."""
 import hashlib
@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from hbkit.data import translate_train
+from hbkit.data.releases import translate_train
 from hbkit.data.registry import DataError
-from hbkit.data.releases import download, fetch_file
+from hbkit.data.fetch import download, fetch_file
 
 
 def _squad(lang: str) -> bytes:

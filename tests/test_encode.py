@@ -63,7 +63,7 @@ def test_a_model_encodes_each_benchmark_text_once_and_umap_reads_its_rows(tiny, 
     of a benchmark's queries) taken from those embeddings, so that a resumed run writes the same bytes."""
     import pandas as pd
 
-    from hbkit.data.benchmarks import RetrievalBenchmark
+    from hbkit.data.retrieval_benchmark import RetrievalBenchmark
     from hbkit.experiment.plan import Run
     from hbkit.experiment.stages import stage_evaluate
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from hbkit.analysis.bootstrap import paired_bootstrap
-from hbkit.data.benchmarks import RetrievalBenchmark
+from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 from hbkit.encoders.encode import encode
 from hbkit.retrieval.alignment import alignment, language_knn_purity
 from hbkit.retrieval.pools import evaluate_embeddings

@@ -11,7 +11,7 @@ from hub_fake import FakeHub
 from hub_fake import hub_run as _hub_run
 
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks, tydi_as_miracl
-from hbkit.data.miracl import corpus_files, load_miracl, read_release
+from hbkit.data.releases.miracl import corpus_files, load_miracl, read_release
 from hbkit.data.registry import DataError
 from hbkit.retrieval.ir_metrics import evaluate_run, query_metrics, to_pytrec_eval_names, trec_order, untie
 
@@ -97,7 +97,7 @@ def test_hub_download_through_a_local_server(tmp_path):
                  HUB_SOURCES["miracl-corpus"]["repo"]: HUB_SOURCES["miracl-corpus"]["revision"]}
     hub = FakeHub(repos, revisions)
     try:
-        code = ("from hbkit.data.miracl import load_miracl; b = load_miracl('sw'); "
+        code = ("from hbkit.data.releases.miracl import load_miracl; b = load_miracl('sw'); "
                 "print((sorted(b.topics.items()), sorted((q, sorted(j.items())) for q, j in b.qrels.items()), b.check()))")
         r = _hub_run(tmp_path, hub, code)
         assert r.returncode == 0, r.stderr[-3000:]
@@ -116,7 +116,7 @@ def test_hub_download_through_a_local_server(tmp_path):
         n = len(hub.requests)
         r = _hub_run(tmp_path, hub, code)
         assert r.returncode == 0 and len(hub.requests) == n, "the second load reads the download, not the hub"
-        r = _hub_run(tmp_path / "other", hub, "from hbkit.data.miracl import load_miracl; load_miracl('te')")
+        r = _hub_run(tmp_path / "other", hub, "from hbkit.data.releases.miracl import load_miracl; load_miracl('te')")
         assert r.returncode != 0 and "has no miracl-corpus-v1.0-te/docs-0.jsonl.gz" in r.stderr
         assert "HBKIT_MIRACL_CORPUS_REVISION=main" in r.stderr
     finally:
@@ -205,7 +205,7 @@ def test_unknown_doc_can_be_skipped_and_counted(tmp_path):
 
 
 def test_tydi_as_miracl_round_trips(data_dir, tmp_path):
-    from hbkit.data.benchmarks import load_tydiqa
+    from hbkit.data.releases.tydiqa import load_tydiqa
     out = tydi_as_miracl(data_dir, tmp_path / "a", ["sw", "fi"])
     ref = load_tydiqa(data_dir, ["sw", "fi"])
     for lang in ("sw", "fi"):

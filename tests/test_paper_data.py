@@ -11,10 +11,10 @@ from hub_fake import FakeHub, hub_run
 from paper_fixtures import COLLECTION, QUERIES, TRIPLES, write_mmarco, write_squadshifts
 
 from hbkit.data.corpora import load_training_corpus
-from hbkit.data.mmarco import mmarco_dir, mmarco_pairs, parse_size
+from hbkit.data.releases.mmarco import mmarco_dir, mmarco_pairs, parse_size
 from hbkit.data.registry import DataError
 from hbkit.data.sources import HUB_SOURCES, SQUADSHIFTS, sources_table
-from hbkit.data.squadshifts import download_squadshifts, squadshifts_pairs
+from hbkit.data.releases.squadshifts import download_squadshifts, squadshifts_pairs
 from hbkit.train.sampling import MultiCorpusBatchSampler, make_sampler
 from hbkit.train.st_training import PairCollator
 
@@ -69,7 +69,7 @@ def test_mmarco_from_the_hub_through_a_local_server(tmp_path):
     dest = tmp_path / "got"
     try:
         code = ("from hbkit.data.sources import HUB_SOURCES; HUB_SOURCES['mmarco']['sizes'].clear(); "
-                f"from hbkit.data.mmarco import download_mmarco; print(download_mmarco({str(dest)!r}, ['en', 'de']))")
+                f"from hbkit.data.releases.mmarco import download_mmarco; print(download_mmarco({str(dest)!r}, ['en', 'de']))")
         r = hub_run(tmp_path, hub, code)
         assert r.returncode == 0, r.stderr[-3000:]
         for rel in (TRIPLES, QUERIES.format(name="german"), COLLECTION.format(name="english")):
@@ -77,7 +77,7 @@ def test_mmarco_from_the_hub_through_a_local_server(tmp_path):
         assert any(f"/resolve/{HUB_SOURCES['mmarco']['revision']}/{TRIPLES}" in p for _, p in hub.requests)
         code = ("from hbkit.data.sources import HUB_SOURCES; HUB_SOURCES['mmarco']['sizes'].clear(); "
                 f"HUB_SOURCES['mmarco']['sizes']['{TRIPLES}'] = 5; "
-                f"from hbkit.data.mmarco import download_mmarco; download_mmarco({str(tmp_path / 'bad')!r}, ['en'])")
+                f"from hbkit.data.releases.mmarco import download_mmarco; download_mmarco({str(tmp_path / 'bad')!r}, ['en'])")
         r = hub_run(tmp_path / "other", hub, code)
         assert r.returncode != 0 and "the release has 5" in r.stderr and not (tmp_path / "bad" / TRIPLES).exists()
     finally:

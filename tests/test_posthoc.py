@@ -102,7 +102,7 @@ def test_stage_evaluate_writes_the_fixes_from_training_passages_and_resumes(tiny
     """stage_evaluate with both fixes: per-query files of base+shift and base+center beside base's, the statistics'
     provenance in fixes/base.json (the training passages' counts, not the benchmark's), no alignment or UMAP for a
     fix, and a resumed run (one fix file lost) re-encodes nothing and writes the same bytes."""
-    from hbkit.data.benchmarks import RetrievalBenchmark
+    from hbkit.data.retrieval_benchmark import RetrievalBenchmark
     from hbkit.encoders.encode import encode
     from hbkit.experiment.plan import Run
     from hbkit.experiment.stages import stage_evaluate

@@ -13,10 +13,10 @@ from paper_fixtures import COLLECTION, QUERIES, write_mmarco, write_squadshifts
 from hbkit.app.cli import main
 from hbkit.core.files import DiskFull, RunLock, atomic_write_text, disk_guard
 from hbkit.data.corpora import corpus_parts, load_training_corpus
-from hbkit.data.mmarco import mmarco_pairs
+from hbkit.data.releases.mmarco import mmarco_pairs
 from hbkit.data.registry import DataError
-from hbkit.data.squad import squad_questions
-from hbkit.data.squadshifts import squadshifts_pairs
+from hbkit.data.releases.squad import squad_questions
+from hbkit.data.releases.squadshifts import squadshifts_pairs
 from hbkit.experiment.compare import compare
 from hbkit.experiment.profiles import profile
 from hbkit.train.config import TrainError

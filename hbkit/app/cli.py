@@ -22,12 +22,12 @@ from hbkit.data.benchmarks import load_benchmark
 from hbkit.data.benchmarks import summary as data_summary
 from hbkit.data.corpora import build_corpus, training_pairs, validation_pairs
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
-from hbkit.data.mmarco import download_mmarco
+from hbkit.data.releases.mmarco import download_mmarco
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
-from hbkit.data.releases import PROJECT_DATA, download
+from hbkit.data.fetch import PROJECT_DATA, download
 from hbkit.data.sources import SOURCES, sources_table
-from hbkit.data.squadshifts import download_squadshifts
-from hbkit.data.translate_train import download_squad_translate_train
+from hbkit.data.releases.squadshifts import download_squadshifts
+from hbkit.data.releases.translate_train import download_squad_translate_train
 from hbkit.encoders.load import load_encoder
 from hbkit.experiment.compare import compare
 from hbkit.experiment.grid import check_options

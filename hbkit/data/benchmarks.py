@@ -1,19 +1,19 @@
-"""The pooled benchmarks and the parallel training pairs: the readers of XQuAD-R, MLQA-R and TyDi-QA, their
-two shapes, answer clusters and the disjointness check. Where their files come from is resolved by
-:func:`hbkit.data.releases.release_dir`.
+"""The pooled benchmarks by name and the parallel training pairs: :func:`load_benchmark` (XQuAD-R and its
+held-out articles, MLQA-R, TyDi-QA GoldP, each read by its release's reader in :mod:`hbkit.data.releases`),
+:func:`parallel_pairs`, answer clusters and the disjointness check.
 
 Shapes
 ------
 * :func:`parallel_pairs` -> ``datasets.Dataset`` with columns ``group, lang, query, passage, context,
   article``: one row per (parallel item, language). ``group`` is the id shared by the translations of one
   question, so a sampler can take the query of a group in one language and its passage in another.
-* :class:`RetrievalBenchmark` -> queries (``id, lang, text, group``), candidates (``id, lang, text,
-  context, doc``) and relevance (query id -> candidate ids), with language selection and seeded
-  subsampling by group that keeps the parallel structure.
+* :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark` -> queries (``id, lang, text, group``), candidates
+  (``id, lang, text, context, doc``) and relevance (query id -> candidate ids), with language selection and
+  seeded subsampling by group that keeps the parallel structure.
 
-Where files come from (:mod:`hbkit.data.releases`; first hit wins): an explicit ``data_dir`` argument;
+Where files come from (:mod:`hbkit.data.fetch`; first hit wins): an explicit ``data_dir`` argument;
 ``$HBKIT_DATA_DIR``; the project's ``data/`` folder; else a download from the official release addresses,
-verified by sha256 and stored under ``data/`` (:func:`hbkit.data.releases.download`). Nothing is dropped
+verified by sha256 and stored under ``data/`` (:func:`hbkit.data.fetch.download`). Nothing is dropped
 silently: every reader returns counts of what it skipped and why (``RetrievalBenchmark.skipped``) and logs
 them.
 """
@@ -21,271 +21,19 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from hbkit.core.digests import content_key
-from hbkit.core.env import cache_dir
-from hbkit.core.files import atomic_path, lock_for
-from hbkit.core.groups import components, sample_groups
-from hbkit.data.registry import (
-    EVAL_ARTICLES,
-    MLQA_LANGS,
-    TRAIN_ARTICLES,
-    TYDI_NAMES,
-    TYDIQA_LANGS,
-    XQUAD_R_LANGS,
-    DataError,
-    check_benchmark_names,
-    check_languages,
-)
-from hbkit.data.releases import release_dir
-from hbkit.data.sources import SOURCES
-from hbkit.data.squad import read_squad, record_field, sentence_index, split_sentences
+from hbkit.core.groups import components
+from hbkit.data.registry import EVAL_ARTICLES, TRAIN_ARTICLES, DataError, check_benchmark_names
+from hbkit.data.releases.lareqa import load_mlqa_r, load_xquad_r
+from hbkit.data.releases.mlqa import load_mlqa_r_rebuilt
+from hbkit.data.releases.tydiqa import load_tydiqa
+from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------------------------------
-# retrieval benchmark
-# --------------------------------------------------------------------------------------------------
-@dataclass
-class RetrievalBenchmark:
-    """Queries, candidates and relevance of one retrieval benchmark.
-
-    * ``queries``: DataFrame ``id, lang, text, group`` (``group`` is shared by translations).
-    * ``candidates``: DataFrame ``id, lang, text, context, doc`` (``doc`` = source paragraph / passage).
-    * ``relevance``: ``{query id: [candidate id, ...]}``; every query has at least one relevant candidate.
-    * ``skipped``: counts of records left out and why (empty when nothing was skipped).
-    """
-
-    name: str
-    queries: pd.DataFrame
-    candidates: pd.DataFrame
-    relevance: dict[str, list[str]]
-    skipped: dict[str, int] = field(default_factory=dict)
-    notes: dict = field(default_factory=dict)
-
-    @property
-    def languages(self) -> list[str]:
-        return sorted(set(self.queries["lang"]) | set(self.candidates["lang"]))
-
-    def __repr__(self) -> str:
-        return (f"RetrievalBenchmark({self.name!r}: {len(self.queries)} queries, {len(self.candidates)} candidates, "
-                f"languages={','.join(self.languages)})")
-
-    def _restrict(self, queries: pd.DataFrame, candidates: pd.DataFrame, note: dict) -> "RetrievalBenchmark":
-        keep = set(candidates["id"])
-        rel = {q: [c for c in self.relevance[q] if c in keep] for q in queries["id"]}
-        empty = [q for q, r in rel.items() if not r]
-        queries = queries[~queries["id"].isin(empty)].reset_index(drop=True)
-        rel = {q: r for q, r in rel.items() if r}
-        skipped = dict(self.skipped)
-        if empty:
-            skipped["query without relevant candidate after selection"] = len(empty)
-        return RetrievalBenchmark(self.name, queries, candidates.reset_index(drop=True), rel, skipped,
-                                  {**self.notes, **note})
-
-    def select_languages(self, languages: Iterable[str]) -> "RetrievalBenchmark":
-        """Keep the queries and candidates in ``languages`` (relevance restricted accordingly)."""
-        languages = list(languages)
-        unknown = sorted(set(languages) - set(self.languages))
-        if unknown:
-            raise DataError(f"{self.name}: languages {unknown} are not in this benchmark ({', '.join(self.languages)})")
-        q = self.queries[self.queries["lang"].isin(languages)]
-        c = self.candidates[self.candidates["lang"].isin(languages)]
-        return self._restrict(q, c, {"languages": languages})
-
-    def subsample(self, n_groups: int, seed: int = 0, distractors: float | None = None) -> "RetrievalBenchmark":
-        """Keep ``n_groups`` query groups (seeded; whole parallel groups, so every translation stays).
-
-        Candidates kept: every candidate relevant to a kept query, plus a seeded share ``distractors`` of
-        the others (default: the same share as the kept groups, so the pool shrinks proportionally).
-        """
-        n_all = self.queries["group"].nunique()
-        if n_groups >= n_all:
-            return self
-        rng = np.random.default_rng(seed)
-        kept_groups = sample_groups(self.queries["group"], n_groups, rng)   # the distractors are drawn next
-        q = self.queries[self.queries["group"].isin(kept_groups)]
-        needed = {c for qid in q["id"] for c in self.relevance[qid]}
-        share = n_groups / n_all if distractors is None else distractors
-        other = self.candidates[~self.candidates["id"].isin(needed)]
-        docs = other["doc"].drop_duplicates().sort_values().to_numpy()
-        kept_docs = set(rng.choice(docs, size=int(round(share * len(docs))), replace=False)) if len(docs) else set()
-        c = self.candidates[self.candidates["id"].isin(needed) | self.candidates["doc"].isin(kept_docs)]
-        return self._restrict(q, c, {"subsample": {"groups": n_groups, "of": n_all, "seed": seed,
-                                                   "distractor_share": share}})
-
-    def counts(self) -> pd.DataFrame:
-        """Per-language counts of queries and candidates."""
-        q = self.queries.groupby("lang").size().rename("queries")
-        c = self.candidates.groupby("lang").size().rename("candidates")
-        df = pd.concat([q, c], axis=1).fillna(0).astype(int)
-        df.index.name = "lang"
-        return df.reset_index().assign(dataset=self.name)[["dataset", "lang", "queries", "candidates"]]
-
-
-def _frames(queries: list[dict], candidates: list[dict]):
-    return (pd.DataFrame(queries, columns=["id", "lang", "text", "group"]),
-            pd.DataFrame(candidates, columns=["id", "lang", "text", "context", "doc"]))
-
-
-def _read_lareqa(name: str, folder: Path, languages: list[str], articles: set | None, parallel_docs: bool):
-    """A LAReQA release folder (``<lang>.json``: SQuAD format plus ``sentence_breaks`` per paragraph): every
-    sentence of every paragraph is a candidate, sliced from the context with ``sentence_breaks`` (as LAReQA's
-    own evaluation does); a question's relevant candidates are the sentences holding its answer start, one in
-    each language that has the question id."""
-    queries, cands, answer_sent, skipped = [], [], {}, {}
-    for lang in languages:
-        path = folder / f"{lang}.json"
-        paragraphs, questions = read_squad(path, skipped)
-        spans = {}
-        for (a, p), para in paragraphs.items():
-            if articles is not None and a not in articles:
-                continue
-            ctx = para["context"]
-            where = f"data[{a}].paragraphs[{p}]"
-            breaks = record_field(para, "sentence_breaks", list, path, where)
-            if not breaks:
-                raise DataError(f"{path}: record {where} has an empty 'sentence_breaks' list, so its questions have "
-                                "no candidate sentence; the file is corrupt or not a LAReQA release — re-download it")
-            spans[(a, p)] = [(int(b), int(e)) for b, e in breaks]
-            for s_, (b, e) in enumerate(spans[(a, p)]):
-                if not 0 <= b < e <= len(ctx) + 1:
-                    raise DataError(f"{path}: {where}.sentence_breaks[{s_}]={[b, e]} is outside the context")
-                doc = f"{a}:{p}" if parallel_docs else f"{lang}:{a}:{p}"
-                cands.append({"id": f"{lang}:{a}:{p}:{s_}", "lang": lang, "text": ctx[b:e].strip().lstrip("\ufeff"),
-                              "context": ctx, "doc": doc})
-        for q in questions:
-            if articles is not None and q.article not in articles:
-                continue
-            s_ = sentence_index(spans[(q.article, q.paragraph)], q.answer_start)
-            answer_sent.setdefault(q.qid, {})[lang] = f"{lang}:{q.article}:{q.paragraph}:{s_}"
-            queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
-    qdf, cdf = _frames(queries, cands)
-    relevance = {r["id"]: list(answer_sent[r["group"]].values()) for r in queries}
-    return RetrievalBenchmark(name, qdf, cdf, relevance, skipped, {"source": str(folder)})
-
-
-def load_xquad_r(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
-                 articles: Iterable[int] | None = None) -> RetrievalBenchmark:
-    """XQuAD-R (LAReQA): every sentence of every paragraph of every language is a candidate (sliced from
-    the context with ``sentence_breaks``); a question's relevant candidates are the sentences holding its
-    answer start, one in each language (11 on the full set). ``articles`` restricts to article indices
-    (see :data:`EVAL_ARTICLES`). Paragraphs are parallel, so a candidate's ``doc`` is ``article:paragraph``
-    in every language."""
-    languages = check_languages(languages, XQUAD_R_LANGS, "XQuAD-R")
-    root = release_dir("xquad-r", data_dir, languages)
-    return _read_lareqa("xquad-r", root / "xquad-r", languages, None if articles is None else set(articles), True)
-
-
-def load_mlqa_r(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None) -> RetrievalBenchmark:
-    """MLQA-R as LAReQA released it (``mlqa-r/<lang>.json``, google-research-datasets/lareqa @ 5405d2a,
-    mlqa-dev-r/): 4,199 questions and 20,534 candidate sentences (ar 2,545, de 2,362, en 6,264, es 1,787,
-    hi 2,426, vi 2,828, zh 2,322), read exactly as XQuAD-R. A question is relevant to its answer sentence in
-    each language that has its id (2-4). The set the paper evaluates on; for the pysbd rebuild from MLQA dev
-    see :func:`load_mlqa_r_rebuilt`."""
-    languages = check_languages(languages, MLQA_LANGS, "MLQA-R")
-    root = release_dir("mlqa-r", data_dir, languages)
-    return _read_lareqa("mlqa-r", root / "mlqa-r", languages, None, False)
-
-
-def load_mlqa_r_rebuilt(data_dir: str | os.PathLike | None = None,
-                        languages: Iterable[str] | None = None) -> RetrievalBenchmark:
-    """A FALLBACK, not LAReQA's MLQA-R: rebuilt from the same-language MLQA dev files (dev-context-X-question-X)
-    with pysbd sentences. Its questions equal LAReQA's 4,199, but its candidate pools differ (pysbd: 20,693
-    candidates; es +254, hi -181, zh +174), so its numbers are not comparable with the paper's or LAReQA's.
-    Cached (one builder when several processes start at once)."""
-    languages = check_languages(languages, MLQA_LANGS, "MLQA")
-    root = release_dir("mlqa", data_dir, languages)
-    files = [root / "mlqa" / "dev" / f"dev-context-{l}-question-{l}.json" for l in languages]
-    cached = _cache_path("mlqa-r-rebuilt", files, languages)
-    with lock_for(cached):
-        if cached.is_file():
-            try:
-                return pd.read_pickle(cached)
-            except Exception:  # noqa: BLE001 - a truncated or stale cache is rebuilt
-                log.warning("benchmark cache %s is unreadable; rebuilding", cached)
-        bench = _build_mlqa_r(root, files, languages)
-        with atomic_path(cached) as tmp:
-            pd.to_pickle(bench, tmp)
-    return bench
-
-
-def _build_mlqa_r(root: Path, files: list[Path], languages: list[str]) -> RetrievalBenchmark:
-    queries, cands, answer_sent, skipped = [], [], {}, {}
-    for lang, path in zip(languages, files):
-        paragraphs, questions = read_squad(path, skipped)
-        ctx_id, spans = {}, {}
-        for key, para in paragraphs.items():
-            ctx = para["context"]
-            if ctx not in ctx_id:
-                ctx_id[ctx] = len(ctx_id)
-                spans[ctx] = split_sentences(ctx, lang)
-                for s, (b, e) in enumerate(spans[ctx]):
-                    cands.append({"id": f"{lang}:{ctx_id[ctx]}:{s}", "lang": lang, "text": ctx[b:e].strip(),
-                                  "context": ctx, "doc": f"{lang}:{ctx_id[ctx]}"})
-        for q in questions:
-            ctx = paragraphs[(q.article, q.paragraph)]["context"]
-            s = sentence_index(spans[ctx], q.answer_start)
-            answer_sent.setdefault(q.qid, {})[lang] = f"{lang}:{ctx_id[ctx]}:{s}"
-            queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
-    qdf, cdf = _frames(queries, cands)
-    relevance = {r["id"]: list(answer_sent[r["group"]].values()) for r in queries}
-    return RetrievalBenchmark("mlqa-r-rebuilt", qdf, cdf, relevance, skipped,
-                              {"source": str(root / "mlqa" / "dev"), "lareqa_candidates": 20534,
-                               "sentence_splitter": "pysbd (vi with en rules; no split after a comma)"})
-
-
-def _cache_path(name: str, files: list[Path], extra) -> Path:
-    """Cache file of a derived benchmark, keyed by its source files' bytes and options (:func:`hbkit.core.digests.content_key`)."""
-    key = content_key(list(files), _BUILD_VERSION, name, extra, [Path(f).name for f in files])
-    return cache_dir() / "benchmarks" / f"{name}-{key}.pkl"
-
-
-_BUILD_VERSION = 3  # bump when a builder's output changes
-
-
-def load_tydiqa(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None) -> RetrievalBenchmark:
-    """TyDi-QA GoldP dev: each question's gold passage is its one relevant candidate; candidates are the
-    distinct passages of all languages. Not parallel: every query is its own group. Reads the per-language
-    files (``<language>_tydiqa_dev.json``) or the official ``tydiqa-goldp-v1.1-dev.json`` (split by id)."""
-    languages = check_languages(languages, TYDIQA_LANGS, "TyDi-QA GoldP")
-    root = release_dir("tydiqa", data_dir, languages)
-    folder = root / SOURCES["tydiqa"]["folder"]
-    names = {v: k for k, v in TYDI_NAMES.items()}
-    official = folder / "tydiqa-goldp-v1.1-dev.json"
-    files = [official] if official.is_file() else [folder / f"{names[l]}_tydiqa_dev.json" for l in languages]
-    queries, cands, relevance, skipped, passage_id = [], [], {}, {}, {}
-    for path in files:
-        paragraphs, questions = read_squad(path, skipped)
-        for q in questions:
-            prefix = q.qid.split("-", 1)[0]
-            if prefix not in TYDI_NAMES:
-                raise DataError(f"{path}: question id {q.qid!r} does not start with a TyDi language name "
-                                f"({', '.join(TYDI_NAMES)})")
-            lang = TYDI_NAMES[prefix]
-            if lang not in languages:
-                continue
-            ctx = paragraphs[(q.article, q.paragraph)]["context"]
-            if (lang, ctx) not in passage_id:
-                passage_id[(lang, ctx)] = pid = f"{lang}:{len(passage_id)}"
-                cands.append({"id": pid, "lang": lang, "text": ctx, "context": ctx, "doc": pid})
-            relevance[f"{lang}:{q.qid}"] = [passage_id[(lang, ctx)]]
-            queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
-    qdf, cdf = _frames(queries, cands)
-    empty = sorted(set(languages) - set(qdf["lang"]))
-    if empty:
-        raise DataError(f"{folder}: TyDi-QA GoldP has no question in {', '.join(empty)}; the copy is incomplete")
-    if len(languages) == len(TYDIQA_LANGS) and len(qdf) + sum(skipped.values()) != 5077:
-        raise DataError(f"{folder}: TyDi-QA GoldP dev should have 5,077 questions, found {len(qdf)}; "
-                        "the copy is incomplete or not the v1.1 release")
-    return RetrievalBenchmark("tydiqa", qdf, cdf, relevance, skipped, {"source": str(folder)})
 
 
 BENCHMARKS = {"xquad-r": load_xquad_r, "mlqa-r": load_mlqa_r, "tydiqa": load_tydiqa,

@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from hbkit.data.benchmarks import RetrievalBenchmark
+from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 from hbkit.data.registry import DataError
 
 

@@ -18,7 +18,7 @@ Sources (:func:`load_training_corpus`)
 * ``squad-translate-train``: SQuAD v1.1 train (English) plus XTREME's machine translations of it
   (``squad.translate.train.en-XX.json``, XX in ar de el es hi ru th tr vi zh). See :func:`squad_translate_train`.
 * ``mmarco`` / ``mmarco:N``: mMARCO's training queries (N of them, default 100,000) and their positive passages in
-  every language asked for; see :func:`hbkit.data.mmarco.mmarco_pairs`.
+  every language asked for; see :func:`hbkit.data.releases.mmarco.mmarco_pairs`.
 * a user's own pairs: a JSONL, CSV or Parquet file, or a ``datasets.Dataset``; see :func:`read_pairs`.
 * a **mix**: names and files joined by ``+`` (``mmarco:200000+squad-translate-train+my_pairs.jsonl``). Each part
   is read in the requested languages it has; the rows get a ``corpus`` column naming their part, and their
@@ -45,15 +45,16 @@ import pandas as pd
 
 from hbkit.core.digests import carry_mapped
 from hbkit.core.vocab import CORPUS_COLUMN
-from hbkit.data.benchmarks import load_xquad_r, parallel_pairs
+from hbkit.data.benchmarks import parallel_pairs
+from hbkit.data.releases.lareqa import load_xquad_r
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
-from hbkit.data.mmarco import mmarco_pairs, parse_size
+from hbkit.data.releases.mmarco import mmarco_pairs, parse_size
 from hbkit.data.pairs import read_pairs, validate_pairs
 from hbkit.data.registry import PASSAGES, TRAIN_ARTICLES, XQUAD_R_LANGS, DataError
-from hbkit.data.releases import release_dir as _root
+from hbkit.data.fetch import release_dir as _root
 from hbkit.data.sources import MMARCO_LANGS
-from hbkit.data.squadshifts import squadshifts_pairs
-from hbkit.data.translate_train import TRANSLATE_TRAIN_LANGS, check_corpus_languages, squad_translate_train, stats_frame
+from hbkit.data.releases.squadshifts import squadshifts_pairs
+from hbkit.data.releases.translate_train import TRANSLATE_TRAIN_LANGS, check_corpus_languages, squad_translate_train, stats_frame
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ VAL_CORPORA = ("held-out", "squadshifts")
 def validation_pairs(val_corpus: str, data_dir: str | os.PathLike | None = None):
     """The validation pairs of a run: None for ``held-out`` (groups of the training pairs, split off by the
     trainer), SQuADShifts' English pairs for ``squadshifts`` (the paper's early-stopping set,
-    :func:`hbkit.data.squadshifts.squadshifts_pairs`), or a pairs file."""
+    :func:`hbkit.data.releases.squadshifts.squadshifts_pairs`), or a pairs file."""
     if val_corpus == "held-out":
         return None
     if val_corpus == "squadshifts":

@@ -13,8 +13,8 @@ import pandas as pd
 
 from hbkit.core.env import cache_dir
 from hbkit.core.files import atomic_path, atomic_write_text, build_once, checksums_match, write_checksums
-from hbkit.data.benchmarks import load_tydiqa
-from hbkit.data.miracl import (
+from hbkit.data.releases.tydiqa import load_tydiqa
+from hbkit.data.releases.miracl import (
     MIRACL_LANGS,
     CorpusBenchmark,
     corpus_dir,
@@ -54,7 +54,7 @@ def _write_gz_shards(docs: Iterable[tuple[str, str, str]], folder: Path, per_fil
 # --------------------------------------------------------------------------------------------------
 def tydi_as_miracl(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
                    languages: Iterable[str] | None = None) -> Path:
-    """Write TyDi-QA GoldP dev (:func:`hbkit.data.benchmarks.load_tydiqa`) as a MIRACL-style release under
+    """Write TyDi-QA GoldP dev (:func:`hbkit.data.releases.tydiqa.load_tydiqa`) as a MIRACL-style release under
     ``out_dir``: per language, topics (the questions; qid = the TyDi id), qrels (relevance 1 for each
     question's gold passage; no negatives), and ``miracl-corpus-v1.0-XX/docs-0.jsonl.gz`` holding the
     language's distinct passages (docid ``tydi-XX-N#0``, N counting the language's passages in file
@@ -134,7 +134,7 @@ TYDI_BUILDER_VERSION = 1
 
 def tydi_key(tydi, lang: str) -> str:
     """A hash of what :func:`tydi_as_miracl` builds ``lang`` from: its questions, passages and relevance in
-    ``tydi`` (:func:`hbkit.data.benchmarks.load_tydiqa`), and :data:`TYDI_BUILDER_VERSION`."""
+    ``tydi`` (:func:`hbkit.data.releases.tydiqa.load_tydiqa`), and :data:`TYDI_BUILDER_VERSION`."""
     q = tydi.queries[tydi.queries["lang"] == lang]
     c = tydi.candidates[tydi.candidates["lang"] == lang]
     h = hashlib.blake2b(digest_size=10)

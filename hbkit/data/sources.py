@@ -1,9 +1,9 @@
 """The one registry of every source hbkit downloads: its address (or Hugging Face hub repository) with a pinned
 revision, its files, and their sizes and sha256 where the release fixes them.
 
-Every downloader of hbkit reads its addresses here and nowhere else: :func:`hbkit.data.releases.download` (XQuAD,
-XQuAD-R, MLQA-R, MLQA, TyDi-QA GoldP), :func:`hbkit.data.translate_train.download_squad_translate_train`,
-:func:`hbkit.data.squadshifts.download_squadshifts`, MIRACL and mMARCO through :func:`hbkit.data.releases.fetch_hub_file`,
+Every downloader of hbkit reads its addresses here and nowhere else: :func:`hbkit.data.fetch.download` (XQuAD,
+XQuAD-R, MLQA-R, MLQA, TyDi-QA GoldP), :func:`hbkit.data.releases.translate_train.download_squad_translate_train`,
+:func:`hbkit.data.releases.squadshifts.download_squadshifts`, MIRACL and mMARCO through :func:`hbkit.data.fetch.fetch_hub_file`,
 and :func:`hbkit.encoders.load.load_encoder` for the hub models (:data:`MODEL_SOURCES`). ``hbkit data sources`` prints
 the table (:func:`sources_table`).
 """

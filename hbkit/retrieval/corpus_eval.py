@@ -10,7 +10,7 @@ import pandas as pd
 
 from hbkit.core.env import world
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
-from hbkit.data.miracl import CorpusBenchmark
+from hbkit.data.releases.miracl import CorpusBenchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import fingerprint
 from hbkit.retrieval.faiss_search import INDEXES, search, write_trec_run
@@ -32,7 +32,7 @@ def evaluate_corpus(encoder, bench, work_dir: str | os.PathLike, k: int = 100, i
                     metrics: Sequence[str] | None = None, force: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encode, index, search and score corpus benchmarks; return ``(table, per_query)``.
 
-    ``bench``: a :class:`hbkit.data.miracl.CorpusBenchmark`, a list of them, or a spec string
+    ``bench``: a :class:`hbkit.data.releases.miracl.CorpusBenchmark`, a list of them, or a spec string
     (``"miracl:sw,te,yo"``, ``"tydiqa-corpus:sw,te"``; :func:`hbkit.data.corpus_benchmarks.load_corpus_benchmarks`).
     Per benchmark: the corpus is encoded with :func:`encode_corpus` into
     ``work_dir/<model fingerprint>/<benchmark>/`` (resumable; several processes under torchrun share the

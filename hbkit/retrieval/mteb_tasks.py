@@ -30,7 +30,7 @@ from hbkit.core.files import atomic_write_text
 from hbkit.core.vocab import STRATEGY_ALPHA
 from hbkit.data.benchmarks import load_benchmark
 from hbkit.data.registry import MLQA_LANGS, XQUAD_LANGS, DataError
-from hbkit.data.releases import release_dir
+from hbkit.data.fetch import release_dir
 from hbkit.data.textfile import read_json
 from hbkit.encoders.load import fingerprint, load_encoder
 
@@ -330,7 +330,7 @@ def pooled_splits(bench, setting: str) -> dict[str, dict]:
     LAReQA's relevance: every answer sentence in the pool is relevant (in ``multi``, the answer in every language).
 
     Args:
-        bench: a :class:`~hbkit.data.benchmarks.RetrievalBenchmark` (``load_benchmark("xquad-r")``, maybe
+        bench: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark` (``load_benchmark("xquad-r")``, maybe
             subsampled).
         setting: ``mono`` (subset ``<lang>``: queries and pool in that language), ``cross`` (subset
             ``<query lang>-<pool lang>``) or ``multi`` (subset ``<query lang>``: the pool of every language).
@@ -366,7 +366,7 @@ def pooled_task(bench, setting: str):
     user can score any model on; its data comes from :func:`pooled_splits`.
 
     Args:
-        bench: a :class:`~hbkit.data.benchmarks.RetrievalBenchmark`.
+        bench: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark`.
         setting: ``mono``, ``cross`` or ``multi``.
 
     Returns:

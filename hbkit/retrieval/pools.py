@@ -45,7 +45,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hbkit.core.vocab import SETTINGS
-from hbkit.data.benchmarks import RetrievalBenchmark
+from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import fingerprint
 from hbkit.retrieval.alignment import alignment
@@ -190,7 +190,7 @@ def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = S
 
     Args:
         encoder: a ``SentenceTransformer`` (:func:`hbkit.encoders.load.load_encoder`).
-        benchmark: a :class:`~hbkit.data.benchmarks.RetrievalBenchmark`.
+        benchmark: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark`.
         settings: any of ``mono``, ``cross``, ``multi`` (LAReQA's three pools).
         save_dir: also write what was scored (embeddings .npy, ids and languages, relevance JSON) so the result
             can be re-checked with other tools.
@@ -237,7 +237,7 @@ def evaluate_alignment(encoder, benchmark: RetrievalBenchmark, cache: bool = Tru
 
     Args:
         encoder: a ``SentenceTransformer``.
-        benchmark: a :class:`~hbkit.data.benchmarks.RetrievalBenchmark` whose queries share groups across languages.
+        benchmark: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark` whose queries share groups across languages.
         max_groups: score a seeded sample of this many groups (``seed``).
 
     Returns:

@@ -31,7 +31,7 @@ import numpy as np
 
 from hbkit.core.env import world
 from hbkit.core.files import atomic_path, atomic_write_json, atomic_write_text, lock_for, sha256_file
-from hbkit.data.miracl import passage_text
+from hbkit.data.releases.miracl import passage_text
 from hbkit.encoders.encode import embed_texts
 from hbkit.encoders.load import fingerprint as model_fingerprint
 
@@ -152,7 +152,7 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
     """Encode a streamed corpus into embedding shards under ``out_dir``; return the complete manifest.
 
     ``docs_iter_factory()`` yields ``(docid, text)`` or ``(docid, title, text)`` (joined with
-    :func:`hbkit.data.miracl.passage_text`) in a fixed order; it is called once per run and consumed one shard
+    :func:`hbkit.data.releases.miracl.passage_text`) in a fixed order; it is called once per run and consumed one shard
     at a time, so memory holds one shard's texts and embeddings, never the corpus.
 
     Guarantees:

@@ -27,10 +27,10 @@ import pandas as pd
 from hbkit.core.env import offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
 from hbkit.data.registry import DataError
-from hbkit.data.releases import PROJECT_DATA, fetch_file, locate_folder
+from hbkit.data.fetch import PROJECT_DATA, fetch_file, locate_folder
 from hbkit.data.sources import SQUADSHIFTS
-from hbkit.data.squad import squad_questions
-from hbkit.data.translate_train import answer_passage
+from hbkit.data.releases.squad import squad_questions
+from hbkit.data.releases.translate_train import answer_passage
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def download_squadshifts(dest: str | os.PathLike = PROJECT_DATA / SQUADSHIFTS["f
                          domains: Iterable[str] | None = None) -> Path:
     """Download the SQuADShifts files of ``domains`` into ``dest`` from the authors' repository at its pinned
     commit, each verified by size and sha256 while streaming and written atomically
-    (:func:`hbkit.data.releases.fetch_file`). A file already there with the right size is kept."""
+    (:func:`hbkit.data.fetch.fetch_file`). A file already there with the right size is kept."""
     dest = Path(dest)
     if offline():
         raise DataError(f"cannot download SQuADShifts while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
@@ -117,7 +117,7 @@ def squadshifts_pairs(data_dir: str | os.PathLike | None = None, domains: Iterab
     """SQuADShifts' questions as English pairs (a ``datasets.Dataset`` in the training-pairs contract), cached.
 
     * group ``squadshifts/<domain>/<question id>``; lang ``en``; query: the question; passage: the sentence of the context
-      that holds the first answer's ``answer_start`` (:func:`hbkit.data.squad.split_sentences`, as for SQuAD
+      that holds the first answer's ``answer_start`` (:func:`hbkit.data.releases.squad.split_sentences`, as for SQuAD
       translate-train and MLQA-R);
     * ``answer_key`` ``"<domain>:<title>:<paragraph>:<sentence>"``, shared by questions answered by one sentence
       (so an X-X-mono validation batch never holds one's positive as another's negative);

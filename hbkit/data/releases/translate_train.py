@@ -13,9 +13,9 @@ import pandas as pd
 from hbkit.core.env import data_roots, default_data_roots, looked_in, offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_parts, single_language_counts, write_part
 from hbkit.data.registry import PASSAGES, DataError, check_languages
-from hbkit.data.releases import PROJECT_DATA, fetch_file
+from hbkit.data.fetch import PROJECT_DATA, fetch_file
 from hbkit.data.sources import SQUAD_TT_MANIFEST, SQUAD_URL, TT_URL
-from hbkit.data.squad import sentence_index, split_sentences, squad_questions
+from hbkit.data.releases.squad import sentence_index, split_sentences, squad_questions
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def squad_translate_train(data_dir: str | os.PathLike | None = None, languages: 
       its README points to the ``xtreme_translations`` bucket, path ``SQuAD/translate-train/``.
     * Group: the SQuAD question id, which the translated files keep unchanged (their ids are a subset of SQuAD
       train's and unique per file); query: the question; passage: the pysbd sentence of the context holding
-      ``answer_start`` (``hbkit.data.squad.split_sentences``, the MLQA-R construction), or the whole paragraph with
+      ``answer_start`` (``hbkit.data.releases.squad.split_sentences``, the MLQA-R construction), or the whole paragraph with
       ``passage="paragraph"``.
     * ``answer_key``: ``"<SQuAD title>:<paragraph index>:<English sentence index>"`` of the English answer
       (``"<title>:<paragraph>"`` with ``passage="paragraph"``) in every language, so questions answered by

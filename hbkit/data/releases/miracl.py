@@ -42,7 +42,7 @@ import numpy as np
 from hbkit.core.env import cache_dir, data_roots, offline, shared_data_dir
 from hbkit.data.registry import DataError
 from hbkit.data.textfile import text_lines
-from hbkit.data.releases import fetch_hub_file, hub_revision
+from hbkit.data.fetch import fetch_hub_file, hub_revision
 from hbkit.data.sources import HUB_SOURCES
 
 log = logging.getLogger(__name__)
@@ -388,7 +388,7 @@ def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | Non
 
 def hub_cache_dir() -> Path:
     """Where MIRACL downloaded from the hub lives: ``<cache>/miracl/<revision>-<corpus revision>`` (another revision,
-    picked with the environment variables of :data:`hbkit.data.releases.HUB_SOURCES`, gets its own folder: files of two
+    picked with the environment variables of :data:`hbkit.data.fetch.HUB_SOURCES`, gets its own folder: files of two
     revisions never mix)."""
     return cache_dir() / "miracl" / f"{hub_revision('miracl')[:12]}-{hub_revision('miracl-corpus')[:12]}"
 
@@ -396,7 +396,7 @@ def hub_cache_dir() -> Path:
 def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
     """Download MIRACL ``lang``/``split`` from the hub into ``dest`` in the release layout, with huggingface_hub
     (``hf_hub_download``, honouring ``HF_ENDPOINT`` and ``HF_TOKEN``) at the pinned revisions of
-    :data:`hbkit.data.releases.HUB_SOURCES`: the corpus shards ``docs-0.jsonl.gz``, ``docs-1`` ... until the next is
+    :data:`hbkit.data.fetch.HUB_SOURCES`: the corpus shards ``docs-0.jsonl.gz``, ``docs-1`` ... until the next is
     absent, then the qrels, then the topics (last: their presence marks the folder complete). Each file arrives
     whole (huggingface_hub writes ``.incomplete`` files and renames them); a rerun after a kill fetches only what
     is missing. A file the revision lacks is a :class:`DataError` naming it and the variable that picks another

@@ -39,9 +39,9 @@ from hbkit.core.env import offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_table
 from hbkit.data.registry import DataError
 from hbkit.data.textfile import first_id, id_texts, tsv_columns
-from hbkit.data.releases import PROJECT_DATA, fetch_hub_file, hub_revision, locate_folder
+from hbkit.data.fetch import PROJECT_DATA, fetch_hub_file, hub_revision, locate_folder
 from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS
-from hbkit.data.translate_train import check_corpus_languages, stats_frame
+from hbkit.data.releases.translate_train import check_corpus_languages, stats_frame
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def mmarco_dir(data_dir: str | os.PathLike | None = None, languages: Iterable[st
 
 def download_mmarco(dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: Iterable[str] | None = None) -> Path:
     """Download mMARCO's training triples and the train queries and collection of ``languages`` from the hub
-    (:func:`hbkit.data.releases.fetch_hub_file`, at the pinned revision; ``HBKIT_MMARCO_REVISION`` picks another)
+    (:func:`hbkit.data.fetch.fetch_hub_file`, at the pinned revision; ``HBKIT_MMARCO_REVISION`` picks another)
     into ``dest``, in the hub repository's layout. A file already there with its registry size is kept. Note the
     sizes: a collection is 2.7-7.6 GB per language."""
     dest = Path(dest)
