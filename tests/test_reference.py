@@ -131,7 +131,7 @@ def test_shipped_paper_tables_agree_with_their_printed_means():
     """The shipped per-language tables (Tables 3-8, 12-13) load whole, and each group's languages average to the
     printed Mean row at the printed precision: an independent check of the extraction, with the one misprint the
     README names (Table 5, LaBSE hybrid XQuAD-R mono mAP, 0.0017 off)."""
-    from hbkit.analysis.reference import paper_tables
+    from hbkit.analysis.paper_tables import paper_tables
     t = paper_tables()
     assert len(t) == 1092 and set(t.table) == {1, 2, 3, 4, 5, 6, 7, 8, 12, 13}
     keys = ["table", "encoder", "model", "benchmark", "setting", "metric"]
@@ -146,7 +146,8 @@ def test_shipped_paper_tables_agree_with_their_printed_means():
 
 
 def test_paper_tables_name_a_bad_row(tmp_path):
-    from hbkit.analysis.reference import paper_tables, shipped_reference_path
+    from hbkit.analysis.paper_tables import paper_tables
+    from hbkit.analysis.reference import shipped_reference_path
     src = shipped_reference_path().with_name("arxiv-2408.10536-tables.csv").read_text().splitlines()
     bad = tmp_path / "t.csv"
     bad.write_text("\n".join(src[:3] + [src[3].replace(",XLM-R,", ",XLMR,")] + src[4:]) + "\n")
@@ -158,7 +159,7 @@ def test_per_language_view_and_effects_by_hand():
     """Ours in the paper's shape: mono = the language's own cell, cross = the mean over the other passage
     languages, multi = against the whole pool; xquad-r-eval stands in for xquad-r and miracl-XX is MIRACL's XX;
     means over seeds; the effects' signs are compared per encoder."""
-    from hbkit.analysis.reference import per_language_effects, per_language_view
+    from hbkit.analysis.paper_tables import per_language_effects, per_language_view
     rows = []
     for seed, bump in ((0, 0.0), (1, 0.02)):
         for model, v in (("xx", 0.50), ("xy", 0.60), ("hybrid", 0.70)):

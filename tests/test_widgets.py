@@ -219,7 +219,7 @@ def test_dashboard_shows_the_papers_per_language_tables_beside_ours(tmp_path):
     has no MIRACL; the paper's per-language strategy differences beside ours."""
     import json
 
-    from hbkit.analysis.reference import paper_tables
+    from hbkit.analysis.paper_tables import paper_tables
     rows = []
     for seed in (0, 1):
         for model, base in (("xx", 0.40), ("xy", 0.42), ("hybrid", 0.45)):

@@ -286,7 +286,7 @@ def effect_forest(effects: pd.DataFrame, paper: pd.DataFrame | None = None, metr
 
 def language_bars(view: pd.DataFrame, benchmark: str, setting: str, metric: str, model: str = "hybrid"):
     """Per-language bars of one strategy: the paper's encoders (arXiv 2408.10536 Tables 3-8, 12-13) and ours where
-    the run has the language (:func:`hbkit.analysis.reference.per_language_view` with ``paper_only=True``); a
+    the run has the language (:func:`hbkit.analysis.paper_tables.per_language_view` with ``paper_only=True``); a
     language the run never trained on is marked "(unseen)", as the paper marks el and vi. Raises ``ValueError`` for
     a selection with no row."""
     import plotly.graph_objects as go  # heavy: plotly

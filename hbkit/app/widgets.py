@@ -15,7 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from hbkit.analysis.figures import alpha_figure, dashboard_figure, language_bars
-from hbkit.analysis.reference import beside, per_language_effects, per_language_view
+from hbkit.analysis.paper_tables import per_language_effects, per_language_view
+from hbkit.analysis.reference import beside
 from hbkit.core.env import default_run_dir
 from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA
 from hbkit.experiment.compare import compare
@@ -112,7 +113,7 @@ class Dashboard:
     Recall@100, shipped with hbkit): ``self.language_fig`` (:func:`hbkit.analysis.figures.language_bars`) puts the
     paper's XLM-R and LaBSE beside ours per language for the chosen benchmark, setting, metric and strategy, the
     languages the run never trained on marked unseen; ``self.language_effects`` holds the paper's per-language
-    differences between strategies beside ours (:func:`hbkit.analysis.reference.per_language_effects`).
+    differences between strategies beside ours (:func:`hbkit.analysis.paper_tables.per_language_effects`).
     """
 
     def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "auto",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hbkit.analysis import claims, reference, stats
+from hbkit.analysis import claims, paper_tables, reference, stats
 from hbkit.analysis import figures as viz
 from hbkit.core.env import runs_root
 from hbkit.core.files import RunLock, atomic_path, atomic_write_text
@@ -168,8 +168,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     ref_eff = reference.effects_view(effects, ref) if ref is not None else pd.DataFrame()
     power = claims.power_plan(effects, ref_eff if ref is not None else None, cfg["model"], delta_target(cfg))
     # the paper's Tables 3-8, 12-13 (shipped) beside ours; unseen: the languages this run never trained on
-    langs = reference.per_language_view(results, train_languages=cfg.get("train_languages"))
-    lang_effects = reference.per_language_effects(langs)
+    langs = paper_tables.per_language_view(results, train_languages=cfg.get("train_languages"))
+    lang_effects = paper_tables.per_language_effects(langs)
     corr = stats.alignment_vs_retrieval(results, align)   # does alignment move with retrieval across models and seeds?
     fixes = fixes_table(out)
     mteb = mteb_table(out)
