@@ -42,7 +42,7 @@ _EXPORTS = {
     "text_pairs": "hbkit.train.sampling",
     "PairCollator": "hbkit.train.st_training", "st_training_kwargs": "hbkit.train.st_training",
     "TrainConfig": "hbkit.train.config",
-    "compare": "hbkit.experiment.compare", "plan_status": "hbkit.experiment.stages",
+    "compare": "hbkit.experiment.compare", "plan_status": "hbkit.experiment.status",
     "load_run": "hbkit.experiment.report", "fixes_table": "hbkit.experiment.report",
     "default_run_dir": "hbkit.core.env",
     "Dashboard": "hbkit.app.widgets", "load_results": "hbkit.app.widgets", "load_aggregate": "hbkit.app.widgets",

@@ -108,8 +108,8 @@ def test_power_plan_has_a_number_of_seeds_for_every_tested_comparison(ci_run):
 
 def test_same_queries_for_every_seed(ci_run):
     """The training seed never changes what is evaluated: every model is scored on the same queries."""
-    from hbkit.experiment.stages import load_per_query
-    pq = load_per_query(ci_run["out"])
+    from hbkit.experiment.run_files import RunFolder
+    pq = RunFolder(ci_run["out"]).per_query()
     ids = pq.groupby(["model", "seed"], dropna=False).apply(lambda d: frozenset(zip(d.benchmark, d.query_id)))
     fixed = ids.index.get_level_values("model").str.contains("+", regex=False)
     assert len(set(ids[~fixed])) == 1 and len(set(ids[fixed])) == 1       # a fix: the same, on the pool benchmarks
@@ -373,7 +373,6 @@ def test_one_seed_says_it_shows_these_models_only(ci_run, data_dir, tmp_path):
     render(one)
     assert "training seeds 0 (config.json asks for 0,1: the others are not finished" in (one / "report.html").read_text()
 
-
 def test_damaged_umap_and_log_files_are_named_and_recomputed(ci_run, data_dir, caplog):
     """A 0-byte UMAP array is named and recomputed; a train_log.jsonl whose last line a kill cut short is read
     without it (the loss curves still draw), and a line damaged in the middle is named with the file."""
@@ -485,7 +484,7 @@ def test_plan_status_counts_every_benchmark_a_run_scores(ci_run):
     """Notebook 1's status: a folder whose models have all their results is done; a corpus benchmark not yet
     scored there (named from its spec, nothing is read or built) makes every model still to run."""
     from hbkit.data.corpus_benchmarks import corpus_benchmark_names
-    from hbkit.experiment.stages import plan_status
+    from hbkit.experiment.status import plan_status
     assert corpus_benchmark_names("tydiqa-corpus:sw,te") == ["tydiqa-corpus-sw", "tydiqa-corpus-te"]
     assert corpus_benchmark_names("miracl:sw") == ["miracl-sw"]
     out = ci_run["out"]
@@ -520,3 +519,4 @@ def test_cell_means_are_the_long_frames_means_without_building_it():
     got = cell_means(pq, keys, metrics)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert not ((got["model"] == "base") & (got["metric"] == "tlr@10")).any() and got["seed"].isna().any()
+

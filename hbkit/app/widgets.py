@@ -21,6 +21,7 @@ from hbkit.core.env import default_run_dir
 from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA
 from hbkit.experiment.compare import compare
 from hbkit.experiment.profiles import profile as get_profile
+from hbkit.experiment.run_files import RunFolder
 from hbkit.train.trainer import RunCancelled
 
 
@@ -47,21 +48,13 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     Examples:
         >>> load_results("results/cpu").head()                                             # doctest: +SKIP
     """
-    path = Path(folder) / "results.csv"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `hbkit compare --out {folder}` first")
-    return seed_mean(pd.read_csv(path))
+    return seed_mean(RunFolder(folder).table("results"))
 
 
 def run_setting(folder: str | Path, key: str):
-    """One key of a run folder's ``config.json`` (``model``, ``train_languages``, ...), or None."""
-    import json
-
-    path = Path(folder) / "config.json"
-    try:
-        return json.loads(path.read_text()).get(key)
-    except (OSError, ValueError, AttributeError):
-        return None
+    """One key of a run folder's ``config.json`` (``model``, ``train_languages``, ...), or None (no
+    ``config.json``, or none of that key); a damaged one is a ``ValueError`` that names it."""
+    return RunFolder(folder).setting(key)
 
 
 def run_encoder(folder: str | Path) -> str | None:
@@ -91,8 +84,7 @@ def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
     Examples:
         >>> load_aggregate("results/cpu").head()                                           # doctest: +SKIP
     """
-    path = Path(folder) / "aggregate.csv"
-    return pd.read_csv(path) if path.is_file() else None
+    return RunFolder(folder).table("aggregate", optional=True)
 
 
 class Dashboard:

@@ -13,8 +13,9 @@ from hbkit.core.files import RunLock, atomic_path, atomic_write_text
 from hbkit.core.vocab import STRATEGY_ORDER, has_fix, without_fix
 from hbkit.experiment.grid import describe_missing, grid_status
 from hbkit.experiment.plan import BENCHMARKS, benchmark_names, config_differences, delta_target, plan, umap_bench
-from hbkit.experiment.run_files import read_run_csv, read_run_json
-from hbkit.experiment.stages import completion, load_per_query, minutes_per_model
+from hbkit.experiment.run_files import RunFolder
+from hbkit.experiment.stages import completion
+from hbkit.experiment.status import minutes_per_model
 from hbkit.retrieval.mteb_tasks import scores_table
 
 
@@ -65,10 +66,11 @@ def fixes_table(out: Path) -> pd.DataFrame:
         >>> fixes_table(Path("results/cpu")).head()                                        # doctest: +SKIP
     """
     rows = []
+    run = RunFolder(out)
     for f in sorted(Path(out, "fixes").glob("*.json")):
         if f.name.startswith("."):
             continue
-        info = read_run_json(f, dict)
+        info = run.json(f"fixes/{f.name}")
         for fx in info.get("fixes", []):
             rows.append({"run": f.stem, "fix": fx["fix"], "passages": info.get("passages"), "groups": info.get("groups"),
                          "source": fx.get("source") or "", "per_language": ", ".join(f"{k} {v}" for k, v in fx["n"].items()),
@@ -110,9 +112,8 @@ def shipped_comparison(out: Path, cfg: dict, results: pd.DataFrame) -> dict | No
     if not (shipped / "results.csv").is_file() or shipped.resolve() == Path(out).resolve():
         return None
     try:
-        theirs_cfg = read_run_json(shipped / "config.json", dict)
-        theirs = read_run_csv(shipped / "results.csv")
-        verdicts = read_run_csv(shipped / "verdicts.csv")
+        ship = RunFolder(shipped)
+        theirs_cfg, theirs, verdicts = ship.json("config.json"), ship.table("results"), ship.table("verdicts")
     except (OSError, ValueError):
         return None
     n = len(held_seeds(theirs))
@@ -154,16 +155,18 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     for f in ("config.json", "results.csv", "aggregate.csv", "effects.csv", "alignment.csv", "umap.csv"):
         if not (out / f).is_file():
             raise FileNotFoundError(f"{out / f} not found: the run is incomplete; run `hbkit compare --out {out}`")
-    cfg = read_run_json(out / "config.json", dict)
-    results, agg, effects, align, coords = (read_run_csv(out / f"{n}.csv") for n in
-                                            ("results", "aggregate", "effects", "alignment", "umap"))
-    missing = read_run_json(out / "missing.json", list) if (out / "missing.json").is_file() else []
+    run = RunFolder(out)
+    cfg = run.json("config.json")
+    results, agg, effects, align, coords = (run.table(n) for n in ("results", "aggregate", "effects", "alignment",
+                                                                    "umap"))
+    missing = run.json("missing.json", list, optional=True) or []
     verdicts = claims.verdicts(effects, delta=cfg["delta"])
     table = paper_table(agg)
     ref = reference.default_reference()
     ref_note = reference.reference_benchmarks_check(ref, list(cfg.get("benchmarks", BENCHMARKS))) if ref is not None \
         else "no reference table"
-    overlap = read_run_csv(out / "overlap.csv") if (out / "overlap.csv").is_file() else pd.DataFrame()
+    overlap = run.table("overlap", optional=True)
+    overlap = pd.DataFrame() if overlap is None else overlap
     absolute = reference.absolute_view(agg, ref, cfg["model"]) if ref is not None else pd.DataFrame()
     ref_eff = reference.effects_view(effects, ref) if ref is not None else pd.DataFrame()
     power = claims.power_plan(effects, ref_eff if ref is not None else None, cfg["model"], delta_target(cfg))
@@ -288,7 +291,7 @@ def report(run_dir: str | Path) -> dict:
                                 "`hbkit compare`")
     run_dir = Path(run_dir)
     with RunLock(run_dir, wait=600):
-        cfg = read_run_json(run_dir / "config.json", dict)
+        cfg = RunFolder(run_dir).json("config.json")
         runs = plan(cfg)
         status = grid_status(run_dir, runs, completion(run_dir, runs, benchmark_names(cfg), cfg.get("fixes")))
         if status["done"].all():
@@ -414,5 +417,6 @@ def load_run(out: str | Path) -> dict:
     if not (out / "results.csv").is_file():
         raise FileNotFoundError(f"{out}/results.csv not found: run `hbkit compare --out {out}` first")
     names = ("results", "aggregate", "effects", "verdicts", "alignment", "umap", "table", "power")
-    return {**{n: read_run_csv(out / f"{n}.csv") for n in names if (out / f"{n}.csv").is_file()},
-            "per_query": load_per_query(out)}
+    run = RunFolder(out)
+    return {**{n: run.table(n) for n in names if run.has(n)},
+            "per_query": run.per_query()}

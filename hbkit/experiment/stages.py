@@ -23,12 +23,12 @@ files in one run folder; the order and the plan are in :mod:`hbkit.experiment.co
 Several processes may fill one folder (:mod:`hbkit.experiment.grid`): each model is trained and evaluated under a
 lock of its own, and the shared files are written under the folder's short :class:`hbkit.core.files.RunLock`.
 ``timings.json``: wall time per stage of the process that aggregated, and under ``peak_rss_mb`` each stage's peak
-resident memory (MB, the largest over its models: :func:`timed`). :func:`plan_status` and
-:func:`minutes_per_model` are what the notebooks show of a folder before it runs.
+resident memory (MB, the largest over its models: :func:`timed`). What a folder holds before it runs, and what
+running it would cost, is :mod:`hbkit.experiment.status`; its files are read through
+:class:`hbkit.experiment.run_files.RunFolder`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import contextmanager
@@ -39,7 +39,7 @@ import pandas as pd
 
 from hbkit.analysis import figures as viz
 from hbkit.analysis import stats
-from hbkit.core.env import peak_rss_mb, release_freed_memory, runs_root
+from hbkit.core.env import peak_rss_mb, release_freed_memory
 from hbkit.core.files import atomic_path, atomic_write_json
 from hbkit.core.vocab import CORPUS_COLUMN, has_fix, untrained, with_fix, without_fix
 from hbkit.data.benchmarks import answer_clusters, check_disjoint, load_benchmark
@@ -49,18 +49,15 @@ from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import apply_prompts, fingerprint, load_encoder
-from hbkit.experiment.doctor import model_disk
 from hbkit.experiment.plan import (
     Run,
     bench_fingerprint,
-    benchmark_names,
     corpus_fingerprint,
     first_seed_ids,
     fixed_run,
-    plan,
     subsample_pairs,
 )
-from hbkit.experiment.run_files import record_tables
+from hbkit.experiment.run_files import RunFolder, read_array, read_result, record_tables, write_result
 from hbkit.retrieval import posthoc
 from hbkit.retrieval.alignment import alignment_per_group
 from hbkit.retrieval.bias import BIAS_METRICS
@@ -153,34 +150,6 @@ def clusters_table(benches: dict) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[["benchmark", "group", "cluster"]]
 
 
-def _read_parquet(path: Path) -> pd.DataFrame | None:
-    """A saved result, or None when it is missing or damaged (then named in the log, and recomputed)."""
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_parquet(path)
-    except Exception as e:  # noqa: BLE001 - truncated, empty or foreign files are all recomputed
-        log.warning("%s is damaged (%s: %s); recomputing it", path, type(e).__name__, str(e)[:120])
-        return None
-
-
-def _read_npy(path: Path) -> np.ndarray | None:
-    """A saved array, or None when it is missing or damaged (a 0-byte or truncated file is named in the log, and
-    recomputed)."""
-    if not path.is_file():
-        return None
-    try:
-        return np.load(path)
-    except (OSError, ValueError, EOFError) as e:
-        log.warning("%s is damaged (%s: %s); recomputing it", path, type(e).__name__, str(e)[:120])
-        return None
-
-
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
-
-
 def base_encoder(cfg: dict, path: str | None = None):
     """The encoder of a run: ``cfg["model"]`` (or a trained folder ``path``) with the profile's ``prompts`` when it
     has none of its own (:func:`hbkit.encoders.load.apply_prompts`)."""
@@ -262,8 +231,8 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
         pq_path = out / "per_query" / f"{run.id}__{bname}.parquet"
         al_path = out / "alignment" / f"{run.id}__{bname}.parquet"
         fix_paths = {f: out / "per_query" / f"{fixed_run(run, f).id}__{bname}.parquet" for f in fixes}
-        todo = [f for f, path in fix_paths.items() if _read_parquet(path) is None]
-        have_pq, have_al = _read_parquet(pq_path) is not None, _read_parquet(al_path) is not None
+        todo = [f for f, path in fix_paths.items() if read_result(path) is None]
+        have_pq, have_al = read_result(pq_path) is not None, read_result(al_path) is not None
         if have_pq and have_al and not todo:
             timings["reused_results"] += 1
             continue
@@ -275,30 +244,30 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
         with timed(timings, "score", collect=False):
             for f in todo:
                 Qf, Cf = posthoc.transform(fstats[f], Q, bench.queries["lang"], C, bench.candidates["lang"])
-                _write_parquet(evaluate_embeddings(bench, Qf, Cf, progress=progress).per_query.assign(
+                write_result(evaluate_embeddings(bench, Qf, Cf, progress=progress).per_query.assign(
                     **{**ident, "model": fixed_run(run, f).name}), fix_paths[f])
                 if rankings_k:
-                    _write_parquet(multilingual_rankings(bench, Qf, Cf, rankings_k),
+                    write_result(multilingual_rankings(bench, Qf, Cf, rankings_k),
                                    out / "rankings" / f"{fixed_run(run, f).id}__{bname}.parquet")
             res = None if have_pq else evaluate_embeddings(bench, Q, C, progress=progress)
             if res is not None and rankings_k:
-                _write_parquet(multilingual_rankings(bench, Q, C, rankings_k), out / "rankings" / f"{run.id}__{bname}.parquet")
+                write_result(multilingual_rankings(bench, Q, C, rankings_k), out / "rankings" / f"{run.id}__{bname}.parquet")
         with timed(timings, "align", collect=False):
             al = None if have_al else alignment_per_group(Q, bench.queries["lang"].to_numpy(),
                                                           bench.queries["group"].to_numpy())
         if res is not None:
-            _write_parquet(res.per_query.assign(**ident), pq_path)
+            write_result(res.per_query.assign(**ident), pq_path)
         if al is not None:
-            _write_parquet(al.assign(benchmark=bname, **ident), al_path)
-    todo = [b for n, b in corpora.items() if _read_parquet(out / "per_query" / f"{run.id}__{n}.parquet") is None]
+            write_result(al.assign(benchmark=bname, **ident), al_path)
+    todo = [b for n, b in corpora.items() if read_result(out / "per_query" / f"{run.id}__{n}.parquet") is None]
     timings["reused_results"] += len(corpora) - len(todo)
     if todo:
         with timed(timings, "corpus", collect=False):
             _, pq = evaluate_corpus(encoder, todo, out / "corpus", progress=progress, metrics=list(CORPUS_METRICS))
         for name, part in pq.groupby("benchmark"):
-            _write_parquet(part.assign(**ident), out / "per_query" / f"{run.id}__{name}.parquet")
+            write_result(part.assign(**ident), out / "per_query" / f"{run.id}__{name}.parquet")
     umap_path = out / "umap" / f"{run.id}.npy"
-    if _read_npy(umap_path) is None:
+    if read_array(umap_path) is None:
         with timed(timings, "encode", collect=False), atomic_path(umap_path) as tmp:
             np.save(tmp, _umap_embeddings(encoder, fp, benches, umap_q))
 
@@ -327,15 +296,15 @@ def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool, fi
     if run.strategy is not None and not (out / "models" / run.id).is_dir():
         fixes = ()
     for name in bench_names:
-        if _read_parquet(out / "per_query" / f"{run.id}__{name}.parquet") is None:
+        if read_result(out / "per_query" / f"{run.id}__{name}.parquet") is None:
             return False
         if is_corpus_benchmark(name):
             continue
-        if _read_parquet(out / "alignment" / f"{run.id}__{name}.parquet") is None:
+        if read_result(out / "alignment" / f"{run.id}__{name}.parquet") is None:
             return False
-        if any(_read_parquet(out / "per_query" / f"{fixed_run(run, f).id}__{name}.parquet") is None for f in fixes):
+        if any(read_result(out / "per_query" / f"{fixed_run(run, f).id}__{name}.parquet") is None for f in fixes):
             return False
-    return not umap or _read_npy(out / "umap" / f"{run.id}.npy") is not None
+    return not umap or read_array(out / "umap" / f"{run.id}.npy") is not None
 
 
 def completion(out: Path, runs: list[Run], bench_names: list[str], fixes=()):
@@ -344,33 +313,6 @@ def completion(out: Path, runs: list[Run], bench_names: list[str], fixes=()):
     first = first_seed_ids(runs)
     fixes = tuple(fixes or ())
     return lambda run: results_complete(out, run, bench_names, umap=run.id in first, fixes=fixes)
-
-
-def load_per_query(out: str | Path, kind: str = "per_query") -> pd.DataFrame:
-    """Every saved per-query (``kind="per_query"``) or per-group alignment (``"alignment"``) file of a run folder,
-    concatenated; a damaged file is an error naming it (run ``compare`` again to recompute it)."""
-    frames = []
-    for f in sorted(Path(out, kind).glob("*.parquet")):
-        if f.name.startswith("."):  # a temporary file of an interrupted write (hbkit.core.files.tmp_name), never a result
-            continue
-        try:
-            frames.append(pd.read_parquet(f))
-        except Exception as e:  # noqa: BLE001
-            raise ValueError(f"{f} is damaged ({type(e).__name__}); run `hbkit compare` on {out} again to recompute it") from None
-    if not frames:
-        raise FileNotFoundError(f"{Path(out, kind)} holds no results: run `hbkit compare --out {out}` first")
-    return pd.concat(frames, ignore_index=True)
-
-
-def with_clusters(frame: pd.DataFrame, out: Path) -> pd.DataFrame:
-    """``frame`` with the ``cluster`` of each (benchmark, group) from ``out/clusters.csv``; a group without one
-    (corpus benchmarks, or a folder written before clusters existed) is its own cluster."""
-    path = out / "clusters.csv"
-    if not path.is_file():
-        return frame.assign(cluster=frame["group"].astype(str))
-    cl = pd.read_csv(path, dtype=str)
-    merged = frame.assign(group=frame["group"].astype(str)).merge(cl, on=["benchmark", "group"], how="left")
-    return merged.assign(cluster=merged["cluster"].fillna(merged["group"]))
 
 
 def _complete_fixes(pool: pd.DataFrame, fixes=()) -> tuple[pd.DataFrame, list[str]]:
@@ -428,8 +370,8 @@ def cell_means(pq: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.Data
 
 
 def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]) -> None:
-    pq = load_per_query(out)
-    al = load_per_query(out, "alignment")
+    run = RunFolder(out)
+    pq, al = run.per_query(), run.per_query("alignment")
     metrics = [m for m in ("map", "recall@1", "recall@10", "recall@100", "acc@1", "acc@5", "acc@10", "mrr@10",
                            "ndcg@10", "rank_distance", "top10_same_lang", *BIAS_METRICS) if m in pq.columns]
     keys = ["model", "strategy", "alpha", "seed", "benchmark", "setting", "qlang", "dlang"]
@@ -439,7 +381,7 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     results = pd.concat([cell, macro[cell.columns]], ignore_index=True)
     with atomic_path(out / "results.csv") as tmp:
         results.to_csv(tmp, index=False)
-    pq, al = with_clusters(pq, out), with_clusters(al, out)
+    pq, al = run.with_clusters(pq), run.with_clusters(al)
     perm = {"n_perm": cfg["permutations"], "seed": cfg["eval_seed"]}
     corpus = pq["benchmark"].map(is_corpus_benchmark).astype(bool)
     pool, cq = pq[~corpus], pq[corpus]
@@ -468,7 +410,7 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     coords = []
     shown = {}
     for r in runs:  # one picture per model (its first seed)
-        emb = _read_npy(out / "umap" / f"{r.id}.npy") if r.name not in shown else None
+        emb = read_array(out / "umap" / f"{r.id}.npy") if r.name not in shown else None
         if emb is not None:
             shown[r.name] = r
             xy = viz.umap_coords(emb, seed=cfg["eval_seed"])
@@ -478,56 +420,3 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
         pd.concat(coords, ignore_index=True).to_csv(tmp, index=False)
     atomic_write_json(out / "missing.json", missing)
     record_tables(out, ["results.csv", "aggregate.csv", "effects.csv", "alignment.csv", "umap.csv"])
-
-
-def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
-    """What a run of ``cfg`` into ``out`` would do: one row per planned model (``model``, ``seed``, ``done``:
-    every result of it is in ``out`` already, so it is neither trained nor evaluated again). ``attrs`` holds
-    ``to_run`` (how many models are still to train or evaluate), ``minutes_per_model`` and ``measured_in`` (:func:`minutes_per_model`) and
-    ``estimate_minutes`` (their product, None when nothing has been measured for this profile yet) and
-    ``disk_gib`` (what the models to train will take on disk: :func:`hbkit.experiment.doctor.model_disk`).
-
-    Args:
-        cfg: a profile (:func:`hbkit.experiment.profiles.profile`), with the seeds and α values to run.
-        out: the run folder.
-
-    Returns:
-        The plan, one row per model, with the ``attrs`` above.
-
-    Examples:
-        >>> st = plan_status(profile("cpu"), default_run_dir("cpu"))
-        >>> st.attrs["to_run"], st.attrs["estimate_minutes"]
-    """
-    out = Path(out)
-    names = benchmark_names(cfg)
-    runs = plan(cfg)
-    done = completion(out, runs, names, cfg.get("fixes"))
-    rows = [{"model": r.name, "seed": r.seed, "done": out.is_dir() and done(r)} for r in runs]
-    status = pd.DataFrame(rows, columns=["model", "seed", "done"])
-    todo = int((~status["done"]).sum())
-    per_model, where = minutes_per_model(out, cfg["profile"])
-    kept, training = model_disk(cfg)
-    trained = int((~status["done"] & status["seed"].notna()).sum())
-    status.attrs.update(to_run=todo, minutes_per_model=per_model, measured_in=where,
-                        estimate_minutes=None if per_model is None else round(todo * per_model, 1),
-                        disk_gib=round((trained * kept + (training if trained else 0)) / 2**30, 1))
-    return status
-
-
-def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None, str | None]:
-    """Minutes one model took (training and evaluation) in the last run that trained one: ``out``'s
-    ``timings.json``, else the committed measurement of the profile (``results/<profile>/`` in a checkout).
-    Returns ``(minutes, the folder measured)``, or ``(None, None)`` when neither exists."""
-    for folder in (Path(out), runs_root().parent / "results" / profile_name):
-        try:
-            t = json.loads((folder / "timings.json").read_text())
-            cfg = json.loads((folder / "config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        n = t.get("evaluated_models")
-        if n is None:   # written before hbkit counted them: planned models minus those whose results were reused
-            n = len(plan(cfg)) - int(t.get("reused_results", 0)) // max(1, len(benchmark_names(cfg)))
-        spent = sum(t.get(k, 0.0) for k in ("train", "encode", "score", "align"))
-        if n and n > 0 and spent > 0:
-            return round(spent / n / 60, 3), str(folder)   # 3 places: a ci-profile model takes seconds
-    return None, None
