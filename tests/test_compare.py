@@ -365,13 +365,14 @@ def test_one_seed_says_it_shows_these_models_only(ci_run, data_dir, tmp_path):
     assert len(r.stdout.splitlines()) < 60 and ">NaN<" not in (one / "report.html").read_text()
     v = pd.read_csv(tmp_path / "one" / "verdicts.csv")
     assert set(v.verdict) == {"too few seeds"} and "contradicted" not in r.stdout
-    # interrupted after asking for two seeds: config.json says 0,1, the folder holds seed 0, and the report
-    # speaks of what it holds
+    # interrupted after asking for two seeds: config.json holds seed 0 and seed 1 as pending, and the report says so
     cfg = json.loads((one / "config.json").read_text())
-    (one / "config.json").write_text(json.dumps({**cfg, "seeds": [0, 1]}))
+    (one / "config.json").write_text(json.dumps({**cfg, "seeds_pending": [1]}))
     from hbkit.experiment.report import render
     render(one)
-    assert "training seeds 0 (config.json asks for 0,1: the others are not finished" in (one / "report.html").read_text()
+    assert "training seeds 0 (seed 1 asked for and not finished; the same command resumes" in (
+        one / "report.html").read_text()
+
 
 def test_damaged_umap_and_log_files_are_named_and_recomputed(ci_run, data_dir, caplog):
     """A 0-byte UMAP array is named and recomputed; a train_log.jsonl whose last line a kill cut short is read
@@ -520,3 +521,45 @@ def test_cell_means_are_the_long_frames_means_without_building_it():
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     assert not ((got["model"] == "base") & (got["metric"] == "tlr@10")).any() and got["seed"].isna().any()
 
+
+def test_config_records_the_seeds_the_folder_holds_not_those_asked(ci_run, data_dir, tmp_path):
+    """Interrupted while training the first model of a new seed, the folder's config.json holds the seeds whose
+    every model is done, and the new one as pending; ``hbkit report`` then speaks of the grid as partial."""
+    import shutil
+    import threading
+
+    from hbkit.experiment.report import report
+    from hbkit.train.trainer import RunCancelled
+
+    out = tmp_path / "grow"
+    shutil.copytree(ci_run["out"], out)
+    cancel = threading.Event()
+
+    def on_progress(p):
+        if p.get("stage") == "train" and str(p.get("model", "")).endswith("-s2"):
+            cancel.set()
+
+    made = json.loads((out / "config.json").read_text())   # an earlier test may have added a benchmark there
+    with pytest.raises(RunCancelled):
+        compare("ci", out, data_dir=data_dir, progress=False, seeds=[0, 1, 2], on_progress=on_progress, cancel=cancel,
+                benchmarks=made["benchmarks"], corpus_benchmarks=made["corpus_benchmarks"])
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["seeds"] == [0, 1] and cfg["seeds_pending"] == [2]
+    report(out)
+    html = (out / "report.html").read_text()
+    assert "training seeds 0,1 (seed 2 asked for and not finished" in html and "PARTIAL GRID" in html
+
+
+def test_held_config_by_hand():
+    """held_config: a seed is held when every planned model of it is done; a seed held on file and not planned
+    stays held; an unfinished seed of this run is pending, and no pending key is written when none is."""
+    from hbkit.experiment.plan import Run, held_config
+
+    runs = [Run("base", None, None, None), Run("xx", "xx", 0.0, 0), Run("xy", "xy", 1.0, 0),
+            Run("xx", "xx", 0.0, 1), Run("xy", "xy", 1.0, 1)]
+    done_ids = {"base", "xx-s0", "xy-s0", "xx-s1"}
+    cfg = {"profile": "ci", "seeds": [0, 1], "model": "m"}
+    got = held_config(cfg, runs, lambda r: r.id in done_ids, {"seeds": [5], "seeds_pending": [9]})
+    assert got == {"profile": "ci", "seeds": [0, 5], "model": "m", "seeds_pending": [1]}
+    done_ids.add("xy-s1")
+    assert held_config({**cfg, "seeds_pending": [1]}, runs, lambda r: r.id in done_ids, None) == {**cfg}

@@ -27,7 +27,8 @@ from hbkit.experiment.grid import (
     shard_runs,
     who,
 )
-from hbkit.experiment.plan import check_reusable, legacy_corpus_fingerprint, plan, umap_bench
+from hbkit.experiment.plan import check_reusable, held_config, legacy_corpus_fingerprint, plan, umap_bench
+from hbkit.experiment.run_files import RunFolder
 from hbkit.experiment.profiles import profile as get_profile
 from hbkit.experiment.report import render
 from hbkit.experiment.stages import (
@@ -129,6 +130,7 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         if job.cfg.get("mteb_tasks"):
             with timed(timings, "mteb"):
                 stage_mteb(out, job.cfg, runs)
+        _record_seeds(job, RunFolder(out).config)   # seeds finished by other processes too
         with timed(timings, "aggregate"):
             stage_aggregate(out, job.cfg, job.umap_q, runs)
         with timed(timings, "report"):
@@ -216,6 +218,9 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
     # the training passages the free fixes are estimated from (never a benchmark's pool): the same for every model
     fix_passages = (posthoc.training_passages(pairs, cfg.get("fix_groups"), cfg["eval_seed"]) if cfg.get("fixes")
                     else None)
+    ub = benches[umap_bench(cfg)]
+    ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
+    umap_q = ub.queries[ub.queries["group"].isin(ug)]
     with RunLock(out, wait=SHARED_LOCK_WAIT_S):
         if not force:
             check_reusable(out, cfg, {n: legacy_corpus_fingerprint(b) for n, b in corpora.items()})
@@ -233,15 +238,37 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
             overlap.to_csv(tmp, index=False)
         with atomic_path(out / "clusters.csv") as tmp:
             clusters_table(benches).to_csv(tmp, index=False)
-        atomic_write_json(out / "config.json", cfg)
+        job = _Job(cfg, out, runs, shard_runs(runs, shard), pairs, val, benches, corpora, umap_q, t0, timings,
+                   fix_passages)
+        _record_seeds(job, on_file=None if force else _config_on_file(out))
         (out / LOCKS).mkdir(exist_ok=True)
         for r in runs:   # the grid's model locks: from now on config.json binds every process (check_reusable)
             (out / LOCKS / f"{r.id}.lock").touch()
-    ub = benches[umap_bench(cfg)]
-    ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
-    umap_q = ub.queries[ub.queries["group"].isin(ug)]
-    return _Job(cfg, out, runs, shard_runs(runs, shard), pairs, val, benches, corpora, umap_q, t0, timings,
-                fix_passages)
+    return job
+
+
+def _record_seeds(job: "_Job", on_file: dict | None) -> None:
+    """Write ``config.json`` as the folder stands (:func:`hbkit.experiment.plan.held_config`): the seeds it holds
+    whole, and those asked for and not finished. Called under the folder's short lock: at the start, when a seed's
+    last model is done, and after the aggregate."""
+    atomic_write_json(job.out / "config.json", held_config(job.cfg, job.runs, job.done, on_file))
+
+
+def _config_on_file(out: Path) -> dict | None:
+    """The folder's ``config.json`` before this run writes it; None when it has none, or one that does not read
+    (a folder that holds nothing yet: ``check_reusable`` refuses a damaged one where models or results are)."""
+    try:
+        return RunFolder(out).config
+    except ValueError:
+        return None
+
+
+def _seed_done(job: "_Job", run) -> None:
+    """When ``run`` completed its seed, record it in ``config.json`` (under the folder's short lock)."""
+    if run.seed is None or not all(job.done(r) for r in job.runs if r.seed == run.seed):
+        return
+    with RunLock(job.out, wait=SHARED_LOCK_WAIT_S):
+        _record_seeds(job, RunFolder(job.out).config)
 
 
 def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reused: bool = True) -> None:
@@ -262,6 +289,7 @@ def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reus
                 if job.done(run):   # finished by another process while we looked
                     continue
                 _one_model(job, run, i, progress, report)
+            _seed_done(job, run)
         if not held:
             return
         if not wait:   # one more look: a lock seen held for an instant (a status probe) is not left undone

@@ -127,6 +127,33 @@ def _differences(old: dict, cfg: dict) -> list[str]:
     return diff
 
 
+def held_config(cfg: dict, runs: list, done, on_file: dict | None) -> dict:
+    """What ``config.json`` records: ``cfg`` with ``seeds`` the seeds the folder holds whole (every planned model of
+    the seed done, ``done(run)``; a seed ``on_file`` holds that ``cfg`` does not plan stays held: its results stay)
+    and ``seeds_pending`` the seeds this run asks for that are not finished (left out when none).
+
+    Args:
+        cfg: the profile of this run, ``seeds`` as asked.
+        runs: its plan (:func:`plan`).
+        done: ``done(run)``: whether every result of a run is in the folder.
+        on_file: the folder's ``config.json`` before this write, or None.
+
+    Returns:
+        The dict to write as ``config.json``.
+    """
+    held = {s for s in cfg["seeds"] if all(done(r) for r in runs if r.seed == s)}
+    held |= {s for s in (on_file or {}).get("seeds", []) if s not in cfg["seeds"]}
+    pending = sorted(set(cfg["seeds"]) - held)
+    out = {k: v for k, v in cfg.items() if k != "seeds_pending"}
+    return {**out, "seeds": sorted(held), **({"seeds_pending": pending} if pending else {})}
+
+
+def planned_seeds(cfg: dict) -> dict:
+    """A folder's ``config.json`` as a plan: its held ``seeds`` and its ``seeds_pending`` together (what the same
+    command would fill)."""
+    return {**cfg, "seeds": sorted(set(cfg.get("seeds", [])) | set(cfg.get("seeds_pending", [])))}
+
+
 def config_differences(old: dict, cfg: dict) -> list[str]:
     """How ``cfg`` differs from a folder's ``config.json`` (``old``; :data:`LEGACY` for the keys it predates) on
     :data:`RESULT_KEYS`, where the :data:`ADDITIVE_KEYS` may grow: empty when the two hold the same models and

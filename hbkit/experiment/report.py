@@ -12,7 +12,15 @@ from hbkit.core.env import runs_root
 from hbkit.core.files import RunLock, atomic_path, atomic_write_text
 from hbkit.core.vocab import STRATEGY_ORDER, has_fix, without_fix
 from hbkit.experiment.grid import describe_missing, grid_status
-from hbkit.experiment.plan import BENCHMARKS, benchmark_names, config_differences, delta_target, plan, umap_bench
+from hbkit.experiment.plan import (
+    BENCHMARKS,
+    benchmark_names,
+    config_differences,
+    delta_target,
+    plan,
+    planned_seeds,
+    umap_bench,
+)
 from hbkit.experiment.run_files import RunFolder
 from hbkit.experiment.stages import completion
 from hbkit.experiment.status import minutes_per_model
@@ -187,9 +195,10 @@ def render(out: str | Path, partial: str | None = None) -> dict:
             df.to_csv(tmp, index=False)
     atomic_write_text(out / "table.md", table.to_markdown(index=False))
     held = held_seeds(results)
-    seeds = ",".join(str(s) for s in held) + ("" if held == sorted(cfg["seeds"]) else
-                                               f" (config.json asks for {','.join(map(str, cfg['seeds']))}: the "
-                                               "others are not finished; the same command resumes them)")
+    pending = sorted(set(cfg.get("seeds_pending", [])) | (set(cfg["seeds"]) - set(held)))
+    seeds = ",".join(str(s) for s in held) + (
+        "" if not pending else f" (seed{'s' if len(pending) > 1 else ''} {','.join(map(str, pending))} asked for and "
+                               "not finished; the same command resumes them)")
     notes = (f"profile <b>{cfg['profile']}</b>: model {cfg['model']}, {cfg['steps']} steps at batch {cfg['batch_size']}, "
              f"lr {cfg['lr']}, frozen word embeddings: {cfg['freeze_word_embeddings']}; training seeds {seeds} "
              f"(one model per strategy, α and seed; the base model once); evaluation subsample seed {cfg['eval_seed']} "
@@ -291,7 +300,7 @@ def report(run_dir: str | Path) -> dict:
                                 "`hbkit compare`")
     run_dir = Path(run_dir)
     with RunLock(run_dir, wait=600):
-        cfg = RunFolder(run_dir).json("config.json")
+        cfg = planned_seeds(RunFolder(run_dir).json("config.json"))   # the pending seeds count as planned
         runs = plan(cfg)
         status = grid_status(run_dir, runs, completion(run_dir, runs, benchmark_names(cfg), cfg.get("fixes")))
         if status["done"].all():
