@@ -8,9 +8,9 @@ The executed copies and their HTML go to ``<run folder>/notebooks/`` (default: t
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
-import logging
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
