@@ -12,11 +12,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from hbkit.core.files import atomic_path
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import fingerprint
 from hbkit.experiment.profiles import profile
 from hbkit.experiment.stages import base_encoder, stage_data
-from hbkit.core.files import atomic_path
 from hbkit.retrieval.pools import evaluate_embeddings, multilingual_rankings
 
 ap = argparse.ArgumentParser()

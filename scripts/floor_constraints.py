@@ -11,8 +11,9 @@ this CI can install is the one ``constraints-cpu.txt`` pins, so the floor enviro
 """
 import re
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = re.compile(r"^([A-Za-z0-9_.-]+)(\[[^\]]*\])?\s*>=\s*([0-9][^,;\s]*)\s*$")

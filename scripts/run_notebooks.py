@@ -100,10 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     from nbconvert import HTMLExporter
 
     from hbkit.core.env import default_run_dir
-    from hbkit.core.files import atomic_write_text
+    from hbkit.core.files import atomic_write_text, check_folder
     from hbkit.experiment.profiles import profile
-
-    from hbkit.core.files import check_folder
 
     try:   # every argument is checked before the first notebook starts, each refusal in one line
         seeds = [int(s) for s in a.seeds.split(",")] if a.seeds is not None else None

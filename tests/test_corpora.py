@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from hbkit.data import corpora, corpus_cache
-from hbkit.data.releases import translate_train
 from hbkit.data.checks import ZeroShotError, check_zero_shot, normalize_text, overlap_counts
 from hbkit.data.pairs import COLUMNS, validate_pairs
 from hbkit.data.registry import DataError
+from hbkit.data.releases import translate_train
 
 ROOT = Path(__file__).resolve().parents[1]
 

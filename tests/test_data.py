@@ -6,10 +6,10 @@ import pytest
 
 from hbkit.data import benchmarks as data
 from hbkit.data import fetch
-from hbkit.data.registry import EVAL_ARTICLES, TRAIN_ARTICLES, XQUAD_R_LANGS, DataError, check_benchmark_names
 from hbkit.data.fetch import download, release_dir
-from hbkit.data.sources import SOURCES
+from hbkit.data.registry import EVAL_ARTICLES, TRAIN_ARTICLES, XQUAD_R_LANGS, DataError, check_benchmark_names
 from hbkit.data.releases.squad import split_sentences
+from hbkit.data.sources import SOURCES
 
 XQUAD_R_CANDIDATES = {"ar": 1222, "de": 1276, "el": 1234, "en": 1180, "es": 1215, "hi": 1244, "ru": 1219,
                       "th": 852, "tr": 1167, "vi": 1209, "zh": 1196}

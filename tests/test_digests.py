@@ -8,16 +8,14 @@ import time
 
 import pandas as pd
 import pytest
+from test_caches import edit_in_place
 
-from hbkit.core import digests
+from hbkit.core import digests, files
 from hbkit.core.digests import content_key
-from hbkit.core import files
 from hbkit.core.files import lock_for, sha256_file
 from hbkit.data import corpora, corpus_cache
 from hbkit.data.registry import DataError
 from hbkit.data.textfile import read_text
-
-from test_caches import edit_in_place
 
 
 @pytest.fixture
@@ -251,7 +249,8 @@ def test_a_binary_input_is_checked_by_its_digest_after_the_build(empty_cache, tm
 def _load_in_child(args):
     cache, path = args
     os.environ["HBKIT_CACHE"] = cache
-    from hbkit.data import corpora as c, corpus_cache as cc
+    from hbkit.data import corpora as c
+    from hbkit.data import corpus_cache as cc
     ds = c.load_training_corpus(path)
     return sum(cc.BUILDS.values()), sorted(ds["query"])
 

@@ -8,9 +8,9 @@ import zipfile
 
 import pytest
 
-from hbkit.data.releases import translate_train
-from hbkit.data.registry import DataError
 from hbkit.data.fetch import download, fetch_file
+from hbkit.data.registry import DataError
+from hbkit.data.releases import translate_train
 
 
 def _squad(lang: str) -> bytes:

@@ -11,8 +11,8 @@ from hub_fake import FakeHub
 from hub_fake import hub_run as _hub_run
 
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks, tydi_as_miracl
-from hbkit.data.releases.miracl import corpus_files, load_miracl, read_release
 from hbkit.data.registry import DataError
+from hbkit.data.releases.miracl import corpus_files, load_miracl, read_release
 from hbkit.retrieval.ir_metrics import evaluate_run, query_metrics, to_pytrec_eval_names, trec_order, untie
 
 LANG = "sw"

@@ -11,10 +11,10 @@ from hub_fake import FakeHub, hub_run
 from paper_fixtures import COLLECTION, QUERIES, TRIPLES, write_mmarco, write_squadshifts
 
 from hbkit.data.corpora import load_training_corpus
-from hbkit.data.releases.mmarco import mmarco_dir, mmarco_pairs, parse_size
 from hbkit.data.registry import DataError
-from hbkit.data.sources import HUB_SOURCES, SQUADSHIFTS, sources_table
+from hbkit.data.releases.mmarco import mmarco_dir, mmarco_pairs, parse_size
 from hbkit.data.releases.squadshifts import download_squadshifts, squadshifts_pairs
+from hbkit.data.sources import HUB_SOURCES, SQUADSHIFTS, sources_table
 from hbkit.train.sampling import MultiCorpusBatchSampler, make_sampler
 from hbkit.train.st_training import PairCollator
 

@@ -13,8 +13,8 @@ from paper_fixtures import COLLECTION, QUERIES, write_mmarco, write_squadshifts
 from hbkit.app.cli import main
 from hbkit.core.files import DiskFull, RunLock, atomic_write_text, disk_guard
 from hbkit.data.corpora import corpus_parts, load_training_corpus
-from hbkit.data.releases.mmarco import mmarco_pairs
 from hbkit.data.registry import DataError
+from hbkit.data.releases.mmarco import mmarco_pairs
 from hbkit.data.releases.squad import squad_questions
 from hbkit.data.releases.squadshifts import squadshifts_pairs
 from hbkit.experiment.compare import compare
@@ -246,9 +246,9 @@ def test_a_full_disk_names_the_folder_what_was_written_and_the_free_space(tmp_pa
     with pytest.raises(KeyError):   # other errors pass unchanged
         with disk_guard(tmp_path, "x"):
             raise KeyError("x")
-    import datasets
-
     import importlib
+
+    import datasets
     trainer = importlib.import_module("hbkit.train.trainer")   # hbkit.train is also the exported function
     from hbkit.encoders.load import tiny_encoder
     from hbkit.train.config import TrainConfig

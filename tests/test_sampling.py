@@ -161,8 +161,8 @@ def test_no_translation_of_a_positive_is_a_negative(data_dir):
     share one answer sentence. In no batch may a passage be relevant (by the XQuAD-R relevance sets, which the
     sampler never reads) to another pair's query. Before the answer-key dedup, 23 of 27 X-Y batches failed."""
     from hbkit.data.benchmarks import parallel_pairs
-    from hbkit.data.releases.lareqa import load_xquad_r
     from hbkit.data.registry import TRAIN_ARTICLES
+    from hbkit.data.releases.lareqa import load_xquad_r
 
     pairs = parallel_pairs(data_dir=data_dir)
     bench = load_xquad_r(data_dir, articles=TRAIN_ARTICLES)

@@ -204,9 +204,9 @@ def _read_trec(path):
 def test_offline_end_to_end_tydi_as_miracl(data_dir, tmp_path, tiny):
     import pytrec_eval
 
-    from hbkit.data.releases.tydiqa import load_tydiqa
     from hbkit.data.corpus_benchmarks import tydi_as_miracl
     from hbkit.data.releases.miracl import read_release
+    from hbkit.data.releases.tydiqa import load_tydiqa
 
     langs = ["sw", "te", "fi"]
     tydi_as_miracl(data_dir, tmp_path / "release", langs)

@@ -369,9 +369,9 @@ def test_gradient_checkpointing_trains_the_same_model_with_dropout_on(pairs, tmp
     """TrainConfig.gradient_checkpointing (None: on for CPU training, where the main job's memory is bounded):
     the activations are recomputed with the same dropout masks, so the losses and the trained model equal the
     path that keeps them; the option is not part of a folder's identity (a run may resume with it changed)."""
-    from hbkit.train.run_folder import run_identity
-
     from transformers import TrainerCallback
+
+    from hbkit.train.run_folder import run_identity
 
     class Seen(TrainerCallback):   # whether the model recomputes its activations while it trains
         def on_step_begin(self, args, state, control, model=None, **kw):

@@ -22,22 +22,22 @@ from hbkit.data.benchmarks import load_benchmark
 from hbkit.data.benchmarks import summary as data_summary
 from hbkit.data.corpora import build_corpus, training_pairs, validation_pairs
 from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
-from hbkit.data.releases.mmarco import download_mmarco
-from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.data.fetch import PROJECT_DATA, download
-from hbkit.data.sources import SOURCES, sources_table
+from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
+from hbkit.data.releases.mmarco import download_mmarco
 from hbkit.data.releases.squadshifts import download_squadshifts
 from hbkit.data.releases.translate_train import download_squad_translate_train
+from hbkit.data.sources import SOURCES, sources_table
 from hbkit.encoders.load import load_encoder
 from hbkit.experiment.compare import compare
-from hbkit.experiment.grid import check_options
 from hbkit.experiment.doctor import MISSING, doctor
+from hbkit.experiment.grid import check_options
 from hbkit.experiment.plan import subsample_pairs
-from hbkit.retrieval.mteb_tasks import check_request as check_mteb_request
-from hbkit.retrieval.mteb_tasks import run_mteb
 from hbkit.experiment.profiles import PROFILE_KEYS, PROFILES, ProfileError
 from hbkit.experiment.report import report, summary_text
 from hbkit.retrieval.corpus_eval import evaluate_corpus
+from hbkit.retrieval.mteb_tasks import check_request as check_mteb_request
+from hbkit.retrieval.mteb_tasks import run_mteb
 from hbkit.retrieval.pools import EvalResult, evaluate
 from hbkit.train.config import TrainConfig
 from hbkit.train.trainer import train

@@ -10,8 +10,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 from hbkit.data.registry import DataError
+from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 
 
 class ZeroShotError(DataError):

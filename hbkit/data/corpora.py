@@ -46,15 +46,20 @@ import pandas as pd
 from hbkit.core.digests import carry_mapped
 from hbkit.core.vocab import CORPUS_COLUMN
 from hbkit.data.benchmarks import parallel_pairs
-from hbkit.data.releases.lareqa import load_xquad_r
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
-from hbkit.data.releases.mmarco import mmarco_pairs, parse_size
+from hbkit.data.fetch import release_dir as _root
 from hbkit.data.pairs import read_pairs, validate_pairs
 from hbkit.data.registry import PASSAGES, TRAIN_ARTICLES, XQUAD_R_LANGS, DataError
-from hbkit.data.fetch import release_dir as _root
-from hbkit.data.sources import MMARCO_LANGS
+from hbkit.data.releases.lareqa import load_xquad_r
+from hbkit.data.releases.mmarco import mmarco_pairs, parse_size
 from hbkit.data.releases.squadshifts import squadshifts_pairs
-from hbkit.data.releases.translate_train import TRANSLATE_TRAIN_LANGS, check_corpus_languages, squad_translate_train, stats_frame
+from hbkit.data.releases.translate_train import (
+    TRANSLATE_TRAIN_LANGS,
+    check_corpus_languages,
+    squad_translate_train,
+    stats_frame,
+)
+from hbkit.data.sources import MMARCO_LANGS
 
 log = logging.getLogger(__name__)
 

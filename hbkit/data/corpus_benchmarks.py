@@ -13,7 +13,7 @@ import pandas as pd
 
 from hbkit.core.env import cache_dir
 from hbkit.core.files import atomic_path, atomic_write_text, build_once, checksums_match, write_checksums
-from hbkit.data.releases.tydiqa import load_tydiqa
+from hbkit.data.registry import TYDIQA_LANGS, DataError
 from hbkit.data.releases.miracl import (
     MIRACL_LANGS,
     CorpusBenchmark,
@@ -24,7 +24,7 @@ from hbkit.data.releases.miracl import (
     read_release,
     topics_path,
 )
-from hbkit.data.registry import TYDIQA_LANGS, DataError
+from hbkit.data.releases.tydiqa import load_tydiqa
 
 
 def _write_gz_shards(docs: Iterable[tuple[str, str, str]], folder: Path, per_file: int = 500_000) -> list[Path]:

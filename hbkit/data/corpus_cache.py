@@ -17,11 +17,19 @@ from typing import Iterable
 
 import numpy as np
 import pandas as pd
-
-from hbkit.core.env import cache_dir
 from filelock import Timeout
 
-from hbkit.core.digests import MAPPED_AT_LOAD, file_digests, identity, key_of_digests, known, racy, recording_reads, remember
+from hbkit.core.digests import (
+    MAPPED_AT_LOAD,
+    file_digests,
+    identity,
+    key_of_digests,
+    known,
+    racy,
+    recording_reads,
+    remember,
+)
+from hbkit.core.env import cache_dir
 from hbkit.core.files import atomic_write_json, build_once, disk_guard, lock_for, remove_stale_tmp, tmp_name
 from hbkit.data.registry import DataError
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hbkit.core.env import cache_dir, offline
 from hbkit.core.digests import content_key
+from hbkit.core.env import cache_dir, offline
 from hbkit.core.files import build_once, checksums_match, write_checksums
 from hbkit.data.sources import model_revision
 

@@ -28,9 +28,9 @@ from hbkit.experiment.grid import (
     who,
 )
 from hbkit.experiment.plan import check_reusable, held_config, legacy_corpus_fingerprint, plan, umap_bench
-from hbkit.experiment.run_files import RunFolder
 from hbkit.experiment.profiles import profile as get_profile
 from hbkit.experiment.report import render
+from hbkit.experiment.run_files import RunFolder
 from hbkit.experiment.stages import (
     base_encoder,
     check_training_data,

@@ -15,10 +15,12 @@ from hbkit.analysis.reference import published_file
 from hbkit.core.env import data_roots, default_data_roots, default_run_dir, low_memory_requested, offline
 from hbkit.core.files import existing_ancestor, sha256_file
 from hbkit.data.corpora import corpus_parts
+from hbkit.data.fetch import PROJECT_DATA, hub_revision, missing_release_files
+from hbkit.data.registry import DataError, is_corpus_benchmark
 from hbkit.data.releases.miracl import corpus_dir, corpus_files, hub_cache_dir, miracl_root, topics_path
 from hbkit.data.releases.mmarco import mmarco_dir
-from hbkit.data.registry import DataError, is_corpus_benchmark
-from hbkit.data.fetch import PROJECT_DATA, hub_revision, missing_release_files
+from hbkit.data.releases.squadshifts import squadshifts_dir
+from hbkit.data.releases.translate_train import TRANSLATE_TRAIN_LANGS, squad_translate_train_files
 from hbkit.data.sources import (
     HUB_SOURCES,
     MMARCO_LANGS,
@@ -28,8 +30,6 @@ from hbkit.data.sources import (
     model_revision,
     release_checksums,
 )
-from hbkit.data.releases.squadshifts import squadshifts_dir
-from hbkit.data.releases.translate_train import TRANSLATE_TRAIN_LANGS, squad_translate_train_files
 from hbkit.encoders.load import ALIASES, DEFAULT_MODEL, REGISTRY, hub_reachable
 from hbkit.experiment.profiles import profile as get_profile
 

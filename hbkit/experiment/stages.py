@@ -49,14 +49,7 @@ from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import apply_prompts, fingerprint, load_encoder
-from hbkit.experiment.plan import (
-    Run,
-    bench_fingerprint,
-    corpus_fingerprint,
-    first_seed_ids,
-    fixed_run,
-    subsample_pairs,
-)
+from hbkit.experiment.plan import Run, bench_fingerprint, corpus_fingerprint, first_seed_ids, fixed_run, subsample_pairs
 from hbkit.experiment.run_files import RunFolder, read_array, read_result, record_tables, write_result
 from hbkit.retrieval import posthoc
 from hbkit.retrieval.alignment import alignment_per_group

@@ -29,8 +29,8 @@ from pathlib import Path
 from hbkit.core.files import atomic_write_text
 from hbkit.core.vocab import STRATEGY_ALPHA
 from hbkit.data.benchmarks import load_benchmark
-from hbkit.data.registry import MLQA_LANGS, XQUAD_LANGS, DataError
 from hbkit.data.fetch import release_dir
+from hbkit.data.registry import MLQA_LANGS, XQUAD_LANGS, DataError
 from hbkit.data.textfile import read_json
 from hbkit.encoders.load import fingerprint, load_encoder
 

@@ -15,8 +15,8 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 
 from hbkit.core.files import atomic_write_text
 from hbkit.core.vocab import SETTINGS
-from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 from hbkit.data.registry import DataError
+from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 from hbkit.encoders.encode import encode
 from hbkit.retrieval.pools import evaluate_embeddings
 

@@ -40,10 +40,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from hbkit.core.env import cache_dir, data_roots, offline, shared_data_dir
-from hbkit.data.registry import DataError
-from hbkit.data.textfile import text_lines
 from hbkit.data.fetch import fetch_hub_file, hub_revision
+from hbkit.data.registry import DataError
 from hbkit.data.sources import HUB_SOURCES
+from hbkit.data.textfile import text_lines
 
 log = logging.getLogger(__name__)
 

@@ -37,11 +37,11 @@ import pandas as pd
 
 from hbkit.core.env import offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_table
-from hbkit.data.registry import DataError
-from hbkit.data.textfile import first_id, id_texts, tsv_columns
 from hbkit.data.fetch import PROJECT_DATA, fetch_hub_file, hub_revision, locate_folder
-from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS
+from hbkit.data.registry import DataError
 from hbkit.data.releases.translate_train import check_corpus_languages, stats_frame
+from hbkit.data.sources import HUB_SOURCES, MMARCO_LANGS
+from hbkit.data.textfile import first_id, id_texts, tsv_columns
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ import pandas as pd
 
 from hbkit.core.env import offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_frame
-from hbkit.data.registry import DataError
 from hbkit.data.fetch import PROJECT_DATA, fetch_file, locate_folder
-from hbkit.data.sources import SQUADSHIFTS
+from hbkit.data.registry import DataError
 from hbkit.data.releases.squad import squad_questions
 from hbkit.data.releases.translate_train import answer_passage
+from hbkit.data.sources import SQUADSHIFTS
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ import pandas as pd
 
 from hbkit.core.env import data_roots, default_data_roots, looked_in, offline
 from hbkit.data.corpus_cache import cached_corpus, load_cached, save_parts, single_language_counts, write_part
-from hbkit.data.registry import PASSAGES, DataError, check_languages
 from hbkit.data.fetch import PROJECT_DATA, fetch_file
-from hbkit.data.sources import SQUAD_TT_MANIFEST, SQUAD_URL, TT_URL
+from hbkit.data.registry import PASSAGES, DataError, check_languages
 from hbkit.data.releases.squad import sentence_index, split_sentences, squad_questions
+from hbkit.data.sources import SQUAD_TT_MANIFEST, SQUAD_URL, TT_URL
 
 log = logging.getLogger(__name__)
 
