@@ -51,12 +51,6 @@ def load_results(folder: str | Path) -> pd.DataFrame:
     return seed_mean(RunFolder(folder).table("results"))
 
 
-def run_setting(folder: str | Path, key: str):
-    """One key of a run folder's ``config.json`` (``model``, ``train_languages``, ...), or None (no
-    ``config.json``, or none of that key); a damaged one is a ``ValueError`` that names it."""
-    return RunFolder(folder).setting(key)
-
-
 def run_encoder(folder: str | Path) -> str | None:
     """The base encoder a run folder was trained from (``config.json``'s ``model``), or None.
 
@@ -69,7 +63,7 @@ def run_encoder(folder: str | Path) -> str | None:
     Examples:
         >>> run_encoder("results/cpu")                                                     # doctest: +SKIP
     """
-    return run_setting(folder, "model")
+    return RunFolder(folder).setting("model")
 
 
 def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
@@ -135,7 +129,7 @@ class Dashboard:
         self.thread, self._cancel = None, threading.Event()
         self.figure, self.alpha_fig, self.table = go.Figure(), go.Figure(), pd.DataFrame()
         self.output, self.alpha_output, self.table_output = w.Output(), w.Output(), w.Output()
-        self.train_languages = run_setting(out, "train_languages") if out else None
+        self.train_languages = RunFolder(out).setting("train_languages") if out else None
         self.languages = self._language_view(raw)
         lb = sorted(self.languages["benchmark"].unique())
         self.lang_benchmark = w.Dropdown(options=lb, value="xquad-r" if "xquad-r" in lb else lb[0], description="paper table")

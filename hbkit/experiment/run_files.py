@@ -148,8 +148,8 @@ class RunFolder:
         return f"RunFolder({str(self.path)!r})"
 
     def has(self, name: str) -> bool:
-        """Whether the folder holds the table ``name`` (``results``: ``results.csv``) or the file ``name``."""
-        return (self.path / name).is_file() or (self.path / f"{name}.csv").is_file()
+        """Whether the folder holds the table ``name`` (``results``: ``results.csv``)."""
+        return (self.path / f"{name}.csv").is_file()
 
     def table(self, name: str, dtype=None, optional: bool = False) -> pd.DataFrame | None:
         """The table ``name.csv``, checked; with ``optional`` None where the folder has none, else a

@@ -54,7 +54,8 @@ def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None,
     Returns ``(minutes, the folder measured)``, or ``(None, None)`` when neither exists."""
     for folder in (Path(out), runs_root().parent / "results" / profile_name):
         try:   # an estimate: a folder without them, or with a damaged one, is passed over
-            t, cfg = RunFolder(folder).json("timings.json"), RunFolder(folder).json("config.json")
+            run = RunFolder(folder)
+            t, cfg = run.json("timings.json"), run.json("config.json")
         except (OSError, ValueError):
             continue
         n = t.get("evaluated_models")
