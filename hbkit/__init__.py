@@ -17,6 +17,7 @@ The public API, what the notebooks and a user's own code call:
 
 Names load on first use, so ``import hbkit`` costs milliseconds, not torch's import.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -25,27 +26,42 @@ import hbkit.train  # noqa: F401  the package first, so that the name ``train`` 
 
 #: public name -> the module that defines it (``None``: the name is the module itself)
 _EXPORTS = {
-    "PROFILES": "hbkit.experiment.profiles", "profile": "hbkit.experiment.profiles",
+    "PROFILES": "hbkit.experiment.profiles",
+    "profile": "hbkit.experiment.profiles",
     "DataError": "hbkit.data.registry",
-    "RetrievalBenchmark": "hbkit.data.retrieval_benchmark", "load_benchmark": "hbkit.data.benchmarks",
-    "parallel_pairs": "hbkit.data.benchmarks", "check_disjoint": "hbkit.data.benchmarks",
+    "RetrievalBenchmark": "hbkit.data.retrieval_benchmark",
+    "load_benchmark": "hbkit.data.benchmarks",
+    "parallel_pairs": "hbkit.data.benchmarks",
+    "check_disjoint": "hbkit.data.benchmarks",
     "data_summary": ("hbkit.data.benchmarks", "summary"),
-    "load_encoder": "hbkit.encoders.load", "encode": "hbkit.encoders.encode",
-    "EvalResult": "hbkit.retrieval.pools", "evaluate": "hbkit.retrieval.pools",
+    "load_encoder": "hbkit.encoders.load",
+    "encode": "hbkit.encoders.encode",
+    "EvalResult": "hbkit.retrieval.pools",
+    "evaluate": "hbkit.retrieval.pools",
     "evaluate_alignment": "hbkit.retrieval.pools",
-    "aggregate": "hbkit.analysis.stats", "alignment_vs_retrieval": "hbkit.analysis.stats",
-    "default_reference": "hbkit.analysis.reference", "effects_view": "hbkit.analysis.reference",
+    "aggregate": "hbkit.analysis.stats",
+    "alignment_vs_retrieval": "hbkit.analysis.stats",
+    "default_reference": "hbkit.analysis.reference",
+    "effects_view": "hbkit.analysis.reference",
     "figures": ("hbkit.analysis.figures", None),
-    "HybridBatchSampler": "hbkit.train.sampling", "XXMonoBatchSampler": "hbkit.train.sampling",
-    "XYBatchSampler": "hbkit.train.sampling", "SamplerError": "hbkit.train.sampling",
-    "make_sampler": "hbkit.train.sampling", "describe_batch": "hbkit.train.sampling",
+    "HybridBatchSampler": "hbkit.train.sampling",
+    "XXMonoBatchSampler": "hbkit.train.sampling",
+    "XYBatchSampler": "hbkit.train.sampling",
+    "SamplerError": "hbkit.train.sampling",
+    "make_sampler": "hbkit.train.sampling",
+    "describe_batch": "hbkit.train.sampling",
     "text_pairs": "hbkit.train.sampling",
-    "PairCollator": "hbkit.train.st_training", "st_training_kwargs": "hbkit.train.st_training",
+    "PairCollator": "hbkit.train.st_training",
+    "st_training_kwargs": "hbkit.train.st_training",
     "TrainConfig": "hbkit.train.config",
-    "compare": "hbkit.experiment.compare", "plan_status": "hbkit.experiment.status",
-    "load_run": "hbkit.experiment.report", "fixes_table": "hbkit.experiment.report",
+    "compare": "hbkit.experiment.compare",
+    "plan_status": "hbkit.experiment.status",
+    "load_run": "hbkit.experiment.report",
+    "fixes_table": "hbkit.experiment.report",
     "default_run_dir": "hbkit.core.env",
-    "Dashboard": "hbkit.app.widgets", "load_results": "hbkit.app.widgets", "load_aggregate": "hbkit.app.widgets",
+    "Dashboard": "hbkit.app.widgets",
+    "load_results": "hbkit.app.widgets",
+    "load_aggregate": "hbkit.app.widgets",
     "run_encoder": "hbkit.app.widgets",
 }
 

@@ -1,4 +1,5 @@
 """One encoder pair, one seed: the paired bootstrap over groups, and per-model intervals."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,15 @@ def _cell_matrix(pq: pd.DataFrame, metric: str, groups: np.ndarray):
     return V, M
 
 
-def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map", setting: str = "multi",
-                     benchmark: str | None = None, n_boot: int = 1000, seed: int = 0) -> dict:
+def paired_bootstrap(
+    a: pd.DataFrame,
+    b: pd.DataFrame | None,
+    metric: str = "map",
+    setting: str = "multi",
+    benchmark: str | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict:
     """Paired bootstrap over query groups of the macro-averaged ``metric`` in ``setting``.
 
     Groups (parallel items) are resampled with replacement, so all translations of a question move together;
@@ -47,9 +55,11 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map
     Examples:
         >>> paired_bootstrap(evaluate(tuned, bench).per_query, evaluate(base, bench).per_query)["diff"]
     """
+
     def pick(df):
         df = df[(df["setting"] == setting)]
         return df[df["benchmark"] == benchmark] if benchmark else df
+
     a = pick(a)
     if b is not None:
         b = pick(b)
@@ -58,18 +68,25 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map
         if len(merged) != len(a) or len(merged) != len(b):
             raise ValueError("paired_bootstrap: the two results do not cover the same queries")
     else:
-        merged = a[["qlang", "dlang", "query_id", "group", metric]].rename(columns={metric: f"{metric}_a"})
+        merged = a[["qlang", "dlang", "query_id", "group", metric]].rename(
+            columns={metric: f"{metric}_a"}
+        )
     if merged.empty:
-        raise ValueError(f"paired_bootstrap: no per-query values for setting={setting!r} metric={metric!r}")
+        raise ValueError(
+            f"paired_bootstrap: no per-query values for setting={setting!r} metric={metric!r}"
+        )
     groups = np.array(sorted(merged["group"].unique()))
     Va, M = _cell_matrix(merged, f"{metric}_a", groups)
     point = lambda V: float(np.mean(V.sum(1) / M.sum(1)))  # noqa: E731
-    W = np.random.default_rng(seed).multinomial(len(groups), np.full(len(groups), 1 / len(groups)), size=n_boot)
-    den = W @ M.T                                                        # (n_boot, cells)
+    W = np.random.default_rng(seed).multinomial(
+        len(groups), np.full(len(groups), 1 / len(groups)), size=n_boot
+    )
+    den = W @ M.T  # (n_boot, cells)
 
     def boot(V):
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.nanmean((W @ V.T) / den, axis=1)
+
     res = {"a": point(Va), "n_groups": len(groups), "metric": metric, "setting": setting}
     ba = boot(Va)
     if b is None:
@@ -77,14 +94,24 @@ def paired_bootstrap(a: pd.DataFrame, b: pd.DataFrame | None, metric: str = "map
         return res
     Vb, _ = _cell_matrix(merged, f"{metric}_b", groups)
     d = ba - boot(Vb)
-    res.update(b=point(Vb), diff=res["a"] - point(Vb), low=float(np.percentile(d, 2.5)),
-               high=float(np.percentile(d, 97.5)),
-               p=float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))))
+    res.update(
+        b=point(Vb),
+        diff=res["a"] - point(Vb),
+        low=float(np.percentile(d, 2.5)),
+        high=float(np.percentile(d, 97.5)),
+        p=float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))),
+    )
     return res
 
 
-def intervals(per_query: dict[str, pd.DataFrame], benchmark: str, metrics=("map",), settings=("mono", "cross", "multi"),
-              n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def intervals(
+    per_query: dict[str, pd.DataFrame],
+    benchmark: str,
+    metrics=("map",),
+    settings=("mono", "cross", "multi"),
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Macro value and 95% bootstrap interval (over query groups) per model, metric and setting, for one seed
     (``per_query``: model name -> ``EvalResult.per_query``). :func:`hbkit.analysis.stats.aggregate` is the version over seeds."""
     rows = []
@@ -94,7 +121,18 @@ def intervals(per_query: dict[str, pd.DataFrame], benchmark: str, metrics=("map"
                 sub = pq[(pq.benchmark == benchmark) & (pq.setting == setting)]
                 if sub.empty or metric not in sub:
                     continue
-                r = paired_bootstrap(sub, None, metric, setting, benchmark, n_boot=n_boot, seed=seed)
-                rows.append({"model": model, "benchmark": benchmark, "setting": setting, "metric": metric,
-                             "value": r["a"], "low": r["low"], "high": r["high"]})
+                r = paired_bootstrap(
+                    sub, None, metric, setting, benchmark, n_boot=n_boot, seed=seed
+                )
+                rows.append(
+                    {
+                        "model": model,
+                        "benchmark": benchmark,
+                        "setting": setting,
+                        "metric": metric,
+                        "value": r["a"],
+                        "low": r["low"],
+                        "high": r["high"],
+                    }
+                )
     return pd.DataFrame(rows)

@@ -47,6 +47,7 @@ non-central ``T' ~ t(df, lambda)`` and ``c(df) = E[sqrt(chi2_df / df)]`` removin
 estimated standard error (at df = 2, se is 11% too small on average). :func:`seeds_needed` turns estimated
 components into the seeds a run would need, at its clusters, for a given effect.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -60,7 +61,20 @@ from scipy import stats as sps
 MIN_SEEDS = 3
 
 #: the fields of :func:`crossed_test`
-FIELDS = ("diff", "se", "df", "t", "p", "low", "high", "mde", "s2_seed", "s2_cluster", "s2_resid", "seed_share")
+FIELDS = (
+    "diff",
+    "se",
+    "df",
+    "t",
+    "p",
+    "low",
+    "high",
+    "mde",
+    "s2_seed",
+    "s2_cluster",
+    "s2_resid",
+    "seed_share",
+)
 
 
 def mean_squares(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -70,13 +84,17 @@ def mean_squares(d: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     if G < 2:
         raise ValueError(f"the crossed test needs at least 2 clusters, got {G}")
     m = d.mean(axis=(-2, -1))
-    ms_ = d.mean(axis=-1)                                      # (..., S)
-    mg = d.mean(axis=-2)                                       # (..., G)
+    ms_ = d.mean(axis=-1)  # (..., S)
+    mg = d.mean(axis=-2)  # (..., G)
     with np.errstate(invalid="ignore", divide="ignore"):
-        ms_seed = G * ((ms_ - m[..., None]) ** 2).sum(-1) / (S - 1) if S > 1 else np.full(m.shape, np.nan)
+        ms_seed = (
+            G * ((ms_ - m[..., None]) ** 2).sum(-1) / (S - 1) if S > 1 else np.full(m.shape, np.nan)
+        )
         ms_cl = S * ((mg - m[..., None]) ** 2).sum(-1) / (G - 1)
         resid = d - ms_[..., :, None] - mg[..., None, :] + m[..., None, None]
-        ms_res = (resid ** 2).sum((-2, -1)) / ((S - 1) * (G - 1)) if S > 1 else np.full(m.shape, np.nan)
+        ms_res = (
+            (resid**2).sum((-2, -1)) / ((S - 1) * (G - 1)) if S > 1 else np.full(m.shape, np.nan)
+        )
     return m, ms_seed, ms_cl, ms_res
 
 
@@ -85,7 +103,9 @@ def _bias_factor(df: np.ndarray) -> np.ndarray:
     df = np.asarray(df, dtype=float)
     with np.errstate(invalid="ignore", over="ignore"):
         out = np.sqrt(2.0 / df) * np.exp(special.gammaln((df + 1) / 2) - special.gammaln(df / 2))
-    return np.where(df == np.inf, 1.0, np.where(np.isfinite(df) & (df > 0), np.minimum(out, 1.0), np.nan))
+    return np.where(
+        df == np.inf, 1.0, np.where(np.isfinite(df) & (df > 0), np.minimum(out, 1.0), np.nan)
+    )
 
 
 def _reject_prob(tc, df, lam):
@@ -121,7 +141,9 @@ def noncentrality(df, level: float = 0.05, power: float = 0.8) -> np.ndarray:
     x, lam = _lambda_table(float(level), float(power))
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.interp(np.log(np.minimum(df, 1e5)), x, lam)
-    return np.where(np.isfinite(df) | (df == np.inf), out, np.nan) * np.where(df >= 0.5, 1.0, np.nan)
+    return np.where(np.isfinite(df) | (df == np.inf), out, np.nan) * np.where(
+        df >= 0.5, 1.0, np.nan
+    )
 
 
 def power_of(effect, se, df, level: float = 0.05) -> np.ndarray:
@@ -140,7 +162,7 @@ def _combine(ms, dfs, coef):
     V = np.asarray(sum(c * m for c, m in zip(coef, ms)), dtype=float)
     den = np.asarray(sum((c * m) ** 2 / f for c, m, f in zip(coef, ms, dfs)), dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return V, np.where(den > 0, V ** 2 / den, np.inf)
+        return V, np.where(den > 0, V**2 / den, np.inf)
 
 
 def crossed_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dict[str, np.ndarray]:
@@ -172,7 +194,11 @@ def crossed_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dict
     cl_pos = ms_g > ms_e
     k = 1.0 / (S * G)
     cases = {  # (seed component kept, cluster component kept) -> coefficients of (MS_seed, MS_cluster, MS_resid)
-        (True, True): (k, k, -k), (False, True): (0.0, k, 0.0), (True, False): (k, 0.0, 0.0), (False, False): (0, 0, k)}
+        (True, True): (k, k, -k),
+        (False, True): (0.0, k, 0.0),
+        (True, False): (k, 0.0, 0.0),
+        (False, False): (0, 0, k),
+    }
     V = np.full(m.shape, np.nan)
     df = np.full(m.shape, np.nan)
     for (sp, cp), coef in cases.items():
@@ -185,8 +211,14 @@ def crossed_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dict
     s2_cl = np.maximum(ms_g - ms_e, 0) / S
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(V > 0, (s2_seed / S) / V, np.nan)
-    out.update(_t_summary(m, np.sqrt(np.maximum(V, 0)), df, np.abs(d).max(axis=(-2, -1)), level, power),
-               df=df, s2_seed=s2_seed, s2_cluster=s2_cl, s2_resid=ms_e, seed_share=share)
+    out.update(
+        _t_summary(m, np.sqrt(np.maximum(V, 0)), df, np.abs(d).max(axis=(-2, -1)), level, power),
+        df=df,
+        s2_seed=s2_seed,
+        s2_cluster=s2_cl,
+        s2_resid=ms_e,
+        seed_share=share,
+    )
     return out
 
 
@@ -215,12 +247,23 @@ def clusters_test(d: np.ndarray, level: float = 0.05, power: float = 0.8) -> dic
     if G < 2:
         return {"diff": m, **{k: nan for k in FIELDS if k != "diff"}}
     df = np.asarray(float(G - 1))
-    r = _t_summary(np.asarray(m), np.asarray(d.std(ddof=1) / np.sqrt(G)), df, np.abs(d).max(), level, power)
-    return {"diff": m, "df": float(df), **{k: float(v) for k, v in r.items()},
-            "s2_seed": nan, "s2_cluster": float(d.var(ddof=1)), "s2_resid": nan, "seed_share": nan}
+    r = _t_summary(
+        np.asarray(m), np.asarray(d.std(ddof=1) / np.sqrt(G)), df, np.abs(d).max(), level, power
+    )
+    return {
+        "diff": m,
+        "df": float(df),
+        **{k: float(v) for k, v in r.items()},
+        "s2_seed": nan,
+        "s2_cluster": float(d.var(ddof=1)),
+        "s2_resid": nan,
+        "seed_share": nan,
+    }
 
 
-def expected_se_df(s2_seed: float, s2_cluster: float, s2_resid: float, S: int, G: int) -> tuple[float, float]:
+def expected_se_df(
+    s2_seed: float, s2_cluster: float, s2_resid: float, S: int, G: int
+) -> tuple[float, float]:
     """The standard error of the mean difference and the Satterthwaite df at the EXPECTED mean squares, for a
     run with S seeds and G clusters (power planning)."""
     if S < 2:
@@ -231,8 +274,16 @@ def expected_se_df(s2_seed: float, s2_cluster: float, s2_resid: float, S: int, G
     return float(np.sqrt(max(float(V), 0.0))), float(df)
 
 
-def seeds_needed(s2_seed: float, s2_cluster: float, s2_resid: float, G: int, effect: float, level: float = 0.05,
-                 power: float = 0.8, max_seeds: int = 200) -> int | None:
+def seeds_needed(
+    s2_seed: float,
+    s2_cluster: float,
+    s2_resid: float,
+    G: int,
+    effect: float,
+    level: float = 0.05,
+    power: float = 0.8,
+    max_seeds: int = 200,
+) -> int | None:
     """The fewest training seeds (at G clusters, at least :data:`MIN_SEEDS`) with which the crossed test detects
     ``effect`` with probability ``power``; None when even ``max_seeds`` do not (or the effect is 0). Components:
     :func:`crossed_test`; :func:`seed_variance_upper` gives the seed component's upper bound to plan with.
@@ -250,7 +301,9 @@ def seeds_needed(s2_seed: float, s2_cluster: float, s2_resid: float, G: int, eff
     return None
 
 
-def seed_variance_upper(s2_seed: float, s2_resid: float, S: int, G: int, confidence: float = 0.95) -> float:
+def seed_variance_upper(
+    s2_seed: float, s2_resid: float, S: int, G: int, confidence: float = 0.95
+) -> float:
     """The one-sided upper ``confidence`` bound of the seed variance component, from its estimate at S seeds and G
     clusters: ``MS_seed = s2_resid + G s2_seed`` is ``E[MS_seed] chi2_{S-1} / (S-1)``, so ``E[MS_seed] <= (S-1)
     MS_seed / chi2_{S-1}(1 - confidence)``, less ``s2_resid``, over G. A truncated estimate (0) is taken as

@@ -8,6 +8,7 @@ al. 2020) that it quotes. Those encoders, their training data and the full XQuAD
 comparable; the differences between strategies are (:func:`paper_effects`, :func:`effects_view`). The paper's
 per-language tables are :mod:`hbkit.analysis.paper_tables`.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,8 +37,11 @@ NOT_FRACTIONS = ("rank_distance", "cos_gap", "cos_parallel", "cos_nonparallel", 
 
 
 #: every metric name hbkit computes (the per-query kernel, corpus metrics, alignment): a reference row must use one
-KNOWN_METRICS = tuple(dict.fromkeys(RANK_METRICS + MULTI_ONLY + IR_METRICS + GROUP_METRICS + NOT_FRACTIONS
-                                    + ("recall@100",)))
+KNOWN_METRICS = tuple(
+    dict.fromkeys(
+        RANK_METRICS + MULTI_ONLY + IR_METRICS + GROUP_METRICS + NOT_FRACTIONS + ("recall@100",)
+    )
+)
 
 
 #: our benchmark that stands in for a reference benchmark we do not run, when effects are compared
@@ -45,8 +49,11 @@ STAND_IN = {"xquad-r": "xquad-r-eval"}
 
 
 #: other spellings of the reference's encoder names (compared lower-case, letters and digits only)
-ENCODER_ALIASES = {"xlmr": ("xlmrobertabase", "xlmrobertalarge"), "labse": (), "mbert": ("bertbasemultilingualcased",
-                                                                                       "bertbasemultilingualuncased")}
+ENCODER_ALIASES = {
+    "xlmr": ("xlmrobertabase", "xlmrobertalarge"),
+    "labse": (),
+    "mbert": ("bertbasemultilingualcased", "bertbasemultilingualuncased"),
+}
 
 
 _MODEL = re.compile(r"base|xx|xy|hybrid|hybrid-a\d+(?:\.\d+)?")
@@ -75,32 +82,46 @@ def load_reference(path: str | Path) -> pd.DataFrame:
     Table 1 (:func:`default_reference`)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"reference table {path} not found (a CSV with columns {', '.join(REFERENCE_COLUMNS)})")
+        raise FileNotFoundError(
+            f"reference table {path} not found (a CSV with columns {', '.join(REFERENCE_COLUMNS)})"
+        )
     try:
         ref = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not a readable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]}); write "
-                         f"a header {','.join(REFERENCE_COLUMNS)} and one row per published number") from None
+        raise ValueError(
+            f"{path}: not a readable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]}); write "
+            f"a header {','.join(REFERENCE_COLUMNS)} and one row per published number"
+        ) from None
     missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; the header must be "
-                         f"{','.join(REFERENCE_COLUMNS)}")
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)}; the header must be "
+            f"{','.join(REFERENCE_COLUMNS)}"
+        )
     if ref.empty:
         raise ValueError(f"{path}: no rows; add one row per published number")
     for i, row in ref.iterrows():
         where = f"{path}, data row {i + 1}"
         if not _MODEL.fullmatch(str(row["model"])):
-            raise ValueError(f"{where}: model {row['model']!r} is not base, xx, xy, hybrid or hybrid-a<alpha>")
+            raise ValueError(
+                f"{where}: model {row['model']!r} is not base, xx, xy, hybrid or hybrid-a<alpha>"
+            )
         if row["setting"] not in SETTINGS:
-            raise ValueError(f"{where}: setting {row['setting']!r} is not one of {', '.join(SETTINGS)}")
+            raise ValueError(
+                f"{where}: setting {row['setting']!r} is not one of {', '.join(SETTINGS)}"
+            )
         if row["metric"] not in KNOWN_METRICS:
             near = [m for m in KNOWN_METRICS if m.lower() == str(row["metric"]).lower()]
             hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"{where}: metric {row['metric']!r} is not one hbkit computes{hint}; use hbkit's names: "
-                             f"{', '.join(KNOWN_METRICS)}")
+            raise ValueError(
+                f"{where}: metric {row['metric']!r} is not one hbkit computes{hint}; use hbkit's names: "
+                f"{', '.join(KNOWN_METRICS)}"
+            )
         if not re.fullmatch(BENCHMARK_PATTERN, str(row["benchmark"])):
-            raise ValueError(f"{where}: benchmark {row['benchmark']!r} is not one hbkit knows (xquad-r for the full "
-                             "XQuAD-R, xquad-r-eval, mlqa-r, tydiqa, miracl-<lang>)")
+            raise ValueError(
+                f"{where}: benchmark {row['benchmark']!r} is not one hbkit knows (xquad-r for the full "
+                "XQuAD-R, xquad-r-eval, mlqa-r, tydiqa, miracl-<lang>)"
+            )
         try:
             value = float(row["value"])
             if value != value or value in (float("inf"), float("-inf")):
@@ -108,15 +129,23 @@ def load_reference(path: str | Path) -> pd.DataFrame:
         except (TypeError, ValueError):
             raise ValueError(f"{where}: value {row['value']!r} is not a number") from None
         if row["metric"] not in NOT_FRACTIONS and not 0 <= value <= 1:
-            raise ValueError(f"{where}: {row['metric']} = {value} is outside [0, 1]; write percentages as "
-                             f"fractions ({value / 100:g})")
+            raise ValueError(
+                f"{where}: {row['metric']} = {value} is outside [0, 1]; write percentages as "
+                f"fractions ({value / 100:g})"
+            )
         if row["metric"] == "rank_distance" and value < 0:
-            raise ValueError(f"{where}: rank_distance = {value} is negative; it is a count of ranks (>= 0)")
+            raise ValueError(
+                f"{where}: rank_distance = {value} is negative; it is a count of ranks (>= 0)"
+            )
     ref["value"] = ref["value"].astype(float)
-    dup = ref.duplicated(["source", "encoder", "model", "benchmark", "setting", "metric"], keep=False)
+    dup = ref.duplicated(
+        ["source", "encoder", "model", "benchmark", "setting", "metric"], keep=False
+    )
     if dup.any():
-        raise ValueError(f"{path}: data rows {', '.join(str(i + 1) for i in ref.index[dup])} repeat the same "
-                         "source/encoder/model/benchmark/setting/metric; keep one")
+        raise ValueError(
+            f"{path}: data rows {', '.join(str(i + 1) for i in ref.index[dup])} repeat the same "
+            "source/encoder/model/benchmark/setting/metric; keep one"
+        )
     return ref[list(REFERENCE_COLUMNS)]
 
 
@@ -135,14 +164,29 @@ def default_reference() -> pd.DataFrame:
     return load_reference(path if path else shipped_reference_path())
 
 
-def beside(results: pd.DataFrame, reference: pd.DataFrame, our_encoder: str | None = None) -> pd.DataFrame:
+def beside(
+    results: pd.DataFrame, reference: pd.DataFrame, our_encoder: str | None = None
+) -> pd.DataFrame:
     """Every reference row with our macro value for the same model, benchmark, setting and metric next to it:
     columns ``source, encoder, benchmark, setting, metric, model, paper, ours, ours - paper, note``. A reference
     row our run has no value for is kept, with ``ours`` empty (nothing is dropped). ``ours - paper`` follows
     :func:`absolute_view`'s rule: only where the reference's encoder is ours (``our_encoder``, the run's model
     name) and the benchmark the same; elsewhere it is empty and ``note`` says why (compare effects instead)."""
     v = absolute_view(results, reference, our_encoder)
-    return v[["source", "encoder", "benchmark", "setting", "metric", "model", "paper", "ours", "ours - paper", "note"]]
+    return v[
+        [
+            "source",
+            "encoder",
+            "benchmark",
+            "setting",
+            "metric",
+            "model",
+            "paper",
+            "ours",
+            "ours - paper",
+            "note",
+        ]
+    ]
 
 
 def reference_benchmarks_check(ref: pd.DataFrame, benchmarks_run) -> str:
@@ -155,14 +199,18 @@ def reference_benchmarks_check(ref: pd.DataFrame, benchmarks_run) -> str:
         if bench in run:
             continue
         if STAND_IN.get(bench) in run:
-            parts.append(f"{bench} ({n} rows): our {STAND_IN[bench]} (a held-out subset) stands in for it in "
-                         "effects_view; its absolute values are not comparable")
+            parts.append(
+                f"{bench} ({n} rows): our {STAND_IN[bench]} (a held-out subset) stands in for it in "
+                "effects_view; its absolute values are not comparable"
+            )
         else:
             parts.append(f"{bench} ({n} rows): kept with ours empty")
     if not parts:
         return ""
-    return ("the reference has rows for benchmark(s) this run does not have (run: "
-            f"{', '.join(sorted(run)) or 'none'}): " + "; ".join(parts))
+    return (
+        "the reference has rows for benchmark(s) this run does not have (run: "
+        f"{', '.join(sorted(run)) or 'none'}): " + "; ".join(parts)
+    )
 
 
 def _norm(name: str) -> str:
@@ -184,11 +232,15 @@ def _macro_values(results_macro: pd.DataFrame) -> pd.DataFrame:
         r = r[(r["qlang"] == "all") & (r["dlang"] == "all")]
     col = "mean" if "mean" in r.columns else "value"
     if col not in r.columns:
-        raise ValueError("our results need a 'mean' (stats.aggregate) or 'value' (results.csv) column")
+        raise ValueError(
+            "our results need a 'mean' (stats.aggregate) or 'value' (results.csv) column"
+        )
     return r[["model", "benchmark", "setting", "metric", col]].rename(columns={col: "ours"})
 
 
-def absolute_view(results_macro: pd.DataFrame, ref: pd.DataFrame, our_encoder: str | None) -> pd.DataFrame:
+def absolute_view(
+    results_macro: pd.DataFrame, ref: pd.DataFrame, our_encoder: str | None
+) -> pd.DataFrame:
     """Every reference row with its published value as it is and our macro value beside it.
 
     ``results_macro``: :func:`hbkit.analysis.stats.aggregate` (column ``mean``) or ``results.csv`` (``value``, macro
@@ -201,28 +253,64 @@ def absolute_view(results_macro: pd.DataFrame, ref: pd.DataFrame, our_encoder: s
     rows = []
     for r in ref.itertuples(index=False):
         bench = r.benchmark
-        sel = ours[(ours["model"] == r.model) & (ours["benchmark"] == bench) & (ours["setting"] == r.setting)
-                   & (ours["metric"] == r.metric)]
+        sel = ours[
+            (ours["model"] == r.model)
+            & (ours["benchmark"] == bench)
+            & (ours["setting"] == r.setting)
+            & (ours["metric"] == r.metric)
+        ]
         if sel.empty and r.benchmark in STAND_IN:
             bench = STAND_IN[r.benchmark]
-            sel = ours[(ours["model"] == r.model) & (ours["benchmark"] == bench) & (ours["setting"] == r.setting)
-                       & (ours["metric"] == r.metric)]
+            sel = ours[
+                (ours["model"] == r.model)
+                & (ours["benchmark"] == bench)
+                & (ours["setting"] == r.setting)
+                & (ours["metric"] == r.metric)
+            ]
         value = float(sel["ours"].iloc[0]) if len(sel) else np.nan
         notes = []
         if sel.empty:
             notes.append("no value of ours")
             bench = None
         if not encoder_matches(r.encoder, our_encoder):
-            notes.append(f"different encoder (paper: {r.encoder}; ours: {our_encoder or 'unknown'}): compare "
-                         "effects (effects_view), not values")
+            notes.append(
+                f"different encoder (paper: {r.encoder}; ours: {our_encoder or 'unknown'}): compare "
+                "effects (effects_view), not values"
+            )
         if bench is not None and bench != r.benchmark:
             notes.append(f"ours on {bench}, the paper on the full {r.benchmark}")
         diff = value - r.value if not notes else np.nan
-        rows.append({"source": r.source, "encoder": r.encoder, "model": r.model, "benchmark": r.benchmark,
-                     "setting": r.setting, "metric": r.metric, "paper": r.value, "ours_benchmark": bench,
-                     "ours": value, "ours - paper": diff, "note": "; ".join(notes)})
-    return pd.DataFrame(rows, columns=["source", "encoder", "model", "benchmark", "setting", "metric", "paper",
-                                       "ours_benchmark", "ours", "ours - paper", "note"])
+        rows.append(
+            {
+                "source": r.source,
+                "encoder": r.encoder,
+                "model": r.model,
+                "benchmark": r.benchmark,
+                "setting": r.setting,
+                "metric": r.metric,
+                "paper": r.value,
+                "ours_benchmark": bench,
+                "ours": value,
+                "ours - paper": diff,
+                "note": "; ".join(notes),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "source",
+            "encoder",
+            "model",
+            "benchmark",
+            "setting",
+            "metric",
+            "paper",
+            "ours_benchmark",
+            "ours",
+            "ours - paper",
+            "note",
+        ],
+    )
 
 
 def paper_effects(ref: pd.DataFrame) -> pd.DataFrame:
@@ -237,10 +325,30 @@ def paper_effects(ref: pd.DataFrame) -> pd.DataFrame:
         vals = dict(zip(sub["model"], sub["value"]))
         for a, b in STRATEGY_CONTRASTS:
             if a in vals and b in vals:
-                rows.append({**dict(zip(keys, key)), "contrast": f"{a} - {b}", "a": a, "b": b,
-                             "a_value": vals[a], "b_value": vals[b], "paper_diff": round(vals[a] - vals[b], 6)})
-    cols = ["source", "encoder", "contrast", "a", "b", "benchmark", "setting", "metric", "a_value", "b_value",
-            "paper_diff"]
+                rows.append(
+                    {
+                        **dict(zip(keys, key)),
+                        "contrast": f"{a} - {b}",
+                        "a": a,
+                        "b": b,
+                        "a_value": vals[a],
+                        "b_value": vals[b],
+                        "paper_diff": round(vals[a] - vals[b], 6),
+                    }
+                )
+    cols = [
+        "source",
+        "encoder",
+        "contrast",
+        "a",
+        "b",
+        "benchmark",
+        "setting",
+        "metric",
+        "a_value",
+        "b_value",
+        "paper_diff",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -275,14 +383,22 @@ def effects_view(our_effects: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
         for bench in (r.benchmark, STAND_IN.get(r.benchmark)):
             if bench is None:
                 continue
-            sel = our_effects[(our_effects["benchmark"] == bench) & (our_effects["setting"] == r.setting)
-                              & (our_effects["metric"] == r.metric)]
+            sel = our_effects[
+                (our_effects["benchmark"] == bench)
+                & (our_effects["setting"] == r.setting)
+                & (our_effects["metric"] == r.metric)
+            ]
             for x, y, sign in ((r.a, r.b, 1.0), (r.b, r.a, -1.0)):
                 m = sel[(sel["a"] == x) & (sel["b"] == y)]
                 if len(m):
                     e = m.iloc[0]
                     lo, hi = sorted((sign * e["low"], sign * e["high"]))
-                    hit = {"diff": sign * e["diff"], "low": lo, "high": hi, "p_adj": e.get("p_adj", np.nan)}
+                    hit = {
+                        "diff": sign * e["diff"],
+                        "low": lo,
+                        "high": hi,
+                        "p_adj": e.get("p_adj", np.nan),
+                    }
                     ob = bench
                     break
             if hit:
@@ -294,7 +410,9 @@ def effects_view(our_effects: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
             matched = "none"
             hit = {"diff": np.nan, "low": np.nan, "high": np.nan, "p_adj": np.nan}
         else:
-            matched = (f"our {ob} for the paper's {r.benchmark}" if ob != r.benchmark else "same benchmark")
+            matched = (
+                f"our {ob} for the paper's {r.benchmark}" if ob != r.benchmark else "same benchmark"
+            )
             if r.paper_diff == 0:
                 notes.append("the paper shows no difference: no sign to compare")
             else:
@@ -303,14 +421,47 @@ def effects_view(our_effects: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
                 notes.append("rank distance grows with the pool size: compare signs only")
             else:
                 inside = bool(hit["low"] <= r.paper_diff <= hit["high"])
-        rows.append({"source": r.source, "encoder": r.encoder, "contrast": r.contrast, "benchmark": r.benchmark,
-                     "our_benchmark": ob if matched != "none" else None, "matched_as": matched,
-                     "setting": r.setting, "metric": r.metric, "paper_diff": r.paper_diff, "diff": hit["diff"],
-                     "low": hit["low"], "high": hit["high"], "p_adj": hit["p_adj"], "same_sign": same,
-                     "paper_inside_our_interval": inside, "note": "; ".join(notes)})
-    out = pd.DataFrame(rows, columns=["source", "encoder", "contrast", "benchmark", "our_benchmark", "matched_as",
-                                      "setting", "metric", "paper_diff", "diff", "low", "high", "p_adj", "same_sign",
-                                      "paper_inside_our_interval", "note"])
+        rows.append(
+            {
+                "source": r.source,
+                "encoder": r.encoder,
+                "contrast": r.contrast,
+                "benchmark": r.benchmark,
+                "our_benchmark": ob if matched != "none" else None,
+                "matched_as": matched,
+                "setting": r.setting,
+                "metric": r.metric,
+                "paper_diff": r.paper_diff,
+                "diff": hit["diff"],
+                "low": hit["low"],
+                "high": hit["high"],
+                "p_adj": hit["p_adj"],
+                "same_sign": same,
+                "paper_inside_our_interval": inside,
+                "note": "; ".join(notes),
+            }
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "source",
+            "encoder",
+            "contrast",
+            "benchmark",
+            "our_benchmark",
+            "matched_as",
+            "setting",
+            "metric",
+            "paper_diff",
+            "diff",
+            "low",
+            "high",
+            "p_adj",
+            "same_sign",
+            "paper_inside_our_interval",
+            "note",
+        ],
+    )
     for c in ("same_sign", "paper_inside_our_interval"):
         out[c] = out[c].astype("boolean")
     return out

@@ -61,6 +61,7 @@ Intervals of one model (:func:`aggregate`): the same model on the model's own pe
 with Satterthwaite df over seeds and clusters; for a single seed (and the base model, evaluated once) a t
 interval over clusters that describes that one model (column ``interval``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -85,7 +86,15 @@ from hbkit.analysis.blocks import (
     trained_seeds,
 )
 from hbkit.analysis.crossed import clusters_test, crossed_test
-from hbkit.core.vocab import FIX_CONTRASTS, FIXES, STRATEGIES, STRATEGY_CONTRASTS, has_fix, untrained, with_fix
+from hbkit.core.vocab import (
+    FIX_CONTRASTS,
+    FIXES,
+    STRATEGIES,
+    STRATEGY_CONTRASTS,
+    has_fix,
+    untrained,
+    with_fix,
+)
 from hbkit.data.registry import is_corpus_benchmark, non_parallel
 
 log = logging.getLogger(__name__)
@@ -97,14 +106,22 @@ _PERM_CHUNK = 2000
 # --------------------------------------------------------------------------------------------------
 # public: aggregate over seeds, effects, alignment effects
 # --------------------------------------------------------------------------------------------------
-def _one_model_interval(d: np.ndarray, level: float = 0.05) -> tuple[float, float, float, float, str]:
+def _one_model_interval(
+    d: np.ndarray, level: float = 0.05
+) -> tuple[float, float, float, float, str]:
     """(low, high, se, df, kind) of the mean of ``d`` (S x G per-unit values, scaled so that the mean is the
     macro value): the crossed model over seeds and clusters for S >= 2; for one seed a t interval over
     clusters, which describes that one trained (or the base) model."""
     S, G = d.shape
     if S >= 2:
         r = crossed_test(d, level)
-        return float(r["low"]), float(r["high"]), float(r["se"]), float(r["df"]), "seeds and clusters"
+        return (
+            float(r["low"]),
+            float(r["high"]),
+            float(r["se"]),
+            float(r["df"]),
+            "seeds and clusters",
+        )
     if G < 2:
         return np.nan, np.nan, np.nan, np.nan, "one cluster"
     se = float(d[0].std(ddof=1) / np.sqrt(G))
@@ -113,12 +130,29 @@ def _one_model_interval(d: np.ndarray, level: float = 0.05) -> tuple[float, floa
     return m - half, m + half, se, float(G - 1), "clusters (one model)"
 
 
-AGGREGATE_COLUMNS = ["model", "strategy", "alpha", "benchmark", "setting", "metric", "mean", "sd", "low", "high",
-                     "se", "df", "interval", "n_seeds", "seeds", "n_groups"]
+AGGREGATE_COLUMNS = [
+    "model",
+    "strategy",
+    "alpha",
+    "benchmark",
+    "setting",
+    "metric",
+    "mean",
+    "sd",
+    "low",
+    "high",
+    "se",
+    "df",
+    "interval",
+    "n_seeds",
+    "seeds",
+    "n_groups",
+]
 
 
-def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_distance"),
-              level: float = 0.05) -> pd.DataFrame:
+def aggregate(
+    per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_distance"), level: float = 0.05
+) -> pd.DataFrame:
     """Per (model, benchmark, setting, metric): the macro value over seeds with a (1 - level) interval.
 
     Columns :data:`AGGREGATE_COLUMNS`: ``mean = (1/S) sum_s macro_s`` (macro as in the module docstring), ``sd``
@@ -154,26 +188,48 @@ def aggregate(per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_di
         G = len(blk.groups)
         for model, rix in blk.index.items():
             if np.isnan(pt[rix]).any():
-                notes.append(f"{blk.benchmark}/{blk.setting}/{blk.metric}: {model} has no value"
-                             + (" for some seeds" if not np.isnan(pt[rix]).all() else ""))
+                notes.append(
+                    f"{blk.benchmark}/{blk.setting}/{blk.metric}: {model} has no value"
+                    + (" for some seeds" if not np.isnan(pt[rix]).all() else "")
+                )
                 continue
-            low, high, se, df, kind = _one_model_interval(G * blk.contributions(model, centered=True), level)
-            rows.append({"model": model, "strategy": meta.at[model, "strategy"],
-                         "alpha": meta.at[model, "alpha"], "benchmark": blk.benchmark,
-                         "setting": blk.setting, "metric": blk.metric, "mean": float(np.mean(pt[rix])),
-                         "sd": float(np.std(pt[rix], ddof=1)) if len(rix) > 1 else np.nan,
-                         "low": low, "high": high, "se": se, "df": df, "interval": kind,
-                         "n_seeds": len(rix), "seeds": format_seeds(blk.seeds[model]), "n_groups": G})
+            low, high, se, df, kind = _one_model_interval(
+                G * blk.contributions(model, centered=True), level
+            )
+            rows.append(
+                {
+                    "model": model,
+                    "strategy": meta.at[model, "strategy"],
+                    "alpha": meta.at[model, "alpha"],
+                    "benchmark": blk.benchmark,
+                    "setting": blk.setting,
+                    "metric": blk.metric,
+                    "mean": float(np.mean(pt[rix])),
+                    "sd": float(np.std(pt[rix], ddof=1)) if len(rix) > 1 else np.nan,
+                    "low": low,
+                    "high": high,
+                    "se": se,
+                    "df": df,
+                    "interval": kind,
+                    "n_seeds": len(rix),
+                    "seeds": format_seeds(blk.seeds[model]),
+                    "n_groups": G,
+                }
+            )
     return finish_table(pd.DataFrame(rows, columns=AGGREGATE_COLUMNS), missing, notes)
 
 
 def _parse_contrasts(contrasts, models: Sequence[str]) -> list[tuple[str, str]]:
     if contrasts is None:
-        out = [c for c in (*STRATEGY_CONTRASTS, *FIX_CONTRASTS) if c[0] in models and c[1] in models]
+        out = [
+            c for c in (*STRATEGY_CONTRASTS, *FIX_CONTRASTS) if c[0] in models and c[1] in models
+        ]
         order = {m: i for i, m in enumerate(("xx", "xy", "hybrid"))}
         plain = sorted((m for m in models if not has_fix(m)), key=lambda m: (order.get(m, 9), m))
         out += [(m, BASE_MODEL) for m in plain if m != BASE_MODEL and BASE_MODEL in models]
-        out += [(with_fix(m, f), m) for m in plain for f in FIXES if with_fix(m, f) in models]   # what a fix adds
+        out += [
+            (with_fix(m, f), m) for m in plain for f in FIXES if with_fix(m, f) in models
+        ]  # what a fix adds
         return out
     out = []
     for c in contrasts:
@@ -182,39 +238,53 @@ def _parse_contrasts(contrasts, models: Sequence[str]) -> list[tuple[str, str]]:
         else:
             parts = list(c)
         if len(parts) != 2 or parts[0] == parts[1]:
-            raise ValueError(f"contrast {c!r}: write it as 'a - b' or ('a', 'b') with two different models")
+            raise ValueError(
+                f"contrast {c!r}: write it as 'a - b' or ('a', 'b') with two different models"
+            )
         for m in parts:
             if m not in models:
-                raise ValueError(f"contrast {c!r}: no results for model {m!r} (models: {', '.join(models)})")
+                raise ValueError(
+                    f"contrast {c!r}: no results for model {m!r} (models: {', '.join(models)})"
+                )
         out.append((parts[0], parts[1]))
     return out
 
 
 def _default_skipped(models: Sequence[str]) -> list[str]:
-    notes = [f"contrast {a} - {b} not computed: no results for {', '.join(m for m in (a, b) if m not in models)}"
-             for a, b in STRATEGY_CONTRASTS if a not in models or b not in models]
+    notes = [
+        f"contrast {a} - {b} not computed: no results for {', '.join(m for m in (a, b) if m not in models)}"
+        for a, b in STRATEGY_CONTRASTS
+        if a not in models or b not in models
+    ]
     if BASE_MODEL not in models:
         notes.append("contrasts against base not computed: no results for base")
     return notes
 
 
-def _sign_p(T: np.ndarray, U: np.ndarray, rng: np.random.Generator, n_perm: int) -> tuple[np.ndarray, str]:
+def _sign_p(
+    T: np.ndarray, U: np.ndarray, rng: np.random.Generator, n_perm: int
+) -> tuple[np.ndarray, str]:
     """Two-sided sign-flip p-values of statistics ``T`` (n,) with unit contributions ``U`` (units, n):
     exact over all 2^units sign vectors when they number at most ``n_perm``, else Monte Carlo."""
     units = U.shape[0]
     thr = np.abs(T) * (1 - 1e-9) - 1e-15
-    if units <= 30 and 2 ** units <= n_perm:
-        codes = np.arange(2 ** units, dtype=np.int64)[:, None]
+    if units <= 30 and 2**units <= n_perm:
+        codes = np.arange(2**units, dtype=np.int64)[:, None]
         signs = 1.0 - 2.0 * ((codes >> np.arange(units)) & 1)
         return (np.abs(signs @ U) >= thr).mean(0), "exact"
     hits = np.zeros(len(T))
     total = U.sum(0)
     nbytes = (units + 7) // 8
     done = 0
-    while done < n_perm:                     # sign_g = 1 - 2 bit_g, bits uniform: sum_g sign_g U_g = total - 2 bits @ U
+    while (
+        done < n_perm
+    ):  # sign_g = 1 - 2 bit_g, bits uniform: sum_g sign_g U_g = total - 2 bits @ U
         n = min(_PERM_CHUNK, n_perm - done)
-        bits = np.unpackbits(np.frombuffer(rng.bytes(n * nbytes), dtype=np.uint8).reshape(n, nbytes), axis=1,
-                             count=units)
+        bits = np.unpackbits(
+            np.frombuffer(rng.bytes(n * nbytes), dtype=np.uint8).reshape(n, nbytes),
+            axis=1,
+            count=units,
+        )
         hits += (np.abs(total - 2.0 * (bits.astype(np.float64) @ U)) >= thr).sum(0)
         done += n
     return (1.0 + hits) / (1.0 + n_perm), "monte-carlo"
@@ -228,16 +298,52 @@ def _fdr(p: pd.Series) -> pd.Series:
     return pd.Series(out, index=p.index)
 
 
-EFFECT_COLUMNS = ["contrast", "a", "b", "family", "benchmark", "setting", "metric", "better", "a_value", "b_value",
-                  "diff", "low", "high", "se", "df", "t", "p", "p_adj", "mde", "seeds_agree", "s2_seed", "s2_cluster",
-                  "s2_resid", "seed_share", "p_models", "p_method", "n_seeds", "seeds", "n_groups"]
+EFFECT_COLUMNS = [
+    "contrast",
+    "a",
+    "b",
+    "family",
+    "benchmark",
+    "setting",
+    "metric",
+    "better",
+    "a_value",
+    "b_value",
+    "diff",
+    "low",
+    "high",
+    "se",
+    "df",
+    "t",
+    "p",
+    "p_adj",
+    "mde",
+    "seeds_agree",
+    "s2_seed",
+    "s2_cluster",
+    "s2_resid",
+    "seed_share",
+    "p_models",
+    "p_method",
+    "n_seeds",
+    "seeds",
+    "n_groups",
+]
 
 
 #: (setting, metric) pairs that the claims test: C1-C3 (mAP per setting), C4 (multi rank distance, TLR@10, MRC@10), A1
 #: (alignment measures; on TyDi-QA, which is not parallel, multilingual acc@1)
-CLAIM_MEASURES = {("mono", "map"), ("cross", "map"), ("multi", "map"), ("multi", "rank_distance"),
-                  ("multi", "tlr@10"), ("multi", "mrc@10"),
-                  ("alignment", "cos_gap"), ("alignment", "translation_p@1"), ("alignment", "lang_knn_purity")}
+CLAIM_MEASURES = {
+    ("mono", "map"),
+    ("cross", "map"),
+    ("multi", "map"),
+    ("multi", "rank_distance"),
+    ("multi", "tlr@10"),
+    ("multi", "mrc@10"),
+    ("alignment", "cos_gap"),
+    ("alignment", "translation_p@1"),
+    ("alignment", "lang_knn_purity"),
+}
 
 
 def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
@@ -246,15 +352,22 @@ def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
     fix of the base model (:data:`~hbkit.core.vocab.FIX_CONTRASTS`) on mAP; ``fixes`` for any other contrast with
     a fixed model (``hybrid+shift - hybrid``); ``base`` for a contrast with the untrained model; else
     ``strategies``. Benjamini-Hochberg runs within each family."""
-    if (a, b) in FIX_CONTRASTS:   # C6/C7: hybrid against a free fix of the base model, on the settings' mAP
+    if (
+        a,
+        b,
+    ) in FIX_CONTRASTS:  # C6/C7: hybrid against a free fix of the base model, on the settings' mAP
         return "claims" if metric == "map" and not is_corpus_benchmark(benchmark) else "fixes"
     if has_fix(a) or has_fix(b):
         return "fixes"
     if BASE_MODEL in (a, b):
         return "base"
     if a in STRATEGIES and b in STRATEGIES and not is_corpus_benchmark(benchmark):
-        if non_parallel(benchmark):   # TyDi-QA: no alignment measures in A1; multilingual acc@1 instead
-            if (setting, metric) == ("multi", "acc@1") or ((setting, metric) in CLAIM_MEASURES and setting != "alignment"):
+        if non_parallel(
+            benchmark
+        ):  # TyDi-QA: no alignment measures in A1; multilingual acc@1 instead
+            if (setting, metric) == ("multi", "acc@1") or (
+                (setting, metric) in CLAIM_MEASURES and setting != "alignment"
+            ):
                 return "claims"
         elif (setting, metric) in CLAIM_MEASURES:
             return "claims"
@@ -266,7 +379,9 @@ def _adjust(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     if "family" not in df or df["family"].isna().any():
-        df["family"] = [family(r.a, r.b, r.benchmark, r.setting, r.metric) for r in df.itertuples(index=False)]
+        df["family"] = [
+            family(r.a, r.b, r.benchmark, r.setting, r.metric) for r in df.itertuples(index=False)
+        ]
     df["p_adj"] = np.nan
     for _, idx in df.groupby("family").groups.items():
         df.loc[idx, "p_adj"] = _fdr(df.loc[idx, "p"]).to_numpy()
@@ -279,8 +394,14 @@ def _seeds_agree(per_seed: np.ndarray, diff: float) -> str:
     return f"{k}/{len(per_seed)}"
 
 
-def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics: Sequence[str] = ("map", "rank_distance"),
-            n_perm: int = 10000, seed: int = 0, level: float = 0.05) -> pd.DataFrame:
+def effects(
+    per_query: pd.DataFrame,
+    contrasts: Sequence | None = None,
+    metrics: Sequence[str] = ("map", "rank_distance"),
+    n_perm: int = 10000,
+    seed: int = 0,
+    level: float = 0.05,
+) -> pd.DataFrame:
     """Paired effects ``a - b`` per (contrast, benchmark, setting, metric), decided by the strategy-level test.
 
     ``contrasts``: ``["hybrid - xx", ("xy", "xx"), ...]``; default ``hybrid - xx``, ``hybrid - xy``,
@@ -319,30 +440,67 @@ def effects(per_query: pd.DataFrame, contrasts: Sequence | None = None, metrics:
         here = [(a, b) for a, b in pairs if a in blk.index and b in blk.index]
         for a, b in pairs:
             if (a, b) not in here:
-                notes.append(f"{blk.benchmark}/{blk.setting}/{blk.metric}: {a} - {b} not computed: "
-                             f"no results for {', '.join(m for m in (a, b) if m not in blk.index)} there")
+                notes.append(
+                    f"{blk.benchmark}/{blk.setting}/{blk.metric}: {a} - {b} not computed: "
+                    f"no results for {', '.join(m for m in (a, b) if m not in blk.index)} there"
+                )
         if not here:
             continue
         trained_seeds(blk)
         pt = blk.point()
         G = len(blk.groups)
-        contribs = [blk.contributions(a, b) for a, b in here]                 # each (S, G)
+        contribs = [blk.contributions(a, b) for a, b in here]  # each (S, G)
         T = np.array([c.sum(1).mean() for c in contribs])
-        p_models, how = _sign_p(T, np.stack([c.mean(0) for c in contribs], 1), block_rng(seed, blk, 1), n_perm)
+        p_models, how = _sign_p(
+            T, np.stack([c.mean(0) for c in contribs], 1), block_rng(seed, blk, 1), n_perm
+        )
         for i, (a, b) in enumerate(here):
             ia, ib = blk.index[a], blk.index[b]
-            test = clusters_test if untrained(a) and untrained(b) else crossed_test   # base+shift - base: no seed
-            r = {k: float(v) for k, v in test(G * blk.contributions(a, b, centered=True), level).items()}
-            rows.append({"contrast": f"{a} - {b}", "a": a, "b": b,
-                         "family": family(a, b, blk.benchmark, blk.setting, blk.metric),
-                         "benchmark": blk.benchmark, "setting": blk.setting, "metric": blk.metric,
-                         "better": "lower" if blk.metric in LOWER_IS_BETTER else "higher",
-                         "a_value": float(np.mean(pt[ia])), "b_value": float(np.mean(pt[ib])), "diff": float(T[i]),
-                         **{k: r[k] for k in ("low", "high", "se", "df", "t", "p", "mde", "s2_seed", "s2_cluster",
-                                              "s2_resid", "seed_share")},
-                         "p_adj": np.nan, "seeds_agree": _seeds_agree(contribs[i].sum(1), float(T[i])),
-                         "p_models": float(p_models[i]), "p_method": how, "n_seeds": max(len(ia), len(ib)),
-                         "seeds": format_seeds(blk.seeds[a] if len(ia) >= len(ib) else blk.seeds[b]), "n_groups": G})
+            test = (
+                clusters_test if untrained(a) and untrained(b) else crossed_test
+            )  # base+shift - base: no seed
+            r = {
+                k: float(v)
+                for k, v in test(G * blk.contributions(a, b, centered=True), level).items()
+            }
+            rows.append(
+                {
+                    "contrast": f"{a} - {b}",
+                    "a": a,
+                    "b": b,
+                    "family": family(a, b, blk.benchmark, blk.setting, blk.metric),
+                    "benchmark": blk.benchmark,
+                    "setting": blk.setting,
+                    "metric": blk.metric,
+                    "better": "lower" if blk.metric in LOWER_IS_BETTER else "higher",
+                    "a_value": float(np.mean(pt[ia])),
+                    "b_value": float(np.mean(pt[ib])),
+                    "diff": float(T[i]),
+                    **{
+                        k: r[k]
+                        for k in (
+                            "low",
+                            "high",
+                            "se",
+                            "df",
+                            "t",
+                            "p",
+                            "mde",
+                            "s2_seed",
+                            "s2_cluster",
+                            "s2_resid",
+                            "seed_share",
+                        )
+                    },
+                    "p_adj": np.nan,
+                    "seeds_agree": _seeds_agree(contribs[i].sum(1), float(T[i])),
+                    "p_models": float(p_models[i]),
+                    "p_method": how,
+                    "n_seeds": max(len(ia), len(ib)),
+                    "seeds": format_seeds(blk.seeds[a] if len(ia) >= len(ib) else blk.seeds[b]),
+                    "n_groups": G,
+                }
+            )
     df = _adjust(pd.DataFrame(rows, columns=EFFECT_COLUMNS))
     return finish_table(df, missing, notes)
 
@@ -355,8 +513,10 @@ def alignment_as_per_query(align_items: pd.DataFrame) -> pd.DataFrame:
     need = ["model", "seed", "benchmark", "metric", "group", "value"]
     absent = [c for c in need if c not in align_items.columns]
     if absent:
-        raise ValueError(f"alignment items lack column(s) {', '.join(absent)}; they need {', '.join(need)} "
-                         "(alignment_per_group per model, seed and benchmark, with those columns added)")
+        raise ValueError(
+            f"alignment items lack column(s) {', '.join(absent)}; they need {', '.join(need)} "
+            "(alignment_per_group per model, seed and benchmark, with those columns added)"
+        )
     a = align_items.copy()
     for c in ("strategy", "alpha"):
         if c not in a.columns:
@@ -366,21 +526,37 @@ def alignment_as_per_query(align_items: pd.DataFrame) -> pd.DataFrame:
     dup = a.duplicated(key)
     if dup.any():
         r = a[dup].iloc[0]
-        raise ValueError(f"alignment items: {int(dup.sum())} duplicated row(s), e.g. model {r['model']} seed "
-                         f"{r['seed']} {r['benchmark']} {r['metric']} group {r['group']}; one value per group")
-    wide = a.set_index(["model", "seed", "benchmark", "group", "metric"])["value"].unstack("metric").reset_index()
+        raise ValueError(
+            f"alignment items: {int(dup.sum())} duplicated row(s), e.g. model {r['model']} seed "
+            f"{r['seed']} {r['benchmark']} {r['metric']} group {r['group']}; one value per group"
+        )
+    wide = (
+        a.set_index(["model", "seed", "benchmark", "group", "metric"])["value"]
+        .unstack("metric")
+        .reset_index()
+    )
     wide.columns.name = None
     meta = a.groupby("model")[["strategy", "alpha"]].first()
     wide = wide.merge(meta, left_on="model", right_index=True, how="left")
     if "cluster" in a.columns:
-        wide = wide.merge(a[["benchmark", "group", "cluster"]].drop_duplicates(["benchmark", "group"]),
-                          on=["benchmark", "group"], how="left")
+        wide = wide.merge(
+            a[["benchmark", "group", "cluster"]].drop_duplicates(["benchmark", "group"]),
+            on=["benchmark", "group"],
+            how="left",
+        )
     # a (model, seed, benchmark) lacking a group has no row: effects() then names it (not the same items)
-    return wide.assign(setting="alignment", qlang="all", dlang="all", query_id=wide["group"].astype(str))
+    return wide.assign(
+        setting="alignment", qlang="all", dlang="all", query_id=wide["group"].astype(str)
+    )
 
 
-def alignment_effects(align_items: pd.DataFrame, contrasts: Sequence | None = None, n_perm: int = 10000,
-                      seed: int = 0, level: float = 0.05) -> pd.DataFrame:
+def alignment_effects(
+    align_items: pd.DataFrame,
+    contrasts: Sequence | None = None,
+    n_perm: int = 10000,
+    seed: int = 0,
+    level: float = 0.05,
+) -> pd.DataFrame:
     """:func:`effects` of the per-group alignment measures: one cell per benchmark and measure, groups (or the
     ``cluster`` column's clusters) as units, setting ``alignment``, metric the measure (``cos_gap`` and
     ``translation_p@1`` higher is better, ``lang_knn_purity`` lower). Same columns and attrs as :func:`effects`;
@@ -393,8 +569,11 @@ def alignment_effects(align_items: pd.DataFrame, contrasts: Sequence | None = No
 def combine_effects(*frames: pd.DataFrame) -> pd.DataFrame:
     """Concatenate effect tables (e.g. :func:`effects` and :func:`alignment_effects`) and recompute ``p_adj`` by
     Benjamini-Hochberg within each ``family`` over all their rows; ``attrs`` are merged."""
-    df = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
+    df = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if any(len(f) for f in frames)
         else pd.DataFrame(columns=EFFECT_COLUMNS)
+    )
     df = _adjust(df)
     df.attrs["missing"] = list(dict.fromkeys(x for f in frames for x in f.attrs.get("missing", [])))
     df.attrs["notes"] = list(dict.fromkeys(x for f in frames for x in f.attrs.get("notes", [])))
@@ -404,10 +583,22 @@ def combine_effects(*frames: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 # alignment against retrieval
 # --------------------------------------------------------------------------------------------------
-CORRELATION_COLUMNS = ["benchmark", "alignment_metric", "setting", "metric", "n", "spearman", "low", "high", "p"]
+CORRELATION_COLUMNS = [
+    "benchmark",
+    "alignment_metric",
+    "setting",
+    "metric",
+    "n",
+    "spearman",
+    "low",
+    "high",
+    "p",
+]
 
 
-def spearman_interval(x: np.ndarray, y: np.ndarray, level: float = 0.05) -> tuple[float, float, float, float]:
+def spearman_interval(
+    x: np.ndarray, y: np.ndarray, level: float = 0.05
+) -> tuple[float, float, float, float]:
     """Spearman's rho of ``x`` and ``y``, its ``1 - level`` interval (Fisher's z, Bonett and Wright's variance
     ``(1 + rho^2 / 2) / (n - 3)``) and the p of ``rho = 0`` (scipy). NaN for n < 4 or a constant side."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -416,13 +607,16 @@ def spearman_interval(x: np.ndarray, y: np.ndarray, level: float = 0.05) -> tupl
         return (np.nan,) * 4
     res = sps.spearmanr(x, y)
     rho, p = float(res.statistic), float(res.pvalue)
-    half = sps.norm.ppf(1 - level / 2) * np.sqrt((1 + rho ** 2 / 2) / (n - 3))
-    zr = math.atanh(min(max(rho, -0.999999), 0.999999))   # libm, not numpy's SIMD loops: the same last digit
-    return rho, math.tanh(zr - half), math.tanh(zr + half), p   # on every CPU
+    half = sps.norm.ppf(1 - level / 2) * np.sqrt((1 + rho**2 / 2) / (n - 3))
+    zr = math.atanh(
+        min(max(rho, -0.999999), 0.999999)
+    )  # libm, not numpy's SIMD loops: the same last digit
+    return rho, math.tanh(zr - half), math.tanh(zr + half), p  # on every CPU
 
 
-def alignment_vs_retrieval(results: pd.DataFrame, alignment: pd.DataFrame, metric: str = "map",
-                           level: float = 0.05) -> pd.DataFrame:
+def alignment_vs_retrieval(
+    results: pd.DataFrame, alignment: pd.DataFrame, metric: str = "map", level: float = 0.05
+) -> pd.DataFrame:
     """Does better alignment go with better retrieval? Across every model and seed of a run (one point each: the
     base model once, each trained model per seed), Spearman's correlation of each alignment measure
     (``alignment.csv``: ``model, seed, benchmark, metric, value``) with ``metric`` per setting (``results.csv``'s
@@ -449,16 +643,34 @@ def alignment_vs_retrieval(results: pd.DataFrame, alignment: pd.DataFrame, metri
         >>> alignment_vs_retrieval(run["results"], run["alignment"]).round(3)             # doctest: +SKIP
     """
     keys = ["model", "seed", "benchmark"]
-    r = results[(results["metric"] == metric) & (results["qlang"] == "all") & (results["dlang"] == "all")]
+    r = results[
+        (results["metric"] == metric) & (results["qlang"] == "all") & (results["dlang"] == "all")
+    ]
     r = r[r["setting"].isin(["mono", "cross", "multi"])]
     a = alignment[["model", "seed", "benchmark", "metric", "value"]].rename(
-        columns={"metric": "alignment_metric", "value": "alignment_value"})
+        columns={"metric": "alignment_metric", "value": "alignment_value"}
+    )
     both = r[keys + ["setting", "value"]].merge(a, on=keys, how="inner")
     rows = []
-    for (bench, am, setting), g in both.groupby(["benchmark", "alignment_metric", "setting"], sort=True):
+    for (bench, am, setting), g in both.groupby(
+        ["benchmark", "alignment_metric", "setting"], sort=True
+    ):
         g = g.dropna(subset=["value", "alignment_value"])
         n = len(g)
-        rho, low, high, p = spearman_interval(g["alignment_value"].to_numpy(), g["value"].to_numpy(), level)
-        rows.append({"benchmark": bench, "alignment_metric": am, "setting": setting, "metric": metric, "n": n,
-                     "spearman": rho, "low": low, "high": high, "p": p})
+        rho, low, high, p = spearman_interval(
+            g["alignment_value"].to_numpy(), g["value"].to_numpy(), level
+        )
+        rows.append(
+            {
+                "benchmark": bench,
+                "alignment_metric": am,
+                "setting": setting,
+                "metric": metric,
+                "n": n,
+                "spearman": rho,
+                "low": low,
+                "high": high,
+                "p": p,
+            }
+        )
     return pd.DataFrame(rows, columns=CORRELATION_COLUMNS)

@@ -6,6 +6,7 @@ The figure logic is plain functions of a results table and the control values, i
 :func:`hbkit.analysis.reference.beside` (published numbers, e.g. the paper's Table 1, next to ours).
 :class:`Dashboard` only wires widgets to them and can launch a small run.
 """
+
 from __future__ import annotations
 
 import html
@@ -31,8 +32,11 @@ def seed_mean(results: pd.DataFrame) -> pd.DataFrame:
     if "seed" not in results.columns:
         return results
     keys = ["model", "benchmark", "setting", "qlang", "dlang", "metric"]
-    return (results.groupby(keys, sort=False, dropna=False)
-            .agg(value=("value", "mean"), n=("n", "first"), n_seeds=("value", "size")).reset_index())
+    return (
+        results.groupby(keys, sort=False, dropna=False)
+        .agg(value=("value", "mean"), n=("n", "first"), n_seeds=("value", "size"))
+        .reset_index()
+    )
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
@@ -102,9 +106,15 @@ class Dashboard:
     differences between strategies beside ours (:func:`hbkit.analysis.paper_tables.per_language_effects`).
     """
 
-    def __init__(self, results: pd.DataFrame, out: str | Path | None = None, profile: str = "auto",
-                 reference: pd.DataFrame | None = None, aggregate: pd.DataFrame | None = None,
-                 encoder: str | None = None):
+    def __init__(
+        self,
+        results: pd.DataFrame,
+        out: str | Path | None = None,
+        profile: str = "auto",
+        reference: pd.DataFrame | None = None,
+        aggregate: pd.DataFrame | None = None,
+        encoder: str | None = None,
+    ):
         import ipywidgets as w
         import plotly.graph_objects as go
 
@@ -116,32 +126,57 @@ class Dashboard:
         benches = sorted(results["benchmark"].unique())
         metrics = sorted(results["metric"].unique())
         self.benchmark = w.Dropdown(options=benches, value=benches[0], description="benchmark")
-        self.metric = w.Dropdown(options=metrics, value="map" if "map" in metrics else metrics[0], description="metric")
-        self.setting = w.Dropdown(options=[("all", None)] + [(s, s) for s in SETTINGS], value=None, description="setting")
+        self.metric = w.Dropdown(
+            options=metrics, value="map" if "map" in metrics else metrics[0], description="metric"
+        )
+        self.setting = w.Dropdown(
+            options=[("all", None)] + [(s, s) for s in SETTINGS], value=None, description="setting"
+        )
         self.models = w.SelectMultiple(description="strategies")
         self.qlang = w.Dropdown(description="query lang")
         self.dlang = w.Dropdown(description="doc lang")
-        self.alpha = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="α", continuous_update=False)
+        self.alpha = w.FloatSlider(
+            value=0.5, min=0.0, max=1.0, step=0.05, description="α", continuous_update=False
+        )
         self.message = w.HTML()
         self.run_button = w.Button(layout=w.Layout(width="auto"))
-        self.cancel_button = w.Button(description="cancel", disabled=True, layout=w.Layout(width="auto"))
-        self.progress = w.IntProgress(value=0, min=0, max=1, description="", layout=w.Layout(visibility="hidden"))
+        self.cancel_button = w.Button(
+            description="cancel", disabled=True, layout=w.Layout(width="auto")
+        )
+        self.progress = w.IntProgress(
+            value=0, min=0, max=1, description="", layout=w.Layout(visibility="hidden")
+        )
         self.thread, self._cancel = None, threading.Event()
         self.figure, self.alpha_fig, self.table = go.Figure(), go.Figure(), pd.DataFrame()
         self.output, self.alpha_output, self.table_output = w.Output(), w.Output(), w.Output()
         self.train_languages = RunFolder(out).setting("train_languages") if out else None
         self.languages = self._language_view(raw)
         lb = sorted(self.languages["benchmark"].unique())
-        self.lang_benchmark = w.Dropdown(options=lb, value="xquad-r" if "xquad-r" in lb else lb[0], description="paper table")
-        self.lang_metric, self.lang_setting = w.Dropdown(description="metric"), w.Dropdown(description="setting")
-        self.lang_model = w.Dropdown(options=["xx", "xy", "hybrid"], value="hybrid", description="strategy")
+        self.lang_benchmark = w.Dropdown(
+            options=lb, value="xquad-r" if "xquad-r" in lb else lb[0], description="paper table"
+        )
+        self.lang_metric, self.lang_setting = (
+            w.Dropdown(description="metric"),
+            w.Dropdown(description="setting"),
+        )
+        self.lang_model = w.Dropdown(
+            options=["xx", "xy", "hybrid"], value="hybrid", description="strategy"
+        )
         self.language_fig, self.language_effects = go.Figure(), pd.DataFrame()
         self.language_output = w.Output()
         self._lang_options()
         self._set_models()
         self._update_langs()
         self._label_button()
-        for c in (self.benchmark, self.metric, self.setting, self.models, self.qlang, self.dlang, self.alpha):
+        for c in (
+            self.benchmark,
+            self.metric,
+            self.setting,
+            self.models,
+            self.qlang,
+            self.dlang,
+            self.alpha,
+        ):
             c.observe(self._on_change, names="value")
         for c in (self.lang_benchmark, self.lang_metric, self.lang_setting, self.lang_model):
             c.observe(self._on_lang_change, names="value")
@@ -149,14 +184,31 @@ class Dashboard:
         self.cancel_button.on_click(lambda _: self._cancel.set())
         self.redraw()
         self.redraw_languages()
-        self.widget = w.VBox([w.HBox([self.benchmark, self.metric, self.setting]),
-                              w.HBox([self.models, w.VBox([self.qlang, self.dlang]),
-                                      w.VBox([self.alpha, w.HBox([self.run_button, self.cancel_button]),
-                                              self.progress])]),
-                              self.message, self.output, self.alpha_output, self.table_output,
-                              w.HTML("<b>The paper's per-language tables beside ours</b>"),
-                              w.HBox([self.lang_benchmark, self.lang_setting, self.lang_metric, self.lang_model]),
-                              self.language_output])
+        self.widget = w.VBox(
+            [
+                w.HBox([self.benchmark, self.metric, self.setting]),
+                w.HBox(
+                    [
+                        self.models,
+                        w.VBox([self.qlang, self.dlang]),
+                        w.VBox(
+                            [
+                                self.alpha,
+                                w.HBox([self.run_button, self.cancel_button]),
+                                self.progress,
+                            ]
+                        ),
+                    ]
+                ),
+                self.message,
+                self.output,
+                self.alpha_output,
+                self.table_output,
+                w.HTML("<b>The paper's per-language tables beside ours</b>"),
+                w.HBox([self.lang_benchmark, self.lang_setting, self.lang_metric, self.lang_model]),
+                self.language_output,
+            ]
+        )
 
     def _language_view(self, raw: pd.DataFrame) -> pd.DataFrame:
         """The paper's per-language rows beside ours (``raw``: per seed, before :func:`seed_mean`)."""
@@ -167,7 +219,10 @@ class Dashboard:
     def _lang_options(self):
         """The metric and setting choices of the chosen paper table, set without a redraw per intermediate value."""
         v = self.languages[self.languages["benchmark"] == self.lang_benchmark.value]
-        metrics, settings = sorted(v["metric"].unique()), [s for s in SETTINGS if s in set(v["setting"])]
+        metrics, settings = (
+            sorted(v["metric"].unique()),
+            [s for s in SETTINGS if s in set(v["setting"])],
+        )
         self._lang_quiet = True
         try:
             self.lang_metric.options = metrics
@@ -197,14 +252,24 @@ class Dashboard:
                 display(HTML(f"<i>{html.escape(str(e))}</i>"))
             return
         eff = per_language_effects(self.languages.dropna(subset=["ours"]))
-        self.language_effects = eff[(eff["benchmark"] == b) & (eff["setting"] == st) & (eff["metric"] == m)] \
-            if len(eff) else eff
+        self.language_effects = (
+            eff[(eff["benchmark"] == b) & (eff["setting"] == st) & (eff["metric"] == m)]
+            if len(eff)
+            else eff
+        )
         with self.language_output:
             self.language_output.clear_output(wait=True)
             display(self.language_fig)
-            display(HTML("<b>Per-language differences between strategies: the paper's beside ours</b>"))
-            display(self.language_effects.round(3) if len(self.language_effects) else
-                    HTML("<i>this run has no values for this table (the paper's bars are shown alone)</i>"))
+            display(
+                HTML("<b>Per-language differences between strategies: the paper's beside ours</b>")
+            )
+            display(
+                self.language_effects.round(3)
+                if len(self.language_effects)
+                else HTML(
+                    "<i>this run has no values for this table (the paper's bars are shown alone)</i>"
+                )
+            )
 
     def _set_models(self):
         models = list(dict.fromkeys(self.results["model"]))
@@ -237,13 +302,30 @@ class Dashboard:
         """Rebuild the figures and the reference table from the current control values."""
         from IPython.display import HTML, display
 
-        sel = dict(benchmark=self.benchmark.value, metric=self.metric.value, setting=self.setting.value,
-                   qlang=self.qlang.value, dlang=self.dlang.value)
+        sel = dict(
+            benchmark=self.benchmark.value,
+            metric=self.metric.value,
+            setting=self.setting.value,
+            qlang=self.qlang.value,
+            dlang=self.dlang.value,
+        )
         notes = []
-        figures = (("figure", self.output, lambda: dashboard_figure(self.results, models=list(self.models.value),
-                                                                    reference=self.reference, **sel)),
-                   ("alpha_fig", self.alpha_output, lambda: alpha_figure(self.results, alpha=self.alpha.value,
-                                                                         intervals=self.aggregate, **sel)))
+        figures = (
+            (
+                "figure",
+                self.output,
+                lambda: dashboard_figure(
+                    self.results, models=list(self.models.value), reference=self.reference, **sel
+                ),
+            ),
+            (
+                "alpha_fig",
+                self.alpha_output,
+                lambda: alpha_figure(
+                    self.results, alpha=self.alpha.value, intervals=self.aggregate, **sel
+                ),
+            ),
+        )
         for attr, output, make in figures:
             try:
                 fig = make()
@@ -260,16 +342,27 @@ class Dashboard:
             self.table = t[(t["benchmark"] == sel["benchmark"]) & (t["metric"] == sel["metric"])]
             shown = self.table.round(3)
             why = ""
-            if len(shown) and shown["ours - paper"].isna().all():   # said once, not as a column of NaN
+            if (
+                len(shown) and shown["ours - paper"].isna().all()
+            ):  # said once, not as a column of NaN
                 shown = shown.drop(columns="ours - paper")
-                why = (f" ours − paper only against the same encoder: the reference has none of {self.encoder}'s "
-                       "rows here (compare the effects instead)")
+                why = (
+                    f" ours − paper only against the same encoder: the reference has none of {self.encoder}'s "
+                    "rows here (compare the effects instead)"
+                )
             with self.table_output:
                 self.table_output.clear_output(wait=True)
-                display(HTML(f"<b>Published numbers beside ours ({sel['benchmark']}, {sel['metric']})</b>"
-                             f"<i>{html.escape(why)}</i>"))
-                display(shown.astype(object).where(shown.notna(), "n/a") if not shown.empty
-                        else HTML("<i>the reference has no rows here</i>"))
+                display(
+                    HTML(
+                        f"<b>Published numbers beside ours ({sel['benchmark']}, {sel['metric']})</b>"
+                        f"<i>{html.escape(why)}</i>"
+                    )
+                )
+                display(
+                    shown.astype(object).where(shown.notna(), "n/a")
+                    if not shown.empty
+                    else HTML("<i>the reference has no rows here</i>")
+                )
 
     def snapshot(self) -> list:
         """Draw the dashboard once as plain output, as it stands: one line naming the controls' values, then its
@@ -287,13 +380,19 @@ class Dashboard:
         from IPython.display import HTML, display
 
         setting = self.setting.value or "all"
-        figures = {"models": self.figure, "α curve": self.alpha_fig, "per-language bars": self.language_fig}
+        figures = {
+            "models": self.figure,
+            "α curve": self.alpha_fig,
+            "per-language bars": self.language_fig,
+        }
         shown = [f for f in figures.values() if len(f.data)]
         empty = [name for name, f in figures.items() if not len(f.data)]
-        line = (f"benchmark {self.benchmark.value} · metric {self.metric.value} · "
-                f"setting {setting} · query lang {self.qlang.value} · doc lang {self.dlang.value} · strategies "
-                f"{', '.join(self.models.value)}; paper table {self.lang_benchmark.value} {self.lang_setting.value} "
-                f"{self.lang_metric.value} ({self.lang_model.value})")
+        line = (
+            f"benchmark {self.benchmark.value} · metric {self.metric.value} · "
+            f"setting {setting} · query lang {self.qlang.value} · doc lang {self.dlang.value} · strategies "
+            f"{', '.join(self.models.value)}; paper table {self.lang_benchmark.value} {self.lang_setting.value} "
+            f"{self.lang_metric.value} ({self.lang_model.value})"
+        )
         if empty:
             line += f"; nothing to draw for: {', '.join(empty)}"
         display(HTML(f"<b>The dashboard as it stands</b>: {html.escape(line, quote=False)}"))
@@ -312,7 +411,9 @@ class Dashboard:
         self.run_button.disabled, self.cancel_button.disabled = True, False
         self.progress.layout.visibility = "visible"
         self.message.value = f"training and evaluating ({name} profile) into {out} ..."
-        self.thread = threading.Thread(target=self._train, args=(name, out, [] if a is None else [a]), daemon=True)
+        self.thread = threading.Thread(
+            target=self._train, args=(name, out, [] if a is None else [a]), daemon=True
+        )
         self.thread.start()
 
     def _on_progress(self, p: dict) -> None:
@@ -324,7 +425,14 @@ class Dashboard:
 
     def _train(self, name: str, out: Path, alphas: list) -> None:
         try:
-            res = compare(name, out, progress=False, alphas=alphas, on_progress=self._on_progress, cancel=self._cancel)
+            res = compare(
+                name,
+                out,
+                progress=False,
+                alphas=alphas,
+                on_progress=self._on_progress,
+                cancel=self._cancel,
+            )
         except RunCancelled as e:
             self.message.value = f"<b>cancelled</b>: {html.escape(str(e))}"
             return

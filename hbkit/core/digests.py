@@ -24,6 +24,7 @@ one opener, :func:`hbkit.data.textfile.open_text`) is hashed as it is read; a fi
 leaves ``reads[realpath] = sha256``. A cache builder compares these digests, of the bytes it actually read, with
 the ones its cache key was made of (:func:`hbkit.data.corpus_cache.cached_corpus`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,7 +45,6 @@ RACY_S = 2.0
 
 #: the sub-folder of the hbkit cache that holds the memo
 MEMO = "digests"
-
 
 
 def identity(path: str | os.PathLike) -> tuple[int, int, int, int, int]:
@@ -71,8 +71,10 @@ def _recall(ident: tuple) -> str | None:
 
 def _remember(path: Path, ident: tuple, sha: str) -> None:
     try:
-        atomic_write_json(_memo_path(ident), {"identity": list(ident), "sha256": sha, "path": str(path)})
-    except OSError:   # a read-only or full cache: the digest is still right, only not remembered
+        atomic_write_json(
+            _memo_path(ident), {"identity": list(ident), "sha256": sha, "path": str(path)}
+        )
+    except OSError:  # a read-only or full cache: the digest is still right, only not remembered
         pass
 
 
@@ -132,7 +134,9 @@ def carry_mapped(source, derived):
 
 
 def _derived_path(kind: str, source: dict, idents: list) -> Path:
-    key = hashlib.blake2b(json.dumps([kind, source, idents], sort_keys=True).encode(), digest_size=16).hexdigest()
+    key = hashlib.blake2b(
+        json.dumps([kind, source, idents], sort_keys=True).encode(), digest_size=16
+    ).hexdigest()
     return cache_dir() / MEMO / "derived" / kind / f"{key}.json"
 
 
@@ -144,7 +148,11 @@ def recall_derived(kind: str, source: dict, idents: list):
         rec = json.loads(_derived_path(kind, source, idents).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(rec, dict) or rec.get("identities") != idents or rec.get("source") != json.loads(json.dumps(source)):
+    if (
+        not isinstance(rec, dict)
+        or rec.get("identities") != idents
+        or rec.get("source") != json.loads(json.dumps(source))
+    ):
         return None
     return rec.get("value")
 
@@ -157,7 +165,10 @@ def remember_derived(kind: str, source: dict, idents: list, value, began_ns: int
     if any(racy(tuple(i), began_ns) for i in idents):
         return
     with contextlib.suppress(OSError):
-        atomic_write_json(_derived_path(kind, source, idents), {"source": source, "identities": idents, "value": value})
+        atomic_write_json(
+            _derived_path(kind, source, idents),
+            {"source": source, "identities": idents, "value": value},
+        )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,7 +230,7 @@ class _HashingRaw(io.RawIOBase):
         n = self._f.readinto(b)
         if n:
             self._h.update(memoryview(b)[:n])
-        elif self._h is not None:   # the end: every byte was read, in order
+        elif self._h is not None:  # the end: every byte was read, in order
             self._reads[self._key] = self._h.hexdigest()
             self._h = None
         return n

@@ -1,5 +1,6 @@
 """One rule each for the environment: the cache folder, the data roots (:func:`default_data_roots` states the
 whole rule), the run folders, offline mode, and the world size."""
+
 from __future__ import annotations
 
 import os
@@ -18,15 +19,19 @@ def data_roots(data_dir: str | os.PathLike | None = None) -> list[tuple[str, Pat
         ('argument data_dir', PosixPath('/data'))
     """
     if data_dir is not None and not str(data_dir).strip():
-        raise ValueError("data_dir (--data-dir) is empty: name the folder that holds the releases, or leave it out to "
-                         "use $HBKIT_DATA_DIR or the project's data/")
+        raise ValueError(
+            "data_dir (--data-dir) is empty: name the folder that holds the releases, or leave it out to "
+            "use $HBKIT_DATA_DIR or the project's data/"
+        )
     given = (("argument data_dir", data_dir), ("HBKIT_DATA_DIR", os.environ.get("HBKIT_DATA_DIR")))
     roots = [(origin, Path(root).expanduser()) for origin, root in given if root]
     for origin, root in roots:
         if root.exists() and not root.is_dir():
             who = "data_dir (--data-dir)" if origin.startswith("argument") else origin
-            raise ValueError(f"{who} {root} is a file, not a folder: name the folder that holds the releases "
-                             "(laid out as in data/README.md)")
+            raise ValueError(
+                f"{who} {root} is a file, not a folder: name the folder that holds the releases "
+                "(laid out as in data/README.md)"
+            )
     return roots
 
 
@@ -73,7 +78,9 @@ def default_data_roots(project_data: Path) -> list[Path]:
 def looked_in(project_data: Path) -> str:
     """Where :func:`default_data_roots` looked, for a message: ``--data-dir and HBKIT_DATA_DIR (not set),
     /x/shared/data, /x/hbkit/data``."""
-    return "--data-dir and HBKIT_DATA_DIR (not set), " + ", ".join(str(r) for r in default_data_roots(project_data))
+    return "--data-dir and HBKIT_DATA_DIR (not set), " + ", ".join(
+        str(r) for r in default_data_roots(project_data)
+    )
 
 
 def runs_root() -> Path:
@@ -103,7 +110,9 @@ def default_run_dir(profile_name: str) -> Path:
         'cpu'
     """
     if not profile_name or profile_name == "auto":
-        raise ValueError("default_run_dir needs a resolved profile name (cfg['profile']), not 'auto'")
+        raise ValueError(
+            "default_run_dir needs a resolved profile name (cfg['profile']), not 'auto'"
+        )
     return runs_root() / profile_name
 
 
@@ -127,7 +136,9 @@ def offline() -> bool:
     """The one rule for "offline": ``HF_HUB_OFFLINE`` or ``HBKIT_OFFLINE`` set to a true value (1, on, yes, true,
     in any case; huggingface_hub's own reading of its variable). Then nothing is downloaded and the hub is
     never contacted: local copies, caches and the embedded encoder are used, and what is missing is named."""
-    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HBKIT_OFFLINE"))
+    return any(
+        os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HBKIT_OFFLINE")
+    )
 
 
 def world() -> tuple[int, int]:
@@ -136,7 +147,9 @@ def world() -> tuple[int, int]:
     batch sampler asks the initialised process group only: it needs one to find its rank.)"""
     import sys
 
-    dist = sys.modules.get("torch.distributed")   # not imported here: torch is heavy, and only then initialised
+    dist = sys.modules.get(
+        "torch.distributed"
+    )  # not imported here: torch is heavy, and only then initialised
     if dist is not None and dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -192,8 +205,12 @@ def large_blocks_from_mmap(threshold_bytes: int) -> bool:
     resident once freed. Returns False where there is no glibc (nothing changes)."""
     if threshold_bytes <= 0:
         raise ValueError(f"threshold_bytes={threshold_bytes}: give a positive size")
-    release_freed_memory()   # loads libc
-    return bool(_LIBC and hasattr(_LIBC, "mallopt") and _LIBC.mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)) == 1)
+    release_freed_memory()  # loads libc
+    return bool(
+        _LIBC
+        and hasattr(_LIBC, "mallopt")
+        and _LIBC.mallopt(_M_MMAP_THRESHOLD, int(threshold_bytes)) == 1
+    )
 
 
 #: the mmap threshold ``HBKIT_LOW_MEMORY=1`` sets (``benchmarks/bench_train_memory.py``: cpu-profile training peaks
@@ -218,6 +235,8 @@ def low_memory() -> bool:
     if value in ("", "0"):
         return False
     if value != "1":
-        raise ValueError(f"HBKIT_LOW_MEMORY={value!r}: set it to 1 (a lower memory peak, slower training steps) "
-                         "or 0 / unset it")
+        raise ValueError(
+            f"HBKIT_LOW_MEMORY={value!r}: set it to 1 (a lower memory peak, slower training steps) "
+            "or 0 / unset it"
+        )
     return large_blocks_from_mmap(LOW_MEMORY_THRESHOLD)

@@ -17,6 +17,7 @@ Guarantees
   rename) are removed by the next :class:`RunLock` on their folder, the next :func:`build_once` of their
   target, and the next ``train`` in their folder; a live process's are never touched.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,7 +41,9 @@ class FolderInUse(RuntimeError):
 
 #: tmp_name's pattern: ``.<name>.<pid>@<host>.<8 hex>.tmp`` (+ the target's suffix for atomic_path); ``host`` is
 #: 8 hex of the host name's hash (names written before it existed have none: this host's)
-_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:@(?P<host>[0-9a-f]{8}))?\.[0-9a-f]{8}\.tmp(\..*)?$")
+_TMP = re.compile(
+    r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:@(?P<host>[0-9a-f]{8}))?\.[0-9a-f]{8}\.tmp(\..*)?$"
+)
 #: this host, as tmp_name writes it
 HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
 #: a temporary file another host wrote is taken for stale only after this long (its PID means nothing here)
@@ -50,14 +53,16 @@ OTHER_HOST_STALE_S = 2 * 24 * 3600
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError, ValueError):   # no such process, or no possible PID
+    except (ProcessLookupError, OverflowError, ValueError):  # no such process, or no possible PID
         return False
     except (PermissionError, OSError):
-        return True   # it exists (another user's), or the answer is unknown: keep its files
+        return True  # it exists (another user's), or the answer is unknown: keep its files
     return True
 
 
-def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: str = "", only_dead: bool = True) -> int:
+def remove_stale_tmp(
+    folder: str | os.PathLike, recursive: bool = True, prefix: str = "", only_dead: bool = True
+) -> int:
     """Remove the temporary files and folders (:func:`tmp_name`'s names, starting with ``prefix``) that
     processes which no longer run left in ``folder`` (and below, with ``recursive``): what a kill between a
     write and its rename leaves. A live process's temporary files are kept, unless ``only_dead=False`` (for a
@@ -71,15 +76,26 @@ def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: 
     if not folder.is_dir():
         return 0
     removed = []
-    walk = os.walk(folder) if recursive else [(str(folder), [d.name for d in folder.iterdir() if d.is_dir()],
-                                                [f.name for f in folder.iterdir() if not f.is_dir()])]
+    walk = (
+        os.walk(folder)
+        if recursive
+        else [
+            (
+                str(folder),
+                [d.name for d in folder.iterdir() if d.is_dir()],
+                [f.name for f in folder.iterdir() if not f.is_dir()],
+            )
+        ]
+    )
     for root, dirs, files in walk:
         for name in list(dirs) + list(files):
             m = _TMP.match(name)
             if not m or not name.startswith("." + prefix):
                 continue
             p = Path(root, name)
-            if (m["host"] or HOST) != HOST:   # another node of a shared folder: its PIDs are not ours to test
+            if (
+                m["host"] or HOST
+            ) != HOST:  # another node of a shared folder: its PIDs are not ours to test
                 with contextlib.suppress(OSError):
                     if only_dead and time.time() - p.lstat().st_mtime < OTHER_HOST_STALE_S:
                         continue
@@ -91,8 +107,12 @@ def remove_stale_tmp(folder: str | os.PathLike, recursive: bool = True, prefix: 
             if name in dirs:
                 dirs.remove(name)
     if removed:
-        logging.getLogger(__name__).info("removed %d temporary file(s) of processes that no longer run from %s (e.g. "
-                                         "%s)", len(removed), folder, removed[0].name)
+        logging.getLogger(__name__).info(
+            "removed %d temporary file(s) of processes that no longer run from %s (e.g. %s)",
+            len(removed),
+            folder,
+            removed[0].name,
+        )
     return len(removed)
 
 
@@ -124,7 +144,11 @@ def _is_disk_full(e: BaseException | None) -> bool:
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left on device" in str(e):
+        if (
+            isinstance(e, OSError)
+            and e.errno == errno.ENOSPC
+            or "No space left on device" in str(e)
+        ):
             return True
         e = e.__cause__ or e.__context__
     return False
@@ -156,8 +180,10 @@ def disk_guard(folder: str | os.PathLike, what: str) -> Iterator[None]:
         if not _is_disk_full(e):
             raise
         free = shutil.disk_usage(existing_ancestor(folder)).free
-        raise DiskFull(f"no space left on the device while writing {what} in {folder} ({human_bytes(free)} free "
-                       "there): free some space, or use a folder on a larger disk (a rerun resumes)") from e
+        raise DiskFull(
+            f"no space left on the device while writing {what} in {folder} ({human_bytes(free)} free "
+            "there): free some space, or use a folder on a larger disk (a rerun resumes)"
+        ) from e
 
 
 @contextlib.contextmanager
@@ -209,8 +235,12 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def write_checksums(folder: str | os.PathLike, record: str, info: dict | None = None,
-                    files: Iterable[str | os.PathLike] | None = None) -> Path:
+def write_checksums(
+    folder: str | os.PathLike,
+    record: str,
+    info: dict | None = None,
+    files: Iterable[str | os.PathLike] | None = None,
+) -> Path:
     """Write ``folder/record``: ``info`` plus ``files``, the sha256 of every file that makes the folder
     whole (default: every file under it), keyed by its path relative to ``folder`` (``../`` for a file beside
     it). :func:`checksums_match` is the matching check; build_once uses the pair as its ``done`` test.
@@ -220,7 +250,11 @@ def write_checksums(folder: str | os.PathLike, record: str, info: dict | None = 
         ... # doctest: +SKIP
     """
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file()) if files is None else [Path(f) for f in files]
+    files = (
+        sorted(p for p in folder.rglob("*") if p.is_file())
+        if files is None
+        else [Path(f) for f in files]
+    )
     sums = {os.path.relpath(f, folder): sha256_file(f) for f in files}
     return atomic_write_json(folder / record, {**(info or {}), "files": sums})
 
@@ -232,7 +266,9 @@ def checksums_match(folder: str | os.PathLike, record: str) -> bool:
     folder = Path(folder)
     try:
         sums = json.loads((folder / record).read_text())["files"]
-        return bool(sums) and all(sha256_file(folder / rel) == digest for rel, digest in sums.items())
+        return bool(sums) and all(
+            sha256_file(folder / rel) == digest for rel, digest in sums.items()
+        )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
@@ -244,8 +280,12 @@ def lock_for(path: str | os.PathLike) -> FileLock:
     return FileLock(str(path.with_name(path.name + ".lock")))
 
 
-def build_once(target: str | os.PathLike, build: Callable[[Path], None], is_complete: Callable[[Path], bool],
-               timeout: float = -1) -> Path:
+def build_once(
+    target: str | os.PathLike,
+    build: Callable[[Path], None],
+    is_complete: Callable[[Path], bool],
+    timeout: float = -1,
+) -> Path:
     """Return ``target`` (a file or folder), building it with ``build(tmp)`` if ``is_complete(target)`` is false.
 
     Safe when many processes call it at once on an empty cache: one takes ``<target>.lock`` and builds into
@@ -273,7 +313,9 @@ def build_once(target: str | os.PathLike, build: Callable[[Path], None], is_comp
             os.replace(tmp, target)
         finally:
             if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+                shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(
+                    missing_ok=True
+                )
     return target
 
 
@@ -286,15 +328,23 @@ def check_folder(path: str | os.PathLike, option: str = "--out") -> Path:
         PosixPath('runs/cpu')
     """
     if path is None or not str(path).strip():
-        raise ValueError(f"{option} is empty: name a folder (it is created if absent), or leave the option out")
+        raise ValueError(
+            f"{option} is empty: name a folder (it is created if absent), or leave the option out"
+        )
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
-        raise ValueError(f"{option} {p} is a file, not a folder: name a folder (it is created if absent)")
+        raise ValueError(
+            f"{option} {p} is a file, not a folder: name a folder (it is created if absent)"
+        )
     anc = existing_ancestor(p)
     if not anc.is_dir():
-        raise ValueError(f"{option} {p}: {anc} is a file, so no folder can be made below it; name another folder")
+        raise ValueError(
+            f"{option} {p}: {anc} is a file, so no folder can be made below it; name another folder"
+        )
     if not os.access(anc, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {p}: {anc} is not writable by this user; name a folder you can write to")
+        raise ValueError(
+            f"{option} {p}: {anc} is not writable by this user; name a folder you can write to"
+        )
     return p
 
 
@@ -310,35 +360,50 @@ class RunLock:
     def __init__(self, folder: str | os.PathLike, wait: float = 0):
         self.folder = check_folder(folder, "the run folder")
         self._lock = FileLock(str(self.folder / ".lock"))
-        self._created: list[Path] = []   # the folders __enter__ makes, innermost first
-        self.wait = wait   # seconds to wait for a holder (grid processes hold it for seconds); 0: refuse at once
+        self._created: list[Path] = []  # the folders __enter__ makes, innermost first
+        self.wait = wait  # seconds to wait for a holder (grid processes hold it for seconds); 0: refuse at once
 
     def __enter__(self) -> "RunLock":
         anc = existing_ancestor(self.folder)
-        self._created = [d for d in (self.folder, *self.folder.parents) if d != anc and anc in d.parents]
+        self._created = [
+            d for d in (self.folder, *self.folder.parents) if d != anc and anc in d.parents
+        ]
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_made = not (self.folder / ".lock").exists()
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
             if not self.wait:
-                raise FolderInUse(f"{self.folder} is in use by {self.owner()}; wait for it to finish, or use another "
-                                  "--out") from None
+                raise FolderInUse(
+                    f"{self.folder} is in use by {self.owner()}; wait for it to finish, or use another "
+                    "--out"
+                ) from None
             import logging
-            logging.getLogger(__name__).info("%s: waiting up to %.0f s for %s (writing the folder's shared files)",
-                                             self.folder, self.wait, self.owner())
+
+            logging.getLogger(__name__).info(
+                "%s: waiting up to %.0f s for %s (writing the folder's shared files)",
+                self.folder,
+                self.wait,
+                self.owner(),
+            )
             try:
                 self._lock.acquire(timeout=self.wait)
             except Timeout:
-                raise FolderInUse(f"{self.folder} is still in use by {self.owner()} after {self.wait:.0f} s; wait for "
-                                  "it to finish, or use another --out") from None
-        atomic_write_json(self.folder / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname()})
+                raise FolderInUse(
+                    f"{self.folder} is still in use by {self.owner()} after {self.wait:.0f} s; wait for "
+                    "it to finish, or use another --out"
+                ) from None
+        atomic_write_json(
+            self.folder / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname()}
+        )
         try:
-            remove_stale_tmp(self.folder)   # what killed runs left half-written in this folder
-        except Exception:   # noqa: BLE001 - tidying never blocks the run, and never keeps the lock
+            remove_stale_tmp(self.folder)  # what killed runs left half-written in this folder
+        except Exception:  # noqa: BLE001 - tidying never blocks the run, and never keeps the lock
             import logging
-            logging.getLogger(__name__).warning("could not remove stale temporary files in %s", self.folder,
-                                                exc_info=True)
+
+            logging.getLogger(__name__).warning(
+                "could not remove stale temporary files in %s", self.folder, exc_info=True
+            )
         return self
 
     def owner(self) -> str:
@@ -351,10 +416,10 @@ class RunLock:
     def __exit__(self, exc_type, *exc) -> None:
         with contextlib.suppress(OSError):
             (self.folder / ".lock.owner").unlink()
-        if exc_type is not None:   # refused or failed: what the lock itself made goes again
+        if exc_type is not None:  # refused or failed: what the lock itself made goes again
             with contextlib.suppress(OSError):
                 if self._lock_made:
-                    (self.folder / ".lock").unlink()   # still held: no one else takes it meanwhile
+                    (self.folder / ".lock").unlink()  # still held: no one else takes it meanwhile
                 if self._created and not any(self.folder.iterdir()):
                     for d in self._created:
                         d.rmdir()
@@ -367,16 +432,21 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     import logging
 
     path = Path(path)
-    lines = [l for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    lines = [
+        l for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()
+    ]
     out = []
     for i, line in enumerate(lines, 1):
         try:
             out.append(json.loads(line))
         except ValueError:
             if i == len(lines):
-                logging.getLogger(__name__).warning("%s: its last line (%d) is cut short, as by a kill mid-write; "
-                                                    "left out", path, i)
+                logging.getLogger(__name__).warning(
+                    "%s: its last line (%d) is cut short, as by a kill mid-write; left out", path, i
+                )
                 break
-            raise ValueError(f"{path}: line {i} is not JSON ({line[:60]!r}); the file is damaged: delete it (or its "
-                             "run folder) to start that part afresh") from None
+            raise ValueError(
+                f"{path}: line {i} is not JSON ({line[:60]!r}); the file is damaged: delete it (or its "
+                "run folder) to start that part afresh"
+            ) from None
     return out

@@ -2,6 +2,7 @@
 identities, answer clusters and the sampler's answer groups are all components of a bipartite graph of groups
 and their answers, paragraphs or passage texts) and the seeded draw of whole groups (training and validation
 subsets, benchmark subsamples)."""
+
 from __future__ import annotations
 
 from typing import Iterable

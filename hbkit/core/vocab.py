@@ -1,4 +1,5 @@
 """The shared words: strategies and their α, settings, contrasts, the order models are shown in."""
+
 from __future__ import annotations
 
 SETTINGS = ("mono", "cross", "multi")
@@ -13,7 +14,13 @@ STRATEGY_CONTRASTS = (("hybrid", "xx"), ("hybrid", "xy"), ("xy", "xx"))
 FIXES = ("shift", "center")
 
 
-STRATEGY_ORDER = ["base", "xx", "xy", "hybrid", *(f"{m}+{f}" for m in ("base", "xx", "xy", "hybrid") for f in FIXES)]
+STRATEGY_ORDER = [
+    "base",
+    "xx",
+    "xy",
+    "hybrid",
+    *(f"{m}+{f}" for m in ("base", "xx", "xy", "hybrid") for f in FIXES),
+]
 
 
 #: the contrasts of trained batches against a free fix that the claims need (C6, C7): hybrid against each fix of the base model

@@ -17,6 +17,7 @@ verified by sha256 and stored under ``data/`` (:func:`hbkit.data.fetch.download`
 silently: every reader returns counts of what it skipped and why (``RetrievalBenchmark.skipped``) and logs
 them.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,11 +37,17 @@ from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 log = logging.getLogger(__name__)
 
 
-BENCHMARKS = {"xquad-r": load_xquad_r, "mlqa-r": load_mlqa_r, "tydiqa": load_tydiqa,
-              "mlqa-r-rebuilt": load_mlqa_r_rebuilt}
+BENCHMARKS = {
+    "xquad-r": load_xquad_r,
+    "mlqa-r": load_mlqa_r,
+    "tydiqa": load_tydiqa,
+    "mlqa-r-rebuilt": load_mlqa_r_rebuilt,
+}
 
 
-def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, **kw) -> RetrievalBenchmark:
+def load_benchmark(
+    name: str, data_dir: str | os.PathLike | None = None, **kw
+) -> RetrievalBenchmark:
     """Load a retrieval benchmark by name, checked and ready to score.
 
     Args:
@@ -71,8 +78,11 @@ def load_benchmark(name: str, data_dir: str | os.PathLike | None = None, **kw) -
 # --------------------------------------------------------------------------------------------------
 # parallel training pairs
 # --------------------------------------------------------------------------------------------------
-def parallel_pairs(articles: Iterable[int] | None = TRAIN_ARTICLES, languages: Iterable[str] | None = None,
-                   data_dir: str | os.PathLike | None = None):
+def parallel_pairs(
+    articles: Iterable[int] | None = TRAIN_ARTICLES,
+    languages: Iterable[str] | None = None,
+    data_dir: str | os.PathLike | None = None,
+):
     """XQuAD(-R) parallel training pairs as a ``datasets.Dataset``.
 
     One row per (group, language): ``group`` (the XQuAD question id, shared by its translations),
@@ -102,7 +112,15 @@ def parallel_pairs(articles: Iterable[int] | None = TRAIN_ARTICLES, languages: I
     b = load_xquad_r(data_dir, languages, articles)
     cand = b.candidates.set_index("id")
     answer = _answer_components(b)
-    rows = {"group": [], "lang": [], "query": [], "passage": [], "answer_key": [], "context": [], "article": []}
+    rows = {
+        "group": [],
+        "lang": [],
+        "query": [],
+        "passage": [],
+        "answer_key": [],
+        "context": [],
+        "article": [],
+    }
     for q in b.queries.itertuples(index=False):
         cid = next(c for c in b.relevance[q.id] if c.startswith(q.lang + ":"))
         rows["group"].append(q.group)
@@ -122,7 +140,9 @@ def _answer_components(b: RetrievalBenchmark) -> dict[str, str]:
     groups = sorted(set(b.queries["group"]))
     gi = {g: i for i, g in enumerate(groups)}
     ci = {c: len(groups) + i for i, c in enumerate(b.candidates["id"])}
-    edges = [(gi[g], ci[c]) for q, g in zip(b.queries["id"], b.queries["group"]) for c in b.relevance[q]]
+    edges = [
+        (gi[g], ci[c]) for q, g in zip(b.queries["id"], b.queries["group"]) for c in b.relevance[q]
+    ]
     a, c = map(np.asarray, zip(*edges))
     label = components(a, c, len(groups) + len(ci))
     name: dict[int, str] = {}
@@ -143,9 +163,17 @@ def answer_clusters(b: RetrievalBenchmark) -> pd.DataFrame:
     gi = {g: i for i, g in enumerate(groups)}
     doc_of = dict(zip(b.candidates["id"], b.candidates["doc"].astype(str)))
     docs = {d: len(groups) + i for i, d in enumerate(sorted(set(doc_of.values())))}
-    edges = [(gi[str(g)], docs[doc_of[c]]) for q, g in zip(b.queries["id"], b.queries["group"])
-             for c in b.relevance[q] if c in doc_of]
-    a, c = (np.asarray(x, dtype=np.int64) for x in zip(*edges)) if edges else (np.zeros(0, np.int64),) * 2
+    edges = [
+        (gi[str(g)], docs[doc_of[c]])
+        for q, g in zip(b.queries["id"], b.queries["group"])
+        for c in b.relevance[q]
+        if c in doc_of
+    ]
+    a, c = (
+        (np.asarray(x, dtype=np.int64) for x in zip(*edges))
+        if edges
+        else (np.zeros(0, np.int64),) * 2
+    )
     label = components(a, c, len(groups) + len(docs))
     name: dict[int, str] = {}
     for g in groups:  # sorted: the smallest group names its cluster
@@ -168,8 +196,10 @@ def check_disjoint(train_groups: Iterable[str], benchmark: RetrievalBenchmark) -
     """
     shared = set(train_groups) & set(benchmark.queries["group"])
     if shared:
-        raise DataError(f"{len(shared)} groups are both in training and in {benchmark.name} "
-                        f"(e.g. {sorted(shared)[:3]}); use the article split TRAIN_ARTICLES / EVAL_ARTICLES")
+        raise DataError(
+            f"{len(shared)} groups are both in training and in {benchmark.name} "
+            f"(e.g. {sorted(shared)[:3]}); use the article split TRAIN_ARTICLES / EVAL_ARTICLES"
+        )
 
 
 def summary(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
@@ -187,7 +217,13 @@ def summary(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     """
     frames = [load_benchmark(n, data_dir).counts() for n in ("xquad-r", "mlqa-r", "tydiqa")]
     pairs = parallel_pairs(data_dir=data_dir).to_pandas()
-    train = pairs.groupby("lang").size().rename("queries").reset_index().assign(dataset="xquad-train", candidates=0)
+    train = (
+        pairs.groupby("lang")
+        .size()
+        .rename("queries")
+        .reset_index()
+        .assign(dataset="xquad-train", candidates=0)
+    )
     frames.append(train[["dataset", "lang", "queries", "candidates"]])
     frames.append(load_benchmark("xquad-r-eval", data_dir).counts())
     return pd.concat(frames, ignore_index=True)

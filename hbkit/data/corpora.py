@@ -32,6 +32,7 @@ files' bytes, the options and the builder version; a stat per file seen before, 
 ``COMPLETE`` marker written last. :func:`hbkit.core.files.build_once` guarantees that N processes starting at once
 build it once, and that a build killed half-way leaves nothing that counts as a finished cache.
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,31 +89,52 @@ def corpus_parts(spec: str) -> list[str]:
     spec = str(spec)
     tokens, parts, i = spec.split("+"), [], 0
     while i < len(tokens):
-        j = next((j for j in range(len(tokens), i + 1, -1)
-                  if Path("+".join(tokens[i:j]).strip()).expanduser().is_file()), i + 1)
+        j = next(
+            (
+                j
+                for j in range(len(tokens), i + 1, -1)
+                if Path("+".join(tokens[i:j]).strip()).expanduser().is_file()
+            ),
+            i + 1,
+        )
         parts.append("+".join(tokens[i:j]).strip())
         i = j
     if any(not p for p in parts):
-        raise DataError(f"corpus {spec!r}: an empty part; join corpora with '+', e.g. mmarco+squad-translate-train")
+        raise DataError(
+            f"corpus {spec!r}: an empty part; join corpora with '+', e.g. mmarco+squad-translate-train"
+        )
     for p in parts:
         name, colon, _ = p.partition(":")
         if name in CORPORA and colon and name != "mmarco":
-            raise DataError(f"corpus {spec!r}: {p!r}: only mmarco takes a size (mmarco:200000); write {name!r}")
+            raise DataError(
+                f"corpus {spec!r}: {p!r}: only mmarco takes a size (mmarco:200000); write {name!r}"
+            )
         if name not in CORPORA and Path(p).suffix.lower() not in PAIRS_SUFFIXES:
-            mix = (f" ('+' joins a mix, so {spec!r} was read as the parts {parts}; a file whose name holds '+' is read "
-                   "whole when it exists: check its path)" if len(parts) > 1 else "")
-            raise DataError(f"unknown training corpus {p!r}{mix}; use one of {', '.join(CORPORA)}, mmarco:N, a "
-                            ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' (mmarco+squad-translate-train)")
+            mix = (
+                f" ('+' joins a mix, so {spec!r} was read as the parts {parts}; a file whose name holds '+' is read "
+                "whole when it exists: check its path)"
+                if len(parts) > 1
+                else ""
+            )
+            raise DataError(
+                f"unknown training corpus {p!r}{mix}; use one of {', '.join(CORPORA)}, mmarco:N, a "
+                ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' (mmarco+squad-translate-train)"
+            )
     names: dict[str, str] = {}
     for p in parts:
         if p.partition(":")[0] == "mmarco":
-            parse_size(p)   # mmarco:N names a size
+            parse_size(p)  # mmarco:N names a size
         name = part_name(p)
         if name in names:
-            fix = ("give each corpus once (one size for mmarco)" if p.partition(":")[0] in CORPORA else
-                   "rename one of the files")
-            raise DataError(f"corpus {spec!r}: the parts {names[name]!r} and {p!r} would both be named {name!r} in "
-                            f"the mix; {fix}")
+            fix = (
+                "give each corpus once (one size for mmarco)"
+                if p.partition(":")[0] in CORPORA
+                else "rename one of the files"
+            )
+            raise DataError(
+                f"corpus {spec!r}: the parts {names[name]!r} and {p!r} would both be named {name!r} in "
+                f"the mix; {fix}"
+            )
         names[name] = p
     return parts
 
@@ -120,21 +142,32 @@ def corpus_parts(spec: str) -> list[str]:
 def part_name(part: str) -> str:
     """The name a part of a mix carries in the ``corpus`` column: the corpus name, or a file's stem."""
     name = part.partition(":")[0]
-    return name if name in CORPORA else re.sub(r"[^A-Za-z0-9_.-]", "_", Path(part).stem)[:40] or "pairs"
+    return (
+        name
+        if name in CORPORA
+        else re.sub(r"[^A-Za-z0-9_.-]", "_", Path(part).stem)[:40] or "pairs"
+    )
 
 
 def corpus_languages(part: str) -> list[str] | None:
     """The languages a named corpus has (None for a file: known only once read)."""
     name = part.partition(":")[0]
-    return {"xquad-train": XQUAD_R_LANGS, "squad-translate-train": TRANSLATE_TRAIN_LANGS,
-            "mmarco": sorted(MMARCO_LANGS)}.get(name)
+    return {
+        "xquad-train": XQUAD_R_LANGS,
+        "squad-translate-train": TRANSLATE_TRAIN_LANGS,
+        "mmarco": sorted(MMARCO_LANGS),
+    }.get(name)
 
 
 # --------------------------------------------------------------------------------------------------
 # XQuAD training articles
 # --------------------------------------------------------------------------------------------------
-def xquad_train(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
-                passage: str = "sentence", rebuild: bool = False):
+def xquad_train(
+    data_dir: str | os.PathLike | None = None,
+    languages: Iterable[str] | None = None,
+    passage: str = "sentence",
+    rebuild: bool = False,
+):
     """The 36 XQuAD training articles (``hbkit.data.benchmarks.parallel_pairs``) with ``answer_key`` and ``source``:
     ``(Dataset, cache folder)``. ``answer_key``: parallel_pairs' answer identity (groups whose XQuAD-R answer
     sentences coincide in any language share it; sentence indices differ between languages, so the English
@@ -158,24 +191,42 @@ def xquad_train(data_dir: str | os.PathLike | None = None, languages: Iterable[s
             pairs["answer_key"] = pairs["group"].map(key)
         pairs["article"] = pairs["article"].astype(str)
         pairs["source"] = "xquad-train"
-        pairs = pairs[["group", "lang", "query", "passage", "answer_key", "source", "context", "article"]]
+        pairs = pairs[
+            ["group", "lang", "query", "passage", "answer_key", "source", "context", "article"]
+        ]
         pairs = pairs.sort_values(["lang", "group"], kind="stable").reset_index(drop=True)
         save_frame(tmp, pairs)
         counts = pairs.groupby("lang").size()
-        return stats_frame([{"lang": l, "rows": int(n), "skipped": {}, "file": str(root / "xquad-r" / f"{l}.json")}
-                             for l, n in counts.items()], {})
+        return stats_frame(
+            [
+                {
+                    "lang": l,
+                    "rows": int(n),
+                    "skipped": {},
+                    "file": str(root / "xquad-r" / f"{l}.json"),
+                }
+                for l, n in counts.items()
+            ],
+            {},
+        )
 
-    folder = cached_corpus("xquad-train", files, {"languages": sorted(langs), "passage": passage}, build, rebuild)
+    folder = cached_corpus(
+        "xquad-train", files, {"languages": sorted(langs), "passage": passage}, build, rebuild
+    )
     return load_cached(folder), folder
 
 
 def _user_corpus(path: Path, rebuild: bool):
     """A user's file, validated once and cached (keyed by its bytes)."""
+
     def build(tmp: Path) -> pd.DataFrame:
         ds = read_pairs(path)
         ds.save_to_disk(str(tmp / "dataset"))
         counts = Counter(ds["lang"])
-        return stats_frame([{"lang": l, "rows": n, "skipped": {}, "file": str(path)} for l, n in counts.items()], {})
+        return stats_frame(
+            [{"lang": l, "rows": n, "skipped": {}, "file": str(path)} for l, n in counts.items()],
+            {},
+        )
 
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)[:40] or "pairs"
     folder = cached_corpus(f"user-{name}", [path], {}, build, rebuild)
@@ -185,9 +236,14 @@ def _user_corpus(path: Path, rebuild: bool):
 # --------------------------------------------------------------------------------------------------
 # one entry point
 # --------------------------------------------------------------------------------------------------
-def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None,
-                         languages: Iterable[str] | None = None, passage: str = "sentence",
-                         rebuild: bool = False, num_proc: int | None = None):
+def load_training_corpus(
+    name_or_path,
+    data_dir: str | os.PathLike | None = None,
+    languages: Iterable[str] | None = None,
+    passage: str = "sentence",
+    rebuild: bool = False,
+    num_proc: int | None = None,
+):
     """The training corpus ``name_or_path`` as a memory-mapped ``datasets.Dataset`` following the contract.
 
     ``name_or_path``: ``"xquad-train"``, ``"squad-translate-train"``, ``"mmarco[:N]"``, a path to a
@@ -200,7 +256,11 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
 
     if passage not in PASSAGES:
         raise DataError(f"passage={passage!r}: use one of {', '.join(PASSAGES)}")
-    if isinstance(name_or_path, str) and "+" in name_or_path and len(corpus_parts(name_or_path)) > 1:
+    if (
+        isinstance(name_or_path, str)
+        and "+" in name_or_path
+        and len(corpus_parts(name_or_path)) > 1
+    ):
         return _mix(name_or_path, data_dir, languages, passage, rebuild, num_proc)
     if isinstance(name_or_path, str) and name_or_path.partition(":")[0] == "mmarco":
         return mmarco_pairs(data_dir, languages, parse_size(name_or_path), rebuild)
@@ -215,17 +275,25 @@ def load_training_corpus(name_or_path, data_dir: str | os.PathLike | None = None
     else:
         path = Path(str(name_or_path)).expanduser()
         if not path.suffix:
-            raise DataError(f"unknown training corpus {name_or_path!r}; use one of {', '.join(CORPORA)}, a "
-                            ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' (mmarco+squad-translate-train)")
+            raise DataError(
+                f"unknown training corpus {name_or_path!r}; use one of {', '.join(CORPORA)}, a "
+                ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' (mmarco+squad-translate-train)"
+            )
         if passage != "sentence":
-            raise DataError("passage='paragraph' applies to the named corpora only; a file's passages are used as given")
+            raise DataError(
+                "passage='paragraph' applies to the named corpora only; a file's passages are used as given"
+            )
         ds, _ = _user_corpus(path, rebuild)
     if languages is not None:
         keep = set(languages)
         missing = keep - set(ds.unique("lang"))
         if missing:
-            raise DataError(f"{name_or_path}: no rows in languages {sorted(missing)}; it has {sorted(ds.unique('lang'))}")
-        ds = carry_mapped(ds, ds.filter(lambda l: l in keep, input_columns="lang", keep_in_memory=True))
+            raise DataError(
+                f"{name_or_path}: no rows in languages {sorted(missing)}; it has {sorted(ds.unique('lang'))}"
+            )
+        ds = carry_mapped(
+            ds, ds.filter(lambda l: l in keep, input_columns="lang", keep_in_memory=True)
+        )
     return ds
 
 
@@ -237,7 +305,9 @@ def _entry(ds, part: str) -> str:
     """The corpus-cache entry a part was loaded from (its folder's name carries the part's content key)."""
     files = getattr(ds, "cache_files", None) or []
     if not files:
-        raise DataError(f"mix part {part!r} was not loaded from the corpus cache; load it with load_training_corpus")
+        raise DataError(
+            f"mix part {part!r} was not loaded from the corpus cache; load it with load_training_corpus"
+        )
     return Path(files[0]["filename"]).parent.parent.name
 
 
@@ -256,48 +326,93 @@ def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
         has = corpus_languages(part)
         langs = wanted if wanted is None or has is None else [l for l in wanted if l in has]
         if langs is not None and not langs:
-            raise DataError(f"corpus {spec!r}: part {part!r} has none of the languages {wanted} (it has "
-                            f"{', '.join(has)}); leave it out of the mix")
+            raise DataError(
+                f"corpus {spec!r}: part {part!r} has none of the languages {wanted} (it has "
+                f"{', '.join(has)}); leave it out of the mix"
+            )
         keep = None
-        if has is None and wanted is not None:   # a file: keep the languages it has
-            ds, keep = load_training_corpus(part, data_dir, None, passage, rebuild, num_proc), sorted(set(wanted))
+        if has is None and wanted is not None:  # a file: keep the languages it has
+            ds, keep = (
+                load_training_corpus(part, data_dir, None, passage, rebuild, num_proc),
+                sorted(set(wanted)),
+            )
         else:
             ds = load_training_corpus(part, data_dir, langs, passage, rebuild, num_proc)
         lang = ds.data.column("lang")
-        present = set(pc.unique(lang).to_pylist()) & (set(keep) if keep else set(pc.unique(lang).to_pylist()))
+        present = set(pc.unique(lang).to_pylist()) & (
+            set(keep) if keep else set(pc.unique(lang).to_pylist())
+        )
         if not present:
             raise DataError(f"corpus {spec!r}: part {part!r} has no rows in the languages {wanted}")
         covered |= present
         loaded.append((part, part_name(part), ds, keep))
     if wanted is not None and set(wanted) - covered:
-        raise DataError(f"corpus {spec!r}: no part has rows in {sorted(set(wanted) - covered)}; add a corpus that has them")
-    options = {"parts": [[name, _entry(ds, part), keep] for part, name, ds, keep in loaded], "passage": passage,
-               "version": MIX_VERSION}
+        raise DataError(
+            f"corpus {spec!r}: no part has rows in {sorted(set(wanted) - covered)}; add a corpus that has them"
+        )
+    options = {
+        "parts": [[name, _entry(ds, part), keep] for part, name, ds, keep in loaded],
+        "passage": passage,
+        "version": MIX_VERSION,
+    }
 
     def build(tmp: Path) -> pd.DataFrame:
         import datasets
 
         out, stats = [], []
         for i, (part, name, ds, keep) in enumerate(loaded):
-            ds = ds.select_columns([c for c in ("group", "lang", "query", "passage", "answer_key") if c in ds.column_names])
+            ds = ds.select_columns(
+                [
+                    c
+                    for c in ("group", "lang", "query", "passage", "answer_key")
+                    if c in ds.column_names
+                ]
+            )
 
             def prefix(batch, name=name, keep=set(keep or ())):
                 rows = [j for j, l in enumerate(batch["lang"]) if not keep or l in keep]
-                return {**{c: [batch[c][j] for j in rows] for c in batch if c not in ("group", "answer_key")},
-                        "group": [g if g.startswith(name + "/") else f"{name}/{g}" for g in (batch["group"][j] for j in rows)],
-                        "answer_key": [f"{name}/{batch['answer_key'][j]}" for j in rows], CORPUS_COLUMN: [name] * len(rows)}
-            features = datasets.Features({c: datasets.Value("string") for c in [*ds.column_names, CORPUS_COLUMN]})
+                return {
+                    **{
+                        c: [batch[c][j] for j in rows]
+                        for c in batch
+                        if c not in ("group", "answer_key")
+                    },
+                    "group": [
+                        g if g.startswith(name + "/") else f"{name}/{g}"
+                        for g in (batch["group"][j] for j in rows)
+                    ],
+                    "answer_key": [f"{name}/{batch['answer_key'][j]}" for j in rows],
+                    CORPUS_COLUMN: [name] * len(rows),
+                }
+
+            features = datasets.Features(
+                {c: datasets.Value("string") for c in [*ds.column_names, CORPUS_COLUMN]}
+            )
             (tmp / "_parts").mkdir(parents=True, exist_ok=True)
-            ds = ds.map(prefix, batched=True, batch_size=10_000, features=features, desc=f"mix: {name}",
-                        cache_file_name=str(tmp / "_parts" / f"{i}.arrow"))
+            ds = ds.map(
+                prefix,
+                batched=True,
+                batch_size=10_000,
+                features=features,
+                desc=f"mix: {name}",
+                cache_file_name=str(tmp / "_parts" / f"{i}.arrow"),
+            )
             out.append(ds.select_columns(list(features)))
             counts = pc.value_counts(ds.data.column("lang")).to_pylist()
-            stats += [{"corpus": name, "lang": c["values"], "rows": c["counts"], "entry": options["parts"][i][1]}
-                      for c in sorted(counts, key=lambda c: c["values"])]
+            stats += [
+                {
+                    "corpus": name,
+                    "lang": c["values"],
+                    "rows": c["counts"],
+                    "entry": options["parts"][i][1],
+                }
+                for c in sorted(counts, key=lambda c: c["values"])
+            ]
         mixed = datasets.concatenate_datasets(out)
         mixed.save_to_disk(str(tmp / "dataset"), max_shard_size="500MB")
         del mixed, out
         import shutil
+
         shutil.rmtree(tmp / "_parts", ignore_errors=True)
         return pd.DataFrame(stats)
 
@@ -318,12 +433,16 @@ def validation_pairs(val_corpus: str, data_dir: str | os.PathLike | None = None)
     if val_corpus == "squadshifts":
         return squadshifts_pairs(data_dir)
     if not Path(str(val_corpus)).suffix:
-        raise DataError(f"val_corpus={val_corpus!r}: use one of {', '.join(VAL_CORPORA)} or a .jsonl/.csv/.parquet file "
-                        "of pairs")
+        raise DataError(
+            f"val_corpus={val_corpus!r}: use one of {', '.join(VAL_CORPORA)} or a .jsonl/.csv/.parquet file "
+            "of pairs"
+        )
     return load_training_corpus(val_corpus, data_dir)
 
 
-def training_pairs(corpus: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None):
+def training_pairs(
+    corpus: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None
+):
     """The training pairs of a run: ``xquad-train`` as :func:`hbkit.data.benchmarks.parallel_pairs` (the
     pairs every earlier run was trained and fingerprinted on), any other corpus name or pairs file through
     :func:`load_training_corpus`. ``hbkit train`` and ``hbkit compare`` both read their pairs here."""
@@ -332,8 +451,14 @@ def training_pairs(corpus: str, data_dir: str | os.PathLike | None = None, langu
     return load_training_corpus(corpus, data_dir, languages=languages)
 
 
-def build_corpus(name: str, src_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
-                 passage: str = "sentence", rebuild: bool = False, num_proc: int | None = None):
+def build_corpus(
+    name: str,
+    src_dir: str | os.PathLike | None = None,
+    languages: Iterable[str] | None = None,
+    passage: str = "sentence",
+    rebuild: bool = False,
+    num_proc: int | None = None,
+):
     """Build (or reuse) a named corpus's cache; return ``(cache folder, stats DataFrame)``.
 
     The stats table has one row per language plus ``all``: ``rows``, ``skipped`` and one ``skipped: <reason>``
@@ -344,6 +469,8 @@ def build_corpus(name: str, src_dir: str | os.PathLike | None = None, languages:
     elif name == "xquad-train":
         _, folder = xquad_train(src_dir, languages, passage, rebuild)
     else:
-        raise DataError(f"unknown corpus {name!r}; `hbkit data build` builds squad-translate-train or xquad-train "
-                        "(mmarco is built when a run first reads it)")
+        raise DataError(
+            f"unknown corpus {name!r}; `hbkit data build` builds squad-translate-train or xquad-train "
+            "(mmarco is built when a run first reads it)"
+        )
     return folder, pd.read_csv(folder / "stats.csv")

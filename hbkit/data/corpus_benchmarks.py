@@ -1,4 +1,5 @@
 """Corpus benchmarks by name: MIRACL (a release folder, or its files from the hub) and TyDi-QA GoldP dev built as a MIRACL-style corpus."""
+
 from __future__ import annotations
 
 import gzip
@@ -12,7 +13,13 @@ from typing import Iterable
 import pandas as pd
 
 from hbkit.core.env import cache_dir
-from hbkit.core.files import atomic_path, atomic_write_text, build_once, checksums_match, write_checksums
+from hbkit.core.files import (
+    atomic_path,
+    atomic_write_text,
+    build_once,
+    checksums_match,
+    write_checksums,
+)
 from hbkit.data.registry import TYDIQA_LANGS, DataError
 from hbkit.data.releases.miracl import (
     MIRACL_LANGS,
@@ -27,7 +34,9 @@ from hbkit.data.releases.miracl import (
 from hbkit.data.releases.tydiqa import load_tydiqa
 
 
-def _write_gz_shards(docs: Iterable[tuple[str, str, str]], folder: Path, per_file: int = 500_000) -> list[Path]:
+def _write_gz_shards(
+    docs: Iterable[tuple[str, str, str]], folder: Path, per_file: int = 500_000
+) -> list[Path]:
     """Write ``docs`` as ``docs-N.jsonl.gz`` (``per_file`` passages each, streamed; each file written
     atomically; gzip mtime 0, so the bytes depend on the content only)."""
     folder = Path(folder)
@@ -40,7 +49,10 @@ def _write_gz_shards(docs: Iterable[tuple[str, str, str]], folder: Path, per_fil
             return written
         path = folder / f"docs-{len(written)}.jsonl.gz"
         with atomic_path(path) as tmp:
-            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+            with (
+                open(tmp, "wb") as raw,
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz,
+            ):
                 for docid, title, text in itertools.chain([first] if first else [], chunk):
                     rec = {"docid": docid, "title": title, "text": text}
                     gz.write((json.dumps(rec, ensure_ascii=False) + "\n").encode("utf-8"))
@@ -52,8 +64,11 @@ def _write_gz_shards(docs: Iterable[tuple[str, str, str]], folder: Path, per_fil
 # --------------------------------------------------------------------------------------------------
 # TyDi-QA GoldP as a MIRACL-style release
 # --------------------------------------------------------------------------------------------------
-def tydi_as_miracl(data_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
-                   languages: Iterable[str] | None = None) -> Path:
+def tydi_as_miracl(
+    data_dir: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    languages: Iterable[str] | None = None,
+) -> Path:
     """Write TyDi-QA GoldP dev (:func:`hbkit.data.releases.tydiqa.load_tydiqa`) as a MIRACL-style release under
     ``out_dir``: per language, topics (the questions; qid = the TyDi id), qrels (relevance 1 for each
     question's gold passage; no negatives), and ``miracl-corpus-v1.0-XX/docs-0.jsonl.gz`` holding the
@@ -71,19 +86,30 @@ def tydi_as_miracl(data_dir: str | os.PathLike | None, out_dir: str | os.PathLik
     cands = bench.candidates
     for lang in langs:
         c = cands[cands["lang"] == lang]
-        docid = {cid: f"tydi-{lang}-{n}#0" for n, cid in enumerate(c["id"])}  # n: order within the language
+        docid = {
+            cid: f"tydi-{lang}-{n}#0" for n, cid in enumerate(c["id"])
+        }  # n: order within the language
         q = bench.queries[bench.queries["lang"] == lang]
         topics = "".join(f"{g}\t{' '.join(t.split())}\n" for g, t in zip(q["group"], q["text"]))
-        qrels = "".join(f"{g} Q0 {docid[bench.relevance[qid][0]]} 1\n" for g, qid in zip(q["group"], q["id"]))
-        _write_gz_shards(((docid[cid], "", t) for cid, t in zip(c["id"], c["text"])), corpus_dir(out, lang),
-                         per_file=10**9)
+        qrels = "".join(
+            f"{g} Q0 {docid[bench.relevance[qid][0]]} 1\n" for g, qid in zip(q["group"], q["id"])
+        )
+        _write_gz_shards(
+            ((docid[cid], "", t) for cid, t in zip(c["id"], c["text"])),
+            corpus_dir(out, lang),
+            per_file=10**9,
+        )
         atomic_write_text(qrels_path(out, lang, "dev"), qrels)
         atomic_write_text(topics_path(out, lang, "dev"), topics)
     return out
 
 
-def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None, split: str = "dev",
-                           work_dir: str | os.PathLike | None = None) -> list[CorpusBenchmark]:
+def load_corpus_benchmarks(
+    spec: str,
+    data_dir: str | os.PathLike | None = None,
+    split: str = "dev",
+    work_dir: str | os.PathLike | None = None,
+) -> list[CorpusBenchmark]:
     """Parse ``miracl:sw,te,yo`` / ``tydiqa-corpus:sw,te`` (``tydiqa-corpus`` alone: all 9 languages) into
     benchmarks. ``tydiqa-corpus`` is written by :func:`tydi_as_miracl` under ``work_dir`` (default
     ``<cache>/tydiqa-corpus``) on first use."""
@@ -92,13 +118,17 @@ def load_corpus_benchmarks(spec: str, data_dir: str | os.PathLike | None = None,
         return [load_miracl(l, split, data_dir) for l in languages]
     if family == "tydiqa-corpus":
         base = Path(work_dir) if work_dir else cache_dir() / "tydiqa-corpus"
-        tydi = load_tydiqa(data_dir, languages)   # read once for every language's cache key
+        tydi = load_tydiqa(data_dir, languages)  # read once for every language's cache key
         out = []
         for l in languages:
             # keyed by the content it is built from (and the builder's version): another data folder, or the same
             # folder with other questions, gets its own entry; a stale one is never read
             root = base / f"{l}-{tydi_key(tydi, l)}"
-            build_once(root / f"miracl-v1.0-{l}", lambda tmp, l=l: _tydi_one(data_dir, tmp, l), _tydi_complete)
+            build_once(
+                root / f"miracl-v1.0-{l}",
+                lambda tmp, l=l: _tydi_one(data_dir, tmp, l),
+                _tydi_complete,
+            )
             out.append(read_release(root, l, "dev", name=f"tydiqa-corpus-{l}"))
         return out
 
@@ -110,15 +140,23 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
     languages = [l.strip() for l in langs.split(",") if l.strip()]
     if family == "miracl":
         if not languages:
-            raise DataError("miracl needs languages: e.g. miracl:sw,te,yo (one of " + ", ".join(MIRACL_LANGS) + ")")
+            raise DataError(
+                "miracl needs languages: e.g. miracl:sw,te,yo (one of "
+                + ", ".join(MIRACL_LANGS)
+                + ")"
+            )
         return family, languages
     if family == "tydiqa-corpus":
         languages = languages or list(TYDIQA_LANGS)
         bad = [l for l in languages if l not in TYDIQA_LANGS]
         if bad:
-            raise DataError(f"TyDi-QA GoldP has no language(s) {bad}; use {', '.join(TYDIQA_LANGS)}")
+            raise DataError(
+                f"TyDi-QA GoldP has no language(s) {bad}; use {', '.join(TYDIQA_LANGS)}"
+            )
         return family, languages
-    raise DataError(f"unknown corpus benchmark {spec!r}; use miracl:LANG[,LANG...] or tydiqa-corpus[:LANG,...]")
+    raise DataError(
+        f"unknown corpus benchmark {spec!r}; use miracl:LANG[,LANG...] or tydiqa-corpus[:LANG,...]"
+    )
 
 
 def corpus_benchmark_names(spec: str) -> list[str]:
@@ -156,7 +194,9 @@ def _tydi_complete(folder: Path) -> bool:
 
 def _tydi_one(data_dir, tmp: Path, lang: str) -> None:
     """build_once's builder: TyDi ``lang`` into ``tmp`` (the ``miracl-v1.0-XX`` folder) + its corpus."""
-    stage = tmp.with_name(tmp.name + ".stage")   # tmp_name's pattern: a killed build's stage is swept by build_once
+    stage = tmp.with_name(
+        tmp.name + ".stage"
+    )  # tmp_name's pattern: a killed build's stage is swept by build_once
     tydi_as_miracl(data_dir, stage, [lang])
     import shutil
 
@@ -168,4 +208,6 @@ def _tydi_one(data_dir, tmp: Path, lang: str) -> None:
     shutil.rmtree(stage, ignore_errors=True)
 
     own = sorted(p for p in tmp.rglob("*") if p.is_file())
-    write_checksums(tmp, TYDI_RECORD, {"builder": TYDI_BUILDER_VERSION}, own + corpus_files(final_corpus))
+    write_checksums(
+        tmp, TYDI_RECORD, {"builder": TYDI_BUILDER_VERSION}, own + corpus_files(final_corpus)
+    )

@@ -2,6 +2,7 @@
 files' bytes) under a file lock, as a datasets folder with its stats; a damaged entry is built again. The key costs a
 stat per input seen before (:mod:`hbkit.core.digests`), and a build is stored under it only if the bytes it read are
 the key's (:func:`cached_corpus`)."""
+
 from __future__ import annotations
 
 import glob
@@ -30,7 +31,14 @@ from hbkit.core.digests import (
     remember,
 )
 from hbkit.core.env import cache_dir
-from hbkit.core.files import atomic_write_json, build_once, disk_guard, lock_for, remove_stale_tmp, tmp_name
+from hbkit.core.files import (
+    atomic_write_json,
+    build_once,
+    disk_guard,
+    lock_for,
+    remove_stale_tmp,
+    tmp_name,
+)
 from hbkit.data.registry import DataError
 
 log = logging.getLogger(__name__)
@@ -60,7 +68,9 @@ def _key(name: str, files: Iterable[Path], options: dict) -> tuple[str, dict[Pat
     """The cache key and the digests it was made of, by file (:func:`hbkit.core.digests.file_digests`)."""
     files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
     digests = file_digests(files)
-    return key_of_digests(digests, _BUILD_VERSION, name, options, [f.name for f in files]), dict(zip(files, digests))
+    return key_of_digests(digests, _BUILD_VERSION, name, options, [f.name for f in files]), dict(
+        zip(files, digests)
+    )
 
 
 #: how many times a build starts again when its input files change under it before it gives up
@@ -93,8 +103,11 @@ def _complete(folder: Path) -> bool:
     (a file truncated or emptied after the build fails this, and the entry is built again)."""
     try:
         sizes = json.loads((folder / "COMPLETE").read_text())["sizes"]
-        return bool(sizes) and (folder / "dataset" / "state.json").is_file() and \
-            all((folder / rel).stat().st_size == n for rel, n in sizes.items())
+        return (
+            bool(sizes)
+            and (folder / "dataset" / "state.json").is_file()
+            and all((folder / rel).stat().st_size == n for rel, n in sizes.items())
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -116,9 +129,13 @@ def cached_corpus(name: str, files: list[Path], options: dict, build, rebuild: b
             return _cached_once(name, files, options, build, rebuild)
         except InputsChanged as e:
             if attempt == BUILD_TRIES:
-                raise DataError(f"corpus {name}: {e.path} changed {e.when}, {BUILD_TRIES} times in a row; wait until "
-                                "it is written completely (a download or copy still running?) and run again") from None
-            log.warning("corpus %s: %s changed %s; building again from its new bytes", name, e.path, e.when)
+                raise DataError(
+                    f"corpus {name}: {e.path} changed {e.when}, {BUILD_TRIES} times in a row; wait until "
+                    "it is written completely (a download or copy still running?) and run again"
+                ) from None
+            log.warning(
+                "corpus %s: %s changed %s; building again from its new bytes", name, e.path, e.when
+            )
     raise AssertionError("unreachable")
 
 
@@ -126,16 +143,20 @@ def _cached_once(name: str, files: list[Path], options: dict, build, rebuild: bo
     key, digests = _key(name, files, options)
     target = _cache_root() / f"{name}-{key}"
     if rebuild and _complete(target):
-        (target / "COMPLETE").unlink(missing_ok=True)  # is_complete is now false: build_once replaces it
+        (target / "COMPLETE").unlink(
+            missing_ok=True
+        )  # is_complete is now false: build_once replaces it
 
     def run(tmp: Path) -> None:
-        if _key(name, files, options)[0] != key:   # edited while this process waited on the lock
-            raise InputsChanged(_changed(digests, {}) or Path(files[0]), "while the build waited on the lock")
+        if _key(name, files, options)[0] != key:  # edited while this process waited on the lock
+            raise InputsChanged(
+                _changed(digests, {}) or Path(files[0]), "while the build waited on the lock"
+            )
         tmp.mkdir(parents=True)
         with recording_reads() as reads:
             stats = build(tmp)
         moved = _changed(digests, reads)
-        if moved is not None:   # what was read is not what the key was made of: not stored under it
+        if moved is not None:  # what was read is not what the key was made of: not stored under it
             raise InputsChanged(moved, "while the corpus was being built")
         _finish(tmp, name, options, digests, stats)
 
@@ -143,21 +164,44 @@ def _cached_once(name: str, files: list[Path], options: dict, build, rebuild: bo
     try:
         load_cached(folder)
     except Exception as e:  # noqa: BLE001 - a cached file truncated or emptied after the build: build again
-        log.warning("corpus cache %s is damaged (%s: %s); building it again", folder, type(e).__name__, str(e)[:80])
+        log.warning(
+            "corpus cache %s is damaged (%s: %s); building it again",
+            folder,
+            type(e).__name__,
+            str(e)[:80],
+        )
         (folder / "COMPLETE").unlink(missing_ok=True)
         folder = build_once(target, run, _complete)
     return folder
 
 
-def _finish(tmp: Path, name: str, options: dict, digests: dict[Path, str], stats: pd.DataFrame) -> None:
+def _finish(
+    tmp: Path, name: str, options: dict, digests: dict[Path, str], stats: pd.DataFrame
+) -> None:
     """Write a built entry's stats and, last, its ``COMPLETE`` record."""
     BUILDS[name] += 1
     stats.to_csv(tmp / "stats.csv", index=False)
-    atomic_write_json(tmp / "stats.json", {"name": name, "options": options, "files": [str(f) for f in digests],
-                                           "sha256": {str(f): d for f, d in digests.items()},
-                                           "builder_pid": os.getpid(), "stats": stats.to_dict(orient="records")})
-    atomic_write_json(tmp / "COMPLETE", {"sizes": {str(p.relative_to(tmp)): p.stat().st_size
-                                                  for p in sorted((tmp / "dataset").rglob("*")) if p.is_file()}})
+    atomic_write_json(
+        tmp / "stats.json",
+        {
+            "name": name,
+            "options": options,
+            "files": [str(f) for f in digests],
+            "sha256": {str(f): d for f, d in digests.items()},
+            "builder_pid": os.getpid(),
+            "stats": stats.to_dict(orient="records"),
+        },
+    )
+    atomic_write_json(
+        tmp / "COMPLETE",
+        {
+            "sizes": {
+                str(p.relative_to(tmp)): p.stat().st_size
+                for p in sorted((tmp / "dataset").rglob("*"))
+                if p.is_file()
+            }
+        },
+    )
 
 
 def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | None:
@@ -176,15 +220,26 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
     if all(known(f) is not None for f in files if f.is_file()):
         return None
     ident = {f: identity(f) if f.is_file() else None for f in files}
-    tag = hashlib.blake2b(json.dumps([_BUILD_VERSION, name, options, [(str(f), ident[f]) for f in files]],
-                                     sort_keys=True, default=str).encode(), digest_size=10).hexdigest()
+    tag = hashlib.blake2b(
+        json.dumps(
+            [_BUILD_VERSION, name, options, [(str(f), ident[f]) for f in files]],
+            sort_keys=True,
+            default=str,
+        ).encode(),
+        digest_size=10,
+    ).hexdigest()
     lock_path = _cache_root() / f".first-sight-{name}-{tag}"
     lock = lock_for(lock_path)
     try:
         lock.acquire(timeout=0)
-    except Timeout:   # another process is reading these files for the first time: its entry will be there
-        log.warning("corpus %s: another process is building it from these files; waiting for it (lock %s)",
-                    name, lock_path.name)
+    except (
+        Timeout
+    ):  # another process is reading these files for the first time: its entry will be there
+        log.warning(
+            "corpus %s: another process is building it from these files; waiting for it (lock %s)",
+            name,
+            lock_path.name,
+        )
         with lock.acquire():
             return None
     try:
@@ -206,17 +261,31 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
                 with recording_reads() as reads:
                     stats = build(tmp)
             read_whole = {f: reads.get(os.path.realpath(f)) for f in files}
-            moved = next((f for f in files if read_whole[f] is None and
-                          (identity(f) if f.is_file() else None) != ident[f]), None)
-            if moved is not None:   # a file not hashed as it was read changed: its digest now may not be what was read
+            moved = next(
+                (
+                    f
+                    for f in files
+                    if read_whole[f] is None and (identity(f) if f.is_file() else None) != ident[f]
+                ),
+                None,
+            )
+            if (
+                moved is not None
+            ):  # a file not hashed as it was read changed: its digest now may not be what was read
                 raise InputsChanged(moved, "while the corpus was being built")
-            digests = {f: d if d is not None else file_digests([f])[0] for f, d in read_whole.items()}
+            digests = {
+                f: d if d is not None else file_digests([f])[0] for f, d in read_whole.items()
+            }
             for f, d in read_whole.items():
                 if d is not None:
                     remember(f, ident[f], d, began)
-            key = key_of_digests(list(digests.values()), _BUILD_VERSION, name, options, [f.name for f in files])
+            key = key_of_digests(
+                list(digests.values()), _BUILD_VERSION, name, options, [f.name for f in files]
+            )
             _finish(tmp, name, options, digests, stats)
-            return build_once(_cache_root() / f"{name}-{key}", lambda t: os.replace(tmp, t), _complete)
+            return build_once(
+                _cache_root() / f"{name}-{key}", lambda t: os.replace(tmp, t), _complete
+            )
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -231,7 +300,10 @@ def load_cached(folder: Path):
     import datasets
 
     def idents() -> dict:
-        return {os.path.abspath(f): identity(f) for f in sorted(glob.glob(os.path.join(str(folder / "dataset"), "*.arrow")))}
+        return {
+            os.path.abspath(f): identity(f)
+            for f in sorted(glob.glob(os.path.join(str(folder / "dataset"), "*.arrow")))
+        }
 
     before = idents()
     ds = datasets.load_from_disk(str(folder / "dataset"))
@@ -244,11 +316,15 @@ def corpus_stats(dataset) -> pd.DataFrame:
     """The per-language stats table saved beside a cached corpus (rows, groups, skip counts by reason)."""
     files = getattr(dataset, "cache_files", None) or []
     if not files:
-        raise DataError("this dataset was not loaded from the corpus cache (no cache files); build it with "
-                        "load_training_corpus or build_corpus to get its stats")
+        raise DataError(
+            "this dataset was not loaded from the corpus cache (no cache files); build it with "
+            "load_training_corpus or build_corpus to get its stats"
+        )
     folder = Path(files[0]["filename"]).parent.parent
     if not (folder / "stats.csv").is_file():
-        raise DataError(f"{folder}: no stats.csv beside the dataset; it is not a corpus cache folder")
+        raise DataError(
+            f"{folder}: no stats.csv beside the dataset; it is not a corpus cache folder"
+        )
     return pd.read_csv(folder / "stats.csv")
 
 
@@ -280,7 +356,11 @@ def single_language_counts(folder: Path) -> dict[str, int]:
     import datasets
     import pyarrow.compute as pc
 
-    t = datasets.load_from_disk(str(folder)).select_columns(["group", "lang"]).with_format("arrow")[:]
+    t = (
+        datasets.load_from_disk(str(folder))
+        .select_columns(["group", "lang"])
+        .with_format("arrow")[:]
+    )
     g = pc.dictionary_encode(t["group"]).combine_chunks().indices.to_numpy()
     counts = np.bincount(g)
     single = counts[g] == 1
@@ -295,7 +375,9 @@ def save_table(tmp: Path, table) -> None:
 
     import datasets
 
-    datasets.Dataset(table, fingerprint=uuid.uuid4().hex).save_to_disk(str(tmp / "dataset"), max_shard_size="500MB")
+    datasets.Dataset(table, fingerprint=uuid.uuid4().hex).save_to_disk(
+        str(tmp / "dataset"), max_shard_size="500MB"
+    )
 
 
 def save_frame(tmp: Path, df: pd.DataFrame) -> None:

@@ -1,4 +1,5 @@
 """Where every release file comes from: pinned sources, checksums, the data root, the downloader."""
+
 from __future__ import annotations
 
 import hashlib
@@ -48,14 +49,20 @@ def _missing(root: Path, name: str, languages: Iterable[str] | None = None) -> l
     return [folder / f for f in _files(name, languages) if not (folder / f).is_file()]
 
 
-def missing_release_files(root: str | os.PathLike, name: str, languages: Iterable[str] | None = None) -> list[Path]:
+def missing_release_files(
+    root: str | os.PathLike, name: str, languages: Iterable[str] | None = None
+) -> list[Path]:
     """The files of release ``name`` (for ``languages``) that the data folder ``root`` lacks (public form of the
     check :func:`release_dir` makes; ``hbkit doctor`` lists them)."""
     return _missing(Path(root), name, languages)
 
 
-def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
-                download_missing: bool | None = None) -> Path:
+def release_dir(
+    name: str,
+    data_dir: str | os.PathLike | None = None,
+    languages: Iterable[str] | None = None,
+    download_missing: bool | None = None,
+) -> Path:
     """Return the root folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa-r``, ``mlqa``,
     ``tydiqa``) for ``languages`` (default: all of them).
 
@@ -72,7 +79,8 @@ def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages:
             raise DataError(
                 f"{origin}={root} lacks {missing[0]}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}"
                 f" of {name}. Point it at a folder laid out like data/README.md, or unset it to use ./data "
-                f"or a download (`hbkit data download {name}`).")
+                f"or a download (`hbkit data download {name}`)."
+            )
         return root
     for root in default_data_roots(PROJECT_DATA):
         if not _missing(root, name, languages):
@@ -81,12 +89,15 @@ def release_dir(name: str, data_dir: str | os.PathLike | None = None, languages:
         raise DataError(
             f"{name} not found (looked in {looked_in(PROJECT_DATA)}; offline, so no download): "
             f"set HBKIT_DATA_DIR or --data-dir to a folder laid out like data/README.md "
-            f"(e.g. HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online.")
+            f"(e.g. HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online."
+        )
     download(name, PROJECT_DATA)
     return PROJECT_DATA
 
 
-def fetch_file(url: str, path: str | os.PathLike, size: int | None = None, sha256: str | None = None) -> Path:
+def fetch_file(
+    url: str, path: str | os.PathLike, size: int | None = None, sha256: str | None = None
+) -> Path:
     """Download ``url`` into ``path``: the one downloader of hbkit's release files.
 
     Streams in 1 MiB chunks into a temporary file beside ``path`` and renames it only when the byte count and
@@ -101,20 +112,34 @@ def fetch_file(url: str, path: str | os.PathLike, size: int | None = None, sha25
     path.parent.mkdir(parents=True, exist_ok=True)
     h, n = hashlib.sha256(), 0
     try:
-        with atomic_path(path) as tmp, urllib.request.urlopen(url, timeout=300) as r, open(tmp, "wb") as out:  # noqa: S310
+        with (
+            atomic_path(path) as tmp,
+            urllib.request.urlopen(url, timeout=300) as r,
+            open(tmp, "wb") as out,
+        ):  # noqa: S310
             while chunk := r.read(1 << 20):
                 h.update(chunk)
                 n += len(chunk)
                 out.write(chunk)
             out.flush()
             if (size is not None and n != size) or (sha256 is not None and h.hexdigest() != sha256):
-                want = ", ".join(w for w in (f"{size} bytes" if size is not None else "",
-                                             f"sha256 {sha256}" if sha256 is not None else "") if w)
-                raise DataError(f"{url}: got {n} bytes, sha256 {h.hexdigest()}; the release has {want}. The "
-                                "download is corrupt or the upstream file changed; retry, or use HBKIT_DATA_DIR")
+                want = ", ".join(
+                    w
+                    for w in (
+                        f"{size} bytes" if size is not None else "",
+                        f"sha256 {sha256}" if sha256 is not None else "",
+                    )
+                    if w
+                )
+                raise DataError(
+                    f"{url}: got {n} bytes, sha256 {h.hexdigest()}; the release has {want}. The "
+                    "download is corrupt or the upstream file changed; retry, or use HBKIT_DATA_DIR"
+                )
     except (urllib.error.URLError, OSError) as e:
-        raise DataError(f"cannot download {url} ({getattr(e, 'reason', e)}); check the network, or place the "
-                        "files in a folder laid out like data/README.md and set HBKIT_DATA_DIR") from None
+        raise DataError(
+            f"cannot download {url} ({getattr(e, 'reason', e)}); check the network, or place the "
+            "files in a folder laid out like data/README.md and set HBKIT_DATA_DIR"
+        ) from None
     return path
 
 
@@ -125,8 +150,15 @@ def hub_revision(source: str) -> str:
     return os.environ.get(src["env"]) or src["revision"]
 
 
-def locate_folder(sub: str, files: list[str], data_dir, what: str, download_hint: str, download,
-                  download_missing: bool | None = None) -> Path:
+def locate_folder(
+    sub: str,
+    files: list[str],
+    data_dir,
+    what: str,
+    download_hint: str,
+    download,
+    download_missing: bool | None = None,
+) -> Path:
     """The folder holding ``files`` (relative paths) of a downloadable release: ``data_dir`` itself or its ``sub``/,
     else ``$HBKIT_DATA_DIR/sub``, else ``sub``/ of ``../shared/data`` beside the checkout or of the project's
     ``data/`` (:func:`hbkit.core.env.default_data_roots`), else ``download(data/sub)`` unless offline
@@ -138,17 +170,21 @@ def locate_folder(sub: str, files: list[str], data_dir, what: str, download_hint
             if all((cand / f).is_file() for f in files):
                 return cand
         missing = [f for f in files if not (root / sub / f).is_file()]
-        raise DataError(f"{origin}={root} lacks {root / sub / missing[0]} ({what}; {len(missing)} of {len(files)} files "
-                        f"missing): run `{download_hint.format(root=root)}` while online, or place the release files "
-                        "there")
+        raise DataError(
+            f"{origin}={root} lacks {root / sub / missing[0]} ({what}; {len(missing)} of {len(files)} files "
+            f"missing): run `{download_hint.format(root=root)}` while online, or place the release files "
+            "there"
+        )
     for root in default_data_roots(PROJECT_DATA):
         if all((root / sub / f).is_file() for f in files):
             return root / sub
     default = PROJECT_DATA / sub
     if download_missing is False or (download_missing is None and offline()):
-        raise DataError(f"{what} not found in {sub}/ of {looked_in(PROJECT_DATA)}, and offline "
-                        f"(HF_HUB_OFFLINE/HBKIT_OFFLINE): place "
-                        f"{', '.join(files[:4])}{' ...' if len(files) > 4 else ''} there, or set HBKIT_DATA_DIR")
+        raise DataError(
+            f"{what} not found in {sub}/ of {looked_in(PROJECT_DATA)}, and offline "
+            f"(HF_HUB_OFFLINE/HBKIT_OFFLINE): place "
+            f"{', '.join(files[:4])}{' ...' if len(files) > 4 else ''} there, or set HBKIT_DATA_DIR"
+        )
     return download(default)
 
 
@@ -165,7 +201,9 @@ def fetch_hub_file(source: str, name: str, dest: str | os.PathLike) -> bool:
 
     src = HUB_SOURCES[source]
     try:
-        hf_hub_download(src["repo"], name, repo_type="dataset", revision=hub_revision(source), local_dir=dest)
+        hf_hub_download(
+            src["repo"], name, repo_type="dataset", revision=hub_revision(source), local_dir=dest
+        )
     except EntryNotFoundError as e:
         if isinstance(e, LocalEntryNotFoundError):
             raise
@@ -177,11 +215,15 @@ def _verify(rel: str, blob: bytes, origin: str) -> None:
     want = release_checksums().get(rel)
     got = hashlib.sha256(blob).hexdigest()
     if want is not None and got != want:
-        raise DataError(f"{origin}: sha256 {got} does not match the release ({want}); the download is "
-                        f"corrupt or the upstream file changed. Delete it and retry, or use HBKIT_DATA_DIR.")
+        raise DataError(
+            f"{origin}: sha256 {got} does not match the release ({want}); the download is "
+            f"corrupt or the upstream file changed. Delete it and retry, or use HBKIT_DATA_DIR."
+        )
 
 
-def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | None = None) -> Path:
+def download(
+    name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | None = None
+) -> Path:
     """Download release ``name`` from its official address into ``dest`` (laid out like data/README.md).
 
     Every file with a known checksum (all of XQuAD, XQuAD-R, MLQA-R and MLQA dev) is verified by sha256
@@ -193,18 +235,20 @@ def download(name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | 
     src = (sources or SOURCES)[name]
     folder = Path(dest) / src["folder"]
     if offline():
-        raise DataError(f"cannot download {name} while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): place "
-                        f"{', '.join(src['files'][:2])}{' ...' if len(src['files']) > 2 else ''} in {folder} "
-                        "(see data/README.md), or unset the variable")
+        raise DataError(
+            f"cannot download {name} while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): place "
+            f"{', '.join(src['files'][:2])}{' ...' if len(src['files']) > 2 else ''} in {folder} "
+            "(see data/README.md), or unset the variable"
+        )
     created = [d for d in (folder, *folder.parents) if not d.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     try:
         _fetch_release(src, folder)
     except BaseException:
-        for d in created:   # innermost first: a failed download leaves no empty folder behind
+        for d in created:  # innermost first: a failed download leaves no empty folder behind
             try:
                 d.rmdir()
-            except OSError:   # something arrived in it (a file another process wrote): keep it
+            except OSError:  # something arrived in it (a file another process wrote): keep it
                 break
         raise
     return Path(dest)

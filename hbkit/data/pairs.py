@@ -1,4 +1,5 @@
 """The pairs contract: a user's own (group, lang, query, passage[, answer_key]) files, validated."""
+
 from __future__ import annotations
 
 import json
@@ -33,15 +34,21 @@ def _fail(origin: str, where: str, msg: str, more: int = 0) -> DataError:
 def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
     cols: dict[str, list] = {}
     lines: list[int] = []
-    for n, line in text_lines(path, "pairs file"):   # a byte-order mark is allowed; a non-UTF-8 byte is named
+    for n, line in text_lines(
+        path, "pairs file"
+    ):  # a byte-order mark is allowed; a non-UTF-8 byte is named
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as e:
-            raise _fail(str(path), f"line {n}", f"malformed JSON ({e.msg} at column {e.colno}); each line "
-                        "must be one JSON object like {\"group\": ..., \"lang\": ..., \"query\": ..., "
-                        "\"passage\": ...}") from None
+            raise _fail(
+                str(path),
+                f"line {n}",
+                f"malformed JSON ({e.msg} at column {e.colno}); each line "
+                "must be one JSON object like {\"group\": ..., \"lang\": ..., \"query\": ..., "
+                "\"passage\": ...}",
+            ) from None
         if not isinstance(rec, dict):
             raise _fail(str(path), f"line {n}", f"expected a JSON object, got {type(rec).__name__}")
         i = len(lines)
@@ -59,7 +66,9 @@ def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
 def _read_csv(path: Path) -> tuple[dict[str, list], list[int]]:
     import csv
 
-    old = csv.field_size_limit(2**31 - 1)   # a long passage is data, not an error (the default limit is 128 KiB)
+    old = csv.field_size_limit(
+        2**31 - 1
+    )  # a long passage is data, not an error (the default limit is 128 KiB)
     try:
         return _read_csv_text(path)
     finally:
@@ -69,13 +78,17 @@ def _read_csv(path: Path) -> tuple[dict[str, list], list[int]]:
 def _read_csv_text(path: Path) -> tuple[dict[str, list], list[int]]:
     import csv
 
-    with open_text(path, "pairs file") as fh:   # a byte-order mark is allowed; a non-UTF-8 byte is named
+    with open_text(
+        path, "pairs file"
+    ) as fh:  # a byte-order mark is allowed; a non-UTF-8 byte is named
         reader = csv.reader(fh)
         try:
             header = next(reader)
         except StopIteration:
-            raise DataError(f"{path}: empty CSV file; the first line must be the header "
-                            "group,lang,query,passage[,answer_key]") from None
+            raise DataError(
+                f"{path}: empty CSV file; the first line must be the header "
+                "group,lang,query,passage[,answer_key]"
+            ) from None
         except csv.Error as e:
             raise _fail(str(path), "line 1", f"not readable as CSV ({e})") from None
         if len(set(header)) != len(header):
@@ -90,13 +103,19 @@ def _read_csv_text(path: Path) -> tuple[dict[str, list], list[int]]:
             except StopIteration:
                 break
             except csv.Error as e:
-                raise _fail(str(path), f"line {start}", f"not readable as CSV ({e}); check its quotes") from None
+                raise _fail(
+                    str(path), f"line {start}", f"not readable as CSV ({e}); check its quotes"
+                ) from None
             if not row or (len(row) == 1 and not row[0].strip()):
                 start = reader.line_num + 1
                 continue
             if len(row) != len(header):
-                raise _fail(str(path), f"line {start}", f"{len(row)} fields, the header has {len(header)}; quote "
-                            "fields that contain commas or newlines")
+                raise _fail(
+                    str(path),
+                    f"line {start}",
+                    f"{len(row)} fields, the header has {len(header)}; quote "
+                    "fields that contain commas or newlines",
+                )
             for h, v in zip(header, row):
                 cols[h].append(v)
             lines.append(start)
@@ -114,8 +133,12 @@ def _table_from_columns(cols: dict[str, list], origin: str, lines: list[int] | N
             if x is not None and not isinstance(x, str):
                 where = f"line {lines[i]}" if lines else f"row {i + 1}"
                 if k in REQUIRED or k == "answer_key":
-                    raise _fail(origin, where, f"column {k!r} is {type(x).__name__} {x!r}, expected a string; "
-                                "quote it in the file")
+                    raise _fail(
+                        origin,
+                        where,
+                        f"column {k!r} is {type(x).__name__} {x!r}, expected a string; "
+                        "quote it in the file",
+                    )
                 v = [None if y is None else (y if isinstance(y, str) else json.dumps(y)) for y in v]
                 break
         arrays[k] = pa.array(v, type=pa.string())
@@ -138,54 +161,93 @@ def _validate_table(table, origin: str, lines: list[int] | None = None):
 
     missing = [c for c in REQUIRED if c not in table.column_names]
     if missing:
-        raise DataError(f"{origin}: missing column(s) {missing} (has {table.column_names}); the pairs need "
-                        f"{', '.join(REQUIRED)} and optionally answer_key")
+        raise DataError(
+            f"{origin}: missing column(s) {missing} (has {table.column_names}); the pairs need "
+            f"{', '.join(REQUIRED)} and optionally answer_key"
+        )
     if table.num_rows == 0:
-        raise DataError(f"{origin}: no rows; a training corpus needs at least one (group, lang, query, passage)")
+        raise DataError(
+            f"{origin}: no rows; a training corpus needs at least one (group, lang, query, passage)"
+        )
     for c in table.column_names:
         t = table.schema.field(c).type
         if c in REQUIRED or c == "answer_key":
             if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)):
-                raise DataError(f"{origin}: column {c!r} has type {t}, expected strings; convert it "
-                                f"(e.g. df[{c!r}] = df[{c!r}].astype(str))")
-    table = table.cast(pa.schema([pa.field(f.name, pa.string()) if (pa.types.is_large_string(f.type) or
-                                                                    pa.types.is_null(f.type)) else f
-                                  for f in table.schema]))
+                raise DataError(
+                    f"{origin}: column {c!r} has type {t}, expected strings; convert it "
+                    f"(e.g. df[{c!r}] = df[{c!r}].astype(str))"
+                )
+    table = table.cast(
+        pa.schema(
+            [
+                pa.field(f.name, pa.string())
+                if (pa.types.is_large_string(f.type) or pa.types.is_null(f.type))
+                else f
+                for f in table.schema
+            ]
+        )
+    )
     if "answer_key" not in table.column_names:
         table = table.append_column("answer_key", table["group"])
     else:  # a row without a key (null or blank) gets the default: its group
         ak = table["answer_key"]
-        blank = pc.or_kleene(pc.is_null(ak), pc.equal(pc.utf8_trim_whitespace(ak.fill_null("")), "")).fill_null(True)
-        table = table.set_column(table.column_names.index("answer_key"), "answer_key",
-                                 pc.if_else(blank, table["group"], ak))
+        blank = pc.or_kleene(
+            pc.is_null(ak), pc.equal(pc.utf8_trim_whitespace(ak.fill_null("")), "")
+        ).fill_null(True)
+        table = table.set_column(
+            table.column_names.index("answer_key"),
+            "answer_key",
+            pc.if_else(blank, table["group"], ak),
+        )
     if "source" not in table.column_names:
         table = table.append_column("source", pa.array([origin] * table.num_rows, type=pa.string()))
     for c in REQUIRED:
         col = table[c]
-        bad = pc.or_kleene(pc.is_null(col), pc.equal(pc.utf8_trim_whitespace(col.fill_null("")), ""))
-        idx = np.flatnonzero(bad.to_numpy(zero_copy_only=False)) if bad.null_count == 0 else \
-            np.flatnonzero(bad.fill_null(True).to_numpy(zero_copy_only=False))
+        bad = pc.or_kleene(
+            pc.is_null(col), pc.equal(pc.utf8_trim_whitespace(col.fill_null("")), "")
+        )
+        idx = (
+            np.flatnonzero(bad.to_numpy(zero_copy_only=False))
+            if bad.null_count == 0
+            else np.flatnonzero(bad.fill_null(True).to_numpy(zero_copy_only=False))
+        )
         if len(idx):
-            raise _fail(origin, where(int(idx[0])), f"{c!r} is empty; every row needs a non-empty {c}", len(idx) - 1)
+            raise _fail(
+                origin,
+                where(int(idx[0])),
+                f"{c!r} is empty; every row needs a non-empty {c}",
+                len(idx) - 1,
+            )
     langs = table["lang"].to_numpy(zero_copy_only=False)
     codes, inv = np.unique(langs, return_inverse=True)
     for j, code in enumerate(codes):
         if not _ISO.match(code):
             i = int(np.flatnonzero(inv == j)[0])
             hint = f"; did you mean {code.lower()[:2]!r}?" if code.lower()[:2] in LANGUAGES else ""
-            raise _fail(origin, where(i), f"lang {code!r} is not a two-letter lower-case ISO 639-1 code (as "
-                        f"{', '.join(sorted(LANGUAGES))}){hint}")
+            raise _fail(
+                origin,
+                where(i),
+                f"lang {code!r} is not a two-letter lower-case ISO 639-1 code (as "
+                f"{', '.join(sorted(LANGUAGES))}){hint}",
+            )
         if code not in LANGUAGES:
-            warnings.warn(f"{origin}: lang {code!r} is not a language of the evaluation benchmarks "
-                          f"({', '.join(sorted(LANGUAGES))}); it is trained on but never evaluated", stacklevel=3)
+            warnings.warn(
+                f"{origin}: lang {code!r} is not a language of the evaluation benchmarks "
+                f"({', '.join(sorted(LANGUAGES))}); it is trained on but never evaluated",
+                stacklevel=3,
+            )
     key = pd.MultiIndex.from_arrays([table["group"].to_numpy(zero_copy_only=False), langs])
     dup = key.duplicated(keep=False)
     if dup.any():
         first = np.flatnonzero(dup)
         g, l = key[first[0]]
         other = [int(i) for i in first if key[i] == (g, l)]
-        raise _fail(origin, where(other[1]), f"duplicate (group, lang) = ({g!r}, {l!r}), also at "
-                    f"{where(other[0])}; each question has one row per language")
+        raise _fail(
+            origin,
+            where(other[1]),
+            f"duplicate (group, lang) = ({g!r}, {l!r}), also at "
+            f"{where(other[0])}; each question has one row per language",
+        )
     return table.sort_by([("lang", "ascending"), ("group", "ascending")])
 
 
@@ -202,7 +264,9 @@ def read_pairs(path: str | os.PathLike):
 
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: file not found; pass a .jsonl, .csv or .parquet file of parallel pairs")
+        raise DataError(
+            f"{path}: file not found; pass a .jsonl, .csv or .parquet file of parallel pairs"
+        )
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         cols, lines = _read_jsonl(path)
@@ -214,7 +278,9 @@ def read_pairs(path: str | os.PathLike):
         try:
             table = pq.read_table(path)
         except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a corrupt file
-            raise DataError(f"{path}: not a readable Parquet file ({e}); write it with df.to_parquet") from None
+            raise DataError(
+                f"{path}: not a readable Parquet file ({e}); write it with df.to_parquet"
+            ) from None
         lines = None
     else:
         raise DataError(f"{path}: unknown pairs format {suffix!r}; use .jsonl, .csv or .parquet")
@@ -233,5 +299,7 @@ def validate_pairs(dataset, origin: str = "dataset"):
     elif isinstance(dataset, datasets.Dataset):
         table = dataset.with_format("arrow")[:]
     else:
-        raise DataError(f"{origin}: expected a datasets.Dataset or pandas DataFrame, got {type(dataset).__name__}")
+        raise DataError(
+            f"{origin}: expected a datasets.Dataset or pandas DataFrame, got {type(dataset).__name__}"
+        )
     return datasets.Dataset(_validate_table(table, origin))

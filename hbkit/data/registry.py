@@ -1,14 +1,33 @@
 """Languages, article splits and benchmark names: what hbkit knows by name, and the data errors."""
+
 from __future__ import annotations
 
 from typing import Iterable
 
 #: ISO 639-1 codes of every language the releases use (XQuAD, MLQA, TyDi-QA, MIRACL).
 LANGUAGES = {
-    "ar": "Arabic", "bn": "Bengali", "de": "German", "el": "Greek", "en": "English", "es": "Spanish",
-    "fa": "Persian", "fi": "Finnish", "fr": "French", "hi": "Hindi", "id": "Indonesian", "ja": "Japanese",
-    "ko": "Korean", "ro": "Romanian", "ru": "Russian", "sw": "Swahili", "te": "Telugu", "th": "Thai",
-    "tr": "Turkish", "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese",
+    "ar": "Arabic",
+    "bn": "Bengali",
+    "de": "German",
+    "el": "Greek",
+    "en": "English",
+    "es": "Spanish",
+    "fa": "Persian",
+    "fi": "Finnish",
+    "fr": "French",
+    "hi": "Hindi",
+    "id": "Indonesian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ro": "Romanian",
+    "ru": "Russian",
+    "sw": "Swahili",
+    "te": "Telugu",
+    "th": "Thai",
+    "tr": "Turkish",
+    "vi": "Vietnamese",
+    "yo": "Yoruba",
+    "zh": "Chinese",
 }
 
 
@@ -24,8 +43,17 @@ MLQA_LANGS = ["ar", "de", "en", "es", "hi", "vi", "zh"]
 TYDIQA_LANGS = ["ar", "bn", "en", "fi", "id", "ko", "ru", "sw", "te"]
 
 
-TYDI_NAMES = {"arabic": "ar", "bengali": "bn", "english": "en", "finnish": "fi", "indonesian": "id",
-               "korean": "ko", "russian": "ru", "swahili": "sw", "telugu": "te"}
+TYDI_NAMES = {
+    "arabic": "ar",
+    "bengali": "bn",
+    "english": "en",
+    "finnish": "fi",
+    "indonesian": "id",
+    "korean": "ko",
+    "russian": "ru",
+    "swahili": "sw",
+    "telugu": "te",
+}
 
 
 #: Fixed, documented XQuAD article split: every 4th article (index 3, 7, ..., 47) is held out for
@@ -41,7 +69,9 @@ class DataError(ValueError):
     """A data file is missing, unreadable or malformed; the message names the file, the record and the fix."""
 
 
-def check_languages(languages: Iterable[str] | str | None, available: list[str], dataset: str) -> list[str]:
+def check_languages(
+    languages: Iterable[str] | str | None, available: list[str], dataset: str
+) -> list[str]:
     """The requested languages (default: all of ``available``; a string is one code or a comma-separated
     list); a :class:`DataError` names the first one the dataset does not have (and says when it is not an ISO
     639-1 code at all) or one given twice."""
@@ -54,7 +84,9 @@ def check_languages(languages: Iterable[str] | str | None, available: list[str],
     for lang in languages:
         if lang not in available:
             hint = "" if lang in LANGUAGES else f" ({lang!r} is not an ISO 639-1 code hbkit knows)"
-            raise DataError(f"{dataset} has no language {lang!r}{hint}; it has {', '.join(available)}")
+            raise DataError(
+                f"{dataset} has no language {lang!r}{hint}; it has {', '.join(available)}"
+            )
     return languages
 
 
@@ -68,7 +100,9 @@ def check_benchmark_names(names: Iterable[str] | str) -> list[str]:
     """Validate benchmark names before any work: known, each once. A string is comma-separated; a corpus
     benchmark takes the language codes that follow it (``xquad-r,miracl:sw,te,yo,tydiqa`` is xquad-r,
     ``miracl:sw,te,yo`` and tydiqa)."""
-    tokens = [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n) for n in names]
+    tokens = (
+        [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n) for n in names]
+    )
     out: list[str] = []
     for tok in (t for t in tokens if t):
         family = tok.partition(":")[0]
@@ -79,8 +113,10 @@ def check_benchmark_names(names: Iterable[str] | str) -> list[str]:
         elif out and out[-1].partition(":")[0] in CORPUS_FAMILIES and tok in LANGUAGES:
             out[-1] += ("," if ":" in out[-1] else ":") + tok
         else:
-            raise DataError(f"unknown benchmark {tok!r}; known: {', '.join(BENCHMARK_NAMES)}, "
-                            f"or {' / '.join(CORPUS_FAMILIES)}:LANG[,LANG...]")
+            raise DataError(
+                f"unknown benchmark {tok!r}; known: {', '.join(BENCHMARK_NAMES)}, "
+                f"or {' / '.join(CORPUS_FAMILIES)}:LANG[,LANG...]"
+            )
     if not out:
         raise DataError("no benchmark given; use one or more of " + ", ".join(BENCHMARK_NAMES))
     twice = sorted({n for n in out if out.count(n) > 1})

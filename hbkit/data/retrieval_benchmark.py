@@ -1,6 +1,7 @@
 """The retrieval benchmark contract: :class:`RetrievalBenchmark` holds the queries, candidates and relevance of
 one benchmark, with language selection and seeded subsampling by group that keeps the parallel structure. Every
 benchmark reader (:mod:`hbkit.data.releases`) returns one."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,10 +36,14 @@ class RetrievalBenchmark:
         return sorted(set(self.queries["lang"]) | set(self.candidates["lang"]))
 
     def __repr__(self) -> str:
-        return (f"RetrievalBenchmark({self.name!r}: {len(self.queries)} queries, {len(self.candidates)} candidates, "
-                f"languages={','.join(self.languages)})")
+        return (
+            f"RetrievalBenchmark({self.name!r}: {len(self.queries)} queries, {len(self.candidates)} candidates, "
+            f"languages={','.join(self.languages)})"
+        )
 
-    def _restrict(self, queries: pd.DataFrame, candidates: pd.DataFrame, note: dict) -> "RetrievalBenchmark":
+    def _restrict(
+        self, queries: pd.DataFrame, candidates: pd.DataFrame, note: dict
+    ) -> "RetrievalBenchmark":
         keep = set(candidates["id"])
         rel = {q: [c for c in self.relevance[q] if c in keep] for q in queries["id"]}
         empty = [q for q, r in rel.items() if not r]
@@ -47,20 +52,30 @@ class RetrievalBenchmark:
         skipped = dict(self.skipped)
         if empty:
             skipped["query without relevant candidate after selection"] = len(empty)
-        return RetrievalBenchmark(self.name, queries, candidates.reset_index(drop=True), rel, skipped,
-                                  {**self.notes, **note})
+        return RetrievalBenchmark(
+            self.name,
+            queries,
+            candidates.reset_index(drop=True),
+            rel,
+            skipped,
+            {**self.notes, **note},
+        )
 
     def select_languages(self, languages: Iterable[str]) -> "RetrievalBenchmark":
         """Keep the queries and candidates in ``languages`` (relevance restricted accordingly)."""
         languages = list(languages)
         unknown = sorted(set(languages) - set(self.languages))
         if unknown:
-            raise DataError(f"{self.name}: languages {unknown} are not in this benchmark ({', '.join(self.languages)})")
+            raise DataError(
+                f"{self.name}: languages {unknown} are not in this benchmark ({', '.join(self.languages)})"
+            )
         q = self.queries[self.queries["lang"].isin(languages)]
         c = self.candidates[self.candidates["lang"].isin(languages)]
         return self._restrict(q, c, {"languages": languages})
 
-    def subsample(self, n_groups: int, seed: int = 0, distractors: float | None = None) -> "RetrievalBenchmark":
+    def subsample(
+        self, n_groups: int, seed: int = 0, distractors: float | None = None
+    ) -> "RetrievalBenchmark":
         """Keep ``n_groups`` query groups (seeded; whole parallel groups, so every translation stays).
 
         Candidates kept: every candidate relevant to a kept query, plus a seeded share ``distractors`` of
@@ -70,16 +85,34 @@ class RetrievalBenchmark:
         if n_groups >= n_all:
             return self
         rng = np.random.default_rng(seed)
-        kept_groups = sample_groups(self.queries["group"], n_groups, rng)   # the distractors are drawn next
+        kept_groups = sample_groups(
+            self.queries["group"], n_groups, rng
+        )  # the distractors are drawn next
         q = self.queries[self.queries["group"].isin(kept_groups)]
         needed = {c for qid in q["id"] for c in self.relevance[qid]}
         share = n_groups / n_all if distractors is None else distractors
         other = self.candidates[~self.candidates["id"].isin(needed)]
         docs = other["doc"].drop_duplicates().sort_values().to_numpy()
-        kept_docs = set(rng.choice(docs, size=int(round(share * len(docs))), replace=False)) if len(docs) else set()
-        c = self.candidates[self.candidates["id"].isin(needed) | self.candidates["doc"].isin(kept_docs)]
-        return self._restrict(q, c, {"subsample": {"groups": n_groups, "of": n_all, "seed": seed,
-                                                   "distractor_share": share}})
+        kept_docs = (
+            set(rng.choice(docs, size=int(round(share * len(docs))), replace=False))
+            if len(docs)
+            else set()
+        )
+        c = self.candidates[
+            self.candidates["id"].isin(needed) | self.candidates["doc"].isin(kept_docs)
+        ]
+        return self._restrict(
+            q,
+            c,
+            {
+                "subsample": {
+                    "groups": n_groups,
+                    "of": n_all,
+                    "seed": seed,
+                    "distractor_share": share,
+                }
+            },
+        )
 
     def counts(self) -> pd.DataFrame:
         """Per-language counts of queries and candidates."""
@@ -87,11 +120,17 @@ class RetrievalBenchmark:
         c = self.candidates.groupby("lang").size().rename("candidates")
         df = pd.concat([q, c], axis=1).fillna(0).astype(int)
         df.index.name = "lang"
-        return df.reset_index().assign(dataset=self.name)[["dataset", "lang", "queries", "candidates"]]
+        return df.reset_index().assign(dataset=self.name)[
+            ["dataset", "lang", "queries", "candidates"]
+        ]
 
 
-def benchmark_frames(queries: list[dict], candidates: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def benchmark_frames(
+    queries: list[dict], candidates: list[dict]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The queries and candidates frames of a :class:`RetrievalBenchmark` from one dict per record, with the
     contract's columns in order (also when a list is empty)."""
-    return (pd.DataFrame(queries, columns=["id", "lang", "text", "group"]),
-            pd.DataFrame(candidates, columns=["id", "lang", "text", "context", "doc"]))
+    return (
+        pd.DataFrame(queries, columns=["id", "lang", "text", "group"]),
+        pd.DataFrame(candidates, columns=["id", "lang", "text", "context", "doc"]),
+    )

@@ -7,6 +7,7 @@ XQuAD-R, MLQA-R, MLQA, TyDi-QA GoldP), :func:`hbkit.data.releases.translate_trai
 and :func:`hbkit.encoders.load.load_encoder` for the hub models (:data:`MODEL_SOURCES`). ``hbkit data sources`` prints
 the table (:func:`sources_table`).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,27 +23,45 @@ _COMMIT_XQUAD = "7d30520c717524000f0d9d2f9c10a069acd9d285"
 _COMMIT_LAREQA = "9bc8c7fb6dd8d01d72a05a93c2cb96882b0d299c"
 
 
-_COMMIT_LAREQA_MLQA = "5405d2a77e83d5ccb47623a3f9e5604c3f103193"  # mlqa-dev-r/ was removed from the head later
+_COMMIT_LAREQA_MLQA = (
+    "5405d2a77e83d5ccb47623a3f9e5604c3f103193"  # mlqa-dev-r/ was removed from the head later
+)
 
 
 #: Release addresses of the benchmark releases (used only when no local copy is found); the sha256 of every file
 #: with a fixed checksum is in ``sha256.json`` beside this module (:func:`release_checksums`).
 SOURCES = {
-    "xquad": {"folder": "xquad", "files": [f"xquad.{l}.json" for l in XQUAD_LANGS],
-              "url": f"https://raw.githubusercontent.com/google-deepmind/xquad/{_COMMIT_XQUAD}/{{file}}",
-              "licence": "CC BY-SA 4.0"},
-    "xquad-r": {"folder": "xquad-r", "files": [f"{l}.json" for l in XQUAD_R_LANGS],
-                "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA}/xquad-r/{{file}}",
-                "licence": "CC BY-SA 4.0"},
-    "mlqa-r": {"folder": "mlqa-r", "files": [f"{l}.json" for l in MLQA_LANGS],
-               "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA_MLQA}/mlqa-dev-r/{{file}}",
-               "licence": "CC BY-NC 4.0"},
-    "mlqa": {"folder": "mlqa/dev",
-             "files": [f"dev-context-{c}-question-{q}.json" for c in MLQA_LANGS for q in MLQA_LANGS],
-             "archive": "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip", "member": "MLQA_V1/dev/{file}",
-             "licence": "CC BY-SA 3.0"},
-    "tydiqa": {"folder": "tydiqa-goldp/dev", "files": ["tydiqa-goldp-v1.1-dev.json"],
-               "url": "https://storage.googleapis.com/tydiqa/v1.1/{file}", "licence": "Apache 2.0"},
+    "xquad": {
+        "folder": "xquad",
+        "files": [f"xquad.{l}.json" for l in XQUAD_LANGS],
+        "url": f"https://raw.githubusercontent.com/google-deepmind/xquad/{_COMMIT_XQUAD}/{{file}}",
+        "licence": "CC BY-SA 4.0",
+    },
+    "xquad-r": {
+        "folder": "xquad-r",
+        "files": [f"{l}.json" for l in XQUAD_R_LANGS],
+        "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA}/xquad-r/{{file}}",
+        "licence": "CC BY-SA 4.0",
+    },
+    "mlqa-r": {
+        "folder": "mlqa-r",
+        "files": [f"{l}.json" for l in MLQA_LANGS],
+        "url": f"https://raw.githubusercontent.com/google-research-datasets/lareqa/{_COMMIT_LAREQA_MLQA}/mlqa-dev-r/{{file}}",
+        "licence": "CC BY-NC 4.0",
+    },
+    "mlqa": {
+        "folder": "mlqa/dev",
+        "files": [f"dev-context-{c}-question-{q}.json" for c in MLQA_LANGS for q in MLQA_LANGS],
+        "archive": "https://dl.fbaipublicfiles.com/MLQA/MLQA_V1.zip",
+        "member": "MLQA_V1/dev/{file}",
+        "licence": "CC BY-SA 3.0",
+    },
+    "tydiqa": {
+        "folder": "tydiqa-goldp/dev",
+        "files": ["tydiqa-goldp-v1.1-dev.json"],
+        "url": "https://storage.googleapis.com/tydiqa/v1.1/{file}",
+        "licence": "Apache 2.0",
+    },
 }
 
 
@@ -73,31 +92,64 @@ SQUAD_TT_MANIFEST: dict[str, tuple[int, str]] = {
 }
 
 
-
-_COMMIT_SQUADSHIFTS = "016d41ce7fee5a818b68ecf5cbabb0a86291ceef"   # 2020-06-28 "Add datasets to website"
+_COMMIT_SQUADSHIFTS = (
+    "016d41ce7fee5a818b68ecf5cbabb0a86291ceef"  # 2020-06-28 "Add datasets to website"
+)
 
 
 #: SQuADShifts (Miller et al., ICML 2020): four SQuAD v1.1-format test sets, from the authors' repository
 #: (modestyachts/squadshifts-website, datasets/) at the commit that added them. Sizes and sha256 as recorded by
 #: huggingface/datasets (datasets/squadshifts/dataset_infos.json) and checked here against the repository's files.
 SQUADSHIFTS = {
-    "folder": "squadshifts", "licence": "CC BY 4.0",
+    "folder": "squadshifts",
+    "licence": "CC BY 4.0",
     "url": f"https://raw.githubusercontent.com/modestyachts/squadshifts-website/{_COMMIT_SQUADSHIFTS}/datasets/{{file}}",
     "files": {  # domain: (file, bytes, sha256, questions)
-        "new_wiki": ("new_wiki_v1.0.json", 3607393,
-                     "1d50a0ca4cdab88d038b52ea8a2d0510af6038d7f41a0a256b9659237769d0ee", 7938),
-        "nyt": ("nyt_v1.0.json", 4550058, "fd55ae252cc735a695fab4473d4cd605b154183ac3b3eb63068f53cfc86f36d6", 10065),
-        "reddit": ("reddit_v1.0.json", 4170330, "b4ac346dbf1816fdec80fdcf91d06a4b754fa51e47960fa8614a94f37ea42a4b", 9803),
-        "amazon": ("amazon_reviews_v1.0.json", 4177842,
-                   "9db7bdee84a91f0fb80b9e74f365042fbbb217cb8e0a7e73bb071245472589b6", 9885),
+        "new_wiki": (
+            "new_wiki_v1.0.json",
+            3607393,
+            "1d50a0ca4cdab88d038b52ea8a2d0510af6038d7f41a0a256b9659237769d0ee",
+            7938,
+        ),
+        "nyt": (
+            "nyt_v1.0.json",
+            4550058,
+            "fd55ae252cc735a695fab4473d4cd605b154183ac3b3eb63068f53cfc86f36d6",
+            10065,
+        ),
+        "reddit": (
+            "reddit_v1.0.json",
+            4170330,
+            "b4ac346dbf1816fdec80fdcf91d06a4b754fa51e47960fa8614a94f37ea42a4b",
+            9803,
+        ),
+        "amazon": (
+            "amazon_reviews_v1.0.json",
+            4177842,
+            "9db7bdee84a91f0fb80b9e74f365042fbbb217cb8e0a7e73bb071245472589b6",
+            9885,
+        ),
     },
 }
 
 
 #: mMARCO's language names in its file names, by ISO code (the 14 languages of unicamp-dl/mmarco v2, "google" set)
-MMARCO_LANGS = {"ar": "arabic", "de": "german", "en": "english", "es": "spanish", "fr": "french", "hi": "hindi",
-                "id": "indonesian", "it": "italian", "ja": "japanese", "nl": "dutch", "pt": "portuguese",
-                "ru": "russian", "vi": "vietnamese", "zh": "chinese"}
+MMARCO_LANGS = {
+    "ar": "arabic",
+    "de": "german",
+    "en": "english",
+    "es": "spanish",
+    "fr": "french",
+    "hi": "hindi",
+    "id": "indonesian",
+    "it": "italian",
+    "ja": "japanese",
+    "nl": "dutch",
+    "pt": "portuguese",
+    "ru": "russian",
+    "vi": "vietnamese",
+    "zh": "chinese",
+}
 
 
 #: Releases hbkit fetches from the Hugging Face hub with huggingface_hub, at a pinned revision (a commit of the hub
@@ -105,27 +157,62 @@ MMARCO_LANGS = {"ar": "arabic", "de": "german", "en": "english", "es": "spanish"
 #: hold the release files themselves: ``miracl/miracl``'s loading script no longer runs under current ``datasets``,
 #: so hbkit downloads the files (``hf_hub_download``) straight into the release layout.
 HUB_SOURCES = {
-    "miracl": {"repo": "miracl/miracl", "revision": "b8fd596db2f405cf6b5edfca2940000d770620c6",
-               "env": "HBKIT_MIRACL_REVISION", "licence": "Apache 2.0",
-               "files": ["miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv",
-                         "miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv"]},
-    "miracl-corpus": {"repo": "miracl/miracl-corpus", "revision": "262aa62d062e95c5487d7115094ffb2721830965",
-                      "env": "HBKIT_MIRACL_CORPUS_REVISION", "licence": "Apache 2.0",
-                      "files": ["miracl-corpus-v1.0-{lang}/docs-{i}.jsonl.gz"]},
+    "miracl": {
+        "repo": "miracl/miracl",
+        "revision": "b8fd596db2f405cf6b5edfca2940000d770620c6",
+        "env": "HBKIT_MIRACL_REVISION",
+        "licence": "Apache 2.0",
+        "files": [
+            "miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv",
+            "miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv",
+        ],
+    },
+    "miracl-corpus": {
+        "repo": "miracl/miracl-corpus",
+        "revision": "262aa62d062e95c5487d7115094ffb2721830965",
+        "env": "HBKIT_MIRACL_CORPUS_REVISION",
+        "licence": "Apache 2.0",
+        "files": ["miracl-corpus-v1.0-{lang}/docs-{i}.jsonl.gz"],
+    },
     # mMARCO (Bonifacio et al., 2021): MS MARCO passage ranking machine-translated (Google Translate, v2). Files as
     # its loading script (mmarco.py 2.0.0) and ir_datasets read them: tab-separated, no header; ids shared by every
     # language. The revision is the one stanford-crfm/helm pins. Sizes from ir_datasets' downloads.json.
-    "mmarco": {"repo": "unicamp-dl/mmarco", "revision": "6d039c4638c0ba3e46a9cb7b498b145e7edc6230",
-               "env": "HBKIT_MMARCO_REVISION", "licence": "Apache 2.0 (MS MARCO: non-commercial research terms)",
-               "files": ["data/triples.train.ids.small.tsv", "data/google/queries/train/{name}_queries.train.tsv",
-                         "data/google/collections/{name}_collection.tsv"],
-               "sizes": {"data/triples.train.ids.small.tsv": 905211990,
-                         **{f"data/google/collections/{MMARCO_LANGS[l]}_collection.tsv": n for l, n in
-                            (("ar", 4664307196), ("zh", 2720255044), ("de", 3488187566), ("es", 3571559558),
-                             ("ru", 5769514997), ("hi", 7649320531))},
-                         **{f"data/google/queries/train/{MMARCO_LANGS[l]}_queries.train.tsv": n for l, n in
-                            (("ar", 51869220), ("zh", 31567548), ("de", 39404290), ("es", 41464870),
-                             ("ru", 62396828), ("hi", 82511017))}}},
+    "mmarco": {
+        "repo": "unicamp-dl/mmarco",
+        "revision": "6d039c4638c0ba3e46a9cb7b498b145e7edc6230",
+        "env": "HBKIT_MMARCO_REVISION",
+        "licence": "Apache 2.0 (MS MARCO: non-commercial research terms)",
+        "files": [
+            "data/triples.train.ids.small.tsv",
+            "data/google/queries/train/{name}_queries.train.tsv",
+            "data/google/collections/{name}_collection.tsv",
+        ],
+        "sizes": {
+            "data/triples.train.ids.small.tsv": 905211990,
+            **{
+                f"data/google/collections/{MMARCO_LANGS[l]}_collection.tsv": n
+                for l, n in (
+                    ("ar", 4664307196),
+                    ("zh", 2720255044),
+                    ("de", 3488187566),
+                    ("es", 3571559558),
+                    ("ru", 5769514997),
+                    ("hi", 7649320531),
+                )
+            },
+            **{
+                f"data/google/queries/train/{MMARCO_LANGS[l]}_queries.train.tsv": n
+                for l, n in (
+                    ("ar", 51869220),
+                    ("zh", 31567548),
+                    ("de", 39404290),
+                    ("es", 41464870),
+                    ("ru", 62396828),
+                    ("hi", 82511017),
+                )
+            },
+        },
+    },
 }
 
 
@@ -170,14 +257,53 @@ def sources_table():
     for name, src in SOURCES.items():
         files = src["files"]
         pinned = sum(f"{src['folder']}/{f}" in sums for f in files)
-        rows.append((name, "http", src.get("archive") or src["url"], src["url"].split("/")[5]
-                     if "githubusercontent" in src.get("url", "") else "-", len(files), 0, pinned))
-    rows.append(("squad-translate-train", "http", f"{SQUAD_URL} + {TT_URL}", "-", len(SQUAD_TT_MANIFEST),
-                 len(SQUAD_TT_MANIFEST), len(SQUAD_TT_MANIFEST)))
-    rows.append(("squadshifts", "http", SQUADSHIFTS["url"], _COMMIT_SQUADSHIFTS, len(SQUADSHIFTS["files"]),
-                 len(SQUADSHIFTS["files"]), len(SQUADSHIFTS["files"])))
+        rows.append(
+            (
+                name,
+                "http",
+                src.get("archive") or src["url"],
+                src["url"].split("/")[5] if "githubusercontent" in src.get("url", "") else "-",
+                len(files),
+                0,
+                pinned,
+            )
+        )
+    rows.append(
+        (
+            "squad-translate-train",
+            "http",
+            f"{SQUAD_URL} + {TT_URL}",
+            "-",
+            len(SQUAD_TT_MANIFEST),
+            len(SQUAD_TT_MANIFEST),
+            len(SQUAD_TT_MANIFEST),
+        )
+    )
+    rows.append(
+        (
+            "squadshifts",
+            "http",
+            SQUADSHIFTS["url"],
+            _COMMIT_SQUADSHIFTS,
+            len(SQUADSHIFTS["files"]),
+            len(SQUADSHIFTS["files"]),
+            len(SQUADSHIFTS["files"]),
+        )
+    )
     for name, src in HUB_SOURCES.items():
-        rows.append((name, "hub dataset", src["repo"], src["revision"], len(src["files"]), len(src.get("sizes", {})), 0))
+        rows.append(
+            (
+                name,
+                "hub dataset",
+                src["repo"],
+                src["revision"],
+                len(src["files"]),
+                len(src.get("sizes", {})),
+                0,
+            )
+        )
     for name, rev in MODEL_SOURCES.items():
         rows.append((name, "hub model", name, rev, 1, 0, 0))
-    return pd.DataFrame(rows, columns=["source", "kind", "address", "revision", "files", "bytes", "sha256"])
+    return pd.DataFrame(
+        rows, columns=["source", "kind", "address", "revision", "files", "bytes", "sha256"]
+    )

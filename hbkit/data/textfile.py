@@ -12,6 +12,7 @@ Every reader goes through it, so each of them, for every file:
 Problems with lines are counted in a ``Counter`` by reason (``"last line cut short"``, ``"line without the expected
 tabs"``, ``"duplicate id"``): the readers report them as lines, never as skipped records.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,8 +48,10 @@ def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                return DataError(f"{path}: line {n}, column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8; "
-                                 f"save the {what} as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+                return DataError(
+                    f"{path}: line {n}, column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8; "
+                    f"save the {what} as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                )
     return DataError(f"{path}: not UTF-8 text; save the {what} as UTF-8")
 
 
@@ -84,28 +87,44 @@ def read_json(path: str | os.PathLike, what: str = "JSON file"):
     and column, and saying whether the file ends early (truncated: re-download it) or is damaged inside."""
     text = read_text(path, what)
     if not text.strip():
-        raise DataError(f"{path}: the {what} is empty ({Path(path).stat().st_size} bytes); re-download it")
+        raise DataError(
+            f"{path}: the {what} is empty ({Path(path).stat().st_size} bytes); re-download it"
+        )
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        end = text.rstrip()   # a document cut short stops before its closing bracket, or inside a string
-        ends_early = e.msg != "Extra data" and (e.pos >= len(end) or not end.endswith(("}", "]"))
-                                                or e.msg.startswith("Unterminated"))
-        why = ("the file ends early: it is truncated, re-download it" if ends_early else
-               "text follows the JSON document: the file is damaged there" if e.msg == "Extra data" else
-               "the file is damaged there: re-download it")
-        raise DataError(f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg}); {why}") from None
+        end = (
+            text.rstrip()
+        )  # a document cut short stops before its closing bracket, or inside a string
+        ends_early = e.msg != "Extra data" and (
+            e.pos >= len(end) or not end.endswith(("}", "]")) or e.msg.startswith("Unterminated")
+        )
+        why = (
+            "the file ends early: it is truncated, re-download it"
+            if ends_early
+            else "text follows the JSON document: the file is damaged there"
+            if e.msg == "Extra data"
+            else "the file is damaged there: re-download it"
+        )
+        raise DataError(
+            f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg}); {why}"
+        ) from None
 
 
 def text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[tuple[int, str]]:
     """``(line number, line)`` of a text file (from 1, the line's ``\\n``/``\\r\\n`` kept, so that a last line
     without one can be told apart); see :func:`open_text`."""
-    with open_text(path, what, newline="\n") as fh:   # numbered as not_utf8 numbers them: by \n
+    with open_text(path, what, newline="\n") as fh:  # numbered as not_utf8 numbers them: by \n
         yield from enumerate(fh, 1)
 
 
-def tsv_rows(path: str | os.PathLike, fields: int, problems: Counter, what: str = "file",
-             progress: bool = False) -> Iterator[list[str]]:
+def tsv_rows(
+    path: str | os.PathLike,
+    fields: int,
+    problems: Counter,
+    what: str = "file",
+    progress: bool = False,
+) -> Iterator[list[str]]:
     """The rows of a headerless tab-separated file as lists of ``fields`` strings (the last takes any further
     tabs). A last line without a newline is an interrupted download (the release's files end with one), even
     when it holds its tab: it is left out and counted in ``problems`` as :data:`CUT_LAST_LINE`; another line with
@@ -114,9 +133,12 @@ def tsv_rows(path: str | os.PathLike, fields: int, problems: Counter, what: str 
     lines = text_lines(path, what)
     if progress:
         from tqdm.auto import tqdm
+
         lines = tqdm(lines, desc=f"{Path(path).name}", unit=" lines", mininterval=2, leave=False)
     for _, line in lines:
-        if not line.endswith("\n"):   # only the last line can lack one: a download cut short, even after a tab
+        if not line.endswith(
+            "\n"
+        ):  # only the last line can lack one: a download cut short, even after a tab
             if line.strip():
                 problems[CUT_LAST_LINE] += 1
             continue
@@ -152,7 +174,15 @@ def _blocks(path: Path, what: str, progress: bool) -> Iterator[bytes | tuple[str
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=path.stat().st_size, desc=path.name, unit="B", unit_scale=True, mininterval=2, leave=False)
+
+        bar = tqdm(
+            total=path.stat().st_size,
+            desc=path.name,
+            unit="B",
+            unit_scale=True,
+            mininterval=2,
+            leave=False,
+        )
 
     def job(rest: bytes, bom_pending: bool):
         chunk = fh.read(BLOCK_BYTES)
@@ -167,9 +197,12 @@ def _blocks(path: Path, what: str, progress: bool) -> Iterator[bytes | tuple[str
         if bom_pending or end == 0:
             return b"", data, bom_pending
         block = data[:end]
-        try:   # a zero-copy one-value binary array cast to string: Arrow's UTF-8 check
-            pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, end], np.int64)),
-                                                         pa.py_buffer(block)]).cast(pa.large_string())
+        try:  # a zero-copy one-value binary array cast to string: Arrow's UTF-8 check
+            pa.Array.from_buffers(
+                pa.large_binary(),
+                1,
+                [None, pa.py_buffer(np.array([0, end], np.int64)), pa.py_buffer(block)],
+            ).cast(pa.large_string())
         except pa.ArrowInvalid:
             raise not_utf8(path, what) from None
         return block, data[end:], False
@@ -201,11 +234,17 @@ def _line_bounds(block: bytes):
 
 def _no_tab_lines(block: bytes, starts, ends, bad) -> int:
     """How many of the lines ``bad`` (indices) are not blank: lines without the expected tabs."""
-    return sum(1 for i in bad.tolist() if block[starts[i]:ends[i]].decode("utf-8").strip())
+    return sum(1 for i in bad.tolist() if block[starts[i] : ends[i]].decode("utf-8").strip())
 
 
-def tsv_columns(path: str | os.PathLike, fields: int, problems: Counter, what: str = "file",
-                progress: bool = False, select=None) -> Iterator[list]:
+def tsv_columns(
+    path: str | os.PathLike,
+    fields: int,
+    problems: Counter,
+    what: str = "file",
+    progress: bool = False,
+    select=None,
+) -> Iterator[list]:
     """The rows of a headerless tab-separated file as blocks of columns: per block of about :data:`BLOCK_BYTES`,
     a list of ``fields`` pyarrow string arrays. The same rows, line problems and errors as :func:`tsv_rows`
     (lines end at ``\\n`` only; a trailing ``\\r`` dropped; the last field takes any further tabs; a last line
@@ -229,15 +268,18 @@ def tsv_columns(path: str | os.PathLike, fields: int, problems: Counter, what: s
                 last = block[1].decode("utf-8")
             except UnicodeDecodeError:
                 raise not_utf8(path, what) from None
-            if last.strip():   # only the last line can lack a newline: a download cut short, even after a tab
+            if (
+                last.strip()
+            ):  # only the last line can lack a newline: a download cut short, even after a tab
                 problems[CUT_LAST_LINE] += 1
             return
         arr, starts, ends = _line_bounds(block)
         if select is None:
             offsets = np.empty(len(ends) + 1, np.int64)
             offsets[0], offsets[1:] = 0, ends + 1
-            lines = pa.Array.from_buffers(pa.large_string(), len(ends), [None, pa.py_buffer(offsets),
-                                                                         pa.py_buffer(block)])
+            lines = pa.Array.from_buffers(
+                pa.large_string(), len(ends), [None, pa.py_buffer(offsets), pa.py_buffer(block)]
+            )
             lines = pc.utf8_rtrim(lines, characters="\r\n")
             parts = pc.split_pattern(lines, "\t", max_splits=fields - 1)
             whole = pc.equal(pc.list_value_length(parts), fields)
@@ -258,20 +300,31 @@ def tsv_columns(path: str | os.PathLike, fields: int, problems: Counter, what: s
             if n:
                 problems[NO_TABS] += n
             starts, ends, tab = starts[has], ends[has], tab[has]
-        lens = tab - starts   # each id's bytes, gathered into one buffer
+        lens = tab - starts  # each id's bytes, gathered into one buffer
         offsets = np.zeros(len(lens) + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
         idx = np.arange(offsets[-1], dtype=np.int64) + np.repeat(starts - offsets[:-1], lens)
-        ids = pa.Array.from_buffers(pa.large_string(), len(lens), [None, pa.py_buffer(offsets),
-                                                                   pa.py_buffer(arr[idx].tobytes())])
+        ids = pa.Array.from_buffers(
+            pa.large_string(),
+            len(lens),
+            [None, pa.py_buffer(offsets), pa.py_buffer(arr[idx].tobytes())],
+        )
         keep = np.asarray(select(ids).to_numpy(zero_copy_only=False), bool)
         rows = np.flatnonzero(keep)
-        texts = [block[t + 1:e].decode("utf-8").rstrip("\r\n") for t, e in zip(tab[rows].tolist(), ends[rows].tolist())]
+        texts = [
+            block[t + 1 : e].decode("utf-8").rstrip("\r\n")
+            for t, e in zip(tab[rows].tolist(), ends[rows].tolist())
+        ]
         yield [ids.filter(pa.array(keep)), pa.array(texts, pa.large_string())]
 
 
-def id_texts(path: str | os.PathLike, wanted: Iterable[str] | None, problems: Counter, what: str = "file",
-             progress: bool = False) -> dict[str, str]:
+def id_texts(
+    path: str | os.PathLike,
+    wanted: Iterable[str] | None,
+    problems: Counter,
+    what: str = "file",
+    progress: bool = False,
+) -> dict[str, str]:
     """``{id: text}`` of an ``id<TAB>text`` file, for the ids in ``wanted`` (None: all), texts stripped. An id
     seen again is counted in ``problems`` as :data:`DUPLICATE_ID` and the first text kept (only ids in
     ``wanted`` are tracked, so a 9M-line collection costs the memory of what is kept). Read by

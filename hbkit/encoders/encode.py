@@ -1,5 +1,6 @@
 """Normalised embeddings, batched by token count (:func:`embed_texts`) and cached on disk, keyed by the model
 fingerprint, the prompt and the texts (:func:`encode`)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,15 +37,25 @@ def token_counts(model, texts: Sequence[str], prefix: str = "") -> np.ndarray:
         try:
             out = np.empty(len(texts), dtype=np.int64)
             for i in range(0, len(texts), COUNT_CHUNK):
-                ids = tok([prefix + t for t in texts[i:i + COUNT_CHUNK]], truncation=True, max_length=limit)["input_ids"]
-                out[i:i + len(ids)] = [len(x) for x in ids]
+                ids = tok(
+                    [prefix + t for t in texts[i : i + COUNT_CHUNK]],
+                    truncation=True,
+                    max_length=limit,
+                )["input_ids"]
+                out[i : i + len(ids)] = [len(x) for x in ids]
             return out
-        except (TypeError, ValueError, KeyError):   # not a text tokenizer (an image or audio processor)
+        except (
+            TypeError,
+            ValueError,
+            KeyError,
+        ):  # not a text tokenizer (an image or audio processor)
             pass
     return np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
 
 
-def length_batches(counts: np.ndarray, batch_size: int, tokens_per_text: int = TOKENS_PER_TEXT) -> list[np.ndarray]:
+def length_batches(
+    counts: np.ndarray, batch_size: int, tokens_per_text: int = TOKENS_PER_TEXT
+) -> list[np.ndarray]:
     """Row indices of ``counts`` (tokens per text), longest first, cut into batches of at most ``batch_size`` texts
     and ``batch_size * tokens_per_text`` padded tokens (a text longer than that goes alone).
 
@@ -61,27 +72,41 @@ def length_batches(counts: np.ndarray, batch_size: int, tokens_per_text: int = T
     batches, i = [], 0
     while i < len(order):
         k = int(max(1, min(batch_size, budget // max(1, int(counts[order[i]])))))
-        batches.append(order[i:i + k])
+        batches.append(order[i : i + k])
         i += k
     return batches
 
 
-def embed_texts(model, texts: Sequence[str], prompt_name: str | None = None, batch_size: int = 64,
-                progress: bool = False, desc: str = "encoding") -> np.ndarray:
+def embed_texts(
+    model,
+    texts: Sequence[str],
+    prompt_name: str | None = None,
+    batch_size: int = 64,
+    progress: bool = False,
+    desc: str = "encoding",
+) -> np.ndarray:
     """L2-normalised float32 embeddings of ``texts`` (uncached), in batches of similar token counts
     (:func:`length_batches`): each batch is one ``model.encode`` call, so prompts, pooling and truncation stay
     sentence-transformers'. The rows come back in input order; a text's embedding does not depend on its batch
     (padding is masked) beyond float rounding."""
     texts = list(texts)
     if not texts:
-        return np.asarray(model.encode([], prompt_name=prompt_name, convert_to_numpy=True), dtype=np.float32)
+        return np.asarray(
+            model.encode([], prompt_name=prompt_name, convert_to_numpy=True), dtype=np.float32
+        )
     prompts = getattr(model, "prompts", None) or {}
     prefix = prompts.get(prompt_name or getattr(model, "default_prompt_name", None) or "", "") or ""
     emb = None
     with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
         for idx in length_batches(token_counts(model, texts, prefix), batch_size):
-            part = model.encode([texts[j] for j in idx], prompt_name=prompt_name, batch_size=len(idx),
-                                convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+            part = model.encode(
+                [texts[j] for j in idx],
+                prompt_name=prompt_name,
+                batch_size=len(idx),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
             if emb is None:
                 emb = np.empty((len(texts), part.shape[1]), dtype=np.float32)
             emb[idx] = part
@@ -92,9 +117,16 @@ def embed_texts(model, texts: Sequence[str], prompt_name: str | None = None, bat
 # --------------------------------------------------------------------------------------------------
 # encoding (cached on disk, keyed by model fingerprint + prompt + text hash)
 # --------------------------------------------------------------------------------------------------
-def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_size: int = 64,
-           cache: bool = True, fp: str | None = None, progress: bool = False,
-           devices: Sequence[str] | None = None) -> np.ndarray:
+def encode(
+    model,
+    texts: Sequence[str],
+    prompt_name: str | None = None,
+    batch_size: int = 64,
+    cache: bool = True,
+    fp: str | None = None,
+    progress: bool = False,
+    devices: Sequence[str] | None = None,
+) -> np.ndarray:
     """L2-normalised float32 embeddings of ``texts`` with the model's prompt ``prompt_name`` (if it has one), in
     batches of similar token counts (:func:`embed_texts`).
 
@@ -127,25 +159,48 @@ def encode(model, texts: Sequence[str], prompt_name: str | None = None, batch_si
     path = None
     if cache:
         fp = fp or fingerprint(model)
-        h = hashlib.sha256(json.dumps([prompt_name, prompts.get(prompt_name), list(texts)]).encode()).hexdigest()[:32]
+        h = hashlib.sha256(
+            json.dumps([prompt_name, prompts.get(prompt_name), list(texts)]).encode()
+        ).hexdigest()[:32]
         path = cache_dir() / "embeddings" / fp / f"{h}.npy"
         if path.is_file():
             try:
                 arr = np.load(path)
                 if arr.shape[0] == len(texts):
                     return arr
-                log.warning("embedding cache %s holds %d rows for %d texts; re-encoding", path, arr.shape[0], len(texts))
+                log.warning(
+                    "embedding cache %s holds %d rows for %d texts; re-encoding",
+                    path,
+                    arr.shape[0],
+                    len(texts),
+                )
             except Exception as e:  # noqa: BLE001 - truncated, empty or foreign files are all re-encoded
-                log.warning("embedding cache %s is unreadable (%s: %s); re-encoding", path, type(e).__name__, e)
+                log.warning(
+                    "embedding cache %s is unreadable (%s: %s); re-encoding",
+                    path,
+                    type(e).__name__,
+                    e,
+                )
     if devices is None and torch.cuda.device_count() > 1:
         devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if devices and len(devices) > 1:   # sentence-transformers' multi-process pool, one process per device
-        emb = model.encode(list(texts), prompt_name=prompt_name, batch_size=batch_size, convert_to_numpy=True,
-                           normalize_embeddings=True, show_progress_bar=progress, device=list(devices))
+    if (
+        devices and len(devices) > 1
+    ):  # sentence-transformers' multi-process pool, one process per device
+        emb = model.encode(
+            list(texts),
+            prompt_name=prompt_name,
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
+            device=list(devices),
+        )
         emb = np.asarray(emb, dtype=np.float32)
     else:
         emb = embed_texts(model, texts, prompt_name, batch_size, progress)
-    if path is not None:  # a per-process temporary file, then an atomic rename: concurrent writers never collide
+    if (
+        path is not None
+    ):  # a per-process temporary file, then an atomic rename: concurrent writers never collide
         with atomic_path(path) as tmp:
             np.save(tmp, emb)
     return emb

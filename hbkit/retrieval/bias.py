@@ -24,6 +24,7 @@ candidates of each query and the candidates' languages. Each is checked against 
 MLAIRE's LPR and Lang-nDCG (arXiv 2605.07249) are not here: no code of theirs is public and the paper's formulas
 could not be read here; a reconstruction would not be the measure.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -43,8 +44,13 @@ def _ranks(s: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return (s[None, :] >= s[idx][:, None]).sum(1)
 
 
-def tlr_at_k(S: np.ndarray, relevant: Sequence[np.ndarray], q_lang: np.ndarray, c_lang: np.ndarray,
-             k: int = 10) -> np.ndarray:
+def tlr_at_k(
+    S: np.ndarray,
+    relevant: Sequence[np.ndarray],
+    q_lang: np.ndarray,
+    c_lang: np.ndarray,
+    k: int = 10,
+) -> np.ndarray:
     """Per query (row of ``S``): the share of its relevant candidates in another language than ``q_lang[i]`` with
     rank <= ``k``; NaN when it has none in another language."""
     out = np.full(len(S), np.nan)
@@ -78,7 +84,7 @@ def mrc_at_k(S: np.ndarray, groups: np.ndarray, q_lang: np.ndarray, k: int = 10)
                     continue
                 union = sorted(top[a] | top[b])
                 if len(union) < 2 or np.ptp(S[a, union]) == 0 or np.ptp(S[b, union]) == 0:
-                    continue   # a constant side: Spearman's rho is undefined (MIMO leaves the pair out)
+                    continue  # a constant side: Spearman's rho is undefined (MIMO leaves the pair out)
                 r = sps.spearmanr(S[a, union], S[b, union]).statistic
                 if np.isfinite(r):
                     corr.append(r)
@@ -97,8 +103,10 @@ def peer_from_positions(values: dict[str, list[float]]) -> float:
         return 1.0
     n_unret = [int(np.isnan(np.asarray(v, dtype=float)).sum()) for v in samples]
     unret_rank = (2 * len(flat) + sum(n_unret) + 1) / 2
-    samples = [np.asarray([x for x in v if not np.isnan(x)] + [unret_rank] * u, dtype=float)
-               for v, u in zip(samples, n_unret)]
+    samples = [
+        np.asarray([x for x in v if not np.isnan(x)] + [unret_rank] * u, dtype=float)
+        for v, u in zip(samples, n_unret)
+    ]
     samples = [s for s in samples if len(s)]
     if len(samples) < 2:
         return 1.0
@@ -112,8 +120,13 @@ def peer_from_positions(values: dict[str, list[float]]) -> float:
     return float(sps.chi2.sf((n.sum() - 1) * ssg / ssa, len(samples) - 1))
 
 
-def peer_at_k(S: np.ndarray, relevant: Sequence[np.ndarray], c_lang: np.ndarray, k: int = 20,
-              c_ids: Sequence[str] | None = None) -> np.ndarray:
+def peer_at_k(
+    S: np.ndarray,
+    relevant: Sequence[np.ndarray],
+    c_lang: np.ndarray,
+    k: int = 20,
+    c_ids: Sequence[str] | None = None,
+) -> np.ndarray:
     """Per query: PEER@``k`` with binary relevance, as ``hltcoe/peer_measure`` computes it (module docstring).
     ``c_ids`` break score ties as the authors' code does (by id); default: the pool's order."""
     keys = np.asarray(c_ids) if c_ids is not None else np.arange(S.shape[1])
@@ -128,21 +141,32 @@ def peer_at_k(S: np.ndarray, relevant: Sequence[np.ndarray], c_lang: np.ndarray,
     return out
 
 
-def bias_measures(Q: np.ndarray, C: np.ndarray, relevant: Sequence[np.ndarray], q_lang: np.ndarray,
-                  c_lang: np.ndarray, groups: np.ndarray, c_ids: Sequence[str] | None = None,
-                  chunk: int = 512) -> dict[str, np.ndarray]:
+def bias_measures(
+    Q: np.ndarray,
+    C: np.ndarray,
+    relevant: Sequence[np.ndarray],
+    q_lang: np.ndarray,
+    c_lang: np.ndarray,
+    groups: np.ndarray,
+    c_ids: Sequence[str] | None = None,
+    chunk: int = 512,
+) -> dict[str, np.ndarray]:
     """:data:`BIAS_METRICS` per query of ``Q`` (n x d) over the pool ``C`` (m x d): scores are inner products,
     computed ``chunk`` queries at a time for TLR and PEER and one group at a time for MRC, so no (n x m) matrix is
     held. ``relevant[i]``: pool indices relevant to query i; ``groups``: parallel queries share one."""
     Q = np.asarray(Q, dtype=np.float32)
     C = np.asarray(C, dtype=np.float32)
     q_lang, c_lang, groups = np.asarray(q_lang), np.asarray(c_lang), np.asarray(groups)
-    out = {"tlr@10": np.full(len(Q), np.nan), "peer@20": np.full(len(Q), np.nan), "mrc@10": np.full(len(Q), np.nan)}
+    out = {
+        "tlr@10": np.full(len(Q), np.nan),
+        "peer@20": np.full(len(Q), np.nan),
+        "mrc@10": np.full(len(Q), np.nan),
+    }
     for s in range(0, len(Q), chunk):
-        S = Q[s:s + chunk] @ C.T
-        rel = relevant[s:s + chunk]
-        out["tlr@10"][s:s + chunk] = tlr_at_k(S, rel, q_lang[s:s + chunk], c_lang, 10)
-        out["peer@20"][s:s + chunk] = peer_at_k(S, rel, c_lang, 20, c_ids)
+        S = Q[s : s + chunk] @ C.T
+        rel = relevant[s : s + chunk]
+        out["tlr@10"][s : s + chunk] = tlr_at_k(S, rel, q_lang[s : s + chunk], c_lang, 10)
+        out["peer@20"][s : s + chunk] = peer_at_k(S, rel, c_lang, 20, c_ids)
     for g in np.unique(groups):
         rows = np.flatnonzero(groups == g)
         if len(rows) > 1:

@@ -1,4 +1,5 @@
 """The one call for a corpus benchmark: encode its passages, search, score with trec_eval's metrics."""
+
 from __future__ import annotations
 
 import logging
@@ -26,10 +27,21 @@ log = logging.getLogger(__name__)
 TABLE_COLUMNS = ["benchmark", "setting", "qlang", "dlang", "metric", "value", "n"]
 
 
-def evaluate_corpus(encoder, bench, work_dir: str | os.PathLike, k: int = 100, index: str = "flat",
-                    dtype: str = "float16", progress: bool = True, shard_size: int = 100_000, batch_size: int = 64,
-                    data_dir: str | os.PathLike | None = None, unknown_docs: str = "error",
-                    metrics: Sequence[str] | None = None, force: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_corpus(
+    encoder,
+    bench,
+    work_dir: str | os.PathLike,
+    k: int = 100,
+    index: str = "flat",
+    dtype: str = "float16",
+    progress: bool = True,
+    shard_size: int = 100_000,
+    batch_size: int = 64,
+    data_dir: str | os.PathLike | None = None,
+    unknown_docs: str = "error",
+    metrics: Sequence[str] | None = None,
+    force: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encode, index, search and score corpus benchmarks; return ``(table, per_query)``.
 
     ``bench``: a :class:`hbkit.data.releases.miracl.CorpusBenchmark`, a list of them, or a spec string
@@ -59,7 +71,9 @@ def evaluate_corpus(encoder, bench, work_dir: str | os.PathLike, k: int = 100, i
     else:
         benches = list(bench)
     if not benches or not all(isinstance(b, CorpusBenchmark) for b in benches):
-        raise SearchError("bench must be a spec string, a CorpusBenchmark or a non-empty list of them")
+        raise SearchError(
+            "bench must be a spec string, a CorpusBenchmark or a non-empty list of them"
+        )
     if index not in INDEXES:
         raise SearchError(f"index={index!r}: use one of {', '.join(INDEXES)}")
     fp = fingerprint(encoder)
@@ -70,35 +84,85 @@ def evaluate_corpus(encoder, bench, work_dir: str | os.PathLike, k: int = 100, i
         # docids are checked while reading, before an hour of encoding: duplicates, whitespace, qrels naming
         # documents the corpus lacks (refused, or with unknown_docs="skip" dropped and counted)
         n_docs = b.check(unknown_docs)
-        encode_corpus(encoder, b.passages, folder, shard_size=shard_size, dtype=dtype, batch_size=batch_size,
-                      progress=progress, force=force, fingerprint=fp)
+        encode_corpus(
+            encoder,
+            b.passages,
+            folder,
+            shard_size=shard_size,
+            dtype=dtype,
+            batch_size=batch_size,
+            progress=progress,
+            force=force,
+            fingerprint=fp,
+        )
         if rank != 0:
             continue
         qids = list(b.topics)
-        Q = encode(encoder, [b.topics[q] for q in qids], "query", batch_size=batch_size, fp=fp, progress=progress)
+        Q = encode(
+            encoder,
+            [b.topics[q] for q in qids],
+            "query",
+            batch_size=batch_size,
+            fp=fp,
+            progress=progress,
+        )
         res = search(folder, Q, k=k, index=index)
         run = res.to_run(qids)
-        attrs["runs"][b.name] = str(write_trec_run(folder / f"run.{index}.trec", run, tag=f"hbkit-{index}"))
+        attrs["runs"][b.name] = str(
+            write_trec_run(folder / f"run.{index}.trec", run, tag=f"hbkit-{index}")
+        )
         per_query, skipped = evaluate_run(b.qrels, run, metrics)
         attrs["skipped"][b.name] = {**b.skipped, **skipped}
         if res.recall_vs_exact is not None:
             attrs["recall_vs_exact"][b.name] = res.recall_vs_exact
-        frame = pd.DataFrame({"benchmark": b.name, "setting": "mono", "qlang": b.lang, "dlang": b.lang,
-                              "query_id": list(per_query), "group": list(per_query),
-                              **{m: [v[m] for v in per_query.values()] for m in metrics}})
+        frame = pd.DataFrame(
+            {
+                "benchmark": b.name,
+                "setting": "mono",
+                "qlang": b.lang,
+                "dlang": b.lang,
+                "query_id": list(per_query),
+                "group": list(per_query),
+                **{m: [v[m] for v in per_query.values()] for m in metrics},
+            }
+        )
         pq.append(frame)
         for m in metrics:
-            rows.append({"benchmark": b.name, "setting": "mono", "qlang": b.lang, "dlang": b.lang, "metric": m,
-                         "value": float(frame[m].mean()), "n": len(frame)})
-        log.info("%s: %d docs, %d queries: %s", b.name, n_docs, len(frame),
-                 ", ".join(f"{m} {frame[m].mean():.4f}" for m in metrics))
+            rows.append(
+                {
+                    "benchmark": b.name,
+                    "setting": "mono",
+                    "qlang": b.lang,
+                    "dlang": b.lang,
+                    "metric": m,
+                    "value": float(frame[m].mean()),
+                    "n": len(frame),
+                }
+            )
+        log.info(
+            "%s: %d docs, %d queries: %s",
+            b.name,
+            n_docs,
+            len(frame),
+            ", ".join(f"{m} {frame[m].mean():.4f}" for m in metrics),
+        )
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     if len(benches) > 1 and len(table):
         fam = table["benchmark"].str.rsplit("-", n=1).str[0]
-        macro = (table.assign(benchmark=fam).groupby(["benchmark", "setting", "metric"], sort=False)
-                 .agg(value=("value", "mean"), n=("n", "sum")).reset_index().assign(qlang="all", dlang="all"))
+        macro = (
+            table.assign(benchmark=fam)
+            .groupby(["benchmark", "setting", "metric"], sort=False)
+            .agg(value=("value", "mean"), n=("n", "sum"))
+            .reset_index()
+            .assign(qlang="all", dlang="all")
+        )
         table = pd.concat([table, macro[TABLE_COLUMNS]], ignore_index=True)
     table.attrs.update(attrs)
-    per_query_df = pd.concat(pq, ignore_index=True) if pq else pd.DataFrame(
-        columns=["benchmark", "setting", "qlang", "dlang", "query_id", "group", *metrics])
+    per_query_df = (
+        pd.concat(pq, ignore_index=True)
+        if pq
+        else pd.DataFrame(
+            columns=["benchmark", "setting", "qlang", "dlang", "query_id", "group", *metrics]
+        )
+    )
     return table, per_query_df

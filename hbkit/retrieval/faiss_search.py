@@ -8,6 +8,7 @@ heap, whatever the corpus size (``benchmarks/bench_search.py``: 2M x 384). ``"iv
 x dim per passage) and report their recall@k against the exact search on the same queries.
 :func:`write_trec_run` writes a run as a TREC file.
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,8 +40,12 @@ def _gpu_available(faiss) -> bool:
     """Whether faiss sees a GPU; the first call on a machine without one says why, once per process."""
     ok = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
     if not ok:
-        log.info("faiss search runs on the CPU: %s", "no GPU visible to faiss" if hasattr(faiss, "StandardGpuResources")
-                 else "this faiss build has no GPU support (faiss-cpu; install faiss-gpu on a GPU machine)")
+        log.info(
+            "faiss search runs on the CPU: %s",
+            "no GPU visible to faiss"
+            if hasattr(faiss, "StandardGpuResources")
+            else "this faiss build has no GPU support (faiss-cpu; install faiss-gpu on a GPU machine)",
+        )
     return ok
 
 
@@ -62,7 +67,9 @@ class SearchResult:
         use :func:`hbkit.retrieval.ir_metrics.untie` (ranx's own tie order is not defined)."""
         run = {}
         for q, s, d in zip(qids, self.scores, self.docids):
-            pairs = sorted(zip(d, (float(x) for x in s[:len(d)])), key=lambda p: (p[1], p[0]), reverse=True)
+            pairs = sorted(
+                zip(d, (float(x) for x in s[: len(d)])), key=lambda p: (p[1], p[0]), reverse=True
+            )
             run[q] = dict(pairs)
         return run
 
@@ -78,15 +85,17 @@ def _exact_stream(shard_dir: Path, Q: np.ndarray, k: int, block: int, use_gpu: b
     buf = None
     for ids, emb in iter_shards(shard_dir):
         for s in range(0, len(ids), block):
-            X = _to_f32(emb[s:s + block], buf)
+            X = _to_f32(emb[s : s + block], buf)
             buf = X if buf is None or len(X) > len(buf) else buf
             kk = min(k, len(X))  # the heap takes any number of columns
             if use_gpu:
                 D, I = faiss.knn_gpu(res, Q, X, kk, metric=faiss.METRIC_INNER_PRODUCT)
             else:
                 D, I = faiss.knn(Q, X, kk, metric=faiss.METRIC_INNER_PRODUCT)
-            heap.add_result(np.ascontiguousarray(D, dtype=np.float32),
-                            np.ascontiguousarray(np.where(I >= 0, I + offset + s, -1), dtype=np.int64))
+            heap.add_result(
+                np.ascontiguousarray(D, dtype=np.float32),
+                np.ascontiguousarray(np.where(I >= 0, I + offset + s, -1), dtype=np.int64),
+            )
         all_ids.extend(ids)
         offset += len(ids)
     heap.finalize()
@@ -104,14 +113,26 @@ def _to_f32(chunk: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
     if buf is None or len(buf) < n:
         buf = np.empty(chunk.shape, dtype=np.float32)
     out = buf[:n]
-    with warnings.catch_warnings():  # a read-only memory map: torch warns about writes, and we only read it
+    with (
+        warnings.catch_warnings()
+    ):  # a read-only memory map: torch warns about writes, and we only read it
         warnings.simplefilter("ignore", UserWarning)
         torch.from_numpy(out).copy_(torch.from_numpy(np.asarray(chunk)))
     return out
 
 
-def _build_index(shard_dir: Path, kind: str, dim: int, n_docs: int, nlist: int | None, nprobe: int,
-                 hnsw_m: int, ef_search: int, use_gpu: bool, train_size: int):
+def _build_index(
+    shard_dir: Path,
+    kind: str,
+    dim: int,
+    n_docs: int,
+    nlist: int | None,
+    nprobe: int,
+    hnsw_m: int,
+    ef_search: int,
+    use_gpu: bool,
+    train_size: int,
+):
     import faiss
 
     if kind == "hnsw":
@@ -133,16 +154,27 @@ def _build_index(shard_dir: Path, kind: str, dim: int, n_docs: int, nlist: int |
     ids_all: list[str] = []
     for ids, emb in iter_shards(shard_dir):
         for s in range(0, len(ids), 65536):
-            index.add(np.ascontiguousarray(emb[s:s + 65536], dtype=np.float32))
+            index.add(np.ascontiguousarray(emb[s : s + 65536], dtype=np.float32))
         ids_all.extend(ids)
     if use_gpu and kind == "ivf":
         index = faiss.index_cpu_to_all_gpus(index)
     return index, ids_all
 
 
-def search(shard_dir: str | os.PathLike, Q: np.ndarray, k: int = 100, index: str = "flat", block: int = 262_144,
-           nlist: int | None = None, nprobe: int = 32, hnsw_m: int = 32, ef_search: int = 256,
-           train_size: int = 200_000, measure_recall: bool = True, gpu: bool | None = None) -> SearchResult:
+def search(
+    shard_dir: str | os.PathLike,
+    Q: np.ndarray,
+    k: int = 100,
+    index: str = "flat",
+    block: int = 262_144,
+    nlist: int | None = None,
+    nprobe: int = 32,
+    hnsw_m: int = 32,
+    ef_search: int = 256,
+    train_size: int = 200_000,
+    measure_recall: bool = True,
+    gpu: bool | None = None,
+) -> SearchResult:
     """Top-``k`` documents by inner product for every row of ``Q`` (float32, normalised like the shards).
 
     * ``index="flat"`` (default): exact; streams the shards in blocks of ``block`` rows (float16 ->
@@ -167,7 +199,9 @@ def search(shard_dir: str | os.PathLike, Q: np.ndarray, k: int = 100, index: str
     m = load_manifest(shard_dir)
     Q = np.ascontiguousarray(Q, dtype=np.float32)
     if Q.ndim != 2 or Q.shape[1] != m["dim"]:
-        raise SearchError(f"queries have shape {Q.shape}; the shards in {shard_dir} have dimension {m['dim']}")
+        raise SearchError(
+            f"queries have shape {Q.shape}; the shards in {shard_dir} have dimension {m['dim']}"
+        )
     use_gpu = _gpu_available(faiss) if gpu is not False else False
     k_eff = min(k, m["n_docs"])
     seconds = {}
@@ -180,21 +214,41 @@ def search(shard_dir: str | os.PathLike, Q: np.ndarray, k: int = 100, index: str
     recall = None
     if index != "flat":
         t = time.perf_counter()
-        idx, ids_all = _build_index(shard_dir, index, m["dim"], m["n_docs"], nlist, nprobe, hnsw_m, ef_search,
-                                    use_gpu, train_size)
+        idx, ids_all = _build_index(
+            shard_dir,
+            index,
+            m["dim"],
+            m["n_docs"],
+            nlist,
+            nprobe,
+            hnsw_m,
+            ef_search,
+            use_gpu,
+            train_size,
+        )
         seconds["build"] = time.perf_counter() - t
         t = time.perf_counter()
         D, I = idx.search(Q, k_eff)
         seconds["search"] = time.perf_counter() - t
         if exact is not None:
-            recall = float(np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / k_eff for a, b in zip(I, exact[1])]))
-            log.info("%s search on %s: recall@%d against exact search %.4f over %d queries", index, shard_dir.name,
-                     k_eff, recall, len(Q))
+            recall = float(
+                np.mean([len(set(a[a >= 0]) & set(b[b >= 0])) / k_eff for a, b in zip(I, exact[1])])
+            )
+            log.info(
+                "%s search on %s: recall@%d against exact search %.4f over %d queries",
+                index,
+                shard_dir.name,
+                k_eff,
+                recall,
+                len(Q),
+            )
     docids = [[ids_all[j] for j in row if j >= 0] for row in I]
     return SearchResult(np.asarray(D, dtype=np.float32), docids, index, recall, seconds)
 
 
-def write_trec_run(path: str | os.PathLike, run: dict[str, dict[str, float]], tag: str = "hbkit") -> Path:
+def write_trec_run(
+    path: str | os.PathLike, run: dict[str, dict[str, float]], tag: str = "hbkit"
+) -> Path:
     """Write ``run`` (``{qid: {docid: score}}``) as a TREC run file ``qid Q0 docid rank score tag``,
     atomically; ranks follow trec_eval's order (score descending, ties by docid descending), scores are
     written with 9 significant digits (``%.9g`` round-trips float32)."""

@@ -31,6 +31,7 @@ query of ``qrels`` with no relevant document (only relevance-0 judgements) is ex
 Averages (:func:`mean_metrics`) are macro over the evaluated queries; per language, then macro over
 languages in :mod:`hbkit.retrieval.shards`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,7 +52,9 @@ class MetricError(ValueError):
 def _parse(metric: str) -> tuple[str, int]:
     name, _, k = metric.partition("@")
     if name not in ("ndcg", "recall", "mrr") or not k.isdigit() or int(k) < 1:
-        raise MetricError(f"unknown metric {metric!r}; use ndcg@K, recall@K or mrr@K with K >= 1 (e.g. ndcg@10)")
+        raise MetricError(
+            f"unknown metric {metric!r}; use ndcg@K, recall@K or mrr@K with K >= 1 (e.g. ndcg@10)"
+        )
     return name, int(k)
 
 
@@ -78,8 +81,9 @@ def relevant_queries(qrels: Mapping[str, Mapping[str, int]]) -> tuple[list[str],
     return keep, drop
 
 
-def query_metrics(judged: Mapping[str, int], scores: Mapping[str, float],
-                  metrics: Iterable[str] = METRICS) -> dict[str, float]:
+def query_metrics(
+    judged: Mapping[str, int], scores: Mapping[str, float], metrics: Iterable[str] = METRICS
+) -> dict[str, float]:
     """The metrics of one query (definitions in the module docstring)."""
     parsed = [(m, *_parse(m)) for m in metrics]
     ranked = trec_order(scores)
@@ -101,8 +105,11 @@ def query_metrics(judged: Mapping[str, int], scores: Mapping[str, float],
     return out
 
 
-def evaluate_run(qrels: Mapping[str, Mapping[str, int]], run: Mapping[str, Mapping[str, float]],
-                 metrics: Iterable[str] = METRICS) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+def evaluate_run(
+    qrels: Mapping[str, Mapping[str, int]],
+    run: Mapping[str, Mapping[str, float]],
+    metrics: Iterable[str] = METRICS,
+) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
     """Per-query metrics of ``run`` against ``qrels``: ``({qid: {metric: value}}, skipped)``.
 
     Evaluated queries: those of ``qrels`` with at least one relevant judgement, in ``qrels`` order; a

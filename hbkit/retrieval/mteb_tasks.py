@@ -18,6 +18,7 @@ name and revision, so results of two seeds or strategies never collide in mteb's
 mteb's reuse of results it already has for another model. :func:`pooled_task` turns hbkit's own pooled
 settings (XQuAD-R and MLQA-R, mono / cross / multi, LAReQA's relevance) into mteb tasks, cell by cell.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,20 @@ from hbkit.encoders.load import fingerprint, load_encoder
 
 log = logging.getLogger(__name__)
 
-ISO3 = {"ar": "ara", "de": "deu", "el": "ell", "en": "eng", "es": "spa", "hi": "hin", "ro": "ron", "ru": "rus",
-        "th": "tha", "tr": "tur", "vi": "vie", "zh": "zho"}
+ISO3 = {
+    "ar": "ara",
+    "de": "deu",
+    "el": "ell",
+    "en": "eng",
+    "es": "spa",
+    "hi": "hin",
+    "ro": "ron",
+    "ru": "rus",
+    "th": "tha",
+    "tr": "tur",
+    "vi": "vie",
+    "zh": "zho",
+}
 TASKS = ("XQuADRetrieval", "MLQARetrieval")
 
 
@@ -55,8 +68,10 @@ def _squad_rows(path: Path):
                 for qa in para["qas"]:
                     yield qa["id"], qa["question"], para["context"]
     except (KeyError, TypeError) as e:
-        raise DataError(f"{path}: not SQuAD-format JSON (article {a}, paragraph {p}: {e!r} missing or of the wrong "
-                        "type); get the release file again (data/README.md)") from None
+        raise DataError(
+            f"{path}: not SQuAD-format JSON (article {a}, paragraph {p}: {e!r} missing or of the wrong "
+            "type); get the release file again (data/README.md)"
+        ) from None
 
 
 def xquad_split(lang: str, data_dir: str | os.PathLike | None = None) -> dict:
@@ -76,16 +91,28 @@ def xquad_split(lang: str, data_dir: str | os.PathLike | None = None) -> dict:
     """
     if lang not in XQUAD_LANGS:
         raise DataError(f"XQuADRetrieval has no language {lang!r}; it has {', '.join(XQUAD_LANGS)}")
-    rows = [(qid, q.strip(), c.strip()) for qid, q, c in
-            _squad_rows(release_dir("xquad", data_dir, [lang]) / "xquad" / f"xquad.{lang}.json")]
-    ids = {question: qid for qid, question, _ in rows}   # one query per distinct question text (mteb: its last id)
+    rows = [
+        (qid, q.strip(), c.strip())
+        for qid, q, c in _squad_rows(
+            release_dir("xquad", data_dir, [lang]) / "xquad" / f"xquad.{lang}.json"
+        )
+    ]
+    ids = {
+        question: qid for qid, question, _ in rows
+    }  # one query per distinct question text (mteb: its last id)
     corpus, relevant = {_doc_id(c): c for _, _, c in rows}, {}
     for _, question, context in rows:
         relevant.setdefault(ids[question], {})[_doc_id(context)] = 1
-    return {"queries": {qid: q for q, qid in ids.items()}, "corpus": corpus, "relevant_docs": relevant}
+    return {
+        "queries": {qid: q for q, qid in ids.items()},
+        "corpus": corpus,
+        "relevant_docs": relevant,
+    }
 
 
-def mlqa_split(context_lang: str, question_lang: str, data_dir: str | os.PathLike | None = None) -> dict:
+def mlqa_split(
+    context_lang: str, question_lang: str, data_dir: str | os.PathLike | None = None
+) -> dict:
     """One (paragraph language, question language) subset of MLQARetrieval's validation split, as mteb built it.
 
     Args:
@@ -103,8 +130,15 @@ def mlqa_split(context_lang: str, question_lang: str, data_dir: str | os.PathLik
     """
     for lang in (context_lang, question_lang):
         if lang not in MLQA_LANGS:
-            raise DataError(f"MLQARetrieval has no language {lang!r}; it has {', '.join(MLQA_LANGS)}")
-    path = release_dir("mlqa", data_dir) / "mlqa" / "dev" / f"dev-context-{context_lang}-question-{question_lang}.json"
+            raise DataError(
+                f"MLQARetrieval has no language {lang!r}; it has {', '.join(MLQA_LANGS)}"
+            )
+    path = (
+        release_dir("mlqa", data_dir)
+        / "mlqa"
+        / "dev"
+        / f"dev-context-{context_lang}-question-{question_lang}.json"
+    )
     queries, corpus, relevant = {}, {}, {}
     for qid, question, context in _squad_rows(path):
         queries[qid] = question
@@ -128,23 +162,36 @@ def build_split(task: str, subset: str, data_dir: str | os.PathLike | None = Non
     args = subsets(task)
     if subset not in args:
         raise DataError(f"{task} has no subset {subset!r}; it has {', '.join(args)}")
-    return (xquad_split if task == "XQuADRetrieval" else mlqa_split)(*args[subset], data_dir=data_dir)
+    return (xquad_split if task == "XQuADRetrieval" else mlqa_split)(
+        *args[subset], data_dir=data_dir
+    )
 
 
 def split_statistics(split: dict) -> dict:
     """What mteb's ``descriptive_stats`` record for a retrieval split: document and query counts and text lengths."""
+
     def texts(values) -> dict:
         lengths = [len(t) for t in values]
-        return {"total_text_length": sum(lengths), "min_text_length": min(lengths),
-                "average_text_length": sum(lengths) / len(lengths), "max_text_length": max(lengths),
-                "unique_texts": len(set(values))}
+        return {
+            "total_text_length": sum(lengths),
+            "min_text_length": min(lengths),
+            "average_text_length": sum(lengths) / len(lengths),
+            "max_text_length": max(lengths),
+            "unique_texts": len(set(values)),
+        }
 
     per_query = [len(v) for v in split["relevant_docs"].values()]
-    return {"num_documents": len(split["corpus"]), "num_queries": len(split["queries"]),
-            "documents_text_statistics": texts(list(split["corpus"].values())),
-            "queries_text_statistics": texts(list(split["queries"].values())),
-            "relevant_docs_statistics": {"num_relevant_docs": sum(per_query), "max_relevant_docs_per_query": max(per_query),
-                                         "unique_relevant_docs": len({d for v in split["relevant_docs"].values() for d in v})}}
+    return {
+        "num_documents": len(split["corpus"]),
+        "num_queries": len(split["queries"]),
+        "documents_text_statistics": texts(list(split["corpus"].values())),
+        "queries_text_statistics": texts(list(split["queries"].values())),
+        "relevant_docs_statistics": {
+            "num_relevant_docs": sum(per_query),
+            "max_relevant_docs_per_query": max(per_query),
+            "unique_relevant_docs": len({d for v in split["relevant_docs"].values() for d in v}),
+        },
+    }
 
 
 def _local_task(base: type, splits: dict[str, dict], split: str) -> type:
@@ -156,16 +203,29 @@ def _local_task(base: type, splits: dict[str, dict], split: str) -> type:
         def load_data(self, *args, **kwargs):
             if self.data_loaded:
                 return
-            self.dataset = {s: {split: {
-                "queries": Dataset.from_list([{"id": k, "text": v} for k, v in b["queries"].items()]),
-                "corpus": Dataset.from_list([{"id": k, "text": v, "title": ""} for k, v in b["corpus"].items()]),
-                "relevant_docs": b["relevant_docs"], "top_ranked": None}} for s, b in splits.items()}
+            self.dataset = {
+                s: {
+                    split: {
+                        "queries": Dataset.from_list(
+                            [{"id": k, "text": v} for k, v in b["queries"].items()]
+                        ),
+                        "corpus": Dataset.from_list(
+                            [{"id": k, "text": v, "title": ""} for k, v in b["corpus"].items()]
+                        ),
+                        "relevant_docs": b["relevant_docs"],
+                        "top_ranked": None,
+                    }
+                }
+                for s, b in splits.items()
+            }
             self.data_loaded = True
 
     return Local
 
 
-def offline_task(task: str, subsets_: list[str] | None = None, data_dir: str | os.PathLike | None = None):
+def offline_task(
+    task: str, subsets_: list[str] | None = None, data_dir: str | os.PathLike | None = None
+):
     """mteb's own task object (its metadata, evaluator and scores), its data built here from the local releases.
 
     Args:
@@ -182,10 +242,14 @@ def offline_task(task: str, subsets_: list[str] | None = None, data_dir: str | o
     import mteb  # heavy: mteb (torch)
 
     names = list(subsets(task)) if subsets_ is None else list(subsets_)
-    built = {s: build_split(task, s, data_dir) for s in names}   # every refusal before mteb is touched
+    built = {
+        s: build_split(task, s, data_dir) for s in names
+    }  # every refusal before mteb is touched
     base = type(mteb.get_task(task))
 
-    Offline = _local_task(base, built, "validation")   # mteb's loader reads the hub; this one, the releases
+    Offline = _local_task(
+        base, built, "validation"
+    )  # mteb's loader reads the hub; this one, the releases
     Offline.__name__ = base.__name__
     return Offline().filter_eval_splits(["validation"]).filter_languages(None, hf_subsets=names)
 
@@ -215,19 +279,25 @@ def model_identity(model, source: str) -> tuple[str, str]:
     return name, fingerprint(model)
 
 
-def check_request(tasks: list[str], subsets_: dict[str, list[str]] | None) -> dict[str, list[str] | None]:
+def check_request(
+    tasks: list[str], subsets_: dict[str, list[str]] | None
+) -> dict[str, list[str] | None]:
     """Every task and subset asked for exists (before any model loads)."""
     unknown = [t for t in tasks if t not in TASKS and not _is_pooled(t)]
     if unknown or not tasks:
-        raise DataError(f"--tasks {','.join(tasks)!r}: hbkit builds {', '.join(TASKS)} offline, and its pooled settings "
-                        f"as <benchmark>:<setting> ({', '.join(POOLED_BENCHMARKS)} x {', '.join(POOLED_SETTINGS)}, "
-                        "e.g. mlqa-r:multi)")
+        raise DataError(
+            f"--tasks {','.join(tasks)!r}: hbkit builds {', '.join(TASKS)} offline, and its pooled settings "
+            f"as <benchmark>:<setting> ({', '.join(POOLED_BENCHMARKS)} x {', '.join(POOLED_SETTINGS)}, "
+            "e.g. mlqa-r:multi)"
+        )
     chosen = {}
     for t in tasks:
         want = (subsets_ or {}).get(t)
         if _is_pooled(t):
             if want:
-                raise DataError(f"--subsets: {t} runs whole (its cells are hbkit's table's); leave it out of --subsets")
+                raise DataError(
+                    f"--subsets: {t} runs whole (its cells are hbkit's table's); leave it out of --subsets"
+                )
             chosen[t] = None
             continue
         bad = [s for s in want or [] if s not in subsets(t)]
@@ -237,8 +307,15 @@ def check_request(tasks: list[str], subsets_: dict[str, list[str]] | None) -> di
     return chosen
 
 
-def run_mteb(model: str, tasks: list[str], out: str | os.PathLike, subsets_: dict[str, list[str]] | None = None,
-             data_dir: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True):
+def run_mteb(
+    model: str,
+    tasks: list[str],
+    out: str | os.PathLike,
+    subsets_: dict[str, list[str]] | None = None,
+    data_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+):
     """Run mteb's evaluator on a trained or hub model, on tasks built offline from the local releases.
 
     Args:
@@ -267,31 +344,65 @@ def run_mteb(model: str, tasks: list[str], out: str | os.PathLike, subsets_: dic
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"--out {out}: a file, not a folder; name a folder for mteb's results")
-    built = [_pooled(t, data_dir) if _is_pooled(t) else offline_task(t, chosen[t], data_dir)
-             for t in chosen]                                                # the data, before the model loads
+    built = [
+        _pooled(t, data_dir) if _is_pooled(t) else offline_task(t, chosen[t], data_dir)
+        for t in chosen
+    ]  # the data, before the model loads
     encoder = load_encoder(model)
     name, revision = model_identity(encoder, model)
     own = getattr(encoder, "prompts", None) or {}
-    prompts = {"query": own["query"], "document": own["passage"]} if {"query", "passage"} <= set(own) else None
+    prompts = (
+        {"query": own["query"], "document": own["passage"]}
+        if {"query", "passage"} <= set(own)
+        else None
+    )
     wrapped = SentenceTransformerEncoderWrapper(encoder, model_prompts=prompts)
-    wrapped.mteb_model_meta = wrapped.mteb_model_meta.model_copy(update={"name": name, "revision": revision})
-    result = mteb.evaluate(wrapped, built, cache=ResultCache(out), show_progress_bar=progress,
-                           overwrite_strategy="always" if overwrite else "only-missing")
-    rows = [_score_row(name, revision, tr.task_name, split, s)
-            for tr in result.task_results for split, scores in tr.scores.items() for s in scores]
+    wrapped.mteb_model_meta = wrapped.mteb_model_meta.model_copy(
+        update={"name": name, "revision": revision}
+    )
+    result = mteb.evaluate(
+        wrapped,
+        built,
+        cache=ResultCache(out),
+        show_progress_bar=progress,
+        overwrite_strategy="always" if overwrite else "only-missing",
+    )
+    rows = [
+        _score_row(name, revision, tr.task_name, split, s)
+        for tr in result.task_results
+        for split, scores in tr.scores.items()
+        for s in scores
+    ]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "mteb_scores.csv", scores_table(out).to_csv(index=False))
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
-SCORE_COLUMNS = ["model", "revision", "task", "subset", "split", "main_score", "ndcg_at_10", "recall_at_100",
-                 "map_at_10"]
+SCORE_COLUMNS = [
+    "model",
+    "revision",
+    "task",
+    "subset",
+    "split",
+    "main_score",
+    "ndcg_at_10",
+    "recall_at_100",
+    "map_at_10",
+]
 
 
 def _score_row(name: str, revision: str, task: str, split: str, s: dict) -> dict:
-    return {"model": name, "revision": revision, "task": task, "subset": s["hf_subset"], "split": split,
-            "main_score": s["main_score"], "ndcg_at_10": s.get("ndcg_at_10"), "recall_at_100": s.get("recall_at_100"),
-            "map_at_10": s.get("map_at_10")}
+    return {
+        "model": name,
+        "revision": revision,
+        "task": task,
+        "subset": s["hf_subset"],
+        "split": split,
+        "main_score": s["main_score"],
+        "ndcg_at_10": s.get("ndcg_at_10"),
+        "recall_at_100": s.get("recall_at_100"),
+        "map_at_10": s.get("map_at_10"),
+    }
 
 
 def scores_table(out: str | os.PathLike):
@@ -304,10 +415,15 @@ def scores_table(out: str | os.PathLike):
         if path.name == "model_meta.json":
             continue
         meta = path.parent / "model_meta.json"
-        name = json.loads(meta.read_text()).get("name") if meta.is_file() else path.parent.parent.name
+        name = (
+            json.loads(meta.read_text()).get("name") if meta.is_file() else path.parent.parent.name
+        )
         result = read_json(path, "mteb result file")
         for split, scores in result.get("scores", {}).items():
-            rows += [_score_row(name, path.parent.name, result.get("task_name", path.stem), split, s) for s in scores]
+            rows += [
+                _score_row(name, path.parent.name, result.get("task_name", path.stem), split, s)
+                for s in scores
+            ]
     return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
@@ -317,8 +433,20 @@ def scores_table(out: str | os.PathLike):
 #: the pooled benchmarks and settings that run as mteb tasks, named ``<benchmark>:<setting>``
 POOLED_BENCHMARKS = ("xquad-r", "xquad-r-eval", "mlqa-r")
 POOLED_SETTINGS = ("mono", "cross", "multi")
-SCRIPT = {"ar": "Arab", "de": "Latn", "el": "Grek", "en": "Latn", "es": "Latn", "hi": "Deva", "ro": "Latn",
-          "ru": "Cyrl", "th": "Thai", "tr": "Latn", "vi": "Latn", "zh": "Hans"}
+SCRIPT = {
+    "ar": "Arab",
+    "de": "Latn",
+    "el": "Grek",
+    "en": "Latn",
+    "es": "Latn",
+    "hi": "Deva",
+    "ro": "Latn",
+    "ru": "Cyrl",
+    "th": "Thai",
+    "tr": "Latn",
+    "vi": "Latn",
+    "zh": "Hans",
+}
 
 
 def _lang_code(lang: str) -> str:
@@ -346,8 +474,11 @@ def pooled_splits(bench, setting: str) -> dict[str, dict]:
     if setting not in POOLED_SETTINGS:
         raise DataError(f"setting {setting!r}: use one of {', '.join(POOLED_SETTINGS)}")
     langs = sorted(set(bench.queries["lang"]))
-    pools = {"mono": [(q, [q]) for q in langs], "multi": [(q, langs) for q in langs],
-             "cross": [(q, [c]) for q in langs for c in langs if c != q]}[setting]
+    pools = {
+        "mono": [(q, [q]) for q in langs],
+        "multi": [(q, langs) for q in langs],
+        "cross": [(q, [c]) for q in langs for c in langs if c != q],
+    }[setting]
     out = {}
     for qlang, clangs in pools:
         cands = bench.candidates[bench.candidates["lang"].isin(clangs)]
@@ -356,8 +487,11 @@ def pooled_splits(bench, setting: str) -> dict[str, dict]:
         rel = {q: {c: 1 for c in bench.relevance[q] if c in in_pool} for q in queries["id"]}
         rel = {q: r for q, r in rel.items() if r}
         name = qlang if setting != "cross" else f"{qlang}-{clangs[0]}"
-        out[name] = {"queries": {q: t for q, t in zip(queries["id"], queries["text"]) if q in rel},
-                     "corpus": dict(zip(cands["id"], cands["text"])), "relevant_docs": rel}
+        out[name] = {
+            "queries": {q: t for q, t in zip(queries["id"], queries["text"]) if q in rel},
+            "corpus": dict(zip(cands["id"], cands["text"])),
+            "relevant_docs": rel,
+        }
     return out
 
 
@@ -380,15 +514,28 @@ def pooled_task(bench, setting: str):
 
     splits = pooled_splits(bench, setting)
     base = type(mteb.get_task("XQuADRetrieval"))
-    name = "Hbkit" + "".join(p.capitalize() for p in bench.name.replace("-", " ").split()) + setting.capitalize()
+    name = (
+        "Hbkit"
+        + "".join(p.capitalize() for p in bench.name.replace("-", " ").split())
+        + setting.capitalize()
+    )
     pool = {_lang_code(x) for x in set(bench.candidates["lang"])} if setting == "multi" else set()
-    langs = {s: sorted({_lang_code(x) for x in (s.split("-") if setting == "cross" else [s])} | pool) for s in splits}
-    metadata = base.metadata.model_copy(update={
-        "name": name, "eval_splits": ["test"], "eval_langs": langs, "main_score": "ndcg_at_10",
-        "description": f"hbkit's {setting} setting of {bench.name} (LAReQA, arXiv 2004.05484): every sentence of the "
-                       "benchmark is a candidate and the answer sentence in every language of the pool is relevant",
-        "reference": "https://arxiv.org/abs/2408.10536",
-        "dataset": {"path": f"hbkit/{bench.name}", "revision": "local"}})
+    langs = {
+        s: sorted({_lang_code(x) for x in (s.split("-") if setting == "cross" else [s])} | pool)
+        for s in splits
+    }
+    metadata = base.metadata.model_copy(
+        update={
+            "name": name,
+            "eval_splits": ["test"],
+            "eval_langs": langs,
+            "main_score": "ndcg_at_10",
+            "description": f"hbkit's {setting} setting of {bench.name} (LAReQA, arXiv 2004.05484): every sentence of the "
+            "benchmark is a candidate and the answer sentence in every language of the pool is relevant",
+            "reference": "https://arxiv.org/abs/2408.10536",
+            "dataset": {"path": f"hbkit/{bench.name}", "revision": "local"},
+        }
+    )
 
     Pooled = _local_task(base, splits, "test")
     Pooled.metadata = metadata

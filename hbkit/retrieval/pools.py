@@ -33,6 +33,7 @@ Settings: ``mono`` (queries in X, pool = candidates in X; averaged over X), ``cr
 in Y != X; averaged over pairs), ``multi`` (queries in X, pool = all languages; averaged over X). A query
 with no relevant candidate in a pool is not scored in that cell (``n`` counts the scored queries).
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,9 @@ class EvalResult:
 
     table: pd.DataFrame
     per_query: pd.DataFrame
-    alignment: pd.DataFrame | None = None  # alignment() of the scored queries, when the caller computed it
+    alignment: pd.DataFrame | None = (
+        None  # alignment() of the scored queries, when the caller computed it
+    )
 
     def macro(self) -> pd.DataFrame:
         t = self.table
@@ -76,8 +79,10 @@ class EvalResult:
     @staticmethod
     def concat(results: Iterable["EvalResult"]) -> "EvalResult":
         results = list(results)
-        return EvalResult(pd.concat([r.table for r in results], ignore_index=True),
-                          pd.concat([r.per_query for r in results], ignore_index=True))
+        return EvalResult(
+            pd.concat([r.table for r in results], ignore_index=True),
+            pd.concat([r.per_query for r in results], ignore_index=True),
+        )
 
 
 def _cells(benchmark: RetrievalBenchmark, settings: Sequence[str]):
@@ -94,8 +99,13 @@ def _cells(benchmark: RetrievalBenchmark, settings: Sequence[str]):
             raise ValueError(f"unknown setting {setting!r}; use {', '.join(SETTINGS)}")
 
 
-def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray,
-                        settings: Sequence[str] = SETTINGS, progress: bool = True) -> EvalResult:
+def evaluate_embeddings(
+    benchmark: RetrievalBenchmark,
+    Q: np.ndarray,
+    C: np.ndarray,
+    settings: Sequence[str] = SETTINGS,
+    progress: bool = True,
+) -> EvalResult:
     """Score precomputed embeddings (rows aligned with ``benchmark.queries`` / ``.candidates``). A cell whose
     pool holds no relevant candidate for any of its queries yields no row (TyDi-QA, not parallel, has no
     ``cross`` cells)."""
@@ -107,9 +117,22 @@ def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndar
     c_by_lang = {l: np.asarray(v) for l, v in cdf.groupby("lang").indices.items()}
     rows, per_query = [], []
     cells = list(_cells(benchmark, settings))
-    bias = (bias_measures(Q, C, rel_all, qdf["lang"].to_numpy(), c_lang, qdf["group"].to_numpy(), cdf["id"].to_numpy())
-            if "multi" in settings else {})   # over the multilingual pool (every candidate), all queries at once
-    for setting, x, y in tqdm(cells, desc=f"score {benchmark.name}", disable=not progress, leave=False):
+    bias = (
+        bias_measures(
+            Q,
+            C,
+            rel_all,
+            qdf["lang"].to_numpy(),
+            c_lang,
+            qdf["group"].to_numpy(),
+            cdf["id"].to_numpy(),
+        )
+        if "multi" in settings
+        else {}
+    )  # over the multilingual pool (every candidate), all queries at once
+    for setting, x, y in tqdm(
+        cells, desc=f"score {benchmark.name}", disable=not progress, leave=False
+    ):
         qi = np.asarray(q_by_lang[x])
         pool = np.arange(len(cdf)) if y == "all" else c_by_lang[y]
         local = np.full(len(cdf), -1)
@@ -120,32 +143,65 @@ def evaluate_embeddings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndar
             continue
         qi = qi[has]
         rel = [r for r, h in zip(rel, has) if h]
-        res = rank_metrics(Q[qi], C[pool], rel, q_lang=qdf["lang"].to_numpy()[qi] if y == "all" else None,
-                           c_lang=c_lang[pool] if y == "all" else None)
+        res = rank_metrics(
+            Q[qi],
+            C[pool],
+            rel,
+            q_lang=qdf["lang"].to_numpy()[qi] if y == "all" else None,
+            c_lang=c_lang[pool] if y == "all" else None,
+        )
         if setting == "multi":
             res = {**res, **{m: bias[m][qi] for m in BIAS_METRICS}}
-        names = list(RANK_METRICS) + ([m for m in (*MULTI_ONLY, *BIAS_METRICS) if m in res] if setting == "multi" else [])
-        pq = pd.DataFrame({"benchmark": benchmark.name, "setting": setting, "qlang": x, "dlang": y,
-                           "query_id": qdf["id"].to_numpy()[qi], "group": qdf["group"].to_numpy()[qi],
-                           **{m: res[m] for m in names}})
+        names = list(RANK_METRICS) + (
+            [m for m in (*MULTI_ONLY, *BIAS_METRICS) if m in res] if setting == "multi" else []
+        )
+        pq = pd.DataFrame(
+            {
+                "benchmark": benchmark.name,
+                "setting": setting,
+                "qlang": x,
+                "dlang": y,
+                "query_id": qdf["id"].to_numpy()[qi],
+                "group": qdf["group"].to_numpy()[qi],
+                **{m: res[m] for m in names},
+            }
+        )
         per_query.append(pq)
         for m in names:
             v = res[m][~np.isnan(res[m])]
             if len(v):
-                rows.append({"benchmark": benchmark.name, "setting": setting, "qlang": x, "dlang": y,
-                             "metric": m, "value": float(v.mean()), "n": int(len(v))})
-    table = pd.DataFrame(rows, columns=["benchmark", "setting", "qlang", "dlang", "metric", "value", "n"])
-    macro = (table.groupby(["benchmark", "setting", "metric"], sort=False)
-             .agg(value=("value", "mean"), n=("n", "sum")).reset_index().assign(qlang="all", dlang="all"))
+                rows.append(
+                    {
+                        "benchmark": benchmark.name,
+                        "setting": setting,
+                        "qlang": x,
+                        "dlang": y,
+                        "metric": m,
+                        "value": float(v.mean()),
+                        "n": int(len(v)),
+                    }
+                )
+    table = pd.DataFrame(
+        rows, columns=["benchmark", "setting", "qlang", "dlang", "metric", "value", "n"]
+    )
+    macro = (
+        table.groupby(["benchmark", "setting", "metric"], sort=False)
+        .agg(value=("value", "mean"), n=("n", "sum"))
+        .reset_index()
+        .assign(qlang="all", dlang="all")
+    )
     table = pd.concat([table, macro[table.columns]], ignore_index=True)
-    return EvalResult(table, pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame())
+    return EvalResult(
+        table, pd.concat(per_query, ignore_index=True) if per_query else pd.DataFrame()
+    )
 
 
 RANKING_COLUMNS = ["query_id", "position", "candidate_id", "clang", "score", "relevant"]
 
 
-def multilingual_rankings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray, k: int = 20,
-                          chunk: int = 512) -> pd.DataFrame:
+def multilingual_rankings(
+    benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray, k: int = 20, chunk: int = 512
+) -> pd.DataFrame:
     """What a ranking-based measure added later needs, per query of the multilingual pool (every candidate): its
     top ``k`` candidates and every relevant candidate, each with its ``position`` (1-based, by score, ties in pool
     order, as :mod:`hbkit.retrieval.bias` breaks them), ``score`` (float32 inner product), language and whether it
@@ -161,7 +217,7 @@ def multilingual_rankings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.nd
     qids = qdf["id"].to_numpy()
     rows = {c: [] for c in ("q", "position", "c", "score", "relevant")}
     for s in range(0, len(Q), chunk):
-        S = Q[s:s + chunk] @ C.T
+        S = Q[s : s + chunk] @ C.T
         order = np.argsort(-S, axis=1, kind="stable")
         pos = np.empty(S.shape[1], dtype=np.int64)
         for i in range(len(S)):
@@ -169,20 +225,40 @@ def multilingual_rankings(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.nd
             pos[order[i]] = np.arange(1, S.shape[1] + 1)
             keep = np.union1d(order[i, :k], rel)
             keep = keep[np.argsort(pos[keep], kind="stable")]
-            for name, v in (("q", np.full(len(keep), s + i)), ("position", pos[keep]), ("c", keep),
-                            ("score", S[i, keep]), ("relevant", np.isin(keep, rel))):
+            for name, v in (
+                ("q", np.full(len(keep), s + i)),
+                ("position", pos[keep]),
+                ("c", keep),
+                ("score", S[i, keep]),
+                ("relevant", np.isin(keep, rel)),
+            ):
                 rows[name].append(v)
     if not rows["q"]:
         return pd.DataFrame(columns=RANKING_COLUMNS)
     cols = {n: np.concatenate(v) for n, v in rows.items()}
-    return pd.DataFrame({"query_id": qids[cols["q"]], "position": cols["position"].astype(np.int32),
-                         "candidate_id": cids[cols["c"]], "clang": clang[cols["c"]],
-                         "score": cols["score"].astype(np.float32), "relevant": cols["relevant"]})
+    return pd.DataFrame(
+        {
+            "query_id": qids[cols["q"]],
+            "position": cols["position"].astype(np.int32),
+            "candidate_id": cids[cols["c"]],
+            "clang": clang[cols["c"]],
+            "score": cols["score"].astype(np.float32),
+            "relevant": cols["relevant"],
+        }
+    )
 
 
-def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = SETTINGS, batch_size: int = 64,
-             cache: bool = True, save_dir: str | Path | None = None, progress: bool = True,
-             with_context: bool = False, devices: Sequence[str] | None = None) -> EvalResult:
+def evaluate(
+    encoder,
+    benchmark: RetrievalBenchmark,
+    settings: Sequence[str] = SETTINGS,
+    batch_size: int = 64,
+    cache: bool = True,
+    save_dir: str | Path | None = None,
+    progress: bool = True,
+    with_context: bool = False,
+    devices: Sequence[str] | None = None,
+) -> EvalResult:
     """Encode a benchmark once and score it in every setting with the full-pool kernel.
 
     Queries are encoded with the encoder's ``query`` prompt and candidates with ``passage`` (cached on disk by
@@ -204,7 +280,16 @@ def evaluate(encoder, benchmark: RetrievalBenchmark, settings: Sequence[str] = S
         >>> res.macro().query("metric == 'map'")
     """
     fp = fingerprint(encoder) if cache else None
-    Q = encode(encoder, benchmark.queries["text"].tolist(), "query", batch_size, cache, fp, progress, devices=devices)
+    Q = encode(
+        encoder,
+        benchmark.queries["text"].tolist(),
+        "query",
+        batch_size,
+        cache,
+        fp,
+        progress,
+        devices=devices,
+    )
     ctexts = benchmark.candidates["text"].tolist()
     if with_context:
         ctexts = [f"{t} {c}" for t, c in zip(ctexts, benchmark.candidates["context"])]
@@ -230,8 +315,14 @@ def save_scored(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray, fol
 # --------------------------------------------------------------------------------------------------
 # alignment (the measures live in hbkit.retrieval.alignment)
 # --------------------------------------------------------------------------------------------------
-def evaluate_alignment(encoder, benchmark: RetrievalBenchmark, cache: bool = True, max_groups: int | None = None,
-                       seed: int = 0, progress: bool = False) -> pd.DataFrame:
+def evaluate_alignment(
+    encoder,
+    benchmark: RetrievalBenchmark,
+    cache: bool = True,
+    max_groups: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
     """Alignment of a benchmark's parallel queries (:func:`~hbkit.retrieval.alignment.alignment`): XQuAD-R is
     11-way parallel, MLQA 2-4-way.
 

@@ -16,6 +16,7 @@ so the evaluation stays zero-shot. Scores stay inner products of unit vectors (t
 normalised again), which is SHIFT's cosine scoring. A language with no statistic (no training passage, or for
 ``shift`` no parallel passage in the source language) is left unchanged, and :class:`FixStats` counts it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,8 +47,12 @@ class FixStats:
 
     def summary(self) -> dict:
         """A JSON-ready description (no vectors): the fix, its source language and the counts per language."""
-        return {"fix": self.fix, "source": self.source, "n": {k: int(v) for k, v in sorted(self.n.items())},
-                "uncovered": sorted(self.uncovered)}
+        return {
+            "fix": self.fix,
+            "source": self.source,
+            "n": {k: int(v) for k, v in sorted(self.n.items())},
+            "uncovered": sorted(self.uncovered),
+        }
 
 
 def training_passages(pairs, max_groups: int | None = None, seed: int = 0) -> pd.DataFrame:
@@ -59,7 +64,9 @@ def training_passages(pairs, max_groups: int | None = None, seed: int = 0) -> pd
     if max_groups is not None and len(uniq) > max_groups:
         uniq = np.array(sorted(sample_groups(uniq, max_groups, seed)))
     rows = np.flatnonzero(np.isin(group, uniq))
-    sub = pairs.iloc[rows] if isinstance(pairs, pd.DataFrame) else pairs.select(rows)   # or a datasets.Dataset
+    sub = (
+        pairs.iloc[rows] if isinstance(pairs, pd.DataFrame) else pairs.select(rows)
+    )  # or a datasets.Dataset
     df = pd.DataFrame({c: np.asarray(sub[c]).astype(str) for c in ("group", "lang", "passage")})
     return df.drop_duplicates(["group", "lang"]).reset_index(drop=True)
 
@@ -77,20 +84,29 @@ def estimate(fix: str, P: np.ndarray, langs, groups) -> FixStats:
     P = np.asarray(P, dtype=np.float64)
     langs, groups = np.asarray(langs).astype(str), np.asarray(groups).astype(str)
     if P.ndim != 2 or len(P) != len(langs) or len(langs) != len(groups):
-        raise ValueError(f"estimate({fix!r}): P must be (n, d) with one lang and group per row; got P {P.shape}, "
-                         f"{len(langs)} langs, {len(groups)} groups")
+        raise ValueError(
+            f"estimate({fix!r}): P must be (n, d) with one lang and group per row; got P {P.shape}, "
+            f"{len(langs)} langs, {len(groups)} groups"
+        )
     present = sorted(set(langs))
     if fix == "center":
         vec = {l: P[langs == l].mean(0) for l in present}
         return FixStats(fix, vec, {l: int((langs == l).sum()) for l in present})
-    src = SOURCE_LANGUAGE if SOURCE_LANGUAGE in present else (
-        pd.Series(langs).value_counts().sort_index().idxmax() if present else None)
+    src = (
+        SOURCE_LANGUAGE
+        if SOURCE_LANGUAGE in present
+        else (pd.Series(langs).value_counts().sort_index().idxmax() if present else None)
+    )
     src_row = {g: i for i, (g, l) in enumerate(zip(groups, langs)) if l == src}
     vec, n = {}, {}
     for l in present:
         if l == src:
             continue
-        pairs = [(i, src_row[g]) for i, (g, x) in enumerate(zip(groups, langs)) if x == l and g in src_row]
+        pairs = [
+            (i, src_row[g])
+            for i, (g, x) in enumerate(zip(groups, langs))
+            if x == l and g in src_row
+        ]
         if pairs:
             a, b = np.array(pairs).T
             vec[l], n[l] = (P[a] - P[b]).mean(0), len(pairs)
@@ -108,8 +124,14 @@ def _apply(X: np.ndarray, langs, vectors: dict[str, np.ndarray]) -> np.ndarray:
     return (out / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
-def transform(stats: FixStats, Q: np.ndarray, q_lang, C: np.ndarray, c_lang) -> tuple[np.ndarray, np.ndarray]:
+def transform(
+    stats: FixStats, Q: np.ndarray, q_lang, C: np.ndarray, c_lang
+) -> tuple[np.ndarray, np.ndarray]:
     """``(Q', C')``: query and candidate embeddings after the fix (module docstring): SHIFT moves candidates
     only, centering both. Rows stay aligned with their inputs and have unit length."""
-    Qf = _apply(Q, q_lang, stats.vectors) if stats.fix == "center" else np.asarray(Q, dtype=np.float32)
+    Qf = (
+        _apply(Q, q_lang, stats.vectors)
+        if stats.fix == "center"
+        else np.asarray(Q, dtype=np.float32)
+    )
     return Qf, _apply(C, c_lang, stats.vectors)

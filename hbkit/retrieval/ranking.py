@@ -20,6 +20,7 @@ Two implementations of these formulas, checked against each other and against sk
 * CUDA — the same formulas as batched torch operations on the GPU (``device="cuda"``, the default when CUDA
   is present).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -32,18 +33,37 @@ RANK_METRICS = ("map", "recall@1", "recall@10", "acc@1", "acc@5", "acc@10", "mrr
 
 MULTI_ONLY = ("rank_distance", "top10_same_lang")
 # the kernel's output columns, in the order of RANK_METRICS + MULTI_ONLY (numba reads these as constants)
-COL_MAP, COL_R1, COL_R10, COL_ACC1, COL_ACC5, COL_ACC10, COL_MRR10, COL_NDCG10, COL_RANK_DIST, COL_SAME_LANG = range(10)
+(
+    COL_MAP,
+    COL_R1,
+    COL_R10,
+    COL_ACC1,
+    COL_ACC5,
+    COL_ACC10,
+    COL_MRR10,
+    COL_NDCG10,
+    COL_RANK_DIST,
+    COL_SAME_LANG,
+) = range(10)
 
 
 _COLS = RANK_METRICS + MULTI_ONLY  # column order of the numba kernel's output
 
 
-_F32_EXACT = 2 ** 24  # pools smaller than this are counted in float32 (exact), larger ones in int64
+_F32_EXACT = 2**24  # pools smaller than this are counted in float32 (exact), larger ones in int64
 
 
-def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]], k: int = 10,
-                 chunk: int | None = None, q_lang: np.ndarray | None = None, c_lang: np.ndarray | None = None,
-                 device: str | None = None, metrics: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+def rank_metrics(
+    Q: np.ndarray,
+    C: np.ndarray,
+    relevant: Sequence[Sequence[int]],
+    k: int = 10,
+    chunk: int | None = None,
+    q_lang: np.ndarray | None = None,
+    c_lang: np.ndarray | None = None,
+    device: str | None = None,
+    metrics: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
     """Per-query metrics of queries ``Q`` (n x d) against pool ``C`` (m x d), scored by inner product.
 
     ``relevant[i]`` holds the pool indices relevant to query i (at least one). Returns arrays of length n for
@@ -59,10 +79,14 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     """
     n, m = len(Q), len(C)
     if n == 0 or len(relevant) != n:
-        raise ValueError(f"rank_metrics: {n} queries but {len(relevant)} relevance lists; give one per query")
+        raise ValueError(
+            f"rank_metrics: {n} queries but {len(relevant)} relevance lists; give one per query"
+        )
     nrel = np.fromiter(map(len, relevant), dtype=np.int64, count=n)
     if nrel.min() < 1:
-        raise ValueError("rank_metrics: every query needs at least one relevant candidate; drop the others first")
+        raise ValueError(
+            "rank_metrics: every query needs at least one relevant candidate; drop the others first"
+        )
     flat = np.concatenate([np.asarray(r, dtype=np.int64).ravel() for r in relevant])
     if flat.min() < 0 or flat.max() >= m:
         raise ValueError(f"rank_metrics: relevant indices must lie in [0, {m}), the pool's rows")
@@ -71,8 +95,14 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     rel[np.repeat(np.arange(n), nrel), np.arange(len(flat)) - np.repeat(starts, nrel)] = flat
     for name, X in (("Q", Q), ("C", C)):
         if not np.isfinite(X).all():
-            raise ValueError(f"rank_metrics: {name} holds NaN or infinite values; check the encoder's output")
-    same = q_lang is not None and c_lang is not None and (metrics is None or "top10_same_lang" in metrics)
+            raise ValueError(
+                f"rank_metrics: {name} holds NaN or infinite values; check the encoder's output"
+            )
+    same = (
+        q_lang is not None
+        and c_lang is not None
+        and (metrics is None or "top10_same_lang" in metrics)
+    )
     kk = min(k, m)
     if same:
         codes = {l: i for i, l in enumerate(sorted(set(c_lang) | set(q_lang)))}
@@ -83,19 +113,21 @@ def rank_metrics(Q: np.ndarray, C: np.ndarray, relevant: Sequence[Sequence[int]]
     Q = np.ascontiguousarray(Q, dtype=np.float32)
     C = np.ascontiguousarray(C, dtype=np.float32)
     U, inv, counts = unique_rows(C)
-    chunk = chunk or int(np.clip(2 ** 24 // max(len(U), 1), 64, 4096))  # 2**24 float32 scores = 64 MB
+    chunk = chunk or int(np.clip(2**24 // max(len(U), 1), 64, 4096))  # 2**24 float32 scores = 64 MB
     import torch
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if str(dev).startswith("cuda") or device == "torch-cpu":
-        out = _rank_metrics_torch(Q, U, inv, rel, nrel, ql, cl, same, kk, chunk,
-                                  "cpu" if device == "torch-cpu" else dev)
+        out = _rank_metrics_torch(
+            Q, U, inv, rel, nrel, ql, cl, same, kk, chunk, "cpu" if device == "torch-cpu" else dev
+        )
     else:
         lang_cnt = np.zeros((len(U), max(len(codes), 1) if same else 1), dtype=np.int64)
         if same:
             np.add.at(lang_cnt, (inv, cl), 1)
-        out = _rank_metrics_cpu(Q, U, counts, len(U) < m, inv[rel.clip(min=0)], nrel, ql,
-                                lang_cnt, same, kk, chunk)
+        out = _rank_metrics_cpu(
+            Q, U, counts, len(U) < m, inv[rel.clip(min=0)], nrel, ql, lang_cnt, same, kk, chunk
+        )
     if not same:
         out.pop("top10_same_lang", None)
     return out if metrics is None else {name: out[name] for name in metrics}
@@ -109,22 +141,41 @@ def unique_rows(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     last bit. Scoring each distinct vector once makes the promise hold for any BLAS (and saves the
     duplicates' flops)."""
     flat = np.ascontiguousarray(C).view(np.dtype((np.void, C.dtype.itemsize * C.shape[1]))).ravel()
-    _, first, inv, counts = np.unique(flat, return_index=True, return_inverse=True, return_counts=True)
+    _, first, inv, counts = np.unique(
+        flat, return_index=True, return_inverse=True, return_counts=True
+    )
     if len(first) == len(C):  # no duplicates: keep the pool as it is
         return C, np.arange(len(C)), np.ones(len(C), dtype=np.int64)
     return C[first], inv.ravel(), counts
 
 
-def _rank_metrics_cpu(Q, U, w, dup, rel, nrel, ql, lang_cnt, same, kk, chunk) -> dict[str, np.ndarray]:
+def _rank_metrics_cpu(
+    Q, U, w, dup, rel, nrel, ql, lang_cnt, same, kk, chunk
+) -> dict[str, np.ndarray]:
     n = len(Q)
     res = np.empty((n, len(_COLS)), dtype=np.float64)
     kernel = _numba_kernel()
     Ut = U.T  # a transposed view: BLAS reads it without a copy
-    buf = np.empty((min(chunk, n), len(U)), dtype=np.float32)  # one score buffer, reused: no page faults per chunk
+    buf = np.empty(
+        (min(chunk, n), len(U)), dtype=np.float32
+    )  # one score buffer, reused: no page faults per chunk
     for s in range(0, n, chunk):
-        S = np.matmul(Q[s:s + chunk], Ut, out=buf[:min(chunk, n - s)])  # (c, distinct candidates) float32
-        kernel(S, rel[s:s + chunk], nrel[s:s + chunk], w, dup, ql[s:s + chunk], lang_cnt, same, kk, _F32_EXACT,
-               res[s:s + chunk])  # without languages ql is empty, and so is its slice
+        S = np.matmul(
+            Q[s : s + chunk], Ut, out=buf[: min(chunk, n - s)]
+        )  # (c, distinct candidates) float32
+        kernel(
+            S,
+            rel[s : s + chunk],
+            nrel[s : s + chunk],
+            w,
+            dup,
+            ql[s : s + chunk],
+            lang_cnt,
+            same,
+            kk,
+            _F32_EXACT,
+            res[s : s + chunk],
+        )  # without languages ql is empty, and so is its slice
     return {name: res[:, j].copy() for j, name in enumerate(_COLS)}
 
 
@@ -228,10 +279,14 @@ def _numba_kernel():
                             p += 1
                         top[p] = v
                         idx[p] = x
-                        eq = eq + 1 if top[0] == old else 0  # the evicted one ties the new kth, or none does
+                        eq = (
+                            eq + 1 if top[0] == old else 0
+                        )  # the evicted one ties the new kth, or none does
                     lo = top[0]
                 kth = top[0]
-                strict = eq > 0  # more than kk candidates tie into the top: keep only those above the tie
+                strict = (
+                    eq > 0
+                )  # more than kk candidates tie into the top: keep only those above the tie
                 n_sel = 0
                 own = 0
                 for p in range(kk):
@@ -239,7 +294,9 @@ def _numba_kernel():
                     if u < 0 or (strict and top[p] <= kth):
                         continue
                     seen = False
-                    for q in range(p):  # copies of one vector sit in several slots: count the vector once
+                    for q in range(
+                        p
+                    ):  # copies of one vector sit in several slots: count the vector once
                         seen = seen or idx[q] == u
                     if not seen:
                         n_sel += w[u]
@@ -249,7 +306,9 @@ def _numba_kernel():
     return kernel
 
 
-def _rank_metrics_torch(Q, U, inv, rel, nrel, ql, cl, same, kk, chunk, dev) -> dict[str, np.ndarray]:
+def _rank_metrics_torch(
+    Q, U, inv, rel, nrel, ql, cl, same, kk, chunk, dev
+) -> dict[str, np.ndarray]:
     import torch
 
     n = len(Q)
@@ -264,39 +323,53 @@ def _rank_metrics_torch(Q, U, inv, rel, nrel, ql, cl, same, kk, chunk, dev) -> d
         clt, qlt = torch.from_numpy(cl).to(dev), torch.from_numpy(ql).to(dev)
     ideal_disc = 1.0 / torch.log2(torch.arange(2, 12, dtype=torch.float64, device=dev))
     for s in range(0, n, chunk):
-        S = (Qt[s:s + chunk] @ Ut).index_select(1, invt)         # (c, m) float32, equal for equal candidates
-        r = relt[s:s + chunk]
+        S = (Qt[s : s + chunk] @ Ut).index_select(
+            1, invt
+        )  # (c, m) float32, equal for equal candidates
+        r = relt[s : s + chunk]
         mask = r >= 0
-        rs = S.gather(1, r.clamp(min=0))                           # (c, R) scores of the relevant
+        rs = S.gather(1, r.clamp(min=0))  # (c, R) scores of the relevant
         rs = torch.where(mask, rs, torch.full_like(rs, float("inf")))
-        srt, _ = rs.sort(1)                                        # relevant scores ascending, padding (+inf) last
-        ranks = torch.stack([(S >= srt[:, j:j + 1]).sum(1) for j in range(srt.shape[1])], 1)
+        srt, _ = rs.sort(1)  # relevant scores ascending, padding (+inf) last
+        ranks = torch.stack([(S >= srt[:, j : j + 1]).sum(1) for j in range(srt.shape[1])], 1)
         valid = torch.isfinite(srt)
         # relevant scoring >= srt[:, j]: all relevant from the first one tied with it onwards
-        above = valid.sum(1, keepdim=True) - torch.searchsorted(srt.contiguous(), srt.contiguous(), right=False)
+        above = valid.sum(1, keepdim=True) - torch.searchsorted(
+            srt.contiguous(), srt.contiguous(), right=False
+        )
         nr = valid.sum(1).to(torch.float64)
-        prec = torch.where(valid, above.to(torch.float64) / ranks.clamp(min=1).to(torch.float64), 0.0)
-        out["map"][s:s + chunk] = (prec.sum(1) / nr).cpu().numpy()
-        lowest = ranks[:, 0]                                         # rank of the lowest-scored relevant
+        prec = torch.where(
+            valid, above.to(torch.float64) / ranks.clamp(min=1).to(torch.float64), 0.0
+        )
+        out["map"][s : s + chunk] = (prec.sum(1) / nr).cpu().numpy()
+        lowest = ranks[:, 0]  # rank of the lowest-scored relevant
         highest = ranks.gather(1, (valid.sum(1, keepdim=True) - 1).clamp(min=0)).squeeze(1)
         dist = (lowest - highest).to(torch.float64)
-        out["rank_distance"][s:s + chunk] = torch.where(nr >= 2, dist, torch.nan).cpu().numpy()
+        out["rank_distance"][s : s + chunk] = torch.where(nr >= 2, dist, torch.nan).cpu().numpy()
         inside = lambda k_: (valid & (ranks <= k_)).to(torch.float64)  # noqa: E731
-        out["recall@1"][s:s + chunk] = (inside(1).sum(1) / nr).cpu().numpy()
-        out["recall@10"][s:s + chunk] = (inside(10).sum(1) / nr).cpu().numpy()
+        out["recall@1"][s : s + chunk] = (inside(1).sum(1) / nr).cpu().numpy()
+        out["recall@10"][s : s + chunk] = (inside(10).sum(1) / nr).cpu().numpy()
         for a in (1, 5, 10):
-            out[f"acc@{a}"][s:s + chunk] = (inside(a).sum(1) > 0).to(torch.float64).cpu().numpy()
-        out["mrr@10"][s:s + chunk] = torch.where(highest <= 10, 1.0 / highest.clamp(min=1).to(torch.float64),
-                                                 0.0).cpu().numpy()
-        gain = torch.where(valid & (ranks <= 10), 1.0 / torch.log2(ranks.to(torch.float64) + 1), 0.0)
+            out[f"acc@{a}"][s : s + chunk] = (inside(a).sum(1) > 0).to(torch.float64).cpu().numpy()
+        out["mrr@10"][s : s + chunk] = (
+            torch.where(highest <= 10, 1.0 / highest.clamp(min=1).to(torch.float64), 0.0)
+            .cpu()
+            .numpy()
+        )
+        gain = torch.where(
+            valid & (ranks <= 10), 1.0 / torch.log2(ranks.to(torch.float64) + 1), 0.0
+        )
         ideal = torch.cumsum(ideal_disc, 0)[(nr.clamp(max=10) - 1).long()]
-        out["ndcg@10"][s:s + chunk] = (gain.sum(1) / ideal).cpu().numpy()
+        out["ndcg@10"][s : s + chunk] = (gain.sum(1) / ideal).cpu().numpy()
         if same:
-            t = S.topk(kk, dim=1).values[:, -1:]                        # k-th highest score
+            t = S.topk(kk, dim=1).values[:, -1:]  # k-th highest score
             ge = S >= t
             sel = torch.where(ge.sum(1, keepdim=True) <= kk, ge, S > t)  # candidates with rank <= k
-            own = sel & (clt.unsqueeze(0) == qlt[s:s + chunk].unsqueeze(1))
+            own = sel & (clt.unsqueeze(0) == qlt[s : s + chunk].unsqueeze(1))
             n_sel = sel.sum(1).to(torch.float64)
-            out["top10_same_lang"][s:s + chunk] = torch.where(
-                n_sel > 0, own.sum(1).to(torch.float64) / n_sel.clamp(min=1), torch.nan).cpu().numpy()
+            out["top10_same_lang"][s : s + chunk] = (
+                torch.where(n_sel > 0, own.sum(1).to(torch.float64) / n_sel.clamp(min=1), torch.nan)
+                .cpu()
+                .numpy()
+            )
     return out

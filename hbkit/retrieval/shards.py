@@ -16,6 +16,7 @@ The search over a shard folder is :func:`hbkit.retrieval.faiss_search.search` (e
 faiss IVF / HNSW), its TREC run files :func:`hbkit.retrieval.faiss_search.write_trec_run`, and the one
 call for MIRACL-style benchmarks :func:`hbkit.retrieval.corpus_eval.evaluate_corpus`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,7 +31,13 @@ import filelock
 import numpy as np
 
 from hbkit.core.env import world
-from hbkit.core.files import atomic_path, atomic_write_json, atomic_write_text, lock_for, sha256_file
+from hbkit.core.files import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    lock_for,
+    sha256_file,
+)
 from hbkit.data.releases.miracl import passage_text
 from hbkit.encoders.encode import embed_texts
 from hbkit.encoders.load import fingerprint as model_fingerprint
@@ -76,9 +83,13 @@ def _as_pairs(docs: Iterable) -> Iterator[tuple[str, str]]:
         elif len(d) == 2:
             docid, text = d
         else:
-            raise SearchError(f"document {n}: expected (docid, text) or (docid, title, text), got {len(d)} fields")
+            raise SearchError(
+                f"document {n}: expected (docid, text) or (docid, title, text), got {len(d)} fields"
+            )
         if not isinstance(docid, str) or not docid or "\n" in docid or "\r" in docid:
-            raise SearchError(f"document {n}: docid {docid!r} must be a non-empty string without line breaks")
+            raise SearchError(
+                f"document {n}: docid {docid!r} must be a non-empty string without line breaks"
+            )
         yield docid, text
 
 
@@ -110,7 +121,10 @@ def _shard_valid(out: Path, rec: dict | None, texts_sha: str | None = None) -> b
     try:
         if texts_sha is not None and rec["texts_sha256"] != texts_sha:
             return False
-        if _sha256_file(out / f"{name}.ids") != rec["ids_sha256"] or _sha256_file(out / f"{name}.npy") != rec["npy_sha256"]:
+        if (
+            _sha256_file(out / f"{name}.ids") != rec["ids_sha256"]
+            or _sha256_file(out / f"{name}.npy") != rec["npy_sha256"]
+        ):
             return False
         arr = np.load(out / f"{name}.npy", mmap_mode="r")
         return arr.shape[0] == rec["count"] and str(arr.dtype) == rec["dtype"]
@@ -125,9 +139,17 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _header(fp: str, prompt: str | None, prompt_name: str | None, dtype: str, shard_size: int) -> dict:
-    return {"format": _FORMAT, "fingerprint": fp, "prompt_name": prompt_name, "prompt": prompt, "dtype": dtype,
-            "shard_size": shard_size}
+def _header(
+    fp: str, prompt: str | None, prompt_name: str | None, dtype: str, shard_size: int
+) -> dict:
+    return {
+        "format": _FORMAT,
+        "fingerprint": fp,
+        "prompt_name": prompt_name,
+        "prompt": prompt,
+        "dtype": dtype,
+        "shard_size": shard_size,
+    }
 
 
 def _check_header(out: Path, found: dict, want: dict, force: bool) -> None:
@@ -135,20 +157,35 @@ def _check_header(out: Path, found: dict, want: dict, force: bool) -> None:
     if not diff:
         return
     if "fingerprint" in diff:
-        msg = (f"{out} holds embeddings of another model (fingerprint {found.get('fingerprint')}); this model is "
-               f"{want['fingerprint']}. Use another folder, or force=True (--force) to delete them and re-encode")
+        msg = (
+            f"{out} holds embeddings of another model (fingerprint {found.get('fingerprint')}); this model is "
+            f"{want['fingerprint']}. Use another folder, or force=True (--force) to delete them and re-encode"
+        )
     else:
-        msg = (f"{out} was encoded with other settings ("
-               + ", ".join(f"{k}: {found.get(k)!r} there, {want[k]!r} now" for k in diff)
-               + "). Use another folder, or force=True (--force) to delete them and re-encode")
+        msg = (
+            f"{out} was encoded with other settings ("
+            + ", ".join(f"{k}: {found.get(k)!r} there, {want[k]!r} now" for k in diff)
+            + "). Use another folder, or force=True (--force) to delete them and re-encode"
+        )
     raise ManifestMismatch(msg)
 
 
-def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: str | os.PathLike,
-                  shard_size: int = 100_000, dtype: str = "float16", batch_size: int = 64, progress: bool = True,
-                  prompt_name: str | None = "passage", force: bool = False,
-                  on_shard: Callable[[dict], None] | None = None, wait_timeout: float | None = None,
-                  fingerprint: str | None = None, rank: int | None = None, world_size: int | None = None) -> dict:
+def encode_corpus(
+    encoder,
+    docs_iter_factory: Callable[[], Iterable],
+    out_dir: str | os.PathLike,
+    shard_size: int = 100_000,
+    dtype: str = "float16",
+    batch_size: int = 64,
+    progress: bool = True,
+    prompt_name: str | None = "passage",
+    force: bool = False,
+    on_shard: Callable[[dict], None] | None = None,
+    wait_timeout: float | None = None,
+    fingerprint: str | None = None,
+    rank: int | None = None,
+    world_size: int | None = None,
+) -> dict:
     """Encode a streamed corpus into embedding shards under ``out_dir``; return the complete manifest.
 
     ``docs_iter_factory()`` yields ``(docid, text)`` or ``(docid, title, text)`` (joined with
@@ -190,12 +227,26 @@ def encode_corpus(encoder, docs_iter_factory: Callable[[], Iterable], out_dir: s
     try:
         lock.acquire(timeout=0)
     except filelock.Timeout:
-        raise SearchError(f"{out}: another process is already encoding rank {rank} of {size} here; wait for "
-                          "it or use another folder") from None
+        raise SearchError(
+            f"{out}: another process is already encoding rank {rank} of {size} here; wait for "
+            "it or use another folder"
+        ) from None
     try:
         _open_folder(out, want, rank, force, wait_timeout)
-        n_total, n_shards = _encode_my_shards(encoder, docs_iter_factory, out, want, rank, size, shard_size, pname,
-                                              batch_size, dtype, progress, on_shard)
+        n_total, n_shards = _encode_my_shards(
+            encoder,
+            docs_iter_factory,
+            out,
+            want,
+            rank,
+            size,
+            shard_size,
+            pname,
+            batch_size,
+            dtype,
+            progress,
+            on_shard,
+        )
         return _rendezvous(out, want, rank, n_total, n_shards, wait_timeout)
     finally:
         lock.release()
@@ -207,7 +258,9 @@ def _open_folder(out: Path, want: dict, rank: int, force: bool, wait_timeout: fl
     then starts an incomplete manifest."""
     fingerprint = want["fingerprint"]
     found = _read_json(out / MANIFEST)
-    if found is None:  # no manifest yet: a shard record of an earlier run may still say who wrote it
+    if (
+        found is None
+    ):  # no manifest yet: a shard record of an earlier run may still say who wrote it
         first = _read_json(out / f"{_shard_name(0)}.json")
         found = first.get("header") if first else None
     if found is not None:
@@ -222,22 +275,46 @@ def _open_folder(out: Path, want: dict, rank: int, force: bool, wait_timeout: fl
                     p.unlink()
                 (out / MANIFEST).unlink(missing_ok=True)
             else:
-                _wait(lambda: _read_json(out / MANIFEST) is None or _read_json(out / MANIFEST).get("fingerprint")
-                      == fingerprint, wait_timeout, f"rank 0 to clear {out}")
+                _wait(
+                    lambda: (
+                        _read_json(out / MANIFEST) is None
+                        or _read_json(out / MANIFEST).get("fingerprint") == fingerprint
+                    ),
+                    wait_timeout,
+                    f"rank 0 to clear {out}",
+                )
     if rank == 0 and (found is None or found.get("fingerprint") != fingerprint or force):
         atomic_write_json(out / MANIFEST, {**want, "complete": False, "shards": []})
 
 
-def _encode_my_shards(encoder, docs_iter_factory, out: Path, want: dict, rank: int, size: int, shard_size: int,
-                      pname: str | None, batch_size: int, dtype: str, progress: bool, on_shard) -> tuple[int, int]:
+def _encode_my_shards(
+    encoder,
+    docs_iter_factory,
+    out: Path,
+    want: dict,
+    rank: int,
+    size: int,
+    shard_size: int,
+    pname: str | None,
+    batch_size: int,
+    dtype: str,
+    progress: bool,
+    on_shard,
+) -> tuple[int, int]:
     """Read the whole stream, one shard at a time, and encode this rank's shards that are not already valid
     there. Returns (passages in the stream, shards in the stream)."""
     from tqdm.auto import tqdm
 
     n_total, written, reused = 0, 0, 0
     t0 = time.perf_counter()
-    bar = tqdm(desc=f"encode {out.name}" + (f" [rank {rank}/{size}]" if size > 1 else ""), unit="passages",
-               disable=not progress, position=rank if size > 1 else None, leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        desc=f"encode {out.name}" + (f" [rank {rank}/{size}]" if size > 1 else ""),
+        unit="passages",
+        disable=not progress,
+        position=rank if size > 1 else None,
+        leave=False,
+        dynamic_ncols=True,
+    )
     n_shards = 0
     for i, (ids, texts) in enumerate(_chunks(_as_pairs(docs_iter_factory()), shard_size)):
         n_shards = i + 1
@@ -252,42 +329,85 @@ def _encode_my_shards(encoder, docs_iter_factory, out: Path, want: dict, rank: i
             bar.update(len(ids))
             continue
         if old is not None:
-            log.warning("%s: shard %d is missing, truncated, corrupt or stale; encoding it again", out, i)
+            log.warning(
+                "%s: shard %d is missing, truncated, corrupt or stale; encoding it again", out, i
+            )
         rec = _encode_shard(encoder, out, i, ids, texts, tsha, pname, batch_size, dtype, want)
         written += 1
         bar.update(len(ids))
         if on_shard is not None:
             on_shard(rec)
     bar.close()
-    log.info("%s rank %d/%d: %d shards encoded, %d reused, %d passages in the stream, %.1f s", out, rank, size,
-             written, reused, n_total, time.perf_counter() - t0)
+    log.info(
+        "%s rank %d/%d: %d shards encoded, %d reused, %d passages in the stream, %.1f s",
+        out,
+        rank,
+        size,
+        written,
+        reused,
+        n_total,
+        time.perf_counter() - t0,
+    )
     if n_total == 0:
         raise SearchError(f"{out}: the corpus stream is empty; nothing to encode")
     return n_total, n_shards
 
 
-def _rendezvous(out: Path, want: dict, rank: int, n_total: int, n_shards: int, wait_timeout: float | None) -> dict:
+def _rendezvous(
+    out: Path, want: dict, rank: int, n_total: int, n_shards: int, wait_timeout: float | None
+) -> dict:
     """Rank 0 waits for every shard's record and writes the complete manifest; the other ranks wait for it."""
     if rank == 0:
         records = _wait_records(out, list(range(n_shards)), want, wait_timeout)
-        manifest = {**want, "complete": True, "n_docs": n_total, "dim": records[0]["dim"], "shards": records}
+        manifest = {
+            **want,
+            "complete": True,
+            "n_docs": n_total,
+            "dim": records[0]["dim"],
+            "shards": records,
+        }
         atomic_write_json(out / MANIFEST, manifest)
         return manifest
-    _wait(lambda: (_read_json(out / MANIFEST) or {}).get("complete") and
-          len(_read_json(out / MANIFEST)["shards"]) == n_shards, wait_timeout, f"rank 0's manifest in {out}")
+    _wait(
+        lambda: (
+            (_read_json(out / MANIFEST) or {}).get("complete")
+            and len(_read_json(out / MANIFEST)["shards"]) == n_shards
+        ),
+        wait_timeout,
+        f"rank 0's manifest in {out}",
+    )
     return _read_json(out / MANIFEST)
 
 
-def _encode_shard(encoder, out: Path, i: int, ids: list[str], texts: list[str], tsha: str, pname: str | None,
-                  batch_size: int, dtype: str, header: dict) -> dict:
+def _encode_shard(
+    encoder,
+    out: Path,
+    i: int,
+    ids: list[str],
+    texts: list[str],
+    tsha: str,
+    pname: str | None,
+    batch_size: int,
+    dtype: str,
+    header: dict,
+) -> dict:
     emb = np.ascontiguousarray(embed_texts(encoder, texts, pname, batch_size).astype(dtype))
     name = _shard_name(i)
     with atomic_path(out / f"{name}.npy") as tmp:
         np.save(tmp, emb)
     atomic_write_text(out / f"{name}.ids", "".join(d + "\n" for d in ids))
-    rec = {"index": i, "count": len(ids), "dim": int(emb.shape[1]), "dtype": dtype, "first": ids[0], "last": ids[-1],
-           "texts_sha256": tsha, "ids_sha256": _sha256_file(out / f"{name}.ids"),
-           "npy_sha256": _sha256_file(out / f"{name}.npy"), "header": header}
+    rec = {
+        "index": i,
+        "count": len(ids),
+        "dim": int(emb.shape[1]),
+        "dtype": dtype,
+        "first": ids[0],
+        "last": ids[-1],
+        "texts_sha256": tsha,
+        "ids_sha256": _sha256_file(out / f"{name}.ids"),
+        "npy_sha256": _sha256_file(out / f"{name}.npy"),
+        "header": header,
+    }
     atomic_write_json(out / f"{name}.json", rec)  # last: the record vouches for the two files above
     return rec
 
@@ -306,14 +426,20 @@ def _wait(cond: Callable[[], bool], timeout: float | None, what: str, poll: floa
 
 def _wait_records(out: Path, expected: list[int], want: dict, timeout: float | None) -> list[dict]:
     def ready():
-        return all((r := _read_json(out / f"{_shard_name(i)}.json")) is not None and r.get("header") == want
-                   for i in expected)
+        return all(
+            (r := _read_json(out / f"{_shard_name(i)}.json")) is not None
+            and r.get("header") == want
+            for i in expected
+        )
+
     _wait(ready, timeout, f"the shards of the other ranks in {out}")
     recs = []
     for i in expected:
         rec = _read_json(out / f"{_shard_name(i)}.json")
         if not _shard_valid(out, rec):
-            raise SearchError(f"{out}: shard {i} does not match its record after encoding; run again to re-encode it")
+            raise SearchError(
+                f"{out}: shard {i} does not match its record after encoding; run again to re-encode it"
+            )
         recs.append({k: v for k, v in rec.items() if k != "header"})
     return recs
 
@@ -322,7 +448,9 @@ def load_manifest(shard_dir: str | os.PathLike) -> dict:
     """The complete manifest of a shard folder; :class:`SearchError` when absent or incomplete."""
     m = _read_json(Path(shard_dir) / MANIFEST)
     if not m or not m.get("complete"):
-        raise SearchError(f"{shard_dir}: no complete {MANIFEST}; run encode_corpus on it first (it resumes)")
+        raise SearchError(
+            f"{shard_dir}: no complete {MANIFEST}; run encode_corpus on it first (it resumes)"
+        )
     return m
 
 
@@ -334,8 +462,10 @@ def iter_shards(shard_dir: str | os.PathLike) -> Iterator[tuple[list[str], np.nd
         ids = (shard_dir / f"{name}.ids").read_text(encoding="utf-8").splitlines()
         emb = np.load(shard_dir / f"{name}.npy", mmap_mode="r")
         if len(ids) != rec["count"] or emb.shape[0] != rec["count"]:
-            raise SearchError(f"{shard_dir}/{name}: {len(ids)} ids and {emb.shape[0]} rows, record says "
-                              f"{rec['count']}; run encode_corpus again to repair it")
+            raise SearchError(
+                f"{shard_dir}/{name}: {len(ids)} ids and {emb.shape[0]} rows, record says "
+                f"{rec['count']}; run encode_corpus again to repair it"
+            )
         yield ids, emb
 
 

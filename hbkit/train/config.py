@@ -1,4 +1,5 @@
 """TrainConfig: every training option, validated before the first minute of work."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,10 +32,16 @@ class TrainConfig:
     hbkit's defaults.
     """
 
-    strategy: str = _option("hybrid", "batch policy: xx (X-X-mono), xy (X-Y) or hybrid", choices=STRATEGIES)
+    strategy: str = _option(
+        "hybrid", "batch policy: xx (X-X-mono), xy (X-Y) or hybrid", choices=STRATEGIES
+    )
     alpha: float = _option(0.5, "hybrid: probability that a batch is X-X-mono")
-    alpha_end: float | None = _option(None, "hybrid: linear schedule of α from alpha to alpha_end over each epoch")
-    language_weights: str = _option("uniform", "X-X-mono language draw", choices=("uniform", "proportional"))
+    alpha_end: float | None = _option(
+        None, "hybrid: linear schedule of α from alpha to alpha_end over each epoch"
+    )
+    language_weights: str = _option(
+        "uniform", "X-X-mono language draw", choices=("uniform", "proportional")
+    )
     batch_size: int = _option(32, "pairs per process and step (the paper: 100)")
     lr: float = _option(3e-5, "peak learning rate")
     weight_decay: float = _option(0.01, "AdamW weight decay")
@@ -43,48 +50,96 @@ class TrainConfig:
     scale: float = _option(20.0, "InfoNCE inverse temperature")
     freeze_word_embeddings: bool = _option(True, "keep the input word embeddings fixed")
     freeze_layers: int = _option(0, "keep the lowest N transformer layers fixed")
-    mini_batch_size: int | None = _option(None, "GradCache mini-batch (CachedMultipleNegativesRankingLoss)")
-    val_groups: int = _option(0, "hold out this many groups for in-training evaluation (0: none); with a val_corpus, "
-                                 "the number of its groups kept (0: all)")
-    val_corpus: str = _option("held-out", "validation data: held-out (groups of the training pairs) or the name of the "
-                                          "corpus given to train() as val_pairs (e.g. squadshifts, the paper's)")
+    mini_batch_size: int | None = _option(
+        None, "GradCache mini-batch (CachedMultipleNegativesRankingLoss)"
+    )
+    val_groups: int = _option(
+        0,
+        "hold out this many groups for in-training evaluation (0: none); with a val_corpus, "
+        "the number of its groups kept (0: all)",
+    )
+    val_corpus: str = _option(
+        "held-out",
+        "validation data: held-out (groups of the training pairs) or the name of the "
+        "corpus given to train() as val_pairs (e.g. squadshifts, the paper's)",
+    )
     eval_steps: int = _option(20, "evaluate every N steps when there is a validation split")
-    eval_metric: str = _option("loss", "criterion for the best checkpoint: loss (validation InfoNCE, the paper) or map "
-                                  "(multilingual mAP of the held-out groups)", choices=("loss", "map"))
-    early_stopping_patience: int = _option(0, "stop after N evaluations without improvement (0: never)")
-    corpus: str = _option("xquad-train", "the training corpus that hbkit train reads: xquad-train, squad-translate-train, "
-                                          "mmarco[:N], a .jsonl/.csv/.parquet pairs file, or a mix joined by + "
-                                          "(hbkit.data.corpora.corpus_parts); also named in the model card")
+    eval_metric: str = _option(
+        "loss",
+        "criterion for the best checkpoint: loss (validation InfoNCE, the paper) or map "
+        "(multilingual mAP of the held-out groups)",
+        choices=("loss", "map"),
+    )
+    early_stopping_patience: int = _option(
+        0, "stop after N evaluations without improvement (0: never)"
+    )
+    corpus: str = _option(
+        "xquad-train",
+        "the training corpus that hbkit train reads: xquad-train, squad-translate-train, "
+        "mmarco[:N], a .jsonl/.csv/.parquet pairs file, or a mix joined by + "
+        "(hbkit.data.corpora.corpus_parts); also named in the model card",
+    )
     save_steps: int = _option(20, "checkpoint every N steps")
-    seed: int = _option(0, "seed of the sampler, the model's initialisation of new layers and dropout")
+    seed: int = _option(
+        0, "seed of the sampler, the model's initialisation of new layers and dropout"
+    )
     precision: str = _option("auto", "auto | fp32 | bf16 | fp16", choices=PRECISIONS)
     max_seq_length: int = _option(128, "tokens per text")
-    dropout: float | None = _option(None, "set every dropout probability of the encoder (0 for exact checks)")
-    optim: str = _option("adamw_torch", "optimizer: adamw_torch, or adamw_torch_fused (one fused kernel per step; "
-                                        "benchmarks/bench_trainer.py and gpu_check.py time both)",
-                         choices=OPTIMIZERS)
+    dropout: float | None = _option(
+        None, "set every dropout probability of the encoder (0 for exact checks)"
+    )
+    optim: str = _option(
+        "adamw_torch",
+        "optimizer: adamw_torch, or adamw_torch_fused (one fused kernel per step; "
+        "benchmarks/bench_trainer.py and gpu_check.py time both)",
+        choices=OPTIMIZERS,
+    )
     gradient_checkpointing: bool | None = _option(
-        None, "recompute each layer's activations in the backward pass instead of keeping them (the model trained is "
-              "the same): a fraction of the training memory for one more forward pass per step; none: on when "
-              "training on the CPU, where RAM is the limit, off on GPUs")
-    keep_checkpoints: bool = _option(False, "keep checkpoints/ (weights and optimizer state, every save_steps) once "
-                                            "the model is saved; by default they are removed then, as only a run "
-                                            "that has not finished resumes from them")
+        None,
+        "recompute each layer's activations in the backward pass instead of keeping them (the model trained is "
+        "the same): a fraction of the training memory for one more forward pass per step; none: on when "
+        "training on the CPU, where RAM is the limit, off on GPUs",
+    )
+    keep_checkpoints: bool = _option(
+        False,
+        "keep checkpoints/ (weights and optimizer state, every save_steps) once "
+        "the model is saved; by default they are removed then, as only a run "
+        "that has not finished resumes from them",
+    )
     training_args: dict = _option({}, "extra SentenceTransformerTrainingArguments (JSON object)")
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise SamplerError(f"strategy={self.strategy!r}: use one of {', '.join(STRATEGIES)}")
         check_alpha(self.alpha, self.alpha_end, self.language_weights)
-        for name, low in (("max_steps", 1), ("batch_size", 2), ("save_steps", 1), ("eval_steps", 1),
-                          ("max_seq_length", 8), ("val_groups", 0), ("freeze_layers", 0)):
+        for name, low in (
+            ("max_steps", 1),
+            ("batch_size", 2),
+            ("save_steps", 1),
+            ("eval_steps", 1),
+            ("max_seq_length", 8),
+            ("val_groups", 0),
+            ("freeze_layers", 0),
+        ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be an integer >= {low}")
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed={self.seed!r}: must be a whole number from 0 to 2**32 - 1 (numpy's seed range)")
-        if not (0 <= self.lr < float("inf") and 0 <= self.weight_decay < float("inf") and 0 <= self.warmup_ratio < 1):
-            raise ValueError(f"lr={self.lr}, weight_decay={self.weight_decay}, warmup_ratio={self.warmup_ratio}: "
-                             "lr and weight_decay must be finite and >= 0 (not NaN), warmup_ratio in [0, 1)")
+        if (
+            not isinstance(self.seed, int)
+            or isinstance(self.seed, bool)
+            or not 0 <= self.seed < 2**32
+        ):
+            raise ValueError(
+                f"seed={self.seed!r}: must be a whole number from 0 to 2**32 - 1 (numpy's seed range)"
+            )
+        if not (
+            0 <= self.lr < float("inf")
+            and 0 <= self.weight_decay < float("inf")
+            and 0 <= self.warmup_ratio < 1
+        ):
+            raise ValueError(
+                f"lr={self.lr}, weight_decay={self.weight_decay}, warmup_ratio={self.warmup_ratio}: "
+                "lr and weight_decay must be finite and >= 0 (not NaN), warmup_ratio in [0, 1)"
+            )
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout}: must lie in [0, 1)")
         if self.precision not in PRECISIONS:
@@ -93,20 +148,31 @@ class TrainConfig:
             raise ValueError(f"optim={self.optim!r}: use adamw_torch or adamw_torch_fused")
         if self.eval_metric not in ("loss", "map"):
             raise ValueError(f"eval_metric={self.eval_metric!r}: use loss or map")
-        if self.early_stopping_patience < 0 or (self.early_stopping_patience and not self.validates):
-            raise ValueError(f"early_stopping_patience={self.early_stopping_patience}: needs val_groups > 0 (held-out "
-                             "groups to evaluate on) or a val_corpus, and must be >= 0")
+        if self.early_stopping_patience < 0 or (
+            self.early_stopping_patience and not self.validates
+        ):
+            raise ValueError(
+                f"early_stopping_patience={self.early_stopping_patience}: needs val_groups > 0 (held-out "
+                "groups to evaluate on) or a val_corpus, and must be >= 0"
+            )
         if not isinstance(self.val_corpus, str) or not self.val_corpus.strip():
-            raise ValueError(f"val_corpus={self.val_corpus!r}: use held-out or the validation corpus's name")
+            raise ValueError(
+                f"val_corpus={self.val_corpus!r}: use held-out or the validation corpus's name"
+            )
         if self.validates and self.save_steps % self.eval_steps:
-            raise ValueError(f"save_steps={self.save_steps} must be a multiple of eval_steps={self.eval_steps}, so "
-                             "that the best evaluated step has a checkpoint to return to")
+            raise ValueError(
+                f"save_steps={self.save_steps} must be a multiple of eval_steps={self.eval_steps}, so "
+                "that the best evaluated step has a checkpoint to return to"
+            )
         if self.gradient_checkpointing not in (None, True, False):
-            raise ValueError(f"gradient_checkpointing={self.gradient_checkpointing!r}: use true, false or none (on for "
-                             "CPU training, off on GPUs)")
+            raise ValueError(
+                f"gradient_checkpointing={self.gradient_checkpointing!r}: use true, false or none (on for "
+                "CPU training, off on GPUs)"
+            )
         if not isinstance(self.training_args, dict):
-            raise ValueError(f"training_args={self.training_args!r}: must be a dict of TrainingArguments fields")
-
+            raise ValueError(
+                f"training_args={self.training_args!r}: must be a dict of TrainingArguments fields"
+            )
 
     @property
     def validates(self) -> bool:

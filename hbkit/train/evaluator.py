@@ -2,6 +2,7 @@
 sentence-transformers evaluator, so ``SentenceTransformerTrainer(evaluator=...)``, ``metric_for_best_model``,
 ``load_best_model_at_end`` and early stopping select checkpoints by multilingual mAP rather than by loss.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,10 @@ def pairs_benchmark(pairs, name: str = "validation") -> RetrievalBenchmark:
     df = pairs.to_pandas() if hasattr(pairs, "to_pandas") else pd.DataFrame(pairs)
     missing = [c for c in ("group", "lang", "query", "passage") if c not in df.columns]
     if missing:
-        raise DataError(f"{name}: validation pairs lack column(s) {missing} (have {list(df.columns)}); build them "
-                        "with hbkit.data.corpora.load_training_corpus")
+        raise DataError(
+            f"{name}: validation pairs lack column(s) {missing} (have {list(df.columns)}); build them "
+            "with hbkit.data.corpora.load_training_corpus"
+        )
     if df.empty:
         raise DataError(f"{name}: no validation pairs; hold out at least one group")
     if "answer_key" not in df.columns:
@@ -49,16 +52,32 @@ def pairs_benchmark(pairs, name: str = "validation") -> RetrievalBenchmark:
     df = df.astype({"group": str, "lang": str, "answer_key": str})
     if df.duplicated(["group", "lang"]).any():
         g, l = df.loc[df.duplicated(["group", "lang"]), ["group", "lang"]].iloc[0]
-        raise DataError(f"{name}: group {g!r} has several rows in language {l!r}; each (group, lang) must be one row")
+        raise DataError(
+            f"{name}: group {g!r} has several rows in language {l!r}; each (group, lang) must be one row"
+        )
     cands = df.drop_duplicates(["lang", "answer_key"], keep="first")
-    candidates = pd.DataFrame({"id": cands["lang"] + ":" + cands["answer_key"], "lang": cands["lang"],
-                               "text": cands["passage"], "context": cands.get("context", cands["passage"]),
-                               "doc": cands["answer_key"]}).reset_index(drop=True)
+    candidates = pd.DataFrame(
+        {
+            "id": cands["lang"] + ":" + cands["answer_key"],
+            "lang": cands["lang"],
+            "text": cands["passage"],
+            "context": cands.get("context", cands["passage"]),
+            "doc": cands["answer_key"],
+        }
+    ).reset_index(drop=True)
     by_key = candidates.groupby("doc")["id"].apply(list).to_dict()
-    queries = pd.DataFrame({"id": df["lang"] + ":" + df["group"], "lang": df["lang"], "text": df["query"],
-                            "group": df["group"]}).reset_index(drop=True)
+    queries = pd.DataFrame(
+        {
+            "id": df["lang"] + ":" + df["group"],
+            "lang": df["lang"],
+            "text": df["query"],
+            "group": df["group"],
+        }
+    ).reset_index(drop=True)
     relevance = {qid: by_key[k] for qid, k in zip(queries["id"], df["answer_key"])}
-    return RetrievalBenchmark(name, queries, candidates, relevance, {}, {"source": "held-out training pairs"})
+    return RetrievalBenchmark(
+        name, queries, candidates, relevance, {}, {"source": "held-out training pairs"}
+    )
 
 
 class RetrievalEvaluator(SentenceEvaluator):
@@ -75,35 +94,63 @@ class RetrievalEvaluator(SentenceEvaluator):
     ``<output_dir>/eval``), each call appends a row to ``<name>_results.csv`` (written atomically).
     """
 
-    def __init__(self, pairs, name: str = "val", batch_size: int = 64,
-                 settings: Sequence[str] = SETTINGS, max_groups: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        pairs,
+        name: str = "val",
+        batch_size: int = 64,
+        settings: Sequence[str] = SETTINGS,
+        max_groups: int | None = None,
+        seed: int = 0,
+    ):
         super().__init__()
         if not name or any(c in name for c in "/\\ "):
-            raise DataError(f"name={name!r}: use a short identifier without spaces or slashes (e.g. 'val')")
+            raise DataError(
+                f"name={name!r}: use a short identifier without spaces or slashes (e.g. 'val')"
+            )
         unknown = [s for s in settings if s not in SETTINGS]
         if unknown or not settings:
-            raise DataError(f"settings={list(settings)}: use a non-empty subset of {', '.join(SETTINGS)}")
+            raise DataError(
+                f"settings={list(settings)}: use a non-empty subset of {', '.join(SETTINGS)}"
+            )
         if batch_size < 1:
             raise DataError(f"batch_size={batch_size}: must be >= 1")
         bench = pairs_benchmark(pairs, name)
         if max_groups is not None:
             bench = bench.subsample(max_groups, seed=seed)
-        self.benchmark, self.name, self.batch_size, self.settings = bench, name, batch_size, tuple(settings)
+        self.benchmark, self.name, self.batch_size, self.settings = (
+            bench,
+            name,
+            batch_size,
+            tuple(settings),
+        )
         self.primary_metric = "multi_map" if "multi" in settings else f"{settings[0]}_map"
         self.greater_is_better = True
 
-    def __call__(self, model, output_path: str | None = None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
+    def __call__(
+        self, model, output_path: str | None = None, epoch: float = -1, steps: int = -1
+    ) -> dict[str, float]:
         b = self.benchmark
         Q = encode(model, b.queries["text"].tolist(), "query", self.batch_size, cache=False)
         C = encode(model, b.candidates["text"].tolist(), "passage", self.batch_size, cache=False)
         macro = evaluate_embeddings(b, Q, C, self.settings, progress=False).macro()
         wanted = set(METRICS) | {"rank_distance"}
-        metrics = {f"{r.setting}_{r.metric}": float(r.value) for r in macro.itertuples()
-                   if r.metric in wanted and (r.metric != "rank_distance" or r.setting == "multi")}
+        metrics = {
+            f"{r.setting}_{r.metric}": float(r.value)
+            for r in macro.itertuples()
+            if r.metric in wanted and (r.metric != "rank_distance" or r.setting == "multi")
+        }
         if not metrics:
-            raise DataError(f"{self.name}: no setting could be scored (every cell lacked a relevant candidate)")
-        log.info("%s at epoch %s step %s: %s", self.name, epoch, steps,
-                 ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.endswith("_map")))
+            raise DataError(
+                f"{self.name}: no setting could be scored (every cell lacked a relevant candidate)"
+            )
+        log.info(
+            "%s at epoch %s step %s: %s",
+            self.name,
+            epoch,
+            steps,
+            ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.endswith("_map")),
+        )
         if output_path is not None:
             self._append_csv(Path(output_path), epoch, steps, metrics)
         metrics = self.prefix_name_to_metrics(metrics, self.name)
@@ -114,16 +161,24 @@ class RetrievalEvaluator(SentenceEvaluator):
         path = folder / f"{self.name}_results.csv"
         row = pd.DataFrame([{"epoch": epoch, "steps": steps, **metrics}])
         old = pd.read_csv(path) if path.is_file() else None
-        text = (row if old is None else pd.concat([old, row], ignore_index=True)).to_csv(index=False)
+        text = (row if old is None else pd.concat([old, row], ignore_index=True)).to_csv(
+            index=False
+        )
         os.makedirs(folder, exist_ok=True)
         atomic_write_text(path, text)
 
     def get_config_dict(self) -> dict:
         b = self.benchmark
-        return {"queries": len(b.queries), "candidates": len(b.candidates), "languages": b.languages,
-                "settings": list(self.settings)}
+        return {
+            "queries": len(b.queries),
+            "candidates": len(b.candidates),
+            "languages": b.languages,
+            "settings": list(self.settings),
+        }
 
     def __repr__(self) -> str:
         b = self.benchmark
-        return (f"RetrievalEvaluator({self.name!r}: {len(b.queries)} queries, {len(b.candidates)} candidates, "
-                f"{len(np.unique(b.queries['lang']))} languages)")
+        return (
+            f"RetrievalEvaluator({self.name!r}: {len(b.queries)} queries, {len(b.candidates)} candidates, "
+            f"{len(np.unique(b.queries['lang']))} languages)"
+        )

@@ -1,4 +1,5 @@
 """A training run's folder: its identity, and resume or refuse."""
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,19 @@ def warmup_args(ratio: float) -> dict:
     """transformers >= 5 takes the warm-up ratio as a float ``warmup_steps``; older versions as ``warmup_ratio``."""
     import transformers
 
-    return {"warmup_steps": float(ratio)} if int(transformers.__version__.split(".")[0]) >= 5 else {"warmup_ratio": ratio}
+    return (
+        {"warmup_steps": float(ratio)}
+        if int(transformers.__version__.split(".")[0]) >= 5
+        else {"warmup_ratio": ratio}
+    )
 
 
 def latest_checkpoint(folder: Path) -> str | None:
-    cps = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])) if folder.is_dir() else []
+    cps = (
+        sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        if folder.is_dir()
+        else []
+    )
     cps = [c for c in cps if (c / "trainer_state.json").is_file()]
     return str(cps[-1]) if cps else None
 
@@ -40,11 +49,17 @@ def finished_state(checkpoint: str | None, max_steps: int) -> dict | None:
     try:
         state = json.loads(path.read_text())
     except ValueError:
-        raise TrainError(f"{path} is damaged (not JSON, as after a kill mid-write); delete {Path(checkpoint)} to resume "
-                         "from the checkpoint before it, or run with --no-resume") from None
+        raise TrainError(
+            f"{path} is damaged (not JSON, as after a kill mid-write); delete {Path(checkpoint)} to resume "
+            "from the checkpoint before it, or run with --no-resume"
+        ) from None
     control = state.get("stateful_callbacks", {}).get("TrainerControl", {})
     control = control[0] if isinstance(control, list) and control else control
-    stopped = bool(control.get("args", {}).get("should_training_stop")) if isinstance(control, dict) else False
+    stopped = (
+        bool(control.get("args", {}).get("should_training_stop"))
+        if isinstance(control, dict)
+        else False
+    )
     return state if state.get("global_step", 0) >= max_steps or stopped else None
 
 
@@ -79,9 +94,11 @@ def _hash_rows(pairs) -> str:
     import pandas as pd
 
     h = hashlib.blake2b(digest_size=16)
-    cols = [c for c in ("group", "lang", "query", "passage", "answer_key") if c in pairs.column_names]
+    cols = [
+        c for c in ("group", "lang", "query", "passage", "answer_key") if c in pairs.column_names
+    ]
     for s in range(0, len(pairs), 200_000):
-        df = pairs.select_columns(cols)[s:s + 200_000]
+        df = pairs.select_columns(cols)[s : s + 200_000]
         h.update(pd.util.hash_pandas_object(pd.DataFrame(df), index=False).to_numpy().tobytes())
     h.update(repr((len(pairs), cols)).encode())
     return h.hexdigest()
@@ -97,14 +114,18 @@ def _mapped_source(pairs) -> dict | None:
 
     try:
         from datasets.table import ConcatenationTable, MemoryMappedTable
-    except ImportError:   # pragma: no cover - datasets is a core dependency
+    except ImportError:  # pragma: no cover - datasets is a core dependency
         return None
     table = getattr(pairs, "data", None)
     if table is None:
         return None
     layout = table.blocks if isinstance(table, ConcatenationTable) else [[table]]
-    blocks = [[[os.path.abspath(b.path), repr(b.replays)] for b in row]
-              if all(isinstance(b, MemoryMappedTable) for b in row) else None for row in layout]
+    blocks = [
+        [[os.path.abspath(b.path), repr(b.replays)] for b in row]
+        if all(isinstance(b, MemoryMappedTable) for b in row)
+        else None
+        for row in layout
+    ]
     if not blocks or any(row is None for row in blocks):
         return None
     indices = getattr(pairs, "_indices", None)
@@ -113,9 +134,15 @@ def _mapped_source(pairs) -> dict | None:
         col = indices.column(0)
         col = col.combine_chunks() if hasattr(col, "combine_chunks") else col
         digest = hashlib.sha256(col.to_numpy(zero_copy_only=False).tobytes()).hexdigest()
-    return {"version": PAIRS_FINGERPRINT_VERSION, "blocks": blocks, "rows": len(pairs),
-            "columns": list(pairs.column_names), "indices": digest, "format": repr(getattr(pairs, "format", None)),
-            "files": sorted({path for row in blocks for path, _ in row})}
+    return {
+        "version": PAIRS_FINGERPRINT_VERSION,
+        "blocks": blocks,
+        "rows": len(pairs),
+        "columns": list(pairs.column_names),
+        "indices": digest,
+        "format": repr(getattr(pairs, "format", None)),
+        "files": sorted({path for row in blocks for path, _ in row}),
+    }
 
 
 #: config fields added after folders were made: at these values they are left out of the identity, so that a
@@ -131,10 +158,17 @@ def run_identity(encoder, pairs, config: TrainConfig, val_pairs=None) -> dict:
     """What a training folder was made with: the config, the base model's weights hash and the data's hash (and
     the validation corpus's, when it has one). Two runs with equal identities train the same model (up to
     non-deterministic kernels)."""
-    cfg = {k: v for k, v in asdict(config).items()
-           if k not in _HOW_FIELDS and not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])}
-    ident = {"config": cfg, "base_model": fingerprint(encoder), "data": pairs_fingerprint(pairs),
-             "world_size": world()[1]}
+    cfg = {
+        k: v
+        for k, v in asdict(config).items()
+        if k not in _HOW_FIELDS and not (k in _LATER_FIELDS and v == _LATER_FIELDS[k])
+    }
+    ident = {
+        "config": cfg,
+        "base_model": fingerprint(encoder),
+        "data": pairs_fingerprint(pairs),
+        "world_size": world()[1],
+    }
     if val_pairs is not None:
         ident["val_data"] = pairs_fingerprint(val_pairs)
     return ident
@@ -150,8 +184,12 @@ def setup_differences(old: dict, identity: dict, encoder=None) -> list[str]:
     older fingerprint version (:data:`hbkit.encoders.load.LEGACY_FINGERPRINT_VERSIONS`) of the same weights counts as
     the same, so a folder trained before a fingerprint change stays resumable and reusable."""
     diff = [k for k in identity if old.get(k) != identity[k]]
-    if "base_model" in diff and encoder is not None and \
-            old.get("base_model") in {fingerprint(encoder, version=v) for v in LEGACY_FINGERPRINT_VERSIONS}:
+    if (
+        "base_model" in diff
+        and encoder is not None
+        and old.get("base_model")
+        in {fingerprint(encoder, version=v) for v in LEGACY_FINGERPRINT_VERSIONS}
+    ):
         diff.remove("base_model")
     return diff
 
@@ -165,7 +203,9 @@ def finished_model(model_dir: Path, identity: dict, encoder=None) -> bool:
     return not setup_differences(done, identity, encoder)
 
 
-def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None, finished: bool | None = None) -> str | None:
+def prepare_folder(
+    out_dir: Path, identity: dict, resume: bool, encoder=None, finished: bool | None = None
+) -> str | None:
     """Check ``out_dir`` against this run: refuse another set-up, clean up when starting afresh, and return
     the checkpoint to resume from (after trimming the log to it). ``finished``: :func:`finished_model` of its
     ``model/``, when the caller has it (None: checked here)."""
@@ -175,17 +215,28 @@ def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None, fi
         try:
             old = json.loads(path.read_text())
         except ValueError:
-            raise TrainError(f"{path} is damaged (not JSON); the folder's set-up is unknown: delete {out_dir} or run "
-                             "with --no-resume to start afresh there") from None
+            raise TrainError(
+                f"{path} is damaged (not JSON); the folder's set-up is unknown: delete {out_dir} or run "
+                "with --no-resume to start afresh there"
+            ) from None
         diff = setup_differences(old, identity, encoder)
         if diff and not latest_checkpoint(ckpt_dir) and not (out_dir / "model").exists():
-            log.info("%s holds another set-up but nothing trained (no checkpoint, no model): starting afresh", out_dir)
+            log.info(
+                "%s holds another set-up but nothing trained (no checkpoint, no model): starting afresh",
+                out_dir,
+            )
             resume = False
         elif diff:
-            keys = [f"config.{k}" for k in identity["config"] if old.get("config", {}).get(k) != identity["config"][k]]
+            keys = [
+                f"config.{k}"
+                for k in identity["config"]
+                if old.get("config", {}).get(k) != identity["config"][k]
+            ]
             what = ", ".join(keys + [k for k in diff if k != "config"])
-            raise TrainError(f"{out_dir} holds a run with another set-up ({what} differ); resuming would mix "
-                             "them. Use --no-resume to start afresh there, or another --out")
+            raise TrainError(
+                f"{out_dir} holds a run with another set-up ({what} differ); resuming would mix "
+                "them. Use --no-resume to start afresh there, or another --out"
+            )
     if not resume or not path.is_file():
         for sub in ("checkpoints", "model"):
             shutil.rmtree(out_dir / sub, ignore_errors=True)
@@ -193,10 +244,12 @@ def prepare_folder(out_dir: Path, identity: dict, resume: bool, encoder=None, fi
         atomic_write_json(path, identity)
         return None
     if finished if finished is not None else finished_model(out_dir / "model", identity, encoder):
-        return None   # reused as it is, its log whole (its checkpoints are gone: nothing to trim to)
+        return None  # reused as it is, its log whole (its checkpoints are gone: nothing to trim to)
     resume_from = latest_checkpoint(ckpt_dir)
     log_path = out_dir / "train_log.jsonl"
-    if log_path.is_file():  # keep the records up to the checkpoint: the steps after it are trained again
+    if (
+        log_path.is_file()
+    ):  # keep the records up to the checkpoint: the steps after it are trained again
         upto = int(Path(resume_from).name.split("-")[1]) if resume_from else 0
         keep = [r for r in read_jsonl(log_path) if r.get("step", 0) <= upto]
         atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in keep))

@@ -50,6 +50,7 @@ Guarantees of every batch (tested with hypothesis in tests/test_sampling.py):
 * Memory O(groups x languages): a (group, query language, passage language) triple is drawn lazily, never
   materialised.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 class _GroupQueue:
     """The groups a batch kind draws from: a seeded permutation read in order (re-shuffled when used up),
     after the groups an earlier batch deferred."""
+
     order: np.ndarray
     pos: int = 0
     deferred: list = field(default_factory=list)
@@ -91,7 +93,11 @@ def _column_codes(dataset, name: str) -> tuple[np.ndarray, list]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    col = dataset.with_format("arrow")[name] if hasattr(dataset, "with_format") else pa.array(dataset[name])
+    col = (
+        dataset.with_format("arrow")[name]
+        if hasattr(dataset, "with_format")
+        else pa.array(dataset[name])
+    )
     enc = pc.dictionary_encode(col)
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
@@ -104,8 +110,8 @@ def _text_hashes(dataset, name: str, chunk: int = 100_000) -> np.ndarray:
     out = np.empty(len(dataset), dtype=np.uint64)
     column = dataset.select_columns([name])  # read this column only (not the contexts beside it)
     for s in range(0, len(dataset), chunk):
-        texts = np.asarray(column[s:s + chunk][name], dtype=object)
-        out[s:s + chunk] = pd.util.hash_array(texts, categorize=False)
+        texts = np.asarray(column[s : s + chunk][name], dtype=object)
+        out[s : s + chunk] = pd.util.hash_array(texts, categorize=False)
     return out
 
 
@@ -115,8 +121,11 @@ def _answer_identity(gcode: np.ndarray, kcode: np.ndarray, hashes: np.ndarray) -
     one language), directly or through other groups. O(rows) with scipy's connected components."""
     _, hcode = np.unique(hashes, return_inverse=True)
     G, K = int(gcode.max()) + 1, int(kcode.max()) + 1
-    label = components(np.concatenate([gcode, gcode]), np.concatenate([G + kcode, G + K + hcode]),
-                       G + K + int(hcode.max()) + 1)
+    label = components(
+        np.concatenate([gcode, gcode]),
+        np.concatenate([G + kcode, G + K + hcode]),
+        G + K + int(hcode.max()) + 1,
+    )
     return label[gcode].astype(np.int64)
 
 
@@ -154,9 +163,11 @@ class _SliceYielder:
 
     def __call__(self, *_: Any, **__: Any):
         """Refuse being used as ``batch_sampler=`` of sentence-transformers' arguments (which calls it)."""
-        raise SamplerError(f"batch_sampler= got a {type(self).__name__} instance, but sentence-transformers builds a "
-                           "batch sampler per dataset (train and eval): pass the factory, hbkit.make_sampler(strategy, "
-                           "alpha), or take all the pieces from hbkit.st_training_kwargs(strategy, alpha, model)")
+        raise SamplerError(
+            f"batch_sampler= got a {type(self).__name__} instance, but sentence-transformers builds a "
+            "batch sampler per dataset (train and eval): pass the factory, hbkit.make_sampler(strategy, "
+            "alpha), or take all the pieces from hbkit.st_training_kwargs(strategy, alpha, model)"
+        )
 
     def global_batches(self, epoch: int | None = None) -> Iterator[tuple[BatchInfo, np.ndarray]]:
         raise NotImplementedError
@@ -169,7 +180,7 @@ class _SliceYielder:
         ranks = range(self.num_replicas) if self.rank is None else (self.rank,)
         for _, pairs in self.global_batches():
             for r in ranks:
-                yield pairs[r * B:(r + 1) * B].reshape(-1).tolist()
+                yield pairs[r * B : (r + 1) * B].reshape(-1).tolist()
 
 
 class HybridBatchSampler(_SliceYielder):
@@ -187,26 +198,57 @@ class HybridBatchSampler(_SliceYielder):
     """
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(alpha={self.alpha}, {self.pairs_per_batch} pairs = {self.batch_size} rows "
-                f"per batch, {self.n_batches} batches per epoch, seed={self.seed}, num_replicas={self.num_replicas}, "
-                f"rank={self.rank})")
+        return (
+            f"{type(self).__name__}(alpha={self.alpha}, {self.pairs_per_batch} pairs = {self.batch_size} rows "
+            f"per batch, {self.n_batches} batches per epoch, seed={self.seed}, num_replicas={self.num_replicas}, "
+            f"rank={self.rank})"
+        )
 
-    def __init__(self, dataset, batch_size: int, drop_last: bool = True, valid_label_columns=None,
-                 generator=None, seed: int = 0, alpha: float = 0.5, alpha_end: float | None = None,
-                 language_weights: str = "uniform", num_replicas: int | None = None, rank: int | None = 0, **_: Any):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        drop_last: bool = True,
+        valid_label_columns=None,
+        generator=None,
+        seed: int = 0,
+        alpha: float = 0.5,
+        alpha_end: float | None = None,
+        language_weights: str = "uniform",
+        num_replicas: int | None = None,
+        rank: int | None = 0,
+        **_: Any,
+    ):
         check_alpha(alpha, alpha_end, language_weights)
         _check_calling_trainer()
         num_replicas = _replicas(num_replicas, type(self).__name__)
         if batch_size < 1 or num_replicas < 1 or not (rank is None or 0 <= rank < num_replicas):
-            raise SamplerError(f"batch_size={batch_size}, num_replicas={num_replicas}, rank={rank} are invalid")
+            raise SamplerError(
+                f"batch_size={batch_size}, num_replicas={num_replicas}, rank={rank} are invalid"
+            )
         for col in ("group", "lang", "passage", "answer_key"):
             if col not in dataset.column_names:
-                hint = (" (the language-independent id of each row's answer passage, shared by its translations; "
-                        "use the group id if every group has its own answer)") if col == "answer_key" else ""
-                raise SamplerError(f"the dataset has no column {col!r}{hint} (columns: {dataset.column_names}); "
-                                   "build it with hbkit.data.benchmarks.parallel_pairs or hbkit.data.corpora.load_training_corpus")
-        self.pairs_per_batch, self.seed, self.alpha, self.alpha_end = batch_size, seed, alpha, alpha_end
-        self.batch_size = 2 * batch_size  # rows per yielded batch: accelerate drops batches of another length
+                hint = (
+                    (
+                        " (the language-independent id of each row's answer passage, shared by its translations; "
+                        "use the group id if every group has its own answer)"
+                    )
+                    if col == "answer_key"
+                    else ""
+                )
+                raise SamplerError(
+                    f"the dataset has no column {col!r}{hint} (columns: {dataset.column_names}); "
+                    "build it with hbkit.data.benchmarks.parallel_pairs or hbkit.data.corpora.load_training_corpus"
+                )
+        self.pairs_per_batch, self.seed, self.alpha, self.alpha_end = (
+            batch_size,
+            seed,
+            alpha,
+            alpha_end,
+        )
+        self.batch_size = (
+            2 * batch_size
+        )  # rows per yielded batch: accelerate drops batches of another length
         self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
         self.language_weights = language_weights
         gcode, self.group_names = _column_codes(dataset, "group")
@@ -218,8 +260,10 @@ class HybridBatchSampler(_SliceYielder):
         np.add.at(dup, (gcode, lcode), 1)
         if (dup > 1).any():
             g, l = map(int, np.argwhere(dup > 1)[0])
-            raise SamplerError(f"group {self.group_names[g]!r} has {dup[g, l]} rows in language "
-                               f"{self.languages[l]!r}; each (group, lang) must be one row")
+            raise SamplerError(
+                f"group {self.group_names[g]!r} has {dup[g, l]} rows in language "
+                f"{self.languages[l]!r}; each (group, lang) must be one row"
+            )
         self.rows[gcode, lcode] = np.arange(len(dataset))
         self.hash = _text_hashes(dataset, "passage")
         self.answer = _answer_identity(gcode, _column_codes(dataset, "answer_key")[0], self.hash)
@@ -230,24 +274,41 @@ class HybridBatchSampler(_SliceYielder):
         B = self.global_batch
         self.n_batches = G // B
         if self.n_batches == 0:
-            raise SamplerError(f"batch size {B} is larger than the number of groups ({G}); lower batch_size")
+            raise SamplerError(
+                f"batch size {B} is larger than the number of groups ({G}); lower batch_size"
+            )
         self.mono_langs = [l for l in range(L) if len(self.lang_groups[l]) >= B]
-        self.excluded_languages = [self.languages[l] for l in range(L) if len(self.lang_groups[l]) < B]
+        self.excluded_languages = [
+            self.languages[l] for l in range(L) if len(self.lang_groups[l]) < B
+        ]
         if self.excluded_languages and self._needs_mono():
-            log.warning("languages with fewer than %d groups are left out of X-X-mono batches: %s",
-                        B, ", ".join(self.excluded_languages))
+            log.warning(
+                "languages with fewer than %d groups are left out of X-X-mono batches: %s",
+                B,
+                ", ".join(self.excluded_languages),
+            )
         if self._needs_mono() and not self.mono_langs:
-            raise SamplerError(f"no language has {B} groups for an X-X-mono batch (largest: "
-                               f"{max(len(x) for x in self.lang_groups)}); lower batch_size")
+            raise SamplerError(
+                f"no language has {B} groups for an X-X-mono batch (largest: "
+                f"{max(len(x) for x in self.lang_groups)}); lower batch_size"
+            )
         if self._needs_xy() and len(self.multi_groups) == 0:
-            raise SamplerError(f"no group has pairs in two languages ({G} groups, each in one language), so no X-Y "
-                               "batch can be made: the same question (group) must appear in several languages; "
-                               "check the group column, or use strategy xx")
+            raise SamplerError(
+                f"no group has pairs in two languages ({G} groups, each in one language), so no X-Y "
+                "batch can be made: the same question (group) must appear in several languages; "
+                "check the group column, or use strategy xx"
+            )
         if self._needs_xy() and len(self.multi_groups) < B:
-            raise SamplerError(f"batch size {B} is larger than the {len(self.multi_groups)} groups with at least "
-                               "two languages; an X-Y batch needs distinct groups: lower batch_size")
+            raise SamplerError(
+                f"batch size {B} is larger than the {len(self.multi_groups)} groups with at least "
+                "two languages; an X-Y batch needs distinct groups: lower batch_size"
+            )
         w = np.array([len(self.lang_groups[l]) for l in self.mono_langs], dtype=float)
-        self.lang_p = w / w.sum() if language_weights == "proportional" else np.full(len(w), 1 / max(len(w), 1))
+        self.lang_p = (
+            w / w.sum()
+            if language_weights == "proportional"
+            else np.full(len(w), 1 / max(len(w), 1))
+        )
 
     def _needs_mono(self) -> bool:
         return self.alpha > 0 or (self.alpha_end or 0) > 0
@@ -265,12 +326,20 @@ class HybridBatchSampler(_SliceYielder):
         """The type (and X-X-mono language) of every global batch of an epoch, without drawing the pairs."""
         rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, 0])
         u = rng.random(self.n_batches)
-        langs = rng.choice(len(self.mono_langs), size=self.n_batches, p=self.lang_p) if self.mono_langs else None
+        langs = (
+            rng.choice(len(self.mono_langs), size=self.n_batches, p=self.lang_p)
+            if self.mono_langs
+            else None
+        )
         out = []
         for b in range(self.n_batches):
             a = self.alpha_at(b)
             mono = a >= 1.0 or (a > 0.0 and u[b] < a)
-            out.append(BatchInfo("xx", self.languages[self.mono_langs[langs[b]]]) if mono else BatchInfo("xy", None))
+            out.append(
+                BatchInfo("xx", self.languages[self.mono_langs[langs[b]]])
+                if mono
+                else BatchInfo("xy", None)
+            )
         return out
 
     def global_batches(self, epoch: int | None = None) -> Iterator[tuple[BatchInfo, np.ndarray]]:
@@ -295,7 +364,8 @@ class HybridBatchSampler(_SliceYielder):
             while len(batch) < B:
                 g = q.next(rng)
                 if g in seen_g:
-                    deferred.append(g); continue
+                    deferred.append(g)
+                    continue
                 if info.kind == "xx":
                     qr = pr = int(self.rows[g, l])
                 else:
@@ -303,15 +373,22 @@ class HybridBatchSampler(_SliceYielder):
                     ql, pl = rng.choice(avail, size=2, replace=False)
                     qr, pr = int(self.rows[g, ql]), int(self.rows[g, pl])
                 h, key = int(self.hash[pr]), int(self.answer[pr])
-                if h in seen_h or key in seen_a:  # its answer (in some language) is already in the batch:
-                    deferred.append(g)            # keep the group for a later batch
+                if (
+                    h in seen_h or key in seen_a
+                ):  # its answer (in some language) is already in the batch:
+                    deferred.append(g)  # keep the group for a later batch
                     if len(deferred) > 4 * len(q.order) + B:
-                        raise SamplerError("cannot fill a batch without two pairs sharing an answer; lower batch_size")
+                        raise SamplerError(
+                            "cannot fill a batch without two pairs sharing an answer; lower batch_size"
+                        )
                     continue
-                seen_g.add(g); seen_h.add(h); seen_a.add(key)
+                seen_g.add(g)
+                seen_h.add(h)
+                seen_a.add(key)
                 batch.append((qr, pr))
             q.deferred = deferred + q.deferred
             yield info, np.asarray(batch, dtype=np.int64)
+
 
 class XXMonoBatchSampler(HybridBatchSampler):
     """X-X-mono: every batch in one language (``HybridBatchSampler`` with ``alpha=1``)."""
@@ -339,18 +416,33 @@ class MultiCorpusBatchSampler(_SliceYielder):
     epochs together; a corpus drawn more often than its size gives starts its next epoch of groups (reshuffled),
     and the draw depends on (seed, epoch) only, so resumes and N processes see the same batches."""
 
-    def __init__(self, dataset, batch_size: int, sampler_cls: type | None = None, corpus_column: str = CORPUS_COLUMN,
-                 drop_last: bool = True, valid_label_columns=None, generator=None, seed: int = 0,
-                 num_replicas: int | None = None, rank: int | None = 0, **kw: Any):
+    def __init__(
+        self,
+        dataset,
+        batch_size: int,
+        sampler_cls: type | None = None,
+        corpus_column: str = CORPUS_COLUMN,
+        drop_last: bool = True,
+        valid_label_columns=None,
+        generator=None,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = 0,
+        **kw: Any,
+    ):
         sampler_cls = sampler_cls or HybridBatchSampler
         _check_calling_trainer()
         num_replicas = _replicas(num_replicas, type(self).__name__)
         if corpus_column not in dataset.column_names:
-            raise SamplerError(f"the dataset has no column {corpus_column!r} naming each row's corpus (columns: "
-                               f"{dataset.column_names}); build the mix with hbkit.data.corpora.load_training_corpus")
+            raise SamplerError(
+                f"the dataset has no column {corpus_column!r} naming each row's corpus (columns: "
+                f"{dataset.column_names}); build the mix with hbkit.data.corpora.load_training_corpus"
+            )
         if kw.get("alpha_end") is not None:
-            raise SamplerError("alpha_end (a schedule of α over the epoch) is not defined for a mix of corpora, whose "
-                               "batches each follow their corpus's own epoch; use a constant alpha")
+            raise SamplerError(
+                "alpha_end (a schedule of α over the epoch) is not defined for a mix of corpora, whose "
+                "batches each follow their corpus's own epoch; use a constant alpha"
+            )
         codes, self.corpora = _column_codes(dataset, corpus_column)
         self.index = [np.flatnonzero(codes == c) for c in range(len(self.corpora))]
         self.samplers, self.mono_only = [], []
@@ -358,23 +450,47 @@ class MultiCorpusBatchSampler(_SliceYielder):
             sub_seed = int(np.random.SeedSequence([seed, c]).generate_state(1)[0])
             part = dataset.select(self.index[c])
             try:
-                self.samplers.append(sampler_cls(part, batch_size, seed=sub_seed, num_replicas=num_replicas,
-                                                 rank=rank, **kw))
+                self.samplers.append(
+                    sampler_cls(
+                        part, batch_size, seed=sub_seed, num_replicas=num_replicas, rank=rank, **kw
+                    )
+                )
             except SamplerError as e:
                 # a corpus in one language (Mr. TyDi or MFAQ in English, as in the paper's mix) cannot give an X-Y
                 # batch: its batches are X-X-mono whatever the strategy, and the log and each BatchInfo say so
                 try:
-                    mono = XXMonoBatchSampler(part, batch_size, seed=sub_seed, num_replicas=num_replicas, rank=rank,
-                                              **{k: v for k, v in kw.items() if k not in ("alpha", "alpha_end")})
+                    mono = XXMonoBatchSampler(
+                        part,
+                        batch_size,
+                        seed=sub_seed,
+                        num_replicas=num_replicas,
+                        rank=rank,
+                        **{k: v for k, v in kw.items() if k not in ("alpha", "alpha_end")},
+                    )
                 except SamplerError:
-                    raise SamplerError(f"corpus {name!r} of the mix ({len(self.index[c])} rows): {e}") from None
-                log.warning("corpus %r of the mix has too few groups in two languages for X-Y batches (%s): its "
-                            "batches are X-X-mono", name, e)
+                    raise SamplerError(
+                        f"corpus {name!r} of the mix ({len(self.index[c])} rows): {e}"
+                    ) from None
+                log.warning(
+                    "corpus %r of the mix has too few groups in two languages for X-Y batches (%s): its "
+                    "batches are X-X-mono",
+                    name,
+                    e,
+                )
                 self.samplers.append(mono)
                 self.mono_only.append(name)
         first = self.samplers[0]
-        self.pairs_per_batch, self.batch_size, self.seed = first.pairs_per_batch, first.batch_size, seed
-        self.num_replicas, self.rank, self.epoch, self.global_batch = num_replicas, rank, 0, first.global_batch
+        self.pairs_per_batch, self.batch_size, self.seed = (
+            first.pairs_per_batch,
+            first.batch_size,
+            seed,
+        )
+        self.num_replicas, self.rank, self.epoch, self.global_batch = (
+            num_replicas,
+            rank,
+            0,
+            first.global_batch,
+        )
         sizes = np.array([len(i) for i in self.index], dtype=float)
         self.p = sizes / sizes.sum()
         self.n_batches = sum(s.n_batches for s in self.samplers)
@@ -387,18 +503,24 @@ class MultiCorpusBatchSampler(_SliceYielder):
     def _streams(self, epoch: int, what):
         """Per corpus, an endless stream of ``what(sampler, inner_epoch)`` items over its epochs
         ``epoch * 10**6 + k``, k = 0, 1, ..."""
+
         def stream(c):
             k = 0
             while True:
                 yield from what(self.samplers[c], epoch * 10**6 + k)
                 k += 1
+
         return [stream(c) for c in range(len(self.corpora))]
 
     def plan(self, epoch: int | None = None) -> list[BatchInfo]:
         """The corpus, type and X-X-mono language of every global batch of an epoch, without drawing the pairs."""
         epoch = self.epoch if epoch is None else epoch
         streams = self._streams(epoch, lambda s, e: s.plan(e))
-        return [BatchInfo(i.kind, i.lang, self.corpora[c]) for c in self.choices(epoch) for i in (next(streams[c]),)]
+        return [
+            BatchInfo(i.kind, i.lang, self.corpora[c])
+            for c in self.choices(epoch)
+            for i in (next(streams[c]),)
+        ]
 
     def global_batches(self, epoch: int | None = None) -> Iterator[tuple[BatchInfo, np.ndarray]]:
         """Yield ``(info, pairs)`` for every global batch; ``pairs`` holds rows of the whole (mixed) dataset."""
@@ -429,18 +551,29 @@ class SamplerFactory:
         self.strategy, self.alpha, self.kw, self.last = strategy, alpha, kw, None
 
     def __call__(self, dataset, **kw) -> HybridBatchSampler | MultiCorpusBatchSampler:
-        cls = {"xx": XXMonoBatchSampler, "xy": XYBatchSampler, "hybrid": HybridBatchSampler}[self.strategy]
+        cls = {"xx": XXMonoBatchSampler, "xy": XYBatchSampler, "hybrid": HybridBatchSampler}[
+            self.strategy
+        ]
         extra = {"alpha": self.alpha} if self.strategy == "hybrid" else {}
         world = _world_size()
-        if "num_replicas" not in self.kw:   # the trainer's layout: every rank builds the same global batches
-            extra.update({"num_replicas": world, "rank": None} if world > 1 else {"num_replicas": 1})
-        if "seed" in self.kw:               # the seed given to make_sampler wins over the trainer's
+        if (
+            "num_replicas" not in self.kw
+        ):  # the trainer's layout: every rank builds the same global batches
+            extra.update(
+                {"num_replicas": world, "rank": None} if world > 1 else {"num_replicas": 1}
+            )
+        if "seed" in self.kw:  # the seed given to make_sampler wins over the trainer's
             trainer_seed = kw.pop("seed", self.kw["seed"])
             if trainer_seed != self.kw["seed"]:
-                log.info("the batch sampler uses seed %s, given to make_sampler, not the trainer's seed %s",
-                         self.kw["seed"], trainer_seed)
+                log.info(
+                    "the batch sampler uses seed %s, given to make_sampler, not the trainer's seed %s",
+                    self.kw["seed"],
+                    trainer_seed,
+                )
         kw = {**self.kw, **extra, **kw}
-        if is_mix(dataset):   # several corpora: one corpus per batch, the strategy's sampler inside it
+        if is_mix(
+            dataset
+        ):  # several corpora: one corpus per batch, the strategy's sampler inside it
             self.last = MultiCorpusBatchSampler(dataset, sampler_cls=cls, **kw)
         else:
             self.last = cls(dataset, **kw)
@@ -450,13 +583,17 @@ class SamplerFactory:
         return {**self.__dict__, "last": None}
 
 
-def check_alpha(alpha: float, alpha_end: float | None = None, language_weights: str = "uniform") -> None:
+def check_alpha(
+    alpha: float, alpha_end: float | None = None, language_weights: str = "uniform"
+) -> None:
     """Raise :class:`SamplerError` unless α (and ``alpha_end``) lie in [0, 1] and the language weighting is known."""
     for name, v in (("alpha", alpha), ("alpha_end", alpha_end)):
         if v is not None and not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
             raise SamplerError(f"{name}={v!r}: the share of X-X-mono batches must lie in [0, 1]")
     if language_weights not in ("uniform", "proportional"):
-        raise SamplerError(f"language_weights={language_weights!r}: use 'uniform' or 'proportional'")
+        raise SamplerError(
+            f"language_weights={language_weights!r}: use 'uniform' or 'proportional'"
+        )
 
 
 def _world_size() -> int:
@@ -471,10 +608,12 @@ def _replicas(num_replicas: int | None, name: str) -> int:
         return num_replicas
     world = _world_size()
     if world > 1:
-        raise SamplerError(f"{name} built in a group of {world} processes without num_replicas: each process would "
-                           "draw its own batches, and accelerate would put an X-X-mono and an X-Y slice in one step. "
-                           "Give the trainer hbkit.make_sampler(strategy, alpha) (it sets num_replicas and rank), or "
-                           f"pass num_replicas={world} and this process's rank")
+        raise SamplerError(
+            f"{name} built in a group of {world} processes without num_replicas: each process would "
+            "draw its own batches, and accelerate would put an X-X-mono and an X-Y slice in one step. "
+            "Give the trainer hbkit.make_sampler(strategy, alpha) (it sets num_replicas and rank), or "
+            f"pass num_replicas={world} and this process's rank"
+        )
     return 1
 
 
@@ -495,11 +634,13 @@ def _check_calling_trainer() -> None:
     says ``reads_pair_rows = True``, as :class:`~hbkit.train.st_training.PairCollator` does)."""
     trainer = _calling_trainer()
     if trainer is not None and not getattr(trainer.data_collator, "reads_pair_rows", False):
-        raise SamplerError(f"hbkit's batch samplers yield rows [q0, p0, q1, p1, ...] that only hbkit.PairCollator "
-                           f"pairs, but the trainer's data_collator is {type(trainer.data_collator).__name__}: the rows "
-                           "would never be paired (and an X-X-mono batch would hold every row twice). Pass "
-                           "data_collator=hbkit.PairCollator(preprocess_fn=model.preprocess, prompts=...) to the "
-                           "trainer, or take every piece from hbkit.st_training_kwargs(strategy, alpha, model)")
+        raise SamplerError(
+            f"hbkit's batch samplers yield rows [q0, p0, q1, p1, ...] that only hbkit.PairCollator "
+            f"pairs, but the trainer's data_collator is {type(trainer.data_collator).__name__}: the rows "
+            "would never be paired (and an X-X-mono batch would hold every row twice). Pass "
+            "data_collator=hbkit.PairCollator(preprocess_fn=model.preprocess, prompts=...) to the "
+            "trainer, or take every piece from hbkit.st_training_kwargs(strategy, alpha, model)"
+        )
 
 
 def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
@@ -526,15 +667,19 @@ def make_sampler(strategy: str, alpha: float = 0.5, **kw) -> SamplerFactory:
 def split_pairs(features: list[dict]) -> tuple[list[dict], list[dict]]:
     """Rows ``[q0, p0, q1, p1, ...]`` -> (query rows, passage rows)."""
     if len(features) % 2:
-        raise SamplerError(f"a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...]), got "
-                           f"{len(features)}: was it drawn by an hbkit batch sampler (hbkit.make_sampler)?")
+        raise SamplerError(
+            f"a pair batch must hold an even number of rows ([q0, p0, q1, p1, ...]), got "
+            f"{len(features)}: was it drawn by an hbkit batch sampler (hbkit.make_sampler)?"
+        )
     qs, ps = features[0::2], features[1::2]
     if "group" in features[0]:
         bad = sum(q["group"] != p["group"] for q, p in zip(qs, ps))
         if bad:
-            raise SamplerError(f"{bad} of the {len(qs)} (query, passage) row pairs of this batch are of different "
-                               "groups: the batch was not drawn by an hbkit batch sampler. Give the trainer "
-                               "batch_sampler=hbkit.make_sampler(strategy, alpha) with this collator")
+            raise SamplerError(
+                f"{bad} of the {len(qs)} (query, passage) row pairs of this batch are of different "
+                "groups: the batch was not drawn by an hbkit batch sampler. Give the trainer "
+                "batch_sampler=hbkit.make_sampler(strategy, alpha) with this collator"
+            )
     return qs, ps
 
 
@@ -549,7 +694,9 @@ def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:
     return "mixed"
 
 
-def describe_batch(sampler: HybridBatchSampler, dataset, epoch: int = 0, index: int = 0, n: int | None = None):
+def describe_batch(
+    sampler: HybridBatchSampler, dataset, epoch: int = 0, index: int = 0, n: int | None = None
+):
     """One global batch as a DataFrame (query language, query, passage language, passage) plus its kind.
 
     Args:
@@ -573,8 +720,15 @@ def describe_batch(sampler: HybridBatchSampler, dataset, epoch: int = 0, index: 
 
     info, pairs = next(itertools.islice(sampler.global_batches(epoch), index, None))
     pairs = pairs[:n] if n else pairs
-    rows = [(dataset[int(q)]["lang"], dataset[int(q)]["query"], dataset[int(p)]["lang"], dataset[int(p)]["passage"])
-            for q, p in pairs]
+    rows = [
+        (
+            dataset[int(q)]["lang"],
+            dataset[int(q)]["query"],
+            dataset[int(p)]["lang"],
+            dataset[int(p)]["passage"],
+        )
+        for q, p in pairs
+    ]
     df = pd.DataFrame(rows, columns=["query lang", "query", "passage lang", "passage"])
     df.attrs["kind"] = info.kind if info.lang is None else f"{info.kind} ({info.lang})"
     return df

@@ -6,6 +6,7 @@ pieces a ``SentenceTransformerTrainer`` needs for that, built to agree with each
 factory (one sampler per dataset, with ``num_replicas`` and ``rank`` set under several processes), the
 collator, and the prompts of the encoder's ``query``/``passage`` columns, under one seed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,11 +40,18 @@ class PairCollator(SentenceTransformerDataCollator):
 
     def __call__(self, features: list[dict]) -> dict:
         qs, ps = split_pairs(features)
-        out = super().__call__([{"query": q["query"], "passage": p["passage"]} for q, p in zip(qs, ps)])
+        out = super().__call__(
+            [{"query": q["query"], "passage": p["passage"]} for q, p in zip(qs, ps)]
+        )
         if "lang" in qs[0]:
             kind = batch_kind([f["lang"] for f in qs], [f["lang"] for f in ps])
-            out["hbkit_batch"] = {"kind": kind.split(":")[0], "lang": kind.split(":")[1] if ":" in kind else None}
-            if CORPUS_COLUMN in qs[0]:   # a mix: the corpus of the batch (one per batch, else "mixed")
+            out["hbkit_batch"] = {
+                "kind": kind.split(":")[0],
+                "lang": kind.split(":")[1] if ":" in kind else None,
+            }
+            if (
+                CORPUS_COLUMN in qs[0]
+            ):  # a mix: the corpus of the batch (one per batch, else "mixed")
                 corpora = {f[CORPUS_COLUMN] for f in features}
                 out["hbkit_batch"]["corpus"] = corpora.pop() if len(corpora) == 1 else "mixed"
                 kind += f"@{out['hbkit_batch']['corpus']}"
@@ -80,13 +88,22 @@ def _pair_prompts(model, prompts) -> dict[str, str] | None:
         own = getattr(model, "prompts", None) or {}
         prompts = {k: own[k] for k in PAIR_COLUMNS if k in own} or None
     if prompts is not None and (not isinstance(prompts, dict) or set(prompts) - set(PAIR_COLUMNS)):
-        raise SamplerError(f"prompts={prompts!r}: give a mapping of the columns {PAIR_COLUMNS} to prompt strings, "
-                           "None for no prompts, or 'model' for the encoder's own")
+        raise SamplerError(
+            f"prompts={prompts!r}: give a mapping of the columns {PAIR_COLUMNS} to prompt strings, "
+            "None for no prompts, or 'model' for the encoder's own"
+        )
     return prompts
 
 
-def st_training_kwargs(strategy: str, alpha: float = 0.5, model=None, *, seed: int = 0, prompts="model",
-                       **sampler_kw: Any) -> STTraining:
+def st_training_kwargs(
+    strategy: str,
+    alpha: float = 0.5,
+    model=None,
+    *,
+    seed: int = 0,
+    prompts="model",
+    **sampler_kw: Any,
+) -> STTraining:
     """Everything sentence-transformers' trainer needs to train on hbkit batches, built to agree.
 
     Args:
@@ -116,9 +133,13 @@ def st_training_kwargs(strategy: str, alpha: float = 0.5, model=None, *, seed: i
         ...                                      loss=MultipleNegativesRankingLoss(model), **st.trainer)
     """
     if model is None or not callable(getattr(model, "preprocess", None)):
-        raise SamplerError("st_training_kwargs needs the SentenceTransformer to train (model=...): its preprocess "
-                           "tokenises the pairs in the collator")
+        raise SamplerError(
+            "st_training_kwargs needs the SentenceTransformer to train (model=...): its preprocess "
+            "tokenises the pairs in the collator"
+        )
     pair_prompts = _pair_prompts(model, prompts)
     factory = make_sampler(strategy, alpha, seed=seed, **sampler_kw)
     collator = PairCollator(preprocess_fn=model.preprocess, prompts=pair_prompts or {})
-    return STTraining(batch_sampler=factory, data_collator=collator, prompts=pair_prompts, seed=seed)
+    return STTraining(
+        batch_sampler=factory, data_collator=collator, prompts=pair_prompts, seed=seed
+    )

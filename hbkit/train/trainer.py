@@ -12,6 +12,7 @@ on batches from :mod:`hbkit.train.sampling`, and writes to ``out_dir``:
   ``model/`` is saved they are removed (:func:`prune_checkpoints`), unless ``config.keep_checkpoints``:
   a finished model never resumes, and its optimizer state is most of a folder's size.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,13 @@ from typing import NamedTuple
 
 from hbkit.core.digests import carry_mapped
 from hbkit.core.env import low_memory, world
-from hbkit.core.files import atomic_write_json, disk_guard, remove_stale_tmp, tmp_name, write_checksums
+from hbkit.core.files import (
+    atomic_write_json,
+    disk_guard,
+    remove_stale_tmp,
+    tmp_name,
+    write_checksums,
+)
 from hbkit.core.groups import sample_groups
 from hbkit.core.vocab import CORPUS_COLUMN, STRATEGY_ALPHA
 from hbkit.train.config import TrainConfig, TrainError
@@ -54,7 +61,9 @@ def cancel_callback(event):
     class _Cancel(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             if event.is_set():
-                raise RunCancelled(f"cancelled at step {state.global_step}; rerun to resume from the last checkpoint")
+                raise RunCancelled(
+                    f"cancelled at step {state.global_step}; rerun to resume from the last checkpoint"
+                )
             return control
 
     return _Cancel()
@@ -80,9 +89,13 @@ def _validation_pairs(val_pairs, config: TrainConfig):
     need = ("group", "lang", "query", "passage")
     missing = [c for c in need if c not in val_pairs.column_names]
     if missing:
-        raise TrainError(f"the validation pairs ({config.val_corpus}) lack column(s) {', '.join(missing)}; read them "
-                         "with hbkit.data.pairs.validate_pairs")
-    val_pairs = val_pairs.select_columns([c for c in (*need, "answer_key") if c in val_pairs.column_names])
+        raise TrainError(
+            f"the validation pairs ({config.val_corpus}) lack column(s) {', '.join(missing)}; read them "
+            "with hbkit.data.pairs.validate_pairs"
+        )
+    val_pairs = val_pairs.select_columns(
+        [c for c in (*need, "answer_key") if c in val_pairs.column_names]
+    )
     if config.val_groups and config.val_groups < len(set(val_pairs["group"])):
         keep = sample_groups(val_pairs["group"], config.val_groups, 0)
         val_pairs = val_pairs.select([i for i, g in enumerate(val_pairs["group"]) if g in keep])
@@ -97,7 +110,9 @@ def _layers(auto):
     for _, m in auto.named_modules():
         if isinstance(m, torch.nn.ModuleList) and len(m) == n:
             return m
-    raise TrainError(f"freeze_layers: cannot find the {n} layers of {type(auto).__name__}; set freeze_layers=0")
+    raise TrainError(
+        f"freeze_layers: cannot find the {n} layers of {type(auto).__name__}; set freeze_layers=0"
+    )
 
 
 def _freeze(model, config: TrainConfig) -> None:
@@ -135,7 +150,11 @@ def _trainer_class():
 
     class HBTrainer(SentenceTransformerTrainer):
         def __init__(self, *args, record: _BatchRecord, mono_eval: bool = False, **kw):
-            self.hbkit_record, self.hbkit_mono_eval, self.hbkit_evaluating = record, mono_eval, False
+            self.hbkit_record, self.hbkit_mono_eval, self.hbkit_evaluating = (
+                record,
+                mono_eval,
+                False,
+            )
             super().__init__(*args, **kw)
 
         def get_train_dataloader(self):
@@ -158,7 +177,9 @@ def _trainer_class():
 
         def get_batch_sampler(self, dataset, batch_size, *args, **kw):
             if self.hbkit_evaluating and self.hbkit_mono_eval:
-                return XXMonoBatchSampler(dataset, batch_size, seed=kw.get("seed", 0), num_replicas=1)  # one language
+                return XXMonoBatchSampler(
+                    dataset, batch_size, seed=kw.get("seed", 0), num_replicas=1
+                )  # one language
             return super().get_batch_sampler(dataset, batch_size, *args, **kw)
 
         def compute_loss(self, model, inputs, *args, **kw):
@@ -184,7 +205,9 @@ def _quiet_progress(trainer, batch_log) -> None:
 
     class QuietProgress(ProgressCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if getattr(self, "training_bar", None) is not None:   # batch_log's on_step_end has run: it comes first
+            if (
+                getattr(self, "training_bar", None) is not None
+            ):  # batch_log's on_step_end has run: it comes first
                 c = batch_log.counts()
                 loss = {} if batch_log.last_loss is None else {"loss": f"{batch_log.last_loss:.4g}"}
                 self.training_bar.set_postfix(**loss, xx=c["xx"], xy=c["xy"], refresh=False)
@@ -201,7 +224,9 @@ def _quiet_progress(trainer, batch_log) -> None:
 
     handler = trainer.callback_handler
     for loud, quiet in ((ProgressCallback, QuietProgress), (PrinterCallback, QuietPrinter)):
-        if any(type(cb) is loud for cb in handler.callbacks):   # ProgressCallback: bars on; PrinterCallback: off
+        if any(
+            type(cb) is loud for cb in handler.callbacks
+        ):  # ProgressCallback: bars on; PrinterCallback: off
             trainer.remove_callback(loud)
             trainer.add_callback(quiet())
 
@@ -218,7 +243,7 @@ def _callback(out_dir: Path, restored: dict[int, list], record: _BatchRecord):
 
         def __init__(self):
             self.steps: dict[int, list] = dict(restored)  # step -> [kind, lang]
-            self.last_loss = None   # shown on the progress bar
+            self.last_loss = None  # shown on the progress bar
 
         def counts(self) -> dict[str, int]:
             c = {"xx": 0, "xy": 0, "mixed": 0}
@@ -238,63 +263,110 @@ def _callback(out_dir: Path, restored: dict[int, list], record: _BatchRecord):
             langs = {i["lang"] for i in infos}
             corpora = {i.get("corpus") for i in infos}
             if infos:
-                self.steps[state.global_step] = [kinds.pop() if len(kinds) == 1 else "mixed",
-                                                 langs.pop() if len(langs) == 1 else None]
-                if corpora != {None}:   # a mix of corpora: which one the step's batches came from
-                    self.steps[state.global_step].append(corpora.pop() if len(corpora) == 1 else "mixed")
+                self.steps[state.global_step] = [
+                    kinds.pop() if len(kinds) == 1 else "mixed",
+                    langs.pop() if len(langs) == 1 else None,
+                ]
+                if corpora != {None}:  # a mix of corpora: which one the step's batches came from
+                    self.steps[state.global_step].append(
+                        corpora.pop() if len(corpora) == 1 else "mixed"
+                    )
 
         def on_log(self, args, state, control, logs=None, **kw):
             if not logs or "loss" not in logs or not state.is_world_process_zero:
                 return
             self.last_loss = float(logs["loss"])
             kind, lang, *corpus = self.steps.get(state.global_step, [None, None])
-            rec = {"step": state.global_step, "loss": logs["loss"], "lr": logs.get("learning_rate"),
-                   "batch": kind, "lang": lang, **({"corpus": corpus[0]} if corpus else {})}
+            rec = {
+                "step": state.global_step,
+                "loss": logs["loss"],
+                "lr": logs.get("learning_rate"),
+                "batch": kind,
+                "lang": lang,
+                **({"corpus": corpus[0]} if corpus else {}),
+            }
             with open(out_dir / "train_log.jsonl", "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
 
         def on_save(self, args, state, control, **kw):
             ckpt = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if state.is_world_process_zero and ckpt.is_dir():
-                atomic_write_json(ckpt / BATCHES_FILE, {str(k): v for k, v in sorted(self.steps.items())})
+                atomic_write_json(
+                    ckpt / BATCHES_FILE, {str(k): v for k, v in sorted(self.steps.items())}
+                )
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if metrics and state.is_world_process_zero:
                 with open(out_dir / "train_log.jsonl", "a") as fh:
-                    fh.write(json.dumps({"step": state.global_step, **{k: v for k, v in metrics.items()
-                                                                          if isinstance(v, (int, float))}}) + "\n")
+                    fh.write(
+                        json.dumps(
+                            {
+                                "step": state.global_step,
+                                **{k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+                            }
+                        )
+                        + "\n"
+                    )
 
     return BatchLog()
 
 
-def _training_arguments(config: TrainConfig, encoder, ckpt_dir: Path, factory, validate: bool, metric_for_best: str,
-                        progress: bool):
+def _training_arguments(
+    config: TrainConfig,
+    encoder,
+    ckpt_dir: Path,
+    factory,
+    validate: bool,
+    metric_for_best: str,
+    progress: bool,
+):
     """The trainer's arguments: steps, batch sampler, precision (bf16 where the GPU has it, else fp16 on CUDA,
     fp32 on the CPU), checkpoints and evaluation; ``config.training_args`` has the last word."""
     import torch  # heavy: torch
     from sentence_transformers import SentenceTransformerTrainingArguments  # heavy: transformers
 
     cuda = torch.cuda.is_available()
-    bf16 = config.precision == "bf16" or (config.precision == "auto" and cuda and torch.cuda.is_bf16_supported())
+    bf16 = config.precision == "bf16" or (
+        config.precision == "auto" and cuda and torch.cuda.is_bf16_supported()
+    )
     fp16 = config.precision == "fp16" or (config.precision == "auto" and cuda and not bf16)
     kwargs = dict(
-        output_dir=str(ckpt_dir), max_steps=config.max_steps, per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size, learning_rate=config.lr, weight_decay=config.weight_decay,
-        **warmup_args(config.warmup_ratio), seed=config.seed, data_seed=config.seed, batch_sampler=factory,
-        prompts=dict(encoder.prompts) if encoder.prompts else None, logging_steps=1, save_steps=config.save_steps,
-        save_total_limit=2, eval_strategy="steps" if validate else "no",
+        output_dir=str(ckpt_dir),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.lr,
+        weight_decay=config.weight_decay,
+        **warmup_args(config.warmup_ratio),
+        seed=config.seed,
+        data_seed=config.seed,
+        batch_sampler=factory,
+        prompts=dict(encoder.prompts) if encoder.prompts else None,
+        logging_steps=1,
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        eval_strategy="steps" if validate else "no",
         eval_steps=config.eval_steps if validate else None,
         load_best_model_at_end=validate,
         metric_for_best_model=metric_for_best if validate else None,
         greater_is_better=metric_for_best != "eval_loss" if validate else None,
-        bf16=bf16, fp16=fp16, optim=config.optim, report_to="none", disable_tqdm=not progress,
+        bf16=bf16,
+        fp16=fp16,
+        optim=config.optim,
+        report_to="none",
+        disable_tqdm=not progress,
         dataloader_drop_last=True,
-        use_cpu=not cuda, ddp_backend=None if cuda or world()[1] == 1 else "gloo",
+        use_cpu=not cuda,
+        ddp_backend=None if cuda or world()[1] == 1 else "gloo",
     )
     if config.gradient_checkpointing or (config.gradient_checkpointing is None and not cuda):
         # non-reentrant: gradients flow although the word embeddings are frozen, and dropout's RNG is replayed
-        name = "activation_checkpointing" if "activation_checkpointing" in {
-            f.name for f in fields(SentenceTransformerTrainingArguments)} else "gradient_checkpointing"
+        name = (
+            "activation_checkpointing"
+            if "activation_checkpointing"
+            in {f.name for f in fields(SentenceTransformerTrainingArguments)}
+            else "gradient_checkpointing"
+        )
         kwargs.update({name: True, f"{name}_kwargs": {"use_reentrant": False}})
     kwargs.update(config.training_args)
     return SentenceTransformerTrainingArguments(**kwargs)
@@ -305,8 +377,13 @@ def _checkpointing_off(encoder) -> None:
     from transformers import PreTrainedModel  # heavy: transformers
 
     for m in encoder.modules():
-        if isinstance(m, PreTrainedModel) and any(getattr(s, "gradient_checkpointing", False) for s in m.modules()):
-            (getattr(m, "activation_checkpointing_disable", None) or m.gradient_checkpointing_disable)()
+        if isinstance(m, PreTrainedModel) and any(
+            getattr(s, "gradient_checkpointing", False) for s in m.modules()
+        ):
+            (
+                getattr(m, "activation_checkpointing_disable", None)
+                or m.gradient_checkpointing_disable
+            )()
 
 
 def _loss(encoder, config: TrainConfig):
@@ -317,10 +394,15 @@ def _loss(encoder, config: TrainConfig):
 
     gather = world()[1] > 1
     if config.mini_batch_size:
-        return losses.CachedMultipleNegativesRankingLoss(encoder, scale=config.scale,
-                                                         mini_batch_size=config.mini_batch_size,
-                                                         gather_across_devices=gather)
-    return losses.MultipleNegativesRankingLoss(encoder, scale=config.scale, gather_across_devices=gather)
+        return losses.CachedMultipleNegativesRankingLoss(
+            encoder,
+            scale=config.scale,
+            mini_batch_size=config.mini_batch_size,
+            gather_across_devices=gather,
+        )
+    return losses.MultipleNegativesRankingLoss(
+        encoder, scale=config.scale, gather_across_devices=gather
+    )
 
 
 def _load_final_checkpoint(trainer, resume_from: str, args, ckpt_dir: Path) -> None:
@@ -330,14 +412,21 @@ def _load_final_checkpoint(trainer, resume_from: str, args, ckpt_dir: Path) -> N
 
     trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
     best = trainer.state.best_model_checkpoint if args.load_best_model_at_end else None
-    if best:   # recorded as output_dir/checkpoint-N, relative to where that run started: find it here
+    if (
+        best
+    ):  # recorded as output_dir/checkpoint-N, relative to where that run started: find it here
         best = ckpt_dir / Path(best).name
         if not best.is_dir():
-            raise TrainError(f"{best} (the best checkpoint {resume_from} names) is missing; its model cannot be "
-                             "saved: run with --no-resume to train afresh")
+            raise TrainError(
+                f"{best} (the best checkpoint {resume_from} names) is missing; its model cannot be "
+                "saved: run with --no-resume to train afresh"
+            )
     trainer._load_from_checkpoint(str(best or resume_from))
-    log.info("%s is the run's last step (%d); its weights are saved as the model, nothing is trained again",
-             resume_from, trainer.state.global_step)
+    log.info(
+        "%s is the run's last step (%d); its weights are saved as the model, nothing is trained again",
+        resume_from,
+        trainer.state.global_step,
+    )
 
 
 def _save_model(trainer, model_dir: Path, card: dict) -> None:
@@ -369,40 +458,78 @@ def prepare_data(pairs, config: TrainConfig, val_pairs=None):
     """
     need = ("group", "lang", "query", "passage")
     if any(c not in pairs.column_names for c in need):
-        raise TrainError(f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
-                         "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract")
+        raise TrainError(
+            f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
+            "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract"
+        )
     # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
-    pairs = carry_mapped(pairs, pairs.select_columns([c for c in (*need, "answer_key", CORPUS_COLUMN)
-                                                      if c in pairs.column_names]))
+    pairs = carry_mapped(
+        pairs,
+        pairs.select_columns(
+            [c for c in (*need, "answer_key", CORPUS_COLUMN) if c in pairs.column_names]
+        ),
+    )
     if (config.val_corpus != "held-out") != (val_pairs is not None):
-        raise TrainError(f"val_corpus={config.val_corpus!r} " + ("needs its pairs: pass val_pairs=" if val_pairs is None
-                         else "is held-out, but val_pairs were given: set val_corpus to their corpus's name"))
+        raise TrainError(
+            f"val_corpus={config.val_corpus!r} "
+            + (
+                "needs its pairs: pass val_pairs="
+                if val_pairs is None
+                else "is held-out, but val_pairs were given: set val_corpus to their corpus's name"
+            )
+        )
     own_val = _validation_pairs(val_pairs, config) if val_pairs is not None else None
-    train_pairs, val_pairs = (pairs, own_val) if own_val is not None else _split_groups(pairs, config.val_groups,
-                                                                                          config.seed)
-    def factory():
-        return make_sampler(config.strategy, config.alpha, alpha_end=config.alpha_end,
-                            language_weights=config.language_weights)
+    train_pairs, val_pairs = (
+        (pairs, own_val)
+        if own_val is not None
+        else _split_groups(pairs, config.val_groups, config.seed)
+    )
 
-    if val_pairs is not None and CORPUS_COLUMN in val_pairs.column_names:   # held-out groups of a mix: evaluated
-        val_pairs = val_pairs.remove_columns(CORPUS_COLUMN)                 # together, not one corpus per batch
-    probe = factory()   # dry runs, on a factory of their own: the trainer's records only its own samplers
-    probe(train_pairs, batch_size=config.batch_size, seed=config.seed)  # data no batch can be made of: refused
+    def factory():
+        return make_sampler(
+            config.strategy,
+            config.alpha,
+            alpha_end=config.alpha_end,
+            language_weights=config.language_weights,
+        )
+
+    if (
+        val_pairs is not None and CORPUS_COLUMN in val_pairs.column_names
+    ):  # held-out groups of a mix: evaluated
+        val_pairs = val_pairs.remove_columns(CORPUS_COLUMN)  # together, not one corpus per batch
+    probe = (
+        factory()
+    )  # dry runs, on a factory of their own: the trainer's records only its own samplers
+    probe(
+        train_pairs, batch_size=config.batch_size, seed=config.seed
+    )  # data no batch can be made of: refused
     if val_pairs is not None:
         try:
-            if own_val is not None and len(set(val_pairs["lang"])) == 1:   # as get_batch_sampler will build it
+            if (
+                own_val is not None and len(set(val_pairs["lang"])) == 1
+            ):  # as get_batch_sampler will build it
                 XXMonoBatchSampler(val_pairs, config.batch_size, seed=config.seed, num_replicas=1)
             else:
                 probe(val_pairs, batch_size=config.batch_size, seed=config.seed)
         except SamplerError as e:
-            raise TrainError(f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) cannot "
-                             f"give a batch of {config.batch_size}: {e}. Keep more validation groups (val_groups).") from None
+            raise TrainError(
+                f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) cannot "
+                f"give a batch of {config.batch_size}: {e}. Keep more validation groups (val_groups)."
+            ) from None
     return pairs, train_pairs, val_pairs, own_val, factory()
 
 
-def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.PathLike = "runs/train",
-          resume: bool = True, progress: bool = True, callbacks: list | None = None, evaluator=None,
-          val_pairs=None) -> Path:
+def train(
+    encoder,
+    pairs,
+    config: TrainConfig | None = None,
+    out_dir: str | os.PathLike = "runs/train",
+    resume: bool = True,
+    progress: bool = True,
+    callbacks: list | None = None,
+    evaluator=None,
+    val_pairs=None,
+) -> Path:
     """Fine-tune ``encoder`` (a SentenceTransformer, changed in place) on ``pairs`` with ``config.strategy``.
 
     Returns the path of the saved model folder (``out_dir/model``). ``out_dir`` remembers what it was made
@@ -445,31 +572,58 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
         ...                   TrainConfig(strategy="hybrid", alpha=0.5, max_steps=100), "runs/hybrid")
     """
     config = config or TrainConfig()
-    low_memory()   # HBKIT_LOW_MEMORY=1: a bad value is refused here, before anything is read or written
+    low_memory()  # HBKIT_LOW_MEMORY=1: a bad value is refused here, before anything is read or written
     pairs, train_pairs, val_pairs, own_val, factory = prepare_data(pairs, config, val_pairs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.lr == 0:
-        log.warning("lr=0: the weights will not change; this run only measures the loss of the base model")
+        log.warning(
+            "lr=0: the weights will not change; this run only measures the loss of the base model"
+        )
     folder = _resolve_folder(encoder, pairs, config, own_val, out_dir, resume)
     if folder.finished:
-        log.info("%s is already trained with this set-up; nothing to do (--no-resume retrains)", folder.model_dir)
-        if world()[0] == 0 and not config.keep_checkpoints:   # killed between the save and the pruning
+        log.info(
+            "%s is already trained with this set-up; nothing to do (--no-resume retrains)",
+            folder.model_dir,
+        )
+        if (
+            world()[0] == 0 and not config.keep_checkpoints
+        ):  # killed between the save and the pruning
             prune_checkpoints(out_dir)
         return folder.model_dir
-    encoder.max_seq_length = min(encoder.max_seq_length or config.max_seq_length, config.max_seq_length)
+    encoder.max_seq_length = min(
+        encoder.max_seq_length or config.max_seq_length, config.max_seq_length
+    )
     _freeze(encoder, config)
     _describe_in_card(encoder, config)
-    trainer, batch_log = _build_trainer(encoder, config, train_pairs, val_pairs, factory, out_dir,
-                                        folder.resume_from, progress, callbacks, evaluator)
+    trainer, batch_log = _build_trainer(
+        encoder,
+        config,
+        train_pairs,
+        val_pairs,
+        factory,
+        out_dir,
+        folder.resume_from,
+        progress,
+        callbacks,
+        evaluator,
+    )
     runtime = _run(trainer, folder.resume_from, out_dir)
-    _checkpointing_off(encoder)   # the caller's encoder leaves as it came (the saved model never recomputes)
+    _checkpointing_off(
+        encoder
+    )  # the caller's encoder leaves as it came (the saved model never recomputes)
     if world()[1] > 1:  # what this rank actually collated, for checking that ranks agree
-        atomic_write_json(out_dir / f"batches_seen.rank{world()[0]}.json", trainer.data_collator.seen)
+        atomic_write_json(
+            out_dir / f"batches_seen.rank{world()[0]}.json", trainer.data_collator.seen
+        )
     if not trainer.is_world_process_zero():
         return folder.model_dir
     with disk_guard(folder.model_dir.parent, "the trained model"):
-        _save_model(trainer, folder.model_dir, _training_card(trainer, batch_log, encoder, config, folder, runtime))
+        _save_model(
+            trainer,
+            folder.model_dir,
+            _training_card(trainer, batch_log, encoder, config, folder, runtime),
+        )
     if not config.keep_checkpoints:
         prune_checkpoints(out_dir)
     return folder.model_dir
@@ -478,13 +632,16 @@ def train(encoder, pairs, config: TrainConfig | None = None, out_dir: str | os.P
 class _Folder(NamedTuple):
     """Where a run stands in its folder: its identity, the model folder, the checkpoint to resume from (or
     None) and whether the model is already trained with this set-up."""
+
     identity: dict
     model_dir: Path
     resume_from: str | None
     finished: bool
 
 
-def _resolve_folder(encoder, pairs, config: TrainConfig, own_val, out_dir: Path, resume: bool) -> _Folder:
+def _resolve_folder(
+    encoder, pairs, config: TrainConfig, own_val, out_dir: Path, resume: bool
+) -> _Folder:
     """Rank 0 checks ``out_dir`` against the run's identity (a finished model is hashed once, a folder of another
     set-up refused, a fresh start cleared); the other ranks wait for its decision, then read it."""
     import torch  # heavy: torch
@@ -493,12 +650,17 @@ def _resolve_folder(encoder, pairs, config: TrainConfig, own_val, out_dir: Path,
     identity = run_identity(encoder, pairs, config, own_val)
     model_dir = out_dir / "model"
     if rank == 0:
-        remove_stale_tmp(out_dir, recursive=False)   # a model folder half-saved by a killed process
-        finished = resume and finished_model(model_dir, identity, encoder)   # the model's files hashed once
+        remove_stale_tmp(out_dir, recursive=False)  # a model folder half-saved by a killed process
+        finished = resume and finished_model(
+            model_dir, identity, encoder
+        )  # the model's files hashed once
         resume_from = prepare_folder(out_dir, identity, resume, encoder, finished=finished)
-        finished = finished and model_dir.is_dir()   # without train_config.json the folder was started afresh
+        finished = (
+            finished and model_dir.is_dir()
+        )  # without train_config.json the folder was started afresh
     if world()[1] > 1:  # the other ranks follow rank 0's decision, once it is written
         import torch.distributed as dist
+
         if not dist.is_initialized():
             dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
         dist.barrier()
@@ -514,8 +676,10 @@ def _describe_in_card(encoder, config: TrainConfig) -> None:
     if card is None:
         return
     alpha = config.alpha if config.strategy == "hybrid" else STRATEGY_ALPHA[config.strategy]
-    card.model_name = (f"{getattr(card, 'base_model', None) or 'encoder'} fine-tuned by hbkit: {config.strategy} "
-                       f"batches (α={alpha:g}), seed {config.seed}, corpus {config.corpus}")
+    card.model_name = (
+        f"{getattr(card, 'base_model', None) or 'encoder'} fine-tuned by hbkit: {config.strategy} "
+        f"batches (α={alpha:g}), seed {config.seed}, corpus {config.corpus}"
+    )
     card.add_tags(["hbkit", f"hbkit-strategy-{config.strategy}", f"hbkit-corpus-{config.corpus}"])
 
 
@@ -533,8 +697,18 @@ def _selection(val_pairs, evaluator, config: TrainConfig):
     return evaluator, f"eval_{pm if not name or pm.startswith(name + '_') else f'{name}_{pm}'}"
 
 
-def _build_trainer(encoder, config: TrainConfig, train_pairs, val_pairs, factory, out_dir: Path,
-                   resume_from: str | None, progress: bool, callbacks: list | None, evaluator):
+def _build_trainer(
+    encoder,
+    config: TrainConfig,
+    train_pairs,
+    val_pairs,
+    factory,
+    out_dir: Path,
+    resume_from: str | None,
+    progress: bool,
+    callbacks: list | None,
+    evaluator,
+):
     """The trainer and its batch log: arguments, loss, collator, evaluation, early stopping, and the kinds of
     the steps before ``resume_from``."""
     from hbkit.train.st_training import PairCollator  # heavy: sentence-transformers
@@ -543,19 +717,38 @@ def _build_trainer(encoder, config: TrainConfig, train_pairs, val_pairs, factory
     callbacks = list(callbacks or [])
     if config.early_stopping_patience:
         from transformers import EarlyStoppingCallback
-        callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    args = _training_arguments(config, encoder, out_dir / "checkpoints", factory, val_pairs is not None,
-                               metric_for_best, progress)
+
+        callbacks.append(
+            EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience)
+        )
+    args = _training_arguments(
+        config,
+        encoder,
+        out_dir / "checkpoints",
+        factory,
+        val_pairs is not None,
+        metric_for_best,
+        progress,
+    )
     restored = {}
     if resume_from and (Path(resume_from) / BATCHES_FILE).is_file():
-        restored = {int(k): v for k, v in json.loads((Path(resume_from) / BATCHES_FILE).read_text()).items()}
+        restored = {
+            int(k): v for k, v in json.loads((Path(resume_from) / BATCHES_FILE).read_text()).items()
+        }
     record = _BatchRecord()
     batch_log = _callback(out_dir, restored, record)
     trainer = _trainer_class()(
-        model=encoder, args=args, train_dataset=train_pairs, eval_dataset=val_pairs, loss=_loss(encoder, config),
-        evaluator=evaluator, data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
-        callbacks=[batch_log, *callbacks], record=record,
-        mono_eval=val_pairs is not None and len(set(val_pairs["lang"])) == 1)
+        model=encoder,
+        args=args,
+        train_dataset=train_pairs,
+        eval_dataset=val_pairs,
+        loss=_loss(encoder, config),
+        evaluator=evaluator,
+        data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
+        callbacks=[batch_log, *callbacks],
+        record=record,
+        mono_eval=val_pairs is not None and len(set(val_pairs["lang"])) == 1,
+    )
     _quiet_progress(trainer, batch_log)
     return trainer, batch_log
 
@@ -563,7 +756,9 @@ def _build_trainer(encoder, config: TrainConfig, train_pairs, val_pairs, factory
 def _run(trainer, resume_from: str | None, out_dir: Path) -> float | None:
     """Train (from ``resume_from`` when given) and return the run's time in seconds; a run killed after its
     last checkpoint, before the model's save, is not trained again: that checkpoint is the trained model."""
-    if finished_state(resume_from, trainer.args.max_steps) is None:   # training_args may override max_steps
+    if (
+        finished_state(resume_from, trainer.args.max_steps) is None
+    ):  # training_args may override max_steps
         _align_special_tokens_quietly(trainer)
         with disk_guard(out_dir / "checkpoints", "a training checkpoint"):
             return trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")
@@ -571,19 +766,28 @@ def _run(trainer, resume_from: str | None, out_dir: Path) -> float | None:
     return None
 
 
-def _training_card(trainer, batch_log, encoder, config: TrainConfig, folder: _Folder, runtime) -> dict:
+def _training_card(
+    trainer, batch_log, encoder, config: TrainConfig, folder: _Folder, runtime
+) -> dict:
     """``hbkit_training.json``: the run's identity and config, its steps, batch counts, losses and best
     checkpoint."""
     history = [h for h in trainer.state.log_history if "loss" in h]
-    return {"identity": folder.identity, "config": asdict(config),
-            "base_model": getattr(encoder, "model_card_data", None) and encoder.model_card_data.base_model,
-            "steps": trainer.state.global_step, "batch_counts": batch_log.counts(),
-            "resumed_from": folder.resume_from,
-            "first_loss": history[0]["loss"] if history else None,
-            "last_loss": history[-1]["loss"] if history else None,
-            "best_metric": trainer.state.best_metric, "metric_for_best_model": trainer.args.metric_for_best_model,
-            "best_checkpoint": trainer.state.best_model_checkpoint,
-            "stopped_early": trainer.state.global_step < config.max_steps, "train_runtime_s": runtime}
+    return {
+        "identity": folder.identity,
+        "config": asdict(config),
+        "base_model": getattr(encoder, "model_card_data", None)
+        and encoder.model_card_data.base_model,
+        "steps": trainer.state.global_step,
+        "batch_counts": batch_log.counts(),
+        "resumed_from": folder.resume_from,
+        "first_loss": history[0]["loss"] if history else None,
+        "last_loss": history[-1]["loss"] if history else None,
+        "best_metric": trainer.state.best_metric,
+        "metric_for_best_model": trainer.args.metric_for_best_model,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "stopped_early": trainer.state.global_step < config.max_steps,
+        "train_runtime_s": runtime,
+    }
 
 
 def _align_special_tokens_quietly(trainer) -> None:
@@ -593,7 +797,7 @@ def _align_special_tokens_quietly(trainer) -> None:
     try:
         from transformers.tokenization_utils_base import PreTrainedTokenizerBase
         from transformers.trainer_utils import align_special_tokens
-    except ImportError:   # a transformers without the alignment: nothing to do
+    except ImportError:  # a transformers without the alignment: nothing to do
         return
     tok = getattr(trainer, "processing_class", None)
     if not (isinstance(tok, PreTrainedTokenizerBase) and hasattr(trainer.model, "config")):
@@ -617,4 +821,7 @@ def prune_checkpoints(out_dir: Path) -> None:
     doomed = tmp_name(ckpts)
     ckpts.rename(doomed)
     shutil.rmtree(doomed, ignore_errors=True)
-    log.info("removed the checkpoints of %s (the model is saved; keep_checkpoints keeps them)", Path(out_dir).name)
+    log.info(
+        "removed the checkpoints of %s (the model is saved; keep_checkpoints keeps them)",
+        Path(out_dir).name,
+    )

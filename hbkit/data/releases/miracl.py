@@ -23,6 +23,7 @@ Reading a benchmark never streams its corpus: duplicates and qrels naming absent
 one pass over the docids, :meth:`CorpusBenchmark.check` (over the corpus) or, in
 :func:`hbkit.retrieval.corpus_eval.evaluate_corpus`, over the encoded shards' ``.ids`` files (no second read of the text).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -49,8 +50,26 @@ log = logging.getLogger(__name__)
 
 
 #: MIRACL's 18 languages; de and yo (the "surprise" languages) have no train split.
-MIRACL_LANGS = ["ar", "bn", "de", "en", "es", "fa", "fi", "fr", "hi", "id", "ja", "ko", "ru", "sw", "te", "th",
-                "yo", "zh"]
+MIRACL_LANGS = [
+    "ar",
+    "bn",
+    "de",
+    "en",
+    "es",
+    "fa",
+    "fi",
+    "fr",
+    "hi",
+    "id",
+    "ja",
+    "ko",
+    "ru",
+    "sw",
+    "te",
+    "th",
+    "yo",
+    "zh",
+]
 
 
 NO_TRAIN = frozenset({"de", "yo"})
@@ -78,14 +97,19 @@ def corpus_dir(root: Path, lang: str) -> Path:
 
 
 def _layout(root: Path | str, lang: str, split: str) -> str:
-    return (f"{topics_path(root, lang, split)}, {qrels_path(root, lang, split)} and "
-            f"{corpus_dir(root, lang)}/docs-0.jsonl.gz ... (layout: data/README.md, section MIRACL)")
+    return (
+        f"{topics_path(root, lang, split)}, {qrels_path(root, lang, split)} and "
+        f"{corpus_dir(root, lang)}/docs-0.jsonl.gz ... (layout: data/README.md, section MIRACL)"
+    )
 
 
 def corpus_files(folder: Path) -> list[Path]:
     """The ``docs-N.jsonl.gz`` shards of a corpus folder in numeric order."""
-    files = [(int(m.group(1)), p) for p in Path(folder).glob("docs-*.jsonl.gz")
-             if (m := re.fullmatch(r"docs-(\d+)\.jsonl\.gz", p.name))]
+    files = [
+        (int(m.group(1)), p)
+        for p in Path(folder).glob("docs-*.jsonl.gz")
+        if (m := re.fullmatch(r"docs-(\d+)\.jsonl\.gz", p.name))
+    ]
     return [p for _, p in sorted(files)]
 
 
@@ -96,7 +120,9 @@ def read_topics(path: Path) -> dict[str, str]:
     """``{qid: query}`` from a ``qid<TAB>query`` file. A line without a tab, an empty qid or query, or a
     repeated qid raises :class:`DataError` naming the file and line."""
     topics: dict[str, str] = {}
-    for n, line in text_lines(path, "topics file"):   # a byte-order mark is allowed; a non-UTF-8 byte is named
+    for n, line in text_lines(
+        path, "topics file"
+    ):  # a byte-order mark is allowed; a non-UTF-8 byte is named
         line = line.rstrip("\n").rstrip("\r")
         if not line.strip():
             continue
@@ -116,12 +142,16 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     separated). A line with another shape or a non-integer relevance, a repeated (qid, docid), or an
     empty file raises :class:`DataError` naming the file and line."""
     qrels: dict[str, dict[str, int]] = {}
-    for n, line in text_lines(path, "qrels file"):   # a byte-order mark is allowed; a non-UTF-8 byte is named
+    for n, line in text_lines(
+        path, "qrels file"
+    ):  # a byte-order mark is allowed; a non-UTF-8 byte is named
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 4:
-            raise DataError(f"{path}:{n}: expected 'qid Q0 docid relevance' (4 fields), got {line.strip()[:80]!r}")
+            raise DataError(
+                f"{path}:{n}: expected 'qid Q0 docid relevance' (4 fields), got {line.strip()[:80]!r}"
+            )
         qid, _, docid, rel = parts
         try:
             r = int(rel)
@@ -132,7 +162,9 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
             raise DataError(f"{path}:{n}: ({qid}, {docid}) is judged twice")
         judged[docid] = r
     if not qrels:
-        raise DataError(f"{path}: the qrels file is empty; it should hold 'qid Q0 docid relevance' lines")
+        raise DataError(
+            f"{path}: the qrels file is empty; it should hold 'qid Q0 docid relevance' lines"
+        )
     return qrels
 
 
@@ -148,32 +180,46 @@ def iter_corpus(files: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
         path = Path(path)
         n = 0
         try:
-            with gzip.open(path, "rb") as fh:   # bytes, decoded per line: a bad byte is named by its line
+            with gzip.open(
+                path, "rb"
+            ) as fh:  # bytes, decoded per line: a bad byte is named by its line
                 for n, raw in enumerate(fh, 1):
                     try:
                         line = raw.decode("utf-8")
                     except UnicodeDecodeError as e:
-                        raise DataError(f"{path}:{n}: column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8 "
-                                        "(the gzip itself is intact); the shard was not written as UTF-8: write or "
-                                        "download it again") from None
+                        raise DataError(
+                            f"{path}:{n}: column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8 "
+                            "(the gzip itself is intact); the shard was not written as UTF-8: write or "
+                            "download it again"
+                        ) from None
                     if not line.strip():
                         continue
                     try:
                         rec = json.loads(line)
                     except json.JSONDecodeError as e:
-                        raise DataError(f"{path}:{n}: not a JSON line ({e.msg}); expected "
-                                        '{"docid": ..., "title": ..., "text": ...}') from None
-                    if not isinstance(rec, dict) or not all(isinstance(rec.get(k), str) for k in ("docid", "title", "text")):
-                        raise DataError(f"{path}:{n}: a corpus record needs string fields docid, title, text; "
-                                        f"got keys {sorted(rec) if isinstance(rec, dict) else type(rec).__name__}")
+                        raise DataError(
+                            f"{path}:{n}: not a JSON line ({e.msg}); expected "
+                            '{"docid": ..., "title": ..., "text": ...}'
+                        ) from None
+                    if not isinstance(rec, dict) or not all(
+                        isinstance(rec.get(k), str) for k in ("docid", "title", "text")
+                    ):
+                        raise DataError(
+                            f"{path}:{n}: a corpus record needs string fields docid, title, text; "
+                            f"got keys {sorted(rec) if isinstance(rec, dict) else type(rec).__name__}"
+                        )
                     if _SPACE.search(rec["docid"]) or not rec["docid"]:
-                        raise DataError(f"{path}:{n}: docid {rec['docid']!r} is empty or holds whitespace, which the "
-                                        "TREC qrels and run formats cannot hold (they split on it); rename it, e.g. "
-                                        f"{_SPACE.sub('_', rec['docid']) or 'doc' + str(n)!r}")
+                        raise DataError(
+                            f"{path}:{n}: docid {rec['docid']!r} is empty or holds whitespace, which the "
+                            "TREC qrels and run formats cannot hold (they split on it); rename it, e.g. "
+                            f"{_SPACE.sub('_', rec['docid']) or 'doc' + str(n)!r}"
+                        )
                     yield rec["docid"], rec["title"], rec["text"]
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
-            raise DataError(f"{path}: corrupt or truncated gzip after line {n} ({type(e).__name__}: {e}); "
-                            "download the shard again") from None
+            raise DataError(
+                f"{path}: corrupt or truncated gzip after line {n} ({type(e).__name__}: {e}); "
+                "download the shard again"
+            ) from None
         except FileNotFoundError:
             raise DataError(f"{path}: corpus shard not found") from None
 
@@ -194,8 +240,13 @@ def _first_repeat(docids: Iterable[str], suspects: set[int]) -> tuple[str, int, 
     return None
 
 
-def check_docids(docids: Iterable[str], qrels: dict[str, dict[str, int]], source: str,
-                 unknown: str = "error", again=None) -> tuple[int, dict[str, dict[str, int]], int]:
+def check_docids(
+    docids: Iterable[str],
+    qrels: dict[str, dict[str, int]],
+    source: str,
+    unknown: str = "error",
+    again=None,
+) -> tuple[int, dict[str, dict[str, int]], int]:
     """One streaming pass over a corpus's docids: count them, refuse duplicates, and find qrels docids
     that are not in the corpus. Memory: 8 bytes per document (a 64-bit hash of each docid, sorted once;
     a hash collision is confirmed on the strings before it is reported), plus the qrels' docids.
@@ -223,19 +274,29 @@ def check_docids(docids: Iterable[str], qrels: dict[str, dict[str, int]], source
     h = np.concatenate(hashes)
     h.sort()
     dup = np.flatnonzero(h[1:] == h[:-1])
-    first = _first_repeat(again(), {int(x) for x in h[dup]}) if len(dup) and again is not None else None
+    first = (
+        _first_repeat(again(), {int(x) for x in h[dup]}) if len(dup) and again is not None else None
+    )
     if len(dup) and (again is None or first is not None):
-        where = f": docid {first[0]!r} is document {first[1]:,} and again document {first[2]:,}" if first else ""
-        raise DataError(f"{source}: duplicate docid(s) in the corpus ({len(dup)} repeated{where}; each docid must "
-                        "appear once). Remove the repeated passages or re-download the corpus")
+        where = (
+            f": docid {first[0]!r} is document {first[1]:,} and again document {first[2]:,}"
+            if first
+            else ""
+        )
+        raise DataError(
+            f"{source}: duplicate docid(s) in the corpus ({len(dup)} repeated{where}; each docid must "
+            "appear once). Remove the repeated passages or re-download the corpus"
+        )
     missing = judged - found
     n_unknown = 0
     if missing:
         if unknown == "error":
             ex = sorted(missing)[:3]
-            raise DataError(f"{source}: qrels name {len(missing)} docid(s) absent from the corpus (e.g. {ex}); "
-                            "the corpus is incomplete or from another release (`hbkit eval --unknown-docs skip`, "
-                            "or unknown_docs='skip' in Python, drops those judgements and counts them)")
+            raise DataError(
+                f"{source}: qrels name {len(missing)} docid(s) absent from the corpus (e.g. {ex}); "
+                "the corpus is incomplete or from another release (`hbkit eval --unknown-docs skip`, "
+                "or unknown_docs='skip' in Python, drops those judgements and counts them)"
+            )
         n_unknown = sum(1 for j in qrels.values() for d in j if d in missing)
         qrels = {q: {d: r for d, r in j.items() if d not in missing} for q, j in qrels.items()}
     return int(len(h)), qrels, n_unknown
@@ -269,9 +330,13 @@ class CorpusBenchmark:
     def check(self, unknown_docs: str = "error") -> int:
         """Stream the corpus once: refuse duplicate docids and qrels naming absent documents (or drop
         and count them with ``unknown_docs="skip"``). Returns the number of documents."""
-        n, self.qrels, n_unknown = check_docids((d for d, _, _ in self.docs()), self.qrels,
-                                                f"{self.name} corpus {corpus_dir_of(self.files)}", unknown_docs,
-                                                again=lambda: (d for d, _, _ in self.docs()))
+        n, self.qrels, n_unknown = check_docids(
+            (d for d, _, _ in self.docs()),
+            self.qrels,
+            f"{self.name} corpus {corpus_dir_of(self.files)}",
+            unknown_docs,
+            again=lambda: (d for d, _, _ in self.docs()),
+        )
         if n_unknown:
             self.skipped["qrels docid absent from the corpus (judgement dropped)"] = n_unknown
             self._drop_unjudged()
@@ -287,20 +352,31 @@ class CorpusBenchmark:
                 self.topics.pop(q, None)
 
     def __repr__(self) -> str:
-        return (f"CorpusBenchmark({self.name}: {len(self.topics)} queries, "
-                f"{sum(len(j) for j in self.qrels.values())} judgements, {len(self.files)} corpus shards)")
+        return (
+            f"CorpusBenchmark({self.name}: {len(self.topics)} queries, "
+            f"{sum(len(j) for j in self.qrels.values())} judgements, {len(self.files)} corpus shards)"
+        )
 
 
 def corpus_dir_of(files: list[Path]) -> str:
     return str(Path(files[0]).parent) if files else "(no files)"
 
 
-def _assemble(name: str, lang: str, topics: dict[str, str], qrels: dict[str, dict[str, int]], files: list[Path],
-              tpath: Path, qpath: Path) -> CorpusBenchmark:
+def _assemble(
+    name: str,
+    lang: str,
+    topics: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+    files: list[Path],
+    tpath: Path,
+    qpath: Path,
+) -> CorpusBenchmark:
     unknown_q = [q for q in qrels if q not in topics]
     if unknown_q:
-        raise DataError(f"{qpath}: {len(unknown_q)} qrels query id(s) are not in {tpath} (e.g. {unknown_q[:3]}); "
-                        "topics and qrels must come from the same language and split")
+        raise DataError(
+            f"{qpath}: {len(unknown_q)} qrels query id(s) are not in {tpath} (e.g. {unknown_q[:3]}); "
+            "topics and qrels must come from the same language and split"
+        )
     skipped: dict[str, int] = {}
     no_judgement = [q for q in topics if q not in qrels]
     only_zero = [q for q, j in qrels.items() if not any(r >= 1 for r in j.values())]
@@ -312,24 +388,38 @@ def _assemble(name: str, lang: str, topics: dict[str, str], qrels: dict[str, dic
     topics = {q: t for q, t in topics.items() if q not in drop}
     qrels = {q: j for q, j in qrels.items() if q not in drop}
     if not topics:
-        raise DataError(f"{qpath}: no query has a relevant judgement (relevance >= 1); nothing to evaluate")
+        raise DataError(
+            f"{qpath}: no query has a relevant judgement (relevance >= 1); nothing to evaluate"
+        )
     for why, n in skipped.items():
         log.warning("%s: %d %s", name, n, why)
-    return CorpusBenchmark(name, lang, topics, qrels, files, skipped, {"topics": str(tpath), "qrels": str(qpath)})
+    return CorpusBenchmark(
+        name, lang, topics, qrels, files, skipped, {"topics": str(tpath), "qrels": str(qpath)}
+    )
 
 
-def read_release(root: str | os.PathLike, lang: str, split: str = "dev", name: str | None = None) -> CorpusBenchmark:
+def read_release(
+    root: str | os.PathLike, lang: str, split: str = "dev", name: str | None = None
+) -> CorpusBenchmark:
     """Read one language and split from a folder laid out like the MIRACL release (module docstring)."""
     root = Path(root)
-    tpath, qpath, cdir = topics_path(root, lang, split), qrels_path(root, lang, split), corpus_dir(root, lang)
+    tpath, qpath, cdir = (
+        topics_path(root, lang, split),
+        qrels_path(root, lang, split),
+        corpus_dir(root, lang),
+    )
     missing = [p for p in (tpath, qpath) if not p.is_file()]
     files = corpus_files(cdir)
     if not files:
         missing.append(cdir / "docs-0.jsonl.gz")
     if missing:
-        raise DataError(f"MIRACL {lang} {split}: missing {', '.join(map(str, missing))}. Place "
-                        f"{_layout(root, lang, split)}")
-    return _assemble(name or f"miracl-{lang}", lang, read_topics(tpath), read_qrels(qpath), files, tpath, qpath)
+        raise DataError(
+            f"MIRACL {lang} {split}: missing {', '.join(map(str, missing))}. Place "
+            f"{_layout(root, lang, split)}"
+        )
+    return _assemble(
+        name or f"miracl-{lang}", lang, read_topics(tpath), read_qrels(qpath), files, tpath, qpath
+    )
 
 
 def _check_lang_split(lang: str, split: str) -> None:
@@ -338,7 +428,9 @@ def _check_lang_split(lang: str, split: str) -> None:
     if split not in SPLITS:
         raise DataError(f"MIRACL split {split!r}: use dev or train")
     if split == "train" and lang in NO_TRAIN:
-        raise DataError(f"MIRACL {lang} has no train split (de and yo are dev-only); use split='dev'")
+        raise DataError(
+            f"MIRACL {lang} has no train split (de and yo are dev-only); use split='dev'"
+        )
 
 
 def miracl_root(data_dir: str | os.PathLike | None = None) -> Path | None:
@@ -352,8 +444,12 @@ def miracl_root(data_dir: str | os.PathLike | None = None) -> Path | None:
     return shared / "miracl" if shared is not None and (shared / "miracl").is_dir() else None
 
 
-def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | None = None,
-                hub: bool | None = None) -> CorpusBenchmark:
+def load_miracl(
+    lang: str,
+    split: str = "dev",
+    data_dir: str | os.PathLike | None = None,
+    hub: bool | None = None,
+) -> CorpusBenchmark:
     """MIRACL ``lang``/``split`` as a :class:`CorpusBenchmark`.
 
     Order: the release layout under :func:`miracl_root` (explicit ``data_dir``, else
@@ -382,15 +478,21 @@ def load_miracl(lang: str, split: str = "dev", data_dir: str | os.PathLike | Non
             raise
         except Exception as e:  # noqa: BLE001 - any hub/network failure becomes the one message below
             reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    raise DataError(f"MIRACL {lang} {split} not found locally and the hub is unreachable ({reason}). Place "
-                    f"{_layout(where, lang, split)} (or pass data_dir=)")
+    raise DataError(
+        f"MIRACL {lang} {split} not found locally and the hub is unreachable ({reason}). Place "
+        f"{_layout(where, lang, split)} (or pass data_dir=)"
+    )
 
 
 def hub_cache_dir() -> Path:
     """Where MIRACL downloaded from the hub lives: ``<cache>/miracl/<revision>-<corpus revision>`` (another revision,
     picked with the environment variables of :data:`hbkit.data.fetch.HUB_SOURCES`, gets its own folder: files of two
     revisions never mix)."""
-    return cache_dir() / "miracl" / f"{hub_revision('miracl')[:12]}-{hub_revision('miracl-corpus')[:12]}"
+    return (
+        cache_dir()
+        / "miracl"
+        / f"{hub_revision('miracl')[:12]}-{hub_revision('miracl-corpus')[:12]}"
+    )
 
 
 def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
@@ -408,8 +510,10 @@ def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
 
     def absent(source: str, name: str) -> DataError:
         src = HUB_SOURCES[source]
-        return DataError(f"the hub's {src['repo']} at revision {hub_revision(source)} has no {name}; set "
-                         f"{src['env']}=main for its newest files")
+        return DataError(
+            f"the hub's {src['repo']} at revision {hub_revision(source)} has no {name}; set "
+            f"{src['env']}=main for its newest files"
+        )
 
     for i in itertools.count():
         name = HUB_SOURCES["miracl-corpus"]["files"][0].format(lang=lang, i=i)
@@ -417,12 +521,15 @@ def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
             if i == 0:
                 raise absent("miracl-corpus", name)
             break
-    for template in reversed(HUB_SOURCES["miracl"]["files"]):   # qrels, then topics
+    for template in reversed(HUB_SOURCES["miracl"]["files"]):  # qrels, then topics
         name = template.format(lang=lang, split=split)
         if not fetch("miracl", name):
             raise absent("miracl", name)
-    log.info("MIRACL %s %s: %d corpus shards and its topics and qrels downloaded into %s", lang, split,
-             len(corpus_files(corpus_dir(dest, lang))), dest)
+    log.info(
+        "MIRACL %s %s: %d corpus shards and its topics and qrels downloaded into %s",
+        lang,
+        split,
+        len(corpus_files(corpus_dir(dest, lang))),
+        dest,
+    )
     return dest
-
-

@@ -1,5 +1,6 @@
 """MLQA-R rebuilt from MLQA dev (``dev-context-X-question-X.json``) with pysbd sentences: the fallback when
 LAReQA's MLQA-R is not at hand, cached per content key."""
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,9 @@ from hbkit.data.retrieval_benchmark import RetrievalBenchmark, benchmark_frames
 log = logging.getLogger(__name__)
 
 
-def load_mlqa_r_rebuilt(data_dir: str | os.PathLike | None = None,
-                        languages: Iterable[str] | None = None) -> RetrievalBenchmark:
+def load_mlqa_r_rebuilt(
+    data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None
+) -> RetrievalBenchmark:
     """A FALLBACK, not LAReQA's MLQA-R: rebuilt from the same-language MLQA dev files (dev-context-X-question-X)
     with pysbd sentences. Its questions equal LAReQA's 4,199, but its candidate pools differ (pysbd: 20,693
     candidates; es +254, hi -181, zh +174), so its numbers are not comparable with the paper's or LAReQA's.
@@ -53,8 +55,15 @@ def _build_mlqa_r(root: Path, files: list[Path], languages: list[str]) -> Retrie
                 ctx_id[ctx] = len(ctx_id)
                 spans[ctx] = split_sentences(ctx, lang)
                 for s, (b, e) in enumerate(spans[ctx]):
-                    cands.append({"id": f"{lang}:{ctx_id[ctx]}:{s}", "lang": lang, "text": ctx[b:e].strip(),
-                                  "context": ctx, "doc": f"{lang}:{ctx_id[ctx]}"})
+                    cands.append(
+                        {
+                            "id": f"{lang}:{ctx_id[ctx]}:{s}",
+                            "lang": lang,
+                            "text": ctx[b:e].strip(),
+                            "context": ctx,
+                            "doc": f"{lang}:{ctx_id[ctx]}",
+                        }
+                    )
         for q in questions:
             ctx = paragraphs[(q.article, q.paragraph)]["context"]
             s = sentence_index(spans[ctx], q.answer_start)
@@ -62,9 +71,18 @@ def _build_mlqa_r(root: Path, files: list[Path], languages: list[str]) -> Retrie
             queries.append({"id": f"{lang}:{q.qid}", "lang": lang, "text": q.text, "group": q.qid})
     qdf, cdf = benchmark_frames(queries, cands)
     relevance = {r["id"]: list(answer_sent[r["group"]].values()) for r in queries}
-    return RetrievalBenchmark("mlqa-r-rebuilt", qdf, cdf, relevance, skipped,
-                              {"source": str(root / "mlqa" / "dev"), "lareqa_candidates": 20534,
-                               "sentence_splitter": "pysbd (vi with en rules; no split after a comma)"})
+    return RetrievalBenchmark(
+        "mlqa-r-rebuilt",
+        qdf,
+        cdf,
+        relevance,
+        skipped,
+        {
+            "source": str(root / "mlqa" / "dev"),
+            "lareqa_candidates": 20534,
+            "sentence_splitter": "pysbd (vi with en rules; no split after a comma)",
+        },
+    )
 
 
 def _cache_path(name: str, files: list[Path], extra) -> Path:

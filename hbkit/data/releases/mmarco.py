@@ -24,6 +24,7 @@ counted apart, as lines (``lines: ...`` columns), since they cost no query unles
 file, or a language none of whose sampled queries is found (ids with spaces, another release's file), is an
 error naming the file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -51,7 +52,7 @@ DEFAULT_QUERIES = 100_000
 
 
 #: bumped when the builder writes other rows from the same files
-BUILDER_VERSION = 2   # 2: a byte-order mark stripped, a duplicated id's first text kept
+BUILDER_VERSION = 2  # 2: a byte-order mark stripped, a duplicated id's first text kept
 
 
 FOLDER = "mmarco"
@@ -70,27 +71,40 @@ def mmarco_files(root: Path, languages: Iterable[str]) -> dict[str, Path]:
     return out
 
 
-def mmarco_dir(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
-               download_missing: bool | None = None) -> Path:
+def mmarco_dir(
+    data_dir: str | os.PathLike | None = None,
+    languages: Iterable[str] | None = None,
+    download_missing: bool | None = None,
+) -> Path:
     """The folder holding mMARCO's files for ``languages``: ``data_dir`` itself or its ``mmarco/``, else
     ``$HBKIT_DATA_DIR/mmarco``, else the project's ``data/mmarco``, else a download from the hub (unless offline).
     A folder a user named that lacks a file is an error naming it."""
     langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
     files = [p.relative_to(".").as_posix() for p in mmarco_files(Path("."), langs).values()]
-    return locate_folder(FOLDER, files, data_dir, "mMARCO",
-                         f"hbkit data download mmarco --data-dir {{root}} --languages {','.join(langs)}",
-                         lambda dest: download_mmarco(dest, langs), download_missing)
+    return locate_folder(
+        FOLDER,
+        files,
+        data_dir,
+        "mMARCO",
+        f"hbkit data download mmarco --data-dir {{root}} --languages {','.join(langs)}",
+        lambda dest: download_mmarco(dest, langs),
+        download_missing,
+    )
 
 
-def download_mmarco(dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: Iterable[str] | None = None) -> Path:
+def download_mmarco(
+    dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: Iterable[str] | None = None
+) -> Path:
     """Download mMARCO's training triples and the train queries and collection of ``languages`` from the hub
     (:func:`hbkit.data.fetch.fetch_hub_file`, at the pinned revision; ``HBKIT_MMARCO_REVISION`` picks another)
     into ``dest``, in the hub repository's layout. A file already there with its registry size is kept. Note the
     sizes: a collection is 2.7-7.6 GB per language."""
     dest = Path(dest)
     if offline():
-        raise DataError(f"cannot download mMARCO while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
-                        f"place the release files in {dest}")
+        raise DataError(
+            f"cannot download mMARCO while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
+            f"place the release files in {dest}"
+        )
     langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
     sizes = HUB_SOURCES["mmarco"].get("sizes", {})
     for key, path in mmarco_files(dest, langs).items():
@@ -99,13 +113,17 @@ def download_mmarco(dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: 
             continue
         log.info("downloading %s from %s", rel, HUB_SOURCES["mmarco"]["repo"])
         if not fetch_hub_file("mmarco", rel, dest):
-            raise DataError(f"the hub's {HUB_SOURCES['mmarco']['repo']} at revision {hub_revision('mmarco')} has no "
-                            f"{rel}; set {HUB_SOURCES['mmarco']['env']}=main for its newest files")
+            raise DataError(
+                f"the hub's {HUB_SOURCES['mmarco']['repo']} at revision {hub_revision('mmarco')} has no "
+                f"{rel}; set {HUB_SOURCES['mmarco']['env']}=main for its newest files"
+            )
         if rel in sizes and path.stat().st_size != sizes[rel]:
             got = path.stat().st_size
             path.unlink()
-            raise DataError(f"{rel}: got {got:,} bytes, the release has {sizes[rel]:,}; the download is corrupt or "
-                            "the upstream file changed; retry, or place the files yourself and set HBKIT_DATA_DIR")
+            raise DataError(
+                f"{rel}: got {got:,} bytes, the release has {sizes[rel]:,}; the download is corrupt or "
+                "the upstream file changed; retry, or place the files yourself and set HBKIT_DATA_DIR"
+            )
     return dest
 
 
@@ -120,15 +138,19 @@ def _sample_queries(path: Path, queries: int) -> tuple[dict[str, str], int]:
     problems: Counter = Counter()
     seen_q, seen_p = pa.array([], pa.large_string()), pa.array([], pa.large_string())
     for qid, pos, _ in tsv_columns(path, 3, problems, "mMARCO triples file", progress=True):
-        enc = pc.dictionary_encode(qid)   # its dictionary: the block's ids in the order they first appear
+        enc = pc.dictionary_encode(
+            qid
+        )  # its dictionary: the block's ids in the order they first appear
         _, first_line = np.unique(enc.indices.to_numpy(), return_index=True)
         new = pc.invert(pc.is_in(enc.dictionary, value_set=seen_q))
         seen_q = pa.concat_arrays([seen_q, enc.dictionary.filter(new)])
         seen_p = pa.concat_arrays([seen_p, pos.take(pa.array(first_line)).filter(new)])
     first = dict(zip(seen_q.to_pylist(), seen_p.to_pylist()))
     if not first:
-        raise DataError(f"{path}: no training triple (qid, positive pid, negative pid) read "
-                        f"({path.stat().st_size} bytes); is it the mMARCO file? Re-download it")
+        raise DataError(
+            f"{path}: no training triple (qid, positive pid, negative pid) read "
+            f"({path.stat().st_size} bytes); is it the mMARCO file? Re-download it"
+        )
     if problems:
         log.warning("%s: %d lines skipped (%s)", path, sum(problems.values()), dict(problems))
     qids = sorted(first)
@@ -141,18 +163,24 @@ def _texts(path: Path, wanted: set[str], lines: Counter, what: str) -> dict[str,
     """``{id: text}`` of the ``wanted`` ids of one language's file; an empty file is an error naming it, and the
     file's line problems (a cut last line, a line without a tab, an id seen twice) are added to ``lines``."""
     if path.stat().st_size == 0:
-        raise DataError(f"{path}: the mMARCO {what} file is empty (0 bytes); re-download it "
-                        f"(hbkit data download mmarco) or leave its language out")
+        raise DataError(
+            f"{path}: the mMARCO {what} file is empty (0 bytes); re-download it "
+            f"(hbkit data download mmarco) or leave its language out"
+        )
     problems: Counter = Counter()
     out = id_texts(path, wanted, problems, f"mMARCO {what} file", progress=True)
     for reason, n in problems.items():
         lines[f"{what}: {reason}"] += n
     if not out and wanted:
         found = first_id(path, f"mMARCO {what} file")
-        hint = (f"; its ids carry spaces ({found!r}), the release's are bare numbers: remove them"
-                if found is not None and found != found.strip() else
-                f"; its first id is {found!r}, the triples' are like {min(wanted)!r}: is it the file of this release?")
-        raise DataError(f"{path}: none of the {len(wanted):,} {what} ids the sample needs is in the file{hint}")
+        hint = (
+            f"; its ids carry spaces ({found!r}), the release's are bare numbers: remove them"
+            if found is not None and found != found.strip()
+            else f"; its first id is {found!r}, the triples' are like {min(wanted)!r}: is it the file of this release?"
+        )
+        raise DataError(
+            f"{path}: none of the {len(wanted):,} {what} ids the sample needs is in the file{hint}"
+        )
     return out
 
 
@@ -167,8 +195,10 @@ def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) ->
     pids = set(chosen.values())
     tables, stats = [], []
     for l in sorted(langs):
-        skipped: Counter = Counter()   # queries left out, by reason
-        lines: Counter = Counter()     # lines of the files passed over, by file and reason (not queries)
+        skipped: Counter = Counter()  # queries left out, by reason
+        lines: Counter = (
+            Counter()
+        )  # lines of the files passed over, by file and reason (not queries)
         qtext = _texts(files[f"queries-{l}"], set(chosen), lines, "queries")
         ptext = _texts(files[f"collection-{l}"], pids, lines, "collection")
         cols: dict[str, list] = {"group": [], "query": [], "passage": [], "answer_key": []}
@@ -186,23 +216,46 @@ def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) ->
         del qtext, ptext
         n = len(cols["group"])
         if not n:
-            raise DataError(f"mMARCO {l}: no usable query ({dict(skipped)}) in {files[f'queries-{l}']} and "
-                            f"{files[f'collection-{l}']}; re-download them or leave {l!r} out of the languages")
-        t = pa.table({"group": pa.array(cols.pop("group"), pa.string()), "lang": pa.array([l] * n, pa.string()),
-                      **{k: pa.array(cols.pop(k), pa.string()) for k in ("query", "passage", "answer_key")},
-                      "source": pa.array(["mmarco"] * n, pa.string())})
+            raise DataError(
+                f"mMARCO {l}: no usable query ({dict(skipped)}) in {files[f'queries-{l}']} and "
+                f"{files[f'collection-{l}']}; re-download them or leave {l!r} out of the languages"
+            )
+        t = pa.table(
+            {
+                "group": pa.array(cols.pop("group"), pa.string()),
+                "lang": pa.array([l] * n, pa.string()),
+                **{
+                    k: pa.array(cols.pop(k), pa.string())
+                    for k in ("query", "passage", "answer_key")
+                },
+                "source": pa.array(["mmarco"] * n, pa.string()),
+            }
+        )
         tables.append(t.sort_by([("group", "ascending")]))
-        stats.append({"lang": l, "rows": n, "skipped": dict(skipped), "lines": dict(lines),
-                      "file": str(files[f"queries-{l}"])})
+        stats.append(
+            {
+                "lang": l,
+                "rows": n,
+                "skipped": dict(skipped),
+                "lines": dict(lines),
+                "file": str(files[f"queries-{l}"]),
+            }
+        )
         if skipped:
-            log.warning("mMARCO %s: %d queries skipped (%s)", l, sum(skipped.values()), dict(skipped))
+            log.warning(
+                "mMARCO %s: %d queries skipped (%s)", l, sum(skipped.values()), dict(skipped)
+            )
         if lines:
-            log.warning("mMARCO %s: lines passed over in its files (%s); no query was lost to them unless counted "
-                        "above", l, dict(lines))
+            log.warning(
+                "mMARCO %s: lines passed over in its files (%s); no query was lost to them unless counted "
+                "above",
+                l,
+                dict(lines),
+            )
     table = pa.concat_tables(tables)
     del tables
     save_table(tmp, table)
-    counts = pc.value_counts(table.column("group"))   # groups in one language only, per language
+    counts = pc.value_counts(table.column("group"))  # groups in one language only, per language
     values, n = counts.field("values"), counts.field("counts")
     single = pc.is_in(table.column("group"), value_set=values.filter(pc.equal(n, 1)))
     per_lang = pc.value_counts(table.column("lang").filter(single)).to_pylist()
@@ -220,12 +273,18 @@ def parse_size(spec: str) -> int:
     except ValueError:
         n = 0
     if n < 2:
-        raise DataError(f"corpus {spec!r}: the size after 'mmarco:' must be a number of queries >= 2, e.g. mmarco:200000")
+        raise DataError(
+            f"corpus {spec!r}: the size after 'mmarco:' must be a number of queries >= 2, e.g. mmarco:200000"
+        )
     return n
 
 
-def mmarco_pairs(data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None,
-                 queries: int = DEFAULT_QUERIES, rebuild: bool = False):
+def mmarco_pairs(
+    data_dir: str | os.PathLike | None = None,
+    languages: Iterable[str] | None = None,
+    queries: int = DEFAULT_QUERIES,
+    rebuild: bool = False,
+):
     """mMARCO as parallel training pairs (a ``datasets.Dataset`` in the training-pairs contract), cached.
 
     * group ``mmarco/<qid>`` (one MS MARCO training query and its translations); lang; query; passage: the
@@ -239,6 +298,11 @@ def mmarco_pairs(data_dir: str | os.PathLike | None = None, languages: Iterable[
     root = mmarco_dir(data_dir, langs)
     files = mmarco_files(root, langs)
     options = {"languages": sorted(langs), "queries": int(queries), "version": BUILDER_VERSION}
-    folder = cached_corpus("mmarco", list(files.values()), options,
-                           lambda tmp: _build(tmp, files, sorted(langs), int(queries)), rebuild)
+    folder = cached_corpus(
+        "mmarco",
+        list(files.values()),
+        options,
+        lambda tmp: _build(tmp, files, sorted(langs), int(queries)),
+        rebuild,
+    )
     return load_cached(folder)

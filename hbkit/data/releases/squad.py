@@ -1,4 +1,5 @@
 """One validated SQuAD-format reader and the sentence splitter."""
+
 from __future__ import annotations
 
 import logging
@@ -22,25 +23,34 @@ def _load_json(path: Path) -> dict:
     """A SQuAD-format file's JSON (:func:`hbkit.data.textfile.read_json`: a byte-order mark accepted, a non-UTF-8
     byte or broken JSON named by line and column)."""
     if not path.is_file():
-        raise DataError(f"{path}: file not found; check HBKIT_DATA_DIR or run `hbkit data download`")
+        raise DataError(
+            f"{path}: file not found; check HBKIT_DATA_DIR or run `hbkit data download`"
+        )
     obj = read_json(path, "SQuAD-format file")
     if not isinstance(obj, dict) or not isinstance(obj.get("data"), list):
-        raise DataError(f"{path}: expected a SQuAD-format object with a 'data' list at the top level")
+        raise DataError(
+            f"{path}: expected a SQuAD-format object with a 'data' list at the top level"
+        )
     return obj
 
 
 def record_field(rec: dict, key: str, typ, path: Path, where: str):
     if not isinstance(rec, dict) or key not in rec:
-        raise DataError(f"{path}: record {where} has no field {key!r}; the file is not in SQuAD format")
+        raise DataError(
+            f"{path}: record {where} has no field {key!r}; the file is not in SQuAD format"
+        )
     val = rec[key]
     if not isinstance(val, typ):
-        raise DataError(f"{path}: record {where} field {key!r} is {type(val).__name__}, expected {typ.__name__}")
+        raise DataError(
+            f"{path}: record {where} field {key!r} is {type(val).__name__}, expected {typ.__name__}"
+        )
     return val
 
 
 @dataclass
 class Question:
     """One usable SQuAD question: its id, text, first answer's offset, and where it sits in the file."""
+
     qid: str
     text: str
     answer_start: int
@@ -50,8 +60,9 @@ class Question:
     context: str = ""
 
 
-def squad_questions(path: str | os.PathLike, skipped: Counter | dict | None = None,
-                    strict: bool = True) -> Iterator[Question]:
+def squad_questions(
+    path: str | os.PathLike, skipped: Counter | dict | None = None, strict: bool = True
+) -> Iterator[Question]:
     """Every usable question of one SQuAD-format file, in file order: the one SQuAD reader of hbkit.
 
     Args:
@@ -117,14 +128,22 @@ def _questions(obj: dict, path: Path, skipped, strict: bool) -> Iterator[Questio
                     text = answers[0].get("text")
                 else:
                     start, text = answers[0].get("answer_start"), answers[0].get("text")
-                    if not isinstance(start, int) or isinstance(start, bool) or not isinstance(text, str) or not text:
+                    if (
+                        not isinstance(start, int)
+                        or isinstance(start, bool)
+                        or not isinstance(text, str)
+                        or not text
+                    ):
                         skip("no answer", "")
                         continue
                 if not 0 <= start < len(ctx):
-                    skip("answer_start outside context", f"record {w} answer_start={start} is outside its context "
-                                                         f"(length {len(ctx)}); the file is corrupt")
+                    skip(
+                        "answer_start outside context",
+                        f"record {w} answer_start={start} is outside its context "
+                        f"(length {len(ctx)}); the file is corrupt",
+                    )
                     continue
-                if not strict and ctx[start:start + len(text)] != text:
+                if not strict and ctx[start : start + len(text)] != text:
                     skip("answer text not at answer_start", "")
                     continue
                 yield Question(qid, question.strip(), start, a, p, title, ctx)
@@ -141,7 +160,11 @@ def read_squad(path: str | os.PathLike, skipped: dict[str, int] | None = None):
     path = Path(path)
     obj = _load_json(path)
     questions = list(_questions(obj, path, skipped if skipped is not None else {}, strict=True))
-    paragraphs = {(a, p): para for a, art in enumerate(obj["data"]) for p, para in enumerate(art["paragraphs"])}
+    paragraphs = {
+        (a, p): para
+        for a, art in enumerate(obj["data"])
+        for p, para in enumerate(art["paragraphs"])
+    }
     return paragraphs, questions
 
 
@@ -167,15 +190,22 @@ def _segmenter(lang: str):
     return pysbd.Segmenter(language=rules, clean=False, char_span=True)
 
 
-_CLAUSE_MARKS = ("\u060c", ",", "\u3001")  # Arabic comma, comma, ideographic comma: never end a sentence
+_CLAUSE_MARKS = (
+    "\u060c",
+    ",",
+    "\u3001",
+)  # Arabic comma, comma, ideographic comma: never end a sentence
 
 
 def split_sentences(text: str, lang: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of ``text`` (pysbd, language-specific rules; see :func:`_segmenter`)."""
     spans: list[tuple[int, int]] = []
     for s in _segmenter(lang).segment(text):
-        if spans and text[spans[-1][0]:spans[-1][1]].rstrip().endswith(_CLAUSE_MARKS):
-            spans[-1] = (spans[-1][0], s.end)  # pysbd's Arabic rules split at the Arabic comma: re-join
+        if spans and text[spans[-1][0] : spans[-1][1]].rstrip().endswith(_CLAUSE_MARKS):
+            spans[-1] = (
+                spans[-1][0],
+                s.end,
+            )  # pysbd's Arabic rules split at the Arabic comma: re-join
         else:
             spans.append((s.start, s.end))
     return [(b, e) for b, e in spans if text[b:e].strip()] or [(0, len(text))]

@@ -14,6 +14,7 @@ Layout, under a data folder (``data_dir``, ``$HBKIT_DATA_DIR`` or the project's 
 The arXiv 2408.10536 paper (§3.1, A.1) keeps the checkpoint with the lowest validation loss on SQuADShifts; the
 ``paper`` profile does the same with ``val_corpus: squadshifts``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,26 +56,39 @@ def check_domains(domains: Iterable[str] | str | None) -> list[str]:
     return domains
 
 
-def squadshifts_dir(data_dir: str | os.PathLike | None = None, domains: Iterable[str] | None = None,
-                    download_missing: bool | None = None) -> Path:
+def squadshifts_dir(
+    data_dir: str | os.PathLike | None = None,
+    domains: Iterable[str] | None = None,
+    download_missing: bool | None = None,
+) -> Path:
     """The folder holding the SQuADShifts files of ``domains``: ``data_dir`` itself or its ``squadshifts/``, else
     ``$HBKIT_DATA_DIR/squadshifts``, else the project's ``data/squadshifts``, else a download (unless offline). A
     folder a user named that lacks a file is an error naming it."""
     domains = check_domains(domains)
-    return locate_folder(SQUADSHIFTS["folder"], [SQUADSHIFTS["files"][d][0] for d in domains], data_dir, "SQuADShifts",
-                         "hbkit data download squadshifts --data-dir {root}",
-                         lambda dest: download_squadshifts(dest, domains), download_missing)
+    return locate_folder(
+        SQUADSHIFTS["folder"],
+        [SQUADSHIFTS["files"][d][0] for d in domains],
+        data_dir,
+        "SQuADShifts",
+        "hbkit data download squadshifts --data-dir {root}",
+        lambda dest: download_squadshifts(dest, domains),
+        download_missing,
+    )
 
 
-def download_squadshifts(dest: str | os.PathLike = PROJECT_DATA / SQUADSHIFTS["folder"],
-                         domains: Iterable[str] | None = None) -> Path:
+def download_squadshifts(
+    dest: str | os.PathLike = PROJECT_DATA / SQUADSHIFTS["folder"],
+    domains: Iterable[str] | None = None,
+) -> Path:
     """Download the SQuADShifts files of ``domains`` into ``dest`` from the authors' repository at its pinned
     commit, each verified by size and sha256 while streaming and written atomically
     (:func:`hbkit.data.fetch.fetch_file`). A file already there with the right size is kept."""
     dest = Path(dest)
     if offline():
-        raise DataError(f"cannot download SQuADShifts while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
-                        f"place the release files in {dest}")
+        raise DataError(
+            f"cannot download SQuADShifts while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
+            f"place the release files in {dest}"
+        )
     for d in check_domains(domains):
         name, size, sha, _ = SQUADSHIFTS["files"][d]
         if (dest / name).is_file() and (dest / name).stat().st_size == size:
@@ -86,7 +100,10 @@ def download_squadshifts(dest: str | os.PathLike = PROJECT_DATA / SQUADSHIFTS["f
 
 
 def _build(tmp: Path, files: dict[str, Path]) -> pd.DataFrame:
-    cols = {c: [] for c in ("group", "lang", "query", "passage", "answer_key", "source", "context", "article")}
+    cols = {
+        c: []
+        for c in ("group", "lang", "query", "passage", "answer_key", "source", "context", "article")
+    }
     stats = []
     for domain, path in files.items():
         skipped: Counter = Counter()
@@ -97,23 +114,53 @@ def _build(tmp: Path, files: dict[str, Path]) -> pd.DataFrame:
             if not passage:
                 skipped["empty answer sentence"] += 1
                 continue
-            for c, v in zip(cols, (f"squadshifts/{domain}/{q.qid}", "en", q.text, passage, f"{domain}:{q.title}:{q.paragraph}:{s}",
-                                   "squadshifts", q.context, f"{domain}:{q.title}")):
+            for c, v in zip(
+                cols,
+                (
+                    f"squadshifts/{domain}/{q.qid}",
+                    "en",
+                    q.text,
+                    passage,
+                    f"{domain}:{q.title}:{q.paragraph}:{s}",
+                    "squadshifts",
+                    q.context,
+                    f"{domain}:{q.title}",
+                ),
+            ):
                 cols[c].append(v)
             n += 1
-        stats.append({"domain": domain, "rows": n, "skipped": sum(skipped.values()),
-                      **{f"skipped: {k}": v for k, v in skipped.items()}, "file": str(path)})
+        stats.append(
+            {
+                "domain": domain,
+                "rows": n,
+                "skipped": sum(skipped.values()),
+                **{f"skipped: {k}": v for k, v in skipped.items()},
+                "file": str(path),
+            }
+        )
         if skipped:
-            log.warning("squadshifts %s: %d questions skipped (%s)", domain, sum(skipped.values()), dict(skipped))
+            log.warning(
+                "squadshifts %s: %d questions skipped (%s)",
+                domain,
+                sum(skipped.values()),
+                dict(skipped),
+            )
     df = pd.DataFrame(cols).sort_values("group", kind="stable").reset_index(drop=True)
     save_frame(tmp, df)
     out = pd.DataFrame(stats).fillna(0)
-    total = {"domain": "all", **{c: out[c].sum() for c in out.columns if c not in ("domain", "file")}, "file": ""}
+    total = {
+        "domain": "all",
+        **{c: out[c].sum() for c in out.columns if c not in ("domain", "file")},
+        "file": "",
+    }
     return pd.concat([out, pd.DataFrame([total])], ignore_index=True)
 
 
-def squadshifts_pairs(data_dir: str | os.PathLike | None = None, domains: Iterable[str] | None = None,
-                      rebuild: bool = False):
+def squadshifts_pairs(
+    data_dir: str | os.PathLike | None = None,
+    domains: Iterable[str] | None = None,
+    rebuild: bool = False,
+):
     """SQuADShifts' questions as English pairs (a ``datasets.Dataset`` in the training-pairs contract), cached.
 
     * group ``squadshifts/<domain>/<question id>``; lang ``en``; query: the question; passage: the sentence of the context
@@ -127,6 +174,11 @@ def squadshifts_pairs(data_dir: str | os.PathLike | None = None, domains: Iterab
     domains = check_domains(domains)
     folder = squadshifts_dir(data_dir, domains)
     files = {d: folder / SQUADSHIFTS["files"][d][0] for d in domains}
-    cache = cached_corpus("squadshifts", list(files.values()), {"domains": domains, "version": BUILDER_VERSION},
-                          lambda tmp: _build(tmp, files), rebuild)
+    cache = cached_corpus(
+        "squadshifts",
+        list(files.values()),
+        {"domains": domains, "version": BUILDER_VERSION},
+        lambda tmp: _build(tmp, files),
+        rebuild,
+    )
     return load_cached(cache)
