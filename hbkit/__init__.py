@@ -2,18 +2,20 @@
 
 The public API, what the notebooks and a user's own code call:
 
-* data: :func:`parallel_pairs`, :func:`load_benchmark`, :func:`data_summary`, :func:`check_disjoint`;
+* data: :func:`parallel_pairs`, :func:`load_benchmark`, :func:`data_summary`,
+  :func:`check_disjoint`;
 * encoders: :func:`load_encoder`, :func:`encode`;
 * batches: :class:`HybridBatchSampler` (and :class:`XXMonoBatchSampler`, :class:`XYBatchSampler`),
-  :func:`make_sampler`, :func:`describe_batch`, :func:`text_pairs`, and for sentence-transformers' trainer
-  :func:`st_training_kwargs` with :class:`PairCollator`;
+  :func:`make_sampler`, :func:`describe_batch`, :func:`text_pairs`, and for sentence-transformers'
+  trainer :func:`st_training_kwargs` with :class:`PairCollator`;
 * training: :func:`train`, :class:`TrainConfig`;
-* evaluation: :func:`evaluate`, :func:`evaluate_alignment`, :func:`aggregate`, :func:`alignment_vs_retrieval`;
-* the main job and its run folder: :func:`profile`, :func:`compare`, :func:`plan_status`, :func:`default_run_dir`,
-  :func:`load_run`, :func:`fixes_table`;
+* evaluation: :func:`evaluate`, :func:`evaluate_alignment`, :func:`aggregate`,
+  :func:`alignment_vs_retrieval`;
+* the main job and its run folder: :func:`profile`, :func:`compare`, :func:`plan_status`,
+  :func:`default_run_dir`, :func:`load_run`, :func:`fixes_table`;
 * the paper beside ours: :func:`default_reference`, :func:`effects_view`;
-* figures and the dashboard: :mod:`figures` (``hbkit.figures``), :class:`Dashboard`, :func:`load_results`,
-  :func:`load_aggregate`, :func:`run_encoder`.
+* figures and the dashboard: :mod:`figures` (``hbkit.figures``), :class:`Dashboard`,
+  :func:`load_results`, :func:`load_aggregate`, :func:`run_encoder`.
 
 Names load on first use, so ``import hbkit`` costs milliseconds, not torch's import.
 """

@@ -1,5 +1,6 @@
-"""The seed bookkeeping and the core of the strategy-level statistics: per-query rows checked and coded,
-seeds completed, and per (benchmark, setting, metric) block the cell x group sums of every (model, seed)."""
+"""The seed bookkeeping and the core of the strategy-level statistics: per-query rows checked and
+coded, seeds completed, and per (benchmark, setting, metric) block the cell x group sums of every
+(model, seed)."""
 
 from __future__ import annotations
 
@@ -42,15 +43,17 @@ _CODE_COLUMNS = ("model", "benchmark", "setting", "qlang", "dlang", "query_id", 
 def normalise_per_query(
     per_query: pd.DataFrame, metrics: Sequence[str] | None = None
 ) -> tuple[pd.DataFrame, dict]:
-    """Checked copy: required columns, the base seed set to :data:`BASE_SEED`, trained seeds as integers,
-    no duplicated query row. Adds integer codes ``_<column>`` (sorted order) of the identity columns,
-    which the internals use instead of the strings; returns it with the code -> value arrays."""
+    """Checked copy: required columns, the base seed set to :data:`BASE_SEED`, trained seeds as
+    integers, no duplicated query row. Adds integer codes ``_<column>`` (sorted order) of the
+    identity columns, which the internals use instead of the strings; returns it with the code ->
+    value arrays."""
     if not isinstance(per_query, pd.DataFrame):
         raise ValueError(f"per-query results must be a DataFrame, not {type(per_query).__name__}")
     missing = [c for c in ID_COLUMNS if c not in per_query.columns]
     if missing:
         raise ValueError(
-            f"per-query results lack column(s) {', '.join(missing)}; they need {', '.join(ID_COLUMNS)} "
+            f"per-query results lack column(s) {', '.join(missing)}; they need "
+            f"{', '.join(ID_COLUMNS)} "
             "plus metric columns (EvalResult.per_query with model and seed added)"
         )
     if metrics is not None:
@@ -100,8 +103,8 @@ def normalise_per_query(
             base_seeds = np.unique(seed[(names == m) & ~np.isnan(seed)])
             if len(base_seeds) > 1:
                 raise ValueError(
-                    f"the untrained model {m!r} appears with seeds {base_seeds.tolist()}: it is evaluated "
-                    f"once; give its rows seed {BASE_SEED} (or NaN)"
+                    f"the untrained model {m!r} appears with seeds {base_seeds.tolist()}: it is "
+                    f"evaluated once; give its rows seed {BASE_SEED} (or NaN)"
                 )
     bad = ~is_base & (np.isnan(seed) | (seed != np.round(seed)))
     if bad.any():
@@ -114,8 +117,8 @@ def normalise_per_query(
     seed = seed.astype(np.int64)
     if (~is_base & (seed < 0)).any():
         raise ValueError(
-            f"model {pq['model'][~is_base & (seed < 0)].iloc[0]!r} has a negative seed; trained seeds "
-            f"are >= 0 ({BASE_SEED} marks the base model)"
+            f"model {pq['model'][~is_base & (seed < 0)].iloc[0]!r} has a negative seed; trained "
+            f"seeds are >= 0 ({BASE_SEED} marks the base model)"
         )
     pq["seed"] = seed
     pq["model"] = uniques["model"][pq["_model"].to_numpy()]
@@ -128,7 +131,8 @@ def normalise_per_query(
     if len(dup_keys):
         r = pq[key == dup_keys[0]].iloc[0]
         raise ValueError(
-            f"{len(dup_keys)} duplicated per-query row(s), e.g. model {r['model']} seed {r['seed']} "
+            f"{len(dup_keys)} duplicated per-query row(s), e.g. model {r['model']} seed "
+            f"{r['seed']} "
             f"{r['benchmark']}/{r['setting']} {r['qlang']}->{r['dlang']} query {r['query_id']}: "
             "each (model, seed, benchmark, setting, qlang, dlang, query_id) must appear once"
         )
@@ -163,13 +167,14 @@ def format_seeds(seeds: Iterable[int]) -> str:
 def complete_seeds(per_query: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     """Keep only the seeds present for every trained model; say what was left out.
 
-    A run folder may hold different seed sets per strategy (a run stopped half-way, a seed added for one
-    strategy). A seed is kept when every trained model (every model but ``base`` and its fixes) has it on every
-    benchmark that model has any result for; the rows of the other seeds are left out for all models, and
-    each (model, seed, benchmark) that was missing gets a line such as ``"hybrid seed 2 missing:
-    aggregated over seeds 0,1"`` (``" on tydiqa"`` when only some benchmarks lack it). The base model's
-    rows are kept (seed :data:`BASE_SEED`). Returns ``(frame, missing)``; ``missing`` is empty when
-    nothing was left out. Raises ``ValueError`` when no seed is common to all trained models.
+    A run folder may hold different seed sets per strategy (a run stopped half-way, a seed added for
+    one strategy). A seed is kept when every trained model (every model but ``base`` and its fixes)
+    has it on every benchmark that model has any result for; the rows of the other seeds are left
+    out for all models, and each (model, seed, benchmark) that was missing gets a line such as
+    ``"hybrid seed 2 missing: aggregated over seeds 0,1"`` (``" on tydiqa"`` when only some
+    benchmarks lack it). The base model's rows are kept (seed :data:`BASE_SEED`). Returns ``(frame,
+    missing)``; ``missing`` is empty when nothing was left out. Raises ``ValueError`` when no seed
+    is common to all trained models.
     """
     pq, missing = complete_coded_seeds(*normalise_per_query(per_query))
     return _public(pq), missing
@@ -226,9 +231,9 @@ def complete_coded_seeds(pq: pd.DataFrame, u: dict) -> tuple[pd.DataFrame, list[
 # the core: per (benchmark, setting, metric) block, the cell x group sums of every (model, seed)
 # --------------------------------------------------------------------------------------------------
 class Block:
-    """One (benchmark, setting, metric): ``V``/``M`` of shape (models x seeds, cells, groups) holding the
-    sums and counts of the values of each group in each cell; ``index[model]`` = rows of that model (seed
-    order as ``seeds[model]``)."""
+    """One (benchmark, setting, metric): ``V``/``M`` of shape (models x seeds, cells, groups)
+    holding the sums and counts of the values of each group in each cell; ``index[model]`` = rows of
+    that model (seed order as ``seeds[model]``)."""
 
     def __init__(self, benchmark, setting, metric, V, M, index, seeds, groups, notes):
         self.benchmark, self.setting, self.metric = benchmark, setting, metric
@@ -249,11 +254,11 @@ class Block:
             return np.nanmean(np.where(n > 0, self.V.sum(2) / n, np.nan), axis=1)
 
     def contributions(self, a: str, b: str | None = None, centered: bool = False) -> np.ndarray:
-        """u[s, g]: unit g's contribution to the macro difference ``a - b`` in seed s (sums over g to that
-        seed's difference); ``b=None``: to ``a``'s own macro value. Shape (S, G). ``centered``: the linearised
-        contributions (value minus its cell's mean, weighted, plus macro/G), whose spread over units is the
-        sampling variation of the macro value; the strategy-level test and the intervals use these, the
-        sign-flip test the raw ones."""
+        """u[s, g]: unit g's contribution to the macro difference ``a - b`` in seed s (sums over g
+        to that seed's difference); ``b=None``: to ``a``'s own macro value. Shape (S, G).
+        ``centered``: the linearised contributions (value minus its cell's mean, weighted, plus
+        macro/G), whose spread over units is the sampling variation of the macro value; the
+        strategy-level test and the intervals use these, the sign-flip test the raw ones."""
         ia = self.index[a]
         if b is None:
             D = self.V[ia]
@@ -268,8 +273,9 @@ class Block:
             wc = np.where(n > 0, 1.0 / (n * C_eff), 0.0)
         if not centered:
             return np.einsum("sc,scg->sg", wc, D)
-        # linearised (influence) contributions: each value minus its cell's mean, so unequal cell sizes and unequal
-        # cluster sizes do not masquerade as variation; plus macro/G, so that they still sum to the macro value
+        # linearised (influence) contributions: each value minus its cell's mean, so unequal cell
+        # sizes and unequal cluster sizes do not masquerade as variation; plus macro/G, so that they
+        # still sum to the macro value
         with np.errstate(invalid="ignore", divide="ignore"):
             cell_mean = np.where(n > 0, D.sum(2) / n, 0.0)  # (S, C)
         Dc = D - cell_mean[:, :, None] * self.M[ia]
@@ -278,9 +284,10 @@ class Block:
 
 
 def metric_blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask: bool):
-    """Yield a :class:`Block` per (benchmark, setting, metric) with at least one value, benchmarks in order
-    of appearance, settings as :data:`SETTING_ORDER`. With ``common_mask`` a query counts only where every
-    (model, seed) has a value (so contrasts are exactly paired); else each row keeps its own values."""
+    """Yield a :class:`Block` per (benchmark, setting, metric) with at least one value, benchmarks
+    in order of appearance, settings as :data:`SETTING_ORDER`. With ``common_mask`` a query counts
+    only where every (model, seed) has a value (so contrasts are exactly paired); else each row
+    keeps its own values."""
     col = {c: pq["_" + c].to_numpy() for c in (*_CODE_COLUMNS, "unit")}
     seed_all = pq["seed"].to_numpy()
     bench_rank = {b: i for i, b in enumerate(pd.unique(pq["benchmark"]))}
@@ -308,9 +315,9 @@ def metric_blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask
             g_per_slot = pd.Series(g_all).groupby(slot).nunique()
             i = rows[np.flatnonzero(slot == int(g_per_slot.idxmax()))[0]]
             raise ValueError(
-                f"{bench}/{setting}: query {pq['query_id'].iloc[i]} ({pq['qlang'].iloc[i]}->"
-                f"{pq['dlang'].iloc[i]}) has different groups (or clusters) in different models; every "
-                "model must be scored on the same queries"
+                f"{bench}/{setting}: query {pq['query_id'].iloc[i]} "
+                f"({pq['qlang'].iloc[i]}->{pq['dlang'].iloc[i]}) has different groups (or "
+                "clusters) in different models; every model must be scored on the same queries"
             )
         width = int(seed_all.max()) + 2  # seed - BASE_SEED in [0, width)
         ms_u, ms_id = np.unique(
@@ -321,9 +328,9 @@ def metric_blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask
         if (counts != n_slots).any():
             i = int(np.flatnonzero(counts != n_slots)[0])
             raise ValueError(
-                f"{bench}/{setting}: model {ms_keys[i][0]} seed {ms_keys[i][1]} has {counts[i]} of the "
-                f"{n_slots} queries the other models have; every model and seed must be scored on the "
-                "same queries (re-evaluate it)"
+                f"{bench}/{setting}: model {ms_keys[i][0]} seed {ms_keys[i][1]} has {counts[i]} of "
+                f"the {n_slots} queries the other models have; every model and seed must be scored "
+                "on the same queries (re-evaluate it)"
             )
         cell = np.unique(
             _combine_arrays([col["qlang"][rows], col["dlang"][rows]]), return_inverse=True
@@ -350,8 +357,8 @@ def metric_blocks(pq: pd.DataFrame, u: dict, metrics: Sequence[str], common_mask
                 )
                 if partial:
                     notes.append(
-                        f"{bench}/{setting}/{metric}: {partial} querie(s) with a value for some models "
-                        "only were left out so that contrasts stay paired"
+                        f"{bench}/{setting}/{metric}: {partial} querie(s) with a value for some "
+                        "models only were left out so that contrasts stay paired"
                     )
                 ok &= ~bad_slot[slot]
                 if not ok.any():
@@ -388,7 +395,8 @@ def trained_seeds(block: Block) -> int:
             f"{m}: {format_seeds(v)}" for m, v in block.seeds.items() if not untrained(m)
         )
         raise ValueError(
-            f"{block.benchmark}/{block.setting}: the trained models have different seeds ({detail}); "
+            f"{block.benchmark}/{block.setting}: the trained models have different seeds "
+            f"({detail}); "
             "a seed evaluated on part of a benchmark only: re-evaluate it or drop its rows"
         )
     return n.pop() if n else 1

@@ -35,13 +35,14 @@ def paired_bootstrap(
 ) -> dict:
     """Paired bootstrap over query groups of the macro-averaged ``metric`` in ``setting``.
 
-    Groups (parallel items) are resampled with replacement, so all translations of a question move together;
-    each resample recomputes every cell mean and their macro average. One seed only:
+    Groups (parallel items) are resampled with replacement, so all translations of a question move
+    together; each resample recomputes every cell mean and their macro average. One seed only:
     :func:`hbkit.analysis.stats.effects` is the seed-aware version, with the strategy-level test.
 
     Args:
         a: ``EvalResult.per_query`` of one encoder.
-        b: the same for a second encoder on the same benchmark, or None for an interval of ``a`` alone.
+        b: the same for a second encoder on the same benchmark, or None for an interval of ``a``
+            alone.
         metric: a per-query metric column (``map``, ``rank_distance``, ...).
         setting: ``mono``, ``cross`` or ``multi``.
         benchmark: the benchmark to keep, when the frames hold several.
@@ -49,11 +50,13 @@ def paired_bootstrap(
         seed: the resampling seed.
 
     Returns:
-        ``{"a", "b", "diff", "low", "high", "p"}``: the macro values, ``a - b`` with its 95% percentile
+        ``{"a", "b", "diff", "low", "high", "p"}``: the macro values, ``a - b`` with its 95%
+            percentile
         interval, and a two-sided bootstrap p-value.
 
     Examples:
-        >>> paired_bootstrap(evaluate(tuned, bench).per_query, evaluate(base, bench).per_query)["diff"]
+        >>> tuned_q, base_q = evaluate(tuned, bench).per_query, evaluate(base, bench).per_query
+        >>> paired_bootstrap(tuned_q, base_q)["diff"]
     """
 
     def pick(df):
@@ -112,8 +115,9 @@ def intervals(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Macro value and 95% bootstrap interval (over query groups) per model, metric and setting, for one seed
-    (``per_query``: model name -> ``EvalResult.per_query``). :func:`hbkit.analysis.stats.aggregate` is the version over seeds."""
+    """Macro value and 95% bootstrap interval (over query groups) per model, metric and setting, for
+    one seed (``per_query``: model name -> ``EvalResult.per_query``).
+    :func:`hbkit.analysis.stats.aggregate` is the version over seeds."""
     rows = []
     for model, pq in per_query.items():
         for metric in metrics:

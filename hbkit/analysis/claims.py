@@ -21,9 +21,10 @@ from hbkit.data.registry import is_corpus_benchmark, non_parallel
 # --------------------------------------------------------------------------------------------------
 # verdicts on the paper's claims
 # --------------------------------------------------------------------------------------------------
-#: claim -> (statement, setting, metric, [(a, b, claimed sign of a - b[, metric[, setting]])]); a comparison's own
-#: metric overrides the claim's (C4 is decided on several bias measures, each with its own comparisons), and its own
-#: setting the claim's (C6 and C7, whose claim setting is None, compare in every setting a benchmark has)
+#: claim -> (statement, setting, metric, [(a, b, claimed sign of a - b[, metric[, setting]])]); a
+#: comparison's own metric overrides the claim's (C4 is decided on several bias measures, each with
+#: its own comparisons), and its own setting the claim's (C6 and C7, whose claim setting is None,
+#: compare in every setting a benchmark has)
 DIRECTIONAL_CLAIMS = {
     "C1": (
         "X-X-mono (xx) is the best trained strategy in the monolingual setting (mAP)",
@@ -44,9 +45,9 @@ DIRECTIONAL_CLAIMS = {
         [("hybrid", "xx", +1), ("hybrid", "xy", +1)],
     ),
     "C4": (
-        "hybrid reduces language bias compared with X-X-mono and X-Y (multi): a lower maximum rank distance, and "
-        "a higher TLR@10 (relevant passages in other languages in the top 10) and MRC@10 (rank correlation of "
-        "parallel queries)",
+        "hybrid reduces language bias compared with X-X-mono and X-Y (multi): a lower maximum "
+        "rank distance, and a higher TLR@10 (relevant passages in other languages in the top 10) "
+        "and MRC@10 (rank correlation of parallel queries)",
         "multi",
         "rank_distance",
         [
@@ -58,9 +59,10 @@ DIRECTIONAL_CLAIMS = {
             ("hybrid", "xy", +1, "mrc@10"),
         ],
     ),
-    # the free fixes (hbkit.retrieval.posthoc), estimated from the training passages: does training with hybrid
-    # batches beat a transform of the untrained model's embeddings? (setting None: each comparison names its own;
-    # a benchmark without a setting, TyDi-QA's cross, leaves that comparison out)
+    # the free fixes (hbkit.retrieval.posthoc), estimated from the training passages: does training
+    # with hybrid batches beat a transform of the untrained model's embeddings? (setting None: each
+    # comparison names its own; a benchmark without a setting, TyDi-QA's cross, leaves that
+    # comparison out)
     "C6": (
         "hybrid beats SHIFT on the base model, a training-free fix (mAP, every setting)",
         None,
@@ -68,7 +70,8 @@ DIRECTIONAL_CLAIMS = {
         [("hybrid", "base+shift", +1, "map", s) for s in SETTINGS],
     ),
     "C7": (
-        "hybrid beats language-wise centering of the base model, a training-free fix (mAP, every setting)",
+        "hybrid beats language-wise centering of the base model, a training-free fix (mAP, every "
+        "setting)",
         None,
         "map",
         [("hybrid", "base+center", +1, "map", s) for s in SETTINGS],
@@ -80,8 +83,9 @@ C5_STATEMENT = "hybrid is within delta mAP of the best trained strategy in every
 
 
 A1_STATEMENT = (
-    "hybrid improves alignment over xx and xy: higher cos_gap and translation_p@1, lower lang_knn_purity "
-    "(parallel benchmarks); higher multilingual acc@1 (k-NN question-to-passage accuracy) on TyDi-QA"
+    "hybrid improves alignment over xx and xy: higher cos_gap and translation_p@1, lower "
+    "lang_knn_purity (parallel benchmarks); higher multilingual acc@1 (k-NN question-to-passage "
+    "accuracy) on TyDi-QA"
 )
 
 
@@ -105,17 +109,18 @@ TOO_FEW = "too few seeds"
 
 
 def _too_few_txt(n: float) -> str:
-    """Why no strategy verdict is given with ``n`` training seeds per strategy (fewer than :data:`MIN_SEEDS`)."""
+    """Why no strategy verdict is given with ``n`` training seeds per strategy (fewer than
+    :data:`MIN_SEEDS`)."""
     if not np.isfinite(n) or n < 2:
         return (
-            "one training seed per strategy: these numbers describe these trained models only, and no test about "
-            "strategies exists without seed-to-seed variation. Train at least 3 seeds (--seeds 0,1,2); the power "
-            "plan (power.csv) then says how many a verdict needs"
+            "one training seed per strategy: these numbers describe these trained models only, and "
+            "no test about strategies exists without seed-to-seed variation. Train at least 3 "
+            "seeds (--seeds 0,1,2); the power plan (power.csv) then says how many a verdict needs"
         )
     return (
-        f"{int(n)} training seeds per strategy: the strategy-level test rejects a true null up to 13% of the time "
-        f"at 5% with 2 seeds when seeds vary (simulated), so a verdict needs at least {MIN_SEEDS} (--seeds 0,1,2); "
-        "the power plan (power.csv) says how many"
+        f"{int(n)} training seeds per strategy: the strategy-level test rejects a true null up to "
+        "13% of the time at 5% with 2 seeds when seeds vary (simulated), so a verdict needs at "
+        f"least {MIN_SEEDS} (--seeds 0,1,2); the power plan (power.csv) says how many"
     )
 
 
@@ -127,7 +132,8 @@ def _few_seeds(comps) -> float | None:
 
 
 def _index(eff: pd.DataFrame) -> dict:
-    """(benchmark, setting, metric, a, b) -> effect row as a dict, for the lookups of :func:`verdicts`."""
+    """(benchmark, setting, metric, a, b) -> effect row as a dict, for the lookups of
+    :func:`verdicts`."""
     return {
         (r["benchmark"], r["setting"], r["metric"], r["a"], r["b"]): r
         for r in eff.to_dict("records")
@@ -175,20 +181,20 @@ def _weak_txt(c: dict, want: str) -> str:
     """Why a comparison is not significant, with the smallest effect this run detects."""
     if c["se"] == 0:
         return (
-            f"{_txt(c)}: no variation between seeds or clusters (every unit differs by the same amount); "
-            "nothing to test"
+            f"{_txt(c)}: no variation between seeds or clusters (every unit differs by the same "
+            "amount); nothing to test"
         )
     return (
-        f"{_txt(c)}: not significant (needs {want}; this run detects effects of about {c['mde']:.3g} or more "
-        "with 80% power)"
+        f"{_txt(c)}: not significant (needs {want}; this run detects effects of about "
+        f"{c['mde']:.3g} or more with 80% power)"
     )
 
 
 def _directional(
     comps: list[tuple[dict | None, int, str]], level: float
 ) -> tuple[str, str, str, float, float]:
-    """comps: (effect or None, claimed sign, description of what it is) -> verdict, evidence, diffs, p, mde.
-    Significant: ``p_adj < level`` of the strategy-level test (the family of the claims)."""
+    """comps: (effect or None, claimed sign, description of what it is) -> verdict, evidence, diffs,
+    p, mde. Significant: ``p_adj < level`` of the strategy-level test (the family of the claims)."""
     have = [(c, s) for c, s, _ in comps if c is not None]
     miss = [d for c, _, d in comps if c is None]
     diffs = "; ".join(_txt(c, False) for c, _ in have)
@@ -222,7 +228,8 @@ def _directional(
         return (
             "supported",
             (
-                f"all {len(right)} comparisons significant in the claimed direction (strategy-level "
+                f"all {len(right)} comparisons significant in the claimed direction "
+                "(strategy-level "
                 f"test, p_adj < {level:g}): " + "; ".join(_txt(c) for c, _ in right)
             ),
             diffs,
@@ -237,7 +244,8 @@ def _directional(
 
 
 def _by_verdict(per_bench: list[dict]) -> str:
-    """Every benchmark under its verdict, contradicted first: ``contradicted on a; supported on b; ...``."""
+    """Every benchmark under its verdict, contradicted first: ``contradicted on a; supported on
+    b; ...``."""
     order = ("contradicted", "supported", "inconclusive", TOO_FEW)
     return "; ".join(
         f"{v} on " + ", ".join(r["benchmark"] for r in per_bench if r["verdict"] == v)
@@ -255,10 +263,11 @@ def _combine(
     ev: str | None = None,
     p: float | None = None,
 ) -> dict:
-    """The ``all`` row of a claim: supported only if supported on every benchmark, contradicted if contradicted on
-    any (``p_adj``: the smallest deciding p of those), else inconclusive; the evidence names every benchmark
-    under its verdict, and the comparisons significant as claimed where the claim is contradicted. ``verdict``,
-    ``ev`` and ``p`` override that rule (C5 decides its ``all`` row over the pooled comparisons)."""
+    """The ``all`` row of a claim: supported only if supported on every benchmark, contradicted if
+    contradicted on any (``p_adj``: the smallest deciding p of those), else inconclusive; the
+    evidence names every benchmark under its verdict, and the comparisons significant as claimed
+    where the claim is contradicted. ``verdict``, ``ev`` and ``p`` override that rule (C5 decides
+    its ``all`` row over the pooled comparisons)."""
     v = [r["verdict"] for r in per_bench]
     deciding = [
         r["p_adj"] for r in per_bench if r["verdict"] == "contradicted" and pd.notna(r["p_adj"])
@@ -311,15 +320,16 @@ def _combine(
 
 
 def _p_over(c: dict, delta: float) -> float:
-    """One-sided p of ``diff > delta`` for an effect row (t with its df; se = 0: 0 when above, else 1)."""
+    """One-sided p of ``diff > delta`` for an effect row (t with its df; se = 0: 0 when above, else
+    1)."""
     if c["se"] == 0:
         return 0.0 if c["diff"] > delta else 1.0
     return float(sps.t.sf((c["diff"] - delta) / c["se"], c["df"]))
 
 
 def _over_delta(comps: list[dict], level: float) -> tuple[list[dict], float]:
-    """The comparisons above delta after Bonferroni over ``comps`` (each with ``p_over``), and the smallest adjusted
-    p (NaN when there are none)."""
+    """The comparisons above delta after Bonferroni over ``comps`` (each with ``p_over``), and the
+    smallest adjusted p (NaN when there are none)."""
     k = len(comps)
     ps = [c["p_over"] for c in comps if np.isfinite(c["p_over"])]
     if not ps:
@@ -336,36 +346,39 @@ def _missing_desc(models: set, bench: str, setting: str, metric: str, a: str, b:
 
 
 def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05) -> pd.DataFrame:
-    """Verdicts on the paper's claims from an effects table (:func:`hbkit.analysis.stats.effects`, or :func:`hbkit.analysis.stats.combine_effects`
-    of retrieval and alignment effects).
+    """Verdicts on the paper's claims from an effects table (:func:`hbkit.analysis.stats.effects`,
+    or :func:`hbkit.analysis.stats.combine_effects` of retrieval and alignment effects).
 
-    Claims (:data:`DIRECTIONAL_CLAIMS`, C5, A1): C1 xx best in mono (``xx - xy > 0`` and ``xx - hybrid >
-    0``), C2 xy best in cross, C3 hybrid best in multi, C4 hybrid less language-biased than xx and xy (multi:
-    rank distance lower, TLR@10 and MRC@10 higher), C6 and C7 hybrid above a free fix of the base model
-    (``hybrid - base+shift > 0``, ``hybrid - base+center > 0``, mAP in each setting the benchmark has); an effect computed the other way round (``hybrid - xx`` for ``xx - hybrid``) is
-    flipped. A comparison is significant when the strategy-level test (module docstring) gives ``p_adj <
-    level`` within the ``claims`` family. A directional claim is ``supported`` when every needed comparison is
-    significant in the claimed direction, ``contradicted`` when any is significant in the opposite one, else
-    ``inconclusive``; with fewer than :data:`hbkit.analysis.crossed.MIN_SEEDS` (3) training seeds per strategy it
-    is ``too few seeds`` (with one no strategy-level test exists; with two it rejects a true null up to 13% of the
-    time). ``p_adj`` is the deciding one: the smallest of the comparisons against the claim when contradicted,
-    else the largest. C5, equivalence within ``delta``: for every setting and each other strategy (xx, xy),
-    ``other - hybrid`` has a 95% upper bound ``< delta`` -> supported; contradicted when a one-sided test of
-    ``other - hybrid > delta`` rejects after Bonferroni over the benchmark's comparisons (over every benchmark's
-    for the ``all`` row), so that gaps all just inside ``delta`` are called contradicted at most ``level`` of the
-    time (``p_adj``: that adjusted p; NaN otherwise). A1: ``hybrid - xx`` and
-    ``hybrid - xy`` improve every alignment measure (:data:`A1_MEASURES`, setting ``alignment``) on parallel
-    benchmarks and the multilingual ``acc@1`` on TyDi-QA (not parallel), with the directional rule; corpus
-    benchmarks (MIRACL, tydiqa-corpus) are not applicable to A1 and have no mAP for C1-C5.
+    Claims (:data:`DIRECTIONAL_CLAIMS`, C5, A1): C1 xx best in mono (``xx - xy > 0`` and ``xx -
+    hybrid > 0``), C2 xy best in cross, C3 hybrid best in multi, C4 hybrid less language-biased than
+    xx and xy (multi: rank distance lower, TLR@10 and MRC@10 higher), C6 and C7 hybrid above a free
+    fix of the base model (``hybrid - base+shift > 0``, ``hybrid - base+center > 0``, mAP in each
+    setting the benchmark has); an effect computed the other way round (``hybrid - xx`` for ``xx -
+    hybrid``) is flipped. A comparison is significant when the strategy-level test (module
+    docstring) gives ``p_adj < level`` within the ``claims`` family. A directional claim is
+    ``supported`` when every needed comparison is significant in the claimed direction,
+    ``contradicted`` when any is significant in the opposite one, else ``inconclusive``; with fewer
+    than :data:`hbkit.analysis.crossed.MIN_SEEDS` (3) training seeds per strategy it is ``too few
+    seeds`` (with one no strategy-level test exists; with two it rejects a true null up to 13% of
+    the time). ``p_adj`` is the deciding one: the smallest of the comparisons against the claim when
+    contradicted, else the largest. C5, equivalence within ``delta``: for every setting and each
+    other strategy (xx, xy), ``other - hybrid`` has a 95% upper bound ``< delta`` -> supported;
+    contradicted when a one-sided test of ``other - hybrid > delta`` rejects after Bonferroni over
+    the benchmark's comparisons (over every benchmark's for the ``all`` row), so that gaps all just
+    inside ``delta`` are called contradicted at most ``level`` of the time (``p_adj``: that adjusted
+    p; NaN otherwise). A1: ``hybrid - xx`` and ``hybrid - xy`` improve every alignment measure
+    (:data:`A1_MEASURES`, setting ``alignment``) on parallel benchmarks and the multilingual
+    ``acc@1`` on TyDi-QA (not parallel), with the directional rule; corpus benchmarks (MIRACL,
+    tydiqa-corpus) are not applicable to A1 and have no mAP for C1-C5.
 
-    One row per (claim, benchmark) and an ``all`` row per claim: supported only if supported on every
-    benchmark, contradicted if contradicted on any (C5: over the pooled comparisons), else inconclusive; its
-    evidence names every benchmark under its verdict; benchmarks without the claim's
-    setting (TyDi-QA has no cross setting) are named as not applicable there. Missing strategies or
-    effects give ``inconclusive`` with the evidence naming what is missing. Columns
-    :data:`VERDICT_COLUMNS`: ``evidence`` (the deciding numbers in a sentence), ``diffs`` (the effects with
-    95% intervals), ``p_adj`` and ``mde`` (the largest over the comparisons). Raises ``ValueError`` for
-    ``delta < 0`` or ``level`` outside (0, 1).
+    One row per (claim, benchmark) and an ``all`` row per claim: supported only if supported on
+    every benchmark, contradicted if contradicted on any (C5: over the pooled comparisons), else
+    inconclusive; its evidence names every benchmark under its verdict; benchmarks without the
+    claim's setting (TyDi-QA has no cross setting) are named as not applicable there. Missing
+    strategies or effects give ``inconclusive`` with the evidence naming what is missing. Columns
+    :data:`VERDICT_COLUMNS`: ``evidence`` (the deciding numbers in a sentence), ``diffs`` (the
+    effects with 95% intervals), ``p_adj`` and ``mde`` (the largest over the comparisons). Raises
+    ``ValueError`` for ``delta < 0`` or ``level`` outside (0, 1).
     """
     if not isinstance(delta, (int, float, np.floating)) or not np.isfinite(delta) or delta < 0:
         raise ValueError(
@@ -394,7 +407,8 @@ def verdicts(effects_df: pd.DataFrame, delta: float = 0.01, level: float = 0.05)
 @dataclass
 class _Effects:
     """What every verdict algorithm reads of an effects table: its comparisons indexed
-    (:func:`_index`), the (benchmark, setting, metric) cells present, the models and the benchmarks in order."""
+    (:func:`_index`), the (benchmark, setting, metric) cells present, the models and the benchmarks
+    in order."""
 
     idx: dict
     have: set
@@ -423,7 +437,8 @@ def _directional_verdicts(ctx: _Effects, level: float) -> list[dict]:
             for a, b, s, *own in needs
         ]
         for bench in benches:
-            # a claim of one setting needs all its comparisons; one of every setting, those the benchmark has
+            # a claim of one setting needs all its comparisons; one of every setting, those the
+            # benchmark has
             here = [x for x in spec if setting is not None or (bench, x[4], x[3]) in have]
             if (setting is not None and (bench, setting, metric) not in have) or not here:
                 na.append(f"{bench} (no {setting or ''} {metric})".replace("  ", " "))
@@ -456,11 +471,13 @@ def _directional_verdicts(ctx: _Effects, level: float) -> list[dict]:
 
 
 def _c5_verdicts(ctx: _Effects, level: float, delta: float) -> list[dict]:
-    """C5, equivalence within ``delta``: supported from the intervals, contradicted by one-sided tests adjusted over the comparisons."""
+    """C5, equivalence within ``delta``: supported from the intervals, contradicted by one-sided
+    tests adjusted over the comparisons."""
     idx, have, models, benches = ctx.idx, ctx.have, ctx.models, ctx.benches
     rows: list[dict] = []
-    # C5: equivalence within delta: supported from the intervals, contradicted by one-sided tests adjusted over the
-    # comparisons (Bonferroni), so that gaps all just inside delta are called contradicted at most `level` of the time
+    # C5: equivalence within delta: supported from the intervals, contradicted by one-sided tests
+    # adjusted over the comparisons (Bonferroni), so that gaps all just inside delta are called
+    # contradicted at most `level` of the time
     per, na, pooled = [], [], []
     statement = C5_STATEMENT.replace("delta", f"delta = {delta:g}")
     for bench in benches:
@@ -502,8 +519,8 @@ def _c5_verdicts(ctx: _Effects, level: float, delta: float) -> list[dict]:
         if over:
             v = "contradicted"
             ev = "; ".join(
-                f"{_txt(c, False)}: above delta = {delta:g} (one-sided p {c['p_over']:.3g}, x{len(comps)} "
-                f"comparisons: {min(1.0, c['p_over'] * len(comps)):.3g})"
+                f"{_txt(c, False)}: above delta = {delta:g} (one-sided p {c['p_over']:.3g}, "
+                f"x{len(comps)} comparisons: {min(1.0, c['p_over'] * len(comps)):.3g})"
                 for c in over
             )
         elif miss:
@@ -534,7 +551,8 @@ def _c5_verdicts(ctx: _Effects, level: float, delta: float) -> list[dict]:
             }
         )
     over, p_all = _over_delta(pooled, level)
-    if over:  # over every benchmark's comparisons at once: the union of per-benchmark calls would inflate it
+    # over every benchmark's comparisons at once: the union of per-benchmark calls would inflate it
+    if over:
         all_row = _combine(
             "C5",
             statement,
@@ -542,7 +560,8 @@ def _c5_verdicts(ctx: _Effects, level: float, delta: float) -> list[dict]:
             na,
             "contradicted",
             (
-                f"above delta = {delta:g} with the {len(pooled)} comparisons of every benchmark adjusted together: "
+                f"above delta = {delta:g} with the {len(pooled)} comparisons of every benchmark "
+                "adjusted together: "
                 + "; ".join(f"{_txt(c, False)} (one-sided p {c['p_over']:.3g})" for c in over)
                 + "; per benchmark: "
                 + _by_verdict(per)
@@ -557,7 +576,8 @@ def _c5_verdicts(ctx: _Effects, level: float, delta: float) -> list[dict]:
             na,
             "inconclusive",
             (
-                f"not above delta = {delta:g} once the {len(pooled)} comparisons of every benchmark are adjusted "
+                f"not above delta = {delta:g} once the {len(pooled)} comparisons of every "
+                "benchmark are adjusted "
                 f"together (smallest adjusted one-sided p {p_all:.3g}); per benchmark: "
                 + _by_verdict(per)
             ),
@@ -657,16 +677,17 @@ POWER_COLUMNS = [
 
 
 def nearest_paper_encoder(model: str | None) -> str:
-    """The paper's encoder closest to ours: LaBSE for LaBSE, else XLM-R (multilingual-e5 and the tiny test encoder
-    share XLM-R's tokenizer and architecture family)."""
+    """The paper's encoder closest to ours: LaBSE for LaBSE, else XLM-R (multilingual-e5 and the
+    tiny test encoder share XLM-R's tokenizer and architecture family)."""
     return "LaBSE" if "labse" in str(model or "").lower() else "XLM-R"
 
 
 def _seeds_txt(
     n: int | None, comps: tuple, G: int, effect: float, level: float, power: float
 ) -> str | int:
-    """The seeds needed, or why none suffice: with infinitely many seeds the se falls to the cluster part alone,
-    sqrt(s2_cluster / G), which more questions (clusters) shrink and more seeds do not."""
+    """The seeds needed, or why none suffice: with infinitely many seeds the se falls to the cluster
+    part alone, sqrt(s2_cluster / G), which more questions (clusters) shrink and more seeds do
+    not."""
     if n is not None:
         return n
     floor = np.sqrt(comps[1] / G) if G > 0 else np.nan
@@ -683,19 +704,23 @@ def power_plan(
     level: float = 0.05,
     power: float = 0.8,
 ) -> pd.DataFrame:
-    """For each claim-relevant strategy contrast (family ``claims``): this run's power for a difference of
-    ``target`` (0.01 mAP), the training seeds that would detect ``target`` with ``power`` at this run's clusters,
-    and the seeds that would detect the paper's own effect for the nearest encoder (:func:`nearest_paper_encoder`;
-    ``paper``: :func:`hbkit.analysis.reference.effects_view`, columns ``encoder, contrast, benchmark, our_benchmark,
-    setting, metric, paper_diff``). From the variance components of the strategy-level test, at the expected
-    mean squares (:func:`hbkit.analysis.crossed.seeds_needed`, from 3 seeds). Each count comes as a range: at the
-    estimated seed variance (``seeds_for_target``, ``seeds_for_paper``) and at its upper 95% bound
-    ``s2_seed_upper`` (``*_upper``; :func:`hbkit.analysis.crossed.seed_variance_upper`), the count to plan with
-    when the run must not come out underpowered. Rows with one seed have no seed variance to plan with: ``note``
-    says so.
+    """For each claim-relevant strategy contrast (family ``claims``): this run's power for a
+    difference of ``target`` (0.01 mAP), the training seeds that would detect ``target`` with
+    ``power`` at this run's clusters, and the seeds that would detect the paper's own effect for the
+    nearest encoder (:func:`nearest_paper_encoder`; ``paper``:
+    :func:`hbkit.analysis.reference.effects_view`, columns ``encoder, contrast, benchmark,
+    our_benchmark, setting, metric, paper_diff``). From the variance components of the
+    strategy-level test, at the expected mean squares (:func:`hbkit.analysis.crossed.seeds_needed`,
+    from 3 seeds). Each count comes as a range: at the estimated seed variance
+    (``seeds_for_target``, ``seeds_for_paper``) and at its upper 95% bound ``s2_seed_upper``
+    (``*_upper``; :func:`hbkit.analysis.crossed.seed_variance_upper`), the count to plan with when
+    the run must not come out underpowered. Rows with one seed have no seed variance to plan with:
+    ``note`` says so.
 
     Examples:
-        >>> plan = power_plan(effects, reference.effects_view(effects, ref), model="intfloat/multilingual-e5-small")  # doctest: +SKIP
+        >>> view = reference.effects_view(effects, ref)  # doctest: +SKIP
+        >>> model = "intfloat/multilingual-e5-small"  # doctest: +SKIP
+        >>> plan = power_plan(effects, view, model=model)  # doctest: +SKIP
     """
     enc = nearest_paper_encoder(model)
     pe = {}

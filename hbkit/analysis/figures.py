@@ -14,7 +14,8 @@ from hbkit.core.vocab import SETTINGS, STRATEGY_ALPHA, STRATEGY_ORDER
 
 
 def results_table_figure(table: pd.DataFrame, title: str = "Macro mAP (95% interval)"):
-    """A plotly table of the paper-shaped table (one row per model, one column per benchmark/setting)."""
+    """A plotly table of the paper-shaped table (one row per model, one column per
+    benchmark/setting)."""
     import plotly.graph_objects as go
 
     fig = go.Figure(
@@ -94,8 +95,9 @@ def alignment_bars(
 
 
 def model_alpha(model: str) -> float | None:
-    """The hybrid share α a model was trained with: ``xy`` 0, ``hybrid`` 0.5, ``xx`` 1, ``hybrid-a<α>`` α
-    (the names ``hbkit compare`` gives); ``None`` for ``base`` and any other name."""
+    """The hybrid share α a model was trained with: ``xy`` 0, ``hybrid`` 0.5, ``xx`` 1,
+    ``hybrid-a<α>`` α (the names ``hbkit compare`` gives); ``None`` for ``base`` and any other
+    name."""
     import re
 
     if model in STRATEGY_ALPHA:
@@ -112,9 +114,9 @@ def alpha_curve(
     alpha: float | None = None,
 ):
     """``metric`` against α (X-Y = 0, hybrid = 0.5, X-X-mono = 1, and any ``hybrid-a<α>`` run) from
-    ``stats.aggregate`` output: the mean over seeds with its interval (over seeds and query groups) as error
-    bars, one line per setting, one panel per benchmark; the base model as a dotted line; ``alpha`` (a slider's
-    value) as a vertical line."""
+    ``stats.aggregate`` output: the mean over seeds with its interval (over seeds and query groups)
+    as error bars, one line per setting, one panel per benchmark; the base model as a dotted line;
+    ``alpha`` (a slider's value) as a vertical line."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -175,15 +177,16 @@ def umap_coords(E: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarr
         import umap
 
     n_neighbors = max(2, min(n_neighbors, len(E) - 1))
-    # n_jobs=1 said, not implied: a seeded UMAP runs on one thread anyway, and umap warns when it has to override it
+    # n_jobs=1 said, not implied: a seeded UMAP runs on one thread anyway, and umap warns when it
+    # has to override it
     return umap.UMAP(
         n_neighbors=n_neighbors, min_dist=0.1, metric="cosine", random_state=seed, n_jobs=1
     ).fit_transform(E)
 
 
 def umap_scatter(coords: pd.DataFrame, title: str = "Language clusters (UMAP)"):
-    """Scatter of UMAP coordinates (columns ``x, y, lang, text, model``), coloured by language, one panel
-    per model; hover shows the text."""
+    """Scatter of UMAP coordinates (columns ``x, y, lang, text, model``), coloured by language, one
+    panel per model; hover shows the text."""
     import plotly.express as px
 
     fig = px.scatter(
@@ -204,14 +207,15 @@ def umap_scatter(coords: pd.DataFrame, title: str = "Language clusters (UMAP)"):
 
 
 def write_report(path: str | Path, title: str, sections: list[tuple]) -> Path:
-    """A self-contained HTML report: each section is ``(heading, plotly figure | DataFrame | str)``, or for a
-    table ``(heading, DataFrame, csv_name, shown)``. A table sits collapsed (``<details>``) with a link to its
-    CSV file beside the report unless ``shown``; plotly's JavaScript is embedded once, so the file opens
-    offline, and the same sections give a byte-identical file."""
+    """A self-contained HTML report: each section is ``(heading, plotly figure | DataFrame | str)``,
+    or for a table ``(heading, DataFrame, csv_name, shown)``. A table sits collapsed (``<details>``)
+    with a link to its CSV file beside the report unless ``shown``; plotly's JavaScript is embedded
+    once, so the file opens offline, and the same sections give a byte-identical file."""
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         "<style>body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 6px}details{margin:.6em 0}summary{cursor:pointer}</style>"
+        "td,th{border:1px solid #ccc;padding:3px 6px}details{margin:.6em "
+        "0}summary{cursor:pointer}</style>"
         "</head><body>",
         f"<h1>{html.escape(title)}</h1>",
     ]
@@ -230,8 +234,8 @@ def write_report(path: str | Path, title: str, sections: list[tuple]) -> Path:
                 )
             else:
                 parts.append(
-                    f"<details><summary><b>{html.escape(heading)}</b> ({len(obj)} rows{link})</summary>"
-                    f"{table}</details>"
+                    f"<details><summary><b>{html.escape(heading)}</b> ({len(obj)} "
+                    f"rows{link})</summary>{table}</details>"
                 )
             continue
         parts.append(f"<h2>{html.escape(heading)}</h2>")
@@ -250,7 +254,8 @@ def write_report(path: str | Path, title: str, sections: list[tuple]) -> Path:
 
 
 def counts_bar(summary: pd.DataFrame):
-    """Queries and candidates per language for every dataset of ``hbkit.data.benchmarks.summary()``."""
+    """Queries and candidates per language for every dataset of
+    ``hbkit.data.benchmarks.summary()``."""
     import plotly.express as px
 
     long = summary.melt(
@@ -318,8 +323,8 @@ VERDICT_COLOURS = {
 
 
 def _no_verdict_reason(cell: pd.DataFrame, claim: str, benchmark: str) -> str:
-    """Why ``claim`` has no verdict on ``benchmark``: the reason its ``all`` row gives ("not applicable:
-    tydiqa (no cross map)"), else that the run did not test it there."""
+    """Why ``claim`` has no verdict on ``benchmark``: the reason its ``all`` row gives ("not
+    applicable: tydiqa (no cross map)"), else that the run did not test it there."""
     import re
 
     if (claim, "all") in cell.index:
@@ -333,10 +338,10 @@ def _no_verdict_reason(cell: pd.DataFrame, claim: str, benchmark: str) -> str:
 
 
 def verdict_matrix(verdicts: pd.DataFrame):
-    """The verdicts at a glance: claims (rows) × benchmarks (columns, ``all`` last), each cell coloured by its
-    verdict (:data:`VERDICT_COLOURS`) and labelled with it; hovering shows the claim's statement and evidence. A
-    claim with no verdict on a benchmark (C2 on TyDi-QA, which has no cross-lingual setting) reads "n/a", with
-    the reason on hover."""
+    """The verdicts at a glance: claims (rows) × benchmarks (columns, ``all`` last), each cell
+    coloured by its verdict (:data:`VERDICT_COLOURS`) and labelled with it; hovering shows the
+    claim's statement and evidence. A claim with no verdict on a benchmark (C2 on TyDi-QA, which has
+    no cross-lingual setting) reads "n/a", with the reason on hover."""
     import plotly.graph_objects as go  # heavy: plotly
 
     claims = list(dict.fromkeys(verdicts["claim"]))
@@ -390,9 +395,9 @@ def verdict_matrix(verdicts: pd.DataFrame):
 
 
 def effect_forest(effects: pd.DataFrame, paper: pd.DataFrame | None = None, metric: str = "map"):
-    """The strategy effects with their 95% intervals, one row per (contrast, benchmark, setting), as a forest
-    plot; ``paper`` (:func:`hbkit.analysis.reference.effects_view`) adds the paper's effects as markers, one
-    symbol per encoder, on the rows where it has one."""
+    """The strategy effects with their 95% intervals, one row per (contrast, benchmark, setting), as
+    a forest plot; ``paper`` (:func:`hbkit.analysis.reference.effects_view`) adds the paper's
+    effects as markers, one symbol per encoder, on the rows where it has one."""
     import plotly.graph_objects as go  # heavy: plotly
 
     e = (
@@ -459,10 +464,10 @@ def effect_forest(effects: pd.DataFrame, paper: pd.DataFrame | None = None, metr
 def language_bars(
     view: pd.DataFrame, benchmark: str, setting: str, metric: str, model: str = "hybrid"
 ):
-    """Per-language bars of one strategy: the paper's encoders (arXiv 2408.10536 Tables 3-8, 12-13) and ours where
-    the run has the language (:func:`hbkit.analysis.paper_tables.per_language_view` with ``paper_only=True``); a
-    language the run never trained on is marked "(unseen)", as the paper marks el and vi. Raises ``ValueError`` for
-    a selection with no row."""
+    """Per-language bars of one strategy: the paper's encoders (arXiv 2408.10536 Tables 3-8, 12-13)
+    and ours where the run has the language (:func:`hbkit.analysis.paper_tables.per_language_view`
+    with ``paper_only=True``); a language the run never trained on is marked "(unseen)", as the
+    paper marks el and vi. Raises ``ValueError`` for a selection with no row."""
     import plotly.graph_objects as go  # heavy: plotly
 
     v = view[
@@ -501,8 +506,9 @@ def language_bars(
 def alignment_vs_retrieval_figure(
     results: pd.DataFrame, alignment: pd.DataFrame, metric: str = "map"
 ):
-    """One point per model and seed: an alignment measure (rows) against ``metric`` per setting (columns), every
-    benchmark a symbol; the correlations are :func:`hbkit.analysis.stats.alignment_vs_retrieval`'s table."""
+    """One point per model and seed: an alignment measure (rows) against ``metric`` per setting
+    (columns), every benchmark a symbol; the correlations are
+    :func:`hbkit.analysis.stats.alignment_vs_retrieval`'s table."""
     import plotly.express as px
 
     r = results[
@@ -560,11 +566,12 @@ def dashboard_figure(
     dlang: str = "all",
     reference: pd.DataFrame | None = None,
 ):
-    """Bars of ``metric`` per model for one benchmark: all settings (``setting=None``) or one; for one
-    language pair when ``qlang``/``dlang`` are not ``all``. With a ``reference`` table (:func:`hbkit.analysis.reference.load_reference`),
-    its numbers for the same benchmark/metric/setting are drawn beside ours as hatched bars named
-    ``<encoder> (<source>): <model>`` (macro values only: a reference has no language pairs).
-    Raises ``ValueError`` when our selection is empty."""
+    """Bars of ``metric`` per model for one benchmark: all settings (``setting=None``) or one; for
+    one language pair when ``qlang``/``dlang`` are not ``all``. With a ``reference`` table
+    (:func:`hbkit.analysis.reference.load_reference`), its numbers for the same
+    benchmark/metric/setting are drawn beside ours as hatched bars named ``<encoder> (<source>):
+    <model>`` (macro values only: a reference has no language pairs). Raises ``ValueError`` when our
+    selection is empty."""
     import plotly.express as px
 
     r = _select(results, benchmark, metric, setting, qlang, dlang)
@@ -603,7 +610,8 @@ def dashboard_figure(
         lambda t: t.update(marker_pattern_shape="/") if t.name in published else None
     )
     pair = "" if qlang == "all" else f" ({qlang} -> {dlang})"
-    # tall enough for one legend row per bar (16 models and their fixes would otherwise scroll, cut off)
+    # tall enough for one legend row per bar (16 models and their fixes would otherwise scroll, cut
+    # off)
     fig.update_layout(
         title=f"{benchmark}: {metric}{pair}",
         yaxis_title=metric,
@@ -622,11 +630,12 @@ def alpha_figure(
     alpha: float | None = None,
     intervals: pd.DataFrame | None = None,
 ):
-    """``metric`` against the hybrid share α, one line per setting: every trained model whose α is known
-    (:func:`model_alpha`: xy at 0, hybrid at 0.5, xx at 1, ``hybrid-a<α>`` runs in between), the base model as
-    a dotted line per setting, and ``alpha`` (the value the run button would train) as a vertical line. With
-    ``intervals`` (``aggregate.csv``: intervals over seeds and query groups) the macro values get error bars.
-    Raises ``ValueError`` when no trained model has a value for the selection."""
+    """``metric`` against the hybrid share α, one line per setting: every trained model whose α is
+    known (:func:`model_alpha`: xy at 0, hybrid at 0.5, xx at 1, ``hybrid-a<α>`` runs in between),
+    the base model as a dotted line per setting, and ``alpha`` (the value the run button would
+    train) as a vertical line. With ``intervals`` (``aggregate.csv``: intervals over seeds and query
+    groups) the macro values get error bars. Raises ``ValueError`` when no trained model has a value
+    for the selection."""
     import plotly.graph_objects as go
     from plotly.colors import qualitative
 

@@ -1,7 +1,7 @@
-"""The paper's per-language tables beside ours: arXiv 2408.10536 Tables 3-8 and 12-13 (and its data statistics,
-Tables 9-11), shipped as ``hbkit/analysis/published/arxiv-2408.10536-tables.csv``, checked on load, and the views
-that put a run's per-language values next to them. The paper's Table 1 and the LAReQA baselines, the macro values,
-are :mod:`hbkit.analysis.reference`.
+"""The paper's per-language tables beside ours: arXiv 2408.10536 Tables 3-8 and 12-13 (and its data
+statistics, Tables 9-11), shipped as ``hbkit/analysis/published/arxiv-2408.10536-tables.csv``,
+checked on load, and the views that put a run's per-language values next to them. The paper's Table
+1 and the LAReQA baselines, the macro values, are :mod:`hbkit.analysis.reference`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import pandas as pd
 from hbkit.analysis.reference import STAND_IN, published_file
 from hbkit.core.vocab import SETTINGS, STRATEGY_CONTRASTS
 
-#: the paper's results tables as extracted with their source (``hbkit/analysis/published/README.md``: how, and which cells
-#: are garbled or inferred), and its data statistics (Tables 9-11)
+#: the paper's results tables as extracted with their source
+#: (``hbkit/analysis/published/README.md``: how, and which cells are garbled or inferred), and its
+#: data statistics (Tables 9-11)
 PAPER_TABLES = "arxiv-2408.10536-tables.csv"
 
 
@@ -36,8 +37,8 @@ PAPER_TABLE_COLUMNS = (
 )
 
 
-#: the paper's metrics hbkit computes under the same name (its R@1 / R@10 columns are shown, not matched: the
-#: printed headers of those blocks are garbled, see the README)
+#: the paper's metrics hbkit computes under the same name (its R@1 / R@10 columns are shown, not
+#: matched: the printed headers of those blocks are garbled, see the README)
 PAPER_MATCHED_METRICS = ("map", "rank_distance", "ndcg@10", "recall@100")
 
 
@@ -46,9 +47,10 @@ PAPER_UNSEEN = ("el", "vi")
 
 
 def paper_tables(path: str | Path | None = None) -> pd.DataFrame:
-    """The paper's results tables (Tables 1-8, 12, 13) as one tidy frame, one printed value per row; by default
-    the shipped ``hbkit/analysis/published/arxiv-2408.10536-tables.csv``. Every row is checked (encoder, model, benchmark,
-    setting, language, metric, a number); an error names the file and the row."""
+    """The paper's results tables (Tables 1-8, 12, 13) as one tidy frame, one printed value per row;
+    by default the shipped ``hbkit/analysis/published/arxiv-2408.10536-tables.csv``. Every row is
+    checked (encoder, model, benchmark, setting, language, metric, a number); an error names the
+    file and the row."""
     path = Path(path) if path else published_file(PAPER_TABLES)
     try:
         t = pd.read_csv(path, dtype={"lang": str, "note": str}, keep_default_na=False)
@@ -76,22 +78,24 @@ def paper_tables(path: str | Path | None = None) -> pd.DataFrame:
     bad = t.index[~t["lang"].str.fullmatch(r"[a-z]{2}|mean|median")]
     if len(bad):
         raise ValueError(
-            f"{path}, data row {bad[0] + 1}: lang {t.loc[bad[0], 'lang']!r} is not an ISO 639-1 code, "
-            "mean or median"
+            f"{path}, data row {bad[0] + 1}: lang {t.loc[bad[0], 'lang']!r} is not an ISO 639-1 "
+            "code, mean or median"
         )
     t["value"] = pd.to_numeric(t["value"], errors="coerce")
     if t["value"].isna().any():
         raise ValueError(
-            f"{path}, data row {int(t['value'].isna().to_numpy().argmax()) + 1}: value is not a number"
+            f"{path}, data row {int(t['value'].isna().to_numpy().argmax()) + 1}: value is not a "
+            "number"
         )
     return t
 
 
 def our_per_language(results: pd.DataFrame) -> pd.DataFrame:
-    """Our per-language values in the paper's shape, mean over training seeds: ``benchmark`` (``xquad-r`` for our
-    ``xquad-r-eval``, ``miracl`` for ``miracl-XX``), ``setting``, ``lang`` (the query language), ``metric``,
-    ``model``, ``ours``, ``n_seeds``. Mono: the query language's own cell; cross: the mean over the other passage
-    languages; multi: the query language against the whole pool; MIRACL: each language's corpus."""
+    """Our per-language values in the paper's shape, mean over training seeds: ``benchmark``
+    (``xquad-r`` for our ``xquad-r-eval``, ``miracl`` for ``miracl-XX``), ``setting``, ``lang`` (the
+    query language), ``metric``, ``model``, ``ours``, ``n_seeds``. Mono: the query language's own
+    cell; cross: the mean over the other passage languages; multi: the query language against the
+    whole pool; MIRACL: each language's corpus."""
     r = results[
         results["model"].isin(["xx", "xy", "hybrid"])
         & results["metric"].isin(PAPER_MATCHED_METRICS)
@@ -129,13 +133,14 @@ def per_language_view(
     train_languages: list[str] | None = None,
     paper_only: bool = False,
 ) -> pd.DataFrame:
-    """The paper's per-language values (Tables 3-8, 12-13) beside ours, for every (benchmark, setting, language,
-    metric, strategy) that both have: ``ours`` (mean over seeds), ``paper XLM-R``, ``paper LaBSE`` and
-    ``unseen`` (a language outside our run's ``train_languages``: el and vi under the paper's nine; none when the
-    run trained on every language). Absolute values differ by encoder, training data and (for XQuAD-R) our
-    held-out articles; compare the differences between strategies (:func:`per_language_effects`).
-    ``paper_only=True`` keeps the paper's rows our run has no value for (``ours`` empty): MIRACL's Tables 12-13 in a
-    run without MIRACL, say, for the per-language bars (:func:`hbkit.analysis.figures.language_bars`)."""
+    """The paper's per-language values (Tables 3-8, 12-13) beside ours, for every (benchmark,
+    setting, language, metric, strategy) that both have: ``ours`` (mean over seeds), ``paper
+    XLM-R``, ``paper LaBSE`` and ``unseen`` (a language outside our run's ``train_languages``: el
+    and vi under the paper's nine; none when the run trained on every language). Absolute values
+    differ by encoder, training data and (for XQuAD-R) our held-out articles; compare the
+    differences between strategies (:func:`per_language_effects`). ``paper_only=True`` keeps the
+    paper's rows our run has no value for (``ours`` empty): MIRACL's Tables 12-13 in a run without
+    MIRACL, say, for the per-language bars (:func:`hbkit.analysis.figures.language_bars`)."""
     tables = paper_tables() if tables is None else tables
     paper = tables[
         ~tables["lang"].isin(["mean", "median"]) & tables["metric"].isin(PAPER_MATCHED_METRICS)
@@ -170,10 +175,10 @@ def per_language_view(
 
 
 def per_language_effects(view: pd.DataFrame) -> pd.DataFrame:
-    """Per language, the paper's differences between strategies (:data:`STRATEGY_CONTRASTS`) beside ours: ``ours``
-    (difference of the seed means; no interval per language) and, per encoder, ``paper <encoder>`` and
-    ``agree <encoder>`` (same sign; for rank distance lower is better, which the sign comparison does not
-    need). ``unseen`` as in the view."""
+    """Per language, the paper's differences between strategies (:data:`STRATEGY_CONTRASTS`) beside
+    ours: ``ours`` (difference of the seed means; no interval per language) and, per encoder,
+    ``paper <encoder>`` and ``agree <encoder>`` (same sign; for rank distance lower is better, which
+    the sign comparison does not need). ``unseen`` as in the view."""
     keys = ["benchmark", "setting", "lang", "metric"]
     encoders = [c for c in view.columns if c.startswith("paper ")]
     wide = view.pivot_table(

@@ -1,12 +1,13 @@
-"""Published numbers beside ours: the reference table (the paper's Table 1 ships with hbkit), checked on load,
-and the views that put it next to a run's results.
+"""Published numbers beside ours: the reference table (the paper's Table 1 ships with hbkit),
+checked on load, and the views that put it next to a run's results.
 
-The shipped table, ``hbkit/analysis/published/arxiv-2408.10536-table1.csv``: arXiv 2408.10536 Table 1 (XLM-R and
-LaBSE fine-tuned with X-X-mono, X-Y and hybrid batches) and the mBERT X-X / X-Y baselines of LAReQA (Roy et
-al. 2020) that it quotes. Those encoders, their training data and the full XQuAD-R differ from a hbkit run
-(another encoder, the held-out ``xquad-r-eval`` articles, subsampled pools), so absolute values are not
-comparable; the differences between strategies are (:func:`paper_effects`, :func:`effects_view`). The paper's
-per-language tables are :mod:`hbkit.analysis.paper_tables`.
+The shipped table, ``hbkit/analysis/published/arxiv-2408.10536-table1.csv``: arXiv 2408.10536 Table
+1 (XLM-R and LaBSE fine-tuned with X-X-mono, X-Y and hybrid batches) and the mBERT X-X / X-Y
+baselines of LAReQA (Roy et al. 2020) that it quotes. Those encoders, their training data and the
+full XQuAD-R differ from a hbkit run (another encoder, the held-out ``xquad-r-eval`` articles,
+subsampled pools), so absolute values are not comparable; the differences between strategies are
+(:func:`paper_effects`, :func:`effects_view`). The paper's per-language tables are
+:mod:`hbkit.analysis.paper_tables`.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from hbkit.retrieval.ranking import MULTI_ONLY, RANK_METRICS
 REFERENCE_COLUMNS = ("source", "encoder", "model", "benchmark", "setting", "metric", "value")
 
 
-#: benchmark names a reference row may carry: ``xquad-r`` (the full benchmark), hbkit's ``xquad-r-eval``,
-#: ``mlqa-r``, ``tydiqa`` and ``miracl-<language>``
+#: benchmark names a reference row may carry: ``xquad-r`` (the full benchmark), hbkit's
+#: ``xquad-r-eval``, ``mlqa-r``, ``tydiqa`` and ``miracl-<language>``
 BENCHMARK_PATTERN = r"xquad-r|xquad-r-eval|mlqa-r|tydiqa|miracl-[a-z]{2,3}"
 
 
@@ -36,7 +37,8 @@ BENCHMARK_PATTERN = r"xquad-r|xquad-r-eval|mlqa-r|tydiqa|miracl-[a-z]{2,3}"
 NOT_FRACTIONS = ("rank_distance", "cos_gap", "cos_parallel", "cos_nonparallel", "align", "uniform")
 
 
-#: every metric name hbkit computes (the per-query kernel, corpus metrics, alignment): a reference row must use one
+#: every metric name hbkit computes (the per-query kernel, corpus metrics, alignment): a reference
+#: row must use one
 KNOWN_METRICS = tuple(
     dict.fromkeys(
         RANK_METRICS + MULTI_ONLY + IR_METRICS + GROUP_METRICS + NOT_FRACTIONS + ("recall@100",)
@@ -60,7 +62,8 @@ _MODEL = re.compile(r"base|xx|xy|hybrid|hybrid-a\d+(?:\.\d+)?")
 
 
 def published_file(name: str) -> Path:
-    """A file of the published numbers shipped with hbkit (``hbkit/analysis/published/``, with its README)."""
+    """A file of the published numbers shipped with hbkit (``hbkit/analysis/published/``, with its
+    README)."""
     return Path(__file__).with_name("published") / name
 
 
@@ -70,16 +73,18 @@ def shipped_reference_path() -> Path:
 
 
 def load_reference(path: str | Path) -> pd.DataFrame:
-    """Published numbers to show beside ours, e.g. the paper's Table 1, from a CSV typed from the source.
+    """Published numbers to show beside ours, e.g. the paper's Table 1, from a CSV typed from the
+    source.
 
-    Columns (:data:`REFERENCE_COLUMNS`): ``source`` (citation, e.g. ``arXiv 2408.10536 Table 1``), ``encoder``
-    (e.g. ``XLM-R``), ``model`` (``base``, ``xx``, ``xy``, ``hybrid`` or ``hybrid-a<α>``: the strategy, named as
-    hbkit names its models), ``benchmark`` (``xquad-r`` for the full XQuAD-R, or a hbkit benchmark:
-    ``xquad-r-eval``, ``mlqa-r``, ``tydiqa``, ``miracl-<lang>``), ``setting`` (``mono``/``cross``/``multi``),
-    ``metric`` (``map``, ``rank_distance``, ...; hbkit's names) and ``value`` (a fraction, not a percentage,
-    for every metric but those in :data:`NOT_FRACTIONS`; rank distance >= 0). Lines starting with ``#`` are
-    comments. Every row is checked; an error names the file, the line and the fix. hbkit ships the paper's
-    Table 1 (:func:`default_reference`)."""
+    Columns (:data:`REFERENCE_COLUMNS`): ``source`` (citation, e.g. ``arXiv 2408.10536 Table 1``),
+    ``encoder`` (e.g. ``XLM-R``), ``model`` (``base``, ``xx``, ``xy``, ``hybrid`` or
+    ``hybrid-a<α>``: the strategy, named as hbkit names its models), ``benchmark`` (``xquad-r`` for
+    the full XQuAD-R, or a hbkit benchmark: ``xquad-r-eval``, ``mlqa-r``, ``tydiqa``,
+    ``miracl-<lang>``), ``setting`` (``mono``/``cross``/``multi``), ``metric`` (``map``,
+    ``rank_distance``, ...; hbkit's names) and ``value`` (a fraction, not a percentage, for every
+    metric but those in :data:`NOT_FRACTIONS`; rank distance >= 0). Lines starting with ``#`` are
+    comments. Every row is checked; an error names the file, the line and the fix. hbkit ships the
+    paper's Table 1 (:func:`default_reference`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -89,8 +94,8 @@ def load_reference(path: str | Path) -> pd.DataFrame:
         ref = pd.read_csv(path, comment="#", dtype=str, keep_default_na=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise ValueError(
-            f"{path}: not a readable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]}); write "
-            f"a header {','.join(REFERENCE_COLUMNS)} and one row per published number"
+            f"{path}: not a readable CSV ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+            f"write a header {','.join(REFERENCE_COLUMNS)} and one row per published number"
         ) from None
     missing = [c for c in REFERENCE_COLUMNS if c not in ref.columns]
     if missing:
@@ -114,13 +119,13 @@ def load_reference(path: str | Path) -> pd.DataFrame:
             near = [m for m in KNOWN_METRICS if m.lower() == str(row["metric"]).lower()]
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ValueError(
-                f"{where}: metric {row['metric']!r} is not one hbkit computes{hint}; use hbkit's names: "
-                f"{', '.join(KNOWN_METRICS)}"
+                f"{where}: metric {row['metric']!r} is not one hbkit computes{hint}; use hbkit's "
+                f"names: {', '.join(KNOWN_METRICS)}"
             )
         if not re.fullmatch(BENCHMARK_PATTERN, str(row["benchmark"])):
             raise ValueError(
-                f"{where}: benchmark {row['benchmark']!r} is not one hbkit knows (xquad-r for the full "
-                "XQuAD-R, xquad-r-eval, mlqa-r, tydiqa, miracl-<lang>)"
+                f"{where}: benchmark {row['benchmark']!r} is not one hbkit knows (xquad-r for the "
+                "full XQuAD-R, xquad-r-eval, mlqa-r, tydiqa, miracl-<lang>)"
             )
         try:
             value = float(row["value"])
@@ -150,15 +155,15 @@ def load_reference(path: str | Path) -> pd.DataFrame:
 
 
 def default_reference() -> pd.DataFrame:
-    """The reference table named by ``$HBKIT_REFERENCE`` when set (see :func:`load_reference`), else the
-    shipped table (the paper's Table 1 and the LAReQA mBERT baselines).
+    """The reference table named by ``$HBKIT_REFERENCE`` when set (see :func:`load_reference`), else
+    the shipped table (the paper's Table 1 and the LAReQA mBERT baselines).
 
     Returns:
         The published numbers: ``source, encoder, model, benchmark, setting, metric, value``.
 
     Examples:
-        >>> ref = default_reference()                                                      # doctest: +SKIP
-        >>> ref.encoder.unique()                                                           # doctest: +SKIP
+        >>> ref = default_reference()  # doctest: +SKIP
+        >>> ref.encoder.unique()  # doctest: +SKIP
     """
     path = os.environ.get("HBKIT_REFERENCE")
     return load_reference(path if path else shipped_reference_path())
@@ -167,11 +172,12 @@ def default_reference() -> pd.DataFrame:
 def beside(
     results: pd.DataFrame, reference: pd.DataFrame, our_encoder: str | None = None
 ) -> pd.DataFrame:
-    """Every reference row with our macro value for the same model, benchmark, setting and metric next to it:
-    columns ``source, encoder, benchmark, setting, metric, model, paper, ours, ours - paper, note``. A reference
-    row our run has no value for is kept, with ``ours`` empty (nothing is dropped). ``ours - paper`` follows
-    :func:`absolute_view`'s rule: only where the reference's encoder is ours (``our_encoder``, the run's model
-    name) and the benchmark the same; elsewhere it is empty and ``note`` says why (compare effects instead)."""
+    """Every reference row with our macro value for the same model, benchmark, setting and metric
+    next to it: columns ``source, encoder, benchmark, setting, metric, model, paper, ours, ours -
+    paper, note``. A reference row our run has no value for is kept, with ``ours`` empty (nothing is
+    dropped). ``ours - paper`` follows :func:`absolute_view`'s rule: only where the reference's
+    encoder is ours (``our_encoder``, the run's model name) and the benchmark the same; elsewhere it
+    is empty and ``note`` says why (compare effects instead)."""
     v = absolute_view(results, reference, our_encoder)
     return v[
         [
@@ -191,8 +197,9 @@ def beside(
 
 def reference_benchmarks_check(ref: pd.DataFrame, benchmarks_run) -> str:
     """A message naming the reference rows whose benchmark this run does not have (``""`` when every
-    reference benchmark was run). Nothing is dropped: those rows stay in every view, with ours empty; a
-    benchmark with a stand-in (:data:`STAND_IN`: our ``xquad-r-eval`` for the full ``xquad-r``) says so."""
+    reference benchmark was run). Nothing is dropped: those rows stay in every view, with ours
+    empty; a benchmark with a stand-in (:data:`STAND_IN`: our ``xquad-r-eval`` for the full
+    ``xquad-r``) says so."""
     run = set(benchmarks_run)
     parts = []
     for bench, n in ref["benchmark"].value_counts(sort=False).items():
@@ -200,8 +207,8 @@ def reference_benchmarks_check(ref: pd.DataFrame, benchmarks_run) -> str:
             continue
         if STAND_IN.get(bench) in run:
             parts.append(
-                f"{bench} ({n} rows): our {STAND_IN[bench]} (a held-out subset) stands in for it in "
-                "effects_view; its absolute values are not comparable"
+                f"{bench} ({n} rows): our {STAND_IN[bench]} (a held-out subset) stands in for it "
+                "in effects_view; its absolute values are not comparable"
             )
         else:
             parts.append(f"{bench} ({n} rows): kept with ours empty")
@@ -218,8 +225,9 @@ def _norm(name: str) -> str:
 
 
 def encoder_matches(reference_encoder: str, our_encoder: str | None) -> bool:
-    """Whether our encoder (a model name or path, e.g. ``sentence-transformers/LaBSE``) is the reference's
-    (``LaBSE``): compared lower-case on letters and digits, with :data:`ENCODER_ALIASES`."""
+    """Whether our encoder (a model name or path, e.g. ``sentence-transformers/LaBSE``) is the
+    reference's (``LaBSE``): compared lower-case on letters and digits, with
+    :data:`ENCODER_ALIASES`."""
     if not our_encoder:
         return False
     r, o = _norm(reference_encoder), _norm(our_encoder)
@@ -243,12 +251,12 @@ def absolute_view(
 ) -> pd.DataFrame:
     """Every reference row with its published value as it is and our macro value beside it.
 
-    ``results_macro``: :func:`hbkit.analysis.stats.aggregate` (column ``mean``) or ``results.csv`` (``value``, macro
-    rows ``qlang = dlang = all``). Our value is taken from the same benchmark, else from its stand-in
-    (``ours_benchmark`` says which). ``ours - paper`` is computed only where the encoder matches ours
-    (:func:`encoder_matches`) and the benchmark is the same; elsewhere it is NaN and ``note`` says why.
-    Columns ``source, encoder, model, benchmark, setting, metric, paper, ours_benchmark, ours, ours - paper,
-    note``; nothing is dropped."""
+    ``results_macro``: :func:`hbkit.analysis.stats.aggregate` (column ``mean``) or ``results.csv``
+    (``value``, macro rows ``qlang = dlang = all``). Our value is taken from the same benchmark,
+    else from its stand-in (``ours_benchmark`` says which). ``ours - paper`` is computed only where
+    the encoder matches ours (:func:`encoder_matches`) and the benchmark is the same; elsewhere it
+    is NaN and ``note`` says why. Columns ``source, encoder, model, benchmark, setting, metric,
+    paper, ours_benchmark, ours, ours - paper, note``; nothing is dropped."""
     ours = _macro_values(results_macro)
     rows = []
     for r in ref.itertuples(index=False):
@@ -274,8 +282,8 @@ def absolute_view(
             bench = None
         if not encoder_matches(r.encoder, our_encoder):
             notes.append(
-                f"different encoder (paper: {r.encoder}; ours: {our_encoder or 'unknown'}): compare "
-                "effects (effects_view), not values"
+                f"different encoder (paper: {r.encoder}; ours: {our_encoder or 'unknown'}): "
+                "compare effects (effects_view), not values"
             )
         if bench is not None and bench != r.benchmark:
             notes.append(f"ours on {bench}, the paper on the full {r.benchmark}")
@@ -314,11 +322,11 @@ def absolute_view(
 
 
 def paper_effects(ref: pd.DataFrame) -> pd.DataFrame:
-    """The reference's differences between strategies: per (source, encoder, benchmark, setting, metric),
-    ``hybrid - xx``, ``hybrid - xy`` and ``xy - xx`` where both numbers are published (the mBERT
-    baselines have xx and xy only). Columns ``source, encoder, contrast, a, b, benchmark, setting, metric,
-    a_value, b_value, paper_diff``; ``paper_diff`` is rounded to 6 decimals (the table's 3 decimals
-    make 0.648 - 0.648 exactly 0)."""
+    """The reference's differences between strategies: per (source, encoder, benchmark, setting,
+    metric), ``hybrid - xx``, ``hybrid - xy`` and ``xy - xx`` where both numbers are published (the
+    mBERT baselines have xx and xy only). Columns ``source, encoder, contrast, a, b, benchmark,
+    setting, metric, a_value, b_value, paper_diff``; ``paper_diff`` is rounded to 6 decimals (the
+    table's 3 decimals make 0.648 - 0.648 exactly 0)."""
     rows = []
     keys = ["source", "encoder", "benchmark", "setting", "metric"]
     for key, sub in ref.groupby(keys, sort=False):
@@ -353,27 +361,29 @@ def paper_effects(ref: pd.DataFrame) -> pd.DataFrame:
 
 
 def effects_view(our_effects: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
-    """Each of the paper's effects (:func:`paper_effects`) beside ours (:func:`hbkit.analysis.stats.effects`) with its
-    95% interval.
+    """Each of the paper's effects (:func:`paper_effects`) beside ours
+    (:func:`hbkit.analysis.stats.effects`) with its 95% interval.
 
-    Our effect is taken from the same benchmark, else from its stand-in (our ``xquad-r-eval``, held-out
-    XQuAD-R articles, for the paper's full ``xquad-r``; column ``matched_as`` says which), the same
-    contrast (flipped if we computed ``b - a``), setting and metric. ``same_sign``: our diff has the
-    paper's sign; ``paper_inside_our_interval``: ``low <= paper_diff <= high``. Both are NA (``note``
-    says why) when we have no such effect, when the paper's difference is 0 (no sign to share), and — for
-    ``paper_inside_our_interval`` — for rank distance, which grows with the pool size (the paper ranks
-    the full benchmarks): compare its sign only. Nothing is dropped.
+    Our effect is taken from the same benchmark, else from its stand-in (our ``xquad-r-eval``,
+    held-out XQuAD-R articles, for the paper's full ``xquad-r``; column ``matched_as`` says which),
+    the same contrast (flipped if we computed ``b - a``), setting and metric. ``same_sign``: our
+    diff has the paper's sign; ``paper_inside_our_interval``: ``low <= paper_diff <= high``. Both
+    are NA (``note`` says why) when we have no such effect, when the paper's difference is 0 (no
+    sign to share), and — for ``paper_inside_our_interval`` — for rank distance, which grows with
+    the pool size (the paper ranks the full benchmarks): compare its sign only. Nothing is dropped.
 
     Args:
-        our_effects: a run's effects table (:func:`hbkit.analysis.stats.effects`, ``load_run(out)["effects"]``).
+        our_effects: a run's effects table (:func:`hbkit.analysis.stats.effects`,
+            ``load_run(out)["effects"]``).
         ref: the published numbers (:func:`default_reference`).
 
     Returns:
-        One row per published effect: ``paper_diff`` beside our ``diff``, ``low``, ``high``, ``same_sign``,
+        One row per published effect: ``paper_diff`` beside our ``diff``, ``low``, ``high``,
+            ``same_sign``,
         ``paper_inside_our_interval``, ``matched_as`` and ``note``.
 
     Examples:
-        >>> effects_view(load_run("results/cpu")["effects"], default_reference())          # doctest: +SKIP
+        >>> effects_view(load_run("results/cpu")["effects"], default_reference())  # doctest: +SKIP
     """
     pe = paper_effects(ref)
     rows = []

@@ -1,17 +1,18 @@
-"""Statistics of a comparison: seeds as an axis, paired effects with intervals and permutation p-values,
-multiple-comparison control and the minimum detectable effect. The verdicts on the paper's claims that these
-effects decide are in :mod:`hbkit.analysis.claims`.
+"""Statistics of a comparison: seeds as an axis, paired effects with intervals and permutation
+p-values, multiple-comparison control and the minimum detectable effect. The verdicts on the paper's
+claims that these effects decide are in :mod:`hbkit.analysis.claims`.
 
 Input: per-query results
 ------------------------
-One DataFrame with columns ``model, strategy, alpha, seed, benchmark, setting, qlang, dlang, query_id, group``
-plus metric columns (``map``, ``rank_distance``, ...; NaN where undefined): ``EvalResult.per_query`` of every
-model with the model identity added. ``model`` is the display name (``base``, ``xx``, ``xy``, ``hybrid``,
-``hybrid-a0.25``); a trained model is one name evaluated with several ``seed`` values. The **base model** is
-evaluated once: its ``seed`` is :data:`BASE_SEED` (``-1``; NaN or any single value is read as -1), and it
-is a constant in every contrast (the same base value is paired with each training seed). Every model and
-seed is scored on the same queries, so rows pair by ``(benchmark, setting, qlang, dlang, query_id)``; a
-``group`` is one parallel item (all translations of a question), the unit of every resample and sign flip.
+One DataFrame with columns ``model, strategy, alpha, seed, benchmark, setting, qlang, dlang,
+query_id, group`` plus metric columns (``map``, ``rank_distance``, ...; NaN where undefined):
+``EvalResult.per_query`` of every model with the model identity added. ``model`` is the display name
+(``base``, ``xx``, ``xy``, ``hybrid``, ``hybrid-a0.25``); a trained model is one name evaluated with
+several ``seed`` values. The **base model** is evaluated once: its ``seed`` is :data:`BASE_SEED`
+(``-1``; NaN or any single value is read as -1), and it is a constant in every contrast (the same
+base value is paired with each training seed). Every model and seed is scored on the same queries,
+so rows pair by ``(benchmark, setting, qlang, dlang, query_id)``; a ``group`` is one parallel item
+(all translations of a question), the unit of every resample and sign flip.
 
 Macro value
 -----------
@@ -20,46 +21,50 @@ queries of cell c with a value, and C the number of cells with n_c > 0::
 
     macro_s = (1/C) * sum_c (1/n_c) * sum_{q in c} v_{s,q}
 
-(what ``EvalResult.macro()`` and :func:`hbkit.analysis.bootstrap.paired_bootstrap` compute). Over seeds: ``mean = (1/S) sum_s macro_s``.
+(what ``EvalResult.macro()`` and :func:`hbkit.analysis.bootstrap.paired_bootstrap` compute). Over
+seeds: ``mean = (1/S) sum_s macro_s``.
 
 Units: answer clusters
 ----------------------
-With a ``cluster`` column (``compare`` adds it from :func:`hbkit.data.benchmarks.answer_clusters`: groups whose answers
-share a source paragraph in any language) every test, interval and sign flip treats a cluster as one unit;
-without it, each ``group`` is its own unit.
+With a ``cluster`` column (``compare`` adds it from :func:`hbkit.data.benchmarks.answer_clusters`:
+groups whose answers share a source paragraph in any language) every test, interval and sign flip
+treats a cluster as one unit; without it, each ``group`` is its own unit.
 
 The strategy-level test (what decides every verdict)
 ----------------------------------------------------
-A contrast ``A - B`` pairs seeds by value (B = base: the constant). Its difference is linear in the per-unit
-differences: ``diff = (1/S) sum_s sum_g u_{s,g}`` with ``u_{s,g} = sum_c (1/C)(1/n_c) d_{s,c,g}`` and
-``d_{s,c,g}`` the summed A-minus-B differences of unit g in cell c (cells and n_c taken over the queries
-where both sides have a value). The matrix ``G * u`` (seeds x units) goes to
-:func:`hbkit.analysis.crossed.crossed_test`: a crossed random-effects model (training seed random, cluster random,
-strategy fixed) in its balanced closed form with Satterthwaite degrees of freedom. It gives ``se``, ``df``,
-``p``, the t interval ``low``/``high``, the minimum detectable effect ``mde`` (80% power at 5%, two-sided,
-from the same se and df) and the variance split (``s2_seed``, ``s2_cluster``, ``s2_resid``,
-``seed_share``). Its level holds with 3 seeds: tested by simulation (``tests/test_crossed.py``).
+A contrast ``A - B`` pairs seeds by value (B = base: the constant). Its difference is linear in the
+per-unit differences: ``diff = (1/S) sum_s sum_g u_{s,g}`` with ``u_{s,g} = sum_c (1/C)(1/n_c)
+d_{s,c,g}`` and ``d_{s,c,g}`` the summed A-minus-B differences of unit g in cell c (cells and n_c
+taken over the queries where both sides have a value). The matrix ``G * u`` (seeds x units) goes to
+:func:`hbkit.analysis.crossed.crossed_test`: a crossed random-effects model (training seed random,
+cluster random, strategy fixed) in its balanced closed form with Satterthwaite degrees of freedom.
+It gives ``se``, ``df``, ``p``, the t interval ``low``/``high``, the minimum detectable effect
+``mde`` (80% power at 5%, two-sided, from the same se and df) and the variance split (``s2_seed``,
+``s2_cluster``, ``s2_resid``, ``seed_share``). Its level holds with 3 seeds: tested by simulation
+(``tests/test_crossed.py``).
 
-With one training seed no strategy-level test exists: ``p``, ``se``, ``low``, ``high`` and ``mde`` are NaN,
-and the verdicts say "too few seeds". Between two untrained models (``base+shift - base``: both evaluated once)
-no seed exists to vary: the test is the paired t over clusters (:func:`hbkit.analysis.crossed.clusters_test`),
-about these two models.
+With one training seed no strategy-level test exists: ``p``, ``se``, ``low``, ``high`` and ``mde``
+are NaN, and the verdicts say "too few seeds". Between two untrained models (``base+shift - base``:
+both evaluated once) no seed exists to vary: the test is the paired t over clusters
+(:func:`hbkit.analysis.crossed.clusters_test`), about these two models.
 
-``p_models``: a sign-flip permutation p over units with the trained models held fixed (one random sign per
-unit shared by all seeds; exact enumeration when the 2^units vectors number at most ``n_perm``). It answers
-"do these particular trained models differ on these questions", not "does strategy A beat strategy B", and
-decides nothing.
+``p_models``: a sign-flip permutation p over units with the trained models held fixed (one random
+sign per unit shared by all seeds; exact enumeration when the 2^units vectors number at most
+``n_perm``). It answers "do these particular trained models differ on these questions", not "does
+strategy A beat strategy B", and decides nothing.
 
-Families: each effect row has a ``family``: ``claims`` (the strategy contrasts that the paper's claims C1-C4
-and A1 need, and hybrid against the free fixes of the base model on mAP for C6-C7), ``strategies`` (other
-contrasts between trained models), ``base`` (a trained model against the untrained one) or ``fixes`` (a model
-with a training-free fix, ``hybrid+shift``, against the model without it, and the other contrasts of a fix).
-The base model's fixes (``base+shift``, ``base+center``) are untrained too: evaluated once, constants in a contrast. ``p_adj``: Benjamini-Hochberg within each family (``scipy.stats.false_discovery_control``).
-For ``rank_distance`` and ``lang_knn_purity`` lower is better (column ``better``).
+Families: each effect row has a ``family``: ``claims`` (the strategy contrasts that the paper's
+claims C1-C4 and A1 need, and hybrid against the free fixes of the base model on mAP for C6-C7),
+``strategies`` (other contrasts between trained models), ``base`` (a trained model against the
+untrained one) or ``fixes`` (a model with a training-free fix, ``hybrid+shift``, against the model
+without it, and the other contrasts of a fix). The base model's fixes (``base+shift``,
+``base+center``) are untrained too: evaluated once, constants in a contrast. ``p_adj``:
+Benjamini-Hochberg within each family (``scipy.stats.false_discovery_control``). For
+``rank_distance`` and ``lang_knn_purity`` lower is better (column ``better``).
 
-Intervals of one model (:func:`aggregate`): the same model on the model's own per-unit values: a t interval
-with Satterthwaite df over seeds and clusters; for a single seed (and the base model, evaluated once) a t
-interval over clusters that describes that one model (column ``interval``).
+Intervals of one model (:func:`aggregate`): the same model on the model's own per-unit values: a t
+interval with Satterthwaite df over seeds and clusters; for a single seed (and the base model,
+evaluated once) a t interval over clusters that describes that one model (column ``interval``).
 """
 
 from __future__ import annotations
@@ -109,9 +114,9 @@ _PERM_CHUNK = 2000
 def _one_model_interval(
     d: np.ndarray, level: float = 0.05
 ) -> tuple[float, float, float, float, str]:
-    """(low, high, se, df, kind) of the mean of ``d`` (S x G per-unit values, scaled so that the mean is the
-    macro value): the crossed model over seeds and clusters for S >= 2; for one seed a t interval over
-    clusters, which describes that one trained (or the base) model."""
+    """(low, high, se, df, kind) of the mean of ``d`` (S x G per-unit values, scaled so that the
+    mean is the macro value): the crossed model over seeds and clusters for S >= 2; for one seed a t
+    interval over clusters, which describes that one trained (or the base) model."""
     S, G = d.shape
     if S >= 2:
         r = crossed_test(d, level)
@@ -153,19 +158,21 @@ AGGREGATE_COLUMNS = [
 def aggregate(
     per_query: pd.DataFrame, metrics: Sequence[str] = ("map", "rank_distance"), level: float = 0.05
 ) -> pd.DataFrame:
-    """Per (model, benchmark, setting, metric): the macro value over seeds with a (1 - level) interval.
+    """Per (model, benchmark, setting, metric): the macro value over seeds with a (1 - level)
+    interval.
 
-    Columns :data:`AGGREGATE_COLUMNS`: ``mean = (1/S) sum_s macro_s`` (macro as in the module docstring), ``sd``
-    the standard deviation of ``macro_s`` over seeds (ddof=1; NaN for one seed, e.g. ``base``),
-    ``low``/``high`` the t interval of the crossed model over seeds and units (``interval``: ``seeds and
-    clusters``), or over units alone for one seed (``clusters (one model)``), with its ``se`` and ``df``;
-    ``n_groups`` the units (clusters, or groups) with a value. Seeds are first restricted by
-    :func:`hbkit.analysis.blocks.complete_seeds`; what it left out is in ``attrs["missing"]`` (and logged). A (benchmark, setting,
-    metric) with no value (e.g. rank distance in ``mono``) has no row.
+    Columns :data:`AGGREGATE_COLUMNS`: ``mean = (1/S) sum_s macro_s`` (macro as in the module
+    docstring), ``sd`` the standard deviation of ``macro_s`` over seeds (ddof=1; NaN for one seed,
+    e.g. ``base``), ``low``/``high`` the t interval of the crossed model over seeds and units
+    (``interval``: ``seeds and clusters``), or over units alone for one seed (``clusters (one
+    model)``), with its ``se`` and ``df``; ``n_groups`` the units (clusters, or groups) with a
+    value. Seeds are first restricted by :func:`hbkit.analysis.blocks.complete_seeds`; what it left
+    out is in ``attrs["missing"]`` (and logged). A (benchmark, setting, metric) with no value (e.g.
+    rank distance in ``mono``) has no row.
 
     Args:
-        per_query: per-query results of a run (``model, seed, benchmark, setting, group, metric, value``, as
-            :func:`hbkit.experiment.report.load_run` returns them under ``per_query``).
+        per_query: per-query results of a run (``model, seed, benchmark, setting, group, metric,
+            value``, as :func:`hbkit.experiment.report.load_run` returns them under ``per_query``).
         metrics: the metrics to aggregate.
         level: one minus the intervals' coverage.
 
@@ -252,7 +259,8 @@ def _parse_contrasts(contrasts, models: Sequence[str]) -> list[tuple[str, str]]:
 
 def _default_skipped(models: Sequence[str]) -> list[str]:
     notes = [
-        f"contrast {a} - {b} not computed: no results for {', '.join(m for m in (a, b) if m not in models)}"
+        f"contrast {a} - {b} not computed: no results for "
+        f"{', '.join(m for m in (a, b) if m not in models)}"
         for a, b in STRATEGY_CONTRASTS
         if a not in models or b not in models
     ]
@@ -264,8 +272,9 @@ def _default_skipped(models: Sequence[str]) -> list[str]:
 def _sign_p(
     T: np.ndarray, U: np.ndarray, rng: np.random.Generator, n_perm: int
 ) -> tuple[np.ndarray, str]:
-    """Two-sided sign-flip p-values of statistics ``T`` (n,) with unit contributions ``U`` (units, n):
-    exact over all 2^units sign vectors when they number at most ``n_perm``, else Monte Carlo."""
+    """Two-sided sign-flip p-values of statistics ``T`` (n,) with unit contributions ``U`` (units,
+    n): exact over all 2^units sign vectors when they number at most ``n_perm``, else Monte
+    Carlo."""
     units = U.shape[0]
     thr = np.abs(T) * (1 - 1e-9) - 1e-15
     if units <= 30 and 2**units <= n_perm:
@@ -331,8 +340,8 @@ EFFECT_COLUMNS = [
 ]
 
 
-#: (setting, metric) pairs that the claims test: C1-C3 (mAP per setting), C4 (multi rank distance, TLR@10, MRC@10), A1
-#: (alignment measures; on TyDi-QA, which is not parallel, multilingual acc@1)
+#: (setting, metric) pairs that the claims test: C1-C3 (mAP per setting), C4 (multi rank distance,
+#: TLR@10, MRC@10), A1 (alignment measures; on TyDi-QA, which is not parallel, multilingual acc@1)
 CLAIM_MEASURES = {
     ("mono", "map"),
     ("cross", "map"),
@@ -347,11 +356,12 @@ CLAIM_MEASURES = {
 
 
 def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
-    """``claims`` for a contrast between two of :data:`STRATEGIES` on a (setting, metric) that a claim needs
-    (:data:`CLAIM_MEASURES`, plus multilingual acc@1 on non-parallel pool benchmarks), and for hybrid against a
-    fix of the base model (:data:`~hbkit.core.vocab.FIX_CONTRASTS`) on mAP; ``fixes`` for any other contrast with
-    a fixed model (``hybrid+shift - hybrid``); ``base`` for a contrast with the untrained model; else
-    ``strategies``. Benjamini-Hochberg runs within each family."""
+    """``claims`` for a contrast between two of :data:`STRATEGIES` on a (setting, metric) that a
+    claim needs (:data:`CLAIM_MEASURES`, plus multilingual acc@1 on non-parallel pool benchmarks),
+    and for hybrid against a fix of the base model (:data:`~hbkit.core.vocab.FIX_CONTRASTS`) on mAP;
+    ``fixes`` for any other contrast with a fixed model (``hybrid+shift - hybrid``); ``base`` for a
+    contrast with the untrained model; else ``strategies``. Benjamini-Hochberg runs within each
+    family."""
     if (
         a,
         b,
@@ -402,28 +412,34 @@ def effects(
     seed: int = 0,
     level: float = 0.05,
 ) -> pd.DataFrame:
-    """Paired effects ``a - b`` per (contrast, benchmark, setting, metric), decided by the strategy-level test.
+    """Paired effects ``a - b`` per (contrast, benchmark, setting, metric), decided by the
+    strategy-level test.
 
     ``contrasts``: ``["hybrid - xx", ("xy", "xx"), ...]``; default ``hybrid - xx``, ``hybrid - xy``,
-    ``xy - xx`` (those whose models are present; the others are listed in ``attrs["notes"]``) and every
-    other model ``- base``. Columns :data:`EFFECT_COLUMNS`:
+    ``xy - xx`` (those whose models are present; the others are listed in ``attrs["notes"]``) and
+    every other model ``- base``. Columns :data:`EFFECT_COLUMNS`:
 
-    * ``diff`` (mean over paired seeds of the macro difference; base constant), ``a_value``/``b_value``;
-    * from :func:`hbkit.analysis.crossed.crossed_test` on the seeds x units contributions: ``se``, ``df``, ``t``,
-      ``p`` (strategy level), the t interval ``low``/``high`` at ``1 - level``, ``mde`` (80% power at
-      ``level``), the variance split ``s2_seed``/``s2_cluster``/``s2_resid``/``seed_share``; NaN with one seed;
+    * ``diff`` (mean over paired seeds of the macro difference; base constant),
+      ``a_value``/``b_value``;
+    * from :func:`hbkit.analysis.crossed.crossed_test` on the seeds x units contributions: ``se``,
+      ``df``, ``t``, ``p`` (strategy level), the t interval ``low``/``high`` at ``1 - level``,
+      ``mde`` (80% power at ``level``), the variance split
+      ``s2_seed``/``s2_cluster``/``s2_resid``/``seed_share``; NaN with one seed;
     * ``family`` (:func:`family`) and ``p_adj`` (Benjamini-Hochberg within the family);
     * ``seeds_agree``: ``k/S`` seeds whose own difference has the sign of ``diff``;
-    * ``p_models``: the sign-flip p over units with the trained models fixed (``p_method``: ``exact`` or
-      ``monte-carlo``; a statement about these trained models, which decides nothing);
-    * ``better``: ``lower`` for rank distance and language k-NN purity (a negative diff favours ``a``).
+    * ``p_models``: the sign-flip p over units with the trained models fixed (``p_method``:
+      ``exact`` or ``monte-carlo``; a statement about these trained models, which decides nothing);
+    * ``better``: ``lower`` for rank distance and language k-NN purity (a negative diff favours
+      ``a``).
 
-    Queries count only where every model has a value. Seeds are restricted by :func:`hbkit.analysis.blocks.complete_seeds`
-    (``attrs["missing"]``). Raises ``ValueError`` for a contrast naming a model without results.
+    Queries count only where every model has a value. Seeds are restricted by
+    :func:`hbkit.analysis.blocks.complete_seeds` (``attrs["missing"]``). Raises ``ValueError`` for a
+    contrast naming a model without results.
 
     Examples:
         >>> eff = effects(per_query)                                        # doctest: +SKIP
-        >>> eff[eff.family == "claims"][["contrast", "setting", "diff", "low", "high", "p_adj", "mde"]]  # doctest: +SKIP
+        >>> cols = ["contrast", "setting", "diff", "low", "high", "p_adj", "mde"]  # doctest: +SKIP
+        >>> eff[eff.family == "claims"][cols]  # doctest: +SKIP
     """
     if not isinstance(n_perm, (int, np.integer)) or n_perm < 1:
         raise ValueError(f"n_perm={n_perm!r}; use an integer >= 1 (10000 for reported p-values)")
@@ -506,10 +522,11 @@ def effects(
 
 
 def alignment_as_per_query(align_items: pd.DataFrame) -> pd.DataFrame:
-    """The per-item alignment frame (``model, strategy, alpha, seed, benchmark, metric, group, value``, one
-    row per group and measure: :func:`hbkit.retrieval.alignment.alignment_per_group` with the model identity added)
-    in the per-query shape: setting ``alignment``, one cell (``qlang = dlang = "all"``), ``query_id`` =
-    ``group``, one column per measure. :func:`aggregate` and :func:`effects` take the result."""
+    """The per-item alignment frame (``model, strategy, alpha, seed, benchmark, metric, group,
+    value``, one row per group and measure: :func:`hbkit.retrieval.alignment.alignment_per_group`
+    with the model identity added) in the per-query shape: setting ``alignment``, one cell (``qlang
+    = dlang = "all"``), ``query_id`` = ``group``, one column per measure. :func:`aggregate` and
+    :func:`effects` take the result."""
     need = ["model", "seed", "benchmark", "metric", "group", "value"]
     absent = [c for c in need if c not in align_items.columns]
     if absent:
@@ -544,7 +561,8 @@ def alignment_as_per_query(align_items: pd.DataFrame) -> pd.DataFrame:
             on=["benchmark", "group"],
             how="left",
         )
-    # a (model, seed, benchmark) lacking a group has no row: effects() then names it (not the same items)
+    # a (model, seed, benchmark) lacking a group has no row: effects() then names it (not the same
+    # items)
     return wide.assign(
         setting="alignment", qlang="all", dlang="all", query_id=wide["group"].astype(str)
     )
@@ -557,18 +575,20 @@ def alignment_effects(
     seed: int = 0,
     level: float = 0.05,
 ) -> pd.DataFrame:
-    """:func:`effects` of the per-group alignment measures: one cell per benchmark and measure, groups (or the
-    ``cluster`` column's clusters) as units, setting ``alignment``, metric the measure (``cos_gap`` and
-    ``translation_p@1`` higher is better, ``lang_knn_purity`` lower). Same columns and attrs as :func:`effects`;
-    BH over these rows only (join families with :func:`combine_effects`)."""
+    """:func:`effects` of the per-group alignment measures: one cell per benchmark and measure,
+    groups (or the ``cluster`` column's clusters) as units, setting ``alignment``, metric the
+    measure (``cos_gap`` and ``translation_p@1`` higher is better, ``lang_knn_purity`` lower). Same
+    columns and attrs as :func:`effects`; BH over these rows only (join families with
+    :func:`combine_effects`)."""
     wide = alignment_as_per_query(align_items)
     metrics = [m for m in dict.fromkeys(align_items["metric"])]
     return effects(wide, contrasts, metrics, n_perm, seed, level)
 
 
 def combine_effects(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Concatenate effect tables (e.g. :func:`effects` and :func:`alignment_effects`) and recompute ``p_adj`` by
-    Benjamini-Hochberg within each ``family`` over all their rows; ``attrs`` are merged."""
+    """Concatenate effect tables (e.g. :func:`effects` and :func:`alignment_effects`) and recompute
+    ``p_adj`` by Benjamini-Hochberg within each ``family`` over all their rows; ``attrs`` are
+    merged."""
     df = (
         pd.concat([f for f in frames if len(f)], ignore_index=True)
         if any(len(f) for f in frames)
@@ -599,8 +619,9 @@ CORRELATION_COLUMNS = [
 def spearman_interval(
     x: np.ndarray, y: np.ndarray, level: float = 0.05
 ) -> tuple[float, float, float, float]:
-    """Spearman's rho of ``x`` and ``y``, its ``1 - level`` interval (Fisher's z, Bonett and Wright's variance
-    ``(1 + rho^2 / 2) / (n - 3)``) and the p of ``rho = 0`` (scipy). NaN for n < 4 or a constant side."""
+    """Spearman's rho of ``x`` and ``y``, its ``1 - level`` interval (Fisher's z, Bonett and
+    Wright's variance ``(1 + rho^2 / 2) / (n - 3)``) and the p of ``rho = 0`` (scipy). NaN for n < 4
+    or a constant side."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = len(x)
     if n < 4 or len(np.unique(x)) < 2 or len(np.unique(y)) < 2:
@@ -617,16 +638,18 @@ def spearman_interval(
 def alignment_vs_retrieval(
     results: pd.DataFrame, alignment: pd.DataFrame, metric: str = "map", level: float = 0.05
 ) -> pd.DataFrame:
-    """Does better alignment go with better retrieval? Across every model and seed of a run (one point each: the
-    base model once, each trained model per seed), Spearman's correlation of each alignment measure
-    (``alignment.csv``: ``model, seed, benchmark, metric, value``) with ``metric`` per setting (``results.csv``'s
-    macro rows), per benchmark, with a ``1 - level`` interval: Fisher's z with Bonett and Wright's (2000)
-    variance ``(1 + r^2 / 2) / (n - 3)``, and the p of ``rho = 0`` from scipy's ``spearmanr``. The points
-    share base models and data, so the interval treats them as a sample of training runs (coverage simulated in
-    ``tests/test_stats.py``). Fewer than 4 points give NaN. Columns :data:`CORRELATION_COLUMNS`.
+    """Does better alignment go with better retrieval? Across every model and seed of a run (one
+    point each: the base model once, each trained model per seed), Spearman's correlation of each
+    alignment measure (``alignment.csv``: ``model, seed, benchmark, metric, value``) with ``metric``
+    per setting (``results.csv``'s macro rows), per benchmark, with a ``1 - level`` interval:
+    Fisher's z with Bonett and Wright's (2000) variance ``(1 + r^2 / 2) / (n - 3)``, and the p of
+    ``rho = 0`` from scipy's ``spearmanr``. The points share base models and data, so the interval
+    treats them as a sample of training runs (coverage simulated in ``tests/test_stats.py``). Fewer
+    than 4 points give NaN. Columns :data:`CORRELATION_COLUMNS`.
 
-    Alignment is not retrieval (mOthello, arXiv 2404.12444, found alignment alone does not give transfer): the
-    table says how far the two move together in this run, not that one causes the other.
+    Alignment is not retrieval (mOthello, arXiv 2404.12444, found alignment alone does not give
+    transfer): the table says how far the two move together in this run, not that one causes the
+    other.
 
     Args:
         results: a run's ``results.csv`` (macro rows per model, seed, benchmark, setting, metric).
@@ -639,8 +662,8 @@ def alignment_vs_retrieval(
         (``spearman`` with ``low``/``high``, ``p`` and the ``n`` points).
 
     Examples:
-        >>> run = load_run("results/cpu")                                                 # doctest: +SKIP
-        >>> alignment_vs_retrieval(run["results"], run["alignment"]).round(3)             # doctest: +SKIP
+        >>> run = load_run("results/cpu")  # doctest: +SKIP
+        >>> alignment_vs_retrieval(run["results"], run["alignment"]).round(3)  # doctest: +SKIP
     """
     keys = ["model", "seed", "benchmark"]
     r = results[

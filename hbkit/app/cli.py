@@ -1,8 +1,10 @@
-"""Command line: parsing and validation of arguments; every command is then one call into the layers below.
+"""Command line: parsing and validation of arguments; every command is then one call into the layers
+below.
 
-Options are derived from where their defaults live: ``hbkit train`` from :class:`hbkit.train.config.TrainConfig`'s
-fields, ``hbkit compare`` from :data:`hbkit.experiment.profiles.PROFILE_KEYS` (defaults: the chosen profile). Errors are
-one line (``hbkit: error: ...``); ``--debug`` shows the traceback.
+Options are derived from where their defaults live: ``hbkit train`` from
+:class:`hbkit.train.config.TrainConfig`'s fields, ``hbkit compare`` from
+:data:`hbkit.experiment.profiles.PROFILE_KEYS` (defaults: the chosen profile). Errors are one line
+(``hbkit: error: ...``); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ from hbkit.train.trainer import train
 
 
 def _parse_list(kind, none_ok: bool = False):
-    """A comma list of ``kind`` values; ``none`` (only where ``none_ok``) -> ``[]``, an explicit "none of them" that
-    the profile reads as such (no extra α; all training languages), never as "keep the profile's". An empty
-    value or an empty item (``0,,1``) is refused."""
+    """A comma list of ``kind`` values; ``none`` (only where ``none_ok``) -> ``[]``, an explicit
+    "none of them" that the profile reads as such (no extra α; all training languages), never as
+    "keep the profile's". An empty value or an empty item (``0,,1``) is refused."""
     example = "0,1,2" if kind is int else "0.25,0.75" if kind is float else "a,b"
 
     def parse(text: str):
@@ -113,8 +115,9 @@ def _parse_dict(text: str):
 
 
 def _parse_text_dict(text: str):
-    """``query=Query: ,passage=Passage: `` -> ``{"query": "Query: ", "passage": "Passage: "}`` (values verbatim,
-    trailing spaces kept); ``none`` -> ``{}``, which the profile reads as "no prefixes" (None keeps the profile's)."""
+    """``query=Query: ,passage=Passage: `` -> ``{"query": "Query: ", "passage": "Passage: "}``
+    (values verbatim, trailing spaces kept); ``none`` -> ``{}``, which the profile reads as "no
+    prefixes" (None keeps the profile's)."""
     if text.strip().lower() in ("none", ""):
         return {}
     out = {}
@@ -147,8 +150,9 @@ _TYPES = {
 
 
 def _add_dataclass_options(parser, cls, skip=()) -> None:
-    """One option per dataclass field (``--max-steps``; aliases from the field's metadata); the default is the
-    field's, the help its ``metadata['help']`` — as transformers' HfArgumentParser does."""
+    """One option per dataclass field (``--max-steps``; aliases from the field's metadata); the
+    default is the field's, the help its ``metadata['help']`` — as transformers' HfArgumentParser
+    does."""
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
@@ -181,7 +185,8 @@ def _positive(text: str) -> int:
     return n
 
 
-#: one help text for every --data-dir that reads releases (the rule: hbkit.core.env.default_data_roots)
+#: one help text for every --data-dir that reads releases (the rule:
+#: hbkit.core.env.default_data_roots)
 DATA_DIR_HELP = (
     "the folder of the releases, laid out like data/README.md (default: $HBKIT_DATA_DIR, else "
     "../shared/data beside the checkout, else data/, else a download)"
@@ -244,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--profile",
         default="auto",
-        help=f"{' | '.join(PROFILES)} | auto (see help(hbkit.profile): $HBKIT_PROFILE, else paper on CUDA, else cpu)",
+        help=f"{' | '.join(PROFILES)} | auto (see help(hbkit.profile): $HBKIT_PROFILE, else paper "
+        "on CUDA, else cpu)",
     )
     c.add_argument(
         "--out",
@@ -298,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser(
         "train",
-        help="fine-tune one strategy on one training corpus (--corpus; default: the XQuAD training articles)",
+        help="fine-tune one strategy on one training corpus (--corpus; default: the XQuAD "
+        "training articles)",
         allow_abbrev=False,
     )
     t.add_argument("--model", default="intfloat/multilingual-e5-small")
@@ -329,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--bench",
         default="xquad-r,mlqa-r,tydiqa",
-        help="comma-separated: xquad-r, xquad-r-eval, mlqa-r, tydiqa, mlqa-r-rebuilt, and corpus benchmarks "
+        help="comma-separated: xquad-r, xquad-r-eval, mlqa-r, tydiqa, mlqa-r-rebuilt, and corpus "
+        "benchmarks "
         "searched with faiss: miracl:LANG[,LANG...] (release folder under $HBKIT_DATA_DIR/miracl), "
         "tydiqa-corpus[:LANG,...] (TyDi-QA GoldP as a MIRACL-style corpus)",
     )
@@ -343,8 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--unknown-docs",
         default="error",
         choices=["error", "skip"],
-        help="corpus benchmarks: qrels naming a document the corpus lacks are refused (error) or dropped "
-        "and counted (skip)",
+        help="corpus benchmarks: qrels naming a document the corpus lacks are refused (error) or "
+        "dropped and counted (skip)",
     )
     e.add_argument(
         "--groups", type=_positive, help="subsample this many query groups per benchmark"
@@ -366,13 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument(
         "--model",
         default="intfloat/multilingual-e5-small",
-        help="a model folder (runs/x/models/hybrid-s0/model) or a hub id (offline: its embedded copy)",
+        help="a model folder (runs/x/models/hybrid-s0/model) or a hub id (offline: its embedded "
+        "copy)",
     )
     m.add_argument(
         "--tasks",
         default="XQuADRetrieval,MLQARetrieval",
-        help="comma-separated: XQuADRetrieval, MLQARetrieval, and hbkit's pooled settings as mteb tasks, "
-        "<benchmark>:<setting> (xquad-r, xquad-r-eval, mlqa-r x mono, cross, multi)",
+        help="comma-separated: XQuADRetrieval, MLQARetrieval, and hbkit's pooled settings as mteb "
+        "tasks, <benchmark>:<setting> (xquad-r, xquad-r-eval, mlqa-r x mono, cross, multi)",
     )
     m.add_argument(
         "--subsets",
@@ -403,7 +412,8 @@ def _subsets_option(value: str | None) -> dict[str, list[str]] | None:
         names = [x.strip() for x in subs.split(",") if x.strip()]
         if not eq or not task.strip() or not names:
             raise ValueError(
-                f"--subsets part {part!r}: write TASK=SUB,SUB (parts joined by ;), e.g. XQuADRetrieval=en,de"
+                f"--subsets part {part!r}: write TASK=SUB,SUB (parts joined by ;), e.g. "
+                "XQuADRetrieval=en,de"
             )
         out[task.strip()] = names
     return out
@@ -420,7 +430,8 @@ def _mteb(a) -> int:
     return 0
 
 
-#: the downloads beyond the benchmark releases: (folder under the data folder, languages or domains) -> where
+#: the downloads beyond the benchmark releases: (folder under the data folder, languages or domains)
+#: -> where
 EXTRA_DOWNLOADS = {
     "squad-translate-train": download_squad_translate_train,
     "squadshifts": download_squadshifts,
@@ -467,8 +478,8 @@ def _data(a) -> int:
 
 
 def _as_options(e: ValueError, names) -> ValueError:
-    """``e`` with each ``name=`` of a setting in ``names`` written as its command-line option (``seed=-1`` ->
-    ``--seed -1``), for a refusal of the profile's or TrainConfig's checks."""
+    """``e`` with each ``name=`` of a setting in ``names`` written as its command-line option
+    (``seed=-1`` -> ``--seed -1``), for a refusal of the profile's or TrainConfig's checks."""
     msg = re.sub(
         r"(?<![\w-])([a-z_]+)=",
         lambda m: f"--{m.group(1).replace('_', '-')} " if m.group(1) in names else m.group(0),
@@ -588,9 +599,9 @@ COMMANDS = {
 
 
 def validate(a) -> None:
-    """The one argument-validation pass, before any command reads or writes anything: the folders a command was
-    given (``--data-dir``, ``--dir``, ``--out``) and, for ``hbkit train``, the training config. A refusal leaves
-    every folder as it was."""
+    """The one argument-validation pass, before any command reads or writes anything: the folders a
+    command was given (``--data-dir``, ``--dir``, ``--out``) and, for ``hbkit train``, the training
+    config. A refusal leaves every folder as it was."""
     if a.cmd in ("compare", "train"):
         low_memory()  # HBKIT_LOW_MEMORY: a bad value refused, 1 applied
     if getattr(a, "data_dir", None) is not None:
@@ -618,8 +629,8 @@ def validate(a) -> None:
 
 
 def train_config(a) -> TrainConfig:
-    """``hbkit train``'s :class:`TrainConfig` from its options; a refused value is named by its option
-    (``--seed -1``), not by the field."""
+    """``hbkit train``'s :class:`TrainConfig` from its options; a refused value is named by its
+    option (``--seed -1``), not by the field."""
     try:
         return TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
     except ValueError as e:
@@ -637,16 +648,17 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     import signal
 
-    # SIGTERM (kill, a scheduler's time limit) unwinds like an exception, so temporary files are removed
+    # SIGTERM (kill, a scheduler's time limit) unwinds like an exception, so temporary files are
+    # removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         return run(a)
     except KeyboardInterrupt:
         print(
-            "hbkit: interrupted. Rerun the same command to resume: every finished model and result file is "
-            "kept, and a model in training resumes from its last checkpoint (the steps since it are trained "
-            "again)"
+            "hbkit: interrupted. Rerun the same command to resume: every finished model and result "
+            "file is kept, and a model in training resumes from its last checkpoint (the steps "
+            "since it are trained again)"
             if a.cmd in ("compare", "train")
             else "hbkit: interrupted",
             file=sys.stderr,

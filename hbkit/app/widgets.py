@@ -1,8 +1,9 @@
 """The strategy dashboard: ipywidgets controls wired to figures, over saved results.
 
 The figure logic is plain functions of a results table and the control values, in
-:mod:`hbkit.analysis.figures` with the other figures (unit-tested): :func:`hbkit.analysis.figures.dashboard_figure`
-(bars per model), :func:`hbkit.analysis.figures.alpha_figure` (the metric against the hybrid share α) and
+:mod:`hbkit.analysis.figures` with the other figures (unit-tested):
+:func:`hbkit.analysis.figures.dashboard_figure` (bars per model),
+:func:`hbkit.analysis.figures.alpha_figure` (the metric against the hybrid share α) and
 :func:`hbkit.analysis.reference.beside` (published numbers, e.g. the paper's Table 1, next to ours).
 :class:`Dashboard` only wires widgets to them and can launch a small run.
 """
@@ -27,8 +28,8 @@ from hbkit.train.trainer import RunCancelled
 
 
 def seed_mean(results: pd.DataFrame) -> pd.DataFrame:
-    """``results.csv`` rows (one per model, seed and cell) averaged over training seeds: one value per model
-    and cell, ``n_seeds`` beside it (the base model, evaluated once, has 1)."""
+    """``results.csv`` rows (one per model, seed and cell) averaged over training seeds: one value
+    per model and cell, ``n_seeds`` beside it (the base model, evaluated once, has 1)."""
     if "seed" not in results.columns:
         return results
     keys = ["model", "benchmark", "setting", "qlang", "dlang", "metric"]
@@ -40,8 +41,8 @@ def seed_mean(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_results(folder: str | Path) -> pd.DataFrame:
-    """``results.csv`` of a ``hbkit compare`` run folder, averaged over seeds (:func:`seed_mean`), with a clear
-    error if the run is incomplete.
+    """``results.csv`` of a ``hbkit compare`` run folder, averaged over seeds (:func:`seed_mean`),
+    with a clear error if the run is incomplete.
 
     Args:
         folder: a ``hbkit compare`` run folder.
@@ -50,7 +51,7 @@ def load_results(folder: str | Path) -> pd.DataFrame:
         One row per (model, benchmark, setting, metric) with the mean ``value`` over seeds.
 
     Examples:
-        >>> load_results("results/cpu").head()                                             # doctest: +SKIP
+        >>> load_results("results/cpu").head()  # doctest: +SKIP
     """
     return seed_mean(RunFolder(folder).table("results"))
 
@@ -65,45 +66,50 @@ def run_encoder(folder: str | Path) -> str | None:
         The base encoder's name or path, or None when the folder has no ``config.json``.
 
     Examples:
-        >>> run_encoder("results/cpu")                                                     # doctest: +SKIP
+        >>> run_encoder("results/cpu")  # doctest: +SKIP
     """
     return RunFolder(folder).setting("model")
 
 
 def load_aggregate(folder: str | Path) -> pd.DataFrame | None:
-    """``aggregate.csv`` of a run folder (mean over seeds with intervals over seeds and query groups), or None.
+    """``aggregate.csv`` of a run folder (mean over seeds with intervals over seeds and query
+    groups), or None.
 
     Args:
         folder: a ``hbkit compare`` run folder.
 
     Returns:
-        The aggregate table (:func:`hbkit.analysis.stats.aggregate`'s columns), or None when the run has none yet.
+        The aggregate table (:func:`hbkit.analysis.stats.aggregate`'s columns), or None when the run
+            has none yet.
 
     Examples:
-        >>> load_aggregate("results/cpu").head()                                           # doctest: +SKIP
+        >>> load_aggregate("results/cpu").head()  # doctest: +SKIP
     """
     return RunFolder(folder).table("aggregate", optional=True)
 
 
 class Dashboard:
-    """ipywidgets dashboard over a results table: strategies (models), α, benchmark, setting, metric and
-    language pair.
+    """ipywidgets dashboard over a results table: strategies (models), α, benchmark, setting, metric
+    and language pair.
 
-    ``Dashboard(results).widget`` is the container to display. Changing any control rebuilds ``self.figure``
-    (bars per model, :func:`dashboard_figure`) and ``self.alpha_fig`` (metric against α, :func:`alpha_figure`),
-    shown through plotly's own renderer so they work in JupyterLab and Voilà alike. With a ``reference``
-    table (:func:`hbkit.analysis.reference.load_reference`, e.g. the paper's Table 1) its numbers are drawn beside ours and
-    ``self.table`` holds :func:`beside` for the current benchmark and metric. ``run_button`` trains
-    the strategies at ``profile`` (the notebook's) into ``out`` (default: the profile's shared run folder,
-    ``runs/<profile>``), plus a hybrid run at the α slider's value when it is not 0, 0.5 or 1, in a background
-    thread: the kernel stays free, ``self.progress`` shows the stage, the model i/n and the ETA, ``cancel_button``
-    stops it cleanly (a rerun resumes), and the figures are redrawn from the new results when it is done.
+    ``Dashboard(results).widget`` is the container to display. Changing any control rebuilds
+    ``self.figure`` (bars per model, :func:`dashboard_figure`) and ``self.alpha_fig`` (metric
+    against α, :func:`alpha_figure`), shown through plotly's own renderer so they work in JupyterLab
+    and Voilà alike. With a ``reference`` table (:func:`hbkit.analysis.reference.load_reference`,
+    e.g. the paper's Table 1) its numbers are drawn beside ours and ``self.table`` holds
+    :func:`beside` for the current benchmark and metric. ``run_button`` trains the strategies at
+    ``profile`` (the notebook's) into ``out`` (default: the profile's shared run folder,
+    ``runs/<profile>``), plus a hybrid run at the α slider's value when it is not 0, 0.5 or 1, in a
+    background thread: the kernel stays free, ``self.progress`` shows the stage, the model i/n and
+    the ETA, ``cancel_button`` stops it cleanly (a rerun resumes), and the figures are redrawn from
+    the new results when it is done.
 
-    Below, the paper's per-language numbers (Tables 3-8 for XQuAD-R and MLQA-R, 12-13 for MIRACL's nDCG@10 and
-    Recall@100, shipped with hbkit): ``self.language_fig`` (:func:`hbkit.analysis.figures.language_bars`) puts the
-    paper's XLM-R and LaBSE beside ours per language for the chosen benchmark, setting, metric and strategy, the
-    languages the run never trained on marked unseen; ``self.language_effects`` holds the paper's per-language
-    differences between strategies beside ours (:func:`hbkit.analysis.paper_tables.per_language_effects`).
+    Below, the paper's per-language numbers (Tables 3-8 for XQuAD-R and MLQA-R, 12-13 for MIRACL's
+    nDCG@10 and Recall@100, shipped with hbkit): ``self.language_fig``
+    (:func:`hbkit.analysis.figures.language_bars`) puts the paper's XLM-R and LaBSE beside ours per
+    language for the chosen benchmark, setting, metric and strategy, the languages the run never
+    trained on marked unseen; ``self.language_effects`` holds the paper's per-language differences
+    between strategies beside ours (:func:`hbkit.analysis.paper_tables.per_language_effects`).
     """
 
     def __init__(
@@ -211,13 +217,15 @@ class Dashboard:
         )
 
     def _language_view(self, raw: pd.DataFrame) -> pd.DataFrame:
-        """The paper's per-language rows beside ours (``raw``: per seed, before :func:`seed_mean`)."""
+        """The paper's per-language rows beside ours (``raw``: per seed, before
+        :func:`seed_mean`)."""
         if "seed" not in raw:
             raw = raw.assign(seed=0)
         return per_language_view(raw, train_languages=self.train_languages, paper_only=True)
 
     def _lang_options(self):
-        """The metric and setting choices of the chosen paper table, set without a redraw per intermediate value."""
+        """The metric and setting choices of the chosen paper table, set without a redraw per
+        intermediate value."""
         v = self.languages[self.languages["benchmark"] == self.lang_benchmark.value]
         metrics, settings = (
             sorted(v["metric"].unique()),
@@ -240,7 +248,8 @@ class Dashboard:
         self.redraw_languages()
 
     def redraw_languages(self) -> None:
-        """Rebuild the per-language figure and the per-language effects from the paper-table controls."""
+        """Rebuild the per-language figure and the per-language effects from the paper-table
+        controls."""
         from IPython.display import HTML, display
 
         b, st, m = self.lang_benchmark.value, self.lang_setting.value, self.lang_metric.value
@@ -267,7 +276,8 @@ class Dashboard:
                 self.language_effects.round(3)
                 if len(self.language_effects)
                 else HTML(
-                    "<i>this run has no values for this table (the paper's bars are shown alone)</i>"
+                    "<i>this run has no values for this table (the paper's bars are shown "
+                    "alone)</i>"
                 )
             )
 
@@ -283,7 +293,8 @@ class Dashboard:
         self.qlang.value = self.dlang.value = "all"
 
     def _extra_alpha(self) -> float | None:
-        """The slider's α when it needs a run of its own (not 0, 0.5 or 1, which xy, hybrid and xx are)."""
+        """The slider's α when it needs a run of its own (not 0, 0.5 or 1, which xy, hybrid and xx
+        are)."""
         return None if self.alpha.value in STRATEGY_ALPHA.values() else self.alpha.value
 
     def _label_button(self):
@@ -347,15 +358,15 @@ class Dashboard:
             ):  # said once, not as a column of NaN
                 shown = shown.drop(columns="ours - paper")
                 why = (
-                    f" ours − paper only against the same encoder: the reference has none of {self.encoder}'s "
-                    "rows here (compare the effects instead)"
+                    " ours − paper only against the same encoder: the reference has none of "
+                    f"{self.encoder}'s rows here (compare the effects instead)"
                 )
             with self.table_output:
                 self.table_output.clear_output(wait=True)
                 display(
                     HTML(
-                        f"<b>Published numbers beside ours ({sel['benchmark']}, {sel['metric']})</b>"
-                        f"<i>{html.escape(why)}</i>"
+                        f"<b>Published numbers beside ours ({sel['benchmark']}, "
+                        f"{sel['metric']})</b><i>{html.escape(why)}</i>"
                     )
                 )
                 display(
@@ -365,17 +376,19 @@ class Dashboard:
                 )
 
     def snapshot(self) -> list:
-        """Draw the dashboard once as plain output, as it stands: one line naming the controls' values, then its
-        figures (the models, the α curve, the paper's per-language bars). A notebook's HTML copy, and any reader
-        who runs nothing, sees no live widget (their views need a kernel); this is the dashboard they see instead.
+        """Draw the dashboard once as plain output, as it stands: one line naming the controls'
+        values, then its figures (the models, the α curve, the paper's per-language bars). A
+        notebook's HTML copy, and any reader who runs nothing, sees no live widget (their views need
+        a kernel); this is the dashboard they see instead.
 
         Returns:
-            The figures drawn, in that order (a figure with nothing to show, such as an empty selection, is left
+            The figures drawn, in that order (a figure with nothing to show, such as an empty
+                selection, is left
             out and said in the line).
 
         Examples:
-            >>> dash = Dashboard(load_results("runs/cpu"), out="runs/cpu")                       # doctest: +SKIP
-            >>> dash.benchmark.value = "mlqa-r"; figs = dash.snapshot()                          # doctest: +SKIP
+            >>> dash = Dashboard(load_results("runs/cpu"), out="runs/cpu")  # doctest: +SKIP
+            >>> dash.benchmark.value = "mlqa-r"; figs = dash.snapshot()  # doctest: +SKIP
         """
         from IPython.display import HTML, display
 
@@ -388,10 +401,10 @@ class Dashboard:
         shown = [f for f in figures.values() if len(f.data)]
         empty = [name for name, f in figures.items() if not len(f.data)]
         line = (
-            f"benchmark {self.benchmark.value} · metric {self.metric.value} · "
-            f"setting {setting} · query lang {self.qlang.value} · doc lang {self.dlang.value} · strategies "
-            f"{', '.join(self.models.value)}; paper table {self.lang_benchmark.value} {self.lang_setting.value} "
-            f"{self.lang_metric.value} ({self.lang_model.value})"
+            f"benchmark {self.benchmark.value} · metric {self.metric.value} · setting {setting} · "
+            f"query lang {self.qlang.value} · doc lang {self.dlang.value} · strategies "
+            f"{', '.join(self.models.value)}; paper table {self.lang_benchmark.value} "
+            f"{self.lang_setting.value} {self.lang_metric.value} ({self.lang_model.value})"
         )
         if empty:
             line += f"; nothing to draw for: {', '.join(empty)}"

@@ -2,20 +2,21 @@
 
 Guarantees
 ----------
-* :func:`atomic_path` / :func:`atomic_write_text` / :func:`atomic_write_bytes`: a reader sees the old file or
-  the complete new one, never a partial one. The data go to ``.<name>.<pid>.<random>.tmp`` beside the target
-  (a per-process name, so two processes never share a temporary file), then ``os.replace`` renames it.
-  An exception removes the temporary file.
-* :func:`build_once`: when N processes (or notebooks) ask for the same cache entry at once, exactly one
-  builds it while the others wait on a file lock and then read it. The build goes to a temporary folder
-  that is renamed into place only when complete, so a build killed half-way leaves nothing that
-  ``is_complete`` accepts; the next caller rebuilds.
-* :class:`RunLock`: one process at a time in a run folder's shared files; a second one waits (``wait``
-  seconds) or gets :class:`FolderInUse` naming the PID and host that hold it. The lock is an OS lock
-  (``filelock``), so it is released when its process dies, whatever the cause.
-* :func:`remove_stale_tmp`: temporary files of processes that no longer run (a kill between a write and its
-  rename) are removed by the next :class:`RunLock` on their folder, the next :func:`build_once` of their
-  target, and the next ``train`` in their folder; a live process's are never touched.
+* :func:`atomic_path` / :func:`atomic_write_text` / :func:`atomic_write_bytes`: a reader sees the
+  old file or the complete new one, never a partial one. The data go to
+  ``.<name>.<pid>.<random>.tmp`` beside the target (a per-process name, so two processes never share
+  a temporary file), then ``os.replace`` renames it. An exception removes the temporary file.
+* :func:`build_once`: when N processes (or notebooks) ask for the same cache entry at once, exactly
+  one builds it while the others wait on a file lock and then read it. The build goes to a temporary
+  folder that is renamed into place only when complete, so a build killed half-way leaves nothing
+  that ``is_complete`` accepts; the next caller rebuilds.
+* :class:`RunLock`: one process at a time in a run folder's shared files; a second one waits
+  (``wait`` seconds) or gets :class:`FolderInUse` naming the PID and host that hold it. The lock is
+  an OS lock (``filelock``), so it is released when its process dies, whatever the cause.
+* :func:`remove_stale_tmp`: temporary files of processes that no longer run (a kill between a write
+  and its rename) are removed by the next :class:`RunLock` on their folder, the next
+  :func:`build_once` of their target, and the next ``train`` in their folder; a live process's are
+  never touched.
 """
 
 from __future__ import annotations
@@ -39,14 +40,16 @@ class FolderInUse(RuntimeError):
     """Another live process holds the run folder's lock."""
 
 
-#: tmp_name's pattern: ``.<name>.<pid>@<host>.<8 hex>.tmp`` (+ the target's suffix for atomic_path); ``host`` is
-#: 8 hex of the host name's hash (names written before it existed have none: this host's)
+#: tmp_name's pattern: ``.<name>.<pid>@<host>.<8 hex>.tmp`` (+ the target's suffix for atomic_path);
+#: ``host`` is 8 hex of the host name's hash (names written before it existed have none: this
+#: host's)
 _TMP = re.compile(
     r"^\.(?P<name>.+)\.(?P<pid>\d+)(?:@(?P<host>[0-9a-f]{8}))?\.[0-9a-f]{8}\.tmp(\..*)?$"
 )
 #: this host, as tmp_name writes it
 HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
-#: a temporary file another host wrote is taken for stale only after this long (its PID means nothing here)
+#: a temporary file another host wrote is taken for stale only after this long (its PID means
+#: nothing here)
 OTHER_HOST_STALE_S = 2 * 24 * 3600
 
 
@@ -63,13 +66,13 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_tmp(
     folder: str | os.PathLike, recursive: bool = True, prefix: str = "", only_dead: bool = True
 ) -> int:
-    """Remove the temporary files and folders (:func:`tmp_name`'s names, starting with ``prefix``) that
-    processes which no longer run left in ``folder`` (and below, with ``recursive``): what a kill between a
-    write and its rename leaves. A live process's temporary files are kept, unless ``only_dead=False`` (for a
-    caller holding the lock every writer of these names takes: every other one is then stale). This process's
-    own are always kept. A name records its PID and host: one written on another host (a run folder shared by
-    the nodes of a cluster) is removed only once it is :data:`OTHER_HOST_STALE_S` old. Returns how many were
-    removed, and logs it."""
+    """Remove the temporary files and folders (:func:`tmp_name`'s names, starting with ``prefix``)
+    that processes which no longer run left in ``folder`` (and below, with ``recursive``): what a
+    kill between a write and its rename leaves. A live process's temporary files are kept, unless
+    ``only_dead=False`` (for a caller holding the lock every writer of these names takes: every
+    other one is then stale). This process's own are always kept. A name records its PID and host:
+    one written on another host (a run folder shared by the nodes of a cluster) is removed only once
+    it is :data:`OTHER_HOST_STALE_S` old. Returns how many were removed, and logs it."""
     import logging
 
     folder = Path(folder)
@@ -123,8 +126,8 @@ def tmp_name(path: str | os.PathLike) -> Path:
 
 
 def existing_ancestor(path: str | os.PathLike) -> Path:
-    """``path`` itself when it exists, else its nearest parent that does (``.`` or ``/`` at the last): where a
-    folder would be created, whose disk and permissions count."""
+    """``path`` itself when it exists, else its nearest parent that does (``.`` or ``/`` at the
+    last): where a folder would be created, whose disk and permissions count."""
     p = Path(path)
     while not p.exists() and p != p.parent:
         p = p.parent
@@ -132,13 +135,13 @@ def existing_ancestor(path: str | os.PathLike) -> Path:
 
 
 class DiskFull(OSError):
-    """The disk filled up while hbkit wrote: the message names the folder, what was being written and the free
-    space left there."""
+    """The disk filled up while hbkit wrote: the message names the folder, what was being written
+    and the free space left there."""
 
 
 def _is_disk_full(e: BaseException | None) -> bool:
-    """Whether ``e`` or an exception it came from is ENOSPC, as an ``OSError`` or in another library's words
-    (safetensors: "I/O error: No space left on device (os error 28)")."""
+    """Whether ``e`` or an exception it came from is ENOSPC, as an ``OSError`` or in another
+    library's words (safetensors: "I/O error: No space left on device (os error 28)")."""
     import errno
 
     seen = set()
@@ -165,8 +168,9 @@ def human_bytes(n: float) -> str:
 
 @contextlib.contextmanager
 def disk_guard(folder: str | os.PathLike, what: str) -> Iterator[None]:
-    """Turn a full disk inside the block into one :class:`DiskFull` that names ``folder``, ``what`` was being
-    written and the space still free there, whatever library raised it; other errors pass unchanged.
+    """Turn a full disk inside the block into one :class:`DiskFull` that names ``folder``, ``what``
+    was being written and the space still free there, whatever library raised it; other errors pass
+    unchanged.
 
     Examples:
         >>> with disk_guard("runs/cpu/models/xx-s0", "the trained model"):   # doctest: +SKIP
@@ -181,14 +185,15 @@ def disk_guard(folder: str | os.PathLike, what: str) -> Iterator[None]:
             raise
         free = shutil.disk_usage(existing_ancestor(folder)).free
         raise DiskFull(
-            f"no space left on the device while writing {what} in {folder} ({human_bytes(free)} free "
-            "there): free some space, or use a folder on a larger disk (a rerun resumes)"
+            f"no space left on the device while writing {what} in {folder} ({human_bytes(free)} "
+            "free there): free some space, or use a folder on a larger disk (a rerun resumes)"
         ) from e
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``path`` atomically, on error it is removed.
+    """Yield a temporary path to write; on success it replaces ``path`` atomically, on error it is
+    removed.
 
     ``with atomic_path(p) as tmp: df.to_parquet(tmp)``. The temporary name keeps the target's suffix
     (``.<name>.<pid>.<id>.tmp<suffix>``) for writers that pick a format from it (``np.save``)."""
@@ -241,13 +246,15 @@ def write_checksums(
     info: dict | None = None,
     files: Iterable[str | os.PathLike] | None = None,
 ) -> Path:
-    """Write ``folder/record``: ``info`` plus ``files``, the sha256 of every file that makes the folder
-    whole (default: every file under it), keyed by its path relative to ``folder`` (``../`` for a file beside
-    it). :func:`checksums_match` is the matching check; build_once uses the pair as its ``done`` test.
+    """Write ``folder/record``: ``info`` plus ``files``, the sha256 of every file that makes the
+    folder whole (default: every file under it), keyed by its path relative to ``folder`` (``../``
+    for a file beside it). :func:`checksums_match` is the matching check; build_once uses the pair
+    as its ``done`` test.
 
     Examples:
-        >>> write_checksums(model_dir, "hbkit_provenance.json", {"model": "intfloat/multilingual-e5-small"})
-        ... # doctest: +SKIP
+        >>> write_checksums(  # doctest: +SKIP
+        ...     model_dir, "hbkit_provenance.json", {"model": "intfloat/multilingual-e5-small"}
+        ... )
     """
     folder = Path(folder)
     files = (
@@ -260,9 +267,10 @@ def write_checksums(
 
 
 def checksums_match(folder: str | os.PathLike, record: str) -> bool:
-    """Whether ``folder`` is whole: its ``record`` (:func:`write_checksums`) lists at least one file and every
-    listed file has its recorded sha256. A missing, damaged or outdated record, or a truncated, emptied or
-    missing file, answers False (never raises), so the folder is built again."""
+    """Whether ``folder`` is whole: its ``record`` (:func:`write_checksums`) lists at least one file
+    and every listed file has its recorded sha256. A missing, damaged or outdated record, or a
+    truncated, emptied or missing file, answers False (never raises), so the folder is built
+    again."""
     folder = Path(folder)
     try:
         sums = json.loads((folder / record).read_text())["files"]
@@ -286,19 +294,22 @@ def build_once(
     is_complete: Callable[[Path], bool],
     timeout: float = -1,
 ) -> Path:
-    """Return ``target`` (a file or folder), building it with ``build(tmp)`` if ``is_complete(target)`` is false.
+    """Return ``target`` (a file or folder), building it with ``build(tmp)`` if
+    ``is_complete(target)`` is false.
 
-    Safe when many processes call it at once on an empty cache: one takes ``<target>.lock`` and builds into
-    a per-process temporary path, which is renamed onto ``target`` only after ``build`` returned and
-    ``is_complete(tmp)`` holds; the others block on the lock (``timeout`` seconds, -1 = no limit) and find
-    the finished target. A stale or half-written target (``is_complete`` false) is replaced."""
+    Safe when many processes call it at once on an empty cache: one takes ``<target>.lock`` and
+    builds into a per-process temporary path, which is renamed onto ``target`` only after ``build``
+    returned and ``is_complete(tmp)`` holds; the others block on the lock (``timeout`` seconds, -1 =
+    no limit) and find the finished target. A stale or half-written target (``is_complete`` false)
+    is replaced."""
     target = Path(target)
     if is_complete(target):
         return target
     with lock_for(target).acquire(timeout=timeout):
         if is_complete(target):  # another process built it while we waited
             return target
-        # a killed builder's half build: every builder of this target holds this lock, so any other is stale
+        # a killed builder's half build: every builder of this target holds this lock, so any other
+        # is stale
         remove_stale_tmp(target.parent, recursive=False, prefix=target.name + ".", only_dead=False)
         tmp = tmp_name(target)
         try:
@@ -320,8 +331,9 @@ def build_once(
 
 
 def check_folder(path: str | os.PathLike, option: str = "--out") -> Path:
-    """A folder argument checked before any work (``option`` names it in the message): not empty, not a file, not
-    under a file, and writable where it would be created. Returns it as a ``Path``; nothing is created.
+    """A folder argument checked before any work (``option`` names it in the message): not empty,
+    not a file, not under a file, and writable where it would be created. Returns it as a ``Path``;
+    nothing is created.
 
     Examples:
         >>> check_folder("runs/cpu")
@@ -349,19 +361,21 @@ def check_folder(path: str | os.PathLike, option: str = "--out") -> Path:
 
 
 class RunLock:
-    """Exclusive use of a run folder: ``with RunLock(out): ...`` (``RunLock(out, wait=60)``: wait up to a minute).
+    """Exclusive use of a run folder: ``with RunLock(out): ...`` (``RunLock(out, wait=60)``: wait up
+    to a minute).
 
-    Writes ``<out>/.lock`` (an OS file lock) and ``<out>/.lock.owner`` (PID and host, for the message). A
-    second process entering the same folder waits up to ``wait`` seconds, saying who holds it, then gets
-    :class:`FolderInUse` naming the holder (at once with ``wait=0``). When the block
-    ends with an error (a refused run), the lock file it made and a folder it made that holds nothing else are
-    removed again: a refusal leaves the disk as it was."""
+    Writes ``<out>/.lock`` (an OS file lock) and ``<out>/.lock.owner`` (PID and host, for the
+    message). A second process entering the same folder waits up to ``wait`` seconds, saying who
+    holds it, then gets :class:`FolderInUse` naming the holder (at once with ``wait=0``). When the
+    block ends with an error (a refused run), the lock file it made and a folder it made that holds
+    nothing else are removed again: a refusal leaves the disk as it was."""
 
     def __init__(self, folder: str | os.PathLike, wait: float = 0):
         self.folder = check_folder(folder, "the run folder")
         self._lock = FileLock(str(self.folder / ".lock"))
         self._created: list[Path] = []  # the folders __enter__ makes, innermost first
-        self.wait = wait  # seconds to wait for a holder (grid processes hold it for seconds); 0: refuse at once
+        # seconds to wait for a holder (grid processes hold it for seconds); 0: refuse at once
+        self.wait = wait
 
     def __enter__(self) -> "RunLock":
         anc = existing_ancestor(self.folder)
@@ -375,8 +389,8 @@ class RunLock:
         except Timeout:
             if not self.wait:
                 raise FolderInUse(
-                    f"{self.folder} is in use by {self.owner()}; wait for it to finish, or use another "
-                    "--out"
+                    f"{self.folder} is in use by {self.owner()}; wait for it to finish, or use "
+                    "another --out"
                 ) from None
             import logging
 
@@ -390,8 +404,8 @@ class RunLock:
                 self._lock.acquire(timeout=self.wait)
             except Timeout:
                 raise FolderInUse(
-                    f"{self.folder} is still in use by {self.owner()} after {self.wait:.0f} s; wait for "
-                    "it to finish, or use another --out"
+                    f"{self.folder} is still in use by {self.owner()} after {self.wait:.0f} s; "
+                    "wait for it to finish, or use another --out"
                 ) from None
         atomic_write_json(
             self.folder / ".lock.owner", {"pid": os.getpid(), "host": socket.gethostname()}
@@ -427,8 +441,9 @@ class RunLock:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The records of a JSON-lines log. A last line cut short (a kill mid-write) is left out with a warning
-    naming the file; a damaged line elsewhere is a ``ValueError`` naming the file and the line."""
+    """The records of a JSON-lines log. A last line cut short (a kill mid-write) is left out with a
+    warning naming the file; a damaged line elsewhere is a ``ValueError`` naming the file and the
+    line."""
     import logging
 
     path = Path(path)
@@ -446,7 +461,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 )
                 break
             raise ValueError(
-                f"{path}: line {i} is not JSON ({line[:60]!r}); the file is damaged: delete it (or its "
-                "run folder) to start that part afresh"
+                f"{path}: line {i} is not JSON ({line[:60]!r}); the file is damaged: delete it (or "
+                "its run folder) to start that part afresh"
             ) from None
     return out

@@ -1,21 +1,22 @@
-"""The pooled benchmarks by name and the parallel training pairs: :func:`load_benchmark` (XQuAD-R and its
-held-out articles, MLQA-R, TyDi-QA GoldP, each read by its release's reader in :mod:`hbkit.data.releases`),
-:func:`parallel_pairs`, answer clusters and the disjointness check.
+"""The pooled benchmarks by name and the parallel training pairs: :func:`load_benchmark` (XQuAD-R
+and its held-out articles, MLQA-R, TyDi-QA GoldP, each read by its release's reader in
+:mod:`hbkit.data.releases`), :func:`parallel_pairs`, answer clusters and the disjointness check.
 
 Shapes
 ------
-* :func:`parallel_pairs` -> ``datasets.Dataset`` with columns ``group, lang, query, passage, context,
-  article``: one row per (parallel item, language). ``group`` is the id shared by the translations of one
-  question, so a sampler can take the query of a group in one language and its passage in another.
-* :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark` -> queries (``id, lang, text, group``), candidates
-  (``id, lang, text, context, doc``) and relevance (query id -> candidate ids), with language selection and
-  seeded subsampling by group that keeps the parallel structure.
+* :func:`parallel_pairs` -> ``datasets.Dataset`` with columns ``group, lang, query, passage,
+  context, article``: one row per (parallel item, language). ``group`` is the id shared by the
+  translations of one question, so a sampler can take the query of a group in one language and its
+  passage in another.
+* :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark` -> queries (``id, lang, text,
+  group``), candidates (``id, lang, text, context, doc``) and relevance (query id -> candidate ids),
+  with language selection and seeded subsampling by group that keeps the parallel structure.
 
 Where files come from (:mod:`hbkit.data.fetch`; first hit wins): an explicit ``data_dir`` argument;
-``$HBKIT_DATA_DIR``; the project's ``data/`` folder; else a download from the official release addresses,
-verified by sha256 and stored under ``data/`` (:func:`hbkit.data.fetch.download`). Nothing is dropped
-silently: every reader returns counts of what it skipped and why (``RetrievalBenchmark.skipped``) and logs
-them.
+``$HBKIT_DATA_DIR``; the project's ``data/`` folder; else a download from the official release
+addresses, verified by sha256 and stored under ``data/`` (:func:`hbkit.data.fetch.download`).
+Nothing is dropped silently: every reader returns counts of what it skipped and why
+(``RetrievalBenchmark.skipped``) and logs them.
 """
 
 from __future__ import annotations
@@ -51,10 +52,11 @@ def load_benchmark(
     """Load a retrieval benchmark by name, checked and ready to score.
 
     Args:
-        name: ``xquad-r``, ``xquad-r-eval`` (its held-out articles, the default evaluation pool), ``mlqa-r``
-            (LAReQA's release), ``tydiqa`` (GoldP dev as a pool) or ``mlqa-r-rebuilt`` (the pysbd fallback; not
-            comparable with published numbers).
-        data_dir: the data root (default: ``$HBKIT_DATA_DIR``, then the project's ``data/``, then a download).
+        name: ``xquad-r``, ``xquad-r-eval`` (its held-out articles, the default evaluation pool),
+            ``mlqa-r`` (LAReQA's release), ``tydiqa`` (GoldP dev as a pool) or ``mlqa-r-rebuilt``
+            (the pysbd fallback; not comparable with published numbers).
+        data_dir: the data root (default: ``$HBKIT_DATA_DIR``, then the project's ``data/``, then a
+            download).
         **kw: ``languages=[...]`` to keep some languages only.
 
     Returns:
@@ -87,11 +89,12 @@ def parallel_pairs(
 
     One row per (group, language): ``group`` (the XQuAD question id, shared by its translations),
     ``lang``, ``query`` (the question), ``passage`` (the sentence holding the answer, sliced with
-    ``sentence_breaks``), ``answer_key`` (the language-independent identity of the answer: groups whose
-    relevance sets in XQuAD-R share a sentence in any language are joined, transitively — sentence indices
-    can differ between languages, so ``article:paragraph:sentence`` alone is not enough), ``context`` (the paragraph),
-    ``article`` and ``source``. Default: the 36 training articles (:data:`TRAIN_ARTICLES`); pass
-    ``articles=None`` for all 48. Every group has a row in every language.
+    ``sentence_breaks``), ``answer_key`` (the language-independent identity of the answer: groups
+    whose relevance sets in XQuAD-R share a sentence in any language are joined, transitively —
+    sentence indices can differ between languages, so ``article:paragraph:sentence`` alone is not
+    enough), ``context`` (the paragraph), ``article`` and ``source``. Default: the 36 training
+    articles (:data:`TRAIN_ARTICLES`); pass ``articles=None`` for all 48. Every group has a row in
+    every language.
 
     Args:
         articles: the XQuAD article indices to take (default: the training articles; None: all 48).
@@ -135,8 +138,8 @@ def parallel_pairs(
 
 
 def _answer_components(b: RetrievalBenchmark) -> dict[str, str]:
-    """group -> answer identity: the connected components of the graph joining each group to its relevant
-    candidates (in every language); named by the component's smallest group id."""
+    """group -> answer identity: the connected components of the graph joining each group to its
+    relevant candidates (in every language); named by the component's smallest group id."""
     groups = sorted(set(b.queries["group"]))
     gi = {g: i for i, g in enumerate(groups)}
     ci = {c: len(groups) + i for i, c in enumerate(b.candidates["id"])}
@@ -152,11 +155,12 @@ def _answer_components(b: RetrievalBenchmark) -> dict[str, str]:
 
 
 def answer_clusters(b: RetrievalBenchmark) -> pd.DataFrame:
-    """The statistical unit of a benchmark: its query groups joined, transitively, when their relevant candidates
-    share a source paragraph (``doc``) in any language. In XQuAD and MLQA several questions share a paragraph and
-    often an answer sentence, so their results are not independent; the statistics resample and sign-flip whole
-    clusters. Returns a DataFrame ``group, cluster`` (one row per group; a cluster is named by its smallest group
-    id). Benchmarks without a ``doc`` column (or with one query per paragraph) give one cluster per group."""
+    """The statistical unit of a benchmark: its query groups joined, transitively, when their
+    relevant candidates share a source paragraph (``doc``) in any language. In XQuAD and MLQA
+    several questions share a paragraph and often an answer sentence, so their results are not
+    independent; the statistics resample and sign-flip whole clusters. Returns a DataFrame ``group,
+    cluster`` (one row per group; a cluster is named by its smallest group id). Benchmarks without a
+    ``doc`` column (or with one query per paragraph) give one cluster per group."""
     groups = sorted(set(b.queries["group"].astype(str)))
     if "doc" not in b.candidates.columns:
         return pd.DataFrame({"group": groups, "cluster": groups})
@@ -189,10 +193,12 @@ def check_disjoint(train_groups: Iterable[str], benchmark: RetrievalBenchmark) -
         benchmark: the benchmark the model will be evaluated on.
 
     Returns:
-        None; raises :class:`DataError` naming the shared groups (a leak of evaluation questions into training).
+        None; raises :class:`DataError` naming the shared groups (a leak of evaluation questions
+            into training).
 
     Examples:
-        >>> check_disjoint(parallel_pairs()["group"], load_benchmark("xquad-r-eval"))     # doctest: +SKIP
+        >>> bench = load_benchmark("xquad-r-eval")  # doctest: +SKIP
+        >>> check_disjoint(parallel_pairs()["group"], bench)  # doctest: +SKIP
     """
     shared = set(train_groups) & set(benchmark.queries["group"])
     if shared:
@@ -207,13 +213,15 @@ def summary(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
     XQuAD training pairs (train articles) and held-out queries (eval articles).
 
     Args:
-        data_dir: the folder of the releases; None: the data rule of :func:`hbkit.core.env.default_data_roots`.
+        data_dir: the folder of the releases; None: the data rule of
+            :func:`hbkit.core.env.default_data_roots`.
 
     Returns:
         One row per (dataset, lang): ``queries`` and ``candidates``.
 
     Examples:
-        >>> hbkit.data_summary().pivot_table(index="lang", columns="dataset", values="queries")   # doctest: +SKIP
+        >>> s = hbkit.data_summary()  # doctest: +SKIP
+        >>> s.pivot_table(index="lang", columns="dataset", values="queries")  # doctest: +SKIP
     """
     frames = [load_benchmark(n, data_dir).counts() for n in ("xquad-r", "mlqa-r", "tydiqa")]
     pairs = parallel_pairs(data_dir=data_dir).to_pandas()

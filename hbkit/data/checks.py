@@ -16,7 +16,8 @@ from hbkit.data.retrieval_benchmark import RetrievalBenchmark
 
 
 class ZeroShotError(DataError):
-    """Training questions also occur in an evaluation benchmark: the evaluation would not be zero-shot."""
+    """Training questions also occur in an evaluation benchmark: the evaluation would not be
+    zero-shot."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -30,8 +31,9 @@ def _punct_table() -> dict[int, None]:
 
 
 def normalize_text(text: str) -> str:
-    """``NFKC``, casefold, every Unicode punctuation character (category P*) removed, whitespace collapsed to
-    single spaces and stripped: the form in which two texts count as a normalised overlap."""
+    """``NFKC``, casefold, every Unicode punctuation character (category P*) removed, whitespace
+    collapsed to single spaces and stripped: the form in which two texts count as a normalised
+    overlap."""
     return " ".join(
         unicodedata.normalize("NFKC", text).casefold().translate(_punct_table()).split()
     )
@@ -53,19 +55,21 @@ def overlap_counts(
 ) -> pd.DataFrame:
     """Overlap between a training corpus and each benchmark, exact and after :func:`normalize_text`.
 
-    One row per (benchmark, field, match): ``field`` is ``query`` (training queries vs the benchmark's
-    queries) or ``passage`` (training passages vs its candidates); ``match`` is ``exact`` or ``normalised``.
-    ``bench_items`` = the benchmark's distinct texts, ``bench_matched`` = how many of them occur in training,
-    ``train_rows_matched`` = training rows whose text is one of them, ``examples`` = up to ``examples``
-    matched benchmark texts. ``known_in_domain`` is true for ``xquad-train`` (by the ``source`` column)
-    against ``xquad-r`` / ``xquad-r-eval``: same articles' domain, not a zero-shot evaluation.
-    Memory: the training texts are hashed (64-bit) in chunks; only the benchmarks' texts are kept.
+    One row per (benchmark, field, match): ``field`` is ``query`` (training queries vs the
+    benchmark's queries) or ``passage`` (training passages vs its candidates); ``match`` is
+    ``exact`` or ``normalised``. ``bench_items`` = the benchmark's distinct texts, ``bench_matched``
+    = how many of them occur in training, ``train_rows_matched`` = training rows whose text is one
+    of them, ``examples`` = up to ``examples`` matched benchmark texts. ``known_in_domain`` is true
+    for ``xquad-train`` (by the ``source`` column) against ``xquad-r`` / ``xquad-r-eval``: same
+    articles' domain, not a zero-shot evaluation. Memory: the training texts are hashed (64-bit) in
+    chunks; only the benchmarks' texts are kept.
     """
     if not isinstance(benchmarks, dict) or not all(
         isinstance(b, RetrievalBenchmark) for b in benchmarks.values()
     ):
         raise DataError(
-            "benchmarks must be a dict {name: RetrievalBenchmark} (hbkit.data.benchmarks.load_benchmark)"
+            "benchmarks must be a dict {name: RetrievalBenchmark} "
+            "(hbkit.data.benchmarks.load_benchmark)"
         )
     for c in ("query", "passage"):
         if c not in train.column_names:
@@ -119,10 +123,11 @@ def overlap_counts(
 
 
 def check_zero_shot(counts: pd.DataFrame, force: bool = False) -> None:
-    """Raise :class:`ZeroShotError` when a benchmark's QUESTIONS occur in training (exact or normalised), naming
-    the benchmark, the count and examples; with ``force=True`` warn instead. A benchmark labelled
-    ``known_in_domain`` without question overlap only warns that it is in-domain, not zero-shot. Passage
-    overlaps (the same Wikipedia sentences) are reported by :func:`overlap_counts` but never refused."""
+    """Raise :class:`ZeroShotError` when a benchmark's QUESTIONS occur in training (exact or
+    normalised), naming the benchmark, the count and examples; with ``force=True`` warn instead. A
+    benchmark labelled ``known_in_domain`` without question overlap only warns that it is in-domain,
+    not zero-shot. Passage overlaps (the same Wikipedia sentences) are reported by
+    :func:`overlap_counts` but never refused."""
     bad = counts[(counts["field"] == "query") & (counts["bench_matched"] > 0)]
     keys = ["corpus", "benchmark"] if "corpus" in counts.columns else ["benchmark"]
     for key, g in bad.groupby(keys, sort=True):
@@ -133,10 +138,11 @@ def check_zero_shot(counts: pd.DataFrame, force: bool = False) -> None:
         n_nm = int(by["bench_matched"].get("normalised", 0))
         r = g.sort_values("bench_matched", ascending=False).iloc[0]
         msg = (
-            f"{bname}: {n_ex} of its {r['bench_items']} questions occur in the training corpus{part} verbatim and "
-            f"{n_nm} after normalisation (e.g. {r['examples']}): the evaluation is not zero-shot. Train on a "
-            f"corpus disjoint from it (xquad-train pairs with xquad-r-eval), or accept the overlap with "
-            f"allow_overlap=True / --allow-overlap (hbkit compare)"
+            f"{bname}: {n_ex} of its {r['bench_items']} questions occur in the training "
+            f"corpus{part} verbatim and {n_nm} after normalisation (e.g. {r['examples']}): the "
+            "evaluation is not zero-shot. Train on a corpus disjoint from it (xquad-train pairs "
+            "with xquad-r-eval), or accept the overlap with allow_overlap=True / --allow-overlap "
+            "(hbkit compare)"
         )
         if not force:
             raise ZeroShotError(msg)
@@ -145,7 +151,7 @@ def check_zero_shot(counts: pd.DataFrame, force: bool = False) -> None:
         set(counts.loc[counts["known_in_domain"], "benchmark"]) - set(bad["benchmark"])
     ):
         warnings.warn(
-            f"{bname}: the training corpus is from the same release (xquad-train); no question overlaps, "
-            "but the evaluation is in-domain, not zero-shot",
+            f"{bname}: the training corpus is from the same release (xquad-train); no question "
+            "overlaps, but the evaluation is in-domain, not zero-shot",
             stacklevel=2,
         )

@@ -1,36 +1,43 @@
-"""Training corpora: every source gives the same Arrow-backed ``datasets.Dataset``, cached and memory-mapped.
+"""Training corpora: every source gives the same Arrow-backed ``datasets.Dataset``, cached and
+memory-mapped.
 
 The contract
 ------------
-Columns ``group, lang, query, passage, answer_key`` (all strings) plus provenance (``source``, and where
-meaningful ``context`` and ``article``). ``group`` is shared by the translations of one question and each
-``(group, lang)`` is exactly one row. ``answer_key`` is the language-independent identity of the answer
-passage: two rows share it exactly when their passages are the same answer, possibly in different languages,
-so a sampler can keep a translation of a positive out of the negatives of its batch. Rows are sorted by
-``(lang, group)``.
+Columns ``group, lang, query, passage, answer_key`` (all strings) plus provenance (``source``, and
+where meaningful ``context`` and ``article``). ``group`` is shared by the translations of one
+question and each ``(group, lang)`` is exactly one row. ``answer_key`` is the language-independent
+identity of the answer passage: two rows share it exactly when their passages are the same answer,
+possibly in different languages, so a sampler can keep a translation of a positive out of the
+negatives of its batch. Rows are sorted by ``(lang, group)``.
 
 Sources (:func:`load_training_corpus`)
 --------------------------------------
 * ``xquad-train``: the 36 XQuAD training articles (:data:`hbkit.data.registry.TRAIN_ARTICLES`) from
-  :func:`hbkit.data.benchmarks.parallel_pairs`; ``answer_key = "<article>:<paragraph>:<sentence>"`` with the sentence
-  index of the *English* answer sentence (XQuAD-R ``sentence_breaks``), so the key means the same in every
-  language; ``passage="paragraph"`` gives ``"<article>:<paragraph>"``.
+  :func:`hbkit.data.benchmarks.parallel_pairs`; ``answer_key = "<article>:<paragraph>:<sentence>"``
+  with the sentence index of the *English* answer sentence (XQuAD-R ``sentence_breaks``), so the key
+  means the same in every language; ``passage="paragraph"`` gives ``"<article>:<paragraph>"``.
 * ``squad-translate-train``: SQuAD v1.1 train (English) plus XTREME's machine translations of it
-  (``squad.translate.train.en-XX.json``, XX in ar de el es hi ru th tr vi zh). See :func:`squad_translate_train`.
-* ``mmarco`` / ``mmarco:N``: mMARCO's training queries (N of them, default 100,000) and their positive passages in
-  every language asked for; see :func:`hbkit.data.releases.mmarco.mmarco_pairs`.
-* a user's own pairs: a JSONL, CSV or Parquet file, or a ``datasets.Dataset``; see :func:`read_pairs`.
-* a **mix**: names and files joined by ``+`` (``mmarco:200000+squad-translate-train+my_pairs.jsonl``). Each part
-  is read in the requested languages it has; the rows get a ``corpus`` column naming their part, and their
-  ``group`` and ``answer_key`` are prefixed with it (so parts never share a group). hbkit's samplers then draw one
-  corpus per batch, in proportion to its rows (:class:`hbkit.train.sampling.MultiCorpusBatchSampler`). The mix is a
-  cache entry of its own (``mix-<key>``), memory-mapped like the others, so processes share its pages.
+  (``squad.translate.train.en-XX.json``, XX in ar de el es hi ru th tr vi zh). See
+  :func:`squad_translate_train`.
+* ``mmarco`` / ``mmarco:N``: mMARCO's training queries (N of them, default 100,000) and their
+  positive passages in every language asked for; see
+  :func:`hbkit.data.releases.mmarco.mmarco_pairs`.
+* a user's own pairs: a JSONL, CSV or Parquet file, or a ``datasets.Dataset``; see
+  :func:`read_pairs`.
+* a **mix**: names and files joined by ``+``
+  (``mmarco:200000+squad-translate-train+my_pairs.jsonl``). Each part is read in the requested
+  languages it has; the rows get a ``corpus`` column naming their part, and their ``group`` and
+  ``answer_key`` are prefixed with it (so parts never share a group). hbkit's samplers then draw one
+  corpus per batch, in proportion to its rows
+  (:class:`hbkit.train.sampling.MultiCorpusBatchSampler`). The mix is a cache entry of its own
+  (``mix-<key>``), memory-mapped like the others, so processes share its pages.
 
-Every built corpus is cached under ``<hbkit cache>/corpora/<name>-<key>/`` (``key`` = the content key of the input
-files' bytes, the options and the builder version; a stat per file seen before, :mod:`hbkit.core.digests`) with ``dataset/``
-(``Dataset.save_to_disk``), ``stats.csv`` / ``stats.json`` (per-language rows and skip counts) and a
-``COMPLETE`` marker written last. :func:`hbkit.core.files.build_once` guarantees that N processes starting at once
-build it once, and that a build killed half-way leaves nothing that counts as a finished cache.
+Every built corpus is cached under ``<hbkit cache>/corpora/<name>-<key>/`` (``key`` = the content
+key of the input files' bytes, the options and the builder version; a stat per file seen before,
+:mod:`hbkit.core.digests`) with ``dataset/`` (``Dataset.save_to_disk``), ``stats.csv`` /
+``stats.json`` (per-language rows and skip counts) and a ``COMPLETE`` marker written last.
+:func:`hbkit.core.files.build_once` guarantees that N processes starting at once build it once, and
+that a build killed half-way leaves nothing that counts as a finished cache.
 """
 
 from __future__ import annotations
@@ -73,14 +80,15 @@ PAIRS_SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv", ".parquet")
 
 
 def corpus_parts(spec: str) -> list[str]:
-    """The parts of a corpus spec, the one parser of mixes: ``"mmarco:200000+squad-translate-train"`` ->
-    ``["mmarco:200000", "squad-translate-train"]``.
+    """The parts of a corpus spec, the one parser of mixes:
+    ``"mmarco:200000+squad-translate-train"`` -> ``["mmarco:200000", "squad-translate-train"]``.
 
-    ``+`` joins a mix, except inside the name of a file that exists (``my+pairs.parquet`` is one part, and
-    so is ``a+b.jsonl+mmarco``'s ``a+b.jsonl`` when that file is there). Each part is a corpus name
-    (:data:`CORPORA`, ``mmarco:N``) or a ``.jsonl``/``.csv``/``.parquet`` file; a part that is neither, an empty
-    part, and two parts that would carry one name in the ``corpus`` column (``mmarco:5+mmarco:6``, or two files
-    with one stem) are a :class:`DataError`, raised before anything is read.
+    ``+`` joins a mix, except inside the name of a file that exists (``my+pairs.parquet`` is one
+    part, and so is ``a+b.jsonl+mmarco``'s ``a+b.jsonl`` when that file is there). Each part is a
+    corpus name (:data:`CORPORA`, ``mmarco:N``) or a ``.jsonl``/``.csv``/``.parquet`` file; a part
+    that is neither, an empty part, and two parts that would carry one name in the ``corpus`` column
+    (``mmarco:5+mmarco:6``, or two files with one stem) are a :class:`DataError`, raised before
+    anything is read.
 
     Examples:
         >>> corpus_parts("mmarco:200000+squad-translate-train")
@@ -101,7 +109,8 @@ def corpus_parts(spec: str) -> list[str]:
         i = j
     if any(not p for p in parts):
         raise DataError(
-            f"corpus {spec!r}: an empty part; join corpora with '+', e.g. mmarco+squad-translate-train"
+            f"corpus {spec!r}: an empty part; join corpora with '+', e.g. "
+            "mmarco+squad-translate-train"
         )
     for p in parts:
         name, colon, _ = p.partition(":")
@@ -111,14 +120,15 @@ def corpus_parts(spec: str) -> list[str]:
             )
         if name not in CORPORA and Path(p).suffix.lower() not in PAIRS_SUFFIXES:
             mix = (
-                f" ('+' joins a mix, so {spec!r} was read as the parts {parts}; a file whose name holds '+' is read "
-                "whole when it exists: check its path)"
+                f" ('+' joins a mix, so {spec!r} was read as the parts {parts}; a file whose name "
+                "holds '+' is read whole when it exists: check its path)"
                 if len(parts) > 1
                 else ""
             )
             raise DataError(
                 f"unknown training corpus {p!r}{mix}; use one of {', '.join(CORPORA)}, mmarco:N, a "
-                ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' (mmarco+squad-translate-train)"
+                ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' "
+                "(mmarco+squad-translate-train)"
             )
     names: dict[str, str] = {}
     for p in parts:
@@ -132,15 +142,16 @@ def corpus_parts(spec: str) -> list[str]:
                 else "rename one of the files"
             )
             raise DataError(
-                f"corpus {spec!r}: the parts {names[name]!r} and {p!r} would both be named {name!r} in "
-                f"the mix; {fix}"
+                f"corpus {spec!r}: the parts {names[name]!r} and {p!r} would both be named "
+                f"{name!r} in the mix; {fix}"
             )
         names[name] = p
     return parts
 
 
 def part_name(part: str) -> str:
-    """The name a part of a mix carries in the ``corpus`` column: the corpus name, or a file's stem."""
+    """The name a part of a mix carries in the ``corpus`` column: the corpus name, or a file's
+    stem."""
     name = part.partition(":")[0]
     return (
         name
@@ -168,11 +179,11 @@ def xquad_train(
     passage: str = "sentence",
     rebuild: bool = False,
 ):
-    """The 36 XQuAD training articles (``hbkit.data.benchmarks.parallel_pairs``) with ``answer_key`` and ``source``:
-    ``(Dataset, cache folder)``. ``answer_key``: parallel_pairs' answer identity (groups whose XQuAD-R answer
-    sentences coincide in any language share it; sentence indices differ between languages, so the English
-    index alone would miss some); ``"<article>:<paragraph>"`` with ``passage="paragraph"``, where the passage
-    is the paragraph."""
+    """The 36 XQuAD training articles (``hbkit.data.benchmarks.parallel_pairs``) with ``answer_key``
+    and ``source``: ``(Dataset, cache folder)``. ``answer_key``: parallel_pairs' answer identity
+    (groups whose XQuAD-R answer sentences coincide in any language share it; sentence indices
+    differ between languages, so the English index alone would miss some);
+    ``"<article>:<paragraph>"`` with ``passage="paragraph"``, where the passage is the paragraph."""
     if passage not in PASSAGES:
         raise DataError(f"passage={passage!r}: use one of {', '.join(PASSAGES)}")
     langs = check_corpus_languages(languages, XQUAD_R_LANGS, "xquad-train")
@@ -244,13 +255,14 @@ def load_training_corpus(
     rebuild: bool = False,
     num_proc: int | None = None,
 ):
-    """The training corpus ``name_or_path`` as a memory-mapped ``datasets.Dataset`` following the contract.
+    """The training corpus ``name_or_path`` as a memory-mapped ``datasets.Dataset`` following the
+    contract.
 
     ``name_or_path``: ``"xquad-train"``, ``"squad-translate-train"``, ``"mmarco[:N]"``, a path to a
     ``.jsonl``/``.csv``/``.parquet`` file of pairs, a mix of these joined by ``+``, or a
-    ``datasets.Dataset``/DataFrame (validated, not cached). ``languages``
-    restricts a named corpus (default: all of its languages); for files it keeps only those languages.
-    ``rebuild=True`` rebuilds the cache even when it is complete.
+    ``datasets.Dataset``/DataFrame (validated, not cached). ``languages`` restricts a named corpus
+    (default: all of its languages); for files it keeps only those languages. ``rebuild=True``
+    rebuilds the cache even when it is complete.
     """
     import datasets
 
@@ -277,11 +289,13 @@ def load_training_corpus(
         if not path.suffix:
             raise DataError(
                 f"unknown training corpus {name_or_path!r}; use one of {', '.join(CORPORA)}, a "
-                ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' (mmarco+squad-translate-train)"
+                ".jsonl/.csv/.parquet file of pairs, or a mix joined by '+' "
+                "(mmarco+squad-translate-train)"
             )
         if passage != "sentence":
             raise DataError(
-                "passage='paragraph' applies to the named corpora only; a file's passages are used as given"
+                "passage='paragraph' applies to the named corpora only; a file's passages are "
+                "used as given"
             )
         ds, _ = _user_corpus(path, rebuild)
     if languages is not None:
@@ -289,7 +303,8 @@ def load_training_corpus(
         missing = keep - set(ds.unique("lang"))
         if missing:
             raise DataError(
-                f"{name_or_path}: no rows in languages {sorted(missing)}; it has {sorted(ds.unique('lang'))}"
+                f"{name_or_path}: no rows in languages {sorted(missing)}; it has "
+                f"{sorted(ds.unique('lang'))}"
             )
         ds = carry_mapped(
             ds, ds.filter(lambda l: l in keep, input_columns="lang", keep_in_memory=True)
@@ -302,11 +317,13 @@ MIX_VERSION = 1
 
 
 def _entry(ds, part: str) -> str:
-    """The corpus-cache entry a part was loaded from (its folder's name carries the part's content key)."""
+    """The corpus-cache entry a part was loaded from (its folder's name carries the part's content
+    key)."""
     files = getattr(ds, "cache_files", None) or []
     if not files:
         raise DataError(
-            f"mix part {part!r} was not loaded from the corpus cache; load it with load_training_corpus"
+            f"mix part {part!r} was not loaded from the corpus cache; load it with "
+            "load_training_corpus"
         )
     return Path(files[0]["filename"]).parent.parent.name
 
@@ -314,9 +331,10 @@ def _entry(ds, part: str) -> str:
 def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
     """A mix of corpora (see the module docstring): each part in the requested languages it has.
 
-    The mix is itself a cache entry (``<cache>/corpora/mix-<key>/``, key = the parts' entries, which carry their
-    content keys, the languages kept and the passage unit), written once as Arrow and memory-mapped: the ranks of a
-    torchrun job and the runs of a grid share its pages instead of each holding a copy."""
+    The mix is itself a cache entry (``<cache>/corpora/mix-<key>/``, key = the parts' entries, which
+    carry their content keys, the languages kept and the passage unit), written once as Arrow and
+    memory-mapped: the ranks of a torchrun job and the runs of a grid share its pages instead of
+    each holding a copy."""
     import pyarrow.compute as pc
 
     parts, loaded = corpus_parts(spec), []
@@ -348,7 +366,8 @@ def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
         loaded.append((part, part_name(part), ds, keep))
     if wanted is not None and set(wanted) - covered:
         raise DataError(
-            f"corpus {spec!r}: no part has rows in {sorted(set(wanted) - covered)}; add a corpus that has them"
+            f"corpus {spec!r}: no part has rows in {sorted(set(wanted) - covered)}; add a corpus "
+            "that has them"
         )
     options = {
         "parts": [[name, _entry(ds, part), keep] for part, name, ds, keep in loaded],
@@ -420,13 +439,14 @@ def _mix(spec: str, data_dir, languages, passage: str, rebuild: bool, num_proc):
     return load_cached(folder)
 
 
-#: validation corpora a profile's ``val_corpus`` may name (besides ``held-out`` groups and a pairs file)
+#: validation corpora a profile's ``val_corpus`` may name (besides ``held-out`` groups and a pairs
+#: file)
 VAL_CORPORA = ("held-out", "squadshifts")
 
 
 def validation_pairs(val_corpus: str, data_dir: str | os.PathLike | None = None):
-    """The validation pairs of a run: None for ``held-out`` (groups of the training pairs, split off by the
-    trainer), SQuADShifts' English pairs for ``squadshifts`` (the paper's early-stopping set,
+    """The validation pairs of a run: None for ``held-out`` (groups of the training pairs, split off
+    by the trainer), SQuADShifts' English pairs for ``squadshifts`` (the paper's early-stopping set,
     :func:`hbkit.data.releases.squadshifts.squadshifts_pairs`), or a pairs file."""
     if val_corpus == "held-out":
         return None
@@ -434,8 +454,8 @@ def validation_pairs(val_corpus: str, data_dir: str | os.PathLike | None = None)
         return squadshifts_pairs(data_dir)
     if not Path(str(val_corpus)).suffix:
         raise DataError(
-            f"val_corpus={val_corpus!r}: use one of {', '.join(VAL_CORPORA)} or a .jsonl/.csv/.parquet file "
-            "of pairs"
+            f"val_corpus={val_corpus!r}: use one of {', '.join(VAL_CORPORA)} or a "
+            ".jsonl/.csv/.parquet file of pairs"
         )
     return load_training_corpus(val_corpus, data_dir)
 
@@ -443,9 +463,10 @@ def validation_pairs(val_corpus: str, data_dir: str | os.PathLike | None = None)
 def training_pairs(
     corpus: str, data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None
 ):
-    """The training pairs of a run: ``xquad-train`` as :func:`hbkit.data.benchmarks.parallel_pairs` (the
-    pairs every earlier run was trained and fingerprinted on), any other corpus name or pairs file through
-    :func:`load_training_corpus`. ``hbkit train`` and ``hbkit compare`` both read their pairs here."""
+    """The training pairs of a run: ``xquad-train`` as :func:`hbkit.data.benchmarks.parallel_pairs`
+    (the pairs every earlier run was trained and fingerprinted on), any other corpus name or pairs
+    file through :func:`load_training_corpus`. ``hbkit train`` and ``hbkit compare`` both read their
+    pairs here."""
     if corpus == "xquad-train":
         return parallel_pairs(languages=languages, data_dir=data_dir)
     return load_training_corpus(corpus, data_dir, languages=languages)
@@ -461,16 +482,16 @@ def build_corpus(
 ):
     """Build (or reuse) a named corpus's cache; return ``(cache folder, stats DataFrame)``.
 
-    The stats table has one row per language plus ``all``: ``rows``, ``skipped`` and one ``skipped: <reason>``
-    column per skip reason, ``rows in single-language groups`` and the source ``file``; it is what
-    ``hbkit data build NAME --dir FOLDER`` prints."""
+    The stats table has one row per language plus ``all``: ``rows``, ``skipped`` and one ``skipped:
+    <reason>`` column per skip reason, ``rows in single-language groups`` and the source ``file``;
+    it is what ``hbkit data build NAME --dir FOLDER`` prints."""
     if name == "squad-translate-train":
         _, folder = squad_translate_train(src_dir, languages, passage, rebuild, num_proc)
     elif name == "xquad-train":
         _, folder = xquad_train(src_dir, languages, passage, rebuild)
     else:
         raise DataError(
-            f"unknown corpus {name!r}; `hbkit data build` builds squad-translate-train or xquad-train "
-            "(mmarco is built when a run first reads it)"
+            f"unknown corpus {name!r}; `hbkit data build` builds squad-translate-train or "
+            "xquad-train (mmarco is built when a run first reads it)"
         )
     return folder, pd.read_csv(folder / "stats.csv")

@@ -1,4 +1,5 @@
-"""Corpus benchmarks by name: MIRACL (a release folder, or its files from the hub) and TyDi-QA GoldP dev built as a MIRACL-style corpus."""
+"""Corpus benchmarks by name: MIRACL (a release folder, or its files from the hub) and TyDi-QA GoldP
+dev built as a MIRACL-style corpus."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ from hbkit.data.releases.tydiqa import load_tydiqa
 def _write_gz_shards(
     docs: Iterable[tuple[str, str, str]], folder: Path, per_file: int = 500_000
 ) -> list[Path]:
-    """Write ``docs`` as ``docs-N.jsonl.gz`` (``per_file`` passages each, streamed; each file written
-    atomically; gzip mtime 0, so the bytes depend on the content only)."""
+    """Write ``docs`` as ``docs-N.jsonl.gz`` (``per_file`` passages each, streamed; each file
+    written atomically; gzip mtime 0, so the bytes depend on the content only)."""
     folder = Path(folder)
     it = iter(docs)
     written: list[Path] = []
@@ -69,14 +70,15 @@ def tydi_as_miracl(
     out_dir: str | os.PathLike,
     languages: Iterable[str] | None = None,
 ) -> Path:
-    """Write TyDi-QA GoldP dev (:func:`hbkit.data.releases.tydiqa.load_tydiqa`) as a MIRACL-style release under
-    ``out_dir``: per language, topics (the questions; qid = the TyDi id), qrels (relevance 1 for each
-    question's gold passage; no negatives), and ``miracl-corpus-v1.0-XX/docs-0.jsonl.gz`` holding the
-    language's distinct passages (docid ``tydi-XX-N#0``, N counting the language's passages in file
-    order, so ids do not depend on which other languages are written; empty title; question whitespace
-    runs collapsed to one space so a query stays one TSV field). Read it back with
-    ``read_release(out_dir, lang, name=f"tydiqa-corpus-{lang}")``; returns ``out_dir``. Byte-identical
-    output for the same input (gzip mtime 0)."""
+    """Write TyDi-QA GoldP dev (:func:`hbkit.data.releases.tydiqa.load_tydiqa`) as a MIRACL-style
+    release under ``out_dir``: per language, topics (the questions; qid = the TyDi id), qrels
+    (relevance 1 for each question's gold passage; no negatives), and
+    ``miracl-corpus-v1.0-XX/docs-0.jsonl.gz`` holding the language's distinct passages (docid
+    ``tydi-XX-N#0``, N counting the language's passages in file order, so ids do not depend on which
+    other languages are written; empty title; question whitespace runs collapsed to one space so a
+    query stays one TSV field). Read it back with ``read_release(out_dir, lang,
+    name=f"tydiqa-corpus-{lang}")``; returns ``out_dir``. Byte-identical output for the same input
+    (gzip mtime 0)."""
     langs = list(languages) if languages is not None else list(TYDIQA_LANGS)
     bad = [l for l in langs if l not in TYDIQA_LANGS]
     if bad:
@@ -110,9 +112,9 @@ def load_corpus_benchmarks(
     split: str = "dev",
     work_dir: str | os.PathLike | None = None,
 ) -> list[CorpusBenchmark]:
-    """Parse ``miracl:sw,te,yo`` / ``tydiqa-corpus:sw,te`` (``tydiqa-corpus`` alone: all 9 languages) into
-    benchmarks. ``tydiqa-corpus`` is written by :func:`tydi_as_miracl` under ``work_dir`` (default
-    ``<cache>/tydiqa-corpus``) on first use."""
+    """Parse ``miracl:sw,te,yo`` / ``tydiqa-corpus:sw,te`` (``tydiqa-corpus`` alone: all 9
+    languages) into benchmarks. ``tydiqa-corpus`` is written by :func:`tydi_as_miracl` under
+    ``work_dir`` (default ``<cache>/tydiqa-corpus``) on first use."""
     family, languages = parse_spec(spec)
     if family == "miracl":
         return [load_miracl(l, split, data_dir) for l in languages]
@@ -121,8 +123,9 @@ def load_corpus_benchmarks(
         tydi = load_tydiqa(data_dir, languages)  # read once for every language's cache key
         out = []
         for l in languages:
-            # keyed by the content it is built from (and the builder's version): another data folder, or the same
-            # folder with other questions, gets its own entry; a stale one is never read
+            # keyed by the content it is built from (and the builder's version): another data
+            # folder, or the same folder with other questions, gets its own entry; a stale one is
+            # never read
             root = base / f"{l}-{tydi_key(tydi, l)}"
             build_once(
                 root / f"miracl-v1.0-{l}",
@@ -134,8 +137,8 @@ def load_corpus_benchmarks(
 
 
 def parse_spec(spec: str) -> tuple[str, list[str]]:
-    """``(family, languages)`` of ``miracl:sw,te,yo`` / ``tydiqa-corpus:sw,te`` (``tydiqa-corpus`` alone: all 9
-    languages); a :class:`DataError` names what is wrong and the fix."""
+    """``(family, languages)`` of ``miracl:sw,te,yo`` / ``tydiqa-corpus:sw,te`` (``tydiqa-corpus``
+    alone: all 9 languages); a :class:`DataError` names what is wrong and the fix."""
     family, _, langs = spec.partition(":")
     languages = [l.strip() for l in langs.split(",") if l.strip()]
     if family == "miracl":
@@ -160,8 +163,8 @@ def parse_spec(spec: str) -> tuple[str, list[str]]:
 
 
 def corpus_benchmark_names(spec: str) -> list[str]:
-    """The benchmark names :func:`load_corpus_benchmarks` gives ``spec`` (``miracl-sw``, ``tydiqa-corpus-te``),
-    without reading or building anything."""
+    """The benchmark names :func:`load_corpus_benchmarks` gives ``spec`` (``miracl-sw``,
+    ``tydiqa-corpus-te``), without reading or building anything."""
     family, languages = parse_spec(spec)
     return [f"{family}-{l}" for l in languages]
 
@@ -171,8 +174,9 @@ TYDI_BUILDER_VERSION = 1
 
 
 def tydi_key(tydi, lang: str) -> str:
-    """A hash of what :func:`tydi_as_miracl` builds ``lang`` from: its questions, passages and relevance in
-    ``tydi`` (:func:`hbkit.data.releases.tydiqa.load_tydiqa`), and :data:`TYDI_BUILDER_VERSION`."""
+    """A hash of what :func:`tydi_as_miracl` builds ``lang`` from: its questions, passages and
+    relevance in ``tydi`` (:func:`hbkit.data.releases.tydiqa.load_tydiqa`), and
+    :data:`TYDI_BUILDER_VERSION`."""
     q = tydi.queries[tydi.queries["lang"] == lang]
     c = tydi.candidates[tydi.candidates["lang"] == lang]
     h = hashlib.blake2b(digest_size=10)
@@ -187,13 +191,15 @@ TYDI_RECORD = "hbkit_build.json"
 
 
 def _tydi_complete(folder: Path) -> bool:
-    """A built ``miracl-v1.0-XX`` folder is complete when its record lists every file it was built with (its
-    topics and qrels, and the corpus shards beside it) with the right sha256 (:func:`checksums_match`)."""
+    """A built ``miracl-v1.0-XX`` folder is complete when its record lists every file it was built
+    with (its topics and qrels, and the corpus shards beside it) with the right sha256
+    (:func:`checksums_match`)."""
     return checksums_match(folder, TYDI_RECORD)
 
 
 def _tydi_one(data_dir, tmp: Path, lang: str) -> None:
-    """build_once's builder: TyDi ``lang`` into ``tmp`` (the ``miracl-v1.0-XX`` folder) + its corpus."""
+    """build_once's builder: TyDi ``lang`` into ``tmp`` (the ``miracl-v1.0-XX`` folder) + its
+    corpus."""
     stage = tmp.with_name(
         tmp.name + ".stage"
     )  # tmp_name's pattern: a killed build's stage is swept by build_once

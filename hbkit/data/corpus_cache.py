@@ -1,7 +1,7 @@
-"""The training-corpus cache: each corpus is built once per content key (builder version, name, options, the input
-files' bytes) under a file lock, as a datasets folder with its stats; a damaged entry is built again. The key costs a
-stat per input seen before (:mod:`hbkit.core.digests`), and a build is stored under it only if the bytes it read are
-the key's (:func:`cached_corpus`)."""
+"""The training-corpus cache: each corpus is built once per content key (builder version, name,
+options, the input files' bytes) under a file lock, as a datasets folder with its stats; a damaged
+entry is built again. The key costs a stat per input seen before (:mod:`hbkit.core.digests`), and a
+build is stored under it only if the bytes it read are the key's (:func:`cached_corpus`)."""
 
 from __future__ import annotations
 
@@ -59,13 +59,14 @@ def _cache_root() -> Path:
 
 
 def cache_key(name: str, files: Iterable[Path], options: dict) -> str:
-    """:func:`hbkit.core.digests.content_key` of the builder version, the name, the options and the input files' bytes
-    (in a fixed order: their names sorted)."""
+    """:func:`hbkit.core.digests.content_key` of the builder version, the name, the options and the
+    input files' bytes (in a fixed order: their names sorted)."""
     return _key(name, files, options)[0]
 
 
 def _key(name: str, files: Iterable[Path], options: dict) -> tuple[str, dict[Path, str]]:
-    """The cache key and the digests it was made of, by file (:func:`hbkit.core.digests.file_digests`)."""
+    """The cache key and the digests it was made of, by file
+    (:func:`hbkit.core.digests.file_digests`)."""
     files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
     digests = file_digests(files)
     return key_of_digests(digests, _BUILD_VERSION, name, options, [f.name for f in files]), dict(
@@ -78,7 +79,8 @@ BUILD_TRIES = 3
 
 
 class InputsChanged(DataError):
-    """An input file's bytes changed between the cache key and the end of the build (or while it waited on the lock)."""
+    """An input file's bytes changed between the cache key and the end of the build (or while it
+    waited on the lock)."""
 
     def __init__(self, path: Path, when: str):
         self.path, self.when = path, when
@@ -86,9 +88,9 @@ class InputsChanged(DataError):
 
 
 def _changed(files: dict[Path, str], reads: dict[str, str]) -> Path | None:
-    """The first input whose bytes differ from its digest in the key: by the digest of what the builder read, for
-    a file it read through :func:`hbkit.core.digests.open_hashed`, else by the file's digest now (a stat when its
-    identity is unchanged)."""
+    """The first input whose bytes differ from its digest in the key: by the digest of what the
+    builder read, for a file it read through :func:`hbkit.core.digests.open_hashed`, else by the
+    file's digest now (a stat when its identity is unchanged)."""
     for f, want in files.items():
         got = reads.get(os.path.realpath(f))
         if got is None:
@@ -99,8 +101,9 @@ def _changed(files: dict[Path, str], reads: dict[str, str]) -> Path | None:
 
 
 def _complete(folder: Path) -> bool:
-    """Complete: ``COMPLETE`` lists every file of ``dataset/`` with its size, and each is there with that size
-    (a file truncated or emptied after the build fails this, and the entry is built again)."""
+    """Complete: ``COMPLETE`` lists every file of ``dataset/`` with its size, and each is there with
+    that size (a file truncated or emptied after the build fails this, and the entry is built
+    again)."""
     try:
         sizes = json.loads((folder / "COMPLETE").read_text())["sizes"]
         return (
@@ -115,11 +118,12 @@ def _complete(folder: Path) -> bool:
 def cached_corpus(name: str, files: list[Path], options: dict, build, rebuild: bool) -> Path:
     """Build (once, under a file lock) or reuse the cache folder of a corpus; return it.
 
-    The key is made of the input files' digests (a stat each for files seen before; inputs never seen are read
-    once, by the build itself: :func:`_first_sight`). A build stores its result
-    under that key only if the bytes it read are the key's: it checks the inputs once it holds the lock (an edit
-    while it waited) and after building, by the digests of what it read (an edit during the build); an input that
-    changed starts it again under the new key, :data:`BUILD_TRIES` times, then is a :class:`InputsChanged`."""
+    The key is made of the input files' digests (a stat each for files seen before; inputs never
+    seen are read once, by the build itself: :func:`_first_sight`). A build stores its result under
+    that key only if the bytes it read are the key's: it checks the inputs once it holds the lock
+    (an edit while it waited) and after building, by the digests of what it read (an edit during the
+    build); an input that changed starts it again under the new key, :data:`BUILD_TRIES` times, then
+    is a :class:`InputsChanged`."""
     for attempt in range(1, BUILD_TRIES + 1):
         try:
             if not rebuild:
@@ -130,7 +134,8 @@ def cached_corpus(name: str, files: list[Path], options: dict, build, rebuild: b
         except InputsChanged as e:
             if attempt == BUILD_TRIES:
                 raise DataError(
-                    f"corpus {name}: {e.path} changed {e.when}, {BUILD_TRIES} times in a row; wait until "
+                    f"corpus {name}: {e.path} changed {e.when}, {BUILD_TRIES} times in a row; "
+                    "wait until "
                     "it is written completely (a download or copy still running?) and run again"
                 ) from None
             log.warning(
@@ -205,17 +210,19 @@ def _finish(
 
 
 def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | None:
-    """Inputs of which some were never seen (no digest remembered): one pass over their bytes instead of two.
+    """Inputs of which some were never seen (no digest remembered): one pass over their bytes
+    instead of two.
 
-    The build runs first, hashing what it reads (:func:`hbkit.core.digests.recording_reads`), and its result is
-    stored under the key of those digests (an input it did not read to its end through the hasher is hashed after
-    it). The digests are remembered, so the next load costs a stat. Processes that see the same files (by
-    identity) for the first time at once build once: they share a lock, and one that finds it held waits for it
-    and returns None, for :func:`_cached_once` (a stat, then the entry the first one stored). Returns None at
-    once when every input is remembered. When one was written within :data:`hbkit.core.digests.RACY_S` (its
-    digest cannot be remembered yet) the hash-first path runs under the same lock and leaves a ``.hashed`` mark,
-    so that a process seeing these files later, once they are no longer racy, hashes them and finds that entry
-    instead of building it a second time."""
+    The build runs first, hashing what it reads (:func:`hbkit.core.digests.recording_reads`), and
+    its result is stored under the key of those digests (an input it did not read to its end through
+    the hasher is hashed after it). The digests are remembered, so the next load costs a stat.
+    Processes that see the same files (by identity) for the first time at once build once: they
+    share a lock, and one that finds it held waits for it and returns None, for :func:`_cached_once`
+    (a stat, then the entry the first one stored). Returns None at once when every input is
+    remembered. When one was written within :data:`hbkit.core.digests.RACY_S` (its digest cannot be
+    remembered yet) the hash-first path runs under the same lock and leaves a ``.hashed`` mark, so
+    that a process seeing these files later, once they are no longer racy, hashes them and finds
+    that entry instead of building it a second time."""
     files = sorted((Path(f) for f in files), key=lambda f: (f.name, str(f)))
     if all(known(f) is not None for f in files if f.is_file()):
         return None
@@ -247,8 +254,9 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
             return None
         done = lock_path.with_name(lock_path.name + ".hashed")
         if done.exists() or any(i is not None and racy(i, time.time_ns()) for i in ident.values()):
-            # written just now (a digest that cannot be remembered), or built so before from these very files:
-            # hash first, under this lock, so that a process seeing them later finds the entry, not a second build
+            # written just now (a digest that cannot be remembered), or built so before from these
+            # very files: hash first, under this lock, so that a process seeing them later finds the
+            # entry, not a second build
             folder = _cached_once(name, files, options, build, False)
             atomic_write_json(done, {"entry": folder.name})
             return folder
@@ -294,9 +302,10 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
 
 
 def load_cached(folder: Path):
-    """The dataset of a corpus-cache entry, memory-mapped. It carries the identities its files had when they were
-    mapped (:data:`hbkit.core.digests.MAPPED_AT_LOAD`, taken before and after; left unset if a file changed in between), which let
-    :func:`hbkit.train.run_folder.pairs_fingerprint` remember its hash instead of reading every row again."""
+    """The dataset of a corpus-cache entry, memory-mapped. It carries the identities its files had
+    when they were mapped (:data:`hbkit.core.digests.MAPPED_AT_LOAD`, taken before and after; left
+    unset if a file changed in between), which let :func:`hbkit.train.run_folder.pairs_fingerprint`
+    remember its hash instead of reading every row again."""
     import datasets
 
     def idents() -> dict:
@@ -313,7 +322,8 @@ def load_cached(folder: Path):
 
 
 def corpus_stats(dataset) -> pd.DataFrame:
-    """The per-language stats table saved beside a cached corpus (rows, groups, skip counts by reason)."""
+    """The per-language stats table saved beside a cached corpus (rows, groups, skip counts by
+    reason)."""
     files = getattr(dataset, "cache_files", None) or []
     if not files:
         raise DataError(
@@ -329,7 +339,8 @@ def corpus_stats(dataset) -> pd.DataFrame:
 
 
 def save_parts(tmp: Path, parts: list[Path]) -> None:
-    """Concatenate per-language Arrow stream files (memory-mapped) into ``tmp/dataset`` and delete them."""
+    """Concatenate per-language Arrow stream files (memory-mapped) into ``tmp/dataset`` and delete
+    them."""
     import datasets
 
     dsets = [datasets.Dataset.from_file(str(p)) for p in parts]
@@ -340,7 +351,8 @@ def save_parts(tmp: Path, parts: list[Path]) -> None:
 
 
 def write_part(path: Path, cols: dict[str, list]) -> Path:
-    """Write one language's rows, sorted by group, as an Arrow stream file (the format ``Dataset.from_file`` maps)."""
+    """Write one language's rows, sorted by group, as an Arrow stream file (the format
+    ``Dataset.from_file`` maps)."""
     import pyarrow as pa
 
     table = pa.Table.from_pydict({k: pa.array(v, type=pa.string()) for k, v in cols.items()})
@@ -352,7 +364,8 @@ def write_part(path: Path, cols: dict[str, list]) -> Path:
 
 
 def single_language_counts(folder: Path) -> dict[str, int]:
-    """Per language: rows whose group has a row in no other language (kept, but useless for X-Y batches)."""
+    """Per language: rows whose group has a row in no other language (kept, but useless for X-Y
+    batches)."""
     import datasets
     import pyarrow.compute as pc
 
@@ -369,8 +382,8 @@ def single_language_counts(folder: Path) -> dict[str, int]:
 
 
 def save_table(tmp: Path, table) -> None:
-    """Save an Arrow table as ``tmp/dataset`` (``datasets`` format) without hashing its contents for a fingerprint
-    (``Dataset.from_pandas`` pickles the whole frame to make one: seconds per GB)."""
+    """Save an Arrow table as ``tmp/dataset`` (``datasets`` format) without hashing its contents for
+    a fingerprint (``Dataset.from_pandas`` pickles the whole frame to make one: seconds per GB)."""
     import uuid
 
     import datasets

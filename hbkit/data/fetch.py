@@ -37,8 +37,9 @@ def _files(name: str, languages: Iterable[str] | None = None) -> list[str]:
 
 
 def _missing(root: Path, name: str, languages: Iterable[str] | None = None) -> list[Path]:
-    """The files of ``name`` (for ``languages``) that ``root`` lacks; TyDi-QA accepts the per-language files
-    (``<language>_tydiqa_dev.json``) or the official ``tydiqa-goldp-v1.1-dev.json``."""
+    """The files of ``name`` (for ``languages``) that ``root`` lacks; TyDi-QA accepts the
+    per-language files (``<language>_tydiqa_dev.json``) or the official
+    ``tydiqa-goldp-v1.1-dev.json``."""
     folder = root / SOURCES[name]["folder"]
     if name == "tydiqa":
         if (folder / "tydiqa-goldp-v1.1-dev.json").is_file():
@@ -52,8 +53,8 @@ def _missing(root: Path, name: str, languages: Iterable[str] | None = None) -> l
 def missing_release_files(
     root: str | os.PathLike, name: str, languages: Iterable[str] | None = None
 ) -> list[Path]:
-    """The files of release ``name`` (for ``languages``) that the data folder ``root`` lacks (public form of the
-    check :func:`release_dir` makes; ``hbkit doctor`` lists them)."""
+    """The files of release ``name`` (for ``languages``) that the data folder ``root`` lacks (public
+    form of the check :func:`release_dir` makes; ``hbkit doctor`` lists them)."""
     return _missing(Path(root), name, languages)
 
 
@@ -63,13 +64,14 @@ def release_dir(
     languages: Iterable[str] | None = None,
     download_missing: bool | None = None,
 ) -> Path:
-    """Return the root folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa-r``, ``mlqa``,
-    ``tydiqa``) for ``languages`` (default: all of them).
+    """Return the root folder that holds release ``name`` (``xquad``, ``xquad-r``, ``mlqa-r``,
+    ``mlqa``, ``tydiqa``) for ``languages`` (default: all of them).
 
     Order (:func:`hbkit.core.env.default_data_roots` states the rule): explicit ``data_dir``;
-    ``$HBKIT_DATA_DIR``; ``../shared/data`` beside the checkout; the project's ``data/``; else download into
-    ``data/`` (unless ``download_missing=False`` or ``HF_HUB_OFFLINE``/``HBKIT_OFFLINE`` is set). An explicit
-    path or ``HBKIT_DATA_DIR`` that lacks a needed file is an error naming that file, never silently skipped.
+    ``$HBKIT_DATA_DIR``; ``../shared/data`` beside the checkout; the project's ``data/``; else
+    download into ``data/`` (unless ``download_missing=False`` or
+    ``HF_HUB_OFFLINE``/``HBKIT_OFFLINE`` is set). An explicit path or ``HBKIT_DATA_DIR`` that lacks
+    a needed file is an error naming that file, never silently skipped.
     """
     if name not in SOURCES:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(SOURCES)}")
@@ -77,9 +79,10 @@ def release_dir(
         missing = _missing(root, name, languages)
         if missing:
             raise DataError(
-                f"{origin}={root} lacks {missing[0]}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}"
-                f" of {name}. Point it at a folder laid out like data/README.md, or unset it to use ./data "
-                f"or a download (`hbkit data download {name}`)."
+                f"{origin}={root} lacks "
+                f"{missing[0]}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''} of "
+                f"{name}. Point it at a folder laid out like data/README.md, or unset it to use "
+                f"./data or a download (`hbkit data download {name}`)."
             )
         return root
     for root in default_data_roots(PROJECT_DATA):
@@ -87,9 +90,9 @@ def release_dir(
             return root
     if download_missing is False or (download_missing is None and offline()):
         raise DataError(
-            f"{name} not found (looked in {looked_in(PROJECT_DATA)}; offline, so no download): "
-            f"set HBKIT_DATA_DIR or --data-dir to a folder laid out like data/README.md "
-            f"(e.g. HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online."
+            f"{name} not found (looked in {looked_in(PROJECT_DATA)}; offline, so no download): set "
+            "HBKIT_DATA_DIR or --data-dir to a folder laid out like data/README.md (e.g. "
+            f"HBKIT_DATA_DIR=../shared/data), or run `hbkit data download {name}` while online."
         )
     download(name, PROJECT_DATA)
     return PROJECT_DATA
@@ -100,13 +103,13 @@ def fetch_file(
 ) -> Path:
     """Download ``url`` into ``path``: the one downloader of hbkit's release files.
 
-    Streams in 1 MiB chunks into a temporary file beside ``path`` and renames it only when the byte count and
-    sha256 match ``size`` and ``sha256`` (each checked when given), so an interrupted or corrupt download
-    never leaves a file that looks complete.
+    Streams in 1 MiB chunks into a temporary file beside ``path`` and renames it only when the byte
+    count and sha256 match ``size`` and ``sha256`` (each checked when given), so an interrupted or
+    corrupt download never leaves a file that looks complete.
 
     Raises:
-        DataError: the address cannot be reached (with the offline alternative), or the bytes differ from the
-            release (with both checksums).
+        DataError: the address cannot be reached (with the offline alternative), or the bytes differ
+            from the release (with both checksums).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,8 +147,8 @@ def fetch_file(
 
 
 def hub_revision(source: str) -> str:
-    """The revision of ``source`` (a :data:`hbkit.data.sources.HUB_SOURCES` key) to download: its environment variable
-    when set, else the pinned commit."""
+    """The revision of ``source`` (a :data:`hbkit.data.sources.HUB_SOURCES` key) to download: its
+    environment variable when set, else the pinned commit."""
     src = HUB_SOURCES[source]
     return os.environ.get(src["env"]) or src["revision"]
 
@@ -159,21 +162,22 @@ def locate_folder(
     download,
     download_missing: bool | None = None,
 ) -> Path:
-    """The folder holding ``files`` (relative paths) of a downloadable release: ``data_dir`` itself or its ``sub``/,
-    else ``$HBKIT_DATA_DIR/sub``, else ``sub``/ of ``../shared/data`` beside the checkout or of the project's
-    ``data/`` (:func:`hbkit.core.env.default_data_roots`), else ``download(data/sub)`` unless offline
-    (:func:`hbkit.core.env.offline`) or ``download_missing=False``. A folder a user named that lacks a file is a
-    :class:`DataError` naming the first one and ``download_hint`` (the command that fetches them into it, given
-    the root)."""
+    """The folder holding ``files`` (relative paths) of a downloadable release: ``data_dir`` itself
+    or its ``sub``/, else ``$HBKIT_DATA_DIR/sub``, else ``sub``/ of ``../shared/data`` beside the
+    checkout or of the project's ``data/`` (:func:`hbkit.core.env.default_data_roots`), else
+    ``download(data/sub)`` unless offline (:func:`hbkit.core.env.offline`) or
+    ``download_missing=False``. A folder a user named that lacks a file is a :class:`DataError`
+    naming the first one and ``download_hint`` (the command that fetches them into it, given the
+    root)."""
     for origin, root in data_roots(data_dir)[:1]:
         for cand in ((root,) if origin.startswith("argument") else ()) + (root / sub,):
             if all((cand / f).is_file() for f in files):
                 return cand
         missing = [f for f in files if not (root / sub / f).is_file()]
         raise DataError(
-            f"{origin}={root} lacks {root / sub / missing[0]} ({what}; {len(missing)} of {len(files)} files "
-            f"missing): run `{download_hint.format(root=root)}` while online, or place the release files "
-            "there"
+            f"{origin}={root} lacks {root / sub / missing[0]} ({what}; {len(missing)} of "
+            f"{len(files)} files missing): run `{download_hint.format(root=root)}` while online, "
+            "or place the release files there"
         )
     for root in default_data_roots(PROJECT_DATA):
         if all((root / sub / f).is_file() for f in files):
@@ -189,14 +193,15 @@ def locate_folder(
 
 
 def fetch_hub_file(source: str, name: str, dest: str | os.PathLike) -> bool:
-    """Download file ``name`` of hub source ``source`` (:data:`hbkit.data.sources.HUB_SOURCES`) at its revision
-    (:func:`hub_revision`) into ``dest/name`` with huggingface_hub's ``hf_hub_download`` (honouring ``HF_ENDPOINT``
-    and ``HF_TOKEN``; it writes ``.incomplete`` files and renames them, so a file arrives whole). Returns False when
-    the hub says the revision has no such file; a connection failure raises (it must never read as "absent")."""
+    """Download file ``name`` of hub source ``source`` (:data:`hbkit.data.sources.HUB_SOURCES`) at
+    its revision (:func:`hub_revision`) into ``dest/name`` with huggingface_hub's
+    ``hf_hub_download`` (honouring ``HF_ENDPOINT`` and ``HF_TOKEN``; it writes ``.incomplete`` files
+    and renames them, so a file arrives whole). Returns False when the hub says the revision has no
+    such file; a connection failure raises (it must never read as "absent")."""
     from huggingface_hub import hf_hub_download
 
-    # huggingface_hub.errors from 0.24 on; LocalEntryNotFoundError (a subclass) means "could not connect", not
-    # "the hub has no such file"
+    # huggingface_hub.errors from 0.24 on; LocalEntryNotFoundError (a subclass) means "could not
+    # connect", not "the hub has no such file"
     from huggingface_hub.utils import EntryNotFoundError, LocalEntryNotFoundError
 
     src = HUB_SOURCES[source]
@@ -224,11 +229,13 @@ def _verify(rel: str, blob: bytes, origin: str) -> None:
 def download(
     name: str, dest: str | os.PathLike = PROJECT_DATA, sources: dict | None = None
 ) -> Path:
-    """Download release ``name`` from its official address into ``dest`` (laid out like data/README.md).
+    """Download release ``name`` from its official address into ``dest`` (laid out like
+    data/README.md).
 
-    Every file with a known checksum (all of XQuAD, XQuAD-R, MLQA-R and MLQA dev) is verified by sha256
-    before it is written (atomically); TyDi-QA GoldP dev is checked by its question count (5,077) when read.
-    Offline (``HF_HUB_OFFLINE=1`` / ``HBKIT_OFFLINE=1``) it refuses at once, saying where to place the files.
+    Every file with a known checksum (all of XQuAD, XQuAD-R, MLQA-R and MLQA dev) is verified by
+    sha256 before it is written (atomically); TyDi-QA GoldP dev is checked by its question count
+    (5,077) when read. Offline (``HF_HUB_OFFLINE=1`` / ``HBKIT_OFFLINE=1``) it refuses at once,
+    saying where to place the files.
     """
     if name not in (sources or SOURCES):
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(sources or SOURCES)}")

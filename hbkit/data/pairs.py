@@ -124,7 +124,8 @@ def _read_csv_text(path: Path) -> tuple[dict[str, list], list[int]]:
 
 
 def _table_from_columns(cols: dict[str, list], origin: str, lines: list[int] | None):
-    """A pyarrow Table of the columns; a :class:`DataError` names the first row whose value is not a string."""
+    """A pyarrow Table of the columns; a :class:`DataError` names the first row whose value is not a
+    string."""
     import pyarrow as pa
 
     arrays = {}
@@ -146,13 +147,15 @@ def _table_from_columns(cols: dict[str, list], origin: str, lines: list[int] | N
 
 
 def _validate_table(table, origin: str, lines: list[int] | None = None):
-    """Check a table against the contract and return it completed (``answer_key``, ``source``) and sorted.
+    """Check a table against the contract and return it completed (``answer_key``, ``source``) and
+    sorted.
 
-    A row whose ``answer_key`` is null or blank gets its ``group`` (the default: its passage is its own answer).
-    Errors (:class:`DataError`, one line, naming ``origin``, the row and the fix): a missing required column,
-    a non-string column, a missing or empty (blank) query / passage / group / lang, a language that is not a
-    two-letter lower-case ISO 639-1 code, and a duplicate ``(group, lang)``. A well-formed code that hbkit's
-    releases do not use (e.g. ``fr``) only warns: it can be trained on, but no benchmark evaluates it."""
+    A row whose ``answer_key`` is null or blank gets its ``group`` (the default: its passage is its
+    own answer). Errors (:class:`DataError`, one line, naming ``origin``, the row and the fix): a
+    missing required column, a non-string column, a missing or empty (blank) query / passage / group
+    / lang, a language that is not a two-letter lower-case ISO 639-1 code, and a duplicate ``(group,
+    lang)``. A well-formed code that hbkit's releases do not use (e.g. ``fr``) only warns: it can be
+    trained on, but no benchmark evaluates it."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -252,13 +255,13 @@ def _validate_table(table, origin: str, lines: list[int] | None = None):
 
 
 def read_pairs(path: str | os.PathLike):
-    """Read and validate a user's parallel pairs from ``.jsonl``/``.json`` (one object per line), ``.csv``
-    (with a header) or ``.parquet``; returns a ``datasets.Dataset`` following the contract.
+    """Read and validate a user's parallel pairs from ``.jsonl``/``.json`` (one object per line),
+    ``.csv`` (with a header) or ``.parquet``; returns a ``datasets.Dataset`` following the contract.
 
     Columns ``group, lang, query, passage`` are required; ``answer_key`` is optional and defaults to
-    ``group``, meaning "each group's passage is its own answer" (no two groups share an answer). Extra
-    columns are kept. Errors name the file and the 1-based line (JSONL, CSV) or row (Parquet); see
-    :func:`validate_pairs` for the checks."""
+    ``group``, meaning "each group's passage is its own answer" (no two groups share an answer).
+    Extra columns are kept. Errors name the file and the 1-based line (JSONL, CSV) or row (Parquet);
+    see :func:`validate_pairs` for the checks."""
     import datasets
     import pyarrow.parquet as pq
 
@@ -288,9 +291,9 @@ def read_pairs(path: str | os.PathLike):
 
 
 def validate_pairs(dataset, origin: str = "dataset"):
-    """Validate a ``datasets.Dataset`` (or pandas DataFrame) of parallel pairs against the contract and return
-    it as a contract Dataset (``answer_key`` defaulting to ``group``, ``source`` to ``origin``, rows sorted by
-    ``(lang, group)``). Errors name ``origin`` and the 1-based row."""
+    """Validate a ``datasets.Dataset`` (or pandas DataFrame) of parallel pairs against the contract
+    and return it as a contract Dataset (``answer_key`` defaulting to ``group``, ``source`` to
+    ``origin``, rows sorted by ``(lang, group)``). Errors name ``origin`` and the 1-based row."""
     import datasets
     import pyarrow as pa
 
@@ -300,6 +303,7 @@ def validate_pairs(dataset, origin: str = "dataset"):
         table = dataset.with_format("arrow")[:]
     else:
         raise DataError(
-            f"{origin}: expected a datasets.Dataset or pandas DataFrame, got {type(dataset).__name__}"
+            f"{origin}: expected a datasets.Dataset or pandas DataFrame, got "
+            f"{type(dataset).__name__}"
         )
     return datasets.Dataset(_validate_table(table, origin))

@@ -57,8 +57,8 @@ TYDI_NAMES = {
 
 
 #: Fixed, documented XQuAD article split: every 4th article (index 3, 7, ..., 47) is held out for
-#: evaluation (12 articles), the other 36 are for training. Articles are whole Wikipedia pages, so no
-#: paragraph, question or translation crosses the split.
+#: evaluation (12 articles), the other 36 are for training. Articles are whole Wikipedia pages, so
+#: no paragraph, question or translation crosses the split.
 EVAL_ARTICLES = tuple(range(3, 48, 4))
 
 
@@ -66,15 +66,16 @@ TRAIN_ARTICLES = tuple(i for i in range(48) if i not in EVAL_ARTICLES)
 
 
 class DataError(ValueError):
-    """A data file is missing, unreadable or malformed; the message names the file, the record and the fix."""
+    """A data file is missing, unreadable or malformed; the message names the file, the record and
+    the fix."""
 
 
 def check_languages(
     languages: Iterable[str] | str | None, available: list[str], dataset: str
 ) -> list[str]:
-    """The requested languages (default: all of ``available``; a string is one code or a comma-separated
-    list); a :class:`DataError` names the first one the dataset does not have (and says when it is not an ISO
-    639-1 code at all) or one given twice."""
+    """The requested languages (default: all of ``available``; a string is one code or a
+    comma-separated list); a :class:`DataError` names the first one the dataset does not have (and
+    says when it is not an ISO 639-1 code at all) or one given twice."""
     if isinstance(languages, str):
         languages = [l.strip() for l in languages.split(",") if l.strip()]
     languages = list(languages or available)
@@ -97,9 +98,9 @@ CORPUS_FAMILIES = ("miracl", "tydiqa-corpus")
 
 
 def check_benchmark_names(names: Iterable[str] | str) -> list[str]:
-    """Validate benchmark names before any work: known, each once. A string is comma-separated; a corpus
-    benchmark takes the language codes that follow it (``xquad-r,miracl:sw,te,yo,tydiqa`` is xquad-r,
-    ``miracl:sw,te,yo`` and tydiqa)."""
+    """Validate benchmark names before any work: known, each once. A string is comma-separated; a
+    corpus benchmark takes the language codes that follow it (``xquad-r,miracl:sw,te,yo,tydiqa`` is
+    xquad-r, ``miracl:sw,te,yo`` and tydiqa)."""
     tokens = (
         [n.strip() for n in names.split(",")] if isinstance(names, str) else [str(n) for n in names]
     )
@@ -126,15 +127,17 @@ def check_benchmark_names(names: Iterable[str] | str) -> list[str]:
 
 
 def is_corpus_benchmark(name: str) -> bool:
-    """Whether ``name`` is a corpus benchmark, searched with faiss: a spec (``miracl:sw,te``, ``tydiqa-corpus``) or
-    the name of one of its languages in results (``miracl-sw``, ``tydiqa-corpus-te``). The one rule for it."""
+    """Whether ``name`` is a corpus benchmark, searched with faiss: a spec (``miracl:sw,te``,
+    ``tydiqa-corpus``) or the name of one of its languages in results (``miracl-sw``,
+    ``tydiqa-corpus-te``). The one rule for it."""
     base = str(name).partition(":")[0]
     return base in CORPUS_FAMILIES or base.startswith(tuple(f + "-" for f in CORPUS_FAMILIES))
 
 
 def non_parallel(benchmark: str) -> bool:
-    """Whether pool benchmark ``benchmark`` has queries without translations (TyDi-QA: each question exists in one
-    language), so that no alignment of parallel queries exists and claim A1 is measured by multilingual acc@1."""
+    """Whether pool benchmark ``benchmark`` has queries without translations (TyDi-QA: each question
+    exists in one language), so that no alignment of parallel queries exists and claim A1 is
+    measured by multilingual acc@1."""
     return benchmark == "tydiqa"
 
 

@@ -1,6 +1,6 @@
-"""The retrieval benchmark contract: :class:`RetrievalBenchmark` holds the queries, candidates and relevance of
-one benchmark, with language selection and seeded subsampling by group that keeps the parallel structure. Every
-benchmark reader (:mod:`hbkit.data.releases`) returns one."""
+"""The retrieval benchmark contract: :class:`RetrievalBenchmark` holds the queries, candidates and
+relevance of one benchmark, with language selection and seeded subsampling by group that keeps the
+parallel structure. Every benchmark reader (:mod:`hbkit.data.releases`) returns one."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ class RetrievalBenchmark:
     """Queries, candidates and relevance of one retrieval benchmark.
 
     * ``queries``: DataFrame ``id, lang, text, group`` (``group`` is shared by translations).
-    * ``candidates``: DataFrame ``id, lang, text, context, doc`` (``doc`` = source paragraph / passage).
-    * ``relevance``: ``{query id: [candidate id, ...]}``; every query has at least one relevant candidate.
+    * ``candidates``: DataFrame ``id, lang, text, context, doc`` (``doc`` = source paragraph /
+      passage).
+    * ``relevance``: ``{query id: [candidate id, ...]}``; every query has at least one relevant
+      candidate.
     * ``skipped``: counts of records left out and why (empty when nothing was skipped).
     """
 
@@ -37,8 +39,8 @@ class RetrievalBenchmark:
 
     def __repr__(self) -> str:
         return (
-            f"RetrievalBenchmark({self.name!r}: {len(self.queries)} queries, {len(self.candidates)} candidates, "
-            f"languages={','.join(self.languages)})"
+            f"RetrievalBenchmark({self.name!r}: {len(self.queries)} queries, "
+            f"{len(self.candidates)} candidates, languages={','.join(self.languages)})"
         )
 
     def _restrict(
@@ -67,7 +69,8 @@ class RetrievalBenchmark:
         unknown = sorted(set(languages) - set(self.languages))
         if unknown:
             raise DataError(
-                f"{self.name}: languages {unknown} are not in this benchmark ({', '.join(self.languages)})"
+                f"{self.name}: languages {unknown} are not in this benchmark "
+                f"({', '.join(self.languages)})"
             )
         q = self.queries[self.queries["lang"].isin(languages)]
         c = self.candidates[self.candidates["lang"].isin(languages)]
@@ -76,10 +79,12 @@ class RetrievalBenchmark:
     def subsample(
         self, n_groups: int, seed: int = 0, distractors: float | None = None
     ) -> "RetrievalBenchmark":
-        """Keep ``n_groups`` query groups (seeded; whole parallel groups, so every translation stays).
+        """Keep ``n_groups`` query groups (seeded; whole parallel groups, so every translation
+        stays).
 
-        Candidates kept: every candidate relevant to a kept query, plus a seeded share ``distractors`` of
-        the others (default: the same share as the kept groups, so the pool shrinks proportionally).
+        Candidates kept: every candidate relevant to a kept query, plus a seeded share
+        ``distractors`` of the others (default: the same share as the kept groups, so the pool
+        shrinks proportionally).
         """
         n_all = self.queries["group"].nunique()
         if n_groups >= n_all:
@@ -128,8 +133,8 @@ class RetrievalBenchmark:
 def benchmark_frames(
     queries: list[dict], candidates: list[dict]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The queries and candidates frames of a :class:`RetrievalBenchmark` from one dict per record, with the
-    contract's columns in order (also when a list is empty)."""
+    """The queries and candidates frames of a :class:`RetrievalBenchmark` from one dict per record,
+    with the contract's columns in order (also when a list is empty)."""
     return (
         pd.DataFrame(queries, columns=["id", "lang", "text", "group"]),
         pd.DataFrame(candidates, columns=["id", "lang", "text", "context", "doc"]),

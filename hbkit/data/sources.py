@@ -1,11 +1,12 @@
-"""The one registry of every source hbkit downloads: its address (or Hugging Face hub repository) with a pinned
-revision, its files, and their sizes and sha256 where the release fixes them.
+"""The one registry of every source hbkit downloads: its address (or Hugging Face hub repository)
+with a pinned revision, its files, and their sizes and sha256 where the release fixes them.
 
-Every downloader of hbkit reads its addresses here and nowhere else: :func:`hbkit.data.fetch.download` (XQuAD,
-XQuAD-R, MLQA-R, MLQA, TyDi-QA GoldP), :func:`hbkit.data.releases.translate_train.download_squad_translate_train`,
-:func:`hbkit.data.releases.squadshifts.download_squadshifts`, MIRACL and mMARCO through :func:`hbkit.data.fetch.fetch_hub_file`,
-and :func:`hbkit.encoders.load.load_encoder` for the hub models (:data:`MODEL_SOURCES`). ``hbkit data sources`` prints
-the table (:func:`sources_table`).
+Every downloader of hbkit reads its addresses here and nowhere else:
+:func:`hbkit.data.fetch.download` (XQuAD, XQuAD-R, MLQA-R, MLQA, TyDi-QA GoldP),
+:func:`hbkit.data.releases.translate_train.download_squad_translate_train`,
+:func:`hbkit.data.releases.squadshifts.download_squadshifts`, MIRACL and mMARCO through
+:func:`hbkit.data.fetch.fetch_hub_file`, and :func:`hbkit.encoders.load.load_encoder` for the hub
+models (:data:`MODEL_SOURCES`). ``hbkit data sources`` prints the table (:func:`sources_table`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ _COMMIT_LAREQA_MLQA = (
 )
 
 
-#: Release addresses of the benchmark releases (used only when no local copy is found); the sha256 of every file
-#: with a fixed checksum is in ``sha256.json`` beside this module (:func:`release_checksums`).
+#: Release addresses of the benchmark releases (used only when no local copy is found); the sha256
+#: of every file with a fixed checksum is in ``sha256.json`` beside this module
+#: (:func:`release_checksums`).
 SOURCES = {
     "xquad": {
         "folder": "xquad",
@@ -65,8 +67,8 @@ SOURCES = {
 }
 
 
-#: SQuAD v1.1 train and XTREME's machine translations of it (translate-train). The bucket holds no revisions; the
-#: sizes and sha256 pin the bytes.
+#: SQuAD v1.1 train and XTREME's machine translations of it (translate-train). The bucket holds no
+#: revisions; the sizes and sha256 pin the bytes.
 SQUAD_URL = "https://rajpurkar.github.io/SQuAD-explorer/dataset/train-v1.1.json"
 
 
@@ -74,9 +76,10 @@ TT_URL = "https://storage.googleapis.com/xtreme_translations/SQuAD/translate-tra
 
 
 #: Size (bytes) and sha256 of every release file, as pinned by TensorFlow Datasets
-#: (tensorflow/datasets @ 24211da0508a86f0a9efd82c69bab9d25cda0a20, tensorflow_datasets/url_checksums/xquad.txt;
-#: SQuAD train also in url_checksums/squad.txt). The German size is also asserted by an independent user of the
-#: release (93,188,862 bytes). SQuAD v1.1 train holds 87,599 questions.
+#: (tensorflow/datasets @ 24211da0508a86f0a9efd82c69bab9d25cda0a20,
+#: tensorflow_datasets/url_checksums/xquad.txt; SQuAD train also in url_checksums/squad.txt). The
+#: German size is also asserted by an independent user of the release (93,188,862 bytes). SQuAD v1.1
+#: train holds 87,599 questions.
 SQUAD_TT_MANIFEST: dict[str, tuple[int, str]] = {
     "en": (30288272, "3527663986b8295af4f7fcdff1ba1ff3f72d07d61a20f487cb238a6ef92fd955"),
     "ar": (311935799, "d2d01110aa646b547eec88b14b3930dc027c9d149c4962376a1551e251ec3f9b"),
@@ -97,9 +100,10 @@ _COMMIT_SQUADSHIFTS = (
 )
 
 
-#: SQuADShifts (Miller et al., ICML 2020): four SQuAD v1.1-format test sets, from the authors' repository
-#: (modestyachts/squadshifts-website, datasets/) at the commit that added them. Sizes and sha256 as recorded by
-#: huggingface/datasets (datasets/squadshifts/dataset_infos.json) and checked here against the repository's files.
+#: SQuADShifts (Miller et al., ICML 2020): four SQuAD v1.1-format test sets, from the authors'
+#: repository (modestyachts/squadshifts-website, datasets/) at the commit that added them. Sizes and
+#: sha256 as recorded by huggingface/datasets (datasets/squadshifts/dataset_infos.json) and checked
+#: here against the repository's files.
 SQUADSHIFTS = {
     "folder": "squadshifts",
     "licence": "CC BY 4.0",
@@ -133,7 +137,8 @@ SQUADSHIFTS = {
 }
 
 
-#: mMARCO's language names in its file names, by ISO code (the 14 languages of unicamp-dl/mmarco v2, "google" set)
+#: mMARCO's language names in its file names, by ISO code (the 14 languages of unicamp-dl/mmarco v2,
+#: "google" set)
 MMARCO_LANGS = {
     "ar": "arabic",
     "de": "german",
@@ -152,10 +157,11 @@ MMARCO_LANGS = {
 }
 
 
-#: Releases hbkit fetches from the Hugging Face hub with huggingface_hub, at a pinned revision (a commit of the hub
-#: repository, read from its commit pages; override with the environment variable in ``env``). The repositories
-#: hold the release files themselves: ``miracl/miracl``'s loading script no longer runs under current ``datasets``,
-#: so hbkit downloads the files (``hf_hub_download``) straight into the release layout.
+#: Releases hbkit fetches from the Hugging Face hub with huggingface_hub, at a pinned revision (a
+#: commit of the hub repository, read from its commit pages; override with the environment variable
+#: in ``env``). The repositories hold the release files themselves: ``miracl/miracl``'s loading
+#: script no longer runs under current ``datasets``, so hbkit downloads the files
+#: (``hf_hub_download``) straight into the release layout.
 HUB_SOURCES = {
     "miracl": {
         "repo": "miracl/miracl",
@@ -174,9 +180,10 @@ HUB_SOURCES = {
         "licence": "Apache 2.0",
         "files": ["miracl-corpus-v1.0-{lang}/docs-{i}.jsonl.gz"],
     },
-    # mMARCO (Bonifacio et al., 2021): MS MARCO passage ranking machine-translated (Google Translate, v2). Files as
-    # its loading script (mmarco.py 2.0.0) and ir_datasets read them: tab-separated, no header; ids shared by every
-    # language. The revision is the one stanford-crfm/helm pins. Sizes from ir_datasets' downloads.json.
+    # mMARCO (Bonifacio et al., 2021): MS MARCO passage ranking machine-translated (Google
+    # Translate, v2). Files as its loading script (mmarco.py 2.0.0) and ir_datasets read them:
+    # tab-separated, no header; ids shared by every language. The revision is the one
+    # stanford-crfm/helm pins. Sizes from ir_datasets' downloads.json.
     "mmarco": {
         "repo": "unicamp-dl/mmarco",
         "revision": "6d039c4638c0ba3e46a9cb7b498b145e7edc6230",
@@ -216,10 +223,11 @@ HUB_SOURCES = {
 }
 
 
-#: The hub models hbkit knows by name, at a pinned commit of their hub repository (the revisions the MTEB
-#: leaderboard pins in embeddings-benchmark/mteb, mteb/models/model_implementations/{e5_models,facebookai,
-#: sentence_transformers_models}.py; mBERT's as other public code pins it). ``load_encoder`` downloads these; the
-#: environment variable ``HBKIT_MODEL_REVISION`` (e.g. ``main``) or ``load_encoder(name, revision=...)`` picks another.
+#: The hub models hbkit knows by name, at a pinned commit of their hub repository (the revisions the
+#: MTEB leaderboard pins in embeddings-benchmark/mteb,
+#: mteb/models/model_implementations/{e5_models,facebookai, sentence_transformers_models}.py;
+#: mBERT's as other public code pins it). ``load_encoder`` downloads these; the environment variable
+#: ``HBKIT_MODEL_REVISION`` (e.g. ``main``) or ``load_encoder(name, revision=...)`` picks another.
 MODEL_SOURCES: dict[str, str] = {
     "intfloat/multilingual-e5-small": "fd1525a9fd15316a2d503bf26ab031a61d056e98",
     "intfloat/multilingual-e5-base": "d13f1b27baf31030b7fd040960d60d909913633f",
@@ -232,8 +240,9 @@ MODEL_SOURCES: dict[str, str] = {
 
 
 def model_revision(name: str) -> str | None:
-    """The hub revision to load model ``name`` at: ``$HBKIT_MODEL_REVISION`` when set, else the pinned commit of
-    :data:`MODEL_SOURCES` (None for a model hbkit does not know: the hub's newest)."""
+    """The hub revision to load model ``name`` at: ``$HBKIT_MODEL_REVISION`` when set, else the
+    pinned commit of :data:`MODEL_SOURCES` (None for a model hbkit does not know: the hub's
+    newest)."""
     return os.environ.get("HBKIT_MODEL_REVISION") or MODEL_SOURCES.get(name)
 
 
@@ -243,13 +252,15 @@ def _manifest() -> dict[str, str]:
 
 
 def release_checksums() -> dict[str, str]:
-    """The pinned sha256 of every benchmark release file with a fixed checksum, by path under the data folder."""
+    """The pinned sha256 of every benchmark release file with a fixed checksum, by path under the
+    data folder."""
     return dict(_manifest())
 
 
 def sources_table():
-    """Every source hbkit downloads, one row per file group: ``source, kind, address, revision, files, bytes,
-    sha256`` (``bytes`` and ``sha256``: how many of its files the registry pins). What ``hbkit data sources`` prints."""
+    """Every source hbkit downloads, one row per file group: ``source, kind, address, revision,
+    files, bytes, sha256`` (``bytes`` and ``sha256``: how many of its files the registry pins). What
+    ``hbkit data sources`` prints."""
     import pandas as pd
 
     sums = _manifest()

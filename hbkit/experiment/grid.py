@@ -1,26 +1,29 @@
-"""Many processes filling one run folder: a lock per planned model, shards for job arrays, one worker per device.
+"""Many processes filling one run folder: a lock per planned model, shards for job arrays, one
+worker per device.
 
-The plan of a run folder (:func:`hbkit.experiment.plan.plan`) is a grid of independent models until the
-statistics. Any number of ``hbkit compare`` processes (on one machine or on the nodes of a cluster that share
-the folder) fill it together:
+The plan of a run folder (:func:`hbkit.experiment.plan.plan`) is a grid of independent models until
+the statistics. Any number of ``hbkit compare`` processes (on one machine or on the nodes of a
+cluster that share the folder) fill it together:
 
-* **A lock per model.** ``locks/<model>.lock`` is an OS file lock (``filelock``), taken without waiting by the
-  process that trains and evaluates that model; ``locks/<model>.owner.json`` says who (PID, host, device,
-  since). A process skips a model another holds and takes the next one. The OS releases the lock of a process
-  that dies, whatever the cause, so the next process that finds the model unfinished takes it over and its
-  training resumes from the last checkpoint (:func:`hbkit.train.trainer.train`); a live process's model is
-  never taken.
-* **A short lock for the shared files.** ``config.json``, ``overlap.csv``, ``clusters.csv`` and the aggregated
-  tables are written under the folder's :class:`hbkit.core.files.RunLock`, held for seconds; the identity
-  check (same set-up, same data) runs under it in every process before it takes a model.
-* **Shards** (``--shard i/N``): model ``k`` of the plan belongs to shard ``k % N``, the same in every task of a
-  job array (``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``).
-* **Devices** (``--devices cuda:0,cuda:1``): one worker process per device (``CUDA_VISIBLE_DEVICES`` set to that
-  one card; ``cpu`` hides every card), each taking models from the plan; its output goes to
-  ``logs/worker-<k>.log``.
+* **A lock per model.** ``locks/<model>.lock`` is an OS file lock (``filelock``), taken without
+  waiting by the process that trains and evaluates that model; ``locks/<model>.owner.json`` says who
+  (PID, host, device, since). A process skips a model another holds and takes the next one. The OS
+  releases the lock of a process that dies, whatever the cause, so the next process that finds the
+  model unfinished takes it over and its training resumes from the last checkpoint
+  (:func:`hbkit.train.trainer.train`); a live process's model is never taken.
+* **A short lock for the shared files.** ``config.json``, ``overlap.csv``, ``clusters.csv`` and the
+  aggregated tables are written under the folder's :class:`hbkit.core.files.RunLock`, held for
+  seconds; the identity check (same set-up, same data) runs under it in every process before it
+  takes a model.
+* **Shards** (``--shard i/N``): model ``k`` of the plan belongs to shard ``k % N``, the same in
+  every task of a job array (``--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT``).
+* **Devices** (``--devices cuda:0,cuda:1``): one worker process per device (``CUDA_VISIBLE_DEVICES``
+  set to that one card; ``cpu`` hides every card), each taking models from the plan; its output goes
+  to ``logs/worker-<k>.log``.
 
-A model's results depend only on (strategy, α, seed) and the set-up, never on the process that made them, so
-a grid filled by N processes is byte-identical to one process's run (``tests/test_grid.py``).
+A model's results depend only on (strategy, α, seed) and the set-up, never on the process that made
+them, so a grid filled by N processes is byte-identical to one process's run
+(``tests/test_grid.py``).
 """
 
 from __future__ import annotations
@@ -71,14 +74,15 @@ def parse_shard(shard) -> tuple[int, int] | None:
     i, n = int(m.group(1)), int(m.group(2))
     if n < 1 or not 0 <= i < n:
         raise GridError(
-            f"--shard {text}: i must be in 0..N-1 and N at least 1 (an array of N tasks numbered from 0: "
-            f"--array=0-{max(n - 1, 0)})"
+            f"--shard {text}: i must be in 0..N-1 and N at least 1 (an array of N tasks numbered "
+            f"from 0: --array=0-{max(n - 1, 0)})"
         )
     return i, n
 
 
 def shard_runs(runs: list, shard: tuple[int, int] | None) -> list:
-    """The runs of ``shard`` ``(i, N)``: model ``k`` of the plan when ``k % N == i`` (all runs for None)."""
+    """The runs of ``shard`` ``(i, N)``: model ``k`` of the plan when ``k % N == i`` (all runs for
+    None)."""
     if shard is None:
         return list(runs)
     i, n = shard
@@ -87,13 +91,14 @@ def shard_runs(runs: list, shard: tuple[int, int] | None) -> list:
 
 def check_options(devices, shard, force: bool) -> tuple[list[str] | None, tuple[int, int] | None]:
     """The grid options of a ``compare``, checked before any work: ``(devices, shard)`` parsed
-    (:func:`parse_devices`, :func:`parse_shard`; devices None when none were given). ``force`` with a shard is
-    refused: every task of an array would wipe what the others made."""
+    (:func:`parse_devices`, :func:`parse_shard`; devices None when none were given). ``force`` with
+    a shard is refused: every task of an array would wipe what the others made."""
     shard = parse_shard(shard)
     if force and shard is not None:
         raise GridError(
-            "--force with --shard would let every task of the array wipe the models the others made: "
-            "clear the folder once (hbkit compare --force without --shard, or rm -r), then start the array"
+            "--force with --shard would let every task of the array wipe the models the others "
+            "made: clear the folder once (hbkit compare --force without --shard, or rm -r), then "
+            "start the array"
         )
     return parse_devices(devices), shard
 
@@ -106,8 +111,8 @@ def visible_gpus() -> int:
 
 
 def parse_devices(devices) -> list[str] | None:
-    """``"cuda:0,cuda:1"`` / ``"cpu,cpu"`` / a list as a checked list of devices (``cuda`` means ``cuda:0``);
-    None or empty for none given. A CUDA index this process cannot see is refused."""
+    """``"cuda:0,cuda:1"`` / ``"cpu,cpu"`` / a list as a checked list of devices (``cuda`` means
+    ``cuda:0``); None or empty for none given. A CUDA index this process cannot see is refused."""
     if devices is None:
         return None
     items = (
@@ -125,25 +130,26 @@ def parse_devices(devices) -> list[str] | None:
         d = "cuda:0" if d == "cuda" else d
         if d != "cpu" and not re.fullmatch(r"cuda:\d+", d):
             raise GridError(
-                f"--devices: {d!r} is not a device: use cpu or cuda:N (N from 0, as torch numbers the "
-                "visible cards)"
+                f"--devices: {d!r} is not a device: use cpu or cuda:N (N from 0, as torch numbers "
+                "the visible cards)"
             )
         out.append(d)
     cuda = sorted({int(d.split(":")[1]) for d in out if d != "cpu"})
     if cuda:
         n = visible_gpus()
         if cuda[-1] >= n:
+            env = os.environ.get("CUDA_VISIBLE_DEVICES")
             raise GridError(
                 f"--devices: cuda:{cuda[-1]} is not visible here ({n} CUDA device(s) seen"
-                f"{'; CUDA_VISIBLE_DEVICES=' + os.environ['CUDA_VISIBLE_DEVICES'] if 'CUDA_VISIBLE_DEVICES' in os.environ else ''})"
+                f"{'' if env is None else '; CUDA_VISIBLE_DEVICES=' + env})"
             )
     return out
 
 
 def default_devices() -> list[str] | None:
-    """The devices ``compare`` uses when none are given: one worker per visible GPU when there are two or more
-    and the process is not one rank of torchrun (then each model is trained by DDP over the ranks); otherwise
-    None, one process (CPU or the one GPU)."""
+    """The devices ``compare`` uses when none are given: one worker per visible GPU when there are
+    two or more and the process is not one rank of torchrun (then each model is trained by DDP over
+    the ranks); otherwise None, one process (CPU or the one GPU)."""
     if int(os.environ.get("WORLD_SIZE", 1)) > 1:
         return None
     n = visible_gpus()
@@ -151,8 +157,9 @@ def default_devices() -> list[str] | None:
 
 
 def device_env(device: str, env: dict | None = None) -> dict:
-    """The environment of a worker on ``device``: ``CUDA_VISIBLE_DEVICES`` names that one card (mapped through
-    the parent's own ``CUDA_VISIBLE_DEVICES``), or none for ``cpu``; no torchrun variables."""
+    """The environment of a worker on ``device``: ``CUDA_VISIBLE_DEVICES`` names that one card
+    (mapped through the parent's own ``CUDA_VISIBLE_DEVICES``), or none for ``cpu``; no torchrun
+    variables."""
     env = dict(os.environ if env is None else env)
     for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
@@ -220,9 +227,10 @@ class ModelLock:
 
 
 def holder(out: str | os.PathLike, run_id: str) -> dict | None:
-    """Who holds the model ``run_id`` of ``out`` now: its owner record (``pid``, ``host``, ``device``, ``since``),
-    or None when no live process does. A record left by a process that died (its OS lock is free) is reported
-    as ``{"dead": True, ...}`` so that a status can say the model was interrupted."""
+    """Who holds the model ``run_id`` of ``out`` now: its owner record (``pid``, ``host``,
+    ``device``, ``since``), or None when no live process does. A record left by a process that died
+    (its OS lock is free) is reported as ``{"dead": True, ...}`` so that a status can say the model
+    was interrupted."""
     path = Path(out) / LOCKS / f"{run_id}.lock"
     if not path.exists():
         return None
@@ -259,9 +267,9 @@ def who(info: dict) -> str:
 
 
 def grid_status(out: str | os.PathLike, runs: list, done) -> pd.DataFrame:
-    """One row per planned model: ``model`` (its id), ``done`` (``done(run)``: every result is in the folder),
-    ``held_by`` (who trains it now, or empty) and ``state`` (``done``, ``running``, ``interrupted``: its last
-    holder died, the next compare resumes it, or ``to do``)."""
+    """One row per planned model: ``model`` (its id), ``done`` (``done(run)``: every result is in
+    the folder), ``held_by`` (who trains it now, or empty) and ``state`` (``done``, ``running``,
+    ``interrupted``: its last holder died, the next compare resumes it, or ``to do``)."""
     rows = []
     for r in runs:
         ok = bool(done(r))
@@ -293,22 +301,25 @@ def describe_missing(status: pd.DataFrame, out) -> str:
     for _, row in todo.iterrows():
         what = {
             "running": f"running, held by {row.held_by}",
-            "interrupted": "interrupted (its process died): the next `hbkit compare` here resumes it",
+            "interrupted": "interrupted (its process died): the next `hbkit compare` here resumes "
+            "it",
             "to do": "not started",
         }[row.state]
         lines.append(f"  {row.model}: {what}")
     lines.append(
-        "The tables and verdicts are written once every model is in: rerun the same `hbkit compare` (with "
+        "The tables and verdicts are written once every model is in: rerun the same `hbkit "
+        "compare` (with "
         "its --shard, if any) for the models not started; the last process to finish aggregates."
     )
     return "\n".join(lines)
 
 
 def run_workers(out: Path, spec: dict, devices: list[str], poll=None, cancel=None) -> list[dict]:
-    """Start one ``compare`` worker per device (``python -m hbkit.experiment.compare``, the job as JSON: :func:`hbkit.experiment.compare.fill`), each taking
-    models of the plan until none is left, and wait for all. ``poll()`` is called every second while they run
-    (a progress bar); ``cancel`` (a ``threading.Event``) interrupts them (SIGINT: each stops at its step, and a
-    rerun resumes). Returns each worker's timings; a worker that failed raises :class:`GridError` naming its log."""
+    """Start one ``compare`` worker per device (``python -m hbkit.experiment.compare``, the job as
+    JSON: :func:`hbkit.experiment.compare.fill`), each taking models of the plan until none is left,
+    and wait for all. ``poll()`` is called every second while they run (a progress bar); ``cancel``
+    (a ``threading.Event``) interrupts them (SIGINT: each stops at its step, and a rerun resumes).
+    Returns each worker's timings; a worker that failed raises :class:`GridError` naming its log."""
     logs = Path(out) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
@@ -354,8 +365,9 @@ def run_workers(out: Path, spec: dict, devices: list[str], poll=None, cancel=Non
             if line.strip()
         ]
         raise GridError(
-            f"worker on {dev} failed (exit {p.returncode}): {tail[-1][:300] if tail else 'no output'}; its "
-            f"log: {path}. Rerun the same command: finished models are kept and interrupted ones resume"
+            f"worker on {dev} failed (exit {p.returncode}): "
+            f"{tail[-1][:300] if tail else 'no output'}; its log: {path}. Rerun the same command: "
+            "finished models are kept and interrupted ones resume"
         )
     timings = []
     for k in range(len(devices)):

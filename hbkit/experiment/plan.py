@@ -39,8 +39,9 @@ class Run:
 
 
 def fixed_run(run: Run, fix: str) -> Run:
-    """``run`` with the training-free ``fix`` applied at evaluation (:mod:`hbkit.retrieval.posthoc`): the same
-    trained model (strategy, α, seed), named ``<name>+<fix>`` (``hybrid+shift-s0``); it costs no training."""
+    """``run`` with the training-free ``fix`` applied at evaluation
+    (:mod:`hbkit.retrieval.posthoc`): the same trained model (strategy, α, seed), named
+    ``<name>+<fix>`` (``hybrid+shift-s0``); it costs no training."""
     return Run(with_fix(run.name, fix), run.strategy, run.alpha, run.seed)
 
 
@@ -53,8 +54,8 @@ def umap_bench(cfg: dict) -> str:
 
 
 def plan(cfg: dict) -> list[Run]:
-    """The base model, then every (strategy, α, seed): xx, xy and hybrid (α = 0.5) plus ``hybrid-a<α>`` for each
-    extra α, once per training seed."""
+    """The base model, then every (strategy, α, seed): xx, xy and hybrid (α = 0.5) plus
+    ``hybrid-a<α>`` for each extra α, once per training seed."""
     runs = [Run("base", None, None, None)]
     for seed in cfg["seeds"]:
         runs += [Run(s, s, STRATEGY_ALPHA[s], seed) for s in cfg["strategies"]]
@@ -67,7 +68,8 @@ def plan(cfg: dict) -> list[Run]:
 
 
 def first_seed_ids(runs: list[Run]) -> set[str]:
-    """The run of each model whose UMAP embeddings the report shows: its first seed (and the base model)."""
+    """The run of each model whose UMAP embeddings the report shows: its first seed (and the base
+    model)."""
     first: dict[str, str] = {}
     for run in runs:
         first.setdefault(run.name, run.id)
@@ -75,7 +77,8 @@ def first_seed_ids(runs: list[Run]) -> set[str]:
 
 
 def benchmark_names(cfg: dict) -> list[str]:
-    """Every benchmark a run of ``cfg`` scores: its pool benchmarks, then each corpus benchmark's languages."""
+    """Every benchmark a run of ``cfg`` scores: its pool benchmarks, then each corpus benchmark's
+    languages."""
     specs = check_benchmark_names(cfg["corpus_benchmarks"]) if cfg.get("corpus_benchmarks") else []
     return check_benchmark_names(cfg["benchmarks"]) + [
         n for spec in specs for n in corpus_benchmark_names(spec)
@@ -100,8 +103,9 @@ def bench_fingerprint(b) -> str:
     return h.hexdigest()
 
 
-#: profile keys that change a trained model or a per-query result; the others (strategies, alphas, seeds,
-#: umap_groups, permutations, delta) only add runs or redo cheap steps, so a folder stays reusable
+#: profile keys that change a trained model or a per-query result; the others (strategies, alphas,
+#: seeds, umap_groups, permutations, delta) only add runs or redo cheap steps, so a folder stays
+#: reusable
 RESULT_KEYS = (
     "model",
     "steps",
@@ -141,8 +145,8 @@ LEGACY = {
 }
 
 
-#: keys that may grow in a reused folder: a benchmark added later (say MIRACL, once downloaded) is evaluated for
-#: every model already there; one removed or changed is refused
+#: keys that may grow in a reused folder: a benchmark added later (say MIRACL, once downloaded) is
+#: evaluated for every model already there; one removed or changed is refused
 ADDITIVE_KEYS = ("benchmarks", "corpus_benchmarks", "eval_groups", "data")
 
 
@@ -175,9 +179,10 @@ def _differences(old: dict, cfg: dict) -> list[str]:
 
 
 def held_config(cfg: dict, runs: list, done, on_file: dict | None) -> dict:
-    """What ``config.json`` records: ``cfg`` with ``seeds`` the seeds the folder holds whole (every planned model of
-    the seed done, ``done(run)``; a seed ``on_file`` holds that ``cfg`` does not plan stays held: its results stay)
-    and ``seeds_pending`` the seeds this run asks for that are not finished (left out when none).
+    """What ``config.json`` records: ``cfg`` with ``seeds`` the seeds the folder holds whole (every
+    planned model of the seed done, ``done(run)``; a seed ``on_file`` holds that ``cfg`` does not
+    plan stays held: its results stay) and ``seeds_pending`` the seeds this run asks for that are
+    not finished (left out when none).
 
     Args:
         cfg: the profile of this run, ``seeds`` as asked.
@@ -196,24 +201,25 @@ def held_config(cfg: dict, runs: list, done, on_file: dict | None) -> dict:
 
 
 def planned_seeds(cfg: dict) -> dict:
-    """A folder's ``config.json`` as a plan: its held ``seeds`` and its ``seeds_pending`` together (what the same
-    command would fill)."""
+    """A folder's ``config.json`` as a plan: its held ``seeds`` and its ``seeds_pending`` together
+    (what the same command would fill)."""
     return {**cfg, "seeds": sorted(set(cfg.get("seeds", [])) | set(cfg.get("seeds_pending", [])))}
 
 
 def config_differences(old: dict, cfg: dict) -> list[str]:
-    """How ``cfg`` differs from a folder's ``config.json`` (``old``; :data:`LEGACY` for the keys it predates) on
-    :data:`RESULT_KEYS`, where the :data:`ADDITIVE_KEYS` may grow: empty when the two hold the same models and
-    results, seed by seed."""
+    """How ``cfg`` differs from a folder's ``config.json`` (``old``; :data:`LEGACY` for the keys it
+    predates) on :data:`RESULT_KEYS`, where the :data:`ADDITIVE_KEYS` may grow: empty when the two
+    hold the same models and results, seed by seed."""
     return _differences({**LEGACY, **old}, cfg)
 
 
 def check_reusable(out: Path, cfg: dict, legacy_data: dict | None = None) -> None:
-    """Refuse to mix results of two set-ups (or two data sets) in one folder: the saved models and per-query
-    results of ``out`` are reused only if its ``config.json`` agrees with ``cfg`` on :data:`RESULT_KEYS`, where
-    the :data:`ADDITIVE_KEYS` may only grow (the new benchmarks are then evaluated for every model). The
-    ``config.json`` binds once the folder holds a model, a result or the model locks of a grid
-    (:mod:`hbkit.experiment.grid`): a second process of another set-up is refused before it takes a model."""
+    """Refuse to mix results of two set-ups (or two data sets) in one folder: the saved models and
+    per-query results of ``out`` are reused only if its ``config.json`` agrees with ``cfg`` on
+    :data:`RESULT_KEYS`, where the :data:`ADDITIVE_KEYS` may only grow (the new benchmarks are then
+    evaluated for every model). The ``config.json`` binds once the folder holds a model, a result or
+    the model locks of a grid (:mod:`hbkit.experiment.grid`): a second process of another set-up is
+    refused before it takes a model."""
     path = out / "config.json"
     if not path.is_file() or not any(
         (out / sub).is_dir() and any((out / sub).iterdir())
@@ -224,8 +230,8 @@ def check_reusable(out: Path, cfg: dict, legacy_data: dict | None = None) -> Non
         old = {**LEGACY, **read_run_json(path, dict)}
     except ValueError as e:
         raise ValueError(
-            f"{e}. Its set-up is unknown, so its models and results cannot be reused safely: use another "
-            "--out, or --force to retrain and re-evaluate everything there"
+            f"{e}. Its set-up is unknown, so its models and results cannot be reused safely: use "
+            "another --out, or --force to retrain and re-evaluate everything there"
         ) from None
     for name, fp in (
         legacy_data or {}
@@ -239,14 +245,15 @@ def check_reusable(out: Path, cfg: dict, legacy_data: dict | None = None) -> Non
     diff = _differences(old, cfg)
     if diff:
         hint = (
-            " (--profile lareqa is the former paper profile, without the paper's prefixes and nine training "
-            "languages)"
+            " (--profile lareqa is the former paper profile, without the paper's prefixes and nine "
+            "training languages)"
             if any(d.startswith(("prompts", "train_languages")) for d in diff)
             else ""
         )
         raise ValueError(
-            f"{out} holds models and results of another set-up ({'; '.join(diff)}); reusing them would "
-            f"mix the two{hint}. Use another --out, or --force to retrain and re-evaluate everything there"
+            f"{out} holds models and results of another set-up ({'; '.join(diff)}); reusing them "
+            f"would mix the two{hint}. Use another --out, or --force to retrain and re-evaluate "
+            "everything there"
         )
 
 
@@ -257,8 +264,9 @@ def corpus_fingerprint(b) -> str:
 
 
 def legacy_corpus_fingerprint(b) -> str:
-    """The corpus fingerprint hbkit wrote before :func:`corpus_fingerprint` hashed the files' bytes (topics, qrels,
-    the shards' names and sizes): a folder holding it is read as made with the same data, and upgraded."""
+    """The corpus fingerprint hbkit wrote before :func:`corpus_fingerprint` hashed the files' bytes
+    (topics, qrels, the shards' names and sizes): a folder holding it is read as made with the same
+    data, and upgraded."""
     import hashlib
 
     h = hashlib.blake2b(digest_size=16)
@@ -272,5 +280,6 @@ def legacy_corpus_fingerprint(b) -> str:
 
 
 def delta_target(cfg: dict) -> float:
-    """The difference the power plan is made for: the profile's C5 margin ``delta`` (0.01 mAP by default)."""
+    """The difference the power plan is made for: the profile's C5 margin ``delta`` (0.01 mAP by
+    default)."""
     return float(cfg.get("delta") or 0.01)

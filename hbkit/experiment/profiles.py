@@ -1,4 +1,5 @@
-"""Run profiles (``ci``, ``cpu``, ``lareqa``, ``paper``) as plain, copyable data, and their validation."""
+"""Run profiles (``ci``, ``cpu``, ``lareqa``, ``paper``) as plain, copyable data, and their
+validation."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from hbkit.data.corpora import corpus_parts
 from hbkit.data.registry import DataError, check_benchmark_names, is_corpus_benchmark
 from hbkit.retrieval.mteb_tasks import check_request as check_mteb_tasks
 
-#: Run profiles: plain data a user can read and copy (``hbkit compare --profile NAME``; every key is also a
-#: command-line option, ``--batch-size 16`` etc., see :data:`PROFILE_KEYS`). ``eval_groups``: query groups kept
-#: per benchmark (None = the full benchmark), with a proportional share of the other candidates as distractors
-#: (see ``RetrievalBenchmark.subsample``), drawn with ``eval_seed`` — fixed, so every model of every training
-#: seed is scored on the same queries and candidates. ``seeds`` are training seeds: one model per (strategy, α,
-#: seed); they change the sampler, the subsample of training groups and dropout, never what is evaluated.
+#: Run profiles: plain data a user can read and copy (``hbkit compare --profile NAME``; every key is
+#: also a command-line option, ``--batch-size 16`` etc., see :data:`PROFILE_KEYS`). ``eval_groups``:
+#: query groups kept per benchmark (None = the full benchmark), with a proportional share of the
+#: other candidates as distractors (see ``RetrievalBenchmark.subsample``), drawn with ``eval_seed``
+#: — fixed, so every model of every training seed is scored on the same queries and candidates.
+#: ``seeds`` are training seeds: one model per (strategy, α, seed); they change the sampler, the
+#: subsample of training groups and dropout, never what is evaluated.
 _COMMON = {
     "strategies": ["xx", "xy", "hybrid"],
     "alphas": [],
@@ -39,12 +41,13 @@ _COMMON = {
 }
 
 
-#: the paper's nine training languages (arXiv 2408.10536 §3.1): Greek and Vietnamese are never trained on and are
-#: reported as unseen languages
+#: the paper's nine training languages (arXiv 2408.10536 §3.1): Greek and Vietnamese are never
+#: trained on and are reported as unseen languages
 PAPER_TRAIN_LANGUAGES = ["ar", "de", "en", "es", "hi", "ru", "th", "tr", "zh"]
 
 
-#: the prefixes the paper puts before queries and passages for encoders without prompts (XLM-R, LaBSE), after E5
+#: the prefixes the paper puts before queries and passages for encoders without prompts (XLM-R,
+#: LaBSE), after E5
 PAPER_PROMPTS = {"query": "Query: ", "passage": "Passage: "}
 
 
@@ -64,8 +67,9 @@ PROFILES: dict[str, dict] = {
         "permutations": 2000,
         "corpus_benchmarks": ["tydiqa-corpus:sw"],
     },
-    # CPU (default without a GPU): ~25 min per seed on 2 cores. Cut: 40 steps at batch 32 (paper: batch 100,
-    # full epochs), frozen word embeddings, evaluation on subsamples (whole parallel groups kept).
+    # CPU (default without a GPU): ~25 min per seed on 2 cores. Cut: 40 steps at batch 32 (paper:
+    # batch 100, full epochs), frozen word embeddings, evaluation on subsamples (whole parallel
+    # groups kept).
     "cpu": {
         **_COMMON,
         "model": "intfloat/multilingual-e5-small",
@@ -78,10 +82,10 @@ PROFILES: dict[str, dict] = {
         "eval_groups": {"xquad-r-eval": 120, "mlqa-r": 150, "tydiqa": 300},
         "umap_groups": 40,
     },
-    # LAReQA's protocol: SQuAD v1.1 train + XTREME translate-train in all its languages, batch 100, lr 3e-5,
-    # weight decay 0.01, α 0.5, early stopping on the validation loss of held-out groups, 3 seeds, no prefixes,
-    # zero-shot on the FULL XQuAD-R (nothing of XQuAD is trained on), MLQA-R, TyDi-QA and MIRACL where its files
-    # are present. One encoder per run: XLM-R here. Needs a GPU.
+    # LAReQA's protocol: SQuAD v1.1 train + XTREME translate-train in all its languages, batch 100,
+    # lr 3e-5, weight decay 0.01, α 0.5, early stopping on the validation loss of held-out groups, 3
+    # seeds, no prefixes, zero-shot on the FULL XQuAD-R (nothing of XQuAD is trained on), MLQA-R,
+    # TyDi-QA and MIRACL where its files are present. One encoder per run: XLM-R here. Needs a GPU.
     "lareqa": {
         **_COMMON,
         "model": "FacebookAI/xlm-roberta-base",
@@ -106,16 +110,18 @@ PROFILES: dict[str, dict] = {
 }
 
 
-#: the paper's public training data: mMARCO (a stated subsample of its MS MARCO training queries, in the paper's
-#: languages it has: en ar zh de es ru hi) mixed with SQuAD translate-train (which brings th and tr), one corpus per
-#: batch in proportion to its rows. The paper's in-house translations of six QA sets are not public.
+#: the paper's public training data: mMARCO (a stated subsample of its MS MARCO training queries, in
+#: the paper's languages it has: en ar zh de es ru hi) mixed with SQuAD translate-train (which
+#: brings th and tr), one corpus per batch in proportion to its rows. The paper's in-house
+#: translations of six QA sets are not public.
 PAPER_CORPUS = "mmarco:200000+squad-translate-train"
 
 
-# The paper's protocol (arXiv 2408.10536 §2.1, §3.1, A.1), as far as public data allow: the paper's "Query: " /
-# "Passage: " prefixes for encoders without prompts (mE5 keeps its own), its nine training languages (el and vi
-# unseen), mMARCO + translate-train mixed one corpus per batch, and the checkpoint with the lowest validation loss
-# on SQuADShifts (4,000 of its English questions, the same for every model). `make paper` runs XLM-R, LaBSE, mE5.
+# The paper's protocol (arXiv 2408.10536 §2.1, §3.1, A.1), as far as public data allow: the paper's
+# "Query: " / "Passage: " prefixes for encoders without prompts (mE5 keeps its own), its nine
+# training languages (el and vi unseen), mMARCO + translate-train mixed one corpus per batch, and
+# the checkpoint with the lowest validation loss on SQuADShifts (4,000 of its English questions, the
+# same for every model). `make paper` runs XLM-R, LaBSE, mE5.
 PROFILES["paper"] = {
     **PROFILES["lareqa"],
     "prompts": dict(PAPER_PROMPTS),
@@ -126,12 +132,13 @@ PROFILES["paper"] = {
 }
 
 
-#: the former name of the GPU profile, which was LAReQA's protocol: it stays that, so its folders stay reusable
+#: the former name of the GPU profile, which was LAReQA's protocol: it stays that, so its folders
+#: stay reusable
 PROFILES["gpu"] = PROFILES["lareqa"]
 
 
-#: Every profile key: its type (as the command line parses it) and what it means. The defaults live in
-#: :data:`PROFILES` only.
+#: Every profile key: its type (as the command line parses it) and what it means. The defaults live
+#: in :data:`PROFILES` only.
 PROFILE_KEYS: dict[str, tuple[str, str]] = {
     "model": ("str", "base encoder: a hub name, a local folder, or tiny"),
     "strategies": ("list[str]", "strategies to train, comma-separated (xx,xy,hybrid)"),
@@ -159,7 +166,8 @@ PROFILE_KEYS: dict[str, tuple[str, str]] = {
     "delta": ("float", "C5: hybrid counts as within delta (mAP) of the best strategy"),
     "corpus": (
         "str",
-        "training corpus: xquad-train, squad-translate-train, mmarco[:N], a .jsonl/.csv/.parquet of "
+        "training corpus: xquad-train, squad-translate-train, mmarco[:N], a .jsonl/.csv/.parquet "
+        "of "
         "pairs, or a mix joined by + (mmarco:200000+squad-translate-train): one corpus per batch",
     ),
     "benchmarks": (
@@ -204,8 +212,8 @@ PROFILE_KEYS: dict[str, tuple[str, str]] = {
     ),
     "prompts": (
         "dict[str]?",
-        "prefixes for an encoder without prompts of its own, e.g. 'query=Query: ,passage=Passage: ' "
-        "(none: no prefix; an encoder with its own prompts keeps them)",
+        "prefixes for an encoder without prompts of its own, e.g. 'query=Query: ,passage=Passage: "
+        "' (none: no prefix; an encoder with its own prompts keeps them)",
     ),
 }
 
@@ -215,7 +223,8 @@ class ProfileError(ValueError):
 
 
 def check_profile(cfg: dict) -> dict:
-    """Validate a profile before any work starts (a bad α must not surface after hours of training)."""
+    """Validate a profile before any work starts (a bad α must not surface after hours of
+    training)."""
 
     def fail(key, why):
         raise ProfileError(f"{key}={cfg.get(key)!r}: {why}")
@@ -260,14 +269,16 @@ def check_profile(cfg: dict) -> dict:
     ):
         fail(
             "benchmarks",
-            "list pool benchmarks in benchmarks and miracl:/tydiqa-corpus: ones in corpus_benchmarks",
+            "list pool benchmarks in benchmarks and miracl:/tydiqa-corpus: ones in "
+            "corpus_benchmarks",
         )
     if not cfg.get("benchmarks"):
         fail("benchmarks", "give at least one of xquad-r-eval, xquad-r, mlqa-r, tydiqa")
     if "xquad-r" in names and cfg.get("corpus") == "xquad-train":
         fail(
             "benchmarks",
-            "xquad-r shares its articles with xquad-train; evaluate on xquad-r-eval (held-out articles)",
+            "xquad-r shares its articles with xquad-train; evaluate on xquad-r-eval (held-out "
+            "articles)",
         )
     unknown_eval = set(cfg.get("eval_groups") or {}) - set(names)
     if unknown_eval:
@@ -289,7 +300,8 @@ def check_profile(cfg: dict) -> dict:
     if not isinstance(corpus, str) or not corpus.strip():
         fail(
             "corpus",
-            "name a corpus (xquad-train, squad-translate-train, mmarco[:N]), a pairs file, or a mix joined by +",
+            "name a corpus (xquad-train, squad-translate-train, mmarco[:N]), a pairs file, or a "
+            "mix joined by +",
         )
     corpus_parts(
         corpus
@@ -307,7 +319,8 @@ def check_profile(cfg: dict) -> dict:
     ):
         fail(
             "prompts",
-            "give query and/or passage prefixes as text, e.g. query=Query: ,passage=Passage: , or none",
+            "give query and/or passage prefixes as text, e.g. query=Query: ,passage=Passage: , or "
+            "none",
         )
     if cfg.get("mteb_tasks"):
         try:
@@ -331,7 +344,8 @@ def check_profile(cfg: dict) -> dict:
         if not isinstance(n, int) or n < 1:
             fail(
                 "eval_groups",
-                f"{name}={n!r}: each must be an integer >= 1 (leave a benchmark out for all groups)",
+                f"{name}={n!r}: each must be an integer >= 1 (leave a benchmark out for all "
+                "groups)",
             )
     return cfg
 
@@ -352,15 +366,18 @@ def profile(name: str = "auto", **overrides) -> dict:
     """A copy of profile ``name`` with ``overrides`` applied, validated before any work starts.
 
     Args:
-        name: ``ci``, ``cpu``, ``lareqa`` (LAReQA's protocol), ``paper`` (the paper's: prefixes, nine training
-            languages, mMARCO + translate-train, SQuADShifts early stopping), ``gpu`` (LAReQA's, under its
-            older name), or ``auto``. ``auto`` means ``$HBKIT_PROFILE`` when it is set, else ``paper`` when
-            CUDA is available, else ``cpu`` (:func:`default_profile`); this is the one statement of it.
-        **overrides: any profile key (:data:`PROFILE_KEYS`); ``None`` keeps the profile's value, and ``[]`` for
-            ``train_languages`` (or ``{}`` for ``prompts``) says "none": every language (no prefixes).
+        name: ``ci``, ``cpu``, ``lareqa`` (LAReQA's protocol), ``paper`` (the paper's: prefixes,
+            nine training languages, mMARCO + translate-train, SQuADShifts early stopping), ``gpu``
+            (LAReQA's, under its older name), or ``auto``. ``auto`` means ``$HBKIT_PROFILE`` when it
+            is set, else ``paper`` when CUDA is available, else ``cpu`` (:func:`default_profile`);
+            this is the one statement of it.
+        **overrides: any profile key (:data:`PROFILE_KEYS`); ``None`` keeps the profile's value, and
+            ``[]`` for ``train_languages`` (or ``{}`` for ``prompts``) says "none": every language
+            (no prefixes).
 
     Returns:
-        A plain dict (safe to edit): model, strategies, alphas, seeds, steps, batch size, benchmarks, ...
+        A plain dict (safe to edit): model, strategies, alphas, seeds, steps, batch size,
+            benchmarks, ...
 
     Raises:
         ProfileError: an unknown profile or key, or a value out of range, named with the fix.

@@ -32,8 +32,9 @@ from hbkit.retrieval.mteb_tasks import scores_table
 # report: tables, verdicts and HTML from the files alone
 # --------------------------------------------------------------------------------------------------
 def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
-    """Rows: models; columns ``<benchmark> <setting>`` mAP as ``mean [low, high]`` over seeds (two-level
-    interval over seeds and answer clusters) and multilingual rank distance (lower = less language bias); ``seeds`` lists the seeds."""
+    """Rows: models; columns ``<benchmark> <setting>`` mAP as ``mean [low, high]`` over seeds
+    (two-level interval over seeds and answer clusters) and multilingual rank distance (lower = less
+    language bias); ``seeds`` lists the seeds."""
     models = sorted(
         dict.fromkeys(agg["model"]),
         key=lambda m: (STRATEGY_ORDER.index(m) if m in STRATEGY_ORDER else 9, m),
@@ -73,9 +74,10 @@ def paper_table(agg: pd.DataFrame) -> pd.DataFrame:
 
 
 def fixes_table(out: Path) -> pd.DataFrame:
-    """What each training-free fix of each model was estimated from (``out/fixes/<run>.json``, written by the
-    evaluation): one row per (model run, fix) with the training passages and groups, SHIFT's source language, the
-    passages (centering) or parallel pairs (SHIFT) per language, and the languages left unchanged.
+    """What each training-free fix of each model was estimated from (``out/fixes/<run>.json``,
+    written by the evaluation): one row per (model run, fix) with the training passages and groups,
+    SHIFT's source language, the passages (centering) or parallel pairs (SHIFT) per language, and
+    the languages left unchanged.
 
     Args:
         out: a ``hbkit compare`` run folder.
@@ -84,7 +86,7 @@ def fixes_table(out: Path) -> pd.DataFrame:
         One row per (model run, fix); empty when the run applied no fix.
 
     Examples:
-        >>> fixes_table(Path("results/cpu")).head()                                        # doctest: +SKIP
+        >>> fixes_table(Path("results/cpu")).head()  # doctest: +SKIP
     """
     rows = []
     run = RunFolder(out)
@@ -111,13 +113,14 @@ def fixes_table(out: Path) -> pd.DataFrame:
 
 
 def _fix_models(models) -> list[str]:
-    """The base model and hybrid, each with and without every fix: the models the fixes section shows."""
+    """The base model and hybrid, each with and without every fix: the models the fixes section
+    shows."""
     return [m for m in models if without_fix(m) in ("base", "hybrid")]
 
 
 def mteb_table(out: Path) -> pd.DataFrame:
-    """The MTEB scores of a run (``out/mteb``, written by the ``mteb_tasks`` profile key): one row per model and
-    task, nDCG@10 per subset and their mean; empty when the run scored none."""
+    """The MTEB scores of a run (``out/mteb``, written by the ``mteb_tasks`` profile key): one row
+    per model and task, nDCG@10 per subset and their mean; empty when the run scored none."""
     scores = scores_table(out / "mteb")
     if not len(scores):
         return pd.DataFrame()
@@ -129,19 +132,20 @@ def mteb_table(out: Path) -> pd.DataFrame:
 
 
 def unseen_languages(results: pd.DataFrame, cfg: dict) -> list[str]:
-    """The evaluated query languages the run never trained on (none when it trained on every language): the
-    paper's zero-shot languages, el and vi, under its nine training languages."""
+    """The evaluated query languages the run never trained on (none when it trained on every
+    language): the paper's zero-shot languages, el and vi, under its nine training languages."""
     if not cfg.get("train_languages"):
         return []
     return sorted(set(results["qlang"].dropna()) - {"all"} - set(cfg["train_languages"]))
 
 
 def shipped_comparison(out: Path, cfg: dict, results: pd.DataFrame) -> dict | None:
-    """This run beside the evidence hbkit ships for its profile (``results/<profile>/`` of the checkout), for a
-    newcomer's first screen: ``line`` (one sentence: does this machine reproduce the shipped models?), ``table``
-    (per benchmark, the largest |Δ mAP| over the models and seeds both folders hold, macro values in every
-    setting, and where it is) and ``verdicts`` (the shipped verdicts). None when nothing is shipped for the
-    profile, or ``out`` is the shipped folder itself."""
+    """This run beside the evidence hbkit ships for its profile (``results/<profile>/`` of the
+    checkout), for a newcomer's first screen: ``line`` (one sentence: does this machine reproduce
+    the shipped models?), ``table`` (per benchmark, the largest |Δ mAP| over the models and seeds
+    both folders hold, macro values in every setting, and where it is) and ``verdicts`` (the shipped
+    verdicts). None when nothing is shipped for the profile, or ``out`` is the shipped folder
+    itself."""
     shipped = runs_root().parent / "results" / str(cfg.get("profile"))
     if not (shipped / "results.csv").is_file() or shipped.resolve() == Path(out).resolve():
         return None
@@ -158,7 +162,8 @@ def shipped_comparison(out: Path, cfg: dict, results: pd.DataFrame) -> dict | No
     differ = config_differences(theirs_cfg, cfg)  # the rule by which a folder's results are reused
     if differ:
         return {
-            "line": f"Not comparable with the shipped evidence ({shipped}, {n} seeds): {'; '.join(differ)}.",
+            "line": f"Not comparable with the shipped evidence ({shipped}, {n} seeds): "
+            f"{'; '.join(differ)}.",
             "table": pd.DataFrame(),
             "verdicts": verdicts,
             "folder": shipped,
@@ -188,26 +193,27 @@ def shipped_comparison(out: Path, cfg: dict, results: pd.DataFrame) -> dict | No
     ]
     big = float(table["abs_diff"].max())
     line = (
-        f"Against the shipped evidence ({shipped}, {n} seeds): {len(both)} of this run's macro mAP values "
-        f"(same models and seeds) differ from the shipped ones by at most {big:.4f} ("
+        f"Against the shipped evidence ({shipped}, {n} seeds): {len(both)} of this run's macro mAP "
+        f"values (same models and seeds) differ from the shipped ones by at most {big:.4f} ("
         + ", ".join(f"{b} {d:.4f}" for b, d in zip(table.benchmark, table.abs_diff))
         + "): "
         + (
             "this machine reproduces them."
             if big < 0.005
-            else "more than 0.005 apart: this machine does not reproduce them exactly (library versions, threads or "
-            "hardware); compare with care."
+            else "more than 0.005 apart: this machine does not reproduce them exactly (library "
+            "versions, threads or hardware); compare with care."
         )
     )
     return {"line": line, "table": table, "verdicts": verdicts, "folder": shipped, "seeds": n}
 
 
 def render(out: str | Path, partial: str | None = None) -> dict:
-    """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``, ``reference_effects.csv``,
-    ``reference_languages.csv``, ``reference_language_effects.csv`` (the paper's per-language tables beside ours)
-    and ``report.html`` of a finished run folder from its files alone (no training, encoding or resampling):
-    the same inputs give byte-identical outputs. ``partial``: what the grid still lacks (models of the plan not
-    done yet), said at the top of the report and above the verdicts."""
+    """Write ``table.md``/``table.csv``, ``verdicts.csv``, ``reference_absolute.csv``,
+    ``reference_effects.csv``, ``reference_languages.csv``, ``reference_language_effects.csv`` (the
+    paper's per-language tables beside ours) and ``report.html`` of a finished run folder from its
+    files alone (no training, encoding or resampling): the same inputs give byte-identical outputs.
+    ``partial``: what the grid still lacks (models of the plan not done yet), said at the top of the
+    report and above the verdicts."""
     out = Path(out)
     for f in (
         "config.json",
@@ -244,7 +250,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     power = claims.power_plan(
         effects, ref_eff if ref is not None else None, cfg["model"], delta_target(cfg)
     )
-    # the paper's Tables 3-8, 12-13 (shipped) beside ours; unseen: the languages this run never trained on
+    # the paper's Tables 3-8, 12-13 (shipped) beside ours; unseen: the languages this run never
+    # trained on
     langs = paper_tables.per_language_view(results, train_languages=cfg.get("train_languages"))
     lang_effects = paper_tables.per_language_effects(langs)
     corr = stats.alignment_vs_retrieval(
@@ -278,14 +285,17 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         "not finished; the same command resumes them)"
     )
     notes = (
-        f"profile <b>{cfg['profile']}</b>: model {cfg['model']}, {cfg['steps']} steps at batch {cfg['batch_size']}, "
-        f"lr {cfg['lr']}, frozen word embeddings: {cfg['freeze_word_embeddings']}; training seeds {seeds} "
-        f"(one model per strategy, α and seed; the base model once); evaluation subsample seed {cfg['eval_seed']} "
-        f"(the same queries for every model); the strategy-level test (crossed random effects over seeds and "
-        f"answer clusters, Satterthwaite df) decides the verdicts; {cfg['permutations']} sign-flip permutations "
-        f"for p_models; δ = {cfg['delta']} for C5. Training corpus: {cfg.get('corpus', 'xquad-train')}."
+        f"profile <b>{cfg['profile']}</b>: model {cfg['model']}, {cfg['steps']} steps at batch "
+        f"{cfg['batch_size']}, lr {cfg['lr']}, frozen word embeddings: "
+        f"{cfg['freeze_word_embeddings']}; training seeds {seeds} (one model per strategy, α and "
+        f"seed; the base model once); evaluation subsample seed {cfg['eval_seed']} (the same "
+        "queries for every model); the strategy-level test (crossed random effects over seeds and "
+        f"answer clusters, Satterthwaite df) decides the verdicts; {cfg['permutations']} sign-flip "
+        f"permutations for p_models; δ = {cfg['delta']} for C5. Training corpus: "
+        f"{cfg.get('corpus', 'xquad-train')}."
         + (
-            f" Training languages: {', '.join(cfg['train_languages'])}; unseen (never trained on, shown apart in "
+            f" Training languages: {', '.join(cfg['train_languages'])}; unseen (never trained on, "
+            "shown apart in "
             f"the per-language views): {', '.join(unseen_languages(results, cfg)) or 'none'}."
             if cfg.get("train_languages")
             else ""
@@ -296,7 +306,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
             else ""
         )
         + (
-            f" Training-free fixes evaluated beside every model ({', '.join(cfg['fixes'])}): estimated for each model "
+            f" Training-free fixes evaluated beside every model ({', '.join(cfg['fixes'])}): "
+            "estimated for each model "
             f"from the passages of {cfg.get('fix_groups') or 'all'} training groups of "
             f"{cfg.get('corpus', 'xquad-train')} (fixes.csv), never from a benchmark."
             if cfg.get("fixes")
@@ -318,8 +329,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         if len(shipped["table"]):
             first.append(
                 (
-                    "Largest difference from the shipped results per benchmark (macro mAP, same model and "
-                    "seed)",
+                    "Largest difference from the shipped results per benchmark (macro mAP, same "
+                    "model and seed)",
                     shipped["table"],
                     None,
                     True,
@@ -328,7 +339,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         if few:
             first.append(
                 (
-                    f"The shipped answer ({shipped['folder']}, {shipped['seeds']} training seeds): this run "
+                    f"The shipped answer ({shipped['folder']}, {shipped['seeds']} training "
+                    "seeds): this run "
                     "has too few seeds for verdicts of its own; these are the committed evidence's",
                     viz.verdict_matrix(shipped["verdicts"]),
                 )
@@ -337,8 +349,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         *first,
         (
             ("PARTIAL GRID, the models aggregated last time only. " if partial else "")
-            + "The answer: verdicts on the paper's claims (strategy-level test: training seeds and answer "
-            "clusters both random; hover a cell for its evidence)",
+            + "The answer: verdicts on the paper's claims (strategy-level test: training seeds "
+            "and answer clusters both random; hover a cell for its evidence)",
             viz.verdict_matrix(verdicts),
         ),
         (
@@ -365,16 +377,18 @@ def render(out: str | Path, partial: str | None = None) -> dict:
             for m, title in (
                 (
                     "tlr@10",
-                    "Language bias: TLR@10, relevant passages in other languages in the top 10 (higher is better)",
+                    "Language bias: TLR@10, relevant passages in other languages in the top 10 "
+                    "(higher is better)",
                 ),
                 (
                     "mrc@10",
-                    "Language bias: MRC@10, rank correlation of parallel queries (higher is better)",
+                    "Language bias: MRC@10, rank correlation of parallel queries (higher is "
+                    "better)",
                 ),
                 (
                     "peer@20",
-                    "Language bias: PEER@20 (higher is fairer; one constant on pools with one relevant "
-                    "passage per language, so reported, not tested)",
+                    "Language bias: PEER@20 (higher is fairer; one constant on pools with one "
+                    "relevant passage per language, so reported, not tested)",
                 ),
             )
             if m in set(mean["metric"])
@@ -382,7 +396,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         *(
             [
                 (
-                    "Training-free fixes beside training (SHIFT, language-wise centering; C6 and C7): mAP",
+                    "Training-free fixes beside training (SHIFT, language-wise centering; C6 and "
+                    "C7): mAP",
                     viz.metric_bars(with_fixes, "map"),
                 ),
                 (
@@ -397,8 +412,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         *(
             [
                 (
-                    "MTEB, scored by mteb's own evaluator on tasks built offline (nDCG@10 per subset; each model "
-                    "under its own name and revision in mteb/)",
+                    "MTEB, scored by mteb's own evaluator on tasks built offline (nDCG@10 per "
+                    "subset; each model under its own name and revision in mteb/)",
                     mteb,
                     "mteb.csv",
                     True,
@@ -418,13 +433,13 @@ def render(out: str | Path, partial: str | None = None) -> dict:
             ),
         ),
         (
-            "Alignment against retrieval: one point per model and seed (alignment is not retrieval; mOthello, "
-            "arXiv 2404.12444)",
+            "Alignment against retrieval: one point per model and seed (alignment is not "
+            "retrieval; mOthello, arXiv 2404.12444)",
             viz.alignment_vs_retrieval_figure(results, align),
         ),
         (
-            "Spearman's rho of each alignment measure with mAP across models and seeds, 95% interval (Fisher z, "
-            "Bonett-Wright variance)",
+            "Spearman's rho of each alignment measure with mAP across models and seeds, 95% "
+            "interval (Fisher z, Bonett-Wright variance)",
             corr,
             "alignment_vs_retrieval.csv",
         ),
@@ -441,18 +456,21 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     sections += [
         ("Verdicts with their evidence", verdicts, "verdicts.csv"),
         (
-            "Power plan: training seeds that would detect 0.01 mAP, and the paper's effect, at this run's clusters",
+            "Power plan: training seeds that would detect 0.01 mAP, and the paper's effect, at "
+            "this run's clusters",
             power,
             "power.csv",
         ),
         (
-            "Effects (paired; p: the strategy-level test, t with Satterthwaite df; p_adj: Benjamini-Hochberg within each "
+            "Effects (paired; p: the strategy-level test, t with Satterthwaite df; p_adj: "
+            "Benjamini-Hochberg within each "
             "family; p_models: sign-flip over answer clusters with these trained models fixed)",
             effects,
             "effects.csv",
         ),
         (
-            f"Published numbers as they are (ours − paper only where the encoder matches; {ref_note})",
+            "Published numbers as they are (ours − paper only where the encoder matches; "
+            f"{ref_note})",
             absolute,
             "reference_absolute.csv",
         ),
@@ -462,15 +480,15 @@ def render(out: str | Path, partial: str | None = None) -> dict:
             "reference_effects.csv",
         ),
         (
-            "Published per-language numbers beside ours (arXiv 2408.10536 Tables 3-8, 12-13, shipped with hbkit; ours: "
-            "mean over seeds; unseen: a language this run never trained on, as el and vi for the paper; absolute values "
-            "differ by encoder and data)",
+            "Published per-language numbers beside ours (arXiv 2408.10536 Tables 3-8, 12-13, "
+            "shipped with hbkit; ours: mean over seeds; unseen: a language this run never trained "
+            "on, as el and vi for the paper; absolute values differ by encoder and data)",
             langs,
             "reference_languages.csv",
         ),
         (
-            "Per-language differences between strategies beside the paper's (sign agreement per encoder; ours: difference "
-            "of seed means, without an interval per language)",
+            "Per-language differences between strategies beside the paper's (sign agreement per "
+            "encoder; ours: difference of seed means, without an interval per language)",
             lang_effects,
             "reference_language_effects.csv",
         ),
@@ -496,9 +514,9 @@ def render(out: str | Path, partial: str | None = None) -> dict:
 
 
 def report(run_dir: str | Path) -> dict:
-    """``hbkit report RUN_DIR``: re-render the tables, verdicts, power plan and report.html from a finished folder;
-    returns what :func:`render` returns. A folder that is not a finished run is refused before anything is written
-    there (no lock is left in a mistyped path)."""
+    """``hbkit report RUN_DIR``: re-render the tables, verdicts, power plan and report.html from a
+    finished folder; returns what :func:`render` returns. A folder that is not a finished run is
+    refused before anything is written there (no lock is left in a mistyped path)."""
     if not (Path(run_dir) / "config.json").is_file():
         raise FileNotFoundError(
             f"{run_dir} is not a run folder (no config.json): give the --out of a finished "
@@ -534,11 +552,12 @@ class GridIncomplete(RuntimeError):
 
 
 def summary_text(res: dict, top: int = 8) -> str:
-    """What the command line prints after ``compare`` or ``report``, short and without a NaN: the table ("n/a"
-    where a model has no value), the verdicts (one paragraph instead when no claim can be decided yet), a digest
-    of the power plan (its ``top`` best-powered mAP comparisons; every row is in ``power.csv``), where the files
-    are, and last, when there are too few training seeds, what to run for a verdict and what it costs here. For a
-    grid other processes are still filling: what is missing and who holds it."""
+    """What the command line prints after ``compare`` or ``report``, short and without a NaN: the
+    table ("n/a" where a model has no value), the verdicts (one paragraph instead when no claim can
+    be decided yet), a digest of the power plan (its ``top`` best-powered mAP comparisons; every row
+    is in ``power.csv``), where the files are, and last, when there are too few training seeds, what
+    to run for a verdict and what it costs here. For a grid other processes are still filling: what
+    is missing and who holds it."""
     if res.get("complete") is False:
         return res["message"]
     lines = [res["table"].astype(object).where(res["table"].notna(), "n/a").to_string(index=False)]
@@ -558,7 +577,8 @@ def summary_text(res: dict, top: int = 8) -> str:
         lines += ["", *_power_digest(p, top)]
     lines += [
         "",
-        f"written to {res['out']}/ (report.html, table.md, results.csv, effects.csv, verdicts.csv, power.csv)",
+        f"written to {res['out']}/ (report.html, table.md, results.csv, effects.csv, "
+        "verdicts.csv, power.csv)",
     ]
     shipped = res.get("shipped")
     if shipped is not None:
@@ -573,9 +593,10 @@ def summary_text(res: dict, top: int = 8) -> str:
     if few:
         lines += [
             "",
-            "TOO FEW TRAINING SEEDS: these numbers describe these trained models only. No verdict about "
-            "strategies is given below 3 seeds per strategy (with one there is no seed-to-seed variation, "
-            "with two the test's level is not kept; every claim in verdicts.csv reads 'too few seeds').",
+            "TOO FEW TRAINING SEEDS: these numbers describe these trained models only. No verdict "
+            "about strategies is given below 3 seeds per strategy (with one there is no "
+            "seed-to-seed variation, with two the test's level is not kept; every claim in "
+            "verdicts.csv reads 'too few seeds').",
             _next_step(Path(res["out"]), res["config"], res["results"]),
         ]
     return "\n".join(lines)
@@ -587,7 +608,8 @@ def _too_few(verdicts: pd.DataFrame) -> bool:
 
 
 def _verdict_lines(v: pd.DataFrame) -> list[str]:
-    """One line per claim: ``C1 X-X-mono (xx) is the best ...: mlqa-r supported · tydiqa inconclusive · ...``."""
+    """One line per claim: ``C1 X-X-mono (xx) is the best ...: mlqa-r supported · tydiqa
+    inconclusive · ...``."""
     out = []
     for claim, g in v.groupby("claim", sort=False):
         cells = " · ".join(f"{b} {x}" for b, x in zip(g["benchmark"], g["verdict"]))
@@ -596,17 +618,17 @@ def _verdict_lines(v: pd.DataFrame) -> list[str]:
 
 
 def _power_digest(p: pd.DataFrame, top: int) -> list[str]:
-    """A few lines of the power plan: the range of the detectable mAP differences, and the ``top`` mAP
-    comparisons that need the fewest seeds (``seeds_for_target`` a number)."""
+    """A few lines of the power plan: the range of the detectable mAP differences, and the ``top``
+    mAP comparisons that need the fewest seeds (``seeds_for_target`` a number)."""
     m = p[p.metric == "map"]
     seeds = pd.to_numeric(m.seeds_for_target, errors="coerce")
     head = (
         f"Power plan ({len(p)} comparisons in power.csv, column seeds_for_target): at "
-        f"{'/'.join(str(n) for n in sorted(set(m.n_seeds)))} seeds the smallest mAP difference a test detects "
-        f"(80% power at 5%) is {m.mde.min():.3g}-{m.mde.max():.3g}"
+        f"{'/'.join(str(n) for n in sorted(set(m.n_seeds)))} seeds the smallest mAP difference a "
+        f"test detects (80% power at 5%) is {m.mde.min():.3g}-{m.mde.max():.3g}"
         if len(m) and m.mde.notna().any()
-        else f"Power plan ({len(p)} comparisons in power.csv): no minimum detectable effect at this number of "
-        "seeds (one seed: no interval)"
+        else f"Power plan ({len(p)} comparisons in power.csv): no minimum detectable effect at "
+        "this number of seeds (one seed: no interval)"
     )
     best = m.assign(_s=seeds).dropna(subset=["_s"]).sort_values(["_s", "mde"]).head(top)
     if not len(best):
@@ -630,8 +652,8 @@ def _power_digest(p: pd.DataFrame, top: int) -> list[str]:
 
 
 def held_seeds(results: pd.DataFrame) -> list[int]:
-    """The training seeds whose results a folder holds (``results.csv``'s trained rows), which may be fewer
-    than ``config.json`` asks for after an interruption: what the tables are about."""
+    """The training seeds whose results a folder holds (``results.csv``'s trained rows), which may
+    be fewer than ``config.json`` asks for after an interruption: what the tables are about."""
     if "seed" not in results.columns:
         return []
     s = pd.to_numeric(results["seed"], errors="coerce").dropna()
@@ -644,12 +666,15 @@ def _next_step(out: Path, cfg: dict, results: pd.DataFrame) -> str:
     have = held_seeds(results) or [0]
     want = sorted(set(have) | set(range(max(3, len(have) + 1))))[: max(3, len(have) + 1)]
     new = [s for s in want if s not in have]
-    cmd = f"hbkit compare --profile {cfg.get('profile', 'cpu')} --seeds {','.join(map(str, want))} --out {out}"
+    cmd = (
+        f"hbkit compare --profile {cfg.get('profile', 'cpu')} --seeds "
+        f"{','.join(map(str, want))} --out {out}"
+    )
     minutes, _ = minutes_per_model(out, cfg.get("profile", "cpu"))
     per_seed = len([r for r in plan(cfg) if r.seed == have[0]])
     cost = (
-        f" (about {minutes * per_seed * len(new):.0f} min here: {len(new)} new seed(s) x {per_seed} models x "
-        f"{minutes:.1f} min)"
+        f" (about {minutes * per_seed * len(new):.0f} min here: {len(new)} new seed(s) x "
+        f"{per_seed} models x {minutes:.1f} min)"
         if minutes
         else ""
     )
@@ -657,8 +682,9 @@ def _next_step(out: Path, cfg: dict, results: pd.DataFrame) -> str:
 
 
 def load_run(out: str | Path) -> dict:
-    """What a finished ``compare`` run wrote, read back: ``results``, ``aggregate``, ``effects``, ``verdicts``,
-    ``alignment``, ``umap``, ``table`` (DataFrames) and ``per_query`` (one frame, model/seed columns).
+    """What a finished ``compare`` run wrote, read back: ``results``, ``aggregate``, ``effects``,
+    ``verdicts``, ``alignment``, ``umap``, ``table`` (DataFrames) and ``per_query`` (one frame,
+    model/seed columns).
 
     Args:
         out: a ``hbkit compare`` run folder.
@@ -667,8 +693,8 @@ def load_run(out: str | Path) -> dict:
         A dict of DataFrames (the keys above), each empty where the run wrote nothing of that kind.
 
     Examples:
-        >>> run = load_run("results/cpu")                                                  # doctest: +SKIP
-        >>> run["verdicts"][["claim", "benchmark", "verdict"]]                             # doctest: +SKIP
+        >>> run = load_run("results/cpu")  # doctest: +SKIP
+        >>> run["verdicts"][["claim", "benchmark", "verdict"]]  # doctest: +SKIP
     """
     out = Path(out)
     if not (out / "results.csv").is_file():

@@ -1,5 +1,6 @@
-"""The one reader of a run folder's files (:class:`RunFolder`): each table and JSON checked, a damaged file
-named with its fix. Stages, the report, the dashboard and the notebooks all read through it."""
+"""The one reader of a run folder's files (:class:`RunFolder`): each table and JSON checked, a
+damaged file named with its fix. Stages, the report, the dashboard and the notebooks all read
+through it."""
 
 from __future__ import annotations
 
@@ -58,13 +59,14 @@ def _damaged(path: Path, why: str) -> ValueError:
     )
 
 
-#: the record of what ``compare`` wrote: each table's row count and sha256 (a table cut at a line boundary reads as a
-#: valid CSV; only the record tells it is short)
+#: the record of what ``compare`` wrote: each table's row count and sha256 (a table cut at a line
+#: boundary reads as a valid CSV; only the record tells it is short)
 TABLES_RECORD = "tables.json"
 
 
 def record_tables(out: Path, names: list[str]) -> None:
-    """Write :data:`TABLES_RECORD`: the row count and sha256 of each table ``names`` as it was just written."""
+    """Write :data:`TABLES_RECORD`: the row count and sha256 of each table ``names`` as it was just
+    written."""
     rec = {}
     for n in names:
         blob = (Path(out) / n).read_bytes()
@@ -92,10 +94,11 @@ def _check_record(path: Path, blob: bytes) -> None:
 
 
 def read_run_csv(path: str | Path, dtype=None) -> pd.DataFrame:
-    """A table of a run folder, checked: hbkit writes each one whole (ending in a newline) with its columns, so
-    a file cut short (also at a line boundary: its row count and sha256 are in :data:`TABLES_RECORD`), unparsable,
-    without a required column or with an empty key cell is a ``ValueError`` naming the file and the way to
-    recompute it, never a table rendered from part of the rows. ``dtype`` goes to ``pandas.read_csv``."""
+    """A table of a run folder, checked: hbkit writes each one whole (ending in a newline) with its
+    columns, so a file cut short (also at a line boundary: its row count and sha256 are in
+    :data:`TABLES_RECORD`), unparsable, without a required column or with an empty key cell is a
+    ``ValueError`` naming the file and the way to recompute it, never a table rendered from part of
+    the rows. ``dtype`` goes to ``pandas.read_csv``."""
     path = Path(path)
     blob = path.read_bytes()
     if blob and not blob.endswith(b"\n"):
@@ -117,12 +120,14 @@ def read_run_csv(path: str | Path, dtype=None) -> pd.DataFrame:
 
 
 def read_run_json(path: str | Path, kind: type = dict):
-    """A JSON file of a run folder (``config.json``, ``missing.json``), checked like :func:`read_run_csv`."""
+    """A JSON file of a run folder (``config.json``, ``missing.json``), checked like
+    :func:`read_run_csv`."""
     path = Path(path)
     fix = (
         "it records the run's options: run `hbkit compare` with them into a new --out"
         if path.name == "config.json"
-        else f"run `hbkit compare --out {path.parent}` with the same options again: it rewrites it without training"
+        else f"run `hbkit compare --out {path.parent}` with the same options again: it rewrites "
+        "it without training"
     )
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
@@ -136,8 +141,8 @@ def read_run_json(path: str | Path, kind: type = dict):
 
 
 def read_result(path: Path) -> pd.DataFrame | None:
-    """A saved per-query or per-group result (Parquet), or None when it is missing or damaged (then named in the
-    log, and recomputed)."""
+    """A saved per-query or per-group result (Parquet), or None when it is missing or damaged (then
+    named in the log, and recomputed)."""
     if not path.is_file():
         return None
     try:
@@ -148,8 +153,8 @@ def read_result(path: Path) -> pd.DataFrame | None:
 
 
 def read_array(path: Path) -> np.ndarray | None:
-    """A saved array, or None when it is missing or damaged (a 0-byte or truncated file is named in the log, and
-    recomputed)."""
+    """A saved array, or None when it is missing or damaged (a 0-byte or truncated file is named in
+    the log, and recomputed)."""
     if not path.is_file():
         return None
     try:
@@ -166,15 +171,16 @@ def write_result(df: pd.DataFrame, path: Path) -> None:
 
 
 class RunFolder:
-    """A ``hbkit compare`` run folder, read through one door: every table by :func:`read_run_csv` and every
-    JSON file by :func:`read_run_json`, so that a damaged file is named with its fix wherever it is read.
+    """A ``hbkit compare`` run folder, read through one door: every table by :func:`read_run_csv`
+    and every JSON file by :func:`read_run_json`, so that a damaged file is named with its fix
+    wherever it is read.
 
     Args:
         path: the run folder.
 
     Examples:
-        >>> run = RunFolder("results/cpu")                                                 # doctest: +SKIP
-        >>> run.table("aggregate").head(); run.setting("model")                            # doctest: +SKIP
+        >>> run = RunFolder("results/cpu")  # doctest: +SKIP
+        >>> run.table("aggregate").head(); run.setting("model")  # doctest: +SKIP
     """
 
     def __init__(self, path: str | Path):
@@ -200,8 +206,8 @@ class RunFolder:
         return read_run_csv(path, dtype=dtype)
 
     def json(self, name: str, kind: type = dict, optional: bool = False):
-        """The JSON file ``name`` (``config.json``, ``missing.json``, ``fixes/<run>.json``), checked; with
-        ``optional`` None where the folder has none."""
+        """The JSON file ``name`` (``config.json``, ``missing.json``, ``fixes/<run>.json``),
+        checked; with ``optional`` None where the folder has none."""
         path = self.path / name
         if optional and not path.is_file():
             return None
@@ -213,12 +219,14 @@ class RunFolder:
         return self.json("config.json", optional=True)
 
     def setting(self, key: str):
-        """One option of ``config.json`` (``model``, ``train_languages``, ...), or None where it has none."""
+        """One option of ``config.json`` (``model``, ``train_languages``, ...), or None where it has
+        none."""
         return (self.config or {}).get(key)
 
     def per_query(self, kind: str = "per_query") -> pd.DataFrame:
-        """Every saved per-query (``kind="per_query"``) or per-group alignment (``"alignment"``) file, concatenated;
-        a damaged file is an error naming it (run ``compare`` again to recompute it)."""
+        """Every saved per-query (``kind="per_query"``) or per-group alignment (``"alignment"``)
+        file, concatenated; a damaged file is an error naming it (run ``compare`` again to recompute
+        it)."""
         frames = []
         for f in sorted((self.path / kind).glob("*.parquet")):
             if f.name.startswith(
@@ -229,8 +237,8 @@ class RunFolder:
                 frames.append(pd.read_parquet(f))
             except Exception as e:  # noqa: BLE001
                 raise ValueError(
-                    f"{f} is damaged ({type(e).__name__}); run `hbkit compare` on {self.path} again to "
-                    "recompute it"
+                    f"{f} is damaged ({type(e).__name__}); run `hbkit compare` on {self.path} "
+                    "again to recompute it"
                 ) from None
         if not frames:
             raise FileNotFoundError(
@@ -239,8 +247,9 @@ class RunFolder:
         return pd.concat(frames, ignore_index=True)
 
     def with_clusters(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` with the ``cluster`` of each (benchmark, group) from ``clusters.csv``; a group without one
-        (corpus benchmarks, or a folder written before clusters existed) is its own cluster."""
+        """``frame`` with the ``cluster`` of each (benchmark, group) from ``clusters.csv``; a group
+        without one (corpus benchmarks, or a folder written before clusters existed) is its own
+        cluster."""
         cl = self.table("clusters", dtype=str, optional=True)
         if cl is None:
             return frame.assign(cluster=frame["group"].astype(str))

@@ -1,30 +1,32 @@
-"""The stages of the main job (:func:`hbkit.experiment.compare.compare`), each of which reads and writes
-files in one run folder; the order and the plan are in :mod:`hbkit.experiment.compare` and
+"""The stages of the main job (:func:`hbkit.experiment.compare.compare`), each of which reads and
+writes files in one run folder; the order and the plan are in :mod:`hbkit.experiment.compare` and
 :mod:`hbkit.experiment.plan`.
 
-1. **data** (:func:`stage_data`) — the training pairs and the benchmarks (evaluation subsample drawn with the
-   fixed ``eval_seed``), their content fingerprints; the folder's ``config.json`` must agree
-   (:func:`hbkit.experiment.plan.check_reusable`). Only when every check passed are ``overlap.csv``,
-   ``clusters.csv`` (the answer clusters, the statistics' unit, :func:`clusters_table`) and ``config.json``
-   written;
-2. **train** (:func:`stage_train`) — ``models/<run>/`` (:func:`hbkit.train.trainer.train`: a finished, intact
-   model is reused, a damaged or interrupted one is retrained / resumed). A run whose results are all present
-   (:func:`results_complete`) is neither trained nor evaluated: committed results without weights are
-   reused, and new seeds add to them;
-3. **evaluate** (:func:`stage_evaluate`) — ``per_query/<run>__<benchmark>.parquet`` (per-query metrics),
-   ``alignment/<run>__<benchmark>.parquet`` (per-group alignment), the training-free fixes' statistics and
-   results, and the stored multilingual rankings, written atomically; a file that exists and reads back is
-   reused, a damaged one is named and recomputed;
+1. **data** (:func:`stage_data`) — the training pairs and the benchmarks (evaluation subsample drawn
+   with the fixed ``eval_seed``), their content fingerprints; the folder's ``config.json`` must
+   agree (:func:`hbkit.experiment.plan.check_reusable`). Only when every check passed are
+   ``overlap.csv``, ``clusters.csv`` (the answer clusters, the statistics' unit,
+   :func:`clusters_table`) and ``config.json`` written;
+2. **train** (:func:`stage_train`) — ``models/<run>/`` (:func:`hbkit.train.trainer.train`: a
+   finished, intact model is reused, a damaged or interrupted one is retrained / resumed). A run
+   whose results are all present (:func:`results_complete`) is neither trained nor evaluated:
+   committed results without weights are reused, and new seeds add to them;
+3. **evaluate** (:func:`stage_evaluate`) — ``per_query/<run>__<benchmark>.parquet`` (per-query
+   metrics), ``alignment/<run>__<benchmark>.parquet`` (per-group alignment), the training-free
+   fixes' statistics and results, and the stored multilingual rankings, written atomically; a file
+   that exists and reads back is reused, a damaged one is named and recomputed;
 4. **aggregate** (:func:`stage_aggregate`) — ``results.csv`` (every metric per model and seed),
-   ``aggregate.csv`` (mean and sd over seeds, t intervals over seeds and answer clusters), ``effects.csv``
-   (paired effects and the strategy-level test), ``umap.csv``: all statistics come from
-   :mod:`hbkit.analysis.stats`. The report that follows is :func:`hbkit.experiment.report.report`.
+   ``aggregate.csv`` (mean and sd over seeds, t intervals over seeds and answer clusters),
+   ``effects.csv`` (paired effects and the strategy-level test), ``umap.csv``: all statistics come
+   from :mod:`hbkit.analysis.stats`. The report that follows is
+   :func:`hbkit.experiment.report.report`.
 
-Several processes may fill one folder (:mod:`hbkit.experiment.grid`): each model is trained and evaluated under a
-lock of its own, and the shared files are written under the folder's short :class:`hbkit.core.files.RunLock`.
-``timings.json``: wall time per stage of the process that aggregated, and under ``peak_rss_mb`` each stage's peak
-resident memory (MB, the largest over its models: :func:`timed`). What a folder holds before it runs, and what
-running it would cost, is :mod:`hbkit.experiment.status`; its files are read through
+Several processes may fill one folder (:mod:`hbkit.experiment.grid`): each model is trained and
+evaluated under a lock of its own, and the shared files are written under the folder's short
+:class:`hbkit.core.files.RunLock`. ``timings.json``: wall time per stage of the process that
+aggregated, and under ``peak_rss_mb`` each stage's peak resident memory (MB, the largest over its
+models: :func:`timed`). What a folder holds before it runs, and what running it would cost, is
+:mod:`hbkit.experiment.status`; its files are read through
 :class:`hbkit.experiment.run_files.RunFolder`.
 """
 
@@ -84,14 +86,16 @@ log = logging.getLogger(__name__)
 @contextmanager
 def timed(timings: dict, stage: str, collect: bool = True):
     """Add the wall time of the block to ``timings[stage]`` and keep its peak resident memory in
-    ``timings["peak_rss_mb"][stage]`` (the largest over calls: one stage runs once per model). The peak is reset
-    when the block starts (:func:`hbkit.core.env.peak_rss_mb`), so each stage's figure is its own, not the
-    process's so far; it is left out where the system gives none. What the stage before freed is given back to the
-    system first (:func:`hbkit.core.env.release_freed_memory`), so that it does not count as this stage's.
+    ``timings["peak_rss_mb"][stage]`` (the largest over calls: one stage runs once per model). The
+    peak is reset when the block starts (:func:`hbkit.core.env.peak_rss_mb`), so each stage's figure
+    is its own, not the process's so far; it is left out where the system gives none. What the stage
+    before freed is given back to the system first (:func:`hbkit.core.env.release_freed_memory`), so
+    that it does not count as this stage's.
 
-    ``collect``: run the cycle collector first, for a stage that follows one that dropped a model or a trainer
-    (their reference cycles hold the weights). A full collection costs 0.1-0.5 s in a large process, so the
-    per-benchmark stages (encode, score, align), which follow stages that leave no cycles, pass False."""
+    ``collect``: run the cycle collector first, for a stage that follows one that dropped a model or
+    a trainer (their reference cycles hold the weights). A full collection costs 0.1-0.5 s in a
+    large process, so the per-benchmark stages (encode, score, align), which follow stages that
+    leave no cycles, pass False."""
     if collect:
         import gc
 
@@ -110,8 +114,9 @@ def timed(timings: dict, stage: str, collect: bool = True):
 
 
 def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
-    """Training pairs, pool benchmarks (subsampled with ``eval_seed``), corpus benchmarks (those whose files are
-    absent are skipped and said so), the zero-shot check, and the content fingerprints."""
+    """Training pairs, pool benchmarks (subsampled with ``eval_seed``), corpus benchmarks (those
+    whose files are absent are skipped and said so), the zero-shot check, and the content
+    fingerprints."""
     pairs = training_pairs(cfg["corpus"], data_dir, cfg["train_languages"])
     val = validation_pairs(cfg.get("val_corpus", "held-out"), data_dir)
     benches = {}
@@ -134,8 +139,8 @@ def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
     if "xquad-r-eval" in benches and cfg["corpus"] == "xquad-train":
         check_disjoint(pairs["group"], benches["xquad-r-eval"])
     overlap = mix_overlap(pairs, benches)
-    # a question overlap is refused here, before anything is written; its warnings (allowed overlap, in-domain)
-    # echo the next line, so it carries no comment that would read as a refusal
+    # a question overlap is refused here, before anything is written; its warnings (allowed overlap,
+    # in-domain) echo the next line, so it carries no comment that would read as a refusal
     check_zero_shot(overlap, force=allow_overlap)
     fps = {
         "train": pairs_fingerprint(pairs),
@@ -148,8 +153,9 @@ def stage_data(cfg: dict, data_dir, allow_overlap: bool = False):
 
 
 def mix_overlap(pairs, benches: dict) -> pd.DataFrame:
-    """:func:`hbkit.data.checks.overlap_counts` of the training pairs, per corpus of a mix (column ``corpus``), so
-    that a refusal names the part that overlaps (Mr. TyDi's questions in TyDi-QA, say)."""
+    """:func:`hbkit.data.checks.overlap_counts` of the training pairs, per corpus of a mix (column
+    ``corpus``), so that a refusal names the part that overlaps (Mr. TyDi's questions in TyDi-QA,
+    say)."""
     if CORPUS_COLUMN not in pairs.column_names:
         return overlap_counts(pairs, benches)
     codes = pd.Series(pairs[CORPUS_COLUMN])
@@ -165,21 +171,22 @@ def mix_overlap(pairs, benches: dict) -> pd.DataFrame:
 
 
 def clusters_table(benches: dict) -> pd.DataFrame:
-    """``benchmark, group, cluster`` of every pool benchmark (:func:`hbkit.data.benchmarks.answer_clusters`): the unit of
-    the statistics. Corpus benchmarks have none (each query is its own unit)."""
+    """``benchmark, group, cluster`` of every pool benchmark
+    (:func:`hbkit.data.benchmarks.answer_clusters`): the unit of the statistics. Corpus benchmarks
+    have none (each query is its own unit)."""
     parts = [answer_clusters(b).assign(benchmark=name) for name, b in benches.items()]
     return pd.concat(parts, ignore_index=True)[["benchmark", "group", "cluster"]]
 
 
 def base_encoder(cfg: dict, path: str | None = None):
-    """The encoder of a run: ``cfg["model"]`` (or a trained folder ``path``) with the profile's ``prompts`` when it
-    has none of its own (:func:`hbkit.encoders.load.apply_prompts`)."""
+    """The encoder of a run: ``cfg["model"]`` (or a trained folder ``path``) with the profile's
+    ``prompts`` when it has none of its own (:func:`hbkit.encoders.load.apply_prompts`)."""
     return apply_prompts(load_encoder(path or cfg["model"]), cfg.get("prompts"))
 
 
 def train_config(run: Run, cfg: dict, validates: bool) -> TrainConfig:
-    """The :class:`~hbkit.train.config.TrainConfig` of one planned model of a profile; ``validates``: the run has a
-    validation corpus of its own."""
+    """The :class:`~hbkit.train.config.TrainConfig` of one planned model of a profile;
+    ``validates``: the run has a validation corpus of its own."""
     extra = {"corpus": cfg["corpus"], "weight_decay": cfg["weight_decay"]}
     if validates:
         extra["val_corpus"] = cfg["val_corpus"]
@@ -206,11 +213,11 @@ def train_config(run: Run, cfg: dict, validates: bool) -> TrainConfig:
 
 
 def check_training_data(runs: list[Run], cfg: dict, pairs, val_pairs=None) -> None:
-    """Refuse, before a run folder is written, data that some planned model could not be trained on: each
-    model's pairs (its ``train_groups`` subsample) and validation set go through the trainer's own checks
-    (:func:`hbkit.train.trainer.prepare_data`: a batch larger than a mix part's groups, one language for X-Y
-    batches, a validation set too small for a batch). Models of one strategy and α on the same pairs are checked
-    once."""
+    """Refuse, before a run folder is written, data that some planned model could not be trained on:
+    each model's pairs (its ``train_groups`` subsample) and validation set go through the trainer's
+    own checks (:func:`hbkit.train.trainer.prepare_data`: a batch larger than a mix part's groups,
+    one language for X-Y batches, a validation set too small for a batch). Models of one strategy
+    and α on the same pairs are checked once."""
     seen = set()
     for run in runs:
         if run.strategy is None:
@@ -227,8 +234,8 @@ def check_training_data(runs: list[Run], cfg: dict, pairs, val_pairs=None) -> No
             )
         except (SamplerError, TrainError) as e:
             raise TrainError(
-                f"model {run.id} cannot be trained on this data: {e} (nothing was written; fix the data "
-                "or the batch size and rerun)"
+                f"model {run.id} cannot be trained on this data: {e} (nothing was written; fix the "
+                "data or the batch size and rerun)"
             ) from None
 
 
@@ -256,8 +263,9 @@ def stage_train(
 def _fix_stats(
     encoder, fp: str, passages: pd.DataFrame, fixes, out: Path, run: Run, progress: bool
 ) -> dict:
-    """Each fix's statistics for this model from the training passages (each distinct text encoded once, and
-    cached), with a summary of what they were estimated from in ``out/fixes/<run>.json``."""
+    """Each fix's statistics for this model from the training passages (each distinct text encoded
+    once, and cached), with a summary of what they were estimated from in
+    ``out/fixes/<run>.json``."""
     texts, inverse = np.unique(passages["passage"].to_numpy(), return_inverse=True)
     P = encode(encoder, texts.tolist(), "passage", fp=fp, progress=progress)[inverse]
     stats_ = {f: posthoc.estimate(f, P, passages["lang"], passages["group"]) for f in fixes}
@@ -285,14 +293,16 @@ def stage_evaluate(
     fix_passages: pd.DataFrame | None = None,
     rankings_k: int = 0,
 ):
-    """Per-query metrics and per-group alignment of one model on every pool benchmark, and per-query metrics on
-    every corpus benchmark (sharded encoding, faiss search; shards shared by the runs under ``out/corpus``);
-    each file is reused when intact. Each of ``fixes`` (:mod:`hbkit.retrieval.posthoc`, estimated from
-    ``fix_passages``, training passages only) adds the per-query metrics of ``<model>+<fix>`` on every pool
-    benchmark, from the same embeddings transformed (corpus benchmarks, monolingual, get none). With ``rankings_k``,
-    each pool benchmark evaluated here also leaves ``rankings/<run>__<benchmark>.parquet``: the multilingual pool's
-    top ``rankings_k`` and relevant candidates of every query (:func:`hbkit.retrieval.pools.multilingual_rankings`),
-    from which a ranking measure added later is computed without the weights; not needed to count as done."""
+    """Per-query metrics and per-group alignment of one model on every pool benchmark, and per-query
+    metrics on every corpus benchmark (sharded encoding, faiss search; shards shared by the runs
+    under ``out/corpus``); each file is reused when intact. Each of ``fixes``
+    (:mod:`hbkit.retrieval.posthoc`, estimated from ``fix_passages``, training passages only) adds
+    the per-query metrics of ``<model>+<fix>`` on every pool benchmark, from the same embeddings
+    transformed (corpus benchmarks, monolingual, get none). With ``rankings_k``, each pool benchmark
+    evaluated here also leaves ``rankings/<run>__<benchmark>.parquet``: the multilingual pool's top
+    ``rankings_k`` and relevant candidates of every query
+    (:func:`hbkit.retrieval.pools.multilingual_rankings`), from which a ranking measure added later
+    is computed without the weights; not needed to count as done."""
     fp = fingerprint(encoder)
     ident = {
         "model": run.name,
@@ -373,10 +383,11 @@ def stage_evaluate(
 
 
 def _umap_embeddings(encoder, fp: str, benches: dict, umap_q: pd.DataFrame) -> np.ndarray:
-    """The UMAP queries' embeddings as rows of their benchmark's query embeddings, which the evaluation just
-    encoded and cached: no text is encoded twice for one model, and a resumed run (the benchmark's results already
-    there) reads the same cached rows, so the file's bytes do not depend on where a run was interrupted. Queries
-    that are no benchmark's rows are encoded on their own."""
+    """The UMAP queries' embeddings as rows of their benchmark's query embeddings, which the
+    evaluation just encoded and cached: no text is encoded twice for one model, and a resumed run
+    (the benchmark's results already there) reads the same cached rows, so the file's bytes do not
+    depend on where a run was interrupted. Queries that are no benchmark's rows are encoded on their
+    own."""
     for bench in benches.values():
         q = bench.queries
         if not q.index.is_unique:
@@ -394,11 +405,12 @@ def _umap_embeddings(encoder, fp: str, benches: dict, umap_q: pd.DataFrame) -> n
 def results_complete(
     out: Path, run: Run, bench_names: list[str], umap: bool, fixes: tuple = ()
 ) -> bool:
-    """Whether every result of ``run`` is in ``out`` and reads back: per-query metrics of each benchmark (and of
-    each of its ``fixes`` on each pool benchmark), per-group alignment of each pool benchmark and (``umap``: the
-    model's first seed) its UMAP embeddings. Then neither its weights nor any training are needed: committed
-    results (no weights) are reused, and adding seeds trains only the new ones. A trained model whose weights are
-    gone (committed results) is not retrained for its fixes: they are left out, and the aggregate says so."""
+    """Whether every result of ``run`` is in ``out`` and reads back: per-query metrics of each
+    benchmark (and of each of its ``fixes`` on each pool benchmark), per-group alignment of each
+    pool benchmark and (``umap``: the model's first seed) its UMAP embeddings. Then neither its
+    weights nor any training are needed: committed results (no weights) are reused, and adding seeds
+    trains only the new ones. A trained model whose weights are gone (committed results) is not
+    retrained for its fixes: they are left out, and the aggregate says so."""
     if run.strategy is not None and not (out / "models" / run.id).is_dir():
         fixes = ()
     for name in bench_names:
@@ -417,17 +429,18 @@ def results_complete(
 
 
 def completion(out: Path, runs: list[Run], bench_names: list[str], fixes=()):
-    """``done(run)``: :func:`results_complete` of a run of the plan ``runs`` in ``out`` (its UMAP embeddings
-    counted for each model's first seed; the profile's ``fixes`` of every model)."""
+    """``done(run)``: :func:`results_complete` of a run of the plan ``runs`` in ``out`` (its UMAP
+    embeddings counted for each model's first seed; the profile's ``fixes`` of every model)."""
     first = first_seed_ids(runs)
     fixes = tuple(fixes or ())
     return lambda run: results_complete(out, run, bench_names, umap=run.id in first, fixes=fixes)
 
 
 def _complete_fixes(pool: pd.DataFrame, fixes=()) -> tuple[pd.DataFrame, list[str]]:
-    """``pool`` without the rows of a trained model's fix (``hybrid+shift``) that lacks some (seed, benchmark) of
-    its model (weights gone before the fix was evaluated), so that a fix never narrows the seeds of the strategies;
-    and a line for each fix left out, or of ``fixes`` not evaluated at all for a trained model."""
+    """``pool`` without the rows of a trained model's fix (``hybrid+shift``) that lacks some (seed,
+    benchmark) of its model (weights gone before the fix was evaluated), so that a fix never narrows
+    the seeds of the strategies; and a line for each fix left out, or of ``fixes`` not evaluated at
+    all for a trained model."""
     notes, drop = [], []
     have = pool.groupby("model")[["seed", "benchmark"]].apply(
         lambda d: set(zip(d["seed"], d["benchmark"]))
@@ -440,8 +453,8 @@ def _complete_fixes(pool: pd.DataFrame, fixes=()) -> tuple[pd.DataFrame, list[st
         ]
         if absent:
             notes.append(
-                f"{', '.join(with_fix(m, f) for f in absent)} not evaluated: the weights of {m} were gone "
-                "(committed results); a run that trains it evaluates them"
+                f"{', '.join(with_fix(m, f) for f in absent)} not evaluated: the weights of {m} "
+                "were gone (committed results); a run that trains it evaluates them"
             )
     for m in have.index:
         base_name = without_fix(m)
@@ -453,17 +466,19 @@ def _complete_fixes(pool: pd.DataFrame, fixes=()) -> tuple[pd.DataFrame, list[st
         ):
             drop.append(m)
             notes.append(
-                f"{m} left out: evaluated for {len(have[m])} of the {len(have[base_name])} (seed, benchmark) "
-                f"results of {base_name} (the weights of the others were gone; rerun with them to add it)"
+                f"{m} left out: evaluated for {len(have[m])} of the {len(have[base_name])} (seed, "
+                f"benchmark) results of {base_name} (the weights of the others were gone; rerun "
+                "with them to add it)"
             )
     return (pool[~pool["model"].isin(drop)] if drop else pool), notes
 
 
 def stage_mteb(out: Path, cfg: dict, runs: list[Run], progress: bool = False) -> int:
-    """Run mteb's own evaluator on every model of the plan for the profile's ``mteb_tasks`` into ``<out>/mteb``
-    (:func:`hbkit.retrieval.mteb_tasks.run_mteb`: each model under its own name and content revision, so a model
-    already scored is read back, not run again). A trained model whose weights are gone (a committed folder keeps
-    none) is skipped, counted and logged. Returns how many models were scored."""
+    """Run mteb's own evaluator on every model of the plan for the profile's ``mteb_tasks`` into
+    ``<out>/mteb`` (:func:`hbkit.retrieval.mteb_tasks.run_mteb`: each model under its own name and
+    content revision, so a model already scored is read back, not run again). A trained model whose
+    weights are gone (a committed folder keeps none) is skipped, counted and logged. Returns how
+    many models were scored."""
     tasks = list(cfg.get("mteb_tasks") or [])
     if not tasks:
         return 0
@@ -485,10 +500,11 @@ def stage_mteb(out: Path, cfg: dict, runs: list[Run], progress: bool = False) ->
 
 
 def cell_means(pq: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Each metric's mean and count of values (NaN left out) per group of ``keys``: one row per (group, metric)
-    that has a value, sorted by ``keys`` then metric, with columns ``keys + ["metric", "value", "n"]``. The rows
-    and values of ``pq.melt(...).dropna().groupby(keys + ["metric"]).agg(mean, size)``, computed on the wide
-    frame: the long one held every value with all its keys (4 GB, 16 s for the 8-seed cpu run's 1.4M rows)."""
+    """Each metric's mean and count of values (NaN left out) per group of ``keys``: one row per
+    (group, metric) that has a value, sorted by ``keys`` then metric, with columns ``keys +
+    ["metric", "value", "n"]``. The rows and values of ``pq.melt(...).dropna().groupby(keys +
+    ["metric"]).agg(mean, size)``, computed on the wide frame: the long one held every value with
+    all its keys (4 GB, 16 s for the 8-seed cpu run's 1.4M rows)."""
     cols = sorted(metrics)  # the order a groupby on the metric's name gives
     g = pq.groupby(keys, dropna=False)[cols]
     means, counts = g.mean(), g.count()
@@ -535,8 +551,9 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
     perm = {"n_perm": cfg["permutations"], "seed": cfg["eval_seed"]}
     corpus = pq["benchmark"].map(is_corpus_benchmark).astype(bool)
     pool, cq = pq[~corpus], pq[corpus]
-    # the newer bias measures (folders evaluated before them lack them); PEER is reported, not tested: on these
-    # pools (one relevant passage per language) it is one constant whenever a relevant passage is retrieved
+    # the newer bias measures (folders evaluated before them lack them); PEER is reported, not
+    # tested: on these pools (one relevant passage per language) it is one constant whenever a
+    # relevant passage is retrieved
     pool, fix_notes = _complete_fixes(pool, cfg.get("fixes") or ())
     bias = [m for m in BIAS_METRICS if m in pool.columns and pool[m].notna().any()]
     agg = stats.aggregate(pool, metrics=("map", "rank_distance", "acc@1", *bias))
@@ -548,7 +565,8 @@ def stage_aggregate(out: Path, cfg: dict, umap_q: pd.DataFrame, runs: list[Run])
             [agg, stats.aggregate(cq, metrics=("ndcg@10", "recall@100"))], ignore_index=True
         )
         eff = stats.combine_effects(eff, stats.effects(cq, metrics=("ndcg@10",), **perm))
-    # the research question: alignment (per group) and, on TyDi-QA (not parallel), question-to-passage accuracy
+    # the research question: alignment (per group) and, on TyDi-QA (not parallel),
+    # question-to-passage accuracy
     aeff = stats.alignment_effects(al, **perm)
     tydi = (
         stats.effects(

@@ -1,6 +1,7 @@
-"""What a run folder holds before it runs, and what running it would cost: the models still to train or evaluate,
-the minutes per model measured in the last run that trained one, and the disk the new models take. The notebooks
-show it (:func:`plan_status`), and the report's next step uses its estimate (:func:`minutes_per_model`)."""
+"""What a run folder holds before it runs, and what running it would cost: the models still to train
+or evaluate, the minutes per model measured in the last run that trained one, and the disk the new
+models take. The notebooks show it (:func:`plan_status`), and the report's next step uses its
+estimate (:func:`minutes_per_model`)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from hbkit.experiment.stages import completion
 
 
 def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
-    """What a run of ``cfg`` into ``out`` would do: one row per planned model (``model``, ``seed``, ``done``:
-    every result of it is in ``out`` already, so it is neither trained nor evaluated again). ``attrs`` holds
-    ``to_run`` (how many models are still to train or evaluate), ``minutes_per_model`` and ``measured_in`` (:func:`minutes_per_model`) and
-    ``estimate_minutes`` (their product, None when nothing has been measured for this profile yet) and
-    ``disk_gib`` (what the models to train will take on disk: :func:`hbkit.experiment.doctor.model_disk`).
+    """What a run of ``cfg`` into ``out`` would do: one row per planned model (``model``, ``seed``,
+    ``done``: every result of it is in ``out`` already, so it is neither trained nor evaluated
+    again). ``attrs`` holds ``to_run`` (how many models are still to train or evaluate),
+    ``minutes_per_model`` and ``measured_in`` (:func:`minutes_per_model`) and ``estimate_minutes``
+    (their product, None when nothing has been measured for this profile yet) and ``disk_gib`` (what
+    the models to train will take on disk: :func:`hbkit.experiment.doctor.model_disk`).
 
     Args:
-        cfg: a profile (:func:`hbkit.experiment.profiles.profile`), with the seeds and α values to run.
+        cfg: a profile (:func:`hbkit.experiment.profiles.profile`), with the seeds and α values to
+            run.
         out: the run folder.
 
     Returns:
@@ -55,8 +58,9 @@ def plan_status(cfg: dict, out: str | Path) -> pd.DataFrame:
 
 def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None, str | None]:
     """Minutes one model took (training and evaluation) in the last run that trained one: ``out``'s
-    ``timings.json``, else the committed measurement of the profile (``results/<profile>/`` in a checkout).
-    Returns ``(minutes, the folder measured)``, or ``(None, None)`` when neither exists."""
+    ``timings.json``, else the committed measurement of the profile (``results/<profile>/`` in a
+    checkout). Returns ``(minutes, the folder measured)``, or ``(None, None)`` when neither
+    exists."""
     for folder in (Path(out), runs_root().parent / "results" / profile_name):
         try:  # an estimate: a folder without them, or with a damaged one, is passed over
             run = RunFolder(folder)
@@ -64,9 +68,8 @@ def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None,
         except (OSError, ValueError):
             continue
         n = t.get("evaluated_models")
-        if (
-            n is None
-        ):  # written before hbkit counted them: planned models minus those whose results were reused
+        if n is None:
+            # written before hbkit counted them: planned models minus those with reused results
             n = len(plan(cfg)) - int(t.get("reused_results", 0)) // max(
                 1, len(benchmark_names(cfg))
             )

@@ -1,10 +1,10 @@
 """Representation alignment of parallel texts: how close translations are in embedding space.
 
-:func:`alignment` gives the measures per ordered language pair and their macro average (one number per
-model and benchmark); :func:`alignment_per_group` gives them per parallel item (group), the unit that
-:func:`hbkit.analysis.stats.alignment_effects` resamples and sign-flips; :func:`language_knn_purity` measures language
-clustering. All take L2-normalised embeddings ``E`` (one row per text) with the text's language and group
-(translations share a group).
+:func:`alignment` gives the measures per ordered language pair and their macro average (one number
+per model and benchmark); :func:`alignment_per_group` gives them per parallel item (group), the unit
+that :func:`hbkit.analysis.stats.alignment_effects` resamples and sign-flips;
+:func:`language_knn_purity` measures language clustering. All take L2-normalised embeddings ``E``
+(one row per text) with the text's language and group (translations share a group).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ GROUP_METRICS = ("cos_gap", "translation_p@1", "lang_knn_purity")
 
 
 def _pair_terms(E: np.ndarray, langs: np.ndarray, gidx: np.ndarray):
-    """The one computation behind :func:`alignment` and :func:`alignment_per_group`, in float64: for each ordered
-    language pair (X, Y), the texts of X whose group has a text in Y, as ``(x, y, rows, par, other, hit)``:
-    ``rows`` their indices in ``E``, ``par`` the cosine to their translation in Y, ``other`` the mean cosine to
-    the texts of Y that are not their translation (NaN when Y holds no other text), ``hit`` whether the
-    translation is the nearest text of Y (``argmax``: on exact ties the first text of Y in input order wins)."""
+    """The one computation behind :func:`alignment` and :func:`alignment_per_group`, in float64: for
+    each ordered language pair (X, Y), the texts of X whose group has a text in Y, as ``(x, y, rows,
+    par, other, hit)``: ``rows`` their indices in ``E``, ``par`` the cosine to their translation in
+    Y, ``other`` the mean cosine to the texts of Y that are not their translation (NaN when Y holds
+    no other text), ``hit`` whether the translation is the nearest text of Y (``argmax``: on exact
+    ties the first text of Y in input order wins)."""
     by_lang = {l: np.flatnonzero(langs == l) for l in sorted(set(langs))}
     for x, ix in by_lang.items():
         for y, iy in by_lang.items():
@@ -49,17 +50,19 @@ def alignment(
     uniform_sample: int = 4000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Alignment measures of normalised embeddings ``E`` of parallel texts (``groups`` shared by translations).
+    """Alignment measures of normalised embeddings ``E`` of parallel texts (``groups`` shared by
+    translations).
 
-    Per ordered language pair (X, Y), over the texts of X with a translation in Y: ``cos_parallel`` (mean
-    cosine to the translation), ``cos_nonparallel`` (mean over those texts of their mean cosine to the other
-    texts of Y), ``cos_gap`` (their difference), ``align`` (Wang & Isola: E||f(x)-f(y)||² over parallel pairs),
-    ``translation_p@1`` (is the translation the nearest neighbour among all texts in Y). The same per-text
-    terms as :func:`alignment_per_group` (:func:`_pair_terms`), so the report and the verdicts read one
-    computation: with every group in every language the macro over groups there equals the ``all`` row here.
-    Overall: ``uniform`` (log E exp(-2||f(x)-f(y)||²) over a seeded sample of pairs) and ``lang_knn_purity`` /
-    ``lang_knn_expected`` (k=10). Tidy rows ``benchmark, qlang, dlang, metric, value, n`` (macro over pairs as
-    ``all``/``all``).
+    Per ordered language pair (X, Y), over the texts of X with a translation in Y: ``cos_parallel``
+    (mean cosine to the translation), ``cos_nonparallel`` (mean over those texts of their mean
+    cosine to the other texts of Y), ``cos_gap`` (their difference), ``align`` (Wang & Isola:
+    E||f(x)-f(y)||² over parallel pairs), ``translation_p@1`` (is the translation the nearest
+    neighbour among all texts in Y). The same per-text terms as :func:`alignment_per_group`
+    (:func:`_pair_terms`), so the report and the verdicts read one computation: with every group in
+    every language the macro over groups there equals the ``all`` row here. Overall: ``uniform``
+    (log E exp(-2||f(x)-f(y)||²) over a seeded sample of pairs) and ``lang_knn_purity`` /
+    ``lang_knn_expected`` (k=10). Tidy rows ``benchmark, qlang, dlang, metric, value, n`` (macro
+    over pairs as ``all``/``all``).
     """
     E = np.asarray(E, dtype=np.float32)
     langs = np.asarray(langs).astype(str)
@@ -126,8 +129,8 @@ def alignment(
 def _same_lang_share(
     E: np.ndarray, langs: np.ndarray, k: int = 10, chunk: int = 1024
 ) -> np.ndarray:
-    """Per text: the share of its ``k`` nearest neighbours by inner product (itself excluded, ``k`` capped at
-    ``N - 1``) whose language is its own."""
+    """Per text: the share of its ``k`` nearest neighbours by inner product (itself excluded, ``k``
+    capped at ``N - 1``) whose language is its own."""
     codes = {l: i for i, l in enumerate(sorted(set(langs)))}
     lc = torch.tensor([codes[l] for l in langs])
     Et = torch.from_numpy(np.ascontiguousarray(E, dtype=np.float32))
@@ -144,9 +147,9 @@ def _same_lang_share(
 def language_knn_purity(
     E: np.ndarray, langs: Sequence[str], k: int = 10, chunk: int = 1024
 ) -> tuple[float, float]:
-    """Share of each text's k nearest neighbours (itself excluded) in its own language, and the share
-    expected if languages were mixed at random (``(n_lang - 1) / (N - 1)`` averaged over texts).
-    Lower purity = less language clustering."""
+    """Share of each text's k nearest neighbours (itself excluded) in its own language, and the
+    share expected if languages were mixed at random (``(n_lang - 1) / (N - 1)`` averaged over
+    texts). Lower purity = less language clustering."""
     langs = np.asarray(langs)
     counts = pd.Series(langs).value_counts()
     expected = float(np.mean([(counts[l] - 1) / (len(E) - 1) for l in langs]))
@@ -156,23 +159,27 @@ def language_knn_purity(
 def alignment_per_group(
     E: np.ndarray, langs: Sequence[str], groups: Sequence[str], k: int = 10
 ) -> pd.DataFrame:
-    """The alignment measures of :data:`GROUP_METRICS` per parallel item: a tidy frame ``group, metric, value``.
+    """The alignment measures of :data:`GROUP_METRICS` per parallel item: a tidy frame ``group,
+    metric, value``.
 
-    For a group g with texts ``x_g`` in languages L_g (one text per language; ``S = E E^T``, cosines since
-    ``E`` is normalised), over its ordered pairs (X, Y), X != Y both in L_g:
+    For a group g with texts ``x_g`` in languages L_g (one text per language; ``S = E E^T``, cosines
+    since ``E`` is normalised), over its ordered pairs (X, Y), X != Y both in L_g:
 
-    * ``cos_gap`` = mean over pairs of ``S[x_gX, x_gY] - mean_{y in Y, group(y) != g} S[x_gX, y]``: the
-      cosine of the translation minus the mean cosine to the texts of language Y that are not its
-      translation (a pair whose language Y holds no other text is left out);
-    * ``translation_p@1`` = share of pairs whose translation ``x_gY`` is the nearest text of language Y to
-      ``x_gX`` (``argmax``, as :func:`alignment`: on exact ties the first text of Y in input order wins);
-    * ``lang_knn_purity`` = mean over the group's texts of the share of their ``k`` nearest neighbours among
-      all texts (itself excluded) in the same language; lower = less language clustering.
+    * ``cos_gap`` = mean over pairs of ``S[x_gX, x_gY] - mean_{y in Y, group(y) != g} S[x_gX, y]``:
+      the cosine of the translation minus the mean cosine to the texts of language Y that are not
+      its translation (a pair whose language Y holds no other text is left out);
+    * ``translation_p@1`` = share of pairs whose translation ``x_gY`` is the nearest text of
+      language Y to ``x_gX`` (``argmax``, as :func:`alignment`: on exact ties the first text of Y in
+      input order wins);
+    * ``lang_knn_purity`` = mean over the group's texts of the share of their ``k`` nearest
+      neighbours among all texts (itself excluded) in the same language; lower = less language
+      clustering.
 
-    Both come from the per-text terms :func:`alignment` reads too (:func:`_pair_terms`): the macro over groups
-    of ``cos_gap`` and ``translation_p@1`` equals its ``all`` row when every group has the same languages. A measure undefined for a group (one language only: no pair) yields no row;
-    ``attrs["undefined"]`` counts those (metric -> groups). Raises ``ValueError`` for mismatched lengths
-    or a group holding two texts in one language.
+    Both come from the per-text terms :func:`alignment` reads too (:func:`_pair_terms`): the macro
+    over groups of ``cos_gap`` and ``translation_p@1`` equals its ``all`` row when every group has
+    the same languages. A measure undefined for a group (one language only: no pair) yields no row;
+    ``attrs["undefined"]`` counts those (metric -> groups). Raises ``ValueError`` for mismatched
+    lengths or a group holding two texts in one language.
     """
     E = np.asarray(E, dtype=np.float32)
     langs = np.asarray(langs).astype(str)

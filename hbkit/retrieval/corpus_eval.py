@@ -1,4 +1,5 @@
-"""The one call for a corpus benchmark: encode its passages, search, score with trec_eval's metrics."""
+"""The one call for a corpus benchmark: encode its passages, search, score with trec_eval's
+metrics."""
 
 from __future__ import annotations
 
@@ -44,24 +45,26 @@ def evaluate_corpus(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Encode, index, search and score corpus benchmarks; return ``(table, per_query)``.
 
-    ``bench``: a :class:`hbkit.data.releases.miracl.CorpusBenchmark`, a list of them, or a spec string
-    (``"miracl:sw,te,yo"``, ``"tydiqa-corpus:sw,te"``; :func:`hbkit.data.corpus_benchmarks.load_corpus_benchmarks`).
-    Per benchmark: the corpus is encoded with :func:`encode_corpus` into
-    ``work_dir/<model fingerprint>/<benchmark>/`` (resumable; several processes under torchrun share the
-    shards); docids are checked first, while reading and before encoding (duplicates, whitespace, qrels
-    naming absent documents: ``unknown_docs``); the queries
-    are encoded with :func:`hbkit.encoders.encode.encode` (``query`` prompt, cached); :func:`hbkit.retrieval.faiss_search.search` takes the
-    top ``k``; the run is written to ``<that folder>/run.<index>.trec``; metrics are
+    ``bench``: a :class:`hbkit.data.releases.miracl.CorpusBenchmark`, a list of them, or a spec
+    string (``"miracl:sw,te,yo"``, ``"tydiqa-corpus:sw,te"``;
+    :func:`hbkit.data.corpus_benchmarks.load_corpus_benchmarks`). Per benchmark: the corpus is
+    encoded with :func:`encode_corpus` into ``work_dir/<model fingerprint>/<benchmark>/``
+    (resumable; several processes under torchrun share the shards); docids are checked first, while
+    reading and before encoding (duplicates, whitespace, qrels naming absent documents:
+    ``unknown_docs``); the queries are encoded with :func:`hbkit.encoders.encode.encode` (``query``
+    prompt, cached); :func:`hbkit.retrieval.faiss_search.search` takes the top ``k``; the run is
+    written to ``<that folder>/run.<index>.trec``; metrics are
     :func:`hbkit.retrieval.ir_metrics.evaluate_run` (nDCG@10, Recall@100, MRR@10 by default).
 
-    ``table``: tidy rows ``benchmark, setting, qlang, dlang, metric, value, n`` (benchmark ``miracl-XX`` or
-    ``tydiqa-corpus-XX``, setting ``mono``, qlang = dlang = XX, n = evaluated queries) plus, with several
-    languages, a macro row per metric with benchmark ``miracl`` / ``tydiqa-corpus``, qlang = dlang = ``all``,
-    the unweighted mean over languages and n their total (hbkit.retrieval.pools's convention).
-    ``per_query``: ``benchmark, setting, qlang, dlang, query_id, group`` (= query_id) and one column per
-    metric. ``table.attrs`` holds ``skipped`` (per benchmark: what was excluded and why),
-    ``recall_vs_exact`` (approximate indexes) and ``runs`` (run file paths). Under torchrun every rank
-    encodes its shards and only rank 0 searches and scores; the other ranks return empty frames.
+    ``table``: tidy rows ``benchmark, setting, qlang, dlang, metric, value, n`` (benchmark
+    ``miracl-XX`` or ``tydiqa-corpus-XX``, setting ``mono``, qlang = dlang = XX, n = evaluated
+    queries) plus, with several languages, a macro row per metric with benchmark ``miracl`` /
+    ``tydiqa-corpus``, qlang = dlang = ``all``, the unweighted mean over languages and n their total
+    (hbkit.retrieval.pools's convention). ``per_query``: ``benchmark, setting, qlang, dlang,
+    query_id, group`` (= query_id) and one column per metric. ``table.attrs`` holds ``skipped`` (per
+    benchmark: what was excluded and why), ``recall_vs_exact`` (approximate indexes) and ``runs``
+    (run file paths). Under torchrun every rank encodes its shards and only rank 0 searches and
+    scores; the other ranks return empty frames.
     """
     metrics = list(metrics or METRICS)
     if isinstance(bench, str):
@@ -81,8 +84,9 @@ def evaluate_corpus(
     rows, pq, attrs = [], [], {"skipped": {}, "recall_vs_exact": {}, "runs": {}}
     for b in benches:
         folder = Path(work_dir) / fp / b.name
-        # docids are checked while reading, before an hour of encoding: duplicates, whitespace, qrels naming
-        # documents the corpus lacks (refused, or with unknown_docs="skip" dropped and counted)
+        # docids are checked while reading, before an hour of encoding: duplicates, whitespace,
+        # qrels naming documents the corpus lacks (refused, or with unknown_docs="skip" dropped and
+        # counted)
         n_docs = b.check(unknown_docs)
         encode_corpus(
             encoder,

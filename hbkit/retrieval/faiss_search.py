@@ -1,12 +1,13 @@
-"""Exact or faiss top-k search over a shard folder (:mod:`hbkit.retrieval.shards`), and TREC run files.
+"""Exact or faiss top-k search over a shard folder (:mod:`hbkit.retrieval.shards`), and TREC run
+files.
 
-:func:`search` with ``index="flat"`` (default) is an exact inner-product search that *streams* the shards:
-each block of at most ``block`` rows is converted to float32 and searched with ``faiss.knn``, and the
-per-block top-k are merged with ``faiss.ResultHeap``; peak memory is the queries, one float32 block and the
-heap, whatever the corpus size (``benchmarks/bench_search.py``: 2M x 384). ``"ivf"`` (``IndexIVFFlat``) and
-``"hnsw"`` (``IndexHNSWFlat``) build an index shard by shard (the index holds the corpus as float32: 4 bytes
-x dim per passage) and report their recall@k against the exact search on the same queries.
-:func:`write_trec_run` writes a run as a TREC file.
+:func:`search` with ``index="flat"`` (default) is an exact inner-product search that *streams* the
+shards: each block of at most ``block`` rows is converted to float32 and searched with
+``faiss.knn``, and the per-block top-k are merged with ``faiss.ResultHeap``; peak memory is the
+queries, one float32 block and the heap, whatever the corpus size (``benchmarks/bench_search.py``:
+2M x 384). ``"ivf"`` (``IndexIVFFlat``) and ``"hnsw"`` (``IndexHNSWFlat``) build an index shard by
+shard (the index holds the corpus as float32: 4 bytes x dim per passage) and report their recall@k
+against the exact search on the same queries. :func:`write_trec_run` writes a run as a TREC file.
 """
 
 from __future__ import annotations
@@ -37,23 +38,25 @@ INDEXES = ("flat", "ivf", "hnsw")
 # --------------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=1)
 def _gpu_available(faiss) -> bool:
-    """Whether faiss sees a GPU; the first call on a machine without one says why, once per process."""
+    """Whether faiss sees a GPU; the first call on a machine without one says why, once per
+    process."""
     ok = hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
     if not ok:
         log.info(
             "faiss search runs on the CPU: %s",
             "no GPU visible to faiss"
             if hasattr(faiss, "StandardGpuResources")
-            else "this faiss build has no GPU support (faiss-cpu; install faiss-gpu on a GPU machine)",
+            else "this faiss build has no GPU support (faiss-cpu; install faiss-gpu on a GPU "
+            "machine)",
         )
     return ok
 
 
 @dataclass
 class SearchResult:
-    """Top-k per query: ``scores`` (n x k float32, descending), ``docids`` (n lists of k; fewer when the
-    corpus is smaller), ``recall_vs_exact`` (approximate indexes: mean |top-k ∩ exact top-k| / k) and
-    ``seconds`` per stage."""
+    """Top-k per query: ``scores`` (n x k float32, descending), ``docids`` (n lists of k; fewer when
+    the corpus is smaller), ``recall_vs_exact`` (approximate indexes: mean |top-k ∩ exact top-k| /
+    k) and ``seconds`` per stage."""
 
     scores: np.ndarray
     docids: list[list[str]]
@@ -62,9 +65,10 @@ class SearchResult:
     seconds: dict = field(default_factory=dict)
 
     def to_run(self, qids: Sequence[str]) -> dict[str, dict[str, float]]:
-        """A run ``{qid: {docid: score}}`` (pytrec_eval's and ranx's input), each query's docids inserted
-        in trec_eval order (score descending, ties by docid descending). For ranx on a run with tied scores
-        use :func:`hbkit.retrieval.ir_metrics.untie` (ranx's own tie order is not defined)."""
+        """A run ``{qid: {docid: score}}`` (pytrec_eval's and ranx's input), each query's docids
+        inserted in trec_eval order (score descending, ties by docid descending). For ranx on a run
+        with tied scores use :func:`hbkit.retrieval.ir_metrics.untie` (ranx's own tie order is not
+        defined)."""
         run = {}
         for q, s, d in zip(qids, self.scores, self.docids):
             pairs = sorted(
@@ -103,8 +107,9 @@ def _exact_stream(shard_dir: Path, Q: np.ndarray, k: int, block: int, use_gpu: b
 
 
 def _to_f32(chunk: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
-    """``chunk`` as float32 in a reused buffer (a fresh 100 MB array per block costs more in page faults
-    than the conversion itself; torch's vectorised half->float copy is ~8x numpy's ``astype``)."""
+    """``chunk`` as float32 in a reused buffer (a fresh 100 MB array per block costs more in page
+    faults than the conversion itself; torch's vectorised half->float copy is ~8x numpy's
+    ``astype``)."""
     import warnings
 
     import torch
@@ -142,7 +147,8 @@ def _build_index(
         nlist = nlist or max(1, min(int(4 * math.sqrt(n_docs)), n_docs // 39 or 1))
         quantizer = faiss.IndexFlatIP(dim)
         index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        # train on an evenly spaced sample of the shards (at most train_size rows, read block by block)
+        # train on an evenly spaced sample of the shards (at most train_size rows, read block by
+        # block)
         step = max(1, n_docs // train_size)
         sample, seen = [], 0
         for _, emb in iter_shards(shard_dir):
@@ -175,7 +181,8 @@ def search(
     measure_recall: bool = True,
     gpu: bool | None = None,
 ) -> SearchResult:
-    """Top-``k`` documents by inner product for every row of ``Q`` (float32, normalised like the shards).
+    """Top-``k`` documents by inner product for every row of ``Q`` (float32, normalised like the
+    shards).
 
     * ``index="flat"`` (default): exact; streams the shards in blocks of ``block`` rows (float16 ->
       float32 per block), ``faiss.knn`` per block, merged with ``faiss.ResultHeap``. Peak memory
@@ -183,11 +190,12 @@ def search(
     * ``"ivf"``: ``IndexIVFFlat`` (``nlist`` default ``4 sqrt(N)``, trained on ``train_size`` evenly
       spaced rows; ``nprobe`` lists searched). ``"hnsw"``: ``IndexHNSWFlat`` (``hnsw_m`` links,
       ``ef_search``). Both hold the corpus in memory as float32, added shard by shard. With
-      ``measure_recall`` the exact search also runs and ``recall_vs_exact`` (mean overlap of the top-k
-      docid sets / k) is returned and logged.
+      ``measure_recall`` the exact search also runs and ``recall_vs_exact`` (mean overlap of the
+      top-k docid sets / k) is returned and logged.
     * ``gpu``: faiss's GPU path when faiss-gpu is installed and a GPU is visible (default: when
       available); otherwise the CPU, said once in the log.
-    Ties are ordered by docid descending afterwards (:meth:`SearchResult.to_run`), as trec_eval does.
+    Ties are ordered by docid descending afterwards (:meth:`SearchResult.to_run`), as trec_eval
+    does.
     """
     import faiss
 
@@ -250,8 +258,8 @@ def write_trec_run(
     path: str | os.PathLike, run: dict[str, dict[str, float]], tag: str = "hbkit"
 ) -> Path:
     """Write ``run`` (``{qid: {docid: score}}``) as a TREC run file ``qid Q0 docid rank score tag``,
-    atomically; ranks follow trec_eval's order (score descending, ties by docid descending), scores are
-    written with 9 significant digits (``%.9g`` round-trips float32)."""
+    atomically; ranks follow trec_eval's order (score descending, ties by docid descending), scores
+    are written with 9 significant digits (``%.9g`` round-trips float32)."""
     if any(c.isspace() for c in tag) or not tag:
         raise SearchError(f"run tag {tag!r} must be non-empty without whitespace")
     lines = []

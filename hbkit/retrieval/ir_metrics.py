@@ -1,32 +1,35 @@
 """MIRACL's official metrics (nDCG@10, Recall@100) and MRR@10 as functions of ``(qrels, run)``, with
-trec_eval's semantics, so the numbers equal ``trec_eval -m ndcg_cut.10 -m recall.100`` (MIRACL evaluates
-with trec_eval through pyserini) and ``pytrec_eval``.
+trec_eval's semantics, so the numbers equal ``trec_eval -m ndcg_cut.10 -m recall.100`` (MIRACL
+evaluates with trec_eval through pyserini) and ``pytrec_eval``.
 
 Inputs
 ------
-* ``qrels``: ``{qid: {docid: relevance}}`` with integer relevance (MIRACL: 0 or 1; graded values work).
-  A document is *relevant* when its relevance is >= 1 (trec_eval's default ``-l 1``).
-* ``run``: ``{qid: {docid: score}}`` (what :mod:`hbkit.retrieval.shards` returns; a ranx ``Run`` takes the same dict).
+* ``qrels``: ``{qid: {docid: relevance}}`` with integer relevance (MIRACL: 0 or 1; graded values
+  work). A document is *relevant* when its relevance is >= 1 (trec_eval's default ``-l 1``).
+* ``run``: ``{qid: {docid: score}}`` (what :mod:`hbkit.retrieval.shards` returns; a ranx ``Run``
+  takes the same dict).
 
-Ranking (trec_eval's ``form_res_rels.c``, ``comp_sim_docno``): a query's retrieved documents are sorted by
-score descending, **ties broken by docid descending** (``strcmp`` on the bytes, i.e. reverse lexicographic
-order of the UTF-8 docids, which is Python's ``str`` order). The ranks in a TREC run file are ignored, as
-trec_eval ignores them. :func:`trec_order` is that sort. (ranx keeps the run's insertion order among ties;
-ranx has no defined tie rule (its numba sort is not stable), so with tied scores pass ranx :func:`untie`'s
-run, which keeps trec_eval's order with strictly decreasing scores; without ties any order works.)
+Ranking (trec_eval's ``form_res_rels.c``, ``comp_sim_docno``): a query's retrieved documents are
+sorted by score descending, **ties broken by docid descending** (``strcmp`` on the bytes, i.e.
+reverse lexicographic order of the UTF-8 docids, which is Python's ``str`` order). The ranks in a
+TREC run file are ignored, as trec_eval ignores them. :func:`trec_order` is that sort. (ranx keeps
+the run's insertion order among ties; ranx has no defined tie rule (its numba sort is not stable),
+so with tied scores pass ranx :func:`untie`'s run, which keeps trec_eval's order with strictly
+decreasing scores; without ties any order works.)
 
-Definitions, per query with ranked list ``d_1, d_2, ...`` and ``rel(d)`` (0 when unjudged or negative):
+Definitions, per query with ranked list ``d_1, d_2, ...`` and ``rel(d)`` (0 when unjudged or
+negative):
 
 * ``ndcg@k`` = DCG@k / IDCG@k, ``DCG@k = sum_{i=1..k} rel(d_i) / log2(i + 1)`` (linear gains: the
-  relevance value itself, trec_eval's ``ndcg_cut``), ``IDCG@k`` the same sum over the judged relevance
-  values sorted descending (every judged document, retrieved or not). 0 when IDCG is 0.
+  relevance value itself, trec_eval's ``ndcg_cut``), ``IDCG@k`` the same sum over the judged
+  relevance values sorted descending (every judged document, retrieved or not). 0 when IDCG is 0.
 * ``recall@k`` = ``|{i <= k: rel(d_i) >= 1}| / |{d judged: rel(d) >= 1}|`` (trec_eval ``recall.k``).
-* ``mrr@k`` = ``1 / min{i <= k: rel(d_i) >= 1}``, 0 if no relevant document is in the top k (trec_eval's
-  ``recip_rank`` on the run cut at k).
+* ``mrr@k`` = ``1 / min{i <= k: rel(d_i) >= 1}``, 0 if no relevant document is in the top k
+  (trec_eval's ``recip_rank`` on the run cut at k).
 
-Queries: a query of ``qrels`` that is absent from ``run`` scores 0 on every metric (``trec_eval -c``). A
-query of ``qrels`` with no relevant document (only relevance-0 judgements) is excluded and counted
-(trec_eval would score it 0 and average it in; MIRACL-style evaluation drops it, see
+Queries: a query of ``qrels`` that is absent from ``run`` scores 0 on every metric (``trec_eval
+-c``). A query of ``qrels`` with no relevant document (only relevance-0 judgements) is excluded and
+counted (trec_eval would score it 0 and average it in; MIRACL-style evaluation drops it, see
 :func:`relevant_queries`). Queries of ``run`` absent from ``qrels`` are ignored, as trec_eval does.
 Averages (:func:`mean_metrics`) are macro over the evaluated queries; per language, then macro over
 languages in :mod:`hbkit.retrieval.shards`.
@@ -64,8 +67,9 @@ def trec_order(scores: Mapping[str, float]) -> list[str]:
 
 
 def untie(run: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """The same ranking as trec_eval would read from ``run``, as strictly decreasing scores
-    (``n - rank``): a run that tools with another (or no defined) tie rule, such as ranx, rank identically."""
+    """The same ranking as trec_eval would read from ``run``, as strictly decreasing scores (``n -
+    rank``): a run that tools with another (or no defined) tie rule, such as ranx, rank
+    identically."""
     out = {}
     for q, scores in run.items():
         order = trec_order(scores)
@@ -112,9 +116,9 @@ def evaluate_run(
 ) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
     """Per-query metrics of ``run`` against ``qrels``: ``({qid: {metric: value}}, skipped)``.
 
-    Evaluated queries: those of ``qrels`` with at least one relevant judgement, in ``qrels`` order; a
-    query missing from ``run`` scores 0. ``skipped`` counts what was left out and why (queries with only
-    relevance-0 judgements; run queries absent from qrels), and is logged.
+    Evaluated queries: those of ``qrels`` with at least one relevant judgement, in ``qrels`` order;
+    a query missing from ``run`` scores 0. ``skipped`` counts what was left out and why (queries
+    with only relevance-0 judgements; run queries absent from qrels), and is logged.
     """
     metrics = list(metrics)
     for m in metrics:

@@ -1,22 +1,26 @@
-"""MTEB's XQuADRetrieval and MLQARetrieval built offline from the releases hbkit reads, and mteb runs on hbkit models.
+"""MTEB's XQuADRetrieval and MLQARetrieval built offline from the releases hbkit reads, and mteb
+runs on hbkit models.
 
-mteb loads these tasks from the hub (``mteb/XQuADRetrieval``, ``mteb/MLQARetrieval``). hbkit builds the same
-tasks from the local releases, the way mteb built them (``mteb/tasks/Retrieval/multilingual/*Retrieval.py``'s
-``load_data`` of mteb 1.12, whose output the hub copies hold), and then mteb's own evaluator scores them:
+mteb loads these tasks from the hub (``mteb/XQuADRetrieval``, ``mteb/MLQARetrieval``). hbkit builds
+the same tasks from the local releases, the way mteb built them
+(``mteb/tasks/Retrieval/multilingual/*Retrieval.py``'s ``load_data`` of mteb 1.12, whose output the
+hub copies hold), and then mteb's own evaluator scores them:
 
-* **XQuADRetrieval** (split ``validation``, one subset per language, 12 with ``ro``): the queries are the
-  distinct question texts and the documents the distinct paragraphs of ``xquad.<lang>.json``, both stripped of
-  surrounding whitespace (as the hub's ``google/xquad`` holds them); a question's paragraph is relevant.
-* **MLQARetrieval** (split ``validation`` from MLQA's dev files; ``test`` needs MLQA's test files, which the
-  releases here lack): subset ``<context lang>-<question lang>`` in ISO 639-3 (``zho-ara``: Chinese
-  paragraphs, Arabic questions) of ``dev-context-<c>-question-<q>.json``; every question is a query, the
-  distinct paragraphs are the documents, as given.
+* **XQuADRetrieval** (split ``validation``, one subset per language, 12 with ``ro``): the queries
+  are the distinct question texts and the documents the distinct paragraphs of
+  ``xquad.<lang>.json``, both stripped of surrounding whitespace (as the hub's ``google/xquad``
+  holds them); a question's paragraph is relevant.
+* **MLQARetrieval** (split ``validation`` from MLQA's dev files; ``test`` needs MLQA's test files,
+  which the releases here lack): subset ``<context lang>-<question lang>`` in ISO 639-3
+  (``zho-ara``: Chinese paragraphs, Arabic questions) of ``dev-context-<c>-question-<q>.json``;
+  every question is a query, the distinct paragraphs are the documents, as given.
 
-:func:`split_statistics` computes what mteb's ``descriptive_stats`` record (document and query counts, text
-lengths), so a test compares every subset with the file mteb ships. :func:`run_mteb` gives every model its own
-name and revision, so results of two seeds or strategies never collide in mteb's result cache, and turns off
-mteb's reuse of results it already has for another model. :func:`pooled_task` turns hbkit's own pooled
-settings (XQuAD-R and MLQA-R, mono / cross / multi, LAReQA's relevance) into mteb tasks, cell by cell.
+:func:`split_statistics` computes what mteb's ``descriptive_stats`` record (document and query
+counts, text lengths), so a test compares every subset with the file mteb ships. :func:`run_mteb`
+gives every model its own name and revision, so results of two seeds or strategies never collide in
+mteb's result cache, and turns off mteb's reuse of results it already has for another model.
+:func:`pooled_task` turns hbkit's own pooled settings (XQuAD-R and MLQA-R, mono / cross / multi,
+LAReQA's relevance) into mteb tasks, cell by cell.
 """
 
 from __future__ import annotations
@@ -59,8 +63,9 @@ def _doc_id(text: str) -> str:
 
 
 def _squad_rows(path: Path):
-    """(question id, question, paragraph) of every question of a SQuAD-format release file, the texts exactly as
-    the file holds them (mteb kept MLQA's surrounding spaces), read by hbkit's one text-file opener."""
+    """(question id, question, paragraph) of every question of a SQuAD-format release file, the
+    texts exactly as the file holds them (mteb kept MLQA's surrounding spaces), read by hbkit's one
+    text-file opener."""
     data, a, p = read_json(path, "SQuAD-format release file"), None, None
     try:
         for a, article in enumerate(data["data"]):
@@ -69,8 +74,8 @@ def _squad_rows(path: Path):
                     yield qa["id"], qa["question"], para["context"]
     except (KeyError, TypeError) as e:
         raise DataError(
-            f"{path}: not SQuAD-format JSON (article {a}, paragraph {p}: {e!r} missing or of the wrong "
-            "type); get the release file again (data/README.md)"
+            f"{path}: not SQuAD-format JSON (article {a}, paragraph {p}: {e!r} missing or of the "
+            "wrong type); get the release file again (data/README.md)"
         ) from None
 
 
@@ -113,7 +118,8 @@ def xquad_split(lang: str, data_dir: str | os.PathLike | None = None) -> dict:
 def mlqa_split(
     context_lang: str, question_lang: str, data_dir: str | os.PathLike | None = None
 ) -> dict:
-    """One (paragraph language, question language) subset of MLQARetrieval's validation split, as mteb built it.
+    """One (paragraph language, question language) subset of MLQARetrieval's validation split, as
+    mteb built it.
 
     Args:
         context_lang: the language of the paragraphs (the documents).
@@ -148,8 +154,8 @@ def mlqa_split(
 
 
 def subsets(task: str) -> dict[str, tuple]:
-    """The subsets of a task and the arguments that build each: ``{"en": ("en",), ...}`` for XQuADRetrieval,
-    ``{"zho-ara": ("zh", "ar"), ...}`` (49) for MLQARetrieval."""
+    """The subsets of a task and the arguments that build each: ``{"en": ("en",), ...}`` for
+    XQuADRetrieval, ``{"zho-ara": ("zh", "ar"), ...}`` (49) for MLQARetrieval."""
     if task == "XQuADRetrieval":
         return {lang: (lang,) for lang in XQUAD_LANGS}
     if task == "MLQARetrieval":
@@ -158,7 +164,8 @@ def subsets(task: str) -> dict[str, tuple]:
 
 
 def build_split(task: str, subset: str, data_dir: str | os.PathLike | None = None) -> dict:
-    """The ``validation`` split of one subset of ``task`` (:func:`xquad_split` or :func:`mlqa_split`)."""
+    """The ``validation`` split of one subset of ``task`` (:func:`xquad_split` or
+    :func:`mlqa_split`)."""
     args = subsets(task)
     if subset not in args:
         raise DataError(f"{task} has no subset {subset!r}; it has {', '.join(args)}")
@@ -168,7 +175,8 @@ def build_split(task: str, subset: str, data_dir: str | os.PathLike | None = Non
 
 
 def split_statistics(split: dict) -> dict:
-    """What mteb's ``descriptive_stats`` record for a retrieval split: document and query counts and text lengths."""
+    """What mteb's ``descriptive_stats`` record for a retrieval split: document and query counts and
+    text lengths."""
 
     def texts(values) -> dict:
         lengths = [len(t) for t in values]
@@ -195,8 +203,9 @@ def split_statistics(split: dict) -> dict:
 
 
 def _local_task(base: type, splits: dict[str, dict], split: str) -> type:
-    """A subclass of the mteb task ``base`` whose ``load_data`` serves ``splits`` (subset -> queries, corpus,
-    relevant_docs) as its ``split``, in mteb's own dataset format, instead of reading the hub."""
+    """A subclass of the mteb task ``base`` whose ``load_data`` serves ``splits`` (subset ->
+    queries, corpus, relevant_docs) as its ``split``, in mteb's own dataset format, instead of
+    reading the hub."""
     from datasets import Dataset  # heavy: datasets (pyarrow)
 
     class Local(base):
@@ -226,7 +235,8 @@ def _local_task(base: type, splits: dict[str, dict], split: str) -> type:
 def offline_task(
     task: str, subsets_: list[str] | None = None, data_dir: str | os.PathLike | None = None
 ):
-    """mteb's own task object (its metadata, evaluator and scores), its data built here from the local releases.
+    """mteb's own task object (its metadata, evaluator and scores), its data built here from the
+    local releases.
 
     Args:
         task: ``XQuADRetrieval`` or ``MLQARetrieval``.
@@ -234,7 +244,8 @@ def offline_task(
         data_dir: the releases' folder (None: hbkit's data rule).
 
     Returns:
-        The ``mteb`` task, restricted to those subsets and to the ``validation`` split, with its data loaded.
+        The ``mteb`` task, restricted to those subsets and to the ``validation`` split, with its
+            data loaded.
 
     Examples:
         >>> t = offline_task("XQuADRetrieval", ["en", "de"])   # doctest: +SKIP
@@ -266,10 +277,11 @@ def _pooled(name: str, data_dir):
 
 def model_identity(model, source: str) -> tuple[str, str]:
     """The name and revision mteb files a model's results under: a model hbkit trained is
-    ``hbkit/<strategy>-a<α>-s<seed>``, any other keeps ``source`` (its hub id or path); the revision is always its
-    content fingerprint (:func:`hbkit.encoders.load.fingerprint`), so two seeds, two strategies, a retrained model
-    or the embedded copy of a hub model never share results (mteb would otherwise file a local model under its
-    base model's name, and skip the tasks that name already has)."""
+    ``hbkit/<strategy>-a<α>-s<seed>``, any other keeps ``source`` (its hub id or path); the revision
+    is always its content fingerprint (:func:`hbkit.encoders.load.fingerprint`), so two seeds, two
+    strategies, a retrained model or the embedded copy of a hub model never share results (mteb
+    would otherwise file a local model under its base model's name, and skip the tasks that name
+    already has)."""
     card = Path(source) / "hbkit_training.json"
     name = source
     if card.is_file():
@@ -286,9 +298,9 @@ def check_request(
     unknown = [t for t in tasks if t not in TASKS and not _is_pooled(t)]
     if unknown or not tasks:
         raise DataError(
-            f"--tasks {','.join(tasks)!r}: hbkit builds {', '.join(TASKS)} offline, and its pooled settings "
-            f"as <benchmark>:<setting> ({', '.join(POOLED_BENCHMARKS)} x {', '.join(POOLED_SETTINGS)}, "
-            "e.g. mlqa-r:multi)"
+            f"--tasks {','.join(tasks)!r}: hbkit builds {', '.join(TASKS)} offline, and its pooled "
+            f"settings as <benchmark>:<setting> ({', '.join(POOLED_BENCHMARKS)} x "
+            f"{', '.join(POOLED_SETTINGS)}, e.g. mlqa-r:multi)"
         )
     chosen = {}
     for t in tasks:
@@ -296,7 +308,8 @@ def check_request(
         if _is_pooled(t):
             if want:
                 raise DataError(
-                    f"--subsets: {t} runs whole (its cells are hbkit's table's); leave it out of --subsets"
+                    f"--subsets: {t} runs whole (its cells are hbkit's table's); leave it out of "
+                    "--subsets"
                 )
             chosen[t] = None
             continue
@@ -316,24 +329,30 @@ def run_mteb(
     overwrite: bool = False,
     progress: bool = True,
 ):
-    """Run mteb's evaluator on a trained or hub model, on tasks built offline from the local releases.
+    """Run mteb's evaluator on a trained or hub model, on tasks built offline from the local
+    releases.
 
     Args:
-        model: a model folder (``runs/x/models/hybrid-s0/model``) or a hub id (offline: its embedded copy).
-        tasks: task names among :data:`TASKS`, or hbkit's pooled settings as ``<benchmark>:<setting>``
-            (:func:`pooled_task`: ``xquad-r:multi``, ``mlqa-r:cross``, ...).
-        out: the results folder: mteb's own result layout, ``<out>/results/<name>/<revision>/<task>.json``,
-            plus ``<out>/mteb_scores.csv`` (one row per task, subset, split).
+        model: a model folder (``runs/x/models/hybrid-s0/model``) or a hub id (offline: its embedded
+            copy).
+        tasks: task names among :data:`TASKS`, or hbkit's pooled settings as
+            ``<benchmark>:<setting>`` (:func:`pooled_task`: ``xquad-r:multi``,
+            ``mlqa-r:cross``, ...).
+        out: the results folder: mteb's own result layout,
+            ``<out>/results/<name>/<revision>/<task>.json``, plus ``<out>/mteb_scores.csv`` (one row
+            per task, subset, split).
         subsets_: per task, the subsets to run (None: all of them).
         data_dir: the releases' folder (None: hbkit's data rule).
         overwrite: run again even where ``out`` holds this model's results (same name and revision).
         progress: show mteb's progress bars.
 
     Returns:
-        A DataFrame: ``model, revision, task, subset, split, main_score, ndcg_at_10, recall_at_100, map_at_10``.
+        A DataFrame: ``model, revision, task, subset, split, main_score, ndcg_at_10, recall_at_100,
+            map_at_10``.
 
     Examples:
-        >>> run_mteb("runs/cpu/models/hybrid-s0/model", ["XQuADRetrieval"], "runs/cpu/mteb")   # doctest: +SKIP
+        >>> model = "runs/cpu/models/hybrid-s0/model"  # doctest: +SKIP
+        >>> run_mteb(model, ["XQuADRetrieval"], "runs/cpu/mteb")  # doctest: +SKIP
     """
     import mteb  # heavy: mteb (torch)
     import pandas as pd
@@ -406,8 +425,9 @@ def _score_row(name: str, revision: str, task: str, split: str, s: dict) -> dict
 
 
 def scores_table(out: str | os.PathLike):
-    """Every score in an mteb results folder (``<out>/results/<name>/<revision>/<task>.json``, mteb's layout),
-    one row per (model, revision, task, subset, split), columns :data:`SCORE_COLUMNS`; empty when there is none."""
+    """Every score in an mteb results folder (``<out>/results/<name>/<revision>/<task>.json``,
+    mteb's layout), one row per (model, revision, task, subset, split), columns
+    :data:`SCORE_COLUMNS`; empty when there is none."""
     import pandas as pd
 
     rows = []
@@ -454,17 +474,20 @@ def _lang_code(lang: str) -> str:
 
 
 def pooled_splits(bench, setting: str) -> dict[str, dict]:
-    """A pooled benchmark's setting as mteb retrieval splits, one subset per cell of hbkit's table, with
-    LAReQA's relevance: every answer sentence in the pool is relevant (in ``multi``, the answer in every language).
+    """A pooled benchmark's setting as mteb retrieval splits, one subset per cell of hbkit's table,
+    with LAReQA's relevance: every answer sentence in the pool is relevant (in ``multi``, the answer
+    in every language).
 
     Args:
-        bench: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark` (``load_benchmark("xquad-r")``, maybe
-            subsampled).
+        bench: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark`
+            (``load_benchmark("xquad-r")``, maybe subsampled).
         setting: ``mono`` (subset ``<lang>``: queries and pool in that language), ``cross`` (subset
-            ``<query lang>-<pool lang>``) or ``multi`` (subset ``<query lang>``: the pool of every language).
+            ``<query lang>-<pool lang>``) or ``multi`` (subset ``<query lang>``: the pool of every
+            language).
 
     Returns:
-        ``{subset: {"queries", "corpus", "relevant_docs"}}``; a query with no relevant candidate in a pool is left
+        ``{subset: {"queries", "corpus", "relevant_docs"}}``; a query with no relevant candidate in
+            a pool is left
         out of that subset, as hbkit's own evaluation leaves it unscored.
 
     Examples:
@@ -496,8 +519,8 @@ def pooled_splits(bench, setting: str) -> dict[str, dict]:
 
 
 def pooled_task(bench, setting: str):
-    """A pooled setting of a hbkit benchmark as an mteb retrieval task (``HbkitXquadRMulti``, ...) that any mteb
-    user can score any model on; its data comes from :func:`pooled_splits`.
+    """A pooled setting of a hbkit benchmark as an mteb retrieval task (``HbkitXquadRMulti``, ...)
+    that any mteb user can score any model on; its data comes from :func:`pooled_splits`.
 
     Args:
         bench: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark`.
@@ -530,8 +553,9 @@ def pooled_task(bench, setting: str):
             "eval_splits": ["test"],
             "eval_langs": langs,
             "main_score": "ndcg_at_10",
-            "description": f"hbkit's {setting} setting of {bench.name} (LAReQA, arXiv 2004.05484): every sentence of the "
-            "benchmark is a candidate and the answer sentence in every language of the pool is relevant",
+            "description": f"hbkit's {setting} setting of {bench.name} (LAReQA, arXiv "
+            "2004.05484): every sentence of the benchmark is a candidate and the answer sentence "
+            "in every language of the pool is relevant",
             "reference": "https://arxiv.org/abs/2408.10536",
             "dataset": {"path": f"hbkit/{bench.name}", "revision": "local"},
         }

@@ -1,37 +1,39 @@
-"""Evaluation of a pooled benchmark: retrieval metrics in the monolingual / cross-lingual / multilingual
-settings (LAReQA, arXiv 2408.10536), language bias, the stored multilingual rankings, and the per-group
-alignment run (:func:`evaluate_alignment`). The alignment measures themselves are in
-:mod:`hbkit.retrieval.alignment`, the ranking kernel in :mod:`hbkit.retrieval.ranking`; intervals and tests
-over these results are in :mod:`hbkit.analysis.stats`.
+"""Evaluation of a pooled benchmark: retrieval metrics in the monolingual / cross-lingual /
+multilingual settings (LAReQA, arXiv 2408.10536), language bias, the stored multilingual rankings,
+and the per-group alignment run (:func:`evaluate_alignment`). The alignment measures themselves are
+in :mod:`hbkit.retrieval.alignment`, the ranking kernel in :mod:`hbkit.retrieval.ranking`; intervals
+and tests over these results are in :mod:`hbkit.analysis.stats`.
 
 Definitions (per query; a "pool" is the candidate set searched, "relevant" its relevant candidates):
 
-* ``map`` — average precision over the *whole* ranked pool: ``AP = 1/|rel| * sum_{r in rel} P(r)`` where
-  ``P(r) = |{r' in rel: s(r') >= s(r)}| / |{c in pool: s(c) >= s(r)}|``. With ties this equals
+* ``map`` — average precision over the *whole* ranked pool: ``AP = 1/|rel| * sum_{r in rel} P(r)``
+  where ``P(r) = |{r' in rel: s(r') >= s(r)}| / |{c in pool: s(c) >= s(r)}|``. With ties this equals
   ``sklearn.metrics.average_precision_score`` (all tied items share one threshold). Macro-averaged.
 
-Ties — one rule for every metric: the rank of a candidate c is ``rank(c) = |{c' in pool: s(c') >= s(c)}|``,
-so candidates with equal scores share the LOWEST rank of their tie group (the rule of sklearn's
-``average_precision_score``, whose thresholds put tied items together, and of LAReQA's mAP). The metrics
-depend only on the scores, never on the order of the candidates in the pool, and identical candidate texts
-(identical scores) are never ordered arbitrarily.
+Ties — one rule for every metric: the rank of a candidate c is ``rank(c) = |{c' in pool: s(c') >=
+s(c)}|``, so candidates with equal scores share the LOWEST rank of their tie group (the rule of
+sklearn's ``average_precision_score``, whose thresholds put tied items together, and of LAReQA's
+mAP). The metrics depend only on the scores, never on the order of the candidates in the pool, and
+identical candidate texts (identical scores) are never ordered arbitrarily.
 
-* ``recall@k`` — ``|{r in rel: rank(r) <= k}| / |rel|``; ``acc@k`` — 1 if some relevant has ``rank <= k``.
+* ``recall@k`` — ``|{r in rel: rank(r) <= k}| / |rel|``; ``acc@k`` — 1 if some relevant has ``rank
+  <= k``.
 * ``mrr@10`` — ``1 / min_r rank(r)`` if that rank is at most 10, else 0.
 * ``ndcg@10`` — binary gains, ``sum_{r in rel, rank(r) <= 10} 1 / log2(rank(r) + 1)`` over the ideal
   ``sum_{i=1}^{min(|rel|, 10)} 1 / log2(i + 1)``.
-* ``rank_distance`` — maximum rank distance (Huang et al. 2023): in the multilingual pool, rank of the
-  lowest-ranked relevant minus rank of the highest-ranked one; only for queries with at least two relevant
-  candidates. Lower = less language bias.
-* ``top10_same_lang`` — share of the candidates with ``rank <= 10`` that are in the query's language (NaN
-  when more than 10 candidates tie at the top).
-* ``tlr@10``, ``mrc@10``, ``peer@20`` — the field's newer language-bias measures (multi only; definitions and
-  their authors' code in :mod:`hbkit.retrieval.bias`): target-languages recall, mean rank correlation of
-  parallel queries, and PEER.
+* ``rank_distance`` — maximum rank distance (Huang et al. 2023): in the multilingual pool, rank of
+  the lowest-ranked relevant minus rank of the highest-ranked one; only for queries with at least
+  two relevant candidates. Lower = less language bias.
+* ``top10_same_lang`` — share of the candidates with ``rank <= 10`` that are in the query's language
+  (NaN when more than 10 candidates tie at the top).
+* ``tlr@10``, ``mrc@10``, ``peer@20`` — the field's newer language-bias measures (multi only;
+  definitions and their authors' code in :mod:`hbkit.retrieval.bias`): target-languages recall, mean
+  rank correlation of parallel queries, and PEER.
 
-Settings: ``mono`` (queries in X, pool = candidates in X; averaged over X), ``cross`` (queries in X, pool
-in Y != X; averaged over pairs), ``multi`` (queries in X, pool = all languages; averaged over X). A query
-with no relevant candidate in a pool is not scored in that cell (``n`` counts the scored queries).
+Settings: ``mono`` (queries in X, pool = candidates in X; averaged over X), ``cross`` (queries in X,
+pool in Y != X; averaged over pairs), ``multi`` (queries in X, pool = all languages; averaged over
+X). A query with no relevant candidate in a pool is not scored in that cell (``n`` counts the scored
+queries).
 """
 
 from __future__ import annotations
@@ -59,9 +61,9 @@ from hbkit.retrieval.ranking import MULTI_ONLY, RANK_METRICS, rank_metrics
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class EvalResult:
-    """``table``: tidy DataFrame ``benchmark, setting, qlang, dlang, metric, value, n`` (per cell, and the
-    macro-average with ``qlang = dlang = "all"``); ``per_query``: one row per (cell, query) with every
-    metric as a column — the input of :mod:`hbkit.analysis.stats`."""
+    """``table``: tidy DataFrame ``benchmark, setting, qlang, dlang, metric, value, n`` (per cell,
+    and the macro-average with ``qlang = dlang = "all"``); ``per_query``: one row per (cell, query)
+    with every metric as a column — the input of :mod:`hbkit.analysis.stats`."""
 
     table: pd.DataFrame
     per_query: pd.DataFrame
@@ -106,9 +108,9 @@ def evaluate_embeddings(
     settings: Sequence[str] = SETTINGS,
     progress: bool = True,
 ) -> EvalResult:
-    """Score precomputed embeddings (rows aligned with ``benchmark.queries`` / ``.candidates``). A cell whose
-    pool holds no relevant candidate for any of its queries yields no row (TyDi-QA, not parallel, has no
-    ``cross`` cells)."""
+    """Score precomputed embeddings (rows aligned with ``benchmark.queries`` / ``.candidates``). A
+    cell whose pool holds no relevant candidate for any of its queries yields no row (TyDi-QA, not
+    parallel, has no ``cross`` cells)."""
     qdf, cdf = benchmark.queries, benchmark.candidates
     cidx = {c: i for i, c in enumerate(cdf["id"])}
     c_lang = cdf["lang"].to_numpy()
@@ -202,13 +204,14 @@ RANKING_COLUMNS = ["query_id", "position", "candidate_id", "clang", "score", "re
 def multilingual_rankings(
     benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray, k: int = 20, chunk: int = 512
 ) -> pd.DataFrame:
-    """What a ranking-based measure added later needs, per query of the multilingual pool (every candidate): its
-    top ``k`` candidates and every relevant candidate, each with its ``position`` (1-based, by score, ties in pool
-    order, as :mod:`hbkit.retrieval.bias` breaks them), ``score`` (float32 inner product), language and whether it
-    is relevant. Columns :data:`RANKING_COLUMNS`; the query's language and group are in the per-query results.
-    TLR@j and PEER@j for any j up to ``k``, and any measure of a query's own top ``k`` and relevant candidates, are
-    computable from it without the embeddings (``tests/test_bias.py`` recomputes TLR@10 and PEER@20); MRC@j is
-    not (it scores a query on its translations' top candidates too)."""
+    """What a ranking-based measure added later needs, per query of the multilingual pool (every
+    candidate): its top ``k`` candidates and every relevant candidate, each with its ``position``
+    (1-based, by score, ties in pool order, as :mod:`hbkit.retrieval.bias` breaks them), ``score``
+    (float32 inner product), language and whether it is relevant. Columns :data:`RANKING_COLUMNS`;
+    the query's language and group are in the per-query results. TLR@j and PEER@j for any j up to
+    ``k``, and any measure of a query's own top ``k`` and relevant candidates, are computable from
+    it without the embeddings (``tests/test_bias.py`` recomputes TLR@10 and PEER@20); MRC@j is not
+    (it scores a query on its translations' top candidates too)."""
     qdf, cdf = benchmark.queries, benchmark.candidates
     cidx = {c: i for i, c in enumerate(cdf["id"])}
     cids, clang = cdf["id"].to_numpy(), cdf["lang"].to_numpy()
@@ -261,22 +264,24 @@ def evaluate(
 ) -> EvalResult:
     """Encode a benchmark once and score it in every setting with the full-pool kernel.
 
-    Queries are encoded with the encoder's ``query`` prompt and candidates with ``passage`` (cached on disk by
-    model fingerprint, prompt and texts).
+    Queries are encoded with the encoder's ``query`` prompt and candidates with ``passage`` (cached
+    on disk by model fingerprint, prompt and texts).
 
     Args:
         encoder: a ``SentenceTransformer`` (:func:`hbkit.encoders.load.load_encoder`).
         benchmark: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark`.
         settings: any of ``mono``, ``cross``, ``multi`` (LAReQA's three pools).
-        save_dir: also write what was scored (embeddings .npy, ids and languages, relevance JSON) so the result
-            can be re-checked with other tools.
+        save_dir: also write what was scored (embeddings .npy, ids and languages, relevance JSON) so
+            the result can be re-checked with other tools.
         devices: encode on several devices at once (one process per device).
 
     Returns:
-        An :class:`EvalResult`: ``.per_query`` (one row per query, setting and language pair), ``.macro()``.
+        An :class:`EvalResult`: ``.per_query`` (one row per query, setting and language pair),
+            ``.macro()``.
 
     Examples:
-        >>> res = evaluate(load_encoder("intfloat/multilingual-e5-small"), load_benchmark("xquad-r-eval"))
+        >>> encoder = load_encoder("intfloat/multilingual-e5-small")
+        >>> res = evaluate(encoder, load_benchmark("xquad-r-eval"))
         >>> res.macro().query("metric == 'map'")
     """
     fp = fingerprint(encoder) if cache else None
@@ -301,7 +306,8 @@ def evaluate(
 
 
 def save_scored(benchmark: RetrievalBenchmark, Q: np.ndarray, C: np.ndarray, folder) -> Path:
-    """Write the embeddings, ids/languages and relevance sets of one benchmark under ``folder/<name>/``."""
+    """Write the embeddings, ids/languages and relevance sets of one benchmark under
+    ``folder/<name>/``."""
     out = Path(folder) / benchmark.name
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "queries.npy", Q)
@@ -323,16 +329,18 @@ def evaluate_alignment(
     seed: int = 0,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Alignment of a benchmark's parallel queries (:func:`~hbkit.retrieval.alignment.alignment`): XQuAD-R is
-    11-way parallel, MLQA 2-4-way.
+    """Alignment of a benchmark's parallel queries (:func:`~hbkit.retrieval.alignment.alignment`):
+    XQuAD-R is 11-way parallel, MLQA 2-4-way.
 
     Args:
         encoder: a ``SentenceTransformer``.
-        benchmark: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark` whose queries share groups across languages.
+        benchmark: a :class:`~hbkit.data.retrieval_benchmark.RetrievalBenchmark` whose queries share
+            groups across languages.
         max_groups: score a seeded sample of this many groups (``seed``).
 
     Returns:
-        A DataFrame with one row per (qlang, metric): ``cos_gap``, ``translation_p@1``, ``lang_knn_purity``, ...
+        A DataFrame with one row per (qlang, metric): ``cos_gap``, ``translation_p@1``,
+            ``lang_knn_purity``, ...
 
     Examples:
         >>> al = evaluate_alignment(encoder, load_benchmark("xquad-r-eval"))

@@ -1,20 +1,22 @@
-"""Training-free fixes of language bias: an embedding transform estimated from training passages, applied at
-evaluation time, beside the trained strategies.
+"""Training-free fixes of language bias: an embedding transform estimated from training passages,
+applied at evaluation time, beside the trained strategies.
 
 * ``shift`` — SHIFT (arXiv 2606.18801, ``yjoonjang/SHIFT`` ``langvec.compute_language_vectors`` and
-  ``apply.apply_language_shift``): for each language l other than the source, the relative language vector
-  ``V_l = (1/N_l) sum_g (f(d_{g,l}) - f(d_{g,src}))`` over the N_l training groups g that have a passage in l and
-  in the source language; each *candidate* embedding in l becomes ``z - V_l`` (alpha = 1, the authors' default);
-  source-language candidates and queries are unchanged.
-* ``center`` — language-wise centering (Libovický et al. 2020; SHIFT's ``baselines/centering.py``): each
-  language's mean passage embedding ``mu_l`` over the training passages in l is subtracted from every candidate
-  *and* every query in l (a query by its own language). Subtracting from candidates alone would move every
-  candidate of a monolingual pool by one vector and change no ranking, which is why both sides are centered.
+  ``apply.apply_language_shift``): for each language l other than the source, the relative language
+  vector ``V_l = (1/N_l) sum_g (f(d_{g,l}) - f(d_{g,src}))`` over the N_l training groups g that
+  have a passage in l and in the source language; each *candidate* embedding in l becomes ``z -
+  V_l`` (alpha = 1, the authors' default); source-language candidates and queries are unchanged.
+* ``center`` — language-wise centering (Libovický et al. 2020; SHIFT's ``baselines/centering.py``):
+  each language's mean passage embedding ``mu_l`` over the training passages in l is subtracted from
+  every candidate *and* every query in l (a query by its own language). Subtracting from candidates
+  alone would move every candidate of a monolingual pool by one vector and change no ranking, which
+  is why both sides are centered.
 
-Both are estimated from the **training pairs' passages only** (:func:`estimate`), never from a benchmark's pool,
-so the evaluation stays zero-shot. Scores stay inner products of unit vectors (the transformed rows are
-normalised again), which is SHIFT's cosine scoring. A language with no statistic (no training passage, or for
-``shift`` no parallel passage in the source language) is left unchanged, and :class:`FixStats` counts it.
+Both are estimated from the **training pairs' passages only** (:func:`estimate`), never from a
+benchmark's pool, so the evaluation stays zero-shot. Scores stay inner products of unit vectors (the
+transformed rows are normalised again), which is SHIFT's cosine scoring. A language with no
+statistic (no training passage, or for ``shift`` no parallel passage in the source language) is left
+unchanged, and :class:`FixStats` counts it.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ SOURCE_LANGUAGE = "en"
 class FixStats:
     """The per-language vectors of one fix for one model, and what they were estimated from.
 
-    ``vectors[l]``: the vector subtracted from embeddings in language l; ``n[l]``: the training passages
-    (``center``) or parallel passage pairs (``shift``) behind it; ``source``: SHIFT's source language (None for
-    ``center``); ``uncovered``: the languages of the training passages without a vector (left unchanged)."""
+    ``vectors[l]``: the vector subtracted from embeddings in language l; ``n[l]``: the training
+    passages (``center``) or parallel passage pairs (``shift``) behind it; ``source``: SHIFT's
+    source language (None for ``center``); ``uncovered``: the languages of the training passages
+    without a vector (left unchanged)."""
 
     fix: str
     vectors: dict[str, np.ndarray]
@@ -46,7 +49,8 @@ class FixStats:
     uncovered: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
-        """A JSON-ready description (no vectors): the fix, its source language and the counts per language."""
+        """A JSON-ready description (no vectors): the fix, its source language and the counts per
+        language."""
         return {
             "fix": self.fix,
             "source": self.source,
@@ -56,9 +60,9 @@ class FixStats:
 
 
 def training_passages(pairs, max_groups: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """The distinct ``(group, lang, passage)`` rows of a training-pairs dataset (columns ``group``, ``lang``,
-    ``passage``), from at most ``max_groups`` groups drawn with ``seed`` (all when None): the data every fix is
-    estimated from."""
+    """The distinct ``(group, lang, passage)`` rows of a training-pairs dataset (columns ``group``,
+    ``lang``, ``passage``), from at most ``max_groups`` groups drawn with ``seed`` (all when None):
+    the data every fix is estimated from."""
     group = np.asarray(pairs["group"]).astype(str)
     uniq = np.unique(group)
     if max_groups is not None and len(uniq) > max_groups:
@@ -72,12 +76,13 @@ def training_passages(pairs, max_groups: int | None = None, seed: int = 0) -> pd
 
 
 def estimate(fix: str, P: np.ndarray, langs, groups) -> FixStats:
-    """The statistics of ``fix`` from the embeddings ``P`` (n x d) of training passages with their ``langs`` and
-    ``groups`` (rows of :func:`training_passages`).
+    """The statistics of ``fix`` from the embeddings ``P`` (n x d) of training passages with their
+    ``langs`` and ``groups`` (rows of :func:`training_passages`).
 
     Examples:
         >>> st = estimate("shift", P, passages["lang"], passages["group"])          # doctest: +SKIP
-        >>> Q2, C2 = transform(st, Q, bench.queries["lang"], C, bench.candidates["lang"])  # doctest: +SKIP
+        >>> qlang, clang = bench.queries["lang"], bench.candidates["lang"]  # doctest: +SKIP
+        >>> Q2, C2 = transform(st, Q, qlang, C, clang)  # doctest: +SKIP
     """
     if fix not in FIXES:
         raise ValueError(f"fix {fix!r}: use one of {', '.join(FIXES)}")
@@ -85,8 +90,8 @@ def estimate(fix: str, P: np.ndarray, langs, groups) -> FixStats:
     langs, groups = np.asarray(langs).astype(str), np.asarray(groups).astype(str)
     if P.ndim != 2 or len(P) != len(langs) or len(langs) != len(groups):
         raise ValueError(
-            f"estimate({fix!r}): P must be (n, d) with one lang and group per row; got P {P.shape}, "
-            f"{len(langs)} langs, {len(groups)} groups"
+            f"estimate({fix!r}): P must be (n, d) with one lang and group per row; got P "
+            f"{P.shape}, {len(langs)} langs, {len(groups)} groups"
         )
     present = sorted(set(langs))
     if fix == "center":
@@ -114,7 +119,8 @@ def estimate(fix: str, P: np.ndarray, langs, groups) -> FixStats:
 
 
 def _apply(X: np.ndarray, langs, vectors: dict[str, np.ndarray]) -> np.ndarray:
-    """Each row minus its language's vector (rows of other languages unchanged), normalised to unit length."""
+    """Each row minus its language's vector (rows of other languages unchanged), normalised to unit
+    length."""
     X = np.asarray(X, dtype=np.float32)
     langs = np.asarray(langs).astype(str)
     out = X.astype(np.float64, copy=True)
@@ -127,8 +133,8 @@ def _apply(X: np.ndarray, langs, vectors: dict[str, np.ndarray]) -> np.ndarray:
 def transform(
     stats: FixStats, Q: np.ndarray, q_lang, C: np.ndarray, c_lang
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(Q', C')``: query and candidate embeddings after the fix (module docstring): SHIFT moves candidates
-    only, centering both. Rows stay aligned with their inputs and have unit length."""
+    """``(Q', C')``: query and candidate embeddings after the fix (module docstring): SHIFT moves
+    candidates only, centering both. Rows stay aligned with their inputs and have unit length."""
     Qf = (
         _apply(Q, q_lang, stats.vectors)
         if stats.fix == "center"

@@ -1,24 +1,27 @@
-"""The full-pool ranking kernel: every per-query metric of :mod:`hbkit.retrieval.pools` from one score matrix,
-computed chunk by chunk so that no full (queries x pool) matrix is ever held.
+"""The full-pool ranking kernel: every per-query metric of :mod:`hbkit.retrieval.pools` from one
+score matrix, computed chunk by chunk so that no full (queries x pool) matrix is ever held.
 
-Tie rule (one for every metric): ``rank(c) = |{c' in pool: s(c') >= s(c)}|`` — tied candidates share the
-LOWEST rank of their group, as in ``sklearn.metrics.average_precision_score``. For query i with relevant
-scores sorted ascending ``t_1 <= ... <= t_R`` the kernel needs only
+Tie rule (one for every metric): ``rank(c) = |{c' in pool: s(c') >= s(c)}|`` — tied candidates share
+the LOWEST rank of their group, as in ``sklearn.metrics.average_precision_score``. For query i with
+relevant scores sorted ascending ``t_1 <= ... <= t_R`` the kernel needs only
 
-    ranks_j = |{c: s(c) >= t_j}|        above_j = |{r in rel: s(r) >= t_j}| = R - (first index of t_j) ,
+    ranks_j = |{c: s(c) >= t_j}|
+    above_j = |{r in rel: s(r) >= t_j}| = R - (first index of t_j) ,
 
-from which ``AP = 1/R * sum_j above_j / ranks_j``, ``rank_distance = ranks_1 - ranks_R`` (R >= 2), and
-recall@k, acc@k, MRR@10 and nDCG@10 follow from the ``ranks_j <= k``.
+from which ``AP = 1/R * sum_j above_j / ranks_j``, ``rank_distance = ranks_1 - ranks_R`` (R >= 2),
+and recall@k, acc@k, MRR@10 and nDCG@10 follow from the ``ranks_j <= k``.
 
-Two implementations of these formulas, checked against each other and against sklearn/ranx in the tests:
+Two implementations of these formulas, checked against each other and against sklearn/ranx in the
+tests:
 
-* CPU — a BLAS product per chunk (numpy), then one fused numba pass per query row, parallel over rows:
-  gather and sort the R relevant scores, one vectorised compare-and-count per distinct threshold, the
-  metrics, and (for ``top10_same_lang``) the k-th best score and the language share above it. Its cost is the
-  matrix product plus O(R * pool) compares per query; ``benchmarks/bench_search.py --lareqa-only`` reports
-  it as a multiple of a bare matmul of the same shape.
-* CUDA — the same formulas as batched torch operations on the GPU (``device="cuda"``, the default when CUDA
-  is present).
+* CPU — a BLAS product per chunk (numpy), then one fused numba pass per query row, parallel over
+  rows: gather and sort the R relevant scores, one vectorised compare-and-count per distinct
+  threshold, the metrics, and (for ``top10_same_lang``) the k-th best score and the language share
+  above it. Its cost is the matrix product plus O(R * pool) compares per query;
+  ``benchmarks/bench_search.py --lareqa-only`` reports it as a multiple of a bare matmul of the same
+  shape.
+* CUDA — the same formulas as batched torch operations on the GPU (``device="cuda"``, the default
+  when CUDA is present).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ RANK_METRICS = ("map", "recall@1", "recall@10", "acc@1", "acc@5", "acc@10", "mrr
 
 
 MULTI_ONLY = ("rank_distance", "top10_same_lang")
-# the kernel's output columns, in the order of RANK_METRICS + MULTI_ONLY (numba reads these as constants)
+# the kernel's output columns, in the order of RANK_METRICS + MULTI_ONLY (numba reads these as
+# constants)
 (
     COL_MAP,
     COL_R1,
@@ -64,18 +68,20 @@ def rank_metrics(
     device: str | None = None,
     metrics: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per-query metrics of queries ``Q`` (n x d) against pool ``C`` (m x d), scored by inner product.
+    """Per-query metrics of queries ``Q`` (n x d) against pool ``C`` (m x d), scored by inner
+    product.
 
-    ``relevant[i]`` holds the pool indices relevant to query i (at least one). Returns arrays of length n for
-    every name in :data:`RANK_METRICS` plus ``rank_distance`` (NaN for fewer than 2 relevant) and, when
-    ``q_lang``/``c_lang`` are given, ``top10_same_lang`` (share of the candidates with rank <= ``k`` in the
-    query's language; NaN when more than ``k`` tie at the top) — all with the module's tie rule. ``metrics``
-    restricts the output (and the work: ``top10_same_lang`` is the only costly extra). Works in chunks of
-    ``chunk`` queries (default: as many as fit 64 MB of scores, 64 to 4,096): memory is O(chunk x m) floats.
-    Runs on ``device`` (default: CUDA when present, else CPU; ``"torch-cpu"`` runs the GPU path's torch
-    implementation on CPU, for cross-checks); exact inner-product search, since full-ranking AP needs every
-    score anyway. Identical candidate vectors are
-    scored once (:func:`unique_rows`), so they tie exactly whatever the BLAS.
+    ``relevant[i]`` holds the pool indices relevant to query i (at least one). Returns arrays of
+    length n for every name in :data:`RANK_METRICS` plus ``rank_distance`` (NaN for fewer than 2
+    relevant) and, when ``q_lang``/``c_lang`` are given, ``top10_same_lang`` (share of the
+    candidates with rank <= ``k`` in the query's language; NaN when more than ``k`` tie at the top)
+    — all with the module's tie rule. ``metrics`` restricts the output (and the work:
+    ``top10_same_lang`` is the only costly extra). Works in chunks of ``chunk`` queries (default: as
+    many as fit 64 MB of scores, 64 to 4,096): memory is O(chunk x m) floats. Runs on ``device``
+    (default: CUDA when present, else CPU; ``"torch-cpu"`` runs the GPU path's torch implementation
+    on CPU, for cross-checks); exact inner-product search, since full-ranking AP needs every score
+    anyway. Identical candidate vectors are scored once (:func:`unique_rows`), so they tie exactly
+    whatever the BLAS.
     """
     n, m = len(Q), len(C)
     if n == 0 or len(relevant) != n:
@@ -136,10 +142,10 @@ def rank_metrics(
 def unique_rows(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``U, inv, counts`` with ``C == U[inv]`` (bitwise) and ``counts[u] = |{c: inv[c] == u}|``.
 
-    Identical candidates must get identical scores (the tie rule), but a BLAS product does not promise it:
-    OpenBLAS computes edge tiles with another kernel, so two equal columns of ``Q @ C.T`` can differ in the
-    last bit. Scoring each distinct vector once makes the promise hold for any BLAS (and saves the
-    duplicates' flops)."""
+    Identical candidates must get identical scores (the tie rule), but a BLAS product does not
+    promise it: OpenBLAS computes edge tiles with another kernel, so two equal columns of ``Q @
+    C.T`` can differ in the last bit. Scoring each distinct vector once makes the promise hold for
+    any BLAS (and saves the duplicates' flops)."""
     flat = np.ascontiguousarray(C).view(np.dtype((np.void, C.dtype.itemsize * C.shape[1]))).ravel()
     _, first, inv, counts = np.unique(
         flat, return_index=True, return_inverse=True, return_counts=True
@@ -183,8 +189,9 @@ def _rank_metrics_cpu(
 def _numba_kernel():
     import numba
 
-    # |{x: row[x] >= th}| (weighted by multiplicity when dup), branch-free so that LLVM vectorises it.
-    # Counting in float32 is exact below 2**24 and lets the sum be reassociated (8 lanes instead of int64's 4).
+    # |{x: row[x] >= th}| (weighted by multiplicity when dup), branch-free so that LLVM
+    # vectorises it. Counting in float32 is exact below 2**24 and lets the sum be reassociated
+    # (8 lanes instead of int64's 4).
     @numba.njit(fastmath={"reassoc"}, cache=True)
     def count_f32(row, wf, dup, th):
         n = np.float32(0)
@@ -206,7 +213,8 @@ def _numba_kernel():
     @numba.njit(parallel=True, cache=True)
     def kernel(S, rel, nrel, w, dup, ql, lang_cnt, same, kk, f32_limit, out):
         """One query row per iteration: S holds the scores of the distinct candidates, ``w`` their
-        multiplicities (used only when ``dup``), ``rel`` the distinct-candidate index of each relevant."""
+        multiplicities (used only when ``dup``), ``rel`` the distinct-candidate index of each
+        relevant."""
         c, m = S.shape
         small = w.sum() < f32_limit  # pool size below 2**24: float32 counts are exact
         wf = w.astype(np.float32)
@@ -255,9 +263,10 @@ def _numba_kernel():
             out[i, COL_RANK_DIST] = float(ranks[0] - best) if R >= 2 else np.nan
             out[i, COL_SAME_LANG] = np.nan
             if same:
-                # one pass keeps the kk best candidate scores (ascending, with their distinct-vector index) and
-                # ``eq``, the number of candidates outside the buffer scoring exactly top[0]; every candidate
-                # outside it scores <= top[0], so |{c: s(c) >= kth}| = kk + eq
+                # one pass keeps the kk best candidate scores (ascending, with their distinct-vector
+                # index) and ``eq``, the number of candidates outside the buffer scoring exactly
+                # top[0]; every candidate outside it scores <= top[0], so |{c: s(c) >= kth}| = kk +
+                # eq
                 top = np.full(kk, -np.inf, dtype=np.float32)
                 idx = np.full(kk, -1, dtype=np.int64)
                 eq = 0

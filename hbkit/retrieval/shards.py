@@ -2,19 +2,19 @@
 
 Shard folder (:func:`encode_corpus`)::
 
-    manifest.json          model fingerprint, passage prompt, dtype, shard size, and every shard's record
-    shard-00000.npy        (count, dim) embeddings, float16 (or float32), L2-normalised
-    shard-00000.ids        the shard's docids, one per line (UTF-8)
-    shard-00000.json       the shard's record: count, first/last docid, sha256 of its texts, ids and .npy
+    manifest.json      model fingerprint, passage prompt, dtype, shard size, every shard's record
+    shard-00000.npy    (count, dim) embeddings, float16 (or float32), L2-normalised
+    shard-00000.ids    the shard's docids, one per line (UTF-8)
+    shard-00000.json   the shard's record: count, first/last docid, sha256 of texts, ids and .npy
 
 Shard ``i`` holds documents ``[i * shard_size, (i + 1) * shard_size)`` of the stream. Every file is
-written atomically (:func:`hbkit.core.files.atomic_path`) by the one process that owns it: shard ``i`` by
-rank ``i % world_size``, ``manifest.json`` by rank 0 only. :func:`load_manifest`, :func:`iter_shards` and
-:func:`iter_docids` read a finished folder.
+written atomically (:func:`hbkit.core.files.atomic_path`) by the one process that owns it: shard
+``i`` by rank ``i % world_size``, ``manifest.json`` by rank 0 only. :func:`load_manifest`,
+:func:`iter_shards` and :func:`iter_docids` read a finished folder.
 
-The search over a shard folder is :func:`hbkit.retrieval.faiss_search.search` (exact and streaming, or
-faiss IVF / HNSW), its TREC run files :func:`hbkit.retrieval.faiss_search.write_trec_run`, and the one
-call for MIRACL-style benchmarks :func:`hbkit.retrieval.corpus_eval.evaluate_corpus`.
+The search over a shard folder is :func:`hbkit.retrieval.faiss_search.search` (exact and streaming,
+or faiss IVF / HNSW), its TREC run files :func:`hbkit.retrieval.faiss_search.write_trec_run`, and
+the one call for MIRACL-style benchmarks :func:`hbkit.retrieval.corpus_eval.evaluate_corpus`.
 """
 
 from __future__ import annotations
@@ -158,8 +158,9 @@ def _check_header(out: Path, found: dict, want: dict, force: bool) -> None:
         return
     if "fingerprint" in diff:
         msg = (
-            f"{out} holds embeddings of another model (fingerprint {found.get('fingerprint')}); this model is "
-            f"{want['fingerprint']}. Use another folder, or force=True (--force) to delete them and re-encode"
+            f"{out} holds embeddings of another model (fingerprint {found.get('fingerprint')}); "
+            f"this model is {want['fingerprint']}. Use another folder, or force=True (--force) to "
+            "delete them and re-encode"
         )
     else:
         msg = (
@@ -186,27 +187,31 @@ def encode_corpus(
     rank: int | None = None,
     world_size: int | None = None,
 ) -> dict:
-    """Encode a streamed corpus into embedding shards under ``out_dir``; return the complete manifest.
+    """Encode a streamed corpus into embedding shards under ``out_dir``; return the complete
+    manifest.
 
     ``docs_iter_factory()`` yields ``(docid, text)`` or ``(docid, title, text)`` (joined with
-    :func:`hbkit.data.releases.miracl.passage_text`) in a fixed order; it is called once per run and consumed one shard
-    at a time, so memory holds one shard's texts and embeddings, never the corpus.
+    :func:`hbkit.data.releases.miracl.passage_text`) in a fixed order; it is called once per run and
+    consumed one shard at a time, so memory holds one shard's texts and embeddings, never the
+    corpus.
 
     Guarantees:
 
-    * **Resume.** A shard whose record, texts hash, .ids and .npy sha256 all match is kept; any other
-      (missing, truncated, corrupt, or whose texts changed) is encoded again. Re-running after a kill
-      gives files byte-identical to an uninterrupted run (same model, same batch size, same threads).
+    * **Resume.** A shard whose record, texts hash, .ids and .npy sha256 all match is kept; any
+      other (missing, truncated, corrupt, or whose texts changed) is encoded again. Re-running after
+      a kill gives files byte-identical to an uninterrupted run (same model, same batch size, same
+      threads).
     * **Model.** ``manifest.json`` (written at the start) records the model fingerprint
-      (:func:`hbkit.encoders.load.fingerprint`), prompt, dtype and shard size; a folder holding another
-      model's or other settings' shards raises :class:`ManifestMismatch` naming both, unless
+      (:func:`hbkit.encoders.load.fingerprint`), prompt, dtype and shard size; a folder holding
+      another model's or other settings' shards raises :class:`ManifestMismatch` naming both, unless
       ``force=True``, which deletes them first.
     * **Several processes.** Under torchrun / accelerate (``RANK``/``WORLD_SIZE``, or an initialised
-      torch.distributed), rank r encodes the shards ``i`` with ``i % world_size == r``; every rank reads
-      the stream (skipping the others' texts without encoding them). Rank 0 then waits for every shard
-      record (``wait_timeout`` seconds, None = no limit) and writes the manifest; the other ranks wait for
-      that manifest (``rank``/``world_size`` override the detection). One file, one writer: shard files by their rank, the manifest by rank 0, and a lock
-      per (folder, rank) refuses a second process in the same role.
+      torch.distributed), rank r encodes the shards ``i`` with ``i % world_size == r``; every rank
+      reads the stream (skipping the others' texts without encoding them). Rank 0 then waits for
+      every shard record (``wait_timeout`` seconds, None = no limit) and writes the manifest; the
+      other ranks wait for that manifest (``rank``/``world_size`` override the detection). One file,
+      one writer: shard files by their rank, the manifest by rank 0, and a lock per (folder, rank)
+      refuses a second process in the same role.
     * ``on_shard(record)`` is called after each shard this process wrote (progress hooks, tests).
     """
     if dtype not in DTYPES:
@@ -253,9 +258,9 @@ def encode_corpus(
 
 
 def _open_folder(out: Path, want: dict, rank: int, force: bool, wait_timeout: float | None) -> None:
-    """Check what ``out`` holds against this run's header (model, prompt, dtype, shard size): another model's
-    shards are a :class:`ManifestMismatch`, or with ``force`` deleted by rank 0 while the others wait; rank 0
-    then starts an incomplete manifest."""
+    """Check what ``out`` holds against this run's header (model, prompt, dtype, shard size):
+    another model's shards are a :class:`ManifestMismatch`, or with ``force`` deleted by rank 0
+    while the others wait; rank 0 then starts an incomplete manifest."""
     fingerprint = want["fingerprint"]
     found = _read_json(out / MANIFEST)
     if (
@@ -301,8 +306,8 @@ def _encode_my_shards(
     progress: bool,
     on_shard,
 ) -> tuple[int, int]:
-    """Read the whole stream, one shard at a time, and encode this rank's shards that are not already valid
-    there. Returns (passages in the stream, shards in the stream)."""
+    """Read the whole stream, one shard at a time, and encode this rank's shards that are not
+    already valid there. Returns (passages in the stream, shards in the stream)."""
     from tqdm.auto import tqdm
 
     n_total, written, reused = 0, 0, 0
@@ -356,7 +361,8 @@ def _encode_my_shards(
 def _rendezvous(
     out: Path, want: dict, rank: int, n_total: int, n_shards: int, wait_timeout: float | None
 ) -> dict:
-    """Rank 0 waits for every shard's record and writes the complete manifest; the other ranks wait for it."""
+    """Rank 0 waits for every shard's record and writes the complete manifest; the other ranks wait
+    for it."""
     if rank == 0:
         records = _wait_records(out, list(range(n_shards)), want, wait_timeout)
         manifest = {
@@ -438,7 +444,8 @@ def _wait_records(out: Path, expected: list[int], want: dict, timeout: float | N
         rec = _read_json(out / f"{_shard_name(i)}.json")
         if not _shard_valid(out, rec):
             raise SearchError(
-                f"{out}: shard {i} does not match its record after encoding; run again to re-encode it"
+                f"{out}: shard {i} does not match its record after encoding; run again to "
+                "re-encode it"
             )
         recs.append({k: v for k, v in rec.items() if k != "header"})
     return recs
@@ -455,7 +462,8 @@ def load_manifest(shard_dir: str | os.PathLike) -> dict:
 
 
 def iter_shards(shard_dir: str | os.PathLike) -> Iterator[tuple[list[str], np.ndarray]]:
-    """``(docids, embeddings)`` per shard, in order; embeddings memory-mapped in their stored dtype."""
+    """``(docids, embeddings)`` per shard, in order; embeddings memory-mapped in their stored
+    dtype."""
     shard_dir = Path(shard_dir)
     for rec in load_manifest(shard_dir)["shards"]:
         name = _shard_name(rec["index"])

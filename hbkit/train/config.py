@@ -9,7 +9,8 @@ from hbkit.train.sampling import SamplerError, check_alpha
 
 
 def _option(default, help: str, **kw):
-    """A config field with its help text (read by the command line, which derives its options from here)."""
+    """A config field with its help text (read by the command line, which derives its options from
+    here)."""
     if isinstance(default, (dict, list)):
         return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
     return field(default=default, metadata={"help": help, **kw})
@@ -22,14 +23,15 @@ OPTIMIZERS = ("adamw_torch", "adamw_torch_fused")
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (saved as ``train_config.json`` next to the model; the command
-    line's ``hbkit train`` options are derived from these fields, so each default lives here only).
+    """Everything that defines a training run (saved as ``train_config.json`` next to the model; the
+    command line's ``hbkit train`` options are derived from these fields, so each default lives here
+    only).
 
-    Paper (arXiv 2408.10536) values: ``lr=3e-5``, ``weight_decay=0.01``, ``batch_size=100``, α = 0.5.
-    ``scale`` is the inverse temperature of InfoNCE (sentence-transformers' default 20 = τ 0.05).
-    ``training_args`` passes any ``SentenceTransformerTrainingArguments`` through (e.g.
-    ``{"gradient_accumulation_steps": 4, "report_to": "tensorboard", "push_to_hub": True}``); they override
-    hbkit's defaults.
+    Paper (arXiv 2408.10536) values: ``lr=3e-5``, ``weight_decay=0.01``, ``batch_size=100``, α =
+    0.5. ``scale`` is the inverse temperature of InfoNCE (sentence-transformers' default 20 = τ
+    0.05). ``training_args`` passes any ``SentenceTransformerTrainingArguments`` through (e.g.
+    ``{"gradient_accumulation_steps": 4, "report_to": "tensorboard", "push_to_hub": True}``); they
+    override hbkit's defaults.
     """
 
     strategy: str = _option(
@@ -96,9 +98,9 @@ class TrainConfig:
     )
     gradient_checkpointing: bool | None = _option(
         None,
-        "recompute each layer's activations in the backward pass instead of keeping them (the model trained is "
-        "the same): a fraction of the training memory for one more forward pass per step; none: on when "
-        "training on the CPU, where RAM is the limit, off on GPUs",
+        "recompute each layer's activations in the backward pass instead of keeping them (the "
+        "model trained is the same): a fraction of the training memory for one more forward pass "
+        "per step; none: on when training on the CPU, where RAM is the limit, off on GPUs",
     )
     keep_checkpoints: bool = _option(
         False,
@@ -129,7 +131,8 @@ class TrainConfig:
             or not 0 <= self.seed < 2**32
         ):
             raise ValueError(
-                f"seed={self.seed!r}: must be a whole number from 0 to 2**32 - 1 (numpy's seed range)"
+                f"seed={self.seed!r}: must be a whole number from 0 to 2**32 - 1 (numpy's seed "
+                "range)"
             )
         if not (
             0 <= self.lr < float("inf")
@@ -137,7 +140,8 @@ class TrainConfig:
             and 0 <= self.warmup_ratio < 1
         ):
             raise ValueError(
-                f"lr={self.lr}, weight_decay={self.weight_decay}, warmup_ratio={self.warmup_ratio}: "
+                f"lr={self.lr}, weight_decay={self.weight_decay}, "
+                f"warmup_ratio={self.warmup_ratio}: "
                 "lr and weight_decay must be finite and >= 0 (not NaN), warmup_ratio in [0, 1)"
             )
         if self.dropout is not None and not 0 <= self.dropout < 1:
@@ -152,8 +156,8 @@ class TrainConfig:
             self.early_stopping_patience and not self.validates
         ):
             raise ValueError(
-                f"early_stopping_patience={self.early_stopping_patience}: needs val_groups > 0 (held-out "
-                "groups to evaluate on) or a val_corpus, and must be >= 0"
+                f"early_stopping_patience={self.early_stopping_patience}: needs val_groups > 0 "
+                "(held-out groups to evaluate on) or a val_corpus, and must be >= 0"
             )
         if not isinstance(self.val_corpus, str) or not self.val_corpus.strip():
             raise ValueError(
@@ -161,13 +165,13 @@ class TrainConfig:
             )
         if self.validates and self.save_steps % self.eval_steps:
             raise ValueError(
-                f"save_steps={self.save_steps} must be a multiple of eval_steps={self.eval_steps}, so "
-                "that the best evaluated step has a checkpoint to return to"
+                f"save_steps={self.save_steps} must be a multiple of eval_steps={self.eval_steps}, "
+                "so that the best evaluated step has a checkpoint to return to"
             )
         if self.gradient_checkpointing not in (None, True, False):
             raise ValueError(
-                f"gradient_checkpointing={self.gradient_checkpointing!r}: use true, false or none (on for "
-                "CPU training, off on GPUs)"
+                f"gradient_checkpointing={self.gradient_checkpointing!r}: use true, false or none "
+                "(on for CPU training, off on GPUs)"
             )
         if not isinstance(self.training_args, dict):
             raise ValueError(
@@ -176,7 +180,8 @@ class TrainConfig:
 
     @property
     def validates(self) -> bool:
-        """Whether the run evaluates while training: held-out groups, or a validation corpus of its own."""
+        """Whether the run evaluates while training: held-out groups, or a validation corpus of its
+        own."""
         return bool(self.val_groups) or self.val_corpus != "held-out"
 
 

@@ -1,6 +1,7 @@
 """In-training evaluation: a LAReQA-style retrieval benchmark built from held-out pairs, as a
-sentence-transformers evaluator, so ``SentenceTransformerTrainer(evaluator=...)``, ``metric_for_best_model``,
-``load_best_model_at_end`` and early stopping select checkpoints by multilingual mAP rather than by loss.
+sentence-transformers evaluator, so ``SentenceTransformerTrainer(evaluator=...)``,
+``metric_for_best_model``, ``load_best_model_at_end`` and early stopping select checkpoints by
+multilingual mAP rather than by loss.
 """
 
 from __future__ import annotations
@@ -29,21 +30,22 @@ METRICS = ("map", "recall@1", "mrr@10", "ndcg@10")
 
 
 def pairs_benchmark(pairs, name: str = "validation") -> RetrievalBenchmark:
-    """A LAReQA-style benchmark from held-out pairs (a Dataset or DataFrame with the corpus columns).
+    """A LAReQA-style benchmark from held-out pairs (a Dataset or DataFrame with the corpus
+    columns).
 
     * queries: one per row, ``id = "<lang>:<group>"``, text = the row's ``query``;
-    * candidates: the passages deduplicated by ``answer_key`` within each language (the first row's passage
-      for a key is kept), ``id = "<lang>:<answer_key>"``, ``doc = answer_key``;
-    * relevance: a query's relevant candidates are every candidate with its row's ``answer_key``, one per
-      language that has it (so in the multilingual pool all translations of the answer are relevant, as in
-      XQuAD-R). Without an ``answer_key`` column each group is its own key.
+    * candidates: the passages deduplicated by ``answer_key`` within each language (the first row's
+      passage for a key is kept), ``id = "<lang>:<answer_key>"``, ``doc = answer_key``;
+    * relevance: a query's relevant candidates are every candidate with its row's ``answer_key``,
+      one per language that has it (so in the multilingual pool all translations of the answer are
+      relevant, as in XQuAD-R). Without an ``answer_key`` column each group is its own key.
     """
     df = pairs.to_pandas() if hasattr(pairs, "to_pandas") else pd.DataFrame(pairs)
     missing = [c for c in ("group", "lang", "query", "passage") if c not in df.columns]
     if missing:
         raise DataError(
-            f"{name}: validation pairs lack column(s) {missing} (have {list(df.columns)}); build them "
-            "with hbkit.data.corpora.load_training_corpus"
+            f"{name}: validation pairs lack column(s) {missing} (have {list(df.columns)}); build "
+            "them with hbkit.data.corpora.load_training_corpus"
         )
     if df.empty:
         raise DataError(f"{name}: no validation pairs; hold out at least one group")
@@ -53,7 +55,8 @@ def pairs_benchmark(pairs, name: str = "validation") -> RetrievalBenchmark:
     if df.duplicated(["group", "lang"]).any():
         g, l = df.loc[df.duplicated(["group", "lang"]), ["group", "lang"]].iloc[0]
         raise DataError(
-            f"{name}: group {g!r} has several rows in language {l!r}; each (group, lang) must be one row"
+            f"{name}: group {g!r} has several rows in language {l!r}; each (group, lang) must be "
+            "one row"
         )
     cands = df.drop_duplicates(["lang", "answer_key"], keep="first")
     candidates = pd.DataFrame(
@@ -83,15 +86,16 @@ def pairs_benchmark(pairs, name: str = "validation") -> RetrievalBenchmark:
 class RetrievalEvaluator(SentenceEvaluator):
     """Retrieval mAP on held-out pairs, for ``SentenceTransformerTrainer(evaluator=...)``.
 
-    ``__call__(model)`` encodes the benchmark of :func:`pairs_benchmark` (queries with the ``query`` prompt,
-    candidates with ``passage``, when the model has them; nothing cached), scores it with
-    :func:`hbkit.retrieval.pools.evaluate_embeddings` and returns ``{"<name>_<setting>_<metric>": value}`` for
-    ``setting`` in ``settings`` and ``metric`` in :data:`METRICS` (plus ``<name>_multi_rank_distance``), each
-    the macro-average over query languages (over language pairs for ``cross``). ``primary_metric`` is
-    ``<name>_multi_map`` (multilingual mAP, the paper's headline metric), ``greater_is_better`` is true. The
-    trainer logs them with an ``eval_`` prefix: select checkpoints with
-    ``metric_for_best_model=f"eval_{name}_multi_map"``. With ``output_path`` (the trainer passes
-    ``<output_dir>/eval``), each call appends a row to ``<name>_results.csv`` (written atomically).
+    ``__call__(model)`` encodes the benchmark of :func:`pairs_benchmark` (queries with the ``query``
+    prompt, candidates with ``passage``, when the model has them; nothing cached), scores it with
+    :func:`hbkit.retrieval.pools.evaluate_embeddings` and returns ``{"<name>_<setting>_<metric>":
+    value}`` for ``setting`` in ``settings`` and ``metric`` in :data:`METRICS` (plus
+    ``<name>_multi_rank_distance``), each the macro-average over query languages (over language
+    pairs for ``cross``). ``primary_metric`` is ``<name>_multi_map`` (multilingual mAP, the paper's
+    headline metric), ``greater_is_better`` is true. The trainer logs them with an ``eval_`` prefix:
+    select checkpoints with ``metric_for_best_model=f"eval_{name}_multi_map"``. With ``output_path``
+    (the trainer passes ``<output_dir>/eval``), each call appends a row to ``<name>_results.csv``
+    (written atomically).
     """
 
     def __init__(
@@ -179,6 +183,6 @@ class RetrievalEvaluator(SentenceEvaluator):
     def __repr__(self) -> str:
         b = self.benchmark
         return (
-            f"RetrievalEvaluator({self.name!r}: {len(b.queries)} queries, {len(b.candidates)} candidates, "
-            f"{len(np.unique(b.queries['lang']))} languages)"
+            f"RetrievalEvaluator({self.name!r}: {len(b.queries)} queries, {len(b.candidates)} "
+            f"candidates, {len(np.unique(b.queries['lang']))} languages)"
         )

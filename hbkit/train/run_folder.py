@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def warmup_args(ratio: float) -> dict:
-    """transformers >= 5 takes the warm-up ratio as a float ``warmup_steps``; older versions as ``warmup_ratio``."""
+    """transformers >= 5 takes the warm-up ratio as a float ``warmup_steps``; older versions as
+    ``warmup_ratio``."""
     import transformers
 
     return (
@@ -41,8 +42,9 @@ def latest_checkpoint(folder: Path) -> str | None:
 
 
 def finished_state(checkpoint: str | None, max_steps: int) -> dict | None:
-    """The trainer state of ``checkpoint`` when it ends the run (``max_steps`` reached, or early stopping had
-    stopped it), else None. Resuming from such a checkpoint would train one step more than the run has."""
+    """The trainer state of ``checkpoint`` when it ends the run (``max_steps`` reached, or early
+    stopping had stopped it), else None. Resuming from such a checkpoint would train one step more
+    than the run has."""
     if not checkpoint:
         return None
     path = Path(checkpoint) / "trainer_state.json"
@@ -50,8 +52,8 @@ def finished_state(checkpoint: str | None, max_steps: int) -> dict | None:
         state = json.loads(path.read_text())
     except ValueError:
         raise TrainError(
-            f"{path} is damaged (not JSON, as after a kill mid-write); delete {Path(checkpoint)} to resume "
-            "from the checkpoint before it, or run with --no-resume"
+            f"{path} is damaged (not JSON, as after a kill mid-write); delete {Path(checkpoint)} "
+            "to resume from the checkpoint before it, or run with --no-resume"
         ) from None
     control = state.get("stateful_callbacks", {}).get("TrainerControl", {})
     control = control[0] if isinstance(control, list) and control else control
@@ -64,13 +66,16 @@ def finished_state(checkpoint: str | None, max_steps: int) -> dict | None:
 
 
 def pairs_fingerprint(pairs) -> str:
-    """A content hash of a training set (every row's group, language, query, passage and answer key).
+    """A content hash of a training set (every row's group, language, query, passage and answer
+    key).
 
-    A set memory-mapped from the corpus cache (a cached corpus or mix, as ``hbkit train`` and ``compare`` load
-    it: :func:`hbkit.data.corpus_cache.load_cached`) costs a lookup after its first sight: the hash is remembered
-    under :func:`_mapped_source` (which files, which operations on them) and the identities the files had when
-    they were mapped (:data:`hbkit.core.digests.MAPPED_AT_LOAD`), so a file rewritten or replaced since is a new identity and is
-    hashed again (see :mod:`hbkit.core.digests`). Anything else is hashed row by row each time."""
+    A set memory-mapped from the corpus cache (a cached corpus or mix, as ``hbkit train`` and
+    ``compare`` load it: :func:`hbkit.data.corpus_cache.load_cached`) costs a lookup after its first
+    sight: the hash is remembered under :func:`_mapped_source` (which files, which operations on
+    them) and the identities the files had when they were mapped
+    (:data:`hbkit.core.digests.MAPPED_AT_LOAD`), so a file rewritten or replaced since is a new
+    identity and is hashed again (see :mod:`hbkit.core.digests`). Anything else is hashed row by row
+    each time."""
     source = _mapped_source(pairs)
     mapped = getattr(pairs, MAPPED_AT_LOAD, None) or {}
     if source is None or not set(source["files"]) <= set(mapped):
@@ -105,11 +110,11 @@ def _hash_rows(pairs) -> str:
 
 
 def _mapped_source(pairs) -> dict | None:
-    """What the rows of a ``datasets.Dataset`` are made of, when every one of them comes from a memory-mapped file:
-    each block's file and the operations replayed on it (column selections, slices), the block layout, the row
-    count, columns and output format, and a digest of its indices mapping (a ``select`` or ``filter``); None for
-    anything held in memory (its rows are hashed each time). The files themselves enter by identity, in
-    :func:`pairs_fingerprint`."""
+    """What the rows of a ``datasets.Dataset`` are made of, when every one of them comes from a
+    memory-mapped file: each block's file and the operations replayed on it (column selections,
+    slices), the block layout, the row count, columns and output format, and a digest of its indices
+    mapping (a ``select`` or ``filter``); None for anything held in memory (its rows are hashed each
+    time). The files themselves enter by identity, in :func:`pairs_fingerprint`."""
     import hashlib
 
     try:
@@ -145,19 +150,20 @@ def _mapped_source(pairs) -> dict | None:
     }
 
 
-#: config fields added after folders were made: at these values they are left out of the identity, so that a
-#: folder trained before the field existed (with what is now its default) stays resumable
+#: config fields added after folders were made: at these values they are left out of the identity,
+#: so that a folder trained before the field existed (with what is now its default) stays resumable
 _LATER_FIELDS = {"val_corpus": "held-out", "optim": "adamw_torch"}
-#: config fields that change how a model is computed or what is kept, not which model: never part of the identity, so
-#: a run may be resumed with them changed (gradient checkpointing recomputes the same activations with the same
-#: dropout masks; keep_checkpoints only says what stays on disk after the save)
+#: config fields that change how a model is computed or what is kept, not which model: never part of
+#: the identity, so a run may be resumed with them changed (gradient checkpointing recomputes the
+#: same activations with the same dropout masks; keep_checkpoints only says what stays on disk after
+#: the save)
 _HOW_FIELDS = ("gradient_checkpointing", "keep_checkpoints")
 
 
 def run_identity(encoder, pairs, config: TrainConfig, val_pairs=None) -> dict:
-    """What a training folder was made with: the config, the base model's weights hash and the data's hash (and
-    the validation corpus's, when it has one). Two runs with equal identities train the same model (up to
-    non-deterministic kernels)."""
+    """What a training folder was made with: the config, the base model's weights hash and the
+    data's hash (and the validation corpus's, when it has one). Two runs with equal identities train
+    the same model (up to non-deterministic kernels)."""
     cfg = {
         k: v
         for k, v in asdict(config).items()
@@ -175,14 +181,16 @@ def run_identity(encoder, pairs, config: TrainConfig, val_pairs=None) -> dict:
 
 
 def model_complete(model_dir: Path) -> bool:
-    """A saved model folder is complete when ``hbkit_training.json`` lists every file with its sha256."""
+    """A saved model folder is complete when ``hbkit_training.json`` lists every file with its
+    sha256."""
     return checksums_match(model_dir, "hbkit_training.json")
 
 
 def setup_differences(old: dict, identity: dict, encoder=None) -> list[str]:
-    """The keys of ``identity`` that ``old`` (a folder's recorded identity) differs in. A base model recorded under an
-    older fingerprint version (:data:`hbkit.encoders.load.LEGACY_FINGERPRINT_VERSIONS`) of the same weights counts as
-    the same, so a folder trained before a fingerprint change stays resumable and reusable."""
+    """The keys of ``identity`` that ``old`` (a folder's recorded identity) differs in. A base model
+    recorded under an older fingerprint version
+    (:data:`hbkit.encoders.load.LEGACY_FINGERPRINT_VERSIONS`) of the same weights counts as the
+    same, so a folder trained before a fingerprint change stays resumable and reusable."""
     diff = [k for k in identity if old.get(k) != identity[k]]
     if (
         "base_model" in diff
@@ -195,8 +203,9 @@ def setup_differences(old: dict, identity: dict, encoder=None) -> list[str]:
 
 
 def finished_model(model_dir: Path, identity: dict, encoder=None) -> bool:
-    """Whether ``model_dir`` is a complete saved model (:func:`model_complete`: every file's sha256 checked)
-    trained with this set-up (the identity its ``hbkit_training.json`` records): reused as it is."""
+    """Whether ``model_dir`` is a complete saved model (:func:`model_complete`: every file's sha256
+    checked) trained with this set-up (the identity its ``hbkit_training.json`` records): reused as
+    it is."""
     if not (model_dir.is_dir() and model_complete(model_dir)):
         return False
     done = json.loads((model_dir / "hbkit_training.json").read_text()).get("identity") or {}
@@ -206,9 +215,9 @@ def finished_model(model_dir: Path, identity: dict, encoder=None) -> bool:
 def prepare_folder(
     out_dir: Path, identity: dict, resume: bool, encoder=None, finished: bool | None = None
 ) -> str | None:
-    """Check ``out_dir`` against this run: refuse another set-up, clean up when starting afresh, and return
-    the checkpoint to resume from (after trimming the log to it). ``finished``: :func:`finished_model` of its
-    ``model/``, when the caller has it (None: checked here)."""
+    """Check ``out_dir`` against this run: refuse another set-up, clean up when starting afresh, and
+    return the checkpoint to resume from (after trimming the log to it). ``finished``:
+    :func:`finished_model` of its ``model/``, when the caller has it (None: checked here)."""
     path = out_dir / "train_config.json"
     ckpt_dir = out_dir / "checkpoints"
     if resume and path.is_file():
@@ -216,13 +225,14 @@ def prepare_folder(
             old = json.loads(path.read_text())
         except ValueError:
             raise TrainError(
-                f"{path} is damaged (not JSON); the folder's set-up is unknown: delete {out_dir} or run "
-                "with --no-resume to start afresh there"
+                f"{path} is damaged (not JSON); the folder's set-up is unknown: delete {out_dir} "
+                "or run with --no-resume to start afresh there"
             ) from None
         diff = setup_differences(old, identity, encoder)
         if diff and not latest_checkpoint(ckpt_dir) and not (out_dir / "model").exists():
             log.info(
-                "%s holds another set-up but nothing trained (no checkpoint, no model): starting afresh",
+                "%s holds another set-up but nothing trained (no checkpoint, no model): starting "
+                "afresh",
                 out_dir,
             )
             resume = False

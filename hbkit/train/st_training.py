@@ -1,10 +1,11 @@
 """What sentence-transformers' trainer needs to train on hbkit batches, in one piece.
 
-hbkit's batch samplers (:mod:`hbkit.train.sampling`) yield dataset rows ``[q0, p0, q1, p1, ...]``, and only
-:class:`PairCollator` turns them into (query, passage) pairs. :func:`st_training_kwargs` returns the three
-pieces a ``SentenceTransformerTrainer`` needs for that, built to agree with each other: the batch-sampler
-factory (one sampler per dataset, with ``num_replicas`` and ``rank`` set under several processes), the
-collator, and the prompts of the encoder's ``query``/``passage`` columns, under one seed.
+hbkit's batch samplers (:mod:`hbkit.train.sampling`) yield dataset rows ``[q0, p0, q1, p1, ...]``,
+and only :class:`PairCollator` turns them into (query, passage) pairs. :func:`st_training_kwargs`
+returns the three pieces a ``SentenceTransformerTrainer`` needs for that, built to agree with each
+other: the batch-sampler factory (one sampler per dataset, with ``num_replicas`` and ``rank`` set
+under several processes), the collator, and the prompts of the encoder's ``query``/``passage``
+columns, under one seed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sentence_transformers.sentence_transformer.data_collator import (  # heavy: sentence-transformers
+# heavy: sentence-transformers
+from sentence_transformers.sentence_transformer.data_collator import (
     SentenceTransformerDataCollator,
 )
 
@@ -25,17 +27,18 @@ PAIR_COLUMNS = ("query", "passage")
 @dataclass
 class PairCollator(SentenceTransformerDataCollator):
     """sentence-transformers collator for hbkit batches: rows ``[q0, p0, q1, p1, ...]`` become the
-    ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage`` prompts.
-    A batch that an hbkit sampler did not draw (an odd number of rows, or a query row and passage row of
-    different groups) is refused with :class:`~hbkit.train.sampling.SamplerError`.
+    ``query`` (anchor) and ``passage`` (positive) columns, tokenised with the ``query``/``passage``
+    prompts. A batch that an hbkit sampler did not draw (an odd number of rows, or a query row and
+    passage row of different groups) is refused with :class:`~hbkit.train.sampling.SamplerError`.
 
-    The batch's kind travels with it: ``inputs["hbkit_batch"] = {"kind": "xx"|"xy"|"mixed", "lang": ...}``,
-    read off the rows being collated (:func:`~hbkit.train.sampling.batch_kind`), which hbkit's trainer records
-    per step (sentence-transformers ignores keys that are not model features). ``seen`` lists every batch
-    collated, as ``"xx:<lang>"`` / ``"xy"``."""
+    The batch's kind travels with it: ``inputs["hbkit_batch"] = {"kind": "xx"|"xy"|"mixed",
+    "lang": ...}``, read off the rows being collated (:func:`~hbkit.train.sampling.batch_kind`),
+    which hbkit's trainer records per step (sentence-transformers ignores keys that are not model
+    features). ``seen`` lists every batch collated, as ``"xx:<lang>"`` / ``"xy"``."""
 
     seen: list = field(default_factory=list, repr=False)
-    #: what the batch samplers check before they let a trainer use them (without importing this module)
+    #: what the batch samplers check before they let a trainer use them (without importing this
+    #: module)
     reads_pair_rows: ClassVar[bool] = True
 
     def __call__(self, features: list[dict]) -> dict:
@@ -61,8 +64,8 @@ class PairCollator(SentenceTransformerDataCollator):
 
 @dataclass
 class STTraining:
-    """The pieces of :func:`st_training_kwargs`: ``args`` go to ``SentenceTransformerTrainingArguments``,
-    ``trainer`` to ``SentenceTransformerTrainer``."""
+    """The pieces of :func:`st_training_kwargs`: ``args`` go to
+    ``SentenceTransformerTrainingArguments``, ``trainer`` to ``SentenceTransformerTrainer``."""
 
     batch_sampler: SamplerFactory
     data_collator: PairCollator
@@ -71,8 +74,8 @@ class STTraining:
 
     @property
     def args(self) -> dict[str, Any]:
-        """Keyword arguments for ``SentenceTransformerTrainingArguments``: the sampler factory, the prompts and
-        the seed (give ``seed`` nowhere else: Python refuses it twice)."""
+        """Keyword arguments for ``SentenceTransformerTrainingArguments``: the sampler factory, the
+        prompts and the seed (give ``seed`` nowhere else: Python refuses it twice)."""
         return {"batch_sampler": self.batch_sampler, "prompts": self.prompts, "seed": self.seed}
 
     @property
@@ -110,17 +113,21 @@ def st_training_kwargs(
         strategy: ``xx`` (X-X-mono), ``xy`` (X-Y) or ``hybrid``.
         alpha: hybrid only: the probability that a batch is X-X-mono (the paper: 0.5).
         model: the ``SentenceTransformer`` to train; its ``preprocess`` tokenises in the collator.
-        seed: the seed of the batch draw and of the trainer (both get it, so neither overrides the other).
-        prompts: ``"model"`` (the encoder's own ``query``/``passage`` prompts, if it has them), a mapping
-            ``{"query": ..., "passage": ...}``, or None.
+        seed: the seed of the batch draw and of the trainer (both get it, so neither overrides the
+            other).
+        prompts: ``"model"`` (the encoder's own ``query``/``passage`` prompts, if it has them), a
+            mapping ``{"query": ..., "passage": ...}``, or None.
         **sampler_kw: :class:`~hbkit.train.sampling.HybridBatchSampler` options (``alpha_end``,
             ``language_weights``).
 
     Returns:
-        An :class:`STTraining`: ``.args`` for ``SentenceTransformerTrainingArguments`` (``batch_sampler``,
-        ``prompts``, ``seed``) and ``.trainer`` for ``SentenceTransformerTrainer`` (``data_collator``). The
+        An :class:`STTraining`: ``.args`` for ``SentenceTransformerTrainingArguments``
+            (``batch_sampler``,
+        ``prompts``, ``seed``) and ``.trainer`` for ``SentenceTransformerTrainer``
+            (``data_collator``). The
         training dataset needs hbkit's pair columns ``group``, ``lang``, ``query``, ``passage``,
-        ``answer_key`` (e.g. :func:`hbkit.data.benchmarks.parallel_pairs`); the per-device batch size is in
+        ``answer_key`` (e.g. :func:`hbkit.data.benchmarks.parallel_pairs`); the per-device batch
+            size is in
         pairs.
 
     Raises:
@@ -128,9 +135,13 @@ def st_training_kwargs(
 
     Examples:
         >>> st = hbkit.st_training_kwargs("hybrid", 0.5, model, seed=1)
-        >>> args = SentenceTransformerTrainingArguments("out", per_device_train_batch_size=32, **st.args)
-        >>> trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=pairs,
-        ...                                      loss=MultipleNegativesRankingLoss(model), **st.trainer)
+        >>> args = SentenceTransformerTrainingArguments(
+        ...     "out", per_device_train_batch_size=32, **st.args
+        ... )
+        >>> trainer = SentenceTransformerTrainer(
+        ...     model=model, args=args, train_dataset=pairs,
+        ...     loss=MultipleNegativesRankingLoss(model), **st.trainer
+        ... )
     """
     if model is None or not callable(getattr(model, "preprocess", None)):
         raise SamplerError(

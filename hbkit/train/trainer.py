@@ -1,16 +1,17 @@
 """Contrastive fine-tuning over sentence-transformers' trainer: config in, model folder out.
 
 ``train(encoder, pairs, config, out_dir)`` fine-tunes with InfoNCE over in-batch negatives
-(``MultipleNegativesRankingLoss``; ``CachedMultipleNegativesRankingLoss`` when ``mini_batch_size`` is set)
-on batches from :mod:`hbkit.train.sampling`, and writes to ``out_dir``:
+(``MultipleNegativesRankingLoss``; ``CachedMultipleNegativesRankingLoss`` when ``mini_batch_size``
+is set) on batches from :mod:`hbkit.train.sampling`, and writes to ``out_dir``:
 
 * ``model/`` — the SentenceTransformer folder (best checkpoint by validation loss when there is a
   validation split) with ``hbkit_training.json`` (the config, strategy counts, final losses);
 * ``train_log.jsonl`` — one line per step: step, loss, lr, batch kind and language(s);
 * ``checkpoints/`` — every ``save_steps`` steps; a rerun of the same call resumes from the newest
   checkpoint with the same batches and reaches the same final weights as an uninterrupted run. Once
-  ``model/`` is saved they are removed (:func:`prune_checkpoints`), unless ``config.keep_checkpoints``:
-  a finished model never resumes, and its optimizer state is most of a folder's size.
+  ``model/`` is saved they are removed (:func:`prune_checkpoints`), unless
+  ``config.keep_checkpoints``: a finished model never resumes, and its optimizer state is most of a
+  folder's size.
 """
 
 from __future__ import annotations
@@ -49,20 +50,23 @@ log = logging.getLogger(__name__)
 
 
 class RunCancelled(RuntimeError):
-    """A run stopped on request (:func:`cancel_callback`); its checkpoints stay, so a rerun resumes it."""
+    """A run stopped on request (:func:`cancel_callback`); its checkpoints stay, so a rerun resumes
+    it."""
 
 
 def cancel_callback(event):
     """A trainer callback that stops training at the end of the step during which ``event`` (a
-    ``threading.Event``) is set, by raising :class:`RunCancelled`: the model folder is not written, so the run
-    is never mistaken for a finished one, and the checkpoints saved so far are where a rerun resumes."""
+    ``threading.Event``) is set, by raising :class:`RunCancelled`: the model folder is not written,
+    so the run is never mistaken for a finished one, and the checkpoints saved so far are where a
+    rerun resumes."""
     from transformers import TrainerCallback  # heavy: transformers
 
     class _Cancel(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             if event.is_set():
                 raise RunCancelled(
-                    f"cancelled at step {state.global_step}; rerun to resume from the last checkpoint"
+                    f"cancelled at step {state.global_step}; rerun to resume from the last "
+                    "checkpoint"
                 )
             return control
 
@@ -83,15 +87,15 @@ def _split_groups(pairs, val_groups: int, seed: int):
 
 
 def _validation_pairs(val_pairs, config: TrainConfig):
-    """A validation corpus of its own: checked against the pairs contract, only the contract's columns, and with
-    ``val_groups`` > 0 a subsample of that many groups, drawn with seed 0 (the same for every model and training
-    seed, so that their validation losses are comparable)."""
+    """A validation corpus of its own: checked against the pairs contract, only the contract's
+    columns, and with ``val_groups`` > 0 a subsample of that many groups, drawn with seed 0 (the
+    same for every model and training seed, so that their validation losses are comparable)."""
     need = ("group", "lang", "query", "passage")
     missing = [c for c in need if c not in val_pairs.column_names]
     if missing:
         raise TrainError(
-            f"the validation pairs ({config.val_corpus}) lack column(s) {', '.join(missing)}; read them "
-            "with hbkit.data.pairs.validate_pairs"
+            f"the validation pairs ({config.val_corpus}) lack column(s) {', '.join(missing)}; read "
+            "them with hbkit.data.pairs.validate_pairs"
         )
     val_pairs = val_pairs.select_columns(
         [c for c in (*need, "answer_key") if c in val_pairs.column_names]
@@ -103,7 +107,8 @@ def _validation_pairs(val_pairs, config: TrainConfig):
 
 
 def _layers(auto):
-    """The transformer's stack of layers, found by shape (a ModuleList as long as ``num_hidden_layers``)."""
+    """The transformer's stack of layers, found by shape (a ModuleList as long as
+    ``num_hidden_layers``)."""
     import torch
 
     n = getattr(getattr(auto, "config", None), "num_hidden_layers", None)
@@ -116,8 +121,8 @@ def _layers(auto):
 
 
 def _freeze(model, config: TrainConfig) -> None:
-    """Freeze the input word embeddings (``get_input_embeddings()``: any architecture) and the lowest
-    ``freeze_layers`` layers; set dropout."""
+    """Freeze the input word embeddings (``get_input_embeddings()``: any architecture) and the
+    lowest ``freeze_layers`` layers; set dropout."""
     auto = model[0].auto_model
     if config.freeze_word_embeddings:
         auto.get_input_embeddings().weight.requires_grad_(False)
@@ -133,9 +138,10 @@ def _freeze(model, config: TrainConfig) -> None:
 
 
 class _BatchRecord:
-    """What the trainer sees of its batches, shared with the callback that logs them (:func:`_callback`): the
-    kinds of the batches that reached the model since the last step ended (``pending``, as the collator passed
-    them on in ``inputs["hbkit_batch"]``), and the training batch sampler (for ``set_epoch`` on resume)."""
+    """What the trainer sees of its batches, shared with the callback that logs them
+    (:func:`_callback`): the kinds of the batches that reached the model since the last step ended
+    (``pending``, as the collator passed them on in ``inputs["hbkit_batch"]``), and the training
+    batch sampler (for ``set_epoch`` on resume)."""
 
     def __init__(self):
         self.pending: list = []
@@ -143,9 +149,9 @@ class _BatchRecord:
 
 
 def _trainer_class():
-    """sentence-transformers' trainer, plus: the kind of every training batch is recorded in ``record`` when the
-    batch reaches the model; with ``mono_eval`` the validation batches are X-X-mono (a validation set in one
-    language, where X-Y batches do not exist)."""
+    """sentence-transformers' trainer, plus: the kind of every training batch is recorded in
+    ``record`` when the batch reaches the model; with ``mono_eval`` the validation batches are
+    X-X-mono (a validation set in one language, where X-Y batches do not exist)."""
     from sentence_transformers import SentenceTransformerTrainer
 
     class HBTrainer(SentenceTransformerTrainer):
@@ -194,10 +200,10 @@ BATCHES_FILE = "hbkit_batches.json"
 
 def _quiet_progress(trainer, batch_log) -> None:
     """The trainer's progress bar shows the running loss and the X-X / X-Y counts of ``batch_log``
-    (:func:`_callback`) instead of printing one dict per logged step, which is every step: ``train_log.jsonl``
-    holds them all. Without progress bars
-    (``progress=False``: notebooks, benchmarks, workers) the trainer's printer drops them too. Evaluation results
-    and the run's summary are still printed."""
+    (:func:`_callback`) instead of printing one dict per logged step, which is every step:
+    ``train_log.jsonl`` holds them all. Without progress bars (``progress=False``: notebooks,
+    benchmarks, workers) the trainer's printer drops them too. Evaluation results and the run's
+    summary are still printed."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     def step_loss(logs) -> bool:
@@ -235,11 +241,11 @@ def _callback(out_dir: Path, restored: dict[int, list], record: _BatchRecord):
     from transformers import TrainerCallback
 
     class BatchLog(TrainerCallback):
-        """Writes train_log.jsonl (one line per logged step: loss, lr, the step's batch kind and language) and
-        keeps the running X-X / X-Y counts and loss that the progress bar shows (:func:`_quiet_progress`). The
-        kind of step s is what the trainer recorded in ``record`` for the batches of step s (see
-        :func:`_trainer_class`); ``steps`` is saved in every checkpoint, so a resumed run keeps the kinds of the
-        steps before it."""
+        """Writes train_log.jsonl (one line per logged step: loss, lr, the step's batch kind and
+        language) and keeps the running X-X / X-Y counts and loss that the progress bar shows
+        (:func:`_quiet_progress`). The kind of step s is what the trainer recorded in ``record`` for
+        the batches of step s (see :func:`_trainer_class`); ``steps`` is saved in every checkpoint,
+        so a resumed run keeps the kinds of the steps before it."""
 
         def __init__(self):
             self.steps: dict[int, list] = dict(restored)  # step -> [kind, lang]
@@ -252,8 +258,9 @@ def _callback(out_dir: Path, restored: dict[int, list], record: _BatchRecord):
             return {k: v for k, v in c.items() if v or k != "mixed"}
 
         def on_epoch_begin(self, args, state, control, **kw):
-            # the trainer forwards set_epoch through accelerate's wrappers, except when resuming mid-epoch (its
-            # skip wrapper hides the sampler): set it here, before the epoch's first batch is drawn
+            # the trainer forwards set_epoch through accelerate's wrappers, except when resuming
+            # mid-epoch (its skip wrapper hides the sampler): set it here, before the epoch's first
+            # batch is drawn
             if record.sampler is not None:
                 record.sampler.set_epoch(int(state.epoch + 1e-6))
 
@@ -320,8 +327,9 @@ def _training_arguments(
     metric_for_best: str,
     progress: bool,
 ):
-    """The trainer's arguments: steps, batch sampler, precision (bf16 where the GPU has it, else fp16 on CUDA,
-    fp32 on the CPU), checkpoints and evaluation; ``config.training_args`` has the last word."""
+    """The trainer's arguments: steps, batch sampler, precision (bf16 where the GPU has it, else
+    fp16 on CUDA, fp32 on the CPU), checkpoints and evaluation; ``config.training_args`` has the
+    last word."""
     import torch  # heavy: torch
     from sentence_transformers import SentenceTransformerTrainingArguments  # heavy: transformers
 
@@ -360,7 +368,8 @@ def _training_arguments(
         ddp_backend=None if cuda or world()[1] == 1 else "gloo",
     )
     if config.gradient_checkpointing or (config.gradient_checkpointing is None and not cuda):
-        # non-reentrant: gradients flow although the word embeddings are frozen, and dropout's RNG is replayed
+        # non-reentrant: gradients flow although the word embeddings are frozen, and dropout's RNG
+        # is replayed
         name = (
             "activation_checkpointing"
             if "activation_checkpointing"
@@ -373,7 +382,8 @@ def _training_arguments(
 
 
 def _checkpointing_off(encoder) -> None:
-    """Turn off the gradient checkpointing the training arguments turned on (TrainConfig.gradient_checkpointing)."""
+    """Turn off the gradient checkpointing the training arguments turned on
+    (TrainConfig.gradient_checkpointing)."""
     from transformers import PreTrainedModel  # heavy: transformers
 
     for m in encoder.modules():
@@ -387,9 +397,9 @@ def _checkpointing_off(encoder) -> None:
 
 
 def _loss(encoder, config: TrainConfig):
-    """InfoNCE over in-batch negatives; GradCache with ``mini_batch_size``. With several processes the
-    in-batch negatives are gathered from every rank (with gradients), so N processes at batch B train like one
-    process at batch N*B."""
+    """InfoNCE over in-batch negatives; GradCache with ``mini_batch_size``. With several processes
+    the in-batch negatives are gathered from every rank (with gradients), so N processes at batch B
+    train like one process at batch N*B."""
     from sentence_transformers.sentence_transformer import losses  # heavy: torch
 
     gather = world()[1] > 1
@@ -406,8 +416,8 @@ def _loss(encoder, config: TrainConfig):
 
 
 def _load_final_checkpoint(trainer, resume_from: str, args, ckpt_dir: Path) -> None:
-    """A run killed after its last checkpoint, before the model's save: load that checkpoint's state, and the
-    best checkpoint's weights when the run keeps the best."""
+    """A run killed after its last checkpoint, before the model's save: load that checkpoint's
+    state, and the best checkpoint's weights when the run keeps the best."""
     from transformers import TrainerState  # heavy: transformers
 
     trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
@@ -423,7 +433,8 @@ def _load_final_checkpoint(trainer, resume_from: str, args, ckpt_dir: Path) -> N
             )
     trainer._load_from_checkpoint(str(best or resume_from))
     log.info(
-        "%s is the run's last step (%d); its weights are saved as the model, nothing is trained again",
+        "%s is the run's last step (%d); its weights are saved as the model, nothing is trained "
+        "again",
         resume_from,
         trainer.state.global_step,
     )
@@ -442,27 +453,30 @@ def _save_model(trainer, model_dir: Path, card: dict) -> None:
 
 
 def prepare_data(pairs, config: TrainConfig, val_pairs=None):
-    """The data of a training run, checked before anything is written: the pairs (only the columns training
-    reads), the training and validation splits, the validation corpus of its own (or None) and the sampler
-    factory. A dry construction of the samplers refuses data no batch can be made of (too few groups for the
-    batch, one language where X-Y batches are asked for, a mix part too small), the validation batches too.
-    :func:`train` starts with it, and ``hbkit compare`` calls it for every planned model before its first write.
+    """The data of a training run, checked before anything is written: the pairs (only the columns
+    training reads), the training and validation splits, the validation corpus of its own (or None)
+    and the sampler factory. A dry construction of the samplers refuses data no batch can be made of
+    (too few groups for the batch, one language where X-Y batches are asked for, a mix part too
+    small), the validation batches too. :func:`train` starts with it, and ``hbkit compare`` calls it
+    for every planned model before its first write.
 
     Returns:
         ``(pairs, train_pairs, val_pairs, own_val, factory)``.
 
     Raises:
-        TrainError: the pairs lack a column, the validation set cannot fill a batch, or ``val_corpus`` and
-            ``val_pairs`` disagree; :class:`~hbkit.train.sampling.SamplerError` for training data no batch can be
-            made of.
+        TrainError: the pairs lack a column, the validation set cannot fill a batch, or
+            ``val_corpus`` and ``val_pairs`` disagree; :class:`~hbkit.train.sampling.SamplerError`
+            for training data no batch can be made of.
     """
     need = ("group", "lang", "query", "passage")
     if any(c not in pairs.column_names for c in need):
         raise TrainError(
-            f"the training pairs lack column(s) {', '.join(c for c in need if c not in pairs.column_names)}"
-            "; read them with hbkit.data.pairs.read_pairs or validate_pairs, which check the contract"
+            "the training pairs lack column(s) "
+            f"{', '.join(c for c in need if c not in pairs.column_names)}; read them with "
+            "hbkit.data.pairs.read_pairs or validate_pairs, which check the contract"
         )
-    # only what training reads: extra columns (a user's notes, with nulls) would reach the model card's examples
+    # only what training reads: extra columns (a user's notes, with nulls) would reach the model
+    # card's examples
     pairs = carry_mapped(
         pairs,
         pairs.select_columns(
@@ -513,8 +527,9 @@ def prepare_data(pairs, config: TrainConfig, val_pairs=None):
                 probe(val_pairs, batch_size=config.batch_size, seed=config.seed)
         except SamplerError as e:
             raise TrainError(
-                f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) cannot "
-                f"give a batch of {config.batch_size}: {e}. Keep more validation groups (val_groups)."
+                f"the validation set ({config.val_corpus}: {len(set(val_pairs['group']))} groups) "
+                f"cannot give a batch of {config.batch_size}: {e}. Keep more validation groups "
+                "(val_groups)."
             ) from None
     return pairs, train_pairs, val_pairs, own_val, factory()
 
@@ -530,49 +545,60 @@ def train(
     evaluator=None,
     val_pairs=None,
 ) -> Path:
-    """Fine-tune ``encoder`` (a SentenceTransformer, changed in place) on ``pairs`` with ``config.strategy``.
+    """Fine-tune ``encoder`` (a SentenceTransformer, changed in place) on ``pairs`` with
+    ``config.strategy``.
 
-    Returns the path of the saved model folder (``out_dir/model``). ``out_dir`` remembers what it was made
-    with (``train_config.json``: config, base-model weights hash, data hash). With ``resume=True``:
+    Returns the path of the saved model folder (``out_dir/model``). ``out_dir`` remembers what it
+    was made with (``train_config.json``: config, base-model weights hash, data hash). With
+    ``resume=True``:
 
     * a finished run with the same set-up is returned as it is (nothing is trained again);
-    * an interrupted one continues from its newest checkpoint, with the same batches, and reaches the same
-      weights as an uninterrupted run; ``train_log.jsonl`` keeps each step once;
-    * a folder made with another set-up is refused (:class:`TrainError`) — ``resume=False`` starts afresh.
+    * an interrupted one continues from its newest checkpoint, with the same batches, and reaches
+      the same weights as an uninterrupted run; ``train_log.jsonl`` keeps each step once;
+    * a folder made with another set-up is refused (:class:`TrainError`) — ``resume=False`` starts
+      afresh.
 
-    In-training evaluation (``val_groups > 0``): every ``eval_steps`` the held-out groups are scored — the
-    validation loss, and with ``eval_metric="map"`` hbkit's :class:`~hbkit.train.evaluator.RetrievalEvaluator`
-    (multilingual mAP; or ``evaluator``, any sentence-transformers evaluator); the best checkpoint by that
-    criterion is kept and loaded at the end, and ``early_stopping_patience`` evaluations without improvement
-    stop the run (transformers' ``EarlyStoppingCallback``). With ``config.val_corpus`` other than ``held-out``,
-    ``val_pairs`` (e.g. :func:`hbkit.data.releases.squadshifts.squadshifts_pairs`, the paper's SQuADShifts) are the
-    validation set instead; a validation set in one language is batched X-X-mono whatever the strategy (its
-    loss is the paper's criterion; X-Y batches do not exist in one language).
+    In-training evaluation (``val_groups > 0``): every ``eval_steps`` the held-out groups are scored
+    — the validation loss, and with ``eval_metric="map"`` hbkit's
+    :class:`~hbkit.train.evaluator.RetrievalEvaluator` (multilingual mAP; or ``evaluator``, any
+    sentence-transformers evaluator); the best checkpoint by that criterion is kept and loaded at
+    the end, and ``early_stopping_patience`` evaluations without improvement stop the run
+    (transformers' ``EarlyStoppingCallback``). With ``config.val_corpus`` other than ``held-out``,
+    ``val_pairs`` (e.g. :func:`hbkit.data.releases.squadshifts.squadshifts_pairs`, the paper's
+    SQuADShifts) are the validation set instead; a validation set in one language is batched
+    X-X-mono whatever the strategy (its loss is the paper's criterion; X-Y batches do not exist in
+    one language).
 
     Args:
         encoder: a ``SentenceTransformer`` (changed in place).
-        pairs: a ``datasets.Dataset`` with ``group``, ``lang``, ``query``, ``passage`` and ``answer_key``
-            (:func:`hbkit.data.benchmarks.parallel_pairs`, :func:`hbkit.data.corpora.load_training_corpus`).
+        pairs: a ``datasets.Dataset`` with ``group``, ``lang``, ``query``, ``passage`` and
+            ``answer_key`` (:func:`hbkit.data.benchmarks.parallel_pairs`,
+            :func:`hbkit.data.corpora.load_training_corpus`).
         config: a :class:`~hbkit.train.config.TrainConfig` (default: hybrid, α 0.5).
         out_dir: the run folder (locked while in use).
         resume: go on with (or reuse) what ``out_dir`` holds; False starts afresh.
         progress: a progress bar with the running loss and the X-X / X-Y counts.
-        callbacks: more ``transformers.TrainerCallback`` objects (:func:`cancel_callback` stops a run cleanly).
+        callbacks: more ``transformers.TrainerCallback`` objects (:func:`cancel_callback` stops a
+            run cleanly).
         evaluator: a sentence-transformers evaluator for in-training evaluation instead of hbkit's.
         val_pairs: the validation corpus of its own, when ``config.val_corpus`` is not ``held-out``.
 
     Returns:
-        The saved model folder, ``out_dir/model`` (a SentenceTransformer folder with ``hbkit_training.json``).
+        The saved model folder, ``out_dir/model`` (a SentenceTransformer folder with
+            ``hbkit_training.json``).
 
     Raises:
-        TrainError: a folder of another set-up, pairs without a needed column, a validation set too small.
+        TrainError: a folder of another set-up, pairs without a needed column, a validation set too
+            small.
 
     Examples:
-        >>> model_dir = train(load_encoder("intfloat/multilingual-e5-small"), parallel_pairs(),
-        ...                   TrainConfig(strategy="hybrid", alpha=0.5, max_steps=100), "runs/hybrid")
+        >>> encoder = load_encoder("intfloat/multilingual-e5-small")
+        >>> config = TrainConfig(strategy="hybrid", alpha=0.5, max_steps=100)
+        >>> model_dir = train(encoder, parallel_pairs(), config, "runs/hybrid")
     """
     config = config or TrainConfig()
-    low_memory()  # HBKIT_LOW_MEMORY=1: a bad value is refused here, before anything is read or written
+    # HBKIT_LOW_MEMORY=1: a bad value is refused here, before anything is read or written
+    low_memory()
     pairs, train_pairs, val_pairs, own_val, factory = prepare_data(pairs, config, val_pairs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -630,8 +656,8 @@ def train(
 
 
 class _Folder(NamedTuple):
-    """Where a run stands in its folder: its identity, the model folder, the checkpoint to resume from (or
-    None) and whether the model is already trained with this set-up."""
+    """Where a run stands in its folder: its identity, the model folder, the checkpoint to resume
+    from (or None) and whether the model is already trained with this set-up."""
 
     identity: dict
     model_dir: Path
@@ -642,8 +668,9 @@ class _Folder(NamedTuple):
 def _resolve_folder(
     encoder, pairs, config: TrainConfig, own_val, out_dir: Path, resume: bool
 ) -> _Folder:
-    """Rank 0 checks ``out_dir`` against the run's identity (a finished model is hashed once, a folder of another
-    set-up refused, a fresh start cleared); the other ranks wait for its decision, then read it."""
+    """Rank 0 checks ``out_dir`` against the run's identity (a finished model is hashed once, a
+    folder of another set-up refused, a fresh start cleared); the other ranks wait for its decision,
+    then read it."""
     import torch  # heavy: torch
 
     rank = world()[0]
@@ -684,9 +711,9 @@ def _describe_in_card(encoder, config: TrainConfig) -> None:
 
 
 def _selection(val_pairs, evaluator, config: TrainConfig):
-    """The in-training evaluator (``evaluator``, hbkit's :class:`~hbkit.train.evaluator.RetrievalEvaluator` with
-    ``eval_metric="map"``, or None) and the metric that picks the best checkpoint (the validation loss unless an
-    evaluator scores)."""
+    """The in-training evaluator (``evaluator``, hbkit's
+    :class:`~hbkit.train.evaluator.RetrievalEvaluator` with ``eval_metric="map"``, or None) and the
+    metric that picks the best checkpoint (the validation loss unless an evaluator scores)."""
     if val_pairs is None or (evaluator is None and config.eval_metric != "map"):
         return evaluator, "eval_loss"
     if evaluator is None:
@@ -709,8 +736,8 @@ def _build_trainer(
     callbacks: list | None,
     evaluator,
 ):
-    """The trainer and its batch log: arguments, loss, collator, evaluation, early stopping, and the kinds of
-    the steps before ``resume_from``."""
+    """The trainer and its batch log: arguments, loss, collator, evaluation, early stopping, and the
+    kinds of the steps before ``resume_from``."""
     from hbkit.train.st_training import PairCollator  # heavy: sentence-transformers
 
     evaluator, metric_for_best = _selection(val_pairs, evaluator, config)
@@ -754,8 +781,9 @@ def _build_trainer(
 
 
 def _run(trainer, resume_from: str | None, out_dir: Path) -> float | None:
-    """Train (from ``resume_from`` when given) and return the run's time in seconds; a run killed after its
-    last checkpoint, before the model's save, is not trained again: that checkpoint is the trained model."""
+    """Train (from ``resume_from`` when given) and return the run's time in seconds; a run killed
+    after its last checkpoint, before the model's save, is not trained again: that checkpoint is the
+    trained model."""
     if (
         finished_state(resume_from, trainer.args.max_steps) is None
     ):  # training_args may override max_steps
@@ -769,8 +797,8 @@ def _run(trainer, resume_from: str | None, out_dir: Path) -> float | None:
 def _training_card(
     trainer, batch_log, encoder, config: TrainConfig, folder: _Folder, runtime
 ) -> dict:
-    """``hbkit_training.json``: the run's identity and config, its steps, batch counts, losses and best
-    checkpoint."""
+    """``hbkit_training.json``: the run's identity and config, its steps, batch counts, losses and
+    best checkpoint."""
     history = [h for h in trainer.state.log_history if "loss" in h]
     return {
         "identity": folder.identity,
@@ -791,9 +819,10 @@ def _training_card(
 
 
 def _align_special_tokens_quietly(trainer) -> None:
-    """What ``Trainer.train`` does first, done here without its warning: the model config's PAD/BOS/EOS ids take
-    the tokenizer's (XLM-R's tokenizer and config disagree; the warning named nothing a user can act on, once
-    per model). ``train`` then finds them aligned and says nothing; the trained model is the same."""
+    """What ``Trainer.train`` does first, done here without its warning: the model config's
+    PAD/BOS/EOS ids take the tokenizer's (XLM-R's tokenizer and config disagree; the warning named
+    nothing a user can act on, once per model). ``train`` then finds them aligned and says nothing;
+    the trained model is the same."""
     try:
         from transformers.tokenization_utils_base import PreTrainedTokenizerBase
         from transformers.trainer_utils import align_special_tokens
@@ -812,9 +841,9 @@ def _align_special_tokens_quietly(trainer) -> None:
 
 
 def prune_checkpoints(out_dir: Path) -> None:
-    """Remove ``out_dir/checkpoints`` of a saved model: renamed to a temporary name first, so that a kill while
-    it is deleted never leaves a half-deleted checkpoint for a resume to find (the next start removes the
-    renamed rest, :func:`hbkit.core.files.remove_stale_tmp`)."""
+    """Remove ``out_dir/checkpoints`` of a saved model: renamed to a temporary name first, so that a
+    kill while it is deleted never leaves a half-deleted checkpoint for a resume to find (the next
+    start removes the renamed rest, :func:`hbkit.core.files.remove_stale_tmp`)."""
     ckpts = Path(out_dir) / "checkpoints"
     if not ckpts.is_dir():
         return

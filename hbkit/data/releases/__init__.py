@@ -1,5 +1,5 @@
-"""One reader per release, each in its own module: they read a release's files in its exact layout, check every
-record and count what they skip.
+"""One reader per release, each in its own module: they read a release's files in its exact layout,
+check every record and count what they skip.
 
 * :mod:`~hbkit.data.releases.lareqa`: XQuAD-R and MLQA-R, LAReQA's release;
 * :mod:`~hbkit.data.releases.mlqa`: MLQA-R rebuilt from MLQA dev (the fallback);
@@ -10,5 +10,6 @@ record and count what they skip.
 * :mod:`~hbkit.data.releases.squadshifts`: SQuADShifts, the paper's validation set;
 * :mod:`~hbkit.data.releases.translate_train`: SQuAD translate-train, the paper's training data.
 
-Where their files come from is :mod:`hbkit.data.fetch`; the benchmarks by name are :mod:`hbkit.data.benchmarks`.
+Where their files come from is :mod:`hbkit.data.fetch`; the benchmarks by name are
+:mod:`hbkit.data.benchmarks`.
 """

@@ -1,5 +1,5 @@
-"""LAReQA's release (google-research-datasets/lareqa): XQuAD-R and MLQA-R, ``<lang>.json`` in SQuAD format plus
-``sentence_breaks`` per paragraph, read as LAReQA's own evaluation reads them."""
+"""LAReQA's release (google-research-datasets/lareqa): XQuAD-R and MLQA-R, ``<lang>.json`` in SQuAD
+format plus ``sentence_breaks`` per paragraph, read as LAReQA's own evaluation reads them."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from hbkit.data.retrieval_benchmark import RetrievalBenchmark, benchmark_frames
 def read_lareqa(
     name: str, folder: Path, languages: list[str], articles: set | None, parallel_docs: bool
 ):
-    """A LAReQA release folder (``<lang>.json``: SQuAD format plus ``sentence_breaks`` per paragraph): every
-    sentence of every paragraph is a candidate, sliced from the context with ``sentence_breaks`` (as LAReQA's
-    own evaluation does); a question's relevant candidates are the sentences holding its answer start, one in
-    each language that has the question id."""
+    """A LAReQA release folder (``<lang>.json``: SQuAD format plus ``sentence_breaks`` per
+    paragraph): every sentence of every paragraph is a candidate, sliced from the context with
+    ``sentence_breaks`` (as LAReQA's own evaluation does); a question's relevant candidates are the
+    sentences holding its answer start, one in each language that has the question id."""
     queries, cands, answer_sent, skipped = [], [], {}, {}
     for lang in languages:
         path = folder / f"{lang}.json"
@@ -33,8 +33,9 @@ def read_lareqa(
             breaks = record_field(para, "sentence_breaks", list, path, where)
             if not breaks:
                 raise DataError(
-                    f"{path}: record {where} has an empty 'sentence_breaks' list, so its questions have "
-                    "no candidate sentence; the file is corrupt or not a LAReQA release — re-download it"
+                    f"{path}: record {where} has an empty 'sentence_breaks' list, so its questions "
+                    "have no candidate sentence; the file is corrupt or not a LAReQA release — "
+                    "re-download it"
                 )
             spans[(a, p)] = [(int(b), int(e)) for b, e in breaks]
             for s_, (b, e) in enumerate(spans[(a, p)]):
@@ -68,11 +69,11 @@ def load_xquad_r(
     languages: Iterable[str] | None = None,
     articles: Iterable[int] | None = None,
 ) -> RetrievalBenchmark:
-    """XQuAD-R (LAReQA): every sentence of every paragraph of every language is a candidate (sliced from
-    the context with ``sentence_breaks``); a question's relevant candidates are the sentences holding its
-    answer start, one in each language (11 on the full set). ``articles`` restricts to article indices
-    (see :data:`hbkit.data.registry.EVAL_ARTICLES`). Paragraphs are parallel, so a candidate's ``doc`` is ``article:paragraph``
-    in every language."""
+    """XQuAD-R (LAReQA): every sentence of every paragraph of every language is a candidate (sliced
+    from the context with ``sentence_breaks``); a question's relevant candidates are the sentences
+    holding its answer start, one in each language (11 on the full set). ``articles`` restricts to
+    article indices (see :data:`hbkit.data.registry.EVAL_ARTICLES`). Paragraphs are parallel, so a
+    candidate's ``doc`` is ``article:paragraph`` in every language."""
     languages = check_languages(languages, XQUAD_R_LANGS, "XQuAD-R")
     root = release_dir("xquad-r", data_dir, languages)
     return read_lareqa(
@@ -83,11 +84,11 @@ def load_xquad_r(
 def load_mlqa_r(
     data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None
 ) -> RetrievalBenchmark:
-    """MLQA-R as LAReQA released it (``mlqa-r/<lang>.json``, google-research-datasets/lareqa @ 5405d2a,
-    mlqa-dev-r/): 4,199 questions and 20,534 candidate sentences (ar 2,545, de 2,362, en 6,264, es 1,787,
-    hi 2,426, vi 2,828, zh 2,322), read exactly as XQuAD-R. A question is relevant to its answer sentence in
-    each language that has its id (2-4). The set the paper evaluates on; for the pysbd rebuild from MLQA dev
-    see :func:`hbkit.data.releases.mlqa.load_mlqa_r_rebuilt`."""
+    """MLQA-R as LAReQA released it (``mlqa-r/<lang>.json``, google-research-datasets/lareqa @
+    5405d2a, mlqa-dev-r/): 4,199 questions and 20,534 candidate sentences (ar 2,545, de 2,362, en
+    6,264, es 1,787, hi 2,426, vi 2,828, zh 2,322), read exactly as XQuAD-R. A question is relevant
+    to its answer sentence in each language that has its id (2-4). The set the paper evaluates on;
+    for the pysbd rebuild from MLQA dev see :func:`hbkit.data.releases.mlqa.load_mlqa_r_rebuilt`."""
     languages = check_languages(languages, MLQA_LANGS, "MLQA-R")
     root = release_dir("mlqa-r", data_dir, languages)
     return read_lareqa("mlqa-r", root / "mlqa-r", languages, None, False)

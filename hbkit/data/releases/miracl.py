@@ -1,27 +1,29 @@
-"""MIRACL (Zhang et al. 2022, arXiv 2210.09984) read from its release layout, and TyDi-QA GoldP written in
-that layout so the offline end-to-end case runs through the same reader.
+"""MIRACL (Zhang et al. 2022, arXiv 2210.09984) read from its release layout, and TyDi-QA GoldP
+written in that layout so the offline end-to-end case runs through the same reader.
 
 Release layout (``project-miracl/miracl`` README; hub datasets ``miracl/miracl`` and
 ``miracl/miracl-corpus``), under a root folder (``<data>/miracl/``)::
 
-    miracl-v1.0-XX/topics/topics.miracl-v1.0-XX-{dev,train}.tsv    qid<TAB>query, one per line
-    miracl-v1.0-XX/qrels/qrels.miracl-v1.0-XX-{dev,train}.tsv      TREC qrels: qid Q0 docid relevance
-    miracl-corpus-v1.0-XX/docs-0.jsonl.gz, docs-1.jsonl.gz, ...    {"docid", "title", "text"} per line
+    miracl-v1.0-XX/topics/topics.miracl-v1.0-XX-{dev,train}.tsv   qid<TAB>query, one per line
+    miracl-v1.0-XX/qrels/qrels.miracl-v1.0-XX-{dev,train}.tsv     TREC qrels: qid Q0 docid rel
+    miracl-corpus-v1.0-XX/docs-0.jsonl.gz, docs-1.jsonl.gz, ...   {"docid", "title", "text"}
 
-Corpus shards are read in numeric order (``docs-2`` before ``docs-10``). Docids follow ``X#Y`` (article X,
-passage Y). The text MIRACL's dense baselines encode is ``f"{title} {text}"`` (pyserini
-``encode/_auto.py``, ``AutoDocumentEncoder.encode`` with titles and no separator token; MIRACL's mDPR
-baselines run through pyserini): :func:`passage_text`.
+Corpus shards are read in numeric order (``docs-2`` before ``docs-10``). Docids follow ``X#Y``
+(article X, passage Y). The text MIRACL's dense baselines encode is ``f"{title} {text}"`` (pyserini
+``encode/_auto.py``, ``AutoDocumentEncoder.encode`` with titles and no separator token; MIRACL's
+mDPR baselines run through pyserini): :func:`passage_text`.
 
-Where files come from: an explicit ``data_dir`` (the folder holding ``miracl-v1.0-XX/``, or its parent
-with a ``miracl/`` subfolder), else ``$HBKIT_DATA_DIR/miracl/``, else the hub (the release files themselves,
-downloaded with huggingface_hub at pinned revisions into the same layout under the cache), else a :class:`~hbkit.data.registry.DataError` naming the
-files to place. Nothing is dropped silently: a malformed line (file and line number), a duplicate, an
-empty qrels file or a qrel naming a document absent from the corpus is an error; a query without any
-relevant judgement is excluded, counted in ``skipped`` and logged (as MIRACL's evaluation skips it).
-Reading a benchmark never streams its corpus: duplicates and qrels naming absent documents are found by
-one pass over the docids, :meth:`CorpusBenchmark.check` (over the corpus) or, in
-:func:`hbkit.retrieval.corpus_eval.evaluate_corpus`, over the encoded shards' ``.ids`` files (no second read of the text).
+Where files come from: an explicit ``data_dir`` (the folder holding ``miracl-v1.0-XX/``, or its
+parent with a ``miracl/`` subfolder), else ``$HBKIT_DATA_DIR/miracl/``, else the hub (the release
+files themselves, downloaded with huggingface_hub at pinned revisions into the same layout under the
+cache), else a :class:`~hbkit.data.registry.DataError` naming the files to place. Nothing is dropped
+silently: a malformed line (file and line number), a duplicate, an empty qrels file or a qrel naming
+a document absent from the corpus is an error; a query without any relevant judgement is excluded,
+counted in ``skipped`` and logged (as MIRACL's evaluation skips it). Reading a benchmark never
+streams its corpus: duplicates and qrels naming absent documents are found by one pass over the
+docids, :meth:`CorpusBenchmark.check` (over the corpus) or, in
+:func:`hbkit.retrieval.corpus_eval.evaluate_corpus`, over the encoded shards' ``.ids`` files (no
+second read of the text).
 """
 
 from __future__ import annotations
@@ -79,8 +81,8 @@ SPLITS = ("dev", "train")
 
 
 def passage_text(title: str, text: str) -> str:
-    """The text encoded for a passage: ``f"{title} {text}"`` as MIRACL's baselines (pyserini) do; the bare
-    ``text`` when the title is empty (TyDi-as-MIRACL has no titles)."""
+    """The text encoded for a passage: ``f"{title} {text}"`` as MIRACL's baselines (pyserini) do;
+    the bare ``text`` when the title is empty (TyDi-as-MIRACL has no titles)."""
     return f"{title} {text}" if title else text
 
 
@@ -117,8 +119,8 @@ def corpus_files(folder: Path) -> list[Path]:
 # readers
 # --------------------------------------------------------------------------------------------------
 def read_topics(path: Path) -> dict[str, str]:
-    """``{qid: query}`` from a ``qid<TAB>query`` file. A line without a tab, an empty qid or query, or a
-    repeated qid raises :class:`DataError` naming the file and line."""
+    """``{qid: query}`` from a ``qid<TAB>query`` file. A line without a tab, an empty qid or query,
+    or a repeated qid raises :class:`DataError` naming the file and line."""
     topics: dict[str, str] = {}
     for n, line in text_lines(
         path, "topics file"
@@ -150,7 +152,8 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
             continue
         if len(parts) != 4:
             raise DataError(
-                f"{path}:{n}: expected 'qid Q0 docid relevance' (4 fields), got {line.strip()[:80]!r}"
+                f"{path}:{n}: expected 'qid Q0 docid relevance' (4 fields), got "
+                f"{line.strip()[:80]!r}"
             )
         qid, _, docid, rel = parts
         try:
@@ -172,10 +175,11 @@ _SPACE = re.compile(r"\s")
 
 
 def iter_corpus(files: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
-    """Stream ``(docid, title, text)`` over gzipped JSON-lines shards, in order, one line at a time (never
-    the whole corpus in memory). A truncated or corrupt gzip, a line that is not JSON, or a record
-    without a string ``docid``/``title``/``text``, a docid that is empty or holds whitespace (TREC files split
-    on it), or bytes that are not UTF-8 raise :class:`DataError` naming the file and line."""
+    """Stream ``(docid, title, text)`` over gzipped JSON-lines shards, in order, one line at a time
+    (never the whole corpus in memory). A truncated or corrupt gzip, a line that is not JSON, or a
+    record without a string ``docid``/``title``/``text``, a docid that is empty or holds whitespace
+    (TREC files split on it), or bytes that are not UTF-8 raise :class:`DataError` naming the file
+    and line."""
     for path in files:
         path = Path(path)
         n = 0
@@ -188,9 +192,9 @@ def iter_corpus(files: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
                         line = raw.decode("utf-8")
                     except UnicodeDecodeError as e:
                         raise DataError(
-                            f"{path}:{n}: column {e.start + 1}: byte 0x{raw[e.start]:02x} is not UTF-8 "
-                            "(the gzip itself is intact); the shard was not written as UTF-8: write or "
-                            "download it again"
+                            f"{path}:{n}: column {e.start + 1}: byte 0x{raw[e.start]:02x} is not "
+                            "UTF-8 (the gzip itself is intact); the shard was not written as "
+                            "UTF-8: write or download it again"
                         ) from None
                     if not line.strip():
                         continue
@@ -206,13 +210,14 @@ def iter_corpus(files: Iterable[Path]) -> Iterator[tuple[str, str, str]]:
                     ):
                         raise DataError(
                             f"{path}:{n}: a corpus record needs string fields docid, title, text; "
-                            f"got keys {sorted(rec) if isinstance(rec, dict) else type(rec).__name__}"
+                            "got keys "
+                            f"{sorted(rec) if isinstance(rec, dict) else type(rec).__name__}"
                         )
                     if _SPACE.search(rec["docid"]) or not rec["docid"]:
                         raise DataError(
-                            f"{path}:{n}: docid {rec['docid']!r} is empty or holds whitespace, which the "
-                            "TREC qrels and run formats cannot hold (they split on it); rename it, e.g. "
-                            f"{_SPACE.sub('_', rec['docid']) or 'doc' + str(n)!r}"
+                            f"{path}:{n}: docid {rec['docid']!r} is empty or holds whitespace, "
+                            "which the TREC qrels and run formats cannot hold (they split on it); "
+                            f"rename it, e.g. {_SPACE.sub('_', rec['docid']) or 'doc' + str(n)!r}"
                         )
                     yield rec["docid"], rec["title"], rec["text"]
         except (EOFError, gzip.BadGzipFile, zlib.error) as e:
@@ -229,8 +234,9 @@ def _docid_hash(d: str) -> int:
 
 
 def _first_repeat(docids: Iterable[str], suspects: set[int]) -> tuple[str, int, int] | None:
-    """The first docid that occurs twice, with its two positions (1-based, in reading order), among those whose
-    hash is in ``suspects``; None when the equal hashes were a collision of different strings."""
+    """The first docid that occurs twice, with its two positions (1-based, in reading order), among
+    those whose hash is in ``suspects``; None when the equal hashes were a collision of different
+    strings."""
     seen: dict[str, int] = {}
     for n, d in enumerate(docids, 1):
         if _docid_hash(d) in suspects:
@@ -247,14 +253,15 @@ def check_docids(
     unknown: str = "error",
     again=None,
 ) -> tuple[int, dict[str, dict[str, int]], int]:
-    """One streaming pass over a corpus's docids: count them, refuse duplicates, and find qrels docids
-    that are not in the corpus. Memory: 8 bytes per document (a 64-bit hash of each docid, sorted once;
-    a hash collision is confirmed on the strings before it is reported), plus the qrels' docids.
+    """One streaming pass over a corpus's docids: count them, refuse duplicates, and find qrels
+    docids that are not in the corpus. Memory: 8 bytes per document (a 64-bit hash of each docid,
+    sorted once; a hash collision is confirmed on the strings before it is reported), plus the
+    qrels' docids.
 
     ``unknown="error"`` raises :class:`DataError` for a judged document absent from the corpus;
-    ``"skip"`` drops those judgements and returns how many. ``again``: a callable that streams the docids once
-    more, to name the first repeated docid and its two positions (and to tell a hash collision from a repeat).
-    Returns ``(n_docs, qrels, n_unknown)``."""
+    ``"skip"`` drops those judgements and returns how many. ``again``: a callable that streams the
+    docids once more, to name the first repeated docid and its two positions (and to tell a hash
+    collision from a repeat). Returns ``(n_docs, qrels, n_unknown)``."""
     if unknown not in ("error", "skip"):
         raise ValueError(f"unknown={unknown!r}: use 'error' or 'skip'")
     judged = {d for j in qrels.values() for d in j}
@@ -284,8 +291,8 @@ def check_docids(
             else ""
         )
         raise DataError(
-            f"{source}: duplicate docid(s) in the corpus ({len(dup)} repeated{where}; each docid must "
-            "appear once). Remove the repeated passages or re-download the corpus"
+            f"{source}: duplicate docid(s) in the corpus ({len(dup)} repeated{where}; each docid "
+            "must appear once). Remove the repeated passages or re-download the corpus"
         )
     missing = judged - found
     n_unknown = 0
@@ -294,8 +301,8 @@ def check_docids(
             ex = sorted(missing)[:3]
             raise DataError(
                 f"{source}: qrels name {len(missing)} docid(s) absent from the corpus (e.g. {ex}); "
-                "the corpus is incomplete or from another release (`hbkit eval --unknown-docs skip`, "
-                "or unknown_docs='skip' in Python, drops those judgements and counts them)"
+                "the corpus is incomplete or from another release (`hbkit eval --unknown-docs "
+                "skip`, or unknown_docs='skip' in Python, drops those judgements and counts them)"
             )
         n_unknown = sum(1 for j in qrels.values() for d in j if d in missing)
         qrels = {q: {d: r for d, r in j.items() if d not in missing} for q, j in qrels.items()}
@@ -307,9 +314,10 @@ def check_docids(
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class CorpusBenchmark:
-    """One language of a corpus-retrieval benchmark: ``topics`` (qid -> query, only queries with at least
-    one relevant judgement), ``qrels`` (qid -> docid -> relevance, same queries) and a corpus streamed from
-    ``files`` by :meth:`docs` / :meth:`passages`. ``skipped`` counts what was left out and why."""
+    """One language of a corpus-retrieval benchmark: ``topics`` (qid -> query, only queries with at
+    least one relevant judgement), ``qrels`` (qid -> docid -> relevance, same queries) and a corpus
+    streamed from ``files`` by :meth:`docs` / :meth:`passages`. ``skipped`` counts what was left out
+    and why."""
 
     name: str
     lang: str
@@ -328,8 +336,8 @@ class CorpusBenchmark:
         return ((d, passage_text(t, x)) for d, t, x in self.docs())
 
     def check(self, unknown_docs: str = "error") -> int:
-        """Stream the corpus once: refuse duplicate docids and qrels naming absent documents (or drop
-        and count them with ``unknown_docs="skip"``). Returns the number of documents."""
+        """Stream the corpus once: refuse duplicate docids and qrels naming absent documents (or
+        drop and count them with ``unknown_docs="skip"``). Returns the number of documents."""
         n, self.qrels, n_unknown = check_docids(
             (d for d, _, _ in self.docs()),
             self.qrels,
@@ -354,7 +362,8 @@ class CorpusBenchmark:
     def __repr__(self) -> str:
         return (
             f"CorpusBenchmark({self.name}: {len(self.topics)} queries, "
-            f"{sum(len(j) for j in self.qrels.values())} judgements, {len(self.files)} corpus shards)"
+            f"{sum(len(j) for j in self.qrels.values())} judgements, {len(self.files)} corpus "
+            "shards)"
         )
 
 
@@ -374,8 +383,8 @@ def _assemble(
     unknown_q = [q for q in qrels if q not in topics]
     if unknown_q:
         raise DataError(
-            f"{qpath}: {len(unknown_q)} qrels query id(s) are not in {tpath} (e.g. {unknown_q[:3]}); "
-            "topics and qrels must come from the same language and split"
+            f"{qpath}: {len(unknown_q)} qrels query id(s) are not in {tpath} (e.g. "
+            f"{unknown_q[:3]}); topics and qrels must come from the same language and split"
         )
     skipped: dict[str, int] = {}
     no_judgement = [q for q in topics if q not in qrels]
@@ -401,7 +410,8 @@ def _assemble(
 def read_release(
     root: str | os.PathLike, lang: str, split: str = "dev", name: str | None = None
 ) -> CorpusBenchmark:
-    """Read one language and split from a folder laid out like the MIRACL release (module docstring)."""
+    """Read one language and split from a folder laid out like the MIRACL release (module
+    docstring)."""
     root = Path(root)
     tpath, qpath, cdir = (
         topics_path(root, lang, split),
@@ -435,9 +445,9 @@ def _check_lang_split(lang: str, split: str) -> None:
 
 def miracl_root(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The MIRACL root folder: ``data_dir`` (or its ``miracl/`` subfolder when present), else
-    ``$HBKIT_DATA_DIR/miracl``, else ``miracl/`` of ``../shared/data`` beside the checkout when it holds one
-    (:func:`hbkit.core.env.shared_data_dir`); None otherwise. A given folder that does not exist is an
-    error."""
+    ``$HBKIT_DATA_DIR/miracl``, else ``miracl/`` of ``../shared/data`` beside the checkout when it
+    holds one (:func:`hbkit.core.env.shared_data_dir`); None otherwise. A given folder that does not
+    exist is an error."""
     for origin, root in data_roots(data_dir)[:1]:
         return root / "miracl" if origin == "HBKIT_DATA_DIR" or (root / "miracl").is_dir() else root
     shared = shared_data_dir()
@@ -453,11 +463,11 @@ def load_miracl(
     """MIRACL ``lang``/``split`` as a :class:`CorpusBenchmark`.
 
     Order: the release layout under :func:`miracl_root` (explicit ``data_dir``, else
-    ``$HBKIT_DATA_DIR/miracl``); else, unless ``hub=False`` or ``HF_HUB_OFFLINE=1``, the release files of the
-    hub repositories ``miracl/miracl`` (topics, qrels) and ``miracl/miracl-corpus`` (passages) at pinned
-    revisions (:func:`materialise_from_hub`), downloaded once into ``<cache>/miracl`` and read through the same
-    reader; else one
-    :class:`DataError` that says the hub is unreachable and names the files to place.
+    ``$HBKIT_DATA_DIR/miracl``); else, unless ``hub=False`` or ``HF_HUB_OFFLINE=1``, the release
+    files of the hub repositories ``miracl/miracl`` (topics, qrels) and ``miracl/miracl-corpus``
+    (passages) at pinned revisions (:func:`materialise_from_hub`), downloaded once into
+    ``<cache>/miracl`` and read through the same reader; else one :class:`DataError` that says the
+    hub is unreachable and names the files to place.
     """
     _check_lang_split(lang, split)
     root = miracl_root(data_dir)
@@ -485,9 +495,9 @@ def load_miracl(
 
 
 def hub_cache_dir() -> Path:
-    """Where MIRACL downloaded from the hub lives: ``<cache>/miracl/<revision>-<corpus revision>`` (another revision,
-    picked with the environment variables of :data:`hbkit.data.fetch.HUB_SOURCES`, gets its own folder: files of two
-    revisions never mix)."""
+    """Where MIRACL downloaded from the hub lives: ``<cache>/miracl/<revision>-<corpus revision>``
+    (another revision, picked with the environment variables of
+    :data:`hbkit.data.fetch.HUB_SOURCES`, gets its own folder: files of two revisions never mix)."""
     return (
         cache_dir()
         / "miracl"
@@ -496,13 +506,13 @@ def hub_cache_dir() -> Path:
 
 
 def materialise_from_hub(lang: str, split: str, dest: Path) -> Path:
-    """Download MIRACL ``lang``/``split`` from the hub into ``dest`` in the release layout, with huggingface_hub
-    (``hf_hub_download``, honouring ``HF_ENDPOINT`` and ``HF_TOKEN``) at the pinned revisions of
-    :data:`hbkit.data.fetch.HUB_SOURCES`: the corpus shards ``docs-0.jsonl.gz``, ``docs-1`` ... until the next is
-    absent, then the qrels, then the topics (last: their presence marks the folder complete). Each file arrives
-    whole (huggingface_hub writes ``.incomplete`` files and renames them); a rerun after a kill fetches only what
-    is missing. A file the revision lacks is a :class:`DataError` naming it and the variable that picks another
-    revision."""
+    """Download MIRACL ``lang``/``split`` from the hub into ``dest`` in the release layout, with
+    huggingface_hub (``hf_hub_download``, honouring ``HF_ENDPOINT`` and ``HF_TOKEN``) at the pinned
+    revisions of :data:`hbkit.data.fetch.HUB_SOURCES`: the corpus shards ``docs-0.jsonl.gz``,
+    ``docs-1`` ... until the next is absent, then the qrels, then the topics (last: their presence
+    marks the folder complete). Each file arrives whole (huggingface_hub writes ``.incomplete``
+    files and renames them); a rerun after a kill fetches only what is missing. A file the revision
+    lacks is a :class:`DataError` naming it and the variable that picks another revision."""
     dest = Path(dest)
 
     def fetch(source: str, name: str) -> bool:

@@ -1,5 +1,5 @@
-"""MLQA-R rebuilt from MLQA dev (``dev-context-X-question-X.json``) with pysbd sentences: the fallback when
-LAReQA's MLQA-R is not at hand, cached per content key."""
+"""MLQA-R rebuilt from MLQA dev (``dev-context-X-question-X.json``) with pysbd sentences: the
+fallback when LAReQA's MLQA-R is not at hand, cached per content key."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 def load_mlqa_r_rebuilt(
     data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None
 ) -> RetrievalBenchmark:
-    """A FALLBACK, not LAReQA's MLQA-R: rebuilt from the same-language MLQA dev files (dev-context-X-question-X)
-    with pysbd sentences. Its questions equal LAReQA's 4,199, but its candidate pools differ (pysbd: 20,693
-    candidates; es +254, hi -181, zh +174), so its numbers are not comparable with the paper's or LAReQA's.
-    Cached (one builder when several processes start at once)."""
+    """A FALLBACK, not LAReQA's MLQA-R: rebuilt from the same-language MLQA dev files
+    (dev-context-X-question-X) with pysbd sentences. Its questions equal LAReQA's 4,199, but its
+    candidate pools differ (pysbd: 20,693 candidates; es +254, hi -181, zh +174), so its numbers are
+    not comparable with the paper's or LAReQA's. Cached (one builder when several processes start at
+    once)."""
     languages = check_languages(languages, MLQA_LANGS, "MLQA")
     root = release_dir("mlqa", data_dir, languages)
     files = [root / "mlqa" / "dev" / f"dev-context-{l}-question-{l}.json" for l in languages]
@@ -86,9 +87,12 @@ def _build_mlqa_r(root: Path, files: list[Path], languages: list[str]) -> Retrie
 
 
 def _cache_path(name: str, files: list[Path], extra) -> Path:
-    """Cache file of a derived benchmark, keyed by its source files' bytes and options (:func:`hbkit.core.digests.content_key`)."""
+    """Cache file of a derived benchmark, keyed by its source files' bytes and options
+    (:func:`hbkit.core.digests.content_key`)."""
     key = content_key(list(files), _BUILD_VERSION, name, extra, [Path(f).name for f in files])
     return cache_dir() / "benchmarks" / f"{name}-{key}.pkl"
 
 
-_BUILD_VERSION = 4  # bump when a builder's output changes (4: RetrievalBenchmark moved, so old pickles name a gone module)
+# bump when a builder's output changes (4: RetrievalBenchmark moved, so old pickles name a gone
+# module)
+_BUILD_VERSION = 4

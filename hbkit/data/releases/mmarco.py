@@ -1,28 +1,32 @@
-"""mMARCO (Bonifacio et al., 2021): MS MARCO passage ranking machine-translated into 13 languages, as parallel
-training pairs: one group per MS MARCO training query, its translations joined by query id, the positive passage's
-translations joined by passage id.
+"""mMARCO (Bonifacio et al., 2021): MS MARCO passage ranking machine-translated into 13 languages,
+as parallel training pairs: one group per MS MARCO training query, its translations joined by query
+id, the positive passage's translations joined by passage id.
 
-The release is the hub dataset ``unicamp-dl/mmarco`` (:data:`hbkit.data.sources.HUB_SOURCES` ``["mmarco"]``; its files
-as its loading script and ``ir_datasets`` read them: UTF-8, tab-separated, no header, ids shared by every
-language). Layout under a data folder, the hub repository's own::
+The release is the hub dataset ``unicamp-dl/mmarco`` (:data:`hbkit.data.sources.HUB_SOURCES`
+``["mmarco"]``; its files as its loading script and ``ir_datasets`` read them: UTF-8, tab-separated,
+no header, ids shared by every language). Layout under a data folder, the hub repository's own::
 
-    mmarco/data/triples.train.ids.small.tsv                       qid  positive pid  negative pid  (39,780,811 rows)
-    mmarco/data/google/queries/train/<language>_queries.train.tsv  qid  text            (808,731 rows)
-    mmarco/data/google/collections/<language>_collection.tsv       pid  text            (8,841,823 rows)
+    mmarco/data/triples.train.ids.small.tsv
+        qid, positive pid, negative pid (39,780,811 rows)
+    mmarco/data/google/queries/train/<language>_queries.train.tsv
+        qid, text (808,731 rows)
+    mmarco/data/google/collections/<language>_collection.tsv
+        pid, text (8,841,823 rows)
 
-``<language>`` is mMARCO's name (``english``, ``arabic``, ``chinese``, ...; :data:`hbkit.data.sources.MMARCO_LANGS`).
-The files of one language come in their own order (German's queries start at another id than Arabic's), so
-everything is joined by id, never by line.
+``<language>`` is mMARCO's name (``english``, ``arabic``, ``chinese``, ...;
+:data:`hbkit.data.sources.MMARCO_LANGS`). The files of one language come in their own order
+(German's queries start at another id than Arabic's), so everything is joined by id, never by line.
 
-The build streams each file once and keeps only what the subsample needs: the queries of the training triples
-(each with its first positive passage), a seeded sample of ``queries`` of them (seed 0: the same for every model),
-and per language those queries' and passages' texts, through :mod:`hbkit.data.textfile` (a byte-order mark
-stripped, a non-UTF-8 byte named by line and column). Queries a language lacks (a query id or passage id absent
-from its files, an empty text) are skipped and counted per language and reason (``stats.csv``'s ``skipped``). Lines
-of the files passed over (a cut last line, a line without a tab, an id seen twice, whose first text is kept) are
-counted apart, as lines (``lines: ...`` columns), since they cost no query unless a query is counted too. An empty
-file, or a language none of whose sampled queries is found (ids with spaces, another release's file), is an
-error naming the file.
+The build streams each file once and keeps only what the subsample needs: the queries of the
+training triples (each with its first positive passage), a seeded sample of ``queries`` of them
+(seed 0: the same for every model), and per language those queries' and passages' texts, through
+:mod:`hbkit.data.textfile` (a byte-order mark stripped, a non-UTF-8 byte named by line and column).
+Queries a language lacks (a query id or passage id absent from its files, an empty text) are skipped
+and counted per language and reason (``stats.csv``'s ``skipped``). Lines of the files passed over (a
+cut last line, a line without a tab, an id seen twice, whose first text is kept) are counted apart,
+as lines (``lines: ...`` columns), since they cost no query unless a query is counted too. An empty
+file, or a language none of whose sampled queries is found (ids with spaces, another release's
+file), is an error naming the file.
 """
 
 from __future__ import annotations
@@ -62,8 +66,8 @@ TRIPLES, QUERIES, COLLECTION = HUB_SOURCES["mmarco"]["files"]
 
 
 def mmarco_files(root: Path, languages: Iterable[str]) -> dict[str, Path]:
-    """``{"triples": path, "queries-<lang>": path, "collection-<lang>": path, ...}`` under ``root`` (the folder that
-    holds the hub repository's ``data/``)."""
+    """``{"triples": path, "queries-<lang>": path, "collection-<lang>": path, ...}`` under ``root``
+    (the folder that holds the hub repository's ``data/``)."""
     out = {"triples": root / TRIPLES}
     for l in languages:
         out[f"queries-{l}"] = root / QUERIES.format(name=MMARCO_LANGS[l])
@@ -76,9 +80,9 @@ def mmarco_dir(
     languages: Iterable[str] | None = None,
     download_missing: bool | None = None,
 ) -> Path:
-    """The folder holding mMARCO's files for ``languages``: ``data_dir`` itself or its ``mmarco/``, else
-    ``$HBKIT_DATA_DIR/mmarco``, else the project's ``data/mmarco``, else a download from the hub (unless offline).
-    A folder a user named that lacks a file is an error naming it."""
+    """The folder holding mMARCO's files for ``languages``: ``data_dir`` itself or its ``mmarco/``,
+    else ``$HBKIT_DATA_DIR/mmarco``, else the project's ``data/mmarco``, else a download from the
+    hub (unless offline). A folder a user named that lacks a file is an error naming it."""
     langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
     files = [p.relative_to(".").as_posix() for p in mmarco_files(Path("."), langs).values()]
     return locate_folder(
@@ -95,15 +99,16 @@ def mmarco_dir(
 def download_mmarco(
     dest: str | os.PathLike = PROJECT_DATA / FOLDER, languages: Iterable[str] | None = None
 ) -> Path:
-    """Download mMARCO's training triples and the train queries and collection of ``languages`` from the hub
-    (:func:`hbkit.data.fetch.fetch_hub_file`, at the pinned revision; ``HBKIT_MMARCO_REVISION`` picks another)
-    into ``dest``, in the hub repository's layout. A file already there with its registry size is kept. Note the
-    sizes: a collection is 2.7-7.6 GB per language."""
+    """Download mMARCO's training triples and the train queries and collection of ``languages`` from
+    the hub (:func:`hbkit.data.fetch.fetch_hub_file`, at the pinned revision;
+    ``HBKIT_MMARCO_REVISION`` picks another) into ``dest``, in the hub repository's layout. A file
+    already there with its registry size is kept. Note the sizes: a collection is 2.7-7.6 GB per
+    language."""
     dest = Path(dest)
     if offline():
         raise DataError(
-            f"cannot download mMARCO while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
-            f"place the release files in {dest}"
+            "cannot download mMARCO while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset "
+            f"it, or place the release files in {dest}"
         )
     langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
     sizes = HUB_SOURCES["mmarco"].get("sizes", {})
@@ -114,24 +119,26 @@ def download_mmarco(
         log.info("downloading %s from %s", rel, HUB_SOURCES["mmarco"]["repo"])
         if not fetch_hub_file("mmarco", rel, dest):
             raise DataError(
-                f"the hub's {HUB_SOURCES['mmarco']['repo']} at revision {hub_revision('mmarco')} has no "
-                f"{rel}; set {HUB_SOURCES['mmarco']['env']}=main for its newest files"
+                f"the hub's {HUB_SOURCES['mmarco']['repo']} at revision {hub_revision('mmarco')} "
+                f"has no {rel}; set {HUB_SOURCES['mmarco']['env']}=main for its newest files"
             )
         if rel in sizes and path.stat().st_size != sizes[rel]:
             got = path.stat().st_size
             path.unlink()
             raise DataError(
-                f"{rel}: got {got:,} bytes, the release has {sizes[rel]:,}; the download is corrupt or "
-                "the upstream file changed; retry, or place the files yourself and set HBKIT_DATA_DIR"
+                f"{rel}: got {got:,} bytes, the release has {sizes[rel]:,}; the download is "
+                "corrupt or the upstream file changed; retry, or place the files yourself and set "
+                "HBKIT_DATA_DIR"
             )
     return dest
 
 
 def _sample_queries(path: Path, queries: int) -> tuple[dict[str, str], int]:
-    """``{qid: first positive pid}`` of a seeded sample of ``queries`` training queries (seed 0), and how many the
-    triples hold. Lines that are not triples are counted and said in the log. The 39.8M lines are read in blocks
-    of Arrow columns (:func:`hbkit.data.textfile.tsv_columns`); each block's new query ids, with the positive of
-    their first line, are added to the ids seen, all in Arrow."""
+    """``{qid: first positive pid}`` of a seeded sample of ``queries`` training queries (seed 0),
+    and how many the triples hold. Lines that are not triples are counted and said in the log. The
+    39.8M lines are read in blocks of Arrow columns (:func:`hbkit.data.textfile.tsv_columns`); each
+    block's new query ids, with the positive of their first line, are added to the ids seen, all in
+    Arrow."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -160,8 +167,9 @@ def _sample_queries(path: Path, queries: int) -> tuple[dict[str, str], int]:
 
 
 def _texts(path: Path, wanted: set[str], lines: Counter, what: str) -> dict[str, str]:
-    """``{id: text}`` of the ``wanted`` ids of one language's file; an empty file is an error naming it, and the
-    file's line problems (a cut last line, a line without a tab, an id seen twice) are added to ``lines``."""
+    """``{id: text}`` of the ``wanted`` ids of one language's file; an empty file is an error naming
+    it, and the file's line problems (a cut last line, a line without a tab, an id seen twice) are
+    added to ``lines``."""
     if path.stat().st_size == 0:
         raise DataError(
             f"{path}: the mMARCO {what} file is empty (0 bytes); re-download it "
@@ -176,7 +184,8 @@ def _texts(path: Path, wanted: set[str], lines: Counter, what: str) -> dict[str,
         hint = (
             f"; its ids carry spaces ({found!r}), the release's are bare numbers: remove them"
             if found is not None and found != found.strip()
-            else f"; its first id is {found!r}, the triples' are like {min(wanted)!r}: is it the file of this release?"
+            else f"; its first id is {found!r}, the triples' are like {min(wanted)!r}: is it the "
+            "file of this release?"
         )
         raise DataError(
             f"{path}: none of the {len(wanted):,} {what} ids the sample needs is in the file{hint}"
@@ -185,8 +194,8 @@ def _texts(path: Path, wanted: set[str], lines: Counter, what: str) -> dict[str,
 
 
 def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) -> pd.DataFrame:
-    """The rows, as Arrow tables (one per language, sorted by group; the languages in order), saved without a
-    pandas frame between."""
+    """The rows, as Arrow tables (one per language, sorted by group; the languages in order), saved
+    without a pandas frame between."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -247,8 +256,8 @@ def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) ->
             )
         if lines:
             log.warning(
-                "mMARCO %s: lines passed over in its files (%s); no query was lost to them unless counted "
-                "above",
+                "mMARCO %s: lines passed over in its files (%s); no query was lost to them unless "
+                "counted above",
                 l,
                 dict(lines),
             )
@@ -274,7 +283,8 @@ def parse_size(spec: str) -> int:
         n = 0
     if n < 2:
         raise DataError(
-            f"corpus {spec!r}: the size after 'mmarco:' must be a number of queries >= 2, e.g. mmarco:200000"
+            f"corpus {spec!r}: the size after 'mmarco:' must be a number of queries >= 2, e.g. "
+            "mmarco:200000"
         )
     return n
 
@@ -285,14 +295,16 @@ def mmarco_pairs(
     queries: int = DEFAULT_QUERIES,
     rebuild: bool = False,
 ):
-    """mMARCO as parallel training pairs (a ``datasets.Dataset`` in the training-pairs contract), cached.
+    """mMARCO as parallel training pairs (a ``datasets.Dataset`` in the training-pairs contract),
+    cached.
 
-    * group ``mmarco/<qid>`` (one MS MARCO training query and its translations); lang; query; passage: the
-      query's first positive passage in the training triples, in the same language;
-    * ``answer_key`` ``mmarco:<pid>``: translations of one passage share it, so no batch holds a translation of
-      a positive as a negative (queries with the same positive passage share it too);
-    * ``queries``: how many training queries are kept (a seeded sample, seed 0), stated in the corpus spec
-      (``mmarco:200000``); the paper used all 39.8M triples, far more than a 30,000-step run reads.
+    * group ``mmarco/<qid>`` (one MS MARCO training query and its translations); lang; query;
+      passage: the query's first positive passage in the training triples, in the same language;
+    * ``answer_key`` ``mmarco:<pid>``: translations of one passage share it, so no batch holds a
+      translation of a positive as a negative (queries with the same positive passage share it too);
+    * ``queries``: how many training queries are kept (a seeded sample, seed 0), stated in the
+      corpus spec (``mmarco:200000``); the paper used all 39.8M triples, far more than a 30,000-step
+      run reads.
     """
     langs = check_corpus_languages(languages, sorted(MMARCO_LANGS), "mmarco")
     root = mmarco_dir(data_dir, langs)

@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 # validated SQuAD-format reading
 # --------------------------------------------------------------------------------------------------
 def _load_json(path: Path) -> dict:
-    """A SQuAD-format file's JSON (:func:`hbkit.data.textfile.read_json`: a byte-order mark accepted, a non-UTF-8
-    byte or broken JSON named by line and column)."""
+    """A SQuAD-format file's JSON (:func:`hbkit.data.textfile.read_json`: a byte-order mark
+    accepted, a non-UTF-8 byte or broken JSON named by line and column)."""
     if not path.is_file():
         raise DataError(
             f"{path}: file not found; check HBKIT_DATA_DIR or run `hbkit data download`"
@@ -49,7 +49,8 @@ def record_field(rec: dict, key: str, typ, path: Path, where: str):
 
 @dataclass
 class Question:
-    """One usable SQuAD question: its id, text, first answer's offset, and where it sits in the file."""
+    """One usable SQuAD question: its id, text, first answer's offset, and where it sits in the
+    file."""
 
     qid: str
     text: str
@@ -66,15 +67,18 @@ def squad_questions(
     """Every usable question of one SQuAD-format file, in file order: the one SQuAD reader of hbkit.
 
     Args:
-        path: a SQuAD v1.1-format JSON file (``{"data": [{"title", "paragraphs": [{"context", "qas"}]}]}``).
+        path: a SQuAD v1.1-format JSON file (``{"data": [{"title", "paragraphs": [{"context",
+            "qas"}]}]}``).
         skipped: a counter that receives, by reason, every question left out.
-        strict: ``True`` for a benchmark (a released file hbkit evaluates on must be whole: a missing answer or
-            an offset outside its context is a :class:`DataError` naming the record); ``False`` for a training
-            corpus (machine-translated files carry such records: they are skipped and counted).
+        strict: ``True`` for a benchmark (a released file hbkit evaluates on must be whole: a
+            missing answer or an offset outside its context is a :class:`DataError` naming the
+            record); ``False`` for a training corpus (machine-translated files carry such records:
+            they are skipped and counted).
 
-    Both policies raise :class:`DataError` for a file that is not SQuAD-format JSON (truncated, wrong
-    structure) and skip and count an empty question. The lenient policy also skips and counts: no answer,
-    ``answer_start`` outside the context, the answer text not at ``answer_start``, and an id seen before.
+    Both policies raise :class:`DataError` for a file that is not SQuAD-format JSON (truncated,
+    wrong structure) and skip and count an empty question. The lenient policy also skips and counts:
+    no answer, ``answer_start`` outside the context, the answer text not at ``answer_start``, and an
+    id seen before.
 
     Examples:
         >>> from collections import Counter
@@ -150,12 +154,13 @@ def _questions(obj: dict, path: Path, skipped, strict: bool) -> Iterator[Questio
 
 
 def read_squad(path: str | os.PathLike, skipped: dict[str, int] | None = None):
-    """Read one SQuAD-format benchmark file, strictly (:func:`squad_questions` with ``strict=True``).
+    """Read one SQuAD-format benchmark file, strictly (:func:`squad_questions` with
+    ``strict=True``).
 
-    Returns ``(paragraphs, questions)``: ``paragraphs[(article, paragraph)] = paragraph dict`` and a list of
-    :class:`Question`. Raises :class:`DataError` naming the file and record for malformed JSON, a missing
-    field or an answer offset outside its context. Questions with empty text are skipped and counted in
-    ``skipped['empty question']``.
+    Returns ``(paragraphs, questions)``: ``paragraphs[(article, paragraph)] = paragraph dict`` and a
+    list of :class:`Question`. Raises :class:`DataError` naming the file and record for malformed
+    JSON, a missing field or an answer offset outside its context. Questions with empty text are
+    skipped and counted in ``skipped['empty question']``.
     """
     path = Path(path)
     obj = _load_json(path)
@@ -178,9 +183,10 @@ def sentence_index(spans: list[tuple[int, int]], start: int) -> int:
 
 @lru_cache(maxsize=32)
 def _segmenter(lang: str):
-    """pysbd's segmenter for ``lang``; languages pysbd has no rules for (vi, tr, th, id, fi, sw, te, ...) use its
-    English rules, which split at Latin sentence punctuation (Thai writes none, so a Thai paragraph stays one
-    sentence unless it holds such punctuation). Said once per language in the log."""
+    """pysbd's segmenter for ``lang``; languages pysbd has no rules for (vi, tr, th, id, fi, sw,
+    te, ...) use its English rules, which split at Latin sentence punctuation (Thai writes none, so
+    a Thai paragraph stays one sentence unless it holds such punctuation). Said once per language
+    in the log."""
     import pysbd
     from pysbd.languages import LANGUAGE_CODES
 
@@ -198,7 +204,8 @@ _CLAUSE_MARKS = (
 
 
 def split_sentences(text: str, lang: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences of ``text`` (pysbd, language-specific rules; see :func:`_segmenter`)."""
+    """Character spans of the sentences of ``text`` (pysbd, language-specific rules; see
+    :func:`_segmenter`)."""
     spans: list[tuple[int, int]] = []
     for s in _segmenter(lang).segment(text):
         if spans and text[spans[-1][0] : spans[-1][1]].rstrip().endswith(_CLAUSE_MARKS):

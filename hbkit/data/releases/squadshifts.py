@@ -1,18 +1,19 @@
-"""SQuADShifts (Miller et al., ICML 2020), the paper's early-stopping set: locate or download the release, and build
-its English questions as (group, lang, query, passage, answer_key) pairs.
+"""SQuADShifts (Miller et al., ICML 2020), the paper's early-stopping set: locate or download the
+release, and build its English questions as (group, lang, query, passage, answer_key) pairs.
 
-The release (modestyachts/squadshifts-website, ``datasets/``; :data:`hbkit.data.sources.SQUADSHIFTS`) is four
-SQuAD v1.1-format test sets, one per domain: ``new_wiki_v1.0.json``, ``nyt_v1.0.json``, ``reddit_v1.0.json`` and
-``amazon_reviews_v1.0.json`` (7,938 / 10,065 / 9,803 / 9,885 questions). Two differences from SQuAD: the version is
-``"1.0"`` and each article carries a ``split`` key naming its domain. Contexts keep their leading and trailing
+The release (modestyachts/squadshifts-website, ``datasets/``;
+:data:`hbkit.data.sources.SQUADSHIFTS`) is four SQuAD v1.1-format test sets, one per domain:
+``new_wiki_v1.0.json``, ``nyt_v1.0.json``, ``reddit_v1.0.json`` and ``amazon_reviews_v1.0.json``
+(7,938 / 10,065 / 9,803 / 9,885 questions). Two differences from SQuAD: the version is ``"1.0"`` and
+each article carries a ``split`` key naming its domain. Contexts keep their leading and trailing
 whitespace here (the offsets count it; stripping, as the hub's loading script does, shifts them).
 
 Layout, under a data folder (``data_dir``, ``$HBKIT_DATA_DIR`` or the project's ``data/``)::
 
     squadshifts/new_wiki_v1.0.json  nyt_v1.0.json  reddit_v1.0.json  amazon_reviews_v1.0.json
 
-The arXiv 2408.10536 paper (§3.1, A.1) keeps the checkpoint with the lowest validation loss on SQuADShifts; the
-``paper`` profile does the same with ``val_corpus: squadshifts``.
+The arXiv 2408.10536 paper (§3.1, A.1) keeps the checkpoint with the lowest validation loss on
+SQuADShifts; the ``paper`` profile does the same with ``val_corpus: squadshifts``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ BUILDER_VERSION = 2
 
 
 def check_domains(domains: Iterable[str] | str | None) -> list[str]:
-    """The requested domains (default: all four; a string is a comma list), each known and given once."""
+    """The requested domains (default: all four; a string is a comma list), each known and given
+    once."""
     if isinstance(domains, str):
         domains = [d.strip() for d in domains.split(",") if d.strip()]
     domains = list(domains or DOMAINS)
@@ -61,9 +63,10 @@ def squadshifts_dir(
     domains: Iterable[str] | None = None,
     download_missing: bool | None = None,
 ) -> Path:
-    """The folder holding the SQuADShifts files of ``domains``: ``data_dir`` itself or its ``squadshifts/``, else
-    ``$HBKIT_DATA_DIR/squadshifts``, else the project's ``data/squadshifts``, else a download (unless offline). A
-    folder a user named that lacks a file is an error naming it."""
+    """The folder holding the SQuADShifts files of ``domains``: ``data_dir`` itself or its
+    ``squadshifts/``, else ``$HBKIT_DATA_DIR/squadshifts``, else the project's ``data/squadshifts``,
+    else a download (unless offline). A folder a user named that lacks a file is an error naming
+    it."""
     domains = check_domains(domains)
     return locate_folder(
         SQUADSHIFTS["folder"],
@@ -80,14 +83,14 @@ def download_squadshifts(
     dest: str | os.PathLike = PROJECT_DATA / SQUADSHIFTS["folder"],
     domains: Iterable[str] | None = None,
 ) -> Path:
-    """Download the SQuADShifts files of ``domains`` into ``dest`` from the authors' repository at its pinned
-    commit, each verified by size and sha256 while streaming and written atomically
+    """Download the SQuADShifts files of ``domains`` into ``dest`` from the authors' repository at
+    its pinned commit, each verified by size and sha256 while streaming and written atomically
     (:func:`hbkit.data.fetch.fetch_file`). A file already there with the right size is kept."""
     dest = Path(dest)
     if offline():
         raise DataError(
-            f"cannot download SQuADShifts while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): unset it, or "
-            f"place the release files in {dest}"
+            "cannot download SQuADShifts while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): "
+            f"unset it, or place the release files in {dest}"
         )
     for d in check_domains(domains):
         name, size, sha, _ = SQUADSHIFTS["files"][d]
@@ -161,15 +164,17 @@ def squadshifts_pairs(
     domains: Iterable[str] | None = None,
     rebuild: bool = False,
 ):
-    """SQuADShifts' questions as English pairs (a ``datasets.Dataset`` in the training-pairs contract), cached.
+    """SQuADShifts' questions as English pairs (a ``datasets.Dataset`` in the training-pairs
+    contract), cached.
 
-    * group ``squadshifts/<domain>/<question id>``; lang ``en``; query: the question; passage: the sentence of the context
-      that holds the first answer's ``answer_start`` (:func:`hbkit.data.releases.squad.split_sentences`, as for SQuAD
-      translate-train and MLQA-R);
-    * ``answer_key`` ``"<domain>:<title>:<paragraph>:<sentence>"``, shared by questions answered by one sentence
-      (so an X-X-mono validation batch never holds one's positive as another's negative);
-    * questions the lenient SQuAD reader skips (no answer, offsets off, duplicate ids) are counted per domain and
-      reason in the cache's ``stats.csv`` and the log.
+    * group ``squadshifts/<domain>/<question id>``; lang ``en``; query: the question; passage: the
+      sentence of the context that holds the first answer's ``answer_start``
+      (:func:`hbkit.data.releases.squad.split_sentences`, as for SQuAD translate-train and MLQA-R);
+    * ``answer_key`` ``"<domain>:<title>:<paragraph>:<sentence>"``, shared by questions answered by
+      one sentence (so an X-X-mono validation batch never holds one's positive as another's
+      negative);
+    * questions the lenient SQuAD reader skips (no answer, offsets off, duplicate ids) are counted
+      per domain and reason in the cache's ``stats.csv`` and the log.
     """
     domains = check_domains(domains)
     folder = squadshifts_dir(data_dir, domains)

@@ -1,4 +1,5 @@
-"""SQuAD translate-train (XTREME's machine translations of SQuAD v1.1 train): locate or download the release, and build it as (group, lang, query, passage, answer_key) pairs."""
+"""SQuAD translate-train (XTREME's machine translations of SQuAD v1.1 train): locate or download the
+release, and build it as (group, lang, query, passage, answer_key) pairs."""
 
 from __future__ import annotations
 
@@ -27,11 +28,13 @@ from hbkit.data.sources import SQUAD_TT_MANIFEST, SQUAD_URL, TT_URL
 log = logging.getLogger(__name__)
 
 
-#: above this share of a translated file's questions equal to English, the build warns that it may be English
+#: above this share of a translated file's questions equal to English, the build warns that it may
+#: be English
 UNTRANSLATED_SHARE = 0.2
 
 
-#: Languages of XTREME's SQuAD translate-train release (English is the original SQuAD v1.1 train file).
+#: Languages of XTREME's SQuAD translate-train release (English is the original SQuAD v1.1 train
+#: file).
 TRANSLATE_TRAIN_LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 
 
@@ -42,7 +45,8 @@ TRANSLATE_DIR = "translate-train"
 
 
 def translate_file(lang: str) -> str:
-    """File name of one language of the release: ``train-v1.1.json`` (en) or ``squad.translate.train.en-XX.json``."""
+    """File name of one language of the release: ``train-v1.1.json`` (en) or
+    ``squad.translate.train.en-XX.json``."""
     return SQUAD_TRAIN_FILE if lang == "en" else f"squad.translate.train.en-{lang}.json"
 
 
@@ -56,9 +60,10 @@ _PARALLEL_BYTES = 64 << 20
 # SQuAD translate-train
 # --------------------------------------------------------------------------------------------------
 def _squad_dir(data_dir: str | os.PathLike | None, download_missing: bool | None = None) -> Path:
-    """The folder holding the SQuAD translate-train files: ``data_dir`` (or its ``squad-translate-train/``),
-    else ``$HBKIT_DATA_DIR/squad-translate-train``, else ``squad-translate-train/`` of ``../shared/data`` or
-    ``data/`` (:func:`hbkit.core.env.default_data_roots`), else a download into ``data/``."""
+    """The folder holding the SQuAD translate-train files: ``data_dir`` (or its
+    ``squad-translate-train/``), else ``$HBKIT_DATA_DIR/squad-translate-train``, else
+    ``squad-translate-train/`` of ``../shared/data`` or ``data/``
+    (:func:`hbkit.core.env.default_data_roots`), else a download into ``data/``."""
 
     def holds(d: Path) -> bool:
         return (d / SQUAD_TRAIN_FILE).is_file()
@@ -70,9 +75,11 @@ def _squad_dir(data_dir: str | os.PathLike | None, download_missing: bool | None
             if holds(cand):
                 return cand
         raise DataError(
-            f"{origin}={root} does not hold SQuAD translate-train (expected {root}/squad-translate-train/"
-            f"{SQUAD_TRAIN_FILE} and .../{TRANSLATE_DIR}/squad.translate.train.en-XX.json, see data/README.md); "
-            "point it at that folder, or download the release with hbkit.data.corpora.download_squad_translate_train"
+            f"{origin}={root} does not hold SQuAD translate-train (expected "
+            f"{root}/squad-translate-train/{SQUAD_TRAIN_FILE} and "
+            f".../{TRANSLATE_DIR}/squad.translate.train.en-XX.json, see data/README.md); point it "
+            "at that folder, or download the release with "
+            "hbkit.data.corpora.download_squad_translate_train"
         )
     for root in default_data_roots(PROJECT_DATA):
         if holds(root / "squad-translate-train"):
@@ -80,9 +87,9 @@ def _squad_dir(data_dir: str | os.PathLike | None, download_missing: bool | None
     default = PROJECT_DATA / "squad-translate-train"
     if download_missing is False or (download_missing is None and offline()):
         raise DataError(
-            f"SQuAD translate-train not found in squad-translate-train/ of {looked_in(PROJECT_DATA)}: "
-            "pass data_dir=FOLDER (laid out as in "
-            "data/README.md) or run download_squad_translate_train() while online"
+            "SQuAD translate-train not found in squad-translate-train/ of "
+            f"{looked_in(PROJECT_DATA)}: pass data_dir=FOLDER (laid out as in data/README.md) or "
+            "run download_squad_translate_train() while online"
         )
     return download_squad_translate_train(default)
 
@@ -90,9 +97,11 @@ def _squad_dir(data_dir: str | os.PathLike | None, download_missing: bool | None
 def squad_translate_train_files(
     data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None
 ) -> dict[str, Path]:
-    """``{lang: path}`` of the release files for ``languages`` (default: all 11), English always included.
+    """``{lang: path}`` of the release files for ``languages`` (default: all 11), English always
+    included.
 
-    Layout (XTREME's: SQuAD in ``squad/``, translations in the bucket folder ``SQuAD/translate-train/``)::
+    Layout (XTREME's: SQuAD in ``squad/``, translations in the bucket folder
+    ``SQuAD/translate-train/``)::
 
         FOLDER/train-v1.1.json
         FOLDER/translate-train/squad.translate.train.en-XX.json   (or directly in FOLDER/)
@@ -117,8 +126,8 @@ def squad_translate_train_files(
 
 
 def check_corpus_languages(languages, available: list[str], what: str) -> list[str]:
-    """The data layer's language check (a string is a comma list; unknown or repeated codes are errors), and
-    an explicitly empty list is refused rather than read as 'all'."""
+    """The data layer's language check (a string is a comma list; unknown or repeated codes are
+    errors), and an explicitly empty list is refused rather than read as 'all'."""
     if languages is not None and not isinstance(languages, str) and not list(languages):
         raise DataError(f"{what}: languages is empty; pass at least one of {', '.join(available)}")
     return check_languages(languages, available, what)
@@ -129,13 +138,14 @@ def download_squad_translate_train(
     languages: Iterable[str] | None = None,
 ) -> Path:
     """Download SQuAD v1.1 train and XTREME's translations into ``dest`` (the layout of
-    :func:`squad_translate_train_files`), each verified by size and sha256 (:data:`SQUAD_TT_MANIFEST`)
-    while streaming, and written atomically. Existing files with the right size are kept."""
+    :func:`squad_translate_train_files`), each verified by size and sha256
+    (:data:`SQUAD_TT_MANIFEST`) while streaming, and written atomically. Existing files with the
+    right size are kept."""
     dest = Path(dest)
     if offline():
         raise DataError(
-            "cannot download SQuAD translate-train while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is set): "
-            f"unset it, or place the release files in {dest}"
+            "cannot download SQuAD translate-train while offline (HF_HUB_OFFLINE/HBKIT_OFFLINE is "
+            f"set): unset it, or place the release files in {dest}"
         )
     for lang in sorted(
         set(check_corpus_languages(languages, TRANSLATE_TRAIN_LANGS, "squad-translate-train"))
@@ -153,8 +163,9 @@ def download_squad_translate_train(
 
 
 def answer_passage(ctx: str, start: int, lang: str, passage: str, memo: dict) -> tuple[str, int]:
-    """``(passage text, sentence index)``: the pysbd sentence holding ``start`` (``split_sentences``, as for
-    MLQA-R), or the whole paragraph (index -1). Spans are memoised per distinct context."""
+    """``(passage text, sentence index)``: the pysbd sentence holding ``start``
+    (``split_sentences``, as for MLQA-R), or the whole paragraph (index -1). Spans are memoised per
+    distinct context."""
     if passage == "paragraph":
         return ctx.strip(), -1
     spans = memo.get(ctx)
@@ -166,7 +177,8 @@ def answer_passage(ctx: str, start: int, lang: str, passage: str, memo: dict) ->
 
 
 def _english_keys(path: Path, passage: str) -> tuple[dict[str, tuple[str, str]], Counter, dict]:
-    """English SQuAD: ``{qid: (answer_key, title)}``, skip counts, and the English rows (columns)."""
+    """English SQuAD: ``{qid: (answer_key, title)}``, skip counts, and the English rows
+    (columns)."""
     skipped: Counter = Counter()
     keys, memo = {}, {}
     cols = {
@@ -186,9 +198,9 @@ def _english_keys(path: Path, passage: str) -> tuple[dict[str, tuple[str, str]],
 
 
 def _translated_part(lang: str, path: Path, keys: dict, passage: str, out: Path) -> dict:
-    """Rows of one translated file, written to ``out``; returns its stats (records, rows, skips by reason).
-    A group is the SQuAD question id: XTREME's translated files keep SQuAD's ids unchanged (ids are a subset
-    of SQuAD train's, unique per file), and the answer key is the English one."""
+    """Rows of one translated file, written to ``out``; returns its stats (records, rows, skips by
+    reason). A group is the SQuAD question id: XTREME's translated files keep SQuAD's ids unchanged
+    (ids are a subset of SQuAD train's, unique per file), and the answer key is the English one."""
     skipped: Counter = Counter()
     memo: dict = {}
     same = 0
@@ -226,9 +238,10 @@ def _part_worker(args) -> dict:
 
 
 def stats_frame(parts: list[dict], single: dict[str, int]) -> pd.DataFrame:
-    """A corpus's ``stats.csv``: per language ``rows``, ``skipped`` (records left out) with one ``skipped: <reason>``
-    column each, ``lines: <reason>`` (lines of its files passed over, which are not records), the rows in
-    single-language groups and the file; then the ``all`` row of sums."""
+    """A corpus's ``stats.csv``: per language ``rows``, ``skipped`` (records left out) with one
+    ``skipped: <reason>`` column each, ``lines: <reason>`` (lines of its files passed over, which
+    are not records), the rows in single-language groups and the file; then the ``all`` row of
+    sums."""
     reasons = sorted({r for p in parts for r in p["skipped"]})
     line_reasons = sorted({r for p in parts for r in p.get("lines", {})})
     rows = []
@@ -302,8 +315,9 @@ def _build_squad(
         ):
             warnings.warn(
                 f"squad-translate-train {p['lang']}: {p['identical']} of {p['rows']} questions "
-                f"({p['identical'] / p['rows']:.0%}) are the English ones word for word; {p['file']} may "
-                "hold the English text, not a translation: check the file, or leave the language out",
+                f"({p['identical'] / p['rows']:.0%}) are the English ones word for word; "
+                f"{p['file']} may hold the English text, not a translation: check the file, or "
+                "leave the language out",
                 UserWarning,
                 stacklevel=2,
             )
@@ -328,22 +342,23 @@ def squad_translate_train(
 
     * Files: :func:`squad_translate_train_files` (``train-v1.1.json`` and
       ``translate-train/squad.translate.train.en-XX.json``; release addresses and pinned sha256 in
-      :data:`SQUAD_TT_MANIFEST`). XTREME's repository (google-research/xtreme) does not download these itself;
-      its README points to the ``xtreme_translations`` bucket, path ``SQuAD/translate-train/``.
-    * Group: the SQuAD question id, which the translated files keep unchanged (their ids are a subset of SQuAD
-      train's and unique per file); query: the question; passage: the pysbd sentence of the context holding
-      ``answer_start`` (``hbkit.data.releases.squad.split_sentences``, the MLQA-R construction), or the whole paragraph with
-      ``passage="paragraph"``.
-    * ``answer_key``: ``"<SQuAD title>:<paragraph index>:<English sentence index>"`` of the English answer
-      (``"<title>:<paragraph>"`` with ``passage="paragraph"``) in every language, so questions answered by
-      the same English sentence share it in every language.
-    * Skipped and counted per language and reason (stats table, log, ``stats.csv`` beside the cache): broken
-      translated offsets (``answer_start`` outside the context, or the answer text not at it), empty questions,
-      duplicate ids, and translations whose id has no usable English record. Groups left in one language
-      are kept and counted (``rows in single-language groups``).
-    * ``num_proc`` processes split the translated files (default: ``min(languages, CPUs, 4)`` when they
-      exceed 64 MB together, else 1: a worker costs seconds to start); sentence splitting (about 10 ms per
-      paragraph, memoised per distinct context) dominates the build.
+      :data:`SQUAD_TT_MANIFEST`). XTREME's repository (google-research/xtreme) does not download
+      these itself; its README points to the ``xtreme_translations`` bucket, path
+      ``SQuAD/translate-train/``.
+    * Group: the SQuAD question id, which the translated files keep unchanged (their ids are a
+      subset of SQuAD train's and unique per file); query: the question; passage: the pysbd sentence
+      of the context holding ``answer_start`` (``hbkit.data.releases.squad.split_sentences``, the
+      MLQA-R construction), or the whole paragraph with ``passage="paragraph"``.
+    * ``answer_key``: ``"<SQuAD title>:<paragraph index>:<English sentence index>"`` of the English
+      answer (``"<title>:<paragraph>"`` with ``passage="paragraph"``) in every language, so
+      questions answered by the same English sentence share it in every language.
+    * Skipped and counted per language and reason (stats table, log, ``stats.csv`` beside the
+      cache): broken translated offsets (``answer_start`` outside the context, or the answer text
+      not at it), empty questions, duplicate ids, and translations whose id has no usable English
+      record. Groups left in one language are kept and counted (``rows in single-language groups``).
+    * ``num_proc`` processes split the translated files (default: ``min(languages, CPUs, 4)`` when
+      they exceed 64 MB together, else 1: a worker costs seconds to start); sentence splitting
+      (about 10 ms per paragraph, memoised per distinct context) dominates the build.
     """
     if passage not in PASSAGES:
         raise DataError(f"passage={passage!r}: use one of {', '.join(PASSAGES)}")

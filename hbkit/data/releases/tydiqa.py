@@ -1,4 +1,5 @@
-"""TyDi-QA GoldP dev as a retrieval pool: the per-language files or the official ``tydiqa-goldp-v1.1-dev.json``."""
+"""TyDi-QA GoldP dev as a retrieval pool: the per-language files or the official
+``tydiqa-goldp-v1.1-dev.json``."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from hbkit.data.sources import SOURCES
 def load_tydiqa(
     data_dir: str | os.PathLike | None = None, languages: Iterable[str] | None = None
 ) -> RetrievalBenchmark:
-    """TyDi-QA GoldP dev: each question's gold passage is its one relevant candidate; candidates are the
-    distinct passages of all languages. Not parallel: every query is its own group. Reads the per-language
-    files (``<language>_tydiqa_dev.json``) or the official ``tydiqa-goldp-v1.1-dev.json`` (split by id)."""
+    """TyDi-QA GoldP dev: each question's gold passage is its one relevant candidate; candidates are
+    the distinct passages of all languages. Not parallel: every query is its own group. Reads the
+    per-language files (``<language>_tydiqa_dev.json``) or the official
+    ``tydiqa-goldp-v1.1-dev.json`` (split by id)."""
     languages = check_languages(languages, TYDIQA_LANGS, "TyDi-QA GoldP")
     root = release_dir("tydiqa", data_dir, languages)
     folder = root / SOURCES["tydiqa"]["folder"]
