@@ -198,9 +198,8 @@ def _directional(
     have = [(c, s) for c, s, _ in comps if c is not None]
     miss = [d for c, _, d in comps if c is None]
     diffs = "; ".join(_txt(c, False) for c, _ in have)
-    p = max(
-        (c["p_adj"] for c, _ in have), default=np.nan
-    )  # the deciding p of supported and inconclusive
+    # the deciding p of supported and inconclusive
+    p = max((c["p_adj"] for c, _ in have), default=np.nan)
     mde = max((c["mde"] for c, _ in have), default=np.nan)
     few = _few_seeds([c for c, _ in have])
     if few is not None:
@@ -447,9 +446,8 @@ def _directional_verdicts(ctx: _Effects, level: float) -> list[dict]:
                 (_lookup(idx, bench, st, m, a, b), s, _missing_desc(models, bench, st, m, a, b))
                 for a, b, s, m, st in here
             ]
-            if any(
-                len(n) > 3 for n in needs
-            ):  # several measures or settings: name each comparison's
+            # several measures or settings: name each comparison's
+            if any(len(n) > 3 for n in needs):
                 for (c, _, _), (a, b, _, m, st) in zip(comps, here):
                     if c is not None:
                         c["name"] = f"{a} - {b} ({st if setting is None else m})"

@@ -170,9 +170,8 @@ def umap_coords(E: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarr
     """2-d UMAP (cosine) of embeddings; seeded, so the same input gives the same picture."""
     import warnings
 
-    with (
-        warnings.catch_warnings()
-    ):  # umap's import notes that ParametricUMAP needs TensorFlow: nothing to act on
+    # umap's import notes that ParametricUMAP needs TensorFlow: nothing to act on
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Tensorflow not installed")
         import umap
 
@@ -224,9 +223,8 @@ def write_report(path: str | Path, title: str, sections: list[tuple]) -> Path:
         csv, shown = (more + [None, False])[:2]
         if isinstance(obj, pd.DataFrame):
             link = f"; <a href='{html.escape(csv)}'>{html.escape(csv)}</a>" if csv else ""
-            table = obj.to_html(
-                index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a"
-            )  # no NaN for a reader
+            # no NaN for a reader
+            table = obj.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a")
             if shown:
                 parts.append(
                     f"<h2>{html.escape(heading)}</h2>{table}"

@@ -234,9 +234,8 @@ def _parse_contrasts(contrasts, models: Sequence[str]) -> list[tuple[str, str]]:
         order = {m: i for i, m in enumerate(("xx", "xy", "hybrid"))}
         plain = sorted((m for m in models if not has_fix(m)), key=lambda m: (order.get(m, 9), m))
         out += [(m, BASE_MODEL) for m in plain if m != BASE_MODEL and BASE_MODEL in models]
-        out += [
-            (with_fix(m, f), m) for m in plain for f in FIXES if with_fix(m, f) in models
-        ]  # what a fix adds
+        # what a fix adds
+        out += [(with_fix(m, f), m) for m in plain for f in FIXES if with_fix(m, f) in models]
         return out
     out = []
     for c in contrasts:
@@ -285,9 +284,8 @@ def _sign_p(
     total = U.sum(0)
     nbytes = (units + 7) // 8
     done = 0
-    while (
-        done < n_perm
-    ):  # sign_g = 1 - 2 bit_g, bits uniform: sum_g sign_g U_g = total - 2 bits @ U
+    # sign_g = 1 - 2 bit_g, bits uniform: sum_g sign_g U_g = total - 2 bits @ U
+    while done < n_perm:
         n = min(_PERM_CHUNK, n_perm - done)
         bits = np.unpackbits(
             np.frombuffer(rng.bytes(n * nbytes), dtype=np.uint8).reshape(n, nbytes),
@@ -372,9 +370,8 @@ def family(a: str, b: str, benchmark: str, setting: str, metric: str) -> str:
     if BASE_MODEL in (a, b):
         return "base"
     if a in STRATEGIES and b in STRATEGIES and not is_corpus_benchmark(benchmark):
-        if non_parallel(
-            benchmark
-        ):  # TyDi-QA: no alignment measures in A1; multilingual acc@1 instead
+        # TyDi-QA: no alignment measures in A1; multilingual acc@1 instead
+        if non_parallel(benchmark):
             if (setting, metric) == ("multi", "acc@1") or (
                 (setting, metric) in CLAIM_MEASURES and setting != "alignment"
             ):
@@ -472,9 +469,8 @@ def effects(
         )
         for i, (a, b) in enumerate(here):
             ia, ib = blk.index[a], blk.index[b]
-            test = (
-                clusters_test if untrained(a) and untrained(b) else crossed_test
-            )  # base+shift - base: no seed
+            # base+shift - base: no seed
+            test = clusters_test if untrained(a) and untrained(b) else crossed_test
             r = {
                 k: float(v)
                 for k, v in test(G * blk.contributions(a, b, centered=True), level).items()
@@ -629,10 +625,9 @@ def spearman_interval(
     res = sps.spearmanr(x, y)
     rho, p = float(res.statistic), float(res.pvalue)
     half = sps.norm.ppf(1 - level / 2) * np.sqrt((1 + rho**2 / 2) / (n - 3))
-    zr = math.atanh(
-        min(max(rho, -0.999999), 0.999999)
-    )  # libm, not numpy's SIMD loops: the same last digit
-    return rho, math.tanh(zr - half), math.tanh(zr + half), p  # on every CPU
+    # libm, not numpy's SIMD loops: the same last digit on every CPU
+    zr = math.atanh(min(max(rho, -0.999999), 0.999999))
+    return rho, math.tanh(zr - half), math.tanh(zr + half), p
 
 
 def alignment_vs_retrieval(

@@ -206,9 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     _add = sub.add_parser
-    sub.add_parser = lambda *args, **kw: _add(
-        *args, parents=[common], **kw
-    )  # --debug after the command, too
+    # --debug after the command, too
+    sub.add_parser = lambda *args, **kw: _add(*args, parents=[common], **kw)
 
     d = sub.add_parser(
         "data",
@@ -461,9 +460,8 @@ def _data(a) -> int:
         for n in a.names:  # every name is checked before the first download
             if n not in known:
                 raise DataError(f"unknown dataset {n!r}; known: {', '.join(known)}")
-        root = next(
-            (r for _, r in data_roots(a.data_dir)), PROJECT_DATA
-        )  # where the loaders look first
+        # where the loaders look first
+        root = next((r for _, r in data_roots(a.data_dir)), PROJECT_DATA)
         for n in a.names:
             if n in EXTRA_DOWNLOADS:
                 print(EXTRA_DOWNLOADS[n](root / n, a.languages))
@@ -531,9 +529,8 @@ def _train(a) -> int:
     pairs = training_pairs(cfg.corpus, a.data_dir)  # read and validated before any model is loaded
     if a.max_groups:
         pairs = subsample_pairs(pairs, a.max_groups, cfg.seed)
-    val = validation_pairs(
-        cfg.val_corpus, a.data_dir
-    )  # squadshifts or a pairs file; None: held-out groups
+    # squadshifts or a pairs file; None: held-out groups
+    val = validation_pairs(cfg.val_corpus, a.data_dir)
     enc = load_encoder(a.model)
     print(train(enc, pairs, cfg, a.out, resume=not a.no_resume, val_pairs=val))
     return 0
@@ -568,9 +565,8 @@ def _eval(a) -> int:
     with atomic_path(out / "results.csv") as tmp:
         r.table.to_csv(tmp, index=False)
     r.to_json(out / "results.json")
-    t = (
-        r.table
-    )  # the macro rows, and each corpus benchmark's language (one language has no macro row)
+    # the macro rows, and each corpus benchmark's language (one language has no macro row)
+    t = r.table
     t = t[
         ((t.qlang == "all") & (t.dlang == "all"))
         | (t.benchmark.map(is_corpus_benchmark) & (t.qlang != "all"))

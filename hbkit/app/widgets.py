@@ -353,9 +353,8 @@ class Dashboard:
             self.table = t[(t["benchmark"] == sel["benchmark"]) & (t["metric"] == sel["metric"])]
             shown = self.table.round(3)
             why = ""
-            if (
-                len(shown) and shown["ours - paper"].isna().all()
-            ):  # said once, not as a column of NaN
+            # said once, not as a column of NaN
+            if len(shown) and shown["ours - paper"].isna().all():
                 shown = shown.drop(columns="ours - paper")
                 why = (
                     " ours − paper only against the same encoder: the reference has none of "

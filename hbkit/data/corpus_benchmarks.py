@@ -200,9 +200,8 @@ def _tydi_complete(folder: Path) -> bool:
 def _tydi_one(data_dir, tmp: Path, lang: str) -> None:
     """build_once's builder: TyDi ``lang`` into ``tmp`` (the ``miracl-v1.0-XX`` folder) + its
     corpus."""
-    stage = tmp.with_name(
-        tmp.name + ".stage"
-    )  # tmp_name's pattern: a killed build's stage is swept by build_once
+    # tmp_name's pattern: a killed build's stage is swept by build_once
+    stage = tmp.with_name(tmp.name + ".stage")
     tydi_as_miracl(data_dir, stage, [lang])
     import shutil
 

@@ -148,9 +148,8 @@ def _cached_once(name: str, files: list[Path], options: dict, build, rebuild: bo
     key, digests = _key(name, files, options)
     target = _cache_root() / f"{name}-{key}"
     if rebuild and _complete(target):
-        (target / "COMPLETE").unlink(
-            missing_ok=True
-        )  # is_complete is now false: build_once replaces it
+        # is_complete is now false: build_once replaces it
+        (target / "COMPLETE").unlink(missing_ok=True)
 
     def run(tmp: Path) -> None:
         if _key(name, files, options)[0] != key:  # edited while this process waited on the lock
@@ -239,9 +238,8 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
     lock = lock_for(lock_path)
     try:
         lock.acquire(timeout=0)
-    except (
-        Timeout
-    ):  # another process is reading these files for the first time: its entry will be there
+    # another process is reading these files for the first time: its entry will be there
+    except Timeout:
         log.warning(
             "corpus %s: another process is building it from these files; waiting for it (lock %s)",
             name,
@@ -277,9 +275,8 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
                 ),
                 None,
             )
-            if (
-                moved is not None
-            ):  # a file not hashed as it was read changed: its digest now may not be what was read
+            # a file not hashed as it was read changed: its digest now may not be what was read
+            if moved is not None:
                 raise InputsChanged(moved, "while the corpus was being built")
             digests = {
                 f: d if d is not None else file_digests([f])[0] for f, d in read_whole.items()

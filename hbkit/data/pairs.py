@@ -34,9 +34,8 @@ def _fail(origin: str, where: str, msg: str, more: int = 0) -> DataError:
 def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
     cols: dict[str, list] = {}
     lines: list[int] = []
-    for n, line in text_lines(
-        path, "pairs file"
-    ):  # a byte-order mark is allowed; a non-UTF-8 byte is named
+    # a byte-order mark is allowed; a non-UTF-8 byte is named
+    for n, line in text_lines(path, "pairs file"):
         if not line.strip():
             continue
         try:
@@ -66,9 +65,8 @@ def _read_jsonl(path: Path) -> tuple[dict[str, list], list[int]]:
 def _read_csv(path: Path) -> tuple[dict[str, list], list[int]]:
     import csv
 
-    old = csv.field_size_limit(
-        2**31 - 1
-    )  # a long passage is data, not an error (the default limit is 128 KiB)
+    # a long passage is data, not an error (the default limit is 128 KiB)
+    old = csv.field_size_limit(2**31 - 1)
     try:
         return _read_csv_text(path)
     finally:

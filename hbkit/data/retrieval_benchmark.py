@@ -90,9 +90,8 @@ class RetrievalBenchmark:
         if n_groups >= n_all:
             return self
         rng = np.random.default_rng(seed)
-        kept_groups = sample_groups(
-            self.queries["group"], n_groups, rng
-        )  # the distractors are drawn next
+        # the distractors are drawn next
+        kept_groups = sample_groups(self.queries["group"], n_groups, rng)
         q = self.queries[self.queries["group"].isin(kept_groups)]
         needed = {c for qid in q["id"] for c in self.relevance[qid]}
         share = n_groups / n_all if distractors is None else distractors

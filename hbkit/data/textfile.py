@@ -99,9 +99,8 @@ def read_json(path: str | os.PathLike, what: str = "JSON file"):
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        end = (
-            text.rstrip()
-        )  # a document cut short stops before its closing bracket, or inside a string
+        # a document cut short stops before its closing bracket, or inside a string
+        end = text.rstrip()
         ends_early = e.msg != "Extra data" and (
             e.pos >= len(end) or not end.endswith(("}", "]")) or e.msg.startswith("Unterminated")
         )
@@ -277,9 +276,8 @@ def tsv_columns(
                 last = block[1].decode("utf-8")
             except UnicodeDecodeError:
                 raise not_utf8(path, what) from None
-            if (
-                last.strip()
-            ):  # only the last line can lack a newline: a download cut short, even after a tab
+            # only the last line can lack a newline: a download cut short, even after a tab
+            if last.strip():
                 problems[CUT_LAST_LINE] += 1
             return
         arr, starts, ends = _line_bounds(block)

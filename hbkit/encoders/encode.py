@@ -186,9 +186,8 @@ def encode(
                 )
     if devices is None and torch.cuda.device_count() > 1:
         devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if (
-        devices and len(devices) > 1
-    ):  # sentence-transformers' multi-process pool, one process per device
+    # sentence-transformers' multi-process pool, one process per device
+    if devices and len(devices) > 1:
         emb = model.encode(
             list(texts),
             prompt_name=prompt_name,
@@ -201,9 +200,8 @@ def encode(
         emb = np.asarray(emb, dtype=np.float32)
     else:
         emb = embed_texts(model, texts, prompt_name, batch_size, progress)
-    if (
-        path is not None
-    ):  # a per-process temporary file, then an atomic rename: concurrent writers never collide
+    # a per-process temporary file, then an atomic rename: concurrent writers never collide
+    if path is not None:
         with atomic_path(path) as tmp:
             np.save(tmp, emb)
     return emb

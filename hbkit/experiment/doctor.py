@@ -259,9 +259,8 @@ def _part_rows(part: str, cfg: dict, root: Path) -> list[dict]:
 
 def _miracl_rows(spec: str, data_dir) -> list[dict]:
     langs = [l for l in spec.partition(":")[2].split(",") if l]
-    local = miracl_root(
-        data_dir
-    )  # the rule load_miracl follows: data_dir, else $HBKIT_DATA_DIR, else the hub cache
+    # the rule load_miracl follows: data_dir, else $HBKIT_DATA_DIR, else the hub cache
+    local = miracl_root(data_dir)
     where = local or _data_root(data_dir) / "miracl"
     rows = []
     for lang in langs:
@@ -359,9 +358,8 @@ def _disk_rows(cfg: dict, out: Path) -> list[dict]:
     for spec in cfg.get("corpus_benchmarks") or []:
         if spec.startswith("miracl:"):
             n = sum(stats.get(l, 0) for l in spec.partition(":")[2].split(",") if l)
-            need += (
-                n * 1024 * 2 * 2 * _runs(cfg)
-            )  # fp16 embeddings up to 1,024 dims, plus the corpus itself
+            # fp16 embeddings up to 1,024 dims, plus the corpus itself
+            need += n * 1024 * 2 * 2 * _runs(cfg)
     probe = existing_ancestor(out)
     free = shutil.disk_usage(probe).free
     status = "ok" if free >= need else MISSING

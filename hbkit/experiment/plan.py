@@ -155,9 +155,8 @@ def _differences(old: dict, cfg: dict) -> list[str]:
     for k in RESULT_KEYS:
         a, b = old.get(k), cfg.get(k)
         if k in ADDITIVE_KEYS and isinstance(a, (list, dict)) and isinstance(b, (list, dict)):
-            if (
-                k == "eval_groups"
-            ):  # only the benchmarks the folder already holds must be cut the same way
+            # only the benchmarks the folder already holds must be cut the same way
+            if k == "eval_groups":
                 a = {n: v for n, v in a.items() if n in old.get("benchmarks", [])}
                 b = {n: v for n, v in (b or {}).items() if n in old.get("benchmarks", [])}
             if isinstance(a, list) and set(a) <= set(b):

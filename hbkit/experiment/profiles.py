@@ -303,9 +303,8 @@ def check_profile(cfg: dict) -> dict:
             "name a corpus (xquad-train, squad-translate-train, mmarco[:N]), a pairs file, or a "
             "mix joined by +",
         )
-    corpus_parts(
-        corpus
-    )  # the mix parser: an unknown part, or two parts of one name, is refused here
+    # the mix parser: an unknown part, or two parts of one name, is refused here
+    corpus_parts(corpus)
     if not isinstance(cfg.get("delta"), (int, float)) or cfg["delta"] < 0:
         fail(
             "delta", "must be >= 0 (the largest shortfall of hybrid that still counts as 'as good')"
@@ -400,9 +399,8 @@ def profile(name: str = "auto", **overrides) -> dict:
         **{k: v for k, v in overrides.items() if v is not None},
         "profile": "lareqa" if name == "gpu" else name,
     }
-    if (
-        cfg.get("prompts") == {}
-    ):  # --prompts none: no prefixes (None itself means "keep the profile's")
+    # --prompts none: no prefixes (None itself means "keep the profile's")
+    if cfg.get("prompts") == {}:
         cfg["prompts"] = None
     if cfg.get("train_languages") == []:  # --train-languages none: all of them
         cfg["train_languages"] = None

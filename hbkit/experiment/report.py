@@ -254,9 +254,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
     # trained on
     langs = paper_tables.per_language_view(results, train_languages=cfg.get("train_languages"))
     lang_effects = paper_tables.per_language_effects(langs)
-    corr = stats.alignment_vs_retrieval(
-        results, align
-    )  # does alignment move with retrieval across models and seeds?
+    # does alignment move with retrieval across models and seeds?
+    corr = stats.alignment_vs_retrieval(results, align)
     fixes = fixes_table(out)
     mteb = mteb_table(out)
     if len(mteb):
@@ -448,9 +447,8 @@ def render(out: str | Path, partial: str | None = None) -> dict:
         results[results.seed == results.seed.min()] if results.seed.notna().any() else results
     )
     base_rows = results[results.model == "base"]
-    for name in (
-        m for m in dict.fromkeys(results["model"]) if not has_fix(m)
-    ):  # the strategies, not their fixes
+    # the strategies, not their fixes
+    for name in (m for m in dict.fromkeys(results["model"]) if not has_fix(m)):
         r = pd.concat([first_seed, base_rows]).drop_duplicates()
         sections.append((f"Language pairs: {name}", viz.pair_heatmap(r, name, umap_bench(cfg))))
     sections += [
@@ -524,9 +522,8 @@ def report(run_dir: str | Path) -> dict:
         )
     run_dir = Path(run_dir)
     with RunLock(run_dir, wait=600):
-        cfg = planned_seeds(
-            RunFolder(run_dir).json("config.json")
-        )  # the pending seeds count as planned
+        # the pending seeds count as planned
+        cfg = planned_seeds(RunFolder(run_dir).json("config.json"))
         runs = plan(cfg)
         status = grid_status(
             run_dir, runs, completion(run_dir, runs, benchmark_names(cfg), cfg.get("fixes"))

@@ -104,9 +104,8 @@ def read_run_csv(path: str | Path, dtype=None) -> pd.DataFrame:
     if blob and not blob.endswith(b"\n"):
         raise _damaged(path, "its last line is cut short")
     try:
-        df = pd.read_csv(
-            io.BytesIO(blob), dtype=dtype
-        )  # the bytes already read, not the file a second time
+        # the bytes already read, not the file a second time
+        df = pd.read_csv(io.BytesIO(blob), dtype=dtype)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise _damaged(path, f"not a readable CSV: {str(e).splitlines()[0][:100]}") from None
     cols, keys = RUN_TABLES.get(path.stem, ([], []))

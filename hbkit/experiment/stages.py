@@ -483,9 +483,8 @@ def stage_mteb(out: Path, cfg: dict, runs: list[Run], progress: bool = False) ->
     if not tasks:
         return 0
     scored, skipped = 0, []
-    for run in (
-        r for r in runs if not has_fix(r.name)
-    ):  # a fix evaluates the same weights: not an MTEB model
+    # a fix evaluates the same weights: not an MTEB model
+    for run in (r for r in runs if not has_fix(r.name)):
         source = cfg["model"] if run.strategy is None else out / "models" / run.id / "model"
         if run.strategy is not None and not any(Path(source).glob("*.safetensors")):
             skipped.append(run.id)

@@ -75,7 +75,6 @@ def minutes_per_model(out: str | Path, profile_name: str) -> tuple[float | None,
             )
         spent = sum(t.get(k, 0.0) for k in ("train", "encode", "score", "align"))
         if n and n > 0 and spent > 0:
-            return round(spent / n / 60, 3), str(
-                folder
-            )  # 3 places: a ci-profile model takes seconds
+            # 3 places: a ci-profile model takes seconds
+            return round(spent / n / 60, 3), str(folder)
     return None, None

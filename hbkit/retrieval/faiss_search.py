@@ -118,9 +118,8 @@ def _to_f32(chunk: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
     if buf is None or len(buf) < n:
         buf = np.empty(chunk.shape, dtype=np.float32)
     out = buf[:n]
-    with (
-        warnings.catch_warnings()
-    ):  # a read-only memory map: torch warns about writes, and we only read it
+    # a read-only memory map: torch warns about writes, and we only read it
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         torch.from_numpy(out).copy_(torch.from_numpy(np.asarray(chunk)))
     return out

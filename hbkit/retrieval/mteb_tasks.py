@@ -102,9 +102,8 @@ def xquad_split(lang: str, data_dir: str | os.PathLike | None = None) -> dict:
             release_dir("xquad", data_dir, [lang]) / "xquad" / f"xquad.{lang}.json"
         )
     ]
-    ids = {
-        question: qid for qid, question, _ in rows
-    }  # one query per distinct question text (mteb: its last id)
+    # one query per distinct question text (mteb: its last id)
+    ids = {question: qid for qid, question, _ in rows}
     corpus, relevant = {_doc_id(c): c for _, _, c in rows}, {}
     for _, question, context in rows:
         relevant.setdefault(ids[question], {})[_doc_id(context)] = 1
@@ -253,14 +252,12 @@ def offline_task(
     import mteb  # heavy: mteb (torch)
 
     names = list(subsets(task)) if subsets_ is None else list(subsets_)
-    built = {
-        s: build_split(task, s, data_dir) for s in names
-    }  # every refusal before mteb is touched
+    # every refusal before mteb is touched
+    built = {s: build_split(task, s, data_dir) for s in names}
     base = type(mteb.get_task(task))
 
-    Offline = _local_task(
-        base, built, "validation"
-    )  # mteb's loader reads the hub; this one, the releases
+    # mteb's loader reads the hub; this one, the releases
+    Offline = _local_task(base, built, "validation")
     Offline.__name__ = base.__name__
     return Offline().filter_eval_splits(["validation"]).filter_languages(None, hf_subsets=names)
 

@@ -68,9 +68,8 @@ def training_passages(pairs, max_groups: int | None = None, seed: int = 0) -> pd
     if max_groups is not None and len(uniq) > max_groups:
         uniq = np.array(sorted(sample_groups(uniq, max_groups, seed)))
     rows = np.flatnonzero(np.isin(group, uniq))
-    sub = (
-        pairs.iloc[rows] if isinstance(pairs, pd.DataFrame) else pairs.select(rows)
-    )  # or a datasets.Dataset
+    # or a datasets.Dataset
+    sub = pairs.iloc[rows] if isinstance(pairs, pd.DataFrame) else pairs.select(rows)
     df = pd.DataFrame({c: np.asarray(sub[c]).astype(str) for c in ("group", "lang", "passage")})
     return df.drop_duplicates(["group", "lang"]).reset_index(drop=True)
 

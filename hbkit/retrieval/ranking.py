@@ -162,13 +162,11 @@ def _rank_metrics_cpu(
     res = np.empty((n, len(_COLS)), dtype=np.float64)
     kernel = _numba_kernel()
     Ut = U.T  # a transposed view: BLAS reads it without a copy
-    buf = np.empty(
-        (min(chunk, n), len(U)), dtype=np.float32
-    )  # one score buffer, reused: no page faults per chunk
+    # one score buffer, reused: no page faults per chunk
+    buf = np.empty((min(chunk, n), len(U)), dtype=np.float32)
     for s in range(0, n, chunk):
-        S = np.matmul(
-            Q[s : s + chunk], Ut, out=buf[: min(chunk, n - s)]
-        )  # (c, distinct candidates) float32
+        # (c, distinct candidates) float32
+        S = np.matmul(Q[s : s + chunk], Ut, out=buf[: min(chunk, n - s)])
         kernel(
             S,
             rel[s : s + chunk],
@@ -288,14 +286,12 @@ def _numba_kernel():
                             p += 1
                         top[p] = v
                         idx[p] = x
-                        eq = (
-                            eq + 1 if top[0] == old else 0
-                        )  # the evicted one ties the new kth, or none does
+                        # the evicted one ties the new kth, or none does
+                        eq = eq + 1 if top[0] == old else 0
                     lo = top[0]
                 kth = top[0]
-                strict = (
-                    eq > 0
-                )  # more than kk candidates tie into the top: keep only those above the tie
+                # more than kk candidates tie into the top: keep only those above the tie
+                strict = eq > 0
                 n_sel = 0
                 own = 0
                 for p in range(kk):
@@ -303,9 +299,8 @@ def _numba_kernel():
                     if u < 0 or (strict and top[p] <= kth):
                         continue
                     seen = False
-                    for q in range(
-                        p
-                    ):  # copies of one vector sit in several slots: count the vector once
+                    # copies of one vector sit in several slots: count the vector once
+                    for q in range(p):
                         seen = seen or idx[q] == u
                     if not seen:
                         n_sel += w[u]
@@ -332,9 +327,8 @@ def _rank_metrics_torch(
         clt, qlt = torch.from_numpy(cl).to(dev), torch.from_numpy(ql).to(dev)
     ideal_disc = 1.0 / torch.log2(torch.arange(2, 12, dtype=torch.float64, device=dev))
     for s in range(0, n, chunk):
-        S = (Qt[s : s + chunk] @ Ut).index_select(
-            1, invt
-        )  # (c, m) float32, equal for equal candidates
+        # (c, m) float32, equal for equal candidates
+        S = (Qt[s : s + chunk] @ Ut).index_select(1, invt)
         r = relt[s : s + chunk]
         mask = r >= 0
         rs = S.gather(1, r.clamp(min=0))  # (c, R) scores of the relevant

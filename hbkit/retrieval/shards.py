@@ -263,9 +263,8 @@ def _open_folder(out: Path, want: dict, rank: int, force: bool, wait_timeout: fl
     while the others wait; rank 0 then starts an incomplete manifest."""
     fingerprint = want["fingerprint"]
     found = _read_json(out / MANIFEST)
-    if (
-        found is None
-    ):  # no manifest yet: a shard record of an earlier run may still say who wrote it
+    # no manifest yet: a shard record of an earlier run may still say who wrote it
+    if found is None:
         first = _read_json(out / f"{_shard_name(0)}.json")
         found = first.get("header") if first else None
     if found is not None:

@@ -257,9 +257,8 @@ def prepare_folder(
         return None  # reused as it is, its log whole (its checkpoints are gone: nothing to trim to)
     resume_from = latest_checkpoint(ckpt_dir)
     log_path = out_dir / "train_log.jsonl"
-    if (
-        log_path.is_file()
-    ):  # keep the records up to the checkpoint: the steps after it are trained again
+    # keep the records up to the checkpoint: the steps after it are trained again
+    if log_path.is_file():
         upto = int(Path(resume_from).name.split("-")[1]) if resume_from else 0
         keep = [r for r in read_jsonl(log_path) if r.get("step", 0) <= upto]
         atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in keep))

@@ -262,9 +262,8 @@ class HybridBatchSampler(_SliceYielder):
             alpha,
             alpha_end,
         )
-        self.batch_size = (
-            2 * batch_size
-        )  # rows per yielded batch: accelerate drops batches of another length
+        # rows per yielded batch: accelerate drops batches of another length
+        self.batch_size = 2 * batch_size
         self.num_replicas, self.rank, self.epoch = num_replicas, rank, 0
         self.language_weights = language_weights
         gcode, self.group_names = _column_codes(dataset, "group")
@@ -392,9 +391,8 @@ class HybridBatchSampler(_SliceYielder):
                     ql, pl = rng.choice(avail, size=2, replace=False)
                     qr, pr = int(self.rows[g, ql]), int(self.rows[g, pl])
                 h, key = int(self.hash[pr]), int(self.answer[pr])
-                if (
-                    h in seen_h or key in seen_a
-                ):  # its answer (in some language) is already in the batch:
+                # its answer (in some language) is already in the batch:
+                if h in seen_h or key in seen_a:
                     deferred.append(g)  # keep the group for a later batch
                     if len(deferred) > 4 * len(q.order) + B:
                         raise SamplerError(
@@ -599,9 +597,8 @@ class SamplerFactory:
                     trainer_seed,
                 )
         kw = {**self.kw, **extra, **kw}
-        if is_mix(
-            dataset
-        ):  # several corpora: one corpus per batch, the strategy's sampler inside it
+        # several corpora: one corpus per batch, the strategy's sampler inside it
+        if is_mix(dataset):
             self.last = MultiCorpusBatchSampler(dataset, sampler_cls=cls, **kw)
         else:
             self.last = cls(dataset, **kw)

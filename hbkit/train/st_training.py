@@ -52,9 +52,8 @@ class PairCollator(SentenceTransformerDataCollator):
                 "kind": kind.split(":")[0],
                 "lang": kind.split(":")[1] if ":" in kind else None,
             }
-            if (
-                CORPUS_COLUMN in qs[0]
-            ):  # a mix: the corpus of the batch (one per batch, else "mixed")
+            # a mix: the corpus of the batch (one per batch, else "mixed")
+            if CORPUS_COLUMN in qs[0]:
                 corpora = {f[CORPUS_COLUMN] for f in features}
                 out["hbkit_batch"]["corpus"] = corpora.pop() if len(corpora) == 1 else "mixed"
                 kind += f"@{out['hbkit_batch']['corpus']}"

@@ -183,9 +183,10 @@ def _trainer_class():
 
         def get_batch_sampler(self, dataset, batch_size, *args, **kw):
             if self.hbkit_evaluating and self.hbkit_mono_eval:
+                # one language
                 return XXMonoBatchSampler(
                     dataset, batch_size, seed=kw.get("seed", 0), num_replicas=1
-                )  # one language
+                )
             return super().get_batch_sampler(dataset, batch_size, *args, **kw)
 
         def compute_loss(self, model, inputs, *args, **kw):
@@ -211,9 +212,8 @@ def _quiet_progress(trainer, batch_log) -> None:
 
     class QuietProgress(ProgressCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if (
-                getattr(self, "training_bar", None) is not None
-            ):  # batch_log's on_step_end has run: it comes first
+            # batch_log's on_step_end has run: it comes first
+            if getattr(self, "training_bar", None) is not None:
                 c = batch_log.counts()
                 loss = {} if batch_log.last_loss is None else {"loss": f"{batch_log.last_loss:.4g}"}
                 self.training_bar.set_postfix(**loss, xx=c["xx"], xy=c["xy"], refresh=False)
@@ -230,9 +230,8 @@ def _quiet_progress(trainer, batch_log) -> None:
 
     handler = trainer.callback_handler
     for loud, quiet in ((ProgressCallback, QuietProgress), (PrinterCallback, QuietPrinter)):
-        if any(
-            type(cb) is loud for cb in handler.callbacks
-        ):  # ProgressCallback: bars on; PrinterCallback: off
+        # ProgressCallback: bars on; PrinterCallback: off
+        if any(type(cb) is loud for cb in handler.callbacks):
             trainer.remove_callback(loud)
             trainer.add_callback(quiet())
 
@@ -422,9 +421,8 @@ def _load_final_checkpoint(trainer, resume_from: str, args, ckpt_dir: Path) -> N
 
     trainer.state = TrainerState.load_from_json(str(Path(resume_from) / "trainer_state.json"))
     best = trainer.state.best_model_checkpoint if args.load_best_model_at_end else None
-    if (
-        best
-    ):  # recorded as output_dir/checkpoint-N, relative to where that run started: find it here
+    # recorded as output_dir/checkpoint-N, relative to where that run started: find it here
+    if best:
         best = ckpt_dir / Path(best).name
         if not best.is_dir():
             raise TrainError(
@@ -507,21 +505,17 @@ def prepare_data(pairs, config: TrainConfig, val_pairs=None):
             language_weights=config.language_weights,
         )
 
-    if (
-        val_pairs is not None and CORPUS_COLUMN in val_pairs.column_names
-    ):  # held-out groups of a mix: evaluated
+    # held-out groups of a mix: evaluated
+    if val_pairs is not None and CORPUS_COLUMN in val_pairs.column_names:
         val_pairs = val_pairs.remove_columns(CORPUS_COLUMN)  # together, not one corpus per batch
-    probe = (
-        factory()
-    )  # dry runs, on a factory of their own: the trainer's records only its own samplers
-    probe(
-        train_pairs, batch_size=config.batch_size, seed=config.seed
-    )  # data no batch can be made of: refused
+    # dry runs, on a factory of their own: the trainer's records only its own samplers
+    probe = factory()
+    # data no batch can be made of: refused
+    probe(train_pairs, batch_size=config.batch_size, seed=config.seed)
     if val_pairs is not None:
         try:
-            if (
-                own_val is not None and len(set(val_pairs["lang"])) == 1
-            ):  # as get_batch_sampler will build it
+            # as get_batch_sampler will build it
+            if own_val is not None and len(set(val_pairs["lang"])) == 1:
                 XXMonoBatchSampler(val_pairs, config.batch_size, seed=config.seed, num_replicas=1)
             else:
                 probe(val_pairs, batch_size=config.batch_size, seed=config.seed)
@@ -612,9 +606,8 @@ def train(
             "%s is already trained with this set-up; nothing to do (--no-resume retrains)",
             folder.model_dir,
         )
-        if (
-            world()[0] == 0 and not config.keep_checkpoints
-        ):  # killed between the save and the pruning
+        # killed between the save and the pruning
+        if world()[0] == 0 and not config.keep_checkpoints:
             prune_checkpoints(out_dir)
         return folder.model_dir
     encoder.max_seq_length = min(
@@ -635,9 +628,8 @@ def train(
         evaluator,
     )
     runtime = _run(trainer, folder.resume_from, out_dir)
-    _checkpointing_off(
-        encoder
-    )  # the caller's encoder leaves as it came (the saved model never recomputes)
+    # the caller's encoder leaves as it came (the saved model never recomputes)
+    _checkpointing_off(encoder)
     if world()[1] > 1:  # what this rank actually collated, for checking that ranks agree
         atomic_write_json(
             out_dir / f"batches_seen.rank{world()[0]}.json", trainer.data_collator.seen
@@ -678,13 +670,11 @@ def _resolve_folder(
     model_dir = out_dir / "model"
     if rank == 0:
         remove_stale_tmp(out_dir, recursive=False)  # a model folder half-saved by a killed process
-        finished = resume and finished_model(
-            model_dir, identity, encoder
-        )  # the model's files hashed once
+        # the model's files hashed once
+        finished = resume and finished_model(model_dir, identity, encoder)
         resume_from = prepare_folder(out_dir, identity, resume, encoder, finished=finished)
-        finished = (
-            finished and model_dir.is_dir()
-        )  # without train_config.json the folder was started afresh
+        # without train_config.json the folder was started afresh
+        finished = finished and model_dir.is_dir()
     if world()[1] > 1:  # the other ranks follow rank 0's decision, once it is written
         import torch.distributed as dist
 
@@ -784,9 +774,8 @@ def _run(trainer, resume_from: str | None, out_dir: Path) -> float | None:
     """Train (from ``resume_from`` when given) and return the run's time in seconds; a run killed
     after its last checkpoint, before the model's save, is not trained again: that checkpoint is the
     trained model."""
-    if (
-        finished_state(resume_from, trainer.args.max_steps) is None
-    ):  # training_args may override max_steps
+    # training_args may override max_steps
+    if finished_state(resume_from, trainer.args.max_steps) is None:
         _align_special_tokens_quietly(trainer)
         with disk_guard(out_dir / "checkpoints", "a training checkpoint"):
             return trainer.train(resume_from_checkpoint=resume_from).metrics.get("train_runtime")

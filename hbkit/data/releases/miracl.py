@@ -122,9 +122,8 @@ def read_topics(path: Path) -> dict[str, str]:
     """``{qid: query}`` from a ``qid<TAB>query`` file. A line without a tab, an empty qid or query,
     or a repeated qid raises :class:`DataError` naming the file and line."""
     topics: dict[str, str] = {}
-    for n, line in text_lines(
-        path, "topics file"
-    ):  # a byte-order mark is allowed; a non-UTF-8 byte is named
+    # a byte-order mark is allowed; a non-UTF-8 byte is named
+    for n, line in text_lines(path, "topics file"):
         line = line.rstrip("\n").rstrip("\r")
         if not line.strip():
             continue
@@ -144,9 +143,8 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     separated). A line with another shape or a non-integer relevance, a repeated (qid, docid), or an
     empty file raises :class:`DataError` naming the file and line."""
     qrels: dict[str, dict[str, int]] = {}
-    for n, line in text_lines(
-        path, "qrels file"
-    ):  # a byte-order mark is allowed; a non-UTF-8 byte is named
+    # a byte-order mark is allowed; a non-UTF-8 byte is named
+    for n, line in text_lines(path, "qrels file"):
         parts = line.split()
         if not parts:
             continue

@@ -145,9 +145,8 @@ def _sample_queries(path: Path, queries: int) -> tuple[dict[str, str], int]:
     problems: Counter = Counter()
     seen_q, seen_p = pa.array([], pa.large_string()), pa.array([], pa.large_string())
     for qid, pos, _ in tsv_columns(path, 3, problems, "mMARCO triples file", progress=True):
-        enc = pc.dictionary_encode(
-            qid
-        )  # its dictionary: the block's ids in the order they first appear
+        # its dictionary: the block's ids in the order they first appear
+        enc = pc.dictionary_encode(qid)
         _, first_line = np.unique(enc.indices.to_numpy(), return_index=True)
         new = pc.invert(pc.is_in(enc.dictionary, value_set=seen_q))
         seen_q = pa.concat_arrays([seen_q, enc.dictionary.filter(new)])
@@ -205,9 +204,8 @@ def _build(tmp: Path, files: dict[str, Path], langs: list[str], queries: int) ->
     tables, stats = [], []
     for l in sorted(langs):
         skipped: Counter = Counter()  # queries left out, by reason
-        lines: Counter = (
-            Counter()
-        )  # lines of the files passed over, by file and reason (not queries)
+        # lines of the files passed over, by file and reason (not queries)
+        lines: Counter = Counter()
         qtext = _texts(files[f"queries-{l}"], set(chosen), lines, "queries")
         ptext = _texts(files[f"collection-{l}"], pids, lines, "collection")
         cols: dict[str, list] = {"group": [], "query": [], "passage": [], "answer_key": []}
