@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import importlib
 
-from hbkit.core.env import torch_huge_pages
+from hbkit.core.env import torch_huge_pages as _torch_huge_pages
 
 import hbkit.train  # noqa: F401  the package first, so that the name ``train`` below stays the function
 
 #: large CPU tensors on huge pages: set before torch is imported, which reads it once
 #: (:func:`hbkit.core.env.torch_huge_pages`)
-torch_huge_pages()
+_torch_huge_pages()
 
 #: public name -> the module that defines it (``None``: the name is the module itself)
 _EXPORTS = {
