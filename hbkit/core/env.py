@@ -246,9 +246,9 @@ def large_blocks_from_mmap(threshold_bytes: int) -> bool:
     )
 
 
-#: the mmap threshold ``HBKIT_LOW_MEMORY=1`` sets (``benchmarks/bench_train_memory.py``: cpu-profile
-#: training peaks at 0.54x the RSS, 2,108 MB against 3,888, for 1.23x the time per step; the losses
-#: are equal)
+#: the mmap threshold ``HBKIT_LOW_MEMORY=1`` sets (``benchmarks/bench_train_memory.py``, 7 steps of
+#: the cpu profile with huge pages on: 2,166 MB against 2,653 MB with huge pages alone and 3,911 MB
+#: before them, for 1.19x the time per step; the losses are equal)
 LOW_MEMORY_THRESHOLD = 4 * 2**20
 
 

@@ -66,16 +66,17 @@ MEASURED_PEAK_GIB = {"params": 278e6, "batch": 100, "gib": 10.2}
 
 
 #: the peak RSS (MB) of training the cpu profile's model on CPU (embedded mE5-small, batch 32,
-#: frozen word embeddings): a whole model with glibc as it is (``benchmarks/bench_compare.py
-#: --profiles cpu``, the train stage), and with HBKIT_LOW_MEMORY=1
-#: (``benchmarks/bench_train_memory.py``, 6 steps: 2,108 MB against 3,888 MB with glibc as it is
-#: over the same steps), and the time per step that costs
+#: frozen word embeddings, torch's huge pages on: ``import hbkit`` sets them): a whole model in the
+#: main job (``benchmarks/bench_compare.py --profiles cpu``, the train stage, at 92c513b: 2,983 MB
+#: against 5,014 before the huge pages), and with HBKIT_LOW_MEMORY=1 as well
+#: (``benchmarks/bench_train_memory.py``, 7 steps: 2,166 MB against 2,653 MB with huge pages
+#: alone), and the time per step that costs
 CPU_TRAIN_PEAK_MB = {
     "model": "intfloat/multilingual-e5-small",
     "batch": 32,
-    "default": 5014,
-    "low_memory": 2108,
-    "slower": 1.23,
+    "default": 2983,
+    "low_memory": 2166,
+    "slower": 1.19,
 }
 
 
