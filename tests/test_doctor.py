@@ -130,7 +130,8 @@ def test_import_hbkit_puts_torchs_large_tensors_on_huge_pages_unless_told_otherw
     assert var == "1" and aligned, (var, aligned)
     if "[never]" not in mode:
         assert huge >= 128, huge   # most of the 256 MB
-    assert probe("hbkit-first", THP_MEM_ALLOC_ENABLE="0")[0] == "0"
+    var, aligned, huge = probe("hbkit-first", THP_MEM_ALLOC_ENABLE="0")
+    assert var == "0" and not aligned and huge == 0, (var, aligned, huge)
     var, aligned, huge = probe("torch-first")
     assert var == "None" and not aligned and huge == 0
 

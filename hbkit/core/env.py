@@ -204,8 +204,9 @@ def release_freed_memory() -> None:
 _LIBC = None
 
 #: torch's own switch for transparent huge pages under its CPU tensors (``c10/core/alloc_cpu.cpp``):
-#: with ``1``, every tensor of 2 MB and more is aligned to 2 MB and ``madvise(MADV_HUGEPAGE)``-d.
-#: torch reads it once, at its first CPU allocation, so it must be set before torch is imported
+#: with ``1``, every CPU tensor is page-aligned, and each of 2 MB and more is
+#: ``madvise(MADV_HUGEPAGE)``-d. torch reads it once, at its first CPU allocation, so it must be set
+#: before torch is imported
 TORCH_HUGE_PAGES = "THP_MEM_ALLOC_ENABLE"
 
 

