@@ -20,7 +20,8 @@ It measures, and writes to --out (gpu_check.json):
    BLAS), the largest difference on the raw embeddings, and the time ratio;
 4. fp16 corpus encoding of XQuAD's paragraphs (passages of ~150 words) in passages/s and tokens/s;
 5. ``trainer_path``: hbkit's own trainer (``hbkit.train.train``: sampler, collator, SentenceTransformerTrainer, MNRL,
-   the step log) on the same shapes and batch, with plain and fused AdamW: s/step (mean and median), the ratio to
+   the step log) on the same shapes and batch, plain and with each option of TRAINER_VARIANTS (fused AdamW,
+   batches padded to a multiple of 64 tokens, the collator in 2 dataloader workers): s/step (mean and median), the ratio to
    the bare loop of 1., the share of the bf16 peak (the bare loop's FLOPs per step at the trainer's time), peak
    memory, and a torch.profiler summary (top CUDA kernels and CPU ops, GPU idle share). ``--no-trainer`` skips it.
 
@@ -176,14 +177,26 @@ def train_steps(model, pairs, batch: int, steps: int, warmup: int, device: str, 
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None}
 
 
-def trainer_path(model, batch: int, steps: int, warmup: int, max_seq_length: int, optim: str, dry: bool,
+#: the trainer paths timed, by name: TrainConfig options over the default path (plain AdamW, batches padded to their
+#: longest text, the collator in the training process). Each is behind a TrainConfig option that a CPU test covers
+#: (tests/test_training.py); what a GPU measures here decides the paper profile's defaults.
+TRAINER_VARIANTS = {
+    "adamw_torch": {},
+    "adamw_torch_fused": {"optim": "adamw_torch_fused"},
+    "fused+pad64": {"optim": "adamw_torch_fused", "pad_to_multiple_of": 64},
+    "fused+pad64+workers2": {"optim": "adamw_torch_fused", "pad_to_multiple_of": 64, "dataloader_workers": 2},
+}
+
+
+def trainer_path(model, batch: int, steps: int, warmup: int, max_seq_length: int, options: dict, dry: bool,
                  profile_steps: int = 3) -> dict:
     """hbkit's real training path on the same shape: ``hbkit.train.train`` (HybridBatchSampler over XQuAD's
     training pairs in six languages, PairCollator tokenising in the main process, SentenceTransformerTrainer,
     MNRL, the per-step log), ``precision="auto"`` (bf16 on a GPU that has it). Wall time between consecutive
     optimizer steps (the next batch's sampling and tokenising count), the step times after ``warmup``, and a
     ``torch.profiler`` summary of ``profile_steps`` steps after them: the top CUDA kernels and CPU ops by self
-    time and the GPU's idle share of those steps' wall time."""
+    time and the GPU's idle share of those steps' wall time. ``options``: TrainConfig fields over the default
+    path (:data:`TRAINER_VARIANTS`)."""
     import torch
     from transformers import TrainerCallback
 
@@ -215,12 +228,13 @@ def trainer_path(model, batch: int, steps: int, warmup: int, max_seq_length: int
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     cfg = TrainConfig(strategy="hybrid", batch_size=batch, max_steps=warmup + steps + profile_steps + 1,
-                      save_steps=10 ** 6, max_seq_length=max_seq_length, seed=0, optim=optim,
-                      training_args={"save_strategy": "no"})
+                      save_steps=10 ** 6, max_seq_length=max_seq_length, seed=0,
+                      training_args={"save_strategy": "no"}, **options)
     with tempfile.TemporaryDirectory(prefix="gpu-check-trainer-") as d:
         train(model, pairs, cfg, Path(d) / "run", resume=False, progress=False, callbacks=[Timer()])
     times = np.diff(marks)[warmup:warmup + steps]
-    out = {"path": "hbkit.train.train", "optim": optim, "batch": batch, "steps": int(len(times)),
+    out = {"path": "hbkit.train.train", "optim": cfg.optim, "options": dict(options), "batch": batch,
+           "steps": int(len(times)),
            "s_per_step": float(np.mean(times)), "s_per_step_median": float(np.median(times)),
            "step_times": [round(float(x), 4) for x in times],
            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30 if cuda else None}
@@ -354,14 +368,14 @@ def main(argv=None) -> dict:
               f"{r['tokens_per_s']:,.0f} tokens/s, {r['tflops_per_s']:.1f} TFLOP/s, peak {r['peak_memory_gib']} GiB")
         if not a.no_trainer:
             report.setdefault("trainer_path", {})[shape] = {}
-            for optim in ("adamw_torch", "adamw_torch_fused"):
+            for variant, options in TRAINER_VARIANTS.items():
                 t = trainer_path(build_encoder(shape, a.max_seq_length, a.dry_run, dev, embedded_ok=True)[0], batch,
-                                 steps, warm, a.max_seq_length, optim, a.dry_run, 1 if a.dry_run else 3)
+                                 steps, warm, a.max_seq_length, options, a.dry_run, 1 if a.dry_run else 3)
                 t["over_bare_loop"] = t["s_per_step_median"] / r["s_per_step_median"]
                 if r.get("mfu"):   # the bare loop's FLOPs per step at the trainer's time (same shapes and batch)
                     t["mfu"] = r["mfu"] * r["s_per_step"] / t["s_per_step"]
-                report["trainer_path"][shape][optim] = t
-                print(f"  hbkit trainer {shape} ({optim}): {t['s_per_step']:.3f} s/step (median "
+                report["trainer_path"][shape][variant] = t
+                print(f"  hbkit trainer {shape} ({variant}): {t['s_per_step']:.3f} s/step (median "
                       f"{t['s_per_step_median']:.3f}) = {t['over_bare_loop']:.2f}x the bare loop"
                       + (f", {t['mfu']:.1%} of the bf16 peak" if t.get("mfu") else ""))
         if shape == "multilingual-e5-small":

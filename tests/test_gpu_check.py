@@ -24,10 +24,12 @@ def test_gpu_check_dry_run(tmp_path, data_dir):
     assert rep["cached_mnrl"]["abs_diff"] <= 1e-4 and rep["cached_mnrl"]["grad_cosine"] > 0.999
     assert rep["kernel"]["grid"]["max_abs_diff"] <= 1e-6 and rep["kernel"]["grid"]["nan_pattern_equal"]
     assert rep["encode_fp16"]["passages_per_s"] > 0
-    for shape in ("xlm-roberta-base", "multilingual-e5-small"):   # hbkit's own trainer path, plain and fused AdamW
-        for optim in ("adamw_torch", "adamw_torch_fused"):
-            t = rep["trainer_path"][shape][optim]
+    for shape in ("xlm-roberta-base", "multilingual-e5-small"):   # hbkit's own trainer path, plain and each option
+        assert set(rep["trainer_path"][shape]) == {"adamw_torch", "adamw_torch_fused", "fused+pad64",
+                                                   "fused+pad64+workers2"}
+        for variant, t in rep["trainer_path"][shape].items():
             assert t["path"] == "hbkit.train.train" and t["s_per_step"] > 0 and t["over_bare_loop"] > 0
+            assert t["optim"] == ("adamw_torch" if variant == "adamw_torch" else "adamw_torch_fused")
             assert t["profile"]["top"] and t["profile"]["top_cpu"]
     assert not list(tmp_path.glob(".*tmp"))  # written atomically
 

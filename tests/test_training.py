@@ -435,3 +435,51 @@ def test_progress_shows_the_loss_on_the_bar_not_one_dict_per_step(pairs, tmp_pat
     assert progress or "train_runtime" in out
     assert [json.loads(line)["step"] for line in (tmp_path / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4,
                                                                                                              5, 6]
+
+
+def test_padding_to_a_multiple_gives_the_losses_of_the_plain_path(pairs, tmp_path):
+    """TrainConfig.pad_to_multiple_of (fewer batch shapes for a GPU; gpu_check.py times it): each batch's token
+    length is a multiple of N, and with dropout off the steps' losses are the unpadded path's (padding is masked
+    out of attention and pooling). A folder trained before the option existed (none) keeps its identity; a bad N is
+    refused in one line that names it and max_seq_length."""
+    from hbkit.train.run_folder import run_identity
+    from hbkit.train.trainer import _preprocess
+
+    enc = tiny_encoder(seed=1)
+    feats = _preprocess(enc, TrainConfig(pad_to_multiple_of=8))(["query: one two three four five six seven"])
+    plain = _preprocess(enc, TrainConfig())(["query: one two three four five six seven"])
+    assert feats["input_ids"].shape[1] % 8 == 0 and feats["input_ids"].shape[1] > plain["input_ids"].shape[1]
+    logs = {}
+    for pad in (None, 8):
+        cfg = TrainConfig(strategy="hybrid", batch_size=8, max_steps=5, lr=2e-3, warmup_ratio=0.0, dropout=0.0,
+                          freeze_word_embeddings=False, save_steps=100, seed=3, pad_to_multiple_of=pad)
+        train(tiny_encoder(seed=1), pairs, cfg, tmp_path / str(pad), progress=False)
+        logs[pad] = [json.loads(l) for l in (tmp_path / str(pad) / "train_log.jsonl").read_text().splitlines()]
+    assert [r["batch"] for r in logs[8]] == [r["batch"] for r in logs[None]]
+    assert [r["loss"] for r in logs[8]] == pytest.approx([r["loss"] for r in logs[None]], rel=1e-4, abs=1e-5)
+    assert "pad_to_multiple_of" not in run_identity(tiny_encoder(seed=1), pairs, TrainConfig())["config"]
+    for bad in (0, 48, 2.0, True):
+        with pytest.raises(ValueError, match=rf"pad_to_multiple_of={bad!r}.*max_seq_length=128"):
+            TrainConfig(pad_to_multiple_of=bad)
+
+
+def test_dataloader_workers_tokenise_the_same_batches(pairs, tmp_path):
+    """TrainConfig.dataloader_workers (the collator in worker processes, off the training loop): the same
+    batches, kinds and losses as tokenising in the training process, every batch still recorded by the trainer
+    (the collator's own list stays in the worker), and the same folder identity (a run may resume with another
+    number of workers)."""
+    from hbkit.train.run_folder import run_identity
+
+    logs = {}
+    for workers in (0, 2):
+        cfg = TrainConfig(strategy="hybrid", batch_size=8, max_steps=4, lr=2e-3, warmup_ratio=0.0, dropout=0.0,
+                          save_steps=100, seed=5, dataloader_workers=workers)
+        train(tiny_encoder(seed=1), pairs, cfg, tmp_path / str(workers), progress=False)
+        logs[workers] = [json.loads(l) for l in (tmp_path / str(workers) / "train_log.jsonl").read_text().splitlines()]
+    assert len(logs[2]) == 4 and all(r["batch"] in ("xx", "xy") for r in logs[2])
+    assert [(r["batch"], r["lang"]) for r in logs[2]] == [(r["batch"], r["lang"]) for r in logs[0]]
+    assert [r["loss"] for r in logs[2]] == pytest.approx([r["loss"] for r in logs[0]], rel=1e-5)
+    assert run_identity(tiny_encoder(seed=1), pairs, TrainConfig(dataloader_workers=3)) == \
+        run_identity(tiny_encoder(seed=1), pairs, TrainConfig())
+    with pytest.raises(ValueError, match="dataloader_workers=-1"):
+        TrainConfig(dataloader_workers=-1)

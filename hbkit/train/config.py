@@ -96,6 +96,18 @@ class TrainConfig:
         "benchmarks/bench_trainer.py and gpu_check.py time both)",
         choices=OPTIMIZERS,
     )
+    pad_to_multiple_of: int | None = _option(
+        None,
+        "pad each batch's texts to a multiple of N tokens (8 or 64: fewer distinct shapes for a "
+        "GPU, where each new shape costs time); none: to the batch's longest text. It must divide "
+        "max_seq_length. The model trained is the same (padding is masked), but with dropout "
+        "the masks drawn differ",
+    )
+    dataloader_workers: int = _option(
+        0,
+        "processes that tokenise the next batches while the model trains on this one (the "
+        "collator off the training loop's critical path); 0: in the training process",
+    )
     gradient_checkpointing: bool | None = _option(
         None,
         "recompute each layer's activations in the backward pass instead of keeping them (the "
@@ -122,6 +134,7 @@ class TrainConfig:
             ("max_seq_length", 8),
             ("val_groups", 0),
             ("freeze_layers", 0),
+            ("dataloader_workers", 0),
         ):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be an integer >= {low}")
@@ -143,6 +156,17 @@ class TrainConfig:
                 f"lr={self.lr}, weight_decay={self.weight_decay}, "
                 f"warmup_ratio={self.warmup_ratio}: "
                 "lr and weight_decay must be finite and >= 0 (not NaN), warmup_ratio in [0, 1)"
+            )
+        if self.pad_to_multiple_of is not None and (
+            not isinstance(self.pad_to_multiple_of, int)
+            or isinstance(self.pad_to_multiple_of, bool)
+            or self.pad_to_multiple_of < 1
+            or self.max_seq_length % self.pad_to_multiple_of
+        ):
+            raise ValueError(
+                f"pad_to_multiple_of={self.pad_to_multiple_of!r}: must be none or a whole number "
+                f">= 1 that divides max_seq_length={self.max_seq_length} (8 or 64 for 128), so "
+                "that no batch is padded past the longest text the model reads"
             )
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout}: must lie in [0, 1)")

@@ -152,12 +152,12 @@ def _mapped_source(pairs) -> dict | None:
 
 #: config fields added after folders were made: at these values they are left out of the identity,
 #: so that a folder trained before the field existed (with what is now its default) stays resumable
-_LATER_FIELDS = {"val_corpus": "held-out", "optim": "adamw_torch"}
+_LATER_FIELDS = {"val_corpus": "held-out", "optim": "adamw_torch", "pad_to_multiple_of": None}
 #: config fields that change how a model is computed or what is kept, not which model: never part of
 #: the identity, so a run may be resumed with them changed (gradient checkpointing recomputes the
 #: same activations with the same dropout masks; keep_checkpoints only says what stays on disk after
-#: the save)
-_HOW_FIELDS = ("gradient_checkpointing", "keep_checkpoints")
+#: the save; dataloader_workers only says which process tokenises the same batches)
+_HOW_FIELDS = ("gradient_checkpointing", "keep_checkpoints", "dataloader_workers")
 
 
 def run_identity(encoder, pairs, config: TrainConfig, val_pairs=None) -> dict:

@@ -16,6 +16,7 @@ is set) on batches from :mod:`hbkit.train.sampling`, and writes to ``out_dir``:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -140,11 +141,14 @@ def _freeze(model, config: TrainConfig) -> None:
 class _BatchRecord:
     """What the trainer sees of its batches, shared with the callback that logs them
     (:func:`_callback`): the kinds of the batches that reached the model since the last step ended
-    (``pending``, as the collator passed them on in ``inputs["hbkit_batch"]``), and the training
-    batch sampler (for ``set_epoch`` on resume)."""
+    (``pending``, as the collator passed them on in ``inputs["hbkit_batch"]``), every batch that
+    reached the model, training and evaluation, as the collator named it (``seen``: the collator's
+    own list stays in its process, which is another one with ``dataloader_workers``), and the
+    training batch sampler (for ``set_epoch`` on resume)."""
 
     def __init__(self):
         self.pending: list = []
+        self.seen: list = []
         self.sampler = None
 
 
@@ -172,6 +176,7 @@ def _trainer_class():
             info = inputs.pop("hbkit_batch", None)
             if info is not None:
                 self.hbkit_record.pending.append(info)
+                self.hbkit_record.seen.append(info.get("seen"))
             return super().training_step(model, inputs, *args, **kw)
 
         def get_eval_dataloader(self, *args, **kw):
@@ -190,7 +195,9 @@ def _trainer_class():
             return super().get_batch_sampler(dataset, batch_size, *args, **kw)
 
         def compute_loss(self, model, inputs, *args, **kw):
-            inputs.pop("hbkit_batch", None)  # evaluation batches
+            info = inputs.pop("hbkit_batch", None)  # evaluation batches
+            if info is not None:
+                self.hbkit_record.seen.append(info.get("seen"))
             return super().compute_loss(model, inputs, *args, **kw)
 
     return HBTrainer
@@ -360,6 +367,7 @@ def _training_arguments(
         bf16=bf16,
         fp16=fp16,
         optim=config.optim,
+        dataloader_num_workers=config.dataloader_workers,
         report_to="none",
         disable_tqdm=not progress,
         dataloader_drop_last=True,
@@ -632,7 +640,7 @@ def train(
     _checkpointing_off(encoder)
     if world()[1] > 1:  # what this rank actually collated, for checking that ranks agree
         atomic_write_json(
-            out_dir / f"batches_seen.rank{world()[0]}.json", trainer.data_collator.seen
+            out_dir / f"batches_seen.rank{world()[0]}.json", trainer.hbkit_record.seen
         )
     if not trainer.is_world_process_zero():
         return folder.model_dir
@@ -714,6 +722,17 @@ def _selection(val_pairs, evaluator, config: TrainConfig):
     return evaluator, f"eval_{pm if not name or pm.startswith(name + '_') else f'{name}_{pm}'}"
 
 
+def _preprocess(encoder, config: TrainConfig):
+    """The collator's tokeniser: the encoder's own, padding each batch to a multiple of
+    ``config.pad_to_multiple_of`` tokens when it is set."""
+    if config.pad_to_multiple_of is None:
+        return encoder.preprocess
+    return functools.partial(
+        encoder.preprocess,
+        processing_kwargs={"text": {"pad_to_multiple_of": config.pad_to_multiple_of}},
+    )
+
+
 def _build_trainer(
     encoder,
     config: TrainConfig,
@@ -761,7 +780,9 @@ def _build_trainer(
         eval_dataset=val_pairs,
         loss=_loss(encoder, config),
         evaluator=evaluator,
-        data_collator=PairCollator(preprocess_fn=encoder.preprocess, prompts=args.prompts),
+        data_collator=PairCollator(
+            preprocess_fn=_preprocess(encoder, config), prompts=args.prompts
+        ),
         callbacks=[batch_log, *callbacks],
         record=record,
         mono_eval=val_pairs is not None and len(set(val_pairs["lang"])) == 1,
