@@ -58,7 +58,6 @@ class PairCollator(SentenceTransformerDataCollator):
                 out["hbkit_batch"]["corpus"] = corpora.pop() if len(corpora) == 1 else "mixed"
                 kind += f"@{out['hbkit_batch']['corpus']}"
             self.seen.append(kind)
-            out["hbkit_batch"]["seen"] = kind
         return out
 
 
