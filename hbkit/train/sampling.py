@@ -728,6 +728,15 @@ def batch_kind(query_langs: list[str], passage_langs: list[str]) -> str:
     return "mixed"
 
 
+def batch_name(info: dict) -> str:
+    """A batch's name from its ``hbkit_batch`` record (``{"kind", "lang"[, "corpus"]}``, which the
+    collator passes on with it): ``"xx:<lang>"``, ``"xy"`` or ``"mixed"``, then ``"@<corpus>"`` in
+    a mix. The names of ``PairCollator.seen`` and of the trainer's own list of the batches that
+    reached the model."""
+    name = info["kind"] + (f":{info['lang']}" if info.get("lang") else "")
+    return name + (f"@{info['corpus']}" if "corpus" in info else "")
+
+
 def describe_batch(
     sampler: HybridBatchSampler, dataset, epoch: int = 0, index: int = 0, n: int | None = None
 ):

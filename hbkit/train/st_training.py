@@ -19,7 +19,14 @@ from sentence_transformers.sentence_transformer.data_collator import (
 )
 
 from hbkit.core.vocab import CORPUS_COLUMN
-from hbkit.train.sampling import SamplerError, SamplerFactory, batch_kind, make_sampler, split_pairs
+from hbkit.train.sampling import (
+    SamplerError,
+    SamplerFactory,
+    batch_kind,
+    batch_name,
+    make_sampler,
+    split_pairs,
+)
 
 PAIR_COLUMNS = ("query", "passage")
 
@@ -56,8 +63,7 @@ class PairCollator(SentenceTransformerDataCollator):
             if CORPUS_COLUMN in qs[0]:
                 corpora = {f[CORPUS_COLUMN] for f in features}
                 out["hbkit_batch"]["corpus"] = corpora.pop() if len(corpora) == 1 else "mixed"
-                kind += f"@{out['hbkit_batch']['corpus']}"
-            self.seen.append(kind)
+            self.seen.append(batch_name(out["hbkit_batch"]))
         return out
 
 

@@ -45,7 +45,7 @@ from hbkit.train.run_folder import (
     run_identity,
     warmup_args,
 )
-from hbkit.train.sampling import SamplerError, XXMonoBatchSampler, make_sampler
+from hbkit.train.sampling import SamplerError, XXMonoBatchSampler, batch_name, make_sampler
 
 log = logging.getLogger(__name__)
 
@@ -152,14 +152,6 @@ class _BatchRecord:
         self.sampler = None
 
 
-def _seen_name(info: dict) -> str:
-    """A batch's name in :attr:`PairCollator.seen <hbkit.train.st_training.PairCollator>`
-    (``"xx:<lang>"``, ``"xy"``, ``"mixed"``, then ``"@<corpus>"`` in a mix), from the
-    ``hbkit_batch`` record that travelled with it."""
-    name = info["kind"] + (f":{info['lang']}" if info.get("lang") else "")
-    return name + (f"@{info['corpus']}" if "corpus" in info else "")
-
-
 def _trainer_class():
     """sentence-transformers' trainer, plus: the kind of every training batch is recorded in
     ``record`` when the batch reaches the model; with ``mono_eval`` the validation batches are
@@ -184,7 +176,7 @@ def _trainer_class():
             info = inputs.pop("hbkit_batch", None)
             if info is not None:
                 self.hbkit_record.pending.append(info)
-                self.hbkit_record.seen.append(_seen_name(info))
+                self.hbkit_record.seen.append(batch_name(info))
             return super().training_step(model, inputs, *args, **kw)
 
         def get_eval_dataloader(self, *args, **kw):
@@ -205,7 +197,7 @@ def _trainer_class():
         def compute_loss(self, model, inputs, *args, **kw):
             info = inputs.pop("hbkit_batch", None)  # evaluation batches
             if info is not None:
-                self.hbkit_record.seen.append(_seen_name(info))
+                self.hbkit_record.seen.append(batch_name(info))
             return super().compute_loss(model, inputs, *args, **kw)
 
     return HBTrainer
